@@ -1,0 +1,19 @@
+//go:build linux
+
+package afpacket
+
+import (
+	xbpf "golang.org/x/net/bpf"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/bpf"
+)
+
+// compileFilters turns Azure filters into a socket filter for the framing.
+func compileFilters(filters []tripcap.PacketCaptureFilter, fr framing, snapLen uint32) ([]xbpf.RawInstruction, error) {
+	link := bpf.LinkEthernet
+	if fr == framingRawIP {
+		link = bpf.LinkRawIP
+	}
+	return bpf.Compile(filters, link, snapLen)
+}

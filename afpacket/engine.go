@@ -1,0 +1,352 @@
+//go:build linux
+
+// Package afpacket is tripcap's capture engine on Linux: AF_PACKET sockets
+// with TPACKET_V3 memory-mapped rings (gopacket's pure-Go afpacket), one
+// socket per interface per session, classic BPF filters attached in the
+// kernel, and pcap or pcapng files written through pcapfile. It implements
+// tripcap.CaptureEngine for the agent and backs `tripcap capture run`.
+package afpacket
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	xbpf "golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/pcapfile"
+)
+
+// Defaults of Config.
+const (
+	DefaultRingBytes     = 32 << 20
+	DefaultBlockBytes    = 1 << 20
+	DefaultBlockTimeout  = 50 * time.Millisecond
+	DefaultWriteBuffer   = 1 << 20
+	DefaultFlushInterval = time.Second
+)
+
+// Config configures an Engine. Zero values take the defaults.
+type Config struct {
+	// CaptureDir confines every file the engine writes (default /var/captures).
+	CaptureDir string
+	// RingBytes is the TPACKET_V3 ring of each socket (default 32 MiB),
+	// made of blocks of BlockBytes (default 1 MiB). The kernel hands
+	// over a block when it is full or BlockTimeout (default 50 ms) after
+	// its first packet.
+	RingBytes    int
+	BlockBytes   int
+	BlockTimeout time.Duration
+	// WriteBufferBytes is the file write buffer (default 1 MiB). Records
+	// reach the file whole when it fills, every FlushInterval (default
+	// 1 s), and at stop.
+	WriteBufferBytes int
+	FlushInterval    time.Duration
+	// PreTrigger configures the pre-trigger buffer, started by Open.
+	PreTrigger PreTriggerConfig
+	Logger     *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.CaptureDir == "" {
+		c.CaptureDir = tripcap.DefaultCaptureDir
+	}
+	c.CaptureDir = path.Clean(c.CaptureDir)
+	if c.BlockBytes <= 0 {
+		c.BlockBytes = DefaultBlockBytes
+	}
+	// Blocks are whole pages and hold at least one packet of the largest snap length.
+	page := os.Getpagesize()
+	c.BlockBytes = max(c.BlockBytes, pcapfile.MaxSnapLen+page)
+	c.BlockBytes = (c.BlockBytes + page - 1) / page * page
+	if c.RingBytes <= 0 {
+		c.RingBytes = DefaultRingBytes
+	}
+	c.RingBytes = max(c.RingBytes, 2*c.BlockBytes)
+	if c.BlockTimeout < time.Millisecond {
+		c.BlockTimeout = DefaultBlockTimeout
+	}
+	if c.WriteBufferBytes <= 0 {
+		c.WriteBufferBytes = DefaultWriteBuffer
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) ring() ringConfig {
+	return ringConfig{
+		ringBytes:    c.RingBytes,
+		blockBytes:   c.BlockBytes,
+		blockTimeout: c.BlockTimeout,
+		// A poll that outlasts a block timeout proves the ring empty
+		// (see session.read), so stops wait at most this long.
+		pollTimeout: c.BlockTimeout + 50*time.Millisecond,
+	}
+}
+
+// Engine runs capture sessions on the local host.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex // guards the fields below
+	sessions map[*Session]struct{}
+	pre      *preRing
+	closed   bool
+}
+
+var _ tripcap.CaptureEngine = (*Engine)(nil)
+
+// NewEngine returns an engine; it opens nothing until Open or Start.
+func NewEngine(cfg Config) *Engine {
+	cfg = cfg.withDefaults()
+	return &Engine{cfg: cfg, log: cfg.Logger, sessions: map[*Session]struct{}{}}
+}
+
+// Open starts the pre-trigger buffer when the configuration asks for one.
+// Without Open, sessions run without pre-trigger packets. Interfaces are
+// looked up in the network namespace of the calling thread.
+func (e *Engine) Open(ctx context.Context) error {
+	if e.cfg.PreTrigger.Seconds <= 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return fmt.Errorf("opening the capture engine: it is closed")
+	}
+	if e.pre != nil {
+		return nil
+	}
+	pre, err := openPreRing(e.cfg.PreTrigger, e.cfg.ring(), e.log)
+	if err != nil {
+		return err
+	}
+	e.pre = pre
+	e.log.Info("pre-trigger buffer started", "interfaces", pre.stats().Interfaces, "seconds", e.cfg.PreTrigger.Seconds, "capacityBytes", pre.stats().CapacityBytes)
+	return nil
+}
+
+// PreTriggerStats reports the pre-trigger buffer's memory and contents.
+func (e *Engine) PreTriggerStats() PreTriggerStats {
+	e.mu.Lock()
+	pre := e.pre
+	e.mu.Unlock()
+	if pre == nil {
+		return PreTriggerStats{}
+	}
+	return pre.stats()
+}
+
+// Close stops every running session (AgentStopped), waits for their files,
+// and stops the pre-trigger buffer.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	sessions := make([]*Session, 0, len(e.sessions))
+	for s := range e.sessions {
+		sessions = append(sessions, s)
+	}
+	pre := e.pre
+	e.pre = nil
+	e.mu.Unlock()
+	for _, s := range sessions {
+		s.Stop(tripcap.StopAgentStopped)
+	}
+	for _, s := range sessions {
+		<-s.Done()
+	}
+	if pre != nil {
+		pre.close()
+	}
+	return nil
+}
+
+// Start opens the session's sockets and file and returns once packets are
+// being captured. It implements tripcap.CaptureEngine.
+func (e *Engine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.CaptureSession, error) {
+	s, err := e.StartSession(ctx, spec, SessionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SessionOptions are what `tripcap capture run` adds to a spec.
+type SessionOptions struct {
+	// RawFilter replaces the spec's filters with a BPF program (tcpdump
+	// -ddd), attached as is on every interface.
+	RawFilter []xbpf.RawInstruction
+}
+
+// StartSession is Start with options. Sockets are opened, and interfaces
+// looked up, in the network namespace of the calling thread.
+func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opts SessionOptions) (*Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("starting capture %s: %w", spec.Name, err)
+	}
+	e.mu.Lock()
+	closed, pre := e.closed, e.pre
+	e.mu.Unlock()
+	if closed {
+		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "the capture engine is shutting down")
+	}
+
+	p := spec.Parameters
+	p.ApplyDefaults()
+	if p.Format != tripcap.FormatPcap && p.Format != tripcap.FormatPcapng {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "format: %q is not one of pcap, pcapng", p.Format)
+	}
+	if p.BytesToCapturePerPacket < 0 || p.TotalBytesPerSession < 0 || p.TimeLimitInSeconds < 0 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "bytesToCapturePerPacket, totalBytesPerSession and timeLimitInSeconds may not be negative")
+	}
+	if opts.RawFilter != nil && len(p.Filters) > 0 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "give filters or a BPF program, not both")
+	}
+	if err := tripcap.ValidateFilters(p.Filters); err != nil {
+		return nil, err
+	}
+	snap := uint32(pcapfile.MaxSnapLen)
+	if p.BytesToCapturePerPacket > 0 && p.BytesToCapturePerPacket < pcapfile.MaxSnapLen {
+		snap = uint32(p.BytesToCapturePerPacket)
+	}
+	flt := sessionFilter{filters: p.Filters, raw: opts.RawFilter, snapLen: snap}
+
+	all, err := listInterfaces()
+	if err != nil {
+		return nil, err
+	}
+	ifcs, skipped, err := selectInterfaces(all, p.Interfaces, p.Format)
+	if err != nil {
+		return nil, err
+	}
+	if len(skipped) > 0 {
+		e.log.Warn("pcap holds one link type: interfaces of the other left out; use pcapng to capture all",
+			"capture", spec.Name, "skipped", skipped)
+	}
+	progs := make([][]xbpf.RawInstruction, len(ifcs))
+	for i, ifc := range ifcs {
+		if progs[i], err = flt.program(ifc); err != nil {
+			return nil, err
+		}
+	}
+
+	rel, err := relCapturePath(e.cfg.CaptureDir, spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	root, err := captureRoot(e.cfg.CaptureDir)
+	if err != nil {
+		return nil, err
+	}
+	ocfg := outputConfig{
+		dir:        e.cfg.CaptureDir,
+		first:      rel,
+		format:     p.Format,
+		section:    section(spec),
+		bufSize:    e.cfg.WriteBufferBytes,
+		totalBytes: p.TotalBytesPerSession,
+	}
+	timeLimit := time.Duration(p.TimeLimitInSeconds) * time.Second
+	if p.Continuous() {
+		cs := p.CaptureSettings
+		ocfg.continuous = true
+		ocfg.fileCount = max(int(*cs.FileCount), 1)
+		ocfg.fileSize = *cs.FileSizeInBytes
+		timeLimit = time.Duration(*cs.SessionTimeLimitInSeconds) * time.Second
+	}
+	desc := flt.describe()
+	for _, ifc := range ifcs {
+		ocfg.ifaces = append(ocfg.ifaces, pcapfile.Interface{Name: ifc.Name, Filter: desc, LinkType: ifc.Framing.pcapLinkType(), SnapLen: snap})
+	}
+	out, err := newOutput(root, ocfg)
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+
+	s := &Session{
+		eng:     e,
+		spec:    spec,
+		params:  p,
+		log:     e.log.With("capture", spec.Name, "id", spec.ID),
+		filter:  flt,
+		out:     out,
+		root:    root,
+		limit:   timeLimit,
+		flushNs: int64(e.cfg.FlushInterval),
+		pollNs:  int64(e.cfg.ring().pollTimeout),
+		drainNs: int64(e.cfg.BlockTimeout + 20*time.Millisecond),
+		stopCh:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for i, ifc := range ifcs {
+		sock, err := openSocket(ifc, i, progs[i], e.cfg.ring())
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			if sock != nil {
+				sock.close()
+			}
+			for _, s := range s.socks {
+				s.close()
+			}
+			out.discard()
+			root.Close()
+			return nil, err
+		}
+		s.socks = append(s.socks, sock)
+	}
+	// Everything stamped from now on went through the filters.
+	s.start = time.Now()
+	s.t0 = s.start.UnixNano()
+	s.lastFlush = s.t0
+
+	e.mu.Lock()
+	e.sessions[s] = struct{}{}
+	e.mu.Unlock()
+	names := make([]string, len(ifcs))
+	for i, ifc := range ifcs {
+		names[i] = ifc.Name
+	}
+	s.log.Info("capture started", "interfaces", names, "file", out.paths()[0], "format", p.Format, "snapLen", snap, "timeLimit", timeLimit)
+	go s.run(pre)
+	return s, nil
+}
+
+// section is the pcapng section header of a session's files.
+func section(spec tripcap.CaptureSpec) pcapfile.Section {
+	comment := spec.Comment
+	if comment == "" && (spec.Name != "" || spec.ID != "") {
+		comment = fmt.Sprintf("tripcap capture %s (id %s)", spec.Name, spec.ID)
+	}
+	sec := pcapfile.Section{Comment: comment, Hardware: runtime.GOARCH, Application: "tripcap " + tripcap.Version}
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		sec.OS = strings.TrimRight(string(uts.Sysname[:]), "\x00") + " " + strings.TrimRight(string(uts.Release[:]), "\x00")
+	}
+	return sec
+}
+
+func (e *Engine) forget(s *Session) {
+	e.mu.Lock()
+	delete(e.sessions, s)
+	e.mu.Unlock()
+}

@@ -1,0 +1,263 @@
+//go:build linux
+
+package afpacket
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/pcapfile"
+)
+
+// fileMode is the mode of capture files: they hold other people's traffic.
+const fileMode = 0o640
+
+// captureRoot opens the capture directory, creating it if needed. Every
+// file a session touches is reached through the returned os.Root, so no
+// path, however it was built, can leave the directory.
+func captureRoot(dir string) (*os.Root, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating the capture directory %s: %w", dir, err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the capture directory %s: %w", dir, err)
+	}
+	return root, nil
+}
+
+// relCapturePath confines p to dir lexically and returns it relative to dir.
+func relCapturePath(dir, p string) (string, error) {
+	full, err := tripcap.ConfineCapturePath(dir, p)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimPrefix(full, path.Clean(dir)+"/"), nil
+}
+
+// createConfined creates (or truncates) the file rel under root. Any
+// symbolic link on the way is refused, even one that stays inside the
+// directory: a capture path is a plain path. Missing directories are
+// created. os.Root backs the checks: should a link appear between a check and
+// the open, the open still cannot leave the capture directory.
+func createConfined(root *os.Root, rel string) (*os.File, error) {
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		fi, err := root.Lstat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := root.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+				return nil, fmt.Errorf("creating %s in the capture directory: %w", dir, err)
+			}
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("checking %s in the capture directory: %w", dir, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return nil, tripcap.Errorf(tripcap.EINVALID, "%q: %s is a symbolic link; capture paths may not contain links", rel, dir)
+		case !fi.IsDir():
+			return nil, tripcap.Errorf(tripcap.EINVALID, "%q: %s is not a directory", rel, dir)
+		}
+	}
+	fi, err := root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("checking %s in the capture directory: %w", rel, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, tripcap.Errorf(tripcap.EINVALID, "%q is a symbolic link; capture paths may not contain links", rel)
+	case !fi.Mode().IsRegular():
+		return nil, tripcap.Errorf(tripcap.EINVALID, "%q exists and is not a regular file", rel)
+	}
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "%q leaves the capture directory", rel)
+		}
+		return nil, fmt.Errorf("creating capture file %s: %w", rel, err)
+	}
+	return f, nil
+}
+
+// outputConfig says what files a session writes.
+type outputConfig struct {
+	dir     string // the capture directory
+	first   string // the first file, relative to dir
+	format  string
+	ifaces  []pcapfile.Interface
+	section pcapfile.Section
+	bufSize int
+
+	// continuous sessions write a ring of fileCount files of at most
+	// fileSize bytes; others stop when the file would exceed totalBytes.
+	continuous bool
+	fileCount  int
+	fileSize   int64
+	totalBytes int64
+}
+
+// output writes a session's records to its file or ring of files. Its
+// methods are called with the session's writer lock held, except files.
+type output struct {
+	cfg  outputConfig
+	root *os.Root
+
+	f           *os.File
+	w           pcapfile.Writer
+	filePackets int
+	seq         int
+
+	mu    sync.Mutex // guards files
+	files []string   // relative to the capture directory, oldest first
+}
+
+// newOutput creates the first file and writes its header.
+func newOutput(root *os.Root, cfg outputConfig) (*output, error) {
+	o := &output{cfg: cfg, root: root}
+	if err := o.open(cfg.first); err != nil {
+		return nil, err
+	}
+	limit := cfg.totalBytes
+	if cfg.continuous {
+		limit = cfg.fileSize
+	}
+	// The limit must leave room for the header, the trailer and at least
+	// one record, or the session could never write a packet.
+	if need := o.w.Size() + o.w.TrailerSize() + o.w.RecordSize(0); limit < need {
+		o.discard()
+		field := "totalBytesPerSession"
+		if cfg.continuous {
+			field = "captureSettings.fileSizeInBytes"
+		}
+		return nil, tripcap.Errorf(tripcap.EINVALID, "%s: %d bytes cannot hold a %s file's header and a packet (%d bytes)", field, limit, cfg.format, need)
+	}
+	return o, nil
+}
+
+func (o *output) open(rel string) error {
+	f, err := createConfined(o.root, rel)
+	if err != nil {
+		return err
+	}
+	var w pcapfile.Writer
+	if o.cfg.format == tripcap.FormatPcapng {
+		w, err = pcapfile.NewNgWriter(f, o.cfg.section, o.cfg.ifaces, o.cfg.bufSize)
+	} else {
+		w, err = pcapfile.NewPcapWriter(f, o.cfg.ifaces[0].LinkType, o.cfg.ifaces[0].SnapLen, o.cfg.bufSize)
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("writing the header of %s: %w", rel, err)
+	}
+	o.f, o.w, o.filePackets = f, w, 0
+	o.mu.Lock()
+	o.files = append(o.files, rel)
+	o.mu.Unlock()
+	return nil
+}
+
+// nthName names the n-th file of a ring (n ≥ 1): capture.cap, capture_00001.cap, …
+func nthName(first string, n int) string {
+	ext := path.Ext(first)
+	return fmt.Sprintf("%s_%05d%s", strings.TrimSuffix(first, ext), n, ext)
+}
+
+// write appends one record. It returns a stop reason when the session must
+// end instead (the record is then not written), and an error when a file
+// operation failed.
+func (o *output) write(iface int, ts int64, origLen int, data []byte, stats func() []pcapfile.InterfaceStats) (string, error) {
+	rec := o.w.RecordSize(len(data))
+	if !o.cfg.continuous {
+		if o.w.Size()+rec+o.w.TrailerSize() > o.cfg.totalBytes {
+			return tripcap.StopTotalBytesExceeded, nil
+		}
+	} else if o.w.Size()+rec+o.w.TrailerSize() > o.cfg.fileSize {
+		if o.filePackets > 0 {
+			if err := o.rotate(stats); err != nil {
+				return "", err
+			}
+		}
+		// A record larger than an empty file allows is cut to fit, so
+		// no file ever exceeds fileSizeInBytes.
+		if room := o.cfg.fileSize - o.w.Size() - o.w.TrailerSize() - o.w.RecordSize(0); int64(len(data)) > room {
+			data = data[:max(room, 0)]
+		}
+	}
+	if err := o.w.WritePacket(iface, ts, origLen, data); err != nil {
+		return "", err
+	}
+	o.filePackets++
+	return "", nil
+}
+
+// rotate closes the current file of a ring and opens the next, removing the
+// oldest when the ring is full.
+func (o *output) rotate(stats func() []pcapfile.InterfaceStats) error {
+	if err := o.closeFile(stats()); err != nil {
+		return err
+	}
+	o.seq++
+	o.mu.Lock()
+	var oldest string
+	if len(o.files) >= o.cfg.fileCount {
+		oldest = o.files[0]
+		o.files = o.files[1:]
+	}
+	o.mu.Unlock()
+	if oldest != "" {
+		if err := o.root.Remove(oldest); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing the oldest file of the ring, %s: %w", oldest, err)
+		}
+	}
+	return o.open(nthName(o.cfg.first, o.seq))
+}
+
+func (o *output) flush() error { return o.w.Flush() }
+
+// closeFile writes the trailer, syncs and closes the current file.
+func (o *output) closeFile(stats []pcapfile.InterfaceStats) error {
+	if o.f == nil {
+		return nil
+	}
+	err := o.w.Close(stats)
+	if serr := o.f.Sync(); err == nil && serr != nil {
+		err = fmt.Errorf("syncing capture file: %w", serr)
+	}
+	if cerr := o.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing capture file: %w", cerr)
+	}
+	o.f = nil
+	return err
+}
+
+// discard closes and removes the first file of a session that did not start.
+func (o *output) discard() {
+	if o.f != nil {
+		o.f.Close()
+		o.f = nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, rel := range o.files {
+		_ = o.root.Remove(rel)
+	}
+	o.files = nil
+}
+
+// paths lists the files written so far, oldest first, as absolute paths.
+func (o *output) paths() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]string, len(o.files))
+	for i, rel := range o.files {
+		out[i] = path.Join(o.cfg.dir, rel)
+	}
+	return out
+}

@@ -1,0 +1,530 @@
+// Package agent is the per-host tripcap agent (Azure's watcher VM extension):
+// it enrolls with the control plane, keeps a long poll open for its desired
+// state, runs capture sessions through a tripcap.CaptureEngine, reports their
+// status every second, and uploads their files. Sessions keep running while
+// the server is away; a journal on disk carries results across restarts.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	tchttp "github.com/tripcap/tripcap/http"
+)
+
+// Config configures an agent.
+type Config struct {
+	Server    string
+	JoinToken string
+	Name      string
+	Location  string
+	Labels    map[string]string
+	// StateDir keeps the agent's credential and session journal.
+	StateDir string
+	// CaptureDir is where capture files are written; Azure's /var/captures
+	// paths map into it.
+	CaptureDir string
+	Engine     tripcap.CaptureEngine
+	Logger     *slog.Logger
+
+	HeartbeatInterval time.Duration
+	ReportInterval    time.Duration
+	PollWait          time.Duration
+}
+
+// Agent runs on one host.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	client *tchttp.Client
+	hostID string
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	// kick wakes the reporter and uploader early (a session ended).
+	kick chan struct{}
+}
+
+type session struct {
+	journal *journalEntry
+	run     tripcap.CaptureSession // nil once the session ended
+	stop    string                 // stop reason requested, if any
+	// settled is closed once a running session's result is journaled.
+	settled chan struct{}
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("agent: no capture engine")
+	}
+	if cfg.StateDir == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "state directory: required")
+	}
+	if cfg.CaptureDir == "" {
+		cfg.CaptureDir = tripcap.DefaultCaptureDir
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.ReportInterval == 0 {
+		cfg.ReportInterval = time.Second
+	}
+	if cfg.PollWait == 0 {
+		cfg.PollWait = 30 * time.Second
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kick: make(chan struct{}, 1)}, nil
+}
+
+// Run enrolls if needed and serves the control plane until ctx ends. Running
+// sessions are stopped on the way out and their results journaled.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.connect(ctx); err != nil {
+		return err
+	}
+	if err := a.recover(); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){a.heartbeatLoop, a.pollLoop, a.reportLoop, a.uploadLoop} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	a.shutdown()
+	return nil
+}
+
+// HostID is the id the server gave this host.
+func (a *Agent) HostID() string { return a.hostID }
+
+// connect loads the agent's identity or enrolls with the join token.
+func (a *Agent) connect(ctx context.Context) error {
+	id, err := a.loadIdentity()
+	if err != nil {
+		return err
+	}
+	if id != nil && (a.cfg.Server == "" || a.cfg.Server == id.Server) && (a.cfg.Name == "" || a.cfg.Name == id.Name) {
+		if a.client, err = tchttp.NewClient(id.Server, id.Credential); err != nil {
+			return err
+		}
+		a.hostID = id.HostID
+		a.log.Info("agent identity loaded", "host", id.Name, "server", id.Server)
+		return nil
+	}
+	if a.cfg.Server == "" || a.cfg.JoinToken == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "this agent is not enrolled yet: give --server and --join-token (create one with `tripcap host join-token create`)")
+	}
+	if a.cfg.Name == "" {
+		inv := Inventory()
+		a.cfg.Name = inv.Hostname
+	}
+	c, err := tchttp.NewClient(a.cfg.Server, "")
+	if err != nil {
+		return err
+	}
+	var resp *tripcap.EnrollResponse
+	for attempt := 0; ; attempt++ {
+		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: a.cfg.JoinToken, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: Inventory()})
+		if err == nil {
+			break
+		}
+		if code := tripcap.ErrorCode(err); code != tripcap.EINTERNAL || ctx.Err() != nil {
+			return fmt.Errorf("enroll with %s: %w", a.cfg.Server, err)
+		}
+		a.log.Warn("enrolling failed; retrying", "server", a.cfg.Server, "err", err)
+		sleep(ctx, backoff(attempt))
+	}
+	id = &identity{Server: a.cfg.Server, HostID: resp.Host.ID, Name: resp.Host.Name, Credential: resp.Credential}
+	if err := a.saveIdentity(id); err != nil {
+		return err
+	}
+	a.client = c.WithToken(resp.Credential)
+	a.hostID = id.HostID
+	a.log.Info("agent enrolled", "host", id.Name, "id", id.HostID, "server", id.Server)
+	return nil
+}
+
+// recover loads the journal: sessions that were running when the agent died
+// end as AgentStopped, with whatever their files hold; their results are
+// then reported and uploaded like any other.
+func (a *Agent) recover() error {
+	entries, err := a.loadJournals()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Final == nil {
+			now := time.Now()
+			files := fileReports(e, nil, true)
+			e.Final = &tripcap.SessionReport{
+				CaptureID: e.Assignment.ID, Status: tripcap.StatusError, StopReason: tripcap.StopAgentStopped,
+				Errors: []string{tripcap.CaptureErrAgentStopped}, Message: "the agent stopped while the session ran; the partial file was recovered",
+				StopTime: &now, Files: files, Stats: tripcap.CaptureStats{Bytes: totalSize(files)},
+			}
+			if err := a.saveJournal(e); err != nil {
+				return err
+			}
+			a.log.Warn("recovered an interrupted session", "capture", e.Assignment.Name, "files", len(files))
+		}
+		a.sessions[e.Assignment.ID] = &session{journal: e}
+	}
+	return nil
+}
+
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	var sent string
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		hb := tripcap.Heartbeat{}
+		inv := Inventory()
+		if fp := fmt.Sprint(inv); fp != sent {
+			hb.Inventory = &inv
+			if err := a.client.Heartbeat(ctx, hb); err == nil {
+				sent = fp
+			} else if ctx.Err() == nil {
+				a.log.Warn("heartbeat failed", "err", err)
+			}
+		} else if err := a.client.Heartbeat(ctx, hb); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pollLoop keeps a long poll open and reconciles on every answer.
+func (a *Agent) pollLoop(ctx context.Context) {
+	revision := int64(-1)
+	for attempt := 0; ctx.Err() == nil; {
+		as, err := a.client.Assignments(ctx, revision, a.cfg.PollWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			a.log.Warn("polling the server failed; sessions keep running", "err", err)
+			sleep(ctx, backoff(attempt))
+			attempt++
+			continue
+		}
+		attempt = 0
+		if as.Revision != revision {
+			a.reconcile(ctx, as.Assignments)
+			revision = as.Revision
+		}
+	}
+}
+
+// reconcile moves local sessions toward the server's desired state.
+func (a *Agent) reconcile(ctx context.Context, assignments []tripcap.Assignment) {
+	for _, as := range assignments {
+		a.mu.Lock()
+		s := a.sessions[as.ID]
+		a.mu.Unlock()
+		switch {
+		case s == nil && as.Desired == tripcap.DesiredRunning:
+			a.start(ctx, as)
+		case s == nil:
+			// Stopped or deleted before it ever ran here: close it on the server.
+			a.finishWithoutRunning(as, stopReasonFor(as.Desired), nil, "")
+		case s.run != nil && as.Desired != tripcap.DesiredRunning:
+			a.mu.Lock()
+			if s.stop == "" {
+				s.stop = stopReasonFor(as.Desired)
+				s.run.Stop(s.stop)
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+func stopReasonFor(d tripcap.DesiredState) string {
+	if d == tripcap.DesiredDeleted {
+		return tripcap.StopSessionDeleted
+	}
+	return tripcap.StopManuallyStopped
+}
+
+// capturePath places a session's first file: the user's filePath/localPath
+// (Azure's /var/captures/… mapped into the capture directory), else the spool.
+func (a *Agent) capturePath(as tripcap.Assignment) (string, bool, error) {
+	loc := as.Parameters.StorageLocation
+	user := loc.LocalPath
+	if user == "" {
+		user = loc.FilePath
+	}
+	if user == "" {
+		ext := ".cap"
+		if as.Parameters.Format == tripcap.FormatPcapng {
+			ext = ".pcapng"
+		}
+		return filepath.Join(a.cfg.CaptureDir, "spool", as.ID+ext), false, nil
+	}
+	rel := user
+	if strings.HasPrefix(path.Clean(user), tripcap.DefaultCaptureDir+"/") {
+		rel = strings.TrimPrefix(path.Clean(user), tripcap.DefaultCaptureDir+"/")
+	}
+	p, err := tripcap.ConfineCapturePath(a.cfg.CaptureDir, rel)
+	return p, true, err
+}
+
+func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
+	p, keep, err := a.capturePath(as)
+	if err != nil {
+		a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
+		return
+	}
+	e := &journalEntry{Assignment: as, Path: p, Keep: keep}
+	if err := a.saveJournal(e); err != nil {
+		a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
+		return
+	}
+	comment := fmt.Sprintf("tripcap capture %s (id %s)", as.Name, as.ID)
+	if as.Cause != "" {
+		comment += "; cause: " + as.Cause
+	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	run, err := a.cfg.Engine.Start(sctx, tripcap.CaptureSpec{ID: as.ID, Name: as.Name, Parameters: as.Parameters, Path: p, Comment: comment})
+	cancel()
+	if err != nil {
+		a.log.Error("capture failed to start", "capture", as.Name, "err", err)
+		_ = a.removeJournal(as.ID)
+		a.finishWithoutRunning(as, tripcap.StopCaptureFailed, []string{tripcap.CaptureErrCaptureFailed}, tripcap.ErrorMessage(err)+detail(err))
+		return
+	}
+	s := &session{journal: e, run: run, settled: make(chan struct{})}
+	a.mu.Lock()
+	a.sessions[as.ID] = s
+	a.mu.Unlock()
+	a.log.Info("capture started", "capture", as.Name, "id", as.ID, "path", p)
+	a.kickNow()
+	go a.await(s)
+}
+
+// detail adds an internal error's text, which the agent may show (it is the host's own).
+func detail(err error) string {
+	if tripcap.ErrorCode(err) == tripcap.EINTERNAL {
+		return ": " + err.Error()
+	}
+	return ""
+}
+
+// await journals a session's result when it ends.
+func (a *Agent) await(s *session) {
+	defer close(s.settled)
+	<-s.run.Done()
+	res := s.run.Result()
+	e := s.journal
+	files := fileReports(e, res.Files, true)
+	start, stop := res.StartTime, res.StopTime
+	if res.StopReason == tripcap.StopAgentStopped {
+		res.Errors = appendOnce(res.Errors, tripcap.CaptureErrAgentStopped)
+	}
+	status := tripcap.StatusStopped
+	if len(res.Errors) > 0 {
+		status = tripcap.StatusError
+	}
+	final := &tripcap.SessionReport{CaptureID: e.Assignment.ID, Status: status, StopReason: res.StopReason, Errors: res.Errors,
+		Message: res.Message, Stats: res.Stats, Files: files}
+	if !start.IsZero() {
+		final.StartTime = &start
+	}
+	if !stop.IsZero() {
+		final.StopTime = &stop
+	}
+	a.mu.Lock()
+	e.Final = final
+	s.run = nil
+	a.mu.Unlock()
+	if err := a.saveJournal(e); err != nil {
+		a.log.Error("journaling a finished session", "capture", e.Assignment.Name, "err", err)
+	}
+	a.log.Info("capture ended", "capture", e.Assignment.Name, "reason", res.StopReason, "packets", res.Stats.Packets, "files", len(files))
+	a.kickNow()
+}
+
+// finishWithoutRunning records a session that never ran here.
+func (a *Agent) finishWithoutRunning(as tripcap.Assignment, reason string, errs []string, msg string) {
+	now := time.Now()
+	status := tripcap.StatusStopped
+	if len(errs) > 0 {
+		status = tripcap.StatusError
+	}
+	e := &journalEntry{Assignment: as, Final: &tripcap.SessionReport{CaptureID: as.ID, Status: status, StopReason: reason, Errors: errs, Message: msg, StopTime: &now}}
+	a.mu.Lock()
+	a.sessions[as.ID] = &session{journal: e}
+	a.mu.Unlock()
+	if err := a.saveJournal(e); err != nil {
+		a.log.Error("journaling a session", "capture", as.Name, "err", err)
+	}
+	a.kickNow()
+}
+
+func (a *Agent) kickNow() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop sends every session's status each ReportInterval (and at once
+// when a session ends), until the server has each final report.
+func (a *Agent) reportLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.ReportInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-a.kick:
+		}
+		a.reportOnce(ctx)
+	}
+}
+
+func (a *Agent) reportOnce(ctx context.Context) {
+	var reports []tripcap.SessionReport
+	a.mu.Lock()
+	for _, s := range a.sessions {
+		switch {
+		case s.run != nil:
+			st := s.run.Stats()
+			r := tripcap.SessionReport{CaptureID: s.journal.Assignment.ID, Status: tripcap.StatusRunning, Stats: st,
+				Files: fileReports(s.journal, s.run.Files(), false)}
+			reports = append(reports, r)
+		case s.journal.Final != nil && !s.journal.Reported:
+			reports = append(reports, *s.journal.Final)
+		}
+	}
+	a.mu.Unlock()
+	if len(reports) == 0 {
+		return
+	}
+	res, err := a.client.Report(ctx, reports)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("reporting failed; will retry", "err", err)
+		}
+		return
+	}
+	unknown := map[string]bool{}
+	for _, id := range res.Unknown {
+		unknown[id] = true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range reports {
+		s := a.sessions[r.CaptureID]
+		if s == nil {
+			continue
+		}
+		if unknown[r.CaptureID] {
+			// The server no longer has this capture: stop it and forget it.
+			a.log.Warn("server does not know this capture; dropping it", "capture", s.journal.Assignment.Name)
+			if s.run != nil {
+				s.run.Stop(tripcap.StopSessionDeleted)
+				continue
+			}
+			delete(a.sessions, r.CaptureID)
+			_ = a.removeJournal(r.CaptureID)
+			continue
+		}
+		if r.Status.Terminal() && s.journal.Final != nil && !s.journal.Reported {
+			s.journal.Reported = true
+			if err := a.saveJournal(s.journal); err != nil {
+				a.log.Error("journaling a report", "err", err)
+			}
+			a.forgetIfDone(s)
+		}
+	}
+}
+
+// forgetIfDone drops a session whose final report and uploads the server has,
+// and its spool files. Called with a.mu held.
+func (a *Agent) forgetIfDone(s *session) {
+	e := s.journal
+	if !e.Reported || len(a.pendingUploads(e)) > 0 {
+		return
+	}
+	if !e.Keep {
+		for _, f := range e.Final.Files {
+			if f.LocalPath != "" && e.Uploaded[f.Name] != "" {
+				a.removeFile(f.LocalPath)
+			}
+		}
+	}
+	delete(a.sessions, e.Assignment.ID)
+	if err := a.removeJournal(e.Assignment.ID); err != nil {
+		a.log.Error("removing a session journal", "err", err)
+	}
+}
+
+func (a *Agent) shutdown() {
+	a.mu.Lock()
+	var running []*session
+	for _, s := range a.sessions {
+		if s.run != nil {
+			running = append(running, s)
+		}
+	}
+	a.mu.Unlock()
+	// A stopping agent ends its sessions as a crashed one would, but cleanly:
+	// files flushed and results journaled, to be reported at the next start.
+	for _, s := range running {
+		s.run.Stop(tripcap.StopAgentStopped)
+	}
+	for _, s := range running {
+		select {
+		case <-s.settled:
+		case <-time.After(10 * time.Second):
+			a.log.Error("a session did not stop in time", "capture", s.journal.Assignment.Name)
+		}
+	}
+}
+
+func appendOnce(list []string, v string) []string {
+	if slices.Contains(list, v) {
+		return list
+	}
+	return append(list, v)
+}
+
+// Sessions returns the ids of the sessions the agent holds, running or not yet settled.
+func (a *Agent) Sessions() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Sorted(maps.Keys(a.sessions))
+}
+
+func backoff(attempt int) time.Duration {
+	d := 250 * time.Millisecond << min(attempt, 6)
+	return min(d, 15*time.Second)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,292 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/agent"
+	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/filestore"
+	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/sqlite"
+)
+
+// fileEngine stands in for AF_PACKET here: it writes a record every 10 ms
+// until stopped or out of time, so the agent's protocol logic is tested on
+// its own. The real engine runs in the e2e tests.
+type fileEngine struct{}
+
+type fileSession struct {
+	mu      sync.Mutex
+	path    string
+	packets uint64
+	stop    chan string
+	done    chan struct{}
+	result  tripcap.CaptureResult
+}
+
+func (fileEngine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.CaptureSession, error) {
+	if err := os.MkdirAll(filepath.Dir(spec.Path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	s := &fileSession{path: spec.Path, stop: make(chan string, 1), done: make(chan struct{})}
+	start := time.Now()
+	limit := time.Duration(spec.Parameters.TimeLimitInSeconds) * time.Second
+	go func() {
+		defer close(s.done)
+		defer f.Close()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		timeout := time.After(limit)
+		reason := ""
+		for reason == "" {
+			select {
+			case reason = <-s.stop:
+			case <-timeout:
+				reason = tripcap.StopTimeExceeded
+			case <-tick.C:
+				_, _ = f.WriteString("packet\n")
+				s.mu.Lock()
+				s.packets++
+				s.mu.Unlock()
+			}
+		}
+		s.result = tripcap.CaptureResult{StopReason: reason, Files: []string{spec.Path}, Stats: s.Stats(), StartTime: start, StopTime: time.Now()}
+	}()
+	return s, nil
+}
+
+func (s *fileSession) Stats() tripcap.CaptureStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return tripcap.CaptureStats{Packets: s.packets, Bytes: s.packets * 7}
+}
+func (s *fileSession) Files() []string { return []string{s.path} }
+func (s *fileSession) Stop(reason string) {
+	select {
+	case s.stop <- reason:
+	default:
+	}
+}
+func (s *fileSession) Done() <-chan struct{}         { return s.done }
+func (s *fileSession) Result() tripcap.CaptureResult { return s.result }
+
+// server is a control plane on a fixed loopback address, so it can be
+// stopped and started again where the agent expects it.
+type server struct {
+	t     *testing.T
+	dir   string
+	addr  string
+	admin *tchttp.Client
+	stop  func()
+}
+
+func startServer(t *testing.T, dir, addr string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := filestore.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local", HeartbeatInterval: time.Second}, log)
+	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l net.Listener
+	for i := 0; ; i++ {
+		if l, err = net.Listen("tcp", addr); err == nil {
+			break
+		} else if i == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
+	go func() { defer wg.Done(); _ = tchttp.NewServer(svc, log).Serve(ctx, l) }()
+	admin, _ := tchttp.NewClient("http://"+l.Addr().String(), token)
+	s := &server{t: t, dir: dir, addr: l.Addr().String(), admin: admin}
+	s.stop = func() { cancel(); wg.Wait(); store.Close() }
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+func runAgent(t *testing.T, srv *server, stateDir string, joinToken string) (cancel func()) {
+	t.Helper()
+	a, err := agent.New(agent.Config{Server: "http://" + srv.addr, JoinToken: joinToken, Name: "web1", StateDir: stateDir,
+		CaptureDir: filepath.Join(stateDir, "captures"), Engine: fileEngine{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		HeartbeatInterval: 200 * time.Millisecond, PollWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	var once sync.Once
+	cancel = func() { once.Do(func() { stop(); <-done }) }
+	t.Cleanup(cancel)
+	return cancel
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func enrolled(t *testing.T, srv *server) string {
+	t.Helper()
+	jt, err := srv.admin.CreateJoinToken(context.Background(), time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jt.Token
+}
+
+func capture(t *testing.T, srv *server, name string) *tripcap.PacketCapture {
+	t.Helper()
+	c, err := srv.admin.GetCapture(context.Background(), "", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestCaptureRunsStopsAndUploads(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "127.0.0.1:0")
+	stateDir := t.TempDir()
+	runAgent(t, srv, stateDir, enrolled(t, srv))
+	ctx := context.Background()
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+
+	created := time.Now()
+	if _, err := srv.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "x", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Running", 2*time.Second, func() bool { return capture(t, srv, "x").Status == tripcap.StatusRunning })
+	if d := time.Since(created); d > time.Second {
+		t.Errorf("capture took %s to be Running", d)
+	}
+	waitFor(t, "live statistics", 3*time.Second, func() bool { return capture(t, srv, "x").Stats.Packets > 0 })
+	if _, err := srv.admin.StopCapture(ctx, "", "x"); err != nil {
+		t.Fatal(err)
+	}
+	var c *tripcap.PacketCapture
+	waitFor(t, "stopped and stored", 5*time.Second, func() bool {
+		c = capture(t, srv, "x")
+		return c.Status == tripcap.StatusStopped && len(c.Files) == 1 && c.Files[0].Stored
+	})
+	if c.StopReason != tripcap.StopManuallyStopped {
+		t.Fatalf("stop reason %s", c.StopReason)
+	}
+	d, err := srv.admin.DownloadFile(ctx, "", "x", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(d.Body)
+	d.Body.Close()
+	sum := sha256.Sum256(body)
+	if hex.EncodeToString(sum[:]) != c.Files[0].SHA256 || len(body) == 0 {
+		t.Fatal("downloaded file does not match its recorded checksum")
+	}
+	// The spool copy goes once stored; the journal empties.
+	waitFor(t, "spool cleanup", 3*time.Second, func() bool {
+		left, _ := filepath.Glob(filepath.Join(stateDir, "captures", "spool", "*"))
+		journal, _ := filepath.Glob(filepath.Join(stateDir, "sessions", "*.json"))
+		return len(left) == 0 && len(journal) == 0
+	})
+}
+
+func TestSessionsSurviveServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "127.0.0.1:0")
+	addr := srv.addr
+	runAgent(t, srv, t.TempDir(), enrolled(t, srv))
+	ctx := context.Background()
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+	if _, err := srv.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "x", Parameters: tripcap.PacketCaptureParameters{Target: "web1", TimeLimitInSeconds: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Running", 2*time.Second, func() bool { return capture(t, srv, "x").Status == tripcap.StatusRunning })
+	srv.stop()
+	// The session ends (TimeExceeded) while the server is away.
+	time.Sleep(4 * time.Second)
+	srv = startServer(t, dir, addr)
+	var c *tripcap.PacketCapture
+	waitFor(t, "the result after the server returns", 10*time.Second, func() bool {
+		c = capture(t, srv, "x")
+		return c.Status.Terminal() && len(c.Files) == 1 && c.Files[0].Stored
+	})
+	if c.Status != tripcap.StatusStopped || c.StopReason != tripcap.StopTimeExceeded || c.Stats.Packets < 100 {
+		t.Fatalf("after server restart: %s %s %d packets", c.Status, c.StopReason, c.Stats.Packets)
+	}
+}
+
+func TestInterruptedSessionIsRecoveredAfterRestart(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "127.0.0.1:0")
+	stateDir := t.TempDir()
+	stopAgent := runAgent(t, srv, stateDir, enrolled(t, srv))
+	ctx := context.Background()
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+	if _, err := srv.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "x", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Running", 2*time.Second, func() bool { return capture(t, srv, "x").Status == tripcap.StatusRunning })
+	time.Sleep(200 * time.Millisecond)
+	stopAgent()
+	// Make it look like a crash: the journal entry has no final report.
+	journals, _ := filepath.Glob(filepath.Join(stateDir, "sessions", "*.json"))
+	if len(journals) != 1 {
+		t.Fatalf("%d journal entries", len(journals))
+	}
+	b, _ := os.ReadFile(journals[0])
+	var e map[string]any
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	delete(e, "final")
+	e["reported"] = false
+	b, _ = json.Marshal(e)
+	if err := os.WriteFile(journals[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, srv, stateDir, "")
+	var c *tripcap.PacketCapture
+	waitFor(t, "the recovered file", 10*time.Second, func() bool {
+		c = capture(t, srv, "x")
+		return len(c.Files) == 1 && c.Files[0].Stored
+	})
+	if c.Status != tripcap.StatusError || c.StopReason != tripcap.StopAgentStopped || len(c.Errors) != 1 || c.Errors[0] != tripcap.CaptureErrAgentStopped {
+		t.Fatalf("recovered session: %s %s %v", c.Status, c.StopReason, c.Errors)
+	}
+	if c.Files[0].Size == 0 {
+		t.Fatal("recovered file is empty")
+	}
+}

@@ -1,0 +1,86 @@
+package tripcap
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Role is what a credential may do.
+type Role string
+
+const (
+	RoleAdmin Role = "admin"
+	RoleAgent Role = "agent"
+)
+
+// Credential is a bearer credential. Only its hash is stored.
+type Credential struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	HostID    string    `json:"hostId,omitempty"`
+	Hash      string    `json:"-"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	CredentialID string
+	Role         Role
+	HostID       string // set for agents: the only host they may act for
+}
+
+type principalKey struct{}
+
+// NewContextWithPrincipal returns a context carrying the caller.
+func NewContextWithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFromContext returns the caller, or nil.
+func PrincipalFromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// Secret prefixes tell a leaked token's kind at a glance (and to secret scanners).
+const (
+	SecretPrefixAdmin = "tc_admin_"
+	SecretPrefixAgent = "tc_agent_"
+	SecretPrefixJoin  = "tc_join_"
+)
+
+// NewSecret returns a random secret with the given prefix.
+func NewSecret(prefix string) string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return prefix + strings.TrimRight(base32.StdEncoding.EncodeToString(b[:]), "=")
+}
+
+// HashSecret is how secrets are stored and looked up: a SHA-256, which suffices
+// for 256-bit random secrets (no dictionary to attack).
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns a 26-character id that sorts by creation time (millisecond
+// timestamp, then 80 random bits), so listings page by id.
+func NewID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return idEncoding.EncodeToString(b[:])
+}

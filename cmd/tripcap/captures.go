@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tripcap/tripcap"
+	tchttp "github.com/tripcap/tripcap/http"
+)
+
+func newCaptureCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "capture", Short: "Packet capture sessions"}
+	cmd.PersistentFlags().String("watcher", "", "network watcher (needed when a capture name is used in several)")
+	cmd.AddCommand(newCaptureCreateCmd(), newCaptureListCmd(), newCaptureShowCmd("show", "Show a capture"),
+		newCaptureShowCmd("status", "Show a capture's status and live statistics"), newCaptureStopCmd(), newCaptureDeleteCmd(), newCaptureDownloadCmd())
+	return cmd
+}
+
+func watcherFlag(cmd *cobra.Command) string {
+	w, _ := cmd.Flags().GetString("watcher")
+	return w
+}
+
+func newCaptureCreateCmd() *cobra.Command {
+	var f captureFlags
+	var host, storage, filePath, cause string
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "create NAME --host HOST",
+		Short: "Create a capture on a host; it starts at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if host == "" {
+				return errors.New("--host: required (a host name, id or VM resource id)")
+			}
+			p, err := f.parameters()
+			if err != nil {
+				return err
+			}
+			p.Target = host
+			p.StorageLocation = tripcap.StorageLocation{StorageID: storage, FilePath: filePath}
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			pc, err := c.CreateCapture(cmd.Context(), tchttp.CreateCaptureBody{Name: args[0], Watcher: watcherFlag(cmd), Cause: cause, Parameters: p})
+			if err != nil {
+				return err
+			}
+			if wait {
+				if pc, err = waitForCapture(cmd.Context(), c, pc); err != nil {
+					return err
+				}
+			}
+			return render(cmd, pc, func(w io.Writer) { printCapture(w, pc) })
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&host, "host", "", "target host: name, id or VM resource id")
+	cmd.Flags().StringVar(&storage, "storage", "", "storage account for the file (default: the server's default)")
+	cmd.Flags().StringVar(&filePath, "file-path", "", "also keep the file on the host at this path under /var/captures")
+	cmd.Flags().StringVar(&cause, "cause", "", "why this capture is taken (recorded in the pcapng comment)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the capture has ended and its files are stored")
+	return cmd
+}
+
+// waitForCapture polls until the session ended and every file it wrote is stored.
+func waitForCapture(ctx context.Context, c *tchttp.Client, pc *tripcap.PacketCapture) (*tripcap.PacketCapture, error) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if pc.Status.Terminal() && filesSettled(pc) {
+			return pc, nil
+		}
+		select {
+		case <-ctx.Done():
+			return pc, ctx.Err()
+		case <-t.C:
+		}
+		next, err := c.GetCapture(ctx, "", pc.ID)
+		if err != nil {
+			return pc, err
+		}
+		pc = next
+	}
+}
+
+func filesSettled(pc *tripcap.PacketCapture) bool {
+	if pc.Parameters.StorageLocation.StorageID == "" {
+		return true
+	}
+	for _, f := range pc.Files {
+		if !f.Stored {
+			return false
+		}
+	}
+	return true
+}
+
+func newCaptureListCmd() *cobra.Command {
+	var host string
+	cmd := &cobra.Command{
+		Use: "list", Short: "List captures", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			caps, err := c.ListCaptures(cmd.Context(), watcherFlag(cmd), host)
+			if err != nil {
+				return err
+			}
+			return render(cmd, caps, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATUS\tSTOP REASON\tPACKETS\tBYTES\tFILES\tCREATED")
+				for _, pc := range caps {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", pc.Name, pc.Status, pc.StopReason, pc.Stats.Packets, pc.Stats.Bytes, len(pc.Files), pc.CreatedAt.Local().Format(time.DateTime))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&host, "host", "", "only this host's captures")
+	return cmd
+}
+
+func newCaptureShowCmd(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			if use == "status" {
+				st, err := c.CaptureStatus(cmd.Context(), watcherFlag(cmd), args[0])
+				if err != nil {
+					return err
+				}
+				return render(cmd, st, func(w io.Writer) {
+					fmt.Fprintf(w, "%s: %s", st.Name, st.PacketCaptureState)
+					if st.StopReason != "" {
+						fmt.Fprintf(w, " (%s)", st.StopReason)
+					}
+					fmt.Fprintf(w, ", %d packets, %d bytes, %d kernel drops", st.Statistics.Packets, st.Statistics.Bytes, st.Statistics.KernelDrops)
+					if len(st.PacketCaptureError) > 0 {
+						fmt.Fprintf(w, ", errors %s: %s", strings.Join(st.PacketCaptureError, ","), st.ErrorMessage)
+					}
+					fmt.Fprintln(w)
+				})
+			}
+			pc, err := c.GetCapture(cmd.Context(), watcherFlag(cmd), args[0])
+			if err != nil {
+				return err
+			}
+			return render(cmd, pc, func(w io.Writer) { printCapture(w, pc) })
+		},
+	}
+}
+
+func printCapture(w io.Writer, pc *tripcap.PacketCapture) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s\nID:\t%s\nTarget:\t%s\nStatus:\t%s\n", pc.Name, pc.ID, pc.Parameters.Target, pc.Status)
+	if pc.StopReason != "" {
+		fmt.Fprintf(tw, "Stop reason:\t%s\n", pc.StopReason)
+	}
+	if len(pc.Errors) > 0 {
+		fmt.Fprintf(tw, "Errors:\t%s: %s\n", strings.Join(pc.Errors, ","), pc.ErrorMessage)
+	}
+	if pc.CaptureStartTime != nil {
+		fmt.Fprintf(tw, "Started:\t%s\n", pc.CaptureStartTime.Local().Format(time.RFC3339Nano))
+	}
+	fmt.Fprintf(tw, "Statistics:\t%d packets, %d bytes, %d kernel drops\n", pc.Stats.Packets, pc.Stats.Bytes, pc.Stats.KernelDrops)
+	if pc.Parameters.StorageLocation.StoragePath != "" {
+		fmt.Fprintf(tw, "Storage path:\t%s\n", pc.Parameters.StorageLocation.StoragePath)
+	}
+	for _, f := range pc.Files {
+		where := "on host"
+		if f.Stored {
+			where = "stored"
+		}
+		fmt.Fprintf(tw, "File:\t%s (%d bytes, %s) %s\n", f.Name, f.Size, where, f.SHA256)
+	}
+	tw.Flush()
+}
+
+func newCaptureStopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "stop NAME", Short: "Stop a running capture", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			pc, err := c.StopCapture(cmd.Context(), watcherFlag(cmd), args[0])
+			if err != nil {
+				return err
+			}
+			return render(cmd, pc, func(w io.Writer) { fmt.Fprintf(w, "capture %s stopping (status %s)\n", pc.Name, pc.Status) })
+		},
+	}
+}
+
+func newCaptureDeleteCmd() *cobra.Command {
+	var deleteFile bool
+	cmd := &cobra.Command{
+		Use: "delete NAME", Short: "Delete a capture (its stored files stay unless --delete-file)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteCapture(cmd.Context(), watcherFlag(cmd), args[0], deleteFile); err != nil {
+				return err
+			}
+			return render(cmd, map[string]any{"deleted": args[0], "filesDeleted": deleteFile}, func(w io.Writer) { fmt.Fprintf(w, "capture %s deleted\n", args[0]) })
+		},
+	}
+	cmd.Flags().BoolVar(&deleteFile, "delete-file", false, "also delete the stored files")
+	return cmd
+}
+
+func newCaptureDownloadCmd() *cobra.Command {
+	var out, name, format string
+	cmd := &cobra.Command{
+		Use:   "download NAME -o FILE",
+		Short: "Download a capture's file and verify its checksum",
+		Long:  "download writes a capture file to -o FILE ('-' for standard output), resuming a partial FILE, and checks its SHA-256. Here -o names the file; use --format json for a JSON summary.",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("-o: required (the file to write, or - for standard output)")
+			}
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := download(cmd, c, args[0], name, out)
+			if err != nil {
+				return err
+			}
+			if out == "-" {
+				return nil
+			}
+			if format == "json" {
+				cmd.Flags().Set("output", "json")
+			}
+			return render(cmd, res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: %d bytes, sha256 %s (verified)\n", res.File, res.Bytes, res.SHA256)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write ('-' for standard output)")
+	cmd.Flags().StringVar(&name, "name", "", "which file of a continuous capture (default the first)")
+	cmd.Flags().StringVar(&format, "format", "text", "summary format: text or json")
+	return cmd
+}
+
+type downloadResult struct {
+	File   string `json:"file"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// download fetches the file into FILE.partial, resuming one left by an
+// earlier run, with a progress bar on a terminal; only a file whose SHA-256
+// matches is renamed into place, so nothing corrupt is left under FILE.
+func download(cmd *cobra.Command, c *tchttp.Client, ref, name, out string) (*downloadResult, error) {
+	ctx := cmd.Context()
+	h := sha256.New()
+	if out == "-" {
+		d, err := c.DownloadFile(ctx, watcherFlag(cmd), ref, name, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Body.Close()
+		n, err := io.Copy(io.MultiWriter(cmd.OutOrStdout(), h), d.Body)
+		if err != nil {
+			return nil, fmt.Errorf("download %s: %w", ref, err)
+		}
+		return verify(ref, n, h, d.SHA256)
+	}
+	partial := out + ".partial"
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", partial, err)
+	}
+	defer f.Close()
+	offset, err := io.Copy(h, f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", partial, err)
+	}
+	d, err := c.DownloadFile(ctx, watcherFlag(cmd), ref, name, offset)
+	if err != nil && offset > 0 {
+		// The partial file may be stale or complete: start over.
+		offset = 0
+		d, err = c.DownloadFile(ctx, watcherFlag(cmd), ref, name, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer d.Body.Close()
+	if d.Offset != offset {
+		offset = 0
+	}
+	if offset == 0 {
+		h.Reset()
+		if err := f.Truncate(0); err != nil {
+			return nil, fmt.Errorf("truncate %s: %w", partial, err)
+		}
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("seek %s: %w", partial, err)
+	}
+	var body io.Reader = d.Body
+	if term.IsTerminal(int(os.Stderr.Fd())) && d.Size > 0 {
+		bar := progressbar.DefaultBytes(offset+d.Size, "downloading "+ref)
+		_ = bar.Set64(offset)
+		body = io.TeeReader(d.Body, bar)
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), body)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w (run again to resume)", ref, err)
+	}
+	res, err := verify(ref, offset+n, h, d.SHA256)
+	if err != nil {
+		f.Close()
+		os.Remove(partial)
+		return nil, fmt.Errorf("%w; the download was removed", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write %s: %w", partial, err)
+	}
+	if err := os.Rename(partial, out); err != nil {
+		return nil, fmt.Errorf("rename %s: %w", partial, err)
+	}
+	res.File = out
+	return res, nil
+}
+
+func verify(ref string, n int64, h hash.Hash, want string) (*downloadResult, error) {
+	sum := hex.EncodeToString(h.Sum(nil))
+	if want != "" && sum != want {
+		return nil, fmt.Errorf("download %s: SHA-256 %s does not match the recorded %s", ref, sum, want)
+	}
+	return &downloadResult{Bytes: n, SHA256: sum}, nil
+}

@@ -1,0 +1,242 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// MaxPollWait bounds an agent's long poll, below common proxy idle timeouts.
+const MaxPollWait = 55 * time.Second
+
+// Assignments returns the calling agent's desired state as soon as its
+// revision differs from known, or after wait with the same revision. Each
+// poll also counts as a heartbeat.
+func (s *Service) Assignments(ctx context.Context, known int64, wait time.Duration) (*tripcap.Assignments, error) {
+	hostID, err := requireAgent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wait = min(max(wait, 0), MaxPollWait)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		s.heartbeats.add(hostID, s.now())
+		// Take the channel before reading, so a change in between still wakes us.
+		changed := s.waiters.channel(hostID)
+		h, err := s.store.FindHost(ctx, tripcap.HostFilter{ID: &hostID})
+		if err != nil {
+			return nil, fmt.Errorf("find host of agent: %w", err)
+		}
+		if h.Revision != known {
+			return s.assignments(ctx, h)
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return &tripcap.Assignments{Revision: known, Assignments: nil}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (s *Service) assignments(ctx context.Context, h *tripcap.Host) (*tripcap.Assignments, error) {
+	caps, _, err := s.store.FindCaptures(ctx, tripcap.CaptureFilter{HostID: &h.ID, ActiveOnly: true, IncludeDeleted: true})
+	if err != nil {
+		return nil, fmt.Errorf("captures of %s: %w", h.Name, err)
+	}
+	out := &tripcap.Assignments{Revision: h.Revision, Assignments: make([]tripcap.Assignment, 0, len(caps))}
+	for _, c := range caps {
+		out.Assignments = append(out.Assignments, tripcap.Assignment{
+			ID: c.ID, Name: c.Name, Desired: c.Desired, Status: c.Status,
+			Parameters: c.Parameters, Cause: c.Cause, CreatedAt: c.CreatedAt,
+		})
+	}
+	return out, nil
+}
+
+// Report applies an agent's session reports. Reports on captures the server
+// does not know (or that belong to another host) come back as Unknown.
+func (s *Service) Report(ctx context.Context, reports []tripcap.SessionReport) (*tripcap.ReportResult, error) {
+	hostID, err := requireAgent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.heartbeats.add(hostID, s.now())
+	res := &tripcap.ReportResult{}
+	for _, r := range reports {
+		if !validReportStatus(r.Status) {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "reports[%s].status: %q is not a session status", r.CaptureID, r.Status)
+		}
+		err := s.updateCapture(ctx, r.CaptureID, func(c *tripcap.PacketCapture) bool {
+			if c.HostID != hostID {
+				res.Unknown = append(res.Unknown, r.CaptureID)
+				return false
+			}
+			return applyReport(c, r)
+		})
+		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+			res.Unknown = append(res.Unknown, r.CaptureID)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func validReportStatus(st tripcap.PacketCaptureStatus) bool {
+	switch st {
+	case tripcap.StatusNotStarted, tripcap.StatusRunning, tripcap.StatusStopped, tripcap.StatusError:
+		return true
+	}
+	return false
+}
+
+// applyReport merges a report into c and says whether anything changed. A
+// capture the server already ended (AgentStopped) keeps its status, but still
+// takes the agent's final counters and files: that is how a partial file is
+// recovered after an agent restarts.
+func applyReport(c *tripcap.PacketCapture, r tripcap.SessionReport) bool {
+	before := reportedFields(c)
+	if !c.Status.Terminal() {
+		c.Status = r.Status
+		if r.Status.Terminal() {
+			c.StopReason = r.StopReason
+			c.Errors = r.Errors
+			c.ErrorMessage = r.Message
+		}
+	}
+	if r.StartTime != nil && c.CaptureStartTime == nil {
+		c.CaptureStartTime = r.StartTime
+	}
+	if r.StopTime != nil && c.CaptureStopTime == nil {
+		c.CaptureStopTime = r.StopTime
+	}
+	c.Stats = r.Stats
+	for _, f := range r.Files {
+		i := fileIndex(c, f.Name)
+		if i < 0 {
+			c.Files = append(c.Files, tripcap.CaptureFile{Name: f.Name})
+			i = len(c.Files) - 1
+		}
+		cur := &c.Files[i]
+		if cur.Stored {
+			continue // the stored copy is what counts now
+		}
+		cur.Size, cur.SHA256, cur.LocalPath, cur.CreatedAt = f.Size, f.SHA256, f.LocalPath, f.CreatedAt
+	}
+	return !reflect.DeepEqual(before, reportedFields(c))
+}
+
+// reportedFields copies what a report may change, to tell whether it did.
+func reportedFields(c *tripcap.PacketCapture) tripcap.PacketCapture {
+	return tripcap.PacketCapture{
+		Status: c.Status, StopReason: c.StopReason, Errors: slices.Clone(c.Errors), ErrorMessage: c.ErrorMessage,
+		CaptureStartTime: c.CaptureStartTime, CaptureStopTime: c.CaptureStopTime, Stats: c.Stats, Files: slices.Clone(c.Files),
+	}
+}
+
+// UploadFile stores a file of the calling agent's capture in the capture's
+// storage account, checking its SHA-256 when given. Uploading a file that is
+// already stored with the same checksum is a no-op, so retries are safe.
+func (s *Service) UploadFile(ctx context.Context, captureID, name, sha256 string, body io.Reader) (*tripcap.CaptureFile, error) {
+	hostID, err := requireAgent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &captureID, IncludeDeleted: true})
+	if err != nil {
+		return nil, err
+	}
+	if c.HostID != hostID {
+		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no capture %s on this host", captureID)
+	}
+	storageID := c.Parameters.StorageLocation.StorageID
+	blobs, ok := s.cfg.Storage[storageID]
+	if !ok || c.StorageKey == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "capture %s keeps its files on the host (no storage account)", c.Name)
+	}
+	i := fileIndex(c, name)
+	if i >= 0 && c.Files[i].Stored && c.Files[i].SHA256 == sha256 {
+		_, _ = io.Copy(io.Discard, body)
+		f := c.Files[i]
+		return &f, nil
+	}
+	if i < 0 {
+		i = len(c.Files)
+	}
+	key := fileKey(c.StorageKey, i)
+	info, err := blobs.Put(ctx, key, body)
+	if err != nil {
+		return nil, fmt.Errorf("store %s of capture %s: %w", name, c.Name, err)
+	}
+	if sha256 != "" && sha256 != info.SHA256 {
+		_ = blobs.Delete(ctx, key)
+		return nil, tripcap.Errorf(tripcap.EINVALID, "file %s: SHA-256 %s does not match the upload's %s", name, sha256, info.SHA256)
+	}
+	var stored tripcap.CaptureFile
+	err = s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
+		j := fileIndex(c, name)
+		if j < 0 {
+			c.Files = append(c.Files, tripcap.CaptureFile{Name: name, CreatedAt: s.now()})
+			j = len(c.Files) - 1
+		}
+		f := &c.Files[j]
+		f.Size, f.SHA256, f.Stored, f.StorageID, f.Key = info.Size, info.SHA256, true, storageID, key
+		stored = *f
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &stored, nil
+}
+
+// OpenFile opens a stored file of a capture for download: the named one, or
+// the first when name is empty.
+func (s *Service) OpenFile(ctx context.Context, watcher, ref, name string) (io.ReadSeekCloser, *tripcap.CaptureFile, error) {
+	c, err := s.FindCapture(ctx, watcher, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(c.Files) == 0 {
+		return nil, nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s has no file yet (status %s)", c.Name, c.Status)
+	}
+	i := 0
+	if name != "" {
+		if i = fileIndex(c, name); i < 0 {
+			names := make([]string, len(c.Files))
+			for j, f := range c.Files {
+				names[j] = f.Name
+			}
+			return nil, nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s has no file %q (files: %v)", c.Name, name, names)
+		}
+	}
+	f := c.Files[i]
+	if !f.Stored {
+		if c.Parameters.StorageLocation.StorageID == "" {
+			return nil, nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s keeps %s on its host only, at %s", c.Name, f.Name, f.LocalPath)
+		}
+		return nil, nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "capture %s: %s is not uploaded yet (status %s)", c.Name, f.Name, c.Status)
+	}
+	blobs, ok := s.cfg.Storage[f.StorageID]
+	if !ok {
+		return nil, nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "capture %s: storage account %q is not configured", c.Name, f.StorageID)
+	}
+	rc, _, err := blobs.Open(ctx, f.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s of capture %s: %w", f.Key, c.Name, err)
+	}
+	return rc, &f, nil
+}
+
+// QueryStatus is Azure's queryStatus: the capture's status fields.
+func (s *Service) QueryStatus(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
+	return s.FindCapture(ctx, watcher, ref)
+}

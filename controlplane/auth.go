@@ -1,0 +1,135 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// Authenticate returns the principal a bearer secret belongs to.
+func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Principal, error) {
+	if secret == "" {
+		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required (Authorization: Bearer …)")
+	}
+	c, err := s.store.FindCredentialByHash(ctx, tripcap.HashSecret(secret))
+	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the credential is not valid")
+	} else if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	return &tripcap.Principal{CredentialID: c.ID, Role: c.Role, HostID: c.HostID}, nil
+}
+
+// EnsureAdmin makes sure an admin credential exists and returns its secret
+// when it comes from (or was written to) tokenFile. A token file that exists
+// is registered (so replicas can share one); otherwise, if the store has no
+// admin yet, a new secret is created and written to tokenFile with mode 0600.
+func (s *Service) EnsureAdmin(ctx context.Context, tokenFile string) (string, error) {
+	b, err := os.ReadFile(tokenFile)
+	switch {
+	case err == nil:
+		secret := strings.TrimSpace(string(b))
+		if !strings.HasPrefix(secret, tripcap.SecretPrefixAdmin) {
+			return "", fmt.Errorf("admin token file %s: does not hold a %s… token", tokenFile, tripcap.SecretPrefixAdmin)
+		}
+		err := s.store.CreateCredential(ctx, &tripcap.Credential{ID: tripcap.NewID(), Name: "admin", Role: tripcap.RoleAdmin, Hash: tripcap.HashSecret(secret), CreatedAt: s.now()})
+		if err != nil && tripcap.ErrorCode(err) != tripcap.ECONFLICT {
+			return "", fmt.Errorf("register admin token: %w", err)
+		}
+		return secret, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("read admin token file: %w", err)
+	}
+	admins, err := s.store.FindCredentials(ctx, tripcap.RoleAdmin)
+	if err != nil {
+		return "", fmt.Errorf("find admin credentials: %w", err)
+	}
+	if len(admins) > 0 {
+		return "", nil
+	}
+	secret := tripcap.NewSecret(tripcap.SecretPrefixAdmin)
+	if err := os.MkdirAll(filepath.Dir(tokenFile), 0o700); err != nil {
+		return "", fmt.Errorf("create admin token directory: %w", err)
+	}
+	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token file: %w", err)
+	}
+	if err := s.store.CreateCredential(ctx, &tripcap.Credential{ID: tripcap.NewID(), Name: "admin", Role: tripcap.RoleAdmin, Hash: tripcap.HashSecret(secret), CreatedAt: s.now()}); err != nil {
+		return "", fmt.Errorf("create admin credential: %w", err)
+	}
+	return secret, nil
+}
+
+// requireAdmin refuses callers that are not administrators.
+func requireAdmin(ctx context.Context) error {
+	p := tripcap.PrincipalFromContext(ctx)
+	if p == nil {
+		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required")
+	}
+	if p.Role != tripcap.RoleAdmin {
+		return tripcap.Errorf(tripcap.EFORBIDDEN, "this needs an admin credential")
+	}
+	return nil
+}
+
+// requireAgent returns the host the calling agent acts for.
+func requireAgent(ctx context.Context) (string, error) {
+	p := tripcap.PrincipalFromContext(ctx)
+	if p == nil {
+		return "", tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required")
+	}
+	if p.Role != tripcap.RoleAgent || p.HostID == "" {
+		return "", tripcap.Errorf(tripcap.EFORBIDDEN, "this is for agents: use an agent credential")
+	}
+	return p.HostID, nil
+}
+
+// CreateJoinToken issues a join token for ttl (default 1 h) and uses (default 1).
+func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if ttl == 0 {
+		ttl = time.Hour
+	}
+	if uses == 0 {
+		uses = 1
+	}
+	if ttl < 0 || ttl > 365*24*time.Hour {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "ttl: %s is outside 1s..8760h", ttl)
+	}
+	if uses < 0 || uses > 100000 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "uses: %d is outside 1..100000", uses)
+	}
+	secret := tripcap.NewSecret(tripcap.SecretPrefixJoin)
+	now := s.now()
+	t := &tripcap.JoinToken{ID: tripcap.NewID(), Hash: tripcap.HashSecret(secret), ExpiresAt: now.Add(ttl), UsesLeft: uses, CreatedAt: now}
+	if err := s.store.CreateJoinToken(ctx, t); err != nil {
+		return nil, fmt.Errorf("create join token: %w", err)
+	}
+	t.Token = secret
+	return t, nil
+}
+
+// FindJoinTokens lists usable join tokens.
+func (s *Service) FindJoinTokens(ctx context.Context) ([]*tripcap.JoinToken, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return s.store.FindJoinTokens(ctx, s.now())
+}
+
+// DeleteJoinToken revokes a join token.
+func (s *Service) DeleteJoinToken(ctx context.Context, id string) error {
+	if err := requireAdmin(ctx); err != nil {
+		return err
+	}
+	return s.store.DeleteJoinToken(ctx, id)
+}

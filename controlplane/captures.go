@@ -1,0 +1,255 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// CreateCaptureRequest asks for a new capture session.
+type CreateCaptureRequest struct {
+	Name string
+	// Watcher optionally names the watcher; it must be the target's.
+	Watcher    string
+	Parameters tripcap.PacketCaptureParameters
+	// Cause says why the capture exists (e.g. the alert); it goes into the pcapng comment.
+	Cause string
+}
+
+// CreateCapture validates the request, resolves the target host, and records
+// the capture; the host's agent starts it within moments.
+func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (*tripcap.PacketCapture, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if err := tripcap.ValidateHostName("name", req.Name); err != nil {
+		return nil, err
+	}
+	p := req.Parameters
+	p.ApplyDefaults()
+	loc := &p.StorageLocation
+	if loc.StorageID == "" && loc.FilePath == "" && loc.LocalPath == "" {
+		loc.StorageID = s.cfg.DefaultStorage
+	}
+	if loc.StorageID != "" {
+		if _, ok := s.cfg.Storage[loc.StorageID]; !ok {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "storageLocation.storageId: no storage account %q (have: %s)", loc.StorageID, strings.Join(s.storageNames(), ", "))
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	host, err := s.resolveHost(ctx, p.Target)
+	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "target: %s", tripcap.ErrorMessage(err))
+	} else if err != nil {
+		return nil, err
+	}
+	if host.State != tripcap.HostOnline {
+		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "target: host %s is %s (last seen %s); its agent must be running", host.Name, host.State, host.LastSeen.UTC().Format(time.RFC3339))
+	}
+	w, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher)
+	if err != nil {
+		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
+	}
+	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "target: host %s is in location %s, watched by %s, not %s", host.Name, host.Location, w.Name, req.Watcher)
+	}
+	// Azure's targets are resource ids; keep the caller's form but make it resolvable.
+	if !strings.HasPrefix(p.Target, "/") {
+		p.Target = host.ResourceID()
+	}
+	now := s.now()
+	c := &tripcap.PacketCapture{
+		ID:                tripcap.NewID(),
+		Name:              req.Name,
+		WatcherID:         w.ID,
+		HostID:            host.ID,
+		Parameters:        p,
+		ProvisioningState: tripcap.ProvisioningSucceeded,
+		Desired:           tripcap.DesiredRunning,
+		Status:            tripcap.StatusNotStarted,
+		Cause:             req.Cause,
+		CreatedAt:         now,
+		UpdatedAt:         now,
+	}
+	if loc.StorageID != "" {
+		c.StorageKey = storageKey(host, now, p.Format)
+		c.Parameters.StorageLocation.StoragePath = s.cfg.Storage[loc.StorageID].URL(c.StorageKey)
+	}
+	if err := s.store.CreateCapture(ctx, c); err != nil {
+		return nil, err
+	}
+	s.log.Info("capture created", "capture", c.Name, "id", c.ID, "host", host.Name, "watcher", w.Name)
+	return c, nil
+}
+
+func (s *Service) storageNames() []string {
+	names := make([]string, 0, len(s.cfg.Storage))
+	for n := range s.cfg.Storage {
+		names = append(names, n)
+	}
+	return names
+}
+
+// storageKey is Azure's blob naming scheme for capture files:
+// subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.compute/virtualmachines/<vm>/YYYY/MM/DD/packetcapture_HH_MM_SS_mmm.cap
+func storageKey(h *tripcap.Host, created time.Time, format string) string {
+	t := created.UTC()
+	ext := ".cap"
+	if format == tripcap.FormatPcapng {
+		ext = ".pcapng"
+	}
+	return strings.ToLower(fmt.Sprintf("subscriptions/%s/resourcegroups/%s/providers/microsoft.compute/virtualmachines/%s", h.SubscriptionID, h.ResourceGroup, h.Name)) +
+		fmt.Sprintf("/%04d/%02d/%02d/packetcapture_%02d_%02d_%02d_%03d%s", t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond()/1e6, ext)
+}
+
+// fileKey is the key of a capture's file number index: continuous captures
+// number their later files …_mmm_1.cap, …_mmm_2.cap.
+func fileKey(base string, index int) string {
+	if index == 0 {
+		return base
+	}
+	ext := path.Ext(base)
+	return fmt.Sprintf("%s_%d%s", strings.TrimSuffix(base, ext), index, ext)
+}
+
+// FindCaptures lists captures, optionally of one watcher or host.
+func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor string, limit int) ([]*tripcap.PacketCapture, string, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, "", err
+	}
+	f := tripcap.CaptureFilter{Cursor: cursor, Limit: limit}
+	if watcher != "" {
+		w, err := s.store.FindWatcher(ctx, "", watcher)
+		if err != nil {
+			return nil, "", err
+		}
+		f.WatcherID = &w.ID
+	}
+	if host != "" {
+		h, err := s.resolveHost(ctx, host)
+		if err != nil {
+			return nil, "", err
+		}
+		f.HostID = &h.ID
+	}
+	return s.store.FindCaptures(ctx, f)
+}
+
+// FindCapture returns a capture by id, or by name (within watcher when given;
+// a name used in several watchers needs the watcher).
+func (s *Service) FindCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return s.resolveCapture(ctx, watcher, ref)
+}
+
+func (s *Service) resolveCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
+	if ref == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "capture: required")
+	}
+	f := tripcap.CaptureFilter{Name: &ref}
+	if watcher != "" {
+		w, err := s.store.FindWatcher(ctx, "", watcher)
+		if err != nil {
+			return nil, err
+		}
+		f.WatcherID = &w.ID
+	} else if c, err := s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &ref}); err == nil {
+		return c, nil
+	} else if tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+		return nil, err
+	}
+	caps, _, err := s.store.FindCaptures(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	switch len(caps) {
+	case 0:
+		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no capture %q", ref)
+	case 1:
+		return caps[0], nil
+	}
+	return nil, tripcap.Errorf(tripcap.ECONFLICT, "%d watchers have a capture named %q: name the watcher or use the id", len(caps), ref)
+}
+
+// StopCapture asks the host to stop a session (ManuallyStopped). ifMatch, when
+// not empty, must be the capture's current ETag.
+func (s *Service) StopCapture(ctx context.Context, watcher, ref, ifMatch string) (*tripcap.PacketCapture, error) {
+	return s.endCapture(ctx, watcher, ref, ifMatch, false)
+}
+
+// DeleteCapture removes a capture; a running session stops (SessionDeleted).
+// Its stored files are kept unless deleteFiles is set, as in Azure.
+func (s *Service) DeleteCapture(ctx context.Context, watcher, ref, ifMatch string, deleteFiles bool) error {
+	c, err := s.endCapture(ctx, watcher, ref, ifMatch, true)
+	if err != nil {
+		return err
+	}
+	if deleteFiles {
+		for _, f := range c.Files {
+			if b, ok := s.cfg.Storage[f.StorageID]; ok && f.Stored {
+				if err := b.Delete(ctx, f.Key); err != nil {
+					return fmt.Errorf("delete file %s of capture %s: %w", f.Key, c.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, deleting bool) (*tripcap.PacketCapture, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	c, err := s.resolveCapture(ctx, watcher, ref)
+	if err != nil {
+		return nil, err
+	}
+	if ifMatch != "" && ifMatch != "*" && ifMatch != c.ETag() {
+		return nil, tripcap.Errorf(tripcap.EPRECONDITION, "capture %s changed (ETag %s, If-Match %s)", c.Name, c.ETag(), ifMatch)
+	}
+	var out *tripcap.PacketCapture
+	err = s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
+		out = c
+		now := s.now()
+		reason := tripcap.StopManuallyStopped
+		if deleting {
+			reason = tripcap.StopSessionDeleted
+			c.Desired = tripcap.DesiredDeleted
+			c.DeletedAt = &now
+			c.ProvisioningState = tripcap.ProvisioningDeleting
+		} else if c.Desired == tripcap.DesiredRunning {
+			c.Desired = tripcap.DesiredStopped
+		} else {
+			return false
+		}
+		// A session the agent has not started never will: end it here.
+		if c.Status == tripcap.StatusNotStarted {
+			c.Status = tripcap.StatusStopped
+			c.StopReason = reason
+			c.CaptureStopTime = &now
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// fileIndex finds a file by name in a capture's file list.
+func fileIndex(c *tripcap.PacketCapture, name string) int {
+	for i, f := range c.Files {
+		if f.Name == name || path.Base(f.Name) == name {
+			return i
+		}
+	}
+	return -1
+}

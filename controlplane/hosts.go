@@ -1,0 +1,175 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/tripcap/tripcap"
+)
+
+// Enroll trades a join token for an agent credential. A host that enrolls
+// again under the same name (a reinstalled agent) keeps its record and history;
+// its old credentials are revoked.
+func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripcap.EnrollResponse, error) {
+	if err := tripcap.ValidateHostName("name", req.Name); err != nil {
+		return nil, err
+	}
+	if req.Location == "" {
+		req.Location = s.cfg.DefaultLocation
+	}
+	if err := tripcap.ValidateHostName("location", req.Location); err != nil {
+		return nil, err
+	}
+	for k, v := range req.Labels {
+		if k == "" || len(k) > 63 || len(v) > 253 {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "labels: %q=%q: keys are 1 to 63 characters, values at most 253", k, v)
+		}
+	}
+	if _, err := s.store.ConsumeJoinToken(ctx, tripcap.HashSecret(req.JoinToken), s.now()); err != nil {
+		if tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED {
+			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "joinToken: unknown, expired or used up; create one with `tripcap host join-token create`")
+		}
+		return nil, fmt.Errorf("consume join token: %w", err)
+	}
+	now := s.now()
+	host, err := s.store.FindHost(ctx, tripcap.HostFilter{Name: &req.Name})
+	switch tripcap.ErrorCode(err) {
+	case "":
+		if err := s.store.DeleteCredentialsOfHost(ctx, host.ID); err != nil {
+			return nil, fmt.Errorf("revoke old credentials of %s: %w", host.Name, err)
+		}
+		if err := s.store.UpdateHostInventory(ctx, host.ID, req.Inventory, now); err != nil {
+			return nil, fmt.Errorf("update host %s: %w", host.Name, err)
+		}
+		host.Inventory, host.State, host.LastSeen = req.Inventory, tripcap.HostOnline, now
+	case tripcap.ENOTFOUND:
+		host = &tripcap.Host{
+			ID:             tripcap.NewID(),
+			Name:           req.Name,
+			Location:       req.Location,
+			Labels:         maps.Clone(req.Labels),
+			SubscriptionID: labelOr(req.Labels, tripcap.LabelSubscription, s.cfg.SubscriptionID),
+			ResourceGroup:  labelOr(req.Labels, tripcap.LabelResourceGroup, s.cfg.ResourceGroup),
+			Inventory:      req.Inventory,
+			State:          tripcap.HostOnline,
+			LastSeen:       now,
+			CreatedAt:      now,
+			UpdatedAt:      now,
+		}
+		if err := s.store.CreateHost(ctx, host); err != nil {
+			return nil, fmt.Errorf("create host %s: %w", req.Name, err)
+		}
+	default:
+		return nil, fmt.Errorf("find host %s: %w", req.Name, err)
+	}
+	secret := tripcap.NewSecret(tripcap.SecretPrefixAgent)
+	cred := &tripcap.Credential{ID: tripcap.NewID(), Name: "agent " + host.Name, Role: tripcap.RoleAgent, HostID: host.ID, Hash: tripcap.HashSecret(secret), CreatedAt: now}
+	if err := s.store.CreateCredential(ctx, cred); err != nil {
+		return nil, fmt.Errorf("create agent credential: %w", err)
+	}
+	if _, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher); err != nil {
+		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
+	}
+	s.log.Info("host enrolled", "host", host.Name, "id", host.ID, "location", host.Location)
+	return &tripcap.EnrollResponse{Host: host, Credential: secret, HeartbeatSeconds: int(s.cfg.HeartbeatInterval.Seconds())}, nil
+}
+
+func labelOr(labels map[string]string, key, def string) string {
+	if v := labels[key]; v != "" {
+		return v
+	}
+	return def
+}
+
+// Heartbeat records that the calling agent is alive, and its inventory when sent.
+func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) error {
+	hostID, err := requireAgent(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if hb.Inventory != nil {
+		return s.store.UpdateHostInventory(ctx, hostID, *hb.Inventory, now)
+	}
+	s.heartbeats.add(hostID, now)
+	return nil
+}
+
+// FindHosts lists hosts.
+func (s *Service) FindHosts(ctx context.Context, f tripcap.HostFilter) ([]*tripcap.Host, string, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, "", err
+	}
+	return s.store.FindHosts(ctx, f)
+}
+
+// FindHost returns a host by id, name or Azure VM resource id.
+func (s *Service) FindHost(ctx context.Context, ref string) (*tripcap.Host, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return s.resolveHost(ctx, ref)
+}
+
+func (s *Service) resolveHost(ctx context.Context, ref string) (*tripcap.Host, error) {
+	if ref == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "host: required")
+	}
+	filters := []tripcap.HostFilter{{ID: &ref}, {Name: &ref}}
+	if strings.HasPrefix(ref, "/") {
+		filters = []tripcap.HostFilter{{ResourceID: &ref}}
+	}
+	for _, f := range filters {
+		h, err := s.store.FindHost(ctx, f)
+		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+			continue
+		}
+		return h, err
+	}
+	return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no host %q (give a host name, id or VM resource id)", ref)
+}
+
+// DeleteHost forgets a host and revokes its agent's credentials; its captures
+// and their files remain.
+func (s *Service) DeleteHost(ctx context.Context, ref string) error {
+	if err := requireAdmin(ctx); err != nil {
+		return err
+	}
+	h, err := s.resolveHost(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteCredentialsOfHost(ctx, h.ID); err != nil {
+		return fmt.Errorf("revoke credentials of %s: %w", h.Name, err)
+	}
+	return s.store.DeleteHost(ctx, h.ID)
+}
+
+// FindWatchers lists network watchers.
+func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return s.store.FindWatchers(ctx)
+}
+
+// SetWatcherLimit changes a watcher's parallel-capture limit.
+func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (*tripcap.NetworkWatcher, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if limit < 1 || limit > 1000000 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "maxCaptures: %d is outside 1..1000000", limit)
+	}
+	w, err := s.store.FindWatcher(ctx, "", name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.SetWatcherLimit(ctx, w.ID, limit); err != nil {
+		return nil, fmt.Errorf("set limit of %s: %w", name, err)
+	}
+	w.MaxCaptures = limit
+	return w, nil
+}

@@ -1,0 +1,289 @@
+// Package controlplane is tripcap's control plane logic: enrollment, hosts,
+// network watchers, captures and the agent protocol. The HTTP and ARM layers
+// are thin adapters over it; tests call it directly.
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// Config holds the control plane's settings.
+type Config struct {
+	// SubscriptionID and ResourceGroup give hosts their ARM ids unless a host's
+	// labels (azure.subscription, azure.resourceGroup) say otherwise.
+	SubscriptionID string
+	ResourceGroup  string
+	// DefaultLocation is the location of hosts that enroll without one.
+	DefaultLocation string
+	// MaxCapturesPerWatcher is the parallel limit of new watchers.
+	MaxCapturesPerWatcher int
+	// HeartbeatInterval is how often agents heartbeat; a host is Offline after
+	// OfflineAfter without one.
+	HeartbeatInterval time.Duration
+	OfflineAfter      time.Duration
+	// Storage maps storage account names (storageId) to their backends.
+	Storage        map[string]tripcap.BlobStore
+	DefaultStorage string
+}
+
+func (c *Config) applyDefaults() {
+	if c.SubscriptionID == "" {
+		c.SubscriptionID = "00000000-0000-0000-0000-000000000000"
+	}
+	if c.ResourceGroup == "" {
+		c.ResourceGroup = "tripcap"
+	}
+	if c.DefaultLocation == "" {
+		c.DefaultLocation = "local"
+	}
+	if c.MaxCapturesPerWatcher == 0 {
+		c.MaxCapturesPerWatcher = tripcap.DefaultParallelCapturesPerWatcher
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.OfflineAfter == 0 {
+		c.OfflineAfter = 3 * c.HeartbeatInterval
+	}
+}
+
+// Service is the control plane. Create it with New and start its background
+// work with Run.
+type Service struct {
+	store tripcap.Store
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	// started is when Run began: no host is swept Offline before OfflineAfter
+	// has passed since, because a restarted server has simply not heard anyone yet.
+	started time.Time
+
+	waiters    *waiters
+	heartbeats *heartbeatBatch
+}
+
+// New returns a control plane over store.
+func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
+	cfg.applyDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{
+		store:      store,
+		cfg:        cfg,
+		log:        log,
+		now:        time.Now,
+		started:    time.Now(),
+		waiters:    newWaiters(),
+		heartbeats: &heartbeatBatch{seen: map[string]time.Time{}},
+	}
+}
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Run does the background work until ctx ends: it relays host changes to
+// waiting agents, flushes heartbeats, and sweeps silent hosts Offline.
+func (s *Service) Run(ctx context.Context) error {
+	s.started = s.now()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			err := s.store.WatchHostChanges(ctx, s.waiters.wake)
+			if ctx.Err() == nil {
+				s.log.Error("watching host changes; retrying", "err", err)
+				s.waiters.wake("")
+				sleep(ctx, time.Second)
+			}
+		}
+	}()
+	flush := time.NewTicker(time.Second)
+	defer flush.Stop()
+	sweepEvery := min(s.cfg.OfflineAfter/3, 5*time.Second)
+	sweep := time.NewTicker(max(sweepEvery, 100*time.Millisecond))
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Record the last heartbeats so a restart does not see them older than they were.
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.flushHeartbeats(fctx)
+			cancel()
+			wg.Wait()
+			return nil
+		case <-flush.C:
+			s.flushHeartbeats(ctx)
+		case <-sweep.C:
+			if err := s.SweepOffline(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("sweeping offline hosts", "err", err)
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// waiters wakes agents' long polls when their host's desired state changes.
+type waiters struct {
+	mu sync.Mutex
+	ch map[string]chan struct{}
+}
+
+func newWaiters() *waiters { return &waiters{ch: map[string]chan struct{}{}} }
+
+// channel returns a channel closed at the next change of hostID.
+func (w *waiters) channel(hostID string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c, ok := w.ch[hostID]
+	if !ok {
+		c = make(chan struct{})
+		w.ch[hostID] = c
+	}
+	return c
+}
+
+// wake closes hostID's channel, or every channel for "".
+func (w *waiters) wake(hostID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if hostID == "" {
+		for id, c := range w.ch {
+			close(c)
+			delete(w.ch, id)
+		}
+		return
+	}
+	if c, ok := w.ch[hostID]; ok {
+		close(c)
+		delete(w.ch, hostID)
+	}
+}
+
+// heartbeatBatch collects last-seen times so that thousands of agents cost
+// one write a second, not one each.
+type heartbeatBatch struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func (b *heartbeatBatch) add(hostID string, t time.Time) {
+	b.mu.Lock()
+	b.seen[hostID] = t
+	b.mu.Unlock()
+}
+
+func (b *heartbeatBatch) take() map[string]time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.seen) == 0 {
+		return nil
+	}
+	out := b.seen
+	b.seen = map[string]time.Time{}
+	return out
+}
+
+func (s *Service) flushHeartbeats(ctx context.Context) {
+	seen := s.heartbeats.take()
+	if seen == nil {
+		return
+	}
+	if err := s.store.TouchHosts(ctx, seen); err != nil {
+		s.log.Error("recording heartbeats", "hosts", len(seen), "err", err)
+		// Keep them for the next flush unless a newer heartbeat arrived meanwhile.
+		s.heartbeats.mu.Lock()
+		for id, t := range seen {
+			if cur, ok := s.heartbeats.seen[id]; !ok || cur.Before(t) {
+				s.heartbeats.seen[id] = t
+			}
+		}
+		s.heartbeats.mu.Unlock()
+	}
+}
+
+// SweepOffline marks hosts silent for OfflineAfter as Offline and ends their
+// running captures with AgentStopped.
+func (s *Service) SweepOffline(ctx context.Context) error {
+	now := s.now()
+	if now.Sub(s.started) < s.cfg.OfflineAfter {
+		return nil
+	}
+	// Heartbeats still in the batch are fresher than the database.
+	s.flushHeartbeats(ctx)
+	hosts, err := s.store.MarkHostsOffline(ctx, now.Add(-s.cfg.OfflineAfter))
+	if err != nil {
+		return fmt.Errorf("mark hosts offline: %w", err)
+	}
+	for _, h := range hosts {
+		s.log.Warn("host went offline", "host", h.Name, "lastSeen", h.LastSeen)
+		caps, _, err := s.store.FindCaptures(ctx, tripcap.CaptureFilter{HostID: &h.ID, ActiveOnly: true, IncludeDeleted: true})
+		if err != nil {
+			return fmt.Errorf("captures of offline host %s: %w", h.Name, err)
+		}
+		for _, c := range caps {
+			err := s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
+				if c.Status.Terminal() {
+					return false
+				}
+				c.Status = tripcap.StatusError
+				c.StopReason = tripcap.StopAgentStopped
+				c.Errors = appendOnce(c.Errors, tripcap.CaptureErrAgentStopped)
+				c.ErrorMessage = fmt.Sprintf("the agent on %s stopped reporting (last seen %s)", h.Name, h.LastSeen.UTC().Format(time.RFC3339))
+				t := now
+				c.CaptureStopTime = &t
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// updateCapture applies fn to the latest version of a capture and writes it,
+// retrying when another writer got there first. fn returns false to write nothing.
+func (s *Service) updateCapture(ctx context.Context, id string, fn func(c *tripcap.PacketCapture) bool) error {
+	for attempt := 0; ; attempt++ {
+		c, err := s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &id, IncludeDeleted: true})
+		if err != nil {
+			return err
+		}
+		if !fn(c) {
+			return nil
+		}
+		c.UpdatedAt = s.now()
+		err = s.store.UpdateCapture(ctx, c, c.Version)
+		if tripcap.ErrorCode(err) != tripcap.EPRECONDITION || attempt == 20 {
+			if err != nil {
+				return fmt.Errorf("update capture %s: %w", id, err)
+			}
+			return nil
+		}
+	}
+}
+
+func appendOnce(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}

@@ -1,0 +1,143 @@
+package tripcap
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// HostState says whether a host's agent is reporting.
+type HostState string
+
+const (
+	HostOnline  HostState = "Online"
+	HostOffline HostState = "Offline"
+)
+
+// Labels that set a host's ARM identity when present.
+const (
+	LabelResourceGroup = "azure.resourceGroup"
+	LabelSubscription  = "azure.subscription"
+)
+
+// Interface is a network interface on a host.
+type Interface struct {
+	Name      string   `json:"name"`
+	Index     int      `json:"index"`
+	MAC       string   `json:"mac,omitempty"`
+	MTU       int      `json:"mtu,omitempty"`
+	Up        bool     `json:"up"`
+	Loopback  bool     `json:"loopback,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+}
+
+// Inventory is what an agent reports about its host.
+type Inventory struct {
+	Hostname     string      `json:"hostname"`
+	OS           string      `json:"os"`
+	Kernel       string      `json:"kernel,omitempty"`
+	AgentVersion string      `json:"agentVersion"`
+	Interfaces   []Interface `json:"interfaces"`
+}
+
+// Addresses lists every address on the host's interfaces, without prefix lengths.
+func (inv Inventory) Addresses() []string {
+	var out []string
+	for _, ifc := range inv.Interfaces {
+		for _, a := range ifc.Addresses {
+			if p, err := netip.ParsePrefix(a); err == nil {
+				a = p.Addr().String()
+			}
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Host is a machine running the tripcap agent (Azure's VM with the watcher extension).
+type Host struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	Location       string            `json:"location"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	SubscriptionID string            `json:"subscriptionId"`
+	ResourceGroup  string            `json:"resourceGroup"`
+	Inventory      Inventory         `json:"inventory"`
+	State          HostState         `json:"state"`
+	LastSeen       time.Time         `json:"lastSeen"`
+	// Revision increases whenever the captures assigned to the host change,
+	// so an agent's long poll can tell whether it is up to date.
+	Revision  int64     `json:"revision"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// ResourceID is the host's Azure-style VM resource id, so Azure-shaped alerts resolve to it.
+func (h *Host) ResourceID() string {
+	return VMResourceID(h.SubscriptionID, h.ResourceGroup, h.Name)
+}
+
+// VMResourceID builds an Azure virtual machine resource id.
+func VMResourceID(subscription, group, vm string) string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s", subscription, group, vm)
+}
+
+// ParseVMResourceID splits an Azure VM resource id, case-insensitively as ARM does.
+func ParseVMResourceID(id string) (subscription, group, vm string, ok bool) {
+	parts := strings.Split(strings.Trim(id, "/"), "/")
+	if len(parts) != 8 || !strings.EqualFold(parts[0], "subscriptions") || !strings.EqualFold(parts[2], "resourceGroups") ||
+		!strings.EqualFold(parts[4], "providers") || !strings.EqualFold(parts[5], "Microsoft.Compute") || !strings.EqualFold(parts[6], "virtualMachines") {
+		return "", "", "", false
+	}
+	return parts[1], parts[3], parts[7], true
+}
+
+// ValidateHostName checks a host or resource name: 1–80 characters of letters,
+// digits, '-', '_' and '.', as Azure resource names allow.
+func ValidateHostName(field, name string) error {
+	if name == "" || len(name) > 80 {
+		return Errorf(EINVALID, "%s: must be 1 to 80 characters", field)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return Errorf(EINVALID, "%s: %q has %q; use letters, digits, '-', '_' or '.'", field, name, r)
+		}
+	}
+	return nil
+}
+
+// HostFilter selects hosts in a listing.
+type HostFilter struct {
+	ID         *string
+	Name       *string
+	Location   *string
+	ResourceID *string
+	State      *HostState
+	Cursor     string
+	Limit      int
+}
+
+// JoinToken lets one agent (or several, until it expires or is used up) enroll.
+type JoinToken struct {
+	ID        string    `json:"id"`
+	Hash      string    `json:"-"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	UsesLeft  int       `json:"usesLeft"`
+	CreatedAt time.Time `json:"createdAt"`
+	// Token is the secret, returned once at creation and never stored.
+	Token string `json:"token,omitempty"`
+}
+
+// NetworkWatcher scopes captures per location (Azure's NetworkWatcher_<location>)
+// and bounds how many run in parallel.
+type NetworkWatcher struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Location    string    `json:"location"`
+	MaxCaptures int       `json:"maxCaptures"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// WatcherName is the name Azure gives the watcher of a location.
+func WatcherName(location string) string { return "NetworkWatcher_" + location }

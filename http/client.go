@@ -1,0 +1,321 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// Client calls a tripcap server's native API, as an admin or as an agent.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for the server at baseURL with a bearer token.
+func NewClient(baseURL, token string) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "server: %q is not an http(s) URL", baseURL)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	return &Client{base: u, token: token, http: &http.Client{Transport: t}}, nil
+}
+
+// WithToken returns a copy of the client that uses another credential.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
+}
+
+// BaseURL is the server's URL.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Request, error) {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("User-Agent", "tripcap/"+tripcap.Version)
+	return req, nil
+}
+
+// do sends a JSON request and decodes a JSON answer into out (unless nil).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := c.newRequest(ctx, method, path, query, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// decodeError turns an error answer back into a *tripcap.Error.
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var eb ErrorBody
+	if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
+		return &tripcap.Error{Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	code := tripcap.EINTERNAL
+	for _, c := range []string{tripcap.EINVALID, tripcap.EUNAUTHORIZED, tripcap.EFORBIDDEN, tripcap.ENOTFOUND, tripcap.ECONFLICT, tripcap.EPRECONDITION} {
+		if StatusOf(c) == resp.StatusCode {
+			code = c
+			break
+		}
+	}
+	return tripcap.Errorf(code, "server answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+}
+
+// listAll follows nextLink until the end.
+func listAll[T any](ctx context.Context, c *Client, path string, query url.Values) ([]T, error) {
+	var all []T
+	for {
+		var page List[T]
+		if err := c.do(ctx, "GET", path, query, nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Value...)
+		if page.NextLink == "" {
+			return all, nil
+		}
+		u, err := url.Parse(page.NextLink)
+		if err != nil {
+			return nil, fmt.Errorf("nextLink %q: %w", page.NextLink, err)
+		}
+		query = u.Query()
+	}
+}
+
+func watcherQuery(watcher string) url.Values {
+	q := url.Values{}
+	if watcher != "" {
+		q.Set("watcher", watcher)
+	}
+	return q
+}
+
+// ListHosts returns every host.
+func (c *Client) ListHosts(ctx context.Context) ([]*tripcap.Host, error) {
+	return listAll[*tripcap.Host](ctx, c, "/api/v1/hosts", url.Values{})
+}
+
+// GetHost returns a host by name, id or VM resource id.
+func (c *Client) GetHost(ctx context.Context, ref string) (*tripcap.Host, error) {
+	var h tripcap.Host
+	return &h, c.do(ctx, "GET", "/api/v1/hosts/"+url.PathEscape(ref), nil, nil, &h)
+}
+
+// DeleteHost forgets a host.
+func (c *Client) DeleteHost(ctx context.Context, ref string) error {
+	return c.do(ctx, "DELETE", "/api/v1/hosts/"+url.PathEscape(ref), nil, nil, nil)
+}
+
+// CreateJoinToken creates a join token.
+func (c *Client) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
+	var t tripcap.JoinToken
+	body := JoinTokenBody{Uses: uses}
+	if ttl > 0 {
+		body.TTL = ttl.String()
+	}
+	return &t, c.do(ctx, "POST", "/api/v1/join-tokens", nil, body, &t)
+}
+
+// ListJoinTokens lists usable join tokens.
+func (c *Client) ListJoinTokens(ctx context.Context) ([]*tripcap.JoinToken, error) {
+	return listAll[*tripcap.JoinToken](ctx, c, "/api/v1/join-tokens", url.Values{})
+}
+
+// DeleteJoinToken revokes a join token.
+func (c *Client) DeleteJoinToken(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/api/v1/join-tokens/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// ListWatchers lists network watchers.
+func (c *Client) ListWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
+	return listAll[*tripcap.NetworkWatcher](ctx, c, "/api/v1/watchers", url.Values{})
+}
+
+// SetWatcherLimit changes a watcher's parallel limit.
+func (c *Client) SetWatcherLimit(ctx context.Context, watcher string, limit int) (*tripcap.NetworkWatcher, error) {
+	var w tripcap.NetworkWatcher
+	return &w, c.do(ctx, "PATCH", "/api/v1/watchers/"+url.PathEscape(watcher), nil, WatcherBody{MaxCaptures: limit}, &w)
+}
+
+// ListCaptures lists captures, optionally of one watcher or host.
+func (c *Client) ListCaptures(ctx context.Context, watcher, host string) ([]*tripcap.PacketCapture, error) {
+	q := watcherQuery(watcher)
+	if host != "" {
+		q.Set("host", host)
+	}
+	return listAll[*tripcap.PacketCapture](ctx, c, "/api/v1/captures", q)
+}
+
+// CreateCapture creates a capture.
+func (c *Client) CreateCapture(ctx context.Context, body CreateCaptureBody) (*tripcap.PacketCapture, error) {
+	var pc tripcap.PacketCapture
+	return &pc, c.do(ctx, "POST", "/api/v1/captures", nil, body, &pc)
+}
+
+// GetCapture returns a capture by id or name.
+func (c *Client) GetCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
+	var pc tripcap.PacketCapture
+	return &pc, c.do(ctx, "GET", "/api/v1/captures/"+url.PathEscape(ref), watcherQuery(watcher), nil, &pc)
+}
+
+// CaptureStatus returns a capture's queryStatus view.
+func (c *Client) CaptureStatus(ctx context.Context, watcher, ref string) (*CaptureStatus, error) {
+	var st CaptureStatus
+	return &st, c.do(ctx, "GET", "/api/v1/captures/"+url.PathEscape(ref)+"/status", watcherQuery(watcher), nil, &st)
+}
+
+// StopCapture stops a capture.
+func (c *Client) StopCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
+	var pc tripcap.PacketCapture
+	return &pc, c.do(ctx, "POST", "/api/v1/captures/"+url.PathEscape(ref)+"/stop", watcherQuery(watcher), nil, &pc)
+}
+
+// DeleteCapture deletes a capture, and its stored files when deleteFile is set.
+func (c *Client) DeleteCapture(ctx context.Context, watcher, ref string, deleteFile bool) error {
+	q := watcherQuery(watcher)
+	if deleteFile {
+		q.Set("deleteFile", "true")
+	}
+	return c.do(ctx, "DELETE", "/api/v1/captures/"+url.PathEscape(ref), q, nil, nil)
+}
+
+// Download is an open capture file download.
+type Download struct {
+	Body io.ReadCloser
+	// Size is the length of what Body returns; Offset where it starts in the file.
+	Size, Offset int64
+	SHA256       string
+	FileName     string
+}
+
+// DownloadFile starts downloading a capture file from offset (a Range request when > 0).
+func (c *Client) DownloadFile(ctx context.Context, watcher, ref, name string, offset int64) (*Download, error) {
+	q := watcherQuery(watcher)
+	if name != "" {
+		q.Set("name", name)
+	}
+	req, err := c.newRequest(ctx, "GET", "/api/v1/captures/"+url.PathEscape(ref)+"/file", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", ref, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	d := &Download{Body: resp.Body, Size: resp.ContentLength, SHA256: resp.Header.Get(ShaHeader)}
+	if resp.StatusCode == http.StatusPartialContent {
+		d.Offset = offset
+	}
+	if _, params, ok := strings.Cut(resp.Header.Get("Content-Disposition"), "filename="); ok {
+		d.FileName = strings.Trim(params, `"`)
+	}
+	return d, nil
+}
+
+// Enroll trades a join token for an agent credential.
+func (c *Client) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripcap.EnrollResponse, error) {
+	var resp tripcap.EnrollResponse
+	joinToken := req.JoinToken
+	req.JoinToken = ""
+	return &resp, c.WithToken(joinToken).do(ctx, "POST", "/api/v1/agent/enroll", nil, req, &resp)
+}
+
+// Heartbeat tells the server the agent is alive.
+func (c *Client) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) error {
+	return c.do(ctx, "POST", "/api/v1/agent/heartbeat", nil, hb, nil)
+}
+
+// Assignments long-polls for the agent's desired state.
+func (c *Client) Assignments(ctx context.Context, revision int64, wait time.Duration) (*tripcap.Assignments, error) {
+	q := url.Values{"wait": {wait.String()}}
+	if revision >= 0 {
+		q.Set("revision", strconv.FormatInt(revision, 10))
+	}
+	var a tripcap.Assignments
+	return &a, c.do(ctx, "GET", "/api/v1/agent/assignments", q, nil, &a)
+}
+
+// Report sends session reports.
+func (c *Client) Report(ctx context.Context, reports []tripcap.SessionReport) (*tripcap.ReportResult, error) {
+	var res tripcap.ReportResult
+	return &res, c.do(ctx, "POST", "/api/v1/agent/reports", nil, reports, &res)
+}
+
+// Upload sends a capture file of size bytes.
+func (c *Client) Upload(ctx context.Context, captureID, name, sha256 string, r io.Reader, size int64) (*tripcap.CaptureFile, error) {
+	req, err := c.newRequest(ctx, "PUT", "/api/v1/agent/captures/"+url.PathEscape(captureID)+"/files/"+url.PathEscape(name), nil, r)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(ShaHeader, sha256)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("upload %s of %s: %w", name, captureID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return nil, decodeError(resp)
+	}
+	var f tripcap.CaptureFile
+	if err := json.NewDecoder(resp.Body).Decode(&f); err != nil {
+		return nil, fmt.Errorf("decode upload answer: %w", err)
+	}
+	return &f, nil
+}

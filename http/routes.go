@@ -1,0 +1,369 @@
+package http
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+)
+
+// CreateCaptureBody is the body of POST /api/v1/captures.
+type CreateCaptureBody struct {
+	Name       string                          `json:"name"`
+	Watcher    string                          `json:"watcher,omitempty"`
+	Cause      string                          `json:"cause,omitempty"`
+	Parameters tripcap.PacketCaptureParameters `json:"parameters"`
+}
+
+// CaptureStatus is the body of GET /api/v1/captures/{capture}/status (Azure's queryStatus).
+type CaptureStatus struct {
+	Name               string                      `json:"name"`
+	ID                 string                      `json:"id"`
+	CaptureStartTime   *time.Time                  `json:"captureStartTime,omitempty"`
+	PacketCaptureState tripcap.PacketCaptureStatus `json:"packetCaptureStatus"`
+	StopReason         string                      `json:"stopReason,omitempty"`
+	PacketCaptureError []string                    `json:"packetCaptureError"`
+	ErrorMessage       string                      `json:"errorMessage,omitempty"`
+	Statistics         tripcap.CaptureStats        `json:"statistics"`
+}
+
+// StatusOfCapture extracts the queryStatus view of a capture.
+func StatusOfCapture(c *tripcap.PacketCapture) CaptureStatus {
+	errs := c.Errors
+	if errs == nil {
+		errs = []string{}
+	}
+	return CaptureStatus{Name: c.Name, ID: c.ID, CaptureStartTime: c.CaptureStartTime, PacketCaptureState: c.Status,
+		StopReason: c.StopReason, PacketCaptureError: errs, ErrorMessage: c.ErrorMessage, Statistics: c.Stats}
+}
+
+// JoinTokenBody is the body of POST /api/v1/join-tokens.
+type JoinTokenBody struct {
+	TTL  string `json:"ttl,omitempty"`
+	Uses int    `json:"uses,omitempty"`
+}
+
+// WatcherBody is the body of PATCH /api/v1/watchers/{watcher}.
+type WatcherBody struct {
+	MaxCaptures int `json:"maxCaptures"`
+}
+
+// ShaHeader carries a file's hex SHA-256 on uploads and downloads.
+const ShaHeader = "X-Tripcap-Sha256"
+
+var watcherParam = param{"watcher", "string", "the network watcher (needed when a capture name is used in several)"}
+
+func (s *Server) routeTable() []route {
+	pageQuery := []param{{"cursor", "string", "from a previous page's nextLink"}, {"limit", "integer", "page size, 1..1000 (default 100)"}}
+	return []route{
+		{Method: "GET", Path: "/api/v1/openapi.json", ID: "openapi", Summary: "This API's OpenAPI document.", Response: map[string]any{}, Handler: s.handleOpenAPI},
+
+		{Method: "GET", Path: "/api/v1/hosts", ID: "listHosts", Summary: "List hosts.", Auth: "admin", Query: pageQuery, Response: List[*tripcap.Host]{}, Handler: s.handleListHosts},
+		{Method: "GET", Path: "/api/v1/hosts/{host}", ID: "getHost", Summary: "Get a host by name, id or VM resource id.", Auth: "admin", Response: &tripcap.Host{}, Handler: s.handleGetHost},
+		{Method: "DELETE", Path: "/api/v1/hosts/{host}", ID: "deleteHost", Summary: "Forget a host and revoke its agent's credentials.", Auth: "admin", Status: 204, Handler: s.handleDeleteHost},
+
+		{Method: "POST", Path: "/api/v1/join-tokens", ID: "createJoinToken", Summary: "Create a join token for enrolling agents.", Auth: "admin", Request: JoinTokenBody{}, Response: &tripcap.JoinToken{}, Status: 201, Handler: s.handleCreateJoinToken},
+		{Method: "GET", Path: "/api/v1/join-tokens", ID: "listJoinTokens", Summary: "List usable join tokens.", Auth: "admin", Response: List[*tripcap.JoinToken]{}, Handler: s.handleListJoinTokens},
+		{Method: "DELETE", Path: "/api/v1/join-tokens/{id}", ID: "deleteJoinToken", Summary: "Revoke a join token.", Auth: "admin", Status: 204, Handler: s.handleDeleteJoinToken},
+
+		{Method: "GET", Path: "/api/v1/watchers", ID: "listWatchers", Summary: "List network watchers.", Auth: "admin", Response: List[*tripcap.NetworkWatcher]{}, Handler: s.handleListWatchers},
+		{Method: "PATCH", Path: "/api/v1/watchers/{watcher}", ID: "updateWatcher", Summary: "Change a watcher's parallel-capture limit.", Auth: "admin", Request: WatcherBody{}, Response: &tripcap.NetworkWatcher{}, Handler: s.handleUpdateWatcher},
+
+		{Method: "GET", Path: "/api/v1/captures", ID: "listCaptures", Summary: "List captures.", Auth: "admin", Query: append([]param{watcherParam, {"host", "string", "only this host's captures"}}, pageQuery...), Response: List[*tripcap.PacketCapture]{}, Handler: s.handleListCaptures},
+		{Method: "POST", Path: "/api/v1/captures", ID: "createCapture", Summary: "Create a capture; the host's agent starts it at once.", Auth: "admin", Request: CreateCaptureBody{}, Response: &tripcap.PacketCapture{}, Status: 201, Handler: s.handleCreateCapture},
+		{Method: "GET", Path: "/api/v1/captures/{capture}", ID: "getCapture", Summary: "Get a capture by id or name (ETag, If-None-Match).", Auth: "admin", Query: []param{watcherParam}, Response: &tripcap.PacketCapture{}, Handler: s.handleGetCapture},
+		{Method: "DELETE", Path: "/api/v1/captures/{capture}", ID: "deleteCapture", Summary: "Delete a capture (stops it; keeps its files unless deleteFile=true; If-Match).", Auth: "admin", Query: []param{watcherParam, {"deleteFile", "boolean", "also delete the stored files"}}, Status: 204, Handler: s.handleDeleteCapture},
+		{Method: "POST", Path: "/api/v1/captures/{capture}/stop", ID: "stopCapture", Summary: "Stop a running capture (If-Match).", Auth: "admin", Query: []param{watcherParam}, Response: &tripcap.PacketCapture{}, Handler: s.handleStopCapture},
+		{Method: "GET", Path: "/api/v1/captures/{capture}/status", ID: "getCaptureStatus", Summary: "A capture's status and live statistics.", Auth: "admin", Query: []param{watcherParam}, Response: CaptureStatus{}, Handler: s.handleCaptureStatus},
+		{Method: "GET", Path: "/api/v1/captures/{capture}/file", ID: "downloadCaptureFile", Summary: "Download a capture file (Range supported).", Auth: "admin", Query: []param{watcherParam, {"name", "string", "which file (default the first)"}}, Response: "binary", Handler: s.handleDownload},
+
+		{Method: "POST", Path: "/api/v1/agent/enroll", ID: "agentEnroll", Summary: "Trade a join token (as the bearer credential) for an agent credential.", Auth: "join", Request: tripcap.EnrollRequest{}, Response: &tripcap.EnrollResponse{}, Status: 201, Handler: s.handleEnroll},
+		{Method: "POST", Path: "/api/v1/agent/heartbeat", ID: "agentHeartbeat", Summary: "An agent's heartbeat, with its inventory when changed.", Auth: "agent", Request: tripcap.Heartbeat{}, Status: 204, Handler: s.handleHeartbeat},
+		{Method: "GET", Path: "/api/v1/agent/assignments", ID: "agentAssignments", Summary: "Long poll for the agent's desired state.", Auth: "agent", Query: []param{{"revision", "integer", "the revision the agent has"}, {"wait", "string", "how long to wait for a change, e.g. 30s"}}, Response: &tripcap.Assignments{}, Handler: s.handleAssignments},
+		{Method: "POST", Path: "/api/v1/agent/reports", ID: "agentReports", Summary: "Report session status and statistics.", Auth: "agent", Request: []tripcap.SessionReport{}, Response: &tripcap.ReportResult{}, Handler: s.handleReports},
+		{Method: "PUT", Path: "/api/v1/agent/captures/{id}/files/{name}", ID: "agentUploadFile", Summary: "Upload a capture file (X-Tripcap-Sha256 is checked).", Auth: "agent", Request: "binary", Response: &tripcap.CaptureFile{}, Handler: s.handleUpload},
+	}
+}
+
+func (s *Server) handleListHosts(w http.ResponseWriter, r *http.Request) error {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	hosts, next, err := s.svc.FindHosts(r.Context(), tripcap.HostFilter{Cursor: cursor, Limit: limit})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.Host]{Value: nonNil(hosts), NextLink: nextLink(r, next)})
+	return nil
+}
+
+func (s *Server) handleGetHost(w http.ResponseWriter, r *http.Request) error {
+	h, err := s.svc.FindHost(r.Context(), r.PathValue("host"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, h)
+	return nil
+}
+
+func (s *Server) handleDeleteHost(w http.ResponseWriter, r *http.Request) error {
+	if err := s.svc.DeleteHost(r.Context(), r.PathValue("host")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleCreateJoinToken(w http.ResponseWriter, r *http.Request) error {
+	var body JoinTokenBody
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	var ttl time.Duration
+	if body.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(body.TTL); err != nil {
+			return tripcap.Errorf(tripcap.EINVALID, "ttl: %q is not a duration like 1h", body.TTL)
+		}
+	}
+	t, err := s.svc.CreateJoinToken(r.Context(), ttl, body.Uses)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 201, t)
+	return nil
+}
+
+func (s *Server) handleListJoinTokens(w http.ResponseWriter, r *http.Request) error {
+	ts, err := s.svc.FindJoinTokens(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.JoinToken]{Value: nonNil(ts)})
+	return nil
+}
+
+func (s *Server) handleDeleteJoinToken(w http.ResponseWriter, r *http.Request) error {
+	if err := s.svc.DeleteJoinToken(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleListWatchers(w http.ResponseWriter, r *http.Request) error {
+	ws, err := s.svc.FindWatchers(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.NetworkWatcher]{Value: nonNil(ws)})
+	return nil
+}
+
+func (s *Server) handleUpdateWatcher(w http.ResponseWriter, r *http.Request) error {
+	var body WatcherBody
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	wt, err := s.svc.SetWatcherLimit(r.Context(), r.PathValue("watcher"), body.MaxCaptures)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, wt)
+	return nil
+}
+
+func (s *Server) handleListCaptures(w http.ResponseWriter, r *http.Request) error {
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	caps, next, err := s.svc.FindCaptures(r.Context(), q.Get("watcher"), q.Get("host"), cursor, limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.PacketCapture]{Value: nonNil(caps), NextLink: nextLink(r, next)})
+	return nil
+}
+
+func (s *Server) handleCreateCapture(w http.ResponseWriter, r *http.Request) error {
+	var body CreateCaptureBody
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	c, err := s.svc.CreateCapture(r.Context(), controlplane.CreateCaptureRequest{Name: body.Name, Watcher: body.Watcher, Parameters: body.Parameters, Cause: body.Cause})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", c.ETag())
+	w.Header().Set("Location", "/api/v1/captures/"+c.ID)
+	writeJSON(w, 201, c)
+	return nil
+}
+
+func (s *Server) handleGetCapture(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.svc.FindCapture(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", c.ETag())
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == c.ETag() || inm == "*") {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	writeJSON(w, 200, c)
+	return nil
+}
+
+func (s *Server) handleDeleteCapture(w http.ResponseWriter, r *http.Request) error {
+	deleteFile, err := boolParam(r, "deleteFile")
+	if err != nil {
+		return err
+	}
+	if err := s.svc.DeleteCapture(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"), r.Header.Get("If-Match"), deleteFile); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleStopCapture(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.svc.StopCapture(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"), r.Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", c.ETag())
+	writeJSON(w, 200, c)
+	return nil
+}
+
+func (s *Server) handleCaptureStatus(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.svc.QueryStatus(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, StatusOfCapture(c))
+	return nil
+}
+
+func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) error {
+	rc, f, err := s.svc.OpenFile(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"), r.URL.Query().Get("name"))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	ctype := "application/vnd.tcpdump.pcap"
+	if strings.HasSuffix(f.Name, ".pcapng") {
+		ctype = "application/x-pcapng"
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(f.Name)))
+	if f.SHA256 != "" {
+		w.Header().Set(ShaHeader, f.SHA256)
+		if raw, err := hex.DecodeString(f.SHA256); err == nil {
+			w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
+		}
+		w.Header().Set("ETag", `"`+f.SHA256+`"`)
+	}
+	http.ServeContent(w, r, "", f.CreatedAt, rc)
+	return nil
+}
+
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
+	token := BearerToken(r)
+	if token == "" {
+		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a join token is required as the bearer credential")
+	}
+	var req tripcap.EnrollRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	req.JoinToken = token
+	resp, err := s.svc.Enroll(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 201, resp)
+	return nil
+}
+
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
+	var hb tripcap.Heartbeat
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &hb); err != nil {
+			return err
+		}
+	}
+	if err := s.svc.Heartbeat(r.Context(), hb); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleAssignments(w http.ResponseWriter, r *http.Request) error {
+	var known int64
+	if v := r.URL.Query().Get("revision"); v != "" {
+		if _, err := fmt.Sscan(v, &known); err != nil {
+			return tripcap.Errorf(tripcap.EINVALID, "revision: %q is not an integer", v)
+		}
+	} else {
+		known = -1
+	}
+	wait, err := durationParam(r, "wait", 0)
+	if err != nil {
+		return err
+	}
+	a, err := s.svc.Assignments(r.Context(), known, wait)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, a)
+	return nil
+}
+
+func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) error {
+	var reports []tripcap.SessionReport
+	if err := decodeJSON(r, &reports); err != nil {
+		return err
+	}
+	res, err := s.svc.Report(r.Context(), reports)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, res)
+	return nil
+}
+
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
+	sum := strings.ToLower(r.Header.Get(ShaHeader))
+	if sum != "" {
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+			return tripcap.Errorf(tripcap.EINVALID, "%s: %q is not a hex SHA-256", ShaHeader, sum)
+		}
+	}
+	f, err := s.svc.UploadFile(r.Context(), r.PathValue("id"), r.PathValue("name"), sum, r.Body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, f)
+	return nil
+}
+
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}

@@ -1,0 +1,298 @@
+// Package http serves tripcap's native REST API (/api/v1) and the agent
+// protocol over net/http, and provides the client the CLI and agents use.
+// Handlers only translate HTTP to controlplane calls and back.
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+)
+
+// MaxJSONBody bounds request bodies other than file uploads.
+const MaxJSONBody = 1 << 20
+
+// Server is the control plane's HTTP server.
+type Server struct {
+	svc      *controlplane.Service
+	log      *slog.Logger
+	handler  http.Handler
+	registry *prometheus.Registry
+	requests *prometheus.HistogramVec
+	routes   []route
+	mux      *http.ServeMux
+}
+
+// NewServer returns the HTTP server over the control plane.
+func NewServer(svc *controlplane.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{svc: svc, log: log, registry: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tripcap_http_request_duration_seconds",
+		Help:    "HTTP request latency by route and status code.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60},
+	}, []string{"route", "code"})
+	s.registry.MustRegister(s.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.routes = s.routeTable()
+
+	mux := s.mux
+	for _, rt := range s.routes {
+		mux.Handle(rt.Method+" "+rt.Path, s.instrument(rt))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.Handle("GET /metrics", s.authenticate(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	s.handler = mux
+	return s
+}
+
+// Registry is the server's Prometheus registry, for other layers' metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Mount adds a handler for a pattern outside /api/v1 (e.g. the ARM surface).
+// Call it before serving.
+func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Serve serves on l until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Long polls are still open: they end with the server.
+		err = hs.Close()
+	}
+	return err
+}
+
+// route is one API operation; the table drives both the mux and the OpenAPI document.
+type route struct {
+	Method, Path, ID, Summary string
+	// Auth names who may call: "admin", "agent", "join" (a join token), or "" for anyone authenticated.
+	Auth     string
+	Query    []param
+	Request  any
+	Response any
+	// Status is the success status code.
+	Status  int
+	Handler func(w http.ResponseWriter, r *http.Request) error
+}
+
+type param struct {
+	Name, Type, Description string
+}
+
+func (s *Server) instrument(rt route) http.Handler {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := rt.Handler(w, r); err != nil {
+			s.Error(w, r, err)
+		}
+	})
+	var inner http.Handler = h
+	if rt.Auth != "join" {
+		inner = s.authenticate(h)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		inner.ServeHTTP(sw, r)
+		s.requests.WithLabelValues(rt.ID, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// authenticate attaches the caller's principal to the request or refuses it.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.svc.Authenticate(r.Context(), BearerToken(r))
+		if err != nil {
+			s.Error(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(tripcap.NewContextWithPrincipal(r.Context(), p)))
+	})
+}
+
+// BearerToken returns the request's bearer credential, or "".
+func BearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// ErrorBody is every error response: {"error":{"code","message"}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the body of an error.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// StatusOf maps an error code to its HTTP status.
+func StatusOf(code string) int {
+	switch code {
+	case tripcap.EINVALID:
+		return http.StatusBadRequest
+	case tripcap.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case tripcap.EFORBIDDEN:
+		return http.StatusForbidden
+	case tripcap.ENOTFOUND:
+		return http.StatusNotFound
+	case tripcap.ECONFLICT, tripcap.ELIMIT, tripcap.EUNAVAILABLE:
+		return http.StatusConflict
+	case tripcap.EPRECONDITION:
+		return http.StatusPreconditionFailed
+	}
+	return http.StatusInternalServerError
+}
+
+// Error writes err as the standard error body; internal errors are logged, not shown.
+func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := tripcap.ErrorCode(err), tripcap.ErrorMessage(err)
+	if code == tripcap.EINTERNAL {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, StatusOf(code), ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+// decodeJSON reads a bounded JSON body into v, refusing unknown fields, with
+// errors that name the field.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return JSONError(err)
+	}
+	if dec.More() {
+		return tripcap.Errorf(tripcap.EINVALID, "body: more than one JSON value")
+	}
+	return nil
+}
+
+// JSONError turns a decoding error into an EINVALID that says where and why.
+func JSONError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var big *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return tripcap.Errorf(tripcap.EINVALID, "body: empty; a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return tripcap.Errorf(tripcap.EINVALID, "body: malformed JSON: it ends early")
+	case errors.As(err, &syn):
+		return tripcap.Errorf(tripcap.EINVALID, "body: malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		return tripcap.Errorf(tripcap.EINVALID, "%s: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+	case errors.As(err, &big):
+		return tripcap.Errorf(tripcap.EINVALID, "body: larger than %d bytes", big.Limit)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return tripcap.Errorf(tripcap.EINVALID, "body: unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return tripcap.Errorf(tripcap.EINVALID, "body: %s", err.Error())
+}
+
+// List is a page of a listing; NextLink, when set, fetches the next page.
+type List[T any] struct {
+	Value    []T    `json:"value"`
+	NextLink string `json:"nextLink,omitempty"`
+}
+
+func pageParams(r *http.Request) (cursor string, limit int, err error) {
+	q := r.URL.Query()
+	limit = 100
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return "", 0, tripcap.Errorf(tripcap.EINVALID, "limit: %q is not a number in 1..1000", v)
+		}
+	}
+	return q.Get("cursor"), limit, nil
+}
+
+func nextLink(r *http.Request, cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	q := r.URL.Query()
+	q.Set("cursor", cursor)
+	return r.URL.Path + "?" + q.Encode()
+}
+
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, tripcap.Errorf(tripcap.EINVALID, "%s: %q is not true or false", name, v)
+	}
+	return b, nil
+}
+
+func durationParam(r *http.Request, name string, def time.Duration) (time.Duration, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, tripcap.Errorf(tripcap.EINVALID, "%s: %q is not a duration like 30s", name, v)
+	}
+	return d, nil
+}

@@ -1,0 +1,231 @@
+package sqldoc
+
+import (
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// maxIDLen bounds ids and cursors; tripcap.NewID makes 26 characters.
+const maxIDLen = 64
+
+// CheckID returns EINVALID unless id looks like an id: 1 to 64 letters,
+// digits, '-' or '_'. what names the id in the message ("host id").
+func CheckID(what, id string) error {
+	if id == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "%s: required", what)
+	}
+	if len(id) > maxIDLen {
+		return tripcap.Errorf(tripcap.EINVALID, "%s: longer than %d characters", what, maxIDLen)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return tripcap.Errorf(tripcap.EINVALID, "%s: %q is not an id (letters, digits, '-' and '_')", what, id)
+		}
+	}
+	return nil
+}
+
+// CheckPage checks a listing's cursor (an id from a previous page, or "") and limit.
+func CheckPage(cursor string, limit int) error {
+	if cursor != "" {
+		if err := CheckID("cursor", cursor); err != nil {
+			return tripcap.Errorf(tripcap.EINVALID, "cursor: %q is not a cursor from a previous page", cursor)
+		}
+	}
+	if limit < 0 {
+		return tripcap.Errorf(tripcap.EINVALID, "limit: %d is negative", limit)
+	}
+	return nil
+}
+
+// VMID is an Azure VM resource id, split and lower-cased for a case-insensitive match.
+type VMID struct{ Subscription, Group, Name string }
+
+// CheckHostFilter checks f and splits its ResourceID, if any.
+func CheckHostFilter(f tripcap.HostFilter) (*VMID, error) {
+	if f.ID != nil {
+		if err := CheckID("host id", *f.ID); err != nil {
+			return nil, err
+		}
+	}
+	if f.Name != nil && *f.Name == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "host name: must not be empty")
+	}
+	if f.Location != nil && *f.Location == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "location: must not be empty")
+	}
+	if f.State != nil && *f.State != tripcap.HostOnline && *f.State != tripcap.HostOffline {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "state: %q is not one of Online, Offline", *f.State)
+	}
+	if err := CheckPage(f.Cursor, f.Limit); err != nil {
+		return nil, err
+	}
+	if f.ResourceID == nil {
+		return nil, nil
+	}
+	sub, group, name, ok := tripcap.ParseVMResourceID(*f.ResourceID)
+	if !ok {
+		return nil, tripcap.Errorf(tripcap.EINVALID,
+			"resourceId: %q is not a virtual machine id (/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name})", *f.ResourceID)
+	}
+	return &VMID{strings.ToLower(sub), strings.ToLower(group), strings.ToLower(name)}, nil
+}
+
+// CheckCaptureFilter checks f.
+func CheckCaptureFilter(f tripcap.CaptureFilter) error {
+	for _, id := range []struct {
+		what string
+		v    *string
+	}{{"capture id", f.ID}, {"watcher id", f.WatcherID}, {"host id", f.HostID}} {
+		if id.v != nil {
+			if err := CheckID(id.what, *id.v); err != nil {
+				return err
+			}
+		}
+	}
+	if f.Name != nil && *f.Name == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "capture name: must not be empty")
+	}
+	return CheckPage(f.Cursor, f.Limit)
+}
+
+// CheckHost checks a host about to be created and fills defaults: State
+// Offline and CreatedAt/UpdatedAt now when unset.
+func CheckHost(h *tripcap.Host, now time.Time) error {
+	if err := CheckID("host id", h.ID); err != nil {
+		return err
+	}
+	if h.Name == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "host name: required")
+	}
+	switch h.State {
+	case "":
+		h.State = tripcap.HostOffline
+	case tripcap.HostOnline, tripcap.HostOffline:
+	default:
+		return tripcap.Errorf(tripcap.EINVALID, "state: %q is not one of Online, Offline", h.State)
+	}
+	fillTimes(&h.CreatedAt, &h.UpdatedAt, now)
+	return nil
+}
+
+// CheckCapture checks a capture about to be created or updated and fills
+// CreatedAt/UpdatedAt with now when unset.
+func CheckCapture(c *tripcap.PacketCapture, now time.Time) error {
+	if err := CheckID("capture id", c.ID); err != nil {
+		return err
+	}
+	if c.Name == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "capture name: required")
+	}
+	if err := CheckID("watcher id", c.WatcherID); err != nil {
+		return err
+	}
+	if err := CheckID("host id", c.HostID); err != nil {
+		return err
+	}
+	fillTimes(&c.CreatedAt, &c.UpdatedAt, now)
+	return nil
+}
+
+// CheckJoinToken checks a join token about to be stored.
+func CheckJoinToken(t *tripcap.JoinToken, now time.Time) error {
+	if err := CheckID("join token id", t.ID); err != nil {
+		return err
+	}
+	if t.Hash == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "join token hash: required")
+	}
+	if t.UsesLeft < 1 {
+		return tripcap.Errorf(tripcap.EINVALID, "join token uses: %d is less than 1", t.UsesLeft)
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = now
+	}
+	return nil
+}
+
+// CheckCredential checks a credential about to be stored.
+func CheckCredential(c *tripcap.Credential, now time.Time) error {
+	if err := CheckID("credential id", c.ID); err != nil {
+		return err
+	}
+	if c.Hash == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "credential hash: required")
+	}
+	if c.Role == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "credential role: required")
+	}
+	if c.HostID != "" {
+		if err := CheckID("credential host id", c.HostID); err != nil {
+			return err
+		}
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	return nil
+}
+
+// CheckWatcherLimit checks a watcher's parallel-capture limit.
+func CheckWatcherLimit(maxCaptures int) error {
+	if maxCaptures < 0 {
+		return tripcap.Errorf(tripcap.EINVALID, "maxCaptures: %d is negative", maxCaptures)
+	}
+	return nil
+}
+
+func fillTimes(created, updated *time.Time, now time.Time) {
+	if created.IsZero() {
+		*created = now
+	}
+	if updated.IsZero() {
+		*updated = *created
+	}
+}
+
+// Page trims rows fetched with limit+1 to limit and returns the cursor of
+// the next page: the last row's id when a further row exists, else "".
+func Page[T any](rows []T, limit int, id func(T) string) ([]T, string) {
+	if limit <= 0 || len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, id(rows[limit-1])
+}
+
+// FetchLimit is the LIMIT to query for a page of limit rows: one more, to
+// tell whether a next page exists; 0 (no limit) stays 0.
+func FetchLimit(limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return limit + 1
+}
+
+// DeletedAtChanged reports whether an update changes a capture's DeletedAt,
+// at the microsecond precision every store keeps.
+func DeletedAtChanged(old, new *time.Time) bool {
+	if old == nil || new == nil {
+		return (old == nil) != (new == nil)
+	}
+	return !old.Truncate(time.Microsecond).Equal(new.Truncate(time.Microsecond))
+}
+
+// CheckCaptureUpdate checks an update of old (as stored) to c.
+func CheckCaptureUpdate(old, c *tripcap.PacketCapture, expectVersion int64) error {
+	if old.Version != expectVersion {
+		return CaptureVersion(c.ID, old.Version, expectVersion)
+	}
+	switch {
+	case old.Name != c.Name:
+		return CaptureFixed(c.ID, "name")
+	case old.WatcherID != c.WatcherID:
+		return CaptureFixed(c.ID, "watcherId")
+	case old.HostID != c.HostID:
+		return CaptureFixed(c.ID, "hostId")
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package sqldoc
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tripcap/tripcap"
+)
+
+// Where is the WHERE clause of a listing, with '?' placeholders (see Rebind).
+type Where struct {
+	conds []string
+	Args  []any
+}
+
+// Add appends a condition and its arguments.
+func (w *Where) Add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.Args = append(w.Args, args...)
+}
+
+// String is "" or " WHERE a AND b".
+func (w *Where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// HostWhere selects the hosts of a checked filter (see CheckHostFilter).
+func HostWhere(f tripcap.HostFilter, vm *VMID) *Where {
+	w := &Where{}
+	if f.ID != nil {
+		w.Add("id = ?", *f.ID)
+	}
+	if f.Name != nil {
+		w.Add("name = ?", *f.Name)
+	}
+	if f.Location != nil {
+		w.Add("location = ?", *f.Location)
+	}
+	if f.State != nil {
+		w.Add("state = ?", string(*f.State))
+	}
+	if vm != nil {
+		w.Add("lower(name) = ? AND lower(subscription_id) = ? AND lower(resource_group) = ?", vm.Name, vm.Subscription, vm.Group)
+	}
+	if f.Cursor != "" {
+		w.Add("id > ?", f.Cursor)
+	}
+	return w
+}
+
+// ActiveCapture is the SQL condition of tripcap.PacketCapture.Active.
+const ActiveCapture = "deleted_at IS NULL AND status NOT IN ('Stopped', 'Error')"
+
+// CaptureWhere selects the captures of a checked filter.
+func CaptureWhere(f tripcap.CaptureFilter) *Where {
+	w := &Where{}
+	if f.ID != nil {
+		w.Add("id = ?", *f.ID)
+	}
+	if f.WatcherID != nil {
+		w.Add("watcher_id = ?", *f.WatcherID)
+	}
+	if f.HostID != nil {
+		w.Add("host_id = ?", *f.HostID)
+	}
+	if f.Name != nil {
+		w.Add("name = ?", *f.Name)
+	}
+	if f.ActiveOnly {
+		w.Add(ActiveCapture)
+	} else if !f.IncludeDeleted {
+		w.Add("deleted_at IS NULL")
+	}
+	if f.Cursor != "" {
+		w.Add("id > ?", f.Cursor)
+	}
+	return w
+}
+
+// OrderLimit is " ORDER BY id", with " LIMIT n" when n > 0.
+func OrderLimit(n int) string {
+	if n <= 0 {
+		return " ORDER BY id"
+	}
+	return " ORDER BY id LIMIT " + strconv.Itoa(n)
+}
+
+// Rebind turns the '?' placeholders of query into PostgreSQL's $1, $2….
+// Queries given to it have no '?' in literals.
+func Rebind(query string) string {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,154 @@
+// Package pcapfile writes capture files in the pcap and pcapng formats.
+//
+// Writers buffer whole records and only ever hand whole records to the
+// underlying file, so a process killed at any moment leaves a file that ends
+// at a record boundary and that readers (tshark, capinfos) accept as is. The
+// file header is written out when the writer is created, so even a capture
+// killed before its first packet is a valid, empty file.
+//
+// gopacket's pcapgo writers are not used because their bufio.Writer flushes
+// whenever its buffer fills, which cuts records in two on disk, and because
+// pcapgo cannot write the kernel drop count as isb_osdrop.
+package pcapfile
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// LinkType is a pcap LINKTYPE_ value.
+type LinkType uint16
+
+const (
+	// LinkTypeEthernet is LINKTYPE_ETHERNET: frames start with an Ethernet header.
+	LinkTypeEthernet LinkType = 1
+	// LinkTypeRaw is LINKTYPE_RAW: packets start with an IPv4 or IPv6 header.
+	LinkTypeRaw LinkType = 101
+)
+
+// MaxSnapLen is the largest snap length written (libpcap's MAXIMUM_SNAPLEN).
+const MaxSnapLen = 262144
+
+// DefaultBufferSize is the write buffer used when a writer is given none.
+const DefaultBufferSize = 1 << 20
+
+// Writer writes packet records to a capture file.
+type Writer interface {
+	// WritePacket appends one record. iface is the interface number in the
+	// file (always 0 for pcap); ts is nanoseconds since the Unix epoch;
+	// origLen is the packet's length on the wire, data what was captured.
+	WritePacket(iface int, ts int64, origLen int, data []byte) error
+	// RecordSize is the number of bytes a record with caplen bytes of data takes.
+	RecordSize(caplen int) int64
+	// TrailerSize is the number of bytes Close adds after the last record.
+	TrailerSize() int64
+	// Size is the file's size once everything buffered is written.
+	Size() int64
+	// Flush writes out the buffered records.
+	Flush() error
+	// Close writes the trailing blocks (pcapng interface statistics, one
+	// per interface, in interface order) and flushes. It does not close the
+	// underlying writer.
+	Close(stats []InterfaceStats) error
+}
+
+// Interface describes one capture interface of a pcapng file.
+type Interface struct {
+	Name        string
+	Description string
+	// Filter is the capture filter in text form, as the user gave it.
+	Filter   string
+	LinkType LinkType
+	SnapLen  uint32
+}
+
+// InterfaceStats are the counters written in a pcapng interface statistics block.
+type InterfaceStats struct {
+	Start, End time.Time
+	// Received is what the kernel handed to the capture socket after
+	// filtering, including what it then dropped (PACKET_STATISTICS tp_packets).
+	Received uint64
+	// Dropped is the kernel's drop count (PACKET_STATISTICS tp_drops).
+	Dropped uint64
+	// Delivered is the number of packets written to the file.
+	Delivered uint64
+}
+
+// Section describes a pcapng section header.
+type Section struct {
+	Comment     string
+	Hardware    string
+	OS          string
+	Application string
+}
+
+// recordBuffer holds whole records until they are written together. Records
+// are reserved in full before being filled, so a flush never splits one.
+type recordBuffer struct {
+	w       io.Writer
+	buf     []byte
+	written int64
+	err     error
+}
+
+func newRecordBuffer(w io.Writer, size int) *recordBuffer {
+	if size <= 0 {
+		size = DefaultBufferSize
+	}
+	// A buffer smaller than the largest record would have to write records
+	// in pieces.
+	if size < 2*MaxSnapLen {
+		size = 2 * MaxSnapLen
+	}
+	return &recordBuffer{w: w, buf: make([]byte, 0, size)}
+}
+
+// reserve returns n bytes at the end of the buffer, flushing first when they
+// do not fit. The caller fills all of them.
+func (b *recordBuffer) reserve(n int) ([]byte, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	if len(b.buf)+n > cap(b.buf) {
+		if err := b.flush(); err != nil {
+			return nil, err
+		}
+		if n > cap(b.buf) {
+			b.buf = make([]byte, 0, n)
+		}
+	}
+	start := len(b.buf)
+	b.buf = b.buf[:start+n]
+	return b.buf[start : start+n], nil
+}
+
+func (b *recordBuffer) flush() error {
+	if b.err != nil {
+		return b.err
+	}
+	if len(b.buf) == 0 {
+		return nil
+	}
+	n, err := b.w.Write(b.buf)
+	b.written += int64(n)
+	if err == nil && n < len(b.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		b.err = fmt.Errorf("writing capture file: %w", err)
+		return b.err
+	}
+	b.buf = b.buf[:0]
+	return nil
+}
+
+func (b *recordBuffer) size() int64 { return b.written + int64(len(b.buf)) }
+
+// clampSnapLen maps 0 (no limit) and oversized values to MaxSnapLen.
+func clampSnapLen(s uint32) uint32 {
+	if s == 0 || s > MaxSnapLen {
+		return MaxSnapLen
+	}
+	return s
+}

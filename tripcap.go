@@ -1,0 +1,8 @@
+// Package tripcap holds the domain of tripcap: hosts, network watchers, packet
+// captures, and the interfaces the pipeline stages implement. It depends on
+// nothing but the standard library; every subpackage adapts one dependency or
+// one stage (metric → rule → alert → responder → capture → file) to it.
+package tripcap
+
+// Version is the build's version, set with -ldflags "-X github.com/tripcap/tripcap.Version=…".
+var Version = "0.1.0-dev"
