@@ -12,7 +12,8 @@ type CaptureFilter struct {
 	WatcherID *string
 	HostID    *string
 	Name      *string
-	// ActiveOnly keeps captures whose status is not terminal.
+	// ActiveOnly keeps captures whose status is not terminal (deleted ones
+	// too when IncludeDeleted is set: an agent must still stop those).
 	ActiveOnly     bool
 	IncludeDeleted bool
 	Cursor         string // list after this id
@@ -21,7 +22,10 @@ type CaptureFilter struct {
 
 // Store persists tripcap's state. sqlite.Store and postgres.Store implement it
 // and pass the same conformance suite (storetest). Methods return *Error with
-// ENOTFOUND, ECONFLICT, ELIMIT or EPRECONDITION where the text says so.
+// ENOTFOUND, ECONFLICT, ELIMIT or EPRECONDITION where the text says so, and
+// ENOTFOUND for any unknown id, EINVALID for malformed ids, cursors or limits.
+// Times are kept to the microsecond at least. Host names are unique
+// regardless of case, so a (case-insensitive) ARM resource id names one host.
 type Store interface {
 	// CreateHost inserts h. ECONFLICT when the name is taken.
 	CreateHost(ctx context.Context, h *Host) error
@@ -78,12 +82,15 @@ type Store interface {
 	FindCapture(ctx context.Context, f CaptureFilter) (*PacketCapture, error)
 	// UpdateCapture writes c if the stored version is expectVersion (else
 	// EPRECONDITION), sets c.Version to the next version, and bumps the host's
-	// revision when Desired or DeletedAt changed, in one transaction.
+	// revision when Desired or DeletedAt changed, in one transaction. Name,
+	// WatcherID, HostID and CreatedAt cannot change (EINVALID).
 	UpdateCapture(ctx context.Context, c *PacketCapture, expectVersion int64) error
 
 	// WatchHostChanges calls fn with the id of each host whose revision changed,
 	// by this process or (for a shared database) any other, until ctx ends.
-	// fn("") means changes may have been missed (a reconnect): recheck all.
+	// fn("") means changes may have been missed: it is called once the watch
+	// is set up and after every reconnect, so the caller rechecks all.
+	// It returns nil when ctx ends.
 	WatchHostChanges(ctx context.Context, fn func(hostID string)) error
 
 	Close() error

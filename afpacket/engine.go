@@ -242,7 +242,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	progs := make([][]xbpf.RawInstruction, len(ifcs))
 	for i, ifc := range ifcs {
-		if progs[i], err = flt.program(ifc); err != nil {
+		if progs[i], err = flt.program(ifc, bothDirections); err != nil {
 			return nil, err
 		}
 	}

@@ -23,10 +23,19 @@ type sessionFilter struct {
 	snapLen uint32
 }
 
+// direction restricts a socket to packets the host sent or to the others.
+type direction int
+
+const (
+	bothDirections direction = iota
+	incomingOnly
+	outgoingOnly
+)
+
 // program returns the socket filter for an interface. On loopback every
-// packet passes the tap twice, once outgoing and once incoming; the prefix
-// drops the outgoing copy so each packet is captured once.
-func (f sessionFilter) program(ifc netInterface) ([]xbpf.RawInstruction, error) {
+// packet passes the tap twice, once outgoing and once incoming, so there
+// only the incoming copy is kept and each packet is captured once.
+func (f sessionFilter) program(ifc netInterface, dir direction) ([]xbpf.RawInstruction, error) {
 	var prog []xbpf.RawInstruction
 	if f.raw != nil {
 		prog = f.raw
@@ -37,8 +46,11 @@ func (f sessionFilter) program(ifc netInterface) ([]xbpf.RawInstruction, error) 
 			return nil, err
 		}
 	}
-	if ifc.Loopback {
-		prog = append(dropOutgoingPrefix(), prog...)
+	if ifc.Loopback && dir == bothDirections {
+		dir = incomingOnly
+	}
+	if dir != bothDirections {
+		prog = append(packetTypePrefix(dir == outgoingOnly), prog...)
 	}
 	if len(prog) > maxBPFInstructions {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "the filter needs %d BPF instructions; the kernel takes at most %d", len(prog), maxBPFInstructions)
@@ -134,12 +146,16 @@ func (f sessionFilter) describe() string {
 	return strings.Join(parts, " or ")
 }
 
-// dropOutgoingPrefix rejects PACKET_OUTGOING packets and leaves A and X as a
-// fresh program expects them (zero).
-func dropOutgoingPrefix() []xbpf.RawInstruction {
+// packetTypePrefix rejects the packets the host sent (keepOutgoing false)
+// or all others (true), and leaves A as a fresh program expects it (zero).
+func packetTypePrefix(keepOutgoing bool) []xbpf.RawInstruction {
+	skipTrue, skipFalse := uint8(0), uint8(1)
+	if keepOutgoing {
+		skipTrue, skipFalse = 1, 0
+	}
 	prog, err := xbpf.Assemble([]xbpf.Instruction{
 		xbpf.LoadExtension{Num: xbpf.ExtType},
-		xbpf.JumpIf{Cond: xbpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 0, SkipFalse: 1},
+		xbpf.JumpIf{Cond: xbpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: skipTrue, SkipFalse: skipFalse},
 		xbpf.RetConstant{Val: 0},
 		xbpf.LoadConstant{Dst: xbpf.RegA, Val: 0},
 	})

@@ -200,7 +200,9 @@ func (o *output) write(iface int, ts int64, origLen int, data []byte, stats func
 // rotate closes the current file of a ring and opens the next, removing the
 // oldest when the ring is full.
 func (o *output) rotate(stats func() []pcapfile.InterfaceStats) error {
-	if err := o.closeFile(stats()); err != nil {
+	// No fsync here: it would stall the capture, and a killed process
+	// loses nothing the page cache holds. The last file is synced at stop.
+	if err := o.closeFile(stats(), false); err != nil {
 		return err
 	}
 	o.seq++
@@ -221,14 +223,16 @@ func (o *output) rotate(stats func() []pcapfile.InterfaceStats) error {
 
 func (o *output) flush() error { return o.w.Flush() }
 
-// closeFile writes the trailer, syncs and closes the current file.
-func (o *output) closeFile(stats []pcapfile.InterfaceStats) error {
+// closeFile writes the trailer, optionally syncs, and closes the current file.
+func (o *output) closeFile(stats []pcapfile.InterfaceStats, sync bool) error {
 	if o.f == nil {
 		return nil
 	}
 	err := o.w.Close(stats)
-	if serr := o.f.Sync(); err == nil && serr != nil {
-		err = fmt.Errorf("syncing capture file: %w", serr)
+	if sync && err == nil {
+		if serr := o.f.Sync(); serr != nil {
+			err = fmt.Errorf("syncing capture file: %w", serr)
+		}
 	}
 	if cerr := o.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing capture file: %w", cerr)

@@ -50,9 +50,12 @@ type PreTriggerStats struct {
 	KernelDrops uint64    `json:"kernelDrops"`
 }
 
-// preRecordHeader is the size of a buffered record's header:
-// timestamp (8), interface index (4), original length (4), captured length (4).
-const preRecordHeader = 20
+// preRecordHeader is the size of a buffered record's header: timestamp (8),
+// interface index (4), original length (4), captured length (4), flags (4).
+const preRecordHeader = 24
+
+// preOutgoing flags a record of a packet the host sent.
+const preOutgoing = 1
 
 // preChunk is a run of records, filled in arrival order.
 type preChunk struct {
@@ -79,9 +82,13 @@ type preRing struct {
 	wg    sync.WaitGroup
 }
 
-// preSocket feeds the ring from one interface.
+// preSocket feeds the ring from one interface, in one direction: the
+// session filters tell local from remote by the direction, which gopacket
+// does not report per packet, so each interface has a socket for what the
+// host sent and one for the rest.
 type preSocket struct {
 	*socket
+	outgoing bool
 	// seen is a watermark: every packet stamped before it has been
 	// buffered (nanoseconds).
 	seen atomic.Int64
@@ -119,17 +126,24 @@ func openPreRing(cfg PreTriggerConfig, rc ringConfig, log *slog.Logger) (*preRin
 	}
 	flt := sessionFilter{filters: cfg.Filters, snapLen: cfg.SnapLen}
 	for _, ifc := range ifcs {
-		prog, err := flt.program(ifc)
-		if err == nil {
-			var s *socket
-			s, err = openSocket(ifc, 0, prog, rc)
-			if err == nil {
-				r.socks = append(r.socks, &preSocket{socket: s})
-			}
+		dirs := []direction{incomingOnly, outgoingOnly}
+		if ifc.Loopback {
+			// Loopback's outgoing copies duplicate its incoming ones.
+			dirs = dirs[:1]
 		}
-		if err != nil {
-			r.close()
-			return nil, fmt.Errorf("pre-trigger buffer: %w", err)
+		for _, dir := range dirs {
+			prog, err := flt.program(ifc, dir)
+			if err == nil {
+				var s *socket
+				s, err = openSocket(ifc, 0, prog, rc)
+				if err == nil {
+					r.socks = append(r.socks, &preSocket{socket: s, outgoing: dir == outgoingOnly})
+				}
+			}
+			if err != nil {
+				r.close()
+				return nil, fmt.Errorf("pre-trigger buffer: %w", err)
+			}
 		}
 	}
 	for _, s := range r.socks {
@@ -160,13 +174,13 @@ func (r *preRing) read(s *preSocket) {
 			return
 		}
 		ts := ci.Timestamp.UnixNano()
-		r.append(s.ifc.Index, ts, ci.Length, data)
+		r.append(s.ifc.Index, s.outgoing, ts, ci.Length, data)
 		s.seen.Store(max(s.seen.Load(), ts))
 	}
 }
 
 // append copies one packet into the ring.
-func (r *preRing) append(ifindex int, ts int64, origLen int, data []byte) {
+func (r *preRing) append(ifindex int, outgoing bool, ts int64, origLen int, data []byte) {
 	n := preRecordHeader + len(data)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -184,6 +198,11 @@ func (r *preRing) append(ifindex int, ts int64, origLen int, data []byte) {
 	binary.LittleEndian.PutUint32(b[8:], uint32(ifindex))
 	binary.LittleEndian.PutUint32(b[12:], uint32(origLen))
 	binary.LittleEndian.PutUint32(b[16:], uint32(len(data)))
+	var flags uint32
+	if outgoing {
+		flags |= preOutgoing
+	}
+	binary.LittleEndian.PutUint32(b[20:], flags)
 	copy(b[preRecordHeader:], data)
 	if c.records == 0 {
 		c.first = ts
@@ -253,7 +272,7 @@ func (r *preRing) waitCaughtUp(ctx context.Context, t int64, ifindexes map[int]i
 // snapshot copies the buffered packets stamped in [from, to) from the given
 // interfaces (kernel index → session interface number) that match, sorted by
 // timestamp.
-func (r *preRing) snapshot(from, to int64, ifindexes map[int]int, match func(ifindex int, data []byte) bool) []preRecord {
+func (r *preRing) snapshot(from, to int64, ifindexes map[int]int, match func(ifindex int, data []byte, outgoing bool) bool) []preRecord {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []preRecord
@@ -266,10 +285,11 @@ func (r *preRing) snapshot(from, to int64, ifindexes map[int]int, match func(ifi
 			ifindex := int(binary.LittleEndian.Uint32(b[8:]))
 			origLen := int(binary.LittleEndian.Uint32(b[12:]))
 			capLen := int(binary.LittleEndian.Uint32(b[16:]))
+			outgoing := binary.LittleEndian.Uint32(b[20:])&preOutgoing != 0
 			data := b[preRecordHeader : preRecordHeader+capLen]
 			b = b[preRecordHeader+capLen:]
 			id, ok := ifindexes[ifindex]
-			if !ok || ts < from || ts >= to || !match(ifindex, data) {
+			if !ok || ts < from || ts >= to || !match(ifindex, data, outgoing) {
 				continue
 			}
 			out = append(out, preRecord{iface: id, ts: ts, origLen: origLen, data: slices.Clone(data)})
@@ -299,7 +319,9 @@ func (r *preRing) interfaces() map[int]netInterface {
 func (r *preRing) stats() PreTriggerStats {
 	st := PreTriggerStats{Enabled: true, CapacityBytes: int64(r.maxChunks) * int64(r.chunkSize)}
 	for _, s := range r.socks {
-		st.Interfaces = append(st.Interfaces, s.ifc.Name)
+		if !slices.Contains(st.Interfaces, s.ifc.Name) {
+			st.Interfaces = append(st.Interfaces, s.ifc.Name)
+		}
 		_, d := s.stats()
 		st.KernelDrops += d
 	}

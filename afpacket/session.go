@@ -297,22 +297,19 @@ func (s *Session) writePreTrigger(pre *preRing) {
 	secs := min(time.Duration(s.params.PreTriggerSeconds)*time.Second, pre.keep)
 	buffered := pre.interfaces()
 	ifindexes := map[int]int{}
-	matchers := map[int]func([]byte) bool{}
+	matchers := map[int]func([]byte, bool) bool{}
 	for _, sock := range s.socks {
 		if _, ok := buffered[sock.ifc.Index]; !ok {
 			s.note("no pre-trigger packets from %s: the pre-trigger buffer does not cover it", sock.ifc.Name)
 			continue
 		}
-		vm, err := s.filter.matcher(sock.ifc.Framing)
+		match, err := s.filter.matcher(sock.ifc.Framing)
 		if err != nil {
 			s.note("no pre-trigger packets from %s: %v", sock.ifc.Name, err)
 			continue
 		}
 		ifindexes[sock.ifc.Index] = sock.id
-		matchers[sock.ifc.Index] = func(data []byte) bool {
-			n, err := vm.Run(data)
-			return err == nil && n > 0
-		}
+		matchers[sock.ifc.Index] = match
 	}
 	if len(ifindexes) == 0 {
 		return
@@ -322,7 +319,9 @@ func (s *Session) writePreTrigger(pre *preRing) {
 	if !pre.waitCaughtUp(ctx, s.t0, ifindexes) {
 		s.log.Warn("pre-trigger buffer lags; the seam may miss packets")
 	}
-	recs := pre.snapshot(s.t0-int64(secs), s.t0, ifindexes, func(ifindex int, data []byte) bool { return matchers[ifindex](data) })
+	recs := pre.snapshot(s.t0-int64(secs), s.t0, ifindexes, func(ifindex int, data []byte, outgoing bool) bool {
+		return matchers[ifindex](data, outgoing)
+	})
 	for _, r := range recs {
 		if !s.write(r.iface, r.ts, r.origLen, r.data) {
 			break
@@ -343,13 +342,19 @@ func (s *Session) finish(meta chan string) {
 	}
 	s.wmu.Lock()
 	s.halted = true
-	if err := s.out.closeFile(stats); err != nil {
+	if err := s.out.closeFile(stats, true); err != nil {
 		s.rmu.Lock()
 		s.errs = appendOnce(s.errs, tripcap.CaptureErrLocalFile)
 		if s.message == "" {
 			s.message = err.Error()
 		}
 		s.rmu.Unlock()
+	}
+	// Packets buffered when a write failed never reached the file: the
+	// counters say what the files hold.
+	if lostPackets, lostBytes := s.out.w.Lost(); lostPackets > 0 {
+		s.packets.Add(^uint64(lostPackets - 1))
+		s.bytes.Add(^uint64(lostBytes - 1))
 	}
 	s.wmu.Unlock()
 	if meta != nil {

@@ -273,7 +273,7 @@ func (p testPacket) bytes(rng *rand.Rand) []byte {
 		h := junk(4 * ihl)
 		h[0] = 0x40 | byte(ihl)
 		binary.BigEndian.PutUint16(h[2:], uint16(4*ihl+len(l4)))
-		flags := uint16(rng.IntN(2)) << 14 // DF: noise to the filter
+		flags := uint16(rng.IntN(4)) << 14 // reserved and DF: noise to the filter
 		switch p.frag {
 		case fragFirst:
 			flags |= 1 << 13 // MF, offset 0
@@ -300,7 +300,8 @@ func (p testPacket) bytes(rng *rand.Rand) []byte {
 		if e == 44 {
 			f := junk(8)
 			f[0], f[1] = chain[i+1], 0
-			field := uint16(rng.IntN(2)) // M; 0 with offset 0 is an atomic fragment
+			// M (0 with offset 0 is an atomic fragment) and the reserved bits.
+			field := uint16(rng.IntN(8))
 			if p.frag == fragLater {
 				field |= fragOffset(rng) << 3
 			}

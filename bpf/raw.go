@@ -186,6 +186,9 @@ func check(prog []xbpf.RawInstruction) (int, string) {
 				return i, fmt.Sprintf("scratch memory slot %d is outside 0..%d", ins.K, memWords-1)
 			}
 		case clsJMP | jmpJA:
+			if ins.K >= 1<<31 {
+				return i, fmt.Sprintf("ja %d is a backward jump; the kernel allows only forward ones", int32(ins.K))
+			}
 			if uint64(i)+1+uint64(ins.K) >= uint64(n) {
 				return i, fmt.Sprintf("ja %d jumps past the end of the program", ins.K)
 			}

@@ -127,7 +127,9 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // URL is the object's file:// address.
-func (s *Store) URL(key string) string { return "file://" + filepath.Join(s.dir, filepath.FromSlash(key)) }
+func (s *Store) URL(key string) string {
+	return "file://" + filepath.Join(s.dir, filepath.FromSlash(key))
+}
 
 // contextReader stops a long copy when the request is cancelled.
 type contextReader struct {

@@ -60,8 +60,12 @@ func (pw *PcapWriter) WritePacket(_ int, ts int64, origLen int, data []byte) err
 	le.PutUint32(rec[8:], uint32(len(data)))
 	le.PutUint32(rec[12:], uint32(origLen))
 	copy(rec[pcapRecordHeaderLn:], data)
+	pw.b.packet(len(data))
 	return nil
 }
+
+// Lost reports the packets accepted but not written because a write failed.
+func (pw *PcapWriter) Lost() (int, int64) { return pw.b.lost() }
 
 // RecordSize is the number of bytes a record with caplen bytes of data takes.
 func (pw *PcapWriter) RecordSize(caplen int) int64 {

@@ -51,6 +51,9 @@ type Writer interface {
 	// per interface, in interface order) and flushes. It does not close the
 	// underlying writer.
 	Close(stats []InterfaceStats) error
+	// Lost reports the packets (and their captured bytes) that were
+	// accepted but did not reach the file because a write failed.
+	Lost() (packets int, dataBytes int64)
 }
 
 // Interface describes one capture interface of a pcapng file.
@@ -90,6 +93,15 @@ type recordBuffer struct {
 	buf     []byte
 	written int64
 	err     error
+	// pending counts the packets in buf and their captured bytes; after
+	// a failed write they are lost.
+	pendingPackets int
+	pendingData    int64
+}
+
+// truncater is implemented by *os.File.
+type truncater interface {
+	Truncate(size int64) error
 }
 
 func newRecordBuffer(w io.Writer, size int) *recordBuffer {
@@ -131,16 +143,39 @@ func (b *recordBuffer) flush() error {
 		return nil
 	}
 	n, err := b.w.Write(b.buf)
-	b.written += int64(n)
 	if err == nil && n < len(b.buf) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
+		// A short write (a full disk) ends inside a record: cut the file
+		// back to the last whole one, so it stays readable.
+		if t, ok := b.w.(truncater); ok && n > 0 {
+			if terr := t.Truncate(b.written); terr != nil {
+				b.written += int64(n)
+			}
+		} else {
+			b.written += int64(n)
+		}
 		b.err = fmt.Errorf("writing capture file: %w", err)
 		return b.err
 	}
+	b.written += int64(n)
 	b.buf = b.buf[:0]
+	b.pendingPackets, b.pendingData = 0, 0
 	return nil
+}
+
+// packet notes a packet record reserved in the buffer.
+func (b *recordBuffer) packet(dataLen int) {
+	b.pendingPackets++
+	b.pendingData += int64(dataLen)
+}
+
+func (b *recordBuffer) lost() (int, int64) {
+	if b.err == nil {
+		return 0, 0
+	}
+	return b.pendingPackets, b.pendingData
 }
 
 func (b *recordBuffer) size() int64 { return b.written + int64(len(b.buf)) }

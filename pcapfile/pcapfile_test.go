@@ -326,3 +326,102 @@ func slicesEqual[T comparable](a, b []T) bool {
 	}
 	return true
 }
+
+// TestRepair cuts files at every offset and checks that Repair brings each
+// back to its last whole record.
+func TestRepair(t *testing.T) {
+	dir := t.TempDir()
+	for _, format := range []string{"pcap", "pcapng"} {
+		var buf bytes.Buffer
+		var w Writer
+		var err error
+		if format == "pcap" {
+			w, err = NewPcapWriter(&buf, LinkTypeEthernet, 0, 0)
+		} else {
+			w, err = NewNgWriter(&buf, Section{Comment: "c"}, []Interface{{Name: "a", LinkType: LinkTypeEthernet}}, 0)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		header := buf.Len()
+		ends := []int{header}
+		for i := range 5 {
+			if err := w.WritePacket(0, int64(i), 61+i, testPacket(61+i)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			ends = append(ends, buf.Len())
+		}
+		full := buf.Bytes()
+		for cut := header; cut <= len(full); cut++ {
+			p := filepath.Join(dir, format)
+			if err := os.WriteFile(p, full[:cut], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			removed, err := Repair(p)
+			if err != nil {
+				t.Fatalf("%s cut at %d: %v", format, cut, err)
+			}
+			want := 0
+			for _, e := range ends {
+				if e <= cut {
+					want = e
+				}
+			}
+			st, _ := os.Stat(p)
+			if st.Size() != int64(want) || removed != int64(cut-want) {
+				t.Fatalf("%s cut at %d: repaired to %d (removed %d), want %d", format, cut, st.Size(), removed, want)
+			}
+		}
+	}
+}
+
+// shortWriter accepts only part of a write, like a full disk.
+type shortWriter struct {
+	bytes.Buffer
+	room int
+}
+
+func (s *shortWriter) Write(p []byte) (int, error) {
+	if len(p) <= s.room {
+		s.room -= len(p)
+		return s.Buffer.Write(p)
+	}
+	n, _ := s.Buffer.Write(p[:s.room])
+	s.room = 0
+	return n, io.ErrShortWrite
+}
+
+func (s *shortWriter) Truncate(size int64) error {
+	s.Buffer.Truncate(int(size))
+	return nil
+}
+
+// TestShortWriteTruncates keeps a file that hit a full disk at a record
+// boundary, and counts the packets that were lost.
+func TestShortWriteTruncates(t *testing.T) {
+	sw := &shortWriter{room: 24 + 3*(16+100) + 50}
+	w, err := NewPcapWriter(sw, LinkTypeEthernet, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := w.WritePacket(0, int64(i), 100, testPacket(100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err == nil {
+		t.Fatal("the flush to a full disk succeeded")
+	}
+	if sw.Len() != 24 {
+		t.Errorf("file is %d bytes after the failed write, want the 24-byte header", sw.Len())
+	}
+	if n, b := w.Lost(); n != 5 || b != 500 {
+		t.Errorf("Lost() = %d packets %d bytes, want 5 and 500", n, b)
+	}
+	if err := w.WritePacket(0, 9, 100, testPacket(100)); err == nil {
+		t.Error("a write after the failure succeeded")
+	}
+}

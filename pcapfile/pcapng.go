@@ -148,8 +148,12 @@ func (nw *NgWriter) WritePacket(iface int, ts int64, origLen int, data []byte) e
 		rec[i] = 0
 	}
 	le.PutUint32(rec[n-4:], uint32(n))
+	nw.b.packet(len(data))
 	return nil
 }
+
+// Lost reports the packets accepted but not written because a write failed.
+func (nw *NgWriter) Lost() (int, int64) { return nw.b.lost() }
 
 // RecordSize is the size of an enhanced packet block with caplen bytes of data.
 func (nw *NgWriter) RecordSize(caplen int) int64 {

@@ -23,7 +23,7 @@ func scanJoinToken(r rowScanner) (*tripcap.JoinToken, error) {
 // CreateJoinToken stores a join token: its hash, never its secret. ECONFLICT
 // when the id or hash exists.
 func (s *Store) CreateJoinToken(ctx context.Context, t *tripcap.JoinToken) error {
-	if err := sqldoc.CheckJoinToken(t, now()); err != nil {
+	if err := sqldoc.CheckJoinToken(t, utcNow()); err != nil {
 		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -120,7 +120,7 @@ func scanCredential(r rowScanner) (*tripcap.Credential, error) {
 
 // CreateCredential stores a credential (its hash). ECONFLICT when the id or hash exists.
 func (s *Store) CreateCredential(ctx context.Context, c *tripcap.Credential) error {
-	if err := sqldoc.CheckCredential(c, now()); err != nil {
+	if err := sqldoc.CheckCredential(c, utcNow()); err != nil {
 		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {

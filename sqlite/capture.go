@@ -30,7 +30,7 @@ func scanCapture(r rowScanner) (*tripcap.PacketCapture, error) {
 // ENOTFOUND when the watcher or the host does not exist. Zero
 // CreatedAt/UpdatedAt are set to now.
 func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) error {
-	if err := sqldoc.CheckCapture(c, now()); err != nil {
+	if err := sqldoc.CheckCapture(c, utcNow()); err != nil {
 		return err
 	}
 	doc, err := sqldoc.EncodeCapture(c)
@@ -148,7 +148,7 @@ func (s *Store) FindCapture(ctx context.Context, f tripcap.CaptureFilter) (*trip
 // capture does not exist; ECONFLICT when undeleting it would clash with a
 // live capture of the same name.
 func (s *Store) UpdateCapture(ctx context.Context, c *tripcap.PacketCapture, expectVersion int64) error {
-	if err := sqldoc.CheckCapture(c, now()); err != nil {
+	if err := sqldoc.CheckCapture(c, utcNow()); err != nil {
 		return err
 	}
 	doc, err := sqldoc.EncodeCapture(c)

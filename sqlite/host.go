@@ -48,7 +48,7 @@ func scanHosts(rows *sql.Rows) ([]*tripcap.Host, error) {
 // CreateHost inserts h. ECONFLICT when its name (in any case) or id is taken.
 // An empty State is stored as Offline, zero CreatedAt/UpdatedAt as now.
 func (s *Store) CreateHost(ctx context.Context, h *tripcap.Host) error {
-	if err := sqldoc.CheckHost(h, now()); err != nil {
+	if err := sqldoc.CheckHost(h, utcNow()); err != nil {
 		return err
 	}
 	labels, err := sqldoc.EncodeLabels(h.Labels)
@@ -125,7 +125,7 @@ func (s *Store) UpdateHostInventory(ctx context.Context, id string, inv tripcap.
 	var n int64
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE hosts SET inventory = ?, state = 'Online', last_seen = max(last_seen, ?), updated_at = ? WHERE id = ?`,
-			string(doc), formatTime(seen), formatTime(now()), id)
+			string(doc), formatTime(seen), formatTime(utcNow()), id)
 		if err != nil {
 			return err
 		}
@@ -154,7 +154,7 @@ func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error
 			return err
 		}
 	}
-	t := formatTime(now())
+	t := formatTime(utcNow())
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `UPDATE hosts SET last_seen = max(last_seen, ?), state = 'Online',
 			updated_at = CASE WHEN state = 'Online' THEN updated_at ELSE ? END WHERE id = ?`)
@@ -182,7 +182,7 @@ func (s *Store) MarkHostsOffline(ctx context.Context, cutoff time.Time) ([]*trip
 	var hosts []*tripcap.Host
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE hosts SET state = 'Offline', updated_at = ?
-			WHERE state = 'Online' AND last_seen < ? RETURNING `+hostColumns, formatTime(now()), formatTime(cutoff))
+			WHERE state = 'Online' AND last_seen < ? RETURNING `+hostColumns, formatTime(utcNow()), formatTime(cutoff))
 		if err != nil {
 			return err
 		}

@@ -143,8 +143,8 @@ func formatTimePtr(t *time.Time) any {
 	return formatTime(*t)
 }
 
-// now is the store's clock, for the times the caller does not give.
-func now() time.Time { return time.Now().UTC() }
+// utcNow is the store's clock, for the times the caller does not give.
+func utcNow() time.Time { return time.Now().UTC() }
 
 // timeText scans a time column.
 type timeText struct{ t *time.Time }

@@ -9,7 +9,7 @@ import (
 	"github.com/tripcap/tripcap/storetest"
 )
 
-func open(t *testing.T) *sqlite.Store {
+func open(t testing.TB) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "state", "tripcap.db"))
 	if err != nil {
@@ -25,4 +25,8 @@ func open(t *testing.T) *sqlite.Store {
 
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tripcap.Store { return open(t) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(tb testing.TB) tripcap.Store { return open(tb) })
 }

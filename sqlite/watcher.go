@@ -24,8 +24,8 @@ func scanWatcher(r rowScanner) (*tripcap.NetworkWatcher, error) {
 // WatcherName(location), with maxCaptures) if it does not exist. An existing
 // watcher keeps its limit.
 func (s *Store) EnsureWatcher(ctx context.Context, location string, maxCaptures int) (*tripcap.NetworkWatcher, error) {
-	if location == "" {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "location: required")
+	if err := sqldoc.CheckLocation(location); err != nil {
+		return nil, err
 	}
 	if err := sqldoc.CheckWatcherLimit(maxCaptures); err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func (s *Store) EnsureWatcher(ctx context.Context, location string, maxCaptures 
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO watchers (`+watcherColumns+`) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			tripcap.NewID(), tripcap.WatcherName(location), location, maxCaptures, formatTime(now())); err != nil {
+			tripcap.NewID(), tripcap.WatcherName(location), location, maxCaptures, formatTime(utcNow())); err != nil {
 			return err
 		}
 		w, err = scanWatcher(tx.QueryRowContext(ctx, byLocation, location))
@@ -55,13 +55,8 @@ func (s *Store) EnsureWatcher(ctx context.Context, location string, maxCaptures 
 // FindWatcher returns a watcher by id or by name ("" to skip either; both
 // given must both match). ENOTFOUND when none.
 func (s *Store) FindWatcher(ctx context.Context, id, name string) (*tripcap.NetworkWatcher, error) {
-	if id == "" && name == "" {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "network watcher: give an id or a name")
-	}
-	if id != "" {
-		if err := sqldoc.CheckID("watcher id", id); err != nil {
-			return nil, err
-		}
+	if err := sqldoc.CheckWatcherRef(id, name); err != nil {
+		return nil, err
 	}
 	w, err := scanWatcher(s.reader.QueryRowContext(ctx, `SELECT `+watcherColumns+` FROM watchers
 		WHERE (? = '' OR id = ?) AND (? = '' OR name = ?)`, id, id, name, name))

@@ -373,15 +373,19 @@ func testFindCaptures(t *testing.T, s tripcap.Store) {
 	h0, h1 := f.hosts[0].ID, f.hosts[1].ID
 	running := capture(f.w.ID, h0, "running")
 	stopped := capture(f.w.ID, h0, "stopped")
-	deleted := capture(f.w.ID, h1, "deleted")
+	deleted := capture(f.w.ID, h1, "deleted") // deleted, but its agent may still run it
+	gone := capture(f.w.ID, h1, "gone")       // stopped and deleted
 	elsewhere := capture(g.w.ID, g.hosts[0].ID, "running")
-	for _, c := range []*tripcap.PacketCapture{running, stopped, deleted, elsewhere} {
+	for _, c := range []*tripcap.PacketCapture{running, stopped, deleted, gone, elsewhere} {
 		must(t, s.CreateCapture(ctx, c))
 	}
 	stopped.Status = tripcap.StatusStopped
 	must(t, s.UpdateCapture(ctx, stopped, 1))
 	deleted.DeletedAt = ptr(base)
 	must(t, s.UpdateCapture(ctx, deleted, 1))
+	gone.Status = tripcap.StatusError
+	gone.DeletedAt = ptr(base)
+	must(t, s.UpdateCapture(ctx, gone, 1))
 
 	names := func(cs []*tripcap.PacketCapture) []string {
 		var out []string
@@ -406,15 +410,18 @@ func testFindCaptures(t *testing.T, s tripcap.Store) {
 		want []string
 	}{
 		{"all live", tripcap.CaptureFilter{}, sorted(running, stopped, elsewhere)},
-		{"with deleted", tripcap.CaptureFilter{IncludeDeleted: true}, sorted(running, stopped, deleted, elsewhere)},
+		{"with deleted", tripcap.CaptureFilter{IncludeDeleted: true}, sorted(running, stopped, deleted, gone, elsewhere)},
 		{"watcher", tripcap.CaptureFilter{WatcherID: &f.w.ID}, sorted(running, stopped)},
 		{"host", tripcap.CaptureFilter{HostID: &h0}, sorted(running, stopped)},
-		{"host with deleted", tripcap.CaptureFilter{HostID: &h1, IncludeDeleted: true}, sorted(deleted)},
+		{"host with deleted", tripcap.CaptureFilter{HostID: &h1, IncludeDeleted: true}, sorted(deleted, gone)},
 		{"name", tripcap.CaptureFilter{Name: ptr("running")}, sorted(running, elsewhere)},
 		{"watcher and name", tripcap.CaptureFilter{WatcherID: &g.w.ID, Name: ptr("running")}, sorted(elsewhere)},
 		{"active", tripcap.CaptureFilter{ActiveOnly: true}, sorted(running, elsewhere)},
-		{"active with deleted", tripcap.CaptureFilter{ActiveOnly: true, IncludeDeleted: true}, sorted(running, elsewhere)},
+		// ActiveOnly is about status; a deleted capture an agent still runs is listed with IncludeDeleted.
+		{"active with deleted", tripcap.CaptureFilter{ActiveOnly: true, IncludeDeleted: true}, sorted(running, deleted, elsewhere)},
+		{"active on a host, with deleted", tripcap.CaptureFilter{HostID: &h1, ActiveOnly: true, IncludeDeleted: true}, sorted(deleted)},
 		{"id", tripcap.CaptureFilter{ID: &stopped.ID}, sorted(stopped)},
+		{"id, active", tripcap.CaptureFilter{ID: &stopped.ID, ActiveOnly: true}, nil},
 		{"deleted id", tripcap.CaptureFilter{ID: &deleted.ID}, nil},
 		{"unknown host", tripcap.CaptureFilter{HostID: ptr(tripcap.NewID())}, nil},
 	} {

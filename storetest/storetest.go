@@ -6,7 +6,9 @@
 //	}
 //
 // Each subtest opens its own store; open should close it (and drop its
-// database) in t.Cleanup.
+// database) in t.Cleanup. Several subtests race many goroutines against one
+// store to check its invariants under concurrency, so open should give the
+// store room for real parallelism (for a pool of connections, 8 or more).
 package storetest
 
 import (
@@ -223,7 +225,7 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		Status:            tripcap.StatusRunning,
 		StopReason:        tripcap.StopTotalBytesExceeded,
 		Errors:            []string{tripcap.CaptureErrLocalFile, tripcap.CaptureErrStorageFailed},
-		ErrorMessage:      "upload failed: \"quota\" <exceeded> ✓",
+		ErrorMessage:      "upload failed: \"quota\" <exceeded> ✓ \x00 after a NUL",
 		CaptureStartTime:  ptr(base.Add(time.Second)),
 		CaptureStopTime:   ptr(base.Add(time.Hour)),
 		Stats:             tripcap.CaptureStats{Packets: 1 << 40, Bytes: math.MaxUint64, KernelDrops: 17},

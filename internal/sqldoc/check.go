@@ -3,6 +3,7 @@ package sqldoc
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tripcap/tripcap"
 )
@@ -27,6 +28,36 @@ func CheckID(what, id string) error {
 	return nil
 }
 
+// checkText refuses what a text column cannot hold (PostgreSQL's text takes
+// neither NUL nor invalid UTF-8), so both stores accept the same strings.
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return tripcap.Errorf(tripcap.EINVALID, "%s: %q is not valid UTF-8", field, s)
+	}
+	if strings.ContainsRune(s, 0) {
+		return tripcap.Errorf(tripcap.EINVALID, "%s: %q contains a NUL character", field, s)
+	}
+	return nil
+}
+
+// checkTexts runs checkText on field/value pairs.
+func checkTexts(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if err := checkText(pairs[i], pairs[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckLocation checks a watcher's location.
+func CheckLocation(location string) error {
+	if location == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "location: required")
+	}
+	return checkText("location", location)
+}
+
 // CheckPage checks a listing's cursor (an id from a previous page, or "") and limit.
 func CheckPage(cursor string, limit int) error {
 	if cursor != "" {
@@ -40,7 +71,7 @@ func CheckPage(cursor string, limit int) error {
 	return nil
 }
 
-// VMID is an Azure VM resource id, split and lower-cased for a case-insensitive match.
+// VMID is an Azure VM resource id, split; the stores match it case-insensitively.
 type VMID struct{ Subscription, Group, Name string }
 
 // CheckHostFilter checks f and splits its ResourceID, if any.
@@ -56,6 +87,16 @@ func CheckHostFilter(f tripcap.HostFilter) (*VMID, error) {
 	if f.Location != nil && *f.Location == "" {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "location: must not be empty")
 	}
+	if f.Name != nil {
+		if err := checkText("host name", *f.Name); err != nil {
+			return nil, err
+		}
+	}
+	if f.Location != nil {
+		if err := checkText("location", *f.Location); err != nil {
+			return nil, err
+		}
+	}
 	if f.State != nil && *f.State != tripcap.HostOnline && *f.State != tripcap.HostOffline {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "state: %q is not one of Online, Offline", *f.State)
 	}
@@ -66,11 +107,11 @@ func CheckHostFilter(f tripcap.HostFilter) (*VMID, error) {
 		return nil, nil
 	}
 	sub, group, name, ok := tripcap.ParseVMResourceID(*f.ResourceID)
-	if !ok {
+	if !ok || checkText("resourceId", *f.ResourceID) != nil {
 		return nil, tripcap.Errorf(tripcap.EINVALID,
 			"resourceId: %q is not a virtual machine id (/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name})", *f.ResourceID)
 	}
-	return &VMID{strings.ToLower(sub), strings.ToLower(group), strings.ToLower(name)}, nil
+	return &VMID{sub, group, name}, nil
 }
 
 // CheckCaptureFilter checks f.
@@ -85,8 +126,13 @@ func CheckCaptureFilter(f tripcap.CaptureFilter) error {
 			}
 		}
 	}
-	if f.Name != nil && *f.Name == "" {
-		return tripcap.Errorf(tripcap.EINVALID, "capture name: must not be empty")
+	if f.Name != nil {
+		if *f.Name == "" {
+			return tripcap.Errorf(tripcap.EINVALID, "capture name: must not be empty")
+		}
+		if err := checkText("capture name", *f.Name); err != nil {
+			return err
+		}
 	}
 	return CheckPage(f.Cursor, f.Limit)
 }
@@ -99,6 +145,9 @@ func CheckHost(h *tripcap.Host, now time.Time) error {
 	}
 	if h.Name == "" {
 		return tripcap.Errorf(tripcap.EINVALID, "host name: required")
+	}
+	if err := checkTexts("host name", h.Name, "location", h.Location, "subscriptionId", h.SubscriptionID, "resourceGroup", h.ResourceGroup); err != nil {
+		return err
 	}
 	switch h.State {
 	case "":
@@ -120,6 +169,9 @@ func CheckCapture(c *tripcap.PacketCapture, now time.Time) error {
 	if c.Name == "" {
 		return tripcap.Errorf(tripcap.EINVALID, "capture name: required")
 	}
+	if err := checkTexts("capture name", c.Name, "packetCaptureStatus", string(c.Status), "desiredState", string(c.Desired)); err != nil {
+		return err
+	}
 	if err := CheckID("watcher id", c.WatcherID); err != nil {
 		return err
 	}
@@ -137,6 +189,9 @@ func CheckJoinToken(t *tripcap.JoinToken, now time.Time) error {
 	}
 	if t.Hash == "" {
 		return tripcap.Errorf(tripcap.EINVALID, "join token hash: required")
+	}
+	if err := checkText("join token hash", t.Hash); err != nil {
+		return err
 	}
 	if t.UsesLeft < 1 {
 		return tripcap.Errorf(tripcap.EINVALID, "join token uses: %d is less than 1", t.UsesLeft)
@@ -157,6 +212,9 @@ func CheckCredential(c *tripcap.Credential, now time.Time) error {
 	}
 	if c.Role == "" {
 		return tripcap.Errorf(tripcap.EINVALID, "credential role: required")
+	}
+	if err := checkTexts("credential hash", c.Hash, "credential name", c.Name, "credential role", string(c.Role)); err != nil {
+		return err
 	}
 	if c.HostID != "" {
 		if err := CheckID("credential host id", c.HostID); err != nil {
@@ -228,4 +286,17 @@ func CheckCaptureUpdate(old, c *tripcap.PacketCapture, expectVersion int64) erro
 		return CaptureFixed(c.ID, "hostId")
 	}
 	return nil
+}
+
+// CheckWatcherRef checks FindWatcher's arguments: an id, a name, or both.
+func CheckWatcherRef(id, name string) error {
+	if id == "" && name == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "network watcher: give an id or a name")
+	}
+	if id != "" {
+		if err := CheckID("watcher id", id); err != nil {
+			return err
+		}
+	}
+	return checkText("network watcher name", name)
 }

@@ -43,7 +43,8 @@ func HostWhere(f tripcap.HostFilter, vm *VMID) *Where {
 		w.Add("state = ?", string(*f.State))
 	}
 	if vm != nil {
-		w.Add("lower(name) = ? AND lower(subscription_id) = ? AND lower(resource_group) = ?", vm.Name, vm.Subscription, vm.Group)
+		// lower() on both sides: the database folds case one way for both.
+		w.Add("lower(name) = lower(?) AND lower(subscription_id) = lower(?) AND lower(resource_group) = lower(?)", vm.Name, vm.Subscription, vm.Group)
 	}
 	if f.Cursor != "" {
 		w.Add("id > ?", f.Cursor)
@@ -51,8 +52,13 @@ func HostWhere(f tripcap.HostFilter, vm *VMID) *Where {
 	return w
 }
 
-// ActiveCapture is the SQL condition of tripcap.PacketCapture.Active.
-const ActiveCapture = "deleted_at IS NULL AND status NOT IN ('Stopped', 'Error')"
+// NonTerminalCapture is the SQL condition of a capture whose status is not
+// terminal (tripcap.PacketCaptureStatus.Terminal): CaptureFilter.ActiveOnly.
+const NonTerminalCapture = "status NOT IN ('Stopped', 'Error')"
+
+// ActiveCapture is the SQL condition of tripcap.PacketCapture.Active: the
+// captures that count against a watcher's limit.
+const ActiveCapture = "deleted_at IS NULL AND " + NonTerminalCapture
 
 // CaptureWhere selects the captures of a checked filter.
 func CaptureWhere(f tripcap.CaptureFilter) *Where {
@@ -70,8 +76,9 @@ func CaptureWhere(f tripcap.CaptureFilter) *Where {
 		w.Add("name = ?", *f.Name)
 	}
 	if f.ActiveOnly {
-		w.Add(ActiveCapture)
-	} else if !f.IncludeDeleted {
+		w.Add(NonTerminalCapture)
+	}
+	if !f.IncludeDeleted {
 		w.Add("deleted_at IS NULL")
 	}
 	if f.Cursor != "" {

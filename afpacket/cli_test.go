@@ -1,0 +1,247 @@
+//go:build linux
+
+package afpacket
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/internal/netns"
+	"github.com/tripcap/tripcap/internal/testenv"
+	"github.com/tripcap/tripcap/internal/trafficgen"
+)
+
+// tripcapBinary builds cmd/tripcap once per test run.
+func tripcapBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tripcap-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBinary = filepath.Join(dir, "tripcap")
+		cmd := exec.Command("go", "build", "-o", builtBinary, "../cmd/tripcap")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building tripcap: %v", buildErr)
+	}
+	return builtBinary
+}
+
+var (
+	buildOnce   sync.Once
+	builtBinary string
+	buildErr    error
+)
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBinary != "" {
+		os.RemoveAll(filepath.Dir(builtBinary))
+	}
+	os.Exit(code)
+}
+
+// runCapture starts `tripcap capture run` inside ns and returns once it
+// captures. The caller ends it.
+func runCapture(t *testing.T, ns *netns.Namespace, args ...string) (*exec.Cmd, *strings.Builder, *strings.Builder) {
+	t.Helper()
+	bin := tripcapBinary(t)
+	cmd := ns.Command(context.Background(), append([]string{bin, "capture", "run", "--log-level", "warn"}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout = &stdout
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
+	started := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		ok := false
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if !ok && strings.HasPrefix(sc.Text(), "capturing to ") {
+				ok = true
+				started <- true
+			}
+		}
+		if !ok {
+			started <- false
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+	}()
+	select {
+	case ok := <-started:
+		if !ok {
+			t.Fatalf("tripcap capture run did not start:\n%s", stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("tripcap capture run did not start in time:\n%s", stderr.String())
+	}
+	return cmd, &stdout, &stderr
+}
+
+// TestCLIRun runs `tripcap capture run` with a filter and with a raw BPF
+// program, stops it with SIGINT, and reads its JSON statistics.
+func TestCLIRun(t *testing.T) {
+	tcpdump := testenv.RequireBinary(t, "tcpdump")
+	n := newTestNet(t, netns.LinkOptions{})
+	dir := t.TempDir()
+	sink(t, n.b, "udp", n.bAddr(7000))
+	sink(t, n.b, "udp", n.bAddr(7001))
+
+	prog, err := exec.Command(tcpdump, "-ddd", "-y", "EN10MB", "udp dst port 7001").Output()
+	if err != nil {
+		t.Fatalf("tcpdump -ddd: %v", err)
+	}
+	bpfFile := filepath.Join(t.TempDir(), "prog.txt")
+	if err := os.WriteFile(bpfFile, prog, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want uint32 // the flow the capture keeps
+	}{
+		{"filter", []string{"--filter", "protocol=UDP,localPort=7000"}, 1},
+		{"bpf-file", []string{"--bpf-file", bpfFile}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := tc.name + ".cap"
+			cmd, stdout, stderr := runCapture(t, n.b, append([]string{"-o", "json", "--capture-dir", dir, "-w", file}, tc.args...)...)
+			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7000), Count: 30, PayloadSize: 50, ID: 1})
+			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7001), Count: 40, PayloadSize: 50, ID: 2})
+			time.Sleep(150 * time.Millisecond)
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			if err := waitExit(cmd, 10*time.Second); err != nil {
+				t.Fatalf("exit: %v\n%s", err, stderr)
+			}
+			var res captureRunJSON
+			if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil {
+				t.Fatalf("output %q: %v", stdout, err)
+			}
+			wantCount := uint64(30)
+			if tc.want == 2 {
+				wantCount = 40
+			}
+			if res.StopReason != tripcap.StopManuallyStopped || res.Packets != wantCount || res.KernelDrops != 0 ||
+				len(res.Files) != 1 || res.Files[0] != filepath.Join(dir, file) {
+				t.Errorf("result %+v, want %d packets, ManuallyStopped", res, wantCount)
+			}
+			ids, _ := stamps(readCapture(t, res.Files[0]))
+			for _, id := range ids {
+				if id != tc.want {
+					t.Fatalf("flow %d in a capture of flow %d", id, tc.want)
+				}
+			}
+		})
+	}
+}
+
+type captureRunJSON struct {
+	Packets     uint64   `json:"packets"`
+	Bytes       uint64   `json:"bytes"`
+	KernelDrops uint64   `json:"kernelDrops"`
+	StopReason  string   `json:"stopReason"`
+	Files       []string `json:"files"`
+}
+
+func waitExit(cmd *exec.Cmd, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for cmd.ProcessState == nil {
+		if time.Now().After(deadline) {
+			return context.DeadlineExceeded
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !cmd.ProcessState.Success() {
+		return &exec.ExitError{ProcessState: cmd.ProcessState}
+	}
+	return nil
+}
+
+// TestKill9 kills `tripcap capture run` with SIGKILL in the middle of a
+// flood: the file it leaves ends at a record boundary, so tshark and
+// capinfos read it without complaint.
+func TestKill9(t *testing.T) {
+	capinfos := testenv.RequireBinary(t, "capinfos")
+	tshark := testenv.RequireBinary(t, "tshark")
+	n := newTestNet(t, netns.LinkOptions{})
+	dir := t.TempDir()
+	sink(t, n.b, "udp", n.bAddr(7000))
+	for _, format := range []string{tripcap.FormatPcap, tripcap.FormatPcapng} {
+		t.Run(format, func(t *testing.T) {
+			file := "killed." + format
+			cmd, _, stderr := runCapture(t, n.b, "--capture-dir", dir, "-w", file, "--format", format)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				// Odd sizes, so records straddle the write buffer's end.
+				_ = n.a.Do(func() error {
+					_, err := trafficgen.Send(ctx, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7000), Count: 2_000_000, PayloadSize: 777, ID: 1})
+					return err
+				})
+			}()
+			time.Sleep(1200 * time.Millisecond)
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			<-done
+			_ = waitExit(cmd, 5*time.Second)
+			path := filepath.Join(dir, file)
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, stderr)
+			}
+			out, err := exec.Command(capinfos, "-c", path).CombinedOutput()
+			if err != nil || strings.Contains(string(out), "cut short") {
+				exec.Command("cp", path, "/tmp/killed-"+format).Run()
+				t.Fatalf("capinfos on the killed capture (%d bytes): %v\n%s", st.Size(), err, out)
+			}
+			if capinfosPackets(t, path) < 1000 {
+				t.Errorf("only %d packets after a second of flood", capinfosPackets(t, path))
+			}
+			tcmd := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "frame.number")
+			var terr strings.Builder
+			tcmd.Stderr = &terr
+			if _, err := tcmd.Output(); err != nil || strings.Contains(terr.String(), "cut short") {
+				t.Errorf("tshark on the killed capture: %v\n%s", err, terr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,663 @@
+// Command fleet measures the control plane under a fleet of simulated agents:
+// the real agent (package agent, its HTTP client and protocol) on an
+// in-memory capture engine, thousands of them in this process, against one
+// `tripcap server` child process, so that the server's CPU is measured apart
+// from the agents'.
+//
+// For each fleet size of the ramp it enrolls agents up to that size, lets
+// them settle, measures the idle fleet (heartbeats and long polls only),
+// then creates -captures captures spread over the hosts and, while they run
+// and report every second, times the admin API (create, get by id and by
+// name, list a page and all, delete) at a bounded rate. A size is sustained
+// when, over that window, no agent logged a failure, no host went Offline,
+// the server stayed under -max-server-cpu, and every single-request
+// operation's p99 stayed under -p99.
+//
+//	go build -o /tmp/tripcap ./cmd/tripcap
+//	go run ./bench/fleet -tripcap /tmp/tripcap -db sqlite -ramp 1000,2500,5000,10000
+//	go run ./bench/fleet -tripcap /tmp/tripcap -db postgres -dsn "$(scripts/start-postgres)" -agents 5000
+//	go run ./bench/fleet -report sqlite.json postgres.json   # the tables of saved -json results
+//
+// bench/fleet/run.sh runs the ramp on both backends and prints the tables.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+type options struct {
+	db, dsn       string
+	agents        int
+	ramp          []int
+	duration      time.Duration
+	idle          time.Duration
+	settle        time.Duration
+	heartbeat     time.Duration
+	captures      int
+	probeRate     float64
+	enrollRate    float64
+	inflight      int
+	packetRate    float64
+	maxServerCPU  float64
+	p99           time.Duration
+	tripcapBin    string
+	workdir       string
+	sourceAddrs   int
+	nofile        uint64
+	profileDir    string
+	jsonOut       bool
+	keep          bool
+	stopOnFailure bool
+	workers       int
+}
+
+func main() {
+	var o options
+	var ramp, report string
+	flag.StringVar(&o.db, "db", "sqlite", "backend: sqlite or postgres")
+	flag.StringVar(&o.dsn, "dsn", os.Getenv("TRIPCAP_TEST_POSTGRES"), "PostgreSQL cluster URL (postgres://…); the run creates and drops its own database in it")
+	flag.IntVar(&o.agents, "agents", 1000, "fleet size, when -ramp is not given")
+	flag.StringVar(&ramp, "ramp", "", "fleet sizes to grow through, e.g. 1000,2500,5000,10000")
+	flag.DurationVar(&o.duration, "duration", 60*time.Second, "steady-state window of each size, with the captures running and the API probed")
+	flag.DurationVar(&o.idle, "idle", 20*time.Second, "window of each size with the fleet idle (no captures) before that; 0 skips it")
+	flag.DurationVar(&o.settle, "settle", 0, "wait after the fleet grew, before measuring (default: one heartbeat interval + 5s)")
+	flag.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval (the server's --heartbeat too)")
+	flag.IntVar(&o.captures, "captures", 1000, "captures running during the steady-state window, spread over the hosts")
+	flag.Float64Var(&o.probeRate, "probe-rate", 30, "API probe requests a second, one at a time, cycling through create, get, list, delete")
+	flag.Float64Var(&o.enrollRate, "enroll-rate", 250, "agents started a second while the fleet grows")
+	flag.IntVar(&o.inflight, "enroll-inflight", 64, "agents enrolling at once, at most")
+	flag.Float64Var(&o.packetRate, "packet-rate", 100, "fake packets a second each capture counts")
+	flag.Float64Var(&o.maxServerCPU, "max-server-cpu", 0.8, "a size is sustained only if the server (plus PostgreSQL) used less CPU than this, in cores")
+	flag.DurationVar(&o.p99, "p99", 100*time.Millisecond, "a size is sustained only if each single-request API operation's p99 is under this")
+	flag.StringVar(&o.tripcapBin, "tripcap", "", "tripcap binary (default: go build ./cmd/tripcap into the work directory)")
+	flag.StringVar(&o.workdir, "workdir", "", "work directory for the server's data and logs (default: a new temporary directory)")
+	flag.IntVar(&o.sourceAddrs, "source-addrs", 4, "loopback source addresses the agents' connections spread over (127.0.0.2…)")
+	flag.Uint64Var(&o.nofile, "nofile", 65536, "RLIMIT_NOFILE for this process and the server")
+	flag.StringVar(&o.profileDir, "profile", "", "profile each steady-state window into this directory: the machine with perf, the agent processes with runtime/pprof")
+	flag.BoolVar(&o.jsonOut, "json", false, "print the results as JSON instead of tables")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory and the PostgreSQL database")
+	flag.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "end the ramp at the first size that is not sustained")
+	flag.IntVar(&o.workers, "agent-procs", 0, "processes the agents are spread over (default: one per 3,000 agents of the largest size)")
+	flag.StringVar(&report, "report", "", "print the tables of saved -json results (comma-separated files) and exit")
+	var wc workerConfig
+	worker := flag.Bool("worker", false, "internal: run a share of the agents for a coordinating fleet process")
+	flag.StringVar(&wc.server, "worker-server", "", "internal: the server's URL")
+	flag.StringVar(&wc.root, "worker-root", "", "internal: the agents' state directories' parent")
+	flag.IntVar(&wc.index, "worker-index", 0, "internal: this worker's index")
+	flag.IntVar(&wc.of, "workers", 1, "internal: how many workers there are")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if *worker {
+		wc.heartbeat, wc.packetRate, wc.sourceAddrs = o.heartbeat, o.packetRate, o.sourceAddrs
+		_ = raiseNofile(o.nofile)
+		if err := runWorker(wc, log.With("worker", wc.index)); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if report != "" {
+		if err := printReports(os.Stdout, strings.Split(report, ",")); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var err error
+	if o.ramp, err = parseRamp(ramp, o.agents); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet: -ramp:", err)
+		os.Exit(2)
+	}
+	if o.settle == 0 {
+		o.settle = o.heartbeat + 5*time.Second
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, o, log)
+	if res != nil {
+		if o.jsonOut {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(res)
+		} else {
+			printTable(os.Stdout, res)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func parseRamp(s string, agents int) ([]int, error) {
+	if s == "" {
+		if agents < 1 {
+			return nil, errors.New("-agents must be at least 1")
+		}
+		return []int{agents}, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a fleet size", f)
+		}
+		if len(out) > 0 && n <= out[len(out)-1] {
+			return nil, fmt.Errorf("sizes must grow: %d after %d", n, out[len(out)-1])
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runResult is one backend's ramp.
+type runResult struct {
+	Backend   string       `json:"backend"`
+	DB        string       `json:"db"`
+	Command   string       `json:"command"`
+	Started   time.Time    `json:"started"`
+	Machine   machine      `json:"machine"`
+	Heartbeat string       `json:"heartbeat"`
+	Captures  int          `json:"captures"`
+	ProbeRate float64      `json:"probeRate"`
+	Window    string       `json:"window"`
+	Steps     []stepResult `json:"steps"`
+	// Sustained is the largest fleet size that passed (0 if none).
+	Sustained int `json:"sustained"`
+}
+
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpuModel"`
+	MemoryGiB int64  `json:"memoryGiB"`
+	Kernel    string `json:"kernel"`
+	Go        string `json:"go"`
+	Version   string `json:"tripcapVersion"`
+}
+
+// stepResult is one fleet size.
+type stepResult struct {
+	Agents          int     `json:"agents"`
+	EnrollSeconds   float64 `json:"enrollSeconds"`
+	EnrollPerSecond float64 `json:"enrollPerSecond"`
+	// Idle is the fleet alone: heartbeats and long polls.
+	Idle *window `json:"idle,omitempty"`
+	// SetupSeconds is how long creating the captures and seeing them all Running took.
+	SetupSeconds float64 `json:"setupSeconds"`
+	// Load is the steady-state window: the fleet, the running captures, the probe.
+	Load        *window            `json:"load,omitempty"`
+	API         map[string]latency `json:"api,omitempty"`
+	ProbeErrors []string           `json:"probeErrors,omitempty"`
+	Sustained   bool               `json:"sustained"`
+	// Failed says why the size was not sustained.
+	Failed []string `json:"failed,omitempty"`
+}
+
+// window is what one measurement window saw.
+type window struct {
+	Seconds    float64  `json:"seconds"`
+	CPU        cpuUsage `json:"cpu"`
+	ServerRSS  int64    `json:"serverRSSMiB"`
+	Goroutines float64  `json:"serverGoroutines"`
+	// AgentFailures counts the agents' warnings and errors by message.
+	AgentFailures map[string]int64 `json:"agentFailures,omitempty"`
+	// AgentFailureSamples are the first few, with their errors.
+	AgentFailureSamples []string `json:"agentFailureSamples,omitempty"`
+	// HostStates counts the fleet's hosts by state at the window's end.
+	HostStates map[string]int `json:"hostStates"`
+	// WentOffline counts the server's "host went offline" log lines in the window.
+	WentOffline int `json:"wentOffline"`
+	// ServerErrors counts the server's "request failed" log lines (internal errors).
+	ServerErrors int `json:"serverErrors"`
+	// CaptureStates counts the window's captures by status at its end.
+	CaptureStates map[tripcap.PacketCaptureStatus]int `json:"captureStates,omitempty"`
+	// Routes is the server's own view of each route in the window.
+	Routes            map[string]routeStats `json:"routes"`
+	RequestsPerSecond float64               `json:"requestsPerSecond"`
+	AgentsExited      int                   `json:"agentsExited"`
+}
+
+func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
+	if o.db != "sqlite" && o.db != "postgres" {
+		return nil, fmt.Errorf("-db: %q is not sqlite or postgres", o.db)
+	}
+	if err := raiseNofile(o.nofile); err != nil {
+		// Without CAP_SYS_RESOURCE the hard limit stays; Go raised the soft
+		// limit to it at startup, and the server inherits it.
+		log.Warn("could not raise RLIMIT_NOFILE; the server keeps the inherited limit", "want", o.nofile, "have", procNofile(os.Getpid()), "err", err)
+	}
+	workdir := o.workdir
+	if workdir == "" {
+		var err error
+		if workdir, err = os.MkdirTemp("", "tripcap-fleet-"); err != nil {
+			return nil, err
+		}
+	}
+	if !o.keep && o.workdir == "" {
+		defer os.RemoveAll(workdir)
+	}
+	bin := o.tripcapBin
+	if bin == "" {
+		bin = filepath.Join(workdir, "tripcap")
+		log.Info("building tripcap", "out", bin)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/tripcap/tripcap/cmd/tripcap")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("build tripcap (or give -tripcap): %w", err)
+		}
+	}
+
+	dataDir := filepath.Join(workdir, "server-"+o.db)
+	var db *database
+	switch o.db {
+	case "sqlite":
+		db = sqliteDatabase(dataDir)
+	case "postgres":
+		if o.dsn == "" {
+			return nil, errors.New("-db postgres needs -dsn (e.g. -dsn \"$(scripts/start-postgres)\")")
+		}
+		var err error
+		if db, err = postgresDatabase(ctx, o.dsn); err != nil {
+			return nil, err
+		}
+		if !o.keep {
+			defer func() {
+				dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := db.drop(dctx); err != nil {
+					log.Warn("dropping the run's database", "err", err)
+				}
+			}()
+		}
+	}
+
+	res := &runResult{Backend: o.db, DB: redact(db.url), Command: strings.Join(os.Args, " "), Started: time.Now().UTC(),
+		Machine: describeMachine(), Heartbeat: o.heartbeat.String(), Captures: o.captures, ProbeRate: o.probeRate, Window: o.duration.String()}
+
+	srv, err := startServer(ctx, serverConfig{bin: bin, dataDir: dataDir, db: db.url, heartbeat: o.heartbeat}, log)
+	if err != nil {
+		return res, err
+	}
+	defer srv.stop()
+	log.Info("server started", "url", srv.url, "pid", srv.pid(), "db", redact(db.url), "nofile", procNofile(srv.pid()), "postgresPid", db.pid)
+
+	api, err := newAdminAPI(srv.url, srv.adminToken, log)
+	if err != nil {
+		return res, err
+	}
+	root, err := agentStateRoot(workdir)
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(root)
+	procs := o.workers
+	if procs < 1 {
+		procs = (slices.Max(o.ramp) + 2999) / 3000
+	}
+	fl, err := startWorkers(workerConfig{server: srv.url, root: root, heartbeat: o.heartbeat, packetRate: o.packetRate, sourceAddrs: o.sourceAddrs}, procs, log)
+	if err != nil {
+		return res, err
+	}
+	defer fl.stop()
+	log.Info("agent processes started", "processes", procs)
+
+	b := &bench{o: o, log: log, srv: srv, db: db, api: api, fleet: fl}
+	for i, n := range o.ramp {
+		step, err := b.step(ctx, i, n)
+		if step != nil {
+			res.Steps = append(res.Steps, *step)
+			if step.Sustained {
+				res.Sustained = n
+			}
+			log.Info("size done", "agents", n, "sustained", step.Sustained, "failed", step.Failed)
+		}
+		if err != nil {
+			return res, fmt.Errorf("%d agents: %w", n, err)
+		}
+		if o.stopOnFailure && !step.Sustained {
+			break
+		}
+	}
+	if snap, err := fl.snapshot(); err == nil && len(snap.samples) > 0 {
+		log.Warn("agent warnings and errors (first few)", "lines", strings.Join(snap.samples, "\n"))
+	}
+	return res, nil
+}
+
+// bench is one run's parts.
+type bench struct {
+	o     options
+	log   *slog.Logger
+	srv   *serverProc
+	db    *database
+	api   *adminAPI
+	fleet *workers
+}
+
+// step grows the fleet to n and measures it.
+func (b *bench) step(ctx context.Context, index, n int) (*stepResult, error) {
+	st := &stepResult{Agents: n}
+	grow := n - b.fleet.size
+	jt, err := b.api.c.CreateJoinToken(ctx, 2*time.Hour, grow)
+	if err != nil {
+		return nil, fmt.Errorf("create join token: %w", err)
+	}
+	b.log.Info("growing the fleet", "from", b.fleet.size, "to", n)
+	start := time.Now()
+	if err := b.fleet.grow(n, jt.Token, b.o.enrollRate, b.o.inflight); err != nil {
+		return nil, fmt.Errorf("enroll: %w", err)
+	}
+	st.EnrollSeconds = time.Since(start).Seconds()
+	st.EnrollPerSecond = float64(grow) / st.EnrollSeconds
+	b.log.Info("fleet enrolled", "agents", n, "seconds", round(st.EnrollSeconds), "perSecond", round(st.EnrollPerSecond))
+	if err := sleep(ctx, b.o.settle); err != nil {
+		return st, err
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = agentName(i)
+	}
+
+	if b.o.idle > 0 {
+		b.log.Info("measuring the idle fleet", "agents", n, "for", b.o.idle)
+		if st.Idle, err = b.measure(ctx, b.o.idle, names, nil, nil); err != nil {
+			return st, err
+		}
+	}
+	if b.o.captures == 0 {
+		b.judge(st, st.Idle)
+		return st, nil
+	}
+
+	// The captures: spread evenly over the fleet, one per host while there
+	// are more hosts than captures.
+	start = time.Now()
+	capNames := make([]string, b.o.captures)
+	targets := make([]string, b.o.captures)
+	for i := range capNames {
+		capNames[i] = fmt.Sprintf("fleet-s%d-%05d", index, i)
+		if b.o.captures <= n {
+			targets[i] = names[i*n/b.o.captures]
+		} else {
+			targets[i] = names[i%n]
+		}
+	}
+	b.log.Info("creating captures", "captures", b.o.captures)
+	ids, err := b.api.createCaptures(ctx, capNames, targets, 8)
+	if err != nil {
+		return st, err
+	}
+	if err := b.api.waitRunning(ctx, ids, 2*time.Minute); err != nil {
+		return st, fmt.Errorf("captures did not all start: %w", err)
+	}
+	st.SetupSeconds = time.Since(start).Seconds()
+	b.log.Info("captures running", "captures", len(ids), "setupSeconds", round(st.SetupSeconds))
+	// Let the reports' first writes (start times, first stats) pass.
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return st, err
+	}
+
+	running := make([]*tripcap.PacketCapture, len(ids))
+	for i, id := range ids {
+		running[i] = &tripcap.PacketCapture{ID: id, Name: capNames[i]}
+	}
+	p := &probe{api: b.api, hosts: names, running: running, prefix: fmt.Sprintf("probe-s%d", index)}
+	b.log.Info("measuring the steady state", "agents", n, "captures", len(ids), "for", b.o.duration)
+	if st.Load, err = b.measure(ctx, b.o.duration, names, ids, p); err != nil {
+		return st, err
+	}
+	st.API = p.results()
+	st.ProbeErrors = p.errLog
+	b.judge(st, st.Load)
+
+	b.log.Info("deleting captures", "captures", len(ids))
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := b.api.deleteCaptures(dctx, ids, 8); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// measure samples everything over d, running p (if any) meanwhile.
+func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []string, p *probe) (*window, error) {
+	if !b.srv.alive() {
+		return nil, errors.New("the server exited")
+	}
+	routes0, _, err := b.srv.scrapeMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	offline0, _ := b.srv.logCount("host went offline")
+	failed0, _ := b.srv.logCount("request failed")
+	ev0, err := b.fleet.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	cpu0 := b.sampleCPU()
+
+	stopProfile := b.startProfile(ctx, d, len(names))
+	wctx, cancel := context.WithTimeout(ctx, d)
+	if p != nil {
+		p.run(wctx, b.o.probeRate)
+	} else {
+		<-wctx.Done()
+	}
+	cancel()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	cpu1 := b.sampleCPU()
+	stopProfile()
+	if !b.srv.alive() {
+		return nil, errors.New("the server exited during the window")
+	}
+	w := &window{Seconds: round(cpu1.at.Sub(cpu0.at).Seconds()), CPU: cpu0.until(cpu1), ServerRSS: procRSS(b.srv.pid()) >> 20}
+	routes1, goroutines, err := b.srv.scrapeMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w.Goroutines = goroutines
+	w.Routes = routeDelta(routes0, routes1)
+	var reqs uint64
+	for route, r := range w.Routes {
+		if route != "" {
+			reqs += r.Count
+		}
+	}
+	w.RequestsPerSecond = round(float64(reqs) / w.Seconds)
+	ev1, err := b.fleet.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	w.AgentFailures = ev1.failuresSince(ev0)
+	if len(w.AgentFailures) > 0 {
+		w.AgentFailureSamples = ev1.samples
+	}
+	w.AgentsExited = ev1.exited - ev0.exited
+	offline1, _ := b.srv.logCount("host went offline")
+	failed1, _ := b.srv.logCount("request failed")
+	w.WentOffline, w.ServerErrors = offline1-offline0, failed1-failed0
+	if w.HostStates, err = b.api.hostStates(ctx, names); err != nil {
+		return nil, err
+	}
+	if len(captures) > 0 {
+		if w.CaptureStates, err = b.api.captureStatuses(ctx, captures); err != nil {
+			return nil, err
+		}
+	}
+	b.log.Info("window", "agents", len(names), "serverCores", round(w.CPU.Server), "dbCores", round(w.CPU.DB),
+		"benchCores", round(w.CPU.Bench), "machineBusy", round(w.CPU.Machine), "reqPerSec", w.RequestsPerSecond,
+		"hosts", w.HostStates, "agentFailures", w.AgentFailures, "wentOffline", w.WentOffline)
+	return w, nil
+}
+
+func (b *bench) sampleCPU() cpuSample {
+	s := cpuSample{at: time.Now()}
+	s.server, _ = procCPU(b.srv.pid(), true)
+	s.bench, _ = procCPU(os.Getpid(), false)
+	s.bench += b.fleet.cpu()
+	if b.db.pid > 0 {
+		s.db, _ = treeCPU(b.db.pid)
+	}
+	s.machine, s.machineAll, _ = machineCPU()
+	return s
+}
+
+// startProfile profiles the window when -profile is set: the whole machine
+// with perf (the server, PostgreSQL and the agents, told apart by command
+// name in `perf report --sort comm,sym`), which needs nothing from the
+// server, and the agent processes with runtime/pprof. The returned func ends both.
+func (b *bench) startProfile(ctx context.Context, d time.Duration, agents int) func() {
+	if b.o.profileDir == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(b.o.profileDir, 0o755); err != nil {
+		b.log.Warn("profile directory", "err", err)
+		return func() {}
+	}
+	tag := fmt.Sprintf("%s-%d-%s", b.o.db, agents, time.Now().Format("150405"))
+	var perf *exec.Cmd
+	if p, err := exec.LookPath("perf"); err == nil {
+		perf = exec.CommandContext(ctx, p, "record", "-F", "499", "-g", "-a", "-q",
+			"-o", filepath.Join(b.o.profileDir, "perf-"+tag+".data"), "--", "sleep", strconv.Itoa(int(d.Seconds())))
+		if err := perf.Start(); err != nil {
+			b.log.Warn("perf", "err", err)
+			perf = nil
+		}
+	}
+	if err := b.fleet.profile(func(i int) string {
+		return filepath.Join(b.o.profileDir, fmt.Sprintf("agents-%s-%d.pprof", tag, i))
+	}); err != nil {
+		b.log.Warn("profiling the agents", "err", err)
+	}
+	return func() {
+		if err := b.fleet.profile(nil); err != nil {
+			b.log.Warn("profiling the agents", "err", err)
+		}
+		if perf != nil {
+			_ = perf.Wait()
+		}
+		b.log.Info("profiles written", "dir", b.o.profileDir, "tag", tag)
+	}
+}
+
+// judge decides whether the size was sustained over w.
+func (b *bench) judge(st *stepResult, w *window) {
+	var failed []string
+	if w == nil {
+		st.Failed = []string{"not measured"}
+		return
+	}
+	if len(w.AgentFailures) > 0 {
+		var n int64
+		for _, v := range w.AgentFailures {
+			n += v
+		}
+		failed = append(failed, fmt.Sprintf("%d agent failures (%s)", n, strings.Join(slices.Sorted(maps.Keys(w.AgentFailures)), "; ")))
+	}
+	if w.AgentsExited > 0 {
+		failed = append(failed, fmt.Sprintf("%d agents exited", w.AgentsExited))
+	}
+	if online := w.HostStates[string(tripcap.HostOnline)]; online != st.Agents {
+		failed = append(failed, fmt.Sprintf("%d of %d hosts Online (%v)", online, st.Agents, w.HostStates))
+	}
+	if w.WentOffline > 0 {
+		failed = append(failed, fmt.Sprintf("%d hosts went Offline", w.WentOffline))
+	}
+	if w.ServerErrors > 0 {
+		failed = append(failed, fmt.Sprintf("%d internal server errors", w.ServerErrors))
+	}
+	if cores := w.CPU.Server + w.CPU.DB; cores >= b.o.maxServerCPU {
+		failed = append(failed, fmt.Sprintf("server CPU %.2f cores ≥ %.2f", cores, b.o.maxServerCPU))
+	}
+	if n := w.CaptureStates[tripcap.StatusRunning]; len(w.CaptureStates) > 0 && n != b.o.captures {
+		failed = append(failed, fmt.Sprintf("%d of %d captures Running (%v)", n, b.o.captures, w.CaptureStates))
+	}
+	limit := float64(b.o.p99) / float64(time.Millisecond)
+	for _, op := range judgedOps {
+		if st.API == nil {
+			break // an idle-only run probes nothing
+		}
+		l := st.API[op]
+		switch {
+		case l.N == 0:
+			failed = append(failed, op+": no samples")
+		case l.Errors > 0:
+			failed = append(failed, fmt.Sprintf("%s: %d errors", op, l.Errors))
+		case l.P99ms >= limit:
+			failed = append(failed, fmt.Sprintf("%s p99 %.1f ms ≥ %.0f ms", op, l.P99ms, limit))
+		}
+	}
+	st.Failed = failed
+	st.Sustained = len(failed) == 0
+}
+
+func raiseNofile(n uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= n {
+		return nil
+	}
+	lim.Cur = n
+	if lim.Max < n {
+		lim.Max = n // root may raise the hard limit too
+	}
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Version: tripcap.Version}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPUModel = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			m.MemoryGiB = (kb + 1<<19) >> 20
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func round(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// printReports prints the tables of saved -json results.
+func printReports(w io.Writer, files []string) error {
+	for i, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		var res runResult
+		if err := json.Unmarshal(b, &res); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		printTable(w, &res)
+	}
+	return nil
+}
+
+// printTable prints one run as Markdown tables: the fleet, then the API.
+func printTable(w io.Writer, res *runResult) {
+	fmt.Fprintf(w, "### %s — heartbeat %s, %d captures running, %s windows, probe %.0f req/s\n\n",
+		res.Backend, res.Heartbeat, res.Captures, res.Window, res.ProbeRate)
+	fmt.Fprintln(w, "| agents | enroll/s | idle: server CPU | idle: req/s | load: server CPU | load: bench CPU | machine busy | load: req/s | server RSS MiB | agent failures | Offline | sustained |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|")
+	for _, st := range res.Steps {
+		idleCPU, idleReq := "–", "–"
+		if st.Idle != nil {
+			idleCPU, idleReq = cores(st.Idle.CPU), fmt.Sprintf("%.0f", st.Idle.RequestsPerSecond)
+		}
+		loadCPU, benchCPU, busy, loadReq, rss, fails, offline := "–", "–", "–", "–", "–", "–", "–"
+		if l := st.Load; l != nil {
+			loadCPU, benchCPU = cores(l.CPU), fmt.Sprintf("%.2f", l.CPU.Bench)
+			busy = fmt.Sprintf("%.0f%%", 100*l.CPU.Machine)
+			loadReq, rss = fmt.Sprintf("%.0f", l.RequestsPerSecond), fmt.Sprintf("%d", l.ServerRSS)
+		}
+		if l := firstWindow(st); l != nil {
+			fails, offline = fmt.Sprintf("%d", total(st)), fmt.Sprintf("%d", offlineOf(st))
+			if st.Load == nil {
+				busy = fmt.Sprintf("%.0f%%", 100*l.CPU.Machine)
+				rss = fmt.Sprintf("%d", l.ServerRSS)
+			}
+		}
+		verdict := "yes"
+		if !st.Sustained {
+			verdict = "**no**: " + strings.Join(st.Failed, "; ")
+		}
+		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			st.Agents, st.EnrollPerSecond, idleCPU, idleReq, loadCPU, benchCPU, busy, loadReq, rss, fails, offline, verdict)
+	}
+	fmt.Fprintf(w, "\nLargest sustained fleet: **%d agents**.\n\n", res.Sustained)
+
+	fmt.Fprintln(w, "API latency in the load window, p50 / p99 (ms), client-side:")
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| agents |")
+	for _, op := range probeOps {
+		fmt.Fprintf(w, " %s |", op)
+	}
+	fmt.Fprint(w, "\n|---:|")
+	for range probeOps {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w)
+	for _, st := range res.Steps {
+		if st.API == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %d |", st.Agents)
+		for _, op := range probeOps {
+			l := st.API[op]
+			cell := fmt.Sprintf(" %.1f / %.1f", l.P50ms, l.P99ms)
+			if l.Errors > 0 {
+				cell += fmt.Sprintf(" (%d err)", l.Errors)
+			}
+			fmt.Fprintf(w, "%s (n=%d) |", cell, l.N)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Agent-protocol routes in the load window, server-side (count; p50 / p99 as histogram bucket bounds, ms):")
+	fmt.Fprintln(w)
+	routes := []string{"agentHeartbeat", "agentAssignments", "agentReports", "agentEnroll"}
+	fmt.Fprintf(w, "| agents | %s |\n|---:|%s\n", strings.Join(routes, " | "), strings.Repeat("---:|", len(routes)))
+	for _, st := range res.Steps {
+		l := st.Load
+		if l == nil {
+			l = st.Idle
+		}
+		if l == nil {
+			continue
+		}
+		fmt.Fprintf(w, "| %d |", st.Agents)
+		for _, r := range routes {
+			rs, ok := l.Routes[r]
+			if !ok {
+				fmt.Fprint(w, " – |")
+				continue
+			}
+			cell := fmt.Sprintf(" %d; ≤%s / ≤%s", rs.Count, bound(rs.P50ms), bound(rs.P99ms))
+			if rs.Errors > 0 {
+				cell += fmt.Sprintf(" (%d err)", rs.Errors)
+			}
+			fmt.Fprintf(w, "%s |", cell)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "\nMachine: %d CPUs (%s), %d GiB, Linux %s, %s. Command: `%s`\n",
+		res.Machine.CPUs, res.Machine.CPUModel, res.Machine.MemoryGiB, res.Machine.Kernel, res.Machine.Go, res.Command)
+}
+
+func cores(u cpuUsage) string {
+	if u.DB > 0 {
+		return fmt.Sprintf("%.2f + db %.2f", u.Server, u.DB)
+	}
+	return fmt.Sprintf("%.2f", u.Server)
+}
+
+func bound(ms float64) string {
+	if ms < 0 {
+		return "60000+"
+	}
+	return fmt.Sprintf("%g", ms)
+}
+
+func firstWindow(st stepResult) *window {
+	if st.Load != nil {
+		return st.Load
+	}
+	return st.Idle
+}
+
+// total counts the agents' failures over the step's windows.
+func total(st stepResult) int64 {
+	var n int64
+	for _, w := range []*window{st.Idle, st.Load} {
+		if w == nil {
+			continue
+		}
+		for _, v := range w.AgentFailures {
+			n += v
+		}
+	}
+	return n
+}
+
+// offlineOf counts the hosts that went Offline over the step's windows.
+func offlineOf(st stepResult) int {
+	n := 0
+	for _, w := range []*window{st.Idle, st.Load} {
+		if w != nil {
+			n += w.WentOffline
+		}
+	}
+	return n
+}

@@ -1,0 +1,157 @@
+//go:build linux
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	tchttp "github.com/tripcap/tripcap/http"
+)
+
+// udpFilter selects the test flow's datagrams to port on the capturing host.
+func udpFilter(port string) string { return "protocol=UDP,localPort=" + port }
+
+// TestCaptureEndToEnd: three hosts; captures through the CLI and the API on
+// two of them at once; traffic between hosts; files downloaded and checked.
+func TestCaptureEndToEnd(t *testing.T) {
+	l := newLab(t)
+	h1, h2, h3 := l.addHost("h1"), l.addHost("h2"), l.addHost("h3")
+	l.link(h1, h2)
+	l.link(h2, h3)
+
+	// Through the CLI, on h2, two independent sessions at once.
+	l.cli(nil, "capture", "create", "cli-a", "--host", "h2", "--time-limit", "4s", "--filter", udpFilter("7001"))
+	l.cli(nil, "capture", "create", "cli-b", "--host", "h2", "--time-limit", "4s", "--filter", udpFilter("7001"), "--format", "pcapng", "--bytes-per-packet", "60")
+	// Through the API, on h3.
+	created, err := l.api().CreateCapture(t.Context(), tchttp.CreateCaptureBody{Name: "api-c", Parameters: tripcap.PacketCaptureParameters{Target: "h3", TimeLimitInSeconds: 4,
+		Filters: []tripcap.PacketCaptureFilter{{Protocol: "UDP", LocalPort: "7002"}}}})
+	if err != nil || created.Name != "api-c" {
+		t.Fatalf("POST /api/v1/captures: %v", err)
+	}
+	for _, n := range []string{"cli-a", "cli-b", "api-c"} {
+		l.eventually(n+" Running", 3*time.Second, func() bool { return l.capture(n).Status == tripcap.StatusRunning })
+	}
+	l.send(h1, h2, 7001, 500, 1)
+	l.send(h3, h2, 7001, 300, 2) // also to h2:7001, from the other side
+	l.send(h2, h3, 7002, 200, 3)
+	l.send(h1, h2, 7999, 100, 4) // filtered out everywhere
+
+	for _, n := range []string{"cli-a", "cli-b", "api-c"} {
+		l.eventually(n+" stored", 15*time.Second, func() bool {
+			c := l.capture(n)
+			return c.Status.Terminal() && len(c.Files) == 1 && c.Files[0].Stored
+		})
+		c := l.capture(n)
+		if c.Status != tripcap.StatusStopped || c.StopReason != tripcap.StopTimeExceeded {
+			t.Errorf("%s ended %s/%s %v %s", n, c.Status, c.StopReason, c.Errors, c.ErrorMessage)
+		}
+	}
+	a, b, c := l.download("cli-a"), l.download("cli-b"), l.download("api-c")
+	if n := packets(t, a); n != 800 {
+		t.Errorf("cli-a: %d packets, want 800", n)
+	}
+	if n := packets(t, b); n != 800 {
+		t.Errorf("cli-b (pcapng): %d packets, want 800", n)
+	}
+	if n := packets(t, c); n != 200 {
+		t.Errorf("api-c: %d packets, want 200", n)
+	}
+	if seqs := stampedSeqs(t, a, 1); len(seqs) != 500 {
+		t.Errorf("cli-a holds %d of flow 1's 500 datagrams", len(seqs))
+	}
+	// Snap length: every record of cli-b is cut at 60 bytes, with its original length kept.
+	out2, err := l.ctl.Exec(t.Context(), "tshark", "-r", b, "-T", "fields", "-e", "frame.cap_len", "-e", "frame.len")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out2)), "\n") {
+		if f := strings.Fields(line); len(f) != 2 || f[0] != "60" || f[1] == "60" {
+			t.Fatalf("cli-b record cap_len/len %q, want 60 and the original length", line)
+		}
+	}
+	// The stored file sits at Azure's blob path.
+	sp := l.capture("cli-a").Parameters.StorageLocation.StoragePath
+	if !strings.Contains(sp, "/providers/microsoft.compute/virtualmachines/h2/") {
+		t.Errorf("storagePath %s", sp)
+	}
+	if _, err := os.Stat(strings.TrimPrefix(sp, "file://")); err != nil {
+		t.Errorf("stored file: %v", err)
+	}
+}
+
+// TestServerRestartMidCapture: the session keeps running while the server is
+// away, and nothing is lost.
+func TestServerRestartMidCapture(t *testing.T) {
+	l := newLab(t)
+	h1, h2 := l.addHost("h1"), l.addHost("h2")
+	l.link(h1, h2)
+	l.cli(nil, "capture", "create", "long", "--host", "h2", "--time-limit", "8s", "--filter", udpFilter("7001"))
+	l.eventually("Running", 3*time.Second, func() bool { return l.capture("long").Status == tripcap.StatusRunning })
+	l.send(h1, h2, 7001, 300, 1)
+	l.stopServer()
+	l.send(h1, h2, 7001, 300, 1+1)
+	time.Sleep(time.Second)
+	l.startServer()
+	l.send(h1, h2, 7001, 300, 3)
+	l.eventually("stored", 20*time.Second, func() bool {
+		c := l.capture("long")
+		return c.Status.Terminal() && len(c.Files) == 1 && c.Files[0].Stored
+	})
+	c := l.capture("long")
+	if c.Status != tripcap.StatusStopped || c.StopReason != tripcap.StopTimeExceeded || c.Stats.Packets != 900 {
+		t.Fatalf("after a server restart: %s/%s, %d packets (want 900), %v", c.Status, c.StopReason, c.Stats.Packets, c.Errors)
+	}
+	if n := packets(t, l.download("long")); n != 900 {
+		t.Fatalf("file holds %d packets, want 900", n)
+	}
+}
+
+// TestAgentKilledMidCapture: the capture ends AgentStopped while the agent is
+// gone, and its partial file is recovered when the agent comes back.
+func TestAgentKilledMidCapture(t *testing.T) {
+	l := newLab(t)
+	h1, h2 := l.addHost("h1"), l.addHost("h2")
+	l.link(h1, h2)
+	l.cli(nil, "capture", "create", "doomed", "--host", "h2", "--time-limit", "60s", "--filter", udpFilter("7001"))
+	l.eventually("Running", 3*time.Second, func() bool { return l.capture("doomed").Status == tripcap.StatusRunning })
+	l.send(h1, h2, 7001, 400, 1)
+	time.Sleep(1500 * time.Millisecond) // the engine flushes at least every second
+	l.stopAgent(h2, syscall.SIGKILL)
+	l.eventually("AgentStopped", 10*time.Second, func() bool { return l.capture("doomed").Status == tripcap.StatusError })
+	c := l.capture("doomed")
+	if c.StopReason != tripcap.StopAgentStopped || len(c.Errors) != 1 || c.Errors[0] != tripcap.CaptureErrAgentStopped {
+		t.Fatalf("killed agent's capture: %s %v", c.StopReason, c.Errors)
+	}
+	var host tripcap.Host
+	if err := l.cliJSON(&host, "host", "show", "h2"); err != nil || host.State != tripcap.HostOffline {
+		t.Fatalf("h2 is %s (%v), want Offline", host.State, err)
+	}
+	l.startAgent(h2)
+	l.eventually("the recovered file", 15*time.Second, func() bool {
+		c := l.capture("doomed")
+		return len(c.Files) == 1 && c.Files[0].Stored
+	})
+	f := l.download("doomed")
+	if n := packets(t, f); n != 400 {
+		t.Fatalf("recovered file holds %d packets, want 400", n)
+	}
+	if _, err := l.ctl.Exec(t.Context(), "tshark", "-r", f, "-q"); err != nil {
+		t.Fatalf("tshark cannot read the recovered file: %v", err)
+	}
+}
+
+// TestAgentWithoutCapNetRaw: an unprivileged agent says what it lacks.
+func TestAgentWithoutCapNetRaw(t *testing.T) {
+	l := newLab(t)
+	out, err := l.ctl.Command(t.Context(), "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+		binary, "agent", "--server", "http://127.0.0.1:"+serverPort, "--join-token", "x", "--state-dir", filepath.Join(t.TempDir(), "s")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "CAP_NET_RAW") {
+		t.Fatalf("unprivileged agent: err %v, output %q; want a CAP_NET_RAW message", err, out)
+	}
+}

@@ -1,0 +1,151 @@
+package postgres_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/internal/pgtest"
+	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/storetest"
+)
+
+func open(t testing.TB, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tripcap.Store { return open(t, pgtest.FreshDatabase(t)) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(tb testing.TB) tripcap.Store { return open(tb, pgtest.FreshDatabase(tb)) })
+}
+
+// Replicas: a change made through one Store reaches the watchers of another
+// on the same database, and only once it is committed.
+func TestWatchAcrossReplicas(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := t.Context()
+	wa, wb := storetest.Watch(t, a), storetest.Watch(t, b)
+
+	w, err := a.EnsureWatcher(ctx, "eastus", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &tripcap.Host{ID: tripcap.NewID(), Name: "web-1", Location: "eastus"}
+	if err := b.CreateHost(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	c := &tripcap.PacketCapture{ID: tripcap.NewID(), Name: "cap", WatcherID: w.ID, HostID: h.ID,
+		Desired: tripcap.DesiredRunning, Status: tripcap.StatusNotStarted}
+	if err := a.CreateCapture(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	wb.WantNext(t, h.ID, "a capture created through replica a")
+	wa.WantNext(t, h.ID, "a capture created through replica a")
+
+	// A refused change notifies no one: the next report is of the change after it.
+	if err := b.CreateCapture(ctx, &tripcap.PacketCapture{ID: tripcap.NewID(), Name: "cap", WatcherID: w.ID, HostID: h.ID}); tripcap.ErrorCode(err) != tripcap.ECONFLICT {
+		t.Fatalf("duplicate create: %v, want ECONFLICT", err)
+	}
+	c.Desired = tripcap.DesiredStopped
+	if err := b.UpdateCapture(ctx, c, 1); err != nil {
+		t.Fatal(err)
+	}
+	wa.WantNext(t, h.ID, "a Desired change through replica b")
+	wb.WantNext(t, h.ID, "a Desired change through replica b")
+	select {
+	case id := <-wa.C:
+		t.Fatalf("extra report %q after the refused create", id)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A watcher whose connection is cut reconnects, says fn(""), and goes on
+// reporting.
+func TestWatchReconnects(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	s := open(t, dsn)
+	ctx := t.Context()
+	w := storetest.Watch(t, s)
+
+	admin, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'tripcap-watch'`).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed != 1 {
+		t.Fatalf("terminated %d listening connections, want 1", killed)
+	}
+	select {
+	case id := <-w.C:
+		if id != "" {
+			t.Fatalf("first report after the connection was cut is %q, want \"\"", id)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no fn(\"\") after the listening connection was cut")
+	}
+
+	wt, err := s.EnsureWatcher(ctx, "eastus", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &tripcap.Host{ID: tripcap.NewID(), Name: "web-1", Location: "eastus"}
+	if err := s.CreateHost(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateCapture(ctx, &tripcap.PacketCapture{ID: tripcap.NewID(), Name: "cap", WatcherID: wt.ID, HostID: h.ID}); err != nil {
+		t.Fatal(err)
+	}
+	w.WantNext(t, h.ID, "a capture created after reconnecting")
+}
+
+// Replicas starting together on a new database migrate it once, in turn.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			s, err := postgres.Open(t.Context(), dsn)
+			if err == nil {
+				_, err = s.EnsureWatcher(t.Context(), "eastus", 1)
+				s.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOpenBadDSN(t *testing.T) {
+	_, err := postgres.Open(t.Context(), "postgres://user:s3cret@[::1")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Open with a bad DSN: %v; want an error that does not echo the password", err)
+	}
+}
