@@ -105,6 +105,8 @@ type Engine struct {
 	mu       sync.Mutex // guards the fields below
 	sessions map[*Session]struct{}
 	pre      *preRing
+	guard    *fileGuard
+	noGuard  bool // starting the guard failed; not retried
 	closed   bool
 }
 
@@ -163,8 +165,8 @@ func (e *Engine) Close() error {
 	for s := range e.sessions {
 		sessions = append(sessions, s)
 	}
-	pre := e.pre
-	e.pre = nil
+	pre, guard := e.pre, e.guard
+	e.pre, e.guard = nil, nil
 	e.mu.Unlock()
 	for _, s := range sessions {
 		s.Stop(tripcap.StopAgentStopped)
@@ -174,6 +176,9 @@ func (e *Engine) Close() error {
 	}
 	if pre != nil {
 		pre.close()
+	}
+	if guard != nil {
+		guard.close()
 	}
 	return nil
 }
@@ -203,6 +208,14 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	e.mu.Lock()
 	closed, pre := e.closed, e.pre
+	if !closed && e.guard == nil && !e.noGuard {
+		var err error
+		if e.guard, err = startFileGuard(e.log); err != nil {
+			e.noGuard = true
+			e.log.Warn("capture files are not guarded: a kill -9 in the middle of a write may leave a file cut mid-record", "err", err)
+		}
+	}
+	guard := e.guard
 	e.mu.Unlock()
 	if closed {
 		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "the capture engine is shutting down")
@@ -262,6 +275,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 		section:    section(spec),
 		bufSize:    e.cfg.WriteBufferBytes,
 		totalBytes: p.TotalBytesPerSession,
+		guard:      guard,
 	}
 	timeLimit := time.Duration(p.TimeLimitInSeconds) * time.Second
 	if p.Continuous() {

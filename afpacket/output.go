@@ -75,7 +75,8 @@ func createConfined(root *os.Root, rel string) (*os.File, error) {
 	case !fi.Mode().IsRegular():
 		return nil, tripcap.Errorf(tripcap.EINVALID, "%q exists and is not a regular file", rel)
 	}
-	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
+	// Read-write: the file guard reads the file back to repair it.
+	f, err := root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
@@ -101,6 +102,9 @@ type outputConfig struct {
 	fileCount  int
 	fileSize   int64
 	totalBytes int64
+
+	// guard, when set, repairs the open file should the process die.
+	guard *fileGuard
 }
 
 // output writes a session's records to its file or ring of files. Its
@@ -110,6 +114,7 @@ type output struct {
 	root *os.Root
 
 	f           *os.File
+	gf          *guardedFile
 	w           pcapfile.Writer
 	filePackets int
 	seq         int
@@ -146,17 +151,19 @@ func (o *output) open(rel string) error {
 	if err != nil {
 		return err
 	}
+	gf := newGuardedFile(f, o.cfg.guard, 0)
 	var w pcapfile.Writer
 	if o.cfg.format == tripcap.FormatPcapng {
-		w, err = pcapfile.NewNgWriter(f, o.cfg.section, o.cfg.ifaces, o.cfg.bufSize)
+		w, err = pcapfile.NewNgWriter(gf, o.cfg.section, o.cfg.ifaces, o.cfg.bufSize)
 	} else {
-		w, err = pcapfile.NewPcapWriter(f, o.cfg.ifaces[0].LinkType, o.cfg.ifaces[0].SnapLen, o.cfg.bufSize)
+		w, err = pcapfile.NewPcapWriter(gf, o.cfg.ifaces[0].LinkType, o.cfg.ifaces[0].SnapLen, o.cfg.bufSize)
 	}
 	if err != nil {
+		gf.release()
 		f.Close()
 		return fmt.Errorf("writing the header of %s: %w", rel, err)
 	}
-	o.f, o.w, o.filePackets = f, w, 0
+	o.f, o.gf, o.w, o.filePackets = f, gf, w, 0
 	o.mu.Lock()
 	o.files = append(o.files, rel)
 	o.mu.Unlock()
@@ -234,6 +241,7 @@ func (o *output) closeFile(stats []pcapfile.InterfaceStats, sync bool) error {
 			err = fmt.Errorf("syncing capture file: %w", serr)
 		}
 	}
+	o.gf.release()
 	if cerr := o.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing capture file: %w", cerr)
 	}
@@ -244,6 +252,7 @@ func (o *output) closeFile(stats []pcapfile.InterfaceStats, sync bool) error {
 // discard closes and removes the first file of a session that did not start.
 func (o *output) discard() {
 	if o.f != nil {
+		o.gf.release()
 		o.f.Close()
 		o.f = nil
 	}

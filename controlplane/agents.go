@@ -23,6 +23,8 @@ func (s *Service) Assignments(ctx context.Context, known int64, wait time.Durati
 		return nil, err
 	}
 	wait = min(max(wait, 0), MaxPollWait)
+	s.counters.PollsWaiting.Add(1)
+	defer s.counters.PollsWaiting.Add(-1)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
@@ -69,6 +71,7 @@ func (s *Service) Report(ctx context.Context, reports []tripcap.SessionReport) (
 		return nil, err
 	}
 	s.heartbeats.add(hostID, s.now())
+	s.counters.Reports.Add(uint64(len(reports)))
 	res := &tripcap.ReportResult{}
 	for _, r := range reports {
 		if !validReportStatus(r.Status) {
@@ -180,6 +183,7 @@ func (s *Service) UploadFile(ctx context.Context, captureID, name, sha256 string
 		_ = blobs.Delete(ctx, key)
 		return nil, tripcap.Errorf(tripcap.EINVALID, "file %s: SHA-256 %s does not match the upload's %s", name, sha256, info.SHA256)
 	}
+	s.counters.Uploads.Add(1)
 	var stored tripcap.CaptureFile
 	err = s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
 		j := fileIndex(c, name)

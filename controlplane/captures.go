@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/bpf"
 )
 
 // CreateCaptureRequest asks for a new capture session.
@@ -42,6 +43,11 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
+	}
+	// Valid filters can still make a program larger than the kernel takes;
+	// say so now rather than failing on the host.
+	if _, err := bpf.Compile(p.Filters, bpf.LinkEthernet, 0); err != nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "filters: %s", tripcap.ErrorMessage(err))
 	}
 	host, err := s.resolveHost(ctx, p.Target)
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {

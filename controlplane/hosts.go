@@ -90,6 +90,7 @@ func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) error {
 		return err
 	}
 	now := s.now()
+	s.counters.Heartbeats.Add(1)
 	if hb.Inventory != nil {
 		return s.store.UpdateHostInventory(ctx, hostID, *hb.Inventory, now)
 	}

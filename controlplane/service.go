@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -66,7 +67,19 @@ type Service struct {
 
 	waiters    *waiters
 	heartbeats *heartbeatBatch
+	counters   Counters
 }
+
+// Counters are the control plane's running totals, for /metrics.
+type Counters struct {
+	PollsWaiting atomic.Int64
+	Heartbeats   atomic.Uint64
+	Reports      atomic.Uint64
+	Uploads      atomic.Uint64
+}
+
+// Counters returns the service's running totals.
+func (s *Service) Counters() *Counters { return &s.counters }
 
 // New returns a control plane over store.
 func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {

@@ -48,7 +48,16 @@ func NewServer(svc *controlplane.Service, log *slog.Logger) *Server {
 		Help:    "HTTP request latency by route and status code.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60},
 	}, []string{"route", "code"})
-	s.registry.MustRegister(s.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c := svc.Counters()
+	s.registry.MustRegister(s.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_agent_polls_waiting", Help: "Agents' long polls waiting for a change."},
+			func() float64 { return float64(c.PollsWaiting.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tripcap_agent_heartbeats_total", Help: "Agent heartbeats received."},
+			func() float64 { return float64(c.Heartbeats.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tripcap_agent_session_reports_total", Help: "Session reports received from agents."},
+			func() float64 { return float64(c.Reports.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tripcap_capture_file_uploads_total", Help: "Capture files stored."},
+			func() float64 { return float64(c.Uploads.Load()) }))
 	s.routes = s.routeTable()
 
 	mux := s.mux

@@ -145,7 +145,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Logf("%d operations checked", ops)
 }
 
-func TestOpenAPIWithoutCredentialIsRefused(t *testing.T) {
+func TestOnlyHealthzIsOpen(t *testing.T) {
 	f := newFixture(t)
 	if r := f.request(t, "GET", "/api/v1/openapi.json", "", nil); r.StatusCode != 401 {
 		t.Fatalf("openapi.json without credential: %s", r.Status)
@@ -153,8 +153,13 @@ func TestOpenAPIWithoutCredentialIsRefused(t *testing.T) {
 	if r := f.request(t, "GET", "/healthz", "", nil); r.StatusCode != 200 {
 		t.Fatalf("healthz: %s", r.Status)
 	}
-	if r := f.request(t, "GET", "/metrics", f.token, nil); r.StatusCode != 200 {
-		t.Fatalf("metrics: %s", r.Status)
+	r := f.request(t, "GET", "/metrics", f.token, nil)
+	b, _ := io.ReadAll(r.Body)
+	if r.StatusCode != 200 || !bytes.Contains(b, []byte("tripcap_agent_polls_waiting")) || !bytes.Contains(b, []byte("tripcap_http_request_duration_seconds")) {
+		t.Fatalf("metrics: %s without tripcap's series", r.Status)
+	}
+	if r := f.request(t, "GET", "/metrics", "", nil); r.StatusCode != 401 {
+		t.Fatalf("metrics without credential: %s", r.Status)
 	}
 }
 
