@@ -61,6 +61,8 @@ type session struct {
 	stop    string                 // stop reason requested, if any
 	// settled is closed once a running session's result is journaled.
 	settled chan struct{}
+	// starting marks a session whose engine start is under way.
+	starting bool
 }
 
 // New returns an agent; Run starts it.
@@ -241,10 +243,20 @@ func (a *Agent) reconcile(ctx context.Context, assignments []tripcap.Assignment)
 		a.mu.Unlock()
 		switch {
 		case s == nil && as.Desired == tripcap.DesiredRunning:
-			a.start(ctx, as)
+			// Sessions start side by side: opening sockets and rings takes
+			// a moment each, and no capture should wait for another's.
+			a.mu.Lock()
+			a.sessions[as.ID] = &session{journal: &journalEntry{Assignment: as}, starting: true}
+			a.mu.Unlock()
+			go a.start(ctx, as)
 		case s == nil:
 			// Stopped or deleted before it ever ran here: close it on the server.
 			a.finishWithoutRunning(as, stopReasonFor(as.Desired), nil, "")
+		case s.starting:
+			// start() applies the desired state once the session exists.
+			a.mu.Lock()
+			s.journal.Assignment = as
+			a.mu.Unlock()
 		case s.run != nil && as.Desired != tripcap.DesiredRunning:
 			a.mu.Lock()
 			if s.stop == "" {
@@ -312,6 +324,10 @@ func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 	}
 	s := &session{journal: e, run: run, settled: make(chan struct{})}
 	a.mu.Lock()
+	if prev := a.sessions[as.ID]; prev != nil && prev.journal.Assignment.Desired != tripcap.DesiredRunning {
+		s.stop = stopReasonFor(prev.journal.Assignment.Desired)
+		run.Stop(s.stop)
+	}
 	a.sessions[as.ID] = s
 	a.mu.Unlock()
 	a.log.Info("capture started", "capture", as.Name, "id", as.ID, "path", p)

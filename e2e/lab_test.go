@@ -273,6 +273,12 @@ func (l *lab) send(from, to *host, port uint16, count int, id uint32) {
 	l.t.Helper()
 	src := from.data[to.name]
 	dst := netip.AddrPortFrom(to.data[from.name], port)
+	// A listener on the receiver, so no ICMP port-unreachable comes back.
+	var sink *trafficgen.Sink
+	if err := to.ns.Do(func() (err error) { sink, err = trafficgen.Listen("udp", dst); return err }); err != nil {
+		l.t.Fatalf("listening on %s in %s: %v", dst, to.name, err)
+	}
+	defer sink.Close()
 	err := from.ns.Do(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

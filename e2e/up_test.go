@@ -95,7 +95,13 @@ func TestUpQuickStart(t *testing.T) {
 	cli("capture", "create", "first", "--host", "local", "--time-limit", "3s", "--interface", "lo", "--filter", "protocol=UDP,localPort=7001")
 	time.Sleep(500 * time.Millisecond)
 	err = ns.Do(func() error {
-		_, err := trafficgen.Send(t.Context(), trafficgen.Flow{Network: "udp", Dst: netip.MustParseAddrPort("127.0.0.1:7001"), Count: 250, PayloadSize: 64, Interval: 100 * time.Microsecond, ID: 9})
+		dst := netip.MustParseAddrPort("127.0.0.1:7001")
+		sink, err := trafficgen.Listen("udp", dst)
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		_, err = trafficgen.Send(t.Context(), trafficgen.Flow{Network: "udp", Dst: dst, Count: 250, PayloadSize: 64, Interval: 100 * time.Microsecond, ID: 9})
 		return err
 	})
 	if err != nil {

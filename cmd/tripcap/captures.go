@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -255,12 +256,16 @@ func newCaptureDownloadCmd() *cobra.Command {
 			if out == "-" {
 				return nil
 			}
-			if format == "json" {
-				cmd.Flags().Set("output", "json")
+			switch format {
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			case "text", "":
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d bytes, sha256 %s (verified)\n", res.File, res.Bytes, res.SHA256)
+				return nil
 			}
-			return render(cmd, res, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: %d bytes, sha256 %s (verified)\n", res.File, res.Bytes, res.SHA256)
-			})
+			return fmt.Errorf("--format: %q is not text or json", format)
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write ('-' for standard output)")

@@ -1,14 +1,32 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/afpacket"
 )
 
-// newCaptureEngine builds the agent's capture engine.
-func newCaptureEngine(captureDir string, log *slog.Logger, reg prometheus.Registerer) (tripcap.CaptureEngine, error) {
-	panic("wired when the afpacket engine lands")
+// newCaptureEngine builds and opens the agent's AF_PACKET engine, with the
+// pre-trigger buffer when configured, and exports the buffer's memory use.
+func newCaptureEngine(ctx context.Context, o *agentOptions, log *slog.Logger, reg prometheus.Registerer) (*afpacket.Engine, error) {
+	e := afpacket.NewEngine(afpacket.Config{
+		CaptureDir: o.captureDir,
+		Logger:     log,
+		PreTrigger: afpacket.PreTriggerConfig{Seconds: o.preTriggerSeconds, Bytes: o.preTriggerBytes},
+	})
+	if err := e.Open(ctx); err != nil {
+		return nil, err
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_pretrigger_buffer_bytes", Help: "Memory the pre-trigger buffer holds."},
+			func() float64 { return float64(e.PreTriggerStats().AllocatedBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_pretrigger_buffer_capacity_bytes", Help: "Bound on the pre-trigger buffer's memory."},
+			func() float64 { return float64(e.PreTriggerStats().CapacityBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_pretrigger_buffer_packets", Help: "Packets in the pre-trigger buffer."},
+			func() float64 { return float64(e.PreTriggerStats().Packets) }),
+	)
+	return e, nil
 }

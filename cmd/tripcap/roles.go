@@ -190,6 +190,8 @@ type agentOptions struct {
 	labels                            []string
 	stateDir, captureDir              string
 	metricsListen                     string
+	preTriggerSeconds                 int
+	preTriggerBytes                   int64
 }
 
 func (o *agentOptions) addFlags(cmd *cobra.Command, standalone bool) {
@@ -204,6 +206,8 @@ func (o *agentOptions) addFlags(cmd *cobra.Command, standalone bool) {
 	f.StringVar(&o.name, "name", "", "host name (default: the hostname)")
 	f.StringVar(&o.location, "location", "", "location (region) of this host")
 	f.StringArrayVar(&o.labels, "label", nil, "label k=v (repeatable)")
+	f.IntVar(&o.preTriggerSeconds, "pre-trigger-seconds", 0, "keep this many seconds of recent traffic in memory for captures' preTriggerSeconds (0: off)")
+	f.Int64Var(&o.preTriggerBytes, "pre-trigger-bytes", 64<<20, "bound on the pre-trigger buffer's memory")
 }
 
 func (o *agentOptions) parseLabels() (map[string]string, error) {
@@ -218,17 +222,23 @@ func (o *agentOptions) parseLabels() (map[string]string, error) {
 	return labels, nil
 }
 
-func (o *agentOptions) newAgent(log *slog.Logger, reg prometheus.Registerer) (*agent.Agent, error) {
+// runAgent runs an agent with the AF_PACKET engine until ctx ends.
+func (o *agentOptions) runAgent(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) error {
 	labels, err := o.parseLabels()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	engine, err := newCaptureEngine(o.captureDir, log, reg)
+	engine, err := newCaptureEngine(ctx, o, log, reg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return agent.New(agent.Config{Server: o.server, JoinToken: o.joinToken, Name: o.name, Location: o.location, Labels: labels,
+	defer engine.Close()
+	a, err := agent.New(agent.Config{Server: o.server, JoinToken: o.joinToken, Name: o.name, Location: o.location, Labels: labels,
 		StateDir: o.stateDir, CaptureDir: o.captureDir, Engine: engine, Logger: log})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
 }
 
 func newAgentCmd() *cobra.Command {
@@ -244,10 +254,6 @@ func newAgentCmd() *cobra.Command {
 			}
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			a, err := o.newAgent(log, reg)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			var wg sync.WaitGroup
@@ -259,7 +265,7 @@ func newAgentCmd() *cobra.Command {
 				wg.Add(1)
 				go func() { defer wg.Done(); serveAgentMetrics(ctx, l, reg, log) }()
 			}
-			err = a.Run(ctx)
+			err := o.runAgent(ctx, log, reg)
 			cancel()
 			wg.Wait()
 			return err
@@ -316,10 +322,6 @@ func newUpCmd() *cobra.Command {
 			ao.server, ao.joinToken = cp.url, jt.Token
 			ao.stateDir = filepath.Join(so.data, "agent")
 			ao.captureDir = filepath.Join(so.data, "captures")
-			a, err := ao.newAgent(log, cp.http.Registry())
-			if err != nil {
-				return err
-			}
 			fmt.Fprintf(cmd.OutOrStdout(), "tripcap is up at %s\nclient config: %s\ntry: tripcap host list\n     tripcap capture create first --host %s --time-limit 10s --wait\n",
 				cp.url, cfgPath, hostnameOr(ao.name))
 			if !agent.CanCapture() {
@@ -327,7 +329,7 @@ func newUpCmd() *cobra.Command {
 			}
 			errc := make(chan error, 2)
 			go func() { errc <- cp.run(ctx) }()
-			go func() { errc <- a.Run(ctx) }()
+			go func() { errc <- ao.runAgent(ctx, log, cp.http.Registry()) }()
 			err = <-errc
 			cancel()
 			if err2 := <-errc; err == nil {
