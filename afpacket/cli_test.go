@@ -234,7 +234,7 @@ func TestKill9(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 	sink(t, n.b, "udp", n.bAddr(7000))
-	for i := range 6 {
+	for i := range 2 {
 		format := []string{tripcap.FormatPcap, tripcap.FormatPcapng}[i%2]
 		t.Run(fmt.Sprintf("%s-%d", format, i), func(t *testing.T) {
 			file := fmt.Sprintf("killed-%d.%s", i, format)
@@ -252,7 +252,7 @@ func TestKill9(t *testing.T) {
 			// Mid-flood: the capture writes a megabyte every few
 			// milliseconds. When the kill lands inside a write, the
 			// file guard reports the partial record it removed.
-			time.Sleep(time.Duration(400+50*i) * time.Millisecond)
+			time.Sleep(500 * time.Millisecond)
 			if err := cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
@@ -275,7 +275,8 @@ func TestKill9(t *testing.T) {
 			if m := capinfosCount.FindSubmatch(out); m == nil || len(m[1]) < 4 {
 				t.Errorf("capinfos finds too few packets from a flood:\n%s", out)
 			}
-			tcmd := exec.Command(tshark, "-r", path, "-T", "fields", "-e", "frame.number")
+			// Reading every record is the point, not dissecting them.
+			tcmd := exec.Command(tshark, "-n", "--disable-protocol", "eth", "-r", path, "-T", "fields", "-e", "frame.number")
 			var terr strings.Builder
 			tcmd.Stderr = &terr
 			if _, err := tcmd.Output(); err != nil || strings.Contains(terr.String(), "cut short") {

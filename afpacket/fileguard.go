@@ -59,6 +59,8 @@ type fileGuard struct {
 	// failed is set once the guard is unreachable; writes go on unguarded.
 	failed bool
 	cmd    *exec.Cmd
+	// exited is closed when the guard process has ended.
+	exited chan struct{}
 }
 
 // startFileGuard starts the guard process.
@@ -87,8 +89,12 @@ func startFileGuard(log *slog.Logger) (*fileGuard, error) {
 		unix.Close(fds[0])
 		return nil, fmt.Errorf("starting the file guard: %w", err)
 	}
-	go func() { _ = cmd.Wait() }()
-	return &fileGuard{log: log, fd: fds[0], cmd: cmd}, nil
+	g := &fileGuard{log: log, fd: fds[0], cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(g.exited)
+	}()
+	return g, nil
 }
 
 // send delivers one message; a guard that is gone turns protection off

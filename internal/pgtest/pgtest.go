@@ -61,4 +61,3 @@ func FreshDatabase(t testing.TB) string {
 	}
 	return admin + " dbname=" + name + " pool_max_conns=16"
 }
-
