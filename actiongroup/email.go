@@ -1,0 +1,221 @@
+package actiongroup
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"net/smtp"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// TLS policies of SMTPConfig.
+const (
+	// TLSOpportunistic uses STARTTLS when the server offers it (the default).
+	TLSOpportunistic = "opportunistic"
+	// TLSRequired refuses to send without STARTTLS.
+	TLSRequired = "required"
+	// TLSNone never starts TLS (a relay on the same host).
+	TLSNone = "none"
+)
+
+// SMTPConfig is the mail server alerts are sent through.
+type SMTPConfig struct {
+	// Addr is host:port of the submission server.
+	Addr string
+	// From is the sender address.
+	From string
+	// Username and Password enable AUTH PLAIN, only ever over TLS (or to
+	// localhost), as net/smtp insists.
+	Username, Password string
+	// TLS is TLSOpportunistic (default), TLSRequired or TLSNone.
+	TLS string
+	// RootCAs verifies the server's certificate (system roots when nil);
+	// ServerName overrides the name checked (default: Addr's host).
+	RootCAs    *x509.CertPool
+	ServerName string
+	// Helo is the name tripcap gives in EHLO (default "localhost").
+	Helo string
+}
+
+func (c *SMTPConfig) validate() error {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil || host == "" || port == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "smtp.addr: %q is not host:port", c.Addr)
+	}
+	if a, err := mail.ParseAddress(c.From); err != nil || a.Address == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "smtp.from: %q is not an email address", c.From)
+	}
+	switch c.TLS {
+	case "", TLSOpportunistic, TLSRequired, TLSNone:
+	default:
+		return tripcap.Errorf(tripcap.EINVALID, "smtp.tls: %q is not one of opportunistic, required, none", c.TLS)
+	}
+	return nil
+}
+
+func (n *Notifier) sendEmail(ctx context.Context, r tripcap.EmailReceiver, a tripcap.Alert, custom map[string]string) attemptResult {
+	msg, err := n.message(r, a, custom)
+	if err != nil {
+		return attemptResult{err: err}
+	}
+	err = sendMail(ctx, n.cfg.SMTP, r.EmailAddress, msg)
+	if err == nil {
+		return attemptResult{}
+	}
+	res := attemptResult{err: err, retry: true}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		res.status = te.Code
+		// 4xx is "try again later"; 5xx is permanent.
+		res.retry = te.Code >= 400 && te.Code < 500
+	}
+	var perm permanentError
+	if errors.As(err, &perm) {
+		res.retry = false
+	}
+	return res
+}
+
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// message renders the mail: a short summary, then the same JSON a webhook
+// with the receiver's schema setting would get.
+func (n *Notifier) message(r tripcap.EmailReceiver, a tripcap.Alert, custom map[string]string) ([]byte, error) {
+	var payload any = NewMetricAlert(a, custom, n.cfg.PortalURL)
+	if r.UseCommonAlertSchema {
+		payload = NewCommonAlert(a, custom)
+	}
+	js, err := json.MarshalIndent(payload, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("rendering alert: %w", err)
+	}
+	var body strings.Builder
+	fmt.Fprintf(&body, "Alert %s: %s on %s\n\n", a.MonitorCondition, a.RuleName, a.HostName)
+	fmt.Fprintf(&body, "Severity:  %s\nHost:      %s (%s)\nFired:     %s\n", tripcap.SeverityName(a.Severity), a.HostName, a.TargetResourceID, a.FiredAt.UTC().Format(time.RFC3339))
+	if a.ResolvedAt != nil {
+		fmt.Fprintf(&body, "Resolved:  %s\n", a.ResolvedAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&body, "Window:    %s to %s\n", a.Condition.WindowStartTime.UTC().Format(time.RFC3339), a.Condition.WindowEndTime.UTC().Format(time.RFC3339))
+	for _, c := range a.Condition.AllOf {
+		fmt.Fprintf(&body, "Condition: %s %s of %s = %g, %s %g\n", c.Name, c.TimeAggregation, c.MetricName, c.MetricValue, c.Operator, c.Threshold)
+	}
+	if a.Description != "" {
+		fmt.Fprintf(&body, "\n%s\n", a.Description)
+	}
+	body.WriteString("\n")
+	body.Write(js)
+	body.WriteString("\n")
+
+	subject := fmt.Sprintf("[tripcap] %s: %s %s on %s", a.MonitorCondition, tripcap.SeverityName(a.Severity), a.RuleName, a.HostName)
+	var m bytes.Buffer
+	hdr := func(k, v string) { fmt.Fprintf(&m, "%s: %s\r\n", k, v) }
+	hdr("From", n.cfg.SMTP.From)
+	hdr("To", r.EmailAddress)
+	hdr("Subject", mimeHeader(subject))
+	hdr("Date", n.cfg.Now().UTC().Format(time.RFC1123Z))
+	hdr("Message-ID", fmt.Sprintf("<%s.%s.%s@tripcap>", a.ID, strings.ToLower(string(a.MonitorCondition)), newDeliveryID()))
+	hdr("X-Tripcap-Alert-Id", a.ID)
+	hdr("MIME-Version", "1.0")
+	hdr("Content-Type", "text/plain; charset=utf-8")
+	hdr("Content-Transfer-Encoding", "quoted-printable")
+	m.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&m)
+	if _, err := qp.Write([]byte(strings.ReplaceAll(body.String(), "\n", "\r\n"))); err != nil {
+		return nil, err
+	}
+	if err := qp.Close(); err != nil {
+		return nil, err
+	}
+	return m.Bytes(), nil
+}
+
+// mimeHeader encodes a header value with non-ASCII text (RFC 2047).
+func mimeHeader(s string) string {
+	for _, r := range s {
+		if r > 126 || r < 32 {
+			return mime.QEncoding.Encode("utf-8", s)
+		}
+	}
+	return s
+}
+
+// sendMail runs one SMTP session: EHLO, STARTTLS when offered (or
+// required), AUTH PLAIN when configured, one message.
+func sendMail(ctx context.Context, c *SMTPConfig, to string, msg []byte) error {
+	host, _, _ := net.SplitHostPort(c.Addr)
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("connecting to SMTP server %s: %w", c.Addr, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	// Closing the connection is how a cancelled ctx interrupts the session.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	cl, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return fmt.Errorf("SMTP greeting from %s: %w", c.Addr, err)
+	}
+	defer cl.Close()
+	helo := c.Helo
+	if helo == "" {
+		helo = "localhost"
+	}
+	if err := cl.Hello(helo); err != nil {
+		return fmt.Errorf("SMTP EHLO: %w", err)
+	}
+	if ok, _ := cl.Extension("STARTTLS"); ok && c.TLS != TLSNone {
+		name := c.ServerName
+		if name == "" {
+			name = host
+		}
+		if err := cl.StartTLS(&tls.Config{ServerName: name, RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12}); err != nil {
+			return permanentError{fmt.Errorf("SMTP STARTTLS: %w", err)}
+		}
+	} else if c.TLS == TLSRequired {
+		return permanentError{fmt.Errorf("SMTP server %s does not offer STARTTLS, which smtp.tls requires", c.Addr)}
+	}
+	if c.Username != "" {
+		if ok, _ := cl.Extension("AUTH"); !ok {
+			return permanentError{fmt.Errorf("SMTP server %s offers no AUTH; cannot log in as %s", c.Addr, c.Username)}
+		}
+		if err := cl.Auth(smtp.PlainAuth("", c.Username, c.Password, host)); err != nil {
+			return fmt.Errorf("SMTP AUTH: %w", err)
+		}
+	}
+	from, _ := mail.ParseAddress(c.From)
+	if err := cl.Mail(from.Address); err != nil {
+		return fmt.Errorf("SMTP MAIL FROM: %w", err)
+	}
+	if err := cl.Rcpt(to); err != nil {
+		return fmt.Errorf("SMTP RCPT TO %s: %w", to, err)
+	}
+	w, err := cl.Data()
+	if err != nil {
+		return fmt.Errorf("SMTP DATA: %w", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return fmt.Errorf("SMTP message: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("SMTP end of message: %w", err)
+	}
+	return cl.Quit()
+}

@@ -1,0 +1,307 @@
+// Package actiongroup delivers alert transitions to an action group's
+// receivers: webhooks (Azure's common alert schema or its
+// AzureMonitorMetricAlert schema, HMAC-signed), email over SMTP, and
+// tripcap responders (which may start a capture). Each delivery is retried
+// with exponential backoff on network errors, 5xx and 429, within a bounded
+// number of attempts and time, and every attempt is recorded in a
+// DeliveryLog.
+package actiongroup
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// DeliveryLog records delivery attempts; the control plane backs it with
+// the database, per alert.
+type DeliveryLog interface {
+	RecordDelivery(ctx context.Context, d tripcap.Delivery) error
+}
+
+// Responder acts on an alert for a responder receiver (the responder issue
+// implements it: e.g. start a packet capture on the alert's host).
+type Responder interface {
+	Trigger(ctx context.Context, alert tripcap.Alert, receiver tripcap.ResponderReceiver) error
+}
+
+// Retry bounds how a failed delivery is tried again.
+type Retry struct {
+	// Attempts is the most tries of one delivery, the first included (default 5).
+	Attempts int
+	// Initial is the wait before the second try; it doubles each time up
+	// to Max (defaults 1s and 30s). A 429's Retry-After is honoured up to Max.
+	Initial, Max time.Duration
+	// Total bounds the whole delivery, retries included (default 2m).
+	Total time.Duration
+	// PerAttempt bounds one HTTP request or SMTP session (default 10s).
+	PerAttempt time.Duration
+}
+
+func (r *Retry) defaults() {
+	if r.Attempts <= 0 {
+		r.Attempts = 5
+	}
+	if r.Initial <= 0 {
+		r.Initial = time.Second
+	}
+	if r.Max <= 0 {
+		r.Max = 30 * time.Second
+	}
+	if r.Total <= 0 {
+		r.Total = 2 * time.Minute
+	}
+	if r.PerAttempt <= 0 {
+		r.PerAttempt = 10 * time.Second
+	}
+}
+
+// Config configures a Notifier.
+type Config struct {
+	// HTTPClient posts webhooks; a client with no redirects-following
+	// surprises is built when nil.
+	HTTPClient *http.Client
+	// SMTP is needed for email receivers; nil fails them (logged).
+	SMTP      *SMTPConfig
+	Responder Responder
+	// Log records every attempt; nil keeps them only in Notify's result.
+	Log   DeliveryLog
+	Retry Retry
+	// PortalURL is the base of links in payloads (tripcap's UI or API).
+	PortalURL string
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Notifier delivers alerts. It is safe for concurrent use.
+type Notifier struct {
+	cfg Config
+}
+
+// New returns a notifier.
+func New(cfg Config) (*Notifier, error) {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{
+			// A receiver's redirect is not followed: the body and its
+			// signature are for the URL the group names.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	cfg.Retry.defaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SMTP != nil {
+		if err := cfg.SMTP.validate(); err != nil {
+			return nil, err
+		}
+	}
+	return &Notifier{cfg: cfg}, nil
+}
+
+// GroupFunc returns an action group by id.
+type GroupFunc func(ctx context.Context, id string) (*tripcap.ActionGroup, error)
+
+// NotifyAlert delivers an alert transition to every action group of its
+// rule's actions (a.Actions), with each action's webHookProperties, and
+// returns every attempt. Groups that cannot be found are logged and skipped.
+func (n *Notifier) NotifyAlert(ctx context.Context, a tripcap.Alert, groups GroupFunc) []tripcap.Delivery {
+	var (
+		mu  sync.Mutex
+		out []tripcap.Delivery
+		wg  sync.WaitGroup
+	)
+	for _, act := range a.Actions {
+		g, err := groups(ctx, act.ActionGroupID)
+		if err != nil {
+			n.cfg.Logger.Warn("actiongroup: action group not found", "actionGroupId", act.ActionGroupID, "alert", a.ID, "err", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ds := n.Notify(ctx, g, a, act.WebHookProperties)
+			mu.Lock()
+			out = append(out, ds...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Notify delivers one alert transition to every receiver of g, in
+// parallel, and returns every attempt made. A disabled group delivers nothing.
+func (n *Notifier) Notify(ctx context.Context, g *tripcap.ActionGroup, a tripcap.Alert, custom map[string]string) []tripcap.Delivery {
+	if !g.IsEnabled() {
+		return nil
+	}
+	var (
+		mu  sync.Mutex
+		out []tripcap.Delivery
+		wg  sync.WaitGroup
+	)
+	run := func(kind, name string, try func(ctx context.Context, attempt int) attemptResult) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ds := n.deliver(ctx, g, a, kind, name, try)
+			mu.Lock()
+			out = append(out, ds...)
+			mu.Unlock()
+		}()
+	}
+	for _, w := range g.WebhookReceivers {
+		id := newDeliveryID()
+		body, err := Payload(a, custom, w.UseCommonAlertSchema, n.cfg.PortalURL)
+		run("webhook", w.Name, func(ctx context.Context, _ int) attemptResult {
+			if err != nil {
+				return attemptResult{err: fmt.Errorf("building payload: %w", err)}
+			}
+			return n.postWebhook(ctx, g.SigningSecret, w.ServiceURI, id, body)
+		})
+	}
+	for _, e := range g.EmailReceivers {
+		run("email", e.Name, func(ctx context.Context, _ int) attemptResult {
+			if n.cfg.SMTP == nil {
+				return attemptResult{err: errors.New("no SMTP server is configured")}
+			}
+			return n.sendEmail(ctx, e, a, custom)
+		})
+	}
+	for _, r := range g.ResponderReceivers {
+		run("responder", r.Name, func(ctx context.Context, _ int) attemptResult {
+			if n.cfg.Responder == nil {
+				return attemptResult{err: errors.New("no responder is configured")}
+			}
+			// A responder's failure is its own to retry: one call.
+			return attemptResult{err: n.cfg.Responder.Trigger(ctx, a, r)}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// attemptResult is the outcome of one try.
+type attemptResult struct {
+	status int
+	err    error
+	// retry says the failure may pass (network, 5xx, 429, SMTP 4xx).
+	retry      bool
+	retryAfter time.Duration
+}
+
+// deliver runs try until it succeeds, fails for good, or the attempts or
+// time run out, recording each attempt.
+func (n *Notifier) deliver(ctx context.Context, g *tripcap.ActionGroup, a tripcap.Alert, kind, name string, try func(context.Context, int) attemptResult) []tripcap.Delivery {
+	rc := n.cfg.Retry
+	ctx, cancel := context.WithTimeout(ctx, rc.Total)
+	defer cancel()
+	var out []tripcap.Delivery
+	wait := rc.Initial
+	for attempt := 1; ; attempt++ {
+		start := n.cfg.Now()
+		actx, acancel := context.WithTimeout(ctx, rc.PerAttempt)
+		res := try(actx, attempt)
+		acancel()
+		d := tripcap.Delivery{
+			AlertID: a.ID, MonitorCondition: a.MonitorCondition, ActionGroupID: g.ID, Receiver: name, ReceiverKind: kind,
+			Attempt: attempt, Time: start, Duration: n.cfg.Now().Sub(start).Seconds(), StatusCode: res.status, Success: res.err == nil,
+		}
+		if res.err != nil {
+			d.Error = res.err.Error()
+		}
+		next := max(wait, res.retryAfter)
+		next = min(next, rc.Max)
+		deadline, _ := ctx.Deadline()
+		d.Final = res.err == nil || !res.retry || attempt >= rc.Attempts || ctx.Err() != nil || n.cfg.Now().Add(next).After(deadline)
+		out = append(out, d)
+		if n.cfg.Log != nil {
+			// The log is for people; a failure to write it must not stop delivery.
+			if err := n.cfg.Log.RecordDelivery(context.WithoutCancel(ctx), d); err != nil {
+				n.cfg.Logger.Warn("actiongroup: recording delivery", "err", err)
+			}
+		}
+		if d.Success {
+			return out
+		}
+		lvl := slog.LevelInfo
+		if d.Final {
+			lvl = slog.LevelWarn
+		}
+		n.cfg.Logger.Log(ctx, lvl, "actiongroup: delivery failed", "alert", a.ID, "group", g.Name, "receiver", name, "kind", kind,
+			"attempt", attempt, "status", res.status, "err", res.err, "final", d.Final)
+		if d.Final {
+			return out
+		}
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return out
+		case <-t.C:
+		}
+		wait = min(2*wait, rc.Max)
+	}
+}
+
+func newDeliveryID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// maxResponseRead bounds how much of a receiver's answer is read (for the
+// log); the rest is discarded.
+const maxResponseRead = 4096
+
+func (n *Notifier) postWebhook(ctx context.Context, secret, uri, id string, body []byte) attemptResult {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(body))
+	if err != nil {
+		return attemptResult{err: fmt.Errorf("webhook request: %w", err)}
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "tripcap/"+tripcap.Version)
+	req.Header.Set(HeaderDelivery, id)
+	if secret != "" {
+		// Signed at each attempt, so a retry carries a fresh timestamp.
+		ts := n.cfg.Now()
+		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+		req.Header.Set(HeaderSignature, Sign(secret, ts, body))
+	}
+	resp, err := n.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return attemptResult{err: fmt.Errorf("posting webhook: %w", err), retry: true}
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	res := attemptResult{status: resp.StatusCode}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return res
+	}
+	res.err = fmt.Errorf("webhook answered %s: %s", resp.Status, bytes.TrimSpace(snippet))
+	res.retry = resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if sec, err := strconv.Atoi(s); err == nil && sec >= 0 {
+			res.retryAfter = time.Duration(sec) * time.Second
+		} else if t, err := http.ParseTime(s); err == nil {
+			res.retryAfter = time.Until(t)
+		}
+	}
+	return res
+}

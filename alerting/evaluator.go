@@ -1,0 +1,784 @@
+// Package alerting evaluates metric alert rules against the metric store as
+// points arrive: each (rule, host in scope) is an alert instance, evaluated
+// at the rule's evaluationFrequency over its windowSize, and moved through
+// Fired → Resolved. Transitions go to a callback, which the control plane
+// hands to action groups and persists.
+//
+// Time is the data's time: an instance's evaluation due at second t runs as
+// soon as the host's newest point reaches t, over the window (t-windowSize,
+// t]. So a breach is judged the moment the second that completes it arrives,
+// whatever the wall clock, and tests can replay series at any speed.
+//
+// Missing data is never zero: a window whose points cover less than
+// MinCoverage of its seconds is "no data", and an evaluation where any
+// criterion has no data changes nothing — no fire, no resolve; a fired
+// alert stays fired until data shows the condition cleared.
+package alerting
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/metricstore"
+)
+
+// Defaults of Config.
+const (
+	DefaultMinCoverage  = 0.8
+	DefaultMaxResolved  = 10_000
+	DefaultHostCacheTTL = 30 * time.Second
+	// maxCatchUp bounds the evaluations one arrival runs for an instance
+	// that fell behind (a host that sent an hour of points at once).
+	maxCatchUp = 300
+	// maxBackfill bounds the periods a new dynamic instance learns from
+	// the store's history before its first evaluation.
+	maxBackfill = 1440
+)
+
+// Source is where windows are read: *metricstore.Store.
+type Source interface {
+	Summarize(k metricstore.Key, end time.Time, window time.Duration) metricstore.Window
+	Interfaces(host string, metric tripcap.MetricID) []string
+}
+
+// HostFunc returns a host by the id the metric store keys it by; ENOTFOUND
+// when it is gone.
+type HostFunc func(ctx context.Context, id string) (*tripcap.Host, error)
+
+// Config configures an Evaluator.
+type Config struct {
+	Source Source
+	Hosts  HostFunc
+	// OnTransition receives a copy of each alert that fired or resolved. It
+	// is called from the evaluating goroutine, outside locks; it should
+	// queue slow work (deliveries) rather than do it.
+	OnTransition func(ctx context.Context, a tripcap.Alert)
+	// MinCoverage is the share of a window's seconds that must have points
+	// for the window to count (default 0.8); below it the window is no data.
+	MinCoverage float64
+	// MaxResolved bounds the resolved alerts kept in memory for listings.
+	MaxResolved int
+	// Workers evaluate hosts in parallel in Run (default 2, the cores here).
+	Workers int
+	// HostCacheTTL is how long a host's scope attributes are cached.
+	HostCacheTTL time.Duration
+	NewID        func() string
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Evaluator evaluates rules; it is safe for concurrent use.
+type Evaluator struct {
+	cfg Config
+
+	mu        sync.Mutex
+	rules     map[string]*ruleState
+	instances map[instanceKey]*instance
+	// alerts holds every alert still in memory by id; active maps an
+	// instance to its fired alert.
+	alerts   map[string]*tripcap.Alert
+	resolved []string // ids of closed alerts, oldest first
+	hosts    map[string]cachedHost
+	// gen counts changes of the rule set and instances; cached instance
+	// lists of an older generation are rebuilt.
+	gen uint64
+
+	evaluations atomic.Uint64
+	transitions atomic.Uint64
+
+	pendMu  sync.Mutex
+	pending map[string]time.Time
+	busy    map[string]bool
+	queued  map[string]bool
+	queue   []string
+	head    int
+	wake    chan struct{}
+}
+
+type cachedHost struct {
+	host      *tripcap.Host
+	at        time.Time
+	gen       uint64
+	instances []*instance
+}
+
+type ruleState struct {
+	rule   *tripcap.AlertRule
+	freq   int64 // seconds
+	window int64 // seconds
+	hash   string
+}
+
+type instanceKey struct{ rule, host string }
+
+type instance struct {
+	mu       sync.Mutex
+	rule     *ruleState
+	host     string
+	nextEval int64
+	active   string // id of the fired alert, "" when none
+	// baselines per dynamic criterion index and interface.
+	baselines map[baselineKey]*baseline
+}
+
+type baselineKey struct {
+	criterion int
+	iface     string
+}
+
+// New returns an evaluator with no rules.
+func New(cfg Config) (*Evaluator, error) {
+	if cfg.Source == nil {
+		return nil, fmt.Errorf("alerting: no metric source")
+	}
+	if cfg.Hosts == nil {
+		return nil, fmt.Errorf("alerting: no host lookup")
+	}
+	if cfg.MinCoverage == 0 {
+		cfg.MinCoverage = DefaultMinCoverage
+	}
+	if cfg.MinCoverage < 0 || cfg.MinCoverage > 1 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "minCoverage: %v is outside 0..1", cfg.MinCoverage)
+	}
+	if cfg.MaxResolved == 0 {
+		cfg.MaxResolved = DefaultMaxResolved
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.HostCacheTTL == 0 {
+		cfg.HostCacheTTL = DefaultHostCacheTTL
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = randomID
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.OnTransition == nil {
+		cfg.OnTransition = func(context.Context, tripcap.Alert) {}
+	}
+	return &Evaluator{
+		cfg: cfg, rules: map[string]*ruleState{}, instances: map[instanceKey]*instance{},
+		alerts: map[string]*tripcap.Alert{}, hosts: map[string]cachedHost{},
+		pending: map[string]time.Time{}, busy: map[string]bool{}, queued: map[string]bool{}, wake: make(chan struct{}, 1),
+	}, nil
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// SetRules replaces the rule set. Rules must have ids; each is validated
+// (after defaults) and the first invalid one is refused with the whole set.
+// Instances of rules that changed start afresh (baselines relearn from the
+// store's history) but keep their fired alert; instances of rules removed
+// or disabled are dropped, and their fired alerts stay as they are.
+func (e *Evaluator) SetRules(rules []*tripcap.AlertRule) error {
+	next := map[string]*ruleState{}
+	for i, r := range rules {
+		c := *r
+		c.ApplyDefaults()
+		if c.ID == "" {
+			return tripcap.Errorf(tripcap.EINVALID, "rules[%d].id: required", i)
+		}
+		if err := c.Validate(); err != nil {
+			return tripcap.Errorf(tripcap.EINVALID, "rules[%d] (%s): %s", i, c.Name, tripcap.ErrorMessage(err))
+		}
+		if !c.IsEnabled() {
+			continue
+		}
+		js, _ := json.Marshal(&c)
+		next[c.ID] = &ruleState{rule: &c, freq: int64(c.Frequency() / time.Second), window: int64(c.Window() / time.Second), hash: string(js)}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, in := range e.instances {
+		rs, ok := next[k.rule]
+		if !ok {
+			delete(e.instances, k)
+			continue
+		}
+		if rs.hash != in.rule.hash {
+			fresh := &instance{rule: rs, host: k.host, active: in.active, baselines: map[baselineKey]*baseline{}}
+			e.instances[k] = fresh
+		}
+	}
+	e.rules = next
+	e.gen++
+	return nil
+}
+
+// Rules returns the enabled rules being evaluated.
+func (e *Evaluator) Rules() []*tripcap.AlertRule {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*tripcap.AlertRule, 0, len(e.rules))
+	for _, r := range e.rules {
+		out = append(out, r.rule)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Notify tells the evaluator a host has points up to newest; it is the
+// metric store's OnAppend hook. It never blocks: Run's workers evaluate.
+func (e *Evaluator) Notify(host string, newest time.Time) {
+	e.pendMu.Lock()
+	if newest.After(e.pending[host]) {
+		e.pending[host] = newest
+	}
+	// A host is queued once; a busy host is queued again when its
+	// worker finishes (see done).
+	if !e.queued[host] && !e.busy[host] {
+		e.queued[host] = true
+		e.queue = append(e.queue, host)
+	}
+	e.pendMu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run evaluates notified hosts with cfg.Workers goroutines until ctx ends.
+// A host is evaluated by one worker at a time, in the order hosts were
+// notified; notifications that arrive meanwhile coalesce into its next
+// evaluation.
+func (e *Evaluator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range e.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				host, newest, ok := e.take()
+				if !ok {
+					select {
+					case <-ctx.Done():
+						return
+					case <-e.wake:
+						continue
+					}
+				}
+				if err := e.EvaluateHost(ctx, host, newest); err != nil && ctx.Err() == nil {
+					e.cfg.Logger.Warn("alerting: evaluating host", "host", host, "err", err)
+				}
+				e.done(host)
+			}
+		}()
+	}
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}
+
+// take pops the next queued host (FIFO).
+func (e *Evaluator) take() (string, time.Time, bool) {
+	e.pendMu.Lock()
+	defer e.pendMu.Unlock()
+	if e.head == len(e.queue) {
+		return "", time.Time{}, false
+	}
+	h := e.queue[e.head]
+	e.queue[e.head] = ""
+	e.head++
+	if e.head == len(e.queue) {
+		e.queue, e.head = e.queue[:0], 0
+	} else if e.head > 1024 && e.head*2 > len(e.queue) {
+		// Reuse the slice's front once most of it is consumed.
+		n := copy(e.queue, e.queue[e.head:])
+		e.queue, e.head = e.queue[:n], 0
+	}
+	delete(e.queued, h)
+	t := e.pending[h]
+	delete(e.pending, h)
+	e.busy[h] = true
+	if e.head < len(e.queue) {
+		// More work: wake another worker.
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+	return h, t, true
+}
+
+// done releases a host after its evaluation, queueing it again when it
+// was notified meanwhile.
+func (e *Evaluator) done(h string) {
+	e.pendMu.Lock()
+	delete(e.busy, h)
+	_, again := e.pending[h]
+	if again && !e.queued[h] {
+		e.queued[h] = true
+		e.queue = append(e.queue, h)
+	}
+	e.pendMu.Unlock()
+	if again {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// hostInstances returns the host's instances: the host's attributes (for
+// scopes) are looked up at most once per HostCacheTTL, and the list of
+// instances in scope is rebuilt only then or when the rules change, so the
+// per-second path takes one lock and no scope matching.
+func (e *Evaluator) hostInstances(ctx context.Context, id string) (*tripcap.Host, []*instance, error) {
+	now := e.cfg.Now()
+	e.mu.Lock()
+	c, ok := e.hosts[id]
+	if ok && c.gen == e.gen && now.Sub(c.at) < e.cfg.HostCacheTTL && now.Sub(c.at) >= 0 {
+		e.mu.Unlock()
+		return c.host, c.instances, nil
+	}
+	e.mu.Unlock()
+	h := c.host
+	if !ok || now.Sub(c.at) >= e.cfg.HostCacheTTL || now.Sub(c.at) < 0 {
+		var err error
+		h, err = e.cfg.Hosts(ctx, id)
+		if err != nil {
+			if tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+				return nil, nil, fmt.Errorf("looking up host %s: %w", id, err)
+			}
+			h = nil
+		}
+		c.at = now
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var todo []*instance
+	if h != nil {
+		ids := make([]string, 0, len(e.rules))
+		for rid := range e.rules {
+			ids = append(ids, rid)
+		}
+		sort.Strings(ids)
+		for _, rid := range ids {
+			rs := e.rules[rid]
+			if !rs.rule.InScope(h) {
+				continue
+			}
+			k := instanceKey{rid, id}
+			in := e.instances[k]
+			if in == nil {
+				in = &instance{rule: rs, host: id, baselines: map[baselineKey]*baseline{}}
+				e.instances[k] = in
+			}
+			todo = append(todo, in)
+		}
+	}
+	e.hosts[id] = cachedHost{host: h, at: c.at, gen: e.gen, instances: todo}
+	return h, todo, nil
+}
+
+// EvaluateHost runs every evaluation due for the host's instances up to
+// newest (the host's newest point), synchronously.
+func (e *Evaluator) EvaluateHost(ctx context.Context, hostID string, newest time.Time) error {
+	h, todo, err := e.hostInstances(ctx, hostID)
+	if err != nil || h == nil {
+		return err
+	}
+	for _, in := range todo {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e.evaluateInstance(ctx, in, h, newest.Unix())
+	}
+	return nil
+}
+
+func (e *Evaluator) evaluateInstance(ctx context.Context, in *instance, h *tripcap.Host, newest int64) {
+	in.mu.Lock()
+	rs := in.rule
+	last := newest - mod(newest, rs.freq)
+	if first := last - (maxCatchUp-1)*rs.freq; in.nextEval == 0 {
+		in.nextEval = last
+	} else if in.nextEval < first {
+		in.nextEval = first
+	}
+	var out []tripcap.Alert
+	for t := in.nextEval; t <= last; t += rs.freq {
+		if a, ok := e.evaluateAt(in, h, t); ok {
+			out = append(out, a)
+		}
+		in.nextEval = t + rs.freq
+		e.evaluations.Add(1)
+	}
+	in.mu.Unlock()
+	e.transitions.Add(uint64(len(out)))
+	for _, a := range out {
+		e.cfg.OnTransition(ctx, a)
+	}
+}
+
+// outcome of one criterion at one time.
+type outcome int
+
+const (
+	noData outcome = iota
+	notMet
+	met
+)
+
+// evaluateAt evaluates the instance over the window ending at t and
+// applies the state machine; it returns the alert when it changed state.
+func (e *Evaluator) evaluateAt(in *instance, h *tripcap.Host, t int64) (tripcap.Alert, bool) {
+	rs := in.rule
+	r := rs.rule
+	results := make([]tripcap.ConditionResult, len(r.Criteria.AllOf))
+	all := met
+	lookback := rs.window
+	for i := range r.Criteria.AllOf {
+		c := &r.Criteria.AllOf[i]
+		var o outcome
+		if c.Static != nil {
+			o, results[i] = e.static(in, c.Static, t)
+		} else {
+			o, results[i] = e.dynamic(in, i, c.Dynamic, t)
+			lookback = max(lookback, rs.window*int64(c.Dynamic.FailingPeriods.NumberOfEvaluationPeriods))
+		}
+		all = min(all, o)
+	}
+	if all == noData {
+		return tripcap.Alert{}, false
+	}
+	eval := tripcap.AlertEvaluation{
+		Time: time.Unix(t, 0).UTC(), WindowStartTime: time.Unix(t-lookback, 0).UTC(), WindowEndTime: time.Unix(t, 0).UTC(), AllOf: results,
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var a *tripcap.Alert
+	if in.active != "" {
+		a = e.alerts[in.active]
+		if a == nil || a.MonitorCondition != tripcap.ConditionFired {
+			in.active, a = "", nil
+		}
+	}
+	switch {
+	case all == met && a == nil:
+		eval.MonitorCondition = tripcap.ConditionFired
+		a = &tripcap.Alert{
+			ID: e.cfg.NewID(), RuleID: r.ID, RuleName: r.Name, Description: r.Description, Severity: r.SeverityLevel(),
+			HostID: h.ID, HostName: h.Name, TargetResourceID: h.ResourceID(), SubscriptionID: h.SubscriptionID,
+			ResourceGroup: h.ResourceGroup, Location: h.Location, ConditionType: r.ConditionType(), WindowSize: r.WindowSize,
+			MonitorCondition: tripcap.ConditionFired, FiredAt: eval.Time, Condition: eval,
+			History: []tripcap.AlertEvaluation{eval}, Actions: slices.Clone(r.Actions),
+		}
+		e.alerts[a.ID] = a
+		in.active = a.ID
+		return cloneAlert(a), true
+	case all == notMet && a != nil:
+		if !r.Mitigates() {
+			// Without autoMitigate the alert stays Fired (Azure closes such
+			// alerts by hand); the instance is free to fire a new one on the
+			// next breach.
+			in.active = ""
+			return tripcap.Alert{}, false
+		}
+		eval.MonitorCondition = tripcap.ConditionResolved
+		at := eval.Time
+		a.MonitorCondition, a.ResolvedAt, a.Condition = tripcap.ConditionResolved, &at, eval
+		a.History = append(a.History, eval)
+		in.active = ""
+		e.resolved = append(e.resolved, a.ID)
+		if len(e.resolved) > e.cfg.MaxResolved {
+			delete(e.alerts, e.resolved[0])
+			e.resolved = e.resolved[1:]
+		}
+		return cloneAlert(a), true
+	}
+	return tripcap.Alert{}, false
+}
+
+func cloneAlert(a *tripcap.Alert) tripcap.Alert {
+	c := *a
+	c.History = slices.Clone(a.History)
+	c.Actions = slices.Clone(a.Actions)
+	if a.ResolvedAt != nil {
+		t := *a.ResolvedAt
+		c.ResolvedAt = &t
+	}
+	return c
+}
+
+// seriesKeys lists the series a criterion reads for a host: the host's own,
+// or the interfaces its dimension selects.
+func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion) []metricstore.Key {
+	m := b.Metric()
+	if len(b.Dimensions) == 0 {
+		return []metricstore.Key{{Host: host, Metric: m}}
+	}
+	d := b.Dimensions[0]
+	var names []string
+	if d.Operator == "Include" && !slices.Contains(d.Values, "*") {
+		names = d.Values
+	} else {
+		for _, n := range e.cfg.Source.Interfaces(host, m) {
+			if d.Operator == "Exclude" && slices.Contains(d.Values, n) {
+				continue
+			}
+			names = append(names, n)
+		}
+	}
+	keys := make([]metricstore.Key, len(names))
+	for i, n := range names {
+		keys[i] = metricstore.Key{Host: host, Metric: m, Interface: n}
+	}
+	return keys
+}
+
+// value reads a window's aggregated value, or reports no data.
+func (e *Evaluator) value(k metricstore.Key, end int64, window int64, agg tripcap.Aggregation) (float64, bool) {
+	w := e.cfg.Source.Summarize(k, time.Unix(end, 0), time.Duration(window)*time.Second)
+	if w.Count == 0 || w.Coverage() < e.cfg.MinCoverage {
+		return 0, false
+	}
+	return w.Value(agg)
+}
+
+func baseResult(b *tripcap.MetricCriterion, op tripcap.Operator, k metricstore.Key) tripcap.ConditionResult {
+	def, _ := k.Metric.Definition()
+	r := tripcap.ConditionResult{Name: b.Name, MetricName: def.DisplayName, MetricNamespace: b.MetricNamespace, Metric: k.Metric,
+		Operator: op, TimeAggregation: b.TimeAggregation, Dimensions: []tripcap.DimensionValue{}}
+	if k.Interface != "" {
+		r.Dimensions = append(r.Dimensions, tripcap.DimensionValue{Name: tripcap.DimensionInterface, Value: k.Interface})
+	}
+	return r
+}
+
+// static evaluates a static criterion: met when any selected series'
+// window value compares true; no data when no series has data.
+func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (outcome, tripcap.ConditionResult) {
+	o := noData
+	var res tripcap.ConditionResult
+	for _, k := range e.seriesKeys(in.host, &c.MetricCriterion) {
+		v, ok := e.value(k, t, in.rule.window, c.TimeAggregation)
+		if !ok {
+			continue
+		}
+		hit := c.Operator.Compare(v, c.Threshold)
+		if o == noData || (hit && o != met) {
+			res = baseResult(&c.MetricCriterion, c.Operator, k)
+			res.MetricValue, res.Threshold, res.Met = v, c.Threshold, hit
+			o = notMet
+			if hit {
+				o = met
+			}
+		}
+	}
+	if o == noData {
+		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: c.Metric()})
+		res.Threshold = c.Threshold
+	}
+	return o, res
+}
+
+// dynamic evaluates a dynamic criterion over its failing periods, then
+// learns the periods completed by t.
+func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, t int64) (outcome, tripcap.ConditionResult) {
+	ws := in.rule.window
+	fp := c.FailingPeriods
+	keys := e.seriesKeys(in.host, &c.MetricCriterion)
+	o := noData
+	var res tripcap.ConditionResult
+	for _, k := range keys {
+		bl := in.baselines[baselineKey{idx, k.Interface}]
+		if bl == nil {
+			bl = &baseline{}
+			in.baselines[baselineKey{idx, k.Interface}] = bl
+			// A new instance learns from the store's history first, so a
+			// rule created on a host with a day of data works at once.
+			e.learn(bl, k, c, ws, t-ws)
+		}
+		cur, ok := e.value(k, t, ws, c.TimeAggregation)
+		if !ok {
+			continue
+		}
+		lower, upper, _, ready := bl.band(t, c.AlertSensitivity)
+		if !ready {
+			continue
+		}
+		failed := 0
+		for p := range fp.NumberOfEvaluationPeriods {
+			end := t - int64(p)*ws
+			v := cur
+			if p > 0 {
+				if v, ok = e.value(k, end, ws, c.TimeAggregation); !ok {
+					continue // a period without data does not fail
+				}
+			}
+			lo, up, _, ok := bl.band(end, c.AlertSensitivity)
+			if ok && outside(c.Operator, v, lo, up) {
+				failed++
+			}
+		}
+		hit := failed >= fp.MinFailingPeriodsToAlert
+		if o == noData || (hit && o != met) {
+			res = baseResult(&c.MetricCriterion, c.Operator, k)
+			res.MetricValue, res.Met, res.FailedPeriods = cur, hit, failed
+			res.AlertSensitivity = c.AlertSensitivity
+			f := fp
+			res.FailingPeriods = &f
+			res.LowerBound, res.UpperBound = &lower, &upper
+			// Threshold: the edge crossed, or the nearer edge.
+			res.Threshold = upper
+			if c.Operator == tripcap.OperatorLessThan || (c.Operator == tripcap.OperatorGreaterOrLessThan && cur-lower < upper-cur) {
+				res.Threshold = lower
+			}
+			o = notMet
+			if hit {
+				o = met
+			}
+		}
+	}
+	// Learn the aligned periods t completed, after judging them.
+	for _, k := range keys {
+		if bl := in.baselines[baselineKey{idx, k.Interface}]; bl != nil {
+			e.learn(bl, k, c, ws, t)
+		}
+	}
+	if o == noData {
+		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: c.Metric()})
+		res.AlertSensitivity = c.AlertSensitivity
+	}
+	return o, res
+}
+
+// learn adds the aligned periods after the baseline's cursor and ending by
+// upTo that have data; a new baseline starts maxBackfill periods back.
+func (e *Evaluator) learn(bl *baseline, k metricstore.Key, c *tripcap.DynamicCriterion, ws, upTo int64) {
+	upTo -= mod(upTo, ws)
+	first := bl.cursor + ws
+	if bl.cursor == 0 || first < upTo-(maxBackfill-1)*ws {
+		first = upTo - (maxBackfill-1)*ws
+	}
+	if upTo > bl.cursor {
+		bl.cursor = upTo
+	}
+	for end := first; end <= upTo; end += ws {
+		if c.IgnoreDataBefore != nil && end-ws < c.IgnoreDataBefore.Unix() {
+			continue
+		}
+		if v, ok := e.value(k, end, ws, c.TimeAggregation); ok {
+			bl.learn(end, v)
+		}
+	}
+}
+
+func mod(a, n int64) int64 {
+	m := a % n
+	if m < 0 {
+		m += n
+	}
+	return m
+}
+
+// Alerts lists alerts in memory (fired ones and the latest resolved),
+// newest first.
+func (e *Evaluator) Alerts(f tripcap.AlertFilter) []tripcap.Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []tripcap.Alert
+	for _, a := range e.alerts {
+		if f.Match(a) {
+			out = append(out, cloneAlert(a))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].FiredAt.Equal(out[j].FiredAt) {
+			return out[i].FiredAt.After(out[j].FiredAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out
+}
+
+// Alert returns one alert by id.
+func (e *Evaluator) Alert(id string) (tripcap.Alert, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := e.alerts[id]
+	if a == nil {
+		return tripcap.Alert{}, tripcap.Errorf(tripcap.ENOTFOUND, "alert %q not found", id)
+	}
+	return cloneAlert(a), nil
+}
+
+// Restore loads alerts kept elsewhere (the database) after a restart, so a
+// fired alert resolves rather than firing twice. Fired alerts become their
+// instance's active alert.
+func (e *Evaluator) Restore(alerts []tripcap.Alert) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.gen++
+	for i := range alerts {
+		a := cloneAlert(&alerts[i])
+		e.alerts[a.ID] = &a
+		if a.MonitorCondition != tripcap.ConditionFired {
+			e.resolved = append(e.resolved, a.ID)
+			continue
+		}
+		k := instanceKey{a.RuleID, a.HostID}
+		in := e.instances[k]
+		if in == nil {
+			rs := e.rules[a.RuleID]
+			if rs == nil {
+				continue
+			}
+			in = &instance{rule: rs, host: a.HostID, baselines: map[baselineKey]*baseline{}}
+			e.instances[k] = in
+		}
+		in.active = a.ID
+	}
+}
+
+// Instances is the number of (rule, host) instances being evaluated.
+func (e *Evaluator) Instances() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.instances)
+}
+
+// Stats count the evaluator's work, for /metrics and benchmarks.
+type Stats struct {
+	Rules       int    `json:"rules"`
+	Instances   int    `json:"instances"`
+	Evaluations uint64 `json:"evaluations"`
+	Transitions uint64 `json:"transitions"`
+	Fired       int    `json:"fired"`
+}
+
+// Stats returns the counts so far.
+func (e *Evaluator) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fired := 0
+	for _, a := range e.alerts {
+		if a.MonitorCondition == tripcap.ConditionFired {
+			fired++
+		}
+	}
+	return Stats{Rules: len(e.rules), Instances: len(e.instances), Evaluations: e.evaluations.Load(), Transitions: e.transitions.Load(), Fired: fired}
+}
