@@ -22,12 +22,18 @@ type EnrollResponse struct {
 	Host       *Host  `json:"host"`
 	Credential string `json:"credential"`
 	// HeartbeatSeconds is how often the server expects a heartbeat.
-	HeartbeatSeconds int `json:"heartbeatSeconds"`
+	HeartbeatSeconds float64 `json:"heartbeatSeconds"`
 }
 
 // Heartbeat is an agent's periodic sign of life; Inventory is sent when it changed.
 type Heartbeat struct {
 	Inventory *Inventory `json:"inventory,omitempty"`
+}
+
+// HeartbeatResponse tells the agent how often the server expects heartbeats,
+// so one setting on the server governs the whole fleet.
+type HeartbeatResponse struct {
+	HeartbeatSeconds float64 `json:"heartbeatSeconds"`
 }
 
 // Assignment is one capture the server wants the agent to run, stop or drop.
@@ -65,4 +71,12 @@ type SessionReport struct {
 // the server no longer knows, so it can forget them.
 type ReportResult struct {
 	Unknown []string `json:"unknown,omitempty"`
+}
+
+// UploadTargetRequest asks the server where to send a finished file.
+type UploadTargetRequest struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// ResumeID continues an earlier, unfinished upload of the same file.
+	ResumeID string `json:"resumeId,omitempty"`
 }

@@ -27,6 +27,9 @@ type CaptureFilter struct {
 // Times are kept to the microsecond at least. Host names are unique
 // regardless of case, so a (case-insensitive) ARM resource id names one host.
 type Store interface {
+	StorageAccountStore
+	AlertStore
+
 	// CreateHost inserts h. ECONFLICT when the name is taken.
 	CreateHost(ctx context.Context, h *Host) error
 	// FindHosts lists hosts ordered by id, and the cursor of the next page ("" at the end).

@@ -68,29 +68,46 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// capProc is a running `tripcap capture run`.
+type capProc struct {
+	cmd            *exec.Cmd
+	exited         chan error // receives Wait's result, once
+	stdout, stderr *lockedBuffer
+}
+
+// wait waits for the process to exit (and its output to close).
+func (p *capProc) wait(d time.Duration) error {
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(d):
+		return context.DeadlineExceeded
+	}
+}
+
 // runCapture starts `tripcap capture run` inside ns and returns once it
 // captures. The caller ends it.
-func runCapture(t *testing.T, ns *netns.Namespace, args ...string) (*exec.Cmd, *lockedBuffer, *lockedBuffer) {
+func runCapture(t *testing.T, ns *netns.Namespace, args ...string) *capProc {
 	t.Helper()
 	bin := tripcapBinary(t)
-	cmd := ns.Command(context.Background(), append([]string{bin, "capture", "run", "--log-level", "warn"}, args...)...)
-	var stdout, stderr lockedBuffer
-	cmd.Stdout = &stdout
+	p := &capProc{exited: make(chan error, 1), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	p.cmd = ns.Command(context.Background(), append([]string{bin, "capture", "run", "--log-level", "warn"}, args...)...)
+	p.cmd.Stdout = p.stdout
 	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
+	p.cmd.Stderr = pw
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
+		_ = p.cmd.Process.Kill()
+		_ = p.wait(10 * time.Second)
 	})
 	started := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		ok := false
 		for sc.Scan() {
-			stderr.WriteString(sc.Text() + "\n")
+			p.stderr.WriteString(sc.Text() + "\n")
 			if !ok && strings.HasPrefix(sc.Text(), "capturing to ") {
 				ok = true
 				started <- true
@@ -101,18 +118,19 @@ func runCapture(t *testing.T, ns *netns.Namespace, args ...string) (*exec.Cmd, *
 		}
 	}()
 	go func() {
-		_ = cmd.Wait()
+		err := p.cmd.Wait()
 		pw.Close()
+		p.exited <- err
 	}()
 	select {
 	case ok := <-started:
 		if !ok {
-			t.Fatalf("tripcap capture run did not start:\n%s", stderr.String())
+			t.Fatalf("tripcap capture run did not start:\n%s", p.stderr)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("tripcap capture run did not start in time:\n%s", stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("tripcap capture run did not start in time:\n%s", p.stderr)
 	}
-	return cmd, &stdout, &stderr
+	return p
 }
 
 // TestCLIRun runs `tripcap capture run` with a filter and with a raw BPF
@@ -142,19 +160,19 @@ func TestCLIRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := tc.name + ".cap"
-			cmd, stdout, stderr := runCapture(t, n.b, append([]string{"-o", "json", "--capture-dir", dir, "-w", file}, tc.args...)...)
+			p := runCapture(t, n.b, append([]string{"-o", "json", "--capture-dir", dir, "-w", file}, tc.args...)...)
 			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7000), Count: 30, PayloadSize: 50, ID: 1})
 			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7001), Count: 40, PayloadSize: 50, ID: 2})
 			time.Sleep(150 * time.Millisecond)
-			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
-			if err := waitExit(cmd, 10*time.Second); err != nil {
-				t.Fatalf("exit: %v\n%s", err, stderr)
+			if err := p.wait(10 * time.Second); err != nil {
+				t.Fatalf("exit: %v\n%s", err, p.stderr)
 			}
 			var res captureRunJSON
-			if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil {
-				t.Fatalf("output %q: %v", stdout, err)
+			if err := json.Unmarshal([]byte(p.stdout.String()), &res); err != nil {
+				t.Fatalf("output %q: %v", p.stdout, err)
 			}
 			wantCount := uint64(30)
 			if tc.want == 2 {
@@ -206,20 +224,6 @@ type captureRunJSON struct {
 	Files       []string `json:"files"`
 }
 
-func waitExit(cmd *exec.Cmd, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for cmd.ProcessState == nil {
-		if time.Now().After(deadline) {
-			return context.DeadlineExceeded
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !cmd.ProcessState.Success() {
-		return &exec.ExitError{ProcessState: cmd.ProcessState}
-	}
-	return nil
-}
-
 // TestKill9 kills `tripcap capture run` with SIGKILL in the middle of a
 // flood, several times: each file left ends at a record boundary, so tshark
 // and capinfos read it without complaint. The capture directory is a tmpfs,
@@ -238,7 +242,7 @@ func TestKill9(t *testing.T) {
 		format := []string{tripcap.FormatPcap, tripcap.FormatPcapng}[i%2]
 		t.Run(fmt.Sprintf("%s-%d", format, i), func(t *testing.T) {
 			file := fmt.Sprintf("killed-%d.%s", i, format)
-			cmd, _, stderr := runCapture(t, n.b, "--capture-dir", dir, "-w", file, "--format", format)
+			p := runCapture(t, n.b, "--capture-dir", dir, "-w", file, "--format", format)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() {
@@ -253,20 +257,22 @@ func TestKill9(t *testing.T) {
 			// milliseconds. When the kill lands inside a write, the
 			// file guard reports the partial record it removed.
 			time.Sleep(500 * time.Millisecond)
-			if err := cmd.Process.Kill(); err != nil {
+			if err := p.cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
 			cancel()
 			<-done
 			// Waiting for the process's standard error to close also
 			// waits for its file guard, which shares it.
-			_ = waitExit(cmd, 5*time.Second)
-			t.Logf("stderr:\n%s", stderr)
+			if err := p.wait(10 * time.Second); err == context.DeadlineExceeded {
+				t.Fatal("the killed capture's output did not close")
+			}
+			t.Logf("stderr:\n%s", p.stderr)
 			path := filepath.Join(dir, file)
 			defer os.Remove(path)
 			st, err := os.Stat(path)
 			if err != nil {
-				t.Fatalf("%v\n%s", err, stderr)
+				t.Fatalf("%v\n%s", err, p.stderr)
 			}
 			out, err := exec.Command(capinfos, "-c", "-M", path).CombinedOutput()
 			if err != nil || strings.Contains(string(out), "cut short") {

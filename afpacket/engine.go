@@ -1,9 +1,10 @@
 //go:build linux
 
 // Package afpacket is tripcap's capture engine on Linux: AF_PACKET sockets
-// with TPACKET_V3 memory-mapped rings (gopacket's pure-Go afpacket), one
-// socket per interface per session, classic BPF filters attached in the
-// kernel, and pcap or pcapng files written through pcapfile. It implements
+// with TPACKET_V3 memory-mapped rings read in pure Go (see socket.go for why
+// not through gopacket's afpacket), one socket per interface per session,
+// classic BPF filters attached in the kernel before the socket is bound, and
+// pcap or pcapng files written through pcapfile. It implements
 // tripcap.CaptureEngine for the agent and backs `tripcap capture run`.
 package afpacket
 
@@ -255,7 +256,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	progs := make([][]xbpf.RawInstruction, len(ifcs))
 	for i, ifc := range ifcs {
-		if progs[i], err = flt.program(ifc, bothDirections); err != nil {
+		if progs[i], err = flt.program(ifc); err != nil {
 			return nil, err
 		}
 	}
@@ -328,6 +329,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 		}
 		s.socks = append(s.socks, sock)
 	}
+	s.single = len(s.socks) == 1
 	// Everything stamped from now on went through the filters.
 	s.start = time.Now()
 	s.t0 = s.start.UnixNano()

@@ -188,7 +188,10 @@ func TestKernelDrops(t *testing.T) {
 	// The smallest ring: two blocks of 260 KiB.
 	e, dir := newTestEngine(t, Config{RingBytes: 1})
 	sink(t, n.b, "udp", n.bAddr(7000))
-	s := startIn(t, n.b, e, spec(dir, "drops.pcapng", tripcap.PacketCaptureParameters{Format: tripcap.FormatPcapng}), SessionOptions{})
+	// Two interfaces (lo idle), so that readers share the writer lock,
+	// which the test holds to stall them.
+	p := tripcap.PacketCaptureParameters{Format: tripcap.FormatPcapng, Interfaces: []string{n.link.B.Name, "lo"}}
+	s := startIn(t, n.b, e, spec(dir, "drops.pcapng", p), SessionOptions{})
 	const sent = 3000
 	s.wmu.Lock() // the reader blocks on its first packet
 	send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7000), Count: sent, PayloadSize: 1000, ID: 6})
@@ -208,7 +211,7 @@ func TestKernelDrops(t *testing.T) {
 		t.Errorf("%d packets in the file, stats say %d", got, res.Stats.Packets)
 	}
 	isbs := readISBs(t, res.Files[0])
-	if len(isbs) != 1 || isbs[0].osdrop != res.Stats.KernelDrops || isbs[0].ifdrop != res.Stats.KernelDrops ||
+	if len(isbs) != 2 || isbs[1].recv != 0 || isbs[0].osdrop != res.Stats.KernelDrops || isbs[0].ifdrop != res.Stats.KernelDrops ||
 		isbs[0].recv != sent || isbs[0].del != res.Stats.Packets {
 		t.Errorf("statistics block %+v, want %d received, %d dropped, %d delivered", isbs, sent, res.Stats.KernelDrops, res.Stats.Packets)
 	}

@@ -23,19 +23,10 @@ type sessionFilter struct {
 	snapLen uint32
 }
 
-// direction restricts a socket to packets the host sent or to the others.
-type direction int
-
-const (
-	bothDirections direction = iota
-	incomingOnly
-	outgoingOnly
-)
-
 // program returns the socket filter for an interface. On loopback every
 // packet passes the tap twice, once outgoing and once incoming, so there
 // only the incoming copy is kept and each packet is captured once.
-func (f sessionFilter) program(ifc netInterface, dir direction) ([]xbpf.RawInstruction, error) {
+func (f sessionFilter) program(ifc netInterface) ([]xbpf.RawInstruction, error) {
 	var prog []xbpf.RawInstruction
 	if f.raw != nil {
 		prog = f.raw
@@ -46,11 +37,8 @@ func (f sessionFilter) program(ifc netInterface, dir direction) ([]xbpf.RawInstr
 			return nil, err
 		}
 	}
-	if ifc.Loopback && dir == bothDirections {
-		dir = incomingOnly
-	}
-	if dir != bothDirections {
-		prog = append(packetTypePrefix(dir == outgoingOnly), prog...)
+	if ifc.Loopback {
+		prog = append(dropOutgoingPrefix(), prog...)
 	}
 	if len(prog) > maxBPFInstructions {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "the filter needs %d BPF instructions; the kernel takes at most %d", len(prog), maxBPFInstructions)
@@ -146,28 +134,15 @@ func (f sessionFilter) describe() string {
 	return strings.Join(parts, " or ")
 }
 
-// packetTypePrefix rejects the packets the host sent (keepOutgoing false)
-// or all others (true), and leaves A as a fresh program expects it (zero).
-func packetTypePrefix(keepOutgoing bool) []xbpf.RawInstruction {
-	skipTrue, skipFalse := uint8(0), uint8(1)
-	if keepOutgoing {
-		skipTrue, skipFalse = 1, 0
-	}
+// dropOutgoingPrefix rejects the packets the host sent and leaves A as a
+// fresh program expects it (zero).
+func dropOutgoingPrefix() []xbpf.RawInstruction {
 	prog, err := xbpf.Assemble([]xbpf.Instruction{
 		xbpf.LoadExtension{Num: xbpf.ExtType},
-		xbpf.JumpIf{Cond: xbpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: skipTrue, SkipFalse: skipFalse},
+		xbpf.JumpIf{Cond: xbpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 0, SkipFalse: 1},
 		xbpf.RetConstant{Val: 0},
 		xbpf.LoadConstant{Dst: xbpf.RegA, Val: 0},
 	})
-	if err != nil {
-		panic("assembling a constant BPF program: " + err.Error())
-	}
-	return prog
-}
-
-// acceptAll keeps every packet, truncated to snapLen.
-func acceptAll(snapLen uint32) []xbpf.RawInstruction {
-	prog, err := xbpf.Assemble([]xbpf.Instruction{xbpf.RetConstant{Val: snapLen}})
 	if err != nil {
 		panic("assembling a constant BPF program: " + err.Error())
 	}

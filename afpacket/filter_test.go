@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/tripcap/tripcap/internal/netns"
 	"github.com/tripcap/tripcap/internal/testenv"
 	"github.com/tripcap/tripcap/internal/trafficgen"
+	"github.com/tripcap/tripcap/pcapfile"
 )
 
 // TestFiltersMatchTshark runs one session per filter form next to an
@@ -95,19 +98,36 @@ func TestFiltersMatchTshark(t *testing.T) {
 	generateMix(t, a, b, A, B, A6, B6)
 	time.Sleep(150 * time.Millisecond)
 
-	refRes := stopAndWait(t, ref, tripcap.StopManuallyStopped)
-	refPkts := readCapture(t, refRes.Files[0])
+	// Stop all at once. Each session's first and last moments differ a
+	// little, and stray packets (neighbour discovery) come at any time,
+	// so only the packets of the window every session covered are
+	// compared.
+	ref.Stop(tripcap.StopManuallyStopped)
+	for _, s := range sessions {
+		s.Stop(tripcap.StopManuallyStopped)
+	}
+	refRes := waitDone(t, ref, 10*time.Second)
+	from, to := refRes.StartTime, refRes.StopTime
+	results := make([]tripcap.CaptureResult, len(sessions))
+	for i, s := range sessions {
+		results[i] = waitDone(t, s, 10*time.Second)
+		from = latest(from, results[i].StartTime)
+		to = earliest(to, results[i].StopTime)
+	}
+	refPkts := within(readCapture(t, refRes.Files[0]), from, to)
 	if len(refPkts) < 80 {
 		t.Fatalf("only %d packets in the unfiltered capture", len(refPkts))
 	}
+	refFile := filepath.Join(t.TempDir(), "window.pcap")
+	writePcap(t, refFile, refPkts)
 	for i, c := range cases {
-		res := stopAndWait(t, sessions[i], tripcap.StopManuallyStopped)
+		res := results[i]
 		t.Run(c.name, func(t *testing.T) {
 			if res.Stats.KernelDrops != 0 || refRes.Stats.KernelDrops != 0 {
 				t.Fatalf("kernel drops: %d here, %d in the reference", res.Stats.KernelDrops, refRes.Stats.KernelDrops)
 			}
-			want := tsharkFrames(t, tshark, refRes.Files[0], c.tshark, refPkts)
-			got := frameHashes(readCapture(t, res.Files[0]))
+			want := tsharkFrames(t, tshark, refFile, c.tshark, refPkts)
+			got := frameHashes(within(readCapture(t, res.Files[0]), from, to))
 			if len(want) == 0 && c.tshark != "" {
 				t.Fatalf("tshark selects nothing with %q: the traffic mix does not exercise this filter", c.tshark)
 			}
@@ -115,6 +135,53 @@ func TestFiltersMatchTshark(t *testing.T) {
 				t.Errorf("filter %q kept %d frames; tshark %q selects %d", c.flags, len(got), c.tshark, len(want))
 			}
 		})
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// within keeps the packets stamped in [from, to].
+func within(pkts []packet, from, to time.Time) []packet {
+	var out []packet
+	for _, p := range pkts {
+		if !p.ts.Before(from) && !p.ts.After(to) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// writePcap writes packets to an Ethernet pcap file.
+func writePcap(t *testing.T, path string, pkts []packet) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, err := pcapfile.NewPcapWriter(f, pcapfile.LinkTypeEthernet, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkts {
+		if err := w.WritePacket(0, p.ts.UnixNano(), p.origLen, p.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

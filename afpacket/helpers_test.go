@@ -42,8 +42,12 @@ func newTestNet(t *testing.T, opts netns.LinkOptions) *testNet {
 }
 
 // aAddr and bAddr are the link's IPv4 addresses with a port.
-func (n *testNet) aAddr(port uint16) netip.AddrPort { return netip.AddrPortFrom(n.link.A.Addr.Addr(), port) }
-func (n *testNet) bAddr(port uint16) netip.AddrPort { return netip.AddrPortFrom(n.link.B.Addr.Addr(), port) }
+func (n *testNet) aAddr(port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(n.link.A.Addr.Addr(), port)
+}
+func (n *testNet) bAddr(port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(n.link.B.Addr.Addr(), port)
+}
 
 // sink opens a discarding listener inside ns.
 func sink(t *testing.T, ns *netns.Namespace, network string, addr netip.AddrPort) *trafficgen.Sink {

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"syscall"
 
-	gpafpacket "github.com/gopacket/gopacket/afpacket"
-
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/pcapfile"
 )
@@ -51,13 +49,6 @@ func (f framing) pcapLinkType() pcapfile.LinkType {
 		return pcapfile.LinkTypeEthernet
 	}
 	return pcapfile.LinkTypeRaw
-}
-
-func (f framing) socketType() gpafpacket.OptSocketType {
-	if f == framingEthernet {
-		return gpafpacket.SocketRaw
-	}
-	return gpafpacket.SocketDgram
 }
 
 // netInterface is an interface as the kernel describes it.

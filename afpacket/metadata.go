@@ -11,11 +11,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 )
 
-// metadataCommandTimeout bounds each command the metadata collector runs.
-const metadataCommandTimeout = 5 * time.Second
+// metadataCommandTimeout bounds each command the metadata collector runs,
+// metadataTimeout the whole collection.
+const (
+	metadataCommandTimeout = 5 * time.Second
+	metadataTimeout        = 15 * time.Second
+)
 
 // metadataOutputLimit bounds what is kept of each section.
 const metadataOutputLimit = 4 << 20
@@ -124,10 +129,20 @@ func collectSection(ctx context.Context, src metadataSource) MetadataSection {
 	return sec
 }
 
+// metadataPath is where the collector looks for its tools: the system's
+// directories, not whatever PATH the agent was started with.
+const metadataPath = "/usr/sbin:/usr/bin:/sbin:/bin"
+
 // runFixed runs argv directly (no shell), with a timeout and an empty stdin.
 func runFixed(ctx context.Context, argv []string) ([]byte, error) {
-	bin, err := exec.LookPath(argv[0])
-	if err != nil {
+	var bin string
+	for _, dir := range strings.Split(metadataPath, ":") {
+		if st, err := os.Stat(dir + "/" + argv[0]); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			bin = dir + "/" + argv[0]
+			break
+		}
+	}
+	if bin == "" {
 		return nil, fmt.Errorf("%s is not installed", argv[0])
 	}
 	ctx, cancel := context.WithTimeout(ctx, metadataCommandTimeout)
@@ -135,7 +150,7 @@ func runFixed(ctx context.Context, argv []string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, bin, argv[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	cmd.Env = []string{"PATH=" + metadataPath, "LC_ALL=C"}
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError

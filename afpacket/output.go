@@ -118,6 +118,14 @@ type output struct {
 	w           pcapfile.Writer
 	filePackets int
 	seq         int
+	// room is what the current file may still take in records (its
+	// limit less what is written and the trailer); a record takes
+	// recFixed bytes plus its data rounded up by recPad (a mask), so the
+	// limit check costs no call per packet.
+	room     int64
+	recFixed int64
+	recPad   int
+	snap     int
 
 	mu    sync.Mutex // guards files
 	files []string   // relative to the capture directory, oldest first
@@ -164,6 +172,17 @@ func (o *output) open(rel string) error {
 		return fmt.Errorf("writing the header of %s: %w", rel, err)
 	}
 	o.f, o.gf, o.w, o.filePackets = f, gf, w, 0
+	limit := o.cfg.totalBytes
+	if o.cfg.continuous {
+		limit = o.cfg.fileSize
+	}
+	o.room = limit - w.Size() - w.TrailerSize()
+	o.recFixed = w.RecordSize(0)
+	o.recPad = int(w.RecordSize(1) - o.recFixed - 1)
+	o.snap = 0
+	for _, ifc := range o.cfg.ifaces {
+		o.snap = max(o.snap, int(ifc.SnapLen))
+	}
 	o.mu.Lock()
 	o.files = append(o.files, rel)
 	o.mu.Unlock()
@@ -180,12 +199,11 @@ func nthName(first string, n int) string {
 // end instead (the record is then not written), and an error when a file
 // operation failed.
 func (o *output) write(iface int, ts int64, origLen int, data []byte, stats func() []pcapfile.InterfaceStats) (string, error) {
-	rec := o.w.RecordSize(len(data))
-	if !o.cfg.continuous {
-		if o.w.Size()+rec+o.w.TrailerSize() > o.cfg.totalBytes {
+	rec := o.recFixed + int64((min(len(data), o.snap)+o.recPad)&^o.recPad)
+	if rec > o.room {
+		if !o.cfg.continuous {
 			return tripcap.StopTotalBytesExceeded, nil
 		}
-	} else if o.w.Size()+rec+o.w.TrailerSize() > o.cfg.fileSize {
 		if o.filePackets > 0 {
 			if err := o.rotate(stats); err != nil {
 				return "", err
@@ -193,13 +211,15 @@ func (o *output) write(iface int, ts int64, origLen int, data []byte, stats func
 		}
 		// A record larger than an empty file allows is cut to fit, so
 		// no file ever exceeds fileSizeInBytes.
-		if room := o.cfg.fileSize - o.w.Size() - o.w.TrailerSize() - o.w.RecordSize(0); int64(len(data)) > room {
-			data = data[:max(room, 0)]
+		if room := o.room - o.recFixed; int64(len(data)) > room {
+			data = data[:max(room, 0)&^int64(o.recPad)]
 		}
+		rec = o.recFixed + int64((min(len(data), o.snap)+o.recPad)&^o.recPad)
 	}
 	if err := o.w.WritePacket(iface, ts, origLen, data); err != nil {
 		return "", err
 	}
+	o.room -= rec
 	o.filePackets++
 	return "", nil
 }

@@ -5,15 +5,12 @@ package afpacket
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	gpafpacket "github.com/gopacket/gopacket/afpacket"
 
 	"github.com/tripcap/tripcap"
 )
@@ -82,13 +79,9 @@ type preRing struct {
 	wg    sync.WaitGroup
 }
 
-// preSocket feeds the ring from one interface, in one direction: the
-// session filters tell local from remote by the direction, which gopacket
-// does not report per packet, so each interface has a socket for what the
-// host sent and one for the rest.
+// preSocket feeds the ring from one interface.
 type preSocket struct {
 	*socket
-	outgoing bool
 	// seen is a watermark: every packet stamped before it has been
 	// buffered (nanoseconds).
 	seen atomic.Int64
@@ -126,24 +119,17 @@ func openPreRing(cfg PreTriggerConfig, rc ringConfig, log *slog.Logger) (*preRin
 	}
 	flt := sessionFilter{filters: cfg.Filters, snapLen: cfg.SnapLen}
 	for _, ifc := range ifcs {
-		dirs := []direction{incomingOnly, outgoingOnly}
-		if ifc.Loopback {
-			// Loopback's outgoing copies duplicate its incoming ones.
-			dirs = dirs[:1]
-		}
-		for _, dir := range dirs {
-			prog, err := flt.program(ifc, dir)
+		prog, err := flt.program(ifc)
+		if err == nil {
+			var s *socket
+			s, err = openSocket(ifc, 0, prog, rc)
 			if err == nil {
-				var s *socket
-				s, err = openSocket(ifc, 0, prog, rc)
-				if err == nil {
-					r.socks = append(r.socks, &preSocket{socket: s, outgoing: dir == outgoingOnly})
-				}
+				r.socks = append(r.socks, &preSocket{socket: s})
 			}
-			if err != nil {
-				r.close()
-				return nil, fmt.Errorf("pre-trigger buffer: %w", err)
-			}
+		}
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("pre-trigger buffer: %w", err)
 		}
 	}
 	for _, s := range r.socks {
@@ -158,32 +144,53 @@ func openPreRing(cfg PreTriggerConfig, rc ringConfig, log *slog.Logger) (*preRin
 
 func (r *preRing) read(s *preSocket) {
 	margin := int64(r.rc.blockTimeout + 20*time.Millisecond)
+	var vlanBuf []byte
 	for !r.quit.Load() {
-		data, ci, err := s.tp.ZeroCopyReadPacketData()
+		blk, err := s.nextBlock()
 		if err != nil {
-			if errors.Is(err, gpafpacket.ErrTimeout) {
-				// Nothing became readable during a whole poll: every
-				// packet that arrived more than a block timeout ago
-				// has been read (the kernel retires a non-empty block
-				// after that long).
-				s.seen.Store(max(s.seen.Load(), time.Now().UnixNano()-margin))
-				continue
-			}
 			r.log.Error("pre-trigger buffer stopped reading", "interface", s.ifc.Name, "err", err)
 			s.err.Store(&err)
 			return
 		}
-		ts := ci.Timestamp.UnixNano()
-		r.append(s.ifc.Index, s.outgoing, ts, ci.Length, data)
-		s.seen.Store(max(s.seen.Load(), ts))
+		if blk == nil {
+			// Nothing became readable during a whole poll: every
+			// packet that arrived more than a block timeout ago
+			// has been read (the kernel retires a non-empty block
+			// after that long).
+			s.seen.Store(max(s.seen.Load(), time.Now().UnixNano()-margin))
+			continue
+		}
+		pkts := packetsOf(blk)
+		var p ringPacket
+		var last int64
+		r.mu.Lock() // once per block, not per packet
+		for pkts.next(&p) {
+			data, origLen := p.data, p.origLen
+			if p.vlanValid && s.ifc.Framing == framingEthernet {
+				if cap(vlanBuf) < len(data)+4 {
+					vlanBuf = make([]byte, 0, len(data)+4)
+				}
+				data, origLen = withVLAN(&p, vlanBuf)
+			}
+			r.appendLocked(s.ifc.Index, p.outgoing, p.ts, origLen, data)
+			last = max(last, p.ts)
+		}
+		r.mu.Unlock()
+		s.release()
+		s.seen.Store(max(s.seen.Load(), last))
 	}
 }
 
 // append copies one packet into the ring.
 func (r *preRing) append(ifindex int, outgoing bool, ts int64, origLen int, data []byte) {
-	n := preRecordHeader + len(data)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.appendLocked(ifindex, outgoing, ts, origLen, data)
+}
+
+// appendLocked is append with mu held.
+func (r *preRing) appendLocked(ifindex int, outgoing bool, ts int64, origLen int, data []byte) {
+	n := preRecordHeader + len(data)
 	var c *preChunk
 	if len(r.chunks) > 0 {
 		c = r.chunks[len(r.chunks)-1]

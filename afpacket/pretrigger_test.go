@@ -38,6 +38,9 @@ func TestPreTriggerSeam(t *testing.T) {
 			return err
 		})
 	}
+	// A plain session from before the flow starts is the reference for
+	// what the buffer should give.
+	ref := startIn(t, n.b, e, spec(dir, "ref.cap", tripcap.PacketCaptureParameters{Filters: []tripcap.PacketCaptureFilter{{Protocol: "UDP", LocalPort: "7000"}}}), SessionOptions{})
 	wg.Add(2)
 	go flow(7000, 1)
 	go flow(7001, 2)
@@ -49,6 +52,7 @@ func TestPreTriggerSeam(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	st := e.PreTriggerStats()
 	res := stopAndWait(t, s, tripcap.StopManuallyStopped)
+	refRes := stopAndWait(t, ref, tripcap.StopManuallyStopped)
 	if res.Message != "" {
 		t.Errorf("message %q", res.Message)
 	}
@@ -75,12 +79,35 @@ func TestPreTriggerSeam(t *testing.T) {
 			t.Fatalf("packet %d: sequence %d follows %d (seam at packet %d)", i, seqs[i], seqs[i-1], before)
 		}
 	}
-	// One second at one packet every 2 ms, give or take the timer.
-	if before < 400 || before > 520 {
-		t.Errorf("%d packets from before the start, want about 500", before)
+	// The buffered part is what the reference captured in the second
+	// before the start (a millisecond's margin at the window's far edge,
+	// where the two sockets' timestamps of a packet may straddle it).
+	window := res.StartTime.Add(-time.Second)
+	refPkts := readCapture(t, refRes.Files[0])
+	_, refSeqs := stamps(refPkts)
+	inFile := map[uint64]bool{}
+	for i := range before {
+		inFile[seqs[i]] = true
 	}
-	if first := res.StartTime.Sub(pkts[0].ts); first > time.Second || first < 950*time.Millisecond {
-		t.Errorf("the first packet is %v before the start, want just under 1s", first)
+	want := 0
+	for i, p := range refPkts {
+		switch {
+		case p.ts.Before(window.Add(-time.Millisecond)) || !p.ts.Before(res.StartTime):
+		case p.ts.Before(window.Add(time.Millisecond)):
+			delete(inFile, refSeqs[i]) // at the edge: either way
+		default:
+			want++
+			if !inFile[refSeqs[i]] {
+				t.Errorf("packet %d (at start %v) is not in the pre-trigger part", refSeqs[i], p.ts.Sub(res.StartTime))
+			}
+			delete(inFile, refSeqs[i])
+		}
+	}
+	if len(inFile) > 0 {
+		t.Errorf("%d pre-trigger packets are not from the second before the start", len(inFile))
+	}
+	if before < 100 || want < 100 {
+		t.Errorf("%d packets from before the start (%d by the reference); the flow was too slow to test the buffer", before, want)
 	}
 	if seqs[len(seqs)-1] != 1249 {
 		t.Errorf("the last packet is %d, want 1249", seqs[len(seqs)-1])

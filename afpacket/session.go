@@ -4,7 +4,6 @@ package afpacket
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,14 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	gpafpacket "github.com/gopacket/gopacket/afpacket"
-
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/pcapfile"
 )
 
 // statsInterval is how often a session samples the kernel's counters, which
-// keeps their 32-bit accumulation in gopacket from wrapping unseen.
+// are 32-bit and reset when read: sampling keeps them from wrapping unseen.
 const statsInterval = 5 * time.Second
 
 // Session is a running capture. It implements tripcap.CaptureSession.
@@ -43,7 +40,13 @@ type Session struct {
 	pollNs  int64 // a socket's poll timeout
 	drainNs int64 // after a stop, how long until all earlier packets are readable
 
-	wmu       sync.Mutex // the writer lock: guards out, lastFlush and halted
+	// wmu is the writer lock: it guards out, lastFlush and halted. A
+	// session with one socket has one writer at a time (pre-trigger
+	// packets, then the reader, then finish, in sequence), so it takes no
+	// lock per packet: locked instructions are a good part of the cost of
+	// a packet.
+	wmu       sync.Mutex
+	single    bool
 	out       *output
 	lastFlush int64
 	halted    bool
@@ -151,7 +154,9 @@ func (s *Session) run(pre *preRing) {
 	defer close(s.done)
 	defer s.eng.forget(s)
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// Metadata is collected while the capture runs; the session's end
+	// waits for it, at most this long.
+	ctx, cancel := context.WithTimeout(context.Background(), metadataTimeout)
 	defer cancel()
 	var meta chan string
 	if s.params.IncludeMetadata {
@@ -190,33 +195,93 @@ wait:
 	s.finish(meta)
 }
 
-// read copies packets from one socket to the file until the session stops.
+func (s *Session) lockWriter() {
+	if !s.single {
+		s.wmu.Lock()
+	}
+}
+
+func (s *Session) unlockWriter() {
+	if !s.single {
+		s.wmu.Unlock()
+	}
+}
+
+// counts are packets and bytes written but not yet added to the session's
+// counters, which are published once per block to spare locked adds per
+// packet.
+type counts struct{ packets, bytes uint64 }
+
+func (s *Session) publish(c *counts, sock *socket) {
+	if c.packets > 0 {
+		s.packets.Add(c.packets)
+		s.bytes.Add(c.bytes)
+		if sock != nil {
+			sock.delivered.Add(c.packets)
+		}
+		*c = counts{}
+	}
+}
+
+// read copies packets from one socket to the file, a ring block at a time,
+// until the session stops.
 func (s *Session) read(sock *socket) {
-	tp := sock.tp
+	var c counts
+	var vlanBuf []byte
+	defer s.publish(&c, sock)
 	for !s.halt.Load() {
-		data, ci, err := tp.ZeroCopyReadPacketData()
+		blk, err := sock.nextBlock()
 		if err != nil {
-			if errors.Is(err, gpafpacket.ErrTimeout) {
-				if s.idle() {
-					return
-				}
-				continue
-			}
 			s.fail(tripcap.StopCaptureFailed, tripcap.CaptureErrCaptureFailed, fmt.Errorf("reading packets on %s: %w", sock.ifc.Name, err))
 			return
 		}
-		ts := ci.Timestamp.UnixNano()
-		if ts < s.t0 {
+		if blk == nil {
+			s.publish(&c, sock)
+			if s.idle() {
+				return
+			}
 			continue
 		}
-		if at := s.stopAt.Load(); at != 0 && ts > at {
-			return
-		}
-		// data points into the ring; write copies it before the next read.
-		if !s.write(sock.id, ts, ci.Length, data) {
+		done := s.writeBlock(sock, blk, &c, &vlanBuf)
+		sock.release()
+		s.publish(&c, sock)
+		if done {
 			return
 		}
 	}
+}
+
+// writeBlock writes the packets of one block; true ends the reader. The
+// writer lock is taken once for the block.
+func (s *Session) writeBlock(sock *socket, blk []byte, c *counts, vlanBuf *[]byte) bool {
+	s.lockWriter()
+	defer s.unlockWriter()
+	if s.halted {
+		return true
+	}
+	pkts := packetsOf(blk)
+	var p ringPacket
+	for pkts.next(&p) {
+		if p.ts < s.t0 {
+			continue
+		}
+		if at := s.stopAt.Load(); at != 0 && p.ts > at {
+			return true
+		}
+		data, origLen := p.data, p.origLen
+		if p.vlanValid && sock.ifc.Framing == framingEthernet {
+			if cap(*vlanBuf) < len(data)+4 {
+				*vlanBuf = make([]byte, 0, len(data)+4)
+			}
+			data, origLen = withVLAN(&p, *vlanBuf)
+		}
+		// data points into the ring; write copies it before the block
+		// goes back to the kernel.
+		if !s.writeLocked(sock.id, p.ts, origLen, data, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // idle runs when a poll found nothing: it flushes, and reports whether a
@@ -225,28 +290,24 @@ func (s *Session) read(sock *socket) {
 // read: the kernel makes a block readable at most a block timeout after its
 // first packet, and a reader polls only once it has read all readable blocks.
 func (s *Session) idle() bool {
-	s.wmu.Lock()
+	s.lockWriter()
 	if !s.halted {
 		if err := s.out.flush(); err != nil {
 			s.halted = true
-			s.wmu.Unlock()
+			s.unlockWriter()
 			s.fail(tripcap.StopLocalFileFailed, tripcap.CaptureErrLocalFile, err)
 			return true
 		}
 		s.lastFlush = time.Now().UnixNano()
 	}
-	s.wmu.Unlock()
+	s.unlockWriter()
 	at := s.stopAt.Load()
 	return at != 0 && time.Now().UnixNano() >= at+s.drainNs
 }
 
-// write appends one packet under the writer lock; false ends the reader.
-func (s *Session) write(iface int, ts int64, origLen int, data []byte) bool {
-	s.wmu.Lock()
-	if s.halted {
-		s.wmu.Unlock()
-		return false
-	}
+// writeLocked appends one packet and counts it in c; false ends the
+// writer. The writer lock is held.
+func (s *Session) writeLocked(iface int, ts int64, origLen int, data []byte, c *counts) bool {
 	reason, err := s.out.write(iface, ts, origLen, data, s.interfaceStats)
 	if err == nil && reason == "" && ts-s.lastFlush >= s.flushNs {
 		// Packet timestamps serve as the clock: no time call per packet.
@@ -255,7 +316,6 @@ func (s *Session) write(iface int, ts int64, origLen int, data []byte) bool {
 	}
 	if err != nil || reason != "" {
 		s.halted = true
-		s.wmu.Unlock()
 		if err != nil {
 			s.fail(tripcap.StopLocalFileFailed, tripcap.CaptureErrLocalFile, err)
 		} else {
@@ -263,9 +323,8 @@ func (s *Session) write(iface int, ts int64, origLen int, data []byte) bool {
 		}
 		return false
 	}
-	s.wmu.Unlock()
-	s.packets.Add(1)
-	s.bytes.Add(uint64(min(len(data), int(s.filter.snapLen))))
+	c.packets++
+	c.bytes += uint64(min(len(data), int(s.filter.snapLen)))
 	return true
 }
 
@@ -277,10 +336,8 @@ func (s *Session) interfaceStats() []pcapfile.InterfaceStats {
 		recv, drops := sock.stats()
 		stats[i] = pcapfile.InterfaceStats{Start: s.start, End: now, Received: recv, Dropped: drops}
 	}
-	// Packets written are counted per session, not per interface; the
-	// single-interface case is exact and the common one.
-	if len(stats) == 1 {
-		stats[0].Delivered = s.packets.Load()
+	for i, sock := range s.socks {
+		stats[i].Delivered = sock.delivered.Load()
 	}
 	return stats
 }
@@ -322,11 +379,16 @@ func (s *Session) writePreTrigger(pre *preRing) {
 	recs := pre.snapshot(s.t0-int64(secs), s.t0, ifindexes, func(ifindex int, data []byte, outgoing bool) bool {
 		return matchers[ifindex](data, outgoing)
 	})
+	s.lockWriter()
 	for _, r := range recs {
-		if !s.write(r.iface, r.ts, r.origLen, r.data) {
+		if s.halted {
 			break
 		}
+		var c counts
+		s.writeLocked(r.iface, r.ts, r.origLen, r.data, &c)
+		s.publish(&c, s.socks[r.iface])
 	}
+	s.unlockWriter()
 	s.log.Info("pre-trigger packets written", "packets", len(recs), "seconds", secs.Seconds())
 }
 
@@ -340,7 +402,7 @@ func (s *Session) finish(meta chan string) {
 	for _, st := range stats {
 		drops += st.Dropped
 	}
-	s.wmu.Lock()
+	s.wmu.Lock() // readers have ended; the lock orders this after their writes
 	s.halted = true
 	if err := s.out.closeFile(stats, true); err != nil {
 		s.rmu.Lock()

@@ -139,10 +139,7 @@ func TestStartErrors(t *testing.T) {
 func TestMetadata(t *testing.T) {
 	n := newTestNet(t, netns.LinkOptions{})
 	e, dir := newTestEngine(t, Config{})
-	var s *Session
-	// Started (and the metadata collected) from inside the namespace, so
-	// the test's link is what it finds.
-	s = startIn(t, n.b, e, spec(dir, "meta.cap", tripcap.PacketCaptureParameters{IncludeMetadata: true}), SessionOptions{})
+	s := startIn(t, n.b, e, spec(dir, "meta.cap", tripcap.PacketCaptureParameters{IncludeMetadata: true}), SessionOptions{})
 	time.Sleep(50 * time.Millisecond)
 	res := stopAndWait(t, s, tripcap.StopManuallyStopped)
 	if len(res.Files) != 2 || res.Files[1] != filepath.Join(dir, "meta.metadata.json") {

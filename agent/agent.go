@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,9 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/upload"
 )
 
 // Config configures an agent.
@@ -36,18 +39,26 @@ type Config struct {
 	CaptureDir string
 	Engine     tripcap.CaptureEngine
 	Logger     *slog.Logger
+	// SpoolMaxBytes bounds what the spool holds: files waiting for upload
+	// plus what running sessions may still write (default 10 GiB).
+	SpoolMaxBytes int64
 
 	HeartbeatInterval time.Duration
 	ReportInterval    time.Duration
 	PollWait          time.Duration
+
+	// Metrics, when set, samples the host's network metrics every second
+	// and ships them to the server (metrics.go).
+	Metrics *hostmetrics.Collector
 }
 
 // Agent runs on one host.
 type Agent struct {
-	cfg    Config
-	log    *slog.Logger
-	client *tchttp.Client
-	hostID string
+	cfg      Config
+	log      *slog.Logger
+	client   *tchttp.Client
+	uploader *upload.Uploader
+	hostID   string
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -63,6 +74,8 @@ type session struct {
 	settled chan struct{}
 	// starting marks a session whose engine start is under way.
 	starting bool
+	// reserved is the spool space the session may still fill.
+	reserved int64
 }
 
 // New returns an agent; Run starts it.
@@ -88,7 +101,11 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.PollWait == 0 {
 		cfg.PollWait = 30 * time.Second
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kick: make(chan struct{}, 1)}, nil
+	if cfg.SpoolMaxBytes == 0 {
+		cfg.SpoolMaxBytes = 10 << 30
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kick: make(chan struct{}, 1),
+		uploader: &upload.Uploader{}}, nil
 }
 
 // Run enrolls if needed and serves the control plane until ctx ends. Running
@@ -101,7 +118,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){a.heartbeatLoop, a.pollLoop, a.reportLoop, a.uploadLoop} {
+	for _, loop := range []func(context.Context){a.heartbeatLoop, a.pollLoop, a.reportLoop, a.uploadLoop, a.metricsLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}
@@ -188,22 +205,30 @@ func (a *Agent) recover() error {
 	return nil
 }
 
+// heartbeatLoop heartbeats at the interval the server asks for (the
+// configured one until it answers), with the inventory whenever it changed.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	var sent string
-	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	interval := a.cfg.HeartbeatInterval
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		hb := tripcap.Heartbeat{}
 		inv := Inventory()
-		if fp := fmt.Sprint(inv); fp != sent {
+		fp := fmt.Sprint(inv)
+		if fp != sent {
 			hb.Inventory = &inv
-			if err := a.client.Heartbeat(ctx, hb); err == nil {
-				sent = fp
-			} else if ctx.Err() == nil {
-				a.log.Warn("heartbeat failed", "err", err)
-			}
-		} else if err := a.client.Heartbeat(ctx, hb); err != nil && ctx.Err() == nil {
+		}
+		resp, err := a.client.Heartbeat(ctx, hb)
+		switch {
+		case err != nil && ctx.Err() == nil:
 			a.log.Warn("heartbeat failed", "err", err)
+		case err == nil:
+			sent = fp
+			if d := time.Duration(resp.HeartbeatSeconds * float64(time.Second)); d >= 100*time.Millisecond && d != interval {
+				interval = d
+				t.Reset(interval)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -304,6 +329,10 @@ func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 		a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
 		return
 	}
+	if err := a.reserveSpool(as.ID, sessionBytes(as.Parameters)); err != nil {
+		a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
+		return
+	}
 	e := &journalEntry{Assignment: as, Path: p, Keep: keep}
 	if err := a.saveJournal(e); err != nil {
 		a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
@@ -322,7 +351,7 @@ func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 		a.finishWithoutRunning(as, tripcap.StopCaptureFailed, []string{tripcap.CaptureErrCaptureFailed}, tripcap.ErrorMessage(err)+detail(err))
 		return
 	}
-	s := &session{journal: e, run: run, settled: make(chan struct{})}
+	s := &session{journal: e, run: run, settled: make(chan struct{}), reserved: sessionBytes(as.Parameters)}
 	a.mu.Lock()
 	if prev := a.sessions[as.ID]; prev != nil && prev.journal.Assignment.Desired != tripcap.DesiredRunning {
 		s.stop = stopReasonFor(prev.journal.Assignment.Desired)
@@ -333,6 +362,38 @@ func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 	a.log.Info("capture started", "capture", as.Name, "id", as.ID, "path", p)
 	a.kickNow()
 	go a.await(s)
+}
+
+// sessionBytes is the most a session can write: its byte limit, or for
+// continuous capture the ring.
+func sessionBytes(p tripcap.PacketCaptureParameters) int64 {
+	if p.Continuous() && p.CaptureSettings != nil && p.CaptureSettings.FileCount != nil && p.CaptureSettings.FileSizeInBytes != nil {
+		return int64(*p.CaptureSettings.FileCount) * *p.CaptureSettings.FileSizeInBytes
+	}
+	return p.TotalBytesPerSession
+}
+
+// reserveSpool refuses a session when the files waiting for upload and what
+// running sessions may still write leave no room for it, so a storage outage
+// fills the spool up to its bound and no further.
+func (a *Agent) reserveSpool(id string, need int64) error {
+	var used int64
+	spooled, _ := filepath.Glob(filepath.Join(a.cfg.CaptureDir, "spool", "*"))
+	for _, f := range spooled {
+		if st, err := os.Stat(f); err == nil {
+			used += st.Size()
+		}
+	}
+	a.mu.Lock()
+	for _, s := range a.sessions {
+		used += s.reserved
+	}
+	a.mu.Unlock()
+	if used+need > a.cfg.SpoolMaxBytes {
+		return tripcap.Errorf(tripcap.ELIMIT, "the spool is full: %d bytes used or reserved of %d (files waiting for upload in %s); this session may write %d bytes; free space there or raise --spool-max-bytes",
+			used, a.cfg.SpoolMaxBytes, filepath.Join(a.cfg.CaptureDir, "spool"), need)
+	}
+	return nil
 }
 
 // detail adds an internal error's text, which the agent may show (it is the host's own).
@@ -369,6 +430,7 @@ func (a *Agent) await(s *session) {
 	a.mu.Lock()
 	e.Final = final
 	s.run = nil
+	s.reserved = 0
 	a.mu.Unlock()
 	if err := a.saveJournal(e); err != nil {
 		a.log.Error("journaling a finished session", "capture", e.Assignment.Name, "err", err)

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,8 +24,9 @@ import (
 )
 
 // fileEngine stands in for AF_PACKET here: it writes a record every 10 ms
-// until stopped or out of time, so the agent's protocol logic is tested on
-// its own. The real engine runs in the e2e tests.
+// (of BytesToCapturePerPacket bytes, else a short line) until stopped or out
+// of time, so the agent's protocol logic is tested on its own. The real
+// engine runs in the e2e tests.
 type fileEngine struct{}
 
 type fileSession struct {
@@ -45,6 +47,13 @@ func (fileEngine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.
 		return nil, err
 	}
 	s := &fileSession{path: spec.Path, stop: make(chan string, 1), done: make(chan struct{})}
+	record := []byte("packet\n")
+	if n := spec.Parameters.BytesToCapturePerPacket; n > 0 {
+		record = bytes.Repeat([]byte{byte(len(spec.ID))}, int(n))
+		for i := range record {
+			record[i] = byte(i * 31)
+		}
+	}
 	start := time.Now()
 	limit := time.Duration(spec.Parameters.TimeLimitInSeconds) * time.Second
 	go func() {
@@ -60,7 +69,7 @@ func (fileEngine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.
 			case <-timeout:
 				reason = tripcap.StopTimeExceeded
 			case <-tick.C:
-				_, _ = f.WriteString("packet\n")
+				_, _ = f.Write(record)
 				s.mu.Lock()
 				s.packets++
 				s.mu.Unlock()
@@ -74,7 +83,7 @@ func (fileEngine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.
 func (s *fileSession) Stats() tripcap.CaptureStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return tripcap.CaptureStats{Packets: s.packets, Bytes: s.packets * 7}
+	return tripcap.CaptureStats{Packets: s.packets}
 }
 func (s *fileSession) Files() []string { return []string{s.path} }
 func (s *fileSession) Stop(reason string) {
@@ -98,6 +107,17 @@ type server struct {
 
 func startServer(t *testing.T, dir, addr string) *server {
 	t.Helper()
+	return startServerWith(t, dir, addr, nil)
+}
+
+// startServerWith adds storage accounts to the default file one.
+func startServerWith(t *testing.T, dir, addr string, accounts map[string]tripcap.BlobStore) *server {
+	t.Helper()
+	return startServerHeartbeat(t, dir, addr, accounts, time.Second)
+}
+
+func startServerHeartbeat(t *testing.T, dir, addr string, accounts map[string]tripcap.BlobStore, heartbeat time.Duration) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
 	if err != nil {
@@ -108,7 +128,11 @@ func startServer(t *testing.T, dir, addr string) *server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local", HeartbeatInterval: time.Second}, log)
+	storage := map[string]tripcap.BlobStore{"local": blobs}
+	for name, b := range accounts {
+		storage[name] = b
+	}
+	svc := controlplane.New(store, controlplane.Config{Storage: storage, DefaultStorage: "local", HeartbeatInterval: heartbeat}, log)
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -135,9 +159,14 @@ func startServer(t *testing.T, dir, addr string) *server {
 
 func runAgent(t *testing.T, srv *server, stateDir string, joinToken string) (cancel func()) {
 	t.Helper()
+	return runAgentHeartbeat(t, srv, stateDir, joinToken, 200*time.Millisecond)
+}
+
+func runAgentHeartbeat(t *testing.T, srv *server, stateDir string, joinToken string, heartbeat time.Duration) (cancel func()) {
+	t.Helper()
 	a, err := agent.New(agent.Config{Server: "http://" + srv.addr, JoinToken: joinToken, Name: "web1", StateDir: stateDir,
 		CaptureDir: filepath.Join(stateDir, "captures"), Engine: fileEngine{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		HeartbeatInterval: 200 * time.Millisecond, PollWait: 5 * time.Second})
+		HeartbeatInterval: heartbeat, PollWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,5 +317,23 @@ func TestInterruptedSessionIsRecoveredAfterRestart(t *testing.T) {
 	}
 	if c.Files[0].Size == 0 {
 		t.Fatal("recovered file is empty")
+	}
+}
+
+// TestAgentHeartbeatsAtTheServersInterval: an agent configured for slow
+// heartbeats follows the server's faster interval, so its host stays Online.
+func TestAgentHeartbeatsAtTheServersInterval(t *testing.T) {
+	srv := startServerHeartbeat(t, t.TempDir(), "127.0.0.1:0", nil, 300*time.Millisecond)
+	runAgentHeartbeat(t, srv, t.TempDir(), enrolled(t, srv), 30*time.Second)
+	ctx := context.Background()
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		h, err := srv.admin.GetHost(ctx, "web1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.State != tripcap.HostOnline {
+			t.Fatalf("host went %s: the agent did not follow the server's heartbeat interval", h.State)
+		}
 	}
 }

@@ -55,6 +55,12 @@ type journalEntry struct {
 	Reported bool `json:"reported"`
 	// Uploaded maps file names to the SHA-256 the server stored.
 	Uploaded map[string]string `json:"uploaded,omitempty"`
+	// Targets keeps each file's direct-upload target, so that an upload
+	// interrupted by a restart resumes instead of starting over.
+	Targets map[string]*tripcap.UploadTarget `json:"targets,omitempty"`
+	// Failed maps files storage refused for good to the reason; they stay
+	// in the spool.
+	Failed map[string]string `json:"failed,omitempty"`
 }
 
 func (a *Agent) journalDir() string { return filepath.Join(a.cfg.StateDir, "sessions") }

@@ -10,9 +10,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/upload"
 )
 
 // fileReports describes a session's files: the engine's list when given, else
@@ -60,7 +62,7 @@ func (a *Agent) pendingUploads(e *journalEntry) []tripcap.CaptureFile {
 	}
 	var out []tripcap.CaptureFile
 	for _, f := range e.Final.Files {
-		if e.Uploaded[f.Name] == "" {
+		if e.Uploaded[f.Name] == "" && e.Failed[f.Name] == "" {
 			out = append(out, f)
 		}
 	}
@@ -112,11 +114,17 @@ func (a *Agent) uploadOnce(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	for _, j := range jobs {
-		sum, err := a.uploadFile(ctx, j.s.journal.Assignment.ID, j.file)
-		if errors.Is(err, fs.ErrNotExist) {
+		sum, err := a.uploadFile(ctx, j.s.journal, j.file)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			a.log.Error("a capture file vanished before upload", "path", j.file.LocalPath)
-			sum = "missing"
-		} else if err != nil {
+			a.failUpload(j.s, j.file.Name, "the file vanished from the spool before upload")
+			continue
+		case err != nil && permanent(err):
+			a.log.Error("storage refused a capture file; it stays in the spool", "file", j.file.LocalPath, "err", err)
+			a.failUpload(j.s, j.file.Name, tripcap.ErrorMessage(err))
+			continue
+		case err != nil:
 			return fmt.Errorf("upload %s: %w", j.file.Name, err)
 		}
 		a.mu.Lock()
@@ -125,6 +133,7 @@ func (a *Agent) uploadOnce(ctx context.Context) error {
 			e.Uploaded = map[string]string{}
 		}
 		e.Uploaded[j.file.Name] = sum
+		delete(e.Targets, j.file.Name)
 		err = a.saveJournal(e)
 		a.forgetIfDone(j.s)
 		a.mu.Unlock()
@@ -135,11 +144,102 @@ func (a *Agent) uploadOnce(ctx context.Context) error {
 	return nil
 }
 
-func (a *Agent) uploadFile(ctx context.Context, captureID string, f tripcap.CaptureFile) (string, error) {
+// permanent tells errors retrying cannot fix (wrong credentials, a refused
+// request) from outages, which are retried with backoff.
+func permanent(err error) bool {
+	if upload.IsPermanent(err) {
+		return true
+	}
+	// From the server: storage refused (EFORBIDDEN carries the backend's
+	// message), or the capture cannot take the file. EUNAUTHORIZED would be
+	// the agent's own credential: not the file's fault, so it is retried.
+	switch tripcap.ErrorCode(err) {
+	case tripcap.EFORBIDDEN, tripcap.EINVALID, tripcap.ENOTFOUND:
+		return true
+	}
+	return false
+}
+
+// failUpload records that storage refused a file for good: the session's
+// final report is sent again with StorageFailed and the backend's message.
+func (a *Agent) failUpload(s *session, name, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := s.journal
+	if e.Failed == nil {
+		e.Failed = map[string]string{}
+	}
+	e.Failed[name] = reason
+	f := e.Final
+	f.Status = tripcap.StatusError
+	f.Errors = appendOnce(f.Errors, tripcap.CaptureErrStorageFailed)
+	f.Message = strings.TrimPrefix(f.Message+"; "+name+": "+reason, "; ")
+	e.Reported = false
+	if err := a.saveJournal(e); err != nil {
+		a.log.Error("journaling a storage failure", "err", err)
+	}
+	a.kickNow()
+}
+
+// uploadFile sends one file where the server says: straight to the storage
+// account with presigned URLs, or through the server. It returns the stored
+// SHA-256.
+func (a *Agent) uploadFile(ctx context.Context, e *journalEntry, f tripcap.CaptureFile) (string, error) {
+	id := e.Assignment.ID
 	sum, size, err := hashFile(f.LocalPath)
 	if err != nil {
 		return "", err
 	}
+	a.mu.Lock()
+	prev := e.Targets[f.Name]
+	a.mu.Unlock()
+	req := tripcap.UploadTargetRequest{Size: size, SHA256: sum}
+	if prev != nil && prev.Size == size {
+		req.ResumeID = prev.UploadID
+	}
+	t, err := a.client.UploadTarget(ctx, id, f.Name, req)
+	if err != nil {
+		return "", err
+	}
+	if t == nil {
+		return sum, nil // stored already
+	}
+	if t.Kind == tripcap.UploadServer {
+		return a.uploadThroughServer(ctx, id, f, sum, size)
+	}
+	a.mu.Lock()
+	if e.Targets == nil {
+		e.Targets = map[string]*tripcap.UploadTarget{}
+	}
+	e.Targets[f.Name] = t
+	err = a.saveJournal(e)
+	a.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	if len(t.DoneParts) > 0 {
+		a.log.Info("resuming an interrupted upload", "capture", id, "file", f.Name, "partsStored", len(t.DoneParts), "parts", t.Parts())
+	}
+	progress := func(n int64) { a.log.Debug("upload progress", "capture", id, "file", f.Name, "bytesStored", n, "bytes", t.Size) }
+	if err := a.uploader.File(ctx, t, f.LocalPath, progress); err != nil {
+		return "", err
+	}
+	stored, err := a.client.CompleteUpload(ctx, id, f.Name, sum, t)
+	if tripcap.ErrorCode(err) == tripcap.EPRECONDITION {
+		// The stored bytes differ from the file: start over next time.
+		a.mu.Lock()
+		delete(e.Targets, f.Name)
+		a.mu.Unlock()
+		return "", tripcap.Errorf(tripcap.EUNAVAILABLE, "%s", tripcap.ErrorMessage(err))
+	}
+	if err != nil {
+		return "", err
+	}
+	a.log.Info("capture file uploaded", "capture", id, "file", f.Name, "bytes", stored.Size, "key", stored.Key, "kind", t.Kind)
+	return stored.SHA256, nil
+}
+
+func (a *Agent) uploadThroughServer(ctx context.Context, captureID string, f tripcap.CaptureFile, sum string, size int64) (string, error) {
 	r, err := os.Open(f.LocalPath)
 	if err != nil {
 		return "", err

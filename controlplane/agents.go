@@ -6,6 +6,7 @@ import (
 	"io"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -115,6 +116,15 @@ func applyReport(c *tripcap.PacketCapture, r tripcap.SessionReport) bool {
 			c.ErrorMessage = r.Message
 		}
 	}
+	// A file the agent could not store is reported after the session ended:
+	// it turns an ended capture into an Error one, with the backend's message.
+	if slices.Contains(r.Errors, tripcap.CaptureErrStorageFailed) && !slices.Contains(c.Errors, tripcap.CaptureErrStorageFailed) {
+		c.Errors = append(c.Errors, tripcap.CaptureErrStorageFailed)
+		c.ErrorMessage = strings.TrimPrefix(c.ErrorMessage+"; "+r.Message, "; ")
+		if c.Status.Terminal() {
+			c.Status = tripcap.StatusError
+		}
+	}
 	if r.StartTime != nil && c.CaptureStartTime == nil {
 		c.CaptureStartTime = r.StartTime
 	}
@@ -145,13 +155,23 @@ func reportedFields(c *tripcap.PacketCapture) tripcap.PacketCapture {
 	}
 }
 
-// UploadFile stores a file of the calling agent's capture in the capture's
-// storage account, checking its SHA-256 when given. Uploading a file that is
-// already stored with the same checksum is a no-op, so retries are safe.
-func (s *Service) UploadFile(ctx context.Context, captureID, name, sha256 string, body io.Reader) (*tripcap.CaptureFile, error) {
+// fileSlot is where one file of an agent's capture goes in storage.
+type fileSlot struct {
+	capture *tripcap.PacketCapture
+	blobs   tripcap.BlobStore
+	file    tripcap.CaptureFile // the capture's record of it, Key set
+}
+
+// reserveFile checks that the calling agent may upload the named file of a
+// capture and records the file with its storage key, so that every attempt
+// (and every replica) writes the same object.
+func (s *Service) reserveFile(ctx context.Context, captureID, name string) (*fileSlot, error) {
 	hostID, err := requireAgent(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "name: %q is not a file name", name)
 	}
 	c, err := s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &captureID, IncludeDeleted: true})
 	if err != nil {
@@ -161,38 +181,46 @@ func (s *Service) UploadFile(ctx context.Context, captureID, name, sha256 string
 		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no capture %s on this host", captureID)
 	}
 	storageID := c.Parameters.StorageLocation.StorageID
-	blobs, ok := s.cfg.Storage[storageID]
-	if !ok || c.StorageKey == "" {
+	if storageID == "" || c.StorageKey == "" {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "capture %s keeps its files on the host (no storage account)", c.Name)
 	}
-	i := fileIndex(c, name)
-	if i >= 0 && c.Files[i].Stored && c.Files[i].SHA256 == sha256 {
-		_, _ = io.Copy(io.Discard, body)
-		f := c.Files[i]
-		return &f, nil
-	}
-	if i < 0 {
-		i = len(c.Files)
-	}
-	key := fileKey(c.StorageKey, i)
-	info, err := blobs.Put(ctx, key, body)
+	blobs, err := s.blobStore(ctx, storageID)
 	if err != nil {
-		return nil, fmt.Errorf("store %s of capture %s: %w", name, c.Name, err)
+		return nil, err
 	}
-	if sha256 != "" && sha256 != info.SHA256 {
-		_ = blobs.Delete(ctx, key)
-		return nil, tripcap.Errorf(tripcap.EINVALID, "file %s: SHA-256 %s does not match the upload's %s", name, sha256, info.SHA256)
+	slot := &fileSlot{blobs: blobs}
+	err = s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
+		slot.capture = c
+		i := fileIndex(c, name)
+		if i < 0 {
+			c.Files = append(c.Files, tripcap.CaptureFile{Name: name, CreatedAt: s.now()})
+			i = len(c.Files) - 1
+		}
+		f := &c.Files[i]
+		changed := f.Key == ""
+		if changed {
+			f.Key, f.StorageID = fileKey(c.StorageKey, i), storageID
+		}
+		slot.file = *f
+		return changed
+	})
+	if err != nil {
+		return nil, err
 	}
+	return slot, nil
+}
+
+// markStored records that a file is in storage with the given size and checksum.
+func (s *Service) markStored(ctx context.Context, slot *fileSlot, info tripcap.ObjectInfo) (*tripcap.CaptureFile, error) {
 	s.counters.Uploads.Add(1)
 	var stored tripcap.CaptureFile
-	err = s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
-		j := fileIndex(c, name)
-		if j < 0 {
-			c.Files = append(c.Files, tripcap.CaptureFile{Name: name, CreatedAt: s.now()})
-			j = len(c.Files) - 1
+	err := s.updateCapture(ctx, slot.capture.ID, func(c *tripcap.PacketCapture) bool {
+		i := fileIndex(c, slot.file.Name)
+		if i < 0 {
+			return false
 		}
-		f := &c.Files[j]
-		f.Size, f.SHA256, f.Stored, f.StorageID, f.Key = info.Size, info.SHA256, true, storageID, key
+		f := &c.Files[i]
+		f.Size, f.SHA256, f.Stored = info.Size, info.SHA256, true
 		stored = *f
 		return true
 	})
@@ -200,6 +228,88 @@ func (s *Service) UploadFile(ctx context.Context, captureID, name, sha256 string
 		return nil, err
 	}
 	return &stored, nil
+}
+
+// UploadFile stores a file of the calling agent's capture through the server
+// (the file backend's path), checking its SHA-256 when given. Uploading a file
+// that is already stored with the same checksum is a no-op, so retries are safe.
+func (s *Service) UploadFile(ctx context.Context, captureID, name, sha256 string, body io.Reader) (*tripcap.CaptureFile, error) {
+	slot, err := s.reserveFile(ctx, captureID, name)
+	if err != nil {
+		return nil, err
+	}
+	if slot.file.Stored && slot.file.SHA256 == sha256 {
+		_, _ = io.Copy(io.Discard, body)
+		return &slot.file, nil
+	}
+	info, err := slot.blobs.Put(ctx, slot.file.Key, body)
+	if err != nil {
+		return nil, fmt.Errorf("store %s of capture %s: %w", name, slot.capture.Name, err)
+	}
+	if sha256 != "" && sha256 != info.SHA256 {
+		_ = slot.blobs.Delete(ctx, slot.file.Key)
+		return nil, tripcap.Errorf(tripcap.EINVALID, "file %s: SHA-256 %s does not match the upload's %s", name, sha256, info.SHA256)
+	}
+	return s.markStored(ctx, slot, info)
+}
+
+// UploadTarget tells the calling agent where to send a file: presigned URLs
+// of the capture's storage account when it takes direct uploads, else the
+// server's own upload endpoint. A file already stored comes back as nil.
+func (s *Service) UploadTarget(ctx context.Context, captureID, name string, req tripcap.UploadTargetRequest) (*tripcap.UploadTarget, error) {
+	if req.Size < 0 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "size: %d is negative", req.Size)
+	}
+	slot, err := s.reserveFile(ctx, captureID, name)
+	if err != nil {
+		return nil, err
+	}
+	if slot.file.Stored && slot.file.SHA256 == req.SHA256 {
+		return nil, nil
+	}
+	direct, ok := slot.blobs.(tripcap.DirectUploads)
+	if !ok {
+		return &tripcap.UploadTarget{Kind: tripcap.UploadServer, Size: req.Size}, nil
+	}
+	t, err := direct.PrepareUpload(ctx, slot.file.Key, req.Size, req.ResumeID, UploadTargetTTL)
+	if err != nil {
+		return nil, storageError("prepare the upload of "+name, err)
+	}
+	return t, nil
+}
+
+// CompleteUpload commits a direct upload: the backend assembles the parts the
+// agent sent and the stored bytes' SHA-256 must equal the agent's.
+func (s *Service) CompleteUpload(ctx context.Context, captureID, name, sha256 string, t *tripcap.UploadTarget) (*tripcap.CaptureFile, error) {
+	if t == nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "target: required")
+	}
+	slot, err := s.reserveFile(ctx, captureID, name)
+	if err != nil {
+		return nil, err
+	}
+	if slot.file.Stored && slot.file.SHA256 == sha256 {
+		return &slot.file, nil
+	}
+	direct, ok := slot.blobs.(tripcap.DirectUploads)
+	if !ok {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "storage account %s takes uploads through the server only", slot.file.StorageID)
+	}
+	info, err := direct.CompleteUpload(ctx, slot.file.Key, t, sha256)
+	if err != nil {
+		return nil, storageError("complete the upload of "+name, err)
+	}
+	return s.markStored(ctx, slot, info)
+}
+
+// storageError keeps a backend's *tripcap.Error (its message names the
+// backend's own error) and marks anything else as a storage outage the
+// agent retries.
+func storageError(doing string, err error) error {
+	if tripcap.ErrorCode(err) != tripcap.EINTERNAL {
+		return err
+	}
+	return tripcap.Errorf(tripcap.EUNAVAILABLE, "storage: %s: %v", doing, err)
 }
 
 // OpenFile opens a stored file of a capture for download: the named one, or
@@ -229,9 +339,9 @@ func (s *Service) OpenFile(ctx context.Context, watcher, ref, name string) (io.R
 		}
 		return nil, nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "capture %s: %s is not uploaded yet (status %s)", c.Name, f.Name, c.Status)
 	}
-	blobs, ok := s.cfg.Storage[f.StorageID]
-	if !ok {
-		return nil, nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "capture %s: storage account %q is not configured", c.Name, f.StorageID)
+	blobs, err := s.blobStore(ctx, f.StorageID)
+	if err != nil {
+		return nil, nil, err
 	}
 	rc, _, err := blobs.Open(ctx, f.Key)
 	if err != nil {

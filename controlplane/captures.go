@@ -36,9 +36,11 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	if loc.StorageID == "" && loc.FilePath == "" && loc.LocalPath == "" {
 		loc.StorageID = s.cfg.DefaultStorage
 	}
+	var blobs tripcap.BlobStore
 	if loc.StorageID != "" {
-		if _, ok := s.cfg.Storage[loc.StorageID]; !ok {
-			return nil, tripcap.Errorf(tripcap.EINVALID, "storageLocation.storageId: no storage account %q (have: %s)", loc.StorageID, strings.Join(s.storageNames(), ", "))
+		var err error
+		if blobs, err = s.blobStore(ctx, loc.StorageID); err != nil {
+			return nil, err
 		}
 	}
 	if err := p.Validate(); err != nil {
@@ -85,21 +87,13 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	}
 	if loc.StorageID != "" {
 		c.StorageKey = storageKey(host, now, p.Format)
-		c.Parameters.StorageLocation.StoragePath = s.cfg.Storage[loc.StorageID].URL(c.StorageKey)
+		c.Parameters.StorageLocation.StoragePath = blobs.URL(c.StorageKey)
 	}
 	if err := s.store.CreateCapture(ctx, c); err != nil {
 		return nil, err
 	}
 	s.log.Info("capture created", "capture", c.Name, "id", c.ID, "host", host.Name, "watcher", w.Name)
 	return c, nil
-}
-
-func (s *Service) storageNames() []string {
-	names := make([]string, 0, len(s.cfg.Storage))
-	for n := range s.cfg.Storage {
-		names = append(names, n)
-	}
-	return names
 }
 
 // storageKey is Azure's blob naming scheme for capture files:
@@ -200,10 +194,15 @@ func (s *Service) DeleteCapture(ctx context.Context, watcher, ref, ifMatch strin
 	}
 	if deleteFiles {
 		for _, f := range c.Files {
-			if b, ok := s.cfg.Storage[f.StorageID]; ok && f.Stored {
-				if err := b.Delete(ctx, f.Key); err != nil {
-					return fmt.Errorf("delete file %s of capture %s: %w", f.Key, c.Name, err)
-				}
+			if !f.Stored {
+				continue
+			}
+			b, err := s.blobStore(ctx, f.StorageID)
+			if err == nil {
+				err = b.Delete(ctx, f.Key)
+			}
+			if err != nil {
+				return fmt.Errorf("delete file %s of capture %s: %w", f.Key, c.Name, err)
 			}
 		}
 	}

@@ -73,7 +73,7 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
 	}
 	s.log.Info("host enrolled", "host", host.Name, "id", host.ID, "location", host.Location)
-	return &tripcap.EnrollResponse{Host: host, Credential: secret, HeartbeatSeconds: int(s.cfg.HeartbeatInterval.Seconds())}, nil
+	return &tripcap.EnrollResponse{Host: host, Credential: secret, HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}, nil
 }
 
 func labelOr(labels map[string]string, key, def string) string {
@@ -83,19 +83,23 @@ func labelOr(labels map[string]string, key, def string) string {
 	return def
 }
 
-// Heartbeat records that the calling agent is alive, and its inventory when sent.
-func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) error {
+// Heartbeat records that the calling agent is alive, and its inventory when
+// sent, and tells the agent how often to heartbeat.
+func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) (*tripcap.HeartbeatResponse, error) {
 	hostID, err := requireAgent(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := s.now()
 	s.counters.Heartbeats.Add(1)
 	if hb.Inventory != nil {
-		return s.store.UpdateHostInventory(ctx, hostID, *hb.Inventory, now)
+		if err := s.store.UpdateHostInventory(ctx, hostID, *hb.Inventory, now); err != nil {
+			return nil, err
+		}
+	} else {
+		s.heartbeats.add(hostID, now)
 	}
-	s.heartbeats.add(hostID, now)
-	return nil
+	return &tripcap.HeartbeatResponse{HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}, nil
 }
 
 // FindHosts lists hosts.

@@ -28,9 +28,11 @@ type Config struct {
 	// OfflineAfter without one.
 	HeartbeatInterval time.Duration
 	OfflineAfter      time.Duration
-	// Storage maps storage account names (storageId) to their backends.
+	// Storage maps the storage accounts configured at start (storageId) to
+	// their backends; OpenStorage opens those added at run time by URL.
 	Storage        map[string]tripcap.BlobStore
 	DefaultStorage string
+	OpenStorage    func(ctx context.Context, url string) (tripcap.BlobStore, error)
 }
 
 func (c *Config) applyDefaults() {
@@ -68,6 +70,7 @@ type Service struct {
 	waiters    *waiters
 	heartbeats *heartbeatBatch
 	counters   Counters
+	storage    storageAccounts
 }
 
 // Counters are the control plane's running totals, for /metrics.
@@ -95,6 +98,7 @@ func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
 		started:    time.Now(),
 		waiters:    newWaiters(),
 		heartbeats: &heartbeatBatch{seen: map[string]time.Time{}},
+		storage:    storageAccounts{open: map[string]tripcap.BlobStore{}},
 	}
 }
 

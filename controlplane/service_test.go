@@ -312,7 +312,7 @@ func TestSilentHostGoesOfflineAndCapturesEndAgentStopped(t *testing.T) {
 	}
 	// Heartbeats bring it back (they reach the store in batches, once a second).
 	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if err := f.svc.Heartbeat(agentCtx, tripcap.Heartbeat{}); err != nil {
+		if _, err := f.svc.Heartbeat(agentCtx, tripcap.Heartbeat{}); err != nil {
 			t.Fatal(err)
 		}
 	}

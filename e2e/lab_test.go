@@ -62,6 +62,8 @@ type lab struct {
 	token string
 	// api reaches the server from the test process, over a link from the root namespace.
 	apiURL string
+	// serverArgs and serverEnv are added to every start of the server.
+	serverArgs, serverEnv []string
 
 	mu     sync.Mutex
 	server *exec.Cmd
@@ -77,16 +79,29 @@ type host struct {
 	agent    *exec.Cmd
 	// data is this host's address on each data link, by peer name.
 	data map[string]netip.Addr
+	// ctlLink joins the host (side B) to the control namespace (side A).
+	ctlLink *netns.Link
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t *testing.T) *lab { return newLabWith(t, nil) }
+
+// newLabWith lets setup start services in the control namespace (reachable
+// from every host and the test at l.net.ServiceAddr()) and set the server's
+// flags before the server starts.
+func newLabWith(t *testing.T, setup func(l *lab)) *lab {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireBinary(t, "tshark")
 	testenv.RequireBinary(t, "capinfos")
 	l := &lab{t: t, net: netns.New(t), dir: t.TempDir(), hosts: map[string]*host{}}
 	l.ctl = l.net.Namespace()
-	l.apiURL = "http://" + l.net.Veth(nil, l.ctl, netns.LinkOptions{}).B.Addr.Addr().String() + ":" + serverPort
+	root := l.net.Veth(nil, l.ctl, netns.LinkOptions{})
+	l.apiURL = "http://" + root.B.Addr.Addr().String() + ":" + serverPort
+	l.net.AddService(l.ctl)
+	l.net.RouteService(root.A, root.B)
+	if setup != nil {
+		setup(l)
+	}
 	l.startServer()
 	t.Cleanup(l.stopAll)
 	return l
@@ -114,8 +129,10 @@ func (l *lab) logFile(name string) *os.File {
 
 func (l *lab) startServer(extra ...string) {
 	l.t.Helper()
-	args := append([]string{binary, "server", "--listen", "0.0.0.0:" + serverPort, "--data", filepath.Join(l.dir, "server"), "--heartbeat", "1s", "--log-level", "debug"}, extra...)
+	args := append([]string{binary, "server", "--listen", "0.0.0.0:" + serverPort, "--data", filepath.Join(l.dir, "server"), "--heartbeat", "1s", "--log-level", "debug"}, l.serverArgs...)
+	args = append(args, extra...)
 	cmd := l.ctl.Command(context.Background(), args...)
+	cmd.Env = append(os.Environ(), l.serverEnv...)
 	out := l.logFile("server")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -163,8 +180,9 @@ func (l *lab) addHost(name string) *host {
 	l.t.Helper()
 	ns := l.net.Namespace()
 	link := l.net.Veth(l.ctl, ns, netns.LinkOptions{})
+	l.net.RouteService(link.B, link.A)
 	h := &host{name: name, ns: ns, server: "http://" + link.A.Addr.Addr().String() + ":" + serverPort,
-		stateDir: filepath.Join(l.dir, name, "state"), capDir: filepath.Join(l.dir, name, "captures"), data: map[string]netip.Addr{}}
+		stateDir: filepath.Join(l.dir, name, "state"), capDir: filepath.Join(l.dir, name, "captures"), data: map[string]netip.Addr{}, ctlLink: link}
 	l.mu.Lock()
 	l.hosts[name] = h
 	l.mu.Unlock()
@@ -271,6 +289,12 @@ func (l *lab) eventually(what string, timeout time.Duration, cond func() bool) {
 // send sends count UDP datagrams from one host to another's data address.
 func (l *lab) send(from, to *host, port uint16, count int, id uint32) {
 	l.t.Helper()
+	l.sendSized(from, to, port, count, 100, id)
+}
+
+// sendSized sends count UDP datagrams of size payload bytes.
+func (l *lab) sendSized(from, to *host, port uint16, count, size int, id uint32) {
+	l.t.Helper()
 	src := from.data[to.name]
 	dst := netip.AddrPortFrom(to.data[from.name], port)
 	// A listener on the receiver, so no ICMP port-unreachable comes back.
@@ -282,7 +306,7 @@ func (l *lab) send(from, to *host, port uint16, count int, id uint32) {
 	err := from.ns.Do(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		r, err := trafficgen.Send(ctx, trafficgen.Flow{Network: "udp", Src: netip.AddrPortFrom(src, 0), Dst: dst, Count: count, PayloadSize: 100, Interval: 200 * time.Microsecond, ID: id})
+		r, err := trafficgen.Send(ctx, trafficgen.Flow{Network: "udp", Src: netip.AddrPortFrom(src, 0), Dst: dst, Count: count, PayloadSize: size, Interval: 200 * time.Microsecond, ID: id})
 		if err == nil && r.Sent != count {
 			err = fmt.Errorf("sent %d of %d", r.Sent, count)
 		}

@@ -83,7 +83,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode >= 300 {
 		return decodeError(resp)
 	}
-	if out == nil {
+	if out == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
@@ -275,9 +275,10 @@ func (c *Client) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripca
 	return &resp, c.WithToken(joinToken).do(ctx, "POST", "/api/v1/agent/enroll", nil, req, &resp)
 }
 
-// Heartbeat tells the server the agent is alive.
-func (c *Client) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) error {
-	return c.do(ctx, "POST", "/api/v1/agent/heartbeat", nil, hb, nil)
+// Heartbeat tells the server the agent is alive; the answer says how often to.
+func (c *Client) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) (*tripcap.HeartbeatResponse, error) {
+	var resp tripcap.HeartbeatResponse
+	return &resp, c.do(ctx, "POST", "/api/v1/agent/heartbeat", nil, hb, &resp)
 }
 
 // Assignments long-polls for the agent's desired state.
@@ -296,9 +297,44 @@ func (c *Client) Report(ctx context.Context, reports []tripcap.SessionReport) (*
 	return &res, c.do(ctx, "POST", "/api/v1/agent/reports", nil, reports, &res)
 }
 
+// ListStorageAccounts lists storage accounts.
+func (c *Client) ListStorageAccounts(ctx context.Context) ([]*tripcap.StorageAccount, error) {
+	return listAll[*tripcap.StorageAccount](ctx, c, "/api/v1/storage", url.Values{})
+}
+
+// AddStorageAccount adds a storage account.
+func (c *Client) AddStorageAccount(ctx context.Context, name, u string) (*tripcap.StorageAccount, error) {
+	var a tripcap.StorageAccount
+	return &a, c.do(ctx, "POST", "/api/v1/storage", nil, StorageAccountBody{Name: name, URL: u}, &a)
+}
+
+// DeleteStorageAccount forgets an added storage account.
+func (c *Client) DeleteStorageAccount(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/api/v1/storage/"+url.PathEscape(name), nil, nil, nil)
+}
+
+func filePath(captureID, name string) string {
+	return "/api/v1/agent/captures/" + url.PathEscape(captureID) + "/files/" + url.PathEscape(name)
+}
+
+// UploadTarget asks where to send a file; nil means it is stored already.
+func (c *Client) UploadTarget(ctx context.Context, captureID, name string, req tripcap.UploadTargetRequest) (*tripcap.UploadTarget, error) {
+	var t *tripcap.UploadTarget
+	if err := c.do(ctx, "POST", filePath(captureID, name)+"/target", nil, req, &t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// CompleteUpload commits a direct upload.
+func (c *Client) CompleteUpload(ctx context.Context, captureID, name, sha256 string, t *tripcap.UploadTarget) (*tripcap.CaptureFile, error) {
+	var f tripcap.CaptureFile
+	return &f, c.do(ctx, "POST", filePath(captureID, name)+"/complete", nil, CompleteUploadBody{SHA256: sha256, Target: t}, &f)
+}
+
 // Upload sends a capture file of size bytes.
 func (c *Client) Upload(ctx context.Context, captureID, name, sha256 string, r io.Reader, size int64) (*tripcap.CaptureFile, error) {
-	req, err := c.newRequest(ctx, "PUT", "/api/v1/agent/captures/"+url.PathEscape(captureID)+"/files/"+url.PathEscape(name), nil, r)
+	req, err := c.newRequest(ctx, "PUT", filePath(captureID, name), nil, r)
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,18 @@ type WatcherBody struct {
 	MaxCaptures int `json:"maxCaptures"`
 }
 
+// StorageAccountBody is the body of POST /api/v1/storage.
+type StorageAccountBody struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// CompleteUploadBody is the body of POST …/files/{name}/complete.
+type CompleteUploadBody struct {
+	SHA256 string                 `json:"sha256"`
+	Target *tripcap.UploadTarget `json:"target"`
+}
+
 // ShaHeader carries a file's hex SHA-256 on uploads and downloads.
 const ShaHeader = "X-Tripcap-Sha256"
 
@@ -85,9 +97,15 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: "/api/v1/captures/{capture}/file", ID: "downloadCaptureFile", Summary: "Download a capture file (Range supported).", Auth: "admin", Query: []param{watcherParam, {"name", "string", "which file (default the first)"}}, Response: "binary", Handler: s.handleDownload},
 
 		{Method: "POST", Path: "/api/v1/agent/enroll", ID: "agentEnroll", Summary: "Trade a join token (as the bearer credential) for an agent credential.", Auth: "join", Request: tripcap.EnrollRequest{}, Response: &tripcap.EnrollResponse{}, Status: 201, Handler: s.handleEnroll},
-		{Method: "POST", Path: "/api/v1/agent/heartbeat", ID: "agentHeartbeat", Summary: "An agent's heartbeat, with its inventory when changed.", Auth: "agent", Request: tripcap.Heartbeat{}, Status: 204, Handler: s.handleHeartbeat},
+		{Method: "POST", Path: "/api/v1/agent/heartbeat", ID: "agentHeartbeat", Summary: "An agent's heartbeat, with its inventory when changed; answers the expected interval.", Auth: "agent", Request: tripcap.Heartbeat{}, Response: &tripcap.HeartbeatResponse{}, Handler: s.handleHeartbeat},
 		{Method: "GET", Path: "/api/v1/agent/assignments", ID: "agentAssignments", Summary: "Long poll for the agent's desired state.", Auth: "agent", Query: []param{{"revision", "integer", "the revision the agent has"}, {"wait", "string", "how long to wait for a change, e.g. 30s"}}, Response: &tripcap.Assignments{}, Handler: s.handleAssignments},
 		{Method: "POST", Path: "/api/v1/agent/reports", ID: "agentReports", Summary: "Report session status and statistics.", Auth: "agent", Request: []tripcap.SessionReport{}, Response: &tripcap.ReportResult{}, Handler: s.handleReports},
+		{Method: "GET", Path: "/api/v1/storage", ID: "listStorageAccounts", Summary: "List storage accounts.", Auth: "admin", Response: List[*tripcap.StorageAccount]{}, Handler: s.handleListStorage},
+		{Method: "POST", Path: "/api/v1/storage", ID: "addStorageAccount", Summary: "Add a storage account (file://, s3://, azblob:// URL; credentials from the server's environment).", Auth: "admin", Request: StorageAccountBody{}, Response: &tripcap.StorageAccount{}, Status: 201, Handler: s.handleAddStorage},
+		{Method: "DELETE", Path: "/api/v1/storage/{name}", ID: "deleteStorageAccount", Summary: "Forget an added storage account (its files stay).", Auth: "admin", Status: 204, Handler: s.handleDeleteStorage},
+
+		{Method: "POST", Path: "/api/v1/agent/captures/{id}/files/{name}/target", ID: "agentUploadTarget", Summary: "Where to send a file: presigned storage URLs, or this server (204: already stored).", Auth: "agent", Request: tripcap.UploadTargetRequest{}, Response: &tripcap.UploadTarget{}, Handler: s.handleUploadTarget},
+		{Method: "POST", Path: "/api/v1/agent/captures/{id}/files/{name}/complete", ID: "agentCompleteUpload", Summary: "Commit a direct upload; the stored SHA-256 must match.", Auth: "agent", Request: CompleteUploadBody{}, Response: &tripcap.CaptureFile{}, Handler: s.handleCompleteUpload},
 		{Method: "PUT", Path: "/api/v1/agent/captures/{id}/files/{name}", ID: "agentUploadFile", Summary: "Upload a capture file (X-Tripcap-Sha256 is checked).", Auth: "agent", Request: "binary", Response: &tripcap.CaptureFile{}, Handler: s.handleUpload},
 	}
 }
@@ -305,10 +323,11 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := s.svc.Heartbeat(r.Context(), hb); err != nil {
+	resp, err := s.svc.Heartbeat(r.Context(), hb)
+	if err != nil {
 		return err
 	}
-	w.WriteHeader(204)
+	writeJSON(w, 200, resp)
 	return nil
 }
 
@@ -354,6 +373,66 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	f, err := s.svc.UploadFile(r.Context(), r.PathValue("id"), r.PathValue("name"), sum, r.Body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, f)
+	return nil
+}
+
+func (s *Server) handleListStorage(w http.ResponseWriter, r *http.Request) error {
+	as, err := s.svc.FindStorageAccounts(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.StorageAccount]{Value: nonNil(as)})
+	return nil
+}
+
+func (s *Server) handleAddStorage(w http.ResponseWriter, r *http.Request) error {
+	var body StorageAccountBody
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	a, err := s.svc.AddStorageAccount(r.Context(), body.Name, body.URL)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 201, a)
+	return nil
+}
+
+func (s *Server) handleDeleteStorage(w http.ResponseWriter, r *http.Request) error {
+	if err := s.svc.DeleteStorageAccount(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleUploadTarget(w http.ResponseWriter, r *http.Request) error {
+	var req tripcap.UploadTargetRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	t, err := s.svc.UploadTarget(r.Context(), r.PathValue("id"), r.PathValue("name"), req)
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		w.WriteHeader(204)
+		return nil
+	}
+	writeJSON(w, 200, t)
+	return nil
+}
+
+func (s *Server) handleCompleteUpload(w http.ResponseWriter, r *http.Request) error {
+	var body CompleteUploadBody
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	f, err := s.svc.CompleteUpload(r.Context(), r.PathValue("id"), r.PathValue("name"), body.SHA256, body.Target)
 	if err != nil {
 		return err
 	}

@@ -35,14 +35,26 @@ type Server struct {
 	requests *prometheus.HistogramVec
 	routes   []route
 	mux      *http.ServeMux
+	// monitor serves metrics, alert rules, action groups and alerts when set.
+	monitor *controlplane.Monitor
 }
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithMonitor serves the monitor's API (metrics, alert rules, action
+// groups, alerts) beside the control plane's.
+func WithMonitor(m *controlplane.Monitor) Option { return func(s *Server) { s.monitor = m } }
+
 // NewServer returns the HTTP server over the control plane.
-func NewServer(svc *controlplane.Service, log *slog.Logger) *Server {
+func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Server{svc: svc, log: log, registry: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(s)
+	}
 	s.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tripcap_http_request_duration_seconds",
 		Help:    "HTTP request latency by route and status code.",
@@ -59,6 +71,10 @@ func NewServer(svc *controlplane.Service, log *slog.Logger) *Server {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tripcap_capture_file_uploads_total", Help: "Capture files stored."},
 			func() float64 { return float64(c.Uploads.Load()) }))
 	s.routes = s.routeTable()
+	if s.monitor != nil {
+		s.routes = append(s.routes, s.monitorRoutes()...)
+		s.registerMonitorMetrics()
+	}
 
 	mux := s.mux
 	for _, rt := range s.routes {

@@ -54,7 +54,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := tchttp.NewServer(svc, log)
+	// The monitor's routes are served too, so every test below covers them.
+	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mon.Run(ctx) }()
+	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon))
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	admin, err := tchttp.NewClient(ts.URL, token)

@@ -91,6 +91,7 @@ type Section struct {
 type recordBuffer struct {
 	w       io.Writer
 	buf     []byte
+	bufSize int // the buffer's usual capacity
 	written int64
 	err     error
 	// pending counts the packets in buf and their captured bytes; after
@@ -108,17 +109,24 @@ func newRecordBuffer(w io.Writer, size int) *recordBuffer {
 	if size <= 0 {
 		size = DefaultBufferSize
 	}
-	// A buffer smaller than the largest record would have to write records
-	// in pieces.
-	if size < 2*MaxSnapLen {
-		size = 2 * MaxSnapLen
-	}
-	return &recordBuffer{w: w, buf: make([]byte, 0, size)}
+	size = max(size, 4096)
+	return &recordBuffer{w: w, buf: make([]byte, 0, size), bufSize: size}
 }
 
 // reserve returns n bytes at the end of the buffer, flushing first when they
-// do not fit. The caller fills all of them.
+// do not fit. The caller fills all of them. The common case is small enough
+// to be inlined into the writers.
 func (b *recordBuffer) reserve(n int) ([]byte, error) {
+	// After an error buf is nil, so this test fails and reserveSlow
+	// reports it.
+	if start := len(b.buf); start+n <= cap(b.buf) {
+		b.buf = b.buf[:start+n]
+		return b.buf[start:], nil
+	}
+	return b.reserveSlow(n)
+}
+
+func (b *recordBuffer) reserveSlow(n int) ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -126,8 +134,12 @@ func (b *recordBuffer) reserve(n int) ([]byte, error) {
 		if err := b.flush(); err != nil {
 			return nil, err
 		}
-		if n > cap(b.buf) {
+		// A record larger than the buffer gets a buffer of its own,
+		// so that it too reaches the file in one write.
+		if n > b.bufSize {
 			b.buf = make([]byte, 0, n)
+		} else if cap(b.buf) > b.bufSize {
+			b.buf = make([]byte, 0, b.bufSize)
 		}
 	}
 	start := len(b.buf)
@@ -157,6 +169,7 @@ func (b *recordBuffer) flush() error {
 			b.written += int64(n)
 		}
 		b.err = fmt.Errorf("writing capture file: %w", err)
+		b.buf = nil
 		return b.err
 	}
 	b.written += int64(n)

@@ -98,9 +98,9 @@ func TestFlushesWholeRecords(t *testing.T) {
 			var w Writer
 			var err error
 			if format == "pcap" {
-				w, err = NewPcapWriter(&rec, LinkTypeEthernet, 0, 2*MaxSnapLen)
+				w, err = NewPcapWriter(&rec, LinkTypeEthernet, 0, 64<<10)
 			} else {
-				w, err = NewNgWriter(&rec, Section{}, []Interface{{Name: "a", LinkType: LinkTypeEthernet}}, 2*MaxSnapLen)
+				w, err = NewNgWriter(&rec, Section{}, []Interface{{Name: "a", LinkType: LinkTypeEthernet}}, 64<<10)
 			}
 			if err != nil {
 				t.Fatal(err)

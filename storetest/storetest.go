@@ -58,8 +58,10 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 		{"Capture/HostRevision", testHostRevision},
 		{"WatchHostChanges/Delivers", testWatchHostChanges},
 		{"WatchHostChanges/Subscribers", testWatchHostChangesSubscribers},
+		{"StorageAccount/Lifecycle", testStorageAccounts},
 		{"InvalidInput", testInvalidInput},
 	}
+	tests = append(tests, alertingTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))

@@ -27,6 +27,25 @@ type stubEngine struct {
 	// so each report is a write on the server.
 	rate    float64
 	running atomic.Int64
+
+	mu       sync.Mutex
+	sessions map[*stubSession]struct{} // running ones
+}
+
+// endAll ends every running session as if its time limit had passed: the
+// bench ends a size's captures this way, which costs the server one final
+// report each instead of an admin request and a long-poll round trip.
+func (e *stubEngine) endAll() int {
+	e.mu.Lock()
+	all := make([]*stubSession, 0, len(e.sessions))
+	for s := range e.sessions {
+		all = append(all, s)
+	}
+	e.mu.Unlock()
+	for _, s := range all {
+		s.Stop(tripcap.StopTimeExceeded)
+	}
+	return len(all)
 }
 
 type stubSession struct {
@@ -44,6 +63,12 @@ type stubSession struct {
 func (e *stubEngine) Start(_ context.Context, spec tripcap.CaptureSpec) (tripcap.CaptureSession, error) {
 	s := &stubSession{rate: e.rate, start: time.Now(), eng: e, done: make(chan struct{})}
 	e.running.Add(1)
+	e.mu.Lock()
+	if e.sessions == nil {
+		e.sessions = map[*stubSession]struct{}{}
+	}
+	e.sessions[s] = struct{}{}
+	e.mu.Unlock()
 	if limit := time.Duration(spec.Parameters.TimeLimitInSeconds) * time.Second; limit > 0 {
 		// A timer, not a goroutine per session: a thousand sessions cost nothing while they wait.
 		s.mu.Lock()
@@ -79,6 +104,9 @@ func (s *stubSession) Stop(reason string) {
 		s.timer.Stop()
 	}
 	s.eng.running.Add(-1)
+	s.eng.mu.Lock()
+	delete(s.eng.sessions, s)
+	s.eng.mu.Unlock()
 	close(s.done)
 }
 
@@ -219,7 +247,7 @@ func (f *fleet) grow(ctx context.Context, n int, joinToken string, rate float64,
 	for len(f.agents) < f.share(n) {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%d agents started: %w", len(f.agents), ctx.Err())
 		case sem <- struct{}{}:
 		}
 		select {
@@ -240,10 +268,10 @@ func (f *fleet) grow(ctx context.Context, n int, joinToken string, rate float64,
 			<-sem
 		}()
 	}
-	for _, sa := range pending {
+	for i, sa := range pending {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%d of %d new agents enrolled: %w", i, len(pending), ctx.Err())
 		case <-sa.enrolled:
 		case <-sa.done:
 			return fmt.Errorf("agent %s stopped before enrolling: %w", sa.name, sa.err)

@@ -67,6 +67,8 @@ type options struct {
 	keep          bool
 	stopOnFailure bool
 	workers       int
+	enrollTimeout time.Duration
+	serverKind    string
 }
 
 func main() {
@@ -84,6 +86,7 @@ func main() {
 	flag.Float64Var(&o.probeRate, "probe-rate", 30, "API probe requests a second, one at a time, cycling through create, get, list, delete")
 	flag.Float64Var(&o.enrollRate, "enroll-rate", 250, "agents started a second while the fleet grows")
 	flag.IntVar(&o.inflight, "enroll-inflight", 64, "agents enrolling at once, at most")
+	flag.DurationVar(&o.enrollTimeout, "enroll-timeout", 3*time.Minute, "a size whose agents have not all enrolled after this fails")
 	flag.Float64Var(&o.packetRate, "packet-rate", 100, "fake packets a second each capture counts")
 	flag.Float64Var(&o.maxServerCPU, "max-server-cpu", 0.8, "a size is sustained only if the server (plus PostgreSQL) used less CPU than this, in cores")
 	flag.DurationVar(&o.p99, "p99", 100*time.Millisecond, "a size is sustained only if each single-request API operation's p99 is under this")
@@ -96,7 +99,15 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory and the PostgreSQL database")
 	flag.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "end the ramp at the first size that is not sustained")
 	flag.IntVar(&o.workers, "agent-procs", 0, "processes the agents are spread over (default: one per 3,000 agents of the largest size)")
+	flag.StringVar(&o.serverKind, "server", "binary", "binary: the real `tripcap server`; inproc: the same control plane in a child of this program, with pprof (for -profile)")
 	flag.StringVar(&report, "report", "", "print the tables of saved -json results (comma-separated files) and exit")
+	var sc serveConfig
+	serve := flag.Bool("serve", false, "internal: run the profiling server")
+	flag.StringVar(&sc.listen, "serve-listen", "", "internal: the profiling server's API address")
+	flag.StringVar(&sc.pprofListen, "serve-pprof", "", "internal: the profiling server's pprof address")
+	flag.StringVar(&sc.data, "serve-data", "", "internal: the profiling server's data directory")
+	flag.StringVar(&sc.db, "serve-db", "", "internal: the profiling server's database")
+	flag.StringVar(&sc.tokenFile, "serve-token-file", "", "internal: the profiling server's admin token file")
 	var wc workerConfig
 	worker := flag.Bool("worker", false, "internal: run a share of the agents for a coordinating fleet process")
 	flag.StringVar(&wc.server, "worker-server", "", "internal: the server's URL")
@@ -106,6 +117,16 @@ func main() {
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if *serve {
+		sc.heartbeat = o.heartbeat
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := runServe(ctx, sc, log); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *worker {
 		wc.heartbeat, wc.packetRate, wc.sourceAddrs = o.heartbeat, o.packetRate, o.sourceAddrs
 		_ = raiseNofile(o.nofile)
@@ -181,8 +202,11 @@ type runResult struct {
 	ProbeRate float64      `json:"probeRate"`
 	Window    string       `json:"window"`
 	Steps     []stepResult `json:"steps"`
-	// Sustained is the largest fleet size that passed (0 if none).
-	Sustained int `json:"sustained"`
+	// Sustained is the largest fleet size that passed with the captures
+	// running and the API probed; SustainedIdle the largest whose idle
+	// fleet passed (0 if none).
+	Sustained     int `json:"sustained"`
+	SustainedIdle int `json:"sustainedIdle"`
 }
 
 type machine struct {
@@ -201,15 +225,21 @@ type stepResult struct {
 	EnrollPerSecond float64 `json:"enrollPerSecond"`
 	// Idle is the fleet alone: heartbeats and long polls.
 	Idle *window `json:"idle,omitempty"`
-	// SetupSeconds is how long creating the captures and seeing them all Running took.
-	SetupSeconds float64 `json:"setupSeconds"`
+	// SetupSeconds is how long creating the captures and seeing them all
+	// Running took; TeardownSeconds ending and deleting them.
+	SetupSeconds    float64 `json:"setupSeconds"`
+	TeardownSeconds float64 `json:"teardownSeconds"`
 	// Load is the steady-state window: the fleet, the running captures, the probe.
 	Load        *window            `json:"load,omitempty"`
 	API         map[string]latency `json:"api,omitempty"`
 	ProbeErrors []string           `json:"probeErrors,omitempty"`
-	Sustained   bool               `json:"sustained"`
-	// Failed says why the size was not sustained.
-	Failed []string `json:"failed,omitempty"`
+	// Sustained says whether the size passed over the load window; Failed
+	// says why not.
+	Sustained bool     `json:"sustained"`
+	Failed    []string `json:"failed,omitempty"`
+	// IdleSustained is the same verdict over the idle window (no captures, no probe).
+	IdleSustained bool     `json:"idleSustained"`
+	IdleFailed    []string `json:"idleFailed,omitempty"`
 }
 
 // window is what one measurement window saw.
@@ -228,6 +258,14 @@ type window struct {
 	WentOffline int `json:"wentOffline"`
 	// ServerErrors counts the server's "request failed" log lines (internal errors).
 	ServerErrors int `json:"serverErrors"`
+	// AcceptErrors counts the server's "too many open files" accept errors:
+	// it ran out of descriptors (RLIMIT_NOFILE) and left connections waiting.
+	AcceptErrors int `json:"acceptErrors"`
+	// ServerFDs is the server's open descriptors at the window's end.
+	ServerFDs int `json:"serverFDs"`
+	// Unavailable lists the bench's requests to the server that failed
+	// while measuring (metrics, host and capture listings).
+	Unavailable []string `json:"unavailable,omitempty"`
 	// CaptureStates counts the window's captures by status at its end.
 	CaptureStates map[tripcap.PacketCaptureStatus]int `json:"captureStates,omitempty"`
 	// Routes is the server's own view of each route in the window.
@@ -255,8 +293,11 @@ func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
 	if !o.keep && o.workdir == "" {
 		defer os.RemoveAll(workdir)
 	}
+	if o.serverKind != "binary" && o.serverKind != "inproc" {
+		return nil, fmt.Errorf("-server: %q is not binary or inproc", o.serverKind)
+	}
 	bin := o.tripcapBin
-	if bin == "" {
+	if bin == "" && o.serverKind == "binary" {
 		bin = filepath.Join(workdir, "tripcap")
 		log.Info("building tripcap", "out", bin)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/tripcap/tripcap/cmd/tripcap")
@@ -293,7 +334,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
 	res := &runResult{Backend: o.db, DB: redact(db.url), Command: strings.Join(os.Args, " "), Started: time.Now().UTC(),
 		Machine: describeMachine(), Heartbeat: o.heartbeat.String(), Captures: o.captures, ProbeRate: o.probeRate, Window: o.duration.String()}
 
-	srv, err := startServer(ctx, serverConfig{bin: bin, dataDir: dataDir, db: db.url, heartbeat: o.heartbeat}, log)
+	srv, err := startServer(ctx, serverConfig{bin: bin, dataDir: dataDir, db: db.url, heartbeat: o.heartbeat, inproc: o.serverKind == "inproc"}, log)
 	if err != nil {
 		return res, err
 	}
@@ -328,9 +369,15 @@ func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
 			if step.Sustained {
 				res.Sustained = n
 			}
+			if step.IdleSustained {
+				res.SustainedIdle = n
+			}
 			log.Info("size done", "agents", n, "sustained", step.Sustained, "failed", step.Failed)
 		}
 		if err != nil {
+			if step != nil {
+				res.Steps[len(res.Steps)-1].Failed = append(step.Failed, "not measured: "+err.Error())
+			}
 			return res, fmt.Errorf("%d agents: %w", n, err)
 		}
 		if o.stopOnFailure && !step.Sustained {
@@ -363,8 +410,9 @@ func (b *bench) step(ctx context.Context, index, n int) (*stepResult, error) {
 	}
 	b.log.Info("growing the fleet", "from", b.fleet.size, "to", n)
 	start := time.Now()
-	if err := b.fleet.grow(n, jt.Token, b.o.enrollRate, b.o.inflight); err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
+	if err := b.fleet.grow(n, jt.Token, b.o.enrollRate, b.o.inflight, b.o.enrollTimeout); err != nil {
+		st.EnrollSeconds = time.Since(start).Seconds()
+		return st, fmt.Errorf("enroll: %w", err)
 	}
 	st.EnrollSeconds = time.Since(start).Seconds()
 	st.EnrollPerSecond = float64(grow) / st.EnrollSeconds
@@ -383,8 +431,12 @@ func (b *bench) step(ctx context.Context, index, n int) (*stepResult, error) {
 			return st, err
 		}
 	}
+	if st.Idle != nil {
+		st.IdleFailed = b.judge(n, st.Idle, nil)
+		st.IdleSustained = len(st.IdleFailed) == 0
+	}
 	if b.o.captures == 0 {
-		b.judge(st, st.Idle)
+		st.Failed, st.Sustained = st.IdleFailed, st.IdleSustained
 		return st, nil
 	}
 
@@ -427,14 +479,28 @@ func (b *bench) step(ctx context.Context, index, n int) (*stepResult, error) {
 	}
 	st.API = p.results()
 	st.ProbeErrors = p.errLog
-	b.judge(st, st.Load)
+	st.Failed = b.judge(n, st.Load, st.API)
+	st.Sustained = len(st.Failed) == 0
 
-	b.log.Info("deleting captures", "captures", len(ids))
-	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	// End the sessions on the agents' side, as a time limit would, then
+	// delete the ended captures: deleting running ones costs a write, a
+	// long-poll round trip and a final report each, and a saturated server
+	// can take minutes over it. The next size starts from no captures.
+	b.log.Info("ending the captures", "captures", len(ids))
+	start = time.Now()
+	if err := b.fleet.endSessions(); err != nil {
+		return st, err
+	}
+	if err := b.api.waitEnded(ctx, ids, 3*time.Minute); err != nil {
+		return st, fmt.Errorf("captures did not all end: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	if err := b.api.deleteCaptures(dctx, ids, 8); err != nil {
 		return st, err
 	}
+	st.TeardownSeconds = time.Since(start).Seconds()
+	b.log.Info("captures ended and deleted", "seconds", round(st.TeardownSeconds))
 	return st, nil
 }
 
@@ -443,12 +509,17 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 	if !b.srv.alive() {
 		return nil, errors.New("the server exited")
 	}
+	// The server's view (metrics, host states) is best effort: a server out
+	// of descriptors does not accept the bench's requests either, and the
+	// window is still worth recording (CPU, agents' failures), failed.
+	var unavailable []string
 	routes0, _, err := b.srv.scrapeMetrics(ctx)
 	if err != nil {
-		return nil, err
+		unavailable = append(unavailable, err.Error())
 	}
 	offline0, _ := b.srv.logCount("host went offline")
 	failed0, _ := b.srv.logCount("request failed")
+	emfile0, _ := b.srv.logCount("too many open files")
 	ev0, err := b.fleet.snapshot()
 	if err != nil {
 		return nil, err
@@ -472,19 +543,6 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 		return nil, errors.New("the server exited during the window")
 	}
 	w := &window{Seconds: round(cpu1.at.Sub(cpu0.at).Seconds()), CPU: cpu0.until(cpu1), ServerRSS: procRSS(b.srv.pid()) >> 20}
-	routes1, goroutines, err := b.srv.scrapeMetrics(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w.Goroutines = goroutines
-	w.Routes = routeDelta(routes0, routes1)
-	var reqs uint64
-	for route, r := range w.Routes {
-		if route != "" {
-			reqs += r.Count
-		}
-	}
-	w.RequestsPerSecond = round(float64(reqs) / w.Seconds)
 	ev1, err := b.fleet.snapshot()
 	if err != nil {
 		return nil, err
@@ -496,18 +554,36 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 	w.AgentsExited = ev1.exited - ev0.exited
 	offline1, _ := b.srv.logCount("host went offline")
 	failed1, _ := b.srv.logCount("request failed")
-	w.WentOffline, w.ServerErrors = offline1-offline0, failed1-failed0
+	emfile1, _ := b.srv.logCount("too many open files")
+	w.WentOffline, w.ServerErrors, w.AcceptErrors = offline1-offline0, failed1-failed0, emfile1-emfile0
+	w.ServerFDs = procFDs(b.srv.pid())
+
+	if routes1, goroutines, err := b.srv.scrapeMetrics(ctx); err != nil {
+		unavailable = append(unavailable, err.Error())
+	} else if routes0 != nil {
+		w.Goroutines = goroutines
+		w.Routes = routeDelta(routes0, routes1)
+		var reqs uint64
+		for route, r := range w.Routes {
+			if route != "" {
+				reqs += r.Count
+			}
+		}
+		w.RequestsPerSecond = round(float64(reqs) / w.Seconds)
+	}
 	if w.HostStates, err = b.api.hostStates(ctx, names); err != nil {
-		return nil, err
+		unavailable = append(unavailable, err.Error())
 	}
 	if len(captures) > 0 {
 		if w.CaptureStates, err = b.api.captureStatuses(ctx, captures); err != nil {
-			return nil, err
+			unavailable = append(unavailable, err.Error())
 		}
 	}
+	w.Unavailable = unavailable
 	b.log.Info("window", "agents", len(names), "serverCores", round(w.CPU.Server), "dbCores", round(w.CPU.DB),
 		"benchCores", round(w.CPU.Bench), "machineBusy", round(w.CPU.Machine), "reqPerSec", w.RequestsPerSecond,
-		"hosts", w.HostStates, "agentFailures", w.AgentFailures, "wentOffline", w.WentOffline)
+		"hosts", w.HostStates, "agentFailures", w.AgentFailures, "wentOffline", w.WentOffline, "fds", w.ServerFDs,
+		"acceptErrors", w.AcceptErrors, "unavailable", w.Unavailable)
 	return w, nil
 }
 
@@ -537,13 +613,24 @@ func (b *bench) startProfile(ctx context.Context, d time.Duration, agents int) f
 	}
 	tag := fmt.Sprintf("%s-%d-%s", b.o.db, agents, time.Now().Format("150405"))
 	var perf *exec.Cmd
-	if p, err := exec.LookPath("perf"); err == nil {
+	if p, err := exec.LookPath("perf"); err == nil && b.srv.pprofURL == "" {
 		perf = exec.CommandContext(ctx, p, "record", "-F", "499", "-g", "-a", "-q",
 			"-o", filepath.Join(b.o.profileDir, "perf-"+tag+".data"), "--", "sleep", strconv.Itoa(int(d.Seconds())))
 		if err := perf.Start(); err != nil {
 			b.log.Warn("perf", "err", err)
 			perf = nil
 		}
+	}
+	done := make(chan struct{})
+	if b.srv.pprofURL != "" {
+		go func() {
+			defer close(done)
+			if err := fetchProfiles(ctx, b.srv.pprofURL, b.o.profileDir, tag, d); err != nil {
+				b.log.Warn("fetching the server's profiles", "err", err)
+			}
+		}()
+	} else {
+		close(done)
 	}
 	if err := b.fleet.profile(func(i int) string {
 		return filepath.Join(b.o.profileDir, fmt.Sprintf("agents-%s-%d.pprof", tag, i))
@@ -557,17 +644,18 @@ func (b *bench) startProfile(ctx context.Context, d time.Duration, agents int) f
 		if perf != nil {
 			_ = perf.Wait()
 		}
+		<-done
 		b.log.Info("profiles written", "dir", b.o.profileDir, "tag", tag)
 	}
 }
 
-// judge decides whether the size was sustained over w.
-func (b *bench) judge(st *stepResult, w *window) {
-	var failed []string
+// judge says what kept the size from being sustained over w (nothing: it
+// was); api, when not nil, is the window's probe.
+func (b *bench) judge(agents int, w *window, api map[string]latency) []string {
 	if w == nil {
-		st.Failed = []string{"not measured"}
-		return
+		return []string{"not measured"}
 	}
+	var failed []string
 	if len(w.AgentFailures) > 0 {
 		var n int64
 		for _, v := range w.AgentFailures {
@@ -578,8 +666,8 @@ func (b *bench) judge(st *stepResult, w *window) {
 	if w.AgentsExited > 0 {
 		failed = append(failed, fmt.Sprintf("%d agents exited", w.AgentsExited))
 	}
-	if online := w.HostStates[string(tripcap.HostOnline)]; online != st.Agents {
-		failed = append(failed, fmt.Sprintf("%d of %d hosts Online (%v)", online, st.Agents, w.HostStates))
+	if online := w.HostStates[string(tripcap.HostOnline)]; w.HostStates != nil && online != agents {
+		failed = append(failed, fmt.Sprintf("%d of %d hosts Online (%v)", online, agents, w.HostStates))
 	}
 	if w.WentOffline > 0 {
 		failed = append(failed, fmt.Sprintf("%d hosts went Offline", w.WentOffline))
@@ -587,29 +675,36 @@ func (b *bench) judge(st *stepResult, w *window) {
 	if w.ServerErrors > 0 {
 		failed = append(failed, fmt.Sprintf("%d internal server errors", w.ServerErrors))
 	}
+	if len(w.Unavailable) > 0 {
+		failed = append(failed, fmt.Sprintf("the server did not answer the bench (%s)", strings.Join(w.Unavailable, "; ")))
+	}
+	if w.AcceptErrors > 0 {
+		failed = append(failed, fmt.Sprintf("server out of file descriptors (%d accept errors, %d open)", w.AcceptErrors, w.ServerFDs))
+	}
 	if cores := w.CPU.Server + w.CPU.DB; cores >= b.o.maxServerCPU {
 		failed = append(failed, fmt.Sprintf("server CPU %.2f cores ≥ %.2f", cores, b.o.maxServerCPU))
 	}
 	if n := w.CaptureStates[tripcap.StatusRunning]; len(w.CaptureStates) > 0 && n != b.o.captures {
 		failed = append(failed, fmt.Sprintf("%d of %d captures Running (%v)", n, b.o.captures, w.CaptureStates))
 	}
+	if api == nil {
+		return failed
+	}
 	limit := float64(b.o.p99) / float64(time.Millisecond)
 	for _, op := range judgedOps {
-		if st.API == nil {
-			break // an idle-only run probes nothing
-		}
-		l := st.API[op]
-		switch {
-		case l.N == 0:
+		l := api[op]
+		if l.N == 0 {
 			failed = append(failed, op+": no samples")
-		case l.Errors > 0:
+			continue
+		}
+		if l.Errors > 0 {
 			failed = append(failed, fmt.Sprintf("%s: %d errors", op, l.Errors))
-		case l.P99ms >= limit:
+		}
+		if l.P99ms >= limit {
 			failed = append(failed, fmt.Sprintf("%s p99 %.1f ms ≥ %.0f ms", op, l.P99ms, limit))
 		}
 	}
-	st.Failed = failed
-	st.Sustained = len(failed) == 0
+	return failed
 }
 
 func raiseNofile(n uint64) error {

@@ -18,6 +18,14 @@ import (
 	tchttp "github.com/tripcap/tripcap/http"
 )
 
+// requestTimeout bounds each of the bench's own requests (setup and
+// checks): a server out of file descriptors leaves connections waiting in
+// its accept queue, and the run must still end.
+const requestTimeout = 30 * time.Second
+
+// probeTimeout bounds one probed operation; one that hits it counts as an error.
+const probeTimeout = 10 * time.Second
+
 // adminAPI is the bench's admin side: it creates the captures and measures
 // the API through the same client the CLI uses.
 type adminAPI struct {
@@ -58,7 +66,9 @@ func (a *adminAPI) createCaptures(ctx context.Context, names, hosts []string, co
 				if i >= len(names) || ctx.Err() != nil {
 					return
 				}
-				pc, err := a.c.CreateCapture(ctx, captureBody(names[i], hosts[i%len(hosts)]))
+				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				pc, err := a.c.CreateCapture(rctx, captureBody(names[i], hosts[i%len(hosts)]))
+				cancel()
 				if err != nil {
 					errc <- fmt.Errorf("create capture %s on %s: %w", names[i], hosts[i%len(hosts)], err)
 					return
@@ -89,7 +99,10 @@ func (a *adminAPI) deleteCaptures(ctx context.Context, ids []string, conc int) e
 				if i >= len(ids) || ctx.Err() != nil {
 					return
 				}
-				if err := a.c.DeleteCapture(ctx, "", ids[i], false); err != nil {
+				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				err := a.c.DeleteCapture(rctx, "", ids[i], false)
+				cancel()
+				if err != nil {
 					errc <- fmt.Errorf("delete capture %s: %w", ids[i], err)
 					return
 				}
@@ -113,7 +126,10 @@ func (a *adminAPI) captureStatuses(ctx context.Context, ids []string) (map[tripc
 			out[pc.Status]++
 		}
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // waitRunning waits until every capture in ids reports Running.
@@ -125,6 +141,28 @@ func (a *adminAPI) waitRunning(ctx context.Context, ids []string, timeout time.D
 			return err
 		}
 		if st[tripcap.StatusRunning] == len(ids) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s, of %d captures: %v", timeout, len(ids), st)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// waitEnded waits until no capture in ids is NotStarted or Running.
+func (a *adminAPI) waitEnded(ctx context.Context, ids []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := a.captureStatuses(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if st[tripcap.StatusRunning]+st[tripcap.StatusNotStarted] == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -153,16 +191,21 @@ func (a *adminAPI) hostStates(ctx context.Context, names []string) (map[string]i
 			seen++
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
 	if missing := len(names) - seen; missing > 0 {
 		out["Missing"] = missing
 	}
-	return out, err
+	return out, nil
 }
 
 // walk lists a collection in pages of 1000 (the API's largest), so that
 // checking 10,000 hosts costs ten requests, not a hundred.
 func walk[T any](ctx context.Context, a *adminAPI, path string, fn func(T)) error {
 	q := url.Values{"limit": {"1000"}}
+	ctx, cancel := context.WithTimeout(ctx, 2*requestTimeout)
+	defer cancel()
 	for {
 		req, err := http.NewRequestWithContext(ctx, "GET", a.base+path+"?"+q.Encode(), nil)
 		if err != nil {
@@ -206,9 +249,8 @@ const (
 	opDelete   = "delete"
 )
 
-// probeOps is the probe's cycle. A create is followed by the delete of what
-// it created, later in the cycle, so the number of captures stays put.
-var probeOps = []string{opCreate, opGetID, opListPage, opGetName, opDelete, opListAll}
+// reportedOps are the operations the probe times, in the order of the tables.
+var reportedOps = []string{opCreate, opGetID, opGetName, opListPage, opDelete, opListAll}
 
 // judgedOps are the single-request operations whose p99 decides whether a
 // step passes; list-all walks every page (11 requests at 1,000 captures)
@@ -245,10 +287,13 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
 
-// probe runs the API operations in turn, rate a second, until ctx ends.
-// Requests go one at a time (the load on the server is the fleet's, not
-// the probe's); a tick missed because a request was slow is skipped, and the
-// slow request is what the percentiles show.
+// probe times the API: each operation on a loop of its own at an equal
+// share of the rate, one request at a time per loop, so that at most six
+// requests are in flight (the load on the server is the fleet's, not the
+// probe's) and a slow operation does not starve the others of samples. A
+// tick missed because a request was slow is skipped; the slow request is
+// what the percentiles show. The delete loop deletes what the create loop
+// made, so the number of captures stays put.
 type probe struct {
 	api   *adminAPI
 	hosts []string // targets of created captures
@@ -256,67 +301,110 @@ type probe struct {
 	running []*tripcap.PacketCapture
 	prefix  string
 
+	mu      sync.Mutex
 	samples map[string][]time.Duration
 	errors  map[string]int
 	errLog  []string
+	created []string // ids the delete loop has yet to delete
 }
 
 func (p *probe) run(ctx context.Context, rate float64) {
 	p.samples, p.errors = map[string][]time.Duration{}, map[string]int{}
+	var wg sync.WaitGroup
+	for _, op := range reportedOps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.loop(ctx, op, rate/float64(len(reportedOps)))
+		}()
+	}
+	wg.Wait()
+	// Leave no probe capture behind: the count of running captures is the run's.
+	dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, id := range p.created {
+		_ = p.api.c.DeleteCapture(dctx, "", id, false)
+	}
+}
+
+// takeCreated pops the oldest capture the create loop made, or "".
+func (p *probe) takeCreated() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.created) == 0 {
+		return ""
+	}
+	id := p.created[0]
+	p.created = p.created[1:]
+	return id
+}
+
+func (p *probe) loop(ctx context.Context, op string, rate float64) {
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
-	var created *tripcap.PacketCapture
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
-			if created != nil {
-				// Leave no probe capture behind: the count of running captures is the run's.
-				dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_ = p.api.c.DeleteCapture(dctx, "", created.ID, false)
-				cancel()
-			}
 			return
 		case <-tick.C:
 		}
-		op := probeOps[i%len(probeOps)]
-		target := p.running[rand.IntN(len(p.running))]
-		start := time.Now()
-		var err error
-		switch op {
-		case opCreate:
-			name := fmt.Sprintf("%s-%06d", p.prefix, i)
-			created, err = p.api.c.CreateCapture(ctx, captureBody(name, p.hosts[rand.IntN(len(p.hosts))]))
-			if err != nil {
-				created = nil
+		var id string
+		if op == opDelete {
+			if id = p.takeCreated(); id == "" {
+				continue // nothing created yet
 			}
-		case opDelete:
-			if created == nil {
-				continue
-			}
-			err = p.api.c.DeleteCapture(ctx, "", created.ID, false)
-			created = nil
-		case opGetID:
-			_, err = p.api.c.GetCapture(ctx, "", target.ID)
-		case opGetName:
-			_, err = p.api.c.GetCapture(ctx, "", target.Name)
-		case opListPage:
-			err = p.listPage(ctx)
-		case opListAll:
-			_, err = p.api.c.ListCaptures(ctx, "", "")
 		}
+		start := time.Now()
+		err := p.do(ctx, op, i, id)
 		d := time.Since(start)
 		if ctx.Err() != nil {
 			continue // cut short by the window's end: not a sample
 		}
-		if err != nil {
-			p.errors[op]++
-			if len(p.errLog) < maxSamples {
-				p.errLog = append(p.errLog, fmt.Sprintf("%s: %v", op, err))
-			}
-			continue
-		}
-		p.samples[op] = append(p.samples[op], d)
+		p.record(op, d, err)
 	}
+}
+
+func (p *probe) record(op string, d time.Duration, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.errors[op]++
+		if len(p.errLog) < maxSamples {
+			p.errLog = append(p.errLog, fmt.Sprintf("%s: %v", op, err))
+		}
+		return
+	}
+	p.samples[op] = append(p.samples[op], d)
+}
+
+// do runs one operation; id is the capture a delete removes.
+func (p *probe) do(ctx context.Context, op string, i int, id string) error {
+	// A request that hangs is an error after probeTimeout, not a stall of the probe.
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	target := p.running[rand.IntN(len(p.running))]
+	var err error
+	switch op {
+	case opCreate:
+		var pc *tripcap.PacketCapture
+		name := fmt.Sprintf("%s-%06d", p.prefix, i)
+		if pc, err = p.api.c.CreateCapture(ctx, captureBody(name, p.hosts[rand.IntN(len(p.hosts))])); err == nil {
+			p.mu.Lock()
+			p.created = append(p.created, pc.ID)
+			p.mu.Unlock()
+		}
+	case opDelete:
+		err = p.api.c.DeleteCapture(ctx, "", id, false)
+	case opGetID:
+		_, err = p.api.c.GetCapture(ctx, "", target.ID)
+	case opGetName:
+		_, err = p.api.c.GetCapture(ctx, "", target.Name)
+	case opListPage:
+		err = p.listPage(ctx)
+	case opListAll:
+		_, err = p.api.c.ListCaptures(ctx, "", "")
+	}
+	return err
 }
 
 // listPage gets the first page of captures (100, the default page size).
@@ -347,7 +435,7 @@ var probeHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 
 func (p *probe) results() map[string]latency {
 	out := map[string]latency{}
-	for _, op := range probeOps {
+	for _, op := range reportedOps {
 		out[op] = summarize(p.samples[op], p.errors[op])
 	}
 	return out

@@ -167,3 +167,12 @@ func (a cpuSample) until(b cpuSample) cpuUsage {
 	}
 	return u
 }
+
+// procFDs counts a process's open file descriptors.
+func procFDs(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}

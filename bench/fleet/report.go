@@ -31,43 +31,42 @@ func printReports(w io.Writer, files []string) error {
 func printTable(w io.Writer, res *runResult) {
 	fmt.Fprintf(w, "### %s — heartbeat %s, %d captures running, %s windows, probe %.0f req/s\n\n",
 		res.Backend, res.Heartbeat, res.Captures, res.Window, res.ProbeRate)
-	fmt.Fprintln(w, "| agents | enroll/s | idle: server CPU | idle: req/s | load: server CPU | load: bench CPU | machine busy | load: req/s | server RSS MiB | agent failures | Offline | sustained |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|")
+	fmt.Fprintln(w, "| agents | enroll/s | idle: server CPU | idle: req/s | idle sustained | load: server CPU | load: bench CPU | machine busy | load: req/s | server RSS MiB / fds | agent failures | Offline | sustained |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|:---|")
 	for _, st := range res.Steps {
-		idleCPU, idleReq := "–", "–"
+		idleCPU, idleReq, idleVerdict := "–", "–", "–"
 		if st.Idle != nil {
 			idleCPU, idleReq = cores(st.Idle.CPU), fmt.Sprintf("%.0f", st.Idle.RequestsPerSecond)
+			idleVerdict = verdict(st.IdleSustained, st.IdleFailed)
 		}
 		loadCPU, benchCPU, busy, loadReq, rss, fails, offline := "–", "–", "–", "–", "–", "–", "–"
 		if l := st.Load; l != nil {
 			loadCPU, benchCPU = cores(l.CPU), fmt.Sprintf("%.2f", l.CPU.Bench)
 			busy = fmt.Sprintf("%.0f%%", 100*l.CPU.Machine)
-			loadReq, rss = fmt.Sprintf("%.0f", l.RequestsPerSecond), fmt.Sprintf("%d", l.ServerRSS)
+			loadReq, rss = fmt.Sprintf("%.0f", l.RequestsPerSecond), fmt.Sprintf("%d / %d", l.ServerRSS, l.ServerFDs)
 		}
 		if l := firstWindow(st); l != nil {
 			fails, offline = fmt.Sprintf("%d", total(st)), fmt.Sprintf("%d", offlineOf(st))
 			if st.Load == nil {
 				busy = fmt.Sprintf("%.0f%%", 100*l.CPU.Machine)
-				rss = fmt.Sprintf("%d", l.ServerRSS)
+				rss = fmt.Sprintf("%d / %d", l.ServerRSS, l.ServerFDs)
 			}
 		}
-		verdict := "yes"
-		if !st.Sustained {
-			verdict = "**no**: " + strings.Join(st.Failed, "; ")
-		}
-		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			st.Agents, st.EnrollPerSecond, idleCPU, idleReq, loadCPU, benchCPU, busy, loadReq, rss, fails, offline, verdict)
+		fmt.Fprintf(w, "| %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			st.Agents, st.EnrollPerSecond, idleCPU, idleReq, idleVerdict, loadCPU, benchCPU, busy, loadReq, rss, fails, offline,
+			verdict(st.Sustained, st.Failed))
 	}
-	fmt.Fprintf(w, "\nLargest sustained fleet: **%d agents**.\n\n", res.Sustained)
+	fmt.Fprintf(w, "\nLargest sustained fleet: **%d agents** with %d captures running and the API probed; **%d agents** idle (heartbeats and long polls only).\n\n",
+		res.Sustained, res.Captures, res.SustainedIdle)
 
 	fmt.Fprintln(w, "API latency in the load window, p50 / p99 (ms), client-side:")
 	fmt.Fprintln(w)
 	fmt.Fprint(w, "| agents |")
-	for _, op := range probeOps {
+	for _, op := range reportedOps {
 		fmt.Fprintf(w, " %s |", op)
 	}
 	fmt.Fprint(w, "\n|---:|")
-	for range probeOps {
+	for range reportedOps {
 		fmt.Fprint(w, "---:|")
 	}
 	fmt.Fprintln(w)
@@ -76,7 +75,7 @@ func printTable(w io.Writer, res *runResult) {
 			continue
 		}
 		fmt.Fprintf(w, "| %d |", st.Agents)
-		for _, op := range probeOps {
+		for _, op := range reportedOps {
 			l := st.API[op]
 			cell := fmt.Sprintf(" %.1f / %.1f", l.P50ms, l.P99ms)
 			if l.Errors > 0 {
@@ -87,7 +86,7 @@ func printTable(w io.Writer, res *runResult) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Agent-protocol routes in the load window, server-side (count; p50 / p99 as histogram bucket bounds, ms):")
+	fmt.Fprintln(w, "Agent-protocol routes in the load window, server-side (count; p50 / p99 as histogram bucket bounds, ms; long polls by count only):")
 	fmt.Fprintln(w)
 	routes := []string{"agentHeartbeat", "agentAssignments", "agentReports", "agentEnroll"}
 	fmt.Fprintf(w, "| agents | %s |\n|---:|%s\n", strings.Join(routes, " | "), strings.Repeat("---:|", len(routes)))
@@ -107,6 +106,9 @@ func printTable(w io.Writer, res *runResult) {
 				continue
 			}
 			cell := fmt.Sprintf(" %d; ≤%s / ≤%s", rs.Count, bound(rs.P50ms), bound(rs.P99ms))
+			if r == "agentAssignments" {
+				cell = fmt.Sprintf(" %d", rs.Count) // they wait up to 30 s by design
+			}
 			if rs.Errors > 0 {
 				cell += fmt.Sprintf(" (%d err)", rs.Errors)
 			}
@@ -162,4 +164,11 @@ func offlineOf(st stepResult) int {
 		}
 	}
 	return n
+}
+
+func verdict(ok bool, failed []string) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**: " + strings.Join(failed, "; ")
 }

@@ -28,6 +28,7 @@ import (
 type serverProc struct {
 	cmd        *exec.Cmd
 	url        string
+	pprofURL   string // the profiling server's pprof, "" for the real binary
 	adminToken string
 	logPath    string
 	log        *slog.Logger
@@ -40,6 +41,8 @@ type serverConfig struct {
 	dataDir   string
 	db        string // the --db URL
 	heartbeat time.Duration
+	// inproc runs the profiling server (this executable, -serve) instead of bin.
+	inproc bool
 }
 
 func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger) (*serverProc, error) {
@@ -65,15 +68,30 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger) (*serv
 	}
 	args := []string{"server", "--listen", addr, "--data", cfg.dataDir, "--db", cfg.db,
 		"--admin-token-file", tokenFile, "--heartbeat", cfg.heartbeat.String()}
-	cmd := exec.Command(cfg.bin, args...)
+	bin := cfg.bin
+	var pprofURL string
+	if cfg.inproc {
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
+		pport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr := "127.0.0.1:" + strconv.Itoa(pport)
+		pprofURL = "http://" + pprofAddr
+		args = serveConfig{listen: addr, pprofListen: pprofAddr, data: cfg.dataDir, db: cfg.db,
+			tokenFile: tokenFile, heartbeat: cfg.heartbeat}.args()
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: a Ctrl-C to the bench reaches the server only through stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", cfg.bin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	s := &serverProc{cmd: cmd, url: "http://" + addr, adminToken: token, logPath: logPath, log: log, exited: make(chan struct{})}
+	s := &serverProc{cmd: cmd, url: "http://" + addr, pprofURL: pprofURL, adminToken: token, logPath: logPath, log: log, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
@@ -183,6 +201,8 @@ type histogram struct {
 // scrapeMetrics reads the server's /metrics: the request histogram by route,
 // and its goroutine count.
 func (s *serverProc) scrapeMetrics(ctx context.Context) (map[string]*histogram, float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+s.adminToken)
 	resp, err := http.DefaultClient.Do(req)

@@ -25,12 +25,15 @@ import (
 
 // workerRequest is one command to a worker.
 type workerRequest struct {
-	Op string `json:"op"` // grow, snapshot, profile
+	Op string `json:"op"` // grow, snapshot, profile, end
 	// grow
 	To       int     `json:"to,omitempty"` // the fleet's new global size
 	Token    string  `json:"token,omitempty"`
 	Rate     float64 `json:"rate,omitempty"` // this worker's share of the enrollment rate
 	Inflight int     `json:"inflight,omitempty"`
+	// Timeout bounds the growth: a server that stops accepting connections
+	// would otherwise keep enrollments waiting forever.
+	Timeout time.Duration `json:"timeout,omitempty"`
 	// profile: start a CPU profile into Path, or stop it when Path is empty
 	Path string `json:"path,omitempty"`
 }
@@ -81,9 +84,13 @@ func runWorker(cfg workerConfig, log *slog.Logger) error {
 		var ans workerAnswer
 		switch req.Op {
 		case "grow":
-			if err := f.grow(context.Background(), req.To, req.Token, req.Rate, req.Inflight); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), req.Timeout)
+			if err := f.grow(ctx, req.To, req.Token, req.Rate, req.Inflight); err != nil {
 				ans.Error = err.Error()
 			}
+			cancel()
+		case "end":
+			f.engine.endAll()
 		case "snapshot":
 			ans.Counts = f.ev.snapshot()
 			ans.Samples = f.ev.sampleLines()
@@ -185,15 +192,21 @@ func (ws *workers) all(build func(i int) workerRequest) ([]workerAnswer, error) 
 	return answers, errors.Join(errs...)
 }
 
-// grow enrolls agents until the fleet has n.
-func (ws *workers) grow(n int, token string, rate float64, inflight int) error {
+// grow enrolls agents until the fleet has n, or fails after timeout.
+func (ws *workers) grow(n int, token string, rate float64, inflight int, timeout time.Duration) error {
 	k := float64(len(ws.procs))
 	_, err := ws.all(func(int) workerRequest {
-		return workerRequest{Op: "grow", To: n, Token: token, Rate: rate / k, Inflight: max(1, int(float64(inflight)/k))}
+		return workerRequest{Op: "grow", To: n, Token: token, Rate: rate / k, Inflight: max(1, int(float64(inflight)/k)), Timeout: timeout}
 	})
 	if err == nil {
 		ws.size = n
 	}
+	return err
+}
+
+// endSessions ends every running capture session on every worker.
+func (ws *workers) endSessions() error {
+	_, err := ws.all(func(int) workerRequest { return workerRequest{Op: "end"} })
 	return err
 }
 

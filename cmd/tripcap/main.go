@@ -55,7 +55,8 @@ func newRootCmd() *cobra.Command {
 
 	captureCmd := newCaptureCmd()
 	captureCmd.AddCommand(newCaptureRunCmd())
-	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd())
+	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd(), newStorageCmd(),
+		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd())
 	return root
 }
 

@@ -20,10 +20,12 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/agent"
+	"github.com/tripcap/tripcap/azblob"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/s3"
 	"github.com/tripcap/tripcap/sqlite"
 )
 
@@ -47,7 +49,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.location, "default-location", "", "location of hosts that enroll without one")
 	f.IntVar(&o.maxCaptures, "max-captures", tripcap.DefaultParallelCapturesPerWatcher, "parallel capture limit of new network watchers")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval; hosts go Offline after three missed")
-	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR); the first is the default (default local=file://<data>/storage)")
+	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
 
 // openStore opens the database a --db URL names.
@@ -61,8 +63,22 @@ func openStore(ctx context.Context, db string) (tripcap.Store, error) {
 	return nil, fmt.Errorf("--db: %q is not sqlite:///path or postgres://…", db)
 }
 
+// openStorageURL opens one storage account by URL; credentials come from the
+// server's environment (AWS_*/MINIO_* for S3, AZURE_STORAGE_* for Azure).
+func openStorageURL(ctx context.Context, u string) (tripcap.BlobStore, error) {
+	switch {
+	case strings.HasPrefix(u, "file://"):
+		return filestore.Open(strings.TrimPrefix(u, "file://"))
+	case strings.HasPrefix(u, "s3://"):
+		return s3.Open(ctx, u)
+	case strings.HasPrefix(u, "azblob://"):
+		return azblob.Open(ctx, u)
+	}
+	return nil, tripcap.Errorf(tripcap.EINVALID, "url: %q is not file://DIR, s3://BUCKET/PREFIX?… or azblob://ACCOUNT/CONTAINER?…", u)
+}
+
 // openStorage opens the storage accounts --storage names.
-func openStorage(specs []string, data string) (map[string]tripcap.BlobStore, string, error) {
+func openStorage(ctx context.Context, specs []string, data string) (map[string]tripcap.BlobStore, string, error) {
 	if len(specs) == 0 {
 		specs = []string{"local=file://" + filepath.Join(data, "storage")}
 	}
@@ -73,15 +89,11 @@ func openStorage(specs []string, data string) (map[string]tripcap.BlobStore, str
 		if !ok || name == "" {
 			return nil, "", fmt.Errorf("--storage: %q is not NAME=URL", spec)
 		}
-		dir, ok := strings.CutPrefix(u, "file://")
-		if !ok {
-			return nil, "", fmt.Errorf("--storage %s: %q: only file://DIR is supported by this build", name, u)
-		}
-		fs, err := filestore.Open(dir)
+		b, err := openStorageURL(ctx, u)
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("--storage %s: %w", name, err)
 		}
-		out[name] = fs
+		out[name] = b
 		if def == "" {
 			def = name
 		}
@@ -97,6 +109,7 @@ type controlPlane struct {
 	adminToken string
 	url        string
 	listener   net.Listener
+	monitor    *controlplane.Monitor
 }
 
 func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (*controlPlane, error) {
@@ -113,16 +126,21 @@ func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) 
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	blobs, def, err := openStorage(o.storage, o.data)
+	blobs, def, err := openStorage(ctx, o.storage, o.data)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
 	svc := controlplane.New(store, controlplane.Config{
 		SubscriptionID: o.subscription, ResourceGroup: o.group, DefaultLocation: o.location,
-		MaxCapturesPerWatcher: o.maxCaptures, HeartbeatInterval: o.heartbeat, Storage: blobs, DefaultStorage: def,
+		MaxCapturesPerWatcher: o.maxCaptures, HeartbeatInterval: o.heartbeat, Storage: blobs, DefaultStorage: def, OpenStorage: openStorageURL,
 	}, log)
 	token, err := svc.EnsureAdmin(ctx, o.adminTokenFile)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	mon, err := newMonitor(store, log)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -132,13 +150,15 @@ func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) 
 		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	return &controlPlane{store: store, svc: svc, http: tchttp.NewServer(svc, log), adminToken: token,
-		url: "http://" + l.Addr().String(), listener: l}, nil
+	return &controlPlane{store: store, svc: svc, http: tchttp.NewServer(svc, log, tchttp.WithMonitor(mon)), adminToken: token,
+		url: "http://" + l.Addr().String(), listener: l, monitor: mon}, nil
 }
 
 // run serves until ctx ends.
 func (cp *controlPlane) run(ctx context.Context) error {
 	defer cp.store.Close()
+	waitMonitor := cp.runMonitor(ctx)
+	defer waitMonitor()
 	errc := make(chan error, 2)
 	go func() { errc <- cp.svc.Run(ctx) }()
 	go func() { errc <- cp.http.Serve(ctx, cp.listener) }()
@@ -192,6 +212,7 @@ type agentOptions struct {
 	metricsListen                     string
 	preTriggerSeconds                 int
 	preTriggerBytes                   int64
+	spoolMaxBytes                     int64
 }
 
 func (o *agentOptions) addFlags(cmd *cobra.Command, standalone bool) {
@@ -208,6 +229,7 @@ func (o *agentOptions) addFlags(cmd *cobra.Command, standalone bool) {
 	f.StringArrayVar(&o.labels, "label", nil, "label k=v (repeatable)")
 	f.IntVar(&o.preTriggerSeconds, "pre-trigger-seconds", 0, "keep this many seconds of recent traffic in memory for captures' preTriggerSeconds (0: off)")
 	f.Int64Var(&o.preTriggerBytes, "pre-trigger-bytes", 64<<20, "bound on the pre-trigger buffer's memory")
+	f.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", 10<<30, "bound on capture files waiting for upload plus what running captures may write")
 }
 
 func (o *agentOptions) parseLabels() (map[string]string, error) {
@@ -233,8 +255,12 @@ func (o *agentOptions) runAgent(ctx context.Context, log *slog.Logger, reg prome
 		return err
 	}
 	defer engine.Close()
+	hm, err := newHostMetrics(o.name, log, reg)
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{Server: o.server, JoinToken: o.joinToken, Name: o.name, Location: o.location, Labels: labels,
-		StateDir: o.stateDir, CaptureDir: o.captureDir, Engine: engine, Logger: log})
+		StateDir: o.stateDir, CaptureDir: o.captureDir, Engine: engine, Logger: log, SpoolMaxBytes: o.spoolMaxBytes, Metrics: hm})
 	if err != nil {
 		return err
 	}

@@ -220,6 +220,20 @@ func NewVersityGWAt(t testing.TB, dir string) *VersityGW {
 	return g
 }
 
+// Rekeyed returns a gateway on the same address and directory with new root
+// credentials, not started: stop g first, then Start the result. Clients that
+// hold g's credentials (or URLs signed with them) are then refused, as after
+// a key rotation.
+func (g *VersityGW) Rekeyed(t testing.TB) *VersityGW {
+	t.Helper()
+	bin := findBinary(t, "versitygw", "VERSITYGW", filepath.Join(build.Default.GOPATH, "bin", "versitygw"))
+	n := &VersityGW{AccessKey: "tripcap" + randomString(4), SecretKey: randomString(20), Dir: g.Dir, Endpoint: g.Endpoint}
+	args := []string{"--access", n.AccessKey, "--secret", n.SecretKey, "--port", n.Endpoint, "--region", "us-east-1", "--quiet", "posix", n.Dir}
+	n.Server = &Server{name: "versitygw", bin: bin, args: args, addr: n.Endpoint, logs: &syncBuffer{}}
+	t.Cleanup(n.Stop)
+	return n
+}
+
 // StartVersityGW starts versitygw as NewVersityGW does and returns its
 // endpoint (host:port, plain HTTP) and root credentials.
 func StartVersityGW(t testing.TB) (endpoint, accessKey, secretKey string) {

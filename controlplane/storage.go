@@ -1,0 +1,124 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+// UploadTargetTTL is how long an agent's presigned upload URLs stay valid.
+const UploadTargetTTL = 15 * time.Minute
+
+// storageAccounts holds the open storage backends: those configured at start
+// (Config.Storage) and those added at run time, kept in the database so that
+// every replica finds them (opened on first use).
+type storageAccounts struct {
+	mu   sync.Mutex
+	open map[string]tripcap.BlobStore
+}
+
+// blobStore returns the backend of a storage account.
+func (s *Service) blobStore(ctx context.Context, name string) (tripcap.BlobStore, error) {
+	if b, ok := s.cfg.Storage[name]; ok {
+		return b, nil
+	}
+	s.storage.mu.Lock()
+	b, ok := s.storage.open[name]
+	s.storage.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	accounts, err := s.store.FindStorageAccounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find storage accounts: %w", err)
+	}
+	for _, a := range accounts {
+		if a.Name != name {
+			continue
+		}
+		if s.cfg.OpenStorage == nil {
+			return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "storage account %s: this server cannot open storage URLs", name)
+		}
+		b, err := s.cfg.OpenStorage(ctx, a.URL)
+		if err != nil {
+			return nil, fmt.Errorf("open storage account %s: %w", name, err)
+		}
+		s.storage.mu.Lock()
+		defer s.storage.mu.Unlock()
+		if prev, ok := s.storage.open[name]; ok {
+			return prev, nil
+		}
+		s.storage.open[name] = b
+		return b, nil
+	}
+	return nil, tripcap.Errorf(tripcap.EINVALID, "storageLocation.storageId: no storage account %q (see `tripcap storage list`)", name)
+}
+
+// AddStorageAccount opens url (so that a wrong URL or wrong credentials fail
+// now, not at the first capture) and records it under name.
+func (s *Service) AddStorageAccount(ctx context.Context, name, url string) (*tripcap.StorageAccount, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if err := tripcap.ValidateHostName("name", name); err != nil {
+		return nil, err
+	}
+	if _, ok := s.cfg.Storage[name]; ok {
+		return nil, tripcap.Errorf(tripcap.ECONFLICT, "storage account %q is configured with --storage on the server", name)
+	}
+	if s.cfg.OpenStorage == nil {
+		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "this server cannot open storage URLs")
+	}
+	b, err := s.cfg.OpenStorage(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	a := &tripcap.StorageAccount{Name: name, URL: url, CreatedAt: s.now()}
+	if err := s.store.CreateStorageAccount(ctx, a); err != nil {
+		return nil, err
+	}
+	s.storage.mu.Lock()
+	s.storage.open[name] = b
+	s.storage.mu.Unlock()
+	return a, nil
+}
+
+// FindStorageAccounts lists the configured and the added storage accounts.
+func (s *Service) FindStorageAccounts(ctx context.Context) ([]*tripcap.StorageAccount, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	added, err := s.store.FindStorageAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*tripcap.StorageAccount, 0, len(s.cfg.Storage)+len(added))
+	for name, b := range s.cfg.Storage {
+		out = append(out, &tripcap.StorageAccount{Name: name, URL: strings.TrimSuffix(b.URL(""), "/"), CreatedAt: s.started})
+	}
+	out = append(out, added...)
+	slices.SortFunc(out, func(a, b *tripcap.StorageAccount) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// DeleteStorageAccount forgets an added storage account; its files stay where they are.
+func (s *Service) DeleteStorageAccount(ctx context.Context, name string) error {
+	if err := requireAdmin(ctx); err != nil {
+		return err
+	}
+	if _, ok := s.cfg.Storage[name]; ok {
+		return tripcap.Errorf(tripcap.EINVALID, "storage account %q is configured with --storage on the server; change the server's flags instead", name)
+	}
+	if err := s.store.DeleteStorageAccount(ctx, name); err != nil {
+		return err
+	}
+	s.storage.mu.Lock()
+	delete(s.storage.open, name)
+	s.storage.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,123 @@
+package http
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/metricstore"
+)
+
+// seg returns a name for a path segment of the request URL. It is left
+// unescaped because newRequest appends it to the URL's decoded Path, which
+// is escaped once when the URL is written (escaping it here too would send
+// "high%2520egress" for "high egress"). A name with a slash can only be an
+// ARM resource id, which names its resource by its last segment.
+func seg(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// PostMetrics ships a batch of the agent's host metrics. Its signature is
+// what hostmetrics.Collector.Ship sends with.
+func (c *Client) PostMetrics(ctx context.Context, b tripcap.MetricBatch) error {
+	return c.do(ctx, "POST", "/api/v1/agent/metrics", nil, b, nil)
+}
+
+// MetricDefinitions lists the host metrics.
+func (c *Client) MetricDefinitions(ctx context.Context) ([]tripcap.MetricDefinition, error) {
+	return listAll[tripcap.MetricDefinition](ctx, c, "/api/v1/metric-definitions", url.Values{})
+}
+
+// QueryMetrics returns a host's metric over a window; zero fields take the
+// server's defaults.
+func (c *Client) QueryMetrics(ctx context.Context, q controlplane.MetricsQuery) (*metricstore.Result, error) {
+	v := url.Values{}
+	if q.Window > 0 {
+		v.Set("window", q.Window.String())
+	}
+	if q.Interval > 0 {
+		v.Set("interval", q.Interval.String())
+	}
+	if q.Aggregation != "" {
+		v.Set("aggregation", q.Aggregation)
+	}
+	if q.Interface != "" {
+		v.Set("interface", q.Interface)
+	}
+	if !q.End.IsZero() {
+		v.Set("end", q.End.UTC().Format(time.RFC3339Nano))
+	}
+	var res metricstore.Result
+	return &res, c.do(ctx, "GET", "/api/v1/hosts/"+seg(q.Host)+"/metrics/"+seg(q.Metric), v, nil, &res)
+}
+
+// CreateAlertRule creates a metric alert rule.
+func (c *Client) CreateAlertRule(ctx context.Context, r *tripcap.AlertRule) (*tripcap.AlertRule, error) {
+	var out tripcap.AlertRule
+	return &out, c.do(ctx, "POST", "/api/v1/alert-rules", nil, r, &out)
+}
+
+// ListAlertRules lists metric alert rules.
+func (c *Client) ListAlertRules(ctx context.Context) ([]*tripcap.AlertRule, error) {
+	return listAll[*tripcap.AlertRule](ctx, c, "/api/v1/alert-rules", url.Values{})
+}
+
+// GetAlertRule returns a rule by name or id.
+func (c *Client) GetAlertRule(ctx context.Context, ref string) (*tripcap.AlertRule, error) {
+	var out tripcap.AlertRule
+	return &out, c.do(ctx, "GET", "/api/v1/alert-rules/"+seg(ref), nil, nil, &out)
+}
+
+// DeleteAlertRule deletes a rule.
+func (c *Client) DeleteAlertRule(ctx context.Context, ref string) error {
+	return c.do(ctx, "DELETE", "/api/v1/alert-rules/"+seg(ref), nil, nil, nil)
+}
+
+// CreateActionGroup creates an action group; the answer holds its signing secret.
+func (c *Client) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup) (*tripcap.ActionGroup, error) {
+	var out tripcap.ActionGroup
+	return &out, c.do(ctx, "POST", "/api/v1/action-groups", nil, g, &out)
+}
+
+// ListActionGroups lists action groups.
+func (c *Client) ListActionGroups(ctx context.Context) ([]*tripcap.ActionGroup, error) {
+	return listAll[*tripcap.ActionGroup](ctx, c, "/api/v1/action-groups", url.Values{})
+}
+
+// GetActionGroup returns an action group by name or id.
+func (c *Client) GetActionGroup(ctx context.Context, ref string) (*tripcap.ActionGroup, error) {
+	var out tripcap.ActionGroup
+	return &out, c.do(ctx, "GET", "/api/v1/action-groups/"+seg(ref), nil, nil, &out)
+}
+
+// DeleteActionGroup deletes an action group.
+func (c *Client) DeleteActionGroup(ctx context.Context, ref string) error {
+	return c.do(ctx, "DELETE", "/api/v1/action-groups/"+seg(ref), nil, nil, nil)
+}
+
+// ListAlerts lists alerts, newest first.
+func (c *Client) ListAlerts(ctx context.Context, q controlplane.AlertQuery) ([]*tripcap.Alert, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"rule": q.Rule, "host": q.Host, "state": q.State} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	return listAll[*tripcap.Alert](ctx, c, "/api/v1/alerts", v)
+}
+
+// GetAlert returns an alert with its delivery log.
+func (c *Client) GetAlert(ctx context.Context, id string) (*controlplane.AlertDetail, error) {
+	var out controlplane.AlertDetail
+	return &out, c.do(ctx, "GET", "/api/v1/alerts/"+seg(id), nil, nil, &out)
+}

@@ -1,0 +1,251 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/metricstore"
+)
+
+// MaxMetricsBody bounds a metric batch: tripcap.MaxMetricBatchPoints points
+// of about 100 bytes of JSON each, with room to spare. Agents send far
+// less except when catching up after an outage.
+const MaxMetricsBody = 16 << 20
+
+// monitorRoutes are the API of metrics, alert rules, action groups and
+// alerts (controlplane.Monitor); NewServer adds them when WithMonitor is given.
+func (s *Server) monitorRoutes() []route {
+	metricQuery := []param{
+		{"window", "string", "how far back: 15m or PT15M (default 15m)"},
+		{"interval", "string", "one point per interval: 1m or PT1M (default window/60)"},
+		{"aggregation", "string", "Average, Minimum, Maximum, Total or Count (default the metric's)"},
+		{"interface", "string", "an interface's series (default the host's)"},
+		{"end", "string", "RFC 3339 end of the window (default now)"},
+	}
+	alertQuery := []param{
+		{"rule", "string", "only this rule's alerts (name or id)"},
+		{"host", "string", "only this host's alerts (name, id or VM resource id)"},
+		{"state", "string", "Fired or Resolved"},
+		{"limit", "integer", "at most this many, newest first (default 100, at most 1000)"},
+	}
+	return []route{
+		{Method: "POST", Path: "/api/v1/agent/metrics", ID: "agentPostMetrics", Summary: "Ship a batch of the agent's host metrics (the host is the agent's own).", Auth: "agent", Request: tripcap.MetricBatch{}, Response: metricstore.AppendResult{}, Handler: s.handlePostMetrics},
+		{Method: "GET", Path: "/api/v1/metric-definitions", ID: "listMetricDefinitions", Summary: "List the host metrics: ids, Azure and Prometheus names, units.", Auth: "admin", Response: List[tripcap.MetricDefinition]{}, Handler: s.handleMetricDefinitions},
+		{Method: "GET", Path: "/api/v1/hosts/{host}/metrics/{metric}", ID: "queryMetrics", Summary: "A host's metric over a window, one value per interval (null without data).", Auth: "admin", Query: metricQuery, Response: &metricstore.Result{}, Handler: s.handleQueryMetrics},
+
+		{Method: "POST", Path: "/api/v1/alert-rules", ID: "createAlertRule", Summary: "Create a metric alert rule (Azure's metricAlerts model).", Auth: "admin", Request: &tripcap.AlertRule{}, Response: &tripcap.AlertRule{}, Status: 201, Handler: s.handleCreateRule},
+		{Method: "GET", Path: "/api/v1/alert-rules", ID: "listAlertRules", Summary: "List metric alert rules.", Auth: "admin", Response: List[*tripcap.AlertRule]{}, Handler: s.handleListRules},
+		{Method: "GET", Path: "/api/v1/alert-rules/{rule}", ID: "getAlertRule", Summary: "Get a rule by name or id.", Auth: "admin", Response: &tripcap.AlertRule{}, Handler: s.handleGetRule},
+		{Method: "DELETE", Path: "/api/v1/alert-rules/{rule}", ID: "deleteAlertRule", Summary: "Delete a rule; its alerts stay.", Auth: "admin", Status: 204, Handler: s.handleDeleteRule},
+
+		{Method: "POST", Path: "/api/v1/action-groups", ID: "createActionGroup", Summary: "Create an action group; the answer holds its webhook signing secret, shown only then.", Auth: "admin", Request: &tripcap.ActionGroup{}, Response: &tripcap.ActionGroup{}, Status: 201, Handler: s.handleCreateGroup},
+		{Method: "GET", Path: "/api/v1/action-groups", ID: "listActionGroups", Summary: "List action groups (without secrets).", Auth: "admin", Response: List[*tripcap.ActionGroup]{}, Handler: s.handleListGroups},
+		{Method: "GET", Path: "/api/v1/action-groups/{group}", ID: "getActionGroup", Summary: "Get an action group by name or id (without its secret).", Auth: "admin", Response: &tripcap.ActionGroup{}, Handler: s.handleGetGroup},
+		{Method: "DELETE", Path: "/api/v1/action-groups/{group}", ID: "deleteActionGroup", Summary: "Delete an action group no rule uses.", Auth: "admin", Status: 204, Handler: s.handleDeleteGroup},
+
+		{Method: "GET", Path: "/api/v1/alerts", ID: "listAlerts", Summary: "List alerts, newest first.", Auth: "admin", Query: alertQuery, Response: List[*tripcap.Alert]{}, Handler: s.handleListAlerts},
+		{Method: "GET", Path: "/api/v1/alerts/{alert}", ID: "getAlert", Summary: "Get an alert with its history and every delivery attempt.", Auth: "admin", Response: &controlplane.AlertDetail{}, Handler: s.handleGetAlert},
+	}
+}
+
+// registerMonitorMetrics exposes the monitor's sizes and totals on /metrics.
+func (s *Server) registerMonitorMetrics() {
+	m := s.monitor
+	gauge := func(name, help string, f func(controlplane.MonitorStats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(m.Stats()) })
+	}
+	counter := func(name, help string, f func(controlplane.MonitorStats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(m.Stats()) })
+	}
+	s.registry.MustRegister(
+		gauge("tripcap_metricstore_hosts", "Hosts the metric store holds series of.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Hosts) }),
+		gauge("tripcap_metricstore_series", "Series in the metric store.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Series) }),
+		gauge("tripcap_metricstore_bytes", "Memory the metric store's rings take.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Bytes) }),
+		counter("tripcap_metric_points_ingested_total", "Metric points stored from agents.", func(st controlplane.MonitorStats) float64 { return float64(st.PointsIngested) }),
+		gauge("tripcap_alert_rules", "Enabled alert rules being evaluated.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Rules) }),
+		gauge("tripcap_alert_instances", "Alert instances (rule × host in scope) being evaluated.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Instances) }),
+		gauge("tripcap_alerts_fired", "Alerts currently Fired.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Fired) }),
+		counter("tripcap_alert_evaluations_total", "Rule evaluations run.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Evaluations) }),
+		counter("tripcap_alert_transitions_total", "Alerts fired or resolved.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Transitions) }),
+		counter("tripcap_alert_persist_errors_total", "Alert transitions that could not be stored.", func(st controlplane.MonitorStats) float64 { return float64(st.PersistErrors) }),
+	)
+}
+
+func (s *Server) handlePostMetrics(w http.ResponseWriter, r *http.Request) error {
+	var b tripcap.MetricBatch
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxMetricsBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return JSONError(err)
+	}
+	res, err := s.monitor.IngestMetrics(r.Context(), b)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, res)
+	return nil
+}
+
+func (s *Server) handleMetricDefinitions(w http.ResponseWriter, r *http.Request) error {
+	defs, err := s.monitor.MetricDefinitions(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[tripcap.MetricDefinition]{Value: nonNil(defs)})
+	return nil
+}
+
+// spanParam reads a duration given as Go's "15m" or ISO 8601's "PT15M".
+func spanParam(r *http.Request, name string) (time.Duration, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	if strings.HasPrefix(strings.ToUpper(v), "P") {
+		return tripcap.ParseISODuration(name, v)
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, tripcap.Errorf(tripcap.EINVALID, "%s: %q is not a duration like 15m or PT15M", name, v)
+	}
+	return d, nil
+}
+
+func (s *Server) handleQueryMetrics(w http.ResponseWriter, r *http.Request) error {
+	q := controlplane.MetricsQuery{Host: r.PathValue("host"), Metric: r.PathValue("metric"),
+		Aggregation: r.URL.Query().Get("aggregation"), Interface: r.URL.Query().Get("interface")}
+	var err error
+	if q.Window, err = spanParam(r, "window"); err != nil {
+		return err
+	}
+	if q.Interval, err = spanParam(r, "interval"); err != nil {
+		return err
+	}
+	if v := r.URL.Query().Get("end"); v != "" {
+		if q.End, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return tripcap.Errorf(tripcap.EINVALID, "end: %q is not an RFC 3339 time", v)
+		}
+	}
+	res, err := s.monitor.QueryMetrics(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, res)
+	return nil
+}
+
+func (s *Server) handleCreateRule(w http.ResponseWriter, r *http.Request) error {
+	var rule tripcap.AlertRule
+	if err := decodeJSON(r, &rule); err != nil {
+		return err
+	}
+	created, err := s.monitor.CreateRule(r.Context(), &rule)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/alert-rules/"+created.ID)
+	writeJSON(w, 201, created)
+	return nil
+}
+
+func (s *Server) handleListRules(w http.ResponseWriter, r *http.Request) error {
+	rules, err := s.monitor.FindRules(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.AlertRule]{Value: nonNil(rules)})
+	return nil
+}
+
+func (s *Server) handleGetRule(w http.ResponseWriter, r *http.Request) error {
+	rule, err := s.monitor.FindRule(r.Context(), r.PathValue("rule"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, rule)
+	return nil
+}
+
+func (s *Server) handleDeleteRule(w http.ResponseWriter, r *http.Request) error {
+	if err := s.monitor.DeleteRule(r.Context(), r.PathValue("rule")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request) error {
+	var g tripcap.ActionGroup
+	if err := decodeJSON(r, &g); err != nil {
+		return err
+	}
+	created, err := s.monitor.CreateActionGroup(r.Context(), &g)
+	if err != nil {
+		return err
+	}
+	// The secret is in this answer only: keep it out of caches.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", "/api/v1/action-groups/"+created.ID)
+	writeJSON(w, 201, created)
+	return nil
+}
+
+func (s *Server) handleListGroups(w http.ResponseWriter, r *http.Request) error {
+	gs, err := s.monitor.FindActionGroups(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.ActionGroup]{Value: nonNil(gs)})
+	return nil
+}
+
+func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) error {
+	g, err := s.monitor.FindActionGroup(r.Context(), r.PathValue("group"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, g)
+	return nil
+}
+
+func (s *Server) handleDeleteGroup(w http.ResponseWriter, r *http.Request) error {
+	if err := s.monitor.DeleteActionGroup(r.Context(), r.PathValue("group")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleListAlerts(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	aq := controlplane.AlertQuery{Rule: q.Get("rule"), Host: q.Get("host"), State: q.Get("state")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return tripcap.Errorf(tripcap.EINVALID, "limit: %q is not a number", v)
+		}
+		aq.Limit = n
+	}
+	alerts, err := s.monitor.FindAlerts(r.Context(), aq)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.Alert]{Value: nonNil(alerts)})
+	return nil
+}
+
+func (s *Server) handleGetAlert(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.monitor.FindAlert(r.Context(), r.PathValue("alert"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, a)
+	return nil
+}
