@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/agent"
 	"github.com/tripcap/tripcap/azblob"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/internal/storagetest"
@@ -159,5 +161,43 @@ func TestRevokedStorageCredentials(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(stateDir, "captures", "spool", "*")); len(left) != 1 {
 		t.Fatalf("spool holds %d files, want the refused one kept", len(left))
+	}
+}
+
+// TestSpoolBound: a session that could overflow the spool is refused at once
+// with LocalFileFailed and a message that says why.
+func TestSpoolBound(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "127.0.0.1:0")
+	stateDir := t.TempDir()
+	a, err := agent.New(agent.Config{Server: "http://" + srv.addr, JoinToken: enrolled(t, srv), Name: "web1", StateDir: stateDir,
+		CaptureDir: filepath.Join(stateDir, "captures"), Engine: fileEngine{}, SpoolMaxBytes: 1 << 20,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+	// 512 KiB fits; 2 MiB does not.
+	for _, tc := range []struct {
+		name  string
+		bytes int64
+	}{{"fits", 512 << 10}, {"overflows", 2 << 20}} {
+		if _, err := srv.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: tc.name, Parameters: tripcap.PacketCaptureParameters{Target: "web1",
+			TimeLimitInSeconds: 1, TotalBytesPerSession: tc.bytes}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both settled", 10*time.Second, func() bool {
+		return capture(t, srv, "fits").Status.Terminal() && capture(t, srv, "overflows").Status.Terminal()
+	})
+	if c := capture(t, srv, "fits"); c.Status != tripcap.StatusStopped {
+		t.Fatalf("a session that fits: %s %v %s", c.Status, c.Errors, c.ErrorMessage)
+	}
+	c := capture(t, srv, "overflows")
+	if c.Status != tripcap.StatusError || c.StopReason != tripcap.StopLocalFileFailed || !strings.Contains(c.ErrorMessage, "spool is full") {
+		t.Fatalf("a session that overflows the spool: %s %s %v %q", c.Status, c.StopReason, c.Errors, c.ErrorMessage)
 	}
 }

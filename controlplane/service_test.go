@@ -21,6 +21,7 @@ import (
 type fixture struct {
 	svc   *controlplane.Service
 	store tripcap.Store
+	blobs tripcap.BlobStore
 	admin context.Context
 }
 
@@ -44,7 +45,7 @@ func newFixture(t *testing.T, cfg controlplane.Config) *fixture {
 	go func() { defer close(done); _ = svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin})
-	return &fixture{svc: svc, store: store, admin: admin}
+	return &fixture{svc: svc, store: store, blobs: blobs, admin: admin}
 }
 
 // enroll enrolls a host and returns a context acting as its agent.
@@ -357,11 +358,30 @@ func TestUploadAndDownload(t *testing.T) {
 	if !bytes.Equal(back, data) || file.SHA256 != hexSum {
 		t.Fatal("downloaded file differs from the upload")
 	}
-	// Deleting keeps the file unless asked.
+	// Deleting keeps the file unless asked, as Azure does.
 	if err := f.svc.DeleteCapture(f.admin, "", "x", "", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.FindCapture(f.admin, "", "x"); tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
 		t.Fatalf("deleted capture still found: %v", err)
+	}
+	if rc, _, err := f.blobs.Open(f.admin, stored.Key); err != nil {
+		t.Fatalf("the file went with the capture: %v", err)
+	} else {
+		rc.Close()
+	}
+	c2, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "y", Parameters: tripcap.PacketCaptureParameters{Target: h.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored2, err := f.svc.UploadFile(agentCtx, c2.ID, "y.cap", hexSum, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteCapture(f.admin, "", "y", "", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.blobs.Open(f.admin, stored2.Key); tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+		t.Fatalf("deleteFile kept the file: %v", err)
 	}
 }
