@@ -12,8 +12,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path"
 	"runtime"
 	"strings"
 	"sync"
@@ -25,67 +23,6 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/pcapfile"
 )
-
-// Defaults of Config.
-const (
-	DefaultRingBytes     = 32 << 20
-	DefaultBlockBytes    = 1 << 20
-	DefaultBlockTimeout  = 50 * time.Millisecond
-	DefaultWriteBuffer   = 1 << 20
-	DefaultFlushInterval = time.Second
-)
-
-// Config configures an Engine. Zero values take the defaults.
-type Config struct {
-	// CaptureDir confines every file the engine writes (default /var/captures).
-	CaptureDir string
-	// RingBytes is the TPACKET_V3 ring of each socket (default 32 MiB),
-	// made of blocks of BlockBytes (default 1 MiB). The kernel hands
-	// over a block when it is full or BlockTimeout (default 50 ms) after
-	// its first packet.
-	RingBytes    int
-	BlockBytes   int
-	BlockTimeout time.Duration
-	// WriteBufferBytes is the file write buffer (default 1 MiB). Records
-	// reach the file whole when it fills, every FlushInterval (default
-	// 1 s), and at stop.
-	WriteBufferBytes int
-	FlushInterval    time.Duration
-	// PreTrigger configures the pre-trigger buffer, started by Open.
-	PreTrigger PreTriggerConfig
-	Logger     *slog.Logger
-}
-
-func (c Config) withDefaults() Config {
-	if c.CaptureDir == "" {
-		c.CaptureDir = tripcap.DefaultCaptureDir
-	}
-	c.CaptureDir = path.Clean(c.CaptureDir)
-	if c.BlockBytes <= 0 {
-		c.BlockBytes = DefaultBlockBytes
-	}
-	// Blocks are whole pages and hold at least one packet of the largest snap length.
-	page := os.Getpagesize()
-	c.BlockBytes = max(c.BlockBytes, pcapfile.MaxSnapLen+page)
-	c.BlockBytes = (c.BlockBytes + page - 1) / page * page
-	if c.RingBytes <= 0 {
-		c.RingBytes = DefaultRingBytes
-	}
-	c.RingBytes = max(c.RingBytes, 2*c.BlockBytes)
-	if c.BlockTimeout < time.Millisecond {
-		c.BlockTimeout = DefaultBlockTimeout
-	}
-	if c.WriteBufferBytes <= 0 {
-		c.WriteBufferBytes = DefaultWriteBuffer
-	}
-	if c.FlushInterval <= 0 {
-		c.FlushInterval = DefaultFlushInterval
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	return c
-}
 
 func (c Config) ring() ringConfig {
 	return ringConfig{
@@ -192,13 +129,6 @@ func (e *Engine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.C
 		return nil, err
 	}
 	return s, nil
-}
-
-// SessionOptions are what `tripcap capture run` adds to a spec.
-type SessionOptions struct {
-	// RawFilter replaces the spec's filters with a BPF program (tcpdump
-	// -ddd), attached as is on every interface.
-	RawFilter []xbpf.RawInstruction
 }
 
 // StartSession is Start with options. Sockets are opened, and interfaces

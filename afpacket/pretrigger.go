@@ -15,38 +15,6 @@ import (
 	"github.com/tripcap/tripcap"
 )
 
-// PreTriggerConfig configures the agent's pre-trigger buffer: an in-memory
-// ring of the host's most recent packets, from which a session with
-// preTriggerSeconds starts its file.
-type PreTriggerConfig struct {
-	// Seconds of traffic kept; 0 disables the buffer.
-	Seconds int
-	// Bytes bounds the memory the buffer holds (default 64 MiB).
-	Bytes int64
-	// SnapLen is how much of each packet is kept (default 65535).
-	SnapLen uint32
-	// Interfaces to buffer (default: every up, non-loopback interface).
-	Interfaces []string
-	// Filters select what is buffered, Azure filters OR-ed (default: all).
-	Filters []tripcap.PacketCaptureFilter
-}
-
-// PreTriggerStats describe the pre-trigger buffer.
-type PreTriggerStats struct {
-	Enabled    bool     `json:"enabled"`
-	Interfaces []string `json:"interfaces,omitempty"`
-	// CapacityBytes is the bound on the buffer's memory.
-	CapacityBytes int64 `json:"capacityBytes"`
-	// AllocatedBytes is the memory the buffer holds now (≤ CapacityBytes).
-	AllocatedBytes int64 `json:"allocatedBytes"`
-	// UsedBytes is what the buffered records take.
-	UsedBytes   int64     `json:"usedBytes"`
-	Packets     int       `json:"packets"`
-	Oldest      time.Time `json:"oldest,omitzero"`
-	Newest      time.Time `json:"newest,omitzero"`
-	KernelDrops uint64    `json:"kernelDrops"`
-}
-
 // preRecordHeader is the size of a buffered record's header: timestamp (8),
 // interface index (4), original length (4), captured length (4), flags (4).
 const preRecordHeader = 24

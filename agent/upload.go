@@ -220,7 +220,9 @@ func (a *Agent) uploadFile(ctx context.Context, e *journalEntry, f tripcap.Captu
 	if len(t.DoneParts) > 0 {
 		a.log.Info("resuming an interrupted upload", "capture", id, "file", f.Name, "partsStored", len(t.DoneParts), "parts", t.Parts())
 	}
-	progress := func(n int64) { a.log.Debug("upload progress", "capture", id, "file", f.Name, "bytesStored", n, "bytes", t.Size) }
+	progress := func(n int64) {
+		a.log.Debug("upload progress", "capture", id, "file", f.Name, "bytesStored", n, "bytes", t.Size)
+	}
 	if err := a.uploader.File(ctx, t, f.LocalPath, progress); err != nil {
 		return "", err
 	}

@@ -222,10 +222,13 @@ func TestMonitorFireDeliverResolve(t *testing.T) {
 		t.Errorf("metric alert schema payload: %+v", orig)
 	}
 
-	d, err := m.mon.FindAlert(m.admin, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The receiver answers before the server records the attempt.
+	var d *controlplane.AlertDetail
+	eventually(t, "the delivery log", func() bool {
+		var err error
+		d, err = m.mon.FindAlert(m.admin, a.ID)
+		return err == nil && len(d.Deliveries) == 6
+	})
 	if d.Alert.MonitorCondition != tripcap.ConditionResolved || len(d.Alert.History) != 2 || d.Alert.ResolvedAt == nil {
 		t.Fatalf("resolved alert: %+v", d.Alert)
 	}

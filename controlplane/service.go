@@ -63,8 +63,9 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
-	// started is when Run began: no host is swept Offline before OfflineAfter
-	// has passed since, because a restarted server has simply not heard anyone yet.
+	// started is when the service was made: no host is swept Offline before
+	// OfflineAfter has passed since, because a restarted server has simply not
+	// heard anyone yet.
 	started time.Time
 
 	waiters    *waiters
@@ -108,7 +109,6 @@ func (s *Service) Config() Config { return s.cfg }
 // Run does the background work until ctx ends: it relays host changes to
 // waiting agents, flushes heartbeats, and sweeps silent hosts Offline.
 func (s *Service) Run(ctx context.Context) error {
-	s.started = s.now()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

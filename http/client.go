@@ -43,9 +43,16 @@ func (c *Client) WithToken(token string) *Client {
 // BaseURL is the server's URL.
 func (c *Client) BaseURL() string { return c.base.String() }
 
+// newRequest builds a request for path, which callers give escaped (each
+// name segment through url.PathEscape), so a name may hold spaces or slashes.
 func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Request, error) {
 	u := *c.base
-	u.Path += path
+	raw := c.base.EscapedPath() + path
+	decoded, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	u.Path, u.RawPath = decoded, raw
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {

@@ -4,25 +4,12 @@ import (
 	"context"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/metricstore"
 )
-
-// seg returns a name for a path segment of the request URL. It is left
-// unescaped because newRequest appends it to the URL's decoded Path, which
-// is escaped once when the URL is written (escaping it here too would send
-// "high%2520egress" for "high egress"). A name with a slash can only be an
-// ARM resource id, which names its resource by its last segment.
-func seg(name string) string {
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		return name[i+1:]
-	}
-	return name
-}
 
 // PostMetrics ships a batch of the agent's host metrics. Its signature is
 // what hostmetrics.Collector.Ship sends with.
@@ -55,7 +42,7 @@ func (c *Client) QueryMetrics(ctx context.Context, q controlplane.MetricsQuery) 
 		v.Set("end", q.End.UTC().Format(time.RFC3339Nano))
 	}
 	var res metricstore.Result
-	return &res, c.do(ctx, "GET", "/api/v1/hosts/"+seg(q.Host)+"/metrics/"+seg(q.Metric), v, nil, &res)
+	return &res, c.do(ctx, "GET", "/api/v1/hosts/"+url.PathEscape(q.Host)+"/metrics/"+url.PathEscape(q.Metric), v, nil, &res)
 }
 
 // CreateAlertRule creates a metric alert rule.
@@ -72,12 +59,12 @@ func (c *Client) ListAlertRules(ctx context.Context) ([]*tripcap.AlertRule, erro
 // GetAlertRule returns a rule by name or id.
 func (c *Client) GetAlertRule(ctx context.Context, ref string) (*tripcap.AlertRule, error) {
 	var out tripcap.AlertRule
-	return &out, c.do(ctx, "GET", "/api/v1/alert-rules/"+seg(ref), nil, nil, &out)
+	return &out, c.do(ctx, "GET", "/api/v1/alert-rules/"+url.PathEscape(ref), nil, nil, &out)
 }
 
 // DeleteAlertRule deletes a rule.
 func (c *Client) DeleteAlertRule(ctx context.Context, ref string) error {
-	return c.do(ctx, "DELETE", "/api/v1/alert-rules/"+seg(ref), nil, nil, nil)
+	return c.do(ctx, "DELETE", "/api/v1/alert-rules/"+url.PathEscape(ref), nil, nil, nil)
 }
 
 // CreateActionGroup creates an action group; the answer holds its signing secret.
@@ -94,12 +81,12 @@ func (c *Client) ListActionGroups(ctx context.Context) ([]*tripcap.ActionGroup, 
 // GetActionGroup returns an action group by name or id.
 func (c *Client) GetActionGroup(ctx context.Context, ref string) (*tripcap.ActionGroup, error) {
 	var out tripcap.ActionGroup
-	return &out, c.do(ctx, "GET", "/api/v1/action-groups/"+seg(ref), nil, nil, &out)
+	return &out, c.do(ctx, "GET", "/api/v1/action-groups/"+url.PathEscape(ref), nil, nil, &out)
 }
 
 // DeleteActionGroup deletes an action group.
 func (c *Client) DeleteActionGroup(ctx context.Context, ref string) error {
-	return c.do(ctx, "DELETE", "/api/v1/action-groups/"+seg(ref), nil, nil, nil)
+	return c.do(ctx, "DELETE", "/api/v1/action-groups/"+url.PathEscape(ref), nil, nil, nil)
 }
 
 // ListAlerts lists alerts, newest first.
@@ -119,5 +106,5 @@ func (c *Client) ListAlerts(ctx context.Context, q controlplane.AlertQuery) ([]*
 // GetAlert returns an alert with its delivery log.
 func (c *Client) GetAlert(ctx context.Context, id string) (*controlplane.AlertDetail, error) {
 	var out controlplane.AlertDetail
-	return &out, c.do(ctx, "GET", "/api/v1/alerts/"+seg(id), nil, nil, &out)
+	return &out, c.do(ctx, "GET", "/api/v1/alerts/"+url.PathEscape(id), nil, nil, &out)
 }

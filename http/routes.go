@@ -63,7 +63,7 @@ type StorageAccountBody struct {
 
 // CompleteUploadBody is the body of POST …/files/{name}/complete.
 type CompleteUploadBody struct {
-	SHA256 string                 `json:"sha256"`
+	SHA256 string                `json:"sha256"`
 	Target *tripcap.UploadTarget `json:"target"`
 }
 

@@ -159,13 +159,14 @@ NR > 1 {
 	n[$1]++
 	sent[$1, n[$1]] = $3; capd[$1, n[$1]] = $4; drop[$1, n[$1]] = $5; cpu[$1, n[$1]] = $6
 	perm[$1, n[$1]] = ($4 > 0) ? $6 / ($4 / 1e6) : 0
+	if ($5 > 0) dropruns[$1]++
 }
 END {
-	printf "%-8s %12s %12s %10s %10s %16s\n", "tool", "sent", "captured", "drops", "cpu_s", "cpu_s_per_Mpkt"
+	printf "%-8s %12s %12s %10s %10s %16s %14s\n", "tool", "sent", "captured", "drops", "cpu_s", "cpu_s_per_Mpkt", "runs_w_drops"
 	for (t in n) {
 		for (i = 1; i <= n[t]; i++) { a1[i] = sent[t, i]; a2[i] = capd[t, i]; a3[i] = drop[t, i]; a4[i] = cpu[t, i]; a5[i] = perm[t, i] }
 		m[t] = median(a5, n[t])
-		printf "%-8s %12d %12d %10d %10.2f %16.3f\n", t, median(a1, n[t]), median(a2, n[t]), median(a3, n[t]), median(a4, n[t]), m[t]
+		printf "%-8s %12d %12d %10d %10.2f %16.3f %11d/%d\n", t, median(a1, n[t]), median(a2, n[t]), median(a3, n[t]), median(a4, n[t]), m[t], dropruns[t], n[t]
 	}
 	if (m["tcpdump"] > 0) printf "tripcap/tcpdump CPU per packet: %.2f\n", m["tripcap"] / m["tcpdump"]
 }' "$work/results"

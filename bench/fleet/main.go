@@ -53,6 +53,7 @@ type options struct {
 	heartbeat     time.Duration
 	captures      int
 	probeRate     float64
+	listAllRate   float64
 	enrollRate    float64
 	inflight      int
 	packetRate    float64
@@ -69,6 +70,7 @@ type options struct {
 	workers       int
 	enrollTimeout time.Duration
 	serverKind    string
+	note          string
 }
 
 func main() {
@@ -83,7 +85,8 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 0, "wait after the fleet grew, before measuring (default: one heartbeat interval + 5s)")
 	flag.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval (the server's --heartbeat too)")
 	flag.IntVar(&o.captures, "captures", 1000, "captures running during the steady-state window, spread over the hosts")
-	flag.Float64Var(&o.probeRate, "probe-rate", 30, "API probe requests a second, one at a time, cycling through create, get, list, delete")
+	flag.Float64Var(&o.probeRate, "probe-rate", 25, "API probe requests a second, shared by create, get by id, get by name, list a page, delete")
+	flag.Float64Var(&o.listAllRate, "list-all-rate", 0.5, "full capture listings (every page) a second, besides -probe-rate")
 	flag.Float64Var(&o.enrollRate, "enroll-rate", 250, "agents started a second while the fleet grows")
 	flag.IntVar(&o.inflight, "enroll-inflight", 64, "agents enrolling at once, at most")
 	flag.DurationVar(&o.enrollTimeout, "enroll-timeout", 3*time.Minute, "a size whose agents have not all enrolled after this fails")
@@ -100,6 +103,7 @@ func main() {
 	flag.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "end the ramp at the first size that is not sustained")
 	flag.IntVar(&o.workers, "agent-procs", 0, "processes the agents are spread over (default: one per 3,000 agents of the largest size)")
 	flag.StringVar(&o.serverKind, "server", "binary", "binary: the real `tripcap server`; inproc: the same control plane in a child of this program, with pprof (for -profile)")
+	flag.StringVar(&o.note, "note", "", "a note kept with the results (run.sh: the tree's commit)")
 	flag.StringVar(&report, "report", "", "print the tables of saved -json results (comma-separated files) and exit")
 	var sc serveConfig
 	serve := flag.Bool("serve", false, "internal: run the profiling server")
@@ -195,11 +199,13 @@ type runResult struct {
 	Backend   string       `json:"backend"`
 	DB        string       `json:"db"`
 	Command   string       `json:"command"`
+	Note      string       `json:"note,omitempty"`
 	Started   time.Time    `json:"started"`
 	Machine   machine      `json:"machine"`
 	Heartbeat string       `json:"heartbeat"`
 	Captures  int          `json:"captures"`
 	ProbeRate float64      `json:"probeRate"`
+	ListAll   float64      `json:"listAllRate"`
 	Window    string       `json:"window"`
 	Steps     []stepResult `json:"steps"`
 	// Sustained is the largest fleet size that passed with the captures
@@ -331,8 +337,8 @@ func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
 		}
 	}
 
-	res := &runResult{Backend: o.db, DB: redact(db.url), Command: strings.Join(os.Args, " "), Started: time.Now().UTC(),
-		Machine: describeMachine(), Heartbeat: o.heartbeat.String(), Captures: o.captures, ProbeRate: o.probeRate, Window: o.duration.String()}
+	res := &runResult{Backend: o.db, DB: redact(db.url), Command: strings.Join(os.Args, " "), Note: o.note, Started: time.Now().UTC(),
+		Machine: describeMachine(), Heartbeat: o.heartbeat.String(), Captures: o.captures, ProbeRate: o.probeRate, ListAll: o.listAllRate, Window: o.duration.String()}
 
 	srv, err := startServer(ctx, serverConfig{bin: bin, dataDir: dataDir, db: db.url, heartbeat: o.heartbeat, inproc: o.serverKind == "inproc"}, log)
 	if err != nil {
@@ -529,7 +535,7 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 	stopProfile := b.startProfile(ctx, d, len(names))
 	wctx, cancel := context.WithTimeout(ctx, d)
 	if p != nil {
-		p.run(wctx, b.o.probeRate)
+		p.run(wctx, b.o.probeRate, b.o.listAllRate)
 	} else {
 		<-wctx.Done()
 	}

@@ -287,13 +287,14 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
 
-// probe times the API: each operation on a loop of its own at an equal
-// share of the rate, one request at a time per loop, so that at most six
-// requests are in flight (the load on the server is the fleet's, not the
-// probe's) and a slow operation does not starve the others of samples. A
-// tick missed because a request was slow is skipped; the slow request is
-// what the percentiles show. The delete loop deletes what the create loop
-// made, so the number of captures stays put.
+// probe times the API: each operation on a loop of its own, one request
+// at a time per loop, so that at most six requests are in flight (the load
+// on the server is the fleet's, not the probe's) and a slow operation does
+// not starve the others of samples. The single-request operations share
+// the rate equally; list-all, eleven requests at 1,000 captures, runs at
+// its own lower rate. A tick missed because a request was slow is skipped;
+// the slow request is what the percentiles show. The delete loop deletes
+// what the create loop made, so the number of captures stays put.
 type probe struct {
 	api   *adminAPI
 	hosts []string // targets of created captures
@@ -308,14 +309,18 @@ type probe struct {
 	created []string // ids the delete loop has yet to delete
 }
 
-func (p *probe) run(ctx context.Context, rate float64) {
+func (p *probe) run(ctx context.Context, rate, listAllRate float64) {
 	p.samples, p.errors = map[string][]time.Duration{}, map[string]int{}
 	var wg sync.WaitGroup
 	for _, op := range reportedOps {
+		r := rate / float64(len(judgedOps))
+		if op == opListAll {
+			r = listAllRate
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.loop(ctx, op, rate/float64(len(reportedOps)))
+			p.loop(ctx, op, r)
 		}()
 	}
 	wg.Wait()

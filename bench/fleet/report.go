@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // printReports prints the tables of saved -json results.
@@ -29,8 +30,8 @@ func printReports(w io.Writer, files []string) error {
 
 // printTable prints one run as Markdown tables: the fleet, then the API.
 func printTable(w io.Writer, res *runResult) {
-	fmt.Fprintf(w, "### %s — heartbeat %s, %d captures running, %s windows, probe %.0f req/s\n\n",
-		res.Backend, res.Heartbeat, res.Captures, res.Window, res.ProbeRate)
+	fmt.Fprintf(w, "### %s — heartbeat %s, %d captures running, %s windows, probe %g req/s + %g full lists/s\n\n",
+		res.Backend, res.Heartbeat, res.Captures, res.Window, res.ProbeRate, res.ListAll)
 	fmt.Fprintln(w, "| agents | enroll/s | idle: server CPU | idle: req/s | idle sustained | load: server CPU | load: bench CPU | machine busy | load: req/s | server RSS MiB / fds | agent failures | Offline | sustained |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|:---|")
 	for _, st := range res.Steps {
@@ -116,8 +117,9 @@ func printTable(w io.Writer, res *runResult) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "\nMachine: %d CPUs (%s), %d GiB, Linux %s, %s. Command: `%s`\n",
-		res.Machine.CPUs, res.Machine.CPUModel, res.Machine.MemoryGiB, res.Machine.Kernel, res.Machine.Go, res.Command)
+	fmt.Fprintf(w, "\nMachine: %d CPUs (%s), %d GiB, Linux %s, %s. %s, started %s. Command: `%s`\n",
+		res.Machine.CPUs, res.Machine.CPUModel, res.Machine.MemoryGiB, res.Machine.Kernel, res.Machine.Go,
+		res.Note, res.Started.Format(time.RFC3339), res.Command)
 }
 
 func cores(u cpuUsage) string {

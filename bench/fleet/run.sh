@@ -35,7 +35,8 @@ go build -o "$out/fleet" ./bench/fleet
 
 results=()
 for db in $backends; do
-	args=(-tripcap "$out/tripcap" -db "$db" -ramp "$ramp" -duration "$duration" -idle "$idle" -json)
+	args=(-tripcap "$out/tripcap" -db "$db" -ramp "$ramp" -duration "$duration" -idle "$idle" -json
+		-note "tree $(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
 	if [[ $db == postgres ]]; then
 		dsn=${TRIPCAP_TEST_POSTGRES:-$(scripts/start-postgres)} || { say "no PostgreSQL: skipping it"; continue; }
 		args+=(-dsn "$dsn")

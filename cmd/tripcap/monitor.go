@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -496,7 +497,7 @@ func ruleCondition(r *tripcap.AlertRule) string {
 		b := c.Base()
 		switch {
 		case c.Static != nil:
-			parts = append(parts, fmt.Sprintf("%s %s %s %v", b.TimeAggregation, b.MetricName, c.Static.Operator, c.Static.Threshold))
+			parts = append(parts, fmt.Sprintf("%s %s %s %s", b.TimeAggregation, b.MetricName, c.Static.Operator, strconv.FormatFloat(c.Static.Threshold, 'f', -1, 64)))
 		case c.Dynamic != nil:
 			parts = append(parts, fmt.Sprintf("%s %s %s dynamic (%s)", b.TimeAggregation, b.MetricName, c.Dynamic.Operator, c.Dynamic.AlertSensitivity))
 		}
