@@ -161,7 +161,7 @@ func (u *Uploader) part(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 		maxB = DefaultMaxBackoff
 	}
 	backoff := minB
-	var last error
+	var last, lastAnswer error
 	for attempt := 1; ; attempt++ {
 		if time.Now().After(t.ExpiresAt) {
 			return tripcap.Errorf(tripcap.EUNAVAILABLE, "part %d: the upload target expired at %s; ask the server for a new one (resume %s)", n, t.ExpiresAt.Format(time.RFC3339), t.UploadID)
@@ -178,6 +178,9 @@ func (u *Uploader) part(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 			return fmt.Errorf("part %d: %w", n, err)
 		}
 		last = te.err
+		if te.answered {
+			lastAnswer = te.err
+		}
 		if attempt >= attempts {
 			break
 		}
@@ -191,11 +194,19 @@ func (u *Uploader) part(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 		}
 		backoff = min(backoff*2, maxB)
 	}
+	if lastAnswer != nil && lastAnswer != last {
+		return tripcap.Errorf(tripcap.EUNAVAILABLE, "part %d: storage unavailable after %d attempts: %v (its last answer: %v)", n, attempts, last, lastAnswer)
+	}
 	return tripcap.Errorf(tripcap.EUNAVAILABLE, "part %d: storage unavailable after %d attempts: %v", n, attempts, last)
 }
 
 // transient marks a failure worth retrying.
-type transient struct{ err error }
+type transient struct {
+	err error
+	// answered is set when the storage itself answered (a 5xx, 429…), as
+	// opposed to a network error: its answer says more than a reset does.
+	answered bool
+}
 
 func (t *transient) Error() string { return t.err.Error() }
 
@@ -254,7 +265,7 @@ func (u *Uploader) send(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 		if errors.As(err, &ue) {
 			ue.URL = stripQuery(ue.URL)
 		}
-		return &transient{err}
+		return &transient{err: err}
 	}
 	defer resp.Body.Close()
 	// S3 answers 200, Azure 201.
@@ -297,7 +308,7 @@ func statusError(backend string, n int, resp *http.Response, expires time.Time) 
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
-		return &transient{errors.New(text)}
+		return &transient{err: errors.New(text), answered: true}
 	case (s == http.StatusUnauthorized || s == http.StatusForbidden) && time.Now().After(expires):
 		// The signature expired while the part was under way: a new target
 		// fixes it, so it is no reason to fail the capture.
