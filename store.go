@@ -29,6 +29,7 @@ type CaptureFilter struct {
 type Store interface {
 	StorageAccountStore
 	AlertStore
+	ResponderStore
 
 	// CreateHost inserts h. ECONFLICT when the name is taken.
 	CreateHost(ctx context.Context, h *Host) error

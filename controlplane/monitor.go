@@ -46,6 +46,9 @@ type MonitorConfig struct {
 	// RuleRefresh is how often rules are read again from the store, so a
 	// rule created through another replica is evaluated here too.
 	RuleRefresh time.Duration
+	// Responder acts on responder receivers (a *Responders); without it
+	// action groups with responder receivers are refused.
+	Responder actiongroup.Responder
 }
 
 // Monitor is tripcap's counterpart of Azure Monitor metric alerts: it takes
@@ -94,10 +97,10 @@ func NewMonitor(store tripcap.Store, log *slog.Logger, cfg MonitorConfig) (*Moni
 	if m.metrics, err = metricstore.New(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("metric store: %w", err)
 	}
-	// The responder receiver kind comes with the capture responder; until
-	// then CreateActionGroup refuses it, so no group can ask for one.
+	// Without a Responder, CreateActionGroup refuses responder receivers, so
+	// no group can ask for one.
 	if m.notifier, err = actiongroup.New(actiongroup.Config{SMTP: cfg.SMTP, Log: deliveryLog{store}, Retry: cfg.Retry,
-		HTTPClient: cfg.HTTPClient, PortalURL: cfg.PortalURL, Logger: log}); err != nil {
+		HTTPClient: cfg.HTTPClient, PortalURL: cfg.PortalURL, Logger: log, Responder: cfg.Responder}); err != nil {
 		return nil, fmt.Errorf("action groups: %w", err)
 	}
 	m.eval, err = alerting.New(alerting.Config{
@@ -543,8 +546,13 @@ func (m *Monitor) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if len(c.ResponderReceivers) > 0 {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "responderReceivers[0]: this server has no responder yet (capture responders are not available in this version); use webhookReceivers or emailReceivers")
+	if len(c.ResponderReceivers) > 0 && m.cfg.Responder == nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "responderReceivers[0]: this server has no responder service configured; use webhookReceivers or emailReceivers")
+	}
+	for i, rr := range c.ResponderReceivers {
+		if err := m.checkResponderReceiver(ctx, i, rr); err != nil {
+			return nil, err
+		}
 	}
 	if len(c.EmailReceivers) > 0 && m.cfg.SMTP == nil {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "emailReceivers[0]: this server has no SMTP server configured, so it cannot send email")
@@ -716,3 +724,23 @@ func (m *Monitor) FindAlert(ctx context.Context, id string) (*AlertDetail, error
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// checkResponderReceiver makes sure a responder receiver names a responder
+// (by id or name; the name of the receiver when responderId is empty).
+func (m *Monitor) checkResponderReceiver(ctx context.Context, i int, rr tripcap.ResponderReceiver) error {
+	ref := rr.ResponderID
+	if ref == "" {
+		ref = rr.Name
+	}
+	for _, f := range []tripcap.ResponderFilter{{ID: &ref}, {Name: &ref}} {
+		_, err := m.store.FindResponder(ctx, f)
+		switch tripcap.ErrorCode(err) {
+		case "":
+			return nil
+		case tripcap.ENOTFOUND, tripcap.EINVALID:
+		default:
+			return err
+		}
+	}
+	return tripcap.Errorf(tripcap.EINVALID, "responderReceivers[%d].responderId: no responder %q", i, ref)
+}

@@ -37,6 +37,8 @@ type Server struct {
 	mux      *http.ServeMux
 	// monitor serves metrics, alert rules, action groups and alerts when set.
 	monitor *controlplane.Monitor
+	// responders serves responders and /api/functions/{responder} when set.
+	responders *controlplane.Responders
 }
 
 // Option configures a Server.
@@ -74,6 +76,10 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 	if s.monitor != nil {
 		s.routes = append(s.routes, s.monitorRoutes()...)
 		s.registerMonitorMetrics()
+	}
+	if s.responders != nil {
+		s.routes = append(s.routes, s.responderRoutes()...)
+		s.mux.Handle("POST /api/functions/{responder}", s.functionHandler())
 	}
 
 	mux := s.mux

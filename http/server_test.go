@@ -54,13 +54,19 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The monitor's routes are served too, so every test below covers them.
-	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{})
+	// The monitor's and responders' routes are served too, so every test
+	// below covers them.
+	rsp, err := controlplane.NewResponders(svc, log, controlplane.ResponderConfig{PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rsp.Run(ctx) }()
+	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{Responder: rsp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mon.Run(ctx) }()
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon))
+	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp))
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	admin, err := tchttp.NewClient(ts.URL, token)

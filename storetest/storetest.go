@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 		{"InvalidInput", testInvalidInput},
 	}
 	tests = append(tests, alertingTests...)
+	tests = append(tests, responderTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))

@@ -30,13 +30,14 @@ say() { echo "run.sh: $*" >&2; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 say "RLIMIT_NOFILE $(ulimit -n); results in $out"
 
+tree=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 go build -o "$out/tripcap" ./cmd/tripcap
 go build -o "$out/fleet" ./bench/fleet
 
 results=()
 for db in $backends; do
 	args=(-tripcap "$out/tripcap" -db "$db" -ramp "$ramp" -duration "$duration" -idle "$idle" -json
-		-note "tree $(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+		-note "tree $tree")
 	if [[ $db == postgres ]]; then
 		dsn=${TRIPCAP_TEST_POSTGRES:-$(scripts/start-postgres)} || { say "no PostgreSQL: skipping it"; continue; }
 		args+=(-dsn "$dsn")

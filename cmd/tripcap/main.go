@@ -56,7 +56,7 @@ func newRootCmd() *cobra.Command {
 	captureCmd := newCaptureCmd()
 	captureCmd.AddCommand(newCaptureRunCmd())
 	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd(), newStorageCmd(),
-		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd())
+		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newResponderCmd())
 	return root
 }
 

@@ -34,17 +34,22 @@ import (
 //	TRIPCAP_SMTP_FROM      sender address
 //	TRIPCAP_SMTP_USERNAME  and TRIPCAP_SMTP_PASSWORD: AUTH PLAIN, over TLS only
 //	TRIPCAP_SMTP_TLS       opportunistic (default), required or none
-func newMonitor(store tripcap.Store, log *slog.Logger) (*controlplane.Monitor, error) {
-	var smtp *actiongroup.SMTPConfig
-	if addr := os.Getenv("TRIPCAP_SMTP_ADDR"); addr != "" {
-		smtp = &actiongroup.SMTPConfig{Addr: addr, From: os.Getenv("TRIPCAP_SMTP_FROM"), Username: os.Getenv("TRIPCAP_SMTP_USERNAME"),
-			Password: os.Getenv("TRIPCAP_SMTP_PASSWORD"), TLS: os.Getenv("TRIPCAP_SMTP_TLS")}
-	}
-	m, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{SMTP: smtp})
+func newMonitor(store tripcap.Store, log *slog.Logger, rsp actiongroup.Responder) (*controlplane.Monitor, error) {
+	m, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{SMTP: smtpFromEnv(), Responder: rsp})
 	if err != nil {
 		return nil, fmt.Errorf("TRIPCAP_SMTP_*: %w", err)
 	}
 	return m, nil
+}
+
+// smtpFromEnv is the SMTP server of TRIPCAP_SMTP_* (nil when unset).
+func smtpFromEnv() *actiongroup.SMTPConfig {
+	addr := os.Getenv("TRIPCAP_SMTP_ADDR")
+	if addr == "" {
+		return nil
+	}
+	return &actiongroup.SMTPConfig{Addr: addr, From: os.Getenv("TRIPCAP_SMTP_FROM"), Username: os.Getenv("TRIPCAP_SMTP_USERNAME"),
+		Password: os.Getenv("TRIPCAP_SMTP_PASSWORD"), TLS: os.Getenv("TRIPCAP_SMTP_TLS")}
 }
 
 // runMonitor runs the control plane's Monitor until ctx ends; the returned
@@ -748,7 +753,7 @@ func newActionGroupCreateCmd() *cobra.Command {
 	f.StringArrayVar(&webhooks, "webhook", nil, "webhook receiver NAME=URL, posted the common alert schema (repeatable)")
 	f.StringArrayVar(&originals, "webhook-original", nil, "webhook receiver NAME=URL, posted Azure's original AzureMonitorMetricAlert schema, as the seed's function reads (repeatable)")
 	f.StringArrayVar(&emails, "email", nil, "email receiver NAME=ADDRESS (repeatable; needs the server's TRIPCAP_SMTP_* settings)")
-	f.StringArrayVar(&responders, "responder", nil, "responder receiver NAME=ID (not available yet: the server refuses it)")
+	f.StringArrayVar(&responders, "responder", nil, "responder receiver NAME=RESPONDER (a responder's name or id)")
 	f.StringVar(&shortName, "short-name", "", "group short name (at most 12 characters)")
 	f.StringVar(&file, "file", "", "read the group from a JSON file (Azure's actionGroups properties; '-' for standard input)")
 	f.BoolVar(&disabled, "disabled", false, "create the group disabled (it delivers nothing)")

@@ -110,6 +110,7 @@ type controlPlane struct {
 	url        string
 	listener   net.Listener
 	monitor    *controlplane.Monitor
+	responders *controlplane.Responders
 }
 
 func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (*controlPlane, error) {
@@ -140,18 +141,26 @@ func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) 
 		store.Close()
 		return nil, err
 	}
-	mon, err := newMonitor(store, log)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
 	l, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	return &controlPlane{store: store, svc: svc, http: tchttp.NewServer(svc, log, tchttp.WithMonitor(mon)), adminToken: token,
-		url: "http://" + l.Addr().String(), listener: l, monitor: mon}, nil
+	url := "http://" + l.Addr().String()
+	rsp, err := newResponders(svc, log, url)
+	if err != nil {
+		l.Close()
+		store.Close()
+		return nil, err
+	}
+	mon, err := newMonitor(store, log, rsp)
+	if err != nil {
+		l.Close()
+		store.Close()
+		return nil, err
+	}
+	return &controlPlane{store: store, svc: svc, http: tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp)), adminToken: token,
+		url: url, listener: l, monitor: mon, responders: rsp}, nil
 }
 
 // run serves until ctx ends.
@@ -159,6 +168,10 @@ func (cp *controlPlane) run(ctx context.Context) error {
 	defer cp.store.Close()
 	waitMonitor := cp.runMonitor(ctx)
 	defer waitMonitor()
+	// Responders, like the monitor, stop before the store closes.
+	respondersDone := make(chan struct{})
+	go func() { defer close(respondersDone); _ = cp.responders.Run(ctx) }()
+	defer func() { <-respondersDone }()
 	errc := make(chan error, 2)
 	go func() { errc <- cp.svc.Run(ctx) }()
 	go func() { errc <- cp.http.Serve(ctx, cp.listener) }()

@@ -1,0 +1,250 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/responder"
+)
+
+// FunctionKeyHeader carries a responder's function key, as Azure Functions'
+// does; ?code= is the other place.
+const FunctionKeyHeader = "x-functions-key"
+
+// WithResponders serves the responders' API and the inbound trigger
+// POST /api/functions/{responder}.
+func WithResponders(r *controlplane.Responders) Option {
+	return func(s *Server) { s.responders = r }
+}
+
+// ResponderKeyBody is the body of POST /api/v1/responders/{responder}/keys.
+type ResponderKeyBody struct {
+	Name string `json:"name,omitempty"`
+}
+
+// InvokeResult is the 202 answer of POST /api/functions/{responder}: the
+// runs recorded, one per alert in the payload; their outcome is in
+// GET /api/v1/responders/{responder}/runs.
+type InvokeResult struct {
+	Runs []InvokeRun `json:"runs"`
+}
+
+// InvokeRun is a recorded run as the sender sees it.
+type InvokeRun struct {
+	ID       string `json:"id"`
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// responderRoutes are the API of controlplane.Responders; NewServer adds
+// them when WithResponders is given.
+func (s *Server) responderRoutes() []route {
+	return []route{
+		{Method: "POST", Path: "/api/v1/responders", ID: "createResponder", Summary: "Create a responder: the alert-triggered capture function.", Auth: "admin", Request: &tripcap.Responder{}, Response: &tripcap.Responder{}, Status: 201, Handler: s.handleCreateResponder},
+		{Method: "GET", Path: "/api/v1/responders", ID: "listResponders", Summary: "List responders.", Auth: "admin", Response: List[*tripcap.Responder]{}, Handler: s.handleListResponders},
+		{Method: "GET", Path: "/api/v1/responders/{responder}", ID: "getResponder", Summary: "Get a responder by name or id.", Auth: "admin", Response: &tripcap.Responder{}, Handler: s.handleGetResponder},
+		{Method: "DELETE", Path: "/api/v1/responders/{responder}", ID: "deleteResponder", Summary: "Delete a responder and its keys; its runs stay.", Auth: "admin", Status: 204, Handler: s.handleDeleteResponder},
+		{Method: "GET", Path: "/api/v1/responders/{responder}/runs", ID: "listResponderRuns", Summary: "A responder's invocations, newest first: input, hosts, decisions, captures, errors.", Auth: "admin",
+			Query: []param{{"limit", "integer", "at most this many (default 100, at most 1000)"}}, Response: List[*tripcap.ResponderRun]{}, Handler: s.handleListResponderRuns},
+		{Method: "POST", Path: "/api/v1/responders/{responder}/keys", ID: "createResponderKey", Summary: "Create a function key; its secret is in this answer only.", Auth: "admin", Request: &ResponderKeyBody{}, Response: &tripcap.ResponderKey{}, Status: 201, Handler: s.handleCreateResponderKey},
+		{Method: "GET", Path: "/api/v1/responders/{responder}/keys", ID: "listResponderKeys", Summary: "List a responder's function keys (without secrets).", Auth: "admin", Response: List[*tripcap.ResponderKey]{}, Handler: s.handleListResponderKeys},
+		{Method: "POST", Path: "/api/v1/responders/{responder}/keys/{key}/rotate", ID: "rotateResponderKey", Summary: "Replace a key's secret; the old one stops working at once.", Auth: "admin", Response: &tripcap.ResponderKey{}, Status: 201, Handler: s.handleRotateResponderKey},
+		{Method: "DELETE", Path: "/api/v1/responders/{responder}/keys/{key}", ID: "revokeResponderKey", Summary: "Revoke a function key.", Auth: "admin", Status: 204, Handler: s.handleRevokeResponderKey},
+	}
+}
+
+// functionHandler is POST /api/functions/{responder}: no bearer token, the
+// responder's function key instead (Azure Functions' auth level
+// "function"). It answers 202 as soon as the runs are recorded, so senders
+// do not retry while the capture is set up.
+func (s *Server) functionHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.URL.Query().Get("code")
+		if key == "" {
+			key = r.Header.Get(FunctionKeyHeader)
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, responder.MaxBodyBytes))
+		var big *http.MaxBytesError
+		if errors.As(err, &big) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: ErrorDetail{Code: tripcap.EINVALID,
+				Message: "body: larger than " + strconv.Itoa(responder.MaxBodyBytes) + " bytes"}})
+			return
+		} else if err != nil {
+			s.Error(w, r, tripcap.Errorf(tripcap.EINVALID, "body: %v", err))
+			return
+		}
+		runs, err := s.responders.Invoke(r.Context(), r.PathValue("responder"), key, body)
+		if tripcap.ErrorCode(err) == tripcap.EUNAVAILABLE {
+			// A 5xx makes Alertmanager and Azure retry later.
+			w.Header().Set("Retry-After", "5")
+			writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: ErrorDetail{Code: tripcap.EUNAVAILABLE, Message: tripcap.ErrorMessage(err)}})
+			return
+		}
+		if err != nil {
+			s.Error(w, r, err)
+			return
+		}
+		res := InvokeResult{Runs: []InvokeRun{}}
+		for _, run := range runs {
+			res.Runs = append(res.Runs, InvokeRun{ID: run.ID, Decision: run.Decision, Reason: run.Reason})
+		}
+		writeJSON(w, http.StatusAccepted, res)
+	})
+}
+
+func (s *Server) handleCreateResponder(w http.ResponseWriter, r *http.Request) error {
+	var in tripcap.Responder
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	created, err := s.responders.CreateResponder(r.Context(), &in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/responders/"+created.ID)
+	writeJSON(w, 201, created)
+	return nil
+}
+
+func (s *Server) handleListResponders(w http.ResponseWriter, r *http.Request) error {
+	rs, err := s.responders.FindResponders(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.Responder]{Value: nonNil(rs)})
+	return nil
+}
+
+func (s *Server) handleGetResponder(w http.ResponseWriter, r *http.Request) error {
+	rs, err := s.responders.FindResponder(r.Context(), r.PathValue("responder"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, rs)
+	return nil
+}
+
+func (s *Server) handleDeleteResponder(w http.ResponseWriter, r *http.Request) error {
+	if err := s.responders.DeleteResponder(r.Context(), r.PathValue("responder")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *Server) handleListResponderRuns(w http.ResponseWriter, r *http.Request) error {
+	limit := 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return tripcap.Errorf(tripcap.EINVALID, "limit: %q is not a number from 1 to 1000", v)
+		}
+		limit = n
+	}
+	runs, err := s.responders.FindRuns(r.Context(), r.PathValue("responder"), limit)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.ResponderRun]{Value: nonNil(runs)})
+	return nil
+}
+
+func (s *Server) handleCreateResponderKey(w http.ResponseWriter, r *http.Request) error {
+	var in ResponderKeyBody
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	k, err := s.responders.CreateKey(r.Context(), r.PathValue("responder"), in.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 201, k)
+	return nil
+}
+
+func (s *Server) handleListResponderKeys(w http.ResponseWriter, r *http.Request) error {
+	ks, err := s.responders.FindKeys(r.Context(), r.PathValue("responder"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.ResponderKey]{Value: nonNil(ks)})
+	return nil
+}
+
+func (s *Server) handleRotateResponderKey(w http.ResponseWriter, r *http.Request) error {
+	k, err := s.responders.RotateKey(r.Context(), r.PathValue("responder"), r.PathValue("key"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 201, k)
+	return nil
+}
+
+func (s *Server) handleRevokeResponderKey(w http.ResponseWriter, r *http.Request) error {
+	if err := s.responders.RevokeKey(r.Context(), r.PathValue("responder"), r.PathValue("key")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+// Client methods.
+
+// CreateResponder creates a responder.
+func (c *Client) CreateResponder(ctx context.Context, r *tripcap.Responder) (*tripcap.Responder, error) {
+	var out tripcap.Responder
+	return &out, c.do(ctx, "POST", "/api/v1/responders", nil, r, &out)
+}
+
+// ListResponders lists responders.
+func (c *Client) ListResponders(ctx context.Context) ([]*tripcap.Responder, error) {
+	return listAll[*tripcap.Responder](ctx, c, "/api/v1/responders", url.Values{})
+}
+
+// GetResponder returns a responder by name or id.
+func (c *Client) GetResponder(ctx context.Context, ref string) (*tripcap.Responder, error) {
+	var out tripcap.Responder
+	return &out, c.do(ctx, "GET", "/api/v1/responders/"+url.PathEscape(ref), nil, nil, &out)
+}
+
+// DeleteResponder deletes a responder and its keys.
+func (c *Client) DeleteResponder(ctx context.Context, ref string) error {
+	return c.do(ctx, "DELETE", "/api/v1/responders/"+url.PathEscape(ref), nil, nil, nil)
+}
+
+// ListResponderRuns lists a responder's runs, newest first (limit 0: the server's default).
+func (c *Client) ListResponderRuns(ctx context.Context, ref string, limit int) ([]*tripcap.ResponderRun, error) {
+	v := url.Values{}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	return listAll[*tripcap.ResponderRun](ctx, c, "/api/v1/responders/"+url.PathEscape(ref)+"/runs", v)
+}
+
+// CreateResponderKey creates a function key; the answer holds its secret.
+func (c *Client) CreateResponderKey(ctx context.Context, ref, name string) (*tripcap.ResponderKey, error) {
+	var out tripcap.ResponderKey
+	return &out, c.do(ctx, "POST", "/api/v1/responders/"+url.PathEscape(ref)+"/keys", nil, ResponderKeyBody{Name: name}, &out)
+}
+
+// ListResponderKeys lists a responder's keys.
+func (c *Client) ListResponderKeys(ctx context.Context, ref string) ([]*tripcap.ResponderKey, error) {
+	return listAll[*tripcap.ResponderKey](ctx, c, "/api/v1/responders/"+url.PathEscape(ref)+"/keys", url.Values{})
+}
+
+// RotateResponderKey replaces a key's secret; the answer holds the new one.
+func (c *Client) RotateResponderKey(ctx context.Context, ref, name string) (*tripcap.ResponderKey, error) {
+	var out tripcap.ResponderKey
+	return &out, c.do(ctx, "POST", "/api/v1/responders/"+url.PathEscape(ref)+"/keys/"+url.PathEscape(name)+"/rotate", nil, nil, &out)
+}
+
+// RevokeResponderKey revokes a key.
+func (c *Client) RevokeResponderKey(ctx context.Context, ref, name string) error {
+	return c.do(ctx, "DELETE", "/api/v1/responders/"+url.PathEscape(ref)+"/keys/"+url.PathEscape(name), nil, nil, nil)
+}
