@@ -373,13 +373,15 @@ func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source s
 		if err != nil {
 			return runs, fmt.Errorf("record responder run: %w", err)
 		}
+		// The caller gets the run as recorded: the worker changes its own.
+		snapshot := *run
 		select {
 		case r.jobs <- job{run: run, trg: t, rsp: rs}:
 		default:
 			r.finish(run, tripcap.DecisionFailed, "the responder's queue is full; try again")
 			return runs, tripcap.Errorf(tripcap.EUNAVAILABLE, "responder %s is busy (%d triggers queued); retry later", rs.Name, r.cfg.Queue)
 		}
-		runs = append(runs, run)
+		runs = append(runs, &snapshot)
 	}
 	return runs, nil
 }
