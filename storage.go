@@ -3,6 +3,7 @@ package tripcap
 import (
 	"context"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -25,4 +26,20 @@ type BlobStore interface {
 	Delete(ctx context.Context, key string) error
 	// URL is the object's address as users see it (the capture's storagePath).
 	URL(key string) string
+}
+
+// CheckStorageKey applies the key rules every backend shares, so that a key
+// names the same object everywhere and never steps out of a store's
+// directory, bucket prefix or container: a relative path with '/' separators
+// and no empty, '.' or '..' segment, and no backslash.
+func CheckStorageKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return Errorf(EINVALID, "storage key %q is not a relative path", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return Errorf(EINVALID, "storage key %q has an empty, '.' or '..' component", key)
+		}
+	}
+	return nil
 }

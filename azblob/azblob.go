@@ -111,7 +111,7 @@ func parseURL(rawURL string) (config, error) {
 		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: container %q must be 3 to 63 lowercase letters, digits and single hyphens", redact(u), c.container)
 	}
 	if c.prefix != "" {
-		if err := checkKey(c.prefix); err != nil {
+		if err := tripcap.CheckStorageKey(c.prefix); err != nil {
 			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: prefix %q is not a clean relative path", redact(u), c.prefix)
 		}
 		c.prefix += "/"
@@ -280,20 +280,6 @@ func newStore(rawURL string, creds Credentials) (*Store, error) {
 	}, nil
 }
 
-// checkKey applies filestore's rules, so that a key means the same object on
-// every backend and can never step out of the prefix.
-func checkKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
-		return tripcap.Errorf(tripcap.EINVALID, "storage key %q is not a relative path", key)
-	}
-	for _, part := range strings.Split(key, "/") {
-		if part == "" || part == "." || part == ".." {
-			return tripcap.Errorf(tripcap.EINVALID, "storage key %q has an empty, '.' or '..' component", key)
-		}
-	}
-	return nil
-}
-
 // azError says what failed with Azure's status and error code, and gives
 // refusals and missing things their tripcap codes so that callers can tell a
 // wrong configuration (StorageFailed) from a passing fault. The SDK's own
@@ -326,7 +312,7 @@ func (s *Store) blob(key string) *blockblob.Client {
 // and returns the SHA-256 of the bytes sent. The blob appears only when its
 // block list is committed, so a failed Put leaves no partial object.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (tripcap.ObjectInfo, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return tripcap.ObjectInfo{}, err
 	}
 	h := sha256.New()
@@ -362,7 +348,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // pinned to the blob's ETag: a blob replaced while it is read fails the read
 // instead of mixing two files.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadSeekCloser, tripcap.ObjectInfo, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return nil, tripcap.ObjectInfo{}, err
 	}
 	b := s.blob(key).BlobClient()
@@ -452,7 +438,7 @@ func (r *reader) Close() error {
 
 // Delete removes the blob and its snapshots; an absent blob is no error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return err
 	}
 	_, err := s.blob(key).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: to.Ptr(blob.DeleteSnapshotsOptionTypeInclude)})

@@ -46,7 +46,7 @@ func partSizeFor(size, preferred int64) (int64, error) {
 // tells which parts Azure already holds (Azure keeps uncommitted blocks for a
 // week).
 func (s *Store) PrepareUpload(ctx context.Context, key string, size int64, resumeID string, ttl time.Duration) (*tripcap.UploadTarget, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return nil, err
 	}
 	if size < 0 {
@@ -130,7 +130,7 @@ func (s *Store) blocks(ctx context.Context, key string, lt blockblob.BlockListTy
 }
 
 func checkTarget(key string, t *tripcap.UploadTarget) error {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return err
 	}
 	if t == nil || t.Kind != tripcap.UploadAzureBlocks || !uploadID.MatchString(t.UploadID) {

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/tripcap/tripcap"
 )
@@ -45,22 +44,10 @@ func Open(dir string) (*Store, error) {
 // Close releases the directory.
 func (s *Store) Close() error { return s.root.Close() }
 
-func checkKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
-		return tripcap.Errorf(tripcap.EINVALID, "storage key %q is not a relative path", key)
-	}
-	for _, part := range strings.Split(key, "/") {
-		if part == "" || part == "." || part == ".." {
-			return tripcap.Errorf(tripcap.EINVALID, "storage key %q has an empty, '.' or '..' component", key)
-		}
-	}
-	return nil
-}
-
 // Put writes to a temporary file, syncs it, then renames it into place, so a
 // reader never sees a partial object and a crash leaves none behind.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (tripcap.ObjectInfo, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return tripcap.ObjectInfo{}, err
 	}
 	if dir := filepath.Dir(key); dir != "." {
@@ -98,7 +85,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (tripcap.Objec
 // Open opens the object for reading. The SHA-256 is not recomputed here: the
 // capture records it at upload.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadSeekCloser, tripcap.ObjectInfo, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return nil, tripcap.ObjectInfo{}, err
 	}
 	f, err := s.root.Open(key)
@@ -117,7 +104,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadSeekCloser, tripca
 
 // Delete removes the object.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return err
 	}
 	if err := s.root.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -36,7 +36,7 @@ func partSizeFor(size, preferred int64) (int64, error) {
 // upload is gone (aborted, expired by a lifecycle rule, or completed), it
 // starts a new one under a new UploadID.
 func (s *Store) PrepareUpload(ctx context.Context, key string, size int64, resumeID string, ttl time.Duration) (*tripcap.UploadTarget, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return nil, err
 	}
 	if size < 0 {
@@ -114,7 +114,7 @@ func (s *Store) listParts(ctx context.Context, object, uploadID string) (map[int
 }
 
 func checkTarget(key string, t *tripcap.UploadTarget) error {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return err
 	}
 	if t == nil || t.Kind != tripcap.UploadS3Multipart || t.UploadID == "" {

@@ -94,7 +94,7 @@ func parseURL(rawURL string) (config, error) {
 		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: bucket %q: %v", redact(u), c.bucket, err)
 	}
 	if p := strings.Trim(u.Path, "/"); p != "" {
-		if err := checkKey(p); err != nil {
+		if err := tripcap.CheckStorageKey(p); err != nil {
 			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: prefix %q is not a clean relative path", redact(u), p)
 		}
 		c.prefix = p + "/"
@@ -215,20 +215,6 @@ func newStore(rawURL string, creds Credentials) (*Store, error) {
 	return &Store{client: client, core: minio.Core{Client: client}, bucket: c.bucket, prefix: c.prefix, region: c.region, partSize: DefaultPartSize}, nil
 }
 
-// checkKey applies filestore's rules, so that a key means the same object on
-// every backend and can never step out of the prefix.
-func checkKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
-		return tripcap.Errorf(tripcap.EINVALID, "storage key %q is not a relative path", key)
-	}
-	for _, part := range strings.Split(key, "/") {
-		if part == "" || part == "." || part == ".." {
-			return tripcap.Errorf(tripcap.EINVALID, "storage key %q has an empty, '.' or '..' component", key)
-		}
-	}
-	return nil
-}
-
 // s3Error says what failed, keeping S3's code and message, and gives
 // refusals and missing things their tripcap codes so that callers can tell a
 // wrong configuration (StorageFailed) from a passing fault.
@@ -261,7 +247,7 @@ func isCode(err error, code string) bool {
 // than one part, and returns the SHA-256 of the bytes sent. Memory use is one
 // part whatever the object's size.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (tripcap.ObjectInfo, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return tripcap.ObjectInfo{}, err
 	}
 	h := sha256.New()
@@ -289,7 +275,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (tripcap.Objec
 // Open returns minio's object reader, which fetches ranges as it is read and
 // seeked. The SHA-256 is not recomputed: the capture records it.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadSeekCloser, tripcap.ObjectInfo, error) {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return nil, tripcap.ObjectInfo{}, err
 	}
 	obj, err := s.client.GetObject(ctx, s.bucket, s.prefix+key, minio.GetObjectOptions{})
@@ -309,7 +295,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadSeekCloser, tripca
 
 // Delete removes the object; S3 answers absent objects with success too.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := tripcap.CheckStorageKey(key); err != nil {
 		return err
 	}
 	if err := s.client.RemoveObject(ctx, s.bucket, s.prefix+key, minio.RemoveObjectOptions{}); err != nil && !isCode(err, "NoSuchKey") {
