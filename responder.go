@@ -2,6 +2,7 @@ package tripcap
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -44,9 +45,15 @@ type Responder struct {
 	// nodename.
 	TargetLabels []string `json:"targetLabels,omitempty"`
 
+	// Version counts the responder's writes; its ETag is made from it, so
+	// an update can be made conditional (If-Match).
+	Version   int64     `json:"version,omitempty"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 }
+
+// ETag is the responder's entity tag, for If-Match on update.
+func (r *Responder) ETag() string { return fmt.Sprintf(`W/"%d"`, r.Version) }
 
 // ResponderCapture is the template of the captures a responder starts: the
 // capture's name and its parameters without a target (the alert's host is
@@ -230,9 +237,23 @@ type ResponderRunHost struct {
 	Reason      string `json:"reason,omitempty"`
 	CaptureID   string `json:"captureId,omitempty"`
 	CaptureName string `json:"captureName,omitempty"`
+	// Notification is where telling the run's notify action group of the
+	// capture's completion stands: "" (nothing to tell), pending, sent or
+	// failed. A pending one survives a restart of the server.
+	Notification string `json:"notification,omitempty"`
 	// Notified is when the notify action group was told of completion.
 	Notified *time.Time `json:"notifiedAt,omitempty"`
 }
+
+// Notification states of a run's host.
+const (
+	// NotifyPending: the capture's completion is awaited, then told.
+	NotifyPending = "pending"
+	// NotifySent: every receiver of the group was told.
+	NotifySent = "sent"
+	// NotifyFailed: a receiver could not be told (the run's errors say why).
+	NotifyFailed = "failed"
+)
 
 // ResponderRun records one invocation of a responder for one alert.
 type ResponderRun struct {
@@ -253,9 +274,36 @@ type ResponderRun struct {
 	Reason   string             `json:"reason,omitempty"`
 	Hosts    []ResponderRunHost `json:"hosts,omitempty"`
 	Errors   []string           `json:"errors,omitempty"`
+	// NotifyActionGroup is the group told of the run's completed captures:
+	// the responder's when the run was decided.
+	NotifyActionGroup string `json:"notifyActionGroup,omitempty"`
 
 	ReceivedAt time.Time  `json:"receivedAt"`
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+
+	// Trigger is the alert as the responder received it, normalized (a
+	// responder.Trigger), kept so that a run accepted but not yet decided
+	// when the server stopped is decided after it starts again.
+	Trigger json.RawMessage `json:"-"`
+	// Owner is the server instance working on the run and LeaseUntil when
+	// its claim ends unless renewed (see ClaimResponderRuns); "" when no
+	// one holds it. Kept by the store, not part of the API.
+	Owner      string    `json:"-"`
+	LeaseUntil time.Time `json:"-"`
+}
+
+// Open reports whether the run has work left: a decision, or a
+// notification of a capture's completion.
+func (r *ResponderRun) Open() bool {
+	if r.Decision == DecisionPending {
+		return true
+	}
+	for _, h := range r.Hosts {
+		if h.Notification == NotifyPending {
+			return true
+		}
+	}
+	return false
 }
 
 // ResponderFilter selects responders; nil fields select all.
@@ -280,12 +328,15 @@ type ResponderRunFilter struct {
 // Responder subtests. Errors are *Error: malformed ids EINVALID, unknown
 // ids ENOTFOUND.
 type ResponderStore interface {
-	// CreateResponder inserts r, whose ID the caller sets; zero times
-	// become now. ECONFLICT when the id or the name (in any case) is taken.
+	// CreateResponder inserts r, whose ID the caller sets, with Version 1;
+	// zero times become now. ECONFLICT when the id or the name (in any
+	// case) is taken.
 	CreateResponder(ctx context.Context, r *Responder) error
 	// UpdateResponder replaces the responder with r.ID (name included;
-	// ECONFLICT when the new name is taken), setting UpdatedAt to now.
-	UpdateResponder(ctx context.Context, r *Responder) error
+	// ECONFLICT when the new name is taken) if its stored version is
+	// expectVersion (else EPRECONDITION), setting UpdatedAt to now and
+	// r.Version to the next version.
+	UpdateResponder(ctx context.Context, r *Responder, expectVersion int64) error
 	// FindResponders lists the responders f selects, ordered by name.
 	FindResponders(ctx context.Context, f ResponderFilter) ([]*Responder, error)
 	// FindResponder returns the one responder f selects, ENOTFOUND when none.
@@ -304,14 +355,31 @@ type ResponderStore interface {
 	// DeleteResponderKey revokes a key. ENOTFOUND when unknown.
 	DeleteResponderKey(ctx context.Context, id string) error
 
-	// CreateResponderRun inserts a run. ECONFLICT when the responder
-	// already has a run with the same non-empty IdempotencyKey: that is
-	// how a redelivered alert is recognised, atomically, across replicas.
+	// CreateResponderRun inserts a run, with its Trigger and its claim
+	// (Owner, LeaseUntil) as given. ECONFLICT when the responder already
+	// has a run with the same non-empty IdempotencyKey: that is how a
+	// redelivered alert is recognised, atomically, across replicas.
 	CreateResponderRun(ctx context.Context, r *ResponderRun) error
-	// UpdateResponderRun replaces the run with r.ID. ENOTFOUND when unknown.
+	// UpdateResponderRun replaces the run with r.ID; its Trigger and claim
+	// stay as stored. ENOTFOUND when unknown.
 	UpdateResponderRun(ctx context.Context, r *ResponderRun) error
 	// FindResponderRuns lists the runs f selects, newest first.
 	FindResponderRuns(ctx context.Context, f ResponderRunFilter) ([]*ResponderRun, error)
+
+	// ClaimResponderRuns hands owner up to limit open runs (Open) that no
+	// one holds — no owner, or a lease that ended before now — oldest
+	// first, leased until until, and returns them. While a lease lasts no
+	// other owner gets the run, across replicas: that is what makes one
+	// server, and one only, resume a run another left.
+	ClaimResponderRuns(ctx context.Context, owner string, now, until time.Time, limit int) ([]*ResponderRun, error)
+	// ClaimResponderRun takes or renews one open run for owner until
+	// until: when no one holds it, owner does, or the lease ended before
+	// now. ECONFLICT when another owner's lease lasts or the run has no
+	// work left; ENOTFOUND when unknown.
+	ClaimResponderRun(ctx context.Context, id, owner string, now, until time.Time) error
+	// ReleaseResponderRuns ends owner's claims (a clean shutdown), so
+	// another server takes the work at once instead of when leases end.
+	ReleaseResponderRuns(ctx context.Context, owner string) error
 }
 
 // String names the run for logs.

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,12 +111,24 @@ func (n *Notifier) message(r tripcap.EmailReceiver, a tripcap.Alert, custom map[
 	if a.ResolvedAt != nil {
 		fmt.Fprintf(&body, "Resolved:  %s\n", a.ResolvedAt.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(&body, "Window:    %s to %s\n", a.Condition.WindowStartTime.UTC().Format(time.RFC3339), a.Condition.WindowEndTime.UTC().Format(time.RFC3339))
+	// A notice that is not a metric alert's (a responder's capture
+	// completion) has no window.
+	if !a.Condition.WindowStartTime.IsZero() {
+		fmt.Fprintf(&body, "Window:    %s to %s\n", a.Condition.WindowStartTime.UTC().Format(time.RFC3339), a.Condition.WindowEndTime.UTC().Format(time.RFC3339))
+	}
 	for _, c := range a.Condition.AllOf {
 		fmt.Fprintf(&body, "Condition: %s %s of %s = %g, %s %g\n", c.Name, c.TimeAggregation, c.MetricName, c.MetricValue, c.Operator, c.Threshold)
 	}
 	if a.Description != "" {
 		fmt.Fprintf(&body, "\n%s\n", a.Description)
+	}
+	// The custom properties are what a reader acts on (a capture's
+	// download link, say): listed in the text too, not only in the JSON.
+	if len(custom) > 0 {
+		body.WriteString("\n")
+		for _, k := range slices.Sorted(maps.Keys(custom)) {
+			fmt.Fprintf(&body, "%s: %s\n", k, custom[k])
+		}
 	}
 	body.WriteString("\n")
 	body.Write(js)

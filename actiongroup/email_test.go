@@ -1,198 +1,23 @@
 package actiongroup
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"io"
-	"math/big"
 	"mime/quotedprintable"
-	"net"
-	"net/mail"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/internal/testenv"
+	"github.com/tripcap/tripcap/actiongroup/eximtest"
 )
 
-// eximServer is a private exim (Debian's exim4-daemon-light, installed by
-// scripts/install-alerting-peers) on 127.0.0.1: STARTTLS with a test
-// certificate, AUTH PLAIN for alerts/s3cret after TLS, accepting mail for
-// example.test into one mbox file.
-type eximServer struct {
-	addr    string
-	mailbox string
-	pool    *x509.CertPool
-}
-
-const eximConf = `primary_hostname = tripcap-test.localhost
-qualify_domain = example.test
-local_interfaces = 127.0.0.1
-daemon_smtp_ports = {{PORT}}
-spool_directory = {{DIR}}/spool
-log_file_path = {{DIR}}/log/%slog
-pid_file_path = {{DIR}}/exim.pid
-exim_user = root
-exim_group = root
-never_users =
-keep_environment =
-tls_advertise_hosts = *
-tls_certificate = {{DIR}}/cert.pem
-tls_privatekey = {{DIR}}/key.pem
-auth_advertise_hosts = ${if eq{$tls_in_cipher}{}{}{*}}
-acl_smtp_rcpt = acl_check_rcpt
-begin acl
-acl_check_rcpt:
-  accept domains = example.test
-  deny message = relay not permitted
-begin routers
-mailbox:
-  driver = accept
-  domains = example.test
-  transport = mailbox_file
-begin transports
-mailbox_file:
-  driver = appendfile
-  file = {{DIR}}/mail/mailbox
-  envelope_to_add = true
-  user = nobody
-  mode = 0644
-begin authenticators
-plain:
-  driver = plaintext
-  public_name = PLAIN
-  server_prompts = :
-  server_condition = ${if and {{eq{$auth2}{alerts}}{eq{$auth3}{s3cret}}}}
-  server_set_id = $auth2
-`
-
-func startExim(t *testing.T) *eximServer {
-	t.Helper()
-	testenv.RequireRoot(t)
-	exim := testenv.RequireBinary(t, "exim4")
-	dir, err := os.MkdirTemp("", "tripcap-exim-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// The delivery runs as nobody, which must reach the mailbox directory.
-	for _, d := range []string{dir, dir + "/spool", dir + "/log", dir + "/mail"} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		_ = os.Chmod(d, 0o755)
-	}
-	_ = os.Chmod(dir+"/mail", 0o777)
-	pool := writeCert(t, dir)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := strings.NewReplacer("{{PORT}}", fmt.Sprint(port), "{{DIR}}", dir).Replace(eximConf)
-	if err := os.WriteFile(dir+"/exim.conf", []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(exim, "-C", dir+"/exim.conf", "-bdf")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(dir + "/log/mainlog")
-			t.Fatalf("exim did not listen on %s: %v\n%s\n%s", addr, err, out.String(), log)
-		}
-	}
-	return &eximServer{addr: addr, mailbox: dir + "/mail/mailbox", pool: pool}
-}
-
-func writeCert(t *testing.T, dir string) *x509.CertPool {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
-}
-
-// waitMail waits for the mailbox to hold n messages and returns them.
-func (e *eximServer) waitMail(t *testing.T, n int) []*mail.Message {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		data, _ := os.ReadFile(e.mailbox)
-		// mbox: each message starts with a "From " line.
-		parts := strings.Split("\n"+string(data), "\nFrom ")[1:]
-		if len(parts) >= n {
-			var out []*mail.Message
-			for _, p := range parts {
-				_, rest, _ := strings.Cut(p, "\n")
-				m, err := mail.ReadMessage(strings.NewReader(rest))
-				if err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, m)
-			}
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mailbox has %d messages; want %d", len(parts), n)
-		}
-	}
-}
-
 func TestEmailThroughExim(t *testing.T) {
-	srv := startExim(t)
+	srv := eximtest.Start(t)
 	log := &memLog{}
 	n, err := New(Config{Log: log, Retry: fastRetry(), SMTP: &SMTPConfig{
-		Addr: srv.addr, From: "tripcap <alerts@example.test>", Username: "alerts", Password: "s3cret",
-		TLS: TLSRequired, RootCAs: srv.pool,
+		Addr: srv.Addr, From: "tripcap <alerts@example.test>", Username: eximtest.Username, Password: eximtest.Password,
+		TLS: TLSRequired, RootCAs: srv.Pool,
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +30,7 @@ func TestEmailThroughExim(t *testing.T) {
 	if len(ds) != 2 || !ds[0].Success || !ds[1].Success {
 		t.Fatalf("deliveries %+v", ds)
 	}
-	msgs := srv.waitMail(t, 2)
+	msgs := srv.WaitMail(t, 2)
 	seen := map[string]bool{}
 	for _, m := range msgs {
 		to := m.Header.Get("Envelope-To")
@@ -242,7 +67,7 @@ func TestEmailThroughExim(t *testing.T) {
 	}
 
 	// A wrong password is refused for good (535): one attempt, logged.
-	bad, _ := New(Config{Retry: fastRetry(), SMTP: &SMTPConfig{Addr: srv.addr, From: "alerts@example.test", Username: "alerts", Password: "nope", RootCAs: srv.pool}})
+	bad, _ := New(Config{Retry: fastRetry(), SMTP: &SMTPConfig{Addr: srv.Addr, From: "alerts@example.test", Username: "alerts", Password: "nope", RootCAs: srv.Pool}})
 	ds = bad.Notify(context.Background(), &tripcap.ActionGroup{ID: "g", Name: "g", EmailReceivers: []tripcap.EmailReceiver{{Name: "e", EmailAddress: "oncall@example.test"}}}, seedAlert(), nil)
 	if len(ds) != 1 || ds[0].Success || ds[0].StatusCode != 535 || !ds[0].Final {
 		t.Fatalf("wrong password: %+v", ds)
@@ -253,9 +78,43 @@ func TestEmailThroughExim(t *testing.T) {
 		t.Fatalf("relay: %+v", ds)
 	}
 	// Without the test CA the certificate does not verify: no mail sent in clear.
-	untrusted, _ := New(Config{Retry: fastRetry(), SMTP: &SMTPConfig{Addr: srv.addr, From: "alerts@example.test"}})
+	untrusted, _ := New(Config{Retry: fastRetry(), SMTP: &SMTPConfig{Addr: srv.Addr, From: "alerts@example.test"}})
 	ds = untrusted.Notify(context.Background(), &tripcap.ActionGroup{ID: "g", Name: "g", EmailReceivers: []tripcap.EmailReceiver{{Name: "e", EmailAddress: "oncall@example.test"}}}, seedAlert(), nil)
 	if len(ds) != 1 || ds[0].Success || !strings.Contains(ds[0].Error, "certificate") {
 		t.Fatalf("untrusted certificate: %+v", ds)
+	}
+}
+
+// A notice without a metric window (a responder's capture completion)
+// shows no empty window, and lists its custom properties in the text, where
+// a reader finds the download link, not only in the JSON below it.
+func TestEmailTextListsCustomProperties(t *testing.T) {
+	n, err := New(Config{SMTP: &SMTPConfig{Addr: "127.0.0.1:25", From: "alerts@example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tripcap.Alert{ID: "c1", RuleName: "responder pc", HostName: "web1", MonitorCondition: tripcap.ConditionFired, Severity: 4,
+		Description: "packet capture PSAzureFunction completed: Stopped"}
+	msg, err := n.message(tripcap.EmailReceiver{Name: "ops", EmailAddress: "ops@example.test", UseCommonAlertSchema: true}, a,
+		map[string]string{"downloadUrl": "https://tripcap.example/api/v1/captures/c1/file", "captureName": "PSAzureFunction"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := strings.Cut(string(msg), "\r\n\r\n")
+	text, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary, _, _ := strings.Cut(string(text), "{")
+	if strings.Contains(summary, "Window:") || !strings.Contains(summary, "captureName: PSAzureFunction\r\ndownloadUrl: https://tripcap.example/api/v1/captures/c1/file\r\n") {
+		t.Fatalf("summary:\n%s", summary)
+	}
+	// A metric alert keeps its window.
+	msg, err = n.message(tripcap.EmailReceiver{Name: "ops", EmailAddress: "ops@example.test"}, seedAlert(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg), "Window:") {
+		t.Fatalf("metric alert without its window:\n%s", msg)
 	}
 }

@@ -2,10 +2,12 @@ package controlplane
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +40,14 @@ type ResponderConfig struct {
 	// Notifier delivers completion notifications; nil builds one with
 	// no SMTP (email receivers then fail, recorded in the run).
 	Notifier *actiongroup.Notifier
+	// Lease is how long this server's claim on a run's work (its decision,
+	// its completion notifications) lasts unless renewed (default 30 s).
+	// Claims are renewed every third of it; every half of it, work no one
+	// holds is looked for and resumed — left by a server that stopped, or
+	// by a replica that died — so a run is resumed by one server only.
+	Lease time.Duration
+	// Instance names this server in claims (default a new id each start).
+	Instance string
 }
 
 // Responders is the alert-triggered capture "function": responder CRUD,
@@ -63,6 +73,10 @@ type Responders struct {
 	// runMu serializes the read-modify-write of a run's notification
 	// record: a run's hosts notify concurrently.
 	runMu sync.Mutex
+	// active holds the runs this server works on, so a sweep that claims
+	// one again (its renewal failed for a while) does not start it twice.
+	activeMu sync.Mutex
+	active   map[string]bool
 }
 
 type job struct {
@@ -88,6 +102,12 @@ func NewResponders(svc *Service, log *slog.Logger, cfg ResponderConfig) (*Respon
 	if cfg.NotifyTimeout <= 0 {
 		cfg.NotifyTimeout = 6 * time.Hour
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = tripcap.NewID()
+	}
 	n := cfg.Notifier
 	if n == nil {
 		var err error
@@ -98,15 +118,17 @@ func NewResponders(svc *Service, log *slog.Logger, cfg ResponderConfig) (*Respon
 	bg, stop := context.WithCancel(context.Background())
 	r := &Responders{
 		svc: svc, store: svc.store, log: log, cfg: cfg, notifier: n, now: time.Now,
-		jobs: make(chan job, cfg.Queue), bg: bg, stop: stop,
+		jobs: make(chan job, cfg.Queue), bg: bg, stop: stop, active: map[string]bool{},
 		// The responder acts for the administrator who configured it.
 		admin: tripcap.NewContextWithPrincipal(bg, &tripcap.Principal{Role: tripcap.RoleAdmin, CredentialID: "responder"}),
 	}
 	return r, nil
 }
 
-// Run handles queued triggers with the worker pool until ctx ends, then
-// waits for the work under way to stop.
+// Run handles queued triggers with the worker pool, and resumes the work
+// no server holds (runs not decided, notifications not sent), until ctx
+// ends; then it waits for the work under way to stop and hands back its
+// claims, so the next start or a replica resumes the rest at once.
 func (r *Responders) Run(ctx context.Context) error {
 	for range r.cfg.Workers {
 		r.wg.Go(func() {
@@ -120,10 +142,143 @@ func (r *Responders) Run(ctx context.Context) error {
 			}
 		})
 	}
+	r.wg.Go(func() {
+		t := time.NewTicker(r.cfg.Lease / 2)
+		defer t.Stop()
+		for {
+			r.sweep()
+			select {
+			case <-r.bg.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
 	<-ctx.Done()
 	r.stop()
 	r.wg.Wait()
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.ReleaseResponderRuns(rctx, r.cfg.Instance); err != nil {
+		r.log.Warn("responder: handing back runs", "err", err)
+	}
 	return nil
+}
+
+// sweepBatch bounds the runs one sweep claims.
+const sweepBatch = 100
+
+// sweep claims the open runs no server holds and resumes them.
+func (r *Responders) sweep() {
+	now := r.now().UTC()
+	runs, err := r.store.ClaimResponderRuns(r.bg, r.cfg.Instance, now, now.Add(r.cfg.Lease), sweepBatch)
+	if err != nil {
+		if r.bg.Err() == nil {
+			r.log.Warn("responder: looking for work to resume", "err", err)
+		}
+		return
+	}
+	for _, run := range runs {
+		if !r.track(run.ID) {
+			continue
+		}
+		r.log.Info("responder: resuming run", "run", run.ID, "responder", run.ResponderID, "decision", run.Decision)
+		r.resume(run)
+	}
+}
+
+// resume continues a claimed run where it stopped: its decision, or the
+// notifications it still owes.
+func (r *Responders) resume(run *tripcap.ResponderRun) {
+	if run.Decision != tripcap.DecisionPending {
+		release := r.keep(run.ID)
+		r.wg.Go(func() {
+			defer release()
+			r.notifyWhenDone(run)
+		})
+		return
+	}
+	var t responder.Trigger
+	if len(run.Trigger) == 0 || json.Unmarshal(run.Trigger, &t) != nil {
+		r.finish(run, tripcap.DecisionFailed, "the server stopped before deciding, and this run does not hold its alert (it was recorded by an older version)")
+		r.untrack(run.ID)
+		return
+	}
+	rs, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &run.ResponderID})
+	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+		r.finish(run, tripcap.DecisionFailed, "the responder was deleted before the run was decided")
+		r.untrack(run.ID)
+		return
+	}
+	if err != nil {
+		// The claim ends with its lease, and a later sweep tries again.
+		r.log.Warn("responder: resuming run", "run", run.ID, "err", err)
+		r.untrack(run.ID)
+		return
+	}
+	select {
+	case r.jobs <- job{run: run, trg: t, rsp: rs}:
+	default:
+		// Full: as above, a later sweep takes it again.
+		r.untrack(run.ID)
+	}
+}
+
+// track records that this server works on a run; false when it already does.
+func (r *Responders) track(id string) bool {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	if r.active[id] {
+		return false
+	}
+	r.active[id] = true
+	return true
+}
+
+func (r *Responders) untrack(id string) {
+	r.activeMu.Lock()
+	defer r.activeMu.Unlock()
+	delete(r.active, id)
+}
+
+// claim takes or renews this server's claim on a run.
+func (r *Responders) claim(ctx context.Context, id string) error {
+	now := r.now().UTC()
+	return r.store.ClaimResponderRun(ctx, id, r.cfg.Instance, now, now.Add(r.cfg.Lease))
+}
+
+// keep renews the claim on a run while this server works on it; release
+// stops renewing and forgets the run.
+func (r *Responders) keep(id string) (release func()) {
+	ctx, cancel := context.WithCancel(r.bg)
+	done := make(chan struct{})
+	r.wg.Go(func() {
+		defer close(done)
+		t := time.NewTicker(r.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			err := r.claim(ctx, id)
+			if tripcap.ErrorCode(err) == tripcap.ECONFLICT {
+				// Done, or taken over after this server lost touch with
+				// the store for a whole lease: the check before each
+				// action then stops it here.
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("responder: renewing claim", "run", id, "err", err)
+			}
+		}
+	})
+	return func() {
+		cancel()
+		<-done
+		r.untrack(id)
+	}
 }
 
 // resolve finds a responder by id or name.
@@ -183,6 +338,53 @@ func (r *Responders) CreateResponder(ctx context.Context, in *tripcap.Responder)
 	}
 	r.log.Info("responder created", "responder", rs.Name, "id", rs.ID)
 	return &rs, nil
+}
+
+// UpdateResponder replaces a responder's settings with in, checked as for
+// create; its id, keys, runs and creation time stay. ifMatch, when set
+// (and not "*"), must be the responder's current ETag, else EPRECONDITION.
+// Without it the last writer wins.
+func (r *Responders) UpdateResponder(ctx context.Context, ref string, in *tripcap.Responder, ifMatch string) (*tripcap.Responder, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "body: a responder is required")
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := r.resolve(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if ifMatch != "" && ifMatch != "*" && ifMatch != cur.ETag() {
+			return nil, tripcap.Errorf(tripcap.EPRECONDITION, "responder %s changed (ETag %s, If-Match %s)", cur.Name, cur.ETag(), ifMatch)
+		}
+		if in.ID != "" && in.ID != cur.ID {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "id: %q is not the responder's (%s); ids do not change", in.ID, cur.ID)
+		}
+		rs := *in
+		if rs.Name == "" {
+			rs.Name = cur.Name
+		}
+		if err := r.check(ctx, &rs); err != nil {
+			return nil, err
+		}
+		rs.ID, rs.CreatedAt = cur.ID, cur.CreatedAt
+		if rs.Enabled == nil {
+			rs.Enabled = ptr(true)
+		}
+		err = r.store.UpdateResponder(ctx, &rs, cur.Version)
+		// Changed between the read and the write: with If-Match that is
+		// the caller's to resolve; without, read again.
+		if tripcap.ErrorCode(err) == tripcap.EPRECONDITION && ifMatch == "" && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.log.Info("responder updated", "responder", rs.Name, "id", rs.ID, "version", rs.Version)
+		return &rs, nil
+	}
 }
 
 // FindResponders lists responders.
@@ -352,16 +554,26 @@ func (r *Responders) Trigger(ctx context.Context, a tripcap.Alert, rcv tripcap.R
 func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source string, triggers []responder.Trigger) ([]*tripcap.ResponderRun, error) {
 	var runs []*tripcap.ResponderRun
 	for _, t := range triggers {
+		kept, err := json.Marshal(t)
+		if err != nil {
+			return runs, fmt.Errorf("record responder run: %w", err)
+		}
+		now := r.now().UTC()
 		run := &tripcap.ResponderRun{
 			ID: tripcap.NewID(), ResponderID: rs.ID, Source: source, Format: string(t.Format),
 			IdempotencyKey: t.IdempotencyKey(), AlertKey: t.AlertKey(), Condition: t.Condition,
 			Summary: clipText(t.Summary, 500), Targets: describeTargets(t.Targets), Decision: tripcap.DecisionPending,
-			ReceivedAt: r.now().UTC(),
+			ReceivedAt: now, Trigger: kept,
 		}
-		err := r.store.CreateResponderRun(ctx, run)
+		// The run is this server's to decide; once it stops, the run is
+		// left to whichever server sweeps first.
+		if r.bg.Err() == nil {
+			run.Owner, run.LeaseUntil = r.cfg.Instance, now.Add(r.cfg.Lease)
+		}
+		err = r.store.CreateResponderRun(ctx, run)
 		if tripcap.ErrorCode(err) == tripcap.ECONFLICT && run.IdempotencyKey != "" {
 			run.Decision, run.Reason = tripcap.DecisionDuplicate, "a redelivery of an alert this responder already handled ("+run.IdempotencyKey+")"
-			run.IdempotencyKey = ""
+			run.IdempotencyKey, run.Trigger, run.Owner, run.LeaseUntil = "", nil, "", time.Time{}
 			now := r.now().UTC()
 			run.FinishedAt = &now
 			err = r.store.CreateResponderRun(ctx, run)
@@ -375,10 +587,16 @@ func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source s
 		}
 		// The caller gets the run as recorded: the worker changes its own.
 		snapshot := *run
+		if run.Owner == "" {
+			runs = append(runs, &snapshot)
+			continue
+		}
+		r.track(run.ID)
 		select {
 		case r.jobs <- job{run: run, trg: t, rsp: rs}:
 		default:
 			r.finish(run, tripcap.DecisionFailed, "the responder's queue is full; try again")
+			r.untrack(run.ID)
 			return runs, tripcap.Errorf(tripcap.EUNAVAILABLE, "responder %s is busy (%d triggers queued); retry later", rs.Name, r.cfg.Queue)
 		}
 		runs = append(runs, &snapshot)
@@ -395,8 +613,44 @@ func (r *Responders) finish(run *tripcap.ResponderRun, decision, reason string) 
 	}
 }
 
-// handle decides and acts on one trigger.
+// handle decides and acts on one trigger, then follows up on the captures
+// it started, holding the run's claim throughout.
 func (r *Responders) handle(j job) {
+	// The claim may have ended while the job waited, and another server
+	// taken the run over: then it is that server's.
+	if err := r.claim(r.bg, j.run.ID); err != nil {
+		if r.bg.Err() == nil {
+			r.log.Info("responder: run taken over or done elsewhere", "run", j.run.ID, "err", err)
+		}
+		r.untrack(j.run.ID)
+		return
+	}
+	release := r.keep(j.run.ID)
+	cur, err := r.store.FindResponderRuns(r.bg, tripcap.ResponderRunFilter{ID: &j.run.ID, Limit: 1})
+	if err != nil || len(cur) == 0 {
+		if r.bg.Err() == nil {
+			r.log.Error("responder: reading run", "run", j.run.ID, "err", err)
+		}
+		release()
+		return
+	}
+	j.run = cur[0]
+	if j.run.Decision == tripcap.DecisionPending {
+		r.decide(j)
+	}
+	if !j.run.Open() {
+		release()
+		return
+	}
+	r.wg.Go(func() {
+		defer release()
+		r.notifyWhenDone(j.run)
+	})
+}
+
+// decide acts on one trigger and records the run's decision, with the
+// notifications it owes.
+func (r *Responders) decide(j job) {
 	run, t, rs := j.run, j.trg, j.rsp
 	// The responder may have changed since the trigger was queued.
 	if cur, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &rs.ID}); err == nil {
@@ -430,17 +684,16 @@ func (r *Responders) handle(j job) {
 			rh = r.onResolved(rs, run, t, h)
 		} else {
 			rh = r.onFired(rs, run, t, h)
+			if rh.Decision == tripcap.DecisionStarted && rs.NotifyActionGroup != "" {
+				rh.Notification = tripcap.NotifyPending
+			}
 		}
 		run.Hosts = append(run.Hosts, rh)
 	}
+	// The decision and the notifications owed are written together: from
+	// here a restart resumes the notifications.
+	run.NotifyActionGroup = rs.NotifyActionGroup
 	r.finish(run, overall(run.Hosts), "")
-	if rs.NotifyActionGroup != "" {
-		for i, rh := range run.Hosts {
-			if rh.Decision == tripcap.DecisionStarted {
-				r.wg.Go(func() { r.notifyWhenDone(rs, run, i) })
-			}
-		}
-	}
 }
 
 // overall is a run's decision from its hosts': started when any capture
@@ -701,10 +954,28 @@ func hostAddress(h *tripcap.Host) string {
 	return fallback
 }
 
-// notifyWhenDone waits for a started capture to end and its files to be
-// stored, then tells the responder's notify action group.
-func (r *Responders) notifyWhenDone(rs *tripcap.Responder, run *tripcap.ResponderRun, i int) {
-	ctx, cancel := context.WithTimeout(r.bg, r.cfg.NotifyTimeout)
+// notifyWhenDone tells the run's notify action group of each capture the
+// run started, once it has ended and its files are stored.
+func (r *Responders) notifyWhenDone(run *tripcap.ResponderRun) {
+	var wg sync.WaitGroup
+	for i, rh := range run.Hosts {
+		if rh.Notification == tripcap.NotifyPending {
+			wg.Go(func() { r.notifyHost(run, i) })
+		}
+	}
+	wg.Wait()
+}
+
+// notifyHost waits for the capture of the run's host i to end and its
+// files to be stored, then notifies. Shutting down leaves the notification
+// pending, for the next start (or a replica) to send.
+func (r *Responders) notifyHost(run *tripcap.ResponderRun, i int) {
+	// The wait counts from the decision, across restarts.
+	from := run.ReceivedAt
+	if run.FinishedAt != nil {
+		from = *run.FinishedAt
+	}
+	ctx, cancel := context.WithDeadline(r.bg, from.Add(r.cfg.NotifyTimeout))
 	defer cancel()
 	rh := run.Hosts[i]
 	tick := time.NewTicker(r.cfg.PollInterval)
@@ -712,10 +983,12 @@ func (r *Responders) notifyWhenDone(rs *tripcap.Responder, run *tripcap.Responde
 	var c *tripcap.PacketCapture
 wait:
 	for {
-		cur, err := r.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &rh.CaptureID, IncludeDeleted: true})
+		// Looked up even when the wait is over (a server resuming long
+		// after the capture ended), so what is known is told.
+		cur, err := r.store.FindCapture(r.bg, tripcap.CaptureFilter{ID: &rh.CaptureID, IncludeDeleted: true})
 		if err == nil {
 			c = cur
-		} else if ctx.Err() == nil {
+		} else if r.bg.Err() == nil {
 			r.log.Warn("responder: watching capture", "capture", rh.CaptureID, "err", err)
 		}
 		if c != nil && c.Status.Terminal() && stored(c) {
@@ -723,22 +996,44 @@ wait:
 		}
 		select {
 		case <-ctx.Done():
-			// Shutting down: the run keeps no notification. Timed out:
-			// notify with what is known.
-			if r.bg.Err() != nil || c == nil {
+			if r.bg.Err() != nil {
 				return
 			}
+			if c == nil {
+				r.recordNotify(run, i, fmt.Errorf("notify: capture %s of %s not found within %s", rh.CaptureName, rh.HostName, r.cfg.NotifyTimeout))
+				return
+			}
+			// Timed out: notify with what is known.
 			break wait
 		case <-tick.C:
 		}
 	}
-	g, err := r.store.FindActionGroup(r.bg, tripcap.ActionGroupFilter{Name: &rs.NotifyActionGroup})
-	if err != nil {
-		r.recordNotify(run, i, fmt.Errorf("notify action group %s: %w", rs.NotifyActionGroup, err))
+	// Only the server holding the run notifies (a check just before the
+	// one action that cannot be undone).
+	if err := r.claim(r.bg, run.ID); err != nil {
+		if r.bg.Err() == nil {
+			r.log.Warn("responder: notification left to the run's holder", "run", run.ID, "err", err)
+		}
 		return
+	}
+	g, err := r.store.FindActionGroup(r.bg, tripcap.ActionGroupFilter{Name: &run.NotifyActionGroup})
+	if err != nil {
+		if r.bg.Err() == nil {
+			r.recordNotify(run, i, fmt.Errorf("notify action group %s: %w", run.NotifyActionGroup, err))
+		}
+		return
+	}
+	rs, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &run.ResponderID})
+	if err != nil {
+		// Deleted since: the notification still goes out.
+		rs = &tripcap.Responder{ID: run.ResponderID, Name: run.ResponderID}
 	}
 	alert, props := r.completion(rs, run, c)
 	ds := r.notifier.Notify(r.bg, g, alert, props)
+	if r.bg.Err() != nil {
+		// Cut short by shutdown: sent again after it.
+		return
+	}
 	// A receiver failed when its final attempt did not succeed.
 	var failed []string
 	for _, d := range ds {
@@ -749,6 +1044,8 @@ wait:
 	var nerr error
 	if len(failed) > 0 {
 		nerr = errors.New("notification failed: " + strings.Join(failed, "; "))
+	} else if !g.IsEnabled() {
+		nerr = fmt.Errorf("notification not sent: action group %s is disabled", g.Name)
 	}
 	r.recordNotify(run, i, nerr)
 }
@@ -776,8 +1073,11 @@ func stored(c *tripcap.PacketCapture) bool {
 // webhook schemas carry them.
 func (r *Responders) completion(rs *tripcap.Responder, run *tripcap.ResponderRun, c *tripcap.PacketCapture) (tripcap.Alert, map[string]string) {
 	h, _ := r.store.FindHost(r.bg, tripcap.HostFilter{ID: &c.HostID})
+	// The capture's id is the alert's: one notification per capture, the
+	// same id if it is ever sent twice (a server stopped mid-send), so
+	// receivers can tell.
 	a := tripcap.Alert{
-		ID: run.ID, RuleID: rs.ID, RuleName: "responder " + rs.Name, Severity: 4,
+		ID: c.ID, RuleID: rs.ID, RuleName: "responder " + rs.Name, Severity: 4,
 		Description: "packet capture " + c.Name + " completed: " + string(c.Status),
 		HostID:      c.HostID, MonitorCondition: tripcap.ConditionFired, FiredAt: r.now().UTC(),
 		ConditionType: "PacketCaptureCompleted", WindowSize: "PT1M",
@@ -797,6 +1097,7 @@ func (r *Responders) completion(rs *tripcap.Responder, run *tripcap.ResponderRun
 		"storagePath":    c.Parameters.StorageLocation.StoragePath,
 		"localPath":      c.Parameters.StorageLocation.LocalPath,
 		"errors":         strings.Join(c.Errors, ","),
+		"downloadUrl":    "",
 		"errorMessage":   c.ErrorMessage,
 		"alertSummary":   run.Summary,
 		"alertCondition": string(run.Condition),
@@ -805,12 +1106,17 @@ func (r *Responders) completion(rs *tripcap.Responder, run *tripcap.ResponderRun
 		props["downloadUrl"] = strings.TrimRight(r.cfg.PublicURL, "/") + "/api/v1/captures/" + c.ID + "/file"
 	}
 	for k, v := range props {
-		if v == "" {
+		if v == "" && !slices.Contains(completionFields, k) {
 			delete(props, k)
 		}
 	}
 	return a, props
 }
+
+// completionFields are the properties every completion notification
+// carries, empty when there is nothing to say (no errors, no storage, no
+// public URL), so that a receiver can read them without checking.
+var completionFields = []string{"captureName", "host", "storagePath", "downloadUrl", "packets", "stopReason", "errors"}
 
 // recordNotify writes a notification's outcome into the run.
 func (r *Responders) recordNotify(run *tripcap.ResponderRun, i int, err error) {
@@ -827,10 +1133,11 @@ func (r *Responders) recordNotify(run *tripcap.ResponderRun, i int, err error) {
 	}
 	if err != nil {
 		rr.Errors = append(rr.Errors, err.Error())
+		rr.Hosts[i].Notification = tripcap.NotifyFailed
 		r.log.Warn("responder: notification", "run", run.ID, "err", err)
 	} else {
 		now := r.now().UTC()
-		rr.Hosts[i].Notified = &now
+		rr.Hosts[i].Notification, rr.Hosts[i].Notified = tripcap.NotifySent, &now
 	}
 	if uerr := r.store.UpdateResponderRun(r.bg, rr); uerr != nil {
 		r.log.Error("responder: recording notification", "run", run.ID, "err", uerr)

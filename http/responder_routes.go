@@ -48,7 +48,8 @@ func (s *Server) responderRoutes() []route {
 	return []route{
 		{Method: "POST", Path: "/api/v1/responders", ID: "createResponder", Summary: "Create a responder: the alert-triggered capture function.", Auth: "admin", Request: &tripcap.Responder{}, Response: &tripcap.Responder{}, Status: 201, Handler: s.handleCreateResponder},
 		{Method: "GET", Path: "/api/v1/responders", ID: "listResponders", Summary: "List responders.", Auth: "admin", Response: List[*tripcap.Responder]{}, Handler: s.handleListResponders},
-		{Method: "GET", Path: "/api/v1/responders/{responder}", ID: "getResponder", Summary: "Get a responder by name or id.", Auth: "admin", Response: &tripcap.Responder{}, Handler: s.handleGetResponder},
+		{Method: "GET", Path: "/api/v1/responders/{responder}", ID: "getResponder", Summary: "Get a responder by name or id (ETag, If-None-Match).", Auth: "admin", Response: &tripcap.Responder{}, Handler: s.handleGetResponder},
+		{Method: "PUT", Path: "/api/v1/responders/{responder}", ID: "updateResponder", Summary: "Replace a responder's settings, checked as for create; its id, keys and runs stay (If-Match).", Auth: "admin", Request: &tripcap.Responder{}, Response: &tripcap.Responder{}, Handler: s.handleUpdateResponder},
 		{Method: "DELETE", Path: "/api/v1/responders/{responder}", ID: "deleteResponder", Summary: "Delete a responder and its keys; its runs stay.", Auth: "admin", Status: 204, Handler: s.handleDeleteResponder},
 		{Method: "GET", Path: "/api/v1/responders/{responder}/runs", ID: "listResponderRuns", Summary: "A responder's invocations, newest first: input, hosts, decisions, captures, errors.", Auth: "admin",
 			Query: []param{{"limit", "integer", "at most this many (default 100, at most 1000)"}}, Response: List[*tripcap.ResponderRun]{}, Handler: s.handleListResponderRuns},
@@ -107,6 +108,7 @@ func (s *Server) handleCreateResponder(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", created.ETag())
 	w.Header().Set("Location", "/api/v1/responders/"+created.ID)
 	writeJSON(w, 201, created)
 	return nil
@@ -126,7 +128,26 @@ func (s *Server) handleGetResponder(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	w.Header().Set("ETag", rs.ETag())
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == rs.ETag() || inm == "*") {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
 	writeJSON(w, 200, rs)
+	return nil
+}
+
+func (s *Server) handleUpdateResponder(w http.ResponseWriter, r *http.Request) error {
+	var in tripcap.Responder
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	updated, err := s.responders.UpdateResponder(r.Context(), r.PathValue("responder"), &in, r.Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", updated.ETag())
+	writeJSON(w, 200, updated)
 	return nil
 }
 

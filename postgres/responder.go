@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -46,11 +49,12 @@ func (s *Store) CreateResponder(ctx context.Context, r *tripcap.Responder) error
 	if r.UpdatedAt.IsZero() {
 		r.UpdatedAt = r.CreatedAt
 	}
+	r.Version = 1
 	doc, err := encodeDoc("responder "+r.Name, r)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO responders (id, name, created_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5)`,
+	_, err = s.pool.Exec(ctx, `INSERT INTO responders (id, name, version, created_at, updated_at, doc) VALUES ($1, $2, 1, $3, $4, $5)`,
 		r.ID, r.Name, r.CreatedAt, r.UpdatedAt, doc)
 	switch uniqueViolation(err) {
 	case "":
@@ -65,21 +69,24 @@ func (s *Store) CreateResponder(ctx context.Context, r *tripcap.Responder) error
 	return nil
 }
 
-// UpdateResponder replaces the responder with r.ID.
-func (s *Store) UpdateResponder(ctx context.Context, r *tripcap.Responder) error {
+// UpdateResponder replaces the responder with r.ID if it is at expectVersion.
+func (s *Store) UpdateResponder(ctx context.Context, r *tripcap.Responder, expectVersion int64) error {
 	if err := sqldoc.CheckID("responder id", r.ID); err != nil {
 		return err
 	}
 	if err := checkAlertName("responder", r.Name); err != nil {
 		return err
 	}
-	r.UpdatedAt = utcNow()
-	doc, err := encodeDoc("responder "+r.Name, r)
+	upd := *r
+	upd.UpdatedAt, upd.Version = utcNow(), expectVersion+1
+	doc, err := encodeDoc("responder "+r.Name, &upd)
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE responders SET name = $1, updated_at = $2, doc = $3 WHERE id = $4`,
-		r.Name, r.UpdatedAt, doc, r.ID)
+	// The version condition is in the UPDATE, so of two concurrent
+	// updates from one version only one matches a row.
+	tag, err := s.pool.Exec(ctx, `UPDATE responders SET name = $1, version = $2, updated_at = $3, doc = $4 WHERE id = $5 AND version = $6`,
+		r.Name, upd.Version, upd.UpdatedAt, doc, r.ID, expectVersion)
 	if uniqueViolation(err) != "" {
 		return responderNameTaken(r.Name)
 	}
@@ -87,8 +94,17 @@ func (s *Store) UpdateResponder(ctx context.Context, r *tripcap.Responder) error
 		return fmt.Errorf("update responder %s: %w", r.Name, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return responderNotFound(r.ID)
+		var version int64
+		err := s.pool.QueryRow(ctx, `SELECT version FROM responders WHERE id = $1`, r.ID).Scan(&version)
+		if isNoRows(err) {
+			return responderNotFound(r.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("update responder %s: %w", r.Name, err)
+		}
+		return tripcap.Errorf(tripcap.EPRECONDITION, "responder %s changed (version %d, expected %d)", r.Name, version, expectVersion)
 	}
+	r.UpdatedAt, r.Version = upd.UpdatedAt, upd.Version
 	return nil
 }
 
@@ -98,18 +114,28 @@ func (s *Store) FindResponders(ctx context.Context, f tripcap.ResponderFilter) (
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.findNamed(ctx, "responders", w)
+	rows, err := s.pool.Query(ctx, sqldoc.Rebind(`SELECT id, name, version, doc FROM responders`+w.String()+` ORDER BY lower(name) COLLATE "C", id`), w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("find responders: %w", err)
 	}
-	out := make([]*tripcap.Responder, 0, len(rows))
-	for _, row := range rows {
-		var r tripcap.Responder
-		if err := json.Unmarshal(row.doc, &r); err != nil {
-			return nil, fmt.Errorf("decode responder %s: %w", row.id, err)
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tripcap.Responder, error) {
+		var (
+			r        tripcap.Responder
+			id, name string
+			version  int64
+			doc      []byte
+		)
+		if err := row.Scan(&id, &name, &version, &doc); err != nil {
+			return nil, err
 		}
-		r.ID, r.Name = row.id, row.name
-		out = append(out, &r)
+		if err := json.Unmarshal(doc, &r); err != nil {
+			return nil, fmt.Errorf("decode responder %s: %w", id, err)
+		}
+		r.ID, r.Name, r.Version = id, name, version
+		return &r, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find responders: %w", err)
 	}
 	return out, nil
 }
@@ -237,6 +263,9 @@ func checkRun(r *tripcap.ResponderRun) error {
 			return tripcap.Errorf(tripcap.EINVALID, "%s: must be valid UTF-8 text without NUL", f.name)
 		}
 	}
+	if len(r.Trigger) > 0 && !json.Valid(r.Trigger) {
+		return tripcap.Errorf(tripcap.EINVALID, "trigger: not JSON")
+	}
 	return nil
 }
 
@@ -249,8 +278,16 @@ func (s *Store) CreateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO responder_runs (id, responder_id, idempotency_key, alert_key, received_at, doc) VALUES ($1, $2, $3, $4, $5, $6)`,
-		r.ID, r.ResponderID, r.IdempotencyKey, r.AlertKey, r.ReceivedAt, doc)
+	var trigger, lease any
+	if len(r.Trigger) > 0 {
+		trigger = string(r.Trigger)
+	}
+	if !r.LeaseUntil.IsZero() {
+		lease = r.LeaseUntil.UTC()
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO responder_runs (id, responder_id, idempotency_key, alert_key, received_at, doc, trigger_doc, open, owner, lease_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.ID, r.ResponderID, r.IdempotencyKey, r.AlertKey, r.ReceivedAt, doc, trigger, r.Open(), r.Owner, lease)
 	switch uniqueViolation(err) {
 	case "":
 	case "responder_runs_pkey":
@@ -264,7 +301,8 @@ func (s *Store) CreateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 	return nil
 }
 
-// UpdateResponderRun replaces the run's document (its key columns are fixed).
+// UpdateResponderRun replaces the run's document (its key columns, trigger
+// and claim are fixed) and whether it has work left.
 func (s *Store) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun) error {
 	if err := checkRun(r); err != nil {
 		return err
@@ -273,7 +311,7 @@ func (s *Store) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE responder_runs SET doc = $1 WHERE id = $2`, doc, r.ID)
+	tag, err := s.pool.Exec(ctx, `UPDATE responder_runs SET doc = $1, open = $2 WHERE id = $3`, doc, r.Open(), r.ID)
 	if err != nil {
 		return fmt.Errorf("update %s: %w", r, err)
 	}
@@ -281,6 +319,37 @@ func (s *Store) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 		return responderRunNotFound(r.ID)
 	}
 	return nil
+}
+
+// runColumns are what collectRuns reads.
+const runColumns = `id, doc, trigger_doc, owner, lease_until`
+
+func collectRuns(rows pgx.Rows, err error) ([]*tripcap.ResponderRun, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tripcap.ResponderRun, error) {
+		var (
+			id, owner    string
+			doc, trigger []byte
+			lease        *time.Time
+		)
+		if err := row.Scan(&id, &doc, &trigger, &owner, &lease); err != nil {
+			return nil, err
+		}
+		var r tripcap.ResponderRun
+		if err := json.Unmarshal(doc, &r); err != nil {
+			return nil, fmt.Errorf("decode responder run %s: %w", id, err)
+		}
+		r.ID, r.Owner = id, owner
+		if len(trigger) > 0 {
+			r.Trigger = json.RawMessage(trigger)
+		}
+		if lease != nil {
+			r.LeaseUntil = lease.UTC()
+		}
+		return &r, nil
+	})
 }
 
 // FindResponderRuns lists the runs f selects, newest first.
@@ -307,29 +376,94 @@ func (s *Store) FindResponderRuns(ctx context.Context, f tripcap.ResponderRunFil
 	if f.Limit < 0 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "limit: %d is negative", f.Limit)
 	}
-	q := `SELECT id, doc FROM responder_runs` + w.String() + ` ORDER BY received_at DESC, id DESC`
+	q := `SELECT ` + runColumns + ` FROM responder_runs` + w.String() + ` ORDER BY received_at DESC, id DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, sqldoc.Rebind(q), w.Args...)
-	if err != nil {
-		return nil, fmt.Errorf("find responder runs: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tripcap.ResponderRun, error) {
-		var id string
-		var doc []byte
-		if err := row.Scan(&id, &doc); err != nil {
-			return nil, err
-		}
-		var r tripcap.ResponderRun
-		if err := json.Unmarshal(doc, &r); err != nil {
-			return nil, fmt.Errorf("decode responder run %s: %w", id, err)
-		}
-		r.ID = id
-		return &r, nil
-	})
+	out, err := collectRuns(s.pool.Query(ctx, sqldoc.Rebind(q), w.Args...))
 	if err != nil {
 		return nil, fmt.Errorf("find responder runs: %w", err)
 	}
 	return out, nil
+}
+
+func checkClaim(owner string, now, until time.Time) error {
+	if owner == "" || strings.ContainsRune(owner, 0) || !utf8.ValidString(owner) {
+		return tripcap.Errorf(tripcap.EINVALID, "owner: must be non-empty UTF-8 text without NUL")
+	}
+	if !until.After(now) {
+		return tripcap.Errorf(tripcap.EINVALID, "lease: ends at %s, not after %s", until.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// ClaimResponderRuns leases to owner the open runs no one holds. Rows
+// another transaction is claiming are skipped (SKIP LOCKED), and the
+// conditions are checked again on the locked row, so no run is handed to
+// two owners.
+func (s *Store) ClaimResponderRuns(ctx context.Context, owner string, now, until time.Time, limit int) ([]*tripcap.ResponderRun, error) {
+	if err := checkClaim(owner, now, until); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "limit: %d is not positive", limit)
+	}
+	runs, err := collectRuns(s.pool.Query(ctx, `UPDATE responder_runs r SET owner = $1, lease_until = $2
+		FROM (SELECT id FROM responder_runs WHERE open AND (owner = '' OR lease_until IS NULL OR lease_until < $3)
+			ORDER BY received_at, id LIMIT $4 FOR NO KEY UPDATE SKIP LOCKED) free
+		WHERE r.id = free.id
+		RETURNING r.id, r.doc, r.trigger_doc, r.owner, r.lease_until`, owner, until.UTC(), now.UTC(), limit))
+	if err != nil {
+		return nil, fmt.Errorf("claim responder runs for %s: %w", owner, err)
+	}
+	slices.SortFunc(runs, func(a, b *tripcap.ResponderRun) int {
+		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), strings.Compare(a.ID, b.ID))
+	})
+	return runs, nil
+}
+
+// ClaimResponderRun takes or renews one run for owner, in one conditional
+// UPDATE: a concurrent claim waits for this one and then sees its owner.
+func (s *Store) ClaimResponderRun(ctx context.Context, id, owner string, now, until time.Time) error {
+	if err := sqldoc.CheckID("responder run id", id); err != nil {
+		return err
+	}
+	if err := checkClaim(owner, now, until); err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE responder_runs SET owner = $2, lease_until = $3
+		WHERE id = $1 AND open AND (owner = '' OR owner = $2 OR lease_until IS NULL OR lease_until < $4)`, id, owner, until.UTC(), now.UTC())
+	if err != nil {
+		return fmt.Errorf("claim responder run %s for %s: %w", id, owner, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var (
+		open   bool
+		holder string
+		lease  *time.Time
+	)
+	err = s.pool.QueryRow(ctx, `SELECT open, owner, lease_until FROM responder_runs WHERE id = $1`, id).Scan(&open, &holder, &lease)
+	if isNoRows(err) {
+		return responderRunNotFound(id)
+	}
+	if err != nil {
+		return fmt.Errorf("claim responder run %s for %s: %w", id, owner, err)
+	}
+	if !open {
+		return tripcap.Errorf(tripcap.ECONFLICT, "responder run %s has no work left", id)
+	}
+	return tripcap.Errorf(tripcap.ECONFLICT, "responder run %s is held by %s until %v", id, holder, lease)
+}
+
+// ReleaseResponderRuns ends owner's claims.
+func (s *Store) ReleaseResponderRuns(ctx context.Context, owner string) error {
+	if owner == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "owner: required")
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE responder_runs SET owner = '', lease_until = NULL WHERE owner = $1 AND open`, owner); err != nil {
+		return fmt.Errorf("release responder runs of %s: %w", owner, err)
+	}
+	return nil
 }

@@ -1,11 +1,14 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tripcap/tripcap"
@@ -45,12 +48,13 @@ func (s *Store) CreateResponder(ctx context.Context, r *tripcap.Responder) error
 	if r.UpdatedAt.IsZero() {
 		r.UpdatedAt = r.CreatedAt
 	}
+	r.Version = 1
 	doc, err := encodeDoc("responder "+r.Name, r)
 	if err != nil {
 		return err
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO responders (id, name, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO responders (id, name, version, created_at, updated_at, doc) VALUES (?, ?, 1, ?, ?, ?)`,
 			r.ID, r.Name, formatTime(r.CreatedAt), formatTime(r.UpdatedAt), doc)
 		return err
 	})
@@ -66,37 +70,46 @@ func (s *Store) CreateResponder(ctx context.Context, r *tripcap.Responder) error
 	return nil
 }
 
-// UpdateResponder replaces the responder with r.ID.
-func (s *Store) UpdateResponder(ctx context.Context, r *tripcap.Responder) error {
+// UpdateResponder replaces the responder with r.ID if it is at expectVersion.
+func (s *Store) UpdateResponder(ctx context.Context, r *tripcap.Responder, expectVersion int64) error {
 	if err := sqldoc.CheckID("responder id", r.ID); err != nil {
 		return err
 	}
 	if err := checkAlertName("responder", r.Name); err != nil {
 		return err
 	}
-	r.UpdatedAt = utcNow()
-	doc, err := encodeDoc("responder "+r.Name, r)
+	upd := *r
+	upd.UpdatedAt, upd.Version = utcNow(), expectVersion+1
+	doc, err := encodeDoc("responder "+r.Name, &upd)
 	if err != nil {
 		return err
 	}
-	var n int64
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE responders SET name = ?, updated_at = ?, doc = ? WHERE id = ?`,
-			r.Name, formatTime(r.UpdatedAt), doc, r.ID)
-		if err == nil {
-			n, err = res.RowsAffected()
+		var version int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM responders WHERE id = ?`, r.ID).Scan(&version)
+		if isNoRows(err) {
+			return responderNotFound(r.ID)
 		}
+		if err != nil {
+			return err
+		}
+		if version != expectVersion {
+			return tripcap.Errorf(tripcap.EPRECONDITION, "responder %s changed (version %d, expected %d)", r.Name, version, expectVersion)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE responders SET name = ?, version = ?, updated_at = ?, doc = ? WHERE id = ?`,
+			r.Name, upd.Version, formatTime(upd.UpdatedAt), doc, r.ID)
 		return err
 	})
 	if constraint(err) == "unique" {
 		return responderNameTaken(r.Name)
 	}
+	if c := tripcap.ErrorCode(err); c == tripcap.ENOTFOUND || c == tripcap.EPRECONDITION {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("update responder %s: %w", r.Name, err)
 	}
-	if n == 0 {
-		return responderNotFound(r.ID)
-	}
+	r.UpdatedAt, r.Version = upd.UpdatedAt, upd.Version
 	return nil
 }
 
@@ -106,7 +119,7 @@ func (s *Store) FindResponders(ctx context.Context, f tripcap.ResponderFilter) (
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT id, name, doc FROM responders`+w.String()+` ORDER BY lower(name), id`, w.Args...)
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, name, version, doc FROM responders`+w.String()+` ORDER BY lower(name), id`, w.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("find responders: %w", err)
 	}
@@ -114,14 +127,15 @@ func (s *Store) FindResponders(ctx context.Context, f tripcap.ResponderFilter) (
 	var out []*tripcap.Responder
 	for rows.Next() {
 		var id, name, doc string
-		if err := rows.Scan(&id, &name, &doc); err != nil {
+		var version int64
+		if err := rows.Scan(&id, &name, &version, &doc); err != nil {
 			return nil, fmt.Errorf("find responders: %w", err)
 		}
 		var r tripcap.Responder
 		if err := json.Unmarshal([]byte(doc), &r); err != nil {
 			return nil, fmt.Errorf("decode responder %s: %w", id, err)
 		}
-		r.ID, r.Name = id, name
+		r.ID, r.Name, r.Version = id, name, version
 		out = append(out, &r)
 	}
 	if err := rows.Err(); err != nil {
@@ -255,6 +269,9 @@ func checkRun(r *tripcap.ResponderRun) error {
 			return tripcap.Errorf(tripcap.EINVALID, "%s: must be valid UTF-8 text without NUL", f.name)
 		}
 	}
+	if len(r.Trigger) > 0 && !json.Valid(r.Trigger) {
+		return tripcap.Errorf(tripcap.EINVALID, "trigger: not JSON")
+	}
 	return nil
 }
 
@@ -267,9 +284,14 @@ func (s *Store) CreateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 	if err != nil {
 		return err
 	}
+	lease := ""
+	if !r.LeaseUntil.IsZero() {
+		lease = formatTime(r.LeaseUntil)
+	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO responder_runs (id, responder_id, idempotency_key, alert_key, received_at, doc) VALUES (?, ?, ?, ?, ?, ?)`,
-			r.ID, r.ResponderID, r.IdempotencyKey, r.AlertKey, formatTime(r.ReceivedAt), doc)
+		_, err := tx.ExecContext(ctx, `INSERT INTO responder_runs (id, responder_id, idempotency_key, alert_key, received_at, doc, trigger_doc, open, owner, lease_until)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.ResponderID, r.IdempotencyKey, r.AlertKey, formatTime(r.ReceivedAt), doc, string(r.Trigger), r.Open(), r.Owner, lease)
 		return err
 	})
 	switch constraint(err) {
@@ -284,7 +306,8 @@ func (s *Store) CreateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 	return nil
 }
 
-// UpdateResponderRun replaces the run's document (its key columns are fixed).
+// UpdateResponderRun replaces the run's document (its key columns, trigger
+// and claim are fixed) and whether it has work left.
 func (s *Store) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun) error {
 	if err := checkRun(r); err != nil {
 		return err
@@ -295,7 +318,7 @@ func (s *Store) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 	}
 	var n int64
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE responder_runs SET doc = ? WHERE id = ?`, doc, r.ID)
+		res, err := tx.ExecContext(ctx, `UPDATE responder_runs SET doc = ?, open = ? WHERE id = ?`, doc, r.Open(), r.ID)
 		if err == nil {
 			n, err = res.RowsAffected()
 		}
@@ -308,6 +331,35 @@ func (s *Store) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun)
 		return responderRunNotFound(r.ID)
 	}
 	return nil
+}
+
+// runColumns are what scanRuns reads.
+const runColumns = `id, doc, trigger_doc, owner, lease_until`
+
+func scanRuns(rows *sql.Rows) ([]*tripcap.ResponderRun, error) {
+	defer rows.Close()
+	var out []*tripcap.ResponderRun
+	for rows.Next() {
+		var id, doc, trigger, owner, lease string
+		if err := rows.Scan(&id, &doc, &trigger, &owner, &lease); err != nil {
+			return nil, err
+		}
+		var r tripcap.ResponderRun
+		if err := json.Unmarshal([]byte(doc), &r); err != nil {
+			return nil, fmt.Errorf("decode responder run %s: %w", id, err)
+		}
+		r.ID, r.Owner = id, owner
+		if trigger != "" {
+			r.Trigger = json.RawMessage(trigger)
+		}
+		if lease != "" {
+			if err := (timeText{&r.LeaseUntil}).Scan(lease); err != nil {
+				return nil, fmt.Errorf("decode responder run %s: %w", id, err)
+			}
+		}
+		out = append(out, &r)
+	}
+	return out, rows.Err()
 }
 
 // FindResponderRuns lists the runs f selects, newest first.
@@ -334,7 +386,7 @@ func (s *Store) FindResponderRuns(ctx context.Context, f tripcap.ResponderRunFil
 	if f.Limit < 0 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "limit: %d is negative", f.Limit)
 	}
-	q := `SELECT id, doc FROM responder_runs` + w.String() + ` ORDER BY received_at DESC, id DESC`
+	q := `SELECT ` + runColumns + ` FROM responder_runs` + w.String() + ` ORDER BY received_at DESC, id DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
@@ -342,22 +394,99 @@ func (s *Store) FindResponderRuns(ctx context.Context, f tripcap.ResponderRunFil
 	if err != nil {
 		return nil, fmt.Errorf("find responder runs: %w", err)
 	}
-	defer rows.Close()
-	var out []*tripcap.ResponderRun
-	for rows.Next() {
-		var id, doc string
-		if err := rows.Scan(&id, &doc); err != nil {
-			return nil, fmt.Errorf("find responder runs: %w", err)
-		}
-		var r tripcap.ResponderRun
-		if err := json.Unmarshal([]byte(doc), &r); err != nil {
-			return nil, fmt.Errorf("decode responder run %s: %w", id, err)
-		}
-		r.ID = id
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRuns(rows)
+	if err != nil {
 		return nil, fmt.Errorf("find responder runs: %w", err)
 	}
 	return out, nil
+}
+
+func checkClaim(owner string, now, until time.Time) error {
+	if owner == "" || strings.ContainsRune(owner, 0) || !utf8.ValidString(owner) {
+		return tripcap.Errorf(tripcap.EINVALID, "owner: must be non-empty UTF-8 text without NUL")
+	}
+	if !until.After(now) {
+		return tripcap.Errorf(tripcap.EINVALID, "lease: ends at %s, not after %s", until.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// ClaimResponderRuns leases to owner the open runs no one holds. The
+// single writer makes the select-and-update atomic.
+func (s *Store) ClaimResponderRuns(ctx context.Context, owner string, now, until time.Time, limit int) ([]*tripcap.ResponderRun, error) {
+	if err := checkClaim(owner, now, until); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "limit: %d is not positive", limit)
+	}
+	var runs []*tripcap.ResponderRun
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE responder_runs SET owner = ?, lease_until = ?
+			WHERE id IN (SELECT id FROM responder_runs WHERE open = 1 AND (owner = '' OR lease_until < ?) ORDER BY received_at, id LIMIT ?)
+			RETURNING `+runColumns, owner, formatTime(until), formatTime(now), limit)
+		if err != nil {
+			return err
+		}
+		runs, err = scanRuns(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim responder runs for %s: %w", owner, err)
+	}
+	slices.SortFunc(runs, func(a, b *tripcap.ResponderRun) int {
+		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), strings.Compare(a.ID, b.ID))
+	})
+	return runs, nil
+}
+
+// ClaimResponderRun takes or renews one run for owner.
+func (s *Store) ClaimResponderRun(ctx context.Context, id, owner string, now, until time.Time) error {
+	if err := sqldoc.CheckID("responder run id", id); err != nil {
+		return err
+	}
+	if err := checkClaim(owner, now, until); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var open bool
+		var holder, lease string
+		err := tx.QueryRowContext(ctx, `SELECT open, owner, lease_until FROM responder_runs WHERE id = ?`, id).Scan(&open, &holder, &lease)
+		if isNoRows(err) {
+			return responderRunNotFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		if !open {
+			return tripcap.Errorf(tripcap.ECONFLICT, "responder run %s has no work left", id)
+		}
+		if holder != "" && holder != owner && lease >= formatTime(now) {
+			return tripcap.Errorf(tripcap.ECONFLICT, "responder run %s is held by %s until %s", id, holder, lease)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE responder_runs SET owner = ?, lease_until = ? WHERE id = ?`, owner, formatTime(until), id)
+		return err
+	})
+	if c := tripcap.ErrorCode(err); c == tripcap.ENOTFOUND || c == tripcap.ECONFLICT {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("claim responder run %s for %s: %w", id, owner, err)
+	}
+	return nil
+}
+
+// ReleaseResponderRuns ends owner's claims.
+func (s *Store) ReleaseResponderRuns(ctx context.Context, owner string) error {
+	if owner == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "owner: required")
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE responder_runs SET owner = '', lease_until = '' WHERE owner = ? AND open = 1`, owner)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release responder runs of %s: %w", owner, err)
+	}
+	return nil
 }

@@ -17,10 +17,13 @@ var responderTests = []struct {
 }{
 	{"Responder/RoundTrip", testResponderRoundTrip},
 	{"Responder/NamesAndUpdate", testResponderNames},
+	{"Responder/UpdateVersion", testResponderUpdateVersion},
 	{"Responder/Keys", testResponderKeys},
 	{"Responder/RunsIdempotent", testResponderRunsIdempotent},
 	{"Responder/RunsIdempotentConcurrent", testResponderRunsConcurrent},
 	{"Responder/RunsFind", testResponderRunsFind},
+	{"Responder/RunsClaim", testResponderRunsClaim},
+	{"Responder/RunsClaimConcurrent", testResponderRunsClaimConcurrent},
 	{"Responder/InvalidInput", testResponderInvalid},
 }
 
@@ -91,7 +94,7 @@ func testResponderNames(t *testing.T, s tripcap.Store) {
 	// Update: the name may change, but not to a taken one.
 	upd := *a
 	upd.Name, upd.Limit = "c-responder", 9
-	if err := s.UpdateResponder(ctx, &upd); err != nil {
+	if err := s.UpdateResponder(ctx, &upd, a.Version); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.FindResponder(ctx, tripcap.ResponderFilter{Name: ptr("c-responder")})
@@ -102,9 +105,73 @@ func testResponderNames(t *testing.T, s tripcap.Store) {
 		t.Fatalf("update not stored: %+v", got)
 	}
 	upd.Name = "A-Responder"
-	wantCode(t, s.UpdateResponder(ctx, &upd), tripcap.ECONFLICT)
+	wantCode(t, s.UpdateResponder(ctx, &upd, upd.Version), tripcap.ECONFLICT)
 	missing := fullResponder("nobody")
-	wantCode(t, s.UpdateResponder(ctx, missing), tripcap.ENOTFOUND)
+	wantCode(t, s.UpdateResponder(ctx, missing, 1), tripcap.ENOTFOUND)
+}
+
+// Updates are conditional on the version: a writer that read an older
+// version is refused, and of concurrent writers from one version exactly
+// one succeeds.
+func testResponderUpdateVersion(t *testing.T, s tripcap.Store) {
+	ctx := t.Context()
+	r := fullResponder("versioned")
+	if err := s.CreateResponder(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Version != 1 {
+		t.Fatalf("created at version %d, want 1", r.Version)
+	}
+	stale := *r
+	upd := *r
+	upd.Description, upd.CooldownMinutes = "changed", 11
+	if err := s.UpdateResponder(ctx, &upd, 1); err != nil {
+		t.Fatal(err)
+	}
+	if upd.Version != 2 {
+		t.Fatalf("updated to version %d, want 2", upd.Version)
+	}
+	got, err := s.FindResponder(ctx, tripcap.ResponderFilter{ID: &r.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 2 || got.Description != "changed" || got.CooldownMinutes != 11 || got.ETag() != `W/"2"` || !got.CreatedAt.Equal(base) {
+		t.Fatalf("after update: %+v", got)
+	}
+	stale.Description = "lost update"
+	wantCode(t, s.UpdateResponder(ctx, &stale, stale.Version), tripcap.EPRECONDITION)
+	if got, _ := s.FindResponder(ctx, tripcap.ResponderFilter{ID: &r.ID}); got.Description != "changed" {
+		t.Fatalf("a stale update was written: %+v", got)
+	}
+
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			w := *got
+			w.Limit = 20 + i
+			errs[i] = s.UpdateResponder(ctx, &w, got.Version)
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch tripcap.ErrorCode(err) {
+		case "":
+			ok++
+		case tripcap.EPRECONDITION:
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d concurrent updates from one version succeeded, want 1", ok)
+	}
+	final, _ := s.FindResponder(ctx, tripcap.ResponderFilter{ID: &r.ID})
+	if final.Version != 3 {
+		t.Fatalf("version %d after one more update, want 3", final.Version)
+	}
 }
 
 func names(rs []*tripcap.Responder) []string {
@@ -313,4 +380,202 @@ func testResponderInvalid(t *testing.T, s tripcap.Store) {
 	wantCode(t, s.CreateResponderRun(ctx, run), tripcap.EINVALID)
 	_, err = s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{Limit: -1})
 	wantCode(t, err, tripcap.EINVALID)
+}
+
+// Claims: open runs (a decision or a notification left) are handed to one
+// owner at a time, until its lease ends or it releases them; closed runs
+// are never handed out.
+func testResponderRunsClaim(t *testing.T, s tripcap.Store) {
+	ctx := t.Context()
+	rid := tripcap.NewID()
+	now := base.Add(time.Hour)
+	lease := 30 * time.Second
+
+	// Pending, unheld, with its alert kept.
+	pending := newRun(rid, "k1", "a", base)
+	pending.Trigger = []byte(`{"format":"alertmanagerV4","condition":"Fired","targets":{"labels":{"instance":"10.0.0.4:9464"}}}`)
+	// Decided, a notification pending: open.
+	notify := newRun(rid, "k2", "a", base.Add(time.Second))
+	notify.Decision, notify.FinishedAt = tripcap.DecisionStarted, &now
+	notify.Hosts = []tripcap.ResponderRunHost{{HostID: "h1", Decision: tripcap.DecisionStarted, CaptureID: "c1", Notification: tripcap.NotifyPending}}
+	// Decided, notified: closed.
+	closed := newRun(rid, "k3", "a", base.Add(2*time.Second))
+	closed.Decision, closed.FinishedAt = tripcap.DecisionStarted, &now
+	closed.Hosts = []tripcap.ResponderRunHost{{HostID: "h1", Decision: tripcap.DecisionStarted, CaptureID: "c2", Notification: tripcap.NotifySent, Notified: &now}}
+	// Pending, held by a live owner.
+	held := newRun(rid, "k4", "a", base.Add(3*time.Second))
+	held.Owner, held.LeaseUntil = "server-c", now.Add(lease)
+	for _, r := range []*tripcap.ResponderRun{pending, notify, closed, held} {
+		if err := s.CreateResponderRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &held.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Owner != "server-c" || !got[0].LeaseUntil.Equal(now.Add(lease)) {
+		t.Fatalf("claim at creation not kept: owner %q until %s", got[0].Owner, got[0].LeaseUntil)
+	}
+
+	ids := func(rs []*tripcap.ResponderRun) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	a, err := s.ClaimResponderRuns(ctx, "server-a", now, now.Add(lease), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{pending.ID, notify.ID}; !reflect.DeepEqual(ids(a), want) {
+		t.Fatalf("server-a claimed %v, want the open unheld runs oldest first %v", ids(a), want)
+	}
+	if a[0].Owner != "server-a" || !a[0].LeaseUntil.Equal(now.Add(lease)) || string(a[0].Trigger) != string(pending.Trigger) || a[0].Decision != tripcap.DecisionPending {
+		t.Fatalf("claimed run: owner %q until %s trigger %s", a[0].Owner, a[0].LeaseUntil, a[0].Trigger)
+	}
+	if a[1].Hosts[0].Notification != tripcap.NotifyPending {
+		t.Fatalf("claimed run lost its pending notification: %+v", a[1].Hosts)
+	}
+	b, err := s.ClaimResponderRuns(ctx, "server-b", now.Add(lease/2), now.Add(lease/2+lease), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 0 {
+		t.Fatalf("server-b got runs other servers hold: %v", ids(b))
+	}
+	// One run: the holder renews, another owner is refused while the lease lasts.
+	if err := s.ClaimResponderRun(ctx, pending.ID, "server-a", now.Add(time.Second), now.Add(time.Second+lease)); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	wantCode(t, s.ClaimResponderRun(ctx, pending.ID, "server-b", now.Add(2*time.Second), now.Add(time.Minute)), tripcap.ECONFLICT)
+	wantCode(t, s.ClaimResponderRun(ctx, closed.ID, "server-b", now, now.Add(time.Minute)), tripcap.ECONFLICT)
+	wantCode(t, s.ClaimResponderRun(ctx, tripcap.NewID(), "server-b", now, now.Add(time.Minute)), tripcap.ENOTFOUND)
+
+	// Leases that ended are taken over: notify's (not renewed) and
+	// server-c's, but not pending's (renewed).
+	later := now.Add(lease + time.Millisecond)
+	b, err = s.ClaimResponderRuns(ctx, "server-b", later, later.Add(lease), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{notify.ID, held.ID}; !reflect.DeepEqual(ids(b), want) {
+		t.Fatalf("server-b took over %v, want the expired %v", ids(b), want)
+	}
+	if err := s.ClaimResponderRun(ctx, pending.ID, "server-b", now.Add(time.Second+lease+time.Millisecond), later.Add(lease)); err != nil {
+		t.Fatalf("taking over an expired lease: %v", err)
+	}
+
+	// A run whose work is done is no longer handed out, and its update
+	// keeps its trigger and claim.
+	pending.Decision, pending.FinishedAt = tripcap.DecisionSkipped, &later
+	pending.Trigger, pending.Owner = nil, ""
+	if err := s.UpdateResponderRun(ctx, pending); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &pending.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Decision != tripcap.DecisionSkipped || got[0].Owner != "server-b" || len(got[0].Trigger) == 0 {
+		t.Fatalf("after update: decision %s owner %q trigger %s", got[0].Decision, got[0].Owner, got[0].Trigger)
+	}
+	wantCode(t, s.ClaimResponderRun(ctx, pending.ID, "server-b", later, later.Add(lease)), tripcap.ECONFLICT)
+
+	// Released claims are free at once.
+	if err := s.ReleaseResponderRuns(ctx, "server-b"); err != nil {
+		t.Fatal(err)
+	}
+	a, err = s.ClaimResponderRuns(ctx, "server-a", later, later.Add(lease), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{notify.ID, held.ID}; !reflect.DeepEqual(ids(a), want) {
+		t.Fatalf("after release server-a claimed %v, want %v", ids(a), want)
+	}
+	// The limit holds.
+	if err := s.ReleaseResponderRuns(ctx, "server-a"); err != nil {
+		t.Fatal(err)
+	}
+	a, err = s.ClaimResponderRuns(ctx, "server-a", later, later.Add(lease), 1)
+	if err != nil || len(a) != 1 || a[0].ID != notify.ID {
+		t.Fatalf("limit 1: %v %v", ids(a), err)
+	}
+
+	_, err = s.ClaimResponderRuns(ctx, "", now, now.Add(lease), 1)
+	wantCode(t, err, tripcap.EINVALID)
+	_, err = s.ClaimResponderRuns(ctx, "x", now, now, 1)
+	wantCode(t, err, tripcap.EINVALID)
+	_, err = s.ClaimResponderRuns(ctx, "x", now, now.Add(lease), 0)
+	wantCode(t, err, tripcap.EINVALID)
+	wantCode(t, s.ClaimResponderRun(ctx, "a b", "x", now, now.Add(lease)), tripcap.EINVALID)
+	wantCode(t, s.ReleaseResponderRuns(ctx, ""), tripcap.EINVALID)
+	bad := newRun(rid, "k5", "a", base)
+	bad.Trigger = []byte(`{"format":`)
+	wantCode(t, s.CreateResponderRun(ctx, bad), tripcap.EINVALID)
+}
+
+// Replicas claiming at once, in batches (a sweep) and one by one (a
+// worker): every open run goes to exactly one of them.
+func testResponderRunsClaimConcurrent(t *testing.T, s tripcap.Store) {
+	ctx := t.Context()
+	rid := tripcap.NewID()
+	const runs, owners = 40, 8
+	var ids []string
+	for i := range runs {
+		r := newRun(rid, fmt.Sprintf("k%d", i), "a", base.Add(time.Duration(i)*time.Millisecond))
+		if err := s.CreateResponderRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	now := base.Add(time.Hour)
+	var (
+		mu  sync.Mutex
+		got = map[string][]string{}
+		wg  sync.WaitGroup
+	)
+	claimed := func(owner, id string) {
+		mu.Lock()
+		got[id] = append(got[id], owner)
+		mu.Unlock()
+	}
+	for o := range owners {
+		owner := fmt.Sprintf("server-%d", o)
+		wg.Go(func() {
+			if o%2 == 1 {
+				for _, id := range ids {
+					switch err := s.ClaimResponderRun(ctx, id, owner, now, now.Add(time.Minute)); tripcap.ErrorCode(err) {
+					case "":
+						claimed(owner, id)
+					case tripcap.ECONFLICT:
+					default:
+						t.Error(err)
+						return
+					}
+				}
+				return
+			}
+			for range runs {
+				rs, err := s.ClaimResponderRuns(ctx, owner, now, now.Add(time.Minute), 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, r := range rs {
+					claimed(owner, r.ID)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for id, os := range got {
+		if len(os) != 1 {
+			t.Errorf("run %s handed to %v", id, os)
+		}
+	}
+	if len(got) != runs {
+		t.Fatalf("%d of %d runs claimed", len(got), runs)
+	}
 }

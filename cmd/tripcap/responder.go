@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,7 +32,7 @@ func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string
 
 func newResponderCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "responder", Short: "Responders: start a packet capture on the host an alert is about (Azure Monitor, Alertmanager, Grafana or tripcap's own alerts)"}
-	cmd.AddCommand(newResponderCreateCmd(),
+	cmd.AddCommand(newResponderCreateCmd(), newResponderUpdateCmd(),
 		&cobra.Command{
 			Use: "list", Short: "List responders", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,14 +98,7 @@ func serverURL(cmd *cobra.Command) string {
 }
 
 func newResponderCreateCmd() *cobra.Command {
-	var (
-		cf                                   captureFlags
-		file, captureName, storage, conflict string
-		notify, description                  string
-		limit, cooldown                      int
-		stopOnResolved, disabled             bool
-		labels                               []string
-	)
+	var f responderFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a responder (defaults as the seed: capture PSAzureFunction, 30 s, replace on name conflict, limit 100)",
@@ -117,39 +109,12 @@ func newResponderCreateCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var r tripcap.Responder
-			if file != "" {
-				b, err := os.ReadFile(file)
-				if err != nil {
+			if f.file != "" {
+				if err := readResponderFile(f.file, &r); err != nil {
 					return err
 				}
-				dec := json.NewDecoder(strings.NewReader(string(b)))
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&r); err != nil {
-					return fmt.Errorf("-f %s: %w", file, err)
-				}
-			} else {
-				p, err := cf.parameters()
-				if err != nil {
-					return err
-				}
-				fl := cmd.Flags()
-				r.Capture = tripcap.ResponderCapture{
-					Name: captureName, BytesToCapturePerPacket: p.BytesToCapturePerPacket, Filters: p.Filters,
-					StorageAccount: storage, Format: p.Format, PreTriggerSeconds: p.PreTriggerSeconds,
-					ContinuousCapture: p.ContinuousCapture, CaptureSettings: p.CaptureSettings, IncludeMetadata: p.IncludeMetadata,
-				}
-				// Unset flags keep the responder's (the seed's) defaults, not the capture command's.
-				if fl.Changed("time-limit") {
-					r.Capture.TimeLimitInSeconds = p.TimeLimitInSeconds
-				}
-				if fl.Changed("total-bytes") {
-					r.Capture.TotalBytesPerSession = p.TotalBytesPerSession
-				}
-				r.NameConflict, r.Limit, r.CooldownMinutes = tripcap.NameConflictPolicy(conflict), limit, cooldown
-				r.StopOnResolved, r.NotifyActionGroup, r.TargetLabels, r.Description = stopOnResolved, notify, labels, description
-				if disabled {
-					r.Enabled = new(false)
-				}
+			} else if err := f.apply(cmd, &r); err != nil {
+				return err
 			}
 			r.Name = args[0]
 			c, err := client(cmd)
@@ -166,19 +131,8 @@ func newResponderCreateCmd() *cobra.Command {
 			})
 		},
 	}
-	cf.add(cmd)
-	fl := cmd.Flags()
-	fl.StringVarP(&file, "file", "f", "", "the responder as JSON (tripcap.Responder)")
-	fl.StringVar(&captureName, "capture-name", "", "name of the captures it creates (default PSAzureFunction)")
-	fl.StringVar(&storage, "storage", "", "storage account for the files (default the server's)")
-	fl.StringVar(&conflict, "name-conflict", "", "when a capture of that name exists: replace (default), unique or skip")
-	fl.IntVar(&limit, "limit", 0, "skip when the host's watcher holds this many captures (default 100)")
-	fl.IntVar(&cooldown, "cooldown", 0, "minutes before capturing again on a host for the same alert (0: none)")
-	fl.BoolVar(&stopOnResolved, "stop-on-resolved", false, "stop the capture when the alert resolves")
-	fl.StringVar(&notify, "notify", "", "action group told when a capture completes")
-	fl.StringArrayVar(&labels, "target-label", nil, "alert label naming the host (repeatable; default host, instance, node, nodename)")
-	fl.StringVar(&description, "description", "", "description")
-	fl.BoolVar(&disabled, "disabled", false, "create disabled (runs are recorded, nothing starts)")
+	f.add(cmd)
+	cmd.Flags().BoolVar(&f.disabled, "disabled", false, "create disabled (runs are recorded, nothing starts)")
 	return cmd
 }
 

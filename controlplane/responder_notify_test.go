@@ -1,0 +1,210 @@
+package controlplane_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup"
+	"github.com/tripcap/tripcap/actiongroup/eximtest"
+	"github.com/tripcap/tripcap/controlplane"
+)
+
+// completionFields are what every completion notification carries.
+var completionFields = []string{"captureName", "host", "storagePath", "downloadUrl", "packets", "stopReason", "errors"}
+
+// mailPayload returns a mail's recipient, text before the JSON, and the
+// JSON's properties: customProperties of the common alert schema, or
+// data.properties of the AzureMonitorMetricAlert schema.
+func mailPayload(t *testing.T, m *mail.Message) (to, text string, props map[string]string) {
+	t.Helper()
+	body, err := io.ReadAll(quotedprintable.NewReader(m.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(body)
+	i := strings.Index(s, "{")
+	if i < 0 {
+		t.Fatalf("mail without JSON:\n%s", s)
+	}
+	var p struct {
+		SchemaID string `json:"schemaId"`
+		Data     struct {
+			CustomProperties map[string]string `json:"customProperties"`
+			Properties       map[string]string `json:"properties"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(s[i:]), &p); err != nil {
+		t.Fatalf("mail JSON: %v\n%s", err, s)
+	}
+	props = p.Data.CustomProperties
+	if p.SchemaID == actiongroup.SchemaMetricAlert {
+		props = p.Data.Properties
+	}
+	return m.Header.Get("Envelope-To"), s[:i], props
+}
+
+func wantCompletion(t *testing.T, where string, props map[string]string, captureID, captureName, packets, errs string) {
+	t.Helper()
+	for _, k := range completionFields {
+		if _, ok := props[k]; !ok {
+			t.Errorf("%s: no %s in %v", where, k, props)
+		}
+	}
+	if props["captureName"] != captureName || props["host"] != "web1" || props["packets"] != packets || props["stopReason"] != "TimeExceeded" ||
+		props["errors"] != errs || !strings.HasPrefix(props["storagePath"], "file://") ||
+		props["downloadUrl"] != "https://tripcap.example/api/v1/captures/"+captureID+"/file" {
+		t.Errorf("%s: properties %v", where, props)
+	}
+}
+
+// Completion notifications reach an email receiver (a real mail server)
+// and every receiver of an action group with several kinds (webhook and
+// email), each with the capture's facts.
+func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
+	mta := eximtest.Start(t)
+	f := newFixture(t, controlplane.Config{})
+	agentCtx, _ := f.enroll(t, "web1")
+	rc := newReceiver(t)
+	n, err := actiongroup.New(actiongroup.Config{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Retry:  actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 5 * time.Second},
+		SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "tripcap <alerts@example.test>", Username: eximtest.Username, Password: eximtest.Password,
+			TLS: actiongroup.TLSRequired, RootCAs: mta.Pool},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp := newResponderServer(t, f, "server-a", n, true)
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "alerts@example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*tripcap.ActionGroup{
+		{Name: "mail", EmailReceivers: []tripcap.EmailReceiver{{Name: "oncall", EmailAddress: "oncall@example.test", UseCommonAlertSchema: true}}},
+		{Name: "all",
+			WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/all", UseCommonAlertSchema: true}},
+			EmailReceivers:   []tripcap.EmailReceiver{{Name: "dev", EmailAddress: "dev@example.test"}}},
+	} {
+		if _, err := mon.CreateActionGroup(f.admin, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	captureOf := map[string]string{}
+	for i, c := range []struct{ responder, group string }{{"by-mail", "mail"}, {"by-all", "all"}} {
+		if _, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: c.responder, NotifyActionGroup: c.group, Capture: tripcap.ResponderCapture{Name: c.responder}}); err != nil {
+			t.Fatal(err)
+		}
+		k, err := rsp.CreateKey(f.admin, c.responder, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, err := rsp.Invoke(context.Background(), c.responder, k.Secret, amBody("firing", "web1", c.responder, fmt.Sprintf("2026-01-01T00:00:%02dZ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, c.responder+" decided", func() bool { return storedRun(t, f, runs[0].ID).Decision != tripcap.DecisionPending })
+		r := storedRun(t, f, runs[0].ID)
+		if r.Decision != tripcap.DecisionStarted {
+			t.Fatalf("%s: %+v", c.responder, r)
+		}
+		captureOf[c.responder] = r.Hosts[0].CaptureID
+	}
+	complete(t, f, agentCtx, captureOf["by-mail"], 42)
+	complete(t, f, agentCtx, captureOf["by-all"], 9, "InsufficientBuffer", "FileTruncated")
+
+	for _, m := range mta.WaitMail(t, 2) {
+		to, text, props := mailPayload(t, m)
+		switch to {
+		case "oncall@example.test":
+			wantCompletion(t, "mail to oncall (common schema)", props, captureOf["by-mail"], "by-mail", "42", "")
+			if !strings.Contains(text, "packet capture by-mail completed") || !strings.Contains(text, "downloadUrl: https://tripcap.example/api/v1/captures/"+captureOf["by-mail"]+"/file") {
+				t.Errorf("mail text:\n%s", text)
+			}
+		case "dev@example.test":
+			wantCompletion(t, "mail to dev (metric alert schema)", props, captureOf["by-all"], "by-all", "9", "InsufficientBuffer,FileTruncated")
+		default:
+			t.Errorf("mail to %q", to)
+		}
+	}
+	eventually(t, "the group's webhook", func() bool { return len(rc.accepted("/all")) == 1 })
+	var p actiongroup.CommonAlert
+	if err := json.Unmarshal(rc.accepted("/all")[0].body, &p); err != nil {
+		t.Fatal(err)
+	}
+	wantCompletion(t, "webhook of the group", p.Data.CustomProperties, captureOf["by-all"], "by-all", "9", "InsufficientBuffer,FileTruncated")
+
+	for name, id := range captureOf {
+		runs, err := rsp.FindRuns(f.admin, name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, name+" notification recorded", func() bool {
+			r := storedRun(t, f, runs[0].ID)
+			return r.Hosts[0].Notification == tripcap.NotifySent
+		})
+		if r := storedRun(t, f, runs[0].ID); r.Hosts[0].CaptureID != id || len(r.Errors) != 0 {
+			t.Errorf("%s: run %+v", name, r)
+		}
+	}
+}
+
+// A receiver that cannot be told (its mail server is down) is recorded in
+// the run as a failed notification, and the other receivers are told.
+func TestResponderNotificationFailureIsRecorded(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	agentCtx, _ := f.enroll(t, "web1")
+	rc := newReceiver(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := &actiongroup.SMTPConfig{Addr: l.Addr().String(), From: "alerts@example.test"}
+	l.Close()
+	n, err := actiongroup.New(actiongroup.Config{SMTP: down, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: actiongroup.Retry{Attempts: 2, Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp := newResponderServer(t, f, "server-a", n, true)
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{SMTP: down})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "all",
+		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/all"}},
+		EmailReceivers:   []tripcap.EmailReceiver{{Name: "dev", EmailAddress: "dev@example.test"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "pc", NotifyActionGroup: "all"}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := rsp.CreateKey(f.admin, "pc", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := rsp.Invoke(context.Background(), "pc", k.Secret, amBody("firing", "web1", "fp", "2026-01-01T00:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "decided", func() bool { return storedRun(t, f, runs[0].ID).Decision != tripcap.DecisionPending })
+	complete(t, f, agentCtx, storedRun(t, f, runs[0].ID).Hosts[0].CaptureID, 1)
+	eventually(t, "notification recorded", func() bool { return storedRun(t, f, runs[0].ID).Hosts[0].Notification != tripcap.NotifyPending })
+	r := storedRun(t, f, runs[0].ID)
+	if r.Hosts[0].Notification != tripcap.NotifyFailed || r.Hosts[0].Notified != nil || len(r.Errors) != 1 ||
+		!strings.Contains(r.Errors[0], "email dev: connecting to SMTP server") || r.Open() {
+		b, _ := json.Marshal(r)
+		t.Fatalf("run: %s", b)
+	}
+	if len(rc.accepted("/all")) != 1 {
+		t.Fatalf("the webhook was not told: %d", len(rc.accepted("/all")))
+	}
+}
