@@ -89,6 +89,12 @@ type Store interface {
 	// revision when Desired or DeletedAt changed, in one transaction. Name,
 	// WatcherID, HostID and CreatedAt cannot change (EINVALID).
 	UpdateCapture(ctx context.Context, c *PacketCapture, expectVersion int64) error
+	// UpdateCaptures calls fn on each capture of ids (deleted ones included)
+	// and writes those fn says it changed, with their next version, all in
+	// one transaction: the agents' once-a-second progress, batched. fn may
+	// not change Desired, DeletedAt or what UpdateCapture keeps fixed
+	// (EINVALID, nothing written). Ids that do not exist come back in missing.
+	UpdateCaptures(ctx context.Context, ids []string, fn func(c *PacketCapture) bool) (missing []string, err error)
 
 	// WatchHostChanges calls fn with the id of each host whose revision changed,
 	// by this process or (for a shared database) any other, until ctx ends.

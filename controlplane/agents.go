@@ -78,17 +78,29 @@ func (s *Service) Report(ctx context.Context, reports []tripcap.SessionReport) (
 		if !validReportStatus(r.Status) {
 			return nil, tripcap.Errorf(tripcap.EINVALID, "reports[%s].status: %q is not a session status", r.CaptureID, r.Status)
 		}
+	}
+	now := s.now()
+	for _, r := range reports {
+		if s.batching.Load() && s.progress.hold(hostID, r, now) {
+			continue
+		}
+		var applied *tripcap.PacketCapture
 		err := s.updateCapture(ctx, r.CaptureID, func(c *tripcap.PacketCapture) bool {
 			if c.HostID != hostID {
 				res.Unknown = append(res.Unknown, r.CaptureID)
 				return false
 			}
+			applied = c
 			return applyReport(c, r)
 		})
-		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+		switch {
+		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND:
 			res.Unknown = append(res.Unknown, r.CaptureID)
-		} else if err != nil {
+			s.progress.forget(r.CaptureID)
+		case err != nil:
 			return nil, err
+		default:
+			s.progress.applied(hostID, applied, now)
 		}
 	}
 	return res, nil

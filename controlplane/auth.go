@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -18,13 +19,81 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Pri
 	if secret == "" {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required (Authorization: Bearer …)")
 	}
-	c, err := s.store.FindCredentialByHash(ctx, tripcap.HashSecret(secret))
+	hash := tripcap.HashSecret(secret)
+	now := s.now()
+	if p, ok := s.principals.get(hash, now); ok {
+		return p, nil
+	}
+	c, err := s.store.FindCredentialByHash(ctx, hash)
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the credential is not valid")
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	return &tripcap.Principal{CredentialID: c.ID, Role: c.Role, HostID: c.HostID}, nil
+	p := &tripcap.Principal{CredentialID: c.ID, Role: c.Role, HostID: c.HostID}
+	s.principals.put(hash, p, now)
+	return p, nil
+}
+
+// principalCache remembers credentials found valid for a few seconds, so
+// that an agent's calls every second do not each read the database. A
+// revocation clears it on the replica that made it; other replicas stop
+// honouring the credential within principalTTL.
+type principalCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedPrincipal
+}
+
+type cachedPrincipal struct {
+	p       *tripcap.Principal
+	expires time.Time
+}
+
+const (
+	principalTTL = 5 * time.Second
+	// maxCachedPrincipals bounds the cache; past it, expired entries go,
+	// and if none has expired the cache starts over.
+	maxCachedPrincipals = 100_000
+)
+
+func (c *principalCache) get(hash string, now time.Time) (*tripcap.Principal, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[hash]
+	if !ok || !now.Before(e.expires) {
+		return nil, false
+	}
+	return e.p, true
+}
+
+func (c *principalCache) put(hash string, p *tripcap.Principal, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]cachedPrincipal{}
+	}
+	if len(c.entries) >= maxCachedPrincipals {
+		for h, e := range c.entries {
+			if !now.Before(e.expires) {
+				delete(c.entries, h)
+			}
+		}
+		if len(c.entries) >= maxCachedPrincipals {
+			clear(c.entries)
+		}
+	}
+	c.entries[hash] = cachedPrincipal{p: p, expires: now.Add(principalTTL)}
+}
+
+// revokeHost forgets the cached credentials of a host.
+func (c *principalCache) revokeHost(hostID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, e := range c.entries {
+		if e.p.HostID == hostID {
+			delete(c.entries, h)
+		}
+	}
 }
 
 // EnsureAdmin makes sure an admin credential exists and returns its secret

@@ -40,6 +40,7 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 		if err := s.store.DeleteCredentialsOfHost(ctx, host.ID); err != nil {
 			return nil, fmt.Errorf("revoke old credentials of %s: %w", host.Name, err)
 		}
+		s.principals.revokeHost(host.ID)
 		if err := s.store.UpdateHostInventory(ctx, host.ID, req.Inventory, now); err != nil {
 			return nil, fmt.Errorf("update host %s: %w", host.Name, err)
 		}
@@ -149,6 +150,7 @@ func (s *Service) DeleteHost(ctx context.Context, ref string) error {
 	if err := s.store.DeleteCredentialsOfHost(ctx, h.ID); err != nil {
 		return fmt.Errorf("revoke credentials of %s: %w", h.Name, err)
 	}
+	s.principals.revokeHost(h.ID)
 	return s.store.DeleteHost(ctx, h.ID)
 }
 

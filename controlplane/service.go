@@ -70,8 +70,13 @@ type Service struct {
 
 	waiters    *waiters
 	heartbeats *heartbeatBatch
-	counters   Counters
-	storage    storageAccounts
+	progress   *progressBatch
+	principals principalCache
+	// batching is on while Run flushes batches; without Run every report
+	// is written at once.
+	batching atomic.Bool
+	counters Counters
+	storage  storageAccounts
 }
 
 // Counters are the control plane's running totals, for /metrics.
@@ -99,6 +104,7 @@ func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
 		started:    time.Now(),
 		waiters:    newWaiters(),
 		heartbeats: &heartbeatBatch{seen: map[string]time.Time{}},
+		progress:   newProgressBatch(),
 		storage:    storageAccounts{open: map[string]tripcap.BlobStore{}},
 	}
 }
@@ -107,8 +113,10 @@ func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
 func (s *Service) Config() Config { return s.cfg }
 
 // Run does the background work until ctx ends: it relays host changes to
-// waiting agents, flushes heartbeats, and sweeps silent hosts Offline.
+// waiting agents, flushes heartbeats and capture progress, and sweeps silent
+// hosts Offline.
 func (s *Service) Run(ctx context.Context) error {
+	s.batching.Store(true)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -130,14 +138,17 @@ func (s *Service) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// Record the last heartbeats so a restart does not see them older than they were.
+			// Record the last heartbeats and progress so a restart does not see them older than they were.
+			s.batching.Store(false)
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			s.flushHeartbeats(fctx)
+			s.flushProgress(fctx)
 			cancel()
 			wg.Wait()
 			return nil
 		case <-flush.C:
 			s.flushHeartbeats(ctx)
+			s.flushProgress(ctx)
 		case <-sweep.C:
 			if err := s.SweepOffline(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("sweeping offline hosts", "err", err)

@@ -265,6 +265,81 @@ func TestReportsAndStop(t *testing.T) {
 	}
 }
 
+// TestProgressReportsAreBatched: the first Running report and any change of
+// status are written at once; "still running" progress is written by the
+// next once-a-second batch.
+func TestProgressReportsAreBatched(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	agentCtx, h := f.enroll(t, "web1")
+	c, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "x", Parameters: tripcap.PacketCaptureParameters{Target: h.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(st tripcap.PacketCaptureStatus, packets uint64) *tripcap.ReportResult {
+		t.Helper()
+		now := time.Now().UTC()
+		res, err := f.svc.Report(agentCtx, []tripcap.SessionReport{{CaptureID: c.ID, Status: st, StartTime: &now, Stats: tripcap.CaptureStats{Packets: packets}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	stored := func() *tripcap.PacketCapture {
+		t.Helper()
+		got, err := f.store.FindCapture(f.admin, tripcap.CaptureFilter{ID: &c.ID, IncludeDeleted: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	report(tripcap.StatusRunning, 1)
+	if got := stored(); got.Status != tripcap.StatusRunning || got.Stats.Packets != 1 {
+		t.Fatalf("the first Running report was not written at once: %s, %d packets", got.Status, got.Stats.Packets)
+	}
+	for i := uint64(2); i <= 5; i++ {
+		report(tripcap.StatusRunning, i)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for stored().Stats.Packets != 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("progress not written within 5 s: %d packets stored, want 5", stored().Stats.Packets)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Version 2 was the first Running report; the four progress reports,
+	// sent within milliseconds, fall in at most two batches.
+	if v := stored().Version; v > 4 {
+		t.Errorf("four progress reports cost %d writes, want at most 2", v-2)
+	}
+	report(tripcap.StatusStopped, 6)
+	if got := stored(); got.Status != tripcap.StatusStopped || got.Stats.Packets != 6 {
+		t.Fatalf("a final report was not written at once: %s, %d packets", got.Status, got.Stats.Packets)
+	}
+
+}
+
+// TestRevokedCredentialFailsAtOnce: the credential cache does not outlive a
+// revocation made through the same server.
+func TestRevokedCredentialFailsAtOnce(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Authenticate(context.Background(), resp.Credential); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteHost(f.admin, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Authenticate(context.Background(), resp.Credential)
+	wantCode(t, err, tripcap.EUNAUTHORIZED, "not valid")
+}
+
 func TestStopBeforeStartEndsAtOnce(t *testing.T) {
 	f := newFixture(t, controlplane.Config{})
 	_, h := f.enroll(t, "web1")

@@ -60,6 +60,9 @@ type Collector struct {
 	lastSec int64
 	buf     []tripcap.MetricPoint
 	dropped uint64
+	// sampled wakes Ship when a sample buffered points, so a second's point
+	// leaves the host as soon as it exists: alert latency starts here.
+	sampled chan struct{}
 }
 
 // New returns a collector; it reads nothing until Sample or Run.
@@ -79,7 +82,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Collector{cfg: cfg}, nil
+	return &Collector{cfg: cfg, sampled: make(chan struct{}, 1)}, nil
 }
 
 // Sample reads the kernel once, at the current second. The first sample
@@ -133,6 +136,10 @@ func (c *Collector) add(sec int64, r *Reading) error {
 	if over := len(c.buf) - c.cfg.MaxBuffered; over > 0 {
 		c.buf = append(c.buf[:0], c.buf[over:]...)
 		c.dropped += uint64(over)
+	}
+	select {
+	case c.sampled <- struct{}{}:
+	default:
 	}
 	return nil
 }
@@ -270,20 +277,29 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 }
 
-// Ship sends buffered points with send every interval until ctx ends, in
-// batches of at most tripcap.MaxMetricBatchPoints. A failed batch is
-// requeued and the next try waits twice as long (up to a minute), so a
-// server outage costs nothing but buffer.
+// Ship sends buffered points with send until ctx ends, in batches of at
+// most tripcap.MaxMetricBatchPoints: as soon as a sample buffered them, and
+// at least every interval. A failed batch is requeued and the next try waits
+// twice as long (up to a minute), samples or not, so a server outage costs
+// nothing but buffer.
 func (c *Collector) Ship(ctx context.Context, every time.Duration, send func(context.Context, tripcap.MetricBatch) error) error {
 	if every <= 0 {
 		every = time.Second
 	}
 	wait, backoff := every, every
 	for {
+		timer := time.NewTimer(wait)
+		sampled := c.sampled
+		if wait > every {
+			sampled = nil // backing off
+		}
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
-		case <-time.After(wait):
+		case <-timer.C:
+		case <-sampled:
+			timer.Stop()
 		}
 		wait = every
 		for {

@@ -198,6 +198,34 @@ func TestBufferBoundsAndShip(t *testing.T) {
 	}
 }
 
+// TestShipOnSample: a sample's points leave at once, not at the next tick of
+// the shipping interval (the alert path's latency starts at the sample).
+func TestShipOnSample(t *testing.T) {
+	c, _ := New(Config{Host: "vm1"})
+	shipped := make(chan int, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Ship(ctx, time.Hour, func(_ context.Context, b tripcap.MetricBatch) error {
+			shipped <- len(b.Points)
+			return nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	for i, dir := range []string{"testdata/proc1", "testdata/proc2"} {
+		_ = c.add(t0.Unix()+int64(i), mustRead(t, dir))
+		select {
+		case n := <-shipped:
+			if n == 0 {
+				t.Fatalf("sample %d: an empty batch", i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("sample %d: not shipped within 5 s with a 1 h interval", i)
+		}
+	}
+}
+
 func TestPrometheusCollector(t *testing.T) {
 	c, _ := New(Config{Host: "vm1"})
 	reg := prometheus.NewPedanticRegistry()

@@ -366,6 +366,64 @@ func testUpdateCaptureFixed(t *testing.T, s tripcap.Store) {
 	wantEqual(t, "capture after refused updates", findCapture(t, s, c.ID), normCapture(c))
 }
 
+func testUpdateCaptures(t *testing.T, s tripcap.Store) {
+	ctx := t.Context()
+	f := newFixture(t, s, "eastus", 10, 2)
+	a := capture(f.w.ID, f.hosts[0].ID, "a")
+	b := capture(f.w.ID, f.hosts[1].ID, "b")
+	idle := capture(f.w.ID, f.hosts[1].ID, "idle")
+	for _, c := range []*tripcap.PacketCapture{a, b, idle} {
+		must(t, s.CreateCapture(ctx, c))
+	}
+	revA, revB := revision(t, s, a.HostID), revision(t, s, b.HostID)
+	gone := tripcap.NewID()
+	var seen []string
+	missing, err := s.UpdateCaptures(ctx, []string{b.ID, gone, a.ID, idle.ID}, func(c *tripcap.PacketCapture) bool {
+		seen = append(seen, c.Name)
+		if c.ID == idle.ID {
+			return false
+		}
+		c.Status = tripcap.StatusRunning
+		c.Stats.Packets = 42
+		c.UpdatedAt = base.Add(time.Minute)
+		return true
+	})
+	must(t, err)
+	wantEqual(t, "missing", missing, []string{gone})
+	wantEqual(t, "captures fn saw", seen, []string{"b", "a", "idle"})
+	for _, c := range []*tripcap.PacketCapture{a, b} {
+		got := findCapture(t, s, c.ID)
+		if got.Version != 2 || got.Status != tripcap.StatusRunning || got.Stats.Packets != 42 || !got.UpdatedAt.Equal(base.Add(time.Minute)) {
+			t.Errorf("%s after the batch: version %d, status %s, packets %d, updated %v", c.Name, got.Version, got.Status, got.Stats.Packets, got.UpdatedAt)
+		}
+	}
+	if v := findCapture(t, s, idle.ID).Version; v != 1 {
+		t.Errorf("a capture fn left alone was written: version %d", v)
+	}
+	// Progress changes no desired state, so agents are not woken.
+	if revision(t, s, a.HostID) != revA || revision(t, s, b.HostID) != revB {
+		t.Error("a progress batch bumped a host's revision")
+	}
+	// A batch that would change desired state, deletion or identity is refused whole.
+	for what, change := range map[string]func(c *tripcap.PacketCapture){
+		"desired": func(c *tripcap.PacketCapture) { c.Desired = tripcap.DesiredStopped },
+		"deleted": func(c *tripcap.PacketCapture) { c.DeletedAt = ptr(base.Add(time.Hour)) },
+		"name":    func(c *tripcap.PacketCapture) { c.Name = "renamed" },
+	} {
+		_, err := s.UpdateCaptures(ctx, []string{a.ID, b.ID}, func(c *tripcap.PacketCapture) bool {
+			c.Stats.Packets = 7
+			if c.ID == b.ID {
+				change(c)
+			}
+			return true
+		})
+		wantCode(t, err, tripcap.EINVALID)
+		if got := findCapture(t, s, a.ID); got.Stats.Packets != 42 || got.Version != 2 {
+			t.Errorf("%s: a refused batch wrote capture a: packets %d, version %d", what, got.Stats.Packets, got.Version)
+		}
+	}
+}
+
 func testFindCaptures(t *testing.T, s tripcap.Store) {
 	ctx := t.Context()
 	f := newFixture(t, s, "eastus", 10, 2)

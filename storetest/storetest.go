@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 		{"Capture/MissingReferences", testCaptureMissingReferences},
 		{"Capture/UpdateVersion", testUpdateCaptureVersion},
 		{"Capture/UpdateFixedFields", testUpdateCaptureFixed},
+		{"Capture/UpdateCapturesBatch", testUpdateCaptures},
 		{"Capture/Find", testFindCaptures},
 		{"Capture/Pagination", testCapturePagination},
 		{"Capture/HostRevision", testHostRevision},

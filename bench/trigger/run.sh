@@ -2,7 +2,8 @@
 # Trigger benchmark: how long an alert takes to become a Running capture, on
 # netns hosts (the e2e lab), over repeated trials, for the internal path
 # (Network Out Total rule at 1 s frequency → action group → responder with
-# preTriggerSeconds 10; from the start of the burst) and the inbound path
+# preTriggerSeconds 10; from the breach, the alert's firedDateTime, and from
+# the start of the burst) and the inbound path
 # (an Alertmanager webhook POST to /api/functions/{responder}). Prints each
 # trial and a RESULT line with p50 and p95, and how long before the alert's
 # firedDateTime the capture file starts.

@@ -288,6 +288,22 @@ func CheckCaptureUpdate(old, c *tripcap.PacketCapture, expectVersion int64) erro
 	return nil
 }
 
+// CheckCaptureProgress checks that a batched progress update (UpdateCaptures)
+// of old to c changed nothing that UpdateCapture treats with care: identity,
+// desired state, deletion.
+func CheckCaptureProgress(old, c *tripcap.PacketCapture) error {
+	if err := CheckCaptureUpdate(old, c, c.Version); err != nil {
+		return err
+	}
+	switch {
+	case old.Desired != c.Desired:
+		return captureNotProgress(c.ID, "desired")
+	case DeletedAtChanged(old.DeletedAt, c.DeletedAt):
+		return captureNotProgress(c.ID, "deletedAt")
+	}
+	return nil
+}
+
 // CheckWatcherRef checks FindWatcher's arguments: an id, a name, or both.
 func CheckWatcherRef(id, name string) error {
 	if id == "" && name == "" {

@@ -54,6 +54,10 @@ func CaptureFixed(id, field string) error {
 	return tripcap.Errorf(tripcap.EINVALID, "capture %q: %s cannot change after creation", id, field)
 }
 
+func captureNotProgress(id, field string) error {
+	return tripcap.Errorf(tripcap.EINVALID, "capture %q: a batched progress update cannot change %s (update the capture alone)", id, field)
+}
+
 func WatcherNotFound(idOrName string) error {
 	return tripcap.Errorf(tripcap.ENOTFOUND, "network watcher %q not found", idOrName)
 }
