@@ -34,6 +34,10 @@ type Heartbeat struct {
 // so one setting on the server governs the whole fleet.
 type HeartbeatResponse struct {
 	HeartbeatSeconds float64 `json:"heartbeatSeconds"`
+	// OpenPollIsHeartbeat says the server counts an agent's open long poll
+	// as a heartbeat every interval, so the agent need not send one while
+	// its poll is open and its inventory unchanged.
+	OpenPollIsHeartbeat bool `json:"openPollIsHeartbeat,omitempty"`
 }
 
 // Assignment is one capture the server wants the agent to run, stop or drop.

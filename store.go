@@ -63,7 +63,9 @@ type Store interface {
 	FindCredentialByHash(ctx context.Context, hash string) (*Credential, error)
 	// FindCredentials lists credentials with the given role ("" for all).
 	FindCredentials(ctx context.Context, role Role) ([]*Credential, error)
-	// DeleteCredentialsOfHost revokes every credential bound to the host.
+	// DeleteCredentialsOfHost revokes every credential bound to the host, and
+	// signals a change of the host to WatchHostChanges, so that every replica
+	// forgets what it cached of those credentials.
 	DeleteCredentialsOfHost(ctx context.Context, hostID string) error
 
 	// EnsureWatcher returns the watcher of the location, creating it (named

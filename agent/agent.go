@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -64,6 +65,9 @@ type Agent struct {
 	sessions map[string]*session
 	// kick wakes the reporter and uploader early (a session ended).
 	kick chan struct{}
+	// polling is true while a long poll is open: a server that counts it
+	// as a heartbeat needs no other.
+	polling atomic.Bool
 }
 
 type session struct {
@@ -207,8 +211,12 @@ func (a *Agent) recover() error {
 
 // heartbeatLoop heartbeats at the interval the server asks for (the
 // configured one until it answers), with the inventory whenever it changed.
+// While the long poll is open and the inventory unchanged it sends nothing,
+// if the server said it counts an open poll as a heartbeat: an idle fleet of
+// thousands then costs the server one request per agent per poll wait.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	var sent string
+	var pollCounts bool
 	interval := a.cfg.HeartbeatInterval
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -219,12 +227,17 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		if fp != sent {
 			hb.Inventory = &inv
 		}
-		resp, err := a.client.Heartbeat(ctx, hb)
+		var resp *tripcap.HeartbeatResponse
+		var err error
+		if hb.Inventory != nil || !pollCounts || !a.polling.Load() {
+			resp, err = a.client.Heartbeat(ctx, hb)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			a.log.Warn("heartbeat failed", "err", err)
-		case err == nil:
+		case err == nil && resp != nil:
 			sent = fp
+			pollCounts = resp.OpenPollIsHeartbeat
 			if d := time.Duration(resp.HeartbeatSeconds * float64(time.Second)); d >= 100*time.Millisecond && d != interval {
 				interval = d
 				t.Reset(interval)
@@ -242,7 +255,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 func (a *Agent) pollLoop(ctx context.Context) {
 	revision := int64(-1)
 	for attempt := 0; ctx.Err() == nil; {
+		a.polling.Store(true)
 		as, err := a.client.Assignments(ctx, revision, a.cfg.PollWait)
+		a.polling.Store(false)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

@@ -102,6 +102,7 @@ type server struct {
 	dir   string
 	addr  string
 	admin *tchttp.Client
+	svc   *controlplane.Service
 	stop  func()
 }
 
@@ -151,7 +152,7 @@ func startServerHeartbeat(t *testing.T, dir, addr string, accounts map[string]tr
 	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
 	go func() { defer wg.Done(); _ = tchttp.NewServer(svc, log).Serve(ctx, l) }()
 	admin, _ := tchttp.NewClient("http://"+l.Addr().String(), token)
-	s := &server{t: t, dir: dir, addr: l.Addr().String(), admin: admin}
+	s := &server{t: t, dir: dir, addr: l.Addr().String(), admin: admin, svc: svc}
 	s.stop = func() { cancel(); wg.Wait(); store.Close() }
 	t.Cleanup(func() { s.stop() })
 	return s
@@ -335,5 +336,30 @@ func TestAgentHeartbeatsAtTheServersInterval(t *testing.T) {
 		if h.State != tripcap.HostOnline {
 			t.Fatalf("host went %s: the agent did not follow the server's heartbeat interval", h.State)
 		}
+	}
+}
+
+// TestOpenPollReplacesHeartbeats: the server counts an open long poll as a
+// heartbeat, so an idle agent sends its first heartbeat (which tells it so)
+// and then nothing but its poll, and its host stays Online.
+func TestOpenPollReplacesHeartbeats(t *testing.T) {
+	srv := startServerHeartbeat(t, t.TempDir(), "127.0.0.1:0", nil, 200*time.Millisecond)
+	runAgentHeartbeat(t, srv, t.TempDir(), enrolled(t, srv), 200*time.Millisecond)
+	ctx := context.Background()
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+	before := srv.svc.Counters().Heartbeats.Load()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		h, err := srv.admin.GetHost(ctx, "web1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.State != tripcap.HostOnline {
+			t.Fatalf("host went %s with its agent polling", h.State)
+		}
+	}
+	// 3 s at 200 ms would be 15 heartbeats; a tick that falls between two
+	// polls (every 5 s) may still send one.
+	if n := srv.svc.Counters().Heartbeats.Load() - before; n > 2 {
+		t.Errorf("%d heartbeats in 3 s while the poll was open, want at most 2", n)
 	}
 }

@@ -6,11 +6,12 @@ import (
 	"time"
 )
 
-// MetricsShipInterval is how often the agent ships its buffered metric
-// points. The server evaluates rules on the data's clock, so this bounds
-// how late an alert can be: at one second, a breach under a 1 s rule turns
-// into a running capture within about two seconds (bench/trigger), at the
-// cost of one small request per host a second.
+// MetricsShipInterval is the longest the agent waits to ship buffered
+// metric points; each second's sample is shipped as soon as it is taken.
+// The server evaluates rules on the data's clock, so shipping at the sample
+// is what turns a breach into a running capture within a few hundred
+// milliseconds (bench/trigger), at the cost of one small request per host a
+// second.
 const MetricsShipInterval = time.Second
 
 // metricsLoop samples the host's metrics every second and ships them until

@@ -26,6 +26,8 @@ func (s *Service) Assignments(ctx context.Context, known int64, wait time.Durati
 	wait = min(max(wait, 0), MaxPollWait)
 	s.counters.PollsWaiting.Add(1)
 	defer s.counters.PollsWaiting.Add(-1)
+	s.polls.open(hostID, s.now())
+	defer s.polls.close(hostID)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {

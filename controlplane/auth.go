@@ -35,13 +35,16 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Pri
 	return p, nil
 }
 
-// principalCache remembers credentials found valid for a few seconds, so
-// that an agent's calls every second do not each read the database. A
-// revocation clears it on the replica that made it; other replicas stop
-// honouring the credential within principalTTL.
+// principalCache remembers credentials found valid for a minute, so that an
+// agent's heartbeats and reports do not each read the database. Revoking a
+// host's credentials signals a change of the host to every replica
+// (Store.WatchHostChanges), which forgets that host's entries at once; the
+// TTL bounds what a lost signal could leave behind.
 type principalCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedPrincipal
+	// byHost indexes agent credentials' hashes by host, for revokeHost.
+	byHost map[string][]string
 }
 
 type cachedPrincipal struct {
@@ -50,9 +53,8 @@ type cachedPrincipal struct {
 }
 
 const (
-	principalTTL = 5 * time.Second
-	// maxCachedPrincipals bounds the cache; past it, expired entries go,
-	// and if none has expired the cache starts over.
+	principalTTL = time.Minute
+	// maxCachedPrincipals bounds the cache: past it, it starts over.
 	maxCachedPrincipals = 100_000
 )
 
@@ -69,31 +71,28 @@ func (c *principalCache) get(hash string, now time.Time) (*tripcap.Principal, bo
 func (c *principalCache) put(hash string, p *tripcap.Principal, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = map[string]cachedPrincipal{}
+	if c.entries == nil || len(c.entries) >= maxCachedPrincipals {
+		c.entries, c.byHost = map[string]cachedPrincipal{}, map[string][]string{}
 	}
-	if len(c.entries) >= maxCachedPrincipals {
-		for h, e := range c.entries {
-			if !now.Before(e.expires) {
-				delete(c.entries, h)
-			}
-		}
-		if len(c.entries) >= maxCachedPrincipals {
-			clear(c.entries)
-		}
+	if _, known := c.entries[hash]; !known && p.HostID != "" {
+		c.byHost[p.HostID] = append(c.byHost[p.HostID], hash)
 	}
 	c.entries[hash] = cachedPrincipal{p: p, expires: now.Add(principalTTL)}
 }
 
-// revokeHost forgets the cached credentials of a host.
+// revokeHost forgets the cached credentials of a host, or all for "".
 func (c *principalCache) revokeHost(hostID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for h, e := range c.entries {
-		if e.p.HostID == hostID {
-			delete(c.entries, h)
-		}
+	if hostID == "" {
+		clear(c.entries)
+		clear(c.byHost)
+		return
 	}
+	for _, h := range c.byHost[hostID] {
+		delete(c.entries, h)
+	}
+	delete(c.byHost, hostID)
 }
 
 // EnsureAdmin makes sure an admin credential exists and returns its secret

@@ -100,7 +100,7 @@ func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) (*tripcap
 	} else {
 		s.heartbeats.add(hostID, now)
 	}
-	return &tripcap.HeartbeatResponse{HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}, nil
+	return &tripcap.HeartbeatResponse{HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds(), OpenPollIsHeartbeat: true}, nil
 }
 
 // FindHosts lists hosts.

@@ -110,7 +110,12 @@ func (b *progressBatch) requeue(held map[string]pendingReport) {
 	}
 }
 
-// flushProgress writes the held progress reports in one batch.
+// progressChunk bounds one progress transaction, so that an API write
+// waiting for SQLite's single writer waits for a hundred captures, not for
+// every running one.
+const progressChunk = 100
+
+// flushProgress writes the held progress reports, a chunk per transaction.
 func (s *Service) flushProgress(ctx context.Context) {
 	held := s.progress.take(s.now())
 	if held == nil {
@@ -122,19 +127,25 @@ func (s *Service) flushProgress(ctx context.Context) {
 	}
 	slices.Sort(ids)
 	now := s.now()
-	missing, err := s.store.UpdateCaptures(ctx, ids, func(c *tripcap.PacketCapture) bool {
-		p := held[c.ID]
-		if c.HostID != p.hostID || !applyReport(c, p.report) {
-			return false
+	for chunk := range slices.Chunk(ids, progressChunk) {
+		missing, err := s.store.UpdateCaptures(ctx, chunk, func(c *tripcap.PacketCapture) bool {
+			p := held[c.ID]
+			if c.HostID != p.hostID || !applyReport(c, p.report) {
+				return false
+			}
+			c.UpdatedAt = now
+			return true
+		})
+		if err != nil {
+			s.log.Error("recording capture progress", "captures", len(chunk), "err", err)
+			rest := map[string]pendingReport{}
+			for _, id := range ids[slices.Index(ids, chunk[0]):] {
+				rest[id] = held[id]
+			}
+			s.progress.requeue(rest)
+			return
 		}
-		c.UpdatedAt = now
-		return true
-	})
-	if err != nil {
-		s.log.Error("recording capture progress", "captures", len(ids), "err", err)
-		s.progress.requeue(held)
-		return
+		// The agent learns of these at its next report, answered at once: unknown.
+		s.progress.forget(missing...)
 	}
-	// The agent learns of these at its next report, answered at once: unknown.
-	s.progress.forget(missing...)
 }

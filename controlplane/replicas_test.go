@@ -86,4 +86,21 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 	if err != nil || got.Status != tripcap.StatusRunning {
 		t.Fatalf("replica B sees %v %v", got, err)
 	}
+
+	// A host deleted through B: A, which has the agent's credential cached,
+	// stops honouring it promptly.
+	if err := b.DeleteHost(admin, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, err := a.Authenticate(ctx, enrolled.Credential)
+		if tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica A still accepts the revoked credential 2 s after B deleted the host: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

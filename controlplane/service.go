@@ -71,6 +71,7 @@ type Service struct {
 	waiters    *waiters
 	heartbeats *heartbeatBatch
 	progress   *progressBatch
+	polls      openPolls
 	principals principalCache
 	// batching is on while Run flushes batches; without Run every report
 	// is written at once.
@@ -122,7 +123,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
-			err := s.store.WatchHostChanges(ctx, s.waiters.wake)
+			err := s.store.WatchHostChanges(ctx, s.hostChanged)
 			if ctx.Err() == nil {
 				s.log.Error("watching host changes; retrying", "err", err)
 				s.waiters.wake("")
@@ -155,6 +156,14 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// hostChanged wakes the host's long polls and forgets its cached
+// credentials (a revocation on any replica signals a change); "" means
+// changes may have been missed, so it does both for every host.
+func (s *Service) hostChanged(hostID string) {
+	s.principals.revokeHost(hostID)
+	s.waiters.wake(hostID)
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -228,6 +237,10 @@ func (b *heartbeatBatch) take() map[string]time.Time {
 }
 
 func (s *Service) flushHeartbeats(ctx context.Context) {
+	now := s.now()
+	for _, id := range s.polls.due(now, s.cfg.HeartbeatInterval) {
+		s.heartbeats.add(id, now)
+	}
 	seen := s.heartbeats.take()
 	if seen == nil {
 		return
@@ -243,6 +256,61 @@ func (s *Service) flushHeartbeats(ctx context.Context) {
 		}
 		s.heartbeats.mu.Unlock()
 	}
+}
+
+// openPolls are the long polls waiting on this replica, by host. An open
+// poll is a live connection from the agent (HTTP/2 pings check it), so it
+// counts as a heartbeat every interval for as long as it stays open: an
+// idle agent then needs no request but its poll, one every poll wait.
+type openPolls struct {
+	mu sync.Mutex
+	// hosts counts each host's open polls and when it last counted as a heartbeat.
+	hosts map[string]*openPoll
+}
+
+type openPoll struct {
+	n       int
+	counted time.Time
+}
+
+func (p *openPolls) open(hostID string, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hosts == nil {
+		p.hosts = map[string]*openPoll{}
+	}
+	op := p.hosts[hostID]
+	if op == nil {
+		op = &openPoll{}
+		p.hosts[hostID] = op
+	}
+	op.n++
+	op.counted = now
+}
+
+func (p *openPolls) close(hostID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if op := p.hosts[hostID]; op != nil {
+		if op.n--; op.n <= 0 {
+			delete(p.hosts, hostID)
+		}
+	}
+}
+
+// due returns the hosts whose polls have been open for an interval since
+// they last counted as a heartbeat, and counts them now.
+func (p *openPolls) due(now time.Time, interval time.Duration) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	for id, op := range p.hosts {
+		if now.Sub(op.counted) >= interval {
+			op.counted = now
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // SweepOffline marks hosts silent for OfflineAfter as Offline and ends their

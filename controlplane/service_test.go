@@ -355,6 +355,49 @@ func TestStopBeforeStartEndsAtOnce(t *testing.T) {
 	}
 }
 
+// TestOpenPollCountsAsHeartbeat: a host whose agent holds a long poll open
+// stays Online with no other heartbeat; once the poll ends and nothing
+// follows, it goes Offline.
+func TestOpenPollCountsAsHeartbeat(t *testing.T) {
+	f := newFixture(t, controlplane.Config{HeartbeatInterval: 100 * time.Millisecond})
+	agentCtx, h := f.enroll(t, "web1")
+	hb, err := f.svc.Heartbeat(agentCtx, tripcap.Heartbeat{})
+	if err != nil || !hb.OpenPollIsHeartbeat {
+		t.Fatalf("heartbeat answer %+v %v: the server must say it counts open polls", hb, err)
+	}
+	first, err := f.svc.Assignments(agentCtx, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Assignments(agentCtx, first.Revision, 2*time.Second)
+		done <- err
+	}()
+	// Five times OfflineAfter (300 ms) with only the poll open.
+	time.Sleep(1500 * time.Millisecond)
+	if host, err := f.svc.FindHost(f.admin, h.Name); err != nil || host.State != tripcap.HostOnline {
+		t.Fatalf("with its poll open the host is %v (%v)", host.State, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		host, err := f.svc.FindHost(f.admin, h.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host.State == tripcap.HostOffline {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host stayed Online 3 s after its poll ended")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestSilentHostGoesOfflineAndCapturesEndAgentStopped(t *testing.T) {
 	f := newFixture(t, controlplane.Config{HeartbeatInterval: 100 * time.Millisecond})
 	agentCtx, h := f.enroll(t, "web1")

@@ -146,7 +146,13 @@ func (s *Store) DeleteCredentialsOfHost(ctx context.Context, hostID string) erro
 	if err := sqldoc.CheckID("host id", hostID); err != nil {
 		return err
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM credentials WHERE host_id = $1`, hostID); err != nil {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM credentials WHERE host_id = $1`, hostID); err != nil {
+			return err
+		}
+		return notify(ctx, tx, hostID)
+	})
+	if err != nil {
 		return fmt.Errorf("delete credentials of host %s: %w", hostID, err)
 	}
 	return nil

@@ -186,5 +186,6 @@ func (s *Store) DeleteCredentialsOfHost(ctx context.Context, hostID string) erro
 	if err != nil {
 		return fmt.Errorf("delete credentials of host %s: %w", hostID, err)
 	}
+	s.hub.publish(hostID)
 	return nil
 }

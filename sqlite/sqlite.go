@@ -55,7 +55,7 @@ var _ tripcap.Store = (*Store)(nil)
 type Store struct {
 	path   string
 	writer *sql.DB // one connection: every write transaction
-	reader *sql.DB // read-only connections
+	reader *readPool // read-only connections
 	hub    hub
 }
 
@@ -98,10 +98,12 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", dsn, err)
 	}
-	if s.reader, err = sql.Open("sqlite", dsn+"?"+pragmas+"&_pragma=query_only(1)"); err != nil {
+	readers, err := sql.Open("sqlite", dsn+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
 		s.writer.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", dsn, err)
 	}
+	s.reader = newReadPool(readers)
 	n := max(4, runtime.GOMAXPROCS(0))
 	s.reader.SetMaxOpenConns(n)
 	s.reader.SetMaxIdleConns(n)
