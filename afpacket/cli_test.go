@@ -253,7 +253,7 @@ func TestKill9(t *testing.T) {
 					return err
 				})
 			}()
-			// Mid-flood: the capture writes a megabyte every few
+			// Mid-flood: the capture writes its buffer every few
 			// milliseconds. When the kill lands inside a write, the
 			// file guard reports the partial record it removed.
 			time.Sleep(500 * time.Millisecond)

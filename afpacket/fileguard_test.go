@@ -15,9 +15,25 @@ import (
 // the guard process cuts the file back to its last whole record, and leaves
 // alone a file that was released and one that ends at a record boundary.
 func TestFileGuardRepairs(t *testing.T) {
+	// Offsets go through the shared memory, or, when the guard has no
+	// slot left (or no shared memory), through messages.
+	for _, mode := range []string{"shared", "messages"} {
+		t.Run(mode, func(t *testing.T) { testFileGuardRepairs(t, mode == "messages") })
+	}
+}
+
+func testFileGuardRepairs(t *testing.T, messages bool) {
 	g, err := startFileGuard(testLogger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if g.slots == nil {
+		t.Fatal("the file guard has no shared memory")
+	}
+	if messages {
+		g.mu.Lock()
+		g.free = nil
+		g.mu.Unlock()
 	}
 	dir := t.TempDir()
 	open := func(name string) (*os.File, *guardedFile, pcapfile.Writer) {
@@ -26,6 +42,9 @@ func TestFileGuardRepairs(t *testing.T) {
 			t.Fatal(err)
 		}
 		gf := newGuardedFile(f, g, 0)
+		if (gf.boundary == nil) != messages {
+			t.Fatalf("shared slot %v, want messages %v", gf.boundary != nil, messages)
+		}
 		w, err := pcapfile.NewPcapWriter(gf, pcapfile.LinkTypeEthernet, 0, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -44,7 +63,7 @@ func TestFileGuardRepairs(t *testing.T) {
 
 	// cut.cap: a second flush announced, then only part of it written.
 	cut, cutGF, _ := open("cut.cap")
-	cutGF.g.send(guardWrite, cutGF.id, uint64(whole), -1)
+	cutGF.announce(whole)
 	if _, err := cut.WriteAt(append(make([]byte, 116), make([]byte, 50)...), whole); err != nil {
 		t.Fatal(err)
 	}

@@ -224,6 +224,20 @@ func (o *output) write(iface int, ts int64, origLen int, data []byte, stats func
 	return "", nil
 }
 
+// pcapWriter is the current file's writer when it is a pcap file, for
+// records written in place (see Session.writeBlockPcap); nil for pcapng.
+func (o *output) pcapWriter() *pcapfile.PcapWriter {
+	pw, _ := o.w.(*pcapfile.PcapWriter)
+	return pw
+}
+
+// wrote accounts for packets records of n bytes in all, written in place
+// within room.
+func (o *output) wrote(n int64, packets int) {
+	o.room -= n
+	o.filePackets += packets
+}
+
 // rotate closes the current file of a ring and opens the next, removing the
 // oldest when the ring is full.
 func (o *output) rotate(stats func() []pcapfile.InterfaceStats) error {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/pcapfile"
 )
@@ -260,6 +262,9 @@ func (s *Session) writeBlock(sock *socket, blk []byte, c *counts, vlanBuf *[]byt
 		return true
 	}
 	pkts := packetsOf(blk)
+	if pw := s.out.pcapWriter(); pw != nil {
+		return s.writeBlockPcap(sock, &pkts, pw, c, vlanBuf)
+	}
 	var p ringPacket
 	for pkts.next(&p) {
 		if p.ts < s.t0 {
@@ -268,19 +273,112 @@ func (s *Session) writeBlock(sock *socket, blk []byte, c *counts, vlanBuf *[]byt
 		if at := s.stopAt.Load(); at != 0 && p.ts > at {
 			return true
 		}
-		data, origLen := p.data, p.origLen
-		if p.vlanValid && sock.ifc.Framing == framingEthernet {
-			if cap(*vlanBuf) < len(data)+4 {
-				*vlanBuf = make([]byte, 0, len(data)+4)
-			}
-			data, origLen = withVLAN(&p, *vlanBuf)
-		}
-		// data points into the ring; write copies it before the block
-		// goes back to the kernel.
-		if !s.writeLocked(sock.id, p.ts, origLen, data, c) {
+		if !s.writePacket(sock, &p, c, vlanBuf) {
 			return true
 		}
 	}
+	return false
+}
+
+// writePacket writes one packet of the ring through writeLocked, putting
+// back a VLAN tag the kernel took out; false ends the writer.
+func (s *Session) writePacket(sock *socket, p *ringPacket, c *counts, vlanBuf *[]byte) bool {
+	data, origLen := p.data, p.origLen
+	if p.vlanValid && sock.ifc.Framing == framingEthernet {
+		if cap(*vlanBuf) < len(data)+4 {
+			*vlanBuf = make([]byte, 0, len(data)+4)
+		}
+		data, origLen = withVLAN(p, *vlanBuf)
+	}
+	// data points into the ring; write copies it before the block goes
+	// back to the kernel.
+	return s.writeLocked(sock.id, p.ts, origLen, data, c)
+}
+
+// smallCopy is the size up to which writeBlockPcap copies a packet as a
+// fixed-size block.
+const smallCopy = 64
+
+// writeBlockPcap is writeBlock for a pcap file, the common case, in one
+// tight loop: each record is written in place into the write buffer (a
+// header and one copy of the data), with no call per packet, and the
+// counters and the room left in the file are settled once for the run of
+// records. A packet out of the ordinary (a VLAN tag to put back, a snap
+// length beyond the file's), or one that does not fit the buffer or the
+// file, or the flush interval passing, goes through writePacket.
+func (s *Session) writeBlockPcap(sock *socket, b *blockPackets, pw *pcapfile.PcapWriter, c *counts, vlanBuf *[]byte) bool {
+	blk := b.blk
+	vlanFix := sock.ifc.Framing == framingEthernet
+	snapLen := min(pw.SnapLen(), s.filter.snapLen)
+	t0, flushNs := s.t0, s.flushNs
+	var space []byte
+	// pos bytes of space hold n records with data bytes of packets.
+	var pos, n int
+	var data uint64
+	refill := func() {
+		pw = s.out.pcapWriter() // a ring file may have been rotated
+		space = pw.Space()
+		if room := s.out.room; room < int64(len(space)) {
+			space = space[:max(room, 0)]
+		}
+	}
+	commit := func() {
+		pw.Commit(pos, n, int64(data))
+		s.out.wrote(int64(pos), n)
+		c.packets += uint64(n)
+		c.bytes += data
+		pos, n, data = 0, 0, 0
+	}
+	refill()
+	for off, left := b.off, b.left; left > 0; left-- {
+		b.prefetch(off)
+		h := blk[off : off+pktSll+12]
+		next := ne.Uint32(h[pktNextOffset:])
+		sec := ne.Uint32(h[pktSec:])
+		nsec := ne.Uint32(h[pktNsec:])
+		snap := ne.Uint32(h[pktSnaplen:])
+		origLen := ne.Uint32(h[pktLen:])
+		status := ne.Uint32(h[pktStatus:])
+		mac := int(ne.Uint16(h[pktMac:]))
+		pktOff := off
+		off += int(next)
+		ts := int64(sec)*1e9 + int64(nsec)
+		if ts < t0 {
+			continue
+		}
+		if at := s.stopAt.Load(); at != 0 && ts > at {
+			commit()
+			return true
+		}
+		need := pcapfile.PcapRecordHeaderLen + int(snap)
+		// need+smallCopy: a short packet is copied as a whole
+		// smallCopy bytes (see below), which must fit.
+		if need+smallCopy > len(space)-pos || snap > snapLen || ts-s.lastFlush >= flushNs ||
+			(vlanFix && status&unix.TP_STATUS_VLAN_VALID != 0) {
+			commit()
+			one := blockPackets{blk: blk, left: 1, off: pktOff, pf: len(blk)}
+			var p ringPacket
+			one.next(&p)
+			if !s.writePacket(sock, &p, c, vlanBuf) {
+				return true
+			}
+			refill()
+			continue
+		}
+		rec := space[pos : pos+need+smallCopy]
+		pcapfile.PutRecordHeader(rec, sec, nsec/1000, snap, max(origLen, snap))
+		if from := pktOff + mac; snap <= smallCopy && from+smallCopy <= len(blk) {
+			// A fixed-size copy is a few moves, not a call: the bytes
+			// past the packet land in free space, overwritten next.
+			*(*[smallCopy]byte)(rec[pcapfile.PcapRecordHeaderLen:]) = *(*[smallCopy]byte)(blk[from:])
+		} else {
+			copy(rec[pcapfile.PcapRecordHeaderLen:], blk[from:from+int(snap)])
+		}
+		pos += need
+		n++
+		data += uint64(snap)
+	}
+	commit()
 	return false
 }
 

@@ -64,6 +64,42 @@ func (pw *PcapWriter) WritePacket(_ int, ts int64, origLen int, data []byte) err
 	return nil
 }
 
+// Space returns the buffer's free space, for a batch of records written in
+// place (PutRecordHeader, then the data) and then committed with Commit:
+// the way to write many packets without a call per packet. Records written
+// there must hold at most SnapLen bytes of data each. It is empty after a
+// failed write; WritePacket then reports the error.
+func (pw *PcapWriter) Space() []byte { return pw.b.buf[len(pw.b.buf):cap(pw.b.buf)] }
+
+// Commit adds the first n bytes of Space to the buffer: packets whole
+// records holding dataBytes bytes of packet data in all.
+func (pw *PcapWriter) Commit(n, packets int, dataBytes int64) {
+	if n == 0 {
+		return
+	}
+	pw.b.buf = pw.b.buf[:len(pw.b.buf)+n]
+	pw.b.pendingPackets += packets
+	pw.b.pendingData += dataBytes
+}
+
+// SnapLen is the file's snap length.
+func (pw *PcapWriter) SnapLen() uint32 { return pw.snapLen }
+
+// PcapRecordHeaderLen is the size of a pcap record's header.
+const PcapRecordHeaderLen = pcapRecordHeaderLn
+
+// PutRecordHeader writes a pcap record header at the start of b (at least
+// PcapRecordHeaderLen bytes): the timestamp in seconds and microseconds, the
+// captured length and the length on the wire (at least caplen).
+func PutRecordHeader(b []byte, sec, usec, caplen, origLen uint32) {
+	_ = b[15]
+	le := binary.LittleEndian
+	le.PutUint32(b[0:], sec)
+	le.PutUint32(b[4:], usec)
+	le.PutUint32(b[8:], caplen)
+	le.PutUint32(b[12:], origLen)
+}
+
 // Lost reports the packets accepted but not written because a write failed.
 func (pw *PcapWriter) Lost() (int, int64) { return pw.b.lost() }
 
