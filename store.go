@@ -37,6 +37,10 @@ type Store interface {
 	FindHosts(ctx context.Context, f HostFilter) ([]*Host, string, error)
 	// FindHost returns the one host f selects, ENOTFOUND when none.
 	FindHost(ctx context.Context, f HostFilter) (*Host, error)
+	// HostRevision returns a host's revision alone (ENOTFOUND when there is
+	// no such host): what a waiting long poll compares, thousands of times a
+	// second, without decoding the host.
+	HostRevision(ctx context.Context, id string) (int64, error)
 	// UpdateHostInventory stores an agent's report and marks the host Online at seen.
 	UpdateHostInventory(ctx context.Context, id string, inv Inventory, seen time.Time) error
 	// TouchHosts records heartbeats in one batch: last seen (never moved back) and Online.

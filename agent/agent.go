@@ -63,8 +63,9 @@ type Agent struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	// kick wakes the reporter and uploader early (a session ended).
-	kick chan struct{}
+	// kickReport and kickUpload wake the reporter and the uploader early (a
+	// session started or ended).
+	kickReport, kickUpload chan struct{}
 	// polling is true while a long poll is open: a server that counts it
 	// as a heartbeat needs no other.
 	polling atomic.Bool
@@ -108,7 +109,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.SpoolMaxBytes == 0 {
 		cfg.SpoolMaxBytes = 10 << 30
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kick: make(chan struct{}, 1),
+	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kickReport: make(chan struct{}, 1), kickUpload: make(chan struct{}, 1),
 		uploader: &upload.Uploader{}}, nil
 }
 
@@ -472,29 +473,44 @@ func (a *Agent) finishWithoutRunning(as tripcap.Assignment, reason string, errs 
 }
 
 func (a *Agent) kickNow() {
-	select {
-	case a.kick <- struct{}{}:
-	default:
+	for _, c := range []chan struct{}{a.kickReport, a.kickUpload} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
+
+// idleRecheck is how often an idle reporter or uploader looks for work it
+// was not woken for; a session starting or ending wakes them at once.
+const idleRecheck = 30 * time.Second
 
 // reportLoop sends every session's status each ReportInterval (and at once
-// when a session ends), until the server has each final report.
+// when a session starts or ends), until the server has each final report.
+// With nothing to report it sleeps until woken: an idle agent makes no
+// wake-ups a second.
 func (a *Agent) reportLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.ReportInterval)
-	defer t.Stop()
+	busy := true // sessions recovered from the journal
 	for {
+		wait := a.cfg.ReportInterval
+		if !busy {
+			wait = idleRecheck
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
-		case <-a.kick:
+		case <-a.kickReport:
+			t.Stop()
 		}
-		a.reportOnce(ctx)
+		busy = a.reportOnce(ctx)
 	}
 }
 
-func (a *Agent) reportOnce(ctx context.Context) {
+// reportOnce reports every session that has news, and says whether any had.
+func (a *Agent) reportOnce(ctx context.Context) bool {
 	var reports []tripcap.SessionReport
 	a.mu.Lock()
 	for _, s := range a.sessions {
@@ -510,14 +526,14 @@ func (a *Agent) reportOnce(ctx context.Context) {
 	}
 	a.mu.Unlock()
 	if len(reports) == 0 {
-		return
+		return false
 	}
 	res, err := a.client.Report(ctx, reports)
 	if err != nil {
 		if ctx.Err() == nil {
 			a.log.Warn("reporting failed; will retry", "err", err)
 		}
-		return
+		return true
 	}
 	unknown := map[string]bool{}
 	for _, id := range res.Unknown {
@@ -549,6 +565,7 @@ func (a *Agent) reportOnce(ctx context.Context) {
 			a.forgetIfDone(s)
 		}
 	}
+	return true
 }
 
 // forgetIfDone drops a session whose final report and uploads the server has,

@@ -73,19 +73,27 @@ func (a *Agent) pendingUploads(e *journalEntry) []tripcap.CaptureFile {
 // stays in the spool until the server has stored it.
 func (a *Agent) uploadLoop(ctx context.Context) {
 	failures := 0
+	busy := true // files recovered from the journal
 	for {
 		wait := time.Second
-		if failures > 0 {
+		switch {
+		case failures > 0:
 			wait = backoff(failures)
+		case !busy:
+			wait = idleRecheck
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(wait):
-		case <-a.kick:
-			a.kickNow() // the reporter wants it too
+		case <-t.C:
+		case <-a.kickUpload:
+			t.Stop()
 		}
-		if err := a.uploadOnce(ctx); err != nil {
+		var err error
+		busy, err = a.uploadOnce(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -97,7 +105,9 @@ func (a *Agent) uploadLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) uploadOnce(ctx context.Context) error {
+// uploadOnce uploads every finished file not yet stored, and says whether
+// there were any.
+func (a *Agent) uploadOnce(ctx context.Context) (bool, error) {
 	type job struct {
 		s    *session
 		file tripcap.CaptureFile
@@ -125,7 +135,7 @@ func (a *Agent) uploadOnce(ctx context.Context) error {
 			a.failUpload(j.s, j.file.Name, tripcap.ErrorMessage(err))
 			continue
 		case err != nil:
-			return fmt.Errorf("upload %s: %w", j.file.Name, err)
+			return true, fmt.Errorf("upload %s: %w", j.file.Name, err)
 		}
 		a.mu.Lock()
 		e := j.s.journal
@@ -138,10 +148,10 @@ func (a *Agent) uploadOnce(ctx context.Context) error {
 		a.forgetIfDone(j.s)
 		a.mu.Unlock()
 		if err != nil {
-			return err
+			return true, err
 		}
 	}
-	return nil
+	return len(jobs) > 0, nil
 }
 
 // permanent tells errors retrying cannot fix (wrong credentials, a refused

@@ -34,11 +34,15 @@ func (s *Service) Assignments(ctx context.Context, known int64, wait time.Durati
 		s.heartbeats.add(hostID, s.now())
 		// Take the channel before reading, so a change in between still wakes us.
 		changed := s.waiters.channel(hostID)
-		h, err := s.store.FindHost(ctx, tripcap.HostFilter{ID: &hostID})
+		rev, err := s.store.HostRevision(ctx, hostID)
 		if err != nil {
-			return nil, fmt.Errorf("find host of agent: %w", err)
+			return nil, fmt.Errorf("revision of the agent's host: %w", err)
 		}
-		if h.Revision != known {
+		if rev != known {
+			h, err := s.store.FindHost(ctx, tripcap.HostFilter{ID: &hostID})
+			if err != nil {
+				return nil, fmt.Errorf("find host of agent: %w", err)
+			}
 			return s.assignments(ctx, h)
 		}
 		select {

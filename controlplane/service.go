@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,18 +247,31 @@ func (s *Service) flushHeartbeats(ctx context.Context) {
 	if seen == nil {
 		return
 	}
-	if err := s.store.TouchHosts(ctx, seen); err != nil {
-		s.log.Error("recording heartbeats", "hosts", len(seen), "err", err)
-		// Keep them for the next flush unless a newer heartbeat arrived meanwhile.
-		s.heartbeats.mu.Lock()
-		for id, t := range seen {
-			if cur, ok := s.heartbeats.seen[id]; !ok || cur.Before(t) {
-				s.heartbeats.seen[id] = t
-			}
+	// A transaction per chunk, as for progress: an API write waits for a
+	// few hundred hosts, not for the whole fleet's second.
+	ids := slices.Sorted(maps.Keys(seen))
+	for i, chunk := range slices.Collect(slices.Chunk(ids, heartbeatChunk)) {
+		part := make(map[string]time.Time, len(chunk))
+		for _, id := range chunk {
+			part[id] = seen[id]
 		}
-		s.heartbeats.mu.Unlock()
+		if err := s.store.TouchHosts(ctx, part); err != nil {
+			s.log.Error("recording heartbeats", "hosts", len(ids)-i*heartbeatChunk, "err", err)
+			// Keep them for the next flush unless a newer heartbeat arrived meanwhile.
+			s.heartbeats.mu.Lock()
+			for _, id := range ids[i*heartbeatChunk:] {
+				if cur, ok := s.heartbeats.seen[id]; !ok || cur.Before(seen[id]) {
+					s.heartbeats.seen[id] = seen[id]
+				}
+			}
+			s.heartbeats.mu.Unlock()
+			return
+		}
 	}
 }
+
+// heartbeatChunk bounds one heartbeat transaction.
+const heartbeatChunk = 250
 
 // openPolls are the long polls waiting on this replica, by host. An open
 // poll is a live connection from the agent (HTTP/2 pings check it), so it

@@ -296,6 +296,7 @@ func TestProgressReportsAreBatched(t *testing.T) {
 	if got := stored(); got.Status != tripcap.StatusRunning || got.Stats.Packets != 1 {
 		t.Fatalf("the first Running report was not written at once: %s, %d packets", got.Status, got.Stats.Packets)
 	}
+	time.Sleep(100 * time.Millisecond) // Run, started beside the test, turns batching on
 	for i := uint64(2); i <= 5; i++ {
 		report(tripcap.StatusRunning, i)
 	}

@@ -103,6 +103,22 @@ func (s *Store) FindHost(ctx context.Context, f tripcap.HostFilter) (*tripcap.Ho
 	return hosts[0], nil
 }
 
+// HostRevision returns a host's revision alone.
+func (s *Store) HostRevision(ctx context.Context, id string) (int64, error) {
+	if err := sqldoc.CheckID("host id", id); err != nil {
+		return 0, err
+	}
+	var rev int64
+	err := s.pool.QueryRow(ctx, `SELECT revision FROM hosts WHERE id = $1`, id).Scan(&rev)
+	if isNoRows(err) {
+		return 0, sqldoc.HostNotFound(id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("revision of host %s: %w", id, err)
+	}
+	return rev, nil
+}
+
 // UpdateHostInventory stores an agent's report and marks the host Online,
 // last seen at seen (never moved back). ENOTFOUND when the host is unknown.
 func (s *Store) UpdateHostInventory(ctx context.Context, id string, inv tripcap.Inventory, seen time.Time) error {

@@ -31,10 +31,17 @@ func newFixture(t *testing.T, s tripcap.Store, location string, limit, hosts int
 	return f
 }
 
+// revision returns a host's revision, checking that HostRevision and the
+// whole host agree on it.
 func revision(t *testing.T, s tripcap.Store, hostID string) int64 {
 	t.Helper()
 	h, err := s.FindHost(t.Context(), tripcap.HostFilter{ID: &hostID})
 	must(t, err)
+	rev, err := s.HostRevision(t.Context(), hostID)
+	must(t, err)
+	if rev != h.Revision {
+		t.Fatalf("HostRevision %d, the host's revision %d", rev, h.Revision)
+	}
 	return h.Revision
 }
 
@@ -538,6 +545,10 @@ func testHostRevision(t *testing.T, s tripcap.Store) {
 		}
 	}
 	wantRev(0, "nothing")
+	_, err := s.HostRevision(ctx, tripcap.NewID())
+	wantCode(t, err, tripcap.ENOTFOUND)
+	_, err = s.HostRevision(ctx, "")
+	wantCode(t, err, tripcap.EINVALID)
 	c := capture(f.w.ID, h, "cap")
 	must(t, s.CreateCapture(ctx, c))
 	wantRev(1, "create")
