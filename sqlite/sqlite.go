@@ -54,7 +54,7 @@ var _ tripcap.Store = (*Store)(nil)
 // Store is a tripcap.Store on one SQLite file. It is safe for concurrent use.
 type Store struct {
 	path   string
-	writer *sql.DB // one connection: every write transaction
+	writer *sql.DB   // one connection: every write transaction
 	reader *readPool // read-only connections
 	hub    hub
 }
