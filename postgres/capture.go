@@ -228,19 +228,12 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 				missing = append(missing, id)
 				continue
 			}
-			old := *c
-			if !fn(c) {
-				continue
-			}
-			if err := sqldoc.CheckCaptureProgress(&old, c); err != nil {
-				return err
-			}
-			if err := sqldoc.CheckCapture(c, now); err != nil {
-				return err
-			}
-			doc, err := sqldoc.EncodeCapture(c)
+			doc, err := sqldoc.ApplyProgress(c, fn, now)
 			if err != nil {
 				return err
+			}
+			if doc == nil {
+				continue
 			}
 			batch.Queue(updateCaptureSQL, c.Version+1, string(c.Status), string(c.Desired), c.DeletedAt, c.UpdatedAt, doc, c.ID)
 		}

@@ -225,19 +225,12 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 			if err != nil {
 				return fmt.Errorf("capture %s: %w", id, err)
 			}
-			old := *c
-			if !fn(c) {
-				continue
-			}
-			if err := sqldoc.CheckCaptureProgress(&old, c); err != nil {
-				return err
-			}
-			if err := sqldoc.CheckCapture(c, now); err != nil {
-				return err
-			}
-			doc, err := sqldoc.EncodeCapture(c)
+			doc, err := sqldoc.ApplyProgress(c, fn, now)
 			if err != nil {
 				return err
+			}
+			if doc == nil {
+				continue
 			}
 			if _, err := put.ExecContext(ctx, c.Version+1, string(c.Status), string(c.Desired), formatTimePtr(c.DeletedAt),
 				formatTime(c.UpdatedAt), string(doc), c.ID); err != nil {

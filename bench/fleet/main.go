@@ -68,6 +68,7 @@ type options struct {
 	keep          bool
 	stopOnFailure bool
 	workers       int
+	agentNice     int
 	enrollTimeout time.Duration
 	serverKind    string
 	note          string
@@ -101,6 +102,7 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print the results as JSON instead of tables")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory and the PostgreSQL database")
 	flag.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "end the ramp at the first size that is not sustained")
+	flag.IntVar(&o.agentNice, "agent-nice", 0, "run the agent processes at this niceness, so that on a small machine the simulated fleet (standing for other machines) yields the CPU to the server")
 	flag.IntVar(&o.workers, "agent-procs", 0, "processes the agents are spread over (default: one per 3,000 agents of the largest size)")
 	flag.StringVar(&o.serverKind, "server", "binary", "binary: the real `tripcap server`; inproc: the same control plane in a child of this program, with pprof (for -profile)")
 	flag.StringVar(&o.note, "note", "", "a note kept with the results (run.sh: the tree's commit)")
@@ -360,7 +362,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
 	if procs < 1 {
 		procs = (slices.Max(o.ramp) + 2999) / 3000
 	}
-	fl, err := startWorkers(workerConfig{server: srv.url, root: root, heartbeat: o.heartbeat, packetRate: o.packetRate, sourceAddrs: o.sourceAddrs}, procs, log)
+	fl, err := startWorkers(workerConfig{server: srv.url, root: root, heartbeat: o.heartbeat, packetRate: o.packetRate, sourceAddrs: o.sourceAddrs, nice: o.agentNice}, procs, log)
 	if err != nil {
 		return res, err
 	}

@@ -56,6 +56,8 @@ type workerConfig struct {
 	packetRate  float64
 	index, of   int
 	sourceAddrs int
+	// nice runs the workers at this niceness (nice(1)), all their threads.
+	nice int
 }
 
 func (c workerConfig) args() []string {
@@ -146,6 +148,9 @@ func startWorkers(cfg workerConfig, n int, log *slog.Logger) (*workers, error) {
 		c := cfg
 		c.index, c.of = i, n
 		cmd := exec.Command(exe, c.args()...)
+		if c.nice != 0 {
+			cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(c.nice), exe}, c.args()...)...)
+		}
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {

@@ -288,6 +288,23 @@ func CheckCaptureUpdate(old, c *tripcap.PacketCapture, expectVersion int64) erro
 	return nil
 }
 
+// ApplyProgress runs a batched progress update's fn on c and, when fn
+// changed it, checks the change (CheckCaptureProgress, CheckCapture) and
+// returns the document to store; nil when fn left c alone.
+func ApplyProgress(c *tripcap.PacketCapture, fn func(*tripcap.PacketCapture) bool, now time.Time) ([]byte, error) {
+	old := *c
+	if !fn(c) {
+		return nil, nil
+	}
+	if err := CheckCaptureProgress(&old, c); err != nil {
+		return nil, err
+	}
+	if err := CheckCapture(c, now); err != nil {
+		return nil, err
+	}
+	return EncodeCapture(c)
+}
+
 // CheckCaptureProgress checks that a batched progress update (UpdateCaptures)
 // of old to c changed nothing that UpdateCapture treats with care: identity,
 // desired state, deletion.
