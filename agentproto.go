@@ -3,9 +3,11 @@ package tripcap
 import "time"
 
 // The agent protocol: an agent enrolls once with a join token, then keeps a
-// long poll open for its assignments, heartbeats, reports session status
-// every second while captures run, and uploads files. Desired state lives on
-// the server; the agent reconciles toward it after any disconnect.
+// long poll open for its assignments (the open poll is its heartbeat; a
+// separate one carries inventory changes), reports session status every
+// second while captures run, and uploads files, all over one HTTP/2
+// connection. Desired state lives on the server; the agent reconciles
+// toward it after any disconnect.
 
 // EnrollRequest trades a join token for an agent credential.
 type EnrollRequest struct {
