@@ -401,20 +401,10 @@ func (s *Store) FindResponderRuns(ctx context.Context, f tripcap.ResponderRunFil
 	return out, nil
 }
 
-func checkClaim(owner string, now, until time.Time) error {
-	if owner == "" || strings.ContainsRune(owner, 0) || !utf8.ValidString(owner) {
-		return tripcap.Errorf(tripcap.EINVALID, "owner: must be non-empty UTF-8 text without NUL")
-	}
-	if !until.After(now) {
-		return tripcap.Errorf(tripcap.EINVALID, "lease: ends at %s, not after %s", until.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
-	}
-	return nil
-}
-
 // ClaimResponderRuns leases to owner the open runs no one holds. The
 // single writer makes the select-and-update atomic.
 func (s *Store) ClaimResponderRuns(ctx context.Context, owner string, now, until time.Time, limit int) ([]*tripcap.ResponderRun, error) {
-	if err := checkClaim(owner, now, until); err != nil {
+	if err := sqldoc.CheckClaim(owner, now, until); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
@@ -445,7 +435,7 @@ func (s *Store) ClaimResponderRun(ctx context.Context, id, owner string, now, un
 	if err := sqldoc.CheckID("responder run id", id); err != nil {
 		return err
 	}
-	if err := checkClaim(owner, now, until); err != nil {
+	if err := sqldoc.CheckClaim(owner, now, until); err != nil {
 		return err
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {

@@ -333,3 +333,14 @@ func CheckWatcherRef(id, name string) error {
 	}
 	return checkText("network watcher name", name)
 }
+
+// CheckClaim checks a responder-run lease: who takes it and until when.
+func CheckClaim(owner string, now, until time.Time) error {
+	if owner == "" || strings.ContainsRune(owner, 0) || !utf8.ValidString(owner) {
+		return tripcap.Errorf(tripcap.EINVALID, "owner: must be non-empty UTF-8 text without NUL")
+	}
+	if !until.After(now) {
+		return tripcap.Errorf(tripcap.EINVALID, "lease: ends at %s, not after %s", until.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+	}
+	return nil
+}
