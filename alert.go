@@ -874,16 +874,15 @@ type ActionGroup struct {
 	UpdatedAt     time.Time `json:"updatedAt,omitzero"`
 }
 
-// IsEnabled reports whether the group delivers (true when unset).
-func (g *ActionGroup) IsEnabled() bool { return g.Enabled == nil || *g.Enabled }
-
-// Validate checks the group; the error names the field and the reason.
-func (g *ActionGroup) Validate() error {
-	if strings.TrimSpace(g.Name) == "" || len(g.Name) > MaxAlertNameLength {
-		return Errorf(EINVALID, "name: must be 1 to %d characters", MaxAlertNameLength)
-	}
-	if len(g.GroupShortName) > 12 {
-		return Errorf(EINVALID, "groupShortName: %q is longer than 12 characters", clip(g.GroupShortName))
+// checkReceivers checks receivers' names (each unique among them) and
+// addresses. prefix goes before the field names, so a responder's own
+// receivers are named as its fields are (notifyWebhookReceivers[0]).
+func checkReceivers(prefix string, webhooks []WebhookReceiver, emails []EmailReceiver, responders []ResponderReceiver) error {
+	field := func(kind string, i int) string {
+		if prefix != "" {
+			kind = prefix + strings.ToUpper(kind[:1]) + kind[1:]
+		}
+		return fmt.Sprintf("%s[%d]", kind, i)
 	}
 	names := map[string]bool{}
 	checkName := func(field, name string) error {
@@ -896,8 +895,8 @@ func (g *ActionGroup) Validate() error {
 		names[name] = true
 		return nil
 	}
-	for i, w := range g.WebhookReceivers {
-		field := fmt.Sprintf("webhookReceivers[%d]", i)
+	for i, w := range webhooks {
+		field := field("webhookReceivers", i)
 		if err := checkName(field, w.Name); err != nil {
 			return err
 		}
@@ -906,8 +905,8 @@ func (g *ActionGroup) Validate() error {
 			return Errorf(EINVALID, "%s.serviceUri: %q is not an http or https URL", field, clip(w.ServiceURI))
 		}
 	}
-	for i, e := range g.EmailReceivers {
-		field := fmt.Sprintf("emailReceivers[%d]", i)
+	for i, e := range emails {
+		field := field("emailReceivers", i)
 		if err := checkName(field, e.Name); err != nil {
 			return err
 		}
@@ -916,10 +915,27 @@ func (g *ActionGroup) Validate() error {
 			return Errorf(EINVALID, "%s.emailAddress: %q is not an email address", field, clip(e.EmailAddress))
 		}
 	}
-	for i, r := range g.ResponderReceivers {
-		if err := checkName(fmt.Sprintf("responderReceivers[%d]", i), r.Name); err != nil {
+	for i, r := range responders {
+		if err := checkName(field("responderReceivers", i), r.Name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// IsEnabled reports whether the group delivers (true when unset).
+func (g *ActionGroup) IsEnabled() bool { return g.Enabled == nil || *g.Enabled }
+
+// Validate checks the group; the error names the field and the reason.
+func (g *ActionGroup) Validate() error {
+	if strings.TrimSpace(g.Name) == "" || len(g.Name) > MaxAlertNameLength {
+		return Errorf(EINVALID, "name: must be 1 to %d characters", MaxAlertNameLength)
+	}
+	if len(g.GroupShortName) > 12 {
+		return Errorf(EINVALID, "groupShortName: %q is longer than 12 characters", clip(g.GroupShortName))
+	}
+	if err := checkReceivers("", g.WebhookReceivers, g.EmailReceivers, g.ResponderReceivers); err != nil {
+		return err
 	}
 	if len(g.WebhookReceivers)+len(g.EmailReceivers)+len(g.ResponderReceivers) == 0 {
 		return Errorf(EINVALID, "receivers: give at least one of webhookReceivers, emailReceivers, responderReceivers")

@@ -40,6 +40,11 @@ type Responder struct {
 	// NotifyActionGroup names the action group told when a capture the
 	// responder started completes ("" for none).
 	NotifyActionGroup string `json:"notifyActionGroup,omitempty"`
+	// NotifyWebhookReceivers and NotifyEmailReceivers are told as well:
+	// the responder's own receivers, for a notice without an action group.
+	// Their webhook posts are not signed; an action group's are.
+	NotifyWebhookReceivers []WebhookReceiver `json:"notifyWebhookReceivers,omitempty"`
+	NotifyEmailReceivers   []EmailReceiver   `json:"notifyEmailReceivers,omitempty"`
 	// TargetLabels are the Alertmanager/Grafana labels tried, in order, to
 	// find the host by name or address; empty means host, instance, node,
 	// nodename.
@@ -50,6 +55,21 @@ type Responder struct {
 	Version   int64     `json:"version,omitempty"`
 	CreatedAt time.Time `json:"createdAt,omitzero"`
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+}
+
+// Notifies reports whether anyone is told when a capture completes.
+func (r *Responder) Notifies() bool {
+	return r.NotifyActionGroup != "" || len(r.NotifyWebhookReceivers)+len(r.NotifyEmailReceivers) > 0
+}
+
+// OwnReceivers is the responder's own receivers as an action group to
+// deliver through (nil when it has none): unsigned, always enabled.
+func (r *Responder) OwnReceivers() *ActionGroup {
+	if len(r.NotifyWebhookReceivers)+len(r.NotifyEmailReceivers) == 0 {
+		return nil
+	}
+	return &ActionGroup{ID: r.ID, Name: "responder " + r.Name,
+		WebhookReceivers: r.NotifyWebhookReceivers, EmailReceivers: r.NotifyEmailReceivers}
 }
 
 // ETag is the responder's entity tag, for If-Match on update.
@@ -182,6 +202,9 @@ func (r *Responder) Validate() error {
 		if strings.TrimSpace(l) == "" {
 			return Errorf(EINVALID, "targetLabels[%d]: empty", i)
 		}
+	}
+	if err := checkReceivers("notify", r.NotifyWebhookReceivers, r.NotifyEmailReceivers, nil); err != nil {
+		return err
 	}
 	// The template is checked as the capture it becomes, with a stand-in
 	// host for the placeholders and the target.

@@ -684,7 +684,7 @@ func (r *Responders) decide(j job) {
 			rh = r.onResolved(rs, run, t, h)
 		} else {
 			rh = r.onFired(rs, run, t, h)
-			if rh.Decision == tripcap.DecisionStarted && rs.NotifyActionGroup != "" {
+			if rh.Decision == tripcap.DecisionStarted && rs.Notifies() {
 				rh.Notification = tripcap.NotifyPending
 			}
 		}
@@ -1016,36 +1016,56 @@ wait:
 		}
 		return
 	}
-	g, err := r.store.FindActionGroup(r.bg, tripcap.ActionGroupFilter{Name: &run.NotifyActionGroup})
-	if err != nil {
+	rs, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &run.ResponderID})
+	switch {
+	case tripcap.ErrorCode(err) == tripcap.ENOTFOUND:
+		// Deleted since: its action group is still told; its own receivers went with it.
+		rs = &tripcap.Responder{ID: run.ResponderID, Name: run.ResponderID}
+	case err != nil:
 		if r.bg.Err() == nil {
-			r.recordNotify(run, i, fmt.Errorf("notify action group %s: %w", run.NotifyActionGroup, err))
+			r.recordNotify(run, i, fmt.Errorf("notify: find responder %s: %w", run.ResponderID, err))
 		}
 		return
 	}
-	rs, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &run.ResponderID})
-	if err != nil {
-		// Deleted since: the notification still goes out.
-		rs = &tripcap.Responder{ID: run.ResponderID, Name: run.ResponderID}
+	var groups []*tripcap.ActionGroup
+	if run.NotifyActionGroup != "" {
+		g, err := r.store.FindActionGroup(r.bg, tripcap.ActionGroupFilter{Name: &run.NotifyActionGroup})
+		if err != nil {
+			if r.bg.Err() == nil {
+				r.recordNotify(run, i, fmt.Errorf("notify action group %s: %w", run.NotifyActionGroup, err))
+			}
+			return
+		}
+		groups = append(groups, g)
 	}
-	alert, props := r.completion(rs, run, c)
-	ds := r.notifier.Notify(r.bg, g, alert, props)
-	if r.bg.Err() != nil {
-		// Cut short by shutdown: sent again after it.
+	if own := rs.OwnReceivers(); own != nil {
+		groups = append(groups, own)
+	}
+	if len(groups) == 0 {
+		r.recordNotify(run, i, errors.New("notification not sent: the responder was deleted with its receivers"))
 		return
 	}
-	// A receiver failed when its final attempt did not succeed.
+	alert, props := r.completion(rs, run, c)
 	var failed []string
-	for _, d := range ds {
-		if d.Final && !d.Success {
-			failed = append(failed, fmt.Sprintf("%s %s: %s", d.ReceiverKind, d.Receiver, d.Error))
+	for _, g := range groups {
+		ds := r.notifier.Notify(r.bg, g, alert, props)
+		if r.bg.Err() != nil {
+			// Cut short by shutdown: sent again after it.
+			return
+		}
+		// A receiver failed when its final attempt did not succeed.
+		for _, d := range ds {
+			if d.Final && !d.Success {
+				failed = append(failed, fmt.Sprintf("%s %s: %s", d.ReceiverKind, d.Receiver, d.Error))
+			}
+		}
+		if !g.IsEnabled() {
+			failed = append(failed, fmt.Sprintf("action group %s is disabled", g.Name))
 		}
 	}
 	var nerr error
 	if len(failed) > 0 {
 		nerr = errors.New("notification failed: " + strings.Join(failed, "; "))
-	} else if !g.IsEnabled() {
-		nerr = fmt.Errorf("notification not sent: action group %s is disabled", g.Name)
 	}
 	r.recordNotify(run, i, nerr)
 }

@@ -208,3 +208,71 @@ func TestResponderNotificationFailureIsRecorded(t *testing.T) {
 		t.Fatalf("the webhook was not told: %d", len(rc.accepted("/all")))
 	}
 }
+
+// A responder's own receivers (no action group) are told too: an unsigned
+// webhook and an email, each with the capture's facts. Bad ones are refused
+// with the field named.
+func TestResponderOwnReceivers(t *testing.T) {
+	mta := eximtest.Start(t)
+	f := newFixture(t, controlplane.Config{})
+	agentCtx, _ := f.enroll(t, "web1")
+	rc := newReceiver(t)
+	n, err := actiongroup.New(actiongroup.Config{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Retry:  actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 5 * time.Second},
+		SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "tripcap <alerts@example.test>", Username: eximtest.Username, Password: eximtest.Password,
+			TLS: actiongroup.TLSRequired, RootCAs: mta.Pool},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp := newResponderServer(t, f, "server-a", n, true)
+	for field, bad := range map[string]tripcap.Responder{
+		"notifyWebhookReceivers[0].serviceUri": {Name: "bad", NotifyWebhookReceivers: []tripcap.WebhookReceiver{{Name: "w", ServiceURI: "ftp://x"}}},
+		"notifyEmailReceivers[0].emailAddress": {Name: "bad", NotifyEmailReceivers: []tripcap.EmailReceiver{{Name: "e", EmailAddress: "nobody"}}},
+	} {
+		_, err := rsp.CreateResponder(f.admin, &bad)
+		if tripcap.ErrorCode(err) != tripcap.EINVALID || !strings.Contains(tripcap.ErrorMessage(err), field) {
+			t.Errorf("responder with a bad %s: %v", field, err)
+		}
+	}
+	if _, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "own", Capture: tripcap.ResponderCapture{Name: "own"},
+		NotifyWebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/own", UseCommonAlertSchema: true}},
+		NotifyEmailReceivers:   []tripcap.EmailReceiver{{Name: "oncall", EmailAddress: "oncall@example.test", UseCommonAlertSchema: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := rsp.CreateKey(f.admin, "own", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := rsp.Invoke(context.Background(), "own", k.Secret, amBody("firing", "web1", "fp-own", "2026-01-01T00:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "decided", func() bool { return storedRun(t, f, runs[0].ID).Decision != tripcap.DecisionPending })
+	r := storedRun(t, f, runs[0].ID)
+	if r.Decision != tripcap.DecisionStarted || r.Hosts[0].Notification != tripcap.NotifyPending {
+		t.Fatalf("run %+v", r)
+	}
+	id := r.Hosts[0].CaptureID
+	complete(t, f, agentCtx, id, 7)
+
+	eventually(t, "the responder's webhook", func() bool { return len(rc.accepted("/own")) == 1 })
+	got := rc.accepted("/own")[0]
+	if got.header.Get(actiongroup.HeaderSignature) != "" {
+		t.Error("a responder's own webhook was signed: it has no signing secret to share")
+	}
+	var p actiongroup.CommonAlert
+	if err := json.Unmarshal(got.body, &p); err != nil {
+		t.Fatal(err)
+	}
+	wantCompletion(t, "the responder's webhook", p.Data.CustomProperties, id, "own", "7", "")
+	for _, m := range mta.WaitMail(t, 1) {
+		to, _, props := mailPayload(t, m)
+		if to != "oncall@example.test" {
+			t.Errorf("mail to %q", to)
+		}
+		wantCompletion(t, "the responder's email", props, id, "own", "7", "")
+	}
+	eventually(t, "notification recorded", func() bool { return storedRun(t, f, runs[0].ID).Hosts[0].Notification == tripcap.NotifySent })
+}

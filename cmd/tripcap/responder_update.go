@@ -23,6 +23,7 @@ type responderFlags struct {
 	limit, cooldown                      int
 	stopOnResolved, disabled             bool
 	labels                               []string
+	notifyWebhooks, notifyEmails         []string
 }
 
 func (f *responderFlags) add(cmd *cobra.Command) {
@@ -36,6 +37,8 @@ func (f *responderFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&f.cooldown, "cooldown", 0, "minutes before capturing again on a host for the same alert (0: none)")
 	fl.BoolVar(&f.stopOnResolved, "stop-on-resolved", false, "stop the capture when the alert resolves")
 	fl.StringVar(&f.notify, "notify", "", "action group told when a capture completes")
+	fl.StringArrayVar(&f.notifyWebhooks, "notify-webhook", nil, "the responder's own webhook receiver NAME=URL, told when a capture completes (repeatable; unsigned)")
+	fl.StringArrayVar(&f.notifyEmails, "notify-email", nil, "the responder's own email receiver NAME=ADDRESS, told when a capture completes (repeatable)")
 	fl.StringArrayVar(&f.labels, "target-label", nil, "alert label naming the host (repeatable; default host, instance, node, nodename)")
 	fl.StringVar(&f.description, "description", "", "description")
 }
@@ -79,6 +82,26 @@ func (f *responderFlags) apply(cmd *cobra.Command, r *tripcap.Responder) error {
 	set("cooldown", func() { r.CooldownMinutes = f.cooldown })
 	set("stop-on-resolved", func() { r.StopOnResolved = f.stopOnResolved })
 	set("notify", func() { r.NotifyActionGroup = f.notify })
+	if fl.Changed("notify-webhook") {
+		r.NotifyWebhookReceivers = nil
+		for _, v := range f.notifyWebhooks {
+			name, uri, err := keyValue("notify-webhook", v)
+			if err != nil {
+				return err
+			}
+			r.NotifyWebhookReceivers = append(r.NotifyWebhookReceivers, tripcap.WebhookReceiver{Name: name, ServiceURI: uri, UseCommonAlertSchema: true})
+		}
+	}
+	if fl.Changed("notify-email") {
+		r.NotifyEmailReceivers = nil
+		for _, v := range f.notifyEmails {
+			name, addr, err := keyValue("notify-email", v)
+			if err != nil {
+				return err
+			}
+			r.NotifyEmailReceivers = append(r.NotifyEmailReceivers, tripcap.EmailReceiver{Name: name, EmailAddress: addr, UseCommonAlertSchema: true})
+		}
+	}
 	set("target-label", func() { r.TargetLabels = f.labels })
 	set("description", func() { r.Description = f.description })
 	set("disabled", func() { r.Enabled = new(!f.disabled) })

@@ -163,3 +163,23 @@ func TestResponderUpdateCommand(t *testing.T) {
 		t.Fatalf("a refused update changed the responder: version %d, was %d", final.Version, got.Version)
 	}
 }
+
+// The responder's own receivers come from --notify-webhook and --notify-email,
+// and an update that names either replaces that list only.
+func TestResponderOwnReceiversFlags(t *testing.T) {
+	t.Setenv("TRIPCAP_CONFIG", filepath.Join(t.TempDir(), "none.json"))
+	url, token := startServer(t)
+	r := cliResponder(t, url, token, "responder", "create", "pc", "--notify-webhook", "hook=https://hooks.example/pc",
+		"--notify-email", "oncall=oncall@example.test")
+	wantHooks := []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: "https://hooks.example/pc", UseCommonAlertSchema: true}}
+	if !reflect.DeepEqual(r.NotifyWebhookReceivers, wantHooks) || len(r.NotifyEmailReceivers) != 1 || r.NotifyEmailReceivers[0].EmailAddress != "oncall@example.test" {
+		t.Fatalf("created receivers: %+v %+v", r.NotifyWebhookReceivers, r.NotifyEmailReceivers)
+	}
+	r = cliResponder(t, url, token, "responder", "update", "pc", "--notify-email", "dev=dev@example.test")
+	if !reflect.DeepEqual(r.NotifyWebhookReceivers, wantHooks) || len(r.NotifyEmailReceivers) != 1 || r.NotifyEmailReceivers[0].Name != "dev" {
+		t.Fatalf("updated receivers: %+v %+v", r.NotifyWebhookReceivers, r.NotifyEmailReceivers)
+	}
+	if out, err := cli(t, url, token, "responder", "update", "pc", "--notify-webhook", "no-equals-sign"); err == nil || !strings.Contains(err.Error()+out, "notify-webhook") {
+		t.Fatalf("a malformed --notify-webhook: %v\n%s", err, out)
+	}
+}
