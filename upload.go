@@ -145,3 +145,40 @@ type DirectUploads interface {
 	// AbortUpload discards an unfinished upload and the parts sent so far.
 	AbortUpload(ctx context.Context, key string, t *UploadTarget) error
 }
+
+// PartLimits are a backend's multipart limits, for PartSize.
+type PartLimits struct {
+	Backend  string // named in the error ("S3", "Azure Blob")
+	MinPart  int64  // smallest part but the last
+	MaxParts int64
+	MaxPart  int64
+}
+
+// PartSize is the part size for a file of size bytes: preferred (at least
+// MinPart), or larger, rounded up to a whole MiB, when MaxParts of it would
+// not hold the file; EINVALID beyond the backend's largest object.
+func PartSize(size, preferred int64, l PartLimits) (int64, error) {
+	ps := max(preferred, l.MinPart, 1)
+	if size > ps*l.MaxParts {
+		ps = ((size+l.MaxParts-1)/l.MaxParts + (1<<20 - 1)) &^ (1<<20 - 1)
+	}
+	if ps > l.MaxPart {
+		return 0, Errorf(EINVALID, "size %d is beyond %s's largest object", size, l.Backend)
+	}
+	return ps, nil
+}
+
+// CheckUploadRequest checks what a BlobStore's PrepareUpload is given: the
+// key, a size that is not negative, and a ttl from a second to maxTTL.
+func CheckUploadRequest(key string, size int64, ttl, maxTTL time.Duration) error {
+	if err := CheckStorageKey(key); err != nil {
+		return err
+	}
+	if size < 0 {
+		return Errorf(EINVALID, "upload size %d is negative", size)
+	}
+	if ttl < time.Second || ttl > maxTTL {
+		return Errorf(EINVALID, "upload ttl %s must be between 1s and %s", ttl, maxTTL)
+	}
+	return nil
+}

@@ -27,16 +27,8 @@ var uploadID = regexp.MustCompile(`^[0-9a-f]{16}$`)
 // little ahead or behind the server's does not refuse a fresh URL.
 const clockSkew = 5 * time.Minute
 
-func partSizeFor(size, preferred int64) (int64, error) {
-	ps := max(preferred, 1)
-	if size > ps*maxBlocks {
-		ps = ((size+maxBlocks-1)/maxBlocks + (1<<20 - 1)) &^ (1<<20 - 1)
-	}
-	if ps > maxBlockSize {
-		return 0, tripcap.Errorf(tripcap.EINVALID, "size %d is beyond Azure's largest block blob", size)
-	}
-	return ps, nil
-}
+// partLimits are Azure's block blob limits.
+var partLimits = tripcap.PartLimits{Backend: "Azure Blob", MinPart: 1, MaxParts: maxBlocks, MaxPart: maxBlockSize}
 
 // PrepareUpload returns a SAS URL for the blob, with create and write
 // permission only, valid for ttl: the agent stages blocks with Put Block
@@ -46,16 +38,11 @@ func partSizeFor(size, preferred int64) (int64, error) {
 // tells which parts Azure already holds (Azure keeps uncommitted blocks for a
 // week).
 func (s *Store) PrepareUpload(ctx context.Context, key string, size int64, resumeID string, ttl time.Duration) (*tripcap.UploadTarget, error) {
-	if err := tripcap.CheckStorageKey(key); err != nil {
+	// A service SAS has no upper bound of its own: a year is far beyond any upload.
+	if err := tripcap.CheckUploadRequest(key, size, ttl, 365*24*time.Hour); err != nil {
 		return nil, err
 	}
-	if size < 0 {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "upload size %d is negative", size)
-	}
-	if ttl < time.Second {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "upload ttl %s must be at least 1s", ttl)
-	}
-	ps, err := partSizeFor(size, s.partSize)
+	ps, err := tripcap.PartSize(size, s.partSize, partLimits)
 	if err != nil {
 		return nil, err
 	}

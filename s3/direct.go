@@ -15,19 +15,9 @@ import (
 	"github.com/tripcap/tripcap"
 )
 
-// partSizeFor keeps within S3's limits: at most 10,000 parts, each but the
+// partLimits keep within S3's limits: at most 10,000 parts, each but the
 // last at least 5 MiB and at most 5 GiB.
-func partSizeFor(size, preferred int64) (int64, error) {
-	ps := max(preferred, minPartSize)
-	if size > ps*maxParts {
-		// Round up to a whole MiB so that the part size is a plain number.
-		ps = ((size+maxParts-1)/maxParts + (1<<20 - 1)) &^ (1<<20 - 1)
-	}
-	if ps > maxPartSize {
-		return 0, tripcap.Errorf(tripcap.EINVALID, "size %d is beyond S3's largest object", size)
-	}
-	return ps, nil
-}
+var partLimits = tripcap.PartLimits{Backend: "S3", MinPart: minPartSize, MaxParts: maxParts, MaxPart: maxPartSize}
 
 // PrepareUpload starts a multipart upload of size bytes to key and presigns a
 // PUT URL for every part, valid for ttl (S3 allows at most 7 days). With
@@ -36,16 +26,10 @@ func partSizeFor(size, preferred int64) (int64, error) {
 // upload is gone (aborted, expired by a lifecycle rule, or completed), it
 // starts a new one under a new UploadID.
 func (s *Store) PrepareUpload(ctx context.Context, key string, size int64, resumeID string, ttl time.Duration) (*tripcap.UploadTarget, error) {
-	if err := tripcap.CheckStorageKey(key); err != nil {
+	if err := tripcap.CheckUploadRequest(key, size, ttl, maxPresign); err != nil {
 		return nil, err
 	}
-	if size < 0 {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "upload size %d is negative", size)
-	}
-	if ttl < time.Second || ttl > maxPresign {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "upload ttl %s must be between 1s and 7 days", ttl)
-	}
-	ps, err := partSizeFor(size, s.partSize)
+	ps, err := tripcap.PartSize(size, s.partSize, partLimits)
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func TestPartSize(t *testing.T) {
 		{DefaultPartSize*maxParts + 1, 9 << 20},
 		{5 << 40, 525 << 20},
 	} {
-		got, err := partSizeFor(c.size, DefaultPartSize)
+		got, err := tripcap.PartSize(c.size, DefaultPartSize, partLimits)
 		if err != nil || got != c.want {
 			t.Errorf("partSizeFor(%d) = %d, %v; want %d", c.size, got, err, c.want)
 		}
@@ -78,7 +78,7 @@ func TestPartSize(t *testing.T) {
 			t.Errorf("partSizeFor(%d) = %d: %d parts", c.size, got, parts)
 		}
 	}
-	if _, err := partSizeFor(maxPartSize*maxParts+1, DefaultPartSize); tripcap.ErrorCode(err) != tripcap.EINVALID {
+	if _, err := tripcap.PartSize(maxPartSize*maxParts+1, DefaultPartSize, partLimits); tripcap.ErrorCode(err) != tripcap.EINVALID {
 		t.Errorf("partSizeFor(too big) = %v, want EINVALID", err)
 	}
 }
