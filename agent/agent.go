@@ -496,17 +496,24 @@ func (a *Agent) reportLoop(ctx context.Context) {
 		if !busy {
 			wait = idleRecheck
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !awaitWork(ctx, wait, a.kickReport) {
 			return
-		case <-t.C:
-		case <-a.kickReport:
-			t.Stop()
 		}
 		busy = a.reportOnce(ctx)
 	}
+}
+
+// awaitWork waits for wait to pass or for kick, and is false once ctx ends.
+func awaitWork(ctx context.Context, wait time.Duration, kick <-chan struct{}) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-kick:
+	}
+	return true
 }
 
 // reportOnce reports every session that has news, and says whether any had.

@@ -82,14 +82,8 @@ func (a *Agent) uploadLoop(ctx context.Context) {
 		case !busy:
 			wait = idleRecheck
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !awaitWork(ctx, wait, a.kickUpload) {
 			return
-		case <-t.C:
-		case <-a.kickUpload:
-			t.Stop()
 		}
 		var err error
 		busy, err = a.uploadOnce(ctx)

@@ -67,14 +67,9 @@ func wantCompletion(t *testing.T, where string, props map[string]string, capture
 	}
 }
 
-// Completion notifications reach an email receiver (a real mail server)
-// and every receiver of an action group with several kinds (webhook and
-// email), each with the capture's facts.
-func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
-	mta := eximtest.Start(t)
-	f := newFixture(t, controlplane.Config{})
-	agentCtx, _ := f.enroll(t, "web1")
-	rc := newReceiver(t)
+// mailNotifier delivers through the test's real mail server, retrying fast.
+func mailNotifier(t *testing.T, mta *eximtest.Server) *actiongroup.Notifier {
+	t.Helper()
 	n, err := actiongroup.New(actiongroup.Config{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Retry:  actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 5 * time.Second},
@@ -84,6 +79,18 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n
+}
+
+// Completion notifications reach an email receiver (a real mail server)
+// and every receiver of an action group with several kinds (webhook and
+// email), each with the capture's facts.
+func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
+	mta := eximtest.Start(t)
+	f := newFixture(t, controlplane.Config{})
+	agentCtx, _ := f.enroll(t, "web1")
+	rc := newReceiver(t)
+	n := mailNotifier(t, mta)
 	rsp := newResponderServer(t, f, "server-a", n, true)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "alerts@example.test"}})
 	if err != nil {
@@ -217,15 +224,7 @@ func TestResponderOwnReceivers(t *testing.T) {
 	f := newFixture(t, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
 	rc := newReceiver(t)
-	n, err := actiongroup.New(actiongroup.Config{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Retry:  actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 5 * time.Second},
-		SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "tripcap <alerts@example.test>", Username: eximtest.Username, Password: eximtest.Password,
-			TLS: actiongroup.TLSRequired, RootCAs: mta.Pool},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := mailNotifier(t, mta)
 	rsp := newResponderServer(t, f, "server-a", n, true)
 	for field, bad := range map[string]tripcap.Responder{
 		"notifyWebhookReceivers[0].serviceUri": {Name: "bad", NotifyWebhookReceivers: []tripcap.WebhookReceiver{{Name: "w", ServiceURI: "ftp://x"}}},
