@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -392,11 +390,8 @@ func (s *Store) FindResponderRuns(ctx context.Context, f tripcap.ResponderRunFil
 // conditions are checked again on the locked row, so no run is handed to
 // two owners.
 func (s *Store) ClaimResponderRuns(ctx context.Context, owner string, now, until time.Time, limit int) ([]*tripcap.ResponderRun, error) {
-	if err := sqldoc.CheckClaim(owner, now, until); err != nil {
+	if err := sqldoc.CheckClaimBatch(owner, now, until, limit); err != nil {
 		return nil, err
-	}
-	if limit <= 0 {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "limit: %d is not positive", limit)
 	}
 	runs, err := collectRuns(s.pool.Query(ctx, `UPDATE responder_runs r SET owner = $1, lease_until = $2
 		FROM (SELECT id FROM responder_runs WHERE open AND (owner = '' OR lease_until IS NULL OR lease_until < $3)
@@ -406,9 +401,7 @@ func (s *Store) ClaimResponderRuns(ctx context.Context, owner string, now, until
 	if err != nil {
 		return nil, fmt.Errorf("claim responder runs for %s: %w", owner, err)
 	}
-	slices.SortFunc(runs, func(a, b *tripcap.ResponderRun) int {
-		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), strings.Compare(a.ID, b.ID))
-	})
+	sqldoc.SortClaimed(runs)
 	return runs, nil
 }
 

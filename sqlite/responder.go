@@ -1,12 +1,10 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -404,11 +402,8 @@ func (s *Store) FindResponderRuns(ctx context.Context, f tripcap.ResponderRunFil
 // ClaimResponderRuns leases to owner the open runs no one holds. The
 // single writer makes the select-and-update atomic.
 func (s *Store) ClaimResponderRuns(ctx context.Context, owner string, now, until time.Time, limit int) ([]*tripcap.ResponderRun, error) {
-	if err := sqldoc.CheckClaim(owner, now, until); err != nil {
+	if err := sqldoc.CheckClaimBatch(owner, now, until, limit); err != nil {
 		return nil, err
-	}
-	if limit <= 0 {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "limit: %d is not positive", limit)
 	}
 	var runs []*tripcap.ResponderRun
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -424,9 +419,7 @@ func (s *Store) ClaimResponderRuns(ctx context.Context, owner string, now, until
 	if err != nil {
 		return nil, fmt.Errorf("claim responder runs for %s: %w", owner, err)
 	}
-	slices.SortFunc(runs, func(a, b *tripcap.ResponderRun) int {
-		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), strings.Compare(a.ID, b.ID))
-	})
+	sqldoc.SortClaimed(runs)
 	return runs, nil
 }
 

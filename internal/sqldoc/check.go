@@ -1,6 +1,8 @@
 package sqldoc
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -332,6 +334,25 @@ func CheckWatcherRef(id, name string) error {
 		}
 	}
 	return checkText("network watcher name", name)
+}
+
+// CheckClaimBatch checks ClaimResponderRuns' arguments: the lease, and a
+// positive limit.
+func CheckClaimBatch(owner string, now, until time.Time, limit int) error {
+	if err := CheckClaim(owner, now, until); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		return tripcap.Errorf(tripcap.EINVALID, "limit: %d is not positive", limit)
+	}
+	return nil
+}
+
+// SortClaimed orders claimed runs as they were received (oldest first).
+func SortClaimed(runs []*tripcap.ResponderRun) {
+	slices.SortFunc(runs, func(a, b *tripcap.ResponderRun) int {
+		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), strings.Compare(a.ID, b.ID))
+	})
 }
 
 // CheckClaim checks a responder-run lease: who takes it and until when.
