@@ -323,22 +323,6 @@ func TestInterruptedSessionIsRecoveredAfterRestart(t *testing.T) {
 
 // TestAgentHeartbeatsAtTheServersInterval: an agent configured for slow
 // heartbeats follows the server's faster interval, so its host stays Online.
-func TestAgentHeartbeatsAtTheServersInterval(t *testing.T) {
-	srv := startServerHeartbeat(t, t.TempDir(), "127.0.0.1:0", nil, 300*time.Millisecond)
-	runAgentHeartbeat(t, srv, t.TempDir(), enrolled(t, srv), 30*time.Second)
-	ctx := context.Background()
-	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		h, err := srv.admin.GetHost(ctx, "web1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.State != tripcap.HostOnline {
-			t.Fatalf("host went %s: the agent did not follow the server's heartbeat interval", h.State)
-		}
-	}
-}
-
 // TestOpenPollReplacesHeartbeats: the server counts an open long poll as a
 // heartbeat, so an idle agent sends its first heartbeat (which tells it so)
 // and then nothing but its poll, and its host stays Online.
