@@ -109,6 +109,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetHTTP2(true)
 	hs.Protocols.SetUnencryptedHTTP2(true)
+	// An agent's open long poll counts as its heartbeat: a connection
+	// silent for 30 s is pinged, and one that does not answer is closed,
+	// which ends its poll, so a host that vanished without a FIN still goes
+	// Offline in time. (Live agents ping first; see NewClient.)
+	hs.HTTP2 = &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {
