@@ -200,13 +200,13 @@ func (r *Responders) resume(run *tripcap.ResponderRun) {
 	}
 	var t responder.Trigger
 	if len(run.Trigger) == 0 || json.Unmarshal(run.Trigger, &t) != nil {
-		r.finish(run, tripcap.DecisionFailed, "the server stopped before deciding, and this run does not hold its alert (it was recorded by an older version)")
+		r.finish(r.bg, run, tripcap.DecisionFailed, "the server stopped before deciding, and this run does not hold its alert (it was recorded by an older version)")
 		r.untrack(run.ID)
 		return
 	}
 	rs, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &run.ResponderID})
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
-		r.finish(run, tripcap.DecisionFailed, "the responder was deleted before the run was decided")
+		r.finish(r.bg, run, tripcap.DecisionFailed, "the responder was deleted before the run was decided")
 		r.untrack(run.ID)
 		return
 	}
@@ -376,7 +376,7 @@ func (r *Responders) UpdateResponder(ctx context.Context, ref string, in *tripca
 		err = r.store.UpdateResponder(ctx, &rs, cur.Version)
 		// Changed between the read and the write: with If-Match that is
 		// the caller's to resolve; without, read again.
-		if tripcap.ErrorCode(err) == tripcap.EPRECONDITION && ifMatch == "" && attempt < 3 {
+		if tripcap.ErrorCode(err) == tripcap.EPRECONDITION && (ifMatch == "" || ifMatch == "*") && attempt < 3 {
 			continue
 		}
 		if err != nil {
@@ -595,7 +595,7 @@ func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source s
 		select {
 		case r.jobs <- job{run: run, trg: t, rsp: rs}:
 		default:
-			r.finish(run, tripcap.DecisionFailed, "the responder's queue is full; try again")
+			r.finish(r.bg, run, tripcap.DecisionFailed, "the responder's queue is full; try again")
 			r.untrack(run.ID)
 			return runs, tripcap.Errorf(tripcap.EUNAVAILABLE, "responder %s is busy (%d triggers queued); retry later", rs.Name, r.cfg.Queue)
 		}
@@ -605,10 +605,10 @@ func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source s
 }
 
 // finish records a run's outcome.
-func (r *Responders) finish(run *tripcap.ResponderRun, decision, reason string) {
+func (r *Responders) finish(ctx context.Context, run *tripcap.ResponderRun, decision, reason string) {
 	now := r.now().UTC()
 	run.Decision, run.Reason, run.FinishedAt = decision, reason, &now
-	if err := r.store.UpdateResponderRun(r.bg, run); err != nil {
+	if err := r.store.UpdateResponderRun(ctx, run); err != nil {
 		r.log.Error("recording responder run", "run", run.ID, "err", err)
 	}
 }
@@ -638,7 +638,8 @@ func (r *Responders) handle(j job) {
 	if j.run.Decision == tripcap.DecisionPending {
 		r.decide(j)
 	}
-	if !j.run.Open() {
+	if !j.run.Open() || j.run.Decision == tripcap.DecisionPending {
+		// Done, or left undecided to the server that took it over.
 		release()
 		return
 	}
@@ -648,22 +649,30 @@ func (r *Responders) handle(j job) {
 	})
 }
 
+// decideTimeout bounds a decision carried through a shutdown.
+const decideTimeout = 30 * time.Second
+
 // decide acts on one trigger and records the run's decision, with the
 // notifications it owes.
 func (r *Responders) decide(j job) {
 	run, t, rs := j.run, j.trg, j.rsp
+	// A decision under way is carried through even when the server stops
+	// meanwhile: half a decision (captures started, none recorded) would be
+	// decided again by the run's next holder, capturing twice.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.admin), decideTimeout)
+	defer cancel()
 	// The responder may have changed since the trigger was queued.
-	if cur, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &rs.ID}); err == nil {
+	if cur, err := r.store.FindResponder(ctx, tripcap.ResponderFilter{ID: &rs.ID}); err == nil {
 		rs = cur
 	}
 	if !rs.IsEnabled() {
-		r.finish(run, tripcap.DecisionSkipped, "the responder is disabled")
+		r.finish(ctx, run, tripcap.DecisionSkipped, "the responder is disabled")
 		return
 	}
-	hosts, unresolved, err := r.resolveTargets(r.bg, rs, t)
+	hosts, unresolved, err := r.resolveTargets(ctx, rs, t)
 	if err != nil {
 		run.Errors = append(run.Errors, err.Error())
-		r.finish(run, tripcap.DecisionFailed, "resolving targets failed")
+		r.finish(ctx, run, tripcap.DecisionFailed, "resolving targets failed")
 		return
 	}
 	for _, u := range unresolved {
@@ -675,15 +684,21 @@ func (r *Responders) decide(j job) {
 			reason = "no host matches the alert's target: " + strings.Join(unresolved, "; ")
 		}
 		r.log.Warn("responder: unresolvable target", "responder", rs.Name, "run", run.ID, "targets", run.Targets)
-		r.finish(run, tripcap.DecisionUnresolved, reason)
+		r.finish(ctx, run, tripcap.DecisionUnresolved, reason)
 		return
 	}
 	for _, h := range hosts {
+		// Act only while this server holds the run: one whose lease ran out
+		// leaves the rest to the new holder.
+		if err := r.claim(ctx, run.ID); err != nil {
+			r.log.Warn("responder: run taken over mid-decision; leaving it", "run", run.ID, "err", err)
+			return
+		}
 		var rh tripcap.ResponderRunHost
 		if t.Condition == tripcap.ConditionResolved {
-			rh = r.onResolved(rs, run, t, h)
+			rh = r.onResolved(ctx, rs, run, t, h)
 		} else {
-			rh = r.onFired(rs, run, t, h)
+			rh = r.onFired(ctx, rs, run, t, h)
 			if rh.Decision == tripcap.DecisionStarted && rs.Notifies() {
 				rh.Notification = tripcap.NotifyPending
 			}
@@ -693,7 +708,7 @@ func (r *Responders) decide(j job) {
 	// The decision and the notifications owed are written together: from
 	// here a restart resumes the notifications.
 	run.NotifyActionGroup = rs.NotifyActionGroup
-	r.finish(run, overall(run.Hosts), "")
+	r.finish(ctx, run, overall(run.Hosts), "")
 }
 
 // overall is a run's decision from its hosts': started when any capture
@@ -711,8 +726,7 @@ func overall(hs []tripcap.ResponderRunHost) string {
 
 // onFired applies cooldown, the name-conflict policy and the watcher limit,
 // then starts the capture.
-func (r *Responders) onFired(rs *tripcap.Responder, run *tripcap.ResponderRun, t responder.Trigger, h *tripcap.Host) tripcap.ResponderRunHost {
-	ctx := r.admin
+func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tripcap.ResponderRun, t responder.Trigger, h *tripcap.Host) tripcap.ResponderRunHost {
 	rh := tripcap.ResponderRunHost{HostID: h.ID, HostName: h.Name}
 	skip := func(reason string) tripcap.ResponderRunHost {
 		rh.Decision, rh.Reason = tripcap.DecisionSkipped, reason
@@ -802,13 +816,13 @@ func (r *Responders) onFired(rs *tripcap.Responder, run *tripcap.ResponderRun, t
 
 // onResolved stops the capture this alert started on the host, when the
 // responder says so.
-func (r *Responders) onResolved(rs *tripcap.Responder, run *tripcap.ResponderRun, _ responder.Trigger, h *tripcap.Host) tripcap.ResponderRunHost {
+func (r *Responders) onResolved(ctx context.Context, rs *tripcap.Responder, run *tripcap.ResponderRun, _ responder.Trigger, h *tripcap.Host) tripcap.ResponderRunHost {
 	rh := tripcap.ResponderRunHost{HostID: h.ID, HostName: h.Name}
 	if !rs.StopOnResolved {
 		rh.Decision, rh.Reason = tripcap.DecisionSkipped, "the alert resolved; stopOnResolved is off, so the capture runs to its limits"
 		return rh
 	}
-	prev, err := r.store.FindResponderRuns(r.admin, tripcap.ResponderRunFilter{ResponderID: &rs.ID, AlertKey: &run.AlertKey, Limit: 50})
+	prev, err := r.store.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ResponderID: &rs.ID, AlertKey: &run.AlertKey, Limit: 50})
 	if err != nil {
 		rh.Decision, rh.Reason = tripcap.DecisionFailed, err.Error()
 		return rh
@@ -818,7 +832,7 @@ func (r *Responders) onResolved(rs *tripcap.Responder, run *tripcap.ResponderRun
 			if ph.HostID != h.ID || ph.Decision != tripcap.DecisionStarted {
 				continue
 			}
-			c, err := r.svc.StopCapture(r.admin, "", ph.CaptureID, "")
+			c, err := r.svc.StopCapture(ctx, "", ph.CaptureID, "")
 			if err != nil {
 				rh.Decision, rh.Reason = tripcap.DecisionFailed, tripcap.ErrorMessage(err)
 				run.Errors = append(run.Errors, fmt.Sprintf("%s: stop %s: %v", h.Name, ph.CaptureName, err))
@@ -1042,7 +1056,7 @@ wait:
 		groups = append(groups, own)
 	}
 	if len(groups) == 0 {
-		r.recordNotify(run, i, errors.New("notification not sent: the responder was deleted with its receivers"))
+		r.recordNotify(run, i, errors.New("notification not sent: no receivers left (the responder was deleted, or its own receivers removed)"))
 		return
 	}
 	alert, props := r.completion(rs, run, c)

@@ -131,6 +131,11 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 
 // do sends a JSON request and decodes a JSON answer into out (unless nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	return c.doWith(ctx, method, path, query, nil, in, out)
+}
+
+// doWith is do with extra request headers (If-Match, say).
+func (c *Client) doWith(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -145,6 +150,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	if replayable(method, path) {
 		// Go's transport replays a request marked idempotent when the server

@@ -128,9 +128,7 @@ func (s *Server) handleGetResponder(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	w.Header().Set("ETag", rs.ETag())
-	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == rs.ETag() || inm == "*") {
-		w.WriteHeader(http.StatusNotModified)
+	if notModified(w, r, rs.ETag()) {
 		return nil
 	}
 	writeJSON(w, 200, rs)

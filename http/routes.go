@@ -235,13 +235,21 @@ func (s *Server) handleGetCapture(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	w.Header().Set("ETag", c.ETag())
-	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == c.ETag() || inm == "*") {
-		w.WriteHeader(http.StatusNotModified)
+	if notModified(w, r, c.ETag()) {
 		return nil
 	}
 	writeJSON(w, 200, c)
 	return nil
+}
+
+// notModified sets the ETag and answers 304 when If-None-Match has it.
+func notModified(w http.ResponseWriter, r *http.Request, etag string) bool {
+	w.Header().Set("ETag", etag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == etag || inm == "*") {
+		w.WriteHeader(http.StatusNotModified)
+		return true
+	}
+	return false
 }
 
 func (s *Server) handleDeleteCapture(w http.ResponseWriter, r *http.Request) error {

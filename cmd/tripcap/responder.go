@@ -110,7 +110,7 @@ func newResponderCreateCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var r tripcap.Responder
 			if f.file != "" {
-				if err := readResponderFile(f.file, &r); err != nil {
+				if err := readJSONFile(cmd, f.file, &r); err != nil {
 					return err
 				}
 			} else if err := f.apply(cmd, &r); err != nil {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -184,20 +182,6 @@ func (f *responderFlags) applyContinuous(cmd *cobra.Command, c *tripcap.Responde
 	return nil
 }
 
-// readResponderFile reads a whole responder from a JSON file.
-func readResponderFile(path string, r *tripcap.Responder) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(r); err != nil {
-		return fmt.Errorf("-f %s: %w", path, err)
-	}
-	return nil
-}
-
 func newResponderUpdateCmd() *cobra.Command {
 	var (
 		f       responderFlags
@@ -228,6 +212,14 @@ func newResponderUpdateCmd() *cobra.Command {
 			// Read, change, write If-Match; a concurrent change makes the
 			// server refuse, and the flags are applied again to the new version.
 			var updated *tripcap.Responder
+			// Read once: a retry after a concurrent change must not read
+			// standard input again.
+			var fromFile tripcap.Responder
+			if f.file != "" {
+				if err := readJSONFile(cmd, f.file, &fromFile); err != nil {
+					return err
+				}
+			}
 			for attempt := 0; ; attempt++ {
 				cur, err := c.GetResponder(cmd.Context(), args[0])
 				if err != nil {
@@ -235,10 +227,7 @@ func newResponderUpdateCmd() *cobra.Command {
 				}
 				r := *cur
 				if f.file != "" {
-					r = tripcap.Responder{}
-					if err := readResponderFile(f.file, &r); err != nil {
-						return err
-					}
+					r = fromFile
 					if r.Name == "" {
 						r.Name = cur.Name
 					}
