@@ -227,8 +227,10 @@ func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
 	}
 }
 
-// A run recorded by an older server keeps no alert: after a restart it is
-// recorded as failed, with the reason, not left pending for ever.
+// A pending run that holds no alert (as those recorded before runs kept
+// their alert) is recorded as failed after a restart, with the reason, not
+// left pending for ever. (The migration's marking of such runs as open is
+// not exercised here: the run is written through today's store.)
 func TestResponderRunWithoutItsAlertFailsAfterRestart(t *testing.T) {
 	f := newFixture(t, controlplane.Config{})
 	rs := &tripcap.Responder{ID: tripcap.NewID(), Name: "pc"}
