@@ -76,11 +76,6 @@ func syntheticBlock(blockBytes, size int, ts time.Time) ([]byte, int) {
 	return buildBlock(blockBytes, pkts), len(pkts)
 }
 
-// discard is a capture file that keeps nothing.
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
 // blockSession is a single-socket session on an Ethernet interface writing
 // to w, with a write buffer of bufSize, for records stamped from t0 on.
 func blockSession(tb testing.TB, format string, w io.Writer, bufSize int, t0 time.Time) (*Session, *socket) {
@@ -243,7 +238,7 @@ func BenchmarkWriteBlock(b *testing.B) {
 		b.Run(format, func(b *testing.B) {
 			t0 := time.Now()
 			blk, n := syntheticBlock(DefaultBlockBytes, 60, t0)
-			s, sock := blockSession(b, format, discard{}, DefaultWriteBuffer, t0)
+			s, sock := blockSession(b, format, io.Discard, DefaultWriteBuffer, t0)
 			var c counts
 			var vlanBuf []byte
 			b.ReportAllocs()
@@ -267,7 +262,7 @@ func TestWriteBlockAllocs(t *testing.T) {
 	t0 := time.Now()
 	blk, _ := syntheticBlock(DefaultBlockBytes, 60, t0)
 	for _, format := range []string{tripcap.FormatPcap, tripcap.FormatPcapng} {
-		s, sock := blockSession(t, format, discard{}, DefaultWriteBuffer, t0)
+		s, sock := blockSession(t, format, io.Discard, DefaultWriteBuffer, t0)
 		var c counts
 		var vlanBuf []byte
 		if allocs := testing.AllocsPerRun(20, func() { s.writeBlock(sock, blk, &c, &vlanBuf) }); allocs != 0 {

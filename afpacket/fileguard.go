@@ -246,6 +246,8 @@ func (g *fileGuard) close() {
 	case <-g.exited:
 	case <-time.After(time.Second):
 	}
+	// The shared slots stay mapped (32 KiB, one engine a process): a
+	// guarded file closed late may still store its offset there.
 }
 
 // guardedFile is a capture file whose writes the guard knows of.

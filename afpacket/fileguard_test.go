@@ -64,6 +64,12 @@ func testFileGuardRepairs(t *testing.T, messages bool) {
 	// cut.cap: a second flush announced, then only part of it written.
 	cut, cutGF, _ := open("cut.cap")
 	cutGF.announce(whole)
+	// Spoil an earlier, already flushed record's length: only a guard that
+	// starts from the announced offset (slot or message), instead of
+	// scanning from the file's start, ends after the cut's whole record.
+	if _, err := cut.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, 24+5*116+8); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := cut.WriteAt(append(make([]byte, 116), make([]byte, 50)...), whole); err != nil {
 		t.Fatal(err)
 	}

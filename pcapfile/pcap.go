@@ -54,11 +54,7 @@ func (pw *PcapWriter) WritePacket(_ int, ts int64, origLen int, data []byte) err
 	if err != nil {
 		return err
 	}
-	le := binary.LittleEndian
-	le.PutUint32(rec[0:], uint32(ts/1e9))
-	le.PutUint32(rec[4:], uint32(ts%1e9/1e3))
-	le.PutUint32(rec[8:], uint32(len(data)))
-	le.PutUint32(rec[12:], uint32(origLen))
+	PutRecordHeader(rec, uint32(ts/1e9), uint32(ts%1e9/1e3), uint32(len(data)), uint32(origLen))
 	copy(rec[pcapRecordHeaderLn:], data)
 	pw.b.packet(len(data))
 	return nil
