@@ -191,10 +191,10 @@ func (r *Responders) sweep() {
 // notifications it still owes.
 func (r *Responders) resume(run *tripcap.ResponderRun) {
 	if run.Decision != tripcap.DecisionPending {
-		release := r.keep(run.ID)
+		held, release := r.keep(run.ID)
 		r.wg.Go(func() {
 			defer release()
-			r.notifyWhenDone(run)
+			r.notifyWhenDone(held, run)
 		})
 		return
 	}
@@ -249,8 +249,12 @@ func (r *Responders) claim(ctx context.Context, id string) error {
 
 // keep renews the claim on a run while this server works on it; release
 // stops renewing and forgets the run.
-func (r *Responders) keep(id string) (release func()) {
-	ctx, cancel := context.WithCancel(r.bg)
+//
+// held ends with release, with Run, or when the run is found taken over:
+// work that follows the run (a notification's wait) stops with it.
+func (r *Responders) keep(id string) (held context.Context, release func()) {
+	held, lost := context.WithCancel(r.bg)
+	ctx, cancel := context.WithCancel(held)
 	done := make(chan struct{})
 	r.wg.Go(func() {
 		defer close(done)
@@ -265,8 +269,8 @@ func (r *Responders) keep(id string) (release func()) {
 			err := r.claim(ctx, id)
 			if tripcap.ErrorCode(err) == tripcap.ECONFLICT {
 				// Done, or taken over after this server lost touch with
-				// the store for a whole lease: the check before each
-				// action then stops it here.
+				// the store for a whole lease: stop following it.
+				lost()
 				return
 			}
 			if err != nil && ctx.Err() == nil {
@@ -274,9 +278,10 @@ func (r *Responders) keep(id string) (release func()) {
 			}
 		}
 	})
-	return func() {
+	return held, func() {
 		cancel()
 		<-done
+		lost()
 		r.untrack(id)
 	}
 }
@@ -625,7 +630,7 @@ func (r *Responders) handle(j job) {
 		r.untrack(j.run.ID)
 		return
 	}
-	release := r.keep(j.run.ID)
+	held, release := r.keep(j.run.ID)
 	cur, err := r.store.FindResponderRuns(r.bg, tripcap.ResponderRunFilter{ID: &j.run.ID, Limit: 1})
 	if err != nil || len(cur) == 0 {
 		if r.bg.Err() == nil {
@@ -645,7 +650,7 @@ func (r *Responders) handle(j job) {
 	}
 	r.wg.Go(func() {
 		defer release()
-		r.notifyWhenDone(j.run)
+		r.notifyWhenDone(held, j.run)
 	})
 }
 
@@ -970,11 +975,11 @@ func hostAddress(h *tripcap.Host) string {
 
 // notifyWhenDone tells the run's notify action group of each capture the
 // run started, once it has ended and its files are stored.
-func (r *Responders) notifyWhenDone(run *tripcap.ResponderRun) {
+func (r *Responders) notifyWhenDone(held context.Context, run *tripcap.ResponderRun) {
 	var wg sync.WaitGroup
 	for i, rh := range run.Hosts {
 		if rh.Notification == tripcap.NotifyPending {
-			wg.Go(func() { r.notifyHost(run, i) })
+			wg.Go(func() { r.notifyHost(held, run, i) })
 		}
 	}
 	wg.Wait()
@@ -983,13 +988,13 @@ func (r *Responders) notifyWhenDone(run *tripcap.ResponderRun) {
 // notifyHost waits for the capture of the run's host i to end and its
 // files to be stored, then notifies. Shutting down leaves the notification
 // pending, for the next start (or a replica) to send.
-func (r *Responders) notifyHost(run *tripcap.ResponderRun, i int) {
+func (r *Responders) notifyHost(held context.Context, run *tripcap.ResponderRun, i int) {
 	// The wait counts from the decision, across restarts.
 	from := run.ReceivedAt
 	if run.FinishedAt != nil {
 		from = *run.FinishedAt
 	}
-	ctx, cancel := context.WithDeadline(r.bg, from.Add(r.cfg.NotifyTimeout))
+	ctx, cancel := context.WithDeadline(held, from.Add(r.cfg.NotifyTimeout))
 	defer cancel()
 	rh := run.Hosts[i]
 	tick := time.NewTicker(r.cfg.PollInterval)
@@ -1010,8 +1015,8 @@ wait:
 		}
 		select {
 		case <-ctx.Done():
-			if r.bg.Err() != nil {
-				return
+			if held.Err() != nil {
+				return // shutting down, or the run is another server's now
 			}
 			if c == nil {
 				r.recordNotify(run, i, fmt.Errorf("notify: capture %s of %s not found within %s", rh.CaptureName, rh.HostName, r.cfg.NotifyTimeout))
