@@ -125,6 +125,12 @@ func validReportStatus(st tripcap.PacketCaptureStatus) bool {
 // takes the agent's final counters and files: that is how a partial file is
 // recovered after an agent restarts.
 func applyReport(c *tripcap.PacketCapture, r tripcap.SessionReport) bool {
+	// Progress on a capture that has ended is older than what ended it (a
+	// report held for the batch, or one delayed in flight): the final figures
+	// are the file's and must stay.
+	if c.Status.Terminal() && !r.Status.Terminal() {
+		return false
+	}
 	before := reportedFields(c)
 	if !c.Status.Terminal() {
 		c.Status = r.Status

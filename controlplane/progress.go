@@ -63,13 +63,16 @@ func (b *progressBatch) hold(hostID string, r tripcap.SessionReport, now time.Ti
 func (b *progressBatch) applied(hostID string, c *tripcap.PacketCapture, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c != nil && c.Status == tripcap.StatusRunning && c.HostID == hostID {
+	if c == nil {
+		return
+	}
+	// What was held for this capture is older than the report just applied.
+	delete(b.pending, c.ID)
+	if c.Status == tripcap.StatusRunning && c.HostID == hostID {
 		b.running[c.ID] = runningCapture{hostID: hostID, seen: now}
 		return
 	}
-	if c != nil {
-		delete(b.running, c.ID)
-	}
+	delete(b.running, c.ID)
 }
 
 // forget stops batching for ids (gone, or now owned by nobody we know).

@@ -319,6 +319,46 @@ func TestProgressReportsAreBatched(t *testing.T) {
 
 }
 
+// TestFinalReportIsNotOverwrittenByHeldProgress: a "still running" report
+// held for the next batch, and one an agent sends late, never replace the
+// final figures: the stored statistics are the file's.
+func TestFinalReportIsNotOverwrittenByHeldProgress(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	agentCtx, h := f.enroll(t, "web1")
+	c, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "x", Parameters: tripcap.PacketCaptureParameters{Target: h.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(st tripcap.PacketCaptureStatus, packets uint64, size int64) {
+		t.Helper()
+		now := time.Now().UTC()
+		r := tripcap.SessionReport{CaptureID: c.ID, Status: st, StartTime: &now,
+			Stats: tripcap.CaptureStats{Packets: packets},
+			Files: []tripcap.CaptureFile{{Name: "f.cap", Size: size, SHA256: strings.Repeat("a", 64)}}}
+		if st.Terminal() {
+			r.StopTime = &now
+			r.StopReason = "Manual"
+		}
+		if _, err := f.svc.Report(agentCtx, []tripcap.SessionReport{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(tripcap.StatusRunning, 1, 100)
+	time.Sleep(100 * time.Millisecond) // Run, started beside the test, turns batching on
+	report(tripcap.StatusRunning, 16299, 9000) // held for the next flush
+	report(tripcap.StatusStopped, 16333, 9100) // the final figures, written at once
+	report(tripcap.StatusRunning, 16310, 9050) // a late, older report
+	time.Sleep(2500 * time.Millisecond)        // past the next flushes
+	got, err := f.store.FindCapture(f.admin, tripcap.CaptureFilter{ID: &c.ID, IncludeDeleted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != tripcap.StatusStopped || got.Stats.Packets != 16333 || len(got.Files) != 1 || got.Files[0].Size != 9100 {
+		t.Fatalf("after the final report: %s, %d packets, files %+v; want Stopped, 16333 packets, one file of 9100 bytes",
+			got.Status, got.Stats.Packets, got.Files)
+	}
+}
+
 // TestRevokedCredentialFailsAtOnce: the credential cache does not outlive a
 // revocation made through the same server.
 func TestRevokedCredentialFailsAtOnce(t *testing.T) {
