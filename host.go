@@ -1,6 +1,7 @@
 package tripcap
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -99,6 +100,10 @@ func ValidateHostName(field, name string) error {
 	if name == "" || len(name) > 80 {
 		return Errorf(EINVALID, "%s: must be 1 to 80 characters", field)
 	}
+	if strings.Trim(name, ".") == "" {
+		// "." and ".." would name a directory, not a host, in file paths.
+		return Errorf(EINVALID, "%s: %q is not a name", field, name)
+	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
 			return Errorf(EINVALID, "%s: %q has %q; use letters, digits, '-', '_' or '.'", field, name, r)
@@ -141,3 +146,33 @@ type NetworkWatcher struct {
 
 // WatcherName is the name Azure gives the watcher of a location.
 func WatcherName(location string) string { return "NetworkWatcher_" + location }
+
+// HostFinder finds one host; every Store implements it.
+type HostFinder interface {
+	FindHost(ctx context.Context, f HostFilter) (*Host, error)
+}
+
+// FindHostByRef returns the host a user names, the one way every path
+// resolves a host: by VM resource id when ref starts with "/", else by id,
+// else by name. A name such as "web.example.com" is not an id (ids have no
+// dots), so that lookup is skipped rather than failing the whole search.
+func FindHostByRef(ctx context.Context, s HostFinder, ref string) (*Host, error) {
+	if ref == "" {
+		return nil, Errorf(EINVALID, "host: required")
+	}
+	filters := []HostFilter{{ID: &ref}, {Name: &ref}}
+	if strings.HasPrefix(ref, "/") {
+		filters = []HostFilter{{ResourceID: &ref}}
+	}
+	for _, f := range filters {
+		h, err := s.FindHost(ctx, f)
+		if code := ErrorCode(err); code == ENOTFOUND || (code == EINVALID && f.ID != nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("finding host %q: %w", ref, err)
+		}
+		return h, nil
+	}
+	return nil, Errorf(ENOTFOUND, "no host %q (give a host name, id or VM resource id)", ref)
+}

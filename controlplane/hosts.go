@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strings"
 
 	"github.com/tripcap/tripcap"
 )
@@ -120,21 +119,7 @@ func (s *Service) FindHost(ctx context.Context, ref string) (*tripcap.Host, erro
 }
 
 func (s *Service) resolveHost(ctx context.Context, ref string) (*tripcap.Host, error) {
-	if ref == "" {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "host: required")
-	}
-	filters := []tripcap.HostFilter{{ID: &ref}, {Name: &ref}}
-	if strings.HasPrefix(ref, "/") {
-		filters = []tripcap.HostFilter{{ResourceID: &ref}}
-	}
-	for _, f := range filters {
-		h, err := s.store.FindHost(ctx, f)
-		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
-			continue
-		}
-		return h, err
-	}
-	return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no host %q (give a host name, id or VM resource id)", ref)
+	return tripcap.FindHostByRef(ctx, s.store, ref)
 }
 
 // DeleteHost forgets a host and revokes its agent's credentials; its captures

@@ -343,7 +343,7 @@ func (m *Monitor) QueryMetrics(ctx context.Context, q MetricsQuery) (*metricstor
 	if q.Window == 0 {
 		q.Window = DefaultMetricWindow
 	}
-	h, err := resolveHostIn(ctx, m.store, q.Host)
+	h, err := tripcap.FindHostByRef(ctx, m.store, q.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -364,25 +364,6 @@ func (m *Monitor) MetricDefinitions(ctx context.Context) ([]tripcap.MetricDefini
 		return nil, err
 	}
 	return tripcap.MetricDefinitions(), nil
-}
-
-// resolveHostIn finds a host by id, name or VM resource id.
-func resolveHostIn(ctx context.Context, store tripcap.Store, ref string) (*tripcap.Host, error) {
-	if ref == "" {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "host: required")
-	}
-	filters := []tripcap.HostFilter{{ID: &ref}, {Name: &ref}}
-	if strings.HasPrefix(ref, "/") {
-		filters = []tripcap.HostFilter{{ResourceID: &ref}}
-	}
-	for _, f := range filters {
-		h, err := store.FindHost(ctx, f)
-		if code := tripcap.ErrorCode(err); code == tripcap.ENOTFOUND || (code == tripcap.EINVALID && f.ID != nil) {
-			continue
-		}
-		return h, err
-	}
-	return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no host %q (give a host name, id or VM resource id)", ref)
 }
 
 // lastSegment returns the name an ARM resource id ends with, when ref is
@@ -656,7 +637,7 @@ func (m *Monitor) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.Aler
 		}
 	}
 	if q.Host != "" {
-		h, err := resolveHostIn(ctx, m.store, q.Host)
+		h, err := tripcap.FindHostByRef(ctx, m.store, q.Host)
 		switch {
 		case err == nil:
 			f.HostID = &h.ID

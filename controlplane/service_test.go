@@ -344,7 +344,7 @@ func TestFinalReportIsNotOverwrittenByHeldProgress(t *testing.T) {
 		}
 	}
 	report(tripcap.StatusRunning, 1, 100)
-	time.Sleep(100 * time.Millisecond) // Run, started beside the test, turns batching on
+	time.Sleep(100 * time.Millisecond)         // Run, started beside the test, turns batching on
 	report(tripcap.StatusRunning, 16299, 9000) // held for the next flush
 	report(tripcap.StatusStopped, 16333, 9100) // the final figures, written at once
 	report(tripcap.StatusRunning, 16310, 9050) // a late, older report

@@ -1,0 +1,63 @@
+package controlplane_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+)
+
+// TestDottedHostNamesResolveEverywhere: a host enrolled under what
+// `hostname -f` gives is found by that name on every path that takes a host.
+func TestDottedHostNamesResolveEverywhere(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	_, h := f.enroll(t, "web.example.com")
+	f.enroll(t, "db.example.com")
+
+	for _, ref := range []string{"web.example.com", h.ID, h.ResourceID()} {
+		got, err := f.svc.FindHost(f.admin, ref)
+		if err != nil || got.ID != h.ID {
+			t.Fatalf("FindHost(%q) = %v, %v; want host %s", ref, got, err, h.ID)
+		}
+	}
+	c, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "x", Parameters: tripcap.PacketCaptureParameters{Target: "web.example.com"}})
+	if err != nil {
+		t.Fatalf("CreateCapture with target web.example.com: %v", err)
+	}
+	if c.HostID != h.ID {
+		t.Fatalf("capture on host %s, want %s", c.HostID, h.ID)
+	}
+	caps, _, err := f.svc.FindCaptures(f.admin, "", "web.example.com", "", 0)
+	if err != nil || len(caps) != 1 || caps[0].ID != c.ID {
+		t.Fatalf("FindCaptures(host web.example.com) = %v, %v; want the one capture", caps, err)
+	}
+	if _, err := f.svc.FindHost(f.admin, "nope.example.com"); tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+		t.Fatalf("an unknown dotted name: %v, want ENOTFOUND", err)
+	}
+	if err := f.svc.DeleteHost(f.admin, "web.example.com"); err != nil {
+		t.Fatalf("DeleteHost(web.example.com): %v", err)
+	}
+	if _, err := f.svc.FindHost(f.admin, "db.example.com"); err != nil {
+		t.Fatalf("the other host after deleting web.example.com: %v", err)
+	}
+}
+
+// TestDotNamesAreRefused: "." and ".." name directories in file paths, not
+// hosts or captures.
+func TestDotNamesAreRefused(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	for _, name := range []string{".", ".."} {
+		jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.Enroll(t.Context(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: name, Location: "westeurope"})
+		wantCode(t, err, tripcap.EINVALID, "name")
+	}
+	_, h := f.enroll(t, "web1")
+	for _, name := range []string{".", ".."} {
+		_, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: name, Parameters: tripcap.PacketCaptureParameters{Target: h.Name}})
+		wantCode(t, err, tripcap.EINVALID, "name")
+	}
+}
