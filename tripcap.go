@@ -6,3 +6,10 @@ package tripcap
 
 // Version is the build's version, set with -ldflags "-X github.com/tripcap/tripcap.Version=…".
 var Version = "0.1.0-dev"
+
+// Commit and BuildDate name the build's source, set with -ldflags -X like
+// Version; empty, the binary reports what Go stamped from the VCS.
+var (
+	Commit    = ""
+	BuildDate = ""
+)

@@ -321,7 +321,7 @@ func (l *lab) sendSized(from, to *host, port uint16, count, size int, id uint32)
 func (l *lab) download(name string) string {
 	l.t.Helper()
 	p := filepath.Join(l.dir, name+".cap")
-	l.cli(nil, "capture", "download", name, "-o", p, "--format", "json")
+	l.cli(nil, "capture", "download", name, "-w", p, "-o", "json")
 	return p
 }
 

@@ -121,7 +121,7 @@ func TestUpQuickStart(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	file := filepath.Join(dir, "first.cap")
-	cli("capture", "download", "first", "-o", file)
+	cli("capture", "download", "first", "-w", file)
 	// On lo every packet passes twice (out and in); the engine keeps one copy.
 	if n := packets(t, file); n != 250 {
 		t.Fatalf("%d packets on lo, want 250", n)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -235,15 +234,19 @@ func newCaptureDeleteCmd() *cobra.Command {
 }
 
 func newCaptureDownloadCmd() *cobra.Command {
-	var out, name, format string
+	var out, name string
 	cmd := &cobra.Command{
-		Use:   "download NAME -o FILE",
+		Use:   "download NAME -w FILE",
 		Short: "Download a capture's file and verify its checksum",
-		Long:  "download writes a capture file to -o FILE ('-' for standard output), resuming a partial FILE, and checks its SHA-256. Here -o names the file; use --format json for a JSON summary.",
-		Args:  cobra.ExactArgs(1),
+		Long: "download writes a capture file to -w FILE ('-' for standard output), resuming a partial FILE, and checks its SHA-256. " +
+			"-o json prints the summary as JSON, as on every verb.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return errors.New("-o: required (the file to write, or - for standard output)")
+				return errors.New("-w: required (the file to write, or - for standard output)")
+			}
+			if _, err := jsonOutput(cmd); err != nil {
+				return err
 			}
 			c, err := client(cmd)
 			if err != nil {
@@ -256,21 +259,14 @@ func newCaptureDownloadCmd() *cobra.Command {
 			if out == "-" {
 				return nil
 			}
-			switch format {
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			case "text", "":
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d bytes, sha256 %s (verified)\n", res.File, res.Bytes, res.SHA256)
-				return nil
-			}
-			return fmt.Errorf("--format: %q is not text or json", format)
+			return render(cmd, res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: %d bytes, sha256 %s (verified)\n", res.File, res.Bytes, res.SHA256)
+			})
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write ('-' for standard output)")
+	// -w as tcpdump writes a file: -o is the output format on every verb.
+	cmd.Flags().StringVarP(&out, "write", "w", "", "file to write ('-' for standard output)")
 	cmd.Flags().StringVar(&name, "name", "", "which file of a continuous capture (default the first)")
-	cmd.Flags().StringVar(&format, "format", "text", "summary format: text or json")
 	return cmd
 }
 

@@ -31,7 +31,7 @@ func newHostCmd() *cobra.Command {
 					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "NAME\tSTATE\tLOCATION\tADDRESSES\tAGENT\tLAST SEEN")
 					for _, h := range hosts {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.State, h.Location, strings.Join(hostAddresses(h), ","), h.Inventory.AgentVersion, ago(h.LastSeen))
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.State, h.Location, addressSummary(hostAddresses(h)), h.Inventory.AgentVersion, ago(h.LastSeen))
 					}
 					tw.Flush()
 				})
@@ -97,6 +97,16 @@ func hostAddresses(h *tripcap.Host) []string {
 		}
 	}
 	return out
+}
+
+// addressSummary keeps a listing's ADDRESSES column narrow: the first two
+// addresses and how many more (host show lists them all).
+func addressSummary(addrs []string) string {
+	const shown = 2
+	if len(addrs) <= shown {
+		return strings.Join(addrs, ",")
+	}
+	return fmt.Sprintf("%s +%d more", strings.Join(addrs[:shown], ","), len(addrs)-shown)
 }
 
 func ago(t time.Time) string {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -46,8 +47,9 @@ func newRootCmd() *cobra.Command {
 		Long:          "tripcap watches hosts' network metrics and, when a rule fires, captures packets on the host at fault (including the seconds before), stores the pcap, and tells someone where it is.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       tripcap.Version,
+		Version:       versionText(),
 	}
+	root.SetVersionTemplate("tripcap {{.Version}}\n")
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	root.PersistentFlags().String("server", "", "server URL (default from $TRIPCAP_SERVER or the client config)")
 	root.PersistentFlags().String("token", "", "bearer credential (default from $TRIPCAP_TOKEN or the client config)")
@@ -163,6 +165,10 @@ func render(cmd *cobra.Command, v any, text func(w io.Writer)) error {
 	}
 	w := cmd.OutOrStdout()
 	if asJSON {
+		// An empty listing is [], not null: scripts iterate over it.
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+			v = []struct{}{}
+		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
