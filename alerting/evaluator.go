@@ -47,7 +47,7 @@ const (
 
 // Source is where windows are read: *metricstore.Store.
 type Source interface {
-	Summarize(k metricstore.Key, end time.Time, window time.Duration) metricstore.Window
+	SummarizeGrain(k metricstore.Key, end time.Time, window, grain time.Duration) metricstore.Grained
 	Interfaces(host string, metric tripcap.MetricID) []string
 }
 
@@ -116,7 +116,9 @@ type ruleState struct {
 	rule   *tripcap.AlertRule
 	freq   int64 // seconds
 	window int64 // seconds
-	hash   string
+	// grain is the rule's time grain (tripcap.AlertRule.Grain).
+	grain time.Duration
+	hash  string
 }
 
 type instanceKey struct{ rule, host string }
@@ -204,7 +206,7 @@ func (e *Evaluator) SetRules(rules []*tripcap.AlertRule) error {
 			continue
 		}
 		js, _ := json.Marshal(&c)
-		next[c.ID] = &ruleState{rule: &c, freq: int64(c.Frequency() / time.Second), window: int64(c.Window() / time.Second), hash: string(js)}
+		next[c.ID] = &ruleState{rule: &c, freq: int64(c.Frequency() / time.Second), window: int64(c.Window() / time.Second), grain: c.Grain(), hash: string(js)}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -546,9 +548,9 @@ func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion) []metric
 	return keys
 }
 
-// value reads a window's aggregated value, or reports no data.
-func (e *Evaluator) value(k metricstore.Key, end int64, window int64, agg tripcap.Aggregation) (float64, bool) {
-	w := e.cfg.Source.Summarize(k, time.Unix(end, 0), time.Duration(window)*time.Second)
+// value reads a window's aggregated value at the rule's grain, or reports no data.
+func (e *Evaluator) value(k metricstore.Key, end int64, window int64, grain time.Duration, agg tripcap.Aggregation) (float64, bool) {
+	w := e.cfg.Source.SummarizeGrain(k, time.Unix(end, 0), time.Duration(window)*time.Second, grain)
 	if w.Count == 0 || w.Coverage() < e.cfg.MinCoverage {
 		return 0, false
 	}
@@ -571,7 +573,7 @@ func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (o
 	o := noData
 	var res tripcap.ConditionResult
 	for _, k := range e.seriesKeys(in.host, &c.MetricCriterion) {
-		v, ok := e.value(k, t, in.rule.window, c.TimeAggregation)
+		v, ok := e.value(k, t, in.rule.window, in.rule.grain, c.TimeAggregation)
 		if !ok {
 			continue
 		}
@@ -607,9 +609,9 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 			in.baselines[baselineKey{idx, k.Interface}] = bl
 			// A new instance learns from the store's history first, so a
 			// rule created on a host with a day of data works at once.
-			e.learn(bl, k, c, ws, t-ws)
+			e.learn(bl, k, c, ws, t-ws, in.rule.grain)
 		}
-		cur, ok := e.value(k, t, ws, c.TimeAggregation)
+		cur, ok := e.value(k, t, ws, in.rule.grain, c.TimeAggregation)
 		if !ok {
 			continue
 		}
@@ -622,7 +624,7 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 			end := t - int64(p)*ws
 			v := cur
 			if p > 0 {
-				if v, ok = e.value(k, end, ws, c.TimeAggregation); !ok {
+				if v, ok = e.value(k, end, ws, in.rule.grain, c.TimeAggregation); !ok {
 					continue // a period without data does not fail
 				}
 			}
@@ -653,7 +655,7 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 	// Learn the aligned periods t completed, after judging them.
 	for _, k := range keys {
 		if bl := in.baselines[baselineKey{idx, k.Interface}]; bl != nil {
-			e.learn(bl, k, c, ws, t)
+			e.learn(bl, k, c, ws, t, in.rule.grain)
 		}
 	}
 	if o == noData {
@@ -665,7 +667,7 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 
 // learn adds the aligned periods after the baseline's cursor and ending by
 // upTo that have data; a new baseline starts maxBackfill periods back.
-func (e *Evaluator) learn(bl *baseline, k metricstore.Key, c *tripcap.DynamicCriterion, ws, upTo int64) {
+func (e *Evaluator) learn(bl *baseline, k metricstore.Key, c *tripcap.DynamicCriterion, ws, upTo int64, grain time.Duration) {
 	upTo -= mod(upTo, ws)
 	first := bl.cursor + ws
 	if bl.cursor == 0 || first < upTo-(maxBackfill-1)*ws {
@@ -678,7 +680,7 @@ func (e *Evaluator) learn(bl *baseline, k metricstore.Key, c *tripcap.DynamicCri
 		if c.IgnoreDataBefore != nil && end-ws < c.IgnoreDataBefore.Unix() {
 			continue
 		}
-		if v, ok := e.value(k, end, ws, c.TimeAggregation); ok {
+		if v, ok := e.value(k, end, ws, grain, c.TimeAggregation); ok {
 			bl.learn(end, v)
 		}
 	}

@@ -377,9 +377,14 @@ func TestSetRulesRefusesInvalid(t *testing.T) {
 }
 
 // Dynamic thresholds on synthetic series. Periods are 5 minutes; each
-// second of a period carries the period's value.
+// second of a period carries the period's value. The rules run every 5
+// minutes, so they aggregate at Azure's 1-minute grain: a period's Average
+// is its per-minute total, perMinute times the per-second level.
 
-const period = 300
+const (
+	period    = 300
+	perMinute = 60
+)
 
 func dynamicRule(sens tripcap.Sensitivity, op tripcap.Operator, n, m int) *tripcap.AlertRule {
 	return &tripcap.AlertRule{ID: "d", Name: "dyn", Scopes: []tripcap.Scope{tripcap.ScopeAll}, EvaluationFrequency: "PT5M", WindowSize: "PT5M",
@@ -434,7 +439,7 @@ func TestDynamicSpike(t *testing.T) {
 		t.Fatalf("spike transitions: %v", periodsOf(got))
 	}
 	c := got[200][0].Condition.AllOf[0]
-	if c.MetricValue != 5000 || c.UpperBound == nil || *c.UpperBound > 1300 || c.Threshold != *c.UpperBound || c.FailedPeriods != 1 {
+	if c.MetricValue != 5000*perMinute || c.UpperBound == nil || *c.UpperBound > 1300*perMinute || c.Threshold != *c.UpperBound || c.FailedPeriods != 1 {
 		t.Fatalf("spike condition %+v", c)
 	}
 	// Four of four: a one-period spike is not enough.
@@ -510,7 +515,7 @@ func TestDynamicDailyCycle(t *testing.T) {
 	}
 	c := got[anomaly][0].Condition.AllOf[0]
 	t.Logf("anomaly 1100 at 18:00 against band [%.0f, %.0f]", *c.LowerBound, *c.UpperBound)
-	if *c.UpperBound > 800 {
+	if *c.UpperBound > 800*perMinute {
 		t.Fatalf("band at the trough is not seasonal: [%v, %v]", *c.LowerBound, *c.UpperBound)
 	}
 }
@@ -594,5 +599,41 @@ func BenchmarkEvaluateInstance(b *testing.B) {
 				in.mu.Unlock()
 			}
 		})
+	}
+}
+
+// TestAzureGrainThresholdMeansTheSameBytes: the seed's rule shape (Average
+// of Network Out Total, every minute over 5 minutes) with a threshold
+// written for Azure, where each point is a minute's bytes, fires on the
+// traffic Azure's rule would fire on: 20 kB/s is 1.2 MB a minute, above a
+// 1 MB threshold; 10 kB/s (600 kB a minute) is below it. A mean of
+// 1-second points (20 kB) would never reach 1 MB.
+func TestAzureGrainThresholdMeansTheSameBytes(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		fire bool
+	}{{20_000, true}, {10_000, false}} {
+		l := newLab(t, staticRule("seed", "Network Out Total", tripcap.AggregationAverage, tripcap.OperatorGreaterThan, 1_000_000, "PT1M", "PT5M"))
+		l.feed("h1", tripcap.MetricNetworkOutBytes, "", 0, 10*60, constant(tc.rate))
+		got := l.taken()
+		if tc.fire != (len(got) == 1 && got[0].MonitorCondition == tripcap.ConditionFired) {
+			t.Fatalf("%.0f B/s: transitions %+v; want fired=%v", tc.rate, got, tc.fire)
+		}
+		if tc.fire {
+			if v := got[0].Condition.AllOf[0].MetricValue; v != tc.rate*60 {
+				t.Fatalf("metricValue %v, want the per-minute total %v", v, tc.rate*60)
+			}
+		}
+	}
+	// At a 1-second frequency the grain is the second: the same threshold is
+	// a per-second mean.
+	r := staticRule("fast", "Network Out Total", tripcap.AggregationAverage, tripcap.OperatorGreaterThan, 1_000_000, "PT1S", "PT5M")
+	if r.Grain() != time.Second {
+		t.Fatalf("grain of a PT1S rule = %s, want 1s", r.Grain())
+	}
+	l := newLab(t, r)
+	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 0, 10*60, constant(20_000))
+	if got := l.taken(); len(got) != 0 {
+		t.Fatalf("a PT1S rule fired on a 20 kB/s mean against 1 MB: %+v", got)
 	}
 }

@@ -399,6 +399,37 @@ func (w Window) Coverage() float64 {
 	return float64(w.Count) / float64(w.Seconds)
 }
 
+// Grained is a window summarized at a time grain longer than the points'
+// second (SummarizeGrain): the embedded Window holds the 1-second points,
+// Grains the grain-long intervals that had any, reduced to one value each.
+type Grained struct {
+	Window
+	Grain                        time.Duration
+	Grains                       int64
+	GrainSum, GrainMin, GrainMax float64
+}
+
+// Value aggregates the window as Azure does at the grain: Average, Minimum
+// and Maximum over the grains' values, Total over every point, Count of the
+// points. At a 1-second grain it is the points' own summary.
+func (g Grained) Value(a tripcap.Aggregation) (float64, bool) {
+	if g.Grain <= time.Second {
+		return g.Summary.Value(a)
+	}
+	if g.Grains == 0 {
+		return 0, false
+	}
+	switch a {
+	case tripcap.AggregationAverage:
+		return g.GrainSum / float64(g.Grains), true
+	case tripcap.AggregationMinimum:
+		return g.GrainMin, true
+	case tripcap.AggregationMaximum:
+		return g.GrainMax, true
+	}
+	return g.Summary.Value(a)
+}
+
 // Summarize reduces a series over (end-window, end]. Whole minutes come from
 // the rollups, the rest from 1-second points; seconds older than the raw
 // ring that do not fill a whole minute are not counted (Count says so).
@@ -415,6 +446,50 @@ func (s *Store) Summarize(k Key, end time.Time, window time.Duration) Window {
 	w.Summary = ser.summarize(e-w.Seconds+1, e)
 	ser.mu.Unlock()
 	return w
+}
+
+// SummarizeGrain reduces a series over (end-window, end] at a time grain:
+// the window is cut into grain-long intervals ending at end, each reduced to
+// one value (a counter's total, a gauge's mean). That is what Azure's
+// aggregations mean for a metric with a one-minute grain: the Average of
+// Network Out Total over 5 minutes is the mean of five per-minute totals,
+// not of 300 per-second points. A grain of a second or less, or one that
+// does not divide the window, is Summarize's.
+func (s *Store) SummarizeGrain(k Key, end time.Time, window, grain time.Duration) Grained {
+	g := Grained{Window: s.Summarize(k, end, window), Grain: grain}
+	if grain <= time.Second || grain%time.Second != 0 || window%grain != 0 {
+		g.Grain = time.Second
+		return g
+	}
+	s.mu.RLock()
+	ser := s.series[k]
+	s.mu.RUnlock()
+	if ser == nil || g.Count == 0 {
+		return g
+	}
+	def, _ := k.Metric.Definition()
+	e, step := end.Unix(), int64(grain/time.Second)
+	ser.mu.Lock()
+	defer ser.mu.Unlock()
+	for to := e - int64(window/time.Second) + step; to <= e; to += step {
+		sum := ser.summarize(to-step+1, to)
+		if sum.Count == 0 {
+			continue
+		}
+		v := sum.Sum
+		if def.Kind == tripcap.MetricGauge {
+			v = sum.Sum / float64(sum.Count)
+		}
+		if g.Grains == 0 || v < g.GrainMin {
+			g.GrainMin = v
+		}
+		if g.Grains == 0 || v > g.GrainMax {
+			g.GrainMax = v
+		}
+		g.Grains++
+		g.GrainSum += v
+	}
+	return g
 }
 
 // Point is one interval of a query. Count 0 means no data: Value is then
@@ -465,7 +540,10 @@ type Query struct {
 	Aggregation tripcap.Aggregation `json:"aggregation"`
 }
 
-// Result is a query's answer: Points[i] covers (Time-Interval, Time].
+// Result is a query's answer. Points[i] covers [Time, Time+Interval): it is
+// labelled by its start, as Azure labels intervals, and holds the points of
+// the seconds in (Time, Time+Interval]. The last one holds End's second, so
+// when End is now it is the interval in progress.
 type Result struct {
 	Host        string              `json:"host"`
 	Metric      tripcap.MetricID    `json:"metric"`
@@ -524,8 +602,10 @@ func (s *Store) Query(q Query) (*Result, error) {
 	}
 	e := end.Unix()
 	step := int64(q.Interval / time.Second)
-	// Align to the interval, so repeated queries give the same buckets.
-	e -= e % step
+	// Align to the interval, so repeated queries give the same buckets, and
+	// end with the interval that holds end: with end now, that is the
+	// interval in progress, shown with what it has so far.
+	e = ceilDiv(e, step) * step
 	start := e - n*step
 	res := &Result{Host: q.Host, Metric: q.Metric, DisplayName: def.DisplayName, Unit: def.Unit, Interface: q.Interface,
 		Aggregation: agg, Start: time.Unix(start, 0).UTC(), End: time.Unix(e, 0).UTC(),
@@ -535,7 +615,7 @@ func (s *Store) Query(q Query) (*Result, error) {
 	s.mu.RUnlock()
 	for i := range n {
 		to := start + (i+1)*step
-		res.Points[i].Time = time.Unix(to, 0).UTC()
+		res.Points[i].Time = time.Unix(to-step, 0).UTC()
 		if ser == nil {
 			continue
 		}

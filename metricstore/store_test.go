@@ -58,8 +58,8 @@ func TestQueryGapsAreNotZero(t *testing.T) {
 		t.Fatalf("%d points", len(r.Points))
 	}
 	for i, p := range r.Points {
-		sec := i + 1
-		if !p.Time.Equal(t0.Add(time.Duration(sec) * time.Second)) {
+		sec := i + 1 // the point of second sec covers [sec-1, sec): labelled by its start
+		if !p.Time.Equal(t0.Add(time.Duration(sec-1) * time.Second)) {
 			t.Fatalf("point %d at %v", i, p.Time)
 		}
 		gap := sec >= 4 && sec <= 6
@@ -68,7 +68,7 @@ func TestQueryGapsAreNotZero(t *testing.T) {
 		}
 	}
 	js, _ := json.Marshal(r.Points[3])
-	if string(js) != `{"time":"2026-03-01T12:00:04Z","value":null,"count":0}` {
+	if string(js) != `{"time":"2026-03-01T12:00:03Z","value":null,"count":0}` {
 		t.Fatalf("gap JSON = %s", js)
 	}
 	var back Point
@@ -368,5 +368,70 @@ func BenchmarkSummarize(b *testing.B) {
 				s.Summarize(k, end, win)
 			}
 		})
+	}
+}
+
+// TestQueryShowsTheIntervalInProgress: a window of one interval, asked for
+// mid-interval, answers with what the interval has so far instead of the
+// previous (empty) interval, labelled by the interval's start.
+func TestQueryShowsTheIntervalInProgress(t *testing.T) {
+	now := t0.Add(7*time.Minute + 30*time.Second) // 2.5 minutes into [12:05, 12:10)
+	c := newClock(now)
+	s := newStore(t, Config{}, c)
+	var b tripcap.MetricBatch
+	for i := 1; i <= 30; i++ { // points only since 12:07
+		b.Points = append(b.Points, pt("h1", tripcap.MetricNetworkOutBytes, now.Add(-time.Duration(30-i)*time.Second), 100))
+	}
+	if _, err := s.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Query(Query{Host: "h1", Metric: tripcap.MetricNetworkOutBytes, Window: 5 * time.Minute, Interval: 5 * time.Minute, Aggregation: tripcap.AggregationTotal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Points) != 1 || r.Points[0].Count != 30 || r.Points[0].Value != 3000 || !r.Points[0].Time.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("points %+v; want one interval starting 12:05 with 30 points totalling 3000", r.Points)
+	}
+}
+
+// TestSummarizeGrainIsAzuresPerMinuteMeaning: over a 1-minute grain, the
+// Average of a counter is the mean of per-minute totals (Azure's Network Out
+// Total Average), Minimum and Maximum are the smallest and largest minute,
+// Total is every byte; a gauge's minutes are its means.
+func TestSummarizeGrainIsAzuresPerMinuteMeaning(t *testing.T) {
+	end := t0.Add(5 * time.Minute)
+	c := newClock(end)
+	s := newStore(t, Config{}, c)
+	var b tripcap.MetricBatch
+	// Minute m (1..5) sends m*10 bytes every second; flows hold at m.
+	for sec := 1; sec <= 300; sec++ {
+		m := float64((sec-1)/60 + 1)
+		at := t0.Add(time.Duration(sec) * time.Second)
+		b.Points = append(b.Points, pt("h1", tripcap.MetricNetworkOutBytes, at, m*10), pt("h1", tripcap.MetricInboundFlows, at, m))
+	}
+	if _, err := s.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	out := Key{"h1", tripcap.MetricNetworkOutBytes, ""}
+	g := s.SummarizeGrain(out, end, 5*time.Minute, time.Minute)
+	for agg, want := range map[tripcap.Aggregation]float64{
+		tripcap.AggregationAverage: 1800, // (600+1200+1800+2400+3000)/5
+		tripcap.AggregationMinimum: 600, tripcap.AggregationMaximum: 3000,
+		tripcap.AggregationTotal: 9000, tripcap.AggregationCount: 300,
+	} {
+		if v, ok := g.Value(agg); !ok || v != want {
+			t.Errorf("%s at a 1-minute grain = %v, %v; want %v", agg, v, ok, want)
+		}
+	}
+	// At a 1-second grain, Average is the mean of the points: 60 times smaller.
+	if v, _ := s.SummarizeGrain(out, end, 5*time.Minute, time.Second).Value(tripcap.AggregationAverage); v != 30 {
+		t.Errorf("Average at a 1-second grain = %v, want 30", v)
+	}
+	flows := s.SummarizeGrain(Key{"h1", tripcap.MetricInboundFlows, ""}, end, 5*time.Minute, time.Minute)
+	if v, _ := flows.Value(tripcap.AggregationAverage); v != 3 {
+		t.Errorf("a gauge's Average at a 1-minute grain = %v, want 3", v)
+	}
+	if v, _ := flows.Value(tripcap.AggregationMaximum); v != 5 {
+		t.Errorf("a gauge's Maximum at a 1-minute grain = %v, want 5", v)
 	}
 }
