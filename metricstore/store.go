@@ -57,6 +57,11 @@ type Config struct {
 	// Now is the clock; time.Now by default.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// SnapshotPath, when set, keeps the store across restarts: New reads
+	// the snapshot there, Run writes one every SnapshotEvery (default a
+	// minute) and when it ends.
+	SnapshotPath  string
+	SnapshotEvery time.Duration
 }
 
 func (c *Config) applyDefaults() error {
@@ -90,6 +95,9 @@ func (c *Config) applyDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
 	return nil
 }
 
@@ -122,13 +130,22 @@ func New(cfg Config) (*Store, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
 	}
-	return &Store{
+	s := &Store{
 		cfg:       cfg,
 		rawLen:    int64(cfg.Raw / time.Second),
 		rollupLen: int64(cfg.Rollup / time.Minute),
 		series:    map[Key]*series{},
 		hosts:     map[string]*hostState{},
-	}, nil
+	}
+	if cfg.SnapshotPath != "" {
+		// A damaged snapshot costs the history, not the start.
+		if err := s.LoadSnapshot(cfg.SnapshotPath); err != nil {
+			cfg.Logger.Error("metric history not restored", "err", err)
+		} else if st := s.Stats(); st.Series > 0 {
+			cfg.Logger.Info("metric history restored", "hosts", st.Hosts, "series", st.Series)
+		}
+	}
+	return s, nil
 }
 
 // Config returns the store's configuration with defaults applied.
@@ -350,17 +367,34 @@ func (s *Store) Prune() int {
 	return n
 }
 
-// Run prunes every minute until ctx ends.
+// Run prunes every minute and, with a SnapshotPath, saves a snapshot every
+// SnapshotEvery and once more when ctx ends, before it returns.
 func (s *Store) Run(ctx context.Context) {
-	t := time.NewTicker(defaultPruneEvery)
-	defer t.Stop()
+	prune := time.NewTicker(defaultPruneEvery)
+	defer prune.Stop()
+	var snap <-chan time.Time
+	if s.cfg.SnapshotPath != "" {
+		t := time.NewTicker(s.cfg.SnapshotEvery)
+		defer t.Stop()
+		snap = t.C
+	}
+	save := func() {
+		if err := s.SaveSnapshot(s.cfg.SnapshotPath); err != nil {
+			s.cfg.Logger.Error("saving metric history", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			if snap != nil {
+				save()
+			}
 			return
-		case <-t.C:
+		case <-snap:
+			save()
+		case <-prune.C:
 			if n := s.Prune(); n > 0 {
-				s.cfg.Logger.Debug("metricstore: pruned quiet series", "series", n)
+				s.cfg.Logger.Debug("pruned quiet series", "series", n)
 			}
 		}
 	}
