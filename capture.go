@@ -3,6 +3,7 @@ package tripcap
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -307,13 +308,17 @@ func ConfineCapturePath(dir, p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", Errorf(EINVALID, "path contains a NUL byte")
 	}
-	dir = path.Clean(dir)
+	dir = filepath.Clean(dir)
 	full := p
-	if !path.IsAbs(p) {
-		full = path.Join(dir, p)
+	if !filepath.IsAbs(p) {
+		full = filepath.Join(dir, p)
 	}
-	full = path.Clean(full)
-	if full == dir || !strings.HasPrefix(full, dir+"/") {
+	full = filepath.Clean(full)
+	// Rel, not a prefix test, so a relative directory (".") confines too;
+	// an absolute path against a relative directory cannot be told apart
+	// and is refused.
+	rel, err := filepath.Rel(dir, full)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", Errorf(EINVALID, "%q is not under the capture directory %s", p, dir)
 	}
 	return full, nil

@@ -89,9 +89,16 @@ func (p *capProc) wait(d time.Duration) error {
 // captures. The caller ends it.
 func runCapture(t *testing.T, ns *netns.Namespace, args ...string) *capProc {
 	t.Helper()
+	return runCaptureIn(t, ns, "", args...)
+}
+
+// runCaptureIn is runCapture with the working directory dir ("" for the test's).
+func runCaptureIn(t *testing.T, ns *netns.Namespace, dir string, args ...string) *capProc {
+	t.Helper()
 	bin := tripcapBinary(t)
 	p := &capProc{exited: make(chan error, 1), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
 	p.cmd = ns.Command(context.Background(), append([]string{bin, "capture", "run", "--log-level", "warn"}, args...)...)
+	p.cmd.Dir = dir
 	p.cmd.Stdout = p.stdout
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
@@ -151,16 +158,19 @@ func TestCLIRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name string
-		args []string
-		want uint32 // the flow the capture keeps
+		name, ext string
+		args      []string
+		want      uint32 // the flow the capture keeps
 	}{
-		{"filter", []string{"--filter", "protocol=UDP,localPort=7000"}, 1},
-		{"bpf-file", []string{"--bpf-file", bpfFile}, 2},
+		{"filter", ".cap", []string{"--filter", "protocol=UDP,localPort=7000"}, 1},
+		{"bpf-file", ".cap", []string{"--bpf-file", bpfFile}, 2},
+		// The format follows the extension, as Wireshark's tools expect.
+		{"pcapng-by-extension", ".pcapng", []string{"--filter", "protocol=UDP,localPort=7000"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			file := tc.name + ".cap"
-			p := runCapture(t, n.b, append([]string{"-o", "json", "--capture-dir", dir, "-w", file}, tc.args...)...)
+			file := tc.name + tc.ext
+			// -w is relative to the working directory, as with tcpdump.
+			p := runCaptureIn(t, n.b, dir, append([]string{"-o", "json", "-w", file}, tc.args...)...)
 			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7000), Count: 30, PayloadSize: 50, ID: 1})
 			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7001), Count: 40, PayloadSize: 50, ID: 2})
 			time.Sleep(150 * time.Millisecond)
@@ -181,6 +191,14 @@ func TestCLIRun(t *testing.T) {
 			if res.StopReason != tripcap.StopManuallyStopped || res.Packets != wantCount || res.KernelDrops != 0 ||
 				len(res.Files) != 1 || res.Files[0] != filepath.Join(dir, file) {
 				t.Errorf("result %+v, want %d packets, ManuallyStopped", res, wantCount)
+			}
+			head := make([]byte, 4)
+			if f, err := os.Open(res.Files[0]); err == nil {
+				_, _ = io.ReadFull(f, head)
+				f.Close()
+			}
+			if isNG := string(head) == "\x0a\x0d\x0d\x0a"; isNG != (tc.ext == ".pcapng") {
+				t.Errorf("%s: pcapng=%v (magic % x)", file, isNG, head)
 			}
 			ids, _ := stamps(readCapture(t, res.Files[0]))
 			for _, id := range ids {
@@ -242,7 +260,7 @@ func TestKill9(t *testing.T) {
 		format := []string{tripcap.FormatPcap, tripcap.FormatPcapng}[i%2]
 		t.Run(fmt.Sprintf("%s-%d", format, i), func(t *testing.T) {
 			file := fmt.Sprintf("killed-%d.%s", i, format)
-			p := runCapture(t, n.b, "--capture-dir", dir, "-w", file, "--format", format)
+			p := runCapture(t, n.b, "-w", filepath.Join(dir, file), "--format", format)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,13 +34,14 @@ type captureRunResult struct {
 
 func newCaptureRunCmd() *cobra.Command {
 	var f captureFlags
-	var file, bpfFile, captureDir, comment string
+	var file, bpfFile, comment string
 	var bufferKiB int
 	cmd := &cobra.Command{
 		Use:   "run -w FILE",
 		Short: "Capture packets on this host into a file, like tcpdump -w",
 		Long: `Capture packets on this host with the agent's engine (AF_PACKET, TPACKET_V3),
-into a pcap or pcapng file under the capture directory. It stops on --time-limit,
+into a pcap or pcapng file (-w, relative to the working directory as with
+tcpdump; .pcapng writes pcapng unless --format says otherwise). It stops on --time-limit,
 --total-bytes, or SIGINT/SIGTERM (ManuallyStopped), then prints the session's
 statistics. Needs root or CAP_NET_RAW.`,
 		Example: `  tripcap capture run -w web.cap --filter 'protocol=TCP,localPort=80' --time-limit 30s
@@ -48,10 +50,13 @@ statistics. Needs root or CAP_NET_RAW.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
-				return tripcap.Errorf(tripcap.EINVALID, "-w: required: the capture file (relative to, or under, %s)", captureDir)
+				return tripcap.Errorf(tripcap.EINVALID, "-w: required: the capture file")
 			}
 			if _, err := jsonOutput(cmd); err != nil {
 				return err
+			}
+			if !cmd.Flags().Changed("format") && strings.EqualFold(filepath.Ext(file), ".pcapng") {
+				f.format = tripcap.FormatPcapng
 			}
 			p, err := f.parameters()
 			if err != nil {
@@ -67,13 +72,16 @@ statistics. Needs root or CAP_NET_RAW.`,
 					return err
 				}
 			}
-			path, err := tripcap.ConfineCapturePath(captureDir, file)
+			// A local command writes where its user says, as tcpdump does:
+			// the capture directory's confinement is for remote requests
+			// (API, responders), not for a shell that could write anyway.
+			path, err := filepath.Abs(file)
 			if err != nil {
-				return fmt.Errorf("-w: %w", err)
+				return fmt.Errorf("-w %s: %w", file, err)
 			}
 			p.StorageLocation.LocalPath = path
 			eng := afpacket.NewEngine(afpacket.Config{
-				CaptureDir: captureDir,
+				CaptureDir: filepath.Dir(path),
 				RingBytes:  bufferKiB << 10,
 				Logger:     newLogger(cmd),
 			})
@@ -99,9 +107,8 @@ statistics. Needs root or CAP_NET_RAW.`,
 		}
 		fl.AddFlag(sf)
 	})
-	fl.StringVarP(&file, "write", "w", "", "capture file, relative to the capture directory or under it")
+	fl.StringVarP(&file, "write", "w", "", "capture file (relative to the working directory)")
 	fl.StringVar(&bpfFile, "bpf-file", "", "attach this BPF program (tcpdump -ddd or -dd output) instead of --filter")
-	fl.StringVar(&captureDir, "capture-dir", tripcap.DefaultCaptureDir, "directory that confines the capture file")
 	fl.StringVar(&comment, "comment", "", "pcapng section comment")
 	fl.IntVar(&bufferKiB, "buffer-size", afpacket.DefaultRingBytes>>10, "kernel ring per interface, in KiB (like tcpdump -B)")
 	return cmd
