@@ -100,7 +100,7 @@ run() {
 	local tool=$1 round=$2 file=$out/$1-$2.pcap log=$work/$1-$2.log times=$work/$1-$2.time
 	local cmd
 	if [ "$tool" = tripcap ]; then
-		cmd=("$work/tripcap" capture run --log-level warn -o json -i "$capif" -w "$out/$file" --buffer-size "$buffer_kib")
+		cmd=("$work/tripcap" capture run --log-level warn -o json -i "$capif" -w "$file" --buffer-size "$buffer_kib")
 	else
 		cmd=(tcpdump -i "$capif" -w "$file" -B "$buffer_kib" -n -Z root)
 	fi
