@@ -32,8 +32,10 @@ func TestUpQuickStart(t *testing.T) {
 	cfg := filepath.Join(dir, "home", "config.json")
 	env := append(os.Environ(), "TRIPCAP_CONFIG="+cfg)
 
-	up := ns.Command(context.Background(), binary, "up", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--name", "local")
+	// A relative --data, as a newcomer's default ./tripcap-data is.
+	up := ns.Command(context.Background(), binary, "up", "--data", "data", "--listen", "127.0.0.1:0", "--name", "local")
 	up.Env = env
+	up.Dir = dir
 	stdout, err := up.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +56,16 @@ func TestUpQuickStart(t *testing.T) {
 	lines := bufio.NewScanner(stdout)
 	if !lines.Scan() || !strings.Contains(lines.Text(), "tripcap is up at http://127.0.0.1:") {
 		t.Fatalf("up printed %q, want its URL", lines.Text())
+	}
+	var printed []string
+	for range 3 {
+		if lines.Scan() {
+			printed = append(printed, lines.Text())
+		}
+	}
+	// The binary is not on PATH here: up names it as it was started.
+	if want := "try: " + binary + " host list"; len(printed) < 2 || printed[1] != want {
+		t.Errorf("up printed %q, want the line %q", printed, want)
 	}
 	go func() {
 		for lines.Scan() {
@@ -119,6 +131,10 @@ func TestUpQuickStart(t *testing.T) {
 			t.Fatalf("capture did not finish: %+v", c)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// Nothing nested under the relative data directory's own name.
+	if _, err := os.Stat(filepath.Join(dir, "data", "captures", "data")); err == nil {
+		t.Errorf("a relative --data nested itself: %s exists", filepath.Join(dir, "data", "captures", "data"))
 	}
 	file := filepath.Join(dir, "first.cap")
 	cli("capture", "download", "first", "-w", file)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -114,6 +115,9 @@ type controlPlane struct {
 }
 
 func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (*controlPlane, error) {
+	if err := absPaths(map[string]*string{"--data": &o.data}); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.data, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -263,6 +267,12 @@ func (o *agentOptions) runAgent(ctx context.Context, log *slog.Logger, reg prome
 	if err != nil {
 		return err
 	}
+	// Absolute from here on: the agent joins paths under these, and a
+	// relative one would nest (captures/captures/spool) and escape the
+	// spool bound.
+	if err := absPaths(map[string]*string{"--state-dir": &o.stateDir, "--capture-dir": &o.captureDir}); err != nil {
+		return err
+	}
 	engine, err := newCaptureEngine(ctx, o, log, reg)
 	if err != nil {
 		return err
@@ -361,8 +371,9 @@ func newUpCmd() *cobra.Command {
 			ao.server, ao.joinToken = cp.url, jt.Token
 			ao.stateDir = filepath.Join(so.data, "agent")
 			ao.captureDir = filepath.Join(so.data, "captures")
-			fmt.Fprintf(cmd.OutOrStdout(), "tripcap is up at %s\nclient config: %s\ntry: tripcap host list\n     tripcap capture create first --host %s --time-limit 10s --wait\n",
-				cp.url, cfgPath, hostnameOr(ao.name))
+			self := invokedAs()
+			fmt.Fprintf(cmd.OutOrStdout(), "tripcap is up at %s\nclient config: %s\ntry: %s host list\n     %s capture create first --host %s --time-limit 10s --wait\n",
+				cp.url, cfgPath, self, self, hostnameOr(ao.name))
 			if !agent.CanCapture() {
 				log.Warn("capturing needs root or CAP_NET_RAW: the local agent's captures will fail with CaptureFailed until tripcap runs with it")
 			}
@@ -388,4 +399,45 @@ func hostnameOr(name string) string {
 	}
 	h, _ := os.Hostname()
 	return h
+}
+
+// absPaths makes each flag's path absolute, naming the flag on failure.
+func absPaths(paths map[string]*string) error {
+	for flag, p := range paths {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", flag, *p, err)
+		}
+		*p = abs
+	}
+	return nil
+}
+
+// invokedAs is how the user can run this binary again: "tripcap" when that
+// is what PATH finds, "go run ./cmd/tripcap" under go run (the binary lives
+// in a temporary build directory), else the path it was started by.
+func invokedAs() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "tripcap"
+	}
+	if onPath, err := exec.LookPath("tripcap"); err == nil {
+		if a, b := resolved(onPath), resolved(exe); a == b {
+			return "tripcap"
+		}
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/tripcap"
+	}
+	return os.Args[0]
+}
+
+func resolved(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
 }
