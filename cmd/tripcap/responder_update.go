@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +28,10 @@ type responderFlags struct {
 func (f *responderFlags) add(cmd *cobra.Command) {
 	f.cf.add(cmd)
 	fl := cmd.Flags()
+	// A responder's capture defaults to the seed's 30 s, not a capture's
+	// 5 h: the help says what is stored.
+	f.cf.timeLimit = tripcap.DefaultResponderTimeLimit * time.Second
+	fl.Lookup("time-limit").DefValue = f.cf.timeLimit.String()
 	fl.StringVarP(&f.file, "file", "f", "", "the responder as JSON (tripcap.Responder)")
 	fl.StringVar(&f.captureName, "capture-name", "", "name of the captures it creates (default PSAzureFunction)")
 	fl.StringVar(&f.storage, "storage", "", "storage account for the files (default the server's)")
