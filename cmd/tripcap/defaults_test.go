@@ -27,10 +27,13 @@ func TestHelpShowsStoredDefaults(t *testing.T) {
 
 // TestEmptyListIsJSONArray: -o json prints [] for an empty listing.
 func TestEmptyListIsJSONArray(t *testing.T) {
-	cmd := newRootCmd()
+	cmd, _, err := newRootCmd().Find([]string{"host", "list"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
 	cmd.SetOut(&out)
-	if err := cmd.PersistentFlags().Set("output", "json"); err != nil {
+	if err := cmd.ParseFlags([]string{"-o", "json"}); err != nil {
 		t.Fatal(err)
 	}
 	var hosts []*tripcap.Host
