@@ -19,6 +19,11 @@ const (
 	DefaultBlockTimeout  = 50 * time.Millisecond
 	DefaultWriteBuffer   = 256 << 10
 	DefaultFlushInterval = time.Second
+	// The agent's pre-trigger buffer is on by default: the packets from
+	// before an alert are the point of an alert-triggered capture. Its
+	// budget is bounded in time and memory, whichever comes first.
+	DefaultPreTriggerSeconds = 30
+	DefaultPreTriggerBytes   = 64 << 20
 )
 
 // Config configures an Engine. Zero values take the defaults.

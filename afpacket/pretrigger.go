@@ -59,7 +59,7 @@ type preSocket struct {
 // openPreRing opens the buffer's sockets and starts reading.
 func openPreRing(cfg PreTriggerConfig, rc ringConfig, log *slog.Logger) (*preRing, error) {
 	if cfg.Bytes <= 0 {
-		cfg.Bytes = 64 << 20
+		cfg.Bytes = DefaultPreTriggerBytes
 	}
 	if cfg.SnapLen == 0 || cfg.SnapLen > 65535 {
 		cfg.SnapLen = 65535

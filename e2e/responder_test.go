@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,11 +25,8 @@ func TestResponderInternalLoop(t *testing.T) {
 	l := newLab(t)
 	h1, h2 := l.addHost("h1"), l.addHost("h2")
 	l.link(h1, h2)
-	// Agents that keep 15 s of traffic for preTriggerSeconds.
-	for _, h := range []*host{h1, h2} {
-		l.stopAgent(h, syscall.SIGTERM)
-		l.startAgent(h, "--pre-trigger-seconds", "15")
-	}
+	// The agents run as a newcomer starts them: the pre-trigger buffer is
+	// on by default (30 s), so no flag is needed for preTriggerSeconds.
 	rc := newWebhookReceiver(t, l.net.Veth(nil, l.ctl, netns.LinkOptions{}).A.Addr.Addr())
 
 	l.cli(nil, "action-group", "create", "notify", "--webhook", "done="+rc.url+"/done")

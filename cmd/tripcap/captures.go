@@ -179,6 +179,13 @@ func printCapture(w io.Writer, pc *tripcap.PacketCapture) {
 	}
 	if len(pc.Errors) > 0 {
 		fmt.Fprintf(tw, "Errors:\t%s: %s\n", strings.Join(pc.Errors, ","), pc.ErrorMessage)
+	} else if pc.ErrorMessage != "" {
+		// What the agent noted on a capture that did not fail (no
+		// pre-trigger packets, say) is still news to its reader.
+		fmt.Fprintf(tw, "Notes:\t%s\n", pc.ErrorMessage)
+	}
+	if pc.Parameters.PreTriggerSeconds > 0 {
+		fmt.Fprintf(tw, "Pre-trigger:\t%d s asked\n", pc.Parameters.PreTriggerSeconds)
 	}
 	if pc.CaptureStartTime != nil {
 		fmt.Fprintf(tw, "Started:\t%s\n", pc.CaptureStartTime.Local().Format(time.RFC3339Nano))

@@ -10,7 +10,7 @@ import (
 )
 
 // newCaptureEngine builds and opens the agent's AF_PACKET engine, with the
-// pre-trigger buffer when configured, and exports the buffer's memory use.
+// pre-trigger buffer (on by default), and exports the buffer's memory use.
 func newCaptureEngine(ctx context.Context, o *agentOptions, log *slog.Logger, reg prometheus.Registerer) (*afpacket.Engine, error) {
 	e := afpacket.NewEngine(afpacket.Config{
 		CaptureDir: o.captureDir,
@@ -18,7 +18,15 @@ func newCaptureEngine(ctx context.Context, o *agentOptions, log *slog.Logger, re
 		PreTrigger: afpacket.PreTriggerConfig{Seconds: o.preTriggerSeconds, Bytes: o.preTriggerBytes},
 	})
 	if err := e.Open(ctx); err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// Without the buffer the agent still captures from the trigger on
+		// (a capture asking for pre-trigger packets says it got none);
+		// without the agent nothing is captured at all.
+		log.Error("pre-trigger buffer not started; captures start at their trigger", "err", err)
+		_ = e.Close()
+		e = afpacket.NewEngine(afpacket.Config{CaptureDir: o.captureDir, Logger: log})
 	}
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_pretrigger_buffer_bytes", Help: "Memory the pre-trigger buffer holds."},

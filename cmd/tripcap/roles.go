@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/afpacket"
 	"github.com/tripcap/tripcap/agent"
 	"github.com/tripcap/tripcap/azblob"
 	"github.com/tripcap/tripcap/controlplane"
@@ -244,8 +245,8 @@ func (o *agentOptions) addFlags(cmd *cobra.Command, standalone bool) {
 	f.StringVar(&o.name, "name", "", "host name (default: the hostname)")
 	f.StringVar(&o.location, "location", "", "location (region) of this host")
 	f.StringArrayVar(&o.labels, "label", nil, "label k=v (repeatable)")
-	f.IntVar(&o.preTriggerSeconds, "pre-trigger-seconds", 0, "keep this many seconds of recent traffic in memory for captures' preTriggerSeconds (0: off)")
-	f.Int64Var(&o.preTriggerBytes, "pre-trigger-bytes", 64<<20, "bound on the pre-trigger buffer's memory")
+	f.IntVar(&o.preTriggerSeconds, "pre-trigger-seconds", afpacket.DefaultPreTriggerSeconds, "keep this many seconds of recent traffic in memory for captures' preTriggerSeconds (0: off)")
+	f.Int64Var(&o.preTriggerBytes, "pre-trigger-bytes", afpacket.DefaultPreTriggerBytes, "bound on the pre-trigger buffer's memory (the oldest packets go first)")
 	f.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", 10<<30, "bound on capture files waiting for upload plus what running captures may write")
 }
 
