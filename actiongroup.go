@@ -50,18 +50,98 @@ type ActionGroup struct {
 	UpdatedAt     time.Time `json:"updatedAt,omitzero"`
 }
 
+// Receiver kinds, as deliveries name them (Delivery.ReceiverKind).
+const (
+	ReceiverWebhook   = "webhook"
+	ReceiverEmail     = "email"
+	ReceiverResponder = "responder"
+)
+
+// ReceiverConfig is one configured receiver of an action group, of any
+// kind: what the kinds share, so that checking and delivering loop over
+// one list (actiongroup builds its deliverers from it).
+type ReceiverConfig interface {
+	// ReceiverKind is the kind (ReceiverWebhook, …); the group's JSON array
+	// of the kind is named kind+"Receivers".
+	ReceiverKind() string
+	ReceiverName() string
+	// Validate checks the kind's own fields; field names the receiver
+	// (webhookReceivers[0]).
+	Validate(field string) error
+}
+
+// ReceiverKind is ReceiverWebhook.
+func (WebhookReceiver) ReceiverKind() string { return ReceiverWebhook }
+
+// ReceiverName is the receiver's name.
+func (w WebhookReceiver) ReceiverName() string { return w.Name }
+
+// Validate checks the service URI.
+func (w WebhookReceiver) Validate(field string) error {
+	u, err := url.Parse(w.ServiceURI)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Errorf(EINVALID, "%s.serviceUri: %q is not an http or https URL", field, clip(w.ServiceURI))
+	}
+	return nil
+}
+
+// ReceiverKind is ReceiverEmail.
+func (EmailReceiver) ReceiverKind() string { return ReceiverEmail }
+
+// ReceiverName is the receiver's name.
+func (e EmailReceiver) ReceiverName() string { return e.Name }
+
+// Validate checks the address: a bare address, no display name.
+func (e EmailReceiver) Validate(field string) error {
+	a, err := mail.ParseAddress(e.EmailAddress)
+	if err != nil || a.Name != "" || a.Address != e.EmailAddress {
+		return Errorf(EINVALID, "%s.emailAddress: %q is not an email address", field, clip(e.EmailAddress))
+	}
+	return nil
+}
+
+// ReceiverKind is ReceiverResponder.
+func (ResponderReceiver) ReceiverKind() string { return ReceiverResponder }
+
+// ReceiverName is the receiver's name.
+func (r ResponderReceiver) ReceiverName() string { return r.Name }
+
+// Validate has nothing of its own to check: whether the responder exists
+// is the server's to say.
+func (ResponderReceiver) Validate(string) error { return nil }
+
+// Receivers lists the group's receivers of every kind, kind by kind in the
+// order of the kinds above. It is the one place that knows the group's
+// per-kind arrays (kept as they are: they are the API's and the stored form).
+func (g *ActionGroup) Receivers() []ReceiverConfig {
+	out := make([]ReceiverConfig, 0, len(g.WebhookReceivers)+len(g.EmailReceivers)+len(g.ResponderReceivers))
+	for _, w := range g.WebhookReceivers {
+		out = append(out, w)
+	}
+	for _, e := range g.EmailReceivers {
+		out = append(out, e)
+	}
+	for _, r := range g.ResponderReceivers {
+		out = append(out, r)
+	}
+	return out
+}
+
 // checkReceivers checks receivers' names (each unique among them) and
-// addresses. prefix goes before the field names, so a responder's own
-// receivers are named as its fields are (notifyWebhookReceivers[0]).
-func checkReceivers(prefix string, webhooks []WebhookReceiver, emails []EmailReceiver, responders []ResponderReceiver) error {
-	field := func(kind string, i int) string {
+// their kinds' fields. prefix goes before the field names, so a
+// responder's own receivers are named as its fields are
+// (notifyWebhookReceivers[0]).
+func checkReceivers(prefix string, rs []ReceiverConfig) error {
+	names := map[string]bool{}
+	index := map[string]int{}
+	for _, r := range rs {
+		kind := r.ReceiverKind() + "Receivers"
 		if prefix != "" {
 			kind = prefix + strings.ToUpper(kind[:1]) + kind[1:]
 		}
-		return fmt.Sprintf("%s[%d]", kind, i)
-	}
-	names := map[string]bool{}
-	checkName := func(field, name string) error {
+		field := fmt.Sprintf("%s[%d]", kind, index[kind])
+		index[kind]++
+		name := r.ReceiverName()
 		if strings.TrimSpace(name) == "" {
 			return Errorf(EINVALID, "%s.name: required", field)
 		}
@@ -69,30 +149,7 @@ func checkReceivers(prefix string, webhooks []WebhookReceiver, emails []EmailRec
 			return Errorf(EINVALID, "%s.name: %q is used by another receiver", field, clip(name))
 		}
 		names[name] = true
-		return nil
-	}
-	for i, w := range webhooks {
-		field := field("webhookReceivers", i)
-		if err := checkName(field, w.Name); err != nil {
-			return err
-		}
-		u, err := url.Parse(w.ServiceURI)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return Errorf(EINVALID, "%s.serviceUri: %q is not an http or https URL", field, clip(w.ServiceURI))
-		}
-	}
-	for i, e := range emails {
-		field := field("emailReceivers", i)
-		if err := checkName(field, e.Name); err != nil {
-			return err
-		}
-		a, err := mail.ParseAddress(e.EmailAddress)
-		if err != nil || a.Name != "" || a.Address != e.EmailAddress {
-			return Errorf(EINVALID, "%s.emailAddress: %q is not an email address", field, clip(e.EmailAddress))
-		}
-	}
-	for i, r := range responders {
-		if err := checkName(field("responderReceivers", i), r.Name); err != nil {
+		if err := r.Validate(field); err != nil {
 			return err
 		}
 	}
@@ -110,10 +167,11 @@ func (g *ActionGroup) Validate() error {
 	if len(g.GroupShortName) > 12 {
 		return Errorf(EINVALID, "groupShortName: %q is longer than 12 characters", clip(g.GroupShortName))
 	}
-	if err := checkReceivers("", g.WebhookReceivers, g.EmailReceivers, g.ResponderReceivers); err != nil {
+	rs := g.Receivers()
+	if err := checkReceivers("", rs); err != nil {
 		return err
 	}
-	if len(g.WebhookReceivers)+len(g.EmailReceivers)+len(g.ResponderReceivers) == 0 {
+	if len(rs) == 0 {
 		return Errorf(EINVALID, "receivers: give at least one of webhookReceivers, emailReceivers, responderReceivers")
 	}
 	return nil
