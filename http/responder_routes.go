@@ -9,8 +9,8 @@ import (
 	"strconv"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/responder/payload"
 )
 
 // FunctionKeyHeader carries a responder's function key, as Azure Functions'
@@ -19,7 +19,7 @@ const FunctionKeyHeader = "x-functions-key"
 
 // WithResponders serves the responders' API and the inbound trigger
 // POST /api/functions/{responder}.
-func WithResponders(r *controlplane.Responders) Option {
+func WithResponders(r *responder.Responders) Option {
 	return func(s *Server) { s.responders = r }
 }
 
@@ -42,7 +42,7 @@ type InvokeRun struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// responderRoutes are the API of controlplane.Responders; NewServer adds
+// responderRoutes are the API of responder.Responders; NewServer adds
 // them when WithResponders is given.
 func (s *Server) responderRoutes() []route {
 	return []route{
@@ -70,11 +70,11 @@ func (s *Server) functionHandler() http.Handler {
 		if key == "" {
 			key = r.Header.Get(FunctionKeyHeader)
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, responder.MaxBodyBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, payload.MaxBodyBytes))
 		var big *http.MaxBytesError
 		if errors.As(err, &big) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: ErrorDetail{Code: tripcap.EINVALID,
-				Message: "body: larger than " + strconv.Itoa(responder.MaxBodyBytes) + " bytes"}})
+				Message: "body: larger than " + strconv.Itoa(payload.MaxBodyBytes) + " bytes"}})
 			return
 		} else if err != nil {
 			s.Error(w, r, tripcap.Errorf(tripcap.EINVALID, "body: %v", err))

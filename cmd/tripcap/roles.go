@@ -25,6 +25,7 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/s3"
 	"github.com/tripcap/tripcap/sqlite"
 )
@@ -110,7 +111,7 @@ type controlPlane struct {
 	url        string
 	listener   net.Listener
 	monitor    *controlplane.Monitor
-	responders *controlplane.Responders
+	responders *responder.Responders
 }
 
 func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (*controlPlane, error) {
@@ -147,7 +148,7 @@ func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) 
 		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	url := "http://" + l.Addr().String()
-	rsp, err := newResponders(svc, log, url)
+	rsp, err := newResponders(svc, store, log, url)
 	if err != nil {
 		l.Close()
 		store.Close()

@@ -1,4 +1,4 @@
-package controlplane_test
+package responder_test
 
 import (
 	"bytes"
@@ -17,11 +17,12 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/responder"
 )
 
 type responderFixture struct {
 	*fixture
-	rsp *controlplane.Responders
+	rsp *responder.Responders
 }
 
 func startResponders(t *testing.T, f *fixture) *responderFixture {
@@ -30,7 +31,7 @@ func startResponders(t *testing.T, f *fixture) *responderFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsp, err := controlplane.NewResponders(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.ResponderConfig{
+	rsp, err := responder.New(deps(f), slog.New(slog.NewTextHandler(io.Discard, nil)), responder.Config{
 		PollInterval: 20 * time.Millisecond, PublicURL: "https://tripcap.example", Notifier: n,
 	})
 	if err != nil {
@@ -138,7 +139,7 @@ func TestResponderCRUDAndKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(k1.Secret, controlplane.SecretPrefixFunction) {
+	if !strings.HasPrefix(k1.Secret, responder.SecretPrefixFunction) {
 		t.Fatalf("secret %q", k1.Secret)
 	}
 	keys, err := f.rsp.FindKeys(f.admin, "pc")
@@ -387,7 +388,7 @@ func TestResponderEveryFormat(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.fixture, func(t *testing.T) {
-			body, err := os.ReadFile("../responder/testdata/" + c.fixture)
+			body, err := os.ReadFile("payload/testdata/" + c.fixture)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -523,7 +524,7 @@ func TestResponderSeveralTargets(t *testing.T) {
 	f := startResponders(t, newFixture(t, controlplane.Config{}))
 	_, h1 := f.enroll(t, "vm1")
 	_, h2 := f.enroll(t, "vm2")
-	body, err := os.ReadFile("../responder/testdata/common_network_out_multi.json")
+	body, err := os.ReadFile("payload/testdata/common_network_out_multi.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package controlplane_test
+package responder_test
 
 import (
 	"bytes"
@@ -15,28 +15,11 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
-	"github.com/tripcap/tripcap/filestore"
 	"github.com/tripcap/tripcap/internal/pgtest"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
 )
-
-// fixtureOn is a control plane (the fixture's) on the given store.
-func fixtureOn(t *testing.T, store tripcap.Store) *fixture {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	blobs, err := filestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}
-	svc := controlplane.New(store, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	done := make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin})
-	return &fixture{svc: svc, store: store, blobs: blobs, admin: admin}
-}
 
 // eachStore runs fn on a fresh SQLite store and a fresh PostgreSQL
 // database (TRIPCAP_TEST_POSTGRES; skipped without it, failed under CI).
@@ -63,7 +46,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
 // responderServer is one server's Responders on a shared store, as a
 // replica or a restarted server has.
 type responderServer struct {
-	*controlplane.Responders
+	*responder.Responders
 	stop func()
 }
 
@@ -76,7 +59,7 @@ func newResponderServer(t *testing.T, f *fixture, instance string, notifier *act
 			t.Fatal(err)
 		}
 	}
-	rsp, err := controlplane.NewResponders(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.ResponderConfig{
+	rsp, err := responder.New(deps(f), slog.New(slog.NewTextHandler(io.Discard, nil)), responder.Config{
 		PollInterval: 20 * time.Millisecond, PublicURL: "https://tripcap.example", Notifier: notifier,
 		Lease: 300 * time.Millisecond, Instance: instance,
 	})
@@ -133,7 +116,7 @@ func TestResponderWorkSurvivesRestart(t *testing.T) {
 }
 
 func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
-	f := fixtureOn(t, store)
+	f := fixtureOn(t, store, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
 	rc := newReceiver(t)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
