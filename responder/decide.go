@@ -3,7 +3,7 @@ package responder
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base32"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -415,17 +415,14 @@ func preTriggerFrom(seconds int32, firedAt, now time.Time) int32 {
 // captureID is the id of the capture a run starts on a host: the same
 // whenever the run is decided, so a decision made again (its record was
 // lost) finds the capture instead of starting a second one. It has the
-// form of tripcap.NewID, sorting with the run: the run id's time prefix,
-// then a digest of the run and the host.
+// form of tripcap.NewID and sorts with the run: the run id's time prefix,
+// then a digest (hex, within NewID's alphabet) of the run and the host.
 func captureID(run *tripcap.ResponderRun, h *tripcap.Host) string {
 	sum := sha256.Sum256([]byte(run.ID + "\x00" + h.ID))
-	digest := idEncoding.EncodeToString(sum[:])
+	digest := hex.EncodeToString(sum[:])
 	prefix := run.ID
 	if !looksLikeID(prefix) {
 		prefix = digest[16:]
 	}
 	return prefix[:10] + digest[:16]
 }
-
-// idEncoding is tripcap.NewID's alphabet.
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
@@ -118,12 +120,12 @@ func TestResponderWorkSurvivesRestart(t *testing.T) {
 func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
 	f := fixtureOn(t, store, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/done", UseCommonAlertSchema: true}}}); err != nil {
+	if _, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/done", UseCommonAlertSchema: true}}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -161,7 +163,7 @@ func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
 	if r := storedRun(t, f, second); r.Decision != tripcap.DecisionPending || r.Owner != "server-crashed" {
 		t.Fatalf("accepted run: decision %s owner %q", r.Decision, r.Owner)
 	}
-	if len(rc.accepted("/done")) != 0 {
+	if len(rc.Accepted("/done")) != 0 {
 		t.Fatal("notified before any capture completed")
 	}
 
@@ -182,20 +184,20 @@ func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
 
 	complete(t, f, agentCtx, run1.Hosts[0].CaptureID, 42)
 	complete(t, f, agentCtx, run2.Hosts[0].CaptureID, 7)
-	eventually(t, "both notifications", func() bool { return len(rc.accepted("/done")) >= 2 })
+	eventually(t, "both notifications", func() bool { return len(rc.Accepted("/done")) >= 2 })
 	eventually(t, "both notifications recorded", func() bool {
 		return storedRun(t, f, first).Hosts[0].Notification == tripcap.NotifySent && storedRun(t, f, second).Hosts[0].Notification == tripcap.NotifySent
 	})
 	// Several renewals and sweeps later, still once each.
 	time.Sleep(time.Second)
-	got := rc.accepted("/done")
+	got := rc.Accepted("/done")
 	if len(got) != 2 {
 		t.Fatalf("%d notifications, want 2 (one per capture)", len(got))
 	}
 	seen := map[string]string{}
 	for _, d := range got {
 		var p actiongroup.CommonAlert
-		if err := json.Unmarshal(d.body, &p); err != nil {
+		if err := json.Unmarshal(d.Body, &p); err != nil {
 			t.Fatal(err)
 		}
 		seen[p.Data.CustomProperties["captureId"]] = p.Data.CustomProperties["packets"]

@@ -4,15 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	"github.com/tripcap/tripcap/responder"
@@ -88,53 +84,6 @@ func wantCode(t *testing.T, err error, code, msgPart string) {
 	if !strings.Contains(tripcap.ErrorMessage(err), msgPart) {
 		t.Fatalf("error message %q does not mention %q", tripcap.ErrorMessage(err), msgPart)
 	}
-}
-
-// receiver is a real HTTP webhook receiver that records what it gets.
-// Paths starting /flaky answer 503 to the first request of each delivery id.
-type receiver struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []received
-}
-
-type received struct {
-	path   string
-	header http.Header
-	body   []byte
-	status int
-}
-
-func newReceiver(t *testing.T) *receiver {
-	rc := &receiver{}
-	seen := map[string]bool{}
-	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		status := http.StatusOK
-		if id := r.Header.Get(actiongroup.HeaderDelivery); strings.HasPrefix(r.URL.Path, "/flaky") && !seen[id] {
-			seen[id] = true
-			status = http.StatusServiceUnavailable
-		}
-		rc.got = append(rc.got, received{path: r.URL.Path, header: r.Header.Clone(), body: b, status: status})
-		w.WriteHeader(status)
-	}))
-	t.Cleanup(rc.srv.Close)
-	return rc
-}
-
-// accepted returns the bodies answered 200 on path.
-func (rc *receiver) accepted(path string) []received {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []received
-	for _, r := range rc.got {
-		if r.path == path && r.status == http.StatusOK {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {

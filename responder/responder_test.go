@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
@@ -447,12 +449,12 @@ func TestResponderEveryFormat(t *testing.T) {
 func TestResponderInternalTriggerAndNotification(t *testing.T) {
 	f := startResponders(t, newFixture(t, controlplane.Config{}))
 	agentCtx, h := f.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{Responder: f.rsp})
 	if err != nil {
 		t.Fatal(err)
 	}
-	notify, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/done", UseCommonAlertSchema: true}}})
+	notify, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/done", UseCommonAlertSchema: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +496,7 @@ func TestResponderInternalTriggerAndNotification(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if len(rc.accepted("/done")) != 0 {
+	if len(rc.Accepted("/done")) != 0 {
 		t.Fatal("notified before the file was stored")
 	}
 	data := bytes.Repeat([]byte("pcap"), 100)
@@ -502,9 +504,9 @@ func TestResponderInternalTriggerAndNotification(t *testing.T) {
 	if _, err := f.svc.UploadFile(agentCtx, capID, "x.cap", hex.EncodeToString(sum[:]), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "notification", func() bool { return len(rc.accepted("/done")) == 1 })
+	eventually(t, "notification", func() bool { return len(rc.Accepted("/done")) == 1 })
 	var payload actiongroup.CommonAlert
-	if err := json.Unmarshal(rc.accepted("/done")[0].body, &payload); err != nil {
+	if err := json.Unmarshal(rc.Accepted("/done")[0].Body, &payload); err != nil {
 		t.Fatal(err)
 	}
 	cp := payload.Data.CustomProperties
