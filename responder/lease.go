@@ -2,13 +2,11 @@ package responder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/responder/payload"
 )
 
 // Every store call that takes, renews, fences or hands back a run's lease
@@ -33,43 +31,6 @@ func (r *Responders) sweep() {
 		}
 		r.log.Info("resuming run", "run", run.ID, "responder", run.ResponderID, "decision", run.Decision)
 		r.resume(run)
-	}
-}
-
-// resume continues a claimed run where it stopped: its decision, or the
-// notifications it still owes.
-func (r *Responders) resume(run *tripcap.ResponderRun) {
-	if run.Decision != tripcap.DecisionPending {
-		held, release := r.keep(run.ID)
-		r.wg.Go(func() {
-			defer release()
-			r.notifyWhenDone(held, run)
-		})
-		return
-	}
-	var t payload.Trigger
-	if len(run.Trigger) == 0 || json.Unmarshal(run.Trigger, &t) != nil {
-		r.finish(r.bg, run, tripcap.DecisionFailed, "the server stopped before deciding, and this run does not hold its alert (it was recorded by an older version)")
-		r.untrack(run.ID)
-		return
-	}
-	rs, err := r.store.FindResponder(r.bg, tripcap.ResponderFilter{ID: &run.ResponderID})
-	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
-		r.finish(r.bg, run, tripcap.DecisionFailed, "the responder was deleted before the run was decided")
-		r.untrack(run.ID)
-		return
-	}
-	if err != nil {
-		// The claim ends with its lease, and a later sweep tries again.
-		r.log.Warn("resuming run", "run", run.ID, "err", err)
-		r.untrack(run.ID)
-		return
-	}
-	select {
-	case r.jobs <- job{run: run, trg: t, rsp: rs}:
-	default:
-		// Full: as above, a later sweep takes it again.
-		r.untrack(run.ID)
 	}
 }
 

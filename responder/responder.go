@@ -1,12 +1,13 @@
-// Package responder is the alert-triggered capture stage: an alert reaches
+// Package responder is the alert-triggered capture stage. An alert reaches
 // a responder (posted to /api/functions/{name}, or from an action group's
-// responder receiver), is recorded as a run (intake.go), decided — which
-// host, which capture, skip or stop (decide.go) — and, once the capture it
-// started is done and stored, told to the responder's receivers
-// (notify.go). Runs are leased to one server at a time, so that work left
-// by a server that stopped is resumed by exactly one other (lease.go).
-// Responders and their keys are administered in admin.go; the alert
-// payload formats are parsed by responder/payload.
+// responder receiver) and is recorded as a run (intake.go); the run is
+// decided: which hosts (target.go), which capture, skip or stop
+// (decide.go); once a capture it started is done and stored, the
+// responder's receivers are told (notify.go). Runs are leased to one
+// server at a time, so that work left by a server that stopped is resumed
+// by exactly one other (lease.go). Responders and their keys are
+// administered in admin.go; the alert payload formats are parsed by
+// responder/payload.
 //
 // The stage reaches the rest of the system through the narrow interfaces
 // below: the responder store, action groups, hosts, captures and a
