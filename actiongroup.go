@@ -127,21 +127,28 @@ func (g *ActionGroup) Receivers() []ReceiverConfig {
 	return out
 }
 
-// checkReceivers checks receivers' names (each unique among them) and
-// their kinds' fields. prefix goes before the field names, so a
-// responder's own receivers are named as its fields are
-// (notifyWebhookReceivers[0]).
-func checkReceivers(prefix string, rs []ReceiverConfig) error {
-	names := map[string]bool{}
+// ReceiverFields names each of rs as the API does (webhookReceivers[0]),
+// after prefix when one is given (notifyWebhookReceivers[0]).
+func ReceiverFields(prefix string, rs []ReceiverConfig) []string {
+	out := make([]string, len(rs))
 	index := map[string]int{}
-	for _, r := range rs {
+	for i, r := range rs {
 		kind := r.ReceiverKind() + "Receivers"
 		if prefix != "" {
 			kind = prefix + strings.ToUpper(kind[:1]) + kind[1:]
 		}
-		field := fmt.Sprintf("%s[%d]", kind, index[kind])
+		out[i] = fmt.Sprintf("%s[%d]", kind, index[kind])
 		index[kind]++
-		name := r.ReceiverName()
+	}
+	return out
+}
+
+// checkReceivers checks receivers' names (each unique among them) and
+// their kinds' fields, named after prefix (see ReceiverFields).
+func checkReceivers(prefix string, rs []ReceiverConfig) error {
+	names := map[string]bool{}
+	for i, field := range ReceiverFields(prefix, rs) {
+		name := rs[i].ReceiverName()
 		if strings.TrimSpace(name) == "" {
 			return Errorf(EINVALID, "%s.name: required", field)
 		}
@@ -149,7 +156,7 @@ func checkReceivers(prefix string, rs []ReceiverConfig) error {
 			return Errorf(EINVALID, "%s.name: %q is used by another receiver", field, clip(name))
 		}
 		names[name] = true
-		if err := r.Validate(field); err != nil {
+		if err := rs[i].Validate(field); err != nil {
 			return err
 		}
 	}

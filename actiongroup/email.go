@@ -73,6 +73,14 @@ type email struct {
 	n *Notifier
 }
 
+// Check needs an SMTP server.
+func (e email) Check(_ context.Context, field string) error {
+	if e.n.cfg.SMTP == nil {
+		return tripcap.Errorf(tripcap.EINVALID, "%s: this server has no SMTP server configured, so it cannot send email", field)
+	}
+	return nil
+}
+
 func (e email) Notify(ctx context.Context, m Message) Result {
 	n := e.n
 	if n.cfg.SMTP == nil {

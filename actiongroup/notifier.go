@@ -29,6 +29,9 @@ type DeliveryLog interface {
 // implements it: e.g. start a packet capture on the alert's host).
 type Responder interface {
 	Trigger(ctx context.Context, alert tripcap.Alert, receiver tripcap.ResponderReceiver) error
+	// CheckReceiver says whether the receiver names a responder (EINVALID
+	// naming field.responderId when it does not).
+	CheckReceiver(ctx context.Context, field string, receiver tripcap.ResponderReceiver) error
 }
 
 // Retry bounds how a failed delivery is tried again.

@@ -13,6 +13,10 @@ import (
 // new file, a case in Receivers, and its array on tripcap.ActionGroup.
 type Receiver interface {
 	tripcap.ReceiverConfig
+	// Check says whether this server can deliver to the receiver (what
+	// the kind needs is configured, what it names exists), before a group
+	// holding it is stored; field names it (emailReceivers[0]).
+	Check(ctx context.Context, field string) error
 	// Notify makes one attempt at delivering m; deliver, the one retry
 	// loop, decides from the Result whether another follows.
 	Notify(ctx context.Context, m Message) Result
@@ -59,8 +63,28 @@ func (n *Notifier) Receivers(g *tripcap.ActionGroup) []Receiver {
 	return out
 }
 
+// Check says whether this server can deliver to every receiver of g; the
+// error names the first that it cannot.
+func (n *Notifier) Check(ctx context.Context, g *tripcap.ActionGroup) error {
+	rs := n.Receivers(g)
+	cs := make([]tripcap.ReceiverConfig, len(rs))
+	for i, r := range rs {
+		cs[i] = r
+	}
+	for i, field := range tripcap.ReceiverFields("", cs) {
+		if err := rs[i].Check(ctx, field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // unknown is a receiver kind this package does not deliver to.
 type unknown struct{ tripcap.ReceiverConfig }
+
+func (u unknown) Check(_ context.Context, field string) error {
+	return tripcap.Errorf(tripcap.EINVALID, "%s: this server does not deliver to receivers of kind %s", field, u.ReceiverKind())
+}
 
 func (u unknown) Notify(context.Context, Message) Result {
 	return Result{Err: tripcap.Errorf(tripcap.EINTERNAL, "receivers of kind %s are not delivered by this server", u.ReceiverKind())}

@@ -23,6 +23,9 @@ type webhook struct {
 	n *Notifier
 }
 
+// Check has nothing to check: any server can post.
+func (webhook) Check(context.Context, string) error { return nil }
+
 func (w webhook) Notify(ctx context.Context, m Message) Result {
 	body, err := Payload(m.Alert, m.Custom, w.UseCommonAlertSchema, w.n.cfg.PortalURL)
 	if err != nil {

@@ -47,11 +47,10 @@ type MonitorConfig struct {
 }
 
 // MonitorStore is what the Monitor keeps in the store: the alerting
-// tables, and the hosts and responders alerts and receivers name.
+// tables, and the hosts alerts are about.
 type MonitorStore interface {
 	tripcap.AlertStore
 	HostFinder
-	FindResponder(ctx context.Context, f tripcap.ResponderFilter) (*tripcap.Responder, error)
 }
 
 // HostFinder finds a host.
@@ -82,7 +81,7 @@ func NewMonitor(store MonitorStore, log *slog.Logger, cfg MonitorConfig) (*Monit
 	if err != nil {
 		return nil, err
 	}
-	ad := &AlertAdmin{store: store, hosts: store, responders: store, log: log, cfg: cfg, now: time.Now,
+	ad := &AlertAdmin{store: store, hosts: store, receivers: in.notifier, log: log, now: time.Now,
 		keep: in.metrics.Config().Rollup, reload: in.refreshRules}
 	return &Monitor{MetricIngest: in, AlertAdmin: ad}, nil
 }

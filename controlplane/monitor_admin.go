@@ -15,13 +15,13 @@ import (
 // AlertAdmin administers metric alert rules and action groups, and
 // answers alert queries, over the alerting store.
 type AlertAdmin struct {
-	store      tripcap.AlertStore
-	hosts      HostFinder
-	responders interface {
-		FindResponder(ctx context.Context, f tripcap.ResponderFilter) (*tripcap.Responder, error)
+	store tripcap.AlertStore
+	hosts HostFinder
+	// receivers says whether this server can deliver to a group's receivers.
+	receivers interface {
+		Check(ctx context.Context, g *tripcap.ActionGroup) error
 	}
 	log *slog.Logger
-	cfg MonitorConfig
 	now func() time.Time
 	// keep is how far back metrics are kept: no rule may look further.
 	keep time.Duration
@@ -181,16 +181,8 @@ func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGro
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if len(c.ResponderReceivers) > 0 && m.cfg.Responder == nil {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "responderReceivers[0]: this server has no responder service configured; use webhookReceivers or emailReceivers")
-	}
-	for i, rr := range c.ResponderReceivers {
-		if err := m.checkResponderReceiver(ctx, i, rr); err != nil {
-			return nil, err
-		}
-	}
-	if len(c.EmailReceivers) > 0 && m.cfg.SMTP == nil {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "emailReceivers[0]: this server has no SMTP server configured, so it cannot send email")
+	if err := m.receivers.Check(ctx, &c); err != nil {
+		return nil, err
 	}
 	now := m.now().UTC()
 	c.ID, c.CreatedAt, c.UpdatedAt, c.SigningSecret = tripcap.NewID(), now, now, actiongroup.NewSecret()
@@ -252,26 +244,6 @@ func (m *AlertAdmin) DeleteActionGroup(ctx context.Context, ref string) error {
 	}
 	m.log.Info("action group deleted", "group", g.Name, "id", g.ID)
 	return nil
-}
-
-// checkResponderReceiver makes sure a responder receiver names a responder
-// (by id or name; the name of the receiver when responderId is empty).
-func (m *AlertAdmin) checkResponderReceiver(ctx context.Context, i int, rr tripcap.ResponderReceiver) error {
-	ref := rr.ResponderID
-	if ref == "" {
-		ref = rr.Name
-	}
-	for _, f := range []tripcap.ResponderFilter{{ID: &ref}, {Name: &ref}} {
-		_, err := m.responders.FindResponder(ctx, f)
-		switch tripcap.ErrorCode(err) {
-		case "":
-			return nil
-		case tripcap.ENOTFOUND, tripcap.EINVALID:
-		default:
-			return err
-		}
-	}
-	return tripcap.Errorf(tripcap.EINVALID, "responderReceivers[%d].responderId: no responder %q", i, ref)
 }
 
 // AlertQuery selects alerts in a listing; empty fields select all.

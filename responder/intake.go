@@ -56,6 +56,20 @@ func (r *Responders) Trigger(ctx context.Context, a tripcap.Alert, rcv tripcap.R
 	return err
 }
 
+// CheckReceiver says whether an action group's responder receiver names a
+// responder (by id or name; the receiver's name when responderId is empty).
+func (r *Responders) CheckReceiver(ctx context.Context, field string, rcv tripcap.ResponderReceiver) error {
+	ref := rcv.ResponderID
+	if ref == "" {
+		ref = rcv.Name
+	}
+	_, err := r.resolve(ctx, ref)
+	if c := tripcap.ErrorCode(err); c == tripcap.ENOTFOUND || c == tripcap.EINVALID {
+		return tripcap.Errorf(tripcap.EINVALID, "%s.responderId: no responder %q", field, ref)
+	}
+	return err
+}
+
 // accept records a run per trigger and queues the work. A redelivered
 // alert is recorded as a duplicate and not queued.
 func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source string, triggers []payload.Trigger) ([]*tripcap.ResponderRun, error) {
