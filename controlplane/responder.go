@@ -7,10 +7,15 @@ import (
 	"github.com/tripcap/tripcap/responder"
 )
 
-// ResponderCaptures is what the responder stage does to captures, through
+// ResponderDeps are the responder stage's dependencies on this control
+// plane: its store (responders, action groups, hosts) and its captures.
+func (s *Service) ResponderDeps() responder.Deps {
+	return responder.Deps{Store: s.store, Groups: s.store, Hosts: s.store, Captures: responderCaptures{s}}
+}
+
+// responderCaptures is what the responder stage does to captures, through
 // the Service's own methods, so every rule those enforce applies to it too.
-// Its calls must carry an admin principal, as the responder's do.
-func (s *Service) ResponderCaptures() responder.Captures { return responderCaptures{s} }
+// Its calls carry an admin principal, as the responder's do.
 
 type responderCaptures struct{ s *Service }
 

@@ -57,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	// The monitor's and responders' routes are served too, so every test
 	// below covers them.
-	rsp, err := responder.New(responder.Deps{Store: store, Groups: store, Hosts: store, Captures: svc.ResponderCaptures()}, log, responder.Config{PollInterval: 20 * time.Millisecond})
+	rsp, err := responder.New(svc.ResponderDeps(), log, responder.Config{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,9 +54,7 @@ func fixtureOn(t *testing.T, store tripcap.Store, cfg controlplane.Config) *fixt
 }
 
 // deps are the responders' dependencies in the fixture's server.
-func deps(f *fixture) responder.Deps {
-	return responder.Deps{Store: f.store, Groups: f.store, Hosts: f.store, Captures: f.svc.ResponderCaptures()}
-}
+func deps(f *fixture) responder.Deps { return f.svc.ResponderDeps() }
 
 // enroll enrolls a host and returns a context acting as its agent.
 func (f *fixture) enroll(t *testing.T, name string) (context.Context, *tripcap.Host) {

@@ -60,7 +60,7 @@ type Config struct {
 }
 
 // Captures is what a responder does to captures. The control plane
-// implements it (controlplane.Service.ResponderCaptures) with its own
+// implements it (in controlplane.Service.ResponderDeps) with its own
 // methods, as an admin, so every rule those enforce applies here too.
 type Captures interface {
 	// EnsureWatcher returns the watcher of a location, made if need be.

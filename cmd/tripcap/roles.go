@@ -148,7 +148,7 @@ func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) 
 		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	url := "http://" + l.Addr().String()
-	rsp, err := newResponders(svc, store, log, url)
+	rsp, err := newResponders(svc, log, url)
 	if err != nil {
 		l.Close()
 		store.Close()
