@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,16 +74,7 @@ func TestResponderDecisionNotRecordedCapturesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile("payload/testdata/common_network_out_multi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.NewReplacer(
-		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm1", h1.ResourceID(),
-		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm2", h2.ResourceID(),
-	).Replace(string(body))
-	s = strings.Replace(s, `"configurationItems"`, `"configurationItems_"`, 1)
-	runs, err := rsp.Invoke(context.Background(), "pc", key.Secret, []byte(s))
+	runs, err := rsp.Invoke(context.Background(), "pc", key.Secret, multiTargetAlert(t, h1, h2))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +94,20 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// multiTargetAlert is the common-schema fixture whose alert names two
+// VMs, h1 and h2, by resource id; its configurationItems (the VMs' names)
+// are renamed away, so the resource ids alone name the hosts.
+func multiTargetAlert(t *testing.T, h1, h2 *tripcap.Host) []byte {
+	t.Helper()
+	body, err := os.ReadFile("payload/testdata/common_network_out_multi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer(
+		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm1", h1.ResourceID(),
+		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm2", h2.ResourceID(),
+	).Replace(string(body))
+	return []byte(strings.Replace(s, `"configurationItems"`, `"configurationItems_"`, 1))
 }

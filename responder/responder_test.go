@@ -526,15 +526,7 @@ func TestResponderSeveralTargets(t *testing.T) {
 	f := startResponders(t, newFixture(t, controlplane.Config{}))
 	_, h1 := f.enroll(t, "vm1")
 	_, h2 := f.enroll(t, "vm2")
-	body, err := os.ReadFile("payload/testdata/common_network_out_multi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.NewReplacer(
-		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm1", h1.ResourceID(),
-		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm2", h2.ResourceID(),
-	).Replace(string(body))
-	s = strings.Replace(s, `"configurationItems"`, `"configurationItems_"`, 1)
+	s := string(multiTargetAlert(t, h1, h2))
 	s = strings.Replace(s, h2.ResourceID()+`"`, h2.ResourceID()+`", "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/ghost"`, 1)
 	_, key := f.create(t, tripcap.Responder{Name: "multi"})
 	if _, err := f.rsp.Invoke(context.Background(), "multi", key, []byte(s)); err != nil {
