@@ -104,14 +104,3 @@ func resolveHostIn(ctx context.Context, store HostFinder, ref string) (*tripcap.
 	}
 	return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no host %q (give a host name, id or VM resource id)", ref)
 }
-
-// lastSegment returns the name an ARM resource id ends with, when ref is
-// one of the given type ("/…/metricAlerts/NAME"), else ref.
-func lastSegment(ref, typ string) string {
-	if i := strings.LastIndex(strings.ToLower(ref), "/"+strings.ToLower(typ)+"/"); strings.HasPrefix(ref, "/") && i >= 0 {
-		return ref[i+len(typ)+2:]
-	}
-	return ref
-}
-
-func ptr[T any](v T) *T { return &v }

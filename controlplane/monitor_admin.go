@@ -349,3 +349,14 @@ func (m *AlertAdmin) FindAlert(ctx context.Context, id string) (*AlertDetail, er
 	}
 	return &AlertDetail{Alert: a, Deliveries: ds}, nil
 }
+
+// lastSegment returns the name an ARM resource id ends with, when ref is
+// one of the given type ("/…/metricAlerts/NAME"), else ref.
+func lastSegment(ref, typ string) string {
+	if i := strings.LastIndex(strings.ToLower(ref), "/"+strings.ToLower(typ)+"/"); strings.HasPrefix(ref, "/") && i >= 0 {
+		return ref[i+len(typ)+2:]
+	}
+	return ref
+}
+
+func ptr[T any](v T) *T { return &v }
