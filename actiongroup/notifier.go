@@ -1,10 +1,11 @@
 // Package actiongroup delivers alert transitions to an action group's
 // receivers: webhooks (Azure's common alert schema or its
 // AzureMonitorMetricAlert schema, HMAC-signed), email over SMTP, and
-// tripcap responders (which may start a capture). Each delivery is retried
-// with exponential backoff on network errors, 5xx and 429, within a bounded
-// number of attempts and time, and every attempt is recorded in a
-// DeliveryLog.
+// tripcap responders (which may start a capture). Each kind is a Receiver
+// in a file of its own (webhook.go, email.go, responder.go); the Notifier
+// retries every delivery in one loop, with exponential backoff on network
+// errors, 5xx and 429, within a bounded number of attempts and time, and
+// records every attempt in a DeliveryLog.
 package actiongroup
 
 import (
