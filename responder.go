@@ -203,7 +203,8 @@ func (r *Responder) Validate() error {
 			return Errorf(EINVALID, "targetLabels[%d]: empty", i)
 		}
 	}
-	if err := checkReceivers("notify", r.NotifyWebhookReceivers, r.NotifyEmailReceivers, nil); err != nil {
+	own := ActionGroup{WebhookReceivers: r.NotifyWebhookReceivers, EmailReceivers: r.NotifyEmailReceivers}
+	if err := checkReceivers("notify", own.Receivers()); err != nil {
 		return err
 	}
 	// The template is checked as the capture it becomes, with a stand-in

@@ -67,25 +67,43 @@ func (c *SMTPConfig) validate() error {
 	return nil
 }
 
-func (n *Notifier) sendEmail(ctx context.Context, r tripcap.EmailReceiver, a tripcap.Alert, custom map[string]string) attemptResult {
-	msg, err := n.message(r, a, custom)
+// email mails the alert through the configured SMTP server.
+type email struct {
+	tripcap.EmailReceiver
+	n *Notifier
+}
+
+// Check needs an SMTP server.
+func (e email) Check(_ context.Context, field string) error {
+	if e.n.cfg.SMTP == nil {
+		return tripcap.Errorf(tripcap.EINVALID, "%s: this server has no SMTP server configured, so it cannot send email", field)
+	}
+	return nil
+}
+
+func (e email) Notify(ctx context.Context, m Message) Result {
+	n := e.n
+	if n.cfg.SMTP == nil {
+		return Result{Err: errors.New("no SMTP server is configured")}
+	}
+	msg, err := n.message(e.EmailReceiver, m.Alert, m.Custom)
 	if err != nil {
-		return attemptResult{err: err}
+		return Result{Err: err}
 	}
-	err = sendMail(ctx, n.cfg.SMTP, r.EmailAddress, msg)
+	err = sendMail(ctx, n.cfg.SMTP, e.EmailAddress, msg)
 	if err == nil {
-		return attemptResult{}
+		return Result{}
 	}
-	res := attemptResult{err: err, retry: true}
+	res := Result{Err: err, Retry: true}
 	var te *textproto.Error
 	if errors.As(err, &te) {
-		res.status = te.Code
+		res.Status = te.Code
 		// 4xx is "try again later"; 5xx is permanent.
-		res.retry = te.Code >= 400 && te.Code < 500
+		res.Retry = te.Code >= 400 && te.Code < 500
 	}
 	var perm permanentError
 	if errors.As(err, &perm) {
-		res.retry = false
+		res.Retry = false
 	}
 	return res
 }

@@ -1,23 +1,19 @@
 // Package actiongroup delivers alert transitions to an action group's
 // receivers: webhooks (Azure's common alert schema or its
 // AzureMonitorMetricAlert schema, HMAC-signed), email over SMTP, and
-// tripcap responders (which may start a capture). Each delivery is retried
-// with exponential backoff on network errors, 5xx and 429, within a bounded
-// number of attempts and time, and every attempt is recorded in a
-// DeliveryLog.
+// tripcap responders (which may start a capture). Each kind is a Receiver
+// in a file of its own (webhook.go, email.go, responder.go); the Notifier
+// retries every delivery in one loop, with exponential backoff on network
+// errors, 5xx and 429, within a bounded number of attempts and time, and
+// records every attempt in a DeliveryLog.
 package actiongroup
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,6 +30,9 @@ type DeliveryLog interface {
 // implements it: e.g. start a packet capture on the alert's host).
 type Responder interface {
 	Trigger(ctx context.Context, alert tripcap.Alert, receiver tripcap.ResponderReceiver) error
+	// CheckReceiver says whether the receiver names a responder (EINVALID
+	// naming field.responderId when it does not).
+	CheckReceiver(ctx context.Context, field string, receiver tripcap.ResponderReceiver) error
 }
 
 // Retry bounds how a failed delivery is tried again.
@@ -155,59 +154,22 @@ func (n *Notifier) Notify(ctx context.Context, g *tripcap.ActionGroup, a tripcap
 		out []tripcap.Delivery
 		wg  sync.WaitGroup
 	)
-	run := func(kind, name string, try func(ctx context.Context, attempt int) attemptResult) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ds := n.deliver(ctx, g, a, kind, name, try)
+	for _, r := range n.Receivers(g) {
+		wg.Go(func() {
+			ds := n.deliver(ctx, r, Message{Group: g, Alert: a, Custom: custom, ID: newDeliveryID()})
 			mu.Lock()
 			out = append(out, ds...)
 			mu.Unlock()
-		}()
-	}
-	for _, w := range g.WebhookReceivers {
-		id := newDeliveryID()
-		body, err := Payload(a, custom, w.UseCommonAlertSchema, n.cfg.PortalURL)
-		run("webhook", w.Name, func(ctx context.Context, _ int) attemptResult {
-			if err != nil {
-				return attemptResult{err: fmt.Errorf("building payload: %w", err)}
-			}
-			return n.postWebhook(ctx, g.SigningSecret, w.ServiceURI, id, body)
-		})
-	}
-	for _, e := range g.EmailReceivers {
-		run("email", e.Name, func(ctx context.Context, _ int) attemptResult {
-			if n.cfg.SMTP == nil {
-				return attemptResult{err: errors.New("no SMTP server is configured")}
-			}
-			return n.sendEmail(ctx, e, a, custom)
-		})
-	}
-	for _, r := range g.ResponderReceivers {
-		run("responder", r.Name, func(ctx context.Context, _ int) attemptResult {
-			if n.cfg.Responder == nil {
-				return attemptResult{err: errors.New("no responder is configured")}
-			}
-			// A responder's failure is its own to retry: one call.
-			return attemptResult{err: n.cfg.Responder.Trigger(ctx, a, r)}
 		})
 	}
 	wg.Wait()
 	return out
 }
 
-// attemptResult is the outcome of one try.
-type attemptResult struct {
-	status int
-	err    error
-	// retry says the failure may pass (network, 5xx, 429, SMTP 4xx).
-	retry      bool
-	retryAfter time.Duration
-}
-
-// deliver runs try until it succeeds, fails for good, or the attempts or
-// time run out, recording each attempt.
-func (n *Notifier) deliver(ctx context.Context, g *tripcap.ActionGroup, a tripcap.Alert, kind, name string, try func(context.Context, int) attemptResult) []tripcap.Delivery {
+// deliver is the one retry loop: it tries r until it succeeds, fails for
+// good, or the attempts or time run out, recording each attempt.
+func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap.Delivery {
+	g, a, kind, name := m.Group, m.Alert, r.ReceiverKind(), r.ReceiverName()
 	rc := n.cfg.Retry
 	ctx, cancel := context.WithTimeout(ctx, rc.Total)
 	defer cancel()
@@ -216,19 +178,19 @@ func (n *Notifier) deliver(ctx context.Context, g *tripcap.ActionGroup, a tripca
 	for attempt := 1; ; attempt++ {
 		start := n.cfg.Now()
 		actx, acancel := context.WithTimeout(ctx, rc.PerAttempt)
-		res := try(actx, attempt)
+		res := r.Notify(actx, m)
 		acancel()
 		d := tripcap.Delivery{
 			AlertID: a.ID, MonitorCondition: a.MonitorCondition, ActionGroupID: g.ID, Receiver: name, ReceiverKind: kind,
-			Attempt: attempt, Time: start, Duration: n.cfg.Now().Sub(start).Seconds(), StatusCode: res.status, Success: res.err == nil,
+			Attempt: attempt, Time: start, Duration: n.cfg.Now().Sub(start).Seconds(), StatusCode: res.Status, Success: res.Err == nil,
 		}
-		if res.err != nil {
-			d.Error = res.err.Error()
+		if res.Err != nil {
+			d.Error = res.Err.Error()
 		}
-		next := max(wait, res.retryAfter)
+		next := max(wait, res.RetryAfter)
 		next = min(next, rc.Max)
 		deadline, _ := ctx.Deadline()
-		d.Final = res.err == nil || !res.retry || attempt >= rc.Attempts || ctx.Err() != nil || n.cfg.Now().Add(next).After(deadline)
+		d.Final = res.Err == nil || !res.Retry || attempt >= rc.Attempts || ctx.Err() != nil || n.cfg.Now().Add(next).After(deadline)
 		out = append(out, d)
 		if n.cfg.Log != nil {
 			// The log is for people; a failure to write it must not stop delivery.
@@ -244,7 +206,7 @@ func (n *Notifier) deliver(ctx context.Context, g *tripcap.ActionGroup, a tripca
 			lvl = slog.LevelWarn
 		}
 		n.cfg.Logger.Log(ctx, lvl, "actiongroup: delivery failed", "alert", a.ID, "group", g.Name, "receiver", name, "kind", kind,
-			"attempt", attempt, "status", res.status, "err", res.err, "final", d.Final)
+			"attempt", attempt, "status", res.Status, "err", res.Err, "final", d.Final)
 		if d.Final {
 			return out
 		}
@@ -263,45 +225,4 @@ func newDeliveryID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// maxResponseRead bounds how much of a receiver's answer is read (for the
-// log); the rest is discarded.
-const maxResponseRead = 4096
-
-func (n *Notifier) postWebhook(ctx context.Context, secret, uri, id string, body []byte) attemptResult {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(body))
-	if err != nil {
-		return attemptResult{err: fmt.Errorf("webhook request: %w", err)}
-	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("User-Agent", "tripcap/"+tripcap.Version)
-	req.Header.Set(HeaderDelivery, id)
-	if secret != "" {
-		// Signed at each attempt, so a retry carries a fresh timestamp.
-		ts := n.cfg.Now()
-		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
-		req.Header.Set(HeaderSignature, Sign(secret, ts, body))
-	}
-	resp, err := n.cfg.HTTPClient.Do(req)
-	if err != nil {
-		return attemptResult{err: fmt.Errorf("posting webhook: %w", err), retry: true}
-	}
-	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	res := attemptResult{status: resp.StatusCode}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return res
-	}
-	res.err = fmt.Errorf("webhook answered %s: %s", resp.Status, bytes.TrimSpace(snippet))
-	res.retry = resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		if sec, err := strconv.Atoi(s); err == nil && sec >= 0 {
-			res.retryAfter = time.Duration(sec) * time.Second
-		} else if t, err := http.ParseTime(s); err == nil {
-			res.retryAfter = time.Until(t)
-		}
-	}
-	return res
 }

@@ -274,6 +274,44 @@ func (f *fakeResponder) Trigger(_ context.Context, a tripcap.Alert, r tripcap.Re
 	return f.err
 }
 
+func (f *fakeResponder) CheckReceiver(_ context.Context, field string, r tripcap.ResponderReceiver) error {
+	if r.ResponderID != "pc1" {
+		return tripcap.Errorf(tripcap.EINVALID, "%s.responderId: no responder %q", field, r.ResponderID)
+	}
+	return nil
+}
+
+// Check refuses, naming the field, a receiver this server cannot deliver
+// to: email without SMTP, a responder without the responder service or
+// naming no responder. Webhooks need nothing.
+func TestCheckReceivers(t *testing.T) {
+	bare, _ := New(Config{})
+	withResponder, _ := New(Config{Responder: &fakeResponder{}, SMTP: &SMTPConfig{Addr: "127.0.0.1:25", From: "alerts@example.test"}})
+	hook := tripcap.WebhookReceiver{Name: "w", ServiceURI: "https://example.test/hook"}
+	for _, c := range []struct {
+		n    *Notifier
+		g    tripcap.ActionGroup
+		want string
+	}{
+		{bare, tripcap.ActionGroup{WebhookReceivers: []tripcap.WebhookReceiver{hook}}, ""},
+		{bare, tripcap.ActionGroup{WebhookReceivers: []tripcap.WebhookReceiver{hook}, EmailReceivers: []tripcap.EmailReceiver{{Name: "e", EmailAddress: "ops@example.test"}}}, "emailReceivers[0]: this server has no SMTP server"},
+		{bare, tripcap.ActionGroup{ResponderReceivers: []tripcap.ResponderReceiver{{Name: "r", ResponderID: "pc1"}}}, "responderReceivers[0]: this server has no responder service"},
+		{withResponder, tripcap.ActionGroup{EmailReceivers: []tripcap.EmailReceiver{{Name: "e", EmailAddress: "ops@example.test"}},
+			ResponderReceivers: []tripcap.ResponderReceiver{{Name: "r", ResponderID: "pc1"}, {Name: "s", ResponderID: "gone"}}}, `responderReceivers[1].responderId: no responder "gone"`},
+	} {
+		err := c.n.Check(context.Background(), &c.g)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%+v: %v", c.g, err)
+			}
+			continue
+		}
+		if tripcap.ErrorCode(err) != tripcap.EINVALID || !strings.Contains(tripcap.ErrorMessage(err), c.want) {
+			t.Errorf("%+v: %v, want EINVALID with %q", c.g, err, c.want)
+		}
+	}
+}
+
 func TestResponderAndGroups(t *testing.T) {
 	fr := &fakeResponder{}
 	n, _ := New(Config{Responder: fr, Retry: fastRetry()})

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path"
@@ -13,6 +14,9 @@ import (
 
 // CreateCaptureRequest asks for a new capture session.
 type CreateCaptureRequest struct {
+	// ID is the capture's id, for a caller that must find the capture
+	// again rather than create a second one (a responder); "" for a new one.
+	ID   string
 	Name string
 	// Watcher optionally names the watcher; it must be the target's.
 	Watcher    string
@@ -73,7 +77,7 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	}
 	now := s.now()
 	c := &tripcap.PacketCapture{
-		ID:                tripcap.NewID(),
+		ID:                cmp.Or(req.ID, tripcap.NewID()),
 		Name:              req.Name,
 		WatcherID:         w.ID,
 		HostID:            host.ID,

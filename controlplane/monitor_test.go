@@ -5,64 +5,16 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
 )
-
-// receiver is a real HTTP webhook receiver that records what it gets.
-// Paths starting /flaky answer 503 to the first request of each delivery id.
-type receiver struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []received
-}
-
-type received struct {
-	path   string
-	header http.Header
-	body   []byte
-	status int
-}
-
-func newReceiver(t *testing.T) *receiver {
-	rc := &receiver{}
-	seen := map[string]bool{}
-	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		status := http.StatusOK
-		if id := r.Header.Get(actiongroup.HeaderDelivery); strings.HasPrefix(r.URL.Path, "/flaky") && !seen[id] {
-			seen[id] = true
-			status = http.StatusServiceUnavailable
-		}
-		rc.got = append(rc.got, received{path: r.URL.Path, header: r.Header.Clone(), body: b, status: status})
-		w.WriteHeader(status)
-	}))
-	t.Cleanup(rc.srv.Close)
-	return rc
-}
-
-// accepted returns the bodies answered 200 on path.
-func (rc *receiver) accepted(path string) []received {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []received
-	for _, r := range rc.got {
-		if r.path == path && r.status == http.StatusOK {
-			out = append(out, r)
-		}
-	}
-	return out
-}
 
 type monitorFixture struct {
 	*fixture
@@ -151,10 +103,10 @@ func alertsOf(t *testing.T, f *fixture) []*tripcap.Alert {
 func TestMonitorFireDeliverResolve(t *testing.T) {
 	m := startMonitor(t, newFixture(t, controlplane.Config{}))
 	agent, host := m.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	g, err := m.mon.CreateActionGroup(m.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{
-		{Name: "common", ServiceURI: rc.srv.URL + "/common", UseCommonAlertSchema: true},
-		{Name: "original", ServiceURI: rc.srv.URL + "/flaky/original"},
+		{Name: "common", ServiceURI: rc.URL + "/common", UseCommonAlertSchema: true},
+		{Name: "original", ServiceURI: rc.URL + "/flaky/original"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +141,7 @@ func TestMonitorFireDeliverResolve(t *testing.T) {
 		t.Errorf("fired at %s, want %s", a.FiredAt, want)
 	}
 	eventually(t, "the Fired deliveries", func() bool {
-		return len(rc.accepted("/common")) == 1 && len(rc.accepted("/flaky/original")) == 1
+		return len(rc.Accepted("/common")) == 1 && len(rc.Accepted("/flaky/original")) == 1
 	})
 
 	ingest(t, m.mon, agent, next, repeat(100, 10)...)
@@ -198,16 +150,16 @@ func TestMonitorFireDeliverResolve(t *testing.T) {
 		return len(as) == 1 && as[0].MonitorCondition == tripcap.ConditionResolved
 	})
 	eventually(t, "the Resolved deliveries", func() bool {
-		return len(rc.accepted("/common")) == 2 && len(rc.accepted("/flaky/original")) == 2
+		return len(rc.Accepted("/common")) == 2 && len(rc.Accepted("/flaky/original")) == 2
 	})
 
-	for i, r := range append(rc.accepted("/common"), rc.accepted("/flaky/original")...) {
-		if err := actiongroup.Verify(g.SigningSecret, r.header.Get(actiongroup.HeaderSignature), r.header.Get(actiongroup.HeaderTimestamp), r.body, time.Now(), 0); err != nil {
-			t.Errorf("delivery %d to %s: signature: %v", i, r.path, err)
+	for i, r := range append(rc.Accepted("/common"), rc.Accepted("/flaky/original")...) {
+		if err := actiongroup.Verify(g.SigningSecret, r.Header.Get(actiongroup.HeaderSignature), r.Header.Get(actiongroup.HeaderTimestamp), r.Body, time.Now(), 0); err != nil {
+			t.Errorf("delivery %d to %s: signature: %v", i, r.Path, err)
 		}
 	}
 	var common actiongroup.CommonAlert
-	if err := json.Unmarshal(rc.accepted("/common")[1].body, &common); err != nil {
+	if err := json.Unmarshal(rc.Accepted("/common")[1].Body, &common); err != nil {
 		t.Fatal(err)
 	}
 	if common.SchemaID != actiongroup.SchemaCommon || common.Data.Essentials.MonitorCondition != "Resolved" ||
@@ -215,7 +167,7 @@ func TestMonitorFireDeliverResolve(t *testing.T) {
 		t.Errorf("common schema payload: %+v", common)
 	}
 	var orig actiongroup.MetricAlert
-	if err := json.Unmarshal(rc.accepted("/flaky/original")[0].body, &orig); err != nil {
+	if err := json.Unmarshal(rc.Accepted("/flaky/original")[0].Body, &orig); err != nil {
 		t.Fatal(err)
 	}
 	if orig.SchemaID != actiongroup.SchemaMetricAlert || orig.Data.Status != "Activated" || orig.Data.Context.ResourceName != "web1" {
@@ -277,8 +229,8 @@ func TestMonitorRestoresFiredAlerts(t *testing.T) {
 	f := newFixture(t, controlplane.Config{})
 	m1 := startMonitor(t, f)
 	agent, _ := f.enroll(t, "web1")
-	rc := newReceiver(t)
-	if _, err := m1.mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "w", ServiceURI: rc.srv.URL + "/w"}}}); err != nil {
+	rc := webhooktest.Start(t)
+	if _, err := m1.mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "w", ServiceURI: rc.URL + "/w"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m1.mon.CreateRule(f.admin, egressRule("high-egress", "ops", 1000)); err != nil {
@@ -287,7 +239,7 @@ func TestMonitorRestoresFiredAlerts(t *testing.T) {
 	start := time.Now().Truncate(time.Second).Add(-2 * time.Minute)
 	next := ingest(t, m1.mon, agent, start, repeat(5000, 10)...)
 	eventually(t, "the alert to fire", func() bool { return len(alertsOf(t, f)) == 1 })
-	eventually(t, "the Fired delivery", func() bool { return len(rc.accepted("/w")) == 1 })
+	eventually(t, "the Fired delivery", func() bool { return len(rc.Accepted("/w")) == 1 })
 	m1.stop()
 
 	// A new server on the same database: its metric store is empty.
@@ -299,7 +251,7 @@ func TestMonitorRestoresFiredAlerts(t *testing.T) {
 		as := alertsOf(t, f)
 		return len(as) == 1 && as[0].MonitorCondition == tripcap.ConditionResolved
 	})
-	eventually(t, "the Resolved delivery", func() bool { return len(rc.accepted("/w")) == 2 })
+	eventually(t, "the Resolved delivery", func() bool { return len(rc.Accepted("/w")) == 2 })
 	if as := alertsOf(t, f); len(as) != 1 || len(as[0].History) != 2 {
 		t.Fatalf("after a restart: %d alerts; want the one alert, Fired then Resolved", len(as))
 	}

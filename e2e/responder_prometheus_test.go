@@ -14,7 +14,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/internal/testenv"
-	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/responder/payload"
 )
 
 // Loopback ports of the control namespace (a lab's own), for the peers.
@@ -122,7 +122,7 @@ receivers:
 		return false
 	})
 	for _, r := range runs {
-		if r.Source != "http" || r.Format != string(responder.FormatAlertmanager) {
+		if r.Source != "http" || r.Format != string(payload.FormatAlertmanager) {
 			t.Fatalf("run %s: source %s format %s", r.ID, r.Source, r.Format)
 		}
 		for _, rh := range r.Hosts {

@@ -1,16 +1,14 @@
 package http
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/responder/payload"
 )
 
 // FunctionKeyHeader carries a responder's function key, as Azure Functions'
@@ -19,7 +17,7 @@ const FunctionKeyHeader = "x-functions-key"
 
 // WithResponders serves the responders' API and the inbound trigger
 // POST /api/functions/{responder}.
-func WithResponders(r *controlplane.Responders) Option {
+func WithResponders(r *responder.Responders) Option {
 	return func(s *Server) { s.responders = r }
 }
 
@@ -42,7 +40,7 @@ type InvokeRun struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// responderRoutes are the API of controlplane.Responders; NewServer adds
+// responderRoutes are the API of responder.Responders; NewServer adds
 // them when WithResponders is given.
 func (s *Server) responderRoutes() []route {
 	return []route{
@@ -70,11 +68,11 @@ func (s *Server) functionHandler() http.Handler {
 		if key == "" {
 			key = r.Header.Get(FunctionKeyHeader)
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, responder.MaxBodyBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, payload.MaxBodyBytes))
 		var big *http.MaxBytesError
 		if errors.As(err, &big) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: ErrorDetail{Code: tripcap.EINVALID,
-				Message: "body: larger than " + strconv.Itoa(responder.MaxBodyBytes) + " bytes"}})
+				Message: "body: larger than " + strconv.Itoa(payload.MaxBodyBytes) + " bytes"}})
 			return
 		} else if err != nil {
 			s.Error(w, r, tripcap.Errorf(tripcap.EINVALID, "body: %v", err))
@@ -211,59 +209,4 @@ func (s *Server) handleRevokeResponderKey(w http.ResponseWriter, r *http.Request
 	}
 	w.WriteHeader(204)
 	return nil
-}
-
-// Client methods.
-
-// CreateResponder creates a responder.
-func (c *Client) CreateResponder(ctx context.Context, r *tripcap.Responder) (*tripcap.Responder, error) {
-	var out tripcap.Responder
-	return &out, c.do(ctx, "POST", "/api/v1/responders", nil, r, &out)
-}
-
-// ListResponders lists responders.
-func (c *Client) ListResponders(ctx context.Context) ([]*tripcap.Responder, error) {
-	return listAll[*tripcap.Responder](ctx, c, "/api/v1/responders", url.Values{})
-}
-
-// GetResponder returns a responder by name or id.
-func (c *Client) GetResponder(ctx context.Context, ref string) (*tripcap.Responder, error) {
-	var out tripcap.Responder
-	return &out, c.do(ctx, "GET", "/api/v1/responders/"+url.PathEscape(ref), nil, nil, &out)
-}
-
-// DeleteResponder deletes a responder and its keys.
-func (c *Client) DeleteResponder(ctx context.Context, ref string) error {
-	return c.do(ctx, "DELETE", "/api/v1/responders/"+url.PathEscape(ref), nil, nil, nil)
-}
-
-// ListResponderRuns lists a responder's runs, newest first (limit 0: the server's default).
-func (c *Client) ListResponderRuns(ctx context.Context, ref string, limit int) ([]*tripcap.ResponderRun, error) {
-	v := url.Values{}
-	if limit > 0 {
-		v.Set("limit", strconv.Itoa(limit))
-	}
-	return listAll[*tripcap.ResponderRun](ctx, c, "/api/v1/responders/"+url.PathEscape(ref)+"/runs", v)
-}
-
-// CreateResponderKey creates a function key; the answer holds its secret.
-func (c *Client) CreateResponderKey(ctx context.Context, ref, name string) (*tripcap.ResponderKey, error) {
-	var out tripcap.ResponderKey
-	return &out, c.do(ctx, "POST", "/api/v1/responders/"+url.PathEscape(ref)+"/keys", nil, ResponderKeyBody{Name: name}, &out)
-}
-
-// ListResponderKeys lists a responder's keys.
-func (c *Client) ListResponderKeys(ctx context.Context, ref string) ([]*tripcap.ResponderKey, error) {
-	return listAll[*tripcap.ResponderKey](ctx, c, "/api/v1/responders/"+url.PathEscape(ref)+"/keys", url.Values{})
-}
-
-// RotateResponderKey replaces a key's secret; the answer holds the new one.
-func (c *Client) RotateResponderKey(ctx context.Context, ref, name string) (*tripcap.ResponderKey, error) {
-	var out tripcap.ResponderKey
-	return &out, c.do(ctx, "POST", "/api/v1/responders/"+url.PathEscape(ref)+"/keys/"+url.PathEscape(name)+"/rotate", nil, nil, &out)
-}
-
-// RevokeResponderKey revokes a key.
-func (c *Client) RevokeResponderKey(ctx context.Context, ref, name string) error {
-	return c.do(ctx, "DELETE", "/api/v1/responders/"+url.PathEscape(ref)+"/keys/"+url.PathEscape(name), nil, nil, nil)
 }

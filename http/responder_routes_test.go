@@ -10,7 +10,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	tchttp "github.com/tripcap/tripcap/http"
-	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/responder/payload"
 )
 
 func alertmanagerBody(instance, fingerprint string) string {
@@ -87,7 +87,7 @@ func TestFunctionEndpoint(t *testing.T) {
 		{"malformed JSON", "/api/functions/pc?code=" + key.Secret, `{"alerts":[`, nil, 400, "malformed JSON"},
 		{"unknown schema", "/api/functions/pc?code=" + key.Secret, `{"schemaId":"Microsoft.Insights/LogAlert","data":{}}`, nil, 400, "expected one of"},
 		{"not an alert", "/api/functions/pc?code=" + key.Secret, `{"text":"hello"}`, nil, 400, "Alertmanager"},
-		{"oversized", "/api/functions/pc?code=" + key.Secret, `{"targetVM":"` + strings.Repeat("x", responder.MaxBodyBytes) + `"}`, nil, 413, "larger than"},
+		{"oversized", "/api/functions/pc?code=" + key.Secret, `{"targetVM":"` + strings.Repeat("x", payload.MaxBodyBytes) + `"}`, nil, 413, "larger than"},
 	} {
 		status, e, _ := post(c.path, c.body, c.hdr...)
 		if status != c.status || !strings.Contains(e.Message, c.msg) {
@@ -116,7 +116,7 @@ func TestFunctionEndpoint(t *testing.T) {
 	for _, r := range runs {
 		byDecision[r.Decision] = r
 	}
-	if r := byDecision[tripcap.DecisionStarted]; r == nil || r.Hosts[0].HostName != "web1" || r.Source != "http" || r.Format != string(responder.FormatAlertmanager) {
+	if r := byDecision[tripcap.DecisionStarted]; r == nil || r.Hosts[0].HostName != "web1" || r.Source != "http" || r.Format != string(payload.FormatAlertmanager) {
 		b, _ := json.Marshal(runs)
 		t.Fatalf("started run: %s", b)
 	}

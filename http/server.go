@@ -21,6 +21,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/responder"
 )
 
 // MaxJSONBody bounds request bodies other than file uploads.
@@ -38,7 +39,7 @@ type Server struct {
 	// monitor serves metrics, alert rules, action groups and alerts when set.
 	monitor *controlplane.Monitor
 	// responders serves responders and /api/functions/{responder} when set.
-	responders *controlplane.Responders
+	responders *responder.Responders
 }
 
 // Option configures a Server.

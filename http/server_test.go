@@ -21,6 +21,7 @@ import (
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
 )
 
@@ -56,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	// The monitor's and responders' routes are served too, so every test
 	// below covers them.
-	rsp, err := controlplane.NewResponders(svc, log, controlplane.ResponderConfig{PollInterval: 20 * time.Millisecond})
+	rsp, err := responder.New(svc.ResponderDeps(), log, responder.Config{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,18 +14,19 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/responder"
 )
 
 // Server side: the responders (alert-triggered capture functions).
 
 // newResponders builds the control plane's responder service; its
 // completion notifications go through the same SMTP server as alerts.
-func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string) (*controlplane.Responders, error) {
+func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string) (*responder.Responders, error) {
 	n, err := actiongroup.New(actiongroup.Config{SMTP: smtpFromEnv(), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("TRIPCAP_SMTP_*: %w", err)
 	}
-	return controlplane.NewResponders(svc, log, controlplane.ResponderConfig{PublicURL: publicURL, Notifier: n})
+	return responder.New(svc.ResponderDeps(), log, responder.Config{PublicURL: publicURL, Notifier: n})
 }
 
 // The CLI.

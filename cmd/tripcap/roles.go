@@ -27,6 +27,7 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/s3"
 	"github.com/tripcap/tripcap/sqlite"
 )
@@ -112,7 +113,7 @@ type controlPlane struct {
 	url        string
 	listener   net.Listener
 	monitor    *controlplane.Monitor
-	responders *controlplane.Responders
+	responders *responder.Responders
 }
 
 func startControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (*controlPlane, error) {

@@ -1,4 +1,4 @@
-package controlplane_test
+package responder_test
 
 import (
 	"bytes"
@@ -12,31 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
-	"github.com/tripcap/tripcap/filestore"
 	"github.com/tripcap/tripcap/internal/pgtest"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
 )
-
-// fixtureOn is a control plane (the fixture's) on the given store.
-func fixtureOn(t *testing.T, store tripcap.Store) *fixture {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	blobs, err := filestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}
-	svc := controlplane.New(store, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	done := make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin})
-	return &fixture{svc: svc, store: store, blobs: blobs, admin: admin}
-}
 
 // eachStore runs fn on a fresh SQLite store and a fresh PostgreSQL
 // database (TRIPCAP_TEST_POSTGRES; skipped without it, failed under CI).
@@ -63,7 +48,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
 // responderServer is one server's Responders on a shared store, as a
 // replica or a restarted server has.
 type responderServer struct {
-	*controlplane.Responders
+	*responder.Responders
 	stop func()
 }
 
@@ -76,7 +61,7 @@ func newResponderServer(t *testing.T, f *fixture, instance string, notifier *act
 			t.Fatal(err)
 		}
 	}
-	rsp, err := controlplane.NewResponders(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.ResponderConfig{
+	rsp, err := responder.New(deps(f), slog.New(slog.NewTextHandler(io.Discard, nil)), responder.Config{
 		PollInterval: 20 * time.Millisecond, PublicURL: "https://tripcap.example", Notifier: notifier,
 		Lease: 300 * time.Millisecond, Instance: instance,
 	})
@@ -133,14 +118,14 @@ func TestResponderWorkSurvivesRestart(t *testing.T) {
 }
 
 func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
-	f := fixtureOn(t, store)
+	f := fixtureOn(t, store, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/done", UseCommonAlertSchema: true}}}); err != nil {
+	if _, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/done", UseCommonAlertSchema: true}}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -178,7 +163,7 @@ func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
 	if r := storedRun(t, f, second); r.Decision != tripcap.DecisionPending || r.Owner != "server-crashed" {
 		t.Fatalf("accepted run: decision %s owner %q", r.Decision, r.Owner)
 	}
-	if len(rc.accepted("/done")) != 0 {
+	if len(rc.Accepted("/done")) != 0 {
 		t.Fatal("notified before any capture completed")
 	}
 
@@ -199,20 +184,20 @@ func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
 
 	complete(t, f, agentCtx, run1.Hosts[0].CaptureID, 42)
 	complete(t, f, agentCtx, run2.Hosts[0].CaptureID, 7)
-	eventually(t, "both notifications", func() bool { return len(rc.accepted("/done")) >= 2 })
+	eventually(t, "both notifications", func() bool { return len(rc.Accepted("/done")) >= 2 })
 	eventually(t, "both notifications recorded", func() bool {
 		return storedRun(t, f, first).Hosts[0].Notification == tripcap.NotifySent && storedRun(t, f, second).Hosts[0].Notification == tripcap.NotifySent
 	})
 	// Several renewals and sweeps later, still once each.
 	time.Sleep(time.Second)
-	got := rc.accepted("/done")
+	got := rc.Accepted("/done")
 	if len(got) != 2 {
 		t.Fatalf("%d notifications, want 2 (one per capture)", len(got))
 	}
 	seen := map[string]string{}
 	for _, d := range got {
 		var p actiongroup.CommonAlert
-		if err := json.Unmarshal(d.body, &p); err != nil {
+		if err := json.Unmarshal(d.Body, &p); err != nil {
 			t.Fatal(err)
 		}
 		seen[p.Data.CustomProperties["captureId"]] = p.Data.CustomProperties["packets"]

@@ -1,4 +1,4 @@
-package responder_test
+package payload_test
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
-	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/responder/payload"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -36,38 +36,38 @@ func TestParseFixtures(t *testing.T) {
 	const alertID = "/subscriptions/11111111-1111-1111-1111-111111111111/providers/Microsoft.AlertsManagement/alerts/12345678-1234-1234-1234-1234567890ab"
 	tests := []struct {
 		file string
-		want []responder.Trigger
+		want []payload.Trigger
 		keys []string
 	}{
 		{
 			file: "common_metric_fired.json",
-			want: []responder.Trigger{{
-				Format: responder.FormatCommon, AlertID: alertID,
+			want: []payload.Trigger{{
+				Format: payload.FormatCommon, AlertID: alertID,
 				FiredAt: mustTime(t, "2019-03-22T13:58:24.3713213Z"), Condition: tripcap.ConditionFired,
 				RuleName: "WCUS-R2-Gen2", Severity: "Sev3", Summary: "WCUS-R2-Gen2",
-				Targets: responder.Targets{ResourceIDs: []string{vm}},
+				Targets: payload.Targets{ResourceIDs: []string{vm}},
 			}},
 			keys: []string{"azureMonitorCommonAlertSchema:" + alertID + ":Fired"},
 		},
 		{
 			file: "common_resolved.json",
-			want: []responder.Trigger{{
-				Format: responder.FormatCommon, AlertID: alertID,
+			want: []payload.Trigger{{
+				Format: payload.FormatCommon, AlertID: alertID,
 				FiredAt: mustTime(t, "2019-03-22T14:03:16.2246313Z"), Condition: tripcap.ConditionResolved,
 				RuleName: "WCUS-R2-Gen2", Severity: "Sev3", Summary: "WCUS-R2-Gen2",
-				Targets: responder.Targets{ResourceIDs: []string{vm}},
+				Targets: payload.Targets{ResourceIDs: []string{vm}},
 			}},
 			keys: []string{"azureMonitorCommonAlertSchema:" + alertID + ":Resolved"},
 		},
 		{
 			file: "common_network_out_multi.json",
-			want: []responder.Trigger{{
-				Format:    responder.FormatCommon,
+			want: []payload.Trigger{{
+				Format:    payload.FormatCommon,
 				AlertID:   "/subscriptions/11111111-1111-1111-1111-111111111111/providers/Microsoft.AlertsManagement/alerts/b9569717-bc32-442f-add5-83a997729330",
 				FiredAt:   mustTime(t, "2026-11-22T06:50:01.1234567Z"),
 				Condition: tripcap.ConditionFired, RuleName: "network-out-high", Severity: "Sev2",
 				Summary: "network-out-high: Network Out Total above 3 bytes",
-				Targets: responder.Targets{ResourceIDs: []string{
+				Targets: payload.Targets{ResourceIDs: []string{
 					"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm1",
 					"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm2",
 				}},
@@ -75,40 +75,40 @@ func TestParseFixtures(t *testing.T) {
 		},
 		{
 			file: "metricalert_seed.json",
-			want: []responder.Trigger{{
-				Format:    responder.FormatMetricAlert,
+			want: []payload.Trigger{{
+				Format:    payload.FormatMetricAlert,
 				AlertID:   "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test-RG/providers/Microsoft.Insights/metricAlerts/myRule",
 				FiredAt:   mustTime(t, "2018-02-28T10:44:10.1714014Z"),
 				Condition: tripcap.ConditionFired, RuleName: "myRule", Severity: "3",
 				Summary: "myRule: Network Out Total is above 3",
-				Targets: responder.Targets{
+				Targets: payload.Targets{
 					ResourceIDs: []string{"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test-RG/providers/Microsoft.Compute/virtualMachines/test-vm1"},
-					Names:       []responder.NameTarget{{Name: "test-vm1", ResourceGroup: "test-RG"}},
+					Names:       []payload.NameTarget{{Name: "test-vm1", ResourceGroup: "test-RG"}},
 				},
 			}},
 			keys: []string{"AzureMonitorMetricAlert:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/test-RG/providers/Microsoft.Insights/metricAlerts/myRule@2018-02-28T10:44:10.1714014Z:Fired"},
 		},
 		{
 			file: "classic_metric.json",
-			want: []responder.Trigger{{
-				Format:    responder.FormatClassic,
+			want: []payload.Trigger{{
+				Format:    payload.FormatClassic,
 				AlertID:   "/subscriptions/s1/resourceGroups/useast/providers/microsoft.insights/alertrules/ruleName1",
 				FiredAt:   mustTime(t, "2015-08-14T22:26:41.9975398Z"),
 				Condition: tripcap.ConditionFired, RuleName: "ruleName1",
 				Summary: "ruleName1: some description",
-				Targets: responder.Targets{
+				Targets: payload.Targets{
 					ResourceIDs: []string{"/subscriptions/s1/resourceGroups/useast/providers/microsoft.foo/sites/mysite1"},
-					Names:       []responder.NameTarget{{Name: "mysite1", ResourceGroup: "useast"}},
+					Names:       []payload.NameTarget{{Name: "mysite1", ResourceGroup: "useast"}},
 				},
 			}},
 		},
 		{
 			file: "seed2017_custom.json",
-			want: []responder.Trigger{{
-				Format: responder.FormatSeed2017, Condition: tripcap.ConditionFired,
+			want: []payload.Trigger{{
+				Format: payload.FormatSeed2017, Condition: tripcap.ConditionFired,
 				Summary: "custom JSON: capture on /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/vmrg/providers/Microsoft.Compute/virtualMachines/vm1",
-				Targets: responder.Targets{ResourceIDs: []string{"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/vmrg/providers/Microsoft.Compute/virtualMachines/vm1"}},
-				Overrides: responder.Overrides{
+				Targets: payload.Targets{ResourceIDs: []string{"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/vmrg/providers/Microsoft.Compute/virtualMachines/vm1"}},
+				Overrides: payload.Overrides{
 					CaptureName: "PacketCaptureFromFunction", TimeLimitSeconds: 10,
 					StorageID:                   "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/storagerg/providers/Microsoft.Storage/storageAccounts/capturestore",
 					SubscriptionID:              "00000000-0000-0000-0000-000000000000",
@@ -120,20 +120,20 @@ func TestParseFixtures(t *testing.T) {
 		},
 		{
 			file: "alertmanager_v4.json",
-			want: []responder.Trigger{
+			want: []payload.Trigger{
 				{
-					Format: responder.FormatAlertmanager, Fingerprint: "b6a3c7d2f0e1a4c9",
+					Format: payload.FormatAlertmanager, Fingerprint: "b6a3c7d2f0e1a4c9",
 					StartsAt: mustTime(t, "2026-11-22T06:50:00.123456789Z"), FiredAt: mustTime(t, "2026-11-22T06:50:00.123456789Z"),
 					Condition: tripcap.ConditionFired, RuleName: "NetworkOutHigh", Severity: "warning",
 					Summary: "NetworkOutHigh: Network out on 10.200.1.2:9464 is high",
-					Targets: responder.Targets{Labels: map[string]string{"alertname": "NetworkOutHigh", "instance": "10.200.1.2:9464", "job": "tripcap-agent", "severity": "warning"}},
+					Targets: payload.Targets{Labels: map[string]string{"alertname": "NetworkOutHigh", "instance": "10.200.1.2:9464", "job": "tripcap-agent", "severity": "warning"}},
 				},
 				{
-					Format: responder.FormatAlertmanager, Fingerprint: "0a1b2c3d4e5f6789",
+					Format: payload.FormatAlertmanager, Fingerprint: "0a1b2c3d4e5f6789",
 					StartsAt: mustTime(t, "2026-11-22T06:50:01Z"), FiredAt: mustTime(t, "2026-11-22T06:50:01Z"),
 					Condition: tripcap.ConditionFired, RuleName: "NetworkOutHigh", Severity: "warning",
 					Summary: "NetworkOutHigh: Network out on h2 is high",
-					Targets: responder.Targets{Labels: map[string]string{"alertname": "NetworkOutHigh", "instance": "h2:9464", "host": "h2", "job": "tripcap-agent", "severity": "warning"}},
+					Targets: payload.Targets{Labels: map[string]string{"alertname": "NetworkOutHigh", "instance": "h2:9464", "host": "h2", "job": "tripcap-agent", "severity": "warning"}},
 				},
 			},
 			keys: []string{
@@ -143,30 +143,30 @@ func TestParseFixtures(t *testing.T) {
 		},
 		{
 			file: "alertmanager_resolved.json",
-			want: []responder.Trigger{{
-				Format: responder.FormatAlertmanager, Fingerprint: "b6a3c7d2f0e1a4c9",
+			want: []payload.Trigger{{
+				Format: payload.FormatAlertmanager, Fingerprint: "b6a3c7d2f0e1a4c9",
 				StartsAt: mustTime(t, "2026-11-22T06:50:00.123456789Z"), FiredAt: mustTime(t, "2026-11-22T06:55:00Z"),
 				Condition: tripcap.ConditionResolved, RuleName: "NetworkOutHigh", Summary: "NetworkOutHigh",
-				Targets: responder.Targets{Labels: map[string]string{"alertname": "NetworkOutHigh", "instance": "10.200.1.2:9464", "job": "tripcap-agent"}},
+				Targets: payload.Targets{Labels: map[string]string{"alertname": "NetworkOutHigh", "instance": "10.200.1.2:9464", "job": "tripcap-agent"}},
 			}},
 			keys: []string{"alertmanagerV4:b6a3c7d2f0e1a4c9@2026-11-22T06:50:00.123456789Z:Resolved"},
 		},
 		{
 			file: "grafana_v1.json",
-			want: []responder.Trigger{
+			want: []payload.Trigger{
 				{
-					Format: responder.FormatGrafana, Fingerprint: "c6eadffa33fcdf37",
+					Format: payload.FormatGrafana, Fingerprint: "c6eadffa33fcdf37",
 					StartsAt: mustTime(t, "2021-10-12T09:51:03.157076+02:00"), FiredAt: mustTime(t, "2021-10-12T09:51:03.157076+02:00"),
 					Condition: tripcap.ConditionFired, RuleName: "High memory usage",
 					Summary: "High memory usage: This alert was triggered for zone us-1",
-					Targets: responder.Targets{Labels: map[string]string{"alertname": "High memory usage", "team": "blue", "zone": "us-1", "nodename": "vm1"}},
+					Targets: payload.Targets{Labels: map[string]string{"alertname": "High memory usage", "team": "blue", "zone": "us-1", "nodename": "vm1"}},
 				},
 				{
-					Format: responder.FormatGrafana, Fingerprint: "bc97ff14869b13e3",
+					Format: payload.FormatGrafana, Fingerprint: "bc97ff14869b13e3",
 					StartsAt: mustTime(t, "2021-10-12T09:56:03.157076+02:00"), FiredAt: mustTime(t, "2021-10-12T09:56:03.157076+02:00"),
 					Condition: tripcap.ConditionFired, RuleName: "High CPU usage",
 					Summary: "High CPU usage: This alert was triggered for zone eu-1",
-					Targets: responder.Targets{Labels: map[string]string{"alertname": "High CPU usage", "team": "blue", "zone": "eu-1", "node": "vm2"}},
+					Targets: payload.Targets{Labels: map[string]string{"alertname": "High CPU usage", "team": "blue", "zone": "eu-1", "node": "vm2"}},
 				},
 			},
 			keys: []string{
@@ -177,7 +177,7 @@ func TestParseFixtures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := responder.Parse(fixture(t, tt.file))
+			got, err := payload.Parse(fixture(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -197,13 +197,13 @@ func TestParseFixtures(t *testing.T) {
 // the same rule (a new timestamp) has another.
 func TestIdempotencyKeySeparatesFirings(t *testing.T) {
 	body := fixture(t, "metricalert_seed.json")
-	a, _ := responder.Parse(body)
-	b, _ := responder.Parse(body)
+	a, _ := payload.Parse(body)
+	b, _ := payload.Parse(body)
 	if a[0].IdempotencyKey() != b[0].IdempotencyKey() {
 		t.Fatal("redelivery changed the key")
 	}
 	next := strings.Replace(string(body), "2018-02-28T10:44:10.1714014Z", "2018-02-28T11:44:10.1714014Z", 1)
-	c, err := responder.Parse([]byte(next))
+	c, err := payload.Parse([]byte(next))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestParseTripcapPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := responder.Parse(body)
+		got, err := payload.Parse(body)
 		if err != nil {
 			t.Fatalf("common=%v: %v", common, err)
 		}
@@ -241,8 +241,8 @@ func TestParseTripcapPayloads(t *testing.T) {
 			t.Fatalf("common=%v: targets %+v", common, got[0].Targets)
 		}
 	}
-	in := responder.FromAlert(a)
-	if in.Format != responder.FormatInternal || in.AlertID != "a1" || in.Targets.Names[0].Name != "vm1" || in.IdempotencyKey() != "tripcap:a1:Fired" {
+	in := payload.FromAlert(a)
+	if in.Format != payload.FormatInternal || in.AlertID != "a1" || in.Targets.Names[0].Name != "vm1" || in.IdempotencyKey() != "tripcap:a1:Fired" {
 		t.Fatalf("FromAlert: %+v", in)
 	}
 }
@@ -279,7 +279,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := responder.Parse([]byte(tt.body))
+			_, err := payload.Parse([]byte(tt.body))
 			if tripcap.ErrorCode(err) != tripcap.EINVALID {
 				t.Fatalf("err = %v, want EINVALID", err)
 			}
@@ -293,8 +293,8 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseOversized(t *testing.T) {
-	body := []byte(`{"targetVM":"/x","pad":"` + strings.Repeat("a", responder.MaxBodyBytes) + `"}`)
-	_, err := responder.Parse(body)
+	body := []byte(`{"targetVM":"/x","pad":"` + strings.Repeat("a", payload.MaxBodyBytes) + `"}`)
+	_, err := payload.Parse(body)
 	if tripcap.ErrorCode(err) != tripcap.EINVALID || !strings.Contains(tripcap.ErrorMessage(err), "larger than") {
 		t.Fatalf("err = %v", err)
 	}
@@ -302,11 +302,11 @@ func TestParseOversized(t *testing.T) {
 
 func TestGrafanaWithoutFingerprint(t *testing.T) {
 	body := `{"version":"1","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"a","instance":"vm1:9100"},"startsAt":"2026-01-01T00:00:00Z"}]}`
-	a, err := responder.Parse([]byte(body))
+	a, err := payload.Parse([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := responder.Parse([]byte(body))
+	b, _ := payload.Parse([]byte(body))
 	if a[0].Fingerprint == "" || a[0].IdempotencyKey() != b[0].IdempotencyKey() {
 		t.Fatalf("fingerprint not derived from labels: %+v", a[0])
 	}
@@ -326,7 +326,7 @@ func TestLabelCandidates(t *testing.T) {
 		{map[string]string{"job": "x"}, nil, nil},
 	}
 	for _, tt := range tests {
-		if got := responder.LabelCandidates(tt.labels, tt.keys); !reflect.DeepEqual(got, tt.want) {
+		if got := payload.LabelCandidates(tt.labels, tt.keys); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("LabelCandidates(%v, %v) = %v, want %v", tt.labels, tt.keys, got, tt.want)
 		}
 	}

@@ -1,11 +1,11 @@
-// Package responder turns an alert, whichever system sent it, into one
+// Package payload turns an alert, whichever system sent it, into one
 // normalized Trigger the control plane can act on: it detects and parses the
 // six payload formats a responder accepts (Azure's common alert schema, the
 // AzureMonitorMetricAlert schema the current seed configures, the classic
 // metric alert webhook, the 2017 seed's custom JSON, Prometheus Alertmanager
 // v4 and Grafana v1 webhooks) and normalizes tripcap's own alerts the same
 // way for the internal path.
-package responder
+package payload
 
 import (
 	"net"

@@ -1,4 +1,4 @@
-package controlplane_test
+package responder_test
 
 import (
 	"bytes"
@@ -14,14 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/responder"
 )
 
 type responderFixture struct {
 	*fixture
-	rsp *controlplane.Responders
+	rsp *responder.Responders
 }
 
 func startResponders(t *testing.T, f *fixture) *responderFixture {
@@ -30,7 +33,7 @@ func startResponders(t *testing.T, f *fixture) *responderFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsp, err := controlplane.NewResponders(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.ResponderConfig{
+	rsp, err := responder.New(deps(f), slog.New(slog.NewTextHandler(io.Discard, nil)), responder.Config{
 		PollInterval: 20 * time.Millisecond, PublicURL: "https://tripcap.example", Notifier: n,
 	})
 	if err != nil {
@@ -138,7 +141,7 @@ func TestResponderCRUDAndKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(k1.Secret, controlplane.SecretPrefixFunction) {
+	if !strings.HasPrefix(k1.Secret, responder.SecretPrefixFunction) {
 		t.Fatalf("secret %q", k1.Secret)
 	}
 	keys, err := f.rsp.FindKeys(f.admin, "pc")
@@ -387,7 +390,7 @@ func TestResponderEveryFormat(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.fixture, func(t *testing.T) {
-			body, err := os.ReadFile("../responder/testdata/" + c.fixture)
+			body, err := os.ReadFile("payload/testdata/" + c.fixture)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -446,12 +449,12 @@ func TestResponderEveryFormat(t *testing.T) {
 func TestResponderInternalTriggerAndNotification(t *testing.T) {
 	f := startResponders(t, newFixture(t, controlplane.Config{}))
 	agentCtx, h := f.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{Responder: f.rsp})
 	if err != nil {
 		t.Fatal(err)
 	}
-	notify, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/done", UseCommonAlertSchema: true}}})
+	notify, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/done", UseCommonAlertSchema: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +496,7 @@ func TestResponderInternalTriggerAndNotification(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if len(rc.accepted("/done")) != 0 {
+	if len(rc.Accepted("/done")) != 0 {
 		t.Fatal("notified before the file was stored")
 	}
 	data := bytes.Repeat([]byte("pcap"), 100)
@@ -501,9 +504,9 @@ func TestResponderInternalTriggerAndNotification(t *testing.T) {
 	if _, err := f.svc.UploadFile(agentCtx, capID, "x.cap", hex.EncodeToString(sum[:]), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "notification", func() bool { return len(rc.accepted("/done")) == 1 })
+	eventually(t, "notification", func() bool { return len(rc.Accepted("/done")) == 1 })
 	var payload actiongroup.CommonAlert
-	if err := json.Unmarshal(rc.accepted("/done")[0].body, &payload); err != nil {
+	if err := json.Unmarshal(rc.Accepted("/done")[0].Body, &payload); err != nil {
 		t.Fatal(err)
 	}
 	cp := payload.Data.CustomProperties
@@ -523,15 +526,7 @@ func TestResponderSeveralTargets(t *testing.T) {
 	f := startResponders(t, newFixture(t, controlplane.Config{}))
 	_, h1 := f.enroll(t, "vm1")
 	_, h2 := f.enroll(t, "vm2")
-	body, err := os.ReadFile("../responder/testdata/common_network_out_multi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.NewReplacer(
-		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm1", h1.ResourceID(),
-		"/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/lab/providers/Microsoft.Compute/virtualMachines/vm2", h2.ResourceID(),
-	).Replace(string(body))
-	s = strings.Replace(s, `"configurationItems"`, `"configurationItems_"`, 1)
+	s := string(multiTargetAlert(t, h1, h2))
 	s = strings.Replace(s, h2.ResourceID()+`"`, h2.ResourceID()+`", "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/ghost"`, 1)
 	_, key := f.create(t, tripcap.Responder{Name: "multi"})
 	if _, err := f.rsp.Invoke(context.Background(), "multi", key, []byte(s)); err != nil {

@@ -1,4 +1,4 @@
-package controlplane_test
+package responder_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
@@ -89,7 +91,7 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 	mta := eximtest.Start(t)
 	f := newFixture(t, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	n := mailNotifier(t, mta)
 	rsp := newResponderServer(t, f, "server-a", n, true)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "alerts@example.test"}})
@@ -99,7 +101,7 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 	for _, g := range []*tripcap.ActionGroup{
 		{Name: "mail", EmailReceivers: []tripcap.EmailReceiver{{Name: "oncall", EmailAddress: "oncall@example.test", UseCommonAlertSchema: true}}},
 		{Name: "all",
-			WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/all", UseCommonAlertSchema: true}},
+			WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/all", UseCommonAlertSchema: true}},
 			EmailReceivers:   []tripcap.EmailReceiver{{Name: "dev", EmailAddress: "dev@example.test"}}},
 	} {
 		if _, err := mon.CreateActionGroup(f.admin, g); err != nil {
@@ -143,9 +145,9 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 			t.Errorf("mail to %q", to)
 		}
 	}
-	eventually(t, "the group's webhook", func() bool { return len(rc.accepted("/all")) == 1 })
+	eventually(t, "the group's webhook", func() bool { return len(rc.Accepted("/all")) == 1 })
 	var p actiongroup.CommonAlert
-	if err := json.Unmarshal(rc.accepted("/all")[0].body, &p); err != nil {
+	if err := json.Unmarshal(rc.Accepted("/all")[0].Body, &p); err != nil {
 		t.Fatal(err)
 	}
 	wantCompletion(t, "webhook of the group", p.Data.CustomProperties, captureOf["by-all"], "by-all", "9", "InsufficientBuffer,FileTruncated")
@@ -170,7 +172,7 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 func TestResponderNotificationFailureIsRecorded(t *testing.T) {
 	f := newFixture(t, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +189,7 @@ func TestResponderNotificationFailureIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "all",
-		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/all"}},
+		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/all"}},
 		EmailReceivers:   []tripcap.EmailReceiver{{Name: "dev", EmailAddress: "dev@example.test"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +213,8 @@ func TestResponderNotificationFailureIsRecorded(t *testing.T) {
 		b, _ := json.Marshal(r)
 		t.Fatalf("run: %s", b)
 	}
-	if len(rc.accepted("/all")) != 1 {
-		t.Fatalf("the webhook was not told: %d", len(rc.accepted("/all")))
+	if len(rc.Accepted("/all")) != 1 {
+		t.Fatalf("the webhook was not told: %d", len(rc.Accepted("/all")))
 	}
 }
 
@@ -223,7 +225,7 @@ func TestResponderOwnReceivers(t *testing.T) {
 	mta := eximtest.Start(t)
 	f := newFixture(t, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
-	rc := newReceiver(t)
+	rc := webhooktest.Start(t)
 	n := mailNotifier(t, mta)
 	rsp := newResponderServer(t, f, "server-a", n, true)
 	for field, bad := range map[string]tripcap.Responder{
@@ -236,7 +238,7 @@ func TestResponderOwnReceivers(t *testing.T) {
 		}
 	}
 	if _, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "own", Capture: tripcap.ResponderCapture{Name: "own"},
-		NotifyWebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.srv.URL + "/own", UseCommonAlertSchema: true}},
+		NotifyWebhookReceivers: []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/own", UseCommonAlertSchema: true}},
 		NotifyEmailReceivers:   []tripcap.EmailReceiver{{Name: "oncall", EmailAddress: "oncall@example.test", UseCommonAlertSchema: true}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -256,13 +258,13 @@ func TestResponderOwnReceivers(t *testing.T) {
 	id := r.Hosts[0].CaptureID
 	complete(t, f, agentCtx, id, 7)
 
-	eventually(t, "the responder's webhook", func() bool { return len(rc.accepted("/own")) == 1 })
-	got := rc.accepted("/own")[0]
-	if got.header.Get(actiongroup.HeaderSignature) != "" {
+	eventually(t, "the responder's webhook", func() bool { return len(rc.Accepted("/own")) == 1 })
+	got := rc.Accepted("/own")[0]
+	if got.Header.Get(actiongroup.HeaderSignature) != "" {
 		t.Error("a responder's own webhook was signed: it has no signing secret to share")
 	}
 	var p actiongroup.CommonAlert
-	if err := json.Unmarshal(got.body, &p); err != nil {
+	if err := json.Unmarshal(got.Body, &p); err != nil {
 		t.Fatal(err)
 	}
 	wantCompletion(t, "the responder's webhook", p.Data.CustomProperties, id, "own", "7", "")

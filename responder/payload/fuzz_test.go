@@ -1,4 +1,4 @@
-package responder_test
+package payload_test
 
 import (
 	"os"
@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/responder/payload"
 )
 
 // FuzzParse feeds arbitrary bodies to the parser: it must never panic, must
@@ -32,7 +32,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ts, err := responder.Parse(body)
+		ts, err := payload.Parse(body)
 		if err != nil {
 			if tripcap.ErrorCode(err) != tripcap.EINVALID {
 				t.Fatalf("non-EINVALID error %v", err)
@@ -52,7 +52,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatal("no format")
 			}
 			_ = tr.IdempotencyKey()
-			_ = responder.LabelCandidates(tr.Targets.Labels, nil)
+			_ = payload.LabelCandidates(tr.Targets.Labels, nil)
 		}
 	})
 }

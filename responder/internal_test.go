@@ -1,4 +1,4 @@
-package controlplane
+package responder
 
 import (
 	"testing"

@@ -1,0 +1,67 @@
+// Package webhooktest is a real HTTP webhook receiver for tests: it
+// records every request it gets, so a test can check what an action group
+// delivered (headers, signature, body) and how often.
+package webhooktest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tripcap/tripcap/actiongroup"
+)
+
+// Server is a webhook receiver on loopback. Paths starting /flaky answer
+// 503 to the first request of each delivery id (actiongroup.HeaderDelivery),
+// so a test sees a delivery retried; every other request is answered 200.
+type Server struct {
+	// URL is the server's base URL; receivers post to URL + a path.
+	URL string
+	mu  sync.Mutex
+	got []Request
+}
+
+// Request is one request the server got, with its answer.
+type Request struct {
+	Path   string
+	Header http.Header
+	Body   []byte
+	Status int
+}
+
+// Start starts a receiver, closed when the test ends.
+func Start(t testing.TB) *Server {
+	s := &Server{}
+	seen := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		status := http.StatusOK
+		if id := r.Header.Get(actiongroup.HeaderDelivery); strings.HasPrefix(r.URL.Path, "/flaky") && !seen[id] {
+			seen[id] = true
+			status = http.StatusServiceUnavailable
+		}
+		s.got = append(s.got, Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: b, Status: status})
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// Accepted returns the requests to path answered 200, in arrival order.
+func (s *Server) Accepted(path string) []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Request
+	for _, r := range s.got {
+		if r.Path == path && r.Status == http.StatusOK {
+			out = append(out, r)
+		}
+	}
+	return out
+}

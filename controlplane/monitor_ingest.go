@@ -1,0 +1,331 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup"
+	"github.com/tripcap/tripcap/alerting"
+	"github.com/tripcap/tripcap/metricstore"
+)
+
+// MetricIngest takes agents' metric batches into an in-memory metric
+// store, evaluates the alert rules as points arrive, persists each alert
+// transition and delivers it to the rule's action groups, recording every
+// attempt. It answers metric queries. Create it with NewMetricIngest (or
+// NewMonitor) and start it with Run.
+type MetricIngest struct {
+	store    tripcap.AlertStore
+	hosts    tripcap.HostFinder
+	log      *slog.Logger
+	cfg      MonitorConfig
+	metrics  *metricstore.Store
+	eval     *alerting.Evaluator
+	notifier *actiongroup.Notifier
+	now      func() time.Time
+
+	// rulesMu serializes loading rules into the evaluator; rulesKey is the
+	// loaded set's fingerprint, so an unchanged set is not reloaded.
+	rulesMu  sync.Mutex
+	rulesKey string
+
+	// deliveries run on their own context: an alert outlives the request or
+	// evaluation that produced it. Run cancels it when it stops.
+	deliverCtx    context.Context
+	cancelDeliver context.CancelFunc
+	inflight      sync.WaitGroup
+
+	ingested      atomic.Uint64
+	persistErrors atomic.Uint64
+}
+
+// NewMetricIngest returns the ingest and evaluation of alerts over store.
+func NewMetricIngest(store tripcap.AlertStore, hosts tripcap.HostFinder, log *slog.Logger, cfg MonitorConfig) (*MetricIngest, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.RuleRefresh <= 0 {
+		cfg.RuleRefresh = DefaultRuleRefresh
+	}
+	if cfg.Metrics.Logger == nil {
+		cfg.Metrics.Logger = log
+	}
+	m := &MetricIngest{store: store, hosts: hosts, log: log, cfg: cfg, now: time.Now}
+	var err error
+	if m.metrics, err = metricstore.New(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("metric store: %w", err)
+	}
+	// Without a Responder, CreateActionGroup refuses responder receivers, so
+	// no group can ask for one.
+	if m.notifier, err = actiongroup.New(actiongroup.Config{SMTP: cfg.SMTP, Log: deliveryLog{store}, Retry: cfg.Retry,
+		HTTPClient: cfg.HTTPClient, PortalURL: cfg.PortalURL, Logger: log, Responder: cfg.Responder}); err != nil {
+		return nil, fmt.Errorf("action groups: %w", err)
+	}
+	m.eval, err = alerting.New(alerting.Config{
+		Source: m.metrics,
+		Hosts: func(ctx context.Context, id string) (*tripcap.Host, error) {
+			return hosts.FindHost(ctx, tripcap.HostFilter{ID: &id})
+		},
+		OnTransition: m.onTransition,
+		NewID:        tripcap.NewID,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alert evaluator: %w", err)
+	}
+	m.metrics.OnAppend(m.eval.Notify)
+	m.deliverCtx, m.cancelDeliver = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// deliveryLog records delivery attempts in the store, per alert.
+type deliveryLog struct{ store tripcap.AlertStore }
+
+func (l deliveryLog) RecordDelivery(ctx context.Context, d tripcap.Delivery) error {
+	return l.store.AppendDelivery(ctx, &d)
+}
+
+// Run loads the rules and the alerts still Fired (so a fired alert resolves
+// after a restart rather than firing again), then evaluates arriving
+// metrics, prunes the metric store and re-reads the rules every
+// RuleRefresh, until ctx ends. Deliveries under way get a short grace to
+// finish; the rest are cancelled (their attempts so far are logged).
+func (m *MetricIngest) Run(ctx context.Context) error {
+	defer m.stopDeliveries()
+	for attempt := 0; ; attempt++ {
+		err := m.start(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.log.Error("loading alert rules and fired alerts; retrying", "err", err)
+		sleep(ctx, min(time.Second<<min(attempt, 5), 30*time.Second))
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); m.metrics.Run(ctx) }()
+	go func() { defer wg.Done(); _ = m.eval.Run(ctx) }()
+	t := time.NewTicker(m.cfg.RuleRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+			if err := m.refreshRules(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("re-reading alert rules", "err", err)
+			}
+		}
+	}
+}
+
+// start loads the rules, then restores the fired alerts onto their rules'
+// instances (Restore needs the rules loaded first).
+func (m *MetricIngest) start(ctx context.Context) error {
+	if err := m.refreshRules(ctx); err != nil {
+		return err
+	}
+	fired := tripcap.ConditionFired
+	alerts, err := m.store.FindAlerts(ctx, tripcap.AlertFilter{MonitorCondition: &fired})
+	if err != nil {
+		return fmt.Errorf("find fired alerts: %w", err)
+	}
+	restore := make([]tripcap.Alert, len(alerts))
+	for i, a := range alerts {
+		restore[i] = *a
+	}
+	m.eval.Restore(restore)
+	if len(restore) > 0 {
+		m.log.Info("restored fired alerts", "alerts", len(restore))
+	}
+	return nil
+}
+
+func (m *MetricIngest) stopDeliveries() {
+	done := make(chan struct{})
+	go func() { m.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(deliveryGrace):
+		m.log.Warn("alert deliveries still under way at shutdown; cancelling them")
+	}
+	m.cancelDeliver()
+	<-done
+}
+
+// refreshRules loads the store's rules into the evaluator when they changed.
+// A stored rule the evaluator refuses (written by another version, say) is
+// logged and left out, rather than stopping every other rule.
+func (m *MetricIngest) refreshRules(ctx context.Context) error {
+	m.rulesMu.Lock()
+	defer m.rulesMu.Unlock()
+	rules, err := m.store.FindAlertRules(ctx, tripcap.AlertRuleFilter{})
+	if err != nil {
+		return fmt.Errorf("find alert rules: %w", err)
+	}
+	var b strings.Builder
+	valid := rules[:0]
+	for _, r := range rules {
+		c := *r
+		c.ApplyDefaults()
+		if err := c.Validate(); err != nil {
+			m.log.Error("a stored alert rule is not valid; it is not evaluated", "rule", r.Name, "id", r.ID, "err", err)
+			continue
+		}
+		valid = append(valid, r)
+		fmt.Fprintf(&b, "%s@%d;", r.ID, r.UpdatedAt.UnixNano())
+	}
+	if b.String() == m.rulesKey {
+		return nil
+	}
+	if err := m.eval.SetRules(valid); err != nil {
+		return fmt.Errorf("load alert rules: %w", err)
+	}
+	m.rulesKey = b.String()
+	m.log.Debug("alert rules loaded", "rules", len(valid))
+	return nil
+}
+
+// onTransition persists an alert that fired or resolved, then delivers it
+// to the rule's action groups in the background. It runs on an evaluator
+// worker: persisting first means a restart finds the alert (and the
+// delivery log has its alert), and delivering in the background keeps a
+// slow receiver from holding up evaluation.
+func (m *MetricIngest) onTransition(ctx context.Context, a tripcap.Alert) {
+	m.log.Info("alert "+strings.ToLower(string(a.MonitorCondition)), "alert", a.ID, "rule", a.RuleName, "host", a.HostName, "severity", tripcap.SeverityName(a.Severity))
+	if err := m.persist(ctx, a); err != nil {
+		m.persistErrors.Add(1)
+		m.log.Error("persisting an alert; it is delivered but will not survive a restart", "alert", a.ID, "err", err)
+	}
+	if len(a.Actions) == 0 {
+		return
+	}
+	m.inflight.Add(1)
+	go func() {
+		defer m.inflight.Done()
+		m.notifier.NotifyAlert(m.deliverCtx, a, m.findGroup)
+	}()
+}
+
+// persist writes the alert, trying a few times over a brief outage.
+func (m *MetricIngest) persist(ctx context.Context, a tripcap.Alert) error {
+	// The evaluation's context ends with the server; the write should not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var err error
+	for attempt := range 3 {
+		if err = m.store.UpsertAlert(ctx, &a); err == nil || tripcap.ErrorCode(err) != tripcap.EINTERNAL {
+			return err
+		}
+		sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond)
+	}
+	return err
+}
+
+func (m *MetricIngest) findGroup(ctx context.Context, id string) (*tripcap.ActionGroup, error) {
+	return m.store.FindActionGroup(ctx, tripcap.ActionGroupFilter{ID: &id})
+}
+
+// MonitorStats are the Monitor's sizes and running totals, for /metrics.
+type MonitorStats struct {
+	Metrics        metricstore.Stats `json:"metrics"`
+	Alerting       alerting.Stats    `json:"alerting"`
+	PointsIngested uint64            `json:"pointsIngested"`
+	PersistErrors  uint64            `json:"persistErrors"`
+}
+
+// Stats returns the ingest's sizes and totals now.
+func (m *MetricIngest) Stats() MonitorStats {
+	return MonitorStats{Metrics: m.metrics.Stats(), Alerting: m.eval.Stats(), PointsIngested: m.ingested.Load(), PersistErrors: m.persistErrors.Load()}
+}
+
+// IngestMetrics stores a batch from the calling agent. Every point is set
+// to the agent's own host, whatever the batch says: an agent speaks only for
+// its host. Points the store cannot keep (too old, repeated) are counted in
+// the result rather than refused, so one late point does not cost a batch.
+func (m *MetricIngest) IngestMetrics(ctx context.Context, b tripcap.MetricBatch) (metricstore.AppendResult, error) {
+	hostID, err := requireAgent(ctx)
+	if err != nil {
+		return metricstore.AppendResult{}, err
+	}
+	for i := range b.Points {
+		b.Points[i].Host = hostID
+	}
+	res, err := m.metrics.Append(b)
+	if err != nil {
+		return res, err
+	}
+	m.ingested.Add(uint64(res.Stored))
+	return res, nil
+}
+
+// MetricsQuery asks for one series of a host over a window.
+type MetricsQuery struct {
+	// Host is a host name, id or VM resource id.
+	Host string
+	// Metric is tripcap's id, Azure's name or the Prometheus name.
+	Metric string
+	// Interface selects an interface's series; "" the host's.
+	Interface string
+	// Window defaults to 15 minutes; Interval to Window/60 (at least 1 s).
+	Window, Interval time.Duration
+	// Aggregation defaults to the metric's default (Total for counters).
+	Aggregation string
+	// End defaults to now.
+	End time.Time
+}
+
+// QueryMetrics returns a host's series over a window, one value per
+// interval; intervals without points have no value (never 0).
+func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metricstore.Result, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	metric, err := tripcap.ParseMetric("metric", q.Metric)
+	if err != nil {
+		return nil, err
+	}
+	def, _ := metric.Definition()
+	var agg tripcap.Aggregation
+	if q.Aggregation != "" {
+		if agg, err = tripcap.ParseAggregation("aggregation", q.Aggregation); err != nil {
+			return nil, err
+		}
+	}
+	if q.Interface != "" && !def.PerInterface {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "interface: %s has no per-interface series", def.DisplayName)
+	}
+	if q.Window == 0 {
+		q.Window = DefaultMetricWindow
+	}
+	h, err := tripcap.FindHostByRef(ctx, m.hosts, q.Host)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.metrics.Query(metricstore.Query{Host: h.ID, Metric: metric, Interface: q.Interface, End: q.End,
+		Window: q.Window, Interval: q.Interval, Aggregation: agg})
+	if err != nil {
+		return nil, err
+	}
+	// The store keys series by host id; callers asked by name.
+	res.Host = h.Name
+	return res, nil
+}
+
+// MetricDefinitions lists the host metrics: their ids, Azure and
+// Prometheus names, units and default aggregations.
+func (m *MetricIngest) MetricDefinitions(ctx context.Context) ([]tripcap.MetricDefinition, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	return tripcap.MetricDefinitions(), nil
+}
