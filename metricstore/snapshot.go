@@ -186,19 +186,12 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 func (s *Store) adopt(k Key, ser *series) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.series[k] != nil || len(s.series) >= s.cfg.MaxSeries {
+	if s.series[k] != nil {
 		return
 	}
-	h := s.hosts[k.Host]
-	if h == nil {
-		h = &hostState{ifaces: map[tripcap.MetricID]int{}}
-		s.hosts[k.Host] = h
-	}
-	if k.Interface != "" {
-		if h.ifaces[k.Metric] >= s.cfg.MaxInterfaces {
-			return
-		}
-		h.ifaces[k.Metric]++
+	h, ok := s.admitLocked(k)
+	if !ok {
+		return
 	}
 	s.series[k] = ser
 	if sec := ser.newest(); sec > h.newest {

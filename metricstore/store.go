@@ -266,8 +266,19 @@ func (s *Store) seriesFor(k Key, sec int64) (*series, error) {
 	if ser = s.series[k]; ser != nil {
 		return ser, nil
 	}
-	if len(s.series) >= s.cfg.MaxSeries {
+	if _, ok := s.admitLocked(k); !ok {
 		return nil, errOverLimit
+	}
+	ser = newSeries(s.rawLen, s.rollupLen)
+	s.series[k] = ser
+	return ser, nil
+}
+
+// admitLocked counts a new series k against MaxSeries and MaxInterfaces
+// and returns its host's state; false when a limit refuses it. s.mu is held.
+func (s *Store) admitLocked(k Key) (*hostState, bool) {
+	if len(s.series) >= s.cfg.MaxSeries {
+		return nil, false
 	}
 	h := s.hosts[k.Host]
 	if h == nil {
@@ -276,13 +287,11 @@ func (s *Store) seriesFor(k Key, sec int64) (*series, error) {
 	}
 	if k.Interface != "" {
 		if h.ifaces[k.Metric] >= s.cfg.MaxInterfaces {
-			return nil, errOverLimit
+			return nil, false
 		}
 		h.ifaces[k.Metric]++
 	}
-	ser = newSeries(s.rawLen, s.rollupLen)
-	s.series[k] = ser
-	return ser, nil
+	return h, true
 }
 
 // Newest returns the time of the host's newest point.
