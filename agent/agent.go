@@ -67,7 +67,7 @@ type Agent struct {
 	// session started or ended).
 	kickReport, kickUpload chan struct{}
 	// polling is true while a long poll is open: a server that counts it
-	// as a heartbeat needs no other.
+	// as a heartbeat (protocol version 1) needs no other.
 	polling atomic.Bool
 }
 
@@ -212,12 +212,12 @@ func (a *Agent) recover() error {
 
 // heartbeatLoop heartbeats at the interval the server asks for (the
 // configured one until it answers), with the inventory whenever it changed.
-// While the long poll is open and the inventory unchanged it sends nothing,
-// if the server said it counts an open poll as a heartbeat: an idle fleet of
-// thousands then costs the server one request per agent per poll wait.
+// While the long poll is open and the inventory unchanged it sends nothing
+// to a server at agent protocol version 1 or later, which counts an open
+// poll as a heartbeat: an idle fleet of thousands then costs the server one
+// request per agent per poll wait. An older server gets every heartbeat.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	var sent string
-	var pollCounts bool
 	interval := a.cfg.HeartbeatInterval
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -230,6 +230,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		}
 		var resp *tripcap.HeartbeatResponse
 		var err error
+		pollCounts := a.client.ServerProtocol() >= 1
 		if hb.Inventory != nil || !pollCounts || !a.polling.Load() {
 			resp, err = a.client.Heartbeat(ctx, hb)
 		}
@@ -238,7 +239,6 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			a.log.Warn("heartbeat failed", "err", err)
 		case err == nil && resp != nil:
 			sent = fp
-			pollCounts = resp.OpenPollIsHeartbeat
 			if d := time.Duration(resp.HeartbeatSeconds * float64(time.Second)); d >= 100*time.Millisecond && d != interval {
 				interval = d
 				t.Reset(interval)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -304,6 +305,21 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.ServeContent(w, r, "", f.CreatedAt, rc)
 	return nil
+}
+
+// agentProtocol answers every agent call with the server's agent protocol
+// version, and hands the agent's to the control plane in the context, which
+// gates on it (tripcap.AgentProtocolVersion).
+func (s *Server) agentProtocol(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(tripcap.AgentProtocolHeader, strconv.Itoa(tripcap.AgentProtocolVersion))
+		v, err := tripcap.ParseAgentProtocol(r.Header.Get(tripcap.AgentProtocolHeader))
+		if err != nil {
+			s.Error(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(tripcap.NewContextWithAgentProtocol(r.Context(), v)))
+	})
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
