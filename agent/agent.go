@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/capturefile"
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
-	"github.com/tripcap/tripcap/upload"
 )
 
 // Config configures an agent.
@@ -55,11 +55,11 @@ type Config struct {
 
 // Agent runs on one host.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	client   *tchttp.Client
-	uploader *upload.Uploader
-	hostID   string
+	cfg    Config
+	log    *slog.Logger
+	client *tchttp.Client
+	sender *capturefile.Sender
+	hostID string
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -109,8 +109,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.SpoolMaxBytes == 0 {
 		cfg.SpoolMaxBytes = 10 << 30
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kickReport: make(chan struct{}, 1), kickUpload: make(chan struct{}, 1),
-		uploader: &upload.Uploader{}}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kickReport: make(chan struct{}, 1), kickUpload: make(chan struct{}, 1)}, nil
 }
 
 // Run enrolls if needed and serves the control plane until ctx ends. Running
@@ -119,6 +118,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.connect(ctx); err != nil {
 		return err
 	}
+	a.sender = &capturefile.Sender{Server: a.client, Log: a.log}
 	if err := a.recover(); err != nil {
 		return err
 	}

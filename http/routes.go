@@ -285,7 +285,7 @@ func (s *Server) handleCaptureStatus(w http.ResponseWriter, r *http.Request) err
 }
 
 func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) error {
-	rc, f, err := s.svc.OpenFile(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"), r.URL.Query().Get("name"))
+	rc, f, err := s.svc.Files.OpenFile(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"), r.URL.Query().Get("name"))
 	if err != nil {
 		return err
 	}
@@ -396,7 +396,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
 			return tripcap.Errorf(tripcap.EINVALID, "%s: %q is not a hex SHA-256", ShaHeader, sum)
 		}
 	}
-	f, err := s.svc.UploadFile(r.Context(), r.PathValue("id"), r.PathValue("name"), sum, r.Body)
+	f, err := s.svc.Files.UploadFile(r.Context(), r.PathValue("id"), r.PathValue("name"), sum, r.Body)
 	if err != nil {
 		return err
 	}
@@ -439,7 +439,7 @@ func (s *Server) handleUploadTarget(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	t, err := s.svc.UploadTarget(r.Context(), r.PathValue("id"), r.PathValue("name"), req)
+	t, err := s.svc.Files.UploadTarget(r.Context(), r.PathValue("id"), r.PathValue("name"), req)
 	if err != nil {
 		return err
 	}
@@ -456,7 +456,7 @@ func (s *Server) handleCompleteUpload(w http.ResponseWriter, r *http.Request) er
 	if err := decodeJSON(r, &body); err != nil {
 		return err
 	}
-	f, err := s.svc.CompleteUpload(r.Context(), r.PathValue("id"), r.PathValue("name"), body.SHA256, body.Target)
+	f, err := s.svc.Files.CompleteUpload(r.Context(), r.PathValue("id"), r.PathValue("name"), body.SHA256, body.Target)
 	if err != nil {
 		return err
 	}
