@@ -106,10 +106,9 @@ type HeartbeatResponse struct {
 	// OpenPollIsHeartbeat says the server counts an agent's open long poll
 	// as a heartbeat every interval, so the agent need not send one while
 	// its poll is open and its inventory unchanged.
-	//
-	// Deprecated: it is sent only to agents at protocol version 0, which
-	// still read it; newer agents go by the server's version instead
-	// (AgentProtocolVersion 1). Drop it when no such agent is left.
+	// It is sent only to agents at protocol version 0, which still read it;
+	// newer agents go by the server's version instead (AgentProtocolVersion
+	// 1). Drop it when no such agent is left.
 	OpenPollIsHeartbeat bool `json:"openPollIsHeartbeat,omitempty"`
 }
 
