@@ -17,7 +17,9 @@
 //   - the download (Files.OpenFile), and deleting a capture's files.
 //
 // Files runs in the server (controlplane.Service embeds it); Sender and
-// Uploader run in the agent. The protocol is described in docs/storage.md.
+// Uploader run in the agent. Between them are the HTTP routes and client
+// calls of package http (file_routes.go, file_client.go), which only
+// translate. The protocol is described in docs/storage.md.
 package capturefile
 
 import (
