@@ -1,6 +1,11 @@
 package tripcap
 
-import "time"
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // The agent protocol: an agent enrolls once with a join token, then keeps a
 // long poll open for its assignments (the open poll is its heartbeat; a
@@ -8,6 +13,68 @@ import "time"
 // second while captures run, and uploads files, all over one HTTP/2
 // connection. Desired state lives on the server; the agent reconciles
 // toward it after any disconnect.
+
+// AgentProtocolVersion is the version of the agent protocol this build
+// speaks. Both sides send it on every exchange, in the AgentProtocolHeader
+// of each agent request and of each answer to one, and each side gates what
+// it does on the version its peer sent (peer >= N), so that any agent works
+// with any server. A peer that sends no version is at version 0.
+//
+// A header rather than a field of the enroll or heartbeat body, because
+// every call must carry it, and some have no JSON body to put it in (the
+// long poll is a GET, an upload a PUT of the file's bytes); because the
+// server reads it before it decodes anything, and answers it even with an
+// error; and because replicas behind one address may run different
+// releases during an upgrade, so the version must come with each answer,
+// not once at enrollment. A peer that does not know the header ignores it.
+//
+// Bump it when one side starts to rely on something new from the other,
+// and say here what the new version added. Never reuse a number.
+//
+//   - 0: no version sent (releases before versions). Enroll, heartbeat, the
+//     long poll for assignments, session reports, metric batches, uploads
+//     through the server or straight to storage with upload targets. A
+//     server said in its heartbeat answer, with OpenPollIsHeartbeat, that it
+//     counts an open long poll as a heartbeat.
+//   - 1: the version is sent both ways. A server at 1 counts an agent's
+//     open long poll as a heartbeat every interval (it pings a silent
+//     connection and closes it when no answer comes, which ends the poll),
+//     so an agent whose server is at 1 sends no heartbeat while its poll is
+//     open and its inventory unchanged. It replaces OpenPollIsHeartbeat,
+//     which a server sends only to agents at 0.
+const AgentProtocolVersion = 1
+
+// AgentProtocolHeader carries the sender's AgentProtocolVersion: the
+// agent's on its requests, the server's on its answers.
+const AgentProtocolHeader = "Tripcap-Agent-Protocol"
+
+// ParseAgentProtocol reads an AgentProtocolHeader value: none is version 0.
+func ParseAgentProtocol(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	// Digits only, and few: Atoi would take "+1" and " 1" is no version.
+	n, err := strconv.Atoi(v)
+	if err != nil || len(v) > 9 || strings.Trim(v, "0123456789") != "" {
+		return 0, Errorf(EINVALID, "%s: %q is not a protocol version (a whole number from 0)", AgentProtocolHeader, v)
+	}
+	return n, nil
+}
+
+type agentProtocolKey struct{}
+
+// NewContextWithAgentProtocol returns a context carrying the calling
+// agent's protocol version.
+func NewContextWithAgentProtocol(ctx context.Context, version int) context.Context {
+	return context.WithValue(ctx, agentProtocolKey{}, version)
+}
+
+// AgentProtocolFromContext returns the calling agent's protocol version: 0
+// when it sent none.
+func AgentProtocolFromContext(ctx context.Context) int {
+	v, _ := ctx.Value(agentProtocolKey{}).(int)
+	return v
+}
 
 // EnrollRequest trades a join token for an agent credential.
 type EnrollRequest struct {
@@ -39,6 +106,9 @@ type HeartbeatResponse struct {
 	// OpenPollIsHeartbeat says the server counts an agent's open long poll
 	// as a heartbeat every interval, so the agent need not send one while
 	// its poll is open and its inventory unchanged.
+	// It is sent only to agents at protocol version 0, which still read it;
+	// newer agents go by the server's version instead (AgentProtocolVersion
+	// 1). Drop it when no such agent is left.
 	OpenPollIsHeartbeat bool `json:"openPollIsHeartbeat,omitempty"`
 }
 

@@ -10,7 +10,7 @@ import (
 // Direct uploads: agents never hold storage credentials. For each file the
 // server asks its storage backend for an UploadTarget (presigned S3 part URLs
 // or an Azure SAS URL) valid for a short time and hands it to the agent, which
-// sends the file in parts with plain HTTP (package upload) and then tells the
+// sends the file in parts with plain HTTP (capturefile.Uploader) and then tells the
 // server it is done. The server then commits the parts (it lists them itself,
 // so the agent reports nothing but "done") and checks the stored bytes'
 // SHA-256 against the one the agent recorded. The protocol is described in

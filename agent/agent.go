@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/capturefile"
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
-	"github.com/tripcap/tripcap/upload"
 )
 
 // Config configures an agent.
@@ -55,11 +55,11 @@ type Config struct {
 
 // Agent runs on one host.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	client   *tchttp.Client
-	uploader *upload.Uploader
-	hostID   string
+	cfg    Config
+	log    *slog.Logger
+	client *tchttp.Client
+	sender *capturefile.Sender
+	hostID string
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -67,7 +67,7 @@ type Agent struct {
 	// session started or ended).
 	kickReport, kickUpload chan struct{}
 	// polling is true while a long poll is open: a server that counts it
-	// as a heartbeat needs no other.
+	// as a heartbeat (protocol version 1) needs no other.
 	polling atomic.Bool
 }
 
@@ -109,8 +109,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.SpoolMaxBytes == 0 {
 		cfg.SpoolMaxBytes = 10 << 30
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kickReport: make(chan struct{}, 1), kickUpload: make(chan struct{}, 1),
-		uploader: &upload.Uploader{}}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, kickReport: make(chan struct{}, 1), kickUpload: make(chan struct{}, 1)}, nil
 }
 
 // Run enrolls if needed and serves the control plane until ctx ends. Running
@@ -119,6 +118,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.connect(ctx); err != nil {
 		return err
 	}
+	a.sender = &capturefile.Sender{Server: a.client, Log: a.log}
 	if err := a.recover(); err != nil {
 		return err
 	}
@@ -212,12 +212,12 @@ func (a *Agent) recover() error {
 
 // heartbeatLoop heartbeats at the interval the server asks for (the
 // configured one until it answers), with the inventory whenever it changed.
-// While the long poll is open and the inventory unchanged it sends nothing,
-// if the server said it counts an open poll as a heartbeat: an idle fleet of
-// thousands then costs the server one request per agent per poll wait.
+// While the long poll is open and the inventory unchanged it sends nothing
+// to a server at agent protocol version 1 or later, which counts an open
+// poll as a heartbeat: an idle fleet of thousands then costs the server one
+// request per agent per poll wait. An older server gets every heartbeat.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	var sent string
-	var pollCounts bool
 	interval := a.cfg.HeartbeatInterval
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -230,6 +230,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		}
 		var resp *tripcap.HeartbeatResponse
 		var err error
+		pollCounts := a.client.ServerProtocol() >= 1
 		if hb.Inventory != nil || !pollCounts || !a.polling.Load() {
 			resp, err = a.client.Heartbeat(ctx, hb)
 		}
@@ -238,7 +239,6 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			a.log.Warn("heartbeat failed", "err", err)
 		case err == nil && resp != nil:
 			sent = fp
-			pollCounts = resp.OpenPollIsHeartbeat
 			if d := time.Duration(resp.HeartbeatSeconds * float64(time.Second)); d >= 100*time.Millisecond && d != interval {
 				interval = d
 				t.Reset(interval)

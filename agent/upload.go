@@ -2,11 +2,8 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/upload"
+	"github.com/tripcap/tripcap/capturefile"
 )
 
 // fileReports describes a session's files: the engine's list when given, else
@@ -32,7 +29,7 @@ func fileReports(e *journalEntry, paths []string, final bool) []tripcap.CaptureF
 		}
 		f := tripcap.CaptureFile{Name: filepath.Base(p), Size: st.Size(), LocalPath: p, CreatedAt: st.ModTime().UTC()}
 		if final {
-			f.SHA256, f.Size, _ = hashFile(p)
+			f.SHA256, f.Size, _ = capturefile.HashFile(p)
 		}
 		out = append(out, f)
 	}
@@ -124,7 +121,7 @@ func (a *Agent) uploadOnce(ctx context.Context) (bool, error) {
 			a.log.Error("a capture file vanished before upload", "path", j.file.LocalPath)
 			a.failUpload(j.s, j.file.Name, "the file vanished from the spool before upload")
 			continue
-		case err != nil && permanent(err):
+		case err != nil && capturefile.IsPermanent(err):
 			a.log.Error("storage refused a capture file; it stays in the spool", "file", j.file.LocalPath, "err", err)
 			a.failUpload(j.s, j.file.Name, tripcap.ErrorMessage(err))
 			continue
@@ -148,22 +145,6 @@ func (a *Agent) uploadOnce(ctx context.Context) (bool, error) {
 	return len(jobs) > 0, nil
 }
 
-// permanent tells errors retrying cannot fix (wrong credentials, a refused
-// request) from outages, which are retried with backoff.
-func permanent(err error) bool {
-	if upload.IsPermanent(err) {
-		return true
-	}
-	// From the server: storage refused (EFORBIDDEN carries the backend's
-	// message), or the capture cannot take the file. EUNAUTHORIZED would be
-	// the agent's own credential: not the file's fault, so it is retried.
-	switch tripcap.ErrorCode(err) {
-	case tripcap.EFORBIDDEN, tripcap.EINVALID, tripcap.ENOTFOUND:
-		return true
-	}
-	return false
-}
-
 // failUpload records that storage refused a file for good: the session's
 // final report is sent again with StorageFailed and the backend's message.
 func (a *Agent) failUpload(s *session, name, reason string) {
@@ -185,92 +166,26 @@ func (a *Agent) failUpload(s *session, name, reason string) {
 	a.kickNow()
 }
 
-// uploadFile sends one file where the server says: straight to the storage
-// account with presigned URLs, or through the server. It returns the stored
-// SHA-256.
+// uploadFile sends one file where the server says (capturefile.Sender),
+// journaling a direct upload's target so that a restart resumes it. It
+// returns the stored SHA-256.
 func (a *Agent) uploadFile(ctx context.Context, e *journalEntry, f tripcap.CaptureFile) (string, error) {
-	id := e.Assignment.ID
-	sum, size, err := hashFile(f.LocalPath)
-	if err != nil {
-		return "", err
-	}
 	a.mu.Lock()
 	prev := e.Targets[f.Name]
 	a.mu.Unlock()
-	req := tripcap.UploadTargetRequest{Size: size, SHA256: sum}
-	if prev != nil && prev.Size == size {
-		req.ResumeID = prev.UploadID
-	}
-	t, err := a.client.UploadTarget(ctx, id, f.Name, req)
-	if err != nil {
-		return "", err
-	}
-	if t == nil {
-		return sum, nil // stored already
-	}
-	if t.Kind == tripcap.UploadServer {
-		return a.uploadThroughServer(ctx, id, f, sum, size)
-	}
-	a.mu.Lock()
-	if e.Targets == nil {
-		e.Targets = map[string]*tripcap.UploadTarget{}
-	}
-	e.Targets[f.Name] = t
-	err = a.saveJournal(e)
-	a.mu.Unlock()
-	if err != nil {
-		return "", err
-	}
-	if len(t.DoneParts) > 0 {
-		a.log.Info("resuming an interrupted upload", "capture", id, "file", f.Name, "partsStored", len(t.DoneParts), "parts", t.Parts())
-	}
-	progress := func(n int64) {
-		a.log.Debug("upload progress", "capture", id, "file", f.Name, "bytesStored", n, "bytes", t.Size)
-	}
-	if err := a.uploader.File(ctx, t, f.LocalPath, progress); err != nil {
-		return "", err
-	}
-	stored, err := a.client.CompleteUpload(ctx, id, f.Name, sum, t)
-	if tripcap.ErrorCode(err) == tripcap.EPRECONDITION {
-		// The stored bytes differ from the file: start over next time.
+	return a.sender.Send(ctx, e.Assignment.ID, f.Name, f.LocalPath, prev, func(t *tripcap.UploadTarget) error {
 		a.mu.Lock()
-		delete(e.Targets, f.Name)
-		a.mu.Unlock()
-		return "", tripcap.Errorf(tripcap.EUNAVAILABLE, "%s", tripcap.ErrorMessage(err))
-	}
-	if err != nil {
-		return "", err
-	}
-	a.log.Info("capture file uploaded", "capture", id, "file", f.Name, "bytes", stored.Size, "key", stored.Key, "kind", t.Kind)
-	return stored.SHA256, nil
-}
-
-func (a *Agent) uploadThroughServer(ctx context.Context, captureID string, f tripcap.CaptureFile, sum string, size int64) (string, error) {
-	r, err := os.Open(f.LocalPath)
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
-	stored, err := a.client.Upload(ctx, captureID, f.Name, sum, r, size)
-	if err != nil {
-		return "", err
-	}
-	a.log.Info("capture file uploaded", "capture", captureID, "file", f.Name, "bytes", stored.Size, "key", stored.Key)
-	return stored.SHA256, nil
-}
-
-func hashFile(p string) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+		defer a.mu.Unlock()
+		if t == nil {
+			delete(e.Targets, f.Name)
+		} else {
+			if e.Targets == nil {
+				e.Targets = map[string]*tripcap.UploadTarget{}
+			}
+			e.Targets[f.Name] = t
+		}
+		return a.saveJournal(e)
+	})
 }
 
 func (a *Agent) removeFile(p string) {

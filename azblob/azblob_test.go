@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/capturefile"
 	"github.com/tripcap/tripcap/internal/storagetest"
-	"github.com/tripcap/tripcap/upload"
 )
 
 func TestParseURL(t *testing.T) {
@@ -211,8 +211,8 @@ func TestWrongCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = upload.File(ctx, nil, tg, path, nil)
-	if !upload.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EFORBIDDEN || !strings.Contains(tripcap.ErrorMessage(err), "AuthorizationFailure") {
+	err = capturefile.UploadParts(ctx, nil, tg, path, nil)
+	if !capturefile.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EFORBIDDEN || !strings.Contains(tripcap.ErrorMessage(err), "AuthorizationFailure") {
 		t.Errorf("upload with a SAS signed by a wrong key = %v, want a permanent EFORBIDDEN naming Azure's error code", err)
 	}
 	if strings.Contains(err.Error(), "sig=") {

@@ -3,13 +3,13 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"io"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/capturefile"
 )
 
 // MaxPollWait bounds an agent's long poll, below common proxy idle timeouts.
@@ -157,7 +157,7 @@ func applyReport(c *tripcap.PacketCapture, r tripcap.SessionReport) bool {
 	}
 	c.Stats = r.Stats
 	for _, f := range r.Files {
-		i := fileIndex(c, f.Name)
+		i := capturefile.Index(c, f.Name)
 		if i < 0 {
 			c.Files = append(c.Files, tripcap.CaptureFile{Name: f.Name})
 			i = len(c.Files) - 1
@@ -177,201 +177,6 @@ func reportedFields(c *tripcap.PacketCapture) tripcap.PacketCapture {
 		Status: c.Status, StopReason: c.StopReason, Errors: slices.Clone(c.Errors), ErrorMessage: c.ErrorMessage,
 		CaptureStartTime: c.CaptureStartTime, CaptureStopTime: c.CaptureStopTime, Stats: c.Stats, Files: slices.Clone(c.Files),
 	}
-}
-
-// fileSlot is where one file of an agent's capture goes in storage.
-type fileSlot struct {
-	capture *tripcap.PacketCapture
-	blobs   tripcap.BlobStore
-	file    tripcap.CaptureFile // the capture's record of it, Key set
-}
-
-// reserveFile checks that the calling agent may upload the named file of a
-// capture and records the file with its storage key, so that every attempt
-// (and every replica) writes the same object.
-func (s *Service) reserveFile(ctx context.Context, captureID, name string) (*fileSlot, error) {
-	hostID, err := requireAgent(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "name: %q is not a file name", name)
-	}
-	c, err := s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &captureID, IncludeDeleted: true})
-	if err != nil {
-		return nil, err
-	}
-	if c.HostID != hostID {
-		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no capture %s on this host", captureID)
-	}
-	storageID := c.Parameters.StorageLocation.StorageID
-	if storageID == "" || c.StorageKey == "" {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "capture %s keeps its files on the host (no storage account)", c.Name)
-	}
-	blobs, err := s.blobStore(ctx, storageID)
-	if err != nil {
-		return nil, err
-	}
-	slot := &fileSlot{blobs: blobs}
-	err = s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
-		slot.capture = c
-		i := fileIndex(c, name)
-		if i < 0 {
-			c.Files = append(c.Files, tripcap.CaptureFile{Name: name, CreatedAt: s.now()})
-			i = len(c.Files) - 1
-		}
-		f := &c.Files[i]
-		changed := f.Key == ""
-		if changed {
-			f.Key, f.StorageID = fileKey(c.StorageKey, i), storageID
-		}
-		slot.file = *f
-		return changed
-	})
-	if err != nil {
-		return nil, err
-	}
-	return slot, nil
-}
-
-// markStored records that a file is in storage with the given size and checksum.
-func (s *Service) markStored(ctx context.Context, slot *fileSlot, info tripcap.ObjectInfo) (*tripcap.CaptureFile, error) {
-	s.counters.Uploads.Add(1)
-	var stored tripcap.CaptureFile
-	err := s.updateCapture(ctx, slot.capture.ID, func(c *tripcap.PacketCapture) bool {
-		i := fileIndex(c, slot.file.Name)
-		if i < 0 {
-			return false
-		}
-		f := &c.Files[i]
-		f.Size, f.SHA256, f.Stored = info.Size, info.SHA256, true
-		stored = *f
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &stored, nil
-}
-
-// UploadFile stores a file of the calling agent's capture through the server
-// (the file backend's path), checking its SHA-256 when given. Uploading a file
-// that is already stored with the same checksum is a no-op, so retries are safe.
-func (s *Service) UploadFile(ctx context.Context, captureID, name, sha256 string, body io.Reader) (*tripcap.CaptureFile, error) {
-	slot, err := s.reserveFile(ctx, captureID, name)
-	if err != nil {
-		return nil, err
-	}
-	if slot.file.Stored && slot.file.SHA256 == sha256 {
-		_, _ = io.Copy(io.Discard, body)
-		return &slot.file, nil
-	}
-	info, err := slot.blobs.Put(ctx, slot.file.Key, body)
-	if err != nil {
-		return nil, fmt.Errorf("store %s of capture %s: %w", name, slot.capture.Name, err)
-	}
-	if sha256 != "" && sha256 != info.SHA256 {
-		_ = slot.blobs.Delete(ctx, slot.file.Key)
-		return nil, tripcap.Errorf(tripcap.EINVALID, "file %s: SHA-256 %s does not match the upload's %s", name, sha256, info.SHA256)
-	}
-	return s.markStored(ctx, slot, info)
-}
-
-// UploadTarget tells the calling agent where to send a file: presigned URLs
-// of the capture's storage account when it takes direct uploads, else the
-// server's own upload endpoint. A file already stored comes back as nil.
-func (s *Service) UploadTarget(ctx context.Context, captureID, name string, req tripcap.UploadTargetRequest) (*tripcap.UploadTarget, error) {
-	if req.Size < 0 {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "size: %d is negative", req.Size)
-	}
-	slot, err := s.reserveFile(ctx, captureID, name)
-	if err != nil {
-		return nil, err
-	}
-	if slot.file.Stored && slot.file.SHA256 == req.SHA256 {
-		return nil, nil
-	}
-	direct, ok := slot.blobs.(tripcap.DirectUploads)
-	if !ok {
-		return &tripcap.UploadTarget{Kind: tripcap.UploadServer, Size: req.Size}, nil
-	}
-	t, err := direct.PrepareUpload(ctx, slot.file.Key, req.Size, req.ResumeID, UploadTargetTTL)
-	if err != nil {
-		return nil, storageError("prepare the upload of "+name, err)
-	}
-	return t, nil
-}
-
-// CompleteUpload commits a direct upload: the backend assembles the parts the
-// agent sent and the stored bytes' SHA-256 must equal the agent's.
-func (s *Service) CompleteUpload(ctx context.Context, captureID, name, sha256 string, t *tripcap.UploadTarget) (*tripcap.CaptureFile, error) {
-	if t == nil {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "target: required")
-	}
-	slot, err := s.reserveFile(ctx, captureID, name)
-	if err != nil {
-		return nil, err
-	}
-	if slot.file.Stored && slot.file.SHA256 == sha256 {
-		return &slot.file, nil
-	}
-	direct, ok := slot.blobs.(tripcap.DirectUploads)
-	if !ok {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "storage account %s takes uploads through the server only", slot.file.StorageID)
-	}
-	info, err := direct.CompleteUpload(ctx, slot.file.Key, t, sha256)
-	if err != nil {
-		return nil, storageError("complete the upload of "+name, err)
-	}
-	return s.markStored(ctx, slot, info)
-}
-
-// storageError keeps a backend's *tripcap.Error (its message names the
-// backend's own error) and marks anything else as a storage outage the
-// agent retries.
-func storageError(doing string, err error) error {
-	if tripcap.ErrorCode(err) != tripcap.EINTERNAL {
-		return err
-	}
-	return tripcap.Errorf(tripcap.EUNAVAILABLE, "storage: %s: %v", doing, err)
-}
-
-// OpenFile opens a stored file of a capture for download: the named one, or
-// the first when name is empty.
-func (s *Service) OpenFile(ctx context.Context, watcher, ref, name string) (io.ReadSeekCloser, *tripcap.CaptureFile, error) {
-	c, err := s.FindCapture(ctx, watcher, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(c.Files) == 0 {
-		return nil, nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s has no file yet (status %s)", c.Name, c.Status)
-	}
-	i := 0
-	if name != "" {
-		if i = fileIndex(c, name); i < 0 {
-			names := make([]string, len(c.Files))
-			for j, f := range c.Files {
-				names[j] = f.Name
-			}
-			return nil, nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s has no file %q (files: %v)", c.Name, name, names)
-		}
-	}
-	f := c.Files[i]
-	if !f.Stored {
-		if c.Parameters.StorageLocation.StorageID == "" {
-			return nil, nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s keeps %s on its host only, at %s", c.Name, f.Name, f.LocalPath)
-		}
-		return nil, nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "capture %s: %s is not uploaded yet (status %s)", c.Name, f.Name, c.Status)
-	}
-	blobs, err := s.blobStore(ctx, f.StorageID)
-	if err != nil {
-		return nil, nil, err
-	}
-	rc, _, err := blobs.Open(ctx, f.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open %s of capture %s: %w", f.Key, c.Name, err)
-	}
-	return rc, &f, nil
 }
 
 // QueryStatus is Azure's queryStatus: the capture's status fields.

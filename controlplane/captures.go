@@ -4,12 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/bpf"
+	"github.com/tripcap/tripcap/capturefile"
 )
 
 // CreateCaptureRequest asks for a new capture session.
@@ -90,7 +90,7 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 		UpdatedAt:         now,
 	}
 	if loc.StorageID != "" {
-		c.StorageKey = storageKey(host, now, p.Format)
+		c.StorageKey = capturefile.Key(host, now, p.Format)
 		c.Parameters.StorageLocation.StoragePath = blobs.URL(c.StorageKey)
 	}
 	if err := s.store.CreateCapture(ctx, c); err != nil {
@@ -98,28 +98,6 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	}
 	s.log.Info("capture created", "capture", c.Name, "id", c.ID, "host", host.Name, "watcher", w.Name)
 	return c, nil
-}
-
-// storageKey is Azure's blob naming scheme for capture files:
-// subscriptions/<sub>/resourcegroups/<rg>/providers/microsoft.compute/virtualmachines/<vm>/YYYY/MM/DD/packetcapture_HH_MM_SS_mmm.cap
-func storageKey(h *tripcap.Host, created time.Time, format string) string {
-	t := created.UTC()
-	ext := ".cap"
-	if format == tripcap.FormatPcapng {
-		ext = ".pcapng"
-	}
-	return strings.ToLower(fmt.Sprintf("subscriptions/%s/resourcegroups/%s/providers/microsoft.compute/virtualmachines/%s", h.SubscriptionID, h.ResourceGroup, h.Name)) +
-		fmt.Sprintf("/%04d/%02d/%02d/packetcapture_%02d_%02d_%02d_%03d%s", t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond()/1e6, ext)
-}
-
-// fileKey is the key of a capture's file number index: continuous captures
-// number their later files …_mmm_1.cap, …_mmm_2.cap.
-func fileKey(base string, index int) string {
-	if index == 0 {
-		return base
-	}
-	ext := path.Ext(base)
-	return fmt.Sprintf("%s_%d%s", strings.TrimSuffix(base, ext), index, ext)
 }
 
 // FindCaptures lists captures, optionally of one watcher or host.
@@ -197,18 +175,7 @@ func (s *Service) DeleteCapture(ctx context.Context, watcher, ref, ifMatch strin
 		return err
 	}
 	if deleteFiles {
-		for _, f := range c.Files {
-			if !f.Stored {
-				continue
-			}
-			b, err := s.blobStore(ctx, f.StorageID)
-			if err == nil {
-				err = b.Delete(ctx, f.Key)
-			}
-			if err != nil {
-				return fmt.Errorf("delete file %s of capture %s: %w", f.Key, c.Name, err)
-			}
-		}
+		return s.Files.DeleteFiles(ctx, c)
 	}
 	return nil
 }
@@ -253,12 +220,7 @@ func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, 
 	return out, nil
 }
 
-// fileIndex finds a file by name in a capture's file list.
-func fileIndex(c *tripcap.PacketCapture, name string) int {
-	for i, f := range c.Files {
-		if f.Name == name || path.Base(f.Name) == name {
-			return i
-		}
-	}
-	return -1
+// captureByID returns a capture by id, deleted ones too.
+func (s *Service) captureByID(ctx context.Context, id string) (*tripcap.PacketCapture, error) {
+	return s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &id, IncludeDeleted: true})
 }

@@ -72,7 +72,7 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 	if _, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher); err != nil {
 		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
 	}
-	s.log.Info("host enrolled", "host", host.Name, "id", host.ID, "location", host.Location)
+	s.log.Info("host enrolled", "host", host.Name, "id", host.ID, "location", host.Location, "agentProtocol", tripcap.AgentProtocolFromContext(ctx))
 	return &tripcap.EnrollResponse{Host: host, Credential: secret, HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}, nil
 }
 
@@ -99,7 +99,13 @@ func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) (*tripcap
 	} else {
 		s.heartbeats.add(hostID, now)
 	}
-	return &tripcap.HeartbeatResponse{HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds(), OpenPollIsHeartbeat: true}, nil
+	resp := &tripcap.HeartbeatResponse{HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}
+	if tripcap.AgentProtocolFromContext(ctx) < 1 {
+		// An agent from before versions learns only this way that its open
+		// poll counts (Assignments), and would heartbeat every interval.
+		resp.OpenPollIsHeartbeat = true
+	}
+	return resp, nil
 }
 
 // FindHosts lists hosts.

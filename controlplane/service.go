@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/capturefile"
 )
 
 // Config holds the control plane's settings.
@@ -80,6 +81,10 @@ type Service struct {
 	batching atomic.Bool
 	counters Counters
 	storage  storageAccounts
+
+	// Files is the file stage: upload targets, uploads, their completion
+	// and downloads, for the captures and storage accounts held here.
+	*capturefile.Files
 }
 
 // Counters are the control plane's running totals, for /metrics.
@@ -99,7 +104,7 @@ func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{
+	s := &Service{
 		store:      store,
 		cfg:        cfg,
 		log:        log,
@@ -110,6 +115,16 @@ func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
 		progress:   newProgressBatch(),
 		storage:    storageAccounts{open: map[string]tripcap.BlobStore{}},
 	}
+	s.Files = capturefile.New(capturefile.Config{
+		Agent:         requireAgent,
+		Capture:       s.captureByID,
+		FindCapture:   s.FindCapture,
+		UpdateCapture: s.updateCapture,
+		BlobStore:     s.blobStore,
+		Stored:        func() { s.counters.Uploads.Add(1) },
+		Now:           func() time.Time { return s.now() },
+	})
+	return s
 }
 
 // Config returns the effective configuration.

@@ -6,13 +6,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/tripcap/tripcap"
 )
-
-// UploadTargetTTL is how long an agent's presigned upload URLs stay valid.
-const UploadTargetTTL = 15 * time.Minute
 
 // storageAccounts holds the open storage backends: those configured at start
 // (Config.Storage) and those added at run time, kept in the database so that

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -21,6 +22,9 @@ type Client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	// serverProtocol is the agent protocol version of the server's last
+	// answer to an agent call, shared by the copies WithToken makes.
+	serverProtocol *atomic.Int64
 }
 
 // NewClient returns a client for the server at baseURL with a bearer token.
@@ -38,7 +42,7 @@ func NewClient(baseURL, token string) (*Client, error) {
 	if u.Scheme == "http" {
 		rt = newProtocolPicker(t)
 	}
-	return &Client{base: u, token: token, http: &http.Client{Transport: rt}}, nil
+	return &Client{base: u, token: token, http: &http.Client{Transport: rt}, serverProtocol: new(atomic.Int64)}, nil
 }
 
 // protocolPicker speaks HTTP/2 with prior knowledge (h2c) to an http://
@@ -126,7 +130,30 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("User-Agent", "tripcap/"+tripcap.Version)
+	if isAgentPath(path) {
+		req.Header.Set(tripcap.AgentProtocolHeader, strconv.Itoa(tripcap.AgentProtocolVersion))
+	}
 	return req, nil
+}
+
+func isAgentPath(path string) bool { return strings.HasPrefix(path, "/api/v1/agent/") }
+
+// ServerProtocol is the agent protocol version the server sent with its
+// last answer to an agent call: 0 before any answer, from a server that
+// sends none, or when something between (a proxy's error page) answered
+// instead. An agent gates what it expects of the server on it.
+func (c *Client) ServerProtocol() int { return int(c.serverProtocol.Load()) }
+
+// noteServerProtocol records the version an answer to an agent call carries.
+func (c *Client) noteServerProtocol(path string, resp *http.Response) {
+	if !isAgentPath(path) {
+		return
+	}
+	v, err := tripcap.ParseAgentProtocol(resp.Header.Get(tripcap.AgentProtocolHeader))
+	if err != nil {
+		v = 0 // not a server this agent understands: expect nothing of it
+	}
+	c.serverProtocol.Store(int64(v))
 }
 
 // do sends a JSON request and decodes a JSON answer into out (unless nil).
@@ -166,6 +193,7 @@ func (c *Client) doWith(ctx context.Context, method, path string, query url.Valu
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
+	c.noteServerProtocol(path, resp)
 	if resp.StatusCode >= 300 {
 		return decodeError(resp)
 	}
@@ -184,7 +212,7 @@ func (c *Client) doWith(ctx context.Context, method, path string, query url.Valu
 // metric point of a second, one upload target per file), except enrollment,
 // which spends a single-use join token.
 func replayable(method, path string) bool {
-	return method == "POST" && strings.HasPrefix(path, "/api/v1/agent/") && path != "/api/v1/agent/enroll"
+	return method == "POST" && isAgentPath(path) && path != "/api/v1/agent/enroll"
 }
 
 // decodeError turns an error answer back into a *tripcap.Error.
@@ -321,46 +349,6 @@ func (c *Client) DeleteCapture(ctx context.Context, watcher, ref string, deleteF
 	return c.do(ctx, "DELETE", "/api/v1/captures/"+url.PathEscape(ref), q, nil, nil)
 }
 
-// Download is an open capture file download.
-type Download struct {
-	Body io.ReadCloser
-	// Size is the length of what Body returns; Offset where it starts in the file.
-	Size, Offset int64
-	SHA256       string
-	FileName     string
-}
-
-// DownloadFile starts downloading a capture file from offset (a Range request when > 0).
-func (c *Client) DownloadFile(ctx context.Context, watcher, ref, name string, offset int64) (*Download, error) {
-	q := watcherQuery(watcher)
-	if name != "" {
-		q.Set("name", name)
-	}
-	req, err := c.newRequest(ctx, "GET", "/api/v1/captures/"+url.PathEscape(ref)+"/file", q, nil)
-	if err != nil {
-		return nil, err
-	}
-	if offset > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", ref, err)
-	}
-	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		return nil, decodeError(resp)
-	}
-	d := &Download{Body: resp.Body, Size: resp.ContentLength, SHA256: resp.Header.Get(ShaHeader)}
-	if resp.StatusCode == http.StatusPartialContent {
-		d.Offset = offset
-	}
-	if _, params, ok := strings.Cut(resp.Header.Get("Content-Disposition"), "filename="); ok {
-		d.FileName = strings.Trim(params, `"`)
-	}
-	return d, nil
-}
-
 // Enroll trades a join token for an agent credential.
 func (c *Client) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripcap.EnrollResponse, error) {
 	var resp tripcap.EnrollResponse
@@ -405,47 +393,4 @@ func (c *Client) AddStorageAccount(ctx context.Context, name, u string) (*tripca
 // DeleteStorageAccount forgets an added storage account.
 func (c *Client) DeleteStorageAccount(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/api/v1/storage/"+url.PathEscape(name), nil, nil, nil)
-}
-
-func filePath(captureID, name string) string {
-	return "/api/v1/agent/captures/" + url.PathEscape(captureID) + "/files/" + url.PathEscape(name)
-}
-
-// UploadTarget asks where to send a file; nil means it is stored already.
-func (c *Client) UploadTarget(ctx context.Context, captureID, name string, req tripcap.UploadTargetRequest) (*tripcap.UploadTarget, error) {
-	var t *tripcap.UploadTarget
-	if err := c.do(ctx, "POST", filePath(captureID, name)+"/target", nil, req, &t); err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-// CompleteUpload commits a direct upload.
-func (c *Client) CompleteUpload(ctx context.Context, captureID, name, sha256 string, t *tripcap.UploadTarget) (*tripcap.CaptureFile, error) {
-	var f tripcap.CaptureFile
-	return &f, c.do(ctx, "POST", filePath(captureID, name)+"/complete", nil, CompleteUploadBody{SHA256: sha256, Target: t}, &f)
-}
-
-// Upload sends a capture file of size bytes.
-func (c *Client) Upload(ctx context.Context, captureID, name, sha256 string, r io.Reader, size int64) (*tripcap.CaptureFile, error) {
-	req, err := c.newRequest(ctx, "PUT", filePath(captureID, name), nil, r)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set(ShaHeader, sha256)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("upload %s of %s: %w", name, captureID, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return nil, decodeError(resp)
-	}
-	var f tripcap.CaptureFile
-	if err := json.NewDecoder(resp.Body).Decode(&f); err != nil {
-		return nil, fmt.Errorf("decode upload answer: %w", err)
-	}
-	return &f, nil
 }

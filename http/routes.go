@@ -1,13 +1,9 @@
 package http
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"net/http"
-	"path"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -60,15 +56,6 @@ type StorageAccountBody struct {
 	Name string `json:"name"`
 	URL  string `json:"url"`
 }
-
-// CompleteUploadBody is the body of POST …/files/{name}/complete.
-type CompleteUploadBody struct {
-	SHA256 string                `json:"sha256"`
-	Target *tripcap.UploadTarget `json:"target"`
-}
-
-// ShaHeader carries a file's hex SHA-256 on uploads and downloads.
-const ShaHeader = "X-Tripcap-Sha256"
 
 var watcherParam = param{"watcher", "string", "the network watcher (needed when a capture name is used in several)"}
 
@@ -283,27 +270,19 @@ func (s *Server) handleCaptureStatus(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) error {
-	rc, f, err := s.svc.OpenFile(r.Context(), r.URL.Query().Get("watcher"), r.PathValue("capture"), r.URL.Query().Get("name"))
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	ctype := "application/vnd.tcpdump.pcap"
-	if strings.HasSuffix(f.Name, ".pcapng") {
-		ctype = "application/x-pcapng"
-	}
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", path.Base(f.Name)))
-	if f.SHA256 != "" {
-		w.Header().Set(ShaHeader, f.SHA256)
-		if raw, err := hex.DecodeString(f.SHA256); err == nil {
-			w.Header().Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(raw)+":")
+// agentProtocol answers every agent call with the server's agent protocol
+// version, and hands the agent's to the control plane in the context, which
+// gates on it (tripcap.AgentProtocolVersion).
+func (s *Server) agentProtocol(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(tripcap.AgentProtocolHeader, strconv.Itoa(tripcap.AgentProtocolVersion))
+		v, err := tripcap.ParseAgentProtocol(r.Header.Get(tripcap.AgentProtocolHeader))
+		if err != nil {
+			s.Error(w, r, err)
+			return
 		}
-		w.Header().Set("ETag", `"`+f.SHA256+`"`)
-	}
-	http.ServeContent(w, r, "", f.CreatedAt, rc)
-	return nil
+		next.ServeHTTP(w, r.WithContext(tripcap.NewContextWithAgentProtocol(r.Context(), v)))
+	})
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
@@ -373,21 +352,6 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) error {
-	sum := strings.ToLower(r.Header.Get(ShaHeader))
-	if sum != "" {
-		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
-			return tripcap.Errorf(tripcap.EINVALID, "%s: %q is not a hex SHA-256", ShaHeader, sum)
-		}
-	}
-	f, err := s.svc.UploadFile(r.Context(), r.PathValue("id"), r.PathValue("name"), sum, r.Body)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, 200, f)
-	return nil
-}
-
 func (s *Server) handleListStorage(w http.ResponseWriter, r *http.Request) error {
 	as, err := s.svc.FindStorageAccounts(r.Context())
 	if err != nil {
@@ -415,36 +379,6 @@ func (s *Server) handleDeleteStorage(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	w.WriteHeader(204)
-	return nil
-}
-
-func (s *Server) handleUploadTarget(w http.ResponseWriter, r *http.Request) error {
-	var req tripcap.UploadTargetRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return err
-	}
-	t, err := s.svc.UploadTarget(r.Context(), r.PathValue("id"), r.PathValue("name"), req)
-	if err != nil {
-		return err
-	}
-	if t == nil {
-		w.WriteHeader(204)
-		return nil
-	}
-	writeJSON(w, 200, t)
-	return nil
-}
-
-func (s *Server) handleCompleteUpload(w http.ResponseWriter, r *http.Request) error {
-	var body CompleteUploadBody
-	if err := decodeJSON(r, &body); err != nil {
-		return err
-	}
-	f, err := s.svc.CompleteUpload(r.Context(), r.PathValue("id"), r.PathValue("name"), body.SHA256, body.Target)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, 200, f)
 	return nil
 }
 

@@ -159,6 +159,9 @@ func (s *Server) instrument(rt route) http.Handler {
 	if rt.Auth != "join" {
 		inner = s.authenticate(h)
 	}
+	if isAgentPath(rt.Path) {
+		inner = s.agentProtocol(inner)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}

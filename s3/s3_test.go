@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/capturefile"
 	"github.com/tripcap/tripcap/internal/storagetest"
-	"github.com/tripcap/tripcap/upload"
 )
 
 func TestParseURL(t *testing.T) {
@@ -196,8 +196,8 @@ func TestWrongCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg.PartURLs[0] = u.String()
-	err = upload.File(ctx, nil, tg, path, nil)
-	if !upload.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EFORBIDDEN || !strings.Contains(tripcap.ErrorMessage(err), "SignatureDoesNotMatch") {
+	err = capturefile.UploadParts(ctx, nil, tg, path, nil)
+	if !capturefile.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EFORBIDDEN || !strings.Contains(tripcap.ErrorMessage(err), "SignatureDoesNotMatch") {
 		t.Errorf("upload with a wrong signature = %v, want a permanent EFORBIDDEN naming SignatureDoesNotMatch", err)
 	}
 	t.Logf("agent's error: %v", err)

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -27,8 +28,80 @@ func main() {
 	root := newRootCmd()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", tripcapErrorText(err))
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for a command line that does not fit the command (as is
+// usual for usage errors), 1 for any other failure.
+func exitCode(err error) int {
+	var u *usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// usageError is a command line that does not fit its command: an unknown
+// subcommand, or arguments the command does not take.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// strictArgs makes every command of the tree check its arguments, so that
+// a typo is an error and not silently something else. A command that only
+// groups others (no action of its own) prints its help when called alone,
+// and refuses anything else as an unknown subcommand; cobra would print the
+// help and succeed. A command that declares no argument check takes none.
+// Every argument check's failure is a usageError (exit status 2).
+func strictArgs(c *cobra.Command) {
+	if !c.Runnable() && c.HasSubCommands() {
+		c.Args = unknownSubcommand
+		// Cobra checks arguments only of a command that runs; its usage
+		// would then show a use line of its own, which a group has none of.
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[groupAnnotation] = "true"
+	}
+	if !c.HasParent() {
+		// Every command inherits the root's template.
+		c.SetUsageTemplate(strings.Replace(c.UsageTemplate(), "{{if .Runnable}}", `{{if and .Runnable (not (index .Annotations "`+groupAnnotation+`"))}}`, 1))
+	}
+	check := c.Args
+	if check == nil {
+		check = cobra.NoArgs
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &usageError{err}
+		}
+		return nil
+	}
+	for _, sub := range c.Commands() {
+		strictArgs(sub)
+	}
+}
+
+// groupAnnotation marks a command that only groups others.
+const groupAnnotation = "tripcap/group"
+
+// unknownSubcommand refuses any argument of a command that only groups
+// others, suggesting the subcommand meant as cobra does for the root.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only on its own path
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t") + "\n"
+	}
+	return errors.New(msg)
 }
 
 // tripcapErrorText shows a domain error's message without its code prefix.
@@ -59,6 +132,7 @@ func newRootCmd() *cobra.Command {
 	captureCmd.AddCommand(newCaptureRunCmd())
 	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd(), newStorageCmd(),
 		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newResponderCmd())
+	strictArgs(root)
 	return root
 }
 

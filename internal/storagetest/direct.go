@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/upload"
+	"github.com/tripcap/tripcap/capturefile"
 )
 
 // Direct is a store that agents can upload to directly.
@@ -37,7 +37,7 @@ type Restartable interface {
 }
 
 // DirectUploads runs the direct-upload tests against a store on a real
-// server: a file of several parts sent with package upload and committed
+// server: a file of several parts sent with capturefile.UploadParts and committed
 // with CompleteUpload, byte-identical and SHA-256 verified; resume after an
 // interruption without resending done parts; the storage server stopped
 // mid-upload and started again; abort; incomplete and corrupt uploads; an
@@ -91,12 +91,12 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 		rec := NewRecorder(nil)
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		err := upload.File(cctx, rec.Client(), tg, path, func(n int64) {
+		err := capturefile.UploadParts(cctx, rec.Client(), tg, path, func(n int64) {
 			if n >= tg.PartSize {
 				cancel()
 			}
 		})
-		if !errors.Is(err, context.Canceled) || upload.IsPermanent(err) {
+		if !errors.Is(err, context.Canceled) || capturefile.IsPermanent(err) {
 			t.Fatalf("interrupted upload = %v, want a context.Canceled error, not permanent", err)
 		}
 		if got := rec.Stored(); !slices.Equal(got, []int{1}) {
@@ -116,8 +116,8 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 		}
 		rec := NewRecorder(nil)
 		var progress []int64
-		if err := upload.File(ctx, rec.Client(), tg, path, func(n int64) { progress = append(progress, n) }); err != nil {
-			t.Fatalf("upload.File: %v", err)
+		if err := capturefile.UploadParts(ctx, rec.Client(), tg, path, func(n int64) { progress = append(progress, n) }); err != nil {
+			t.Fatalf("UploadParts: %v", err)
 		}
 		if got := rec.Stored(); !slices.Equal(got, []int{1, 2, 3}) {
 			t.Errorf("parts stored %v, want [1 2 3]", got)
@@ -156,12 +156,12 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 		}
 		rec := NewRecorder(nil)
 		var first int64 = -1
-		if err := upload.File(ctx, rec.Client(), again, path, func(n int64) {
+		if err := capturefile.UploadParts(ctx, rec.Client(), again, path, func(n int64) {
 			if first < 0 {
 				first = n
 			}
 		}); err != nil {
-			t.Fatalf("resumed upload.File: %v", err)
+			t.Fatalf("resumed UploadParts: %v", err)
 		}
 		if got := rec.Sent(); !slices.Equal(got, []int{2, 3}) {
 			t.Errorf("resumed upload sent parts %v, want [2 3] only", got)
@@ -178,7 +178,7 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 		rec := NewRecorder(nil)
 		restarted := make(chan error, 1)
 		stopped := false
-		err := upload.File(ctx, rec.Client(), tg, path, func(n int64) {
+		err := capturefile.UploadParts(ctx, rec.Client(), tg, path, func(n int64) {
 			if n >= tg.PartSize && !stopped {
 				// Storage goes away between parts 1 and 2 and comes back
 				// 1.5 s later; the uploader must ride it out.
@@ -197,7 +197,7 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 			t.Fatalf("restart storage: %v", serr)
 		}
 		if err != nil {
-			t.Fatalf("upload.File across a storage restart: %v", err)
+			t.Fatalf("UploadParts across a storage restart: %v", err)
 		}
 		if got := rec.Stored(); !slices.Equal(got, []int{1, 2, 3}) {
 			t.Errorf("parts stored %v, want each of [1 2 3] once", got)
@@ -249,8 +249,8 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 	t.Run("ChecksumMismatch", func(t *testing.T) {
 		key := dir + "/mismatch.cap"
 		tg := prepare(t, key, "", 10*time.Minute)
-		if err := upload.File(ctx, nil, tg, path, nil); err != nil {
-			t.Fatalf("upload.File: %v", err)
+		if err := capturefile.UploadParts(ctx, nil, tg, path, nil); err != nil {
+			t.Fatalf("UploadParts: %v", err)
 		}
 		// The agent's recorded checksum says otherwise: the store must not
 		// keep an object that differs from the capture.
@@ -271,17 +271,17 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 		tg := prepare(t, key, "", time.Second)
 		time.Sleep(time.Until(tg.ExpiresAt) + 100*time.Millisecond)
 		rec := NewRecorder(nil)
-		err := upload.File(ctx, rec.Client(), tg, path, nil)
-		if err == nil || upload.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EUNAVAILABLE || !strings.Contains(err.Error(), "expired") {
-			t.Fatalf("upload.File with an expired target = %v, want a transient EUNAVAILABLE error saying it expired", err)
+		err := capturefile.UploadParts(ctx, rec.Client(), tg, path, nil)
+		if err == nil || capturefile.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EUNAVAILABLE || !strings.Contains(err.Error(), "expired") {
+			t.Fatalf("UploadParts with an expired target = %v, want a transient EUNAVAILABLE error saying it expired", err)
 		}
 		if rec.Requests() != 0 {
 			t.Errorf("%d requests sent with an expired target, want none", rec.Requests())
 		}
 		// What the agent then does: ask again, resuming.
 		again := prepare(t, key, tg.UploadID, 10*time.Minute)
-		if err := upload.File(ctx, nil, again, path, nil); err != nil {
-			t.Fatalf("upload.File with a fresh target: %v", err)
+		if err := capturefile.UploadParts(ctx, nil, again, path, nil); err != nil {
+			t.Fatalf("UploadParts with a fresh target: %v", err)
 		}
 		complete(t, key, again)
 	})
@@ -296,9 +296,9 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 			bad.PartURLs = append(bad.PartURLs, spoilSignature(t, u))
 		}
 		rec := NewRecorder(nil)
-		err := upload.File(ctx, rec.Client(), &bad, path, nil)
-		if !upload.IsPermanent(err) || !strings.Contains(tripcap.ErrorMessage(err), wantDenied) {
-			t.Fatalf("upload.File with a tampered signature = %v, want a permanent error naming %s", err, wantDenied)
+		err := capturefile.UploadParts(ctx, rec.Client(), &bad, path, nil)
+		if !capturefile.IsPermanent(err) || !strings.Contains(tripcap.ErrorMessage(err), wantDenied) {
+			t.Fatalf("UploadParts with a tampered signature = %v, want a permanent error naming %s", err, wantDenied)
 		}
 		// A server may refuse before reading the body and close the
 		// connection, which the client can see as a network error first;
@@ -325,8 +325,8 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 		if err != nil {
 			t.Fatalf("PrepareUpload of an empty file: %v", err)
 		}
-		if err := upload.File(ctx, nil, tg, empty, nil); err != nil {
-			t.Fatalf("upload.File of an empty file: %v", err)
+		if err := capturefile.UploadParts(ctx, nil, tg, empty, nil); err != nil {
+			t.Fatalf("UploadParts of an empty file: %v", err)
 		}
 		info, err := s.CompleteUpload(ctx, key, tg, SHA256(nil))
 		if err != nil || info.Size != 0 || info.SHA256 != SHA256(nil) {
@@ -352,9 +352,9 @@ func DirectUploads(t *testing.T, s Direct, srv Restartable, kind, wantDenied str
 		if err := os.WriteFile(short, data[:1000], 0o600); err != nil {
 			t.Fatal(err)
 		}
-		err := upload.File(ctx, nil, tg, short, nil)
-		if !upload.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EINVALID {
-			t.Errorf("upload.File of a file of another size = %v, want a permanent EINVALID", err)
+		err := capturefile.UploadParts(ctx, nil, tg, short, nil)
+		if !capturefile.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EINVALID {
+			t.Errorf("UploadParts of a file of another size = %v, want a permanent EINVALID", err)
 		}
 		_ = s.AbortUpload(ctx, dir+"/short.cap", tg)
 	})
@@ -511,12 +511,12 @@ func DiskFull(t *testing.T, s Direct, disk string) {
 	}
 
 	rec := NewRecorder(nil)
-	u := &upload.Uploader{Client: rec.Client(), Attempts: 3, MinBackoff: 50 * time.Millisecond}
+	u := &capturefile.Uploader{Client: rec.Client(), Attempts: 3, MinBackoff: 50 * time.Millisecond}
 	err = u.File(ctx, tg, path, nil)
 	if err == nil {
 		t.Fatalf("upload to a full disk succeeded (%s)", rec)
 	}
-	if upload.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EUNAVAILABLE {
+	if capturefile.IsPermanent(err) || tripcap.ErrorCode(err) != tripcap.EUNAVAILABLE {
 		t.Errorf("upload to a full disk = %v, want a transient EUNAVAILABLE error", err)
 	}
 	if !strings.Contains(err.Error(), "HTTP 5") {
@@ -534,7 +534,7 @@ func DiskFull(t *testing.T, s Direct, disk string) {
 	if !slices.Contains(again.DoneParts, 1) {
 		t.Errorf("resumed target has parts %v done, want part 1, stored before the disk filled", again.DoneParts)
 	}
-	if err := upload.File(ctx, nil, again, path, nil); err != nil {
+	if err := capturefile.UploadParts(ctx, nil, again, path, nil); err != nil {
 		t.Fatalf("upload after freeing the disk: %v", err)
 	}
 	info, err := s.CompleteUpload(ctx, key, again, SHA256(data))

@@ -1,4 +1,4 @@
-package upload_test
+package capturefile_test
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/upload"
+	"github.com/tripcap/tripcap/capturefile"
 )
 
-// The uploads themselves run against real servers in the s3 and azblob
-// packages (internal/storagetest.DirectUploads); these tests cover what
-// needs no server.
+// The direct uploads themselves run against real servers in the s3 and
+// azblob packages (internal/storagetest.DirectUploads); these tests cover
+// what needs no server.
 
 func TestTargetParts(t *testing.T) {
 	for _, c := range []struct {
@@ -97,7 +97,7 @@ func TestIsPermanent(t *testing.T) {
 		{errors.New("disk read error"), false},
 		{nil, false},
 	} {
-		if got := upload.IsPermanent(c.err); got != c.want {
+		if got := capturefile.IsPermanent(c.err); got != c.want {
 			t.Errorf("IsPermanent(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
@@ -126,7 +126,7 @@ func TestFileRefuses(t *testing.T) {
 		"size mismatch": {s3(11), path, tripcap.EINVALID, "10 bytes"},
 		"missing file":  {s3(10), path + ".gone", tripcap.EINTERNAL, "no such file"},
 	} {
-		err := upload.File(ctx, nil, c.target, c.path, nil)
+		err := capturefile.UploadParts(ctx, nil, c.target, c.path, nil)
 		if tripcap.ErrorCode(err) != c.code || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("%s: File = %v, want %s saying %q", name, err, c.code, c.says)
 		}
@@ -135,7 +135,7 @@ func TestFileRefuses(t *testing.T) {
 	done := s3(10)
 	done.DoneParts = []int{1, 2}
 	var got []int64
-	if err := upload.File(ctx, nil, done, path, func(n int64) { got = append(got, n) }); err != nil || len(got) != 1 || got[0] != 10 {
+	if err := capturefile.UploadParts(ctx, nil, done, path, func(n int64) { got = append(got, n) }); err != nil || len(got) != 1 || got[0] != 10 {
 		t.Errorf("File with every part done = %v, progress %v; want nil, [10]", err, got)
 	}
 }

@@ -1,26 +1,4 @@
-// Package upload sends a capture file from an agent to the storage account
-// with the short-lived target the server handed out (tripcap.UploadTarget):
-// presigned S3 part URLs or an Azure blob SAS URL. It uses plain net/http: an
-// agent holds no storage SDK and no storage credentials.
-//
-// Parts go one after another, each read from the file at its offset, so a
-// retry or a resume resends that part only. Parts the target lists as done
-// are skipped. Network errors and 408/429/5xx answers are retried with
-// backoff; other answers are final. Errors carry tripcap codes:
-//
-//   - EUNAUTHORIZED/EFORBIDDEN: the storage refused the target's signature
-//     (wrong credentials on the server, a tampered URL), with the backend's
-//     error code and message (S3 <Code>/<Message>, Azure x-ms-error-code);
-//   - ENOTFOUND, EINVALID, ECONFLICT: other refusals (the upload was aborted,
-//     the bucket is gone, the file does not match the target);
-//   - EUNAVAILABLE: the storage could not be reached or kept failing, or the
-//     target expired: ask the server for a new target, resuming with its
-//     UploadID, and try again later.
-//
-// IsPermanent tells the first two groups (the capture's StorageFailed) from
-// the last. Context cancellation returns the context's error, not permanent.
-// URLs in errors are stripped of their query, which holds the signature.
-package upload
+package capturefile
 
 import (
 	"bytes"
@@ -52,7 +30,28 @@ const (
 	azureVersion = "2021-12-02"
 )
 
-// Uploader sends files to upload targets.
+// Uploader sends a capture file from an agent straight to the storage
+// account with the short-lived target the server handed out: presigned S3
+// part URLs or an Azure blob SAS URL. It uses plain net/http: an agent holds
+// no storage SDK and no storage credentials.
+//
+// Parts go one after another, each read from the file at its offset, so a
+// retry or a resume resends that part only. Parts the target lists as done
+// are skipped. Network errors and 408/429/5xx answers are retried with
+// backoff; other answers are final. Errors carry tripcap codes:
+//
+//   - EUNAUTHORIZED/EFORBIDDEN: the storage refused the target's signature
+//     (wrong credentials on the server, a tampered URL), with the backend's
+//     error code and message (S3 <Code>/<Message>, Azure x-ms-error-code);
+//   - ENOTFOUND, EINVALID, ECONFLICT: other refusals (the upload was aborted,
+//     the bucket is gone, the file does not match the target);
+//   - EUNAVAILABLE: the storage could not be reached or kept failing, or the
+//     target expired: ask the server for a new target, resuming with its
+//     UploadID, and try again later.
+//
+// IsPermanent tells the first two groups (the capture's StorageFailed) from
+// the last. Context cancellation returns the context's error, not permanent.
+// URLs in errors are stripped of their query, which holds the signature.
 type Uploader struct {
 	// Client sends the requests; nil means http.DefaultClient.
 	Client *http.Client
@@ -69,17 +68,18 @@ type Uploader struct {
 	PartTimeout time.Duration
 }
 
-// File sends the file at path to target with a default Uploader. progress,
-// if not nil, is called with the number of the file's bytes the storage
-// holds: first with those of the done parts, then after each part.
-func File(ctx context.Context, client *http.Client, target *tripcap.UploadTarget, path string, progress func(n int64)) error {
+// UploadParts sends the file at path to target with a default Uploader.
+// progress, if not nil, is called with the number of the file's bytes the
+// storage holds: first with those of the done parts, then after each part.
+func UploadParts(ctx context.Context, client *http.Client, target *tripcap.UploadTarget, path string, progress func(n int64)) error {
 	u := &Uploader{Client: client}
 	return u.File(ctx, target, path, progress)
 }
 
-// IsPermanent reports whether err means that the storage refused the upload
-// for good (wrong credentials, a missing bucket or upload, a file that does
-// not match its target), as opposed to a fault that may pass.
+// IsPermanent reports whether err means that the storage or the server
+// refused the upload for good (wrong credentials, a missing bucket or
+// upload, a file that does not match its target, a capture that takes no
+// file), as opposed to a fault that may pass.
 func IsPermanent(err error) bool {
 	switch tripcap.ErrorCode(err) {
 	case tripcap.EUNAUTHORIZED, tripcap.EFORBIDDEN, tripcap.ENOTFOUND, tripcap.EINVALID, tripcap.ECONFLICT, tripcap.EPRECONDITION:
@@ -88,8 +88,8 @@ func IsPermanent(err error) bool {
 	return false
 }
 
-// File sends the file at path to target. See the package documentation for
-// what its errors mean.
+// File sends the file at path to target. See Uploader for what its errors
+// mean.
 func (u *Uploader) File(ctx context.Context, target *tripcap.UploadTarget, path string, progress func(n int64)) error {
 	if target == nil {
 		return tripcap.Errorf(tripcap.EINVALID, "upload %s: no target", path)
@@ -98,7 +98,7 @@ func (u *Uploader) File(ctx context.Context, target *tripcap.UploadTarget, path 
 		return fmt.Errorf("upload %s: %w", path, err)
 	}
 	if target.Kind == tripcap.UploadServer {
-		return tripcap.Errorf(tripcap.EINVALID, "upload %s: a %q target is sent by the agent's own upload code, not by package upload", path, target.Kind)
+		return tripcap.Errorf(tripcap.EINVALID, "upload %s: a %q target is sent through the server (Sender), not by the Uploader", path, target.Kind)
 	}
 	f, err := os.Open(path)
 	if err != nil {
