@@ -170,6 +170,7 @@ func New(cfg Config) (*Evaluator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Logger = cfg.Logger.With("component", "alerting")
 	if cfg.OnTransition == nil {
 		cfg.OnTransition = func(context.Context, tripcap.Alert) {}
 	}
@@ -279,7 +280,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 					}
 				}
 				if err := e.EvaluateHost(ctx, host, newest); err != nil && ctx.Err() == nil {
-					e.cfg.Logger.Warn("alerting: evaluating host", "host", host, "err", err)
+					e.cfg.Logger.Warn("evaluating host", "host", host, "err", err)
 				}
 				e.done(host)
 			}

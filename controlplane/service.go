@@ -104,6 +104,7 @@ func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "controlplane")
 	s := &Service{
 		store:      store,
 		cfg:        cfg,

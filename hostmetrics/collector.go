@@ -82,6 +82,7 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Logger = cfg.Logger.With("component", "hostmetrics")
 	return &Collector{cfg: cfg, sampled: make(chan struct{}, 1)}, nil
 }
 
@@ -119,7 +120,7 @@ func (c *Collector) add(sec int64, r *Reading) error {
 	if prev != nil {
 		gap := sec - prevSec
 		if gap > maxSpread {
-			c.cfg.Logger.Warn("hostmetrics: samples far apart; dropping the increase between them", "seconds", gap)
+			c.cfg.Logger.Warn("samples far apart; dropping the increase between them", "seconds", gap)
 		} else {
 			for _, d := range c.deltas(prev, r) {
 				// Spread an increase over the seconds it covers, so a late
@@ -272,7 +273,7 @@ func (c *Collector) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if err := c.Sample(ctx); err != nil && ctx.Err() == nil {
-			c.cfg.Logger.Warn("hostmetrics: sampling", "err", err)
+			c.cfg.Logger.Warn("sampling", "err", err)
 		}
 	}
 }
@@ -317,7 +318,7 @@ func (c *Collector) Ship(ctx context.Context, every time.Duration, send func(con
 				return nil
 			}
 			waiting, dropped := c.Buffered()
-			c.cfg.Logger.Warn("hostmetrics: shipping metrics", "err", err, "waiting", waiting, "dropped", dropped)
+			c.cfg.Logger.Warn("shipping metrics", "err", err, "waiting", waiting, "dropped", dropped)
 			backoff = min(2*backoff, time.Minute)
 			wait = backoff
 			break

@@ -54,6 +54,7 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 	if log == nil {
 		log = slog.Default()
 	}
+	log = log.With("component", "http")
 	s := &Server{svc: svc, log: log, registry: prometheus.NewRegistry(), mux: http.NewServeMux()}
 	for _, o := range opts {
 		o(s)

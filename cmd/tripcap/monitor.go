@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/hostmetrics"
+	"github.com/tripcap/tripcap/metricstore"
 )
 
 // Server side: the Monitor (metrics, alert rules, action groups, alerts).
@@ -24,8 +24,12 @@ import (
 //	TRIPCAP_SMTP_FROM      sender address
 //	TRIPCAP_SMTP_USERNAME  and TRIPCAP_SMTP_PASSWORD: AUTH PLAIN, over TLS only
 //	TRIPCAP_SMTP_TLS       opportunistic (default), required or none
-func newMonitor(store tripcap.Store, log *slog.Logger, rsp actiongroup.Responder) (*controlplane.Monitor, error) {
-	m, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{SMTP: smtpFromEnv(), Responder: rsp})
+//
+// The metric history is kept across restarts in snapshot (a file in the
+// data directory; each replica has its own).
+func newMonitor(store tripcap.Store, log *slog.Logger, rsp actiongroup.Responder, snapshot string) (*controlplane.Monitor, error) {
+	m, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{SMTP: smtpFromEnv(), Responder: rsp,
+		Metrics: metricstore.Config{SnapshotPath: snapshot}})
 	if err != nil {
 		return nil, fmt.Errorf("TRIPCAP_SMTP_*: %w", err)
 	}
@@ -40,15 +44,6 @@ func smtpFromEnv() *actiongroup.SMTPConfig {
 	}
 	return &actiongroup.SMTPConfig{Addr: addr, From: os.Getenv("TRIPCAP_SMTP_FROM"), Username: os.Getenv("TRIPCAP_SMTP_USERNAME"),
 		Password: os.Getenv("TRIPCAP_SMTP_PASSWORD"), TLS: os.Getenv("TRIPCAP_SMTP_TLS")}
-}
-
-// runMonitor runs the control plane's Monitor until ctx ends; the returned
-// func waits for it, so it stops (persisting, logging deliveries) before the
-// store closes.
-func (cp *controlPlane) runMonitor(ctx context.Context) (wait func()) {
-	done := make(chan struct{})
-	go func() { defer close(done); _ = cp.monitor.Run(ctx) }()
-	return func() { <-done }
 }
 
 // Agent side: the host metrics collector.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -22,13 +23,13 @@ func startServer(t *testing.T) (url, token string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second, maxCaptures: tripcap.DefaultParallelCapturesPerWatcher}
-	cp, err := startControlPlane(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cp, err := openControlPlane(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cp.run(ctx) }()
+	go func() { done <- errors.Join(cp.Run(ctx), cp.Close()) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -181,5 +182,33 @@ func TestResponderOwnReceiversFlags(t *testing.T) {
 	}
 	if out, err := cli(t, url, token, "responder", "update", "pc", "--notify-webhook", "no-equals-sign"); err == nil || !strings.Contains(err.Error()+out, "notify-webhook") {
 		t.Fatalf("a malformed --notify-webhook: %v\n%s", err, out)
+	}
+}
+
+// TestControlPlaneRunReportsAFailure: a service that fails ends Run with its
+// error, named, and stops the others; Close then releases the store.
+func TestControlPlaneRunReportsAFailure(t *testing.T) {
+	o := &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second, maxCaptures: tripcap.DefaultParallelCapturesPerWatcher}
+	cp, err := openControlPlane(t.Context(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The listener closed under the API server is a failure of that service.
+	cp.listener.Close()
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(t.Context()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "API server") {
+			t.Fatalf("Run = %v, want the API server's failure", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not end when the API server failed")
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatalf("a second Close: %v", err)
 	}
 }

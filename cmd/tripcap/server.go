@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/azblob"
+	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/filestore"
+	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/s3"
+	"github.com/tripcap/tripcap/sqlite"
+)
+
+// The server role: the control plane's flags, its resources and its command.
+
+// serverOptions are the control plane's flags, shared by `server` and `up`.
+type serverOptions struct {
+	listen, data, db, adminTokenFile string
+	subscription, group, location    string
+	maxCaptures                      int
+	heartbeat                        time.Duration
+	storage                          []string
+}
+
+func (o *serverOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on")
+	f.StringVar(&o.data, "data", "./tripcap-data", "data directory (SQLite database, file storage, admin token)")
+	f.StringVar(&o.db, "db", "", "database: sqlite:///path/tripcap.db (default inside --data) or postgres://…")
+	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "admin token file (default <data>/admin.token); replicas may share one")
+	f.StringVar(&o.subscription, "subscription", "", "subscription id in hosts' Azure resource ids")
+	f.StringVar(&o.group, "resource-group", "", "default resource group of hosts (label azure.resourceGroup overrides)")
+	f.StringVar(&o.location, "default-location", "", "location of hosts that enroll without one")
+	f.IntVar(&o.maxCaptures, "max-captures", tripcap.DefaultParallelCapturesPerWatcher, "parallel capture limit of new network watchers")
+	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval; hosts go Offline after three missed")
+	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
+}
+
+// openStore opens the database a --db URL names.
+func openStore(ctx context.Context, db string) (tripcap.Store, error) {
+	switch {
+	case strings.HasPrefix(db, "sqlite://"):
+		return sqlite.Open(ctx, strings.TrimPrefix(db, "sqlite://"))
+	case strings.HasPrefix(db, "postgres://"), strings.HasPrefix(db, "postgresql://"):
+		return postgres.Open(ctx, db)
+	}
+	return nil, fmt.Errorf("--db: %q is not sqlite:///path or postgres://…", db)
+}
+
+// openStorageURL opens one storage account by URL; credentials come from the
+// server's environment (AWS_*/MINIO_* for S3, AZURE_STORAGE_* for Azure).
+func openStorageURL(ctx context.Context, u string) (tripcap.BlobStore, error) {
+	switch {
+	case strings.HasPrefix(u, "file://"):
+		return filestore.Open(strings.TrimPrefix(u, "file://"))
+	case strings.HasPrefix(u, "s3://"):
+		return s3.Open(ctx, u)
+	case strings.HasPrefix(u, "azblob://"):
+		return azblob.Open(ctx, u)
+	}
+	return nil, tripcap.Errorf(tripcap.EINVALID, "url: %q is not file://DIR, s3://BUCKET/PREFIX?… or azblob://ACCOUNT/CONTAINER?…", u)
+}
+
+// openStorage opens the storage accounts --storage names.
+func openStorage(ctx context.Context, specs []string, data string) (map[string]tripcap.BlobStore, string, error) {
+	if len(specs) == 0 {
+		specs = []string{"local=file://" + filepath.Join(data, "storage")}
+	}
+	out := map[string]tripcap.BlobStore{}
+	var def string
+	for _, spec := range specs {
+		name, u, ok := strings.Cut(spec, "=")
+		if !ok || name == "" {
+			return nil, "", fmt.Errorf("--storage: %q is not NAME=URL", spec)
+		}
+		b, err := openStorageURL(ctx, u)
+		if err != nil {
+			return nil, "", fmt.Errorf("--storage %s: %w", name, err)
+		}
+		out[name] = b
+		if def == "" {
+			def = name
+		}
+	}
+	return out, def, nil
+}
+
+// controlPlane owns every resource of a running server, as WTF Dial's Main
+// does: openControlPlane opens them in order (closing what it opened when a
+// later step fails), Run runs the services under one errgroup until ctx
+// ends or one of them fails, and Close releases what is left, once.
+type controlPlane struct {
+	log        *slog.Logger
+	store      tripcap.Store
+	svc        *controlplane.Service
+	monitor    *controlplane.Monitor
+	responders *responder.Responders
+	http       *tchttp.Server
+	listener   net.Listener
+	adminToken string
+	url        string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (cp *controlPlane, err error) {
+	if err := absPaths(map[string]*string{"--data": &o.data}); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.data, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if o.db == "" {
+		o.db = "sqlite://" + filepath.Join(o.data, "tripcap.db")
+	}
+	if o.adminTokenFile == "" {
+		o.adminTokenFile = filepath.Join(o.data, "admin.token")
+	}
+	cp = &controlPlane{log: log}
+	defer func() {
+		if err != nil {
+			_ = cp.Close()
+			cp = nil
+		}
+	}()
+	if cp.store, err = openStore(ctx, o.db); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	blobs, def, err := openStorage(ctx, o.storage, o.data)
+	if err != nil {
+		return nil, err
+	}
+	cp.svc = controlplane.New(cp.store, controlplane.Config{
+		SubscriptionID: o.subscription, ResourceGroup: o.group, DefaultLocation: o.location,
+		MaxCapturesPerWatcher: o.maxCaptures, HeartbeatInterval: o.heartbeat, Storage: blobs, DefaultStorage: def, OpenStorage: openStorageURL,
+	}, log)
+	if cp.adminToken, err = cp.svc.EnsureAdmin(ctx, o.adminTokenFile); err != nil {
+		return nil, err
+	}
+	if cp.listener, err = net.Listen("tcp", o.listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	cp.url = "http://" + cp.listener.Addr().String()
+	if cp.responders, err = newResponders(cp.svc, log, cp.url); err != nil {
+		return nil, err
+	}
+	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot")); err != nil {
+		return nil, err
+	}
+	cp.http = tchttp.NewServer(cp.svc, log, tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders))
+	return cp, nil
+}
+
+// Run serves until ctx ends or a service fails; the first failure stops the
+// others and is returned. Every service has stopped when Run returns, so
+// Close can release the store under nobody.
+func (cp *controlPlane) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return named("control plane", cp.svc.Run(ctx)) })
+	g.Go(func() error { return named("monitor", cp.monitor.Run(ctx)) })
+	g.Go(func() error { return named("responders", cp.responders.Run(ctx)) })
+	g.Go(func() error {
+		err := cp.http.Serve(ctx, cp.listener)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		return named("API server", err)
+	})
+	return g.Wait()
+}
+
+// named says which service an error came from; nil stays nil.
+func named(service string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", service, err)
+}
+
+// Close releases the listener and the store; safe to call more than once.
+func (cp *controlPlane) Close() error {
+	cp.closeOnce.Do(func() {
+		var errs []error
+		if cp.listener != nil {
+			if err := cp.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, fmt.Errorf("closing the listener: %w", err))
+			}
+		}
+		if cp.store != nil {
+			if err := cp.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing the database: %w", err))
+			}
+		}
+		cp.closeErr = errors.Join(errs...)
+	})
+	return cp.closeErr
+}
+
+func newServerCmd() *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (REST API, state, agents' coordination)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(cmd)
+			cp, err := openControlPlane(cmd.Context(), &o, log)
+			if err != nil {
+				return err
+			}
+			log.Info("tripcap server listening", "url", cp.url, "db", redactDSN(o.db), "adminTokenFile", o.adminTokenFile)
+			return errors.Join(cp.Run(cmd.Context()), cp.Close())
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// redactDSN hides a database password in logs.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if colon := strings.Index(dsn[i+3:at], ":"); colon >= 0 {
+				return dsn[:i+3+colon+1] + "****" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}
