@@ -588,6 +588,10 @@ func (p *exprParser) primitive() (ExprNode, error) {
 		default:
 			return nil, p.unexpected("expected a primitive (host, net, port, tcp, …), not, or (")
 		}
+		if err := p.id(prim); err != nil {
+			return nil, p.errAt(t, "not a primitive (host, net, port, tcp, …), nor a value for the %s before it", prim.Kind)
+		}
+		return p.done(prim), nil
 	case prim.Proto != "" && !hadDir:
 		prim.Kind = KindProto
 		return p.done(prim), nil
