@@ -43,6 +43,8 @@ const (
 	KindLess      = "less"      // len <= Lo
 	KindBroadcast = "broadcast" // ether broadcast
 	KindMulticast = "multicast" // ether, ip or ip6 multicast
+	KindInbound   = "inbound"   // not sent by the host (the socket buffer's packet type)
+	KindOutbound  = "outbound"  // sent by the host
 )
 
 // Directions of an address or port test.
@@ -526,9 +528,13 @@ func (p *exprParser) primitive() (ExprNode, error) {
 		p.next()
 		prim.Proto, prim.Kind = "ether", start.text
 		return p.done(prim), nil
+	case "inbound", "outbound":
+		p.next()
+		prim.Kind = start.text
+		return p.done(prim), nil
 	case "gateway":
 		return nil, p.errAt(start, "gateway needs a host name resolved to addresses; tripcap does not look names up")
-	case "inbound", "outbound", "ifname", "on", "rnr", "rulenum", "reason", "rset", "ruleset", "srnr", "subrulenum", "action",
+	case "ifname", "on", "rnr", "rulenum", "reason", "rset", "ruleset", "srnr", "subrulenum", "action",
 		"mpls", "pppoed", "pppoes", "geneve", "llc", "iso", "clnp", "esis", "isis", "decnet", "atalk", "aarp", "ipx", "netbeui",
 		"stp", "lat", "mopdl", "moprc", "sca", "wlan", "type", "subtype", "dir", "ra", "ta", "addr1", "addr2", "addr3", "addr4",
 		"fddi", "tr", "ppp", "slip", "link", "protochain", "ah", "esp", "pim", "vrrp", "carp", "radio", "lane", "oamf4", "oamf4ec", "oamf4sc",
@@ -593,6 +599,9 @@ func (p *exprParser) primitive() (ExprNode, error) {
 		}
 		return p.done(prim), nil
 	case prim.Proto != "" && !hadDir:
+		if prim.Proto == "ether" {
+			return nil, p.errAt(start, "ether alone selects nothing; give ether host, src, dst, proto, broadcast or multicast")
+		}
 		prim.Kind = KindProto
 		return p.done(prim), nil
 	default:

@@ -176,6 +176,15 @@ func (c *exprCompiler) primitive(p *tripcap.ExprPrimitive, t, f label) error {
 		}
 		c.vlans++
 		return nil
+	case tripcap.KindInbound, tripcap.KindOutbound:
+		// As libpcap does on a live Linux socket: the packet type.
+		c.ldPktType()
+		if p.Kind == tripcap.KindOutbound {
+			c.jeq(packetOutgoing, t, f)
+		} else {
+			c.jeq(packetOutgoing, f, t)
+		}
+		return nil
 	case tripcap.KindGreater:
 		c.ldLen()
 		c.jge(p.Lo, t, f)
@@ -230,8 +239,6 @@ func (c *exprCompiler) proto(p *tripcap.ExprPrimitive, t, f label) error {
 		return nil
 	}
 	switch p.Proto {
-	case "ether":
-		return c.errorf("ether alone selects nothing; give ether host, src, dst, proto, broadcast or multicast")
 	case "ip":
 		c.etherType(etherTypeIPv4, t, f)
 	case "ip6":

@@ -625,6 +625,34 @@ func TestExpressionAndFilters(t *testing.T) {
 	}
 }
 
+// TestExpressionDirection: inbound and outbound read the packet type, as
+// libpcap's do on a Linux socket (tcpdump cannot compile them offline).
+func TestExpressionDirection(t *testing.T) {
+	frame := craftedFrames(LinkEthernet)[0]
+	for _, tc := range []struct {
+		expr    string
+		in, out bool
+	}{
+		{"inbound", true, false},
+		{"outbound", false, true},
+		{"tcp and inbound", true, false},
+		{"not outbound and port 80", true, false},
+		{"udp and outbound", false, false},
+	} {
+		prog, err := CompileCapture(nil, tc.expr, LinkEthernet, 0)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.expr, err)
+		}
+		vm := vmCache{prog: prog}
+		if got := vm.run(t, frame, 0) != 0; got != tc.in {
+			t.Errorf("%q on an incoming SYN: %v", tc.expr, got)
+		}
+		if got := vm.run(t, frame, packetOutgoing) != 0; got != tc.out {
+			t.Errorf("%q on an outgoing SYN: %v", tc.expr, got)
+		}
+	}
+}
+
 func TestExpressionErrors(t *testing.T) {
 	for _, tc := range []struct{ expr, want string }{
 		{"tcp port eighty", `"eighty" at position 10`},
@@ -637,7 +665,7 @@ func TestExpressionErrors(t *testing.T) {
 		{"ip[2:3] > 0", "1, 2 or 4"},
 		{"len / 0 > 1", "division by zero"},
 		{"len << 32 > 1", "shift by 32"},
-		{"inbound", `"inbound" at position 1: not supported`},
+		{"ifname eth0", `"ifname" at position 1: not supported`},
 		{"gateway router", "does not look names up"},
 		{"tcp host 198.18.0.2", "host is for ip, ip6, arp or rarp, not tcp"},
 		{"icmp port 80", "port is for tcp, udp or sctp"},
