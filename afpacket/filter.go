@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/bpf"
 )
 
 // maxBPFInstructions is the kernel's limit on a classic BPF program (BPF_MAXINSNS).
@@ -62,6 +63,8 @@ func (f sessionFilter) matcher(fr framing) (func(data []byte, outgoing bool) boo
 			return nil, err
 		}
 	}
+	// The buffer holds frames with their VLAN tags put back.
+	prog = bpf.WithoutVLANMetadata(prog)
 	in, err := newVM(withPacketType(prog, unix.PACKET_HOST))
 	if err != nil {
 		return nil, err

@@ -132,9 +132,8 @@ func CompileCapture(filters []tripcap.PacketCaptureFilter, expression string, li
 
 	c := &compiler{accept: snapLen}
 	if expr != nil {
-		e := &exprCompiler{asm: &c.asm, link: link}
 		pass, drop := c.label(), c.label()
-		if err := e.node(expr.Root, pass, drop); err != nil {
+		if err := emitExpression(&c.asm, expr.Root, link, pass, drop); err != nil {
 			return nil, tripcap.Errorf(tripcap.EINVALID, "filterExpression: %s", tripcap.ErrorMessage(err))
 		}
 		c.mark(drop)

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"github.com/tripcap/tripcap"
+	xbpf "golang.org/x/net/bpf"
 )
 
 // The expression compiler follows libpcap's code generation for the same
@@ -19,6 +20,65 @@ type exprCompiler struct {
 	vlans uint32
 	// sp is the next free scratch slot for arithmetic temporaries.
 	sp uint32
+	// meta: the kernel holds the frame's outer VLAN tag in the packet's
+	// metadata (it always takes it out of received frames), so the first
+	// vlan primitive tests the metadata and moves no offset, as libpcap's
+	// program for a live Linux socket does.
+	meta, metaUsed bool
+}
+
+// Ancillary loads of the VLAN metadata (SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT).
+const (
+	skfADVLANTag        = 44
+	skfADVLANTagPresent = 48
+)
+
+// emitExpression emits the code of an expression. On Ethernet, one with a vlan
+// primitive is compiled twice, for a tag in the metadata and for none, and
+// the program picks by SKF_AD_VLAN_TAG_PRESENT: libpcap's live program does
+// the same with offsets kept in scratch memory.
+func emitExpression(a *asm, root tripcap.ExprNode, link LinkType, pass, drop label) error {
+	if link != LinkEthernet || !hasVLAN(root) {
+		return (&exprCompiler{asm: a, link: link}).node(root, pass, drop)
+	}
+	inline, meta := a.label(), a.label()
+	a.ldAbs(sizeW, skfADOff+skfADVLANTagPresent)
+	a.jeq(1, meta, inline)
+	a.mark(inline)
+	if err := (&exprCompiler{asm: a, link: link}).node(root, pass, drop); err != nil {
+		return err
+	}
+	a.mark(meta)
+	return (&exprCompiler{asm: a, link: link, meta: true}).node(root, pass, drop)
+}
+
+func hasVLAN(n tripcap.ExprNode) bool {
+	switch n := n.(type) {
+	case tripcap.ExprAnd:
+		return hasVLAN(n.X) || hasVLAN(n.Y)
+	case tripcap.ExprOr:
+		return hasVLAN(n.X) || hasVLAN(n.Y)
+	case tripcap.ExprNot:
+		return hasVLAN(n.X)
+	case *tripcap.ExprPrimitive:
+		return n.Kind == tripcap.KindVLAN
+	}
+	return false
+}
+
+// WithoutVLANMetadata returns prog for frames whose VLAN tag is in the
+// frame, as user space has them once the tag is put back: the metadata
+// tests read "no tag in the metadata", and the loads of the tag that then
+// never run read 0. x/net/bpf's VM, which has no such loads, can run it.
+func WithoutVLANMetadata(prog []xbpf.RawInstruction) []xbpf.RawInstruction {
+	out := make([]xbpf.RawInstruction, len(prog))
+	for i, ins := range prog {
+		if ins.Op&0x07 == clsLD && ins.Op&0xe0 == modeABS && (ins.K == skfADOff+skfADVLANTagPresent || ins.K == skfADOff+skfADVLANTag) {
+			ins = xbpf.RawInstruction{Op: clsLD | modeIMM}
+		}
+		out[i] = ins
+	}
+	return out
 }
 
 // Ethernet types of the link-layer tests.
@@ -160,6 +220,17 @@ func (c *exprCompiler) primitive(p *tripcap.ExprPrimitive, t, f label) error {
 	case tripcap.KindVLAN:
 		if err := c.requireEthernet("vlan"); err != nil {
 			return err
+		}
+		if c.meta && !c.metaUsed {
+			c.metaUsed = true
+			if p.HasID {
+				c.ldAbs(sizeW, skfADOff+skfADVLANTag)
+				c.alu(aluAND, 0x0fff)
+				c.jeq(p.Lo, t, f)
+			} else {
+				c.ja(t)
+			}
+			return nil
 		}
 		tagged := c.label()
 		c.ldAbs(sizeH, c.offLinkType())

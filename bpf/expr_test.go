@@ -187,9 +187,10 @@ func rawPcap(t *testing.T) string {
 	return rawPcapPath
 }
 
+// vmFor runs prog on frames with their VLAN tags in the frame.
 func vmFor(t *testing.T, prog []xbpf.RawInstruction) *xbpf.VM {
 	t.Helper()
-	ins, ok := xbpf.Disassemble(prog)
+	ins, ok := xbpf.Disassemble(WithoutVLANMetadata(prog))
 	if !ok {
 		t.Fatalf("program does not disassemble:\n%s", Disassemble(prog))
 	}
