@@ -135,6 +135,15 @@ var exprCorpus = []string{
 	"host 198.18.0.2 or 198.18.0.3",
 	"src host 198.18.0.2 and not dst port 80",
 	"0x10 = tcp[13]",
+	"port 80 and not 443",
+	"tcp dst port 80 or 8080",
+	"src net 10 or 198.18.0.0/15",
+	"ip6 and net fd00::/8 and udp port 53",
+	"host fd00::1 or fd00::2",
+	"ether src 02:00:00:00:00:01 or 02:00:00:00:00:02",
+	"vlan 100 or vlan 200",
+	"tcp and not vlan",
+	"icmp6 and ip6[40] = 128",
 	"tcp[13] = 022",
 }
 
