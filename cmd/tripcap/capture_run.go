@@ -41,9 +41,8 @@ func newCaptureRunCmd() *cobra.Command {
 		Long: `Capture packets on this host with the agent's engine (AF_PACKET, TPACKET_V3),
 into a pcap or pcapng file under the capture directory. EXPRESSION is a tcpdump
 filter expression (docs/filters.md); with --filter too, a packet must match both.
-It stops on --time-limit,
---total-bytes, or SIGINT/SIGTERM (ManuallyStopped), then prints the session's
-statistics. Needs root or CAP_NET_RAW.`,
+It stops on --time-limit, --total-bytes, or SIGINT/SIGTERM (ManuallyStopped),
+then prints the session's statistics. Needs root or CAP_NET_RAW.`,
 		Example: `  tripcap capture run -i eth0 -w web.cap 'tcp port 80 and host 198.18.0.2'
   tripcap capture run -w web.cap --filter 'protocol=TCP,localPort=80' --time-limit 30s
   tripcap capture run -i eth0 -i lo --format pcapng -w both.pcapng
