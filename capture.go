@@ -127,8 +127,11 @@ type PacketCaptureParameters struct {
 	TimeLimitInSeconds      int32                 `json:"timeLimitInSeconds"`
 	StorageLocation         StorageLocation       `json:"storageLocation"`
 	Filters                 []PacketCaptureFilter `json:"filters,omitempty"`
-	ContinuousCapture       *bool                 `json:"continuousCapture,omitempty"`
-	CaptureSettings         *CaptureSettings      `json:"captureSettings,omitempty"`
+	// FilterExpression is a tcpdump expression ("tcp port 80 and host
+	// 198.18.0.2"); with filters too, a packet must match both.
+	FilterExpression  string           `json:"filterExpression,omitempty"`
+	ContinuousCapture *bool            `json:"continuousCapture,omitempty"`
+	CaptureSettings   *CaptureSettings `json:"captureSettings,omitempty"`
 
 	Format            string   `json:"format,omitempty"`
 	Interfaces        []string `json:"interfaces,omitempty"`
@@ -268,6 +271,9 @@ func (p *PacketCaptureParameters) Validate() error {
 	}
 	if err := ValidateFilters(p.Filters); err != nil {
 		return err
+	}
+	if _, err := ParseFilterExpression(p.FilterExpression); err != nil {
+		return Errorf(EINVALID, "filterExpression: %s", ErrorMessage(err))
 	}
 	if s := p.CaptureSettings; s != nil {
 		if s.FileCount != nil && (*s.FileCount < 0 || *s.FileCount > MaxFileCount) {

@@ -85,6 +85,8 @@ type ResponderCapture struct {
 	BytesToCapturePerPacket int64                 `json:"bytesToCapturePerPacket,omitempty"`
 	TotalBytesPerSession    int64                 `json:"totalBytesPerSession,omitempty"`
 	Filters                 []PacketCaptureFilter `json:"filters,omitempty"`
+	// FilterExpression is a tcpdump expression; it may use the placeholders too.
+	FilterExpression string `json:"filterExpression,omitempty"`
 	// StorageAccount names a configured storage account; "" keeps the file
 	// on the host (under the capture directory).
 	StorageAccount    string           `json:"storageAccount,omitempty"`
@@ -162,6 +164,7 @@ func (c ResponderCapture) Parameters(target, hostName, hostAddress, storageID, l
 		TotalBytesPerSession:    c.TotalBytesPerSession,
 		TimeLimitInSeconds:      c.TimeLimitInSeconds,
 		Filters:                 filters,
+		FilterExpression:        fill(c.FilterExpression),
 		ContinuousCapture:       c.ContinuousCapture,
 		CaptureSettings:         c.CaptureSettings,
 		Format:                  c.Format,

@@ -9,11 +9,12 @@ import (
 	"github.com/tripcap/tripcap/bpf"
 )
 
-// compileFilters turns Azure filters into a socket filter for the framing.
-func compileFilters(filters []tripcap.PacketCaptureFilter, fr framing, snapLen uint32) ([]xbpf.RawInstruction, error) {
+// compileFilters turns Azure filters and a tcpdump expression (both must
+// match) into a socket filter for the framing.
+func compileFilters(filters []tripcap.PacketCaptureFilter, expression string, fr framing, snapLen uint32) ([]xbpf.RawInstruction, error) {
 	link := bpf.LinkEthernet
 	if fr == framingRawIP {
 		link = bpf.LinkRawIP
 	}
-	return bpf.Compile(filters, link, snapLen)
+	return bpf.CompileCapture(filters, expression, link, snapLen)
 }

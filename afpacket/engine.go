@@ -160,7 +160,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	if p.BytesToCapturePerPacket < 0 || p.TotalBytesPerSession < 0 || p.TimeLimitInSeconds < 0 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "bytesToCapturePerPacket, totalBytesPerSession and timeLimitInSeconds may not be negative")
 	}
-	if opts.RawFilter != nil && len(p.Filters) > 0 {
+	if opts.RawFilter != nil && (len(p.Filters) > 0 || p.FilterExpression != "") {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "give filters or a BPF program, not both")
 	}
 	if err := tripcap.ValidateFilters(p.Filters); err != nil {
@@ -170,7 +170,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	if p.BytesToCapturePerPacket > 0 && p.BytesToCapturePerPacket < pcapfile.MaxSnapLen {
 		snap = uint32(p.BytesToCapturePerPacket)
 	}
-	flt := sessionFilter{filters: p.Filters, raw: opts.RawFilter, snapLen: snap}
+	flt := sessionFilter{filters: p.Filters, expression: p.FilterExpression, raw: opts.RawFilter, snapLen: snap}
 
 	all, err := listInterfaces()
 	if err != nil {

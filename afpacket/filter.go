@@ -10,17 +10,19 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/bpf"
 )
 
 // maxBPFInstructions is the kernel's limit on a classic BPF program (BPF_MAXINSNS).
 const maxBPFInstructions = 4096
 
-// sessionFilter is what a session selects: Azure filters compiled per
-// framing, or one raw program the user wrote.
+// sessionFilter is what a session selects: Azure filters and a tcpdump
+// expression compiled per framing, or one raw program the user wrote.
 type sessionFilter struct {
-	filters []tripcap.PacketCaptureFilter
-	raw     []xbpf.RawInstruction
-	snapLen uint32
+	filters    []tripcap.PacketCaptureFilter
+	expression string
+	raw        []xbpf.RawInstruction
+	snapLen    uint32
 }
 
 // program returns the socket filter for an interface. On loopback every
@@ -32,7 +34,7 @@ func (f sessionFilter) program(ifc netInterface) ([]xbpf.RawInstruction, error) 
 		prog = f.raw
 	} else {
 		var err error
-		prog, err = compileFilters(f.filters, ifc.Framing, f.snapLen)
+		prog, err = compileFilters(f.filters, f.expression, ifc.Framing, f.snapLen)
 		if err != nil {
 			return nil, err
 		}
@@ -56,11 +58,13 @@ func (f sessionFilter) matcher(fr framing) (func(data []byte, outgoing bool) boo
 	prog := f.raw
 	if prog == nil {
 		var err error
-		prog, err = compileFilters(f.filters, fr, f.snapLen)
+		prog, err = compileFilters(f.filters, f.expression, fr, f.snapLen)
 		if err != nil {
 			return nil, err
 		}
 	}
+	// The buffer holds frames with their VLAN tags put back.
+	prog = bpf.WithoutVLANMetadata(prog)
 	in, err := newVM(withPacketType(prog, unix.PACKET_HOST))
 	if err != nil {
 		return nil, err
@@ -131,7 +135,14 @@ func (f sessionFilter) describe() string {
 		}
 		parts = append(parts, strings.Join(kv, ","))
 	}
-	return strings.Join(parts, " or ")
+	azure := strings.Join(parts, " or ")
+	switch {
+	case f.expression == "":
+		return azure
+	case azure == "":
+		return f.expression
+	}
+	return "(" + f.expression + ") and (" + azure + ")"
 }
 
 // dropOutgoingPrefix rejects the packets the host sent and leaves A as a

@@ -98,6 +98,14 @@ const (
 // meant for AF_PACKET sockets. Bad filters give the same *tripcap.Error as
 // tripcap.ValidateFilters; so does a filter set too large for the kernel.
 func Compile(filters []tripcap.PacketCaptureFilter, link LinkType, snapLen uint32) ([]xbpf.RawInstruction, error) {
+	return CompileCapture(filters, "", link, snapLen)
+}
+
+// CompileCapture returns the program of what a capture selects: packets
+// that match the tcpdump expression (if not blank) and any of the Azure
+// filters (if there are some). Errors name the field: filters or
+// filterExpression.
+func CompileCapture(filters []tripcap.PacketCaptureFilter, expression string, link LinkType, snapLen uint32) ([]xbpf.RawInstruction, error) {
 	if link != LinkEthernet && link != LinkRawIP {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "bpf: unsupported link type %v", link)
 	}
@@ -105,29 +113,50 @@ func Compile(filters []tripcap.PacketCaptureFilter, link LinkType, snapLen uint3
 	if err != nil {
 		return nil, err
 	}
+	expr, err := tripcap.ParseFilterExpression(expression)
+	if err != nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "filterExpression: %s", tripcap.ErrorMessage(err))
+	}
 	if snapLen == 0 {
 		snapLen = DefaultSnapLen
 	}
-	acceptAll := []xbpf.RawInstruction{{Op: clsRET | retK, K: snapLen}}
-	if len(parsed) == 0 {
-		return acceptAll, nil
-	}
 	for _, p := range parsed {
 		if p.MatchesAll() {
-			return acceptAll, nil
+			parsed = nil
+			break
 		}
+	}
+	if len(parsed) == 0 && expr == nil {
+		return []xbpf.RawInstruction{{Op: clsRET | retK, K: snapLen}}, nil
 	}
 
 	c := &compiler{accept: snapLen}
-	c.program(link, parsed)
+	if expr != nil {
+		pass, drop := c.label(), c.label()
+		if err := emitExpression(&c.asm, expr.Root, link, pass, drop); err != nil {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "filterExpression: %s", tripcap.ErrorMessage(err))
+		}
+		c.mark(drop)
+		c.ret(0)
+		c.mark(pass)
+	}
+	if len(parsed) > 0 {
+		c.program(link, parsed)
+	} else {
+		c.ret(snapLen)
+	}
 	prog, err := c.assemble()
 	if err != nil {
 		return nil, err
 	}
 	if len(prog) > MaxInstructions {
+		field := "filters"
+		if expr != nil {
+			field = "filterExpression"
+		}
 		return nil, tripcap.Errorf(tripcap.EINVALID,
-			"filters: they compile to %d BPF instructions, more than the kernel's limit of %d; use fewer addresses or ports, or ranges",
-			len(prog), MaxInstructions)
+			"%s: they compile to %d BPF instructions, more than the kernel's limit of %d; use fewer addresses or ports, or ranges",
+			field, len(prog), MaxInstructions)
 	}
 	// The kernel would refuse a program this check refuses; better a clear
 	// error here than EINVAL from setsockopt.

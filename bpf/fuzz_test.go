@@ -82,3 +82,34 @@ func FuzzCompileMatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCompileExpression compiles a fuzzed tcpdump expression: errors are
+// EINVALID naming the field; a compiled program passes Validate (the
+// kernel's checks) and runs on a fuzzed frame in x/net/bpf's VM, returning
+// 0 or the snap length. The corpus expressions are the seeds.
+func FuzzCompileExpression(f *testing.F) {
+	for _, e := range exprCorpus {
+		f.Add(e, []byte{}, false)
+	}
+	f.Add("tcp", []byte("\x45\x00\x00\x14\x00\x00\x00\x00\x40\x06"), true)
+	f.Fuzz(func(t *testing.T, expr string, frame []byte, rawIP bool) {
+		link := LinkEthernet
+		if rawIP {
+			link = LinkRawIP
+		}
+		prog, err := CompileCapture(nil, expr, link, 0)
+		if err != nil {
+			if tripcap.ErrorCode(err) != tripcap.EINVALID || !strings.HasPrefix(tripcap.ErrorMessage(err), "filterExpression: ") {
+				t.Fatalf("CompileCapture: %v is not EINVALID naming filterExpression", err)
+			}
+			return
+		}
+		if err := Validate(prog); err != nil {
+			t.Fatalf("compiled program is invalid: %v", err)
+		}
+		vm := vmCache{prog: WithoutVLANMetadata(prog)}
+		if n := vm.run(t, frame, 0); n != 0 && n != DefaultSnapLen {
+			t.Fatalf("program returned %d", n)
+		}
+	})
+}

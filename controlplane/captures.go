@@ -52,8 +52,8 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	}
 	// Valid filters can still make a program larger than the kernel takes;
 	// say so now rather than failing on the host.
-	if _, err := bpf.Compile(p.Filters, bpf.LinkEthernet, 0); err != nil {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "filters: %s", tripcap.ErrorMessage(err))
+	if _, err := bpf.CompileCapture(p.Filters, p.FilterExpression, bpf.LinkEthernet, 0); err != nil {
+		return nil, err
 	}
 	host, err := s.resolveHost(ctx, p.Target)
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {

@@ -37,18 +37,21 @@ func newCaptureRunCmd() *cobra.Command {
 	var file, bpfFile, comment string
 	var bufferKiB int
 	cmd := &cobra.Command{
-		Use:   "run -w FILE",
+		Use:   "run -w FILE [EXPRESSION]",
 		Short: "Capture packets on this host into a file, like tcpdump -w",
 		Long: `Capture packets on this host with the agent's engine (AF_PACKET, TPACKET_V3),
 into a pcap or pcapng file (-w, relative to the working directory as with
-tcpdump; .pcapng writes pcapng unless --format says otherwise). It stops on --time-limit,
---total-bytes, or SIGINT/SIGTERM (ManuallyStopped), then prints the session's
-statistics. Needs root or CAP_NET_RAW.`,
-		Example: `  tripcap capture run -w web.cap --filter 'protocol=TCP,localPort=80' --time-limit 30s
+tcpdump; .pcapng writes pcapng unless --format says otherwise). EXPRESSION is a
+tcpdump filter expression (docs/filters.md); with --filter too, a packet must
+match both. It stops on --time-limit, --total-bytes, or SIGINT/SIGTERM
+(ManuallyStopped), then prints the session's statistics. Needs root or CAP_NET_RAW.`,
+		Example: `  tripcap capture run -i eth0 -w web.cap 'tcp port 80 and host 198.18.0.2'
+  tripcap capture run -w web.cap --filter 'protocol=TCP,localPort=80' --time-limit 30s
   tripcap capture run -i eth0 -i lo --format pcapng -w both.pcapng
   tripcap capture run --bpf-file prog.txt -w custom.cap   # tcpdump -ddd output`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.setExpression(args)
 			if file == "" {
 				return tripcap.Errorf(tripcap.EINVALID, "-w: required: the capture file")
 			}
@@ -65,8 +68,8 @@ statistics. Needs root or CAP_NET_RAW.`,
 			p.Target = "localhost"
 			var opts afpacket.SessionOptions
 			if bpfFile != "" {
-				if len(p.Filters) > 0 {
-					return tripcap.Errorf(tripcap.EINVALID, "--bpf-file and --filter: give one or the other")
+				if len(p.Filters) > 0 || p.FilterExpression != "" {
+					return tripcap.Errorf(tripcap.EINVALID, "--bpf-file and --filter or an expression: give one or the other")
 				}
 				if opts.RawFilter, err = readBPFFile(bpfFile); err != nil {
 					return err

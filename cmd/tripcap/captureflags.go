@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,7 +13,9 @@ import (
 // captureFlags are the filter and limit flags that `capture create` and
 // `capture run` share, so both speak the same language.
 type captureFlags struct {
-	filters               []string
+	filters []string
+	// expression is the tcpdump expression, from the positional arguments.
+	expression            string
 	interfaces            []string
 	bytesPerPacket, total int64
 	timeLimit             time.Duration
@@ -39,6 +42,12 @@ func (f *captureFlags) add(cmd *cobra.Command) {
 	fl.DurationVar(&f.sessionTimeLimit, "session-time-limit", tripcap.DefaultSessionTimeLimitInSeconds*time.Second, "continuous: stop after this long")
 	fl.DurationVar(&f.preTrigger, "pre-trigger", 0, "start the file with this much buffered traffic from before the capture (agent's ring)")
 	fl.BoolVar(&f.metadata, "metadata", false, "collect the host's network state (addresses, routes, rules, sockets) with the capture")
+}
+
+// setExpression takes the tcpdump expression as tcpdump does: the
+// arguments joined by spaces, so quoting is optional.
+func (f *captureFlags) setExpression(args []string) {
+	f.expression = strings.Join(args, " ")
 }
 
 // seconds converts a duration flag to whole seconds, refusing fractions.
@@ -71,6 +80,12 @@ func (f *captureFlags) parameters() (tripcap.PacketCaptureParameters, error) {
 			return p, fmt.Errorf("--filter #%d: %w", i+1, err)
 		}
 		p.Filters = append(p.Filters, flt)
+	}
+	if f.expression != "" {
+		if _, err := tripcap.ParseFilterExpression(f.expression); err != nil {
+			return p, fmt.Errorf("expression %q: %w", f.expression, err)
+		}
+		p.FilterExpression = f.expression
 	}
 	if f.continuous {
 		st, err := seconds("session-time-limit", f.sessionTimeLimit)

@@ -39,10 +39,14 @@ func newCaptureCreateCmd() *cobra.Command {
 	var host, storage, filePath, cause string
 	var wait bool
 	cmd := &cobra.Command{
-		Use:   "create NAME --host HOST",
+		Use:   "create NAME --host HOST [EXPRESSION]",
 		Short: "Create a capture on a host; it starts at once",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create a capture on a host; it starts at once. EXPRESSION, after the name, is a
+tcpdump filter expression (docs/filters.md); with --filter too, a packet must match both.`,
+		Example: `  tripcap capture create web --host web1 'tcp port 443 and not net 198.18.0.0/15'`,
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.setExpression(args[1:])
 			if host == "" {
 				return errors.New("--host: required (a host name, id or VM resource id)")
 			}
