@@ -49,7 +49,8 @@ match both. It stops on --time-limit, --total-bytes, or SIGINT/SIGTERM
   tripcap capture run -w web.cap --filter 'protocol=TCP,localPort=80' --time-limit 30s
   tripcap capture run -i eth0 -i lo --format pcapng -w both.pcapng
   tripcap capture run --bpf-file prog.txt -w custom.cap   # tcpdump -ddd output`,
-		Args: cobra.ArbitraryArgs,
+		Args:        cobra.ArbitraryArgs,
+		Annotations: map[string]string{takesExpression: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.setExpression(args)
 			if file == "" {

@@ -43,8 +43,9 @@ func newCaptureCreateCmd() *cobra.Command {
 		Short: "Create a capture on a host; it starts at once",
 		Long: `Create a capture on a host; it starts at once. EXPRESSION, after the name, is a
 tcpdump filter expression (docs/filters.md); with --filter too, a packet must match both.`,
-		Example: `  tripcap capture create web --host web1 'tcp port 443 and not net 198.18.0.0/15'`,
-		Args:    cobra.MinimumNArgs(1),
+		Example:     `  tripcap capture create web --host web1 'tcp port 443 and not net 198.18.0.0/15'`,
+		Args:        cobra.MinimumNArgs(1),
+		Annotations: map[string]string{takesExpression: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.setExpression(args[1:])
 			if host == "" {
