@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Error codes shared by every layer. The HTTP layers map them to status codes;
-// the ARM layer maps them to Azure's error codes.
+// Error codes shared by every layer. The HTTP handlers map them to status
+// codes (http/server.go).
 const (
 	ECONFLICT     = "conflict"
 	EINTERNAL     = "internal"

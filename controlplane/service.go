@@ -1,6 +1,7 @@
 // Package controlplane is tripcap's control plane logic: enrollment, hosts,
-// network watchers, captures and the agent protocol. The HTTP and ARM layers
-// are thin adapters over it; tests call it directly.
+// network watchers, captures and the agent protocol, and the monitor's
+// metric ingest and alert administration. The HTTP handlers are thin
+// adapters over it; tests call it directly.
 package controlplane
 
 import (
