@@ -63,6 +63,9 @@ type Agent struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// opening holds the user-named files of sessions being started, so two
+	// captures given one path cannot both open it before either exists.
+	opening map[string]string
 	// kickReport and kickUpload wake the reporter and the uploader early (a
 	// session started or ended).
 	kickReport, kickUpload chan struct{}
@@ -340,11 +343,46 @@ func (a *Agent) capturePath(as tripcap.Assignment) (string, bool, error) {
 	return p, true, err
 }
 
+// claimFile refuses a user-named capture file that exists already (another
+// capture's evidence: writing it again would truncate or interleave it) or
+// that another session is opening; release ends the claim.
+func (a *Agent) claimFile(id, p string) (release func(), err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if other, ok := a.opening[p]; ok && other != id {
+		return nil, fmt.Errorf("%s is being opened by capture %s; give this capture its own localPath", p, other)
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return nil, fmt.Errorf("%s exists already (an earlier capture's file?); give this capture its own localPath", p)
+	}
+	if a.opening == nil {
+		a.opening = map[string]string{}
+	}
+	a.opening[p] = id
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.opening[p] == id {
+			delete(a.opening, p)
+		}
+	}, nil
+}
+
 func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 	p, keep, err := a.capturePath(as)
 	if err != nil {
 		a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
 		return
+	}
+	if keep {
+		release, err := a.claimFile(as.ID, p)
+		if err != nil {
+			a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
+			return
+		}
+		// Once the engine has created the file, the file itself refuses
+		// the next claim.
+		defer release()
 	}
 	if err := a.reserveSpool(as.ID, sessionBytes(as.Parameters)); err != nil {
 		a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())

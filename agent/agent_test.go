@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,5 +346,36 @@ func TestOpenPollReplacesHeartbeats(t *testing.T) {
 	// polls (every 5 s) may still send one.
 	if n := srv.svc.Counters().Heartbeats.Load() - before; n > 2 {
 		t.Errorf("%d heartbeats in 3 s while the poll was open, want at most 2", n)
+	}
+}
+
+// TestAgentRefusesAnExistingFile: a capture whose localPath names a file
+// that exists (an earlier capture's evidence) ends LocalFileFailed with the
+// reason, and the file is left as it was.
+func TestAgentRefusesAnExistingFile(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "127.0.0.1:0")
+	stateDir := t.TempDir()
+	runAgent(t, srv, stateDir, enrolled(t, srv))
+	ctx := context.Background()
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+
+	earlier := filepath.Join(stateDir, "captures", "incident.cap")
+	if err := os.MkdirAll(filepath.Dir(earlier), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(earlier, []byte("evidence"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := tripcap.PacketCaptureParameters{Target: "web1", StorageLocation: tripcap.StorageLocation{LocalPath: "/var/captures/incident.cap"}}
+	if _, err := srv.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "again", Parameters: p}); err != nil {
+		t.Fatal(err)
+	}
+	var c *tripcap.PacketCapture
+	waitFor(t, "the capture to end", 5*time.Second, func() bool { c = capture(t, srv, "again"); return c.Status.Terminal() })
+	if c.StopReason != tripcap.StopLocalFileFailed || !strings.Contains(c.ErrorMessage, "exists already") {
+		t.Fatalf("capture on an existing file: %s %s %q; want LocalFileFailed naming the file", c.Status, c.StopReason, c.ErrorMessage)
+	}
+	if b, _ := os.ReadFile(earlier); string(b) != "evidence" {
+		t.Fatalf("the earlier file was changed: %q", b)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -70,6 +71,9 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	}
 	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "target: host %s is in location %s, watched by %s, not %s", host.Name, host.Location, w.Name, req.Watcher)
+	}
+	if err := s.checkHostPathFree(ctx, host, p.StorageLocation); err != nil {
+		return nil, err
 	}
 	// Azure's targets are resource ids; keep the caller's form but make it resolvable.
 	if !strings.HasPrefix(p.Target, "/") {
@@ -223,4 +227,37 @@ func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, 
 // captureByID returns a capture by id, deleted ones too.
 func (s *Service) captureByID(ctx context.Context, id string) (*tripcap.PacketCapture, error) {
 	return s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &id, IncludeDeleted: true})
+}
+
+// hostPath is the file a capture names on its host (localPath, else
+// filePath), cleaned; "" when the agent chooses it.
+func hostPath(loc tripcap.StorageLocation) string {
+	if p := cmp.Or(loc.LocalPath, loc.FilePath); p != "" {
+		return path.Clean(p)
+	}
+	return ""
+}
+
+// checkHostPathFree refuses a capture whose file on the host is the file of
+// another live capture there: both would write one file and both report
+// success. (The agent refuses it too, and a file that exists already.)
+func (s *Service) checkHostPathFree(ctx context.Context, host *tripcap.Host, loc tripcap.StorageLocation) error {
+	want := hostPath(loc)
+	if want == "" {
+		return nil
+	}
+	caps, _, err := s.store.FindCaptures(ctx, tripcap.CaptureFilter{HostID: &host.ID, ActiveOnly: true})
+	if err != nil {
+		return fmt.Errorf("captures of %s: %w", host.Name, err)
+	}
+	for _, c := range caps {
+		if hostPath(c.Parameters.StorageLocation) == want {
+			field := "storageLocation.localPath"
+			if loc.LocalPath == "" {
+				field = "storageLocation.filePath"
+			}
+			return tripcap.Errorf(tripcap.ECONFLICT, "%s: %s on %s is the file of capture %s, still running; give this capture its own file", field, want, host.Name, c.Name)
+		}
+	}
+	return nil
 }

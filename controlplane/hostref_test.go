@@ -61,3 +61,24 @@ func TestDotNamesAreRefused(t *testing.T) {
 		wantCode(t, err, tripcap.EINVALID, "name")
 	}
 }
+
+// TestOneFilePerLiveCapture: two live captures on one host may not name one
+// file (both would write it and both report success); on another host, or
+// once the first has ended, the same path is fine here (the agent still
+// refuses to overwrite a file that exists).
+func TestOneFilePerLiveCapture(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	_, web := f.enroll(t, "web.example.com")
+	_, db := f.enroll(t, "db.example.com")
+	params := func(h *tripcap.Host) tripcap.PacketCaptureParameters {
+		return tripcap.PacketCaptureParameters{Target: h.Name, StorageLocation: tripcap.StorageLocation{LocalPath: "/var/captures/incident.cap"}}
+	}
+	if _, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "a", Parameters: params(web)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "b", Parameters: params(web)})
+	wantCode(t, err, tripcap.ECONFLICT, "storageLocation.localPath")
+	if _, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "c", Parameters: params(db)}); err != nil {
+		t.Fatalf("the same path on another host: %v", err)
+	}
+}
