@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -79,7 +81,7 @@ func printAlert(w io.Writer, d *controlplane.AlertDetail) {
 	for _, h := range a.History {
 		var vals []string
 		for _, c := range h.AllOf {
-			vals = append(vals, fmt.Sprintf("%s %s=%v (%s %v)", c.TimeAggregation, c.MetricName, c.MetricValue, c.Operator, c.Threshold))
+			vals = append(vals, fmt.Sprintf("%s %s=%s (%s %s)", c.TimeAggregation, c.MetricName, metricValue(c.MetricValue, c.Metric), c.Operator, metricValue(c.Threshold, c.Metric)))
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s … %s\t%s\n", h.MonitorCondition, h.Time.Local().Format(time.TimeOnly),
 			h.WindowStartTime.Local().Format(time.TimeOnly), h.WindowEndTime.Local().Format(time.TimeOnly), strings.Join(vals, "; "))
@@ -108,4 +110,28 @@ func printAlert(w io.Writer, d *controlplane.AlertDetail) {
 			dl.Time.Local().Format(time.TimeOnly), status, result)
 	}
 	tw.Flush()
+}
+
+// metricValue prints a metric value in full (no exponent: 6335115, not
+// 6.335115e+06), with a readable size beside a large byte count.
+func metricValue(v float64, m tripcap.MetricID) string {
+	text := strconv.FormatFloat(v, 'f', -1, 64)
+	if i := strings.IndexByte(text, '.'); i >= 0 && len(text)-i > 4 {
+		text = strconv.FormatFloat(v, 'f', 3, 64)
+	}
+	if def, ok := m.Definition(); ok && def.Unit == tripcap.UnitBytes && math.Abs(v) >= 10_000 {
+		text += " (" + humanBytes(v) + ")"
+	}
+	return text
+}
+
+// humanBytes is a byte count in decimal units, as network tools show them.
+func humanBytes(v float64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	i := 0
+	for math.Abs(v) >= 1000 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
 }

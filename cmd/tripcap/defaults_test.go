@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,41 @@ func TestEmptyListIsJSONArray(t *testing.T) {
 	}
 	if _, ok := v.([]any); !ok {
 		t.Fatalf("empty listing printed %s, want []", out.String())
+	}
+}
+
+func TestMetricValueIsReadable(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		m    tripcap.MetricID
+		want string
+	}{
+		{6335115, tripcap.MetricNetworkOutBytes, "6335115 (6.3 MB)"},
+		{20.8, tripcap.MetricNetworkOutBytes, "20.8"},
+		{1.0 / 3, tripcap.MetricInboundFlows, "0.333"},
+		{250000, tripcap.MetricTCPSegmentsSent, "250000"},
+	} {
+		if got := metricValue(tc.v, tc.m); got != tc.want {
+			t.Errorf("metricValue(%v, %s) = %q, want %q", tc.v, tc.m, got, tc.want)
+		}
+	}
+}
+
+// TestRuleShowNamesItsActionGroups: rule show names action groups, and
+// says the rule's grain.
+func TestRuleShowNamesItsActionGroups(t *testing.T) {
+	url, token := startServer(t)
+	if _, err := cli(t, url, token, "action-group", "create", "oncall", "--webhook", "pager=http://127.0.0.1:9/hook"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli(t, url, token, "rule", "create", "egress", "--preset", "seed", "--action-group", "oncall"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli(t, url, token, "rule", "show", "egress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "oncall (") || !strings.Contains(out, "1 minute, as in Azure") {
+		t.Fatalf("rule show:\n%s", out)
 	}
 }

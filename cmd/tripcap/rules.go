@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tripcap/tripcap"
+	tchttp "github.com/tripcap/tripcap/http"
 )
 
 func newRuleCmd() *cobra.Command {
@@ -48,7 +49,8 @@ func newRuleCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return render(cmd, r, func(w io.Writer) { printRule(w, r) })
+				groups := actionGroupNames(cmd, c)
+				return render(cmd, r, func(w io.Writer) { printRule(w, r, groups) })
 			},
 		},
 		&cobra.Command{
@@ -189,7 +191,8 @@ func newRuleCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return render(cmd, created, func(w io.Writer) { printRule(w, created) })
+			groups := actionGroupNames(cmd, c)
+			return render(cmd, created, func(w io.Writer) { printRule(w, created, groups) })
 		},
 	}
 	f := cmd.Flags()
@@ -235,15 +238,40 @@ func scopesText(scopes []tripcap.Scope) string {
 	return strings.Join(s, ",")
 }
 
-func printRule(w io.Writer, r *tripcap.AlertRule) {
+// actionGroupNames maps action group ids to names, for showing a rule's
+// actions by name; an empty map when the groups cannot be listed (the ids
+// are shown then).
+func actionGroupNames(cmd *cobra.Command, c *tchttp.Client) map[string]string {
+	names := map[string]string{}
+	if gs, err := c.ListActionGroups(cmd.Context()); err == nil {
+		for _, g := range gs {
+			names[g.ID] = g.Name
+		}
+	}
+	return names
+}
+
+// grainText says what the rule's aggregations are taken over.
+func grainText(r *tripcap.AlertRule) string {
+	if r.Grain() == tripcap.GrainMinute {
+		return "1 minute, as in Azure (Average, Minimum and Maximum over per-minute values)"
+	}
+	return "1 second (Average, Minimum and Maximum over 1-second points)"
+}
+
+func printRule(w io.Writer, r *tripcap.AlertRule, groups map[string]string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Name:\t%s\nID:\t%s\nEnabled:\t%t\nSeverity:\t%s\n", r.Name, r.ID, r.IsEnabled(), tripcap.SeverityName(r.SeverityLevel()))
 	if r.Description != "" {
 		fmt.Fprintf(tw, "Description:\t%s\n", r.Description)
 	}
-	fmt.Fprintf(tw, "Condition:\t%s\nScopes:\t%s\nAuto-mitigate:\t%t\n", ruleCondition(r), scopesText(r.Scopes), r.Mitigates())
+	fmt.Fprintf(tw, "Condition:\t%s\nGrain:\t%s\nScopes:\t%s\nAuto-mitigate:\t%t\n", ruleCondition(r), grainText(r), scopesText(r.Scopes), r.Mitigates())
 	for _, a := range r.Actions {
-		fmt.Fprintf(tw, "Action group:\t%s\n", a.ActionGroupID)
+		if name, ok := groups[a.ActionGroupID]; ok {
+			fmt.Fprintf(tw, "Action group:\t%s (%s)\n", name, a.ActionGroupID)
+		} else {
+			fmt.Fprintf(tw, "Action group:\t%s\n", a.ActionGroupID)
+		}
 	}
 	tw.Flush()
 }
