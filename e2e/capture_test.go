@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -154,4 +155,54 @@ func TestAgentWithoutCapNetRaw(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "CAP_NET_RAW") {
 		t.Fatalf("unprivileged agent: err %v, output %q; want a CAP_NET_RAW message", err, out)
 	}
+}
+
+// TestCaptureWaitShowsProgressAndCtrlC: `capture create --wait` shows the
+// capture's progress on standard error; Ctrl-C leaves the capture running
+// on its host and says how to stop it.
+func TestCaptureWaitShowsProgressAndCtrlC(t *testing.T) {
+	l := newLab(t)
+	l.addHost("h1")
+	cmd := l.ctl.Command(t.Context(), binary, "--server", "http://127.0.0.1:"+serverPort, "--token", l.token,
+		"capture", "create", "waited", "--host", "h1", "--time-limit", "60s", "--wait")
+	var stderr lockedWriter
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.eventually("a progress line saying Running", 10*time.Second, func() bool {
+		return strings.Contains(stderr.String(), "waited: Running, ")
+	})
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if err == nil {
+		t.Fatal("an interrupted --wait exited 0")
+	}
+	if out := stderr.String(); !strings.Contains(out, "goes on until its limits") || !strings.Contains(out, "capture stop waited") {
+		t.Fatalf("after Ctrl-C, stderr:\n%s", out)
+	}
+	if c := l.capture("waited"); c.Status != tripcap.StatusRunning {
+		t.Fatalf("the capture is %s after Ctrl-C, want it still Running", c.Status)
+	}
+	l.cli(nil, "capture", "stop", "waited")
+}
+
+// lockedWriter collects a process's output while the test reads it.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,7 +10,9 @@ import (
 	"hash"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -66,7 +69,7 @@ tcpdump filter expression (docs/filters.md); with --filter too, a packet must ma
 				return err
 			}
 			if wait {
-				if pc, err = waitForCapture(cmd.Context(), c, pc); err != nil {
+				if pc, err = waitWithProgress(cmd, c, pc); err != nil {
 					return err
 				}
 			}
@@ -82,11 +85,15 @@ tcpdump filter expression (docs/filters.md); with --filter too, a packet must ma
 	return cmd
 }
 
-// waitForCapture polls until the session ended and every file it wrote is stored.
-func waitForCapture(ctx context.Context, c *tchttp.Client, pc *tripcap.PacketCapture) (*tripcap.PacketCapture, error) {
+// waitForCapture polls until the session ended and every file it wrote is
+// stored, calling progress with each state seen.
+func waitForCapture(ctx context.Context, c *tchttp.Client, pc *tripcap.PacketCapture, progress func(*tripcap.PacketCapture)) (*tripcap.PacketCapture, error) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
+		if progress != nil {
+			progress(pc)
+		}
 		if pc.Status.Terminal() && filesSettled(pc) {
 			return pc, nil
 		}
@@ -101,6 +108,85 @@ func waitForCapture(ctx context.Context, c *tchttp.Client, pc *tripcap.PacketCap
 		}
 		pc = next
 	}
+}
+
+// waitWithProgress is --wait: it shows the capture's progress on standard
+// error (one line rewritten in place on a terminal, a line every few
+// seconds elsewhere) and, on Ctrl-C, offers to stop the capture, or says
+// how to, since the capture goes on on its host without this command.
+func waitWithProgress(cmd *cobra.Command, c *tchttp.Client, pc *tripcap.PacketCapture) (*tripcap.PacketCapture, error) {
+	errw := cmd.ErrOrStderr()
+	tty := isTerminal(errw)
+	created := time.Now()
+	var lastLine time.Time
+	var lastStatus tripcap.PacketCaptureStatus
+	progress := func(pc *tripcap.PacketCapture) {
+		line := progressLine(pc, created)
+		switch {
+		case tty:
+			fmt.Fprintf(errw, "\r\033[K%s", line)
+		case pc.Status != lastStatus || time.Since(lastLine) >= 5*time.Second:
+			fmt.Fprintln(errw, line)
+			lastLine = time.Now()
+		}
+		lastStatus = pc.Status
+	}
+	done := func() {
+		if tty {
+			fmt.Fprintln(errw)
+		}
+	}
+	got, err := waitForCapture(cmd.Context(), c, pc, progress)
+	done()
+	if err == nil || cmd.Context().Err() == nil {
+		return got, err
+	}
+	// Interrupted: the capture runs on its host all the same.
+	fmt.Fprintf(errw, "interrupted: capture %s is %s on its host and goes on until its limits.\n", got.Name, got.Status)
+	if !isTerminal(cmd.InOrStdin()) {
+		fmt.Fprintf(errw, "stop it with: %s capture stop %s\n", invokedAs(), got.Name)
+		return got, errors.New("interrupted")
+	}
+	fmt.Fprintf(errw, "stop it now? [y/N] ")
+	answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		fmt.Fprintf(errw, "left running; stop it with: %s capture stop %s\n", invokedAs(), got.Name)
+		return got, errors.New("interrupted")
+	}
+	// A second Ctrl-C leaves the waiting, not the stop.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := c.StopCapture(ctx, "", got.ID); err != nil {
+		return got, fmt.Errorf("stopping capture %s: %w", got.Name, err)
+	}
+	fmt.Fprintf(errw, "stopping %s; waiting for its files (Ctrl-C leaves it to finish alone)\n", got.Name)
+	got, err = waitForCapture(ctx, c, got, progress)
+	done()
+	return got, err
+}
+
+// progressLine is one line of --wait's progress.
+func progressLine(pc *tripcap.PacketCapture, created time.Time) string {
+	elapsed := time.Since(created)
+	if pc.CaptureStartTime != nil {
+		end := time.Now()
+		if pc.CaptureStopTime != nil {
+			end = *pc.CaptureStopTime
+		}
+		elapsed = end.Sub(*pc.CaptureStartTime)
+	}
+	line := fmt.Sprintf("%s: %s, %d packets, %s, %d kernel drops, %s", pc.Name, pc.Status, pc.Stats.Packets,
+		humanBytes(float64(pc.Stats.Bytes)), pc.Stats.KernelDrops, elapsed.Round(100*time.Millisecond))
+	if pc.Status.Terminal() && !filesSettled(pc) {
+		line += ", storing the file"
+	}
+	return line
+}
+
+// isTerminal reports whether v is a terminal (an *os.File on a tty).
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func filesSettled(pc *tripcap.PacketCapture) bool {
