@@ -171,6 +171,9 @@ func (g *ActionGroup) Validate() error {
 	if strings.TrimSpace(g.Name) == "" || len(g.Name) > MaxAlertNameLength {
 		return Errorf(EINVALID, "name: must be 1 to %d characters", MaxAlertNameLength)
 	}
+	if strings.Trim(g.Name, ".") == "" {
+		return Errorf(EINVALID, "name: %q is not a name", g.Name)
+	}
 	if len(g.GroupShortName) > 12 {
 		return Errorf(EINVALID, "groupShortName: %q is longer than 12 characters", clip(g.GroupShortName))
 	}

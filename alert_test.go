@@ -290,3 +290,16 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+func TestDotNamesAreRefusedForRulesAndGroups(t *testing.T) {
+	for _, name := range []string{".", ".."} {
+		r, err := PresetAlertRule(PresetSeed, name, []Scope{ScopeAll})
+		if err == nil || ErrorCode(err) != EINVALID || !strings.Contains(ErrorMessage(err), "name") {
+			t.Errorf("rule named %q: %v, %v; want EINVALID naming name", name, r, err)
+		}
+		g := &ActionGroup{Name: name, WebhookReceivers: []WebhookReceiver{{Name: "w", ServiceURI: "https://198.18.0.1/hook"}}}
+		if err := g.Validate(); ErrorCode(err) != EINVALID || !strings.Contains(ErrorMessage(err), "name") {
+			t.Errorf("action group named %q: %v; want EINVALID naming name", name, err)
+		}
+	}
+}

@@ -153,6 +153,9 @@ func (r *AlertRule) Validate() error {
 	if strings.TrimSpace(r.Name) == "" || len(r.Name) > MaxAlertNameLength {
 		return Errorf(EINVALID, "name: must be 1 to %d characters", MaxAlertNameLength)
 	}
+	if strings.Trim(r.Name, ".") == "" {
+		return Errorf(EINVALID, "name: %q is not a name", r.Name)
+	}
 	if strings.ContainsAny(r.Name, "<>*%&:\\?+/\x00") {
 		return Errorf(EINVALID, "name: %q contains one of < > * %% & : \\ ? + / (Azure refuses them)", clip(r.Name))
 	}
