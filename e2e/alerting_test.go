@@ -84,8 +84,16 @@ func TestAlertingEndToEnd(t *testing.T) {
 
 	// A server restarted while the alert is Fired restores it: the same
 	// alert resolves, no second one fires while the traffic goes on.
+	// Its metric history survives too: the points from before the restart
+	// are still there after it (the snapshot in its data directory).
+	restartAt := time.Now()
+	before := l.pointsBefore("h1", restartAt)
 	l.stopServer()
 	l.startServer()
+	restored := l.pointsBefore("h1", restartAt)
+	if before == 0 || restored < before {
+		t.Errorf("metric points of h1 before the restart: %d before, %d after it", before, restored)
+	}
 	time.Sleep(8 * time.Second)
 	stop()
 	l.eventually("the alert to resolve", 60*time.Second, func() bool {
@@ -167,6 +175,23 @@ func (l *lab) points(host string) int64 {
 	var n int64
 	for _, p := range res.Points {
 		n += p.Count
+	}
+	return n
+}
+
+// pointsBefore counts the points of a host's Network Out Total in the last
+// two minutes, in the 5-second intervals that end before t.
+func (l *lab) pointsBefore(host string, t time.Time) int64 {
+	var res metricstore.Result
+	if err := l.cliJSON(&res, "metrics", host, "Network Out Total", "--window", "2m", "--interval", "5s"); err != nil {
+		l.t.Logf("metrics %s: %v", host, err)
+		return 0
+	}
+	var n int64
+	for _, p := range res.Points {
+		if p.Time.Add(5 * time.Second).Before(t) {
+			n += p.Count
+		}
 	}
 	return n
 }
