@@ -232,11 +232,8 @@ func (a *analyzer) packet(src *Source, p *Packet) {
 
 	d := &a.d
 	decode(a.links[p.Interface], p.Data, d)
-	if d.trans == trTCP || d.trans == trUDP {
-		d.app = classify(d)
-	}
-	a.proto[d.link][d.net][d.trans][d.app].add(n)
 	if d.net != nwIPv4 && d.net != nwIPv6 {
+		a.proto[d.link][d.net][d.trans][d.app].add(n)
 		return
 	}
 
@@ -260,16 +257,21 @@ func (a *analyzer) packet(src *Source, p *Packet) {
 
 	switch d.trans {
 	case trTCP:
+		resent := false
 		if fl != nil && fl.tcp >= 0 {
-			a.tcpPacket(&a.tcps[fl.tcp], fromLow == fl.aIsLow, ts, d)
+			resent = a.tcpPacket(&a.tcps[fl.tcp], fromLow == fl.aIsLow, ts, d)
 		} else if d.flags&tcpRST != 0 {
 			a.tcp.resets++
 		}
-		if len(d.payload) > 0 {
+		// Data seen before is not read again, as Wireshark does not
+		// hand a retransmission to the application dissector.
+		if len(d.payload) > 0 && !resent {
+			d.app = classify(d)
 			a.appPayload(d, ts)
 		}
 	case trUDP:
 		if len(d.payload) > 0 {
+			d.app = classify(d)
 			a.appPayload(d, ts)
 		}
 	case trICMP:
@@ -281,6 +283,7 @@ func (a *analyzer) packet(src *Source, p *Packet) {
 			a.unreachable(d, true)
 		}
 	}
+	a.proto[d.link][d.net][d.trans][d.app].add(n)
 }
 
 // talk counts a packet from one talker to another; fromA says ta sent it.

@@ -331,7 +331,8 @@ func windowScale(o []byte) int8 {
 }
 
 // classify names the application protocol of a TCP or UDP packet with a
-// payload: by content for HTTP and TLS, else by well-known port.
+// payload: by content for HTTP (a request or status line) and TLS (a record
+// header, or port 443), else by well-known port.
 func classify(d *decoded) int {
 	p := d.payload
 	if len(p) == 0 {
@@ -352,8 +353,6 @@ func classify(d *decoded) int {
 			return apSSH
 		case lo == 443 || lo == 8443:
 			return apTLS
-		case lo == 80 || lo == 8080:
-			return apHTTP
 		}
 		return apData
 	}

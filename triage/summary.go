@@ -252,7 +252,7 @@ func (a *analyzer) tcpSummary(s *tripcap.CaptureSummary, flows []tripcap.Convers
 		ts.DuplicateACKs += uint64(t.dupAcks)
 		ts.ZeroWindows += uint64(t.zeroWindows)
 		ts.Resets += uint64(t.resets)
-		if t.firstRTT > 0 {
+		if t.firstRTT > 0 && t.established {
 			rtts = append(rtts, t.firstRTT)
 		}
 		if t.synDir < 0 {

@@ -49,7 +49,10 @@ func seqLT(a, b uint32) bool { return int32(a-b) < 0 }
 func seqGT(a, b uint32) bool { return int32(a-b) > 0 }
 func seqGE(a, b uint32) bool { return int32(a-b) >= 0 }
 
-func (a *analyzer) tcpPacket(t *tcpFlow, fromA bool, ts int64, d *decoded) {
+// tcpPacket runs the sequence analysis on one segment; it reports whether
+// the segment resends data seen before (a retransmission that is not a fast
+// one: a fast retransmission usually resends a segment the capture missed).
+func (a *analyzer) tcpPacket(t *tcpFlow, fromA bool, ts int64, d *decoded) (resent bool) {
 	dir := 1
 	if fromA {
 		dir = 0
@@ -76,8 +79,9 @@ func (a *analyzer) tcpPacket(t *tcpFlow, fromA bool, ts int64, d *decoded) {
 		window <<= uint(fwd.wscale)
 	}
 
-	// Handshake: the first bare ACK after a SYN gives the initial RTT.
-	if flags == tcpACK && t.mruSyn != 0 && t.firstRTT == 0 {
+	// The first ACK without SYN after a SYN gives the initial RTT (even a
+	// RST/ACK refusing the connection, as in Wireshark).
+	if flags&(tcpSYN|tcpACK) == tcpACK && t.mruSyn != 0 && t.firstRTT == 0 {
 		t.firstRTT = max(ts-t.mruSyn, 1)
 		if t.synAck {
 			t.established = true
@@ -135,11 +139,13 @@ finishedFwd:
 			t.retrans++
 		case notAdvanced && ts-fwd.nextseqTime < a.oooThreshold(t) && fwd.nextseq != seq+seglen:
 			// out of order: not a retransmission
-		case rev.hasAck && rev.lastack != 0 && seqGE(rev.lastack, seq+seglen):
+		case notAdvanced && rev.hasAck && rev.lastack != 0 && seqGE(rev.lastack, seq+seglen):
 			// spurious retransmission: data the peer had acknowledged
 			t.retrans++
+			resent = true
 		case notAdvanced:
 			t.retrans++
+			resent = true
 		}
 	}
 
@@ -157,6 +163,7 @@ finishedFwd:
 		fwd.lastack, fwd.hasAck, fwd.lastackTime = ack, true, ts
 	}
 	fwd.lastFlags = ta
+	return resent
 }
 
 // oooThreshold is how soon after the highest segment an earlier one counts
