@@ -289,7 +289,9 @@ func (s *Source) CaptureStart() int64 {
 			end -= n
 		}
 		for _, ifc := range tmp.ifaces {
-			if ifc.start != 0 && (start == 0 || ifc.start < start) {
+			// Only blocks with counters come from a capture engine: a
+			// merge writes the first packet's time where it knows no start.
+			if ifc.hasStats && ifc.start != 0 && (start == 0 || ifc.start < start) {
 				start = ifc.start
 			}
 		}
