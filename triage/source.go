@@ -51,7 +51,7 @@ type Source struct {
 
 type openFile struct {
 	idx   int
-	f     *os.File
+	in    input
 	r     *fileReader
 	cur   packet
 	stem  string
@@ -74,32 +74,66 @@ func Open(paths []string) (*Source, error) {
 	if len(paths) == 0 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "no capture file given")
 	}
+	ins := make([]input, 0, len(paths))
+	closeAll := func() {
+		for _, in := range ins {
+			in.Close()
+		}
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("opening capture file: %w", err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			closeAll()
+			return nil, fmt.Errorf("opening capture file: %w", err)
+		}
+		ins = append(ins, input{name: p, r: f, size: st.Size()})
+	}
+	s, err := openInputs(ins)
+	if err != nil {
+		closeAll()
+	}
+	return s, err
+}
+
+// input is an open capture file (or, in tests, bytes in memory).
+type input struct {
+	name string
+	r    interface {
+		io.Reader
+		io.ReaderAt
+		io.Closer
+	}
+	size int64
+}
+
+func (in input) Close() error { return in.r.Close() }
+
+func openInputs(ins []input) (*Source, error) {
 	s := &Source{byKey: map[ifaceKey]int{}}
 	bufSize := readBufferSize
-	if len(paths) > 8 {
+	if len(ins) > 8 {
 		// Many files open at once: smaller buffers, still larger than
 		// a record of the largest snap length.
 		bufSize = 300 << 10
 	}
-	for i, p := range paths {
-		f, err := os.Open(p)
+	for i, in := range ins {
+		r, err := newFileReader(in.name, in.r, bufSize)
 		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("opening capture file: %w", err)
-		}
-		r, err := newFileReader(p, f, bufSize)
-		if err != nil {
-			f.Close()
-			s.Close()
 			return nil, tripcap.Errorf(tripcap.EINVALID, "%v", err)
 		}
-		of := &openFile{idx: i, f: f, r: r, stem: ringStem(p), alive: true}
+		of := &openFile{idx: i, in: in, r: r, stem: ringStem(in.name), alive: true}
 		r.onIface = func(j int) { s.declare(of, j) }
 		if !r.ng {
 			s.declare(of, 0)
 		}
 		s.files = append(s.files, of)
-		s.Files = append(s.Files, tripcap.SummaryFile{Path: p, Format: r.format()})
+		s.Files = append(s.Files, tripcap.SummaryFile{Path: in.name, Format: r.format()})
 	}
 	for _, of := range s.files {
 		s.advance(of)
@@ -222,7 +256,7 @@ func (s *Source) Next(p *Packet) error {
 func (s *Source) Close() error {
 	var first error
 	for _, of := range s.files {
-		if err := of.f.Close(); err != nil && first == nil {
+		if err := of.in.Close(); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -264,17 +298,13 @@ func (s *Source) CaptureStart() int64 {
 		if !of.r.ng || of.r.bo == nil {
 			continue
 		}
-		st, err := of.f.Stat()
-		if err != nil {
-			continue
-		}
-		end := st.Size()
+		end := of.in.size
 		// A copy of the reader parses the blocks, so the reader itself
 		// is not disturbed.
 		tmp := fileReader{path: of.r.path, bo: of.r.bo, ifaces: slices.Clone(of.r.ifaces), ifaceBase: of.r.ifaceBase}
 		for k := 0; k < 64 && end >= 12; k++ {
 			var t [4]byte
-			if _, err := of.f.ReadAt(t[:], end-4); err != nil {
+			if _, err := of.in.r.ReadAt(t[:], end-4); err != nil {
 				break
 			}
 			n := int64(tmp.bo.Uint32(t[:]))
@@ -282,7 +312,7 @@ func (s *Source) CaptureStart() int64 {
 				break
 			}
 			blk := make([]byte, n)
-			if _, err := of.f.ReadAt(blk, end-n); err != nil || tmp.bo.Uint32(blk) != ngISB || int64(tmp.bo.Uint32(blk[4:])) != n {
+			if _, err := of.in.r.ReadAt(blk, end-n); err != nil || tmp.bo.Uint32(blk) != ngISB || int64(tmp.bo.Uint32(blk[4:])) != n {
 				break
 			}
 			tmp.statistics(blk[8 : n-4])
