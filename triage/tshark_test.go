@@ -39,11 +39,13 @@ type convRow struct {
 	a, b               string
 	framesAB, framesBA uint64
 	bytesAB, bytesBA   uint64
-	exactAB, exactBA   bool // the byte counts were printed in bytes, not rounded to kB/MB
-	duration           float64
+	// unitAB and unitBA are the units the byte counts were printed in:
+	// 1 for bytes, 1000 for kB (tshark drops the fraction)…
+	unitAB, unitBA uint64
+	duration       float64
 }
 
-var convLine = regexp.MustCompile(`^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+([\d.,]+) (bytes|kB|MB|GB)\s+(\d+)\s+([\d.,]+) (bytes|kB|MB|GB)\s+(\d+)\s+([\d.,]+) (bytes|kB|MB|GB)\s+([\d.]+)\s+([\d.]+)`)
+var convLine = regexp.MustCompile(`^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+([\d,]+) (bytes|kB|MB|GB)\s+(\d+)\s+([\d,]+) (bytes|kB|MB|GB)\s+(\d+)\s+([\d,]+) (bytes|kB|MB|GB)\s+([\d.]+)\s+([\d.]+)`)
 
 // parseConv reads the rows of every conversation table in out. tshark's
 // "<-" columns are what B sent, "->" what A sent.
@@ -56,31 +58,28 @@ func parseConv(t *testing.T, out string) []convRow {
 			continue
 		}
 		num := func(s string) uint64 { n, _ := strconv.ParseUint(s, 10, 64); return n }
-		size := func(v, unit string) (uint64, bool) {
-			f, err := strconv.ParseFloat(strings.ReplaceAll(v, ",", ""), 64)
+		size := func(v, unit string) (uint64, uint64) {
+			n, err := strconv.ParseUint(strings.ReplaceAll(v, ",", ""), 10, 64)
 			if err != nil {
 				t.Fatalf("tshark size %q: %v", v, err)
 			}
-			mult := map[string]float64{"bytes": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
-			return uint64(f * mult), unit == "bytes"
+			mult := map[string]uint64{"bytes": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+			return n * mult, mult
 		}
 		r := convRow{a: m[1], b: m[2], framesBA: num(m[3]), framesAB: num(m[6])}
-		r.bytesBA, r.exactBA = size(m[4], m[5])
-		r.bytesAB, r.exactAB = size(m[7], m[8])
+		r.bytesBA, r.unitBA = size(m[4], m[5])
+		r.bytesAB, r.unitAB = size(m[7], m[8])
 		r.duration, _ = strconv.ParseFloat(m[13], 64)
 		rows = append(rows, r)
 	}
 	return rows
 }
 
-// closeBytes compares a byte count with tshark's, exactly when tshark
-// printed bytes, else within its rounding (3 significant digits).
-func closeBytes(ours, theirs uint64, exact bool) bool {
-	if exact {
-		return ours == theirs
-	}
-	d := float64(ours) - float64(theirs)
-	return d*d <= (0.006*float64(theirs))*(0.006*float64(theirs))
+// closeBytes compares a byte count with tshark's: exactly when tshark
+// printed bytes; from 10 000 bytes on it prints whole kB (MB…), the
+// fraction dropped, so ours must be in [theirs, theirs+unit).
+func closeBytes(ours, theirs, unit uint64) bool {
+	return ours >= theirs && ours < theirs+unit
 }
 
 // checkConversations compares our conversations (all of them: the summary
@@ -109,7 +108,7 @@ func checkConversations(t *testing.T, what string, ours []tripcap.Conversation, 
 			continue
 		}
 		if c.PacketsAB != r.framesAB || c.PacketsBA != r.framesBA ||
-			!closeBytes(c.BytesAB, r.bytesAB, r.exactAB) || !closeBytes(c.BytesBA, r.bytesBA, r.exactBA) {
+			!closeBytes(c.BytesAB, r.bytesAB, r.unitAB) || !closeBytes(c.BytesBA, r.bytesBA, r.unitBA) {
 			t.Errorf("%s %s <-> %s: ours %d/%d packets %d/%d bytes, tshark %d/%d packets %d/%d bytes",
 				what, r.a, r.b, c.PacketsAB, c.PacketsBA, c.BytesAB, c.BytesBA, r.framesAB, r.framesBA, r.bytesAB, r.bytesBA)
 		}
