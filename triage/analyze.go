@@ -19,7 +19,7 @@ import (
 // Options tune an analysis. The zero value is usable.
 type Options struct {
 	// MaxFlows caps the 5-tuple table; the IP-pair and address tables get
-	// the same cap. Default 200 000 (about 60 MB in all).
+	// the same cap. Default 200 000 (about 100 MB in all at most).
 	MaxFlows int
 	// Top is how many entries each ranked list keeps. Default 10.
 	Top int

@@ -32,6 +32,10 @@ type Interface struct {
 type ifaceKey struct {
 	source, name string
 	link         uint16
+	// nth tells apart interfaces of one file with the same name and link
+	// type (unnamed pcap interfaces merged into one file): the nth of a
+	// file is the nth of the other files of its ring.
+	nth int
 }
 
 // Source reads several capture files as one stream of packets in timestamp
@@ -155,6 +159,11 @@ func (s *Source) declare(of *openFile, j int) {
 		display = of.stem
 	}
 	k := ifaceKey{source: source, name: info.name, link: info.link}
+	for _, other := range of.r.ifaces[:j] {
+		if other.name == info.name && other.link == info.link {
+			k.nth++
+		}
+	}
 	g, ok := s.byKey[k]
 	if !ok {
 		g = len(s.ifaces)
