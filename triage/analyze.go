@@ -19,7 +19,8 @@ import (
 // Options tune an analysis. The zero value is usable.
 type Options struct {
 	// MaxFlows caps the 5-tuple table; the IP-pair and address tables get
-	// the same cap. Default 200 000 (about 100 MB in all at most).
+	// the same cap. Default 200 000: at most about 125 MB in all
+	// (TestMemoryBounded measures the worst case).
 	MaxFlows int
 	// Top is how many entries each ranked list keeps. Default 10.
 	Top int
@@ -125,10 +126,9 @@ type flow struct {
 }
 
 type talker struct {
-	a            addr
-	sent, recv   counter
-	before       uint64
-	beforeActive bool
+	a          addr
+	sent, recv counter
+	before     uint64
 }
 
 type analyzer struct {
@@ -319,15 +319,13 @@ func (a *analyzer) flowFor(d *decoded, ts int64) (*flow, bool) {
 		k.a, k.b, k.pa, k.pb = k.b, k.a, k.pb, k.pa
 		fromLow = false
 	}
-	if i, ok := a.flowIdx[k]; ok {
+	i, added := slot(a, a.flowIdx, k, len(a.flows))
+	if !added {
+		if i < 0 {
+			return nil, fromLow
+		}
 		return &a.flows[i], fromLow
 	}
-	if len(a.flows) >= a.opts.MaxFlows {
-		a.full = true
-		return nil, fromLow
-	}
-	i := int32(len(a.flows))
-	a.flowIdx[k] = i
 	a.flows = append(a.flows, flow{key: k, pair: -1, tcp: -1})
 	fl := &a.flows[i]
 	fl.aIsLow = fromLow
@@ -346,15 +344,10 @@ func (a *analyzer) pairFor(src, dst addr, ts int64) int32 {
 	if dst.less(src) {
 		k.a, k.b = dst, src
 	}
-	if i, ok := a.pairIdx[k]; ok {
+	i, added := slot(a, a.pairIdx, k, len(a.pairs))
+	if !added {
 		return i
 	}
-	if len(a.pairs) >= a.opts.MaxFlows {
-		a.full = true
-		return -1
-	}
-	i := int32(len(a.pairs))
-	a.pairIdx[k] = i
 	a.pairs = append(a.pairs, pair{key: k, ta: a.talkerFor(k.a), tb: a.talkerFor(k.b)})
 	pr := &a.pairs[i]
 	pr.aIsLow = k.a == src
@@ -363,17 +356,26 @@ func (a *analyzer) pairFor(src, dst addr, ts int64) int32 {
 }
 
 func (a *analyzer) talkerFor(x addr) int32 {
-	if i, ok := a.talkIdx[x]; ok {
-		return i
+	i, added := slot(a, a.talkIdx, x, len(a.talkers))
+	if added {
+		a.talkers = append(a.talkers, talker{a: x})
 	}
-	if len(a.talkers) >= a.opts.MaxFlows {
-		a.full = true
-		return -1
-	}
-	i := int32(len(a.talkers))
-	a.talkIdx[x] = i
-	a.talkers = append(a.talkers, talker{a: x})
 	return i
+}
+
+// slot looks k up in a table's index; when it is new and the table (of n
+// entries) has room, it is given index n, for the caller to append its
+// entry (added). -1: the table is full.
+func slot[K comparable](a *analyzer, idx map[K]int32, k K, n int) (i int32, added bool) {
+	if i, ok := idx[k]; ok {
+		return i, false
+	}
+	if n >= a.opts.MaxFlows {
+		a.full = true
+		return -1, false
+	}
+	idx[k] = int32(n)
+	return int32(n), true
 }
 
 // appPayload reads the application protocols triage reports on.

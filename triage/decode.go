@@ -70,8 +70,6 @@ func addr6(b []byte) addr {
 
 func (a addr) less(b addr) bool { return a.hi < b.hi || a.hi == b.hi && a.lo < b.lo }
 
-func (a addr) is4() bool { return a.hi == 0 && a.lo>>32 == 0xffff }
-
 // decoded is what the decoder found in one packet. It is reused for every
 // packet; slices point into the packet's data.
 type decoded struct {

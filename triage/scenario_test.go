@@ -2,13 +2,11 @@ package triage
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tripcap/tripcap/internal/pcapgen"
-	"github.com/tripcap/tripcap/pcapfile"
 )
 
 var (
@@ -165,21 +163,12 @@ func writeScenario(w *pcapgen.Writer) {
 func scenarioPcap(t testing.TB, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "scenario.pcap")
-	f, err := os.Create(path)
+	w, err := pcapgen.Create(path, scenarioStart)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	pw, err := pcapfile.NewPcapWriter(f, pcapfile.LinkTypeEthernet, 65535, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &pcapgen.Writer{W: pw, Now: scenarioStart}
 	writeScenario(w)
-	if err := w.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pw.Close(nil); err != nil {
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return path

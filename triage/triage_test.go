@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,23 +143,17 @@ func TestRingWithAlert(t *testing.T) {
 // counts of each, and the statistics carried over.
 func TestMergeAgainstTshark(t *testing.T) {
 	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "host1.pcap"))
+	w, err := pcapgen.Create(filepath.Join(dir, "host1.pcap"), scenarioStart.Add(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw, err := pcapfile.NewPcapWriter(f, pcapfile.LinkTypeEthernet, 65535, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &pcapgen.Writer{W: pw, Now: scenarioStart.Add(time.Millisecond)}
 	for range 30 {
 		w.Frame(hostA, hostB, 17, pcapgen.UDPDatagram(1, 2, []byte("one")))
 		w.Advance(20 * time.Millisecond)
 	}
-	if err := pw.Close(nil); err != nil {
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
 	comment := "tripcap capture b (id 9); " + tripcap.AlertComment(scenarioStart.Add(300*time.Millisecond))
 	ringFile(t, filepath.Join(dir, "host2.pcapng"), comment, scenarioStart, 4, func(eth, raw *pcapgen.Writer) {
 		for range 20 {
@@ -285,22 +280,18 @@ func TestTruncated(t *testing.T) {
 func TestFlowTableCap(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "many.pcap")
-	f, err := os.Create(path)
+	w, err := pcapgen.Create(path, scenarioStart)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw, err := pcapfile.NewPcapWriter(f, pcapfile.LinkTypeEthernet, 65535, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &pcapgen.Writer{W: pw, Now: scenarioStart}
 	for i := range 1000 {
 		dst := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
 		w.Frame(hostA, dst, 17, pcapgen.UDPDatagram(1000, uint16(i), nil))
 		w.Advance(time.Millisecond)
 	}
-	pw.Close(nil)
-	f.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s, err := AnalyzeFiles(context.Background(), []string{path}, Options{MaxFlows: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -311,4 +302,53 @@ func TestFlowTableCap(t *testing.T) {
 	if s.Talkers[0].Address != hostA.String() || s.Talkers[0].PacketsSent != 1000 {
 		t.Errorf("the talker table, with room, still counts every packet: %+v", s.Talkers[0])
 	}
+}
+
+// TestMemoryBounded fills every table past its default cap with SYNs from
+// distinct addresses and ports (the worst case: each flow a TCP flow, a
+// pair and two talkers) and measures the heap the analysis holds: bounded
+// by the cap, not by the file.
+func TestMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 25 MB file")
+	}
+	path := filepath.Join(t.TempDir(), "syn.pcap")
+	w, err := pcapgen.Create(path, scenarioStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300_000
+	for i := range n {
+		src := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		dst := netip.AddrFrom4([4]byte{198, 19, byte(i >> 16), byte(i >> 8)})
+		w.Frame(src, dst, 6, pcapgen.TCPSegment(uint16(i), 443, uint32(i), 0, pcapgen.SYN, 1000, 7, nil))
+		w.Advance(time.Microsecond)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := Open([]string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	a := newAnalyzer(Options{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var p Packet
+	for src.Next(&p) == nil {
+		a.packet(src, &p)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d flows, %d pairs, %d talkers: %.1f MB held", len(a.flows), len(a.pairs), len(a.talkers), float64(held)/1e6)
+	if len(a.flows) != defaultMaxFlows || !a.full {
+		t.Errorf("%d flows, full %v", len(a.flows), a.full)
+	}
+	if held > 160e6 {
+		t.Errorf("%.0f MB held for %d flows", float64(held)/1e6, len(a.flows))
+	}
+	runtime.KeepAlive(a)
 }

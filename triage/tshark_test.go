@@ -241,10 +241,7 @@ func compareWithTshark(t *testing.T, file string, s *tripcap.CaptureSummary) {
 	}
 
 	// Server names.
-	var sni []string
-	for _, line := range strings.Fields(tshark(t, file, "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tls.handshake.extensions_server_name")) {
-		sni = append(sni, line)
-	}
+	sni := strings.Fields(tshark(t, file, "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tls.handshake.extensions_server_name"))
 	var ourSNI []string
 	for _, n := range s.TLS.ServerNames {
 		for range n.Count {

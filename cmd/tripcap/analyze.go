@@ -58,7 +58,7 @@ A file cut short is summarised up to where it ends, and the report says where.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Top, "top", 10, "entries in each ranked list")
-	fl.IntVar(&opts.MaxFlows, "max-flows", 200_000, "flow table capacity (about 0.5 KiB of memory a flow)")
+	fl.IntVar(&opts.MaxFlows, "max-flows", 200_000, "flow table capacity (at most about 0.6 KB of memory a flow)")
 	fl.StringVar(&alertAt, "alert-time", "", "the alert time (RFC 3339), when the files do not record it")
 	fl.DurationVar(&opts.SlowDNS, "slow-dns", 200*time.Millisecond, "DNS answers slower than this are slow")
 	return cmd

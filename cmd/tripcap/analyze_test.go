@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,22 +11,15 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/internal/pcapgen"
-	"github.com/tripcap/tripcap/pcapfile"
 )
 
 // writeCapture writes a small pcap: a TCP connection and a DNS exchange.
 func writeCapture(t *testing.T, path string, start time.Time) {
 	t.Helper()
-	f, err := os.Create(path)
+	w, err := pcapgen.Create(path, start)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	pw, err := pcapfile.NewPcapWriter(f, pcapfile.LinkTypeEthernet, 65535, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &pcapgen.Writer{W: pw, Now: start}
 	a, b := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
 	c := &pcapgen.Conn{W: w, Client: a, Server: b, CPort: 40000, SPort: 80, CSeq: 1, SSeq: 1, CWindow: 100, SWindow: 100, RTT: time.Millisecond}
 	c.Handshake()
@@ -37,10 +29,7 @@ func writeCapture(t *testing.T, path string, start time.Time) {
 	w.Frame(a, b, 17, pcapgen.UDPDatagram(5000, 53, pcapgen.DNSMessage(7, false, 0, "x.example.test")))
 	w.Advance(time.Millisecond)
 	w.Frame(b, a, 17, pcapgen.UDPDatagram(53, 5000, pcapgen.DNSMessage(7, true, 3, "x.example.test")))
-	if err := w.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pw.Close(nil); err != nil {
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -6,6 +6,7 @@ package pcapgen
 import (
 	"encoding/binary"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/tripcap/tripcap/pcapfile"
@@ -26,6 +27,37 @@ type Writer struct {
 	Now time.Time
 	buf []byte
 	err error
+	f   *os.File // set by Create
+}
+
+// Create starts a pcap file (Ethernet, snap length 262144) at path, with the
+// clock at start; Close finishes it.
+func Create(path string, start time.Time) (*Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := pcapfile.NewPcapWriter(f, pcapfile.LinkTypeEthernet, pcapfile.MaxSnapLen, 0)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Writer{W: pw, Now: start, f: f}, nil
+}
+
+// Close flushes a file made by Create and closes it, reporting the first
+// error of any write.
+func (w *Writer) Close() error {
+	err := w.err
+	if cerr := w.W.Close(nil); err == nil {
+		err = cerr
+	}
+	if w.f != nil {
+		if cerr := w.f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
 // Err is the first write error.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap/internal/pcapgen"
-	"github.com/tripcap/tripcap/pcapfile"
 )
 
 func main() {
@@ -40,16 +39,10 @@ type conn struct {
 }
 
 func run(path string, size int64) error {
-	f, err := os.Create(path)
+	w, err := pcapgen.Create(path, time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	pw, err := pcapfile.NewPcapWriter(f, pcapfile.LinkTypeEthernet, 262144, 4<<20)
-	if err != nil {
-		return err
-	}
-	w := &pcapgen.Writer{W: pw, Now: time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)}
 	rng := rand.New(rand.NewPCG(1, 2))
 	addr4 := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}) }
 	addr6 := func(i int) netip.Addr {
@@ -83,7 +76,7 @@ func run(path string, size int64) error {
 		active = append(active, newConn())
 	}
 	dnsID := uint16(0)
-	for i := 0; pw.Size() < size; i++ {
+	for i := 0; w.W.Size() < size; i++ {
 		w.Advance(time.Duration(2+rng.IntN(10)) * time.Microsecond)
 		switch r := rng.IntN(100); {
 		case r < 3:
@@ -139,11 +132,5 @@ func run(path string, size int64) error {
 		}
 		cn.step++
 	}
-	if err := w.Err(); err != nil {
-		return err
-	}
-	if err := pw.Close(nil); err != nil {
-		return err
-	}
-	return f.Close()
+	return w.Close()
 }
