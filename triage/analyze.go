@@ -106,7 +106,8 @@ func (e *endpointStats) count(fromLow bool, ts int64, n uint64, beforeAlert bool
 		dir = 1
 	}
 	e.dir[dir].add(n)
-	e.last = ts
+	// Files of several interfaces may be slightly out of order.
+	e.first, e.last = min(e.first, ts), max(e.last, ts)
 	if beforeAlert {
 		e.before += n
 	}

@@ -122,7 +122,7 @@ func (a *analyzer) dnsMessage(d *decoded, m []byte, ts int64) {
 	k := dnsKey{client: d.dst, port: d.dport, id: h.id}
 	if t0, ok := st.pending[k]; ok {
 		delete(st.pending, k)
-		lat := ts - t0
+		lat := max(ts-t0, 0) // out-of-order packets of several interfaces
 		st.latencies = sample(st.latencies, st.nLatency, lat)
 		st.nLatency++
 		if lat > int64(a.opts.SlowDNS) {
