@@ -208,8 +208,8 @@ type ICMPSummary struct {
 }
 
 // AlertChange compares the pre-trigger part of a capture with what follows
-// the alert: the conversations and talkers that appeared or grew most, by
-// byte rate.
+// the alert: the conversations and talkers that appeared or grew most (by a
+// quarter at least), by byte rate.
 type AlertChange struct {
 	Time   time.Time `json:"time"`
 	Source string    `json:"source"` // where the alert time came from

@@ -303,6 +303,10 @@ func (a *analyzer) dnsSummary(s *tripcap.CaptureSummary) {
 	s.DNS = d
 }
 
+// growth is the ratio of rates across the alert from which a conversation
+// or talker counts as grown.
+const growth = 1.25
+
 // alertChange compares the two sides of the alert; nil without a
 // pre-trigger part or without packets after the alert.
 func (a *analyzer) alertChange(flows []tripcap.Conversation) *tripcap.AlertChange {
@@ -320,7 +324,8 @@ func (a *analyzer) alertChange(flows []tripcap.Conversation) *tripcap.AlertChang
 	change := func(name string, total, before uint64) (tripcap.Change, bool) {
 		after := total - before
 		c := tripcap.Change{Name: name, BytesBefore: before, BytesAfter: after, RateBefore: float64(before) / bs, RateAfter: float64(after) / as, New: before == 0}
-		return c, c.RateAfter > c.RateBefore
+		// A steady flow wobbles: only a quarter more counts as growth.
+		return c, after > 0 && c.RateAfter > growth*c.RateBefore
 	}
 	rank := func(cs []tripcap.Change) []tripcap.Change {
 		slices.SortStableFunc(cs, func(x, y tripcap.Change) int {
