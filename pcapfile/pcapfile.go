@@ -76,6 +76,10 @@ type InterfaceStats struct {
 	Dropped uint64
 	// Delivered is the number of packets written to the file.
 	Delivered uint64
+	// CountersUnknown says Received and Dropped are not known (a merge of
+	// files that had no statistics): the block then holds only the times
+	// and Delivered, rather than claiming no drops.
+	CountersUnknown bool
 }
 
 // Section describes a pcapng section header.

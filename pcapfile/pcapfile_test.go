@@ -498,3 +498,35 @@ func TestPcapInPlace(t *testing.T) {
 		t.Errorf("Space() has %d bytes after a failed write", len(w.Space()))
 	}
 }
+
+// TestUnknownCounters writes a statistics block without the counters a
+// merge does not know: times and the delivered count only, no claim of
+// zero drops.
+func TestUnknownCounters(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewNgWriter(&buf, Section{}, []Interface{{Name: "eth0", LinkType: LinkTypeEthernet}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	before := w.Size()
+	if err := w.Close([]InterfaceStats{{Start: start, End: start.Add(time.Second), Delivered: 5, CountersUnknown: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(buf.Len()) - before; got > w.TrailerSize() {
+		t.Errorf("Close wrote %d bytes, more than TrailerSize's %d", got, w.TrailerSize())
+	}
+	types, bodies := ngBlocks(t, buf.Bytes())
+	if types[len(types)-1] != blockISB {
+		t.Fatalf("blocks %x", types)
+	}
+	isb := ngOptions(bodies[len(bodies)-1][12:])
+	for _, code := range []uint16{isbIfRecv, isbIfDrop, isbOSDrop} {
+		if _, ok := isb[code]; ok {
+			t.Errorf("option %d written for unknown counters", code)
+		}
+	}
+	if binary.LittleEndian.Uint64(isb[isbUsrDeliv]) != 5 || len(isb[isbStartTime]) != 8 || len(isb[isbEndTime]) != 8 {
+		t.Errorf("statistics options %v", isb)
+	}
+}

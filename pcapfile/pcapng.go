@@ -164,7 +164,8 @@ func (nw *NgWriter) RecordSize(caplen int) int64 {
 	return int64(epbFixedLen + (caplen+3)&^3)
 }
 
-// TrailerSize is the size of the statistics blocks Close writes.
+// TrailerSize is the size of the statistics blocks Close writes (an upper
+// bound when some InterfaceStats have CountersUnknown).
 func (nw *NgWriter) TrailerSize() int64 { return int64(isbLen * len(nw.ifaces)) }
 
 // Size is the file's size once everything buffered is written.
@@ -200,9 +201,11 @@ func (nw *NgWriter) Close(stats []InterfaceStats) error {
 		body = appendTS(body, st.End.UnixNano())
 		body = appendOpt(body, isbStartTime, appendTS(nil, st.Start.UnixNano()))
 		body = appendOpt(body, isbEndTime, appendTS(nil, st.End.UnixNano()))
-		body = appendOpt(body, isbIfRecv, binary.LittleEndian.AppendUint64(nil, st.Received))
-		body = appendOpt(body, isbIfDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
-		body = appendOpt(body, isbOSDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
+		if !st.CountersUnknown {
+			body = appendOpt(body, isbIfRecv, binary.LittleEndian.AppendUint64(nil, st.Received))
+			body = appendOpt(body, isbIfDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
+			body = appendOpt(body, isbOSDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
+		}
 		body = appendOpt(body, isbUsrDeliv, binary.LittleEndian.AppendUint64(nil, st.Delivered))
 		body = endOpts(body)
 		if err := nw.writeBlock(blockISB, body); err != nil {

@@ -50,7 +50,7 @@ match both. It stops on --time-limit, --total-bytes, or SIGINT/SIGTERM
   tripcap capture run -i eth0 -i lo --format pcapng -w both.pcapng
   tripcap capture run --bpf-file prog.txt -w custom.cap   # tcpdump -ddd output`,
 		Args:        cobra.ArbitraryArgs,
-		Annotations: map[string]string{takesExpression: "true"},
+		Annotations: map[string]string{takesWords: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.setExpression(args)
 			if file == "" {

@@ -10,9 +10,10 @@ import (
 	"github.com/tripcap/tripcap"
 )
 
-// takesExpression annotates a command whose trailing words are a tcpdump
-// expression, as tcpdump's are: any number of them is a valid command line.
-const takesExpression = "tripcap/expression"
+// takesWords annotates a command whose trailing words are a list (files, or
+// a tcpdump expression as tcpdump takes it): any number of them is a valid
+// command line.
+const takesWords = "tripcap/words"
 
 // captureFlags are the filter and limit flags that `capture create` and
 // `capture run` share, so both speak the same language.

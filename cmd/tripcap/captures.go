@@ -48,7 +48,7 @@ func newCaptureCreateCmd() *cobra.Command {
 tcpdump filter expression (docs/filters.md); with --filter too, a packet must match both.`,
 		Example:     `  tripcap capture create web --host web1 'tcp port 443 and not net 198.18.0.0/15'`,
 		Args:        cobra.MinimumNArgs(1),
-		Annotations: map[string]string{takesExpression: "true"},
+		Annotations: map[string]string{takesWords: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.setExpression(args[1:])
 			if host == "" {

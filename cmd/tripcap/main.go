@@ -129,9 +129,10 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
 
 	captureCmd := newCaptureCmd()
-	captureCmd.AddCommand(newCaptureRunCmd())
+	captureCmd.AddCommand(newCaptureRunCmd(), newCaptureMergeCmd())
 	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd(), newStorageCmd(),
 		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newResponderCmd())
+	root.AddCommand(newAnalyzeCmd())
 	strictArgs(root)
 	return root
 }

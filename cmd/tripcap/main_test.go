@@ -48,8 +48,8 @@ func TestEveryCommandChecksItsArguments(t *testing.T) {
 			return
 		}
 		leaves++
-		if c.Annotations[takesExpression] != "" {
-			return // its words are a tcpdump expression, as many as it has
+		if c.Annotations[takesWords] != "" {
+			return // its words are a list (files, an expression), as many as it has
 		}
 		// More arguments than any command takes: refused before anything runs.
 		_, err := execute(append(path, "a", "b", "c", "d", "e")...)
