@@ -141,6 +141,8 @@ type SessionReport struct {
 	Stats      CaptureStats        `json:"stats"`
 	// Files are the session's files so far; Size and SHA256 are final once Status is terminal.
 	Files []CaptureFile `json:"files,omitempty"`
+	// Summary is what the files hold (triage), with a final report.
+	Summary *CaptureSummary `json:"summary,omitempty"`
 }
 
 // ReportResult tells the agent which reports were applied and which captures

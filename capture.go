@@ -66,6 +66,9 @@ const (
 const (
 	FormatPcap   = "pcap"
 	FormatPcapng = "pcapng"
+	// MetadataFileSuffix ends the name of the host's network state file a
+	// capture with includeMetadata writes beside its packets.
+	MetadataFileSuffix = ".metadata.json"
 )
 
 // Defaults and ranges from Azure's packetCaptures contract.
@@ -178,6 +181,9 @@ type PacketCapture struct {
 	CaptureStopTime   *time.Time          `json:"captureStopTime,omitempty"`
 	Stats             CaptureStats        `json:"statistics"`
 	Files             []CaptureFile       `json:"files,omitempty"`
+	// Summary is what the files hold, computed by the agent when the
+	// session ends (triage): the first answer to "what happened?".
+	Summary *CaptureSummary `json:"summary,omitempty"`
 	// Cause records why the capture exists, e.g. the alert that triggered it.
 	Cause string `json:"cause,omitempty"`
 	// StorageKey is the object key of the first file in the storage account;

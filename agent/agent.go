@@ -22,6 +22,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/capturefile"
+	"github.com/tripcap/tripcap/triage"
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
 )
@@ -482,6 +483,7 @@ func (a *Agent) await(s *session) {
 	if !stop.IsZero() {
 		final.StopTime = &stop
 	}
+	final.Summary = a.summarize(e.Assignment, res)
 	a.mu.Lock()
 	e.Final = final
 	s.run = nil
@@ -493,6 +495,45 @@ func (a *Agent) await(s *session) {
 	a.log.Info("capture ended", "capture", e.Assignment.Name, "reason", res.StopReason, "packets", res.Stats.Packets, "files", len(files))
 	a.kickNow()
 }
+
+// summarize reads what a finished session's files hold (triage), here on
+// the host where the files are, bounded in memory and time: the server
+// gets a few kilobytes instead of the capture. nil when there is nothing
+// to read or the reading failed (logged; the capture is not affected).
+func (a *Agent) summarize(as tripcap.Assignment, res tripcap.CaptureResult) *tripcap.CaptureSummary {
+	var files []string
+	for _, f := range res.Files {
+		if !strings.HasSuffix(f, tripcap.MetadataFileSuffix) {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	// The alert's time, when a responder recorded it, splits before from
+	// after; else the session's start (where the pre-trigger part ends).
+	alert, ok := tripcap.ParseAlertComment(as.Cause)
+	if !ok {
+		alert = res.StartTime
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), summaryTimeout)
+	defer cancel()
+	sum, err := triage.AnalyzeFiles(ctx, files, triage.Options{AlertTime: alert, MaxFlows: summaryMaxFlows})
+	if err != nil {
+		a.log.Warn("summarizing a capture", "capture", as.Name, "err", err)
+		if sum == nil {
+			return nil
+		}
+	}
+	return sum
+}
+
+// The agent's summary is bounded: a host under incident is no place for an
+// unbounded analysis. 50,000 flows take about 30 MB at most.
+const (
+	summaryTimeout  = time.Minute
+	summaryMaxFlows = 50_000
+)
 
 // finishWithoutRunning records a session that never ran here.
 func (a *Agent) finishWithoutRunning(as tripcap.Assignment, reason string, errs []string, msg string) {

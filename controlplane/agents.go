@@ -156,6 +156,9 @@ func applyReport(c *tripcap.PacketCapture, r tripcap.SessionReport) bool {
 		c.CaptureStopTime = r.StopTime
 	}
 	c.Stats = r.Stats
+	if r.Summary != nil {
+		c.Summary = r.Summary
+	}
 	for _, f := range r.Files {
 		i := capturefile.Index(c, f.Name)
 		if i < 0 {
@@ -176,6 +179,7 @@ func reportedFields(c *tripcap.PacketCapture) tripcap.PacketCapture {
 	return tripcap.PacketCapture{
 		Status: c.Status, StopReason: c.StopReason, Errors: slices.Clone(c.Errors), ErrorMessage: c.ErrorMessage,
 		CaptureStartTime: c.CaptureStartTime, CaptureStopTime: c.CaptureStopTime, Stats: c.Stats, Files: slices.Clone(c.Files),
+		Summary: c.Summary,
 	}
 }
 

@@ -53,6 +53,16 @@ func TestCaptureEndToEnd(t *testing.T) {
 			t.Errorf("%s ended %s/%s %v %s", n, c.Status, c.StopReason, c.Errors, c.ErrorMessage)
 		}
 	}
+	// Each capture carries the summary of what its file holds, computed on
+	// its host when it ended.
+	for n, want := range map[string]uint64{"cli-a": 800, "cli-b": 800, "api-c": 200} {
+		if c := l.capture(n); c.Summary == nil || c.Summary.Packets != want {
+			t.Errorf("%s: summary %+v, want one of %d packets", n, c.Summary, want)
+		}
+	}
+	if text := l.cliText("capture", "show", "cli-a"); !strings.Contains(text, "Summary") || !strings.Contains(text, "800 packets") {
+		t.Errorf("capture show does not give the summary:\n%s", text)
+	}
 	a, b, c := l.download("cli-a"), l.download("cli-b"), l.download("api-c")
 	if n := packets(t, a); n != 800 {
 		t.Errorf("cli-a: %d packets, want 800", n)

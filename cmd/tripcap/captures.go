@@ -293,6 +293,12 @@ func printCapture(w io.Writer, pc *tripcap.PacketCapture) {
 		fmt.Fprintf(tw, "File:\t%s (%d bytes, %s) %s\n", f.Name, f.Size, where, f.SHA256)
 	}
 	tw.Flush()
+	if pc.Summary != nil {
+		fmt.Fprintln(w, "\nSummary (tripcap analyze on the file gives the whole report):")
+		for _, line := range pc.Summary.TopLines(8) {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
 }
 
 func newCaptureStopCmd() *cobra.Command {
