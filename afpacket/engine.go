@@ -197,7 +197,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	root, err := captureRoot(e.cfg.CaptureDir)
 	if err != nil {
-		return nil, err
+		return nil, localFileError(err)
 	}
 	ocfg := outputConfig{
 		dir:        e.cfg.CaptureDir,
@@ -223,7 +223,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	out, err := newOutput(root, ocfg)
 	if err != nil {
 		root.Close()
-		return nil, err
+		return nil, localFileError(err)
 	}
 
 	s := &Session{

@@ -32,6 +32,15 @@ func captureRoot(dir string) (*os.Root, error) {
 	return root, nil
 }
 
+// localFileError marks a failure to create or write a file (not a refused
+// path, which is the caller's error) as the session's LocalFileFailed.
+func localFileError(err error) error {
+	if err == nil || tripcap.ErrorCode(err) != tripcap.EINTERNAL {
+		return err
+	}
+	return &tripcap.LocalFileError{Err: err}
+}
+
 // relCapturePath confines p to dir lexically and returns it relative to dir.
 func relCapturePath(dir, p string) (string, error) {
 	full, err := tripcap.ConfineCapturePath(dir, p)
@@ -169,6 +178,7 @@ func (o *output) open(rel string) error {
 	if err != nil {
 		gf.release()
 		f.Close()
+		_ = o.root.Remove(rel) // a file without its header is no capture
 		return fmt.Errorf("writing the header of %s: %w", rel, err)
 	}
 	o.f, o.gf, o.w, o.filePackets = f, gf, w, 0

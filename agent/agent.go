@@ -364,6 +364,10 @@ func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 	if err != nil {
 		a.log.Error("capture failed to start", "capture", as.Name, "err", err)
 		_ = a.removeJournal(as.ID)
+		if lfe := (*tripcap.LocalFileError)(nil); errors.As(err, &lfe) {
+			a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
+			return
+		}
 		a.finishWithoutRunning(as, tripcap.StopCaptureFailed, []string{tripcap.CaptureErrCaptureFailed}, tripcap.ErrorMessage(err)+detail(err))
 		return
 	}
