@@ -141,6 +141,10 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	if n := packets(t, f); n != 400 {
 		t.Fatalf("recovered file holds %d packets, want 400", n)
 	}
+	// The recovered session's figures are the file's.
+	if c := l.capture("doomed"); c.Stats.Packets != 400 {
+		t.Errorf("the recovered capture reports %d packets; its file holds 400", c.Stats.Packets)
+	}
 	if _, err := l.ctl.Exec(t.Context(), "tshark", "-r", f, "-q"); err != nil {
 		t.Fatalf("tshark cannot read the recovered file: %v", err)
 	}
