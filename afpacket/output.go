@@ -318,3 +318,42 @@ func (o *output) paths() []string {
 	}
 	return out
 }
+
+// ngWriter is the current file's writer when it is a pcapng file.
+func (o *output) ngWriter() *pcapfile.NgWriter {
+	nw, _ := o.w.(*pcapfile.NgWriter)
+	return nw
+}
+
+// addInterface adds an interface to the current pcapng file and to those a
+// ring opens next; it returns the interface's number.
+func (o *output) addInterface(ifc pcapfile.Interface) (int, error) {
+	nw := o.ngWriter()
+	if nw == nil {
+		return 0, fmt.Errorf("adding interface %s: a pcap file holds one interface", ifc.Name)
+	}
+	before := nw.Size() + nw.TrailerSize()
+	id, err := nw.AddInterface(ifc)
+	if err != nil {
+		return 0, fmt.Errorf("adding interface %s to the file: %w", ifc.Name, err)
+	}
+	o.cfg.ifaces = append(o.cfg.ifaces, ifc)
+	o.room -= nw.Size() + nw.TrailerSize() - before
+	o.snap = max(o.snap, int(ifc.SnapLen))
+	return id, nil
+}
+
+// endInterface records in the current pcapng file that an interface ended:
+// a statistics block with its end time and the reason as a comment.
+func (o *output) endInterface(id int, st pcapfile.InterfaceStats, why string) error {
+	nw := o.ngWriter()
+	if nw == nil {
+		return nil
+	}
+	before := nw.Size()
+	if err := nw.WriteStats(id, st, why); err != nil {
+		return fmt.Errorf("recording the end of interface %d in the file: %w", id, err)
+	}
+	o.room -= nw.Size() - before
+	return nil
+}
