@@ -102,9 +102,6 @@ func (m *merger) release(now int64, all bool, write func(*mergeRec) bool) {
 	}
 }
 
-// pending reports whether records are held.
-func (m *merger) pending() bool { return len(m.recs) > 0 }
-
 func (m *merger) pop() {
 	n := len(m.recs) - 1
 	m.held -= len(m.recs[0].data)
