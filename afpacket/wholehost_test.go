@@ -22,6 +22,7 @@ import (
 	"github.com/tripcap/tripcap/internal/netns"
 	"github.com/tripcap/tripcap/internal/testenv"
 	"github.com/tripcap/tripcap/internal/trafficgen"
+	"github.com/tripcap/tripcap/pcapfile"
 )
 
 // hostNet is a capturing namespace h that looks like a container host: a
@@ -219,6 +220,9 @@ func checkClean(t *testing.T, res tripcap.CaptureResult, want map[uint32]int) []
 	}
 	if n := capinfosPackets(t, path); uint64(n) != res.Stats.Packets {
 		t.Errorf("capinfos counts %d packets; the session reports %d", n, res.Stats.Packets)
+	}
+	if _, data, err := pcapfile.Count(path); err != nil || data != res.Stats.Bytes {
+		t.Errorf("the file holds %d captured bytes (%v); the session reports %d", data, err, res.Stats.Bytes)
 	}
 	return pkts
 }
