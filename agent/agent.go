@@ -22,8 +22,8 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/hostmetrics"
-	"github.com/tripcap/tripcap/pcapfile"
 	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/pcapfile"
 	"github.com/tripcap/tripcap/upload"
 )
 
