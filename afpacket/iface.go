@@ -139,24 +139,22 @@ func parseLink(m *syscall.NetlinkMessage) (netInterface, bool) {
 	flags := binary.NativeEndian.Uint32(m.Data[8:12])
 	ni.Up = flags&syscall.IFF_UP != 0
 	ni.Loopback = flags&syscall.IFF_LOOPBACK != 0
-	attrs, err := syscall.ParseNetlinkRouteAttr(m)
-	if err != nil {
-		return netInterface{}, false
-	}
-	for _, a := range attrs {
-		switch a.Attr.Type {
+	// Attributes are read here rather than by syscall.ParseNetlinkRouteAttr,
+	// which panics on some malformed lengths.
+	forAttrs(m.Data[syscall.SizeofIfInfomsg:], func(typ uint16, v []byte) {
+		switch typ {
 		case syscall.IFLA_IFNAME:
-			ni.Name = strings.TrimRight(string(a.Value), "\x00")
+			ni.Name = strings.TrimRight(string(v), "\x00")
 		case syscall.IFLA_MASTER:
-			ni.Master = attrInt(a.Value)
+			ni.Master = attrInt(v)
 		case syscall.IFLA_LINK:
-			ni.Link = attrInt(a.Value)
+			ni.Link = attrInt(v)
 		case unix.IFLA_LINK_NETNSID:
 			ni.LinkNetNS = true
 		case syscall.IFLA_LINKINFO:
-			ni.Kind = linkKind(a.Value)
+			ni.Kind = linkKind(v)
 		}
-	}
+	})
 	if ni.Link == ni.Index {
 		ni.Link = 0 // a physical device may name itself
 	}
@@ -178,18 +176,26 @@ func attrInt(b []byte) int {
 
 // linkKind finds IFLA_INFO_KIND in the nested IFLA_LINKINFO attributes.
 func linkKind(b []byte) string {
+	var kind string
+	forAttrs(b, func(typ uint16, v []byte) {
+		if typ == unix.IFLA_INFO_KIND {
+			kind = strings.TrimRight(string(v), "\x00")
+		}
+	})
+	return kind
+}
+
+// forAttrs calls fn with each netlink attribute (struct rtattr: length u16,
+// type u16, value padded to 4 bytes) of b, stopping at a malformed one.
+func forAttrs(b []byte, fn func(typ uint16, v []byte)) {
 	for len(b) >= 4 {
 		n := int(binary.NativeEndian.Uint16(b[0:2]))
-		typ := binary.NativeEndian.Uint16(b[2:4])
 		if n < 4 || n > len(b) {
-			return ""
+			return
 		}
-		if typ == unix.IFLA_INFO_KIND {
-			return strings.TrimRight(string(b[4:n]), "\x00")
-		}
+		fn(binary.NativeEndian.Uint16(b[2:4])&^unix.NLA_F_NESTED, b[4:n])
 		b = b[min((n+3)&^3, len(b)):]
 	}
-	return ""
 }
 
 // dedupe decides what a whole-host capture takes from each interface so that

@@ -63,3 +63,32 @@ func TestCount(t *testing.T) {
 		t.Error("counting a missing file gave no error")
 	}
 }
+
+// FuzzCount: any file is counted without a panic, and never beyond what its
+// size can hold.
+func FuzzCount(f *testing.F) {
+	var buf bytes.Buffer
+	w, _ := NewNgWriter(&buf, Section{}, []Interface{{Name: "a", LinkType: LinkTypeEthernet}}, 0)
+	_ = w.WritePacket(0, 1, 70, testPacket(60))
+	_ = w.Close(nil)
+	f.Add(buf.Bytes())
+	buf.Reset()
+	pw, _ := NewPcapWriter(&buf, LinkTypeEthernet, 0, 0)
+	_ = pw.WritePacket(0, 1, 70, testPacket(60))
+	_ = pw.Flush()
+	f.Add(buf.Bytes())
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "f")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		packets, data, err := Count(p)
+		if err != nil {
+			return
+		}
+		if packets*pcapRecordHeaderLn > uint64(len(b)) || data > uint64(len(b)) {
+			t.Fatalf("%d packets, %d bytes counted in a %d-byte file", packets, data, len(b))
+		}
+	})
+}
