@@ -147,6 +147,16 @@ type CaptureStats struct {
 	Packets     uint64 `json:"packets"`
 	Bytes       uint64 `json:"bytes"`
 	KernelDrops uint64 `json:"kernelDrops"`
+	// EndedInterfaces are the interfaces that went away (deleted, or set
+	// down) while the session ran; it went on capturing on the others.
+	EndedInterfaces []InterfaceEnd `json:"endedInterfaces,omitempty"`
+}
+
+// InterfaceEnd says when a session lost one of its interfaces, and why.
+type InterfaceEnd struct {
+	Name   string    `json:"name"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // CaptureFile is one file a session wrote (several for continuous capture).

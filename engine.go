@@ -29,6 +29,14 @@ type CaptureResult struct {
 	StopTime  time.Time
 }
 
+// LocalFileError is an engine's failure to create or write a capture file
+// (a full disk, a read-only directory): the session fails LocalFileFailed,
+// not CaptureFailed, and its text says why (the host's own, safe to show).
+type LocalFileError struct{ Err error }
+
+func (e *LocalFileError) Error() string { return e.Err.Error() }
+func (e *LocalFileError) Unwrap() error { return e.Err }
+
 // CaptureEngine runs capture sessions on the local host. Several sessions may
 // run at once, each independent.
 type CaptureEngine interface {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/tripcap/tripcap/internal/netns"
 	"github.com/tripcap/tripcap/internal/testenv"
 	"github.com/tripcap/tripcap/internal/trafficgen"
+	"github.com/tripcap/tripcap/pcapfile"
 )
 
 // tripcapBinary builds cmd/tripcap once per test run.
@@ -298,6 +300,9 @@ func TestKill9(t *testing.T) {
 			}
 			if m := capinfosCount.FindSubmatch(out); m == nil || len(m[1]) < 4 {
 				t.Errorf("capinfos finds too few packets from a flood:\n%s", out)
+			} else if n, _, err := pcapfile.Count(path); err != nil || strconv.FormatUint(n, 10) != string(m[1]) {
+				// What an agent recovering the file reports.
+				t.Errorf("pcapfile.Count finds %d packets (%v); capinfos %s", n, err, m[1])
 			}
 			// Reading every record is the point, not dissecting them.
 			tcmd := exec.Command(tshark, "-n", "--disable-protocol", "eth", "-r", path, "-T", "fields", "-e", "frame.number")

@@ -176,17 +176,28 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	if err != nil {
 		return nil, err
 	}
-	ifcs, skipped, err := selectInterfaces(all, p.Interfaces, p.Format)
+	// A whole-host capture (no interfaces given), or one of several
+	// interfaces, is written as pcapng whatever the format asked: one
+	// interface block per interface, each packet naming its own, and
+	// room for interfaces that appear later.
+	wholeHost := len(p.Interfaces) == 0
+	format := p.Format
+	if wholeHost || len(p.Interfaces) > 1 {
+		format = tripcap.FormatPcapng
+	}
+	ifcs, _, err := selectInterfaces(all, p.Interfaces, format)
 	if err != nil {
 		return nil, err
 	}
-	if len(skipped) > 0 {
-		e.log.Warn("pcap holds one link type: interfaces of the other left out; use pcapng to capture all",
-			"capture", spec.Name, "skipped", skipped)
+	if wholeHost {
+		var dups []string
+		if ifcs, dups = dedupe(ifcs); len(dups) > 0 {
+			e.log.Info("interfaces left out: everything they carry is recorded on others", "capture", spec.Name, "interfaces", dups)
+		}
 	}
 	progs := make([][]xbpf.RawInstruction, len(ifcs))
 	for i, ifc := range ifcs {
-		if progs[i], err = flt.program(ifc); err != nil {
+		if progs[i], err = directedProgram(flt, ifc); err != nil {
 			return nil, err
 		}
 	}
@@ -197,12 +208,12 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	root, err := captureRoot(e.cfg.CaptureDir)
 	if err != nil {
-		return nil, err
+		return nil, localFileError(err)
 	}
 	ocfg := outputConfig{
 		dir:        e.cfg.CaptureDir,
 		first:      rel,
-		format:     p.Format,
+		format:     format,
 		section:    section(spec),
 		bufSize:    e.cfg.WriteBufferBytes,
 		totalBytes: p.TotalBytesPerSession,
@@ -223,7 +234,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	out, err := newOutput(root, ocfg)
 	if err != nil {
 		root.Close()
-		return nil, err
+		return nil, localFileError(err)
 	}
 
 	s := &Session{
@@ -232,6 +243,8 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 		params:  p,
 		log:     e.log.With("capture", spec.Name, "id", spec.ID),
 		filter:  flt,
+		desc:    desc,
+		rc:      e.cfg.ring(),
 		out:     out,
 		root:    root,
 		limit:   timeLimit,
@@ -259,7 +272,21 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 		}
 		s.socks = append(s.socks, sock)
 	}
-	s.single = len(s.socks) == 1
+	s.wholeHost = wholeHost
+	s.single = len(s.socks) == 1 && !wholeHost
+	if !s.single {
+		s.merge = newMerger()
+		s.mcounts = make([]counts, len(s.socks))
+		for _, sock := range s.socks {
+			s.merge.add(sock.id, 0)
+		}
+	}
+	if wholeHost {
+		if s.watch, err = openLinkWatch(); err != nil {
+			s.log.Warn("interfaces that appear will not be captured", "err", err)
+			s.note("interfaces that appear during the capture are not captured: %v", err)
+		}
+	}
 	// Everything stamped from now on went through the filters.
 	s.start = time.Now()
 	s.t0 = s.start.UnixNano()
@@ -272,7 +299,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	for i, ifc := range ifcs {
 		names[i] = ifc.Name
 	}
-	s.log.Info("capture started", "interfaces", names, "file", out.paths()[0], "format", p.Format, "snapLen", snap, "timeLimit", timeLimit)
+	s.log.Info("capture started", "interfaces", names, "file", out.paths()[0], "format", format, "snapLen", snap, "timeLimit", timeLimit)
 	go s.run(pre)
 	return s, nil
 }

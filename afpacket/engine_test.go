@@ -167,7 +167,8 @@ func TestStopReasons(t *testing.T) {
 			if format == tripcap.FormatPcapng {
 				limit = probeHeaderSize(t, n, e, dir) + 10*176 + 100 // and the statistics block
 			}
-			s := startIn(t, n.b, e, spec(dir, "total."+format, tripcap.PacketCaptureParameters{TotalBytesPerSession: limit, Format: format}), SessionOptions{})
+			// The interface named: a whole-host capture is pcapng whatever the format.
+			s := startIn(t, n.b, e, spec(dir, "total."+format, tripcap.PacketCaptureParameters{TotalBytesPerSession: limit, Format: format, Interfaces: []string{n.link.B.Name}}), SessionOptions{})
 			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7000), Count: 25, PayloadSize: 100, ID: 3})
 			res := waitDone(t, s, 5*time.Second)
 			if res.StopReason != tripcap.StopTotalBytesExceeded || len(res.Errors) != 0 {

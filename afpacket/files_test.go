@@ -26,7 +26,9 @@ func TestRingRotation(t *testing.T) {
 	sink(t, n.b, "udp", n.bAddr(7000))
 	on := true
 	count, size := int32(3), int64(4096)
-	p := tripcap.PacketCaptureParameters{ContinuousCapture: &on, CaptureSettings: &tripcap.CaptureSettings{FileCount: &count, FileSizeInBytes: &size}}
+	// The interface named: a whole-host capture is pcapng whatever the format.
+	p := tripcap.PacketCaptureParameters{ContinuousCapture: &on, CaptureSettings: &tripcap.CaptureSettings{FileCount: &count, FileSizeInBytes: &size},
+		Interfaces: []string{n.link.B.Name}}
 	s := startIn(t, n.b, e, spec(dir, "ring.cap", p), SessionOptions{})
 	// 142-byte frames, 158 bytes per record: 25 per 4096-byte file, so
 	// 200 packets make 8 files.

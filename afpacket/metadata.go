@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/tripcap/tripcap"
 )
 
 // metadataCommandTimeout bounds each command the metadata collector runs,
@@ -166,10 +168,10 @@ func runFixed(ctx context.Context, argv []string) ([]byte, error) {
 func metadataName(first string) string {
 	for i := len(first) - 1; i >= 0 && first[i] != '/'; i-- {
 		if first[i] == '.' {
-			return first[:i] + ".metadata.json"
+			return first[:i] + tripcap.MetadataFileSuffix
 		}
 	}
-	return first + ".metadata.json"
+	return first + tripcap.MetadataFileSuffix
 }
 
 // encodeMetadata renders the metadata as indented JSON.

@@ -32,6 +32,15 @@ func captureRoot(dir string) (*os.Root, error) {
 	return root, nil
 }
 
+// localFileError marks a failure to create or write a file (not a refused
+// path, which is the caller's error) as the session's LocalFileFailed.
+func localFileError(err error) error {
+	if err == nil || tripcap.ErrorCode(err) != tripcap.EINTERNAL {
+		return err
+	}
+	return &tripcap.LocalFileError{Err: err}
+}
+
 // relCapturePath confines p to dir lexically and returns it relative to dir.
 func relCapturePath(dir, p string) (string, error) {
 	full, err := tripcap.ConfineCapturePath(dir, p)
@@ -169,6 +178,7 @@ func (o *output) open(rel string) error {
 	if err != nil {
 		gf.release()
 		f.Close()
+		_ = o.root.Remove(rel) // a file without its header is no capture
 		return fmt.Errorf("writing the header of %s: %w", rel, err)
 	}
 	o.f, o.gf, o.w, o.filePackets = f, gf, w, 0
@@ -307,4 +317,43 @@ func (o *output) paths() []string {
 		out[i] = path.Join(o.cfg.dir, rel)
 	}
 	return out
+}
+
+// ngWriter is the current file's writer when it is a pcapng file.
+func (o *output) ngWriter() *pcapfile.NgWriter {
+	nw, _ := o.w.(*pcapfile.NgWriter)
+	return nw
+}
+
+// addInterface adds an interface to the current pcapng file and to those a
+// ring opens next; it returns the interface's number.
+func (o *output) addInterface(ifc pcapfile.Interface) (int, error) {
+	nw := o.ngWriter()
+	if nw == nil {
+		return 0, fmt.Errorf("adding interface %s: a pcap file holds one interface", ifc.Name)
+	}
+	before := nw.Size() + nw.TrailerSize()
+	id, err := nw.AddInterface(ifc)
+	if err != nil {
+		return 0, fmt.Errorf("adding interface %s to the file: %w", ifc.Name, err)
+	}
+	o.cfg.ifaces = append(o.cfg.ifaces, ifc)
+	o.room -= nw.Size() + nw.TrailerSize() - before
+	o.snap = max(o.snap, int(ifc.SnapLen))
+	return id, nil
+}
+
+// endInterface records in the current pcapng file that an interface ended:
+// a statistics block with its end time and the reason as a comment.
+func (o *output) endInterface(id int, st pcapfile.InterfaceStats, why string) error {
+	nw := o.ngWriter()
+	if nw == nil {
+		return nil
+	}
+	before := nw.Size()
+	if err := nw.WriteStats(id, st, why); err != nil {
+		return fmt.Errorf("recording the end of interface %d in the file: %w", id, err)
+	}
+	o.room -= nw.Size() - before
+	return nil
 }

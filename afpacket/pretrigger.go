@@ -5,6 +5,7 @@ package afpacket
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -42,7 +43,12 @@ type preRing struct {
 	chunks []*preChunk
 	spare  []*preChunk
 
+	// socks grow as interfaces appear, when the buffer takes every
+	// interface (watch set); smu guards the slice.
+	smu   sync.Mutex
 	socks []*preSocket
+	watch *linkWatch
+	flt   sessionFilter
 	quit  atomic.Bool
 	wg    sync.WaitGroup
 }
@@ -86,6 +92,7 @@ func openPreRing(cfg PreTriggerConfig, rc ringConfig, log *slog.Logger) (*preRin
 		log.Warn("pre-trigger buffer skips interfaces", "interfaces", skipped)
 	}
 	flt := sessionFilter{filters: cfg.Filters, snapLen: cfg.SnapLen}
+	r.flt = flt
 	for _, ifc := range ifcs {
 		prog, err := flt.program(ifc)
 		if err == nil {
@@ -101,13 +108,77 @@ func openPreRing(cfg PreTriggerConfig, rc ringConfig, log *slog.Logger) (*preRin
 		}
 	}
 	for _, s := range r.socks {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.read(s)
-		}()
+		r.startReader(s)
+	}
+	if len(cfg.Interfaces) == 0 {
+		if r.watch, err = openLinkWatch(); err != nil {
+			log.Warn("the pre-trigger buffer will not take interfaces that appear", "err", err)
+		} else {
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				r.watchLinks()
+			}()
+		}
 	}
 	return r, nil
+}
+
+func (r *preRing) startReader(s *preSocket) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.read(s)
+	}()
+}
+
+// sockets is a copy of the buffer's sockets.
+func (r *preRing) sockets() []*preSocket {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	return slices.Clone(r.socks)
+}
+
+// watchLinks adds the interfaces that come up, until the buffer closes.
+func (r *preRing) watchLinks() {
+	overrun := true // the subscription began after the interfaces were listed
+	for !r.quit.Load() {
+		var links []netInterface
+		var err error
+		if !overrun {
+			links, err = r.watch.next(r.rc.pollTimeout)
+			overrun = errors.Is(err, errLinkOverrun)
+		}
+		if overrun {
+			err = r.watch.do(func() (err error) { links, err = listInterfaces(); return err })
+			overrun = false
+		}
+		if err != nil {
+			r.log.Warn("the pre-trigger buffer no longer takes interfaces that appear", "err", err)
+			return
+		}
+		for _, l := range links {
+			if !l.Up || l.Loopback || l.Framing == 0 || slices.ContainsFunc(r.sockets(), func(s *preSocket) bool { return s.ifc.Index == l.Index && s.err.Load() == nil }) {
+				continue
+			}
+			prog, err := r.flt.program(l)
+			var sock *socket
+			if err == nil {
+				err = r.watch.do(func() (err error) { sock, err = openSocket(l, 0, prog, r.rc); return err })
+			}
+			if err != nil {
+				r.log.Warn("the pre-trigger buffer cannot take an interface that appeared", "interface", l.Name, "err", err)
+				continue
+			}
+			ps := &preSocket{socket: sock}
+			ps.seen.Store(time.Now().UnixNano())
+			r.smu.Lock()
+			r.socks = append(r.socks, ps)
+			r.smu.Unlock()
+			r.log.Info("the pre-trigger buffer takes an interface that appeared", "interface", l.Name)
+			r.startReader(ps)
+		}
+	}
 }
 
 func (r *preRing) read(s *preSocket) {
@@ -116,8 +187,11 @@ func (r *preRing) read(s *preSocket) {
 	for !r.quit.Load() {
 		blk, err := s.nextBlock()
 		if err != nil {
-			r.log.Error("pre-trigger buffer stopped reading", "interface", s.ifc.Name, "err", err)
+			// The interface went away (or down): the others go on,
+			// and it is taken again should it come back up.
+			r.log.Warn("pre-trigger buffer stopped reading an interface", "interface", s.ifc.Name, "err", err)
 			s.err.Store(&err)
+			s.socket.close()
 			return
 		}
 		if blk == nil {
@@ -228,7 +302,7 @@ func (r *preRing) waitCaughtUp(ctx context.Context, t int64, ifindexes map[int]i
 	defer tick.Stop()
 	for {
 		caught := true
-		for _, s := range r.socks {
+		for _, s := range r.sockets() {
 			if _, ok := ifindexes[s.ifc.Index]; ok && s.err.Load() == nil && s.seen.Load() < target {
 				caught = false
 			}
@@ -284,8 +358,9 @@ func (r *preRing) snapshot(from, to int64, ifindexes map[int]int, match func(ifi
 
 // interfaces maps the buffered interfaces' kernel indexes to their framing.
 func (r *preRing) interfaces() map[int]netInterface {
-	m := make(map[int]netInterface, len(r.socks))
-	for _, s := range r.socks {
+	socks := r.sockets()
+	m := make(map[int]netInterface, len(socks))
+	for _, s := range socks {
 		m[s.ifc.Index] = s.ifc
 	}
 	return m
@@ -293,7 +368,7 @@ func (r *preRing) interfaces() map[int]netInterface {
 
 func (r *preRing) stats() PreTriggerStats {
 	st := PreTriggerStats{Enabled: true, CapacityBytes: int64(r.maxChunks) * int64(r.chunkSize)}
-	for _, s := range r.socks {
+	for _, s := range r.sockets() {
 		if !slices.Contains(st.Interfaces, s.ifc.Name) {
 			st.Interfaces = append(st.Interfaces, s.ifc.Name)
 		}
@@ -327,6 +402,9 @@ func (r *preRing) close() {
 	r.wg.Wait()
 	for _, s := range r.socks {
 		s.close()
+	}
+	if r.watch != nil {
+		r.watch.close()
 	}
 	r.mu.Lock()
 	r.chunks, r.spare = nil, nil

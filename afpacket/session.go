@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,21 @@ type Session struct {
 	params tripcap.PacketCaptureParameters
 	log    *slog.Logger
 	filter sessionFilter
-	socks  []*socket
+	desc   string // the filter as the pcapng interface blocks give it
+	rc     ringConfig
 	root   *os.Root
 	limit  time.Duration
+
+	// socks are the session's sockets, one per interface, indexed by
+	// interface number in the file. A whole-host session adds to it as
+	// interfaces appear (under smu and the writer lock); socks of
+	// interfaces that went away stay, closed.
+	smu   sync.Mutex
+	socks []*socket
+	// wholeHost sessions (no interfaces given) watch for new interfaces.
+	wholeHost bool
+	watch     *linkWatch
+	readers   sync.WaitGroup
 
 	// start is when every filter was attached; t0 the same in
 	// nanoseconds. Packets stamped before t0 may have bypassed the filter
@@ -52,6 +65,10 @@ type Session struct {
 	out       *output
 	lastFlush int64
 	halted    bool
+	// merge orders the records of several interfaces (nil with one);
+	// mcounts are the records it wrote per interface, not yet published.
+	merge   *merger
+	mcounts []counts
 
 	packets atomic.Uint64
 	bytes   atomic.Uint64
@@ -64,11 +81,12 @@ type Session struct {
 	stopOnce sync.Once
 	stopCh   chan struct{}
 
-	rmu     sync.Mutex // guards reason, errs, message, notes
+	rmu     sync.Mutex // guards reason, errs, message, notes, ended
 	reason  string
 	errs    []string
 	message string
 	notes   []string
+	ended   []tripcap.InterfaceEnd
 
 	metaFile string // set before done is closed
 	done     chan struct{}
@@ -80,11 +98,21 @@ var _ tripcap.CaptureSession = (*Session)(nil)
 // Stats returns the live counters.
 func (s *Session) Stats() tripcap.CaptureStats {
 	var drops uint64
-	for _, sock := range s.socks {
+	for _, sock := range s.sockets() {
 		_, d := sock.stats()
 		drops += d
 	}
-	return tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops}
+	s.rmu.Lock()
+	ended := slices.Clone(s.ended)
+	s.rmu.Unlock()
+	return tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: ended}
+}
+
+// sockets is a copy of the session's sockets.
+func (s *Session) sockets() []*socket {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return slices.Clone(s.socks)
 }
 
 // Files lists the capture files written so far, oldest first, then the
@@ -172,12 +200,16 @@ func (s *Session) run(pre *preRing) {
 		s.writePreTrigger(pre)
 	}
 
-	var wg sync.WaitGroup
 	for _, sock := range s.socks {
-		wg.Add(1)
+		s.startReader(sock)
+	}
+	if s.watch != nil {
+		// Counted with the readers, so the readers it adds are too
+		// before the count can reach zero.
+		s.readers.Add(1)
 		go func() {
-			defer wg.Done()
-			s.read(sock)
+			defer s.readers.Done()
+			s.watchLinks()
 		}()
 	}
 	tick := time.NewTicker(statsInterval)
@@ -193,8 +225,19 @@ wait:
 			break wait
 		}
 	}
-	wg.Wait()
+	s.readers.Wait()
+	if s.watch != nil {
+		s.watch.close()
+	}
 	s.finish(meta)
+}
+
+func (s *Session) startReader(sock *socket) {
+	s.readers.Add(1)
+	go func() {
+		defer s.readers.Done()
+		s.read(sock)
+	}()
 }
 
 func (s *Session) lockWriter() {
@@ -234,12 +277,17 @@ func (s *Session) read(sock *socket) {
 	for !s.halt.Load() {
 		blk, err := sock.nextBlock()
 		if err != nil {
+			if s.merge != nil {
+				// One of several interfaces: the others go on.
+				s.endInterface(sock, err)
+				return
+			}
 			s.fail(tripcap.StopCaptureFailed, tripcap.CaptureErrCaptureFailed, fmt.Errorf("reading packets on %s: %w", sock.ifc.Name, err))
 			return
 		}
 		if blk == nil {
 			s.publish(&c, sock)
-			if s.idle() {
+			if s.idle(sock) {
 				return
 			}
 			continue
@@ -262,6 +310,9 @@ func (s *Session) writeBlock(sock *socket, blk []byte, c *counts, vlanBuf *[]byt
 		return true
 	}
 	pkts := packetsOf(blk)
+	if s.merge != nil {
+		return s.mergeBlock(sock, &pkts, vlanBuf)
+	}
 	if pw := s.out.pcapWriter(); pw != nil {
 		return s.writeBlockPcap(sock, &pkts, pw, c, vlanBuf)
 	}
@@ -387,8 +438,13 @@ func (s *Session) writeBlockPcap(sock *socket, b *blockPackets, pw *pcapfile.Pca
 // after the stop proves that every packet stamped before the stop has been
 // read: the kernel makes a block readable at most a block timeout after its
 // first packet, and a reader polls only once it has read all readable blocks.
-func (s *Session) idle() bool {
+func (s *Session) idle(sock *socket) bool {
 	s.lockWriter()
+	if s.merge != nil && !s.halted {
+		now := time.Now().UnixNano()
+		s.merge.mark(sock.id, now-s.drainNs)
+		s.releaseLocked(now, false)
+	}
 	if !s.halted {
 		if err := s.out.flush(); err != nil {
 			s.halted = true
@@ -433,6 +489,12 @@ func (s *Session) interfaceStats() []pcapfile.InterfaceStats {
 	for i, sock := range s.socks {
 		recv, drops := sock.stats()
 		stats[i] = pcapfile.InterfaceStats{Start: s.start, End: now, Received: recv, Dropped: drops}
+		if !sock.started.IsZero() {
+			stats[i].Start = sock.started
+		}
+		if !sock.ended.IsZero() {
+			stats[i].End = sock.ended
+		}
 	}
 	for i, sock := range s.socks {
 		stats[i].Delivered = sock.delivered.Load()
@@ -464,7 +526,12 @@ func (s *Session) writePreTrigger(pre *preRing) {
 			continue
 		}
 		ifindexes[sock.ifc.Index] = sock.id
-		matchers[sock.ifc.Index] = match
+		// What a whole-host capture takes of each direction (see
+		// dedupe) applies to the buffered packets too.
+		dirs := sock.ifc.dirs
+		matchers[sock.ifc.Index] = func(data []byte, outgoing bool) bool {
+			return dirs.allows(outgoing) && match(data, outgoing)
+		}
 	}
 	if len(ifindexes) == 0 {
 		return
@@ -492,6 +559,14 @@ func (s *Session) writePreTrigger(pre *preRing) {
 
 // finish closes sockets and files and records the result.
 func (s *Session) finish(meta chan string) {
+	if s.merge != nil {
+		// Every reader has ended: what the merge holds is all there is.
+		s.wmu.Lock()
+		if !s.halted {
+			s.releaseLocked(time.Now().UnixNano(), true)
+		}
+		s.wmu.Unlock()
+	}
 	stats := s.interfaceStats()
 	var drops uint64
 	for _, sock := range s.socks {
@@ -534,7 +609,7 @@ func (s *Session) finish(meta chan string) {
 		StopReason: s.reason,
 		Errors:     s.errs,
 		Message:    msg,
-		Stats:      tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops},
+		Stats:      tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: slices.Clone(s.ended)},
 		StartTime:  s.start,
 		StopTime:   time.Unix(0, s.stopAt.Load()),
 	}

@@ -87,6 +87,10 @@ type socket struct {
 
 	// delivered counts the packets written from this socket.
 	delivered atomic.Uint64
+	// started is when the socket joined its session (zero: at the
+	// session's start); ended when its interface went away (zero: it did
+	// not). Both are set under the session's writer lock.
+	started, ended time.Time
 
 	mu      sync.Mutex // guards closed and the counters against close
 	closed  bool
@@ -155,6 +159,19 @@ func openSocket(ifc netInterface, id int, prog []xbpf.RawInstruction, rc ringCon
 		return nil, fmt.Errorf("%s: %w", ifc.Name, err)
 	}
 	return s, nil
+}
+
+// setFilter replaces the socket's filter, as when a whole-host capture picks
+// up a bridge port and the bridge from then on is captured outgoing only.
+func (s *socket) setFilter(prog []xbpf.RawInstruction) error {
+	if len(prog) == 0 {
+		return nil
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: (*unix.SockFilter)(unsafe.Pointer(&prog[0]))}
+	if err := unix.SetsockoptSockFprog(s.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return fmt.Errorf("%s: replacing the filter: %w", s.ifc.Name, err)
+	}
+	return nil
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

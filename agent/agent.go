@@ -25,6 +25,7 @@ import (
 	"github.com/tripcap/tripcap/triage"
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/pcapfile"
 )
 
 // Config configures an agent.
@@ -199,11 +200,15 @@ func (a *Agent) recover() error {
 	for _, e := range entries {
 		if e.Final == nil {
 			now := time.Now()
+			stats := a.recoverFiles(e)
 			files := fileReports(e, nil, true)
 			e.Final = &tripcap.SessionReport{
 				CaptureID: e.Assignment.ID, Status: tripcap.StatusError, StopReason: tripcap.StopAgentStopped,
 				Errors: []string{tripcap.CaptureErrAgentStopped}, Message: "the agent stopped while the session ran; the partial file was recovered",
-				StopTime: &now, Files: files, Stats: tripcap.CaptureStats{Bytes: totalSize(files)},
+				StopTime: &now, Files: files, Stats: stats,
+			}
+			if e.Path != "" {
+				e.Final.Summary = a.summarize(e.Assignment, tripcap.CaptureResult{Files: existingSessionFiles(e.Path)})
 			}
 			if err := a.saveJournal(e); err != nil {
 				return err
@@ -213,6 +218,28 @@ func (a *Agent) recover() error {
 		a.sessions[e.Assignment.ID] = &session{journal: e}
 	}
 	return nil
+}
+
+// recoverFiles cuts an interrupted session's files back to their last whole
+// record (the engine's file guard normally has; it may have died too) and
+// counts what they hold, so the recovered session's figures are the files'.
+func (a *Agent) recoverFiles(e *journalEntry) tripcap.CaptureStats {
+	var st tripcap.CaptureStats
+	if e.Path == "" {
+		return st
+	}
+	for _, p := range existingSessionFiles(e.Path) {
+		if _, err := pcapfile.Repair(p); err != nil {
+			a.log.Warn("repairing a recovered capture file", "file", p, "err", err)
+		}
+		packets, data, err := pcapfile.Count(p)
+		if err != nil {
+			a.log.Warn("counting the packets of a recovered capture file", "file", p, "err", err)
+		}
+		st.Packets += packets
+		st.Bytes += data
+	}
+	return st
 }
 
 // heartbeatLoop heartbeats at the interval the server asks for (the
@@ -404,6 +431,10 @@ func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 	if err != nil {
 		a.log.Error("capture failed to start", "capture", as.Name, "err", err)
 		_ = a.removeJournal(as.ID)
+		if lfe := (*tripcap.LocalFileError)(nil); errors.As(err, &lfe) {
+			a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
+			return
+		}
 		a.finishWithoutRunning(as, tripcap.StopCaptureFailed, []string{tripcap.CaptureErrCaptureFailed}, tripcap.ErrorMessage(err)+detail(err))
 		return
 	}

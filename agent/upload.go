@@ -44,14 +44,6 @@ func existingSessionFiles(first string) []string {
 	return matches
 }
 
-func totalSize(files []tripcap.CaptureFile) uint64 {
-	var n uint64
-	for _, f := range files {
-		n += uint64(f.Size)
-	}
-	return n
-}
-
 // pendingUploads lists the finished session's files still to upload.
 func (a *Agent) pendingUploads(e *journalEntry) []tripcap.CaptureFile {
 	if e.Final == nil || e.Assignment.Parameters.StorageLocation.StorageID == "" {

@@ -152,6 +152,10 @@ func TestAgentKilledMidCapture(t *testing.T) {
 	if n := packets(t, f); n != 400 {
 		t.Fatalf("recovered file holds %d packets, want 400", n)
 	}
+	// The recovered session's figures are the file's.
+	if c := l.capture("doomed"); c.Stats.Packets != 400 {
+		t.Errorf("the recovered capture reports %d packets; its file holds 400", c.Stats.Packets)
+	}
 	if _, err := l.ctl.Exec(t.Context(), "tshark", "-r", f, "-q"); err != nil {
 		t.Fatalf("tshark cannot read the recovered file: %v", err)
 	}
@@ -215,4 +219,39 @@ func (w *lockedWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// TestCaptureOnFullDisk: a capture directory already full when a capture
+// starts fails it LocalFileFailed, with the kernel's reason.
+func TestCaptureOnFullDisk(t *testing.T) {
+	l := newLab(t)
+	// Mounted before the agent starts: it runs in a mount namespace of
+	// its own (ip netns exec), made when it starts.
+	capDir := filepath.Join(l.dir, "h1", "captures")
+	if err := os.MkdirAll(capDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tripcap-e2e", capDir, "tmpfs", 0, "size=65536,mode=0750"); err != nil {
+		t.Fatalf("mounting a small tmpfs on the capture directory: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(capDir, syscall.MNT_DETACH) })
+	fill, err := os.Create(filepath.Join(capDir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 64 && err == nil; i++ {
+		_, err = fill.Write(make([]byte, 4096))
+	}
+	fill.Close()
+	if err == nil {
+		t.Fatal("the 64 KiB tmpfs never filled")
+	}
+	l.addHost("h1")
+	l.cli(nil, "capture", "create", "full", "--host", "h1", "--time-limit", "5s")
+	l.eventually("the capture to fail", 10*time.Second, func() bool { return l.capture("full").Status.Terminal() })
+	c := l.capture("full")
+	if c.Status != tripcap.StatusError || c.StopReason != tripcap.StopLocalFileFailed || len(c.Errors) != 1 || c.Errors[0] != tripcap.CaptureErrLocalFile ||
+		!strings.Contains(c.ErrorMessage, "no space left on device") {
+		t.Fatalf("capture on a full disk: %s %s %v %q; want Error, LocalFileFailed with the reason", c.Status, c.StopReason, c.Errors, c.ErrorMessage)
+	}
 }

@@ -79,20 +79,7 @@ func NewNgWriter(w io.Writer, sec Section, ifaces []Interface, bufSize int) (*Ng
 	}
 
 	for _, ifc := range nw.ifaces {
-		opts = opts[:0]
-		opts = appendStringOpt(opts, ifName, ifc.Name)
-		opts = appendStringOpt(opts, ifDesc, ifc.Description)
-		if ifc.Filter != "" {
-			// The first byte says how the filter is given: 0 is a
-			// filter string.
-			opts = appendOpt(opts, ifFilter, append([]byte{0}, ifc.Filter...))
-		}
-		opts = appendOpt(opts, ifTSResol, []byte{9}) // nanoseconds
-		opts = endOpts(opts)
-		body := make([]byte, 8, 8+len(opts))
-		le.PutUint16(body[0:], uint16(ifc.LinkType))
-		le.PutUint32(body[4:], ifc.SnapLen)
-		if err := nw.writeBlock(blockIDB, append(body, opts...)); err != nil {
+		if err := nw.writeIDB(ifc); err != nil {
 			return nil, err
 		}
 	}
@@ -196,23 +183,30 @@ func (nw *NgWriter) Close(stats []InterfaceStats) error {
 		if st.Start.IsZero() {
 			st.Start = st.End
 		}
-		var body []byte
-		body = binary.LittleEndian.AppendUint32(body, uint32(i))
-		body = appendTS(body, st.End.UnixNano())
-		body = appendOpt(body, isbStartTime, appendTS(nil, st.Start.UnixNano()))
-		body = appendOpt(body, isbEndTime, appendTS(nil, st.End.UnixNano()))
-		if !st.CountersUnknown {
-			body = appendOpt(body, isbIfRecv, binary.LittleEndian.AppendUint64(nil, st.Received))
-			body = appendOpt(body, isbIfDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
-			body = appendOpt(body, isbOSDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
-		}
-		body = appendOpt(body, isbUsrDeliv, binary.LittleEndian.AppendUint64(nil, st.Delivered))
-		body = endOpts(body)
+		body := isbBody(i, st, "")
 		if err := nw.writeBlock(blockISB, body); err != nil {
 			return err
 		}
 	}
 	return nw.b.flush()
+}
+
+// isbBody is the body of an interface statistics block; the kernel's
+// counters are left out when they are unknown (a merge of files).
+func isbBody(iface int, st InterfaceStats, comment string) []byte {
+	var body []byte
+	body = binary.LittleEndian.AppendUint32(body, uint32(iface))
+	body = appendTS(body, st.End.UnixNano())
+	body = appendStringOpt(body, optComment, comment)
+	body = appendOpt(body, isbStartTime, appendTS(nil, st.Start.UnixNano()))
+	body = appendOpt(body, isbEndTime, appendTS(nil, st.End.UnixNano()))
+	if !st.CountersUnknown {
+		body = appendOpt(body, isbIfRecv, binary.LittleEndian.AppendUint64(nil, st.Received))
+		body = appendOpt(body, isbIfDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
+		body = appendOpt(body, isbOSDrop, binary.LittleEndian.AppendUint64(nil, st.Dropped))
+	}
+	body = appendOpt(body, isbUsrDeliv, binary.LittleEndian.AppendUint64(nil, st.Delivered))
+	return endOpts(body)
 }
 
 func appendTS(b []byte, ts int64) []byte {
