@@ -135,12 +135,12 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 		to, text, props := mailPayload(t, m)
 		switch to {
 		case "oncall@example.test":
-			wantCompletion(t, "mail to oncall (common schema)", props, captureOf["by-mail"], "by-mail", "42", "")
-			if !strings.Contains(text, "packet capture by-mail completed") || !strings.Contains(text, "downloadUrl: https://tripcap.example/api/v1/captures/"+captureOf["by-mail"]+"/file") {
+			wantCompletion(t, "mail to oncall (common schema)", props, captureOf["by-mail"], "by-mail-web1", "42", "")
+			if !strings.Contains(text, "packet capture by-mail-web1 completed") || !strings.Contains(text, "downloadUrl: https://tripcap.example/api/v1/captures/"+captureOf["by-mail"]+"/file") {
 				t.Errorf("mail text:\n%s", text)
 			}
 		case "dev@example.test":
-			wantCompletion(t, "mail to dev (metric alert schema)", props, captureOf["by-all"], "by-all", "9", "InsufficientBuffer,FileTruncated")
+			wantCompletion(t, "mail to dev (metric alert schema)", props, captureOf["by-all"], "by-all-web1", "9", "InsufficientBuffer,FileTruncated")
 		default:
 			t.Errorf("mail to %q", to)
 		}
@@ -150,7 +150,7 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 	if err := json.Unmarshal(rc.Accepted("/all")[0].Body, &p); err != nil {
 		t.Fatal(err)
 	}
-	wantCompletion(t, "webhook of the group", p.Data.CustomProperties, captureOf["by-all"], "by-all", "9", "InsufficientBuffer,FileTruncated")
+	wantCompletion(t, "webhook of the group", p.Data.CustomProperties, captureOf["by-all"], "by-all-web1", "9", "InsufficientBuffer,FileTruncated")
 
 	for name, id := range captureOf {
 		runs, err := rsp.FindRuns(f.admin, name, 0)
@@ -267,13 +267,13 @@ func TestResponderOwnReceivers(t *testing.T) {
 	if err := json.Unmarshal(got.Body, &p); err != nil {
 		t.Fatal(err)
 	}
-	wantCompletion(t, "the responder's webhook", p.Data.CustomProperties, id, "own", "7", "")
+	wantCompletion(t, "the responder's webhook", p.Data.CustomProperties, id, "own-web1", "7", "")
 	for _, m := range mta.WaitMail(t, 1) {
 		to, _, props := mailPayload(t, m)
 		if to != "oncall@example.test" {
 			t.Errorf("mail to %q", to)
 		}
-		wantCompletion(t, "the responder's email", props, id, "own", "7", "")
+		wantCompletion(t, "the responder's email", props, id, "own-web1", "7", "")
 	}
 	eventually(t, "notification recorded", func() bool { return storedRun(t, f, runs[0].ID).Hosts[0].Notification == tripcap.NotifySent })
 }
