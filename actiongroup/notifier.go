@@ -169,7 +169,8 @@ func (n *Notifier) Notify(ctx context.Context, g *tripcap.ActionGroup, a tripcap
 // deliver is the one retry loop: it tries r until it succeeds, fails for
 // good, or the attempts or time run out, recording each attempt.
 func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap.Delivery {
-	g, a, kind, name := m.Group, m.Alert, r.ReceiverKind(), r.ReceiverName()
+	g, kind, name := m.Group, r.ReceiverKind(), r.ReceiverName()
+	eventID, cond := m.eventID()
 	rc := n.cfg.Retry
 	ctx, cancel := context.WithTimeout(ctx, rc.Total)
 	defer cancel()
@@ -181,7 +182,7 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 		res := r.Notify(actx, m)
 		acancel()
 		d := tripcap.Delivery{
-			AlertID: a.ID, MonitorCondition: a.MonitorCondition, ActionGroupID: g.ID, Receiver: name, ReceiverKind: kind,
+			AlertID: eventID, MonitorCondition: cond, ActionGroupID: g.ID, Receiver: name, ReceiverKind: kind,
 			Attempt: attempt, Time: start, Duration: n.cfg.Now().Sub(start).Seconds(), StatusCode: res.Status, Success: res.Err == nil,
 		}
 		if res.Err != nil {
@@ -205,7 +206,7 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 		if d.Final {
 			lvl = slog.LevelWarn
 		}
-		n.cfg.Logger.Log(ctx, lvl, "actiongroup: delivery failed", "alert", a.ID, "group", g.Name, "receiver", name, "kind", kind,
+		n.cfg.Logger.Log(ctx, lvl, "actiongroup: delivery failed", "alert", eventID, "group", g.Name, "receiver", name, "kind", kind,
 			"attempt", attempt, "status", res.Status, "err", res.Err, "final", d.Final)
 		if d.Final {
 			return out
