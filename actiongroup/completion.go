@@ -50,15 +50,15 @@ type CaptureCompletedData struct {
 	// it is ever sent twice (a server stopped mid-send).
 	EventID string `json:"eventId"`
 	// Time is when the notice was made (RFC 3339).
-	Time      string            `json:"time"`
-	Responder CompletedRef      `json:"responder"`
-	RunID     string            `json:"runId"`
-	Alert     CompletedAlert    `json:"alert"`
-	Host      CompletedHost     `json:"host"`
-	Capture   CompletedCapture  `json:"capture"`
-	Stats     CompletedStats    `json:"statistics"`
-	Upload    CompletedUpload   `json:"upload"`
-	Files     []CompletedFile   `json:"files"`
+	Time      string           `json:"time"`
+	Responder CompletedRef     `json:"responder"`
+	RunID     string           `json:"runId"`
+	Alert     CompletedAlert   `json:"alert"`
+	Host      CompletedHost    `json:"host"`
+	Capture   CompletedCapture `json:"capture"`
+	Stats     CompletedStats   `json:"statistics"`
+	Upload    CompletedUpload  `json:"upload"`
+	Files     []CompletedFile  `json:"files"`
 	// StoragePath is where the (first) file is ("" when kept on the host);
 	// DownloadURL serves it through the server ("" when nothing is stored,
 	// or the server has no public URL).
