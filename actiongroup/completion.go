@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/tripcap/tripcap"
 )
@@ -298,24 +297,13 @@ func (n *Notifier) NotifyCompletion(ctx context.Context, g *tripcap.ActionGroup,
 	if !g.IsEnabled() {
 		return nil
 	}
-	var (
-		mu  sync.Mutex
-		out []tripcap.Delivery
-		wg  sync.WaitGroup
-	)
+	var rs []Receiver
 	for _, r := range n.Receivers(g) {
-		if !TakesCompletions(r) {
-			continue
+		if TakesCompletions(r) {
+			rs = append(rs, r)
 		}
-		wg.Go(func() {
-			ds := n.deliver(ctx, r, Message{Group: g, Completion: c, ID: newDeliveryID()})
-			mu.Lock()
-			out = append(out, ds...)
-			mu.Unlock()
-		})
 	}
-	wg.Wait()
-	return out
+	return n.deliverAll(ctx, rs, Message{Group: g, Completion: c})
 }
 
 // TakesCompletions says whether a receiver is told of completed captures.

@@ -149,14 +149,22 @@ func (n *Notifier) Notify(ctx context.Context, g *tripcap.ActionGroup, a tripcap
 	if !g.IsEnabled() {
 		return nil
 	}
+	return n.deliverAll(ctx, n.Receivers(g), Message{Group: g, Alert: a, Custom: custom})
+}
+
+// deliverAll delivers m to each of rs in parallel, each delivery with an
+// id of its own, and returns every attempt made.
+func (n *Notifier) deliverAll(ctx context.Context, rs []Receiver, m Message) []tripcap.Delivery {
 	var (
 		mu  sync.Mutex
 		out []tripcap.Delivery
 		wg  sync.WaitGroup
 	)
-	for _, r := range n.Receivers(g) {
+	for _, r := range rs {
 		wg.Go(func() {
-			ds := n.deliver(ctx, r, Message{Group: g, Alert: a, Custom: custom, ID: newDeliveryID()})
+			m := m
+			m.ID = newDeliveryID()
+			ds := n.deliver(ctx, r, m)
 			mu.Lock()
 			out = append(out, ds...)
 			mu.Unlock()

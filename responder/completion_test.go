@@ -143,19 +143,8 @@ func TestResponderCompletionNotice(t *testing.T) {
 	if _, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "pc", NotifyActionGroup: "ops", Capture: tripcap.ResponderCapture{BytesToCapturePerPacket: 128}}); err != nil {
 		t.Fatal(err)
 	}
-	k, err := rsp.CreateKey(f.admin, "pc", "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := rsp.Invoke(context.Background(), "pc", k.Secret, amBody("firing", "web1", "fp-health", "2026-01-01T00:00:00Z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "decided", func() bool { return storedRun(t, f, runs[0].ID).Decision != tripcap.DecisionPending })
-	r := storedRun(t, f, runs[0].ID)
-	if r.Decision != tripcap.DecisionStarted {
-		t.Fatalf("run %+v", r)
-	}
+	r := fireDecided(t, f, rsp, "pc", "fp-health")
+	runs := []*tripcap.ResponderRun{r}
 	id, name := r.Hosts[0].CaptureID, r.Hosts[0].CaptureName
 	now := time.Now().UTC()
 	truncated := uint64(17)
@@ -222,16 +211,7 @@ func TestResponderCompletionNoticeStorageFailed(t *testing.T) {
 		NotifyWebhookReceivers: []tripcap.WebhookReceiver{{Name: "native", ServiceURI: rc.URL + "/native"}}}); err != nil {
 		t.Fatal(err)
 	}
-	k, err := rsp.CreateKey(f.admin, "pc", "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := rsp.Invoke(context.Background(), "pc", k.Secret, amBody("firing", "web1", "fp", "2026-01-01T00:00:00Z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "decided", func() bool { return storedRun(t, f, runs[0].ID).Decision != tripcap.DecisionPending })
-	id := storedRun(t, f, runs[0].ID).Hosts[0].CaptureID
+	id := fireDecided(t, f, rsp, "pc", "fp").Hosts[0].CaptureID
 	now := time.Now().UTC()
 	file := tripcap.CaptureFile{Name: "x.cap", Size: 400, SHA256: strings.Repeat("0", 64), LocalPath: "/var/captures/x.cap", CreatedAt: now}
 	if _, err := f.svc.Report(agentCtx, []tripcap.SessionReport{{CaptureID: id, Status: tripcap.StatusError, StopReason: "TimeExceeded",
@@ -249,6 +229,27 @@ func TestResponderCompletionNoticeStorageFailed(t *testing.T) {
 		b, _ := json.MarshalIndent(n, "", " ")
 		t.Fatalf("notice: %s", b)
 	}
+}
+
+// fireDecided posts an Alertmanager alert on web1 to responder name and
+// returns the run once it has started a capture.
+func fireDecided(t *testing.T, f *fixture, rsp *responderServer, name, fingerprint string) *tripcap.ResponderRun {
+	t.Helper()
+	k, err := rsp.CreateKey(f.admin, name, "key-"+fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := rsp.Invoke(context.Background(), name, k.Secret, amBody("firing", "web1", fingerprint, "2026-01-01T00:00:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "decided", func() bool { return storedRun(t, f, runs[0].ID).Decision != tripcap.DecisionPending })
+	r := storedRun(t, f, runs[0].ID)
+	if r.Decision != tripcap.DecisionStarted {
+		b, _ := json.Marshal(r)
+		t.Fatalf("run: %s", b)
+	}
+	return r
 }
 
 // upload stores a capture's file as its agent would.

@@ -305,18 +305,10 @@ func TestResponderNotifyGroupWithResponderReceiver(t *testing.T) {
 	if _, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "pc", NotifyActionGroup: "ops"}); err != nil {
 		t.Fatal(err)
 	}
-	k, err := rsp.CreateKey(f.admin, "pc", "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := rsp.Invoke(context.Background(), "pc", k.Secret, amBody("firing", "web1", "fp", "2026-01-01T00:00:00Z"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "decided", func() bool { return storedRun(t, f, runs[0].ID).Decision != tripcap.DecisionPending })
-	complete(t, f, agentCtx, storedRun(t, f, runs[0].ID).Hosts[0].CaptureID, 1)
-	eventually(t, "notification recorded", func() bool { return storedRun(t, f, runs[0].ID).Hosts[0].Notification != tripcap.NotifyPending })
-	r := storedRun(t, f, runs[0].ID)
+	run := fireDecided(t, f, rsp, "pc", "fp")
+	complete(t, f, agentCtx, run.Hosts[0].CaptureID, 1)
+	eventually(t, "notification recorded", func() bool { return storedRun(t, f, run.ID).Hosts[0].Notification != tripcap.NotifyPending })
+	r := storedRun(t, f, run.ID)
 	if r.Hosts[0].Notification != tripcap.NotifySent || len(r.Errors) != 0 || len(rc.Accepted("/ops")) != 1 {
 		b, _ := json.Marshal(r)
 		t.Fatalf("webhook told %d times; run: %s", len(rc.Accepted("/ops")), b)
