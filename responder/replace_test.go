@@ -79,4 +79,21 @@ func TestResponderReplaceKeepsOtherHostsCaptures(t *testing.T) {
 	if names := captureNames(t, f.fixture); len(names) != 2 {
 		t.Fatalf("captures %v, want one per host", names)
 	}
+
+	// A capture of A's made by hand under B's name is not B's to replace:
+	// B's alert takes a unique name instead.
+	if err := f.svc.DeleteCapture(f.admin, "", onB.CaptureID, "", false); err != nil {
+		t.Fatal(err)
+	}
+	byHand, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: onB.CaptureName, Parameters: tripcap.PacketCaptureParameters{Target: a.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onB2 := fire("web2.example.com", "b2", 4, "2026-01-01T00:03:00Z")
+	if !strings.HasPrefix(onB2.CaptureName, onB.CaptureName+"-") {
+		t.Fatalf("B's capture named %s beside A's %s", onB2.CaptureName, byHand.Name)
+	}
+	if c, err := f.svc.FindCapture(f.admin, "", byHand.ID); err != nil || c.HostID != a.ID {
+		t.Fatalf("A's capture under B's name was replaced: %v", err)
+	}
 }
