@@ -144,6 +144,11 @@ type PacketCaptureParameters struct {
 
 // CaptureStats are a session's live counters.
 type CaptureStats struct {
+	// TruncatedPackets are the packets longer than the snap length
+	// (bytesToCapturePerPacket), kept cut to it; nil when the agent does
+	// not count them, so that "none" and "not known" differ.
+	TruncatedPackets *uint64 `json:"truncatedPackets,omitempty"`
+
 	Packets     uint64 `json:"packets"`
 	Bytes       uint64 `json:"bytes"`
 	KernelDrops uint64 `json:"kernelDrops"`

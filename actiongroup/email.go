@@ -86,7 +86,13 @@ func (e email) Notify(ctx context.Context, m Message) Result {
 	if n.cfg.SMTP == nil {
 		return Result{Err: errors.New("no SMTP server is configured")}
 	}
-	msg, err := n.message(e.EmailReceiver, m.Alert, m.Custom)
+	var msg []byte
+	var err error
+	if m.Completion != nil {
+		msg, err = n.completionMessage(e.EmailReceiver, m)
+	} else {
+		msg, err = n.message(e.EmailReceiver, m.Alert, m.Custom)
+	}
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -153,20 +159,85 @@ func (n *Notifier) message(r tripcap.EmailReceiver, a tripcap.Alert, custom map[
 	body.WriteString("\n")
 
 	subject := fmt.Sprintf("[tripcap] %s: %s %s on %s", a.MonitorCondition, tripcap.SeverityName(a.Severity), a.RuleName, a.HostName)
+	return n.mail(r.EmailAddress, subject, a.ID, strings.ToLower(string(a.MonitorCondition)), body.String())
+}
+
+// completionMessage renders a capture completion notice as a mail: the
+// capture's health in a few lines, then the JSON a webhook with the
+// receiver's schema setting would get.
+func (n *Notifier) completionMessage(r tripcap.EmailReceiver, m Message) ([]byte, error) {
+	c := m.Completion
+	var payload any = c
+	if r.UseCommonAlertSchema {
+		payload = NewCompletionCommonAlert(c)
+	}
+	js, err := json.MarshalIndent(payload, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("rendering notice: %w", err)
+	}
+	d := c.Data
+	var body strings.Builder
+	fmt.Fprintf(&body, "Packet capture %s on %s completed: %s", d.Capture.Name, d.Host.Name, d.Capture.Status)
+	if d.Capture.StopReason != "" {
+		fmt.Fprintf(&body, " (%s)", d.Capture.StopReason)
+	}
+	body.WriteString("\n\n")
+	line := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&body, "%-11s%s\n", k+":", v)
+		}
+	}
+	line("Host", d.Host.Name+" ("+d.Host.ResourceID+")")
+	line("Responder", d.Responder.Name+", run "+d.RunID)
+	line("Alert", strings.TrimSpace(d.Alert.Condition+" "+d.Alert.Summary+" "+d.Alert.ID))
+	line("Started", d.Capture.StartTime)
+	line("Stopped", d.Capture.StopTime)
+	health := fmt.Sprintf("%d (%d bytes), %d kernel drops", d.Stats.Packets, d.Stats.Bytes, d.Stats.KernelDrops)
+	switch t := d.Stats.TruncatedPackets; {
+	case d.Stats.SnapLength == 0:
+	case t == nil:
+		health += fmt.Sprintf(", cut to %d bytes (truncated packets not counted by this agent)", d.Stats.SnapLength)
+	default:
+		health += fmt.Sprintf(", %d truncated to %d bytes", *t, d.Stats.SnapLength)
+	}
+	line("Packets", health)
+	for _, e := range d.Stats.InterfacesEnded {
+		line("Ended", strings.TrimSpace(e.Name+" at "+e.At+" "+e.Reason))
+	}
+	line("Upload", strings.TrimSpace(d.Upload.Result+" "+d.Upload.Message))
+	line("Errors", strings.TrimSpace(strings.Join(d.Capture.Errors, ",")+" "+d.Capture.ErrorMessage))
+	line("File", d.StoragePath)
+	line("Download", d.DownloadURL)
+	if len(d.Summary) > 0 {
+		body.WriteString("\nWhat it holds:\n")
+		for _, s := range d.Summary {
+			fmt.Fprintf(&body, "  %s\n", s)
+		}
+	}
+	body.WriteString("\n")
+	body.Write(js)
+	body.WriteString("\n")
+	subject := fmt.Sprintf("[tripcap] capture completed: %s on %s, %d packets, upload %s", d.Capture.Name, d.Host.Name, d.Stats.Packets, d.Upload.Result)
+	return n.mail(r.EmailAddress, subject, d.EventID, "completed", body.String())
+}
+
+// mail is a text message to one address, quoted-printable; id names what
+// it tells of (an alert, a capture) in its headers, with the event.
+func (n *Notifier) mail(to, subject, id, event, body string) ([]byte, error) {
 	var m bytes.Buffer
 	hdr := func(k, v string) { fmt.Fprintf(&m, "%s: %s\r\n", k, v) }
 	hdr("From", n.cfg.SMTP.From)
-	hdr("To", r.EmailAddress)
+	hdr("To", to)
 	hdr("Subject", mimeHeader(subject))
 	hdr("Date", n.cfg.Now().UTC().Format(time.RFC1123Z))
-	hdr("Message-ID", fmt.Sprintf("<%s.%s.%s@tripcap>", a.ID, strings.ToLower(string(a.MonitorCondition)), newDeliveryID()))
-	hdr("X-Tripcap-Alert-Id", a.ID)
+	hdr("Message-ID", fmt.Sprintf("<%s.%s.%s@tripcap>", id, event, newDeliveryID()))
+	hdr("X-Tripcap-Alert-Id", id)
 	hdr("MIME-Version", "1.0")
 	hdr("Content-Type", "text/plain; charset=utf-8")
 	hdr("Content-Transfer-Encoding", "quoted-printable")
 	m.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&m)
-	if _, err := qp.Write([]byte(strings.ReplaceAll(body.String(), "\n", "\r\n"))); err != nil {
+	if _, err := qp.Write([]byte(strings.ReplaceAll(body, "\n", "\r\n"))); err != nil {
 		return nil, err
 	}
 	if err := qp.Close(); err != nil {

@@ -149,14 +149,22 @@ func (n *Notifier) Notify(ctx context.Context, g *tripcap.ActionGroup, a tripcap
 	if !g.IsEnabled() {
 		return nil
 	}
+	return n.deliverAll(ctx, n.Receivers(g), Message{Group: g, Alert: a, Custom: custom})
+}
+
+// deliverAll delivers m to each of rs in parallel, each delivery with an
+// id of its own, and returns every attempt made.
+func (n *Notifier) deliverAll(ctx context.Context, rs []Receiver, m Message) []tripcap.Delivery {
 	var (
 		mu  sync.Mutex
 		out []tripcap.Delivery
 		wg  sync.WaitGroup
 	)
-	for _, r := range n.Receivers(g) {
+	for _, r := range rs {
 		wg.Go(func() {
-			ds := n.deliver(ctx, r, Message{Group: g, Alert: a, Custom: custom, ID: newDeliveryID()})
+			m := m
+			m.ID = newDeliveryID()
+			ds := n.deliver(ctx, r, m)
 			mu.Lock()
 			out = append(out, ds...)
 			mu.Unlock()
@@ -169,7 +177,8 @@ func (n *Notifier) Notify(ctx context.Context, g *tripcap.ActionGroup, a tripcap
 // deliver is the one retry loop: it tries r until it succeeds, fails for
 // good, or the attempts or time run out, recording each attempt.
 func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap.Delivery {
-	g, a, kind, name := m.Group, m.Alert, r.ReceiverKind(), r.ReceiverName()
+	g, kind, name := m.Group, r.ReceiverKind(), r.ReceiverName()
+	eventID, cond := m.eventID()
 	rc := n.cfg.Retry
 	ctx, cancel := context.WithTimeout(ctx, rc.Total)
 	defer cancel()
@@ -181,7 +190,7 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 		res := r.Notify(actx, m)
 		acancel()
 		d := tripcap.Delivery{
-			AlertID: a.ID, MonitorCondition: a.MonitorCondition, ActionGroupID: g.ID, Receiver: name, ReceiverKind: kind,
+			AlertID: eventID, MonitorCondition: cond, ActionGroupID: g.ID, Receiver: name, ReceiverKind: kind,
 			Attempt: attempt, Time: start, Duration: n.cfg.Now().Sub(start).Seconds(), StatusCode: res.Status, Success: res.Err == nil,
 		}
 		if res.Err != nil {
@@ -205,7 +214,7 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 		if d.Final {
 			lvl = slog.LevelWarn
 		}
-		n.cfg.Logger.Log(ctx, lvl, "actiongroup: delivery failed", "alert", a.ID, "group", g.Name, "receiver", name, "kind", kind,
+		n.cfg.Logger.Log(ctx, lvl, "actiongroup: delivery failed", "alert", eventID, "group", g.Name, "receiver", name, "kind", kind,
 			"attempt", attempt, "status", res.Status, "err", res.Err, "final", d.Final)
 		if d.Final {
 			return out

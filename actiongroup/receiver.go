@@ -24,12 +24,24 @@ type Receiver interface {
 
 // Message is what one delivery carries to a receiver.
 type Message struct {
-	Group  *tripcap.ActionGroup
-	Alert  tripcap.Alert
-	Custom map[string]string
+	Group *tripcap.ActionGroup
+	// Alert and Custom are an alert transition and its custom properties;
+	// Completion, when set, is a capture completion notice instead.
+	Alert      tripcap.Alert
+	Custom     map[string]string
+	Completion *CaptureCompleted
 	// ID names the delivery, the same in each of its attempts, so a
 	// receiver can tell a retry from a new alert.
 	ID string
+}
+
+// eventID and condition name what m tells of in the delivery log: the
+// alert and its transition, or the completed capture.
+func (m Message) eventID() (string, tripcap.MonitorCondition) {
+	if m.Completion != nil {
+		return m.Completion.Data.EventID, ""
+	}
+	return m.Alert.ID, m.Alert.MonitorCondition
 }
 
 // Result is the outcome of one attempt.

@@ -22,6 +22,11 @@ func (r responder) Check(ctx context.Context, field string) error {
 }
 
 func (r responder) Notify(ctx context.Context, m Message) Result {
+	if m.Completion != nil {
+		// NotifyCompletion does not hand notices to responders; one that
+		// got here must not start a capture on it.
+		return Result{Err: errors.New("a capture completion notice is not an alert a responder acts on")}
+	}
 	if r.n.cfg.Responder == nil {
 		return Result{Err: errors.New("no responder is configured")}
 	}

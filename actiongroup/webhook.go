@@ -27,7 +27,13 @@ type webhook struct {
 func (webhook) Check(context.Context, string) error { return nil }
 
 func (w webhook) Notify(ctx context.Context, m Message) Result {
-	body, err := Payload(m.Alert, m.Custom, w.UseCommonAlertSchema, w.n.cfg.PortalURL)
+	var body []byte
+	var err error
+	if m.Completion != nil {
+		body, err = completionPayload(m, w.UseCommonAlertSchema)
+	} else {
+		body, err = Payload(m.Alert, m.Custom, w.UseCommonAlertSchema, w.n.cfg.PortalURL)
+	}
 	if err != nil {
 		return Result{Err: fmt.Errorf("building payload: %w", err)}
 	}

@@ -72,6 +72,8 @@ type Session struct {
 
 	packets atomic.Uint64
 	bytes   atomic.Uint64
+	// truncated counts packets cut to the snap length (longer than kept).
+	truncated atomic.Uint64
 
 	// stopAt is when the stop was asked (nanoseconds, 0 while running):
 	// readers write the packets stamped up to it, then end. halt ends
@@ -105,7 +107,8 @@ func (s *Session) Stats() tripcap.CaptureStats {
 	s.rmu.Lock()
 	ended := slices.Clone(s.ended)
 	s.rmu.Unlock()
-	return tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: ended}
+	return tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: ended,
+		TruncatedPackets: new(s.truncated.Load())}
 }
 
 // sockets is a copy of the session's sockets.
@@ -255,12 +258,15 @@ func (s *Session) unlockWriter() {
 // counts are packets and bytes written but not yet added to the session's
 // counters, which are published once per block to spare locked adds per
 // packet.
-type counts struct{ packets, bytes uint64 }
+type counts struct{ packets, bytes, truncated uint64 }
 
 func (s *Session) publish(c *counts, sock *socket) {
 	if c.packets > 0 {
 		s.packets.Add(c.packets)
 		s.bytes.Add(c.bytes)
+		if c.truncated > 0 {
+			s.truncated.Add(c.truncated)
+		}
 		if sock != nil {
 			sock.delivered.Add(c.packets)
 		}
@@ -363,9 +369,10 @@ func (s *Session) writeBlockPcap(sock *socket, b *blockPackets, pw *pcapfile.Pca
 	snapLen := min(pw.SnapLen(), s.filter.snapLen)
 	t0, flushNs := s.t0, s.flushNs
 	var space []byte
-	// pos bytes of space hold n records with data bytes of packets.
+	// pos bytes of space hold n records with data bytes of packets, cut
+	// of which were cut to the snap length.
 	var pos, n int
-	var data uint64
+	var data, cut uint64
 	refill := func() {
 		pw = s.out.pcapWriter() // a ring file may have been rotated
 		space = pw.Space()
@@ -378,7 +385,8 @@ func (s *Session) writeBlockPcap(sock *socket, b *blockPackets, pw *pcapfile.Pca
 		s.out.wrote(int64(pos), n)
 		c.packets += uint64(n)
 		c.bytes += data
-		pos, n, data = 0, 0, 0
+		c.truncated += cut
+		pos, n, data, cut = 0, 0, 0, 0
 	}
 	refill()
 	for off, left := b.off, b.left; left > 0; left-- {
@@ -428,6 +436,9 @@ func (s *Session) writeBlockPcap(sock *socket, b *blockPackets, pw *pcapfile.Pca
 		pos += need
 		n++
 		data += uint64(snap)
+		if snap < origLen {
+			cut++
+		}
 	}
 	commit()
 	return false
@@ -478,7 +489,11 @@ func (s *Session) writeLocked(iface int, ts int64, origLen int, data []byte, c *
 		return false
 	}
 	c.packets++
-	c.bytes += uint64(min(len(data), int(s.filter.snapLen)))
+	kept := min(len(data), int(s.filter.snapLen))
+	c.bytes += uint64(kept)
+	if kept < origLen {
+		c.truncated++
+	}
 	return true
 }
 
@@ -609,9 +624,10 @@ func (s *Session) finish(meta chan string) {
 		StopReason: s.reason,
 		Errors:     s.errs,
 		Message:    msg,
-		Stats:      tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: slices.Clone(s.ended)},
-		StartTime:  s.start,
-		StopTime:   time.Unix(0, s.stopAt.Load()),
+		Stats: tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: slices.Clone(s.ended),
+			TruncatedPackets: new(s.truncated.Load())},
+		StartTime: s.start,
+		StopTime:  time.Unix(0, s.stopAt.Load()),
 	}
 	s.rmu.Unlock()
 	s.result.Files = s.out.paths()

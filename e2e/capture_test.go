@@ -53,6 +53,13 @@ func TestCaptureEndToEnd(t *testing.T) {
 			t.Errorf("%s ended %s/%s %v %s", n, c.Status, c.StopReason, c.Errors, c.ErrorMessage)
 		}
 	}
+	// cli-b keeps 60 bytes of each 142-byte frame: every packet is counted
+	// as truncated; cli-a keeps them whole.
+	for n, want := range map[string]uint64{"cli-a": 0, "cli-b": 800} {
+		if c := l.capture(n); c.Stats.TruncatedPackets == nil || *c.Stats.TruncatedPackets != want {
+			t.Errorf("%s: truncated packets %v, want %d", n, c.Stats.TruncatedPackets, want)
+		}
+	}
 	// Each capture carries the summary of what its file holds, computed on
 	// its host when it ended.
 	for n, want := range map[string]uint64{"cli-a": 800, "cli-b": 800, "api-c": 200} {

@@ -69,24 +69,43 @@ func TestResponderInternalLoop(t *testing.T) {
 	if len(caps) != 1 || caps[0].HostID != first.Hosts[0].HostID {
 		t.Fatalf("captures: %d, want one on h1", len(caps))
 	}
-	c := l.capture("PSAzureFunction")
+	// The capture is named for the responder's template and the host, so
+	// another host's alert cannot replace it; the text listing names the host.
+	list := strings.Split(strings.TrimSpace(string(l.cli(nil, "capture", "list", "-o", "text"))), "\n")
+	if len(list) != 2 || strings.Fields(list[0])[1] != "HOST" || strings.Fields(list[1])[0] != "PSAzureFunction-h1" || strings.Fields(list[1])[1] != "h1" {
+		t.Fatalf("capture list:\n%s", strings.Join(list, "\n"))
+	}
+	c := l.capture("PSAzureFunction-h1")
 	if c.Status != tripcap.StatusStopped || len(c.Files) == 0 || !c.Files[0].Stored {
 		t.Fatalf("capture: %s files %+v", c.Status, c.Files)
 	}
 
-	// The notification names the capture, its host, file and counts.
-	var n actiongroup.CommonAlert
+	// The notification names the capture, its host, file, counts and
+	// health, as a completion, not a second firing of the alert.
+	var n actiongroup.CompletionCommonAlert
 	if err := json.Unmarshal(rc.accepted("/done")[0].body, &n); err != nil {
 		t.Fatal(err)
 	}
+	if e := n.Data.Essentials; e.MonitorCondition != string(tripcap.ConditionResolved) || e.MonitoringService != actiongroup.MonitoringServiceTripcap ||
+		n.Data.AlertContext == nil || n.Data.AlertContext.SchemaID != actiongroup.SchemaCaptureCompleted || n.Data.AlertContext.Data.Upload.Result != actiongroup.UploadStored {
+		t.Fatalf("notification: %s", rc.accepted("/done")[0].body)
+	}
 	cp := n.Data.CustomProperties
-	if cp["captureName"] != "PSAzureFunction" || cp["host"] != "h1" || cp["storagePath"] == "" || cp["downloadUrl"] == "" ||
-		cp["packets"] == "" || cp["packets"] == "0" || cp["stopReason"] == "" {
+	if cp["captureName"] != "PSAzureFunction-h1" || cp["host"] != "h1" || cp["storagePath"] == "" || cp["downloadUrl"] == "" ||
+		cp["packets"] == "" || cp["packets"] == "0" || cp["stopReason"] == "" || cp["kernelDrops"] == "" || cp["upload"] != actiongroup.UploadStored {
 		t.Fatalf("notification properties: %v", cp)
+	}
+	// It says what the file holds; the capture's summary splits it at the
+	// alert's own time, which the responder recorded in the file.
+	if sum := n.Data.AlertContext.Data.Summary; len(sum) == 0 || !strings.Contains(strings.Join(sum, "\n"), "packets") || cp["summary"] == "" {
+		t.Errorf("the notification's summary: %q", sum)
+	}
+	if s := l.capture("PSAzureFunction-h1").Summary; s == nil || s.Alert == nil || !s.Alert.Time.Equal(alert.FiredAt) || s.Alert.Before.Packets == 0 {
+		t.Errorf("the capture's summary at the alert: %+v, want it split at %s with packets before", s, alert.FiredAt)
 	}
 
 	// The file holds the burst, from before the alert fired.
-	f := l.download("PSAzureFunction")
+	f := l.download("PSAzureFunction-h1")
 	if seqs := stampedSeqs(t, f, 7); len(seqs) == 0 {
 		t.Fatal("the file does not contain the burst")
 	}

@@ -125,7 +125,7 @@ func TestFunctionEndpoint(t *testing.T) {
 		t.Fatalf("unresolved run: %s", b)
 	}
 	caps, err := f.admin.ListCaptures(ctx, "", "")
-	if err != nil || len(caps) != 1 || caps[0].Name != "PSAzureFunction" || caps[0].HostID != f.host.ID {
+	if err != nil || len(caps) != 1 || caps[0].Name != "PSAzureFunction-"+f.host.Name || caps[0].HostID != f.host.ID {
 		t.Fatalf("captures: %+v %v", caps, err)
 	}
 

@@ -187,18 +187,27 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 	if t.Overrides.CaptureName != "" {
 		name = t.Overrides.CaptureName
 	}
+	// Names are unique per watcher, and a watcher serves every host of its
+	// location: the host's own name keeps one host's alert from replacing
+	// another's capture.
+	name = hostCaptureName(name, h)
 	existing, err := r.captures.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &w.ID, Name: &name})
 	switch {
 	case tripcap.ErrorCode(err) == tripcap.ENOTFOUND:
 	case err != nil:
 		return fail(err)
 	default:
-		switch rs.NameConflict {
+		conflict := rs.NameConflict
+		if existing.HostID != h.ID && conflict != tripcap.ConflictSkip {
+			// Someone gave a capture of another host this host's name:
+			// it is not this host's to replace.
+			conflict = tripcap.ConflictUnique
+		}
+		switch conflict {
 		case tripcap.ConflictSkip:
 			return skip(fmt.Sprintf("a capture named %s already exists in %s (nameConflict skip)", name, w.Name))
 		case tripcap.ConflictUnique:
-			name = fmt.Sprintf("%s-%s", name, r.now().UTC().Format("20060102T150405.000"))
-			name = strings.ReplaceAll(name, ".", "")
+			name = uniqueCaptureName(name, r.now())
 		default:
 			// The seed: remove the old capture (its file stays), then create.
 			// By id (a watcher-scoped reference is a name).
@@ -229,7 +238,7 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 	p.PreTriggerSeconds = preTriggerFrom(p.PreTriggerSeconds, t.FiredAt, r.now())
 	c, err := r.captures.CreateCapture(ctx, CaptureRequest{ID: id,
 		Name: name, Watcher: w.Name, Parameters: p,
-		Cause: clipText(fmt.Sprintf("responder %s, run %s: %s", rs.Name, run.ID, t.Summary), 500),
+		Cause: clipText(causeOf(rs, run, t), 500),
 	})
 	if err != nil {
 		return fail(err)
@@ -289,6 +298,29 @@ func preTriggerFrom(seconds int32, firedAt, now time.Time) int32 {
 	return min(seconds+int32((lag+time.Second-1)/time.Second)+1, tripcap.MaxPreTriggerSeconds)
 }
 
+// hostCaptureName is the name of the capture a responder starts on h: the
+// template's name and the host's, within the 80 characters a name may
+// have (a long pair keeps the host's id digest instead of its tail).
+func hostCaptureName(name string, h *tripcap.Host) string {
+	full := name + "-" + h.Name
+	if len(full) <= maxCaptureName {
+		return full
+	}
+	sum := sha256.Sum256([]byte(h.ID))
+	tag := "-" + hex.EncodeToString(sum[:4])
+	return strings.TrimRight(full[:maxCaptureName-len(tag)], ".-") + tag
+}
+
+// uniqueCaptureName suffixes name with the time (nameConflict unique),
+// within the length a name may have.
+func uniqueCaptureName(name string, now time.Time) string {
+	suffix := "-" + strings.ReplaceAll(now.UTC().Format("20060102T150405.000"), ".", "")
+	return name[:min(len(name), maxCaptureName-len(suffix))] + suffix
+}
+
+// maxCaptureName is the longest capture name (tripcap.ValidateHostName).
+const maxCaptureName = 80
+
 // captureID is the id of the capture a run starts on a host: the same
 // whenever the run is decided, so a decision made again (its record was
 // lost) finds the capture instead of starting a second one. It has the
@@ -302,4 +334,14 @@ func captureID(run *tripcap.ResponderRun, h *tripcap.Host) string {
 		prefix = digest[16:]
 	}
 	return prefix[:10] + digest[:16]
+}
+
+// causeOf is a responder capture's cause, which the pcapng comment carries:
+// the responder, the run and, before the alert's summary (so clipping never
+// cuts it), the time the alert fired, by which triage splits before from after.
+func causeOf(rs *tripcap.Responder, run *tripcap.ResponderRun, t payload.Trigger) string {
+	if t.FiredAt.IsZero() {
+		return fmt.Sprintf("responder %s, run %s: %s", rs.Name, run.ID, t.Summary)
+	}
+	return fmt.Sprintf("responder %s, run %s, %s; %s", rs.Name, run.ID, tripcap.AlertComment(t.FiredAt), t.Summary)
 }

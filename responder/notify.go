@@ -1,16 +1,19 @@
 package responder
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup"
+	"github.com/tripcap/tripcap/responder/payload"
 )
 
 // notifyWhenDone tells the run's notify action group of each capture the
@@ -104,10 +107,11 @@ wait:
 		r.recordNotify(run, i, errors.New("notification not sent: no receivers left (the responder was deleted, or its own receivers removed)"))
 		return
 	}
-	alert, props := r.completion(rs, run, c)
+	notice := r.completion(rs, run, c)
 	var failed []string
+	told := 0
 	for _, g := range groups {
-		ds := r.notifier.Notify(r.bg, g, alert, props)
+		ds := r.notifier.NotifyCompletion(r.bg, g, notice)
 		if r.bg.Err() != nil {
 			// Cut short by shutdown: sent again after it.
 			return
@@ -120,19 +124,31 @@ wait:
 		}
 		if !g.IsEnabled() {
 			failed = append(failed, fmt.Sprintf("action group %s is disabled", g.Name))
+			continue
+		}
+		for _, rc := range g.Receivers() {
+			if actiongroup.TakesCompletions(rc) {
+				told++
+			}
 		}
 	}
 	var nerr error
-	if len(failed) > 0 {
+	switch {
+	case len(failed) > 0:
 		nerr = errors.New("notification failed: " + strings.Join(failed, "; "))
+	case told == 0:
+		// Responder receivers are not told of completions: with only those,
+		// no one was.
+		nerr = errors.New("notification not sent: no webhook or email receiver to tell (responder receivers are not told of completed captures)")
 	}
 	r.recordNotify(run, i, nerr)
 }
 
-// stored reports whether every file of a capture bound for a storage
-// account has reached it (files kept on the host count as stored).
+// stored reports whether the files of a capture bound for a storage
+// account are settled: every one stored (files kept on the host count as
+// stored), or storage refused one for good.
 func stored(c *tripcap.PacketCapture) bool {
-	if c.Parameters.StorageLocation.StorageID == "" {
+	if c.Parameters.StorageLocation.StorageID == "" || storageFailed(c) {
 		return true
 	}
 	if len(c.Files) == 0 {
@@ -147,55 +163,95 @@ func stored(c *tripcap.PacketCapture) bool {
 	return true
 }
 
-// completion describes a finished capture as an alert (the run's) with the
-// capture's facts as custom properties, so every receiver kind and both
-// webhook schemas carry them.
-func (r *Responders) completion(rs *tripcap.Responder, run *tripcap.ResponderRun, c *tripcap.PacketCapture) (tripcap.Alert, map[string]string) {
-	h, _ := r.hosts.FindHost(r.bg, tripcap.HostFilter{ID: &c.HostID})
-	// The capture's id is the alert's: one notification per capture, the
-	// same id if it is ever sent twice (a server stopped mid-send), so
-	// receivers can tell.
-	a := tripcap.Alert{
-		ID: c.ID, RuleID: rs.ID, RuleName: "responder " + rs.Name, Severity: 4,
-		Description: "packet capture " + c.Name + " completed: " + string(c.Status),
-		HostID:      c.HostID, MonitorCondition: tripcap.ConditionFired, FiredAt: r.now().UTC(),
-		ConditionType: "PacketCaptureCompleted", WindowSize: "PT1M",
-	}
-	if h != nil {
-		a.HostName, a.TargetResourceID, a.SubscriptionID, a.ResourceGroup, a.Location = h.Name, h.ResourceID(), h.SubscriptionID, h.ResourceGroup, h.Location
-	}
-	props := map[string]string{
-		"responder":      rs.Name,
-		"runId":          run.ID,
-		"captureId":      c.ID,
-		"captureName":    c.Name,
-		"host":           a.HostName,
-		"status":         string(c.Status),
-		"stopReason":     c.StopReason,
-		"packets":        strconv.FormatUint(c.Stats.Packets, 10),
-		"storagePath":    c.Parameters.StorageLocation.StoragePath,
-		"localPath":      c.Parameters.StorageLocation.LocalPath,
-		"errors":         strings.Join(c.Errors, ","),
-		"downloadUrl":    "",
-		"errorMessage":   c.ErrorMessage,
-		"alertSummary":   run.Summary,
-		"alertCondition": string(run.Condition),
-	}
-	if r.cfg.PublicURL != "" {
-		props["downloadUrl"] = strings.TrimRight(r.cfg.PublicURL, "/") + "/api/v1/captures/" + c.ID + "/file"
-	}
-	for k, v := range props {
-		if v == "" && !slices.Contains(completionFields, k) {
-			delete(props, k)
-		}
-	}
-	return a, props
+func storageFailed(c *tripcap.PacketCapture) bool {
+	return slices.Contains(c.Errors, tripcap.CaptureErrStorageFailed)
 }
 
-// completionFields are the properties every completion notification
-// carries, empty when there is nothing to say (no errors, no storage, no
-// public URL), so that a receiver can read them without checking.
-var completionFields = []string{"captureName", "host", "storagePath", "downloadUrl", "packets", "stopReason", "errors"}
+// uploadResult says what became of a capture's files.
+func uploadResult(c *tripcap.PacketCapture) actiongroup.CompletedUpload {
+	switch {
+	case storageFailed(c):
+		return actiongroup.CompletedUpload{Result: actiongroup.UploadStorageFailed, Message: c.ErrorMessage}
+	case len(c.Files) == 0:
+		return actiongroup.CompletedUpload{Result: actiongroup.UploadNoFile}
+	case c.Parameters.StorageLocation.StorageID == "":
+		return actiongroup.CompletedUpload{Result: actiongroup.UploadKeptOnHost}
+	}
+	for _, f := range c.Files {
+		if !f.Stored {
+			return actiongroup.CompletedUpload{Result: actiongroup.UploadPending, Message: fmt.Sprintf("%s not stored when the notice was sent", f.Name)}
+		}
+	}
+	return actiongroup.CompletedUpload{Result: actiongroup.UploadStored}
+}
+
+// notifySummaryLines is how much of the capture's summary a notice carries.
+const notifySummaryLines = 6
+
+// interfacesEnded lists the interfaces the capture lost while it ran.
+func interfacesEnded(c *tripcap.PacketCapture) []actiongroup.InterfaceEnded {
+	out := []actiongroup.InterfaceEnded{}
+	for _, e := range c.Stats.EndedInterfaces {
+		out = append(out, actiongroup.InterfaceEnded{Name: e.Name, At: rfc3339(e.At), Reason: e.Reason})
+	}
+	return out
+}
+
+// completion describes a finished capture as a notice, with its health and what became of its files.
+func (r *Responders) completion(rs *tripcap.Responder, run *tripcap.ResponderRun, c *tripcap.PacketCapture) *actiongroup.CaptureCompleted {
+	h, _ := r.hosts.FindHost(r.bg, tripcap.HostFilter{ID: &c.HostID})
+	var t payload.Trigger
+	_ = json.Unmarshal(run.Trigger, &t) // a run kept without its alert tells what the run says
+	d := actiongroup.CaptureCompletedData{
+		EventID: c.ID, Time: rfc3339(r.now()),
+		Responder: actiongroup.CompletedRef{ID: rs.ID, Name: rs.Name}, RunID: run.ID,
+		Alert: actiongroup.CompletedAlert{ID: cmp.Or(t.AlertID, run.AlertKey), Condition: string(run.Condition), Rule: t.RuleName, Summary: run.Summary},
+		Host:  actiongroup.CompletedHost{ID: c.HostID},
+		Capture: actiongroup.CompletedCapture{ID: c.ID, Name: c.Name, Status: string(c.Status), StopReason: c.StopReason,
+			Errors: append([]string{}, c.Errors...), ErrorMessage: c.ErrorMessage},
+		Stats: actiongroup.CompletedStats{Packets: c.Stats.Packets, Bytes: c.Stats.Bytes, KernelDrops: c.Stats.KernelDrops,
+			SnapLength: c.Parameters.BytesToCapturePerPacket, TruncatedPackets: c.Stats.TruncatedPackets, InterfacesEnded: interfacesEnded(c)},
+		Upload:      uploadResult(c),
+		Files:       []actiongroup.CompletedFile{},
+		StoragePath: c.Parameters.StorageLocation.StoragePath,
+	}
+	if !t.FiredAt.IsZero() {
+		d.Alert.FiredDateTime = rfc3339(t.FiredAt)
+	}
+	if c.Summary != nil {
+		d.Summary = c.Summary.TopLines(notifySummaryLines)
+	}
+	if h != nil {
+		d.Host = actiongroup.CompletedHost{ID: h.ID, Name: h.Name, ResourceID: h.ResourceID(), SubscriptionID: h.SubscriptionID, ResourceGroup: h.ResourceGroup, Location: h.Location}
+	}
+	if c.CaptureStartTime != nil {
+		d.Capture.StartTime = rfc3339(*c.CaptureStartTime)
+	}
+	if c.CaptureStopTime != nil {
+		d.Capture.StopTime = rfc3339(*c.CaptureStopTime)
+	}
+	anyStored := false
+	for _, f := range c.Files {
+		cf := actiongroup.CompletedFile{Name: f.Name, Size: f.Size, SHA256: f.SHA256, Stored: f.Stored, LocalPath: f.LocalPath}
+		if f.Stored {
+			anyStored = true
+			cf.LocalPath = ""
+			if f.Key != "" {
+				cf.StoragePath = strings.TrimSuffix(d.StoragePath, c.StorageKey) + f.Key
+			}
+		}
+		d.Files = append(d.Files, cf)
+	}
+	if c.Parameters.StorageLocation.StorageID == "" && c.Parameters.StorageLocation.LocalPath != "" && len(d.Files) == 0 {
+		d.Files = append(d.Files, actiongroup.CompletedFile{Name: c.Name, LocalPath: c.Parameters.StorageLocation.LocalPath})
+	}
+	if anyStored && r.cfg.PublicURL != "" {
+		d.DownloadURL = strings.TrimRight(r.cfg.PublicURL, "/") + "/api/v1/captures/" + c.ID + "/file"
+	}
+	return &actiongroup.CaptureCompleted{SchemaID: actiongroup.SchemaCaptureCompleted, Data: d}
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // recordNotify writes a notification's outcome into the run.
 func (r *Responders) recordNotify(run *tripcap.ResponderRun, i int, err error) {

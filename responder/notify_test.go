@@ -26,7 +26,7 @@ var completionFields = []string{"captureName", "host", "storagePath", "downloadU
 
 // mailPayload returns a mail's recipient, text before the JSON, and the
 // JSON's properties: customProperties of the common alert schema, or
-// data.properties of the AzureMonitorMetricAlert schema.
+// the properties of a tripcap.captureCompleted/1 notice.
 func mailPayload(t *testing.T, m *mail.Message) (to, text string, props map[string]string) {
 	t.Helper()
 	body, err := io.ReadAll(quotedprintable.NewReader(m.Body))
@@ -42,15 +42,18 @@ func mailPayload(t *testing.T, m *mail.Message) (to, text string, props map[stri
 		SchemaID string `json:"schemaId"`
 		Data     struct {
 			CustomProperties map[string]string `json:"customProperties"`
-			Properties       map[string]string `json:"properties"`
 		} `json:"data"`
 	}
 	if err := json.Unmarshal([]byte(s[i:]), &p); err != nil {
 		t.Fatalf("mail JSON: %v\n%s", err, s)
 	}
 	props = p.Data.CustomProperties
-	if p.SchemaID == actiongroup.SchemaMetricAlert {
-		props = p.Data.Properties
+	if p.SchemaID == actiongroup.SchemaCaptureCompleted {
+		var n actiongroup.CaptureCompleted
+		if err := json.Unmarshal([]byte(s[i:]), &n); err != nil {
+			t.Fatalf("mail JSON: %v\n%s", err, s)
+		}
+		props = n.Properties()
 	}
 	return m.Header.Get("Envelope-To"), s[:i], props
 }
@@ -135,12 +138,12 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 		to, text, props := mailPayload(t, m)
 		switch to {
 		case "oncall@example.test":
-			wantCompletion(t, "mail to oncall (common schema)", props, captureOf["by-mail"], "by-mail", "42", "")
-			if !strings.Contains(text, "packet capture by-mail completed") || !strings.Contains(text, "downloadUrl: https://tripcap.example/api/v1/captures/"+captureOf["by-mail"]+"/file") {
+			wantCompletion(t, "mail to oncall (common schema)", props, captureOf["by-mail"], "by-mail-web1", "42", "")
+			if !strings.Contains(text, "Packet capture by-mail-web1 on web1 completed") || !strings.Contains(text, "Download:  https://tripcap.example/api/v1/captures/"+captureOf["by-mail"]+"/file") {
 				t.Errorf("mail text:\n%s", text)
 			}
 		case "dev@example.test":
-			wantCompletion(t, "mail to dev (metric alert schema)", props, captureOf["by-all"], "by-all", "9", "InsufficientBuffer,FileTruncated")
+			wantCompletion(t, "mail to dev (metric alert schema)", props, captureOf["by-all"], "by-all-web1", "9", "InsufficientBuffer,FileTruncated")
 		default:
 			t.Errorf("mail to %q", to)
 		}
@@ -150,7 +153,7 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 	if err := json.Unmarshal(rc.Accepted("/all")[0].Body, &p); err != nil {
 		t.Fatal(err)
 	}
-	wantCompletion(t, "webhook of the group", p.Data.CustomProperties, captureOf["by-all"], "by-all", "9", "InsufficientBuffer,FileTruncated")
+	wantCompletion(t, "webhook of the group", p.Data.CustomProperties, captureOf["by-all"], "by-all-web1", "9", "InsufficientBuffer,FileTruncated")
 
 	for name, id := range captureOf {
 		runs, err := rsp.FindRuns(f.admin, name, 0)
@@ -267,13 +270,50 @@ func TestResponderOwnReceivers(t *testing.T) {
 	if err := json.Unmarshal(got.Body, &p); err != nil {
 		t.Fatal(err)
 	}
-	wantCompletion(t, "the responder's webhook", p.Data.CustomProperties, id, "own", "7", "")
+	wantCompletion(t, "the responder's webhook", p.Data.CustomProperties, id, "own-web1", "7", "")
 	for _, m := range mta.WaitMail(t, 1) {
 		to, _, props := mailPayload(t, m)
 		if to != "oncall@example.test" {
 			t.Errorf("mail to %q", to)
 		}
-		wantCompletion(t, "the responder's email", props, id, "own", "7", "")
+		wantCompletion(t, "the responder's email", props, id, "own-web1", "7", "")
 	}
 	eventually(t, "notification recorded", func() bool { return storedRun(t, f, runs[0].ID).Hosts[0].Notification == tripcap.NotifySent })
+}
+
+// A notify group with a webhook and a responder receiver: the webhook is
+// told and the run records the notification as sent, with no error for
+// the responder receiver, which is not told of completions.
+func TestResponderNotifyGroupWithResponderReceiver(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	agentCtx, _ := f.enroll(t, "web1")
+	rc := webhooktest.Start(t)
+	rsp := newResponderServer(t, f, "server-a", nil, true)
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{Responder: rsp.Responders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capturer, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "capturer", Capture: tripcap.ResponderCapture{Name: "capturer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops",
+		WebhookReceivers:   []tripcap.WebhookReceiver{{Name: "hook", ServiceURI: rc.URL + "/ops", UseCommonAlertSchema: true}},
+		ResponderReceivers: []tripcap.ResponderReceiver{{Name: "cap", ResponderID: capturer.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "pc", NotifyActionGroup: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	run := fireDecided(t, f, rsp, "pc", "fp")
+	complete(t, f, agentCtx, run.Hosts[0].CaptureID, 1)
+	eventually(t, "notification recorded", func() bool { return storedRun(t, f, run.ID).Hosts[0].Notification != tripcap.NotifyPending })
+	r := storedRun(t, f, run.ID)
+	if r.Hosts[0].Notification != tripcap.NotifySent || len(r.Errors) != 0 || len(rc.Accepted("/ops")) != 1 {
+		b, _ := json.Marshal(r)
+		t.Fatalf("webhook told %d times; run: %s", len(rc.Accepted("/ops")), b)
+	}
+	if rr, err := rsp.FindRuns(f.admin, "capturer", 0); err != nil || len(rr) != 0 {
+		t.Fatalf("the group's responder got the notice: %d runs, %v", len(rr), err)
+	}
 }

@@ -100,10 +100,10 @@ type ActionGroups interface {
 	FindActionGroup(ctx context.Context, f tripcap.ActionGroupFilter) (*tripcap.ActionGroup, error)
 }
 
-// Notifier delivers a completion notice to an action group's receivers
-// (an *actiongroup.Notifier).
+// Notifier delivers a completion notice to the receivers of an action
+// group that take one (an *actiongroup.Notifier).
 type Notifier interface {
-	Notify(ctx context.Context, g *tripcap.ActionGroup, a tripcap.Alert, custom map[string]string) []tripcap.Delivery
+	NotifyCompletion(ctx context.Context, g *tripcap.ActionGroup, c *actiongroup.CaptureCompleted) []tripcap.Delivery
 }
 
 // Deps are what Responders work with.

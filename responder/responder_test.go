@@ -240,7 +240,7 @@ func TestResponderAlertmanagerStartsOnceAndStopsOnResolved(t *testing.T) {
 	if started == nil || dup == nil {
 		t.Fatalf("want one started and one duplicate run: %+v", got)
 	}
-	if len(started.Hosts) != 1 || started.Hosts[0].HostName != "web2" || started.Hosts[0].CaptureName != "PSAzureFunction" {
+	if len(started.Hosts) != 1 || started.Hosts[0].HostName != "web2" || started.Hosts[0].CaptureName != "PSAzureFunction-web2" {
 		t.Fatalf("capture not on the alert's host: %+v", started.Hosts)
 	}
 	c, err := f.svc.FindCapture(f.admin, "", started.Hosts[0].CaptureID)
@@ -285,7 +285,7 @@ func TestResponderDecisions(t *testing.T) {
 	_, key := f.create(t, tripcap.Responder{Name: "replace"})
 	invoke("replace", key, amBody("firing", "web1", "a", at(0)))
 	f.settle(t, "replace", 1)
-	first, _ := f.svc.FindCapture(f.admin, "", "PSAzureFunction")
+	first, _ := f.svc.FindCapture(f.admin, "", "PSAzureFunction-web1")
 	invoke("replace", key, amBody("firing", "web1", "a", at(1)))
 	runs := f.settle(t, "replace", 2)
 	if runs[0].Decision != tripcap.DecisionStarted || runs[0].Hosts[0].CaptureID == first.ID {
@@ -309,7 +309,7 @@ func TestResponderDecisions(t *testing.T) {
 	_, key = f.create(t, tripcap.Responder{Name: "unique", NameConflict: tripcap.ConflictUnique})
 	invoke("unique", key, amBody("firing", "web1", "c", at(3)))
 	runs = f.settle(t, "unique", 1)
-	if runs[0].Decision != tripcap.DecisionStarted || !strings.HasPrefix(runs[0].Hosts[0].CaptureName, "PSAzureFunction-") {
+	if runs[0].Decision != tripcap.DecisionStarted || !strings.HasPrefix(runs[0].Hosts[0].CaptureName, "PSAzureFunction-web1-") {
 		b, _ := json.Marshal(runs[0])
 		t.Fatalf("unique: %s", b)
 	}
@@ -428,7 +428,7 @@ func TestResponderEveryFormat(t *testing.T) {
 								t.Fatal(err)
 							}
 							// The custom JSON's own name, time limit and storage.
-							if cp.Name != "PacketCaptureFromFunction" || cp.Parameters.TimeLimitInSeconds != 10 || cp.Parameters.StorageLocation.StorageID != "local" {
+							if cp.Name != "PacketCaptureFromFunction-"+h.Name || cp.Parameters.TimeLimitInSeconds != 10 || cp.Parameters.StorageLocation.StorageID != "local" {
 								t.Fatalf("custom JSON overrides not applied: %s %+v", cp.Name, cp.Parameters)
 							}
 						}
@@ -510,7 +510,7 @@ func TestResponderInternalTriggerAndNotification(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp := payload.Data.CustomProperties
-	if cp["captureName"] != "PSAzureFunction" || cp["host"] != "web1" || cp["packets"] != "42" || cp["stopReason"] != "TimeExceeded" ||
+	if cp["captureName"] != "PSAzureFunction-web1" || cp["host"] != "web1" || cp["packets"] != "42" || cp["stopReason"] != "TimeExceeded" ||
 		!strings.HasPrefix(cp["storagePath"], "file://") || cp["downloadUrl"] != "https://tripcap.example/api/v1/captures/"+capID+"/file" {
 		t.Fatalf("notification properties: %v", cp)
 	}

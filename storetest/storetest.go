@@ -232,7 +232,7 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		ErrorMessage:      "upload failed: \"quota\" <exceeded> ✓ \x00 after a NUL",
 		CaptureStartTime:  ptr(base.Add(time.Second)),
 		CaptureStopTime:   ptr(base.Add(time.Hour)),
-		Stats:             tripcap.CaptureStats{Packets: 1 << 40, Bytes: math.MaxUint64, KernelDrops: 17},
+		Stats:             tripcap.CaptureStats{Packets: 1 << 40, Bytes: math.MaxUint64, KernelDrops: 17, TruncatedPackets: ptr(uint64(9))},
 		Files: []tripcap.CaptureFile{
 			{Name: "web-1.pcapng", Size: 1 << 26, SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Stored: true,
 				StorageID: "/subscriptions/Sub-0001/storageAccounts/caps", Key: "captures/web-1.pcapng", LocalPath: "/var/captures/web-1.pcapng", CreatedAt: base.Add(2 * time.Second)},

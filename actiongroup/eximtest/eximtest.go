@@ -179,20 +179,25 @@ func (e *Server) WaitMail(t *testing.T, n int) []*mail.Message {
 		data, _ := os.ReadFile(e.mailbox)
 		// mbox: each message starts with a "From " line.
 		parts := strings.Split("\n"+string(data), "\nFrom ")[1:]
+		var bad error
 		if len(parts) >= n {
 			var out []*mail.Message
 			for _, p := range parts {
 				_, rest, _ := strings.Cut(p, "\n")
 				m, err := mail.ReadMessage(strings.NewReader(rest))
 				if err != nil {
-					t.Fatal(err)
+					// Read while exim appends it: read again.
+					bad = err
+					break
 				}
 				out = append(out, m)
 			}
-			return out
+			if bad == nil {
+				return out
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mailbox has %d messages; want %d", len(parts), n)
+			t.Fatalf("mailbox has %d messages; want %d (%v)", len(parts), n, bad)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -214,18 +215,38 @@ func newCaptureListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return render(cmd, caps, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATUS\tSTOP REASON\tPACKETS\tBYTES\tFILES\tCREATED")
-				for _, pc := range caps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", pc.Name, pc.Status, pc.StopReason, pc.Stats.Packets, pc.Stats.Bytes, len(pc.Files), pc.CreatedAt.Local().Format(time.DateTime))
+			asJSON, err := jsonOutput(cmd)
+			if err != nil {
+				return err
+			}
+			hostNames := map[string]string{}
+			if !asJSON && len(caps) > 0 {
+				// A capture names its host by id: one listing gives the names.
+				hosts, err := c.ListHosts(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("listing hosts for the HOST column: %w", err)
 				}
-				tw.Flush()
-			})
+				for _, h := range hosts {
+					hostNames[h.ID] = h.Name
+				}
+			}
+			return render(cmd, caps, func(w io.Writer) { printCaptureList(w, caps, hostNames) })
 		},
 	}
 	cmd.Flags().StringVar(&host, "host", "", "only this host's captures")
 	return cmd
+}
+
+// printCaptureList prints captures as a table; hostNames maps host ids to
+// names (a host deleted since shows by id).
+func printCaptureList(w io.Writer, caps []*tripcap.PacketCapture, hostNames map[string]string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tHOST\tSTATUS\tSTOP REASON\tPACKETS\tBYTES\tFILES\tCREATED")
+	for _, pc := range caps {
+		host := cmp.Or(hostNames[pc.HostID], pc.HostID)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", pc.Name, host, pc.Status, pc.StopReason, pc.Stats.Packets, pc.Stats.Bytes, len(pc.Files), pc.CreatedAt.Local().Format(time.DateTime))
+	}
+	tw.Flush()
 }
 
 func newCaptureShowCmd(use, short string) *cobra.Command {

@@ -33,7 +33,7 @@ func (f *responderFlags) add(cmd *cobra.Command) {
 	f.cf.timeLimit = tripcap.DefaultResponderTimeLimit * time.Second
 	fl.Lookup("time-limit").DefValue = f.cf.timeLimit.String()
 	fl.StringVarP(&f.file, "file", "f", "", "the responder as JSON (tripcap.Responder)")
-	fl.StringVar(&f.captureName, "capture-name", "", "name of the captures it creates (default PSAzureFunction)")
+	fl.StringVar(&f.captureName, "capture-name", "", "name of the captures it creates, NAME-HOST on each host (default PSAzureFunction)")
 	fl.StringVar(&f.storage, "storage", "", "storage account for the files (default the server's)")
 	fl.StringVar(&f.conflict, "name-conflict", "", "when a capture of that name exists: replace (default), unique or skip")
 	fl.IntVar(&f.limit, "limit", 0, "skip when the host's watcher holds this many captures (default 100)")
