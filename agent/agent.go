@@ -22,10 +22,10 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/capturefile"
-	"github.com/tripcap/tripcap/triage"
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/pcapfile"
+	"github.com/tripcap/tripcap/triage"
 )
 
 // Config configures an agent.
