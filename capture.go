@@ -148,6 +148,9 @@ type CaptureStats struct {
 	// (bytesToCapturePerPacket), kept cut to it; nil when the agent does
 	// not count them, so that "none" and "not known" differ.
 	TruncatedPackets *uint64 `json:"truncatedPackets,omitempty"`
+	// PreTrigger is what a capture that asked for packets from before its
+	// start got, and why it got fewer, if it did.
+	PreTrigger *PreTriggerResult `json:"preTrigger,omitempty"`
 
 	Packets     uint64 `json:"packets"`
 	Bytes       uint64 `json:"bytes"`
@@ -162,6 +165,18 @@ type InterfaceEnd struct {
 	Name   string    `json:"name"`
 	At     time.Time `json:"at"`
 	Reason string    `json:"reason,omitempty"`
+}
+
+// PreTriggerResult is the part of a capture from before it started.
+type PreTriggerResult struct {
+	RequestedSeconds int32 `json:"requestedSeconds"`
+	// Seconds is how far before the start the file begins; Packets how many
+	// packets it holds from then.
+	Seconds float64 `json:"seconds"`
+	Packets uint64  `json:"packets"`
+	// Notes say why there are fewer than asked (no buffer, an interface
+	// it does not cover, a shorter buffer).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // CaptureFile is one file a session wrote (several for continuous capture).

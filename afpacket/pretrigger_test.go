@@ -112,6 +112,10 @@ func TestPreTriggerSeam(t *testing.T) {
 	if seqs[len(seqs)-1] != 1249 {
 		t.Errorf("the last packet is %d, want 1249", seqs[len(seqs)-1])
 	}
+	// The result says what the pre-trigger part holds.
+	if pt := res.Stats.PreTrigger; pt == nil || pt.RequestedSeconds != 1 || pt.Packets != uint64(before) || pt.Seconds <= 0.5 || pt.Seconds > 1 || len(pt.Notes) != 0 {
+		t.Errorf("pre-trigger result %+v, want 1 s asked and the %d packets before the start", pt, before)
+	}
 	if !st.Enabled || st.Packets < 2*1250 || st.AllocatedBytes > st.CapacityBytes || st.CapacityBytes > 8<<20 || st.UsedBytes == 0 {
 		t.Errorf("pre-trigger stats %+v", st)
 	}

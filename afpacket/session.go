@@ -74,6 +74,9 @@ type Session struct {
 	bytes   atomic.Uint64
 	// truncated counts packets cut to the snap length (longer than kept).
 	truncated atomic.Uint64
+	// preTrigger is what the pre-trigger part holds, for a session that
+	// asked for one (under rmu).
+	preTrigger *tripcap.PreTriggerResult
 
 	// stopAt is when the stop was asked (nanoseconds, 0 while running):
 	// readers write the packets stamped up to it, then end. halt ends
@@ -106,9 +109,20 @@ func (s *Session) Stats() tripcap.CaptureStats {
 	}
 	s.rmu.Lock()
 	ended := slices.Clone(s.ended)
+	pre := s.preTriggerCopy()
 	s.rmu.Unlock()
 	return tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: ended,
-		TruncatedPackets: new(s.truncated.Load())}
+		TruncatedPackets: new(s.truncated.Load()), PreTrigger: pre}
+}
+
+// preTriggerCopy is what the pre-trigger part holds so far; s.rmu is held.
+func (s *Session) preTriggerCopy() *tripcap.PreTriggerResult {
+	if s.preTrigger == nil {
+		return nil
+	}
+	c := *s.preTrigger
+	c.Notes = slices.Clone(c.Notes)
+	return &c
 }
 
 // sockets is a copy of the session's sockets.
@@ -522,22 +536,38 @@ func (s *Session) interfaceStats() []pcapfile.InterfaceStats {
 // exact: the buffer gives packets stamped before t0, the sockets those from
 // t0 on.
 func (s *Session) writePreTrigger(pre *preRing) {
+	res := &tripcap.PreTriggerResult{RequestedSeconds: s.params.PreTriggerSeconds}
+	s.rmu.Lock()
+	s.preTrigger = res
+	s.rmu.Unlock()
+	// note says, in the result and in the session's message, why the
+	// capture has fewer pre-trigger packets than it asked for.
+	note := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		s.rmu.Lock()
+		res.Notes = append(res.Notes, msg)
+		s.rmu.Unlock()
+		s.note("%s", msg)
+	}
 	if pre == nil {
-		s.note("no pre-trigger packets: the pre-trigger buffer is not enabled on this agent")
+		note("no pre-trigger packets: the pre-trigger buffer is not enabled on this agent")
 		return
 	}
 	secs := min(time.Duration(s.params.PreTriggerSeconds)*time.Second, pre.keep)
+	if secs < time.Duration(s.params.PreTriggerSeconds)*time.Second {
+		note("at most %s of pre-trigger packets: the agent's buffer keeps %s", secs, pre.keep)
+	}
 	buffered := pre.interfaces()
 	ifindexes := map[int]int{}
 	matchers := map[int]func([]byte, bool) bool{}
 	for _, sock := range s.socks {
 		if _, ok := buffered[sock.ifc.Index]; !ok {
-			s.note("no pre-trigger packets from %s: the pre-trigger buffer does not cover it", sock.ifc.Name)
+			note("no pre-trigger packets from %s: the pre-trigger buffer does not cover it", sock.ifc.Name)
 			continue
 		}
 		match, err := s.filter.matcher(sock.ifc.Framing)
 		if err != nil {
-			s.note("no pre-trigger packets from %s: %v", sock.ifc.Name, err)
+			note("no pre-trigger packets from %s: %v", sock.ifc.Name, err)
 			continue
 		}
 		ifindexes[sock.ifc.Index] = sock.id
@@ -569,7 +599,15 @@ func (s *Session) writePreTrigger(pre *preRing) {
 		s.publish(&c, s.socks[r.iface])
 	}
 	s.unlockWriter()
-	s.log.Info("pre-trigger packets written", "packets", len(recs), "seconds", secs.Seconds())
+	s.rmu.Lock()
+	res.Packets = uint64(len(recs))
+	if len(recs) > 0 {
+		// What the file really starts with: the buffer's memory bound
+		// may have let the oldest go.
+		res.Seconds = float64(s.t0-recs[0].ts) / 1e9
+	}
+	s.rmu.Unlock()
+	s.log.Info("pre-trigger packets written", "packets", len(recs), "seconds", res.Seconds)
 }
 
 // finish closes sockets and files and records the result.
@@ -625,7 +663,7 @@ func (s *Session) finish(meta chan string) {
 		Errors:     s.errs,
 		Message:    msg,
 		Stats: tripcap.CaptureStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), KernelDrops: drops, EndedInterfaces: slices.Clone(s.ended),
-			TruncatedPackets: new(s.truncated.Load())},
+			TruncatedPackets: new(s.truncated.Load()), PreTrigger: s.preTriggerCopy()},
 		StartTime: s.start,
 		StopTime:  time.Unix(0, s.stopAt.Load()),
 	}

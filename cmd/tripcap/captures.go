@@ -296,7 +296,12 @@ func printCapture(w io.Writer, pc *tripcap.PacketCapture) {
 		// pre-trigger packets, say) is still news to its reader.
 		fmt.Fprintf(tw, "Notes:\t%s\n", pc.ErrorMessage)
 	}
-	if pc.Parameters.PreTriggerSeconds > 0 {
+	if pt := pc.Stats.PreTrigger; pt != nil {
+		fmt.Fprintf(tw, "Pre-trigger:\t%d s asked, the file starts %.1f s before the capture (%d packets)\n", pt.RequestedSeconds, pt.Seconds, pt.Packets)
+		for _, n := range pt.Notes {
+			fmt.Fprintf(tw, "\t%s\n", n)
+		}
+	} else if pc.Parameters.PreTriggerSeconds > 0 {
 		fmt.Fprintf(tw, "Pre-trigger:\t%d s asked\n", pc.Parameters.PreTriggerSeconds)
 	}
 	if pc.CaptureStartTime != nil {
