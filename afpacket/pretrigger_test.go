@@ -4,6 +4,7 @@ package afpacket
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,5 +160,26 @@ func TestPreTriggerBounds(t *testing.T) {
 	})
 	if in == 0 || out != 0 {
 		t.Errorf("matcher saw %d incoming, %d outgoing; want only incoming after eviction", in, out)
+	}
+}
+
+// TestPreTriggerUnmetIsReported: a capture asking for packets from before
+// its start on an engine without the buffer says so in its statistics,
+// while it runs and when it ends.
+func TestPreTriggerUnmetIsReported(t *testing.T) {
+	n := newTestNet(t, netns.LinkOptions{})
+	e, dir := newTestEngine(t, Config{})
+	p := tripcap.PacketCaptureParameters{PreTriggerSeconds: 10}
+	s := startIn(t, n.b, e, spec(dir, "unmet.cap", p), SessionOptions{})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().PreTrigger == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pt := s.Stats().PreTrigger; pt == nil || pt.RequestedSeconds != 10 || pt.Packets != 0 || len(pt.Notes) != 1 || !strings.Contains(pt.Notes[0], "not enabled") {
+		t.Fatalf("live pre-trigger result %+v, want 10 s asked, none given, and why", pt)
+	}
+	res := stopAndWait(t, s, tripcap.StopManuallyStopped)
+	if pt := res.Stats.PreTrigger; pt == nil || len(pt.Notes) != 1 || !strings.Contains(res.Message, "not enabled") {
+		t.Fatalf("final pre-trigger result %+v, message %q", pt, res.Message)
 	}
 }
