@@ -61,13 +61,13 @@ type AlertRule struct {
 // ApplyDefaults fills unset properties with Azure's defaults.
 func (r *AlertRule) ApplyDefaults() {
 	if r.Severity == nil {
-		r.Severity = ptr(DefaultAlertSeverity)
+		r.Severity = new(DefaultAlertSeverity)
 	}
 	if r.Enabled == nil {
-		r.Enabled = ptr(true)
+		r.Enabled = new(true)
 	}
 	if r.AutoMitigate == nil {
-		r.AutoMitigate = ptr(true)
+		r.AutoMitigate = new(true)
 	}
 	if r.EvaluationFrequency == "" {
 		r.EvaluationFrequency = DefaultEvaluationFrequency

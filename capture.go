@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -253,13 +254,13 @@ func (p *PacketCaptureParameters) ApplyDefaults() {
 		}
 		s := p.CaptureSettings
 		if s.FileCount == nil {
-			s.FileCount = ptr(int32(DefaultFileCount))
+			s.FileCount = new(int32(DefaultFileCount))
 		}
 		if s.FileSizeInBytes == nil {
-			s.FileSizeInBytes = ptr(int64(DefaultFileSizeInBytes))
+			s.FileSizeInBytes = new(int64(DefaultFileSizeInBytes))
 		}
 		if s.SessionTimeLimitInSeconds == nil {
-			s.SessionTimeLimitInSeconds = ptr(int32(DefaultSessionTimeLimitInSeconds))
+			s.SessionTimeLimitInSeconds = new(int32(DefaultSessionTimeLimitInSeconds))
 		}
 	}
 }
@@ -366,4 +367,10 @@ func ConfineCapturePath(dir, p string) (string, error) {
 	return full, nil
 }
 
-func ptr[T any](v T) *T { return &v }
+// AddCaptureError adds an error code to a capture's errors, once.
+func AddCaptureError(errs []string, code string) []string {
+	if slices.Contains(errs, code) {
+		return errs
+	}
+	return append(errs, code)
+}

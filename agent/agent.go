@@ -177,7 +177,7 @@ func (a *Agent) connect(ctx context.Context) error {
 			return fmt.Errorf("enroll with %s: %w", a.cfg.Server, err)
 		}
 		a.log.Warn("enrolling failed; retrying", "server", a.cfg.Server, "err", err)
-		sleep(ctx, backoff(attempt))
+		tripcap.Sleep(ctx, backoff(attempt))
 	}
 	id = &identity{Server: a.cfg.Server, HostID: resp.Host.ID, Name: resp.Host.Name, Credential: resp.Credential}
 	if err := a.saveIdentity(id); err != nil {
@@ -296,7 +296,7 @@ func (a *Agent) pollLoop(ctx context.Context) {
 				return
 			}
 			a.log.Warn("polling the server failed; sessions keep running", "err", err)
-			sleep(ctx, backoff(attempt))
+			tripcap.Sleep(ctx, backoff(attempt))
 			attempt++
 			continue
 		}
@@ -500,7 +500,7 @@ func (a *Agent) await(s *session) {
 	files := fileReports(e, res.Files, true)
 	start, stop := res.StartTime, res.StopTime
 	if res.StopReason == tripcap.StopAgentStopped {
-		res.Errors = appendOnce(res.Errors, tripcap.CaptureErrAgentStopped)
+		res.Errors = tripcap.AddCaptureError(res.Errors, tripcap.CaptureErrAgentStopped)
 	}
 	status := tripcap.StatusStopped
 	if len(res.Errors) > 0 {
@@ -729,13 +729,6 @@ func (a *Agent) shutdown() {
 	}
 }
 
-func appendOnce(list []string, v string) []string {
-	if slices.Contains(list, v) {
-		return list
-	}
-	return append(list, v)
-}
-
 // Sessions returns the ids of the sessions the agent holds, running or not yet settled.
 func (a *Agent) Sessions() []string {
 	a.mu.Lock()
@@ -746,13 +739,4 @@ func (a *Agent) Sessions() []string {
 func backoff(attempt int) time.Duration {
 	d := 250 * time.Millisecond << min(attempt, 6)
 	return min(d, 15*time.Second)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

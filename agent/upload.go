@@ -149,7 +149,7 @@ func (a *Agent) failUpload(s *session, name, reason string) {
 	e.Failed[name] = reason
 	f := e.Final
 	f.Status = tripcap.StatusError
-	f.Errors = appendOnce(f.Errors, tripcap.CaptureErrStorageFailed)
+	f.Errors = tripcap.AddCaptureError(f.Errors, tripcap.CaptureErrStorageFailed)
 	f.Message = strings.TrimPrefix(f.Message+"; "+name+": "+reason, "; ")
 	e.Reported = false
 	if err := a.saveJournal(e); err != nil {

@@ -135,18 +135,6 @@ func (s *Service) EnsureAdmin(ctx context.Context, tokenFile string) (string, er
 	return secret, nil
 }
 
-// requireAdmin refuses callers that are not administrators.
-func requireAdmin(ctx context.Context) error {
-	p := tripcap.PrincipalFromContext(ctx)
-	if p == nil {
-		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required")
-	}
-	if p.Role != tripcap.RoleAdmin {
-		return tripcap.Errorf(tripcap.EFORBIDDEN, "this needs an admin credential")
-	}
-	return nil
-}
-
 // requireAgent returns the host the calling agent acts for.
 func requireAgent(ctx context.Context) (string, error) {
 	p := tripcap.PrincipalFromContext(ctx)
@@ -161,7 +149,7 @@ func requireAgent(ctx context.Context) (string, error) {
 
 // CreateJoinToken issues a join token for ttl (default 1 h) and uses (default 1).
 func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	if ttl == 0 {
@@ -188,7 +176,7 @@ func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses i
 
 // FindJoinTokens lists usable join tokens.
 func (s *Service) FindJoinTokens(ctx context.Context) ([]*tripcap.JoinToken, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	return s.store.FindJoinTokens(ctx, s.now())
@@ -196,7 +184,7 @@ func (s *Service) FindJoinTokens(ctx context.Context) ([]*tripcap.JoinToken, err
 
 // DeleteJoinToken revokes a join token.
 func (s *Service) DeleteJoinToken(ctx context.Context, id string) error {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return err
 	}
 	return s.store.DeleteJoinToken(ctx, id)

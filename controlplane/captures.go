@@ -29,7 +29,7 @@ type CreateCaptureRequest struct {
 // CreateCapture validates the request, resolves the target host, and records
 // the capture; the host's agent starts it within moments.
 func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (*tripcap.PacketCapture, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	if err := tripcap.ValidateHostName("name", req.Name); err != nil {
@@ -106,7 +106,7 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 
 // FindCaptures lists captures, optionally of one watcher or host.
 func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor string, limit int) ([]*tripcap.PacketCapture, string, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, "", err
 	}
 	f := tripcap.CaptureFilter{Cursor: cursor, Limit: limit}
@@ -130,7 +130,7 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 // FindCapture returns a capture by id, or by name (within watcher when given;
 // a name used in several watchers needs the watcher).
 func (s *Service) FindCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	return s.resolveCapture(ctx, watcher, ref)
@@ -185,7 +185,7 @@ func (s *Service) DeleteCapture(ctx context.Context, watcher, ref, ifMatch strin
 }
 
 func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, deleting bool) (*tripcap.PacketCapture, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	c, err := s.resolveCapture(ctx, watcher, ref)

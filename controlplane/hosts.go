@@ -110,7 +110,7 @@ func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) (*tripcap
 
 // FindHosts lists hosts.
 func (s *Service) FindHosts(ctx context.Context, f tripcap.HostFilter) ([]*tripcap.Host, string, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, "", err
 	}
 	return s.store.FindHosts(ctx, f)
@@ -118,7 +118,7 @@ func (s *Service) FindHosts(ctx context.Context, f tripcap.HostFilter) ([]*tripc
 
 // FindHost returns a host by id, name or Azure VM resource id.
 func (s *Service) FindHost(ctx context.Context, ref string) (*tripcap.Host, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	return s.resolveHost(ctx, ref)
@@ -131,7 +131,7 @@ func (s *Service) resolveHost(ctx context.Context, ref string) (*tripcap.Host, e
 // DeleteHost forgets a host and revokes its agent's credentials; its captures
 // and their files remain.
 func (s *Service) DeleteHost(ctx context.Context, ref string) error {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return err
 	}
 	h, err := s.resolveHost(ctx, ref)
@@ -147,7 +147,7 @@ func (s *Service) DeleteHost(ctx context.Context, ref string) error {
 
 // FindWatchers lists network watchers.
 func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	return s.store.FindWatchers(ctx)
@@ -155,7 +155,7 @@ func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, 
 
 // SetWatcherLimit changes a watcher's parallel-capture limit.
 func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (*tripcap.NetworkWatcher, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	if limit < 1 || limit > 1000000 {

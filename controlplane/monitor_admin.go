@@ -67,7 +67,7 @@ func (m *AlertAdmin) resolveGroup(ctx context.Context, ref string) (*tripcap.Act
 // defaults applied), resolves its actions' action groups (by name, id or
 // resource id) to their ids, stores it and starts evaluating it.
 func (m *AlertAdmin) CreateRule(ctx context.Context, r *tripcap.AlertRule) (*tripcap.AlertRule, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	if r == nil {
@@ -124,7 +124,7 @@ func (m *AlertAdmin) fitsStore(r *tripcap.AlertRule) error {
 
 // FindRules lists alert rules by name.
 func (m *AlertAdmin) FindRules(ctx context.Context) ([]*tripcap.AlertRule, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	return m.store.FindAlertRules(ctx, tripcap.AlertRuleFilter{})
@@ -132,7 +132,7 @@ func (m *AlertAdmin) FindRules(ctx context.Context) ([]*tripcap.AlertRule, error
 
 // FindRule returns a rule by name, id or metricAlerts resource id.
 func (m *AlertAdmin) FindRule(ctx context.Context, ref string) (*tripcap.AlertRule, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	return m.resolveRule(ctx, ref)
@@ -141,7 +141,7 @@ func (m *AlertAdmin) FindRule(ctx context.Context, ref string) (*tripcap.AlertRu
 // DeleteRule deletes a rule and stops evaluating it. Its alerts stay, with
 // their history and delivery logs; one still Fired stays Fired.
 func (m *AlertAdmin) DeleteRule(ctx context.Context, ref string) error {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return err
 	}
 	r, err := m.resolveRule(ctx, ref)
@@ -162,7 +162,7 @@ func (m *AlertAdmin) DeleteRule(ctx context.Context, ref string) error {
 // signing secret for its webhook deliveries. The secret is in the answer,
 // and only there: listings and lookups leave it out.
 func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup) (*tripcap.ActionGroup, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	if g == nil {
@@ -176,7 +176,7 @@ func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGro
 	}
 	c := *g
 	if c.Enabled == nil {
-		c.Enabled = ptr(true)
+		c.Enabled = new(true)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -195,7 +195,7 @@ func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGro
 
 // FindActionGroups lists action groups by name, without their secrets.
 func (m *AlertAdmin) FindActionGroups(ctx context.Context) ([]*tripcap.ActionGroup, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	gs, err := m.store.FindActionGroups(ctx, tripcap.ActionGroupFilter{})
@@ -207,7 +207,7 @@ func (m *AlertAdmin) FindActionGroups(ctx context.Context) ([]*tripcap.ActionGro
 
 // FindActionGroup returns an action group by name, id or resource id, without its secret.
 func (m *AlertAdmin) FindActionGroup(ctx context.Context, ref string) (*tripcap.ActionGroup, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	g, err := m.resolveGroup(ctx, ref)
@@ -221,7 +221,7 @@ func (m *AlertAdmin) FindActionGroup(ctx context.Context, ref string) (*tripcap.
 // DeleteActionGroup deletes an action group no rule uses (ECONFLICT
 // otherwise, naming the rule: a rule would silently lose its receivers).
 func (m *AlertAdmin) DeleteActionGroup(ctx context.Context, ref string) error {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return err
 	}
 	g, err := m.resolveGroup(ctx, ref)
@@ -260,7 +260,7 @@ type AlertQuery struct {
 
 // FindAlerts lists alerts, newest first.
 func (m *AlertAdmin) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.Alert, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	f := tripcap.AlertFilter{Limit: q.Limit}
@@ -275,7 +275,7 @@ func (m *AlertAdmin) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.A
 		switch {
 		case err == nil:
 			f.RuleID = &r.ID
-		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND && looksLikeID(q.Rule):
+		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND && tripcap.IsID(q.Rule):
 			// Alerts outlive their rule: a deleted rule's id still selects them.
 			f.RuleID = &q.Rule
 		default:
@@ -287,7 +287,7 @@ func (m *AlertAdmin) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.A
 		switch {
 		case err == nil:
 			f.HostID = &h.ID
-		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND && looksLikeID(q.Host):
+		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND && tripcap.IsID(q.Host):
 			// And their host: a deleted host's id still selects them.
 			f.HostID = &q.Host
 		default:
@@ -309,19 +309,6 @@ func (m *AlertAdmin) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.A
 	return m.store.FindAlerts(ctx, f)
 }
 
-// looksLikeID reports whether s could be an id tripcap made (tripcap.NewID).
-func looksLikeID(s string) bool {
-	if len(s) != 26 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
-			return false
-		}
-	}
-	return true
-}
-
 // AlertDetail is an alert with every delivery attempt of its transitions.
 type AlertDetail struct {
 	Alert      *tripcap.Alert      `json:"alert"`
@@ -330,10 +317,10 @@ type AlertDetail struct {
 
 // FindAlert returns an alert by id with its delivery log.
 func (m *AlertAdmin) FindAlert(ctx context.Context, id string) (*AlertDetail, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if !looksLikeID(id) {
+	if !tripcap.IsID(id) {
 		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "alert %q not found", id)
 	}
 	a, err := m.store.FindAlert(ctx, id)
@@ -358,5 +345,3 @@ func lastSegment(ref, typ string) string {
 	}
 	return ref
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -107,7 +107,7 @@ func (m *MetricIngest) Run(ctx context.Context) error {
 			return nil
 		}
 		m.log.Error("loading alert rules and fired alerts; retrying", "err", err)
-		sleep(ctx, min(time.Second<<min(attempt, 5), 30*time.Second))
+		tripcap.Sleep(ctx, min(time.Second<<min(attempt, 5), 30*time.Second))
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -226,7 +226,7 @@ func (m *MetricIngest) persist(ctx context.Context, a tripcap.Alert) error {
 		if err = m.store.UpsertAlert(ctx, &a); err == nil || tripcap.ErrorCode(err) != tripcap.EINTERNAL {
 			return err
 		}
-		sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond)
+		tripcap.Sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond)
 	}
 	return err
 }
@@ -287,7 +287,7 @@ type MetricsQuery struct {
 // QueryMetrics returns a host's series over a window, one value per
 // interval; intervals without points have no value (never 0).
 func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metricstore.Result, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	metric, err := tripcap.ParseMetric("metric", q.Metric)
@@ -324,7 +324,7 @@ func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metri
 // MetricDefinitions lists the host metrics: their ids, Azure and
 // Prometheus names, units and default aggregations.
 func (m *MetricIngest) MetricDefinitions(ctx context.Context) ([]tripcap.MetricDefinition, error) {
-	if err := requireAdmin(ctx); err != nil {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	return tripcap.MetricDefinitions(), nil

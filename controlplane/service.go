@@ -146,7 +146,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if ctx.Err() == nil {
 				s.log.Error("watching host changes; retrying", "err", err)
 				s.waiters.wake("")
-				sleep(ctx, time.Second)
+				tripcap.Sleep(ctx, time.Second)
 			}
 		}
 	}()
@@ -183,15 +183,6 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) hostChanged(hostID string) {
 	s.principals.revokeHost(hostID)
 	s.waiters.wake(hostID)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // waiters wakes agents' long polls when their host's desired state changes.
@@ -371,7 +362,7 @@ func (s *Service) SweepOffline(ctx context.Context) error {
 				}
 				c.Status = tripcap.StatusError
 				c.StopReason = tripcap.StopAgentStopped
-				c.Errors = appendOnce(c.Errors, tripcap.CaptureErrAgentStopped)
+				c.Errors = tripcap.AddCaptureError(c.Errors, tripcap.CaptureErrAgentStopped)
 				c.ErrorMessage = fmt.Sprintf("the agent on %s stopped reporting (last seen %s)", h.Name, h.LastSeen.UTC().Format(time.RFC3339))
 				t := now
 				c.CaptureStopTime = &t
@@ -405,13 +396,4 @@ func (s *Service) updateCapture(ctx context.Context, id string, fn func(c *tripc
 			return nil
 		}
 	}
-}
-
-func appendOnce(list []string, v string) []string {
-	for _, x := range list {
-		if x == v {
-			return list
-		}
-	}
-	return append(list, v)
 }

@@ -330,7 +330,7 @@ func captureID(run *tripcap.ResponderRun, h *tripcap.Host) string {
 	sum := sha256.Sum256([]byte(run.ID + "\x00" + h.ID))
 	digest := hex.EncodeToString(sum[:])
 	prefix := run.ID
-	if !looksLikeID(prefix) {
+	if !tripcap.IsID(prefix) {
 		prefix = digest[16:]
 	}
 	return prefix[:10] + digest[:16]

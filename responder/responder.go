@@ -232,31 +232,3 @@ func (r *Responders) Run(ctx context.Context) error {
 	r.releaseAll(rctx)
 	return nil
 }
-
-// requireAdmin refuses callers without an admin credential, as the
-// control plane's API does.
-func requireAdmin(ctx context.Context) error {
-	p := tripcap.PrincipalFromContext(ctx)
-	if p == nil {
-		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required")
-	}
-	if p.Role != tripcap.RoleAdmin {
-		return tripcap.Errorf(tripcap.EFORBIDDEN, "this needs an admin credential")
-	}
-	return nil
-}
-
-// looksLikeID reports whether s could be an id tripcap made (tripcap.NewID).
-func looksLikeID(s string) bool {
-	if len(s) != 26 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z') {
-			return false
-		}
-	}
-	return true
-}
-
-func ptr[T any](v T) *T { return &v }
