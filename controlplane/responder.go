@@ -170,8 +170,7 @@ const sweepBatch = 100
 
 // sweep claims the open runs no server holds and resumes them.
 func (r *Responders) sweep() {
-	now := r.now().UTC()
-	runs, err := r.store.ClaimResponderRuns(r.bg, r.cfg.Instance, now, now.Add(r.cfg.Lease), sweepBatch)
+	runs, err := r.store.ClaimResponderRuns(r.bg, r.cfg.Instance, r.cfg.Lease, sweepBatch)
 	if err != nil {
 		if r.bg.Err() == nil {
 			r.log.Warn("responder: looking for work to resume", "err", err)
@@ -243,8 +242,7 @@ func (r *Responders) untrack(id string) {
 
 // claim takes or renews this server's claim on a run.
 func (r *Responders) claim(ctx context.Context, id string) error {
-	now := r.now().UTC()
-	return r.store.ClaimResponderRun(ctx, id, r.cfg.Instance, now, now.Add(r.cfg.Lease))
+	return r.store.ClaimResponderRun(ctx, id, r.cfg.Instance, r.cfg.Lease)
 }
 
 // keep renews the claim on a run while this server works on it; release
@@ -573,15 +571,15 @@ func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source s
 		// The run is this server's to decide; once it stops, the run is
 		// left to whichever server sweeps first.
 		if r.bg.Err() == nil {
-			run.Owner, run.LeaseUntil = r.cfg.Instance, now.Add(r.cfg.Lease)
+			run.Owner = r.cfg.Instance
 		}
-		err = r.store.CreateResponderRun(ctx, run)
+		err = r.store.CreateResponderRun(ctx, run, r.cfg.Lease)
 		if tripcap.ErrorCode(err) == tripcap.ECONFLICT && run.IdempotencyKey != "" {
 			run.Decision, run.Reason = tripcap.DecisionDuplicate, "a redelivery of an alert this responder already handled ("+run.IdempotencyKey+")"
 			run.IdempotencyKey, run.Trigger, run.Owner, run.LeaseUntil = "", nil, "", time.Time{}
 			now := r.now().UTC()
 			run.FinishedAt = &now
-			err = r.store.CreateResponderRun(ctx, run)
+			err = r.store.CreateResponderRun(ctx, run, 0)
 			if err == nil {
 				runs = append(runs, run)
 				continue
@@ -613,7 +611,7 @@ func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source s
 func (r *Responders) finish(ctx context.Context, run *tripcap.ResponderRun, decision, reason string) {
 	now := r.now().UTC()
 	run.Decision, run.Reason, run.FinishedAt = decision, reason, &now
-	if err := r.store.UpdateResponderRun(ctx, run); err != nil {
+	if err := r.store.UpdateResponderRun(ctx, run, r.cfg.Instance); err != nil {
 		r.log.Error("recording responder run", "run", run.ID, "err", err)
 	}
 }
@@ -1178,7 +1176,7 @@ func (r *Responders) recordNotify(run *tripcap.ResponderRun, i int, err error) {
 		now := r.now().UTC()
 		rr.Hosts[i].Notification, rr.Hosts[i].Notified = tripcap.NotifySent, &now
 	}
-	if uerr := r.store.UpdateResponderRun(r.bg, rr); uerr != nil {
+	if uerr := r.store.UpdateResponderRun(r.bg, rr, r.cfg.Instance); uerr != nil {
 		r.log.Error("responder: recording notification", "run", run.ID, "err", uerr)
 	}
 }

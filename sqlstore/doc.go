@@ -1,8 +1,6 @@
-// Package sqldoc holds what the SQL stores (sqlite, postgres) share: the JSON
-// documents kept beside a row's queryable columns, the checks that turn bad
-// input into *tripcap.Error before it reaches SQL, paging, and the domain
-// errors both return with the same wording.
-package sqldoc
+package sqlstore
+
+// The JSON documents kept beside a row's queryable columns.
 
 import (
 	"encoding/json"
