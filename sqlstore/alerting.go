@@ -118,7 +118,7 @@ func refOf(id, name *string) string {
 // named is a row of a table of named objects: alert_rules, action_groups, responders.
 type named struct {
 	table, what, article string // "alert_rules", "alert rule", "an"
-	versioned                   bool
+	versioned            bool
 }
 
 var (

@@ -295,7 +295,7 @@ func parseTime(s string, t *time.Time) error {
 	return nil
 }
 
-// nullTimeCol scans a nullable time column; NULL (and SQLite's '' of a
+// nullTimeCol scans a nullable time column; NULL (and SQLite's ” of a
 // lease no one holds) is nil.
 type nullTimeCol struct{ t **time.Time }
 
