@@ -40,10 +40,7 @@ var errNameTaken = errors.New("capture name taken")
 // watcher run one at a time (across replicas) and the count of active
 // captures it checks stays true until it commits.
 func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) error {
-	if err := CheckCapture(c, utcNow()); err != nil {
-		return err
-	}
-	doc, err := EncodeCapture(c)
+	doc, err := checkedCapture(c)
 	if err != nil {
 		return err
 	}
@@ -98,6 +95,14 @@ func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) err
 	return nil
 }
 
+// checkedCapture checks c and returns its doc column.
+func checkedCapture(c *tripcap.PacketCapture) ([]byte, error) {
+	if err := CheckCapture(c, utcNow()); err != nil {
+		return nil, err
+	}
+	return EncodeCapture(c)
+}
+
 // nameTaken is the ECONFLICT of a capture whose name a live one holds.
 func (s *Store) nameTaken(ctx context.Context, c *tripcap.PacketCapture) error {
 	watcher := c.WatcherID
@@ -146,10 +151,7 @@ func (s *Store) FindCapture(ctx context.Context, f tripcap.CaptureFilter) (*trip
 // capture does not exist; ECONFLICT when undeleting it would clash with a
 // live capture of the same name.
 func (s *Store) UpdateCapture(ctx context.Context, c *tripcap.PacketCapture, expectVersion int64) error {
-	if err := CheckCapture(c, utcNow()); err != nil {
-		return err
-	}
-	doc, err := EncodeCapture(c)
+	doc, err := checkedCapture(c)
 	if err != nil {
 		return err
 	}
