@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,6 +41,14 @@ const channel = "tripcap_host_changes"
 // concurrent use, and several Stores (in several processes) may share a database.
 type Store = sqlstore.Store
 
+// defaultConns is the pool's size unless the DSN sets pool_max_conns. A
+// connection spends most of a query waiting on the round trip, not on a
+// CPU, so the pool is several times the cores: with pgxpool's default of
+// max(4, CPUs) the long polls of a 10,000-agent fleet, each reading its
+// host's revision, queued for a connection (tens of goroutines waiting on
+// average in bench/fleet's block profile) ahead of the API's requests.
+const defaultConns = 16
+
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string) and brings its schema up to date. Replicas starting together
 // migrate one at a time, under an advisory lock.
@@ -49,12 +58,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// The parse error may quote the DSN, password included.
 		return nil, errors.New("open postgres: the database URL cannot be parsed; check its syntax")
 	}
-	// database/sql pools the connections, as many as pgxpool would
-	// (pool_max_conns in the DSN, else max(4, CPUs)); each keeps its
-	// prepared statements, so a query text is parsed once per connection.
+	// database/sql pools the connections: pool_max_conns of the DSN, else
+	// defaultConns. Each keeps its prepared statements, so a query text is
+	// parsed once per connection.
+	conns := int(cfg.MaxConns)
+	if !strings.Contains(dsn, "pool_max_conns") {
+		conns = max(conns, defaultConns)
+	}
 	db := stdlib.OpenDB(*cfg.ConnConfig)
-	db.SetMaxOpenConns(int(cfg.MaxConns))
-	db.SetMaxIdleConns(int(cfg.MaxConns))
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
 	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
 	if err := migrate(ctx, db); err != nil {
@@ -111,6 +124,21 @@ func dialect(w *watcher) sqlstore.Dialect {
 					updated_at = CASE WHEN h.state = 'Online' THEN h.updated_at ELSE ? END
 				FROM unnest(?::text[], ?::timestamptz[]) AS v (id, seen)
 				WHERE h.id = v.id`, now, ids, seen)
+			return err
+		},
+		WriteCaptures: func(ctx context.Context, tx *sqlstore.Tx, rows []sqlstore.CaptureWrite) error {
+			n := len(rows)
+			ids, versions, statuses, desired := make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
+			deleted, updated, docs := make([]*time.Time, n), make([]time.Time, n), make([]string, n)
+			for i, r := range rows {
+				ids[i], versions[i], statuses[i], desired[i] = r.ID, r.Version, r.Status, r.Desired
+				deleted[i], updated[i], docs[i] = r.DeletedAt, r.UpdatedAt, r.Doc
+			}
+			_, err := tx.Exec(ctx, `UPDATE captures c SET version = v.version, status = v.status, desired = v.desired,
+					deleted_at = v.deleted_at, updated_at = v.updated_at, doc = v.doc::json
+				FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
+					AS v (id, version, status, desired, deleted_at, updated_at, doc)
+				WHERE c.id = v.id`, ids, versions, statuses, desired, deleted, updated, docs)
 			return err
 		},
 	}

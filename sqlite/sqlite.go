@@ -133,22 +133,6 @@ func dialect(h *hub) sqlstore.Dialect {
 		Greatest:  "max",
 		Committed: h.publish,
 		Watch:     h.watch,
-		TouchHosts: func(ctx context.Context, tx *sqlstore.Tx, ids []string, seen []time.Time, now time.Time) error {
-			// One writer: a prepared statement per row costs microseconds.
-			stmt, err := tx.Prepare(ctx, `UPDATE hosts SET last_seen = max(last_seen, ?), state = 'Online',
-				updated_at = CASE WHEN state = 'Online' THEN updated_at ELSE ? END WHERE id = ?`)
-			if err != nil {
-				return err
-			}
-			defer stmt.Close()
-			t := tx.Time(now)
-			for i, id := range ids {
-				if _, err := stmt.ExecContext(ctx, tx.Time(seen[i]), t, id); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
 	}
 }
 

@@ -2,10 +2,10 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tripcap/tripcap"
 )
@@ -192,9 +192,20 @@ func (s *Store) UpdateCapture(ctx context.Context, c *tripcap.PacketCapture, exp
 
 const updateCaptureSQL = `UPDATE captures SET version = ?, status = ?, desired = ?, deleted_at = ?, updated_at = ?, doc = ? WHERE id = ?`
 
+// CaptureWrite is a capture's row as UpdateCaptures writes it.
+type CaptureWrite struct {
+	ID              string
+	Version         int64
+	Status, Desired string
+	DeletedAt       *time.Time
+	UpdatedAt       time.Time
+	Doc             string
+}
+
 // UpdateCaptures calls fn on each capture of ids and writes those it
-// changed, in one transaction with one statement prepared for the writes: a
-// thousand agents' progress reports cost one commit a second. Rows are
+// changed, in one transaction, its writes as one batch (Dialect.WriteCaptures) or
+// one prepared statement: a thousand agents' progress reports cost one
+// commit a second. Rows are
 // locked in id order, so concurrent batches of two replicas cannot deadlock.
 func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tripcap.PacketCapture) bool) ([]string, error) {
 	if len(ids) == 0 {
@@ -216,7 +227,7 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 			found[c.ID] = c
 		}
 		missing = missing[:0]
-		var put *sql.Stmt
+		var writes []CaptureWrite
 		now := utcNow()
 		for _, id := range ids {
 			c, ok := found[id]
@@ -228,18 +239,24 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 			if err != nil {
 				return err
 			}
-			if doc == nil {
-				continue
+			if doc != nil {
+				writes = append(writes, CaptureWrite{c.ID, c.Version + 1, string(c.Status), string(c.Desired), c.DeletedAt, c.UpdatedAt, string(doc)})
 			}
-			if put == nil {
-				if put, err = tx.Prepare(ctx, updateCaptureSQL); err != nil {
-					return err
-				}
-				defer put.Close()
-			}
-			if _, err := put.ExecContext(ctx, c.Version+1, string(c.Status), string(c.Desired), s.tp(c.DeletedAt),
-				s.t(c.UpdatedAt), string(doc), c.ID); err != nil {
-				return fmt.Errorf("capture %s: %w", id, err)
+		}
+		if len(writes) == 0 {
+			return nil
+		}
+		if s.d.WriteCaptures != nil {
+			return s.d.WriteCaptures(ctx, tx, writes)
+		}
+		put, err := tx.Prepare(ctx, updateCaptureSQL)
+		if err != nil {
+			return err
+		}
+		defer put.Close()
+		for _, w := range writes {
+			if _, err := put.ExecContext(ctx, w.Version, w.Status, w.Desired, s.tp(w.DeletedAt), s.t(w.UpdatedAt), w.Doc, w.ID); err != nil {
+				return fmt.Errorf("capture %s: %w", w.ID, err)
 			}
 		}
 		return nil

@@ -145,7 +145,7 @@ func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error
 		times[i] = seen[id]
 	}
 	now := utcNow()
-	if err := s.write(ctx, func(tx *Tx) error { return s.d.TouchHosts(ctx, tx, ids, times, now) }); err != nil {
+	if err := s.write(ctx, func(tx *Tx) error { return s.touchHosts(ctx, tx, ids, times, now) }); err != nil {
 		return fmt.Errorf("touch %d hosts: %w", len(seen), err)
 	}
 	return nil
@@ -175,4 +175,23 @@ func (s *Store) MarkHostsOffline(ctx context.Context, cutoff time.Time) ([]*trip
 // when the host is unknown.
 func (s *Store) DeleteHost(ctx context.Context, id string) error {
 	return s.deleteByID(ctx, "hosts", "host", id, HostNotFound)
+}
+
+func (s *Store) touchHosts(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time) error {
+	if s.d.TouchHosts != nil {
+		return s.d.TouchHosts(ctx, tx, ids, seen, now)
+	}
+	stmt, err := tx.Prepare(ctx, `UPDATE hosts SET last_seen = `+s.d.Greatest+`(last_seen, ?), state = 'Online',
+		updated_at = CASE WHEN state = 'Online' THEN updated_at ELSE ? END WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	t := s.t(now)
+	for i, id := range ids {
+		if _, err := stmt.ExecContext(ctx, s.t(seen[i]), t, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }

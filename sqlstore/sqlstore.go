@@ -70,9 +70,13 @@ type Dialect struct {
 	Committed func(hostID string)
 	// Watch implements WatchHostChanges.
 	Watch func(ctx context.Context, fn func(hostID string)) error
-	// TouchHosts records a batch of heartbeats in tx (ids sorted, seen[i]
-	// for ids[i]): the one write whose best form differs by database.
+	// TouchHosts, when set, records a batch of heartbeats in tx (ids
+	// sorted, seen[i] for ids[i]) in one round trip; nil: one prepared
+	// UPDATE a host, as cheap as that where the database is in-process.
 	TouchHosts func(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time) error
+	// WriteCaptures, when set, writes UpdateCaptures' rows in tx in one
+	// round trip; nil: one prepared UPDATE a row.
+	WriteCaptures func(ctx context.Context, tx *Tx, rows []CaptureWrite) error
 }
 
 // Querier runs reads: a *sql.DB, or a ReadPool.
