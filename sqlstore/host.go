@@ -153,17 +153,13 @@ func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error
 
 // MarkHostsOffline turns every Online host last seen before cutoff Offline
 // and returns them. Concurrent callers (in any replica) each get a host at
-// most once: a caller skips the rows another holds, and rechecks the rest.
+// most once: one UPDATE, whose selection skips the rows another holds (and
+// rechecks the rest once it locks them).
 func (s *Store) MarkHostsOffline(ctx context.Context, cutoff time.Time) ([]*tripcap.Host, error) {
-	var hosts []*tripcap.Host
-	err := s.write(ctx, func(tx *Tx) error {
-		var err error
-		rows, err := tx.Query(ctx, `UPDATE hosts SET state = 'Offline', updated_at = ?
-			WHERE id IN (SELECT id FROM hosts WHERE state = 'Online' AND last_seen < ? ORDER BY id`+s.d.SkipLocked+`)
-			RETURNING `+hostColumns, s.t(utcNow()), s.t(cutoff))
-		hosts, err = collect(rows, err, scanHost)
-		return err
-	})
+	rows, err := s.db.QueryContext(ctx, s.q(`UPDATE hosts SET state = 'Offline', updated_at = ?
+		WHERE id IN (SELECT id FROM hosts WHERE state = 'Online' AND last_seen < ? ORDER BY id`+s.d.SkipLocked+`)
+		RETURNING `+hostColumns), s.t(utcNow()), s.t(cutoff))
+	hosts, err := collect(rows, err, scanHost)
 	if err != nil {
 		return nil, fmt.Errorf("mark hosts offline: %w", err)
 	}
