@@ -41,7 +41,7 @@ const channel = "tripcap_host_changes"
 // concurrent use, and several Stores (in several processes) may share a database.
 type Store = sqlstore.Store
 
-// defaultConns is the pool's size unless the DSN sets pool_max_conns. A
+// defaultConns is the pool's size at least, unless the DSN sets pool_max_conns. A
 // connection spends most of a query waiting on the round trip, not on a
 // CPU, so the pool is several times the cores: with pgxpool's default of
 // max(4, CPUs) the long polls of a 10,000-agent fleet, each reading its
@@ -58,26 +58,29 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// The parse error may quote the DSN, password included.
 		return nil, errors.New("open postgres: the database URL cannot be parsed; check its syntax")
 	}
-	// database/sql pools the connections: pool_max_conns of the DSN, else
-	// defaultConns. Each keeps its prepared statements, so a query text is
-	// parsed once per connection.
-	conns := int(cfg.MaxConns)
 	if !strings.Contains(dsn, "pool_max_conns") {
-		conns = max(conns, defaultConns)
+		cfg.MaxConns = max(cfg.MaxConns, defaultConns)
 	}
-	db := stdlib.OpenDB(*cfg.ConnConfig)
-	db.SetMaxOpenConns(conns)
-	db.SetMaxIdleConns(conns)
-	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
-	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	// pgxpool keeps the connections (each with its prepared statements)
+	// and hands them out first come, first served. database/sql keeps none
+	// idle of its own and never queues: it would hand a freed connection
+	// to a random waiter, and under load some requests would wait for
+	// seconds while others went ahead.
+	db := stdlib.OpenDBFromPool(pool)
+	db.SetMaxIdleConns(0)
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
+		pool.Close()
 		return nil, fmt.Errorf("open postgres %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
 	lc := cfg.ConnConfig.Copy()
 	lc.RuntimeParams["application_name"] = "tripcap-watch"
 	w := &watcher{config: lc}
-	return sqlstore.New(dialect(w), db, db, nil), nil
+	return sqlstore.New(dialect(w), db, db, func() error { pool.Close(); return nil }), nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
