@@ -382,32 +382,44 @@ type ResponderStore interface {
 	// DeleteResponderKey revokes a key. ENOTFOUND when unknown.
 	DeleteResponderKey(ctx context.Context, id string) error
 
-	// CreateResponderRun inserts a run, with its Trigger and its claim
-	// (Owner, LeaseUntil) as given. ECONFLICT when the responder already
-	// has a run with the same non-empty IdempotencyKey: that is how a
-	// redelivered alert is recognised, atomically, across replicas.
-	CreateResponderRun(ctx context.Context, r *ResponderRun) error
-	// UpdateResponderRun replaces the run with r.ID; its Trigger and claim
-	// stay as stored. ENOTFOUND when unknown.
-	UpdateResponderRun(ctx context.Context, r *ResponderRun) error
+	// CreateResponderRun inserts a run with its Trigger. When r.Owner is
+	// set the run is created claimed by it, leased for lease on the
+	// database's clock (r.LeaseUntil is set to the lease's end). ECONFLICT
+	// when the responder already has a run with the same non-empty
+	// IdempotencyKey: that is how a redelivered alert is recognised,
+	// atomically, across replicas.
+	CreateResponderRun(ctx context.Context, r *ResponderRun, lease time.Duration) error
+	// UpdateResponderRun replaces the run with r.ID, fenced by its lease:
+	// only while owner holds a lease on it that has not ended by the
+	// database's clock. Otherwise ECONFLICT with ErrLeaseLost, so a server
+	// whose lease lapsed cannot overwrite the new holder's record. Its
+	// Trigger and claim stay as stored. ENOTFOUND when unknown.
+	UpdateResponderRun(ctx context.Context, r *ResponderRun, owner string) error
 	// FindResponderRuns lists the runs f selects, newest first.
 	FindResponderRuns(ctx context.Context, f ResponderRunFilter) ([]*ResponderRun, error)
 
 	// ClaimResponderRuns hands owner up to limit open runs (Open) that no
-	// one holds — no owner, or a lease that ended before now — oldest
-	// first, leased until until, and returns them. While a lease lasts no
-	// other owner gets the run, across replicas: that is what makes one
-	// server, and one only, resume a run another left.
-	ClaimResponderRuns(ctx context.Context, owner string, now, until time.Time, limit int) ([]*ResponderRun, error)
-	// ClaimResponderRun takes or renews one open run for owner until
-	// until: when no one holds it, owner does, or the lease ended before
-	// now. ECONFLICT when another owner's lease lasts or the run has no
-	// work left; ENOTFOUND when unknown.
-	ClaimResponderRun(ctx context.Context, id, owner string, now, until time.Time) error
+	// one holds — no owner, or a lease that has ended — oldest first,
+	// leased for lease, and returns them. Leases start and end on the
+	// database's clock, never a caller's, so replicas whose clocks differ
+	// agree on who holds a run. While a lease lasts no other owner gets the
+	// run, across replicas: that is what makes one server, and one only,
+	// resume a run another left.
+	ClaimResponderRuns(ctx context.Context, owner string, lease time.Duration, limit int) ([]*ResponderRun, error)
+	// ClaimResponderRun takes or renews one open run for owner, for lease
+	// on the database's clock: when no one holds it, owner does, or the
+	// lease has ended. ECONFLICT when another owner's lease lasts or the
+	// run has no work left; ENOTFOUND when unknown.
+	ClaimResponderRun(ctx context.Context, id, owner string, lease time.Duration) error
 	// ReleaseResponderRuns ends owner's claims (a clean shutdown), so
 	// another server takes the work at once instead of when leases end.
 	ReleaseResponderRuns(ctx context.Context, owner string) error
 }
+
+// ErrLeaseLost is the message of the ECONFLICT UpdateResponderRun returns
+// when the writer no longer holds the run's lease: another server may have
+// taken the run over, and its record is that server's to write.
+const ErrLeaseLost = "the lease on the responder run was lost: another server may hold it now"
 
 // String names the run for logs.
 func (r *ResponderRun) String() string {

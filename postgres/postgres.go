@@ -1,11 +1,13 @@
-// Package postgres implements tripcap.Store on PostgreSQL through pgx, for
-// one or several tripcap servers (replicas) sharing a database.
+// Package postgres opens a tripcap.Store (package sqlstore) on PostgreSQL
+// through pgx, for one or several tripcap servers (replicas) sharing a
+// database.
 //
 // Every invariant that spans rows holds under concurrency from any number of
 // replicas: CreateCapture locks the watcher's row while it counts active
 // captures, a partial unique index keeps live capture names unique,
 // ConsumeJoinToken and MarkHostsOffline are single conditional UPDATEs, and
 // transactions that lose a deadlock or serialization race are retried.
+// Leases on responder runs are compared on the database's clock, now().
 // WatchHostChanges uses LISTEN/NOTIFY: the transactions that bump a host's
 // revision call pg_notify, which PostgreSQL delivers to every listener, in
 // every replica, when (and only if) they commit.
@@ -13,38 +15,39 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
+	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
-	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/internal/sqldoc"
+	"github.com/tripcap/tripcap/sqlstore"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
-
-var _ tripcap.Store = (*Store)(nil)
 
 // channel is the LISTEN/NOTIFY channel of host revision changes; the payload is the host id.
 const channel = "tripcap_host_changes"
 
 // Store is a tripcap.Store on a PostgreSQL database. It is safe for
 // concurrent use, and several Stores (in several processes) may share a database.
-type Store struct {
-	pool *pgxpool.Pool
-	// listenConfig connects WatchHostChanges' dedicated connections.
-	listenConfig *pgx.ConnConfig
-}
+type Store = sqlstore.Store
+
+// defaultConns is the pool's size at least, unless the DSN sets pool_max_conns. A
+// connection spends most of a query waiting on the round trip, not on a
+// CPU, so the pool is several times the cores: with pgxpool's default of
+// max(4, CPUs) the long polls of a 10,000-agent fleet, each reading its
+// host's revision, queued for a connection (tens of goroutines waiting on
+// average in bench/fleet's block profile) ahead of the API's requests.
+const defaultConns = 16
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string) and brings its schema up to date. Replicas starting together
@@ -55,24 +58,35 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// The parse error may quote the DSN, password included.
 		return nil, errors.New("open postgres: the database URL cannot be parsed; check its syntax")
 	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, defaultConns)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("open postgres %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
-	}
-	if err := migrate(ctx, pool); err != nil {
+	// pgxpool keeps the connections (each with its prepared statements)
+	// and hands them out first come, first served. database/sql keeps none
+	// idle of its own and never queues: it would hand a freed connection
+	// to a random waiter, and under load some requests would wait for
+	// seconds while others went ahead.
+	db := stdlib.OpenDBFromPool(pool)
+	db.SetMaxIdleConns(0)
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
 	}
 	lc := cfg.ConnConfig.Copy()
 	lc.RuntimeParams["application_name"] = "tripcap-watch"
-	return &Store{pool: pool, listenConfig: lc}, nil
+	w := &watcher{config: lc}
+	return sqlstore.New(dialect(w), db, db, func() error { pool.Close(); return nil }), nil
 }
 
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+func migrate(ctx context.Context, db *sql.DB) error {
+	if err := db.PingContext(ctx); err != nil {
+		return err
+	}
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return err
@@ -81,75 +95,73 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	return sqldoc.Migrate(ctx, goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
+	return sqlstore.Migrate(ctx, goose.DialectPostgres, db, fsys, goose.WithSessionLocker(locker))
 }
 
-// Close closes the pool. WatchHostChanges calls end with their contexts.
-func (s *Store) Close() error {
-	s.pool.Close()
-	return nil
-}
-
-// utcNow is the store's clock, for the times the caller does not give.
-func utcNow() time.Time { return time.Now().UTC() }
-
-// inTx runs fn in a transaction and commits it, running it again (up to a
-// few times) when PostgreSQL aborts it to break a deadlock or a
-// serialization conflict. fn must not change the caller's state.
-func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
-		if !retryable(err) || attempt == 5 {
+func dialect(w *watcher) sqlstore.Dialect {
+	return sqlstore.Dialect{
+		Numbered:   true,
+		Time:       func(t time.Time) any { return t },
+		Violation:  violation,
+		Retryable:  retryable,
+		Lock:       " FOR NO KEY UPDATE",
+		SkipLocked: " FOR NO KEY UPDATE SKIP LOCKED",
+		Now:        "now()",
+		Until:      "now() + make_interval(secs => ?)",
+		None:       "NULL",
+		True:       "true",
+		Greatest:   "GREATEST",
+		ByteOrder:  ` COLLATE "C"`,
+		HostChanged: func(ctx context.Context, tx *sql.Tx, hostID string) error {
+			_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, hostID)
 			return err
-		}
-		select {
-		case <-ctx.Done():
+		},
+		Watch: w.watch,
+		TouchHosts: func(ctx context.Context, tx *sqlstore.Tx, ids []string, seen []time.Time, now time.Time) error {
+			// Lock in id order first: concurrent batches of several
+			// replicas then queue instead of deadlocking.
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM hosts WHERE id = ANY(?) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `UPDATE hosts h SET last_seen = GREATEST(h.last_seen, v.seen), state = 'Online',
+					updated_at = CASE WHEN h.state = 'Online' THEN h.updated_at ELSE ? END
+				FROM unnest(?::text[], ?::timestamptz[]) AS v (id, seen)
+				WHERE h.id = v.id`, now, ids, seen)
 			return err
-		case <-time.After(time.Duration(attempt) * time.Duration(1+rand.IntN(10)) * time.Millisecond):
-		}
+		},
+		WriteCaptures: func(ctx context.Context, tx *sqlstore.Tx, rows []sqlstore.CaptureWrite) error {
+			n := len(rows)
+			ids, versions, statuses, desired := make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
+			deleted, updated, docs := make([]*time.Time, n), make([]time.Time, n), make([]string, n)
+			for i, r := range rows {
+				ids[i], versions[i], statuses[i], desired[i] = r.ID, r.Version, r.Status, r.Desired
+				deleted[i], updated[i], docs[i] = r.DeletedAt, r.UpdatedAt, r.Doc
+			}
+			_, err := tx.Exec(ctx, `UPDATE captures c SET version = v.version, status = v.status, desired = v.desired,
+					deleted_at = v.deleted_at, updated_at = v.updated_at, doc = v.doc::json
+				FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
+					AS v (id, version, status, desired, deleted_at, updated_at, doc)
+				WHERE c.id = v.id`, ids, versions, statuses, desired, deleted, updated, docs)
+			return err
+		},
 	}
 }
 
+// violation names the constraint err violated: a primary key (every one is
+// named table_pkey) or another unique constraint, and its name.
+func violation(err error) (kind, name string) {
+	var e *pgconn.PgError
+	if !errors.As(err, &e) || e.Code != "23505" {
+		return "", ""
+	}
+	if len(e.ConstraintName) > 5 && e.ConstraintName[len(e.ConstraintName)-5:] == "_pkey" {
+		return "primarykey", e.ConstraintName
+	}
+	return "unique", e.ConstraintName
+}
+
+// retryable reports a deadlock or a serialization failure.
 func retryable(err error) bool {
 	var e *pgconn.PgError
 	return errors.As(err, &e) && (e.Code == "40P01" || e.Code == "40001")
-}
-
-// uniqueViolation returns the name of the unique constraint err violated, or "".
-func uniqueViolation(err error) string {
-	var e *pgconn.PgError
-	if errors.As(err, &e) && e.Code == "23505" {
-		return e.ConstraintName
-	}
-	return ""
-}
-
-func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
-
-// notify queues a host change for delivery when the transaction commits.
-func notify(ctx context.Context, tx pgx.Tx, hostID string) error {
-	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, hostID)
-	return err
-}
-
-// bumpRevision increments a host's revision, queues the notification, and
-// reports whether the host exists.
-func bumpRevision(ctx context.Context, tx pgx.Tx, hostID string) (bool, error) {
-	tag, err := tx.Exec(ctx, `UPDATE hosts SET revision = revision + 1 WHERE id = $1`, hostID)
-	if err != nil || tag.RowsAffected() == 0 {
-		return false, err
-	}
-	return true, notify(ctx, tx, hostID)
-}
-
-// utc returns a time scanned from timestamptz in UTC, as the stores return times.
-func utc(t *time.Time) { *t = t.UTC() }
-
-func utcPtr(t **time.Time) {
-	if *t != nil {
-		u := (*t).UTC()
-		*t = &u
-	}
 }

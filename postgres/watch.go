@@ -17,7 +17,7 @@ const (
 	pingInterval = 30 * time.Second
 )
 
-// WatchHostChanges calls fn with the id of each host whose revision changes,
+// watch is the Store's WatchHostChanges: it calls fn with the id of each host whose revision changes,
 // through any Store on this database, once the change is committed, until
 // ctx ends; then it returns nil. It listens on a dedicated connection
 // (LISTEN tripcap_host_changes). It calls fn("") whenever it starts
@@ -25,12 +25,12 @@ const (
 // made while it was not listening are lost: the caller rechecks everything.
 // When the connection is lost it reconnects, backing off from 100ms to 10s.
 // fn runs on the caller's goroutine, one call at a time.
-func (s *Store) WatchHostChanges(ctx context.Context, fn func(hostID string)) error {
+func (w *watcher) watch(ctx context.Context, fn func(hostID string)) error {
 	backoff := minBackoff
 	for {
 		// A failure to connect or a lost connection is not returned: the
 		// caller learns of it through the fn("") that follows reconnection.
-		if conn, err := s.listen(ctx); err == nil {
+		if conn, err := w.listen(ctx); err == nil {
 			started := time.Now()
 			fn("")
 			receive(ctx, conn, fn)
@@ -53,9 +53,12 @@ func (s *Store) WatchHostChanges(ctx context.Context, fn func(hostID string)) er
 	}
 }
 
+// watcher is WatchHostChanges: it connects with config.
+type watcher struct{ config *pgx.ConnConfig }
+
 // listen opens a connection that listens for host changes.
-func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.listenConfig.Copy())
+func (w *watcher) listen(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, w.config.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("connect to listen for host changes: %w", err)
 	}

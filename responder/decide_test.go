@@ -23,11 +23,11 @@ type refusingRecord struct {
 	calls  atomic.Int64
 }
 
-func (s *refusingRecord) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun) error {
+func (s *refusingRecord) UpdateResponderRun(ctx context.Context, r *tripcap.ResponderRun, owner string) error {
 	if err := s.refuse(s.calls.Add(1)); err != nil {
 		return err
 	}
-	return s.ResponderStore.UpdateResponderRun(ctx, r)
+	return s.ResponderStore.UpdateResponderRun(ctx, r, owner)
 }
 
 // startOn runs Responders on the fixture's server with store as their

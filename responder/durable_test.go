@@ -224,7 +224,7 @@ func TestResponderRunWithoutItsAlertFailsAfterRestart(t *testing.T) {
 	}
 	old := &tripcap.ResponderRun{ID: tripcap.NewID(), ResponderID: rs.ID, Source: "http", Format: "alertmanagerV4",
 		Condition: tripcap.ConditionFired, Decision: tripcap.DecisionPending, ReceivedAt: time.Now()}
-	if err := f.store.CreateResponderRun(context.Background(), old); err != nil {
+	if err := f.store.CreateResponderRun(context.Background(), old, 0); err != nil {
 		t.Fatal(err)
 	}
 	newResponderServer(t, f, "server-a", nil, true)

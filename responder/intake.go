@@ -89,15 +89,15 @@ func (r *Responders) accept(ctx context.Context, rs *tripcap.Responder, source s
 		// The run is this server's to decide; once it stops, the run is
 		// left to whichever server sweeps first.
 		if r.bg.Err() == nil {
-			r.lease(run, now)
+			r.lease(run)
 		}
-		err = r.store.CreateResponderRun(ctx, run)
+		err = r.create(ctx, run)
 		if tripcap.ErrorCode(err) == tripcap.ECONFLICT && run.IdempotencyKey != "" {
 			run.Decision, run.Reason = tripcap.DecisionDuplicate, "a redelivery of an alert this responder already handled ("+run.IdempotencyKey+")"
 			run.IdempotencyKey, run.Trigger, run.Owner, run.LeaseUntil = "", nil, "", time.Time{}
 			now := r.now().UTC()
 			run.FinishedAt = &now
-			err = r.store.CreateResponderRun(ctx, run)
+			err = r.create(ctx, run)
 			if err == nil {
 				runs = append(runs, run)
 				continue

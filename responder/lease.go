@@ -10,8 +10,11 @@ import (
 )
 
 // Every store call that takes, renews, fences or hands back a run's lease
-// is in this file (claimBatch, claim, lease, record, releaseAll), so that
-// how leases are kept — whose clock, which fence — changes in one place.
+// is in this file (claimBatch, claim, lease, create, record, releaseAll),
+// so that how leases are kept changes in one place. Leases are timed on
+// the database's clock, never a replica's, and every write of a run is
+// fenced by its lease: a server whose lease lapsed cannot overwrite the
+// record of the server that took the run over.
 
 // sweepBatch bounds the runs one sweep claims.
 const sweepBatch = 100
@@ -53,19 +56,23 @@ func (r *Responders) untrack(id string) {
 
 // claimBatch takes up to limit open runs no server holds.
 func (r *Responders) claimBatch(ctx context.Context, limit int) ([]*tripcap.ResponderRun, error) {
-	now := r.now().UTC()
-	return r.store.ClaimResponderRuns(ctx, r.cfg.Instance, now, now.Add(r.cfg.Lease), limit)
+	return r.store.ClaimResponderRuns(ctx, r.cfg.Instance, r.cfg.Lease, limit)
 }
 
 // claim takes or renews this server's claim on a run.
 func (r *Responders) claim(ctx context.Context, id string) error {
-	now := r.now().UTC()
-	return r.store.ClaimResponderRun(ctx, id, r.cfg.Instance, now, now.Add(r.cfg.Lease))
+	return r.store.ClaimResponderRun(ctx, id, r.cfg.Instance, r.cfg.Lease)
 }
 
-// lease makes a new run, recorded at now, this server's to decide.
-func (r *Responders) lease(run *tripcap.ResponderRun, now time.Time) {
-	run.Owner, run.LeaseUntil = r.cfg.Instance, now.Add(r.cfg.Lease)
+// lease makes a new run this server's to decide, once created.
+func (r *Responders) lease(run *tripcap.ResponderRun) {
+	run.Owner = r.cfg.Instance
+}
+
+// create stores a new run, with the lease lease() asked for (if any) taken
+// on the database's clock.
+func (r *Responders) create(ctx context.Context, run *tripcap.ResponderRun) error {
+	return r.store.CreateResponderRun(ctx, run, r.cfg.Lease)
 }
 
 // errTakenOver is what record answers when the run is no longer this
@@ -76,7 +83,7 @@ var errTakenOver = errors.New("the run was taken over by another server")
 // the lease is gone (ECONFLICT) comes back as errTakenOver, and the caller
 // stops working on the run: it is the new holder's.
 func (r *Responders) record(ctx context.Context, run *tripcap.ResponderRun) error {
-	err := r.store.UpdateResponderRun(ctx, run)
+	err := r.store.UpdateResponderRun(ctx, run, r.cfg.Instance)
 	if tripcap.ErrorCode(err) == tripcap.ECONFLICT {
 		return fmt.Errorf("%w: %w", errTakenOver, err)
 	}

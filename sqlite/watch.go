@@ -52,15 +52,15 @@ func (h *hub) publish(hostID string) {
 	}
 }
 
-// WatchHostChanges calls fn with the id of each host whose revision changes
-// through this Store, after the change is committed, until ctx ends; then it
-// returns nil. It first calls fn("") once it is subscribed: whatever the
+// watch is the Store's WatchHostChanges: it calls fn with the id of each
+// host whose revision changes through this Store, after the change is
+// committed, until ctx ends; then it returns nil. It first calls fn("") once it is subscribed: whatever the
 // caller read before may be stale. It calls fn("") again if fn fell so far
 // behind that ids were dropped. fn runs on the caller's goroutine, one call
 // at a time.
-func (s *Store) WatchHostChanges(ctx context.Context, fn func(hostID string)) error {
-	sub := s.hub.subscribe()
-	defer s.hub.unsubscribe(sub)
+func (h *hub) watch(ctx context.Context, fn func(hostID string)) error {
+	sub := h.subscribe()
+	defer h.unsubscribe(sub)
 	fn("")
 	for {
 		select {

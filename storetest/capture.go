@@ -429,6 +429,21 @@ func testUpdateCaptures(t *testing.T, s tripcap.Store) {
 			t.Errorf("%s: a refused batch wrote capture a: packets %d, version %d", what, got.Stats.Packets, got.Version)
 		}
 	}
+	// A deleted capture (its agent may still run it) reports beside a live
+	// one: both written in one batch, each keeping its deletion time or none.
+	idle.DeletedAt = ptr(base.Add(2 * time.Minute))
+	must(t, s.UpdateCapture(ctx, idle, 1))
+	_, err = s.UpdateCaptures(ctx, []string{a.ID, idle.ID}, func(c *tripcap.PacketCapture) bool {
+		c.Stats.Packets = 99
+		return true
+	})
+	must(t, err)
+	if got := findCapture(t, s, idle.ID); got.Stats.Packets != 99 || got.DeletedAt == nil || !got.DeletedAt.Equal(*idle.DeletedAt) {
+		t.Errorf("deleted capture after a batch: packets %d, deleted %v", got.Stats.Packets, got.DeletedAt)
+	}
+	if got := findCapture(t, s, a.ID); got.Stats.Packets != 99 || got.DeletedAt != nil {
+		t.Errorf("live capture after a batch: packets %d, deleted %v", got.Stats.Packets, got.DeletedAt)
+	}
 }
 
 func testFindCaptures(t *testing.T, s tripcap.Store) {

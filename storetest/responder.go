@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ var responderTests = []struct {
 	{"Responder/RunsFind", testResponderRunsFind},
 	{"Responder/RunsClaim", testResponderRunsClaim},
 	{"Responder/RunsClaimConcurrent", testResponderRunsClaimConcurrent},
+	{"Responder/RunsFenced", testResponderRunsFenced},
 	{"Responder/InvalidInput", testResponderInvalid},
 }
 
@@ -246,13 +248,14 @@ func testResponderRunsIdempotent(t *testing.T, s tripcap.Store) {
 	ctx := t.Context()
 	rid := tripcap.NewID()
 	r := newRun(rid, "am:fp@t:Fired", "fp", base)
-	if err := s.CreateResponderRun(ctx, r); err != nil {
+	r.Owner = "server-a"
+	if err := s.CreateResponderRun(ctx, r, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, s.CreateResponderRun(ctx, newRun(rid, "am:fp@t:Fired", "fp", base)), tripcap.ECONFLICT)
+	wantCode(t, s.CreateResponderRun(ctx, newRun(rid, "am:fp@t:Fired", "fp", base), 0), tripcap.ECONFLICT)
 	// Another responder may handle the same alert; runs without a key never conflict.
 	for _, other := range []*tripcap.ResponderRun{newRun(tripcap.NewID(), "am:fp@t:Fired", "fp", base), newRun(rid, "", "x", base), newRun(rid, "", "x", base)} {
-		if err := s.CreateResponderRun(ctx, other); err != nil {
+		if err := s.CreateResponderRun(ctx, other, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -260,7 +263,7 @@ func testResponderRunsIdempotent(t *testing.T, s tripcap.Store) {
 	r.Decision, r.Reason, r.FinishedAt = tripcap.DecisionStarted, "", &done
 	r.Hosts = []tripcap.ResponderRunHost{{HostID: "h1", HostName: "vm1", Decision: tripcap.DecisionStarted, CaptureID: "c1", CaptureName: "PSAzureFunction", Notified: &done}}
 	r.Errors = []string{"notify: 503"}
-	if err := s.UpdateResponderRun(ctx, r); err != nil {
+	if err := s.UpdateResponderRun(ctx, r, "server-a"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &r.ID})
@@ -271,7 +274,7 @@ func testResponderRunsIdempotent(t *testing.T, s tripcap.Store) {
 		t.Fatalf("run round trip:\n got %+v\nwant %+v", got, r)
 	}
 	missing := newRun(rid, "", "", base)
-	wantCode(t, s.UpdateResponderRun(ctx, missing), tripcap.ENOTFOUND)
+	wantCode(t, s.UpdateResponderRun(ctx, missing, "server-a"), tripcap.ENOTFOUND)
 }
 
 // Concurrent deliveries of the same alert: exactly one run is created.
@@ -283,7 +286,7 @@ func testResponderRunsConcurrent(t *testing.T, s tripcap.Store) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = s.CreateResponderRun(ctx, newRun(rid, "same", "a", base.Add(time.Duration(i)*time.Millisecond)))
+			errs[i] = s.CreateResponderRun(ctx, newRun(rid, "same", "a", base.Add(time.Duration(i)*time.Millisecond)), 0)
 		})
 	}
 	wg.Wait()
@@ -313,11 +316,11 @@ func testResponderRunsFind(t *testing.T, s tripcap.Store) {
 		}
 		r := newRun(rid, fmt.Sprintf("k%d", i), alert, base.Add(time.Duration(i)*time.Minute))
 		runs = append(runs, r)
-		if err := s.CreateResponderRun(ctx, r); err != nil {
+		if err := s.CreateResponderRun(ctx, r, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateResponderRun(ctx, newRun(other, "k0", "a", base)); err != nil {
+	if err := s.CreateResponderRun(ctx, newRun(other, "k0", "a", base), 0); err != nil {
 		t.Fatal(err)
 	}
 	ids := func(rs []*tripcap.ResponderRun) []string {
@@ -373,23 +376,30 @@ func testResponderInvalid(t *testing.T, s tripcap.Store) {
 	_, err = s.FindResponderKeys(ctx, "a b")
 	wantCode(t, err, tripcap.EINVALID)
 	run := newRun(tripcap.NewID(), "bad\x00key", "", base)
-	wantCode(t, s.CreateResponderRun(ctx, run), tripcap.EINVALID)
+	wantCode(t, s.CreateResponderRun(ctx, run, 0), tripcap.EINVALID)
 	run = newRun(tripcap.NewID(), "k", "\xff", base)
-	wantCode(t, s.CreateResponderRun(ctx, run), tripcap.EINVALID)
+	wantCode(t, s.CreateResponderRun(ctx, run, 0), tripcap.EINVALID)
 	run = newRun(tripcap.NewID(), "k", "", time.Time{})
-	wantCode(t, s.CreateResponderRun(ctx, run), tripcap.EINVALID)
+	wantCode(t, s.CreateResponderRun(ctx, run, 0), tripcap.EINVALID)
+	// A claim at creation needs a lease.
+	run = newRun(tripcap.NewID(), "k", "", base)
+	run.Owner = "server-a"
+	wantCode(t, s.CreateResponderRun(ctx, run, 0), tripcap.EINVALID)
+	wantCode(t, s.UpdateResponderRun(ctx, newRun(tripcap.NewID(), "", "", base), ""), tripcap.EINVALID)
 	_, err = s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{Limit: -1})
 	wantCode(t, err, tripcap.EINVALID)
 }
 
 // Claims: open runs (a decision or a notification left) are handed to one
 // owner at a time, until its lease ends or it releases them; closed runs
-// are never handed out.
+// are never handed out. Leases run on the database's clock, so this test
+// waits for them to end.
 func testResponderRunsClaim(t *testing.T, s tripcap.Store) {
 	ctx := t.Context()
 	rid := tripcap.NewID()
 	now := base.Add(time.Hour)
-	lease := 30 * time.Second
+	// short leases end during the test; renewed outlasts them; long never does.
+	const short, renewed, long = 1500 * time.Millisecond, 3 * time.Second, time.Hour
 
 	// Pending, unheld, with its alert kept.
 	pending := newRun(rid, "k1", "a", base)
@@ -404,18 +414,23 @@ func testResponderRunsClaim(t *testing.T, s tripcap.Store) {
 	closed.Hosts = []tripcap.ResponderRunHost{{HostID: "h1", Decision: tripcap.DecisionStarted, CaptureID: "c2", Notification: tripcap.NotifySent, Notified: &now}}
 	// Pending, held by a live owner.
 	held := newRun(rid, "k4", "a", base.Add(3*time.Second))
-	held.Owner, held.LeaseUntil = "server-c", now.Add(lease)
+	held.Owner = "server-c"
+	start := time.Now()
 	for _, r := range []*tripcap.ResponderRun{pending, notify, closed, held} {
-		if err := s.CreateResponderRun(ctx, r); err != nil {
+		if err := s.CreateResponderRun(ctx, r, short); err != nil {
 			t.Fatal(err)
 		}
+	}
+	wantLease(t, "claim at creation", held.LeaseUntil, start, short)
+	if !pending.LeaseUntil.IsZero() {
+		t.Fatalf("a run created without an owner has a lease until %s", pending.LeaseUntil)
 	}
 	got, err := s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &held.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0].Owner != "server-c" || !got[0].LeaseUntil.Equal(now.Add(lease)) {
-		t.Fatalf("claim at creation not kept: owner %q until %s", got[0].Owner, got[0].LeaseUntil)
+	if got[0].Owner != "server-c" || !got[0].LeaseUntil.Equal(held.LeaseUntil) {
+		t.Fatalf("claim at creation not kept: owner %q until %s, want until %s", got[0].Owner, got[0].LeaseUntil, held.LeaseUntil)
 	}
 
 	ids := func(rs []*tripcap.ResponderRun) []string {
@@ -425,20 +440,22 @@ func testResponderRunsClaim(t *testing.T, s tripcap.Store) {
 		}
 		return out
 	}
-	a, err := s.ClaimResponderRuns(ctx, "server-a", now, now.Add(lease), 10)
+	before := time.Now()
+	a, err := s.ClaimResponderRuns(ctx, "server-a", short, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{pending.ID, notify.ID}; !reflect.DeepEqual(ids(a), want) {
 		t.Fatalf("server-a claimed %v, want the open unheld runs oldest first %v", ids(a), want)
 	}
-	if a[0].Owner != "server-a" || !a[0].LeaseUntil.Equal(now.Add(lease)) || string(a[0].Trigger) != string(pending.Trigger) || a[0].Decision != tripcap.DecisionPending {
+	wantLease(t, "claimed run", a[0].LeaseUntil, before, short)
+	if a[0].Owner != "server-a" || string(a[0].Trigger) != string(pending.Trigger) || a[0].Decision != tripcap.DecisionPending {
 		t.Fatalf("claimed run: owner %q until %s trigger %s", a[0].Owner, a[0].LeaseUntil, a[0].Trigger)
 	}
 	if a[1].Hosts[0].Notification != tripcap.NotifyPending {
 		t.Fatalf("claimed run lost its pending notification: %+v", a[1].Hosts)
 	}
-	b, err := s.ClaimResponderRuns(ctx, "server-b", now.Add(lease/2), now.Add(lease/2+lease), 10)
+	b, err := s.ClaimResponderRuns(ctx, "server-b", long, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,32 +463,36 @@ func testResponderRunsClaim(t *testing.T, s tripcap.Store) {
 		t.Fatalf("server-b got runs other servers hold: %v", ids(b))
 	}
 	// One run: the holder renews, another owner is refused while the lease lasts.
-	if err := s.ClaimResponderRun(ctx, pending.ID, "server-a", now.Add(time.Second), now.Add(time.Second+lease)); err != nil {
+	if err := s.ClaimResponderRun(ctx, pending.ID, "server-a", renewed); err != nil {
 		t.Fatalf("renewal: %v", err)
 	}
-	wantCode(t, s.ClaimResponderRun(ctx, pending.ID, "server-b", now.Add(2*time.Second), now.Add(time.Minute)), tripcap.ECONFLICT)
-	wantCode(t, s.ClaimResponderRun(ctx, closed.ID, "server-b", now, now.Add(time.Minute)), tripcap.ECONFLICT)
-	wantCode(t, s.ClaimResponderRun(ctx, tripcap.NewID(), "server-b", now, now.Add(time.Minute)), tripcap.ENOTFOUND)
+	renewedAt := time.Now()
+	wantCode(t, s.ClaimResponderRun(ctx, pending.ID, "server-b", long), tripcap.ECONFLICT)
+	wantCode(t, s.ClaimResponderRun(ctx, closed.ID, "server-b", long), tripcap.ECONFLICT)
+	wantCode(t, s.ClaimResponderRun(ctx, tripcap.NewID(), "server-b", long), tripcap.ENOTFOUND)
 
 	// Leases that ended are taken over: notify's (not renewed) and
 	// server-c's, but not pending's (renewed).
-	later := now.Add(lease + time.Millisecond)
-	b, err = s.ClaimResponderRuns(ctx, "server-b", later, later.Add(lease), 10)
+	time.Sleep(time.Until(start.Add(short + 200*time.Millisecond)))
+	b, err = s.ClaimResponderRuns(ctx, "server-b", long, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{notify.ID, held.ID}; !reflect.DeepEqual(ids(b), want) {
 		t.Fatalf("server-b took over %v, want the expired %v", ids(b), want)
 	}
-	if err := s.ClaimResponderRun(ctx, pending.ID, "server-b", now.Add(time.Second+lease+time.Millisecond), later.Add(lease)); err != nil {
+	wantCode(t, s.ClaimResponderRun(ctx, pending.ID, "server-b", long), tripcap.ECONFLICT)
+	time.Sleep(time.Until(renewedAt.Add(renewed + 200*time.Millisecond)))
+	if err := s.ClaimResponderRun(ctx, pending.ID, "server-b", long); err != nil {
 		t.Fatalf("taking over an expired lease: %v", err)
 	}
 
 	// A run whose work is done is no longer handed out, and its update
 	// keeps its trigger and claim.
+	later := time.Now()
 	pending.Decision, pending.FinishedAt = tripcap.DecisionSkipped, &later
 	pending.Trigger, pending.Owner = nil, ""
-	if err := s.UpdateResponderRun(ctx, pending); err != nil {
+	if err := s.UpdateResponderRun(ctx, pending, "server-b"); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &pending.ID})
@@ -481,13 +502,13 @@ func testResponderRunsClaim(t *testing.T, s tripcap.Store) {
 	if got[0].Decision != tripcap.DecisionSkipped || got[0].Owner != "server-b" || len(got[0].Trigger) == 0 {
 		t.Fatalf("after update: decision %s owner %q trigger %s", got[0].Decision, got[0].Owner, got[0].Trigger)
 	}
-	wantCode(t, s.ClaimResponderRun(ctx, pending.ID, "server-b", later, later.Add(lease)), tripcap.ECONFLICT)
+	wantCode(t, s.ClaimResponderRun(ctx, pending.ID, "server-b", long), tripcap.ECONFLICT)
 
 	// Released claims are free at once.
 	if err := s.ReleaseResponderRuns(ctx, "server-b"); err != nil {
 		t.Fatal(err)
 	}
-	a, err = s.ClaimResponderRuns(ctx, "server-a", later, later.Add(lease), 10)
+	a, err = s.ClaimResponderRuns(ctx, "server-a", long, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,22 +519,106 @@ func testResponderRunsClaim(t *testing.T, s tripcap.Store) {
 	if err := s.ReleaseResponderRuns(ctx, "server-a"); err != nil {
 		t.Fatal(err)
 	}
-	a, err = s.ClaimResponderRuns(ctx, "server-a", later, later.Add(lease), 1)
+	a, err = s.ClaimResponderRuns(ctx, "server-a", long, 1)
 	if err != nil || len(a) != 1 || a[0].ID != notify.ID {
 		t.Fatalf("limit 1: %v %v", ids(a), err)
 	}
 
-	_, err = s.ClaimResponderRuns(ctx, "", now, now.Add(lease), 1)
+	_, err = s.ClaimResponderRuns(ctx, "", long, 1)
 	wantCode(t, err, tripcap.EINVALID)
-	_, err = s.ClaimResponderRuns(ctx, "x", now, now, 1)
+	_, err = s.ClaimResponderRuns(ctx, "x", 0, 1)
 	wantCode(t, err, tripcap.EINVALID)
-	_, err = s.ClaimResponderRuns(ctx, "x", now, now.Add(lease), 0)
+	_, err = s.ClaimResponderRuns(ctx, "x", -time.Second, 1)
 	wantCode(t, err, tripcap.EINVALID)
-	wantCode(t, s.ClaimResponderRun(ctx, "a b", "x", now, now.Add(lease)), tripcap.EINVALID)
+	_, err = s.ClaimResponderRuns(ctx, "x", long, 0)
+	wantCode(t, err, tripcap.EINVALID)
+	wantCode(t, s.ClaimResponderRun(ctx, "a b", "x", long), tripcap.EINVALID)
+	wantCode(t, s.ClaimResponderRun(ctx, notify.ID, "x", 0), tripcap.EINVALID)
 	wantCode(t, s.ReleaseResponderRuns(ctx, ""), tripcap.EINVALID)
 	bad := newRun(rid, "k5", "a", base)
 	bad.Trigger = []byte(`{"format":`)
-	wantCode(t, s.CreateResponderRun(ctx, bad), tripcap.EINVALID)
+	wantCode(t, s.CreateResponderRun(ctx, bad, 0), tripcap.EINVALID)
+}
+
+// wantLease checks that a lease taken at from (on this process's clock, the
+// database's being on the same machine) for lease ends about lease later.
+func wantLease(t *testing.T, what string, until, from time.Time, lease time.Duration) {
+	t.Helper()
+	const slack = time.Second
+	if lo, hi := from.Add(lease-slack), time.Now().Add(lease+slack); until.Before(lo) || until.After(hi) {
+		t.Fatalf("%s: lease until %s, want %s after %s (within %s)", what, until, lease, from, slack)
+	}
+}
+
+// Fencing: a write to a run is accepted only from the owner of a lease that
+// has not ended by the database's clock. A server whose lease lapsed (it
+// stalled, or its clock runs slow) cannot overwrite the record of the
+// server that took the run over, and a caller's clock does not enter:
+// neither a run's own times nor a skewed server's idea of now.
+func testResponderRunsFenced(t *testing.T, s tripcap.Store) {
+	ctx := t.Context()
+	rid := tripcap.NewID()
+	const short = 500 * time.Millisecond
+
+	// Times from a clock a day ahead: they decide nothing.
+	skewed := time.Now().Add(24 * time.Hour)
+	run := newRun(rid, "k1", "a", skewed)
+	run.Owner = "server-a"
+	if err := s.CreateResponderRun(ctx, run, short); err != nil {
+		t.Fatal(err)
+	}
+	run.Summary = "written by a"
+	if err := s.UpdateResponderRun(ctx, run, "server-a"); err != nil {
+		t.Fatalf("the holder's write: %v", err)
+	}
+	// Someone who never held the run is refused.
+	err := s.UpdateResponderRun(ctx, run, "server-b")
+	wantCode(t, err, tripcap.ECONFLICT)
+	if !strings.Contains(err.Error(), tripcap.ErrLeaseLost) {
+		t.Fatalf("refused write: %v, want it to say %q", err, tripcap.ErrLeaseLost)
+	}
+
+	// The lease lapses: the former holder is refused though no one took
+	// the run yet.
+	time.Sleep(short + 200*time.Millisecond)
+	wantCode(t, s.UpdateResponderRun(ctx, run, "server-a"), tripcap.ECONFLICT)
+
+	// server-b takes the run over and writes; server-a's late write is
+	// refused and leaves server-b's record.
+	if err := s.ClaimResponderRun(ctx, run.ID, "server-b", time.Hour); err != nil {
+		t.Fatalf("taking over: %v", err)
+	}
+	mine := *run
+	mine.Summary, mine.Decision = "written by b", tripcap.DecisionSkipped
+	if err := s.UpdateResponderRun(ctx, &mine, "server-b"); err != nil {
+		t.Fatalf("the new holder's write: %v", err)
+	}
+	stale := *run
+	stale.Summary, stale.Decision = "late write by a", tripcap.DecisionStarted
+	wantCode(t, s.UpdateResponderRun(ctx, &stale, "server-a"), tripcap.ECONFLICT)
+	got, err := s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &run.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Summary != "written by b" || got[0].Decision != tripcap.DecisionSkipped || got[0].Owner != "server-b" {
+		t.Fatalf("after a lapsed owner's write: summary %q decision %s owner %q", got[0].Summary, got[0].Decision, got[0].Owner)
+	}
+	// server-a cannot take the run back while server-b's lease lasts,
+	// and a run with times from a clock a day behind is no different.
+	wantCode(t, s.ClaimResponderRun(ctx, run.ID, "server-a", time.Hour), tripcap.ECONFLICT)
+	old := newRun(rid, "k2", "a", time.Now().Add(-24*time.Hour))
+	old.Owner = "server-a"
+	if err := s.CreateResponderRun(ctx, old, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, s.ClaimResponderRun(ctx, old.ID, "server-b", time.Hour), tripcap.ECONFLICT)
+	rs, err := s.ClaimResponderRuns(ctx, "server-b", time.Hour, 10)
+	if err != nil || len(rs) != 0 {
+		t.Fatalf("server-b claimed %d runs (%v), want none: both are held", len(rs), err)
+	}
+	if err := s.UpdateResponderRun(ctx, old, "server-a"); err != nil {
+		t.Fatalf("the holder's write: %v", err)
+	}
 }
 
 // Replicas claiming at once, in batches (a sweep) and one by one (a
@@ -525,12 +630,11 @@ func testResponderRunsClaimConcurrent(t *testing.T, s tripcap.Store) {
 	var ids []string
 	for i := range runs {
 		r := newRun(rid, fmt.Sprintf("k%d", i), "a", base.Add(time.Duration(i)*time.Millisecond))
-		if err := s.CreateResponderRun(ctx, r); err != nil {
+		if err := s.CreateResponderRun(ctx, r, 0); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, r.ID)
 	}
-	now := base.Add(time.Hour)
 	var (
 		mu  sync.Mutex
 		got = map[string][]string{}
@@ -546,7 +650,7 @@ func testResponderRunsClaimConcurrent(t *testing.T, s tripcap.Store) {
 		wg.Go(func() {
 			if o%2 == 1 {
 				for _, id := range ids {
-					switch err := s.ClaimResponderRun(ctx, id, owner, now, now.Add(time.Minute)); tripcap.ErrorCode(err) {
+					switch err := s.ClaimResponderRun(ctx, id, owner, time.Minute); tripcap.ErrorCode(err) {
 					case "":
 						claimed(owner, id)
 					case tripcap.ECONFLICT:
@@ -558,7 +662,7 @@ func testResponderRunsClaimConcurrent(t *testing.T, s tripcap.Store) {
 				return
 			}
 			for range runs {
-				rs, err := s.ClaimResponderRuns(ctx, owner, now, now.Add(time.Minute), 3)
+				rs, err := s.ClaimResponderRuns(ctx, owner, time.Minute, 3)
 				if err != nil {
 					t.Error(err)
 					return

@@ -111,19 +111,9 @@ func normHost(h *tripcap.Host) *tripcap.Host {
 
 // normCapture returns a copy of c with its times in UTC.
 func normCapture(c *tripcap.PacketCapture) *tripcap.PacketCapture {
-	n := *c
-	n.CreatedAt = n.CreatedAt.UTC()
-	n.UpdatedAt = n.UpdatedAt.UTC()
-	n.DeletedAt = utc(n.DeletedAt)
-	n.CaptureStartTime = utc(n.CaptureStartTime)
-	n.CaptureStopTime = utc(n.CaptureStopTime)
-	if n.Files != nil {
-		n.Files = append([]tripcap.CaptureFile(nil), n.Files...)
-		for i := range n.Files {
-			n.Files[i].CreatedAt = n.Files[i].CreatedAt.UTC()
-		}
-	}
-	return &n
+	// Every time in the capture, however deep (a file's, an ended
+	// interface's, the summary's), comes back in UTC.
+	return utcCopy(c)
 }
 
 // wantEqual fails t unless got deep-equals want.
@@ -223,6 +213,7 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 			Interfaces:        []string{"eth0", "eth1"},
 			PreTriggerSeconds: 30,
 			IncludeMetadata:   true,
+			FilterExpression:  "tcp port 443 and not host 198.18.0.9",
 		},
 		ProvisioningState: tripcap.ProvisioningSucceeded,
 		Desired:           tripcap.DesiredRunning,
@@ -232,7 +223,12 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		ErrorMessage:      "upload failed: \"quota\" <exceeded> ✓ \x00 after a NUL",
 		CaptureStartTime:  ptr(base.Add(time.Second)),
 		CaptureStopTime:   ptr(base.Add(time.Hour)),
-		Stats:             tripcap.CaptureStats{Packets: 1 << 40, Bytes: math.MaxUint64, KernelDrops: 17, TruncatedPackets: ptr(uint64(9))},
+		Stats: tripcap.CaptureStats{Packets: 1 << 40, Bytes: math.MaxUint64, KernelDrops: 17, TruncatedPackets: new(uint64(9)),
+			EndedInterfaces: []tripcap.InterfaceEnd{{Name: "veth7", At: base.Add(time.Minute), Reason: "deleted"}},
+			PreTrigger:      &tripcap.PreTriggerResult{RequestedSeconds: 30, Seconds: 12.5, Packets: 4000, Notes: []string{"no pre-trigger packets from eth1"}}},
+		// The summary is a large document written by one program; every
+		// field of it is set by filled, so a new field is tested too.
+		Summary: filled[tripcap.CaptureSummary](),
 		Files: []tripcap.CaptureFile{
 			{Name: "web-1.pcapng", Size: 1 << 26, SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Stored: true,
 				StorageID: "/subscriptions/Sub-0001/storageAccounts/caps", Key: "captures/web-1.pcapng", LocalPath: "/var/captures/web-1.pcapng", CreatedAt: base.Add(2 * time.Second)},
@@ -260,6 +256,56 @@ func capture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		CreatedAt:         base,
 		UpdatedAt:         base,
 	}
+}
+
+// filled returns a T whose every field is set to a value that survives a
+// JSON round trip (strings, numbers, booleans, times in UTC to the
+// microsecond, one element in each slice and map, pointers to such).
+func filled[T any]() *T {
+	v := new(T)
+	var fill func(v reflect.Value, depth int)
+	fill = func(v reflect.Value, depth int) {
+		if depth > 8 {
+			return
+		}
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(base.Add(time.Duration(depth) * time.Second)))
+			return
+		}
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString("x")
+		case reflect.Bool:
+			v.SetBool(true)
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			v.SetInt(3)
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			v.SetUint(5)
+		case reflect.Float32, reflect.Float64:
+			v.SetFloat(1.5)
+		case reflect.Pointer:
+			v.Set(reflect.New(v.Type().Elem()))
+			fill(v.Elem(), depth+1)
+		case reflect.Slice:
+			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+			fill(v.Index(0), depth+1)
+		case reflect.Map:
+			m := reflect.MakeMap(v.Type())
+			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			fill(k, depth+1)
+			fill(e, depth+1)
+			m.SetMapIndex(k, e)
+			v.Set(m)
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				if v.Type().Field(i).IsExported() {
+					fill(v.Field(i), depth+1)
+				}
+			}
+		}
+	}
+	fill(reflect.ValueOf(v).Elem(), 0)
+	return v
 }
 
 // unpopulated lists the fields of v (a struct or pointer to one) left at

@@ -1,8 +1,6 @@
-// Package sqldoc holds what the SQL stores (sqlite, postgres) share: the JSON
-// documents kept beside a row's queryable columns, the checks that turn bad
-// input into *tripcap.Error before it reaches SQL, paging, and the domain
-// errors both return with the same wording.
-package sqldoc
+package sqlstore
+
+// The JSON documents kept beside a row's queryable columns.
 
 import (
 	"encoding/json"
@@ -51,11 +49,8 @@ func DecodeCapture(doc []byte, c *tripcap.PacketCapture) error {
 	c.ID, c.Name, c.WatcherID, c.HostID, c.Version = cols.ID, cols.Name, cols.WatcherID, cols.HostID, cols.Version
 	c.Status, c.Desired = cols.Status, cols.Desired
 	c.CreatedAt, c.UpdatedAt, c.DeletedAt = cols.CreatedAt, cols.UpdatedAt, cols.DeletedAt
-	c.CaptureStartTime = utcPtr(c.CaptureStartTime)
-	c.CaptureStopTime = utcPtr(c.CaptureStopTime)
-	for i := range c.Files {
-		c.Files[i].CreatedAt = c.Files[i].CreatedAt.UTC()
-	}
+	// Every time in the document, however deep, in UTC as the columns are.
+	toUTC(c)
 	return nil
 }
 
@@ -101,10 +96,3 @@ func DecodeInventory(b []byte) (tripcap.Inventory, error) {
 	return inv, nil
 }
 
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}

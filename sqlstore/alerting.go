@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -9,20 +9,16 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/internal/sqldoc"
 )
 
 // Alerting state: rules, action groups and alerts are kept whole as JSON
 // documents beside the columns listings filter and sort on; each delivery
-// attempt is a row of alert_deliveries. The same layout and checks as
-// sqlite/alerting.go, so both pass storetest's Alerting subtests alike.
+// attempt is a row of alert_deliveries.
 
-// checkAlertName refuses what a name column cannot hold in both stores
+// checkName refuses what a name column cannot hold in every dialect
 // (PostgreSQL's text takes neither NUL nor invalid UTF-8).
-func checkAlertName(what, name string) error {
+func checkName(what, name string) error {
 	if strings.TrimSpace(name) == "" {
 		return tripcap.Errorf(tripcap.EINVALID, "%s name: required", what)
 	}
@@ -68,46 +64,40 @@ func toUTC(v any) {
 
 // encodeDoc returns v's JSON with every time in UTC; v's times are set to
 // UTC too, so the caller holds what a later read returns.
-func encodeDoc(what string, v any) ([]byte, error) {
+func encodeDoc(what string, v any) (string, error) {
 	toUTC(v)
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", what, err)
+		return "", fmt.Errorf("encode %s: %w", what, err)
 	}
-	return b, nil
+	return string(b), nil
 }
 
-func ruleNameTaken(name string) error {
-	return tripcap.Errorf(tripcap.ECONFLICT, "an alert rule named %q already exists (names are unique regardless of case)", name)
+func nameTaken(what, name string) error {
+	return tripcap.Errorf(tripcap.ECONFLICT, "%s named %q already exists (names are unique regardless of case)", what, name)
 }
 
-func ruleNotFound(ref string) error {
-	return tripcap.Errorf(tripcap.ENOTFOUND, "alert rule %q not found", ref)
+func notFound(what string) func(ref string) error {
+	return func(ref string) error { return tripcap.Errorf(tripcap.ENOTFOUND, "%s %q not found", what, ref) }
 }
 
-func groupNameTaken(name string) error {
-	return tripcap.Errorf(tripcap.ECONFLICT, "an action group named %q already exists (names are unique regardless of case)", name)
-}
+var (
+	ruleNotFound  = notFound("alert rule")
+	groupNotFound = notFound("action group")
+	alertNotFound = notFound("alert")
+)
 
-func groupNotFound(ref string) error {
-	return tripcap.Errorf(tripcap.ENOTFOUND, "action group %q not found", ref)
-}
-
-func alertNotFound(id string) error {
-	return tripcap.Errorf(tripcap.ENOTFOUND, "alert %q not found", id)
-}
-
-// namedFilter is the WHERE clause of a rule or group listing.
-func namedFilter(what string, id, name *string) (*sqldoc.Where, error) {
-	w := &sqldoc.Where{}
+// namedFilter is the WHERE clause of a listing of named objects.
+func namedFilter(what string, id, name *string) (*Where, error) {
+	w := &Where{}
 	if id != nil {
-		if err := sqldoc.CheckID(what+" id", *id); err != nil {
+		if err := CheckID(what+" id", *id); err != nil {
 			return nil, err
 		}
 		w.Add("id = ?", *id)
 	}
 	if name != nil {
-		if err := checkAlertName(what, *name); err != nil {
+		if err := checkName(what, *name); err != nil {
 			return nil, err
 		}
 		w.Add("lower(name) = lower(?)", *name)
@@ -125,56 +115,104 @@ func refOf(id, name *string) string {
 	return ""
 }
 
+// named is a row of a table of named objects: alert_rules, action_groups, responders.
+type named struct {
+	table, what, article string // "alert_rules", "alert rule", "an"
+	versioned            bool
+}
+
+var (
+	ruleTable      = named{"alert_rules", "alert rule", "an", false}
+	groupTable     = named{"action_groups", "action group", "an", false}
+	responderTable = named{"responders", "responder", "a", true}
+)
+
+// insertNamed inserts a named object's row. ECONFLICT when its id or name
+// (in any case) is taken.
+func (s *Store) insertNamed(ctx context.Context, t named, id, name string, created, updated time.Time, doc string) error {
+	cols, vals := "id, name, created_at, updated_at, doc", "?, ?, ?, ?, ?"
+	if t.versioned {
+		cols, vals = cols+", version", vals+", 1"
+	}
+	_, err := s.exec(ctx, `INSERT INTO `+t.table+` (`+cols+`) VALUES (`+vals+`)`, id, name, s.t(created), s.t(updated), doc)
+	switch s.violation(err) {
+	case "unique":
+		return nameTaken(t.article+" "+t.what, name)
+	case "primarykey":
+		return tripcap.Errorf(tripcap.ECONFLICT, "%s %s with id %q already exists", t.article, t.what, id)
+	}
+	if err != nil {
+		return fmt.Errorf("create %s %s: %w", t.what, name, err)
+	}
+	return nil
+}
+
+// findNamed lists the objects of t that w selects, ordered by name, each
+// decoded from its document and given its columns by set.
+func findNamed[T any](ctx context.Context, s *Store, t named, w *Where, set func(v *T, id, name string, version int64)) ([]*T, error) {
+	version := "0"
+	if t.versioned {
+		version = "version"
+	}
+	rows, err := s.query(ctx, `SELECT id, name, `+version+`, doc FROM `+t.table+w.String()+` ORDER BY lower(name)`+s.d.ByteOrder+`, id`, w.Args...)
+	out, err := collect(rows, err, func(r rowScanner) (*T, error) {
+		var id, name string
+		var version int64
+		var doc []byte
+		if err := r.Scan(&id, &name, &version, &doc); err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := json.Unmarshal(doc, v); err != nil {
+			return nil, fmt.Errorf("decode %s %s: %w", t.what, id, err)
+		}
+		set(v, id, name, version)
+		return v, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find %ss: %w", t.what, err)
+	}
+	return out, nil
+}
+
+// first is the one object a listing found, or notFound's error.
+func first[T any](list []*T, err error, notFound func(string) error, ref string) (*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, notFound(ref)
+	}
+	return list[0], nil
+}
+
+// newNamed checks a named object and fills its times.
+func newNamed(what, id, name string, created, updated *time.Time) error {
+	if err := CheckID(what+" id", id); err != nil {
+		return err
+	}
+	if err := checkName(what, name); err != nil {
+		return err
+	}
+	if created.IsZero() {
+		*created = utcNow()
+	}
+	if updated.IsZero() {
+		*updated = *created
+	}
+	return nil
+}
+
 // CreateAlertRule inserts r. ECONFLICT when its id or name (in any case) is taken.
 func (s *Store) CreateAlertRule(ctx context.Context, r *tripcap.AlertRule) error {
-	if err := sqldoc.CheckID("alert rule id", r.ID); err != nil {
+	if err := newNamed("alert rule", r.ID, r.Name, &r.CreatedAt, &r.UpdatedAt); err != nil {
 		return err
-	}
-	if err := checkAlertName("alert rule", r.Name); err != nil {
-		return err
-	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = utcNow()
-	}
-	if r.UpdatedAt.IsZero() {
-		r.UpdatedAt = r.CreatedAt
 	}
 	doc, err := encodeDoc("alert rule "+r.Name, r)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO alert_rules (id, name, created_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5)`,
-		r.ID, r.Name, r.CreatedAt, r.UpdatedAt, doc)
-	switch uniqueViolation(err) {
-	case "":
-	case "alert_rules_pkey":
-		return tripcap.Errorf(tripcap.ECONFLICT, "an alert rule with id %q already exists", r.ID)
-	default:
-		return ruleNameTaken(r.Name)
-	}
-	if err != nil {
-		return fmt.Errorf("create alert rule %s: %w", r.Name, err)
-	}
-	return nil
-}
-
-// findNamed lists the id, name and document of the rows of a rules or
-// groups table that w selects, ordered by name.
-func (s *Store) findNamed(ctx context.Context, table string, w *sqldoc.Where) ([]namedRow, error) {
-	rows, err := s.pool.Query(ctx, sqldoc.Rebind(`SELECT id, name, doc FROM `+table+w.String()+` ORDER BY lower(name) COLLATE "C", id`), w.Args...)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (namedRow, error) {
-		var n namedRow
-		err := r.Scan(&n.id, &n.name, &n.doc)
-		return n, err
-	})
-}
-
-type namedRow struct {
-	id, name string
-	doc      []byte
+	return s.insertNamed(ctx, ruleTable, r.ID, r.Name, r.CreatedAt, r.UpdatedAt, doc)
 }
 
 // FindAlertRules lists the rules f selects, ordered by name.
@@ -183,32 +221,13 @@ func (s *Store) FindAlertRules(ctx context.Context, f tripcap.AlertRuleFilter) (
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.findNamed(ctx, "alert_rules", w)
-	if err != nil {
-		return nil, fmt.Errorf("find alert rules: %w", err)
-	}
-	out := make([]*tripcap.AlertRule, 0, len(rows))
-	for _, row := range rows {
-		var r tripcap.AlertRule
-		if err := json.Unmarshal(row.doc, &r); err != nil {
-			return nil, fmt.Errorf("decode alert rule %s: %w", row.id, err)
-		}
-		r.ID, r.Name = row.id, row.name
-		out = append(out, &r)
-	}
-	return out, nil
+	return findNamed(ctx, s, ruleTable, w, func(r *tripcap.AlertRule, id, name string, _ int64) { r.ID, r.Name = id, name })
 }
 
 // FindAlertRule returns the one rule f selects, ENOTFOUND when none.
 func (s *Store) FindAlertRule(ctx context.Context, f tripcap.AlertRuleFilter) (*tripcap.AlertRule, error) {
 	rules, err := s.FindAlertRules(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	if len(rules) == 0 {
-		return nil, ruleNotFound(refOf(f.ID, f.Name))
-	}
-	return rules[0], nil
+	return first(rules, err, ruleNotFound, refOf(f.ID, f.Name))
 }
 
 // DeleteAlertRule removes a rule; its alerts stay. ENOTFOUND when unknown.
@@ -216,51 +235,16 @@ func (s *Store) DeleteAlertRule(ctx context.Context, id string) error {
 	return s.deleteByID(ctx, "alert_rules", "alert rule", id, ruleNotFound)
 }
 
-func (s *Store) deleteByID(ctx context.Context, table, what, id string, notFound func(string) error) error {
-	if err := sqldoc.CheckID(what+" id", id); err != nil {
-		return err
-	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM `+table+` WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete %s %s: %w", what, id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return notFound(id)
-	}
-	return nil
-}
-
 // CreateActionGroup inserts g. ECONFLICT when its id or name (in any case) is taken.
 func (s *Store) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup) error {
-	if err := sqldoc.CheckID("action group id", g.ID); err != nil {
+	if err := newNamed("action group", g.ID, g.Name, &g.CreatedAt, &g.UpdatedAt); err != nil {
 		return err
-	}
-	if err := checkAlertName("action group", g.Name); err != nil {
-		return err
-	}
-	if g.CreatedAt.IsZero() {
-		g.CreatedAt = utcNow()
-	}
-	if g.UpdatedAt.IsZero() {
-		g.UpdatedAt = g.CreatedAt
 	}
 	doc, err := encodeDoc("action group "+g.Name, g)
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO action_groups (id, name, created_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5)`,
-		g.ID, g.Name, g.CreatedAt, g.UpdatedAt, doc)
-	switch uniqueViolation(err) {
-	case "":
-	case "action_groups_pkey":
-		return tripcap.Errorf(tripcap.ECONFLICT, "an action group with id %q already exists", g.ID)
-	default:
-		return groupNameTaken(g.Name)
-	}
-	if err != nil {
-		return fmt.Errorf("create action group %s: %w", g.Name, err)
-	}
-	return nil
+	return s.insertNamed(ctx, groupTable, g.ID, g.Name, g.CreatedAt, g.UpdatedAt, doc)
 }
 
 // FindActionGroups lists the groups f selects, ordered by name.
@@ -269,32 +253,13 @@ func (s *Store) FindActionGroups(ctx context.Context, f tripcap.ActionGroupFilte
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.findNamed(ctx, "action_groups", w)
-	if err != nil {
-		return nil, fmt.Errorf("find action groups: %w", err)
-	}
-	out := make([]*tripcap.ActionGroup, 0, len(rows))
-	for _, row := range rows {
-		var g tripcap.ActionGroup
-		if err := json.Unmarshal(row.doc, &g); err != nil {
-			return nil, fmt.Errorf("decode action group %s: %w", row.id, err)
-		}
-		g.ID, g.Name = row.id, row.name
-		out = append(out, &g)
-	}
-	return out, nil
+	return findNamed(ctx, s, groupTable, w, func(g *tripcap.ActionGroup, id, name string, _ int64) { g.ID, g.Name = id, name })
 }
 
 // FindActionGroup returns the one group f selects, ENOTFOUND when none.
 func (s *Store) FindActionGroup(ctx context.Context, f tripcap.ActionGroupFilter) (*tripcap.ActionGroup, error) {
 	groups, err := s.FindActionGroups(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	if len(groups) == 0 {
-		return nil, groupNotFound(refOf(f.ID, f.Name))
-	}
-	return groups[0], nil
+	return first(groups, err, groupNotFound, refOf(f.ID, f.Name))
 }
 
 // DeleteActionGroup removes a group. ENOTFOUND when unknown.
@@ -305,7 +270,7 @@ func (s *Store) DeleteActionGroup(ctx context.Context, id string) error {
 // checkAlert checks what the alerts table's columns need.
 func checkAlert(a *tripcap.Alert) error {
 	for _, id := range []struct{ what, v string }{{"alert id", a.ID}, {"alert rule id", a.RuleID}, {"alert host id", a.HostID}} {
-		if err := sqldoc.CheckID(id.what, id.v); err != nil {
+		if err := CheckID(id.what, id.v); err != nil {
 			return err
 		}
 	}
@@ -326,10 +291,10 @@ func (s *Store) UpsertAlert(ctx context.Context, a *tripcap.Alert) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO alerts (id, rule_id, host_id, monitor_condition, fired_at, doc) VALUES ($1, $2, $3, $4, $5, $6)
+	_, err = s.exec(ctx, `INSERT INTO alerts (id, rule_id, host_id, monitor_condition, fired_at, doc) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET rule_id = excluded.rule_id, host_id = excluded.host_id,
 			monitor_condition = excluded.monitor_condition, fired_at = excluded.fired_at, doc = excluded.doc`,
-		a.ID, a.RuleID, a.HostID, string(a.MonitorCondition), a.FiredAt, doc)
+		a.ID, a.RuleID, a.HostID, string(a.MonitorCondition), s.t(a.FiredAt), doc)
 	if err != nil {
 		return fmt.Errorf("upsert alert %s: %w", a.ID, err)
 	}
@@ -338,13 +303,13 @@ func (s *Store) UpsertAlert(ctx context.Context, a *tripcap.Alert) error {
 
 // FindAlerts lists the alerts f selects, newest first.
 func (s *Store) FindAlerts(ctx context.Context, f tripcap.AlertFilter) ([]*tripcap.Alert, error) {
-	w := &sqldoc.Where{}
+	w := &Where{}
 	for _, id := range []struct {
 		what, col string
 		v         *string
 	}{{"alert id", "id", f.ID}, {"alert rule id", "rule_id", f.RuleID}, {"host id", "host_id", f.HostID}} {
 		if id.v != nil {
-			if err := sqldoc.CheckID(id.what, *id.v); err != nil {
+			if err := CheckID(id.what, *id.v); err != nil {
 				return nil, err
 			}
 			w.Add(id.col+" = ?", *id.v)
@@ -360,11 +325,8 @@ func (s *Store) FindAlerts(ctx context.Context, f tripcap.AlertFilter) ([]*tripc
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.pool.Query(ctx, sqldoc.Rebind(q), w.Args...)
-	if err != nil {
-		return nil, fmt.Errorf("find alerts: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tripcap.Alert, error) {
+	rows, err := s.query(ctx, q, w.Args...)
+	out, err := collect(rows, err, func(r rowScanner) (*tripcap.Alert, error) {
 		var id string
 		var doc []byte
 		if err := r.Scan(&id, &doc); err != nil {
@@ -386,30 +348,24 @@ func (s *Store) FindAlerts(ctx context.Context, f tripcap.AlertFilter) ([]*tripc
 // FindAlert returns an alert by id, ENOTFOUND when unknown.
 func (s *Store) FindAlert(ctx context.Context, id string) (*tripcap.Alert, error) {
 	alerts, err := s.FindAlerts(ctx, tripcap.AlertFilter{ID: &id, Limit: 1})
-	if err != nil {
-		return nil, err
-	}
-	if len(alerts) == 0 {
-		return nil, alertNotFound(id)
-	}
-	return alerts[0], nil
+	return first(alerts, err, alertNotFound, id)
 }
 
 // AppendDelivery records one delivery attempt. ENOTFOUND when the alert is unknown.
 func (s *Store) AppendDelivery(ctx context.Context, d *tripcap.Delivery) error {
-	if err := sqldoc.CheckID("alert id", d.AlertID); err != nil {
+	if err := CheckID("alert id", d.AlertID); err != nil {
 		return err
 	}
 	doc, err := encodeDoc("delivery of alert "+d.AlertID, d)
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO alert_deliveries (alert_id, time, doc)
-		SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM alerts WHERE id = $1)`, d.AlertID, d.Time, doc)
+	n, err := s.exec(ctx, `INSERT INTO alert_deliveries (alert_id, time, doc)
+		SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM alerts WHERE id = ?)`, d.AlertID, s.t(d.Time), doc, d.AlertID)
 	if err != nil {
 		return fmt.Errorf("record delivery of alert %s: %w", d.AlertID, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return alertNotFound(d.AlertID)
 	}
 	return nil
@@ -417,14 +373,11 @@ func (s *Store) AppendDelivery(ctx context.Context, d *tripcap.Delivery) error {
 
 // FindDeliveries lists an alert's delivery attempts in the order recorded.
 func (s *Store) FindDeliveries(ctx context.Context, alertID string) ([]*tripcap.Delivery, error) {
-	if err := sqldoc.CheckID("alert id", alertID); err != nil {
+	if err := CheckID("alert id", alertID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT doc FROM alert_deliveries WHERE alert_id = $1 ORDER BY seq`, alertID)
-	if err != nil {
-		return nil, fmt.Errorf("find deliveries of alert %s: %w", alertID, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*tripcap.Delivery, error) {
+	rows, err := s.query(ctx, `SELECT doc FROM alert_deliveries WHERE alert_id = ? ORDER BY seq`, alertID)
+	out, err := collect(rows, err, func(r rowScanner) (*tripcap.Delivery, error) {
 		var doc []byte
 		if err := r.Scan(&doc); err != nil {
 			return nil, err

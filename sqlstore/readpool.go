@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -7,11 +7,11 @@ import (
 	"sync"
 )
 
-// readPool is the read-only connections with each query text prepared once.
+// ReadPool is a pool of read-only connections with each query text prepared once.
 // SQLite takes about as long to parse a statement as to run a point query
 // (a credential, a host, a capture by id), and the reads that repeat
 // thousands of times a second are a few dozen texts.
-type readPool struct {
+type ReadPool struct {
 	*sql.DB
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
@@ -20,12 +20,12 @@ type readPool struct {
 // maxPreparedReads bounds the statements kept; texts past it run unprepared.
 const maxPreparedReads = 256
 
-func newReadPool(db *sql.DB) *readPool {
-	return &readPool{DB: db, stmts: map[string]*sql.Stmt{}}
+func NewReadPool(db *sql.DB) *ReadPool {
+	return &ReadPool{DB: db, stmts: map[string]*sql.Stmt{}}
 }
 
 // prepared returns q's statement, or nil when the cache is full.
-func (p *readPool) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+func (p *ReadPool) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	p.mu.Lock()
 	st, ok := p.stmts[q]
 	full := len(p.stmts) >= maxPreparedReads
@@ -48,7 +48,7 @@ func (p *readPool) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 // QueryContext runs q, prepared once.
-func (p *readPool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (p *ReadPool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	st, err := p.prepared(ctx, q)
 	if err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func (p *readPool) QueryContext(ctx context.Context, q string, args ...any) (*sq
 }
 
 // QueryRowContext runs q, prepared once; a preparation error comes back from Scan.
-func (p *readPool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+func (p *ReadPool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	st, err := p.prepared(ctx, q)
 	if err != nil || st == nil {
 		return p.DB.QueryRowContext(ctx, q, args...)
@@ -69,7 +69,7 @@ func (p *readPool) QueryRowContext(ctx context.Context, q string, args ...any) *
 }
 
 // Close closes the statements and the connections.
-func (p *readPool) Close() error {
+func (p *ReadPool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error

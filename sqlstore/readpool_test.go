@@ -1,22 +1,26 @@
-package sqlite
+package sqlstore
 
 import (
+	"database/sql"
 	"fmt"
 	"testing"
+
+	_ "modernc.org/sqlite"
 )
 
 // TestReadPoolPreparesOnceWithinBound: repeated texts reuse one statement;
 // past the bound, new texts still run, unprepared.
 func TestReadPoolPreparesOnceWithinBound(t *testing.T) {
-	s, err := Open(t.Context(), t.TempDir()+"/t.db")
+	db, err := sql.Open("sqlite", t.TempDir()+"/t.db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	p := NewReadPool(db)
+	defer p.Close()
 	for round := range 2 {
 		for i := range maxPreparedReads + 50 {
 			var got int
-			if err := s.reader.QueryRowContext(t.Context(), fmt.Sprintf("SELECT ? + %d", i), round).Scan(&got); err != nil {
+			if err := p.QueryRowContext(t.Context(), fmt.Sprintf("SELECT ? + %d", i), round).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got != i+round {
@@ -24,10 +28,10 @@ func TestReadPoolPreparesOnceWithinBound(t *testing.T) {
 			}
 		}
 	}
-	if n := len(s.reader.stmts); n != maxPreparedReads {
+	if n := len(p.stmts); n != maxPreparedReads {
 		t.Fatalf("%d statements kept, want %d", n, maxPreparedReads)
 	}
-	if _, err := s.reader.QueryContext(t.Context(), "SELECT nonsense FROM"); err == nil {
+	if _, err := p.QueryContext(t.Context(), "SELECT nonsense FROM"); err == nil {
 		t.Fatal("a bad statement prepared")
 	}
 }

@@ -1,4 +1,4 @@
-package sqldoc
+package sqlstore
 
 import (
 	"cmp"
@@ -338,8 +338,8 @@ func CheckWatcherRef(id, name string) error {
 
 // CheckClaimBatch checks ClaimResponderRuns' arguments: the lease, and a
 // positive limit.
-func CheckClaimBatch(owner string, now, until time.Time, limit int) error {
-	if err := CheckClaim(owner, now, until); err != nil {
+func CheckClaimBatch(owner string, lease time.Duration, limit int) error {
+	if err := CheckClaim(owner, lease); err != nil {
 		return err
 	}
 	if limit <= 0 {
@@ -355,13 +355,20 @@ func SortClaimed(runs []*tripcap.ResponderRun) {
 	})
 }
 
-// CheckClaim checks a responder-run lease: who takes it and until when.
-func CheckClaim(owner string, now, until time.Time) error {
+// CheckClaim checks a responder-run lease: who takes it and for how long.
+func CheckClaim(owner string, lease time.Duration) error {
+	if err := checkOwner(owner); err != nil {
+		return err
+	}
+	if lease <= 0 {
+		return tripcap.Errorf(tripcap.EINVALID, "lease: %s is not positive", lease)
+	}
+	return nil
+}
+
+func checkOwner(owner string) error {
 	if owner == "" || strings.ContainsRune(owner, 0) || !utf8.ValidString(owner) {
 		return tripcap.Errorf(tripcap.EINVALID, "owner: must be non-empty UTF-8 text without NUL")
-	}
-	if !until.After(now) {
-		return tripcap.Errorf(tripcap.EINVALID, "lease: ends at %s, not after %s", until.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
 	}
 	return nil
 }

@@ -1,0 +1,268 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tripcap/tripcap"
+)
+
+const captureColumns = "id, name, watcher_id, host_id, version, status, desired, deleted_at, created_at, updated_at, doc"
+
+func scanCapture(r rowScanner) (*tripcap.PacketCapture, error) {
+	var c tripcap.PacketCapture
+	var doc []byte
+	if err := r.Scan(&c.ID, &c.Name, &c.WatcherID, &c.HostID, &c.Version, &c.Status, &c.Desired,
+		nullTimeCol{&c.DeletedAt}, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &doc); err != nil {
+		return nil, err
+	}
+	if err := DecodeCapture(doc, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// errNameTaken marks a violation of the live-name index inside a
+// transaction, which PostgreSQL has aborted: the watcher's name is looked
+// up after it.
+var errNameTaken = errors.New("capture name taken")
+
+// CreateCapture inserts c with Version 1 and bumps its host's revision, in
+// one transaction. ECONFLICT when a live capture of that name exists in the
+// watcher; ELIMIT when the watcher already has MaxCaptures active captures;
+// ENOTFOUND when the watcher or the host does not exist. Zero
+// CreatedAt/UpdatedAt are set to now.
+//
+// The transaction locks the watcher's row first, so creations in one
+// watcher run one at a time (across replicas) and the count of active
+// captures it checks stays true until it commits.
+func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) error {
+	doc, err := checkedCapture(c)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *Tx) error {
+		var watcher string
+		var limit, active int
+		err := tx.QueryRow(ctx, `SELECT name, max_captures FROM watchers WHERE id = ?`+s.d.Lock, c.WatcherID).Scan(&watcher, &limit)
+		if isNoRows(err) {
+			return WatcherNotFound(c.WatcherID)
+		}
+		if err != nil {
+			return err
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM captures WHERE watcher_id = ? AND name = ? AND deleted_at IS NULL)`,
+			c.WatcherID, c.Name).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return CaptureNameTaken(c.Name, watcher)
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM captures WHERE watcher_id = ? AND `+ActiveCapture, c.WatcherID).Scan(&active); err != nil {
+			return err
+		}
+		if active >= limit {
+			return CaptureLimit(watcher, limit)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO captures (`+captureColumns+`) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Name, c.WatcherID, c.HostID, string(c.Status), string(c.Desired), s.tp(c.DeletedAt), s.t(c.CreatedAt), s.t(c.UpdatedAt), string(doc))
+		switch s.violation(err) {
+		case "primarykey":
+			return CaptureIDTaken(c.ID)
+		case "unique":
+			return errNameTaken
+		}
+		if err != nil {
+			return err
+		}
+		bumped, err := bumpRevision(ctx, tx, c.HostID)
+		if err == nil && !bumped {
+			return HostNotFound(c.HostID)
+		}
+		return err
+	})
+	if errors.Is(err, errNameTaken) {
+		return s.nameTaken(ctx, c)
+	}
+	if err != nil {
+		return Wrap(err, "create capture %s", c.Name)
+	}
+	c.Version = 1
+	return nil
+}
+
+// checkedCapture checks c and returns its doc column.
+func checkedCapture(c *tripcap.PacketCapture) ([]byte, error) {
+	if err := CheckCapture(c, utcNow()); err != nil {
+		return nil, err
+	}
+	return EncodeCapture(c)
+}
+
+// nameTaken is the ECONFLICT of a capture whose name a live one holds.
+func (s *Store) nameTaken(ctx context.Context, c *tripcap.PacketCapture) error {
+	watcher := c.WatcherID
+	if w, err := s.FindWatcher(ctx, c.WatcherID, ""); err == nil {
+		watcher = w.Name
+	}
+	return CaptureNameTaken(c.Name, watcher)
+}
+
+// FindCaptures lists captures ordered by id, and the cursor of the next page.
+func (s *Store) FindCaptures(ctx context.Context, f tripcap.CaptureFilter) ([]*tripcap.PacketCapture, string, error) {
+	if err := CheckCaptureFilter(f); err != nil {
+		return nil, "", err
+	}
+	w := CaptureWhere(f)
+	rows, err := s.query(ctx, `SELECT `+captureColumns+` FROM captures`+w.String()+OrderLimit(FetchLimit(f.Limit)), w.Args...)
+	cs, err := collect(rows, err, scanCapture)
+	if err != nil {
+		return nil, "", fmt.Errorf("find captures: %w", err)
+	}
+	cs, next := Page(cs, f.Limit, func(c *tripcap.PacketCapture) string { return c.ID })
+	return cs, next, nil
+}
+
+// FindCapture returns the first capture (by id) f selects, ENOTFOUND when none.
+func (s *Store) FindCapture(ctx context.Context, f tripcap.CaptureFilter) (*tripcap.PacketCapture, error) {
+	f.Limit = 1
+	cs, _, err := s.FindCaptures(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		if f.ID != nil {
+			return nil, CaptureNotFound(*f.ID)
+		}
+		return nil, NoSuchCapture()
+	}
+	return cs[0], nil
+}
+
+// UpdateCapture writes c if the stored version is expectVersion (else
+// EPRECONDITION), sets c.Version to the next version, and bumps the host's
+// revision when Desired or DeletedAt changed, in one transaction. Name,
+// WatcherID and HostID are fixed at creation (EINVALID if they differ) and
+// CreatedAt is kept; UpdatedAt is stored as given. ENOTFOUND when the
+// capture does not exist; ECONFLICT when undeleting it would clash with a
+// live capture of the same name.
+func (s *Store) UpdateCapture(ctx context.Context, c *tripcap.PacketCapture, expectVersion int64) error {
+	doc, err := checkedCapture(c)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *Tx) error {
+		var old tripcap.PacketCapture
+		err := tx.QueryRow(ctx, `SELECT name, watcher_id, host_id, version, desired, deleted_at FROM captures WHERE id = ?`+s.d.Lock, c.ID).
+			Scan(&old.Name, &old.WatcherID, &old.HostID, &old.Version, &old.Desired, nullTimeCol{&old.DeletedAt})
+		if isNoRows(err) {
+			return CaptureNotFound(c.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if err := CheckCaptureUpdate(&old, c, expectVersion); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, updateCaptureSQL, expectVersion+1, string(c.Status), string(c.Desired), s.tp(c.DeletedAt), s.t(c.UpdatedAt), string(doc), c.ID)
+		if s.violation(err) != "" {
+			return errNameTaken
+		}
+		if err != nil {
+			return err
+		}
+		if old.Desired != c.Desired || DeletedAtChanged(old.DeletedAt, c.DeletedAt) {
+			_, err = bumpRevision(ctx, tx, c.HostID)
+		}
+		return err
+	})
+	if errors.Is(err, errNameTaken) {
+		return s.nameTaken(ctx, c)
+	}
+	if err != nil {
+		return Wrap(err, "update capture %s", c.ID)
+	}
+	c.Version = expectVersion + 1
+	return nil
+}
+
+const updateCaptureSQL = `UPDATE captures SET version = ?, status = ?, desired = ?, deleted_at = ?, updated_at = ?, doc = ? WHERE id = ?`
+
+// CaptureWrite is a capture's row as UpdateCaptures writes it.
+type CaptureWrite struct {
+	ID              string
+	Version         int64
+	Status, Desired string
+	DeletedAt       *time.Time
+	UpdatedAt       time.Time
+	Doc             string
+}
+
+// UpdateCaptures calls fn on each capture of ids and writes those it
+// changed, in one transaction, its writes as one batch (Dialect.WriteCaptures) or
+// one prepared statement: a thousand agents' progress reports cost one
+// commit a second. Rows are
+// locked in id order, so concurrent batches of two replicas cannot deadlock.
+func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tripcap.PacketCapture) bool) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var missing []string
+	err := s.write(ctx, func(tx *Tx) error {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		rows, err := tx.Query(ctx, `SELECT `+captureColumns+` FROM captures WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY id`+s.d.Lock, args...)
+		cs, err := collect(rows, err, scanCapture)
+		if err != nil {
+			return err
+		}
+		found := make(map[string]*tripcap.PacketCapture, len(cs))
+		for _, c := range cs {
+			found[c.ID] = c
+		}
+		missing = missing[:0]
+		var writes []CaptureWrite
+		now := utcNow()
+		for _, id := range ids {
+			c, ok := found[id]
+			if !ok {
+				missing = append(missing, id)
+				continue
+			}
+			doc, err := ApplyProgress(c, fn, now)
+			if err != nil {
+				return err
+			}
+			if doc != nil {
+				writes = append(writes, CaptureWrite{c.ID, c.Version + 1, string(c.Status), string(c.Desired), c.DeletedAt, c.UpdatedAt, string(doc)})
+			}
+		}
+		if len(writes) == 0 {
+			return nil
+		}
+		if s.d.WriteCaptures != nil {
+			return s.d.WriteCaptures(ctx, tx, writes)
+		}
+		put, err := tx.Prepare(ctx, updateCaptureSQL)
+		if err != nil {
+			return err
+		}
+		defer put.Close()
+		for _, w := range writes {
+			if _, err := put.ExecContext(ctx, w.Version, w.Status, w.Desired, s.tp(w.DeletedAt), s.t(w.UpdatedAt), w.Doc, w.ID); err != nil {
+				return fmt.Errorf("capture %s: %w", w.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, Wrap(err, "update %d captures", len(ids))
+	}
+	return missing, nil
+}
