@@ -93,12 +93,6 @@ func must(t *testing.T, err error) {
 
 func ptr[T any](v T) *T { return &v }
 
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	return ptr(t.UTC())
-}
 
 // normHost returns a copy of h with its times in UTC, as stores return them.
 func normHost(h *tripcap.Host) *tripcap.Host {
