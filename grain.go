@@ -23,3 +23,13 @@ func (r *AlertRule) Grain() time.Duration {
 	}
 	return GrainSecond
 }
+
+// AlignDown is the latest multiple of step at or before sec (negative sec
+// too): where an evaluation or a grain interval that holds sec begins.
+func AlignDown(sec, step int64) int64 {
+	m := sec % step
+	if m < 0 {
+		m += step
+	}
+	return sec - m
+}

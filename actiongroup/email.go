@@ -230,7 +230,7 @@ func (n *Notifier) mail(to, subject, id, event, body string) ([]byte, error) {
 	hdr("To", to)
 	hdr("Subject", mimeHeader(subject))
 	hdr("Date", n.cfg.Now().UTC().Format(time.RFC1123Z))
-	hdr("Message-ID", fmt.Sprintf("<%s.%s.%s@tripcap>", id, event, newDeliveryID()))
+	hdr("Message-ID", fmt.Sprintf("<%s.%s.%s@tripcap>", id, event, tripcap.NewID()))
 	hdr("X-Tripcap-Alert-Id", id)
 	hdr("MIME-Version", "1.0")
 	hdr("Content-Type", "text/plain; charset=utf-8")

@@ -10,8 +10,6 @@ package actiongroup
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -163,7 +161,7 @@ func (n *Notifier) deliverAll(ctx context.Context, rs []Receiver, m Message) []t
 	for _, r := range rs {
 		wg.Go(func() {
 			m := m
-			m.ID = newDeliveryID()
+			m.ID = tripcap.NewID()
 			ds := n.deliver(ctx, r, m)
 			mu.Lock()
 			out = append(out, ds...)
@@ -230,8 +228,3 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 	}
 }
 
-func newDeliveryID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}

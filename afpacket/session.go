@@ -632,7 +632,7 @@ func (s *Session) finish(meta chan string) {
 	s.halted = true
 	if err := s.out.closeFile(stats, true); err != nil {
 		s.rmu.Lock()
-		s.errs = appendOnce(s.errs, tripcap.CaptureErrLocalFile)
+		s.errs = tripcap.AddCaptureError(s.errs, tripcap.CaptureErrLocalFile)
 		if s.message == "" {
 			s.message = err.Error()
 		}
@@ -708,9 +708,3 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-func appendOnce(list []string, s string) []string {
-	if containsString(list, s) {
-		return list
-	}
-	return append(list, s)
-}

@@ -17,8 +17,6 @@ package alerting
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -162,7 +160,7 @@ func New(cfg Config) (*Evaluator, error) {
 		cfg.HostCacheTTL = DefaultHostCacheTTL
 	}
 	if cfg.NewID == nil {
-		cfg.NewID = randomID
+		cfg.NewID = tripcap.NewID
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -181,11 +179,6 @@ func New(cfg Config) (*Evaluator, error) {
 	}, nil
 }
 
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 // SetRules replaces the rule set. Rules must have ids; each is validated
 // (after defaults) and the first invalid one is refused with the whole set.
@@ -412,7 +405,7 @@ func (e *Evaluator) EvaluateHost(ctx context.Context, hostID string, newest time
 func (e *Evaluator) evaluateInstance(ctx context.Context, in *instance, h *tripcap.Host, newest int64) {
 	in.mu.Lock()
 	rs := in.rule
-	last := newest - mod(newest, rs.freq)
+	last := tripcap.AlignDown(newest, rs.freq)
 	if first := last - (maxCatchUp-1)*rs.freq; in.nextEval == 0 {
 		in.nextEval = last
 	} else if in.nextEval < first {
@@ -669,7 +662,7 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 // learn adds the aligned periods after the baseline's cursor and ending by
 // upTo that have data; a new baseline starts maxBackfill periods back.
 func (e *Evaluator) learn(bl *baseline, k metricstore.Key, c *tripcap.DynamicCriterion, ws, upTo int64, grain time.Duration) {
-	upTo -= mod(upTo, ws)
+	upTo = tripcap.AlignDown(upTo, ws)
 	first := bl.cursor + ws
 	if bl.cursor == 0 || first < upTo-(maxBackfill-1)*ws {
 		first = upTo - (maxBackfill-1)*ws
@@ -687,13 +680,6 @@ func (e *Evaluator) learn(bl *baseline, k metricstore.Key, c *tripcap.DynamicCri
 	}
 }
 
-func mod(a, n int64) int64 {
-	m := a % n
-	if m < 0 {
-		m += n
-	}
-	return m
-}
 
 // Alerts lists alerts in memory (fired ones and the latest resolved),
 // newest first.

@@ -35,8 +35,8 @@ func fullRule(name string) *tripcap.AlertRule {
 		ID:                  tripcap.NewID(),
 		Name:                name,
 		Description:         "egress ✓ \"quoted\" <b>",
-		Severity:            ptr(1),
-		Enabled:             ptr(false),
+		Severity:            new(1),
+		Enabled:             new(false),
 		Scopes:              []tripcap.Scope{tripcap.ScopeAll, "label:role=frontend", tripcap.Scope(tripcap.VMResourceID("Sub-0001", "RG-Web", "web-1"))},
 		EvaluationFrequency: "PT1M",
 		WindowSize:          "PT5M",
@@ -56,7 +56,7 @@ func fullRule(name string) *tripcap.AlertRule {
 				IgnoreDataBefore: &ignore,
 			}},
 		}},
-		AutoMitigate: ptr(false),
+		AutoMitigate: new(false),
 		Actions:      []tripcap.Action{{ActionGroupID: tripcap.NewID(), WebHookProperties: map[string]string{"team": "net", "runbook": "https://example.invalid/rb"}}},
 		CreatedAt:    base,
 		UpdatedAt:    base.Add(time.Second),
@@ -69,7 +69,7 @@ func fullGroup(name string) *tripcap.ActionGroup {
 		ID:                 tripcap.NewID(),
 		Name:               name,
 		GroupShortName:     "ops",
-		Enabled:            ptr(true),
+		Enabled:            new(true),
 		EmailReceivers:     []tripcap.EmailReceiver{{Name: "oncall", EmailAddress: "oncall@example.invalid", UseCommonAlertSchema: true}},
 		WebhookReceivers:   []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn.example.invalid/api/alert?code=k", UseCommonAlertSchema: true}},
 		ResponderReceivers: []tripcap.ResponderReceiver{{Name: "capture", ResponderID: "r1"}},
@@ -169,7 +169,7 @@ func testAlertRuleRoundTrip(t *testing.T, s tripcap.Store) {
 	got, err := s.FindAlertRule(ctx, tripcap.AlertRuleFilter{ID: &r.ID})
 	must(t, err)
 	wantEqual(t, "rule by id", got, want)
-	got, err = s.FindAlertRule(ctx, tripcap.AlertRuleFilter{Name: ptr("high-EGRESS")})
+	got, err = s.FindAlertRule(ctx, tripcap.AlertRuleFilter{Name: new("high-EGRESS")})
 	must(t, err)
 	wantEqual(t, "rule by name in another case", got, want)
 
@@ -202,9 +202,9 @@ func testAlertRuleNames(t *testing.T, s tripcap.Store) {
 		names = append(names, r.Name)
 	}
 	wantEqual(t, "rules by name", names, []string{"A-rule", "b-rule", "c-rule", "d-rule"})
-	_, err = s.FindAlertRule(ctx, tripcap.AlertRuleFilter{Name: ptr("nope")})
+	_, err = s.FindAlertRule(ctx, tripcap.AlertRuleFilter{Name: new("nope")})
 	wantCode(t, err, tripcap.ENOTFOUND)
-	none, err := s.FindAlertRules(ctx, tripcap.AlertRuleFilter{Name: ptr("nope")})
+	none, err := s.FindAlertRules(ctx, tripcap.AlertRuleFilter{Name: new("nope")})
 	must(t, err)
 	if len(none) != 0 {
 		t.Fatalf("listing an unknown name: %d rules", len(none))
@@ -237,7 +237,7 @@ func testActionGroupRoundTrip(t *testing.T, s tripcap.Store) {
 	got, err := s.FindActionGroup(ctx, tripcap.ActionGroupFilter{ID: &g.ID})
 	must(t, err)
 	wantEqual(t, "group by id (signing secret included)", got, want)
-	got, err = s.FindActionGroup(ctx, tripcap.ActionGroupFilter{Name: ptr("OPS")})
+	got, err = s.FindActionGroup(ctx, tripcap.ActionGroupFilter{Name: new("OPS")})
 	must(t, err)
 	wantEqual(t, "group by name in another case", got, want)
 }
@@ -310,8 +310,8 @@ func testAlertFind(t *testing.T, s tripcap.Store) {
 	wantEqual(t, "rule r1", list(tripcap.AlertFilter{RuleID: &r1}), []string{ids[0], ids[3], ids[4]})
 	wantEqual(t, "host h2", list(tripcap.AlertFilter{HostID: &h2}), []string{ids[1], ids[3]})
 	wantEqual(t, "rule r1 on h1", list(tripcap.AlertFilter{RuleID: &r1, HostID: &h1}), []string{ids[0], ids[4]})
-	wantEqual(t, "resolved", list(tripcap.AlertFilter{MonitorCondition: ptr(tripcap.ConditionResolved)}), []string{ids[3]})
-	wantEqual(t, "fired", list(tripcap.AlertFilter{MonitorCondition: ptr(tripcap.ConditionFired)}), []string{ids[0], ids[1], ids[2], ids[4]})
+	wantEqual(t, "resolved", list(tripcap.AlertFilter{MonitorCondition: new(tripcap.ConditionResolved)}), []string{ids[3]})
+	wantEqual(t, "fired", list(tripcap.AlertFilter{MonitorCondition: new(tripcap.ConditionFired)}), []string{ids[0], ids[1], ids[2], ids[4]})
 	wantEqual(t, "by id", list(tripcap.AlertFilter{ID: &ids[2]}), []string{ids[2]})
 }
 
@@ -405,9 +405,9 @@ func testAlertingInvalid(t *testing.T, s tripcap.Store) {
 	g.ID = "not an id!"
 	wantCode(t, s.CreateActionGroup(ctx, g), tripcap.EINVALID)
 	wantCode(t, s.CreateActionGroup(ctx, fullGroup(" ")), tripcap.EINVALID)
-	_, err := s.FindAlertRules(ctx, tripcap.AlertRuleFilter{ID: ptr("bad id")})
+	_, err := s.FindAlertRules(ctx, tripcap.AlertRuleFilter{ID: new("bad id")})
 	wantCode(t, err, tripcap.EINVALID)
-	_, err = s.FindActionGroups(ctx, tripcap.ActionGroupFilter{ID: ptr("")})
+	_, err = s.FindActionGroups(ctx, tripcap.ActionGroupFilter{ID: new("")})
 	wantCode(t, err, tripcap.EINVALID)
 	wantCode(t, s.DeleteAlertRule(ctx, "bad id"), tripcap.EINVALID)
 	wantCode(t, s.DeleteActionGroup(ctx, ""), tripcap.EINVALID)
@@ -416,7 +416,7 @@ func testAlertingInvalid(t *testing.T, s tripcap.Store) {
 	wantCode(t, s.UpsertAlert(ctx, a), tripcap.EINVALID)
 	a = firedAlert("", tripcap.NewID(), base)
 	wantCode(t, s.UpsertAlert(ctx, a), tripcap.EINVALID)
-	_, err = s.FindAlerts(ctx, tripcap.AlertFilter{HostID: ptr("x y")})
+	_, err = s.FindAlerts(ctx, tripcap.AlertFilter{HostID: new("x y")})
 	wantCode(t, err, tripcap.EINVALID)
 	_, err = s.FindAlerts(ctx, tripcap.AlertFilter{Limit: -1})
 	wantCode(t, err, tripcap.EINVALID)

@@ -138,11 +138,11 @@ func testCaptureNameConflict(t *testing.T, s tripcap.Store) {
 	must(t, s.UpdateCapture(ctx, c, 1))
 	wantCode(t, s.CreateCapture(ctx, capture(f.w.ID, f.hosts[0].ID, "cap")), tripcap.ECONFLICT)
 	// …a soft-deleted one frees it.
-	c.DeletedAt = ptr(base.Add(time.Hour))
+	c.DeletedAt = new(base.Add(time.Hour))
 	must(t, s.UpdateCapture(ctx, c, 2))
 	again := capture(f.w.ID, f.hosts[0].ID, "cap")
 	must(t, s.CreateCapture(ctx, again))
-	got, err := s.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, Name: ptr("cap")})
+	got, err := s.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, Name: new("cap")})
 	must(t, err)
 	if got.ID != again.ID {
 		t.Fatalf("live capture named cap is %s, want the new %s", got.ID, again.ID)
@@ -212,7 +212,7 @@ func testCaptureLimit(t *testing.T, s tripcap.Store) {
 	must(t, s.CreateCapture(ctx, capture(f.w.ID, f.hosts[0].ID, "d")))
 	wantCode(t, s.CreateCapture(ctx, capture(f.w.ID, f.hosts[0].ID, "e")), tripcap.ELIMIT)
 	// …nor a deleted one, whatever its status.
-	c.DeletedAt = ptr(base)
+	c.DeletedAt = new(base)
 	must(t, s.UpdateCapture(ctx, c, 1))
 	must(t, s.CreateCapture(ctx, capture(f.w.ID, f.hosts[0].ID, "e")))
 	wantCode(t, s.CreateCapture(ctx, capture(f.w.ID, f.hosts[0].ID, "f")), tripcap.ELIMIT)
@@ -299,7 +299,7 @@ func testUpdateCaptureVersion(t *testing.T, s tripcap.Store) {
 
 	stale := *c
 	c.Status = tripcap.StatusRunning
-	c.CaptureStartTime = ptr(base.Add(time.Second))
+	c.CaptureStartTime = new(base.Add(time.Second))
 	must(t, s.UpdateCapture(ctx, c, 1))
 	if c.Version != 2 {
 		t.Fatalf("Version after the first update: %d, want 2", c.Version)
@@ -414,7 +414,7 @@ func testUpdateCaptures(t *testing.T, s tripcap.Store) {
 	// A batch that would change desired state, deletion or identity is refused whole.
 	for what, change := range map[string]func(c *tripcap.PacketCapture){
 		"desired": func(c *tripcap.PacketCapture) { c.Desired = tripcap.DesiredStopped },
-		"deleted": func(c *tripcap.PacketCapture) { c.DeletedAt = ptr(base.Add(time.Hour)) },
+		"deleted": func(c *tripcap.PacketCapture) { c.DeletedAt = new(base.Add(time.Hour)) },
 		"name":    func(c *tripcap.PacketCapture) { c.Name = "renamed" },
 	} {
 		_, err := s.UpdateCaptures(ctx, []string{a.ID, b.ID}, func(c *tripcap.PacketCapture) bool {
@@ -431,7 +431,7 @@ func testUpdateCaptures(t *testing.T, s tripcap.Store) {
 	}
 	// A deleted capture (its agent may still run it) reports beside a live
 	// one: both written in one batch, each keeping its deletion time or none.
-	idle.DeletedAt = ptr(base.Add(2 * time.Minute))
+	idle.DeletedAt = new(base.Add(2 * time.Minute))
 	must(t, s.UpdateCapture(ctx, idle, 1))
 	_, err = s.UpdateCaptures(ctx, []string{a.ID, idle.ID}, func(c *tripcap.PacketCapture) bool {
 		c.Stats.Packets = 99
@@ -461,10 +461,10 @@ func testFindCaptures(t *testing.T, s tripcap.Store) {
 	}
 	stopped.Status = tripcap.StatusStopped
 	must(t, s.UpdateCapture(ctx, stopped, 1))
-	deleted.DeletedAt = ptr(base)
+	deleted.DeletedAt = new(base)
 	must(t, s.UpdateCapture(ctx, deleted, 1))
 	gone.Status = tripcap.StatusError
-	gone.DeletedAt = ptr(base)
+	gone.DeletedAt = new(base)
 	must(t, s.UpdateCapture(ctx, gone, 1))
 
 	names := func(cs []*tripcap.PacketCapture) []string {
@@ -494,8 +494,8 @@ func testFindCaptures(t *testing.T, s tripcap.Store) {
 		{"watcher", tripcap.CaptureFilter{WatcherID: &f.w.ID}, sorted(running, stopped)},
 		{"host", tripcap.CaptureFilter{HostID: &h0}, sorted(running, stopped)},
 		{"host with deleted", tripcap.CaptureFilter{HostID: &h1, IncludeDeleted: true}, sorted(deleted, gone)},
-		{"name", tripcap.CaptureFilter{Name: ptr("running")}, sorted(running, elsewhere)},
-		{"watcher and name", tripcap.CaptureFilter{WatcherID: &g.w.ID, Name: ptr("running")}, sorted(elsewhere)},
+		{"name", tripcap.CaptureFilter{Name: new("running")}, sorted(running, elsewhere)},
+		{"watcher and name", tripcap.CaptureFilter{WatcherID: &g.w.ID, Name: new("running")}, sorted(elsewhere)},
 		{"active", tripcap.CaptureFilter{ActiveOnly: true}, sorted(running, elsewhere)},
 		// ActiveOnly is about status; a deleted capture an agent still runs is listed with IncludeDeleted.
 		{"active with deleted", tripcap.CaptureFilter{ActiveOnly: true, IncludeDeleted: true}, sorted(running, deleted, elsewhere)},
@@ -503,7 +503,7 @@ func testFindCaptures(t *testing.T, s tripcap.Store) {
 		{"id", tripcap.CaptureFilter{ID: &stopped.ID}, sorted(stopped)},
 		{"id, active", tripcap.CaptureFilter{ID: &stopped.ID, ActiveOnly: true}, nil},
 		{"deleted id", tripcap.CaptureFilter{ID: &deleted.ID}, nil},
-		{"unknown host", tripcap.CaptureFilter{HostID: ptr(tripcap.NewID())}, nil},
+		{"unknown host", tripcap.CaptureFilter{HostID: new(tripcap.NewID())}, nil},
 	} {
 		cs, next, err := s.FindCaptures(ctx, tc.f)
 		must(t, err)
@@ -513,7 +513,7 @@ func testFindCaptures(t *testing.T, s tripcap.Store) {
 	}
 	_, err := s.FindCapture(ctx, tripcap.CaptureFilter{ID: &deleted.ID})
 	wantCode(t, err, tripcap.ENOTFOUND)
-	_, err = s.FindCapture(ctx, tripcap.CaptureFilter{Name: ptr("nope")})
+	_, err = s.FindCapture(ctx, tripcap.CaptureFilter{Name: new("nope")})
 	wantCode(t, err, tripcap.ENOTFOUND)
 }
 
@@ -573,7 +573,7 @@ func testHostRevision(t *testing.T, s tripcap.Store) {
 
 	c.Status = tripcap.StatusRunning
 	c.Stats = tripcap.CaptureStats{Packets: 5, Bytes: 500}
-	c.CaptureStartTime = ptr(base)
+	c.CaptureStartTime = new(base)
 	c.UpdatedAt = base.Add(time.Second)
 	must(t, s.UpdateCapture(ctx, c, c.Version))
 	wantRev(1, "a status and stats update")
@@ -587,7 +587,7 @@ func testHostRevision(t *testing.T, s tripcap.Store) {
 	must(t, s.UpdateCapture(ctx, c, c.Version))
 	wantRev(2, "a status update")
 
-	c.DeletedAt = ptr(base.Add(time.Minute))
+	c.DeletedAt = new(base.Add(time.Minute))
 	must(t, s.UpdateCapture(ctx, c, c.Version))
 	wantRev(3, "a DeletedAt change")
 
@@ -597,7 +597,7 @@ func testHostRevision(t *testing.T, s tripcap.Store) {
 	must(t, s.UpdateCapture(ctx, got, got.Version))
 	wantRev(3, "rewriting the same DeletedAt")
 
-	got.DeletedAt = ptr(base.Add(2 * time.Minute))
+	got.DeletedAt = new(base.Add(2 * time.Minute))
 	must(t, s.UpdateCapture(ctx, got, got.Version))
 	wantRev(4, "moving DeletedAt")
 	got.DeletedAt = nil

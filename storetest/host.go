@@ -86,11 +86,11 @@ func testHostFind(t *testing.T, s tripcap.Store) {
 		want []string
 	}{
 		{tripcap.HostFilter{}, []string{"a", "b", "c"}},
-		{tripcap.HostFilter{Name: ptr("b")}, []string{"b"}},
-		{tripcap.HostFilter{Location: ptr("eastus")}, []string{"a", "b"}},
-		{tripcap.HostFilter{State: ptr(tripcap.HostOnline)}, []string{"c"}},
-		{tripcap.HostFilter{State: ptr(tripcap.HostOffline), Location: ptr("eastus"), Name: ptr("a")}, []string{"a"}},
-		{tripcap.HostFilter{Location: ptr("northeurope")}, nil},
+		{tripcap.HostFilter{Name: new("b")}, []string{"b"}},
+		{tripcap.HostFilter{Location: new("eastus")}, []string{"a", "b"}},
+		{tripcap.HostFilter{State: new(tripcap.HostOnline)}, []string{"c"}},
+		{tripcap.HostFilter{State: new(tripcap.HostOffline), Location: new("eastus"), Name: new("a")}, []string{"a"}},
+		{tripcap.HostFilter{Location: new("northeurope")}, nil},
 		{tripcap.HostFilter{ID: &c.ID}, []string{"c"}},
 	} {
 		hosts, _, err := s.FindHosts(ctx, tc.f)
@@ -101,11 +101,11 @@ func testHostFind(t *testing.T, s tripcap.Store) {
 			t.Errorf("FindHosts(%+v) = %v, want %v", tc.f, got, tc.want)
 		}
 	}
-	_, err := s.FindHost(ctx, tripcap.HostFilter{Name: ptr("nope")})
+	_, err := s.FindHost(ctx, tripcap.HostFilter{Name: new("nope")})
 	wantCode(t, err, tripcap.ENOTFOUND)
-	_, err = s.FindHost(ctx, tripcap.HostFilter{ID: ptr(tripcap.NewID())})
+	_, err = s.FindHost(ctx, tripcap.HostFilter{ID: new(tripcap.NewID())})
 	wantCode(t, err, tripcap.ENOTFOUND)
-	got, err := s.FindHost(ctx, tripcap.HostFilter{Name: ptr("a")})
+	got, err := s.FindHost(ctx, tripcap.HostFilter{Name: new("a")})
 	must(t, err)
 	if got.ID != a.ID {
 		t.Errorf("FindHost(name a) = %s, want %s", got.ID, a.ID)
@@ -285,7 +285,7 @@ func testTouchHosts(t *testing.T, s tripcap.Store) {
 		batch[h.ID] = t1
 	}
 	must(t, s.TouchHosts(ctx, batch))
-	online, _, err := s.FindHosts(ctx, tripcap.HostFilter{State: ptr(tripcap.HostOnline)})
+	online, _, err := s.FindHosts(ctx, tripcap.HostFilter{State: new(tripcap.HostOnline)})
 	must(t, err)
 	if len(online) != 301 {
 		t.Fatalf("%d hosts online after a batch of 300, want 301", len(online))

@@ -45,7 +45,7 @@ func testInvalidInput(t *testing.T, s tripcap.Store) {
 	checks["FindHost bad id"] = err
 	_, err = s.FindHost(ctx, tripcap.HostFilter{Name: &empty})
 	checks["FindHost empty name"] = err
-	_, err = s.FindHost(ctx, tripcap.HostFilter{State: ptr(tripcap.HostState("Sleeping"))})
+	_, err = s.FindHost(ctx, tripcap.HostFilter{State: new(tripcap.HostState("Sleeping"))})
 	checks["FindHost bad state"] = err
 	_, _, err = s.FindCaptures(ctx, tripcap.CaptureFilter{HostID: &empty})
 	checks["FindCaptures empty host id"] = err

@@ -32,12 +32,12 @@ var responderTests = []struct {
 // fullResponder returns a responder with every field set.
 func fullResponder(name string) *tripcap.Responder {
 	return &tripcap.Responder{
-		ID: tripcap.NewID(), Name: name, Description: "capture ✓ \"quoted\"", Enabled: ptr(false),
+		ID: tripcap.NewID(), Name: name, Description: "capture ✓ \"quoted\"", Enabled: new(false),
 		Capture: tripcap.ResponderCapture{
 			Name: "PSAzureFunction", TimeLimitInSeconds: 45, BytesToCapturePerPacket: 128, TotalBytesPerSession: 1 << 20,
 			Filters:        []tripcap.PacketCaptureFilter{{Protocol: "TCP", LocalIPAddress: tripcap.PlaceholderHostAddress, RemotePort: "80;443;"}},
-			StorageAccount: "blobs", Format: tripcap.FormatPcapng, PreTriggerSeconds: 10, ContinuousCapture: ptr(true),
-			CaptureSettings: &tripcap.CaptureSettings{FileCount: ptr(int32(3)), FileSizeInBytes: ptr(int64(4096)), SessionTimeLimitInSeconds: ptr(int32(600))},
+			StorageAccount: "blobs", Format: tripcap.FormatPcapng, PreTriggerSeconds: 10, ContinuousCapture: new(true),
+			CaptureSettings: &tripcap.CaptureSettings{FileCount: new(int32(3)), FileSizeInBytes: new(int64(4096)), SessionTimeLimitInSeconds: new(int32(600))},
 			IncludeMetadata: true,
 		},
 		NameConflict: tripcap.ConflictUnique, Limit: 7, CooldownMinutes: 5, StopOnResolved: true,
@@ -54,7 +54,7 @@ func testResponderRoundTrip(t *testing.T, s tripcap.Store) {
 	}
 	want := *r
 	want.CreatedAt, want.UpdatedAt = base.UTC(), base.Add(time.Second).UTC()
-	for _, f := range []tripcap.ResponderFilter{{ID: &r.ID}, {Name: ptr("CAPTURE-WEB")}} {
+	for _, f := range []tripcap.ResponderFilter{{ID: &r.ID}, {Name: new("CAPTURE-WEB")}} {
 		got, err := s.FindResponder(ctx, f)
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +99,7 @@ func testResponderNames(t *testing.T, s tripcap.Store) {
 	if err := s.UpdateResponder(ctx, &upd, a.Version); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.FindResponder(ctx, tripcap.ResponderFilter{Name: ptr("c-responder")})
+	got, err := s.FindResponder(ctx, tripcap.ResponderFilter{Name: new("c-responder")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func testResponderRunsFind(t *testing.T, s tripcap.Store) {
 		t.Fatalf("not newest first: %v, want %v", ids(got), want)
 	}
 	since := base.Add(90 * time.Second)
-	got, err = s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ResponderID: &rid, AlertKey: ptr("a"), Since: &since})
+	got, err = s.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ResponderID: &rid, AlertKey: new("a"), Since: &since})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func testResponderInvalid(t *testing.T, s tripcap.Store) {
 	wantCode(t, s.CreateResponder(ctx, bad), tripcap.EINVALID)
 	wantCode(t, s.CreateResponder(ctx, fullResponder("")), tripcap.EINVALID)
 	wantCode(t, s.CreateResponder(ctx, fullResponder("nul\x00")), tripcap.EINVALID)
-	_, err := s.FindResponders(ctx, tripcap.ResponderFilter{ID: ptr("a b")})
+	_, err := s.FindResponders(ctx, tripcap.ResponderFilter{ID: new("a b")})
 	wantCode(t, err, tripcap.EINVALID)
 	wantCode(t, s.DeleteResponder(ctx, "a/b"), tripcap.EINVALID)
 	wantCode(t, s.CreateResponderKey(ctx, &tripcap.ResponderKey{ID: tripcap.NewID(), ResponderID: "a b", Name: "k", Hash: "h"}), tripcap.EINVALID)

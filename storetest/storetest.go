@@ -91,7 +91,6 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
 
 
 // normHost returns a copy of h with its times in UTC, as stores return them.
@@ -197,11 +196,11 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 				{Protocol: "TCP", LocalIPAddress: "10.0.0.4", LocalPort: "443", RemoteIPAddress: "10.0.1.1-10.0.1.9", RemotePort: "1024-65535"},
 				{Protocol: "UDP", LocalIPAddress: "10.0.0.4;10.0.0.5", LocalPort: "53", RemoteIPAddress: "0.0.0.0", RemotePort: "53"},
 			},
-			ContinuousCapture: ptr(true),
+			ContinuousCapture: new(true),
 			CaptureSettings: &tripcap.CaptureSettings{
-				FileCount:                 ptr(int32(7)),
-				FileSizeInBytes:           ptr(int64(1 << 26)),
-				SessionTimeLimitInSeconds: ptr(int32(3600)),
+				FileCount:                 new(int32(7)),
+				FileSizeInBytes:           new(int64(1 << 26)),
+				SessionTimeLimitInSeconds: new(int32(3600)),
 			},
 			Format:            tripcap.FormatPcapng,
 			Interfaces:        []string{"eth0", "eth1"},
@@ -215,8 +214,8 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		StopReason:        tripcap.StopTotalBytesExceeded,
 		Errors:            []string{tripcap.CaptureErrLocalFile, tripcap.CaptureErrStorageFailed},
 		ErrorMessage:      "upload failed: \"quota\" <exceeded> ✓ \x00 after a NUL",
-		CaptureStartTime:  ptr(base.Add(time.Second)),
-		CaptureStopTime:   ptr(base.Add(time.Hour)),
+		CaptureStartTime:  new(base.Add(time.Second)),
+		CaptureStopTime:   new(base.Add(time.Hour)),
 		Stats: tripcap.CaptureStats{Packets: 1 << 40, Bytes: math.MaxUint64, KernelDrops: 17, TruncatedPackets: new(uint64(9)),
 			EndedInterfaces: []tripcap.InterfaceEnd{{Name: "veth7", At: base.Add(time.Minute), Reason: "deleted"}},
 			PreTrigger:      &tripcap.PreTriggerResult{RequestedSeconds: 30, Seconds: 12.5, Packets: 4000, Notes: []string{"no pre-trigger packets from eth1"}}},
@@ -232,7 +231,7 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		StorageKey: "captures/web-1.pcapng",
 		CreatedAt:  base,
 		UpdatedAt:  base.Add(time.Millisecond),
-		DeletedAt:  ptr(base.Add(2 * time.Hour)),
+		DeletedAt:  new(base.Add(2 * time.Hour)),
 	}
 }
 

@@ -98,7 +98,7 @@ func testWatchHostChanges(t *testing.T, s tripcap.Store) {
 	must(t, s.UpdateCapture(ctx, cb, 1))
 	w.WantNext(t, b, "a status update on a, a refused create on a, then a Desired change on b")
 
-	ca.DeletedAt = ptr(base)
+	ca.DeletedAt = new(base)
 	must(t, s.UpdateCapture(ctx, ca, 2))
 	w.WantNext(t, a, "deleting a's capture")
 	must(t, s.TouchHosts(ctx, map[string]time.Time{a: base.Add(time.Hour)}))
