@@ -45,22 +45,27 @@ var commandEnv = map[string][]string{
 	"agent":  nil,
 }
 
-// addConfigFlag registers --config on cmd and applies the file before cmd
+// addConfigFlag registers --config on cmd and applies the files before cmd
 // runs; def is read when it exists and --config is not given ("" for none).
+// --config may be repeated, so that secrets (a join token, a database
+// password) can live in a file of their own, such as a mounted Kubernetes
+// Secret, beside the shared settings; a key may be set in one file only.
 func addConfigFlag(cmd *cobra.Command, def string) {
-	help := "config file: YAML or JSON, keys are this command's flag names; flags given on the command line win"
+	help := "config file: YAML or JSON, keys are this command's flag names; flags given on the command line win (repeatable: a key in one file only)"
+	var defs []string
 	if def != "" {
-		help += " (read when present)"
+		help += "; the default is read when present"
+		defs = []string{def}
 	}
-	cmd.Flags().String(configFlag, def, help)
+	cmd.Flags().StringArray(configFlag, defs, help)
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
 		f := cmd.Flags()
-		path, _ := f.GetString(configFlag)
+		paths, _ := f.GetStringArray(configFlag)
 		// The command's own flags, and the log level; not the CLI
 		// client's --server, --token or --output inherited from the root.
 		local := cmd.LocalNonPersistentFlags()
 		settable := func(name string) bool { return local.Lookup(name) != nil || name == "log-level" }
-		sources, err := applyConfigFile(f, settable, path, f.Changed(configFlag))
+		sources, err := applyConfigFiles(f, settable, paths, f.Changed(configFlag))
 		if err != nil {
 			return err
 		}
@@ -69,34 +74,38 @@ func addConfigFlag(cmd *cobra.Command, def string) {
 	}
 }
 
-// applyConfigFile sets, from the file at path, every flag of fs that the
-// command line did not set, and returns where each changed flag's value
-// came from. A missing file is an error only when required (given as
-// --config); an unknown key or a value of the wrong type is an error
-// naming the key and the file.
-func applyConfigFile(fs *pflag.FlagSet, settable func(name string) bool, path string, required bool) (map[string]string, error) {
+// applyConfigFiles sets, from the files at paths, every flag of fs that
+// the command line did not set, and returns where each changed flag's
+// value came from. A missing file is an error only when required (given as
+// --config); an unknown key, a value of the wrong type, or a key two files
+// set is an error naming the key and the file.
+func applyConfigFiles(fs *pflag.FlagSet, settable func(name string) bool, paths []string, required bool) (map[string]string, error) {
 	sources := map[string]string{}
 	fs.Visit(func(f *pflag.Flag) { sources[f.Name] = "command line" })
-	if path == "" {
-		return sources, nil
-	}
-	b, err := readConfigFile(path)
-	if errors.Is(err, os.ErrNotExist) && !required {
-		return sources, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--config: %w", err)
-	}
-	entries, err := parseConfig(b)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	for _, e := range entries {
-		if err := setFromConfig(fs, settable, e); err != nil {
-			return nil, fmt.Errorf("config %s: line %d: %w", path, e.line, err)
+	inFile := map[string]string{}
+	for _, path := range paths {
+		b, err := readConfigFile(path)
+		if errors.Is(err, os.ErrNotExist) && !required {
+			continue
 		}
-		if _, given := sources[e.key]; !given {
-			sources[e.key] = "config " + path
+		if err != nil {
+			return nil, fmt.Errorf("--config: %w", err)
+		}
+		entries, err := parseConfig(b)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		for _, e := range entries {
+			if other, twice := inFile[e.key]; twice {
+				return nil, fmt.Errorf("config %s: line %d: %s: also set in %s; set it in one file", path, e.line, e.key, other)
+			}
+			inFile[e.key] = path
+			if err := setFromConfig(fs, settable, e); err != nil {
+				return nil, fmt.Errorf("config %s: line %d: %w", path, e.line, err)
+			}
+			if _, given := sources[e.key]; !given {
+				sources[e.key] = "config " + path
+			}
 		}
 	}
 	return sources, nil

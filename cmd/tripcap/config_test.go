@@ -139,6 +139,25 @@ func TestAgentConfigFile(t *testing.T) {
 	}
 }
 
+// TestConfigFilesSplitSecrets: --config repeats, so a secret can live in a
+// file of its own (a mounted Secret); a key set in two files is refused.
+func TestConfigFilesSplitSecrets(t *testing.T) {
+	shared := writeConfig(t, "agent.yaml", "server: https://tripcap.example.com\nlabel: [team=a]\n")
+	secret := writeConfig(t, "join.yaml", "join-token: tc_join_abcdef0123456789\n")
+	fs, _, err := runWithConfig(t, "agent", "--config", shared, "--config", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flagValue(fs, "server") != "https://tripcap.example.com" || flagValue(fs, "join-token") != "tc_join_abcdef0123456789" || flagValue(fs, "label") != "team=a" {
+		t.Errorf("server %q, join-token %q, label %q", flagValue(fs, "server"), flagValue(fs, "join-token"), flagValue(fs, "label"))
+	}
+	again := writeConfig(t, "again.yaml", "server: https://other.example.com\n")
+	_, _, err = runWithConfig(t, "agent", "--config", shared, "--config", again)
+	if err == nil || !strings.Contains(err.Error(), "server: also set in "+shared) || !strings.Contains(err.Error(), again) {
+		t.Errorf("a key in two files: %v", err)
+	}
+}
+
 // TestConfigFileUnknownKey: a key that is not one of the command's flags
 // is an error naming it and the file, the CLI's own flags included.
 func TestConfigFileUnknownKey(t *testing.T) {
@@ -201,7 +220,7 @@ func TestConfigFileMissing(t *testing.T) {
 	}
 	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
 	fs.String("listen", "d", "")
-	if _, err := applyConfigFile(fs, func(string) bool { return true }, missing, false); err != nil {
+	if _, err := applyConfigFiles(fs, func(string) bool { return true }, []string{missing}, false); err != nil {
 		t.Errorf("a missing default file: %v", err)
 	}
 	fs2, _, err := runWithConfig(t, "server", "--config", writeConfig(t, "empty.yaml", "# nothing yet\n"))
