@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
@@ -377,6 +378,51 @@ func TestPublicURLChecked(t *testing.T) {
 	for in, want := range map[string]string{"https://x.example/": "https://x.example", "http://lb:8080/tripcap/": "http://lb:8080/tripcap"} {
 		if got, err := checkPublicURL(in); err != nil || got != want {
 			t.Errorf("%q = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// TestDeployConfigFiles: the example config files in deploy/config and
+// those the Kubernetes ConfigMaps carry are accepted by the commands they
+// are for.
+func TestDeployConfigFiles(t *testing.T) {
+	files := map[string]string{} // path → command
+	for _, command := range []string{"server", "agent"} {
+		files[filepath.Join("..", "..", "deploy", "config", command+".yaml")] = command
+	}
+	manifests, err := filepath.Glob(filepath.Join("..", "..", "deploy", "kubernetes", "*.yaml"))
+	if err != nil || len(manifests) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	for _, m := range manifests {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		for {
+			var obj struct {
+				Kind string            `yaml:"kind"`
+				Data map[string]string `yaml:"data"`
+			}
+			if err := dec.Decode(&obj); err != nil {
+				break
+			}
+			if obj.Kind != "ConfigMap" {
+				continue
+			}
+			for key, text := range obj.Data {
+				command := strings.TrimSuffix(key, ".yaml")
+				files[writeConfig(t, key, text)] = command
+			}
+		}
+	}
+	if len(files) < 4 {
+		t.Fatalf("found %d config files: %v", len(files), files)
+	}
+	for path, command := range files {
+		if _, _, err := runWithConfig(t, command, "--config", path); err != nil {
+			t.Errorf("%s: %v", path, err)
 		}
 	}
 }
