@@ -121,6 +121,7 @@ func newAgentCmd() *cobra.Command {
 		},
 	}
 	o.addFlags(cmd, true)
+	addConfigFlag(cmd, defaultAgentConfig)
 	return cmd
 }
 

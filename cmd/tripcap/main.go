@@ -142,7 +142,7 @@ func newLogger(cmd *cobra.Command) *slog.Logger {
 	if v, _ := cmd.Flags().GetString("log-level"); v != "" {
 		_ = level.UnmarshalText([]byte(v))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 }
 
 // clientConfig is what `tripcap up` writes so that the CLI works at once.

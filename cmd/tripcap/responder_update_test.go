@@ -21,8 +21,13 @@ import (
 // port for the test, and returns its URL and admin credential.
 func startServer(t *testing.T) (url, token string) {
 	t.Helper()
+	return startServerWith(t, &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second, maxCaptures: tripcap.DefaultParallelCapturesPerWatcher})
+}
+
+// startServerWith runs the control plane with the options o.
+func startServerWith(t *testing.T, o *serverOptions) (url, token string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second, maxCaptures: tripcap.DefaultParallelCapturesPerWatcher}
 	cp, err := openControlPlane(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		cancel()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,7 @@ import (
 // serverOptions are the control plane's flags, shared by `server` and `up`.
 type serverOptions struct {
 	listen, data, db, adminTokenFile string
+	publicURL                        string
 	subscription, group, location    string
 	maxCaptures                      int
 	heartbeat                        time.Duration
@@ -42,6 +44,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on")
 	f.StringVar(&o.data, "data", "./tripcap-data", "data directory (SQLite database, file storage, admin token)")
+	f.StringVar(&o.publicURL, "public-url", "", "the server's URL as clients reach it (behind a load balancer), for links in notifications (default the --listen URL)")
 	f.StringVar(&o.db, "db", "", "database: sqlite:///path/tripcap.db (default inside --data) or postgres://…")
 	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "admin token file (default <data>/admin.token); replicas may share one")
 	f.StringVar(&o.subscription, "subscription", "", "subscription id in hosts' Azure resource ids")
@@ -158,7 +161,13 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	cp.url = "http://" + cp.listener.Addr().String()
-	if cp.responders, err = newResponders(cp.svc, log, cp.url); err != nil {
+	linkURL := cp.url
+	if o.publicURL != "" {
+		if linkURL, err = checkPublicURL(o.publicURL); err != nil {
+			return nil, err
+		}
+	}
+	if cp.responders, err = newResponders(cp.svc, log, linkURL); err != nil {
 		return nil, err
 	}
 	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot")); err != nil {
@@ -225,22 +234,21 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("tripcap server listening", "url", cp.url, "db", redactDSN(o.db), "adminTokenFile", o.adminTokenFile)
+			log.Info("tripcap server listening", "url", cp.url, "publicURL", o.publicURL, "db", redactURL(o.db), "adminTokenFile", o.adminTokenFile)
 			return errors.Join(cp.Run(cmd.Context()), cp.Close())
 		},
 	}
 	o.addFlags(cmd)
+	addConfigFlag(cmd, defaultServerConfig)
 	return cmd
 }
 
-// redactDSN hides a database password in logs.
-func redactDSN(dsn string) string {
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		if at := strings.LastIndex(dsn, "@"); at > i {
-			if colon := strings.Index(dsn[i+3:at], ":"); colon >= 0 {
-				return dsn[:i+3+colon+1] + "****" + dsn[at:]
-			}
-		}
+// checkPublicURL returns --public-url as links are built on it: an absolute
+// http(s) URL with a host, without a trailing slash.
+func checkPublicURL(v string) (string, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--public-url: %q is not an http(s)://HOST[:PORT][/PATH] URL (no credentials, query or fragment)", v)
 	}
-	return dsn
+	return strings.TrimRight(u.String(), "/"), nil
 }

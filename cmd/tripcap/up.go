@@ -80,6 +80,7 @@ func newUpCmd() *cobra.Command {
 	}
 	so.addFlags(cmd)
 	ao.addFlags(cmd, false)
+	addConfigFlag(cmd, "")
 	return cmd
 }
 
