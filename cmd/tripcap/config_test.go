@@ -18,6 +18,7 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+	"github.com/tripcap/tripcap/capturefile"
 	tchttp "github.com/tripcap/tripcap/http"
 )
 
@@ -335,22 +336,36 @@ func TestPublicURLInNotificationLinks(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("function call: %s", resp.Status)
 	}
-	// No agent runs: the capture, stopped before it started, ends at once.
+	// The test plays the host's agent: the capture (named for its host)
+	// runs, ends with a file, and the file is stored through the server,
+	// as the agent's sender stores it.
 	var capture *tripcap.PacketCapture
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, err := cli(t, url, token, "capture", "stop", "PSAzureFunction", "-o", "json")
+		capture, err = c.GetCapture(ctx, "", "PSAzureFunction-"+enrolled.Host.Name)
 		if err == nil {
-			capture = &tripcap.PacketCapture{}
-			if err := json.Unmarshal([]byte(out), capture); err != nil {
-				t.Fatalf("capture stop: %v\n%s", err, out)
-			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("capture stop: %v\n%s", err, out)
+			t.Fatalf("the responder's capture: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	agentAPI, err := tchttp.NewClient(url, enrolled.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "web.cap")
+	if err := os.WriteFile(file, []byte("packets"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, err := agentAPI.Report(ctx, []tripcap.SessionReport{{CaptureID: capture.ID, Status: tripcap.StatusStopped, StopReason: tripcap.StopManuallyStopped,
+		StartTime: &now, StopTime: &now, Files: []tripcap.CaptureFile{{Name: "web.cap", Size: 7, LocalPath: file, CreatedAt: now}}}}); err != nil {
+		t.Fatalf("agent report: %v", err)
+	}
+	if _, err := (&capturefile.Sender{Server: agentAPI}).Send(ctx, capture.ID, "web.cap", file, nil, nil); err != nil {
+		t.Fatalf("storing the file: %v", err)
 	}
 	for len(rc.Accepted("/done")) == 0 {
 		if time.Now().After(deadline.Add(20 * time.Second)) {
