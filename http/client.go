@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,8 +28,19 @@ type Client struct {
 	serverProtocol *atomic.Int64
 }
 
+// ClientOption configures a Client.
+type ClientOption func(*http.Transport)
+
+// WithTLSConfig verifies an https:// server with cfg (a CA file's pool, or a
+// pinned CA: see tlscert) instead of the system roots. It applies to this
+// client alone: direct uploads to S3 or Azure keep their own clients and
+// the system roots.
+func WithTLSConfig(cfg *tls.Config) ClientOption {
+	return func(t *http.Transport) { t.TLSClientConfig = cfg }
+}
+
 // NewClient returns a client for the server at baseURL with a bearer token.
-func NewClient(baseURL, token string) (*Client, error) {
+func NewClient(baseURL, token string, opts ...ClientOption) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "server: %q is not an http(s) URL", baseURL)
@@ -38,6 +50,12 @@ func NewClient(baseURL, token string) (*Client, error) {
 	// A ping on a connection silent for 30 s finds a server that vanished
 	// without a FIN, so the long poll reconnects instead of hanging.
 	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
+	// With a TLS config of its own, the transport still offers h2 by ALPN
+	// only when asked to (DefaultTransport's clone asks; kept explicit).
+	t.ForceAttemptHTTP2 = true
+	for _, o := range opts {
+		o(t)
+	}
 	var rt http.RoundTripper = t
 	if u.Scheme == "http" {
 		rt = newProtocolPicker(t)
