@@ -35,19 +35,6 @@ func Fingerprint(c *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// ValidFingerprint reports whether s is 64 lowercase hex digits.
-func ValidFingerprint(s string) bool {
-	if len(s) != 2*sha256.Size {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // ServerConfig is the TLS configuration of a server whose certificate
 // comes from src; ALPN (h2, http/1.1) is added by net/http.
 func ServerConfig(src Source) *tls.Config {
@@ -167,4 +154,15 @@ func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
 // EncodePEM is a certificate as PEM text.
 func EncodePEM(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// IsVerificationError reports whether err is a server that failed
+// verification (a pin mismatch, an unknown CA, a certificate for another
+// name): retrying will not help.
+func IsVerificationError(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.Is(err, ErrFingerprintMismatch) || errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
