@@ -35,10 +35,10 @@ type Config struct {
 	JoinToken string
 	// CAFile, when set, holds the CA(s) that verify an https:// server
 	// (an organisation's CA) instead of the pinned or system ones.
-	CAFile    string
-	Name      string
-	Location  string
-	Labels    map[string]string
+	CAFile   string
+	Name     string
+	Location string
+	Labels   map[string]string
 	// StateDir keeps the agent's credential and session journal.
 	StateDir string
 	// CaptureDir is where capture files are written; Azure's /var/captures

@@ -56,4 +56,3 @@ func (a *Agent) trust(fingerprint string) (trust, error) {
 	}
 	return t, nil
 }
-
