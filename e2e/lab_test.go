@@ -213,8 +213,32 @@ func (l *lab) stopAll() {
 	l.stopServer()
 }
 
-// addHost creates a host namespace linked to the control namespace and starts its agent.
+// addHost creates a host namespace linked to the control namespace and
+// starts its agent, joined by a join token (which pins the server's CA).
 func (l *lab) addHost(name string) *host {
+	l.t.Helper()
+	h := l.newHost(name)
+	l.startAgent(h, "--join-token", l.joinToken())
+	l.eventually(name+" to be Online", 10*time.Second, func() bool {
+		var got tripcap.Host
+		return l.cliJSON(&got, "host", "show", name) == nil && got.State == tripcap.HostOnline
+	})
+	return h
+}
+
+// joinToken creates a one-use join token.
+func (l *lab) joinToken() string {
+	l.t.Helper()
+	jt := l.cli(nil, "host", "join-token", "create")
+	var tok tripcap.JoinToken
+	if err := json.Unmarshal(jt, &tok); err != nil {
+		l.t.Fatalf("join token: %v: %s", err, jt)
+	}
+	return tok.Token
+}
+
+// newHost creates a host namespace linked to the control namespace, with no agent.
+func (l *lab) newHost(name string) *host {
 	l.t.Helper()
 	ns := l.net.Namespace()
 	link := l.net.Veth(l.ctl, ns, netns.LinkOptions{})
@@ -224,16 +248,6 @@ func (l *lab) addHost(name string) *host {
 	l.mu.Lock()
 	l.hosts[name] = h
 	l.mu.Unlock()
-	jt := l.cli(nil, "host", "join-token", "create")
-	var tok tripcap.JoinToken
-	if err := json.Unmarshal(jt, &tok); err != nil {
-		l.t.Fatalf("join token: %v: %s", err, jt)
-	}
-	l.startAgent(h, "--join-token", tok.Token)
-	l.eventually(name+" to be Online", 10*time.Second, func() bool {
-		var got tripcap.Host
-		return l.cliJSON(&got, "host", "show", name) == nil && got.State == tripcap.HostOnline
-	})
 	return h
 }
 
