@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // Client calls a tripcap server's native API, as an admin or as an agent.
@@ -56,11 +58,23 @@ func NewClient(baseURL, token string, opts ...ClientOption) (*Client, error) {
 	for _, o := range opts {
 		o(t)
 	}
-	var rt http.RoundTripper = t
+	var rt http.RoundTripper = untrustedHint{t}
 	if u.Scheme == "http" {
 		rt = newProtocolPicker(t)
 	}
 	return &Client{base: u, token: token, http: &http.Client{Transport: rt}, serverProtocol: new(atomic.Int64)}, nil
+}
+
+// untrustedHint says what to do about a server whose certificate this
+// client does not trust, instead of x509's bare "unknown authority".
+type untrustedHint struct{ rt http.RoundTripper }
+
+func (h untrustedHint) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.rt.RoundTrip(req)
+	if err != nil && tlscert.IsVerificationError(err) && !errors.Is(err, tlscert.ErrFingerprintMismatch) {
+		err = fmt.Errorf("the server's certificate is not trusted: give --ca-file with its CA (a tripcap server's is <data>/tls/ca.pem), or enroll with a join token that carries its fingerprint: %w", err)
+	}
+	return resp, err
 }
 
 // protocolPicker speaks HTTP/2 with prior knowledge (h2c) to an http://

@@ -28,6 +28,8 @@ func startServer(t *testing.T) (url, token string) {
 		cancel()
 		t.Fatal(err)
 	}
+	// The CLI trusts the CA the server created, as an operator's would.
+	t.Setenv("TRIPCAP_CA_FILE", filepath.Join(o.data, "tls", "ca.pem"))
 	done := make(chan error, 1)
 	go func() { done <- errors.Join(cp.Run(ctx), cp.Close()) }()
 	t.Cleanup(func() {

@@ -142,9 +142,11 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		o.adminTokenFile = filepath.Join(o.data, "admin.token")
 	}
 	cp = &controlPlane{log: log}
+	// opened, not cp: a `return nil, err` has set cp to nil by now.
+	opened := cp
 	defer func() {
 		if err != nil {
-			_ = cp.Close()
+			_ = opened.Close()
 			cp = nil
 		}
 	}()
@@ -155,7 +157,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	if cp.tls, err = o.tls.open(o.listen, o.data); err != nil {
+	if cp.tls, err = o.tls.open(o.listen, o.data, log); err != nil {
 		return nil, err
 	}
 	cfg := controlplane.Config{

@@ -40,8 +40,8 @@ func (o *tlsOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.insecurePlaintext, "insecure-plaintext", false, "serve plain HTTP (h2c) instead of HTTPS: join tokens, credentials and captures travel in clear; logged as a warning beyond loopback")
 }
 
-// openTLS returns the server's certificate source, nil for plain HTTP.
-func (o *tlsOptions) open(listen, data string) (tlscert.Source, error) {
+// open returns the server's certificate source, nil for plain HTTP.
+func (o *tlsOptions) open(listen, data string, log *slog.Logger) (tlscert.Source, error) {
 	if o.insecurePlaintext {
 		if o.cert != "" || o.key != "" {
 			return nil, errors.New("--insecure-plaintext: cannot be given with --tls-cert/--tls-key")
@@ -52,7 +52,11 @@ func (o *tlsOptions) open(listen, data string) (tlscert.Source, error) {
 		return nil, errors.New("--tls-cert and --tls-key: give both or neither")
 	}
 	if o.cert != "" {
-		return tlscert.OpenFiles(o.cert, o.key, nil)
+		src, err := tlscert.OpenFiles(o.cert, o.key, log)
+		if err != nil {
+			return nil, err // not a nil *FileSource in a non-nil Source
+		}
+		return src, nil
 	}
 	sans := append([]string{}, o.sans...)
 	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
@@ -63,7 +67,11 @@ func (o *tlsOptions) open(listen, data string) (tlscert.Source, error) {
 	if h, err := os.Hostname(); err == nil && h != "" {
 		sans = append(sans, h)
 	}
-	return tlscert.OpenAuthority(filepath.Join(data, "tls"), sans, nil)
+	a, err := tlscert.OpenAuthority(filepath.Join(data, "tls"), sans, nil)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // isLoopback reports whether a listen address serves this host alone.
