@@ -192,7 +192,8 @@ func client(cmd *cobra.Command) (*tchttp.Client, error) {
 		token = os.Getenv("TRIPCAP_TOKEN")
 	}
 	var cfg clientConfig
-	if server == "" || token == "" {
+	// An https:// server's CA may be in the config too (clientTLS).
+	if server == "" || token == "" || strings.HasPrefix(server, "https://") {
 		p, err := clientConfigPath()
 		if err != nil {
 			return nil, err

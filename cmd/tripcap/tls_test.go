@@ -75,6 +75,10 @@ func TestServerTLSByDefault(t *testing.T) {
 	if !strings.Contains(out, "."+tlscert.Fingerprint(cp.tls.Anchor())) {
 		t.Fatalf("the join token does not carry the CA fingerprint: %s", out)
 	}
+	// Given --server and --token, the config's CA for that server still counts.
+	if out, err := run("--server", cp.url, "--token", cp.adminToken, "host", "list"); err != nil {
+		t.Fatalf("explicit --server with the config's CA: %v: %s", err, out)
+	}
 	// --ca-file works the same, whatever the config holds.
 	if _, err := writeClientConfig(clientConfig{Server: cp.url, Token: cp.adminToken}); err != nil {
 		t.Fatal(err)
