@@ -150,7 +150,7 @@ func (a *Agent) connect(ctx context.Context) error {
 		return err
 	}
 	if id != nil && (a.cfg.Server == "" || a.cfg.Server == id.Server) && (a.cfg.Name == "" || a.cfg.Name == id.Name) {
-		trust, err := a.trust("")
+		trust, err := a.trust(id.Server, "")
 		if err != nil {
 			return err
 		}
@@ -172,7 +172,7 @@ func (a *Agent) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	trust, err := a.trust(fingerprint)
+	trust, err := a.trust(a.cfg.Server, fingerprint)
 	if err != nil {
 		return err
 	}

@@ -24,13 +24,13 @@ type trust struct {
 
 func (a *Agent) caPath() string { return filepath.Join(a.cfg.StateDir, "ca.pem") }
 
-// trust chooses how to verify the server; fingerprint is the join token's
+// trust chooses how to verify server; fingerprint is the join token's
 // ("" when there is none or the agent is enrolled).
-func (a *Agent) trust(fingerprint string) (trust, error) {
+func (a *Agent) trust(server, fingerprint string) (trust, error) {
 	t := trust{pinned: new(atomic.Pointer[x509.Certificate])}
-	if u, err := url.Parse(a.cfg.Server); err == nil && u.Scheme == "http" {
+	if u, err := url.Parse(server); err == nil && u.Scheme == "http" {
 		if fingerprint != "" {
-			a.log.Warn("the join token pins a CA but the server URL is http://: the connection is neither verified nor encrypted", "server", a.cfg.Server)
+			a.log.Warn("the join token pins a CA but the server URL is http://: the connection is neither verified nor encrypted", "server", server)
 		}
 		return t, nil
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,27 +32,7 @@ import (
 func TestTLSEndToEnd(t *testing.T) {
 	testenv.RequireBinary(t, "tshark")
 	l := newLab(t)
-	wire := filepath.Join(l.dir, "wire.pcapng")
-	tsharkLog := l.logFile("tshark")
-	// "any" in the control namespace sees every link to it, those made later too.
-	tshark := l.ctl.Command(context.Background(), "tshark", "-n", "-q", "-i", "any", "-f", "tcp port "+serverPort, "-w", wire)
-	tshark.Stdout, tshark.Stderr = tsharkLog, tsharkLog
-	if err := tshark.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopTshark := func() {
-		if tshark.Process != nil {
-			_ = tshark.Process.Signal(syscall.SIGINT)
-			_ = tshark.Wait()
-			tshark.Process = nil
-		}
-	}
-	t.Cleanup(stopTshark)
-	l.eventually("tshark to capture", 15*time.Second, func() bool {
-		b, _ := os.ReadFile(tsharkLog.Name())
-		return bytes.Contains(b, []byte("Capturing on"))
-	})
-
+	wire, stopTshark := l.captureWire()
 	ca, err := os.ReadFile(l.caFile())
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +162,67 @@ func TestTLSEndToEnd(t *testing.T) {
 	}
 	if len(raw) < 64<<10 {
 		t.Errorf("the wire capture holds %d bytes: it missed the traffic", len(raw))
+	}
+}
+
+// captureWire records every packet to and from the server's port in the
+// control namespace ("any" sees every link to it, those made later too);
+// stop ends the capture and returns the file.
+func (l *lab) captureWire() (file string, stop func()) {
+	l.t.Helper()
+	file = filepath.Join(l.dir, "wire.pcapng")
+	log := l.logFile("tshark")
+	cmd := l.ctl.Command(context.Background(), "tshark", "-n", "-q", "-i", "any", "-f", "tcp port "+serverPort, "-w", file)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			_ = cmd.Wait()
+		})
+	}
+	l.t.Cleanup(stop)
+	l.eventually("tshark to capture", 15*time.Second, func() bool {
+		b, _ := os.ReadFile(log.Name())
+		return bytes.Contains(b, []byte("Capturing on"))
+	})
+	return file, stop
+}
+
+// TestPlaintextIsSeenOnTheWire is TestTLSEndToEnd's control: served with
+// --insecure-plaintext, the same wire checks find HTTP and the join token,
+// and an old-style token (no fingerprint) enrolls.
+func TestPlaintextIsSeenOnTheWire(t *testing.T) {
+	testenv.RequireBinary(t, "tshark")
+	l := newLabWith(t, func(l *lab) { l.serverArgs = []string{"--insecure-plaintext"} })
+	wire, stop := l.captureWire()
+	h := l.newHost("h1")
+	token := l.joinToken()
+	if _, fp, err := tripcap.ParseJoinToken(token); err != nil || fp != "" {
+		t.Fatalf("a plaintext server's join token %q carries a fingerprint (%v)", token, err)
+	}
+	l.startAgent(h, "--join-token", token)
+	l.eventually("h1 to be Online", 15*time.Second, func() bool {
+		var got tripcap.Host
+		return l.cliJSON(&got, "host", "show", "h1") == nil && got.State == tripcap.HostOnline
+	})
+	stop()
+	if out := tsharkRead(t, wire, "-Y", "http || http2"); out == "" {
+		t.Error("tshark found no HTTP in a plaintext server's traffic: the TLS test's check would prove nothing")
+	}
+	raw, err := os.ReadFile(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte(token)) {
+		t.Error("the join token is not in the plaintext capture: the TLS test's byte search would prove nothing")
+	}
+	b, _ := os.ReadFile(filepath.Join(l.dir, "server.log"))
+	if !bytes.Contains(b, []byte("INSECURE: serving plain HTTP beyond loopback")) {
+		t.Error("the server did not warn that it serves plain HTTP beyond loopback")
 	}
 }
 
