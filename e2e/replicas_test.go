@@ -131,7 +131,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		return err == nil && c.Status.Terminal() && len(c.Files) == 1 && c.Files[0].Stored
 	})
 	file := filepath.Join(dir, "via-b.cap")
-	out, err := exec.Command(binary, "--server", bURL, "--token", token, "capture", "download", "via-b", "-w", file).CombinedOutput()
+	out, err := exec.Command(binary, "--server", bURL, "--token", token, "--ca-file", filepath.Join(caDir, tlscert.CACertFile), "capture", "download", "via-b", "-w", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("download through B: %v: %s", err, out)
 	}
