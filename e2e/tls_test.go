@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,12 +29,12 @@ import (
 // the join token (its fingerprint pins the CA), captures and uploads; an
 // agent given a wrong fingerprint, or none and no CA, is refused before it
 // sends anything; and a capture of every packet to and from the server's
-// port holds no plaintext HTTP, nor the join token, the agent's
+// port (tcpdump, read with tshark) holds no plaintext HTTP, nor the join token, the agent's
 // credential, the admin token or the capture file's bytes.
 func TestTLSEndToEnd(t *testing.T) {
 	testenv.RequireBinary(t, "tshark")
 	l := newLab(t)
-	wire, stopTshark := l.captureWire()
+	wire, stopWire := l.captureWire()
 	ca, err := os.ReadFile(l.caFile())
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +133,7 @@ func TestTLSEndToEnd(t *testing.T) {
 		t.Errorf("join tokens left: %+v; want the refused agents' one, unspent", tokens)
 	}
 
-	stopTshark()
+	stopWire()
 	raw, err := os.ReadFile(wire)
 	if err != nil {
 		t.Fatal(err)
@@ -166,29 +168,49 @@ func TestTLSEndToEnd(t *testing.T) {
 }
 
 // captureWire records every packet to and from the server's port in the
-// control namespace ("any" sees every link to it, those made later too);
-// stop ends the capture and returns the file.
+// control namespace ("any" sees every link to it, those made later too),
+// with tcpdump writing each packet as it comes (-U), and returns once a
+// probe connection shows in the file; stop ends the capture.
 func (l *lab) captureWire() (file string, stop func()) {
 	l.t.Helper()
-	file = filepath.Join(l.dir, "wire.pcapng")
-	log := l.logFile("tshark")
-	cmd := l.ctl.Command(context.Background(), "tshark", "-n", "-q", "-i", "any", "-f", "tcp port "+serverPort, "-w", file)
+	testenv.RequireBinary(l.t, "tcpdump")
+	file = filepath.Join(l.dir, "wire.pcap")
+	log := l.logFile("tcpdump")
+	cmd := l.ctl.Command(context.Background(), "tcpdump", "-n", "-U", "-i", "any", "-w", file, "tcp", "port", serverPort)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
+	// probed waits until a probe connection made now shows in the file:
+	// tcpdump writes packets in order, so every earlier one is in too.
+	probed := func(what string) {
+		l.eventually(what, 15*time.Second, func() bool {
+			var port int
+			_ = l.ctl.Do(func() error {
+				c, err := net.DialTimeout("tcp", "127.0.0.1:"+serverPort, time.Second)
+				if err == nil {
+					port = c.LocalAddr().(*net.TCPAddr).Port
+					c.Close()
+				}
+				return err
+			})
+			time.Sleep(50 * time.Millisecond)
+			// A file being written may end in half a packet: tshark then
+			// fails, but prints what it read.
+			out, _ := exec.Command("tshark", "-n", "-r", file, "-Y", "tcp.srcport == "+strconv.Itoa(port)).Output()
+			return port != 0 && len(bytes.TrimSpace(out)) > 0
+		})
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
+			probed("tcpdump to write the last packets")
 			_ = cmd.Process.Signal(syscall.SIGINT)
 			_ = cmd.Wait()
 		})
 	}
-	l.t.Cleanup(stop)
-	l.eventually("tshark to capture", 15*time.Second, func() bool {
-		b, _ := os.ReadFile(log.Name())
-		return bytes.Contains(b, []byte("Capturing on"))
-	})
+	l.t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGINT); _ = cmd.Wait() })
+	probed("tcpdump to capture a probe")
 	return file, stop
 }
 
