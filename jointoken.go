@@ -24,14 +24,14 @@ func JoinTokenString(secret, fingerprint string) string {
 // ParseJoinToken splits a join token into the secret the server knows and
 // the CA fingerprint, "" when the token carries none.
 func ParseJoinToken(token string) (secret, fingerprint string, err error) {
-	secret, fingerprint, _ = strings.Cut(token, ".")
+	secret, fingerprint, dotted := strings.Cut(token, ".")
 	if !strings.HasPrefix(secret, SecretPrefixJoin) || len(secret) == len(SecretPrefixJoin) {
 		return "", "", Errorf(EINVALID, "joinToken: not a %s… token", SecretPrefixJoin)
 	}
 	if strings.ContainsAny(secret, " \t\r\n") {
 		return "", "", Errorf(EINVALID, "joinToken: holds white space")
 	}
-	if fingerprint != "" && !validFingerprint(fingerprint) {
+	if dotted && !validFingerprint(fingerprint) {
 		return "", "", Errorf(EINVALID, "joinToken: the part after the dot is not a CA fingerprint (64 lowercase hex digits of SHA-256)")
 	}
 	return secret, fingerprint, nil

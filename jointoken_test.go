@@ -13,6 +13,7 @@ func TestParseJoinToken(t *testing.T) {
 		{in: JoinTokenString(secret, fp), secret: secret, fp: fp},
 		{in: secret + "." + strings.ToUpper(fp), err: "not a CA fingerprint"},
 		{in: secret + ".abc", err: "not a CA fingerprint"},
+		{in: secret + ".", err: "not a CA fingerprint"},
 		{in: secret + "." + fp + "." + fp, err: "not a CA fingerprint"},
 		{in: "tc_agent_X." + fp, err: "not a tc_join_"},
 		{in: "tc_join_", err: "not a tc_join_"},
