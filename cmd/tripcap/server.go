@@ -42,7 +42,7 @@ type serverOptions struct {
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on (HTTPS unless --insecure-plaintext)")
 	f.StringVar(&o.data, "data", "./tripcap-data", "data directory (SQLite database, file storage, admin token)")
 	f.StringVar(&o.db, "db", "", "database: sqlite:///path/tripcap.db (default inside --data) or postgres://…")
 	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "admin token file (default <data>/admin.token); replicas may share one")
