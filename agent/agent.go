@@ -25,16 +25,22 @@ import (
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/pcapfile"
+	"github.com/tripcap/tripcap/tlscert"
 	"github.com/tripcap/tripcap/triage"
 )
 
 // Config configures an agent.
 type Config struct {
-	Server    string
+	Server string
+	// JoinToken is tc_join_<secret>[.<CA fingerprint>]; over https:// the
+	// fingerprint pins the server's CA on first contact.
 	JoinToken string
-	Name      string
-	Location  string
-	Labels    map[string]string
+	// CAFile, when set, holds the CA(s) that verify an https:// server
+	// (an organisation's CA) instead of the pinned or system ones.
+	CAFile   string
+	Name     string
+	Location string
+	Labels   map[string]string
 	// StateDir keeps the agent's credential and session journal.
 	StateDir string
 	// CaptureDir is where capture files are written; Azure's /var/captures
@@ -149,7 +155,11 @@ func (a *Agent) connect(ctx context.Context) error {
 		return err
 	}
 	if id != nil && (a.cfg.Server == "" || a.cfg.Server == id.Server) && (a.cfg.Name == "" || a.cfg.Name == id.Name) {
-		if a.client, err = tchttp.NewClient(id.Server, id.Credential); err != nil {
+		trust, err := a.trust(id.Server, "")
+		if err != nil {
+			return err
+		}
+		if a.client, err = tchttp.NewClient(id.Server, id.Credential, trust.opts...); err != nil {
 			return err
 		}
 		a.hostID = id.HostID
@@ -163,21 +173,36 @@ func (a *Agent) connect(ctx context.Context) error {
 		inv := Inventory()
 		a.cfg.Name = inv.Hostname
 	}
-	c, err := tchttp.NewClient(a.cfg.Server, "")
+	secret, fingerprint, err := tripcap.ParseJoinToken(a.cfg.JoinToken)
+	if err != nil {
+		return err
+	}
+	trust, err := a.trust(a.cfg.Server, fingerprint)
+	if err != nil {
+		return err
+	}
+	c, err := tchttp.NewClient(a.cfg.Server, "", trust.opts...)
 	if err != nil {
 		return err
 	}
 	var resp *tripcap.EnrollResponse
 	for attempt := 0; ; attempt++ {
-		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: a.cfg.JoinToken, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: Inventory()})
+		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: Inventory()})
 		if err == nil {
 			break
 		}
-		if code := tripcap.ErrorCode(err); code != tripcap.EINTERNAL || ctx.Err() != nil {
+		if code := tripcap.ErrorCode(err); code != tripcap.EINTERNAL || ctx.Err() != nil || tlscert.IsVerificationError(err) {
 			return fmt.Errorf("enroll with %s: %w", a.cfg.Server, err)
 		}
 		a.log.Warn("enrolling failed; retrying", "server", a.cfg.Server, "err", err)
 		tripcap.Sleep(ctx, backoff(attempt))
+	}
+	if ca := trust.pinned.Load(); ca != nil {
+		// Trusted from now on by the ordinary path, as a CA file would be.
+		if err := writeFileAtomic(a.caPath(), tlscert.EncodePEM(ca), 0o644); err != nil {
+			return fmt.Errorf("save the server's CA: %w", err)
+		}
+		a.log.Info("server CA pinned by the join token's fingerprint", "fingerprint", tlscert.Fingerprint(ca), "path", a.caPath())
 	}
 	id = &identity{Server: a.cfg.Server, HostID: resp.Host.ID, Name: resp.Host.Name, Credential: resp.Credential}
 	if err := a.saveIdentity(id); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // fileEngine stands in for AF_PACKET here: it writes a record every 10 ms
@@ -102,6 +104,7 @@ type server struct {
 	t     *testing.T
 	dir   string
 	addr  string
+	url   string
 	admin *tchttp.Client
 	svc   *controlplane.Service
 	stop  func()
@@ -120,6 +123,13 @@ func startServerWith(t *testing.T, dir, addr string, accounts map[string]tripcap
 
 func startServerHeartbeat(t *testing.T, dir, addr string, accounts map[string]tripcap.BlobStore, heartbeat time.Duration) *server {
 	t.Helper()
+	return startServerTLS(t, dir, addr, accounts, heartbeat, nil)
+}
+
+// startServerTLS serves HTTPS with pki's certificate when pki is set; the
+// join tokens then carry its CA's fingerprint.
+func startServerTLS(t *testing.T, dir, addr string, accounts map[string]tripcap.BlobStore, heartbeat time.Duration, pki *tlscert.Authority) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
 	if err != nil {
@@ -134,7 +144,17 @@ func startServerHeartbeat(t *testing.T, dir, addr string, accounts map[string]tr
 	for name, b := range accounts {
 		storage[name] = b
 	}
-	svc := controlplane.New(store, controlplane.Config{Storage: storage, DefaultStorage: "local", HeartbeatInterval: heartbeat}, log)
+	cfg := controlplane.Config{Storage: storage, DefaultStorage: "local", HeartbeatInterval: heartbeat}
+	scheme, opts, clientOpts := "http://", []tchttp.Option(nil), []tchttp.ClientOption(nil)
+	if pki != nil {
+		fp := tlscert.Fingerprint(pki.Anchor())
+		cfg.CAFingerprint = func() string { return fp }
+		scheme, opts = "https://", []tchttp.Option{tchttp.WithTLS(tlscert.ServerConfig(pki))}
+		pool := x509.NewCertPool()
+		pool.AddCert(pki.Anchor())
+		clientOpts = []tchttp.ClientOption{tchttp.WithTLSConfig(tlscert.ClientConfig(pool))}
+	}
+	svc := controlplane.New(store, cfg, log)
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,9 +171,9 @@ func startServerHeartbeat(t *testing.T, dir, addr string, accounts map[string]tr
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-	go func() { defer wg.Done(); _ = tchttp.NewServer(svc, log).Serve(ctx, l) }()
-	admin, _ := tchttp.NewClient("http://"+l.Addr().String(), token)
-	s := &server{t: t, dir: dir, addr: l.Addr().String(), admin: admin, svc: svc}
+	go func() { defer wg.Done(); _ = tchttp.NewServer(svc, log, opts...).Serve(ctx, l) }()
+	admin, _ := tchttp.NewClient(scheme+l.Addr().String(), token, clientOpts...)
+	s := &server{t: t, dir: dir, addr: l.Addr().String(), url: scheme + l.Addr().String(), admin: admin, svc: svc}
 	s.stop = func() { cancel(); wg.Wait(); store.Close() }
 	t.Cleanup(func() { s.stop() })
 	return s
@@ -166,7 +186,7 @@ func runAgent(t *testing.T, srv *server, stateDir string, joinToken string) (can
 
 func runAgentHeartbeat(t *testing.T, srv *server, stateDir string, joinToken string, heartbeat time.Duration) (cancel func()) {
 	t.Helper()
-	a, err := agent.New(agent.Config{Server: "http://" + srv.addr, JoinToken: joinToken, Name: "web1", StateDir: stateDir,
+	a, err := agent.New(agent.Config{Server: srv.url, JoinToken: joinToken, Name: "web1", StateDir: stateDir,
 		CaptureDir: filepath.Join(stateDir, "captures"), Engine: fileEngine{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		HeartbeatInterval: heartbeat, PollWait: 5 * time.Second})
 	if err != nil {

@@ -169,7 +169,7 @@ func TestRevokedStorageCredentials(t *testing.T) {
 func TestSpoolBound(t *testing.T) {
 	srv := startServer(t, t.TempDir(), "127.0.0.1:0")
 	stateDir := t.TempDir()
-	a, err := agent.New(agent.Config{Server: "http://" + srv.addr, JoinToken: enrolled(t, srv), Name: "web1", StateDir: stateDir,
+	a, err := agent.New(agent.Config{Server: srv.url, JoinToken: enrolled(t, srv), Name: "web1", StateDir: stateDir,
 		CaptureDir: filepath.Join(stateDir, "captures"), Engine: fileEngine{}, SpoolMaxBytes: 1 << 20,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatInterval: 200 * time.Millisecond})
 	if err != nil {

@@ -171,6 +171,9 @@ func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses i
 		return nil, fmt.Errorf("create join token: %w", err)
 	}
 	t.Token = secret
+	if s.cfg.CAFingerprint != nil {
+		t.Token = tripcap.JoinTokenString(secret, s.cfg.CAFingerprint())
+	}
 	return t, nil
 }
 

@@ -26,7 +26,13 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 			return nil, tripcap.Errorf(tripcap.EINVALID, "labels: %q=%q: keys are 1 to 63 characters, values at most 253", k, v)
 		}
 	}
-	if _, err := s.store.ConsumeJoinToken(ctx, tripcap.HashSecret(req.JoinToken), s.now()); err != nil {
+	// The fingerprint part, if sent, is the agent's business: the secret
+	// alone is what was hashed and stored.
+	joinSecret, _, perr := tripcap.ParseJoinToken(req.JoinToken)
+	if perr != nil {
+		joinSecret = req.JoinToken // matches no stored token: refused below like any unknown one
+	}
+	if _, err := s.store.ConsumeJoinToken(ctx, tripcap.HashSecret(joinSecret), s.now()); err != nil {
 		if tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED {
 			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "joinToken: unknown, expired or used up; create one with `tripcap host join-token create`")
 		}

@@ -37,6 +37,9 @@ type Config struct {
 	Storage        map[string]tripcap.BlobStore
 	DefaultStorage string
 	OpenStorage    func(ctx context.Context, url string) (tripcap.BlobStore, error)
+	// CAFingerprint, when set, gives the fingerprint of the CA the server
+	// presents; join tokens carry it (tripcap.JoinTokenString).
+	CAFingerprint func() string
 }
 
 func (c *Config) applyDefaults() {

@@ -208,7 +208,7 @@ func (l *lab) alerts() []*tripcap.Alert {
 // cliText runs a client verb with text output.
 func (l *lab) cliText(args ...string) string {
 	l.t.Helper()
-	argv := append([]string{binary, "--server", "http://127.0.0.1:" + serverPort, "--token", l.token}, args...)
+	argv := append(l.clientArgs(), args...)
 	out, err := l.ctl.Exec(context.Background(), argv...)
 	if err != nil {
 		l.t.Fatalf("tripcap %s: %v", strings.Join(args, " "), err)

@@ -12,10 +12,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,7 @@ import (
 	"github.com/tripcap/tripcap/internal/netns"
 	"github.com/tripcap/tripcap/internal/testenv"
 	"github.com/tripcap/tripcap/internal/trafficgen"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // binary is the tripcap binary built once for all tests.
@@ -64,6 +67,9 @@ type lab struct {
 	apiURL string
 	// serverArgs and serverEnv are added to every start of the server.
 	serverArgs, serverEnv []string
+	// scheme is https unless a test serves plain HTTP (--insecure-plaintext
+	// in serverArgs); the server's CA is then caFile.
+	scheme string
 
 	mu     sync.Mutex
 	server *exec.Cmd
@@ -93,15 +99,18 @@ func newLabWith(t *testing.T, setup func(l *lab)) *lab {
 	testenv.RequireRoot(t)
 	testenv.RequireBinary(t, "tshark")
 	testenv.RequireBinary(t, "capinfos")
-	l := &lab{t: t, net: netns.New(t), dir: t.TempDir(), hosts: map[string]*host{}}
+	l := &lab{t: t, net: netns.New(t), dir: t.TempDir(), hosts: map[string]*host{}, scheme: "https"}
 	l.ctl = l.net.Namespace()
 	root := l.net.Veth(nil, l.ctl, netns.LinkOptions{})
-	l.apiURL = "http://" + root.B.Addr.Addr().String() + ":" + serverPort
 	l.net.AddService(l.ctl)
 	l.net.RouteService(root.A, root.B)
 	if setup != nil {
 		setup(l)
 	}
+	if slices.Contains(l.serverArgs, "--insecure-plaintext") {
+		l.scheme = "http"
+	}
+	l.apiURL = l.scheme + "://" + root.B.Addr.Addr().String() + ":" + serverPort
 	l.startServer()
 	t.Cleanup(l.stopAll)
 	return l
@@ -148,9 +157,38 @@ func (l *lab) startServer(extra ...string) {
 			return false
 		}
 		l.token = strings.TrimSpace(string(b))
-		_, err = l.ctl.Exec(context.Background(), binary, "--server", "http://127.0.0.1:"+serverPort, "--token", l.token, "host", "list")
+		_, err = l.ctl.Exec(context.Background(), append(l.clientArgs(), "host", "list")...)
 		return err == nil
 	})
+}
+
+// localURL is the server's URL inside the control namespace.
+func (l *lab) localURL() string { return l.scheme + "://127.0.0.1:" + serverPort }
+
+// caFile is the CA the server created (agents pin it by the join token's
+// fingerprint; the CLI and the test are given the file).
+func (l *lab) caFile() string { return filepath.Join(l.dir, "server", "tls", "ca.pem") }
+
+// clientArgs are a CLI verb's connection flags: the binary, server, token, CA.
+func (l *lab) clientArgs() []string {
+	args := []string{binary, "--server", l.localURL(), "--token", l.token}
+	if l.scheme == "https" {
+		args = append(args, "--ca-file", l.caFile())
+	}
+	return args
+}
+
+// httpClient is an http.Client that trusts the server, for raw requests.
+func (l *lab) httpClient() *http.Client {
+	l.t.Helper()
+	if l.scheme != "https" {
+		return http.DefaultClient
+	}
+	pool, err := tlscert.LoadPool(l.caFile())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlscert.ClientConfig(pool), ForceAttemptHTTP2: true}}
 }
 
 // stopServer ends the server with SIGTERM and waits for it.
@@ -175,27 +213,41 @@ func (l *lab) stopAll() {
 	l.stopServer()
 }
 
-// addHost creates a host namespace linked to the control namespace and starts its agent.
+// addHost creates a host namespace linked to the control namespace and
+// starts its agent, joined by a join token (which pins the server's CA).
 func (l *lab) addHost(name string) *host {
 	l.t.Helper()
-	ns := l.net.Namespace()
-	link := l.net.Veth(l.ctl, ns, netns.LinkOptions{})
-	l.net.RouteService(link.B, link.A)
-	h := &host{name: name, ns: ns, server: "http://" + link.A.Addr.Addr().String() + ":" + serverPort,
-		stateDir: filepath.Join(l.dir, name, "state"), capDir: filepath.Join(l.dir, name, "captures"), data: map[string]netip.Addr{}, ctlLink: link}
-	l.mu.Lock()
-	l.hosts[name] = h
-	l.mu.Unlock()
+	h := l.newHost(name)
+	l.startAgent(h, "--join-token", l.joinToken())
+	l.eventually(name+" to be Online", 10*time.Second, func() bool {
+		var got tripcap.Host
+		return l.cliJSON(&got, "host", "show", name) == nil && got.State == tripcap.HostOnline
+	})
+	return h
+}
+
+// joinToken creates a one-use join token.
+func (l *lab) joinToken() string {
+	l.t.Helper()
 	jt := l.cli(nil, "host", "join-token", "create")
 	var tok tripcap.JoinToken
 	if err := json.Unmarshal(jt, &tok); err != nil {
 		l.t.Fatalf("join token: %v: %s", err, jt)
 	}
-	l.startAgent(h, "--join-token", tok.Token)
-	l.eventually(name+" to be Online", 10*time.Second, func() bool {
-		var got tripcap.Host
-		return l.cliJSON(&got, "host", "show", name) == nil && got.State == tripcap.HostOnline
-	})
+	return tok.Token
+}
+
+// newHost creates a host namespace linked to the control namespace, with no agent.
+func (l *lab) newHost(name string) *host {
+	l.t.Helper()
+	ns := l.net.Namespace()
+	link := l.net.Veth(l.ctl, ns, netns.LinkOptions{})
+	l.net.RouteService(link.B, link.A)
+	h := &host{name: name, ns: ns, server: l.scheme + "://" + link.A.Addr.Addr().String() + ":" + serverPort,
+		stateDir: filepath.Join(l.dir, name, "state"), capDir: filepath.Join(l.dir, name, "captures"), data: map[string]netip.Addr{}, ctlLink: link}
+	l.mu.Lock()
+	l.hosts[name] = h
+	l.mu.Unlock()
 	return h
 }
 
@@ -237,7 +289,7 @@ func (l *lab) link(a, b *host) {
 // returns its standard output; it fails the test on error unless errOut is given.
 func (l *lab) cli(errOut *error, args ...string) []byte {
 	l.t.Helper()
-	argv := append([]string{binary, "--server", "http://127.0.0.1:" + serverPort, "--token", l.token, "-o", "json"}, args...)
+	argv := append(append(l.clientArgs(), "-o", "json"), args...)
 	out, err := l.ctl.Exec(context.Background(), argv...)
 	if errOut != nil {
 		*errOut = err
@@ -259,7 +311,15 @@ func (l *lab) cliJSON(v any, args ...string) error {
 // api returns an admin client of the native API.
 func (l *lab) api() *tchttp.Client {
 	l.t.Helper()
-	c, err := tchttp.NewClient(l.apiURL, l.token)
+	var opts []tchttp.ClientOption
+	if l.scheme == "https" {
+		pool, err := tlscert.LoadPool(l.caFile())
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		opts = append(opts, tchttp.WithTLSConfig(tlscert.ClientConfig(pool)))
+	}
+	c, err := tchttp.NewClient(l.apiURL, l.token, opts...)
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/tripcap/tripcap/internal/pgtest"
 	"github.com/tripcap/tripcap/internal/testenv"
 	"github.com/tripcap/tripcap/internal/trafficgen"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // TestReplicasOnPostgres runs two `tripcap server` replicas on one
@@ -57,11 +58,30 @@ func TestReplicasOnPostgres(t *testing.T) {
 	aAddr := ctlLink.A.Addr.Addr().String() + ":8080"
 	replica("replica-a", aAddr)
 	waitFile(t, tokenFile)
+	// Replicas share the CA (docs/security.md): B gets A's before its
+	// first start, so a join token made on B pins what A presents.
+	caDir := filepath.Join(dir, "replica-a", "tls")
+	if err := os.MkdirAll(filepath.Join(dir, "replica-b", "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{tlscert.CACertFile, tlscert.CAKeyFile} {
+		b, err := os.ReadFile(filepath.Join(caDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "replica-b", "tls", f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	replica("replica-b", "127.0.0.1:0")
 	tokenBytes, _ := os.ReadFile(tokenFile)
 	token := strings.TrimSpace(string(tokenBytes))
 	bURL := waitListening(t, filepath.Join(dir, "replica-b.log"))
-	b, err := tchttp.NewClient(bURL, token)
+	pool, err := tlscert.LoadPool(filepath.Join(caDir, tlscert.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tchttp.NewClient(bURL, token, tchttp.WithTLSConfig(tlscert.ClientConfig(pool)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +90,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := h1.Command(context.Background(), binary, "agent", "--server", "http://"+aAddr, "--join-token", jt.Token, "--name", "h1",
+	agent := h1.Command(context.Background(), binary, "agent", "--server", "https://"+aAddr, "--join-token", jt.Token, "--name", "h1",
 		"--state-dir", filepath.Join(dir, "h1-state"), "--capture-dir", filepath.Join(dir, "h1-captures"), "--metrics-listen", "")
 	alog, _ := os.Create(filepath.Join(dir, "agent.log"))
 	agent.Stdout, agent.Stderr = alog, alog
@@ -111,7 +131,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		return err == nil && c.Status.Terminal() && len(c.Files) == 1 && c.Files[0].Stored
 	})
 	file := filepath.Join(dir, "via-b.cap")
-	out, err := exec.Command(binary, "--server", bURL, "--token", token, "capture", "download", "via-b", "-w", file).CombinedOutput()
+	out, err := exec.Command(binary, "--server", bURL, "--token", token, "--ca-file", filepath.Join(caDir, tlscert.CACertFile), "capture", "download", "via-b", "-w", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("download through B: %v: %s", err, out)
 	}

@@ -88,9 +88,12 @@ alerting:
 receivers:
 - name: tripcap
   webhook_configs:
-  - url: "http://127.0.0.1:%s/api/functions/pc?code=%s"
+  - url: "https://127.0.0.1:%s/api/functions/pc?code=%s"
     send_resolved: true
-`, serverPort, key.Secret))
+    http_config:
+      tls_config:
+        ca_file: %q
+`, serverPort, key.Secret, l.caFile()))
 	start := func(name string, argv ...string) {
 		cmd := l.ctl.Command(context.Background(), argv...)
 		out := l.logFile(name)

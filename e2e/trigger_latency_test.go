@@ -145,7 +145,7 @@ func TestTriggerLatency(t *testing.T) {
 		body := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"tripcap","alerts":[{"status":"firing","labels":{"alertname":"NetworkOutHigh","host":"h1"},
 			"startsAt":%q,"endsAt":"0001-01-01T00:00:00Z","fingerprint":"fp%d"}]}`, time.Now().UTC().Format(time.RFC3339Nano), i)
 		sent := time.Now()
-		resp, err := http.Post(l.apiURL+"/api/functions/inbound?code="+key.Secret, "application/json", strings.NewReader(body))
+		resp, err := l.httpClient().Post(l.apiURL+"/api/functions/inbound?code="+key.Secret, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -54,7 +54,7 @@ func TestUpQuickStart(t *testing.T) {
 		}
 	})
 	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || !strings.Contains(lines.Text(), "tripcap is up at http://127.0.0.1:") {
+	if !lines.Scan() || !strings.Contains(lines.Text(), "tripcap is up at https://127.0.0.1:") {
 		t.Fatalf("up printed %q, want its URL", lines.Text())
 	}
 	var printed []string

@@ -3,7 +3,9 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // Client calls a tripcap server's native API, as an admin or as an agent.
@@ -27,8 +30,19 @@ type Client struct {
 	serverProtocol *atomic.Int64
 }
 
+// ClientOption configures a Client.
+type ClientOption func(*http.Transport)
+
+// WithTLSConfig verifies an https:// server with cfg (a CA file's pool, or a
+// pinned CA: see tlscert) instead of the system roots. It applies to this
+// client alone: direct uploads to S3 or Azure keep their own clients and
+// the system roots.
+func WithTLSConfig(cfg *tls.Config) ClientOption {
+	return func(t *http.Transport) { t.TLSClientConfig = cfg }
+}
+
 // NewClient returns a client for the server at baseURL with a bearer token.
-func NewClient(baseURL, token string) (*Client, error) {
+func NewClient(baseURL, token string, opts ...ClientOption) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "server: %q is not an http(s) URL", baseURL)
@@ -38,11 +52,29 @@ func NewClient(baseURL, token string) (*Client, error) {
 	// A ping on a connection silent for 30 s finds a server that vanished
 	// without a FIN, so the long poll reconnects instead of hanging.
 	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
-	var rt http.RoundTripper = t
+	// With a TLS config of its own, the transport still offers h2 by ALPN
+	// only when asked to (DefaultTransport's clone asks; kept explicit).
+	t.ForceAttemptHTTP2 = true
+	for _, o := range opts {
+		o(t)
+	}
+	var rt http.RoundTripper = untrustedHint{t}
 	if u.Scheme == "http" {
 		rt = newProtocolPicker(t)
 	}
 	return &Client{base: u, token: token, http: &http.Client{Transport: rt}, serverProtocol: new(atomic.Int64)}, nil
+}
+
+// untrustedHint says what to do about a server whose certificate this
+// client does not trust, instead of x509's bare "unknown authority".
+type untrustedHint struct{ rt http.RoundTripper }
+
+func (h untrustedHint) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.rt.RoundTrip(req)
+	if err != nil && tlscert.IsVerificationError(err) && !errors.Is(err, tlscert.ErrFingerprintMismatch) {
+		err = fmt.Errorf("the server's certificate is not trusted: give --ca-file with its CA (a tripcap server's is <data>/tls/ca.pem), or enroll with a join token that carries its fingerprint: %w", err)
+	}
+	return resp, err
 }
 
 // protocolPicker speaks HTTP/2 with prior knowledge (h2c) to an http://

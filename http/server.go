@@ -5,6 +5,7 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -40,6 +41,9 @@ type Server struct {
 	monitor *controlplane.Monitor
 	// responders serves responders and /api/functions/{responder} when set.
 	responders *responder.Responders
+	// tls, when set, makes Serve speak HTTPS (h2 and HTTP/1.1 by ALPN)
+	// instead of HTTP/1.1 and h2c.
+	tls *tls.Config
 }
 
 // Option configures a Server.
@@ -48,6 +52,9 @@ type Option func(*Server)
 // WithMonitor serves the monitor's API (metrics, alert rules, action
 // groups, alerts) beside the control plane's.
 func WithMonitor(m *controlplane.Monitor) Option { return func(s *Server) { s.monitor = m } }
+
+// WithTLS serves HTTPS with cfg (its GetCertificate or Certificates).
+func WithTLS(cfg *tls.Config) Option { return func(s *Server) { s.tls = cfg } }
 
 // NewServer returns the HTTP server over the control plane.
 func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Server {
@@ -104,20 +111,29 @@ func (s *Server) Mount(pattern string, h http.Handler) { s.mux.Handle(pattern, h
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Serve serves on l until ctx ends, then shuts down gracefully.
+// Serve serves on l until ctx ends, then shuts down gracefully: HTTPS when
+// the server has a TLS config (HTTP/2 by ALPN, so an agent keeps one
+// connection, and HTTP/1.1 for the rest), else HTTP/1.1 and h2c.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return ctx }, Protocols: new(http.Protocols)}
+		BaseContext: func(net.Listener) context.Context { return ctx }, Protocols: new(http.Protocols),
+		TLSConfig: s.tls, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetHTTP2(true)
-	hs.Protocols.SetUnencryptedHTTP2(true)
+	hs.Protocols.SetUnencryptedHTTP2(s.tls == nil)
 	// An agent's open long poll counts as its heartbeat: a connection
 	// silent for 30 s is pinged, and one that does not answer is closed,
 	// which ends its poll, so a host that vanished without a FIN still goes
 	// Offline in time. (Live agents ping first; see NewClient.)
 	hs.HTTP2 = &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
+	go func() {
+		if s.tls != nil {
+			errc <- hs.ServeTLS(l, "", "")
+			return
+		}
+		errc <- hs.Serve(l)
+	}()
 	select {
 	case err := <-errc:
 		return err

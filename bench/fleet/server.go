@@ -67,7 +67,9 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger) (*serv
 		return nil, fmt.Errorf("server log: %w", err)
 	}
 	args := []string{"server", "--listen", addr, "--data", cfg.dataDir, "--db", cfg.db,
-		"--admin-token-file", tokenFile, "--heartbeat", cfg.heartbeat.String()}
+		"--admin-token-file", tokenFile, "--heartbeat", cfg.heartbeat.String(),
+		// h2c on loopback, as the in-process server below and the numbers so far.
+		"--insecure-plaintext"}
 	bin := cfg.bin
 	var pprofURL string
 	if cfg.inproc {

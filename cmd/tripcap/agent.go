@@ -26,6 +26,7 @@ import (
 // agentOptions are the agent's flags, shared by `agent` and `up`.
 type agentOptions struct {
 	server, joinToken, name, location string
+	caFile                            string
 	labels                            []string
 	stateDir, captureDir              string
 	metricsListen                     string
@@ -84,7 +85,7 @@ func (o *agentOptions) runAgent(ctx context.Context, log *slog.Logger, reg prome
 	if err != nil {
 		return err
 	}
-	a, err := agent.New(agent.Config{Server: o.server, JoinToken: o.joinToken, Name: o.name, Location: o.location, Labels: labels,
+	a, err := agent.New(agent.Config{Server: o.server, JoinToken: o.joinToken, CAFile: o.caFile, Name: o.name, Location: o.location, Labels: labels,
 		StateDir: o.stateDir, CaptureDir: o.captureDir, Engine: engine, Logger: log, SpoolMaxBytes: o.spoolMaxBytes, Metrics: hm})
 	if err != nil {
 		return err
@@ -100,6 +101,7 @@ func newAgentCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(cmd)
+			o.caFile, _ = cmd.Flags().GetString("ca-file")
 			if !agent.CanCapture() {
 				return errors.New("capturing needs root or CAP_NET_RAW (e.g. `sudo setcap cap_net_raw,cap_net_admin+ep $(which tripcap)`); this agent cannot capture as it is")
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,7 +20,7 @@ import (
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 	"github.com/tripcap/tripcap/capturefile"
-	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // runWithConfig runs `tripcap ARGS` up to the command's action, which is
@@ -308,10 +309,7 @@ func TestPublicURLInNotificationLinks(t *testing.T) {
 	url, token := startServerWith(t, &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second,
 		maxCaptures: tripcap.DefaultParallelCapturesPerWatcher, publicURL: "https://tripcap.lb.example:8443/"})
 	ctx := t.Context()
-	c, err := tchttp.NewClient(url, token)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := apiClient(t, url, token)
 	jt, err := c.CreateJoinToken(ctx, time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +326,12 @@ func TestPublicURLInNotificationLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf(`{"targetVM": %q}`, enrolled.Host.ResourceID())
-	resp, err := http.Post(url+"/api/functions/pc?code="+key.Secret, "application/json", strings.NewReader(body))
+	pool, err := tlscert.LoadPool(os.Getenv("TRIPCAP_CA_FILE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alertSource := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := alertSource.Post(url+"/api/functions/pc?code="+key.Secret, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,10 +354,7 @@ func TestPublicURLInNotificationLinks(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	agentAPI, err := tchttp.NewClient(url, enrolled.Credential)
-	if err != nil {
-		t.Fatal(err)
-	}
+	agentAPI := apiClient(t, url, enrolled.Credential)
 	file := filepath.Join(t.TempDir(), "web.cap")
 	if err := os.WriteFile(file, []byte("packets"), 0o600); err != nil {
 		t.Fatal(err)

@@ -126,6 +126,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringP("output", "o", "text", "output format: text or json")
 	root.PersistentFlags().String("server", "", "server URL (default from $TRIPCAP_SERVER or the client config)")
 	root.PersistentFlags().String("token", "", "bearer credential (default from $TRIPCAP_TOKEN or the client config)")
+	root.PersistentFlags().String("ca-file", "", "CA certificate(s), PEM, that verify an https:// server (default: $TRIPCAP_CA_FILE, the client config's CA, the system roots; the agent: the CA its join token pinned)")
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
 
 	captureCmd := newCaptureCmd()
@@ -149,6 +150,8 @@ func newLogger(cmd *cobra.Command) *slog.Logger {
 type clientConfig struct {
 	Server string `json:"server"`
 	Token  string `json:"token"`
+	// CA is the PEM of the CA that verifies Server (`up` writes its own).
+	CA string `json:"ca,omitempty"`
 }
 
 // clientConfigPath is $TRIPCAP_CONFIG, else the user's config dir.
@@ -189,7 +192,9 @@ func client(cmd *cobra.Command) (*tchttp.Client, error) {
 	if token == "" {
 		token = os.Getenv("TRIPCAP_TOKEN")
 	}
-	if server == "" || token == "" {
+	var cfg clientConfig
+	// An https:// server's CA may be in the config too (clientTLS).
+	if server == "" || token == "" || strings.HasPrefix(server, "https://") {
 		p, err := clientConfigPath()
 		if err != nil {
 			return nil, err
@@ -198,7 +203,6 @@ func client(cmd *cobra.Command) (*tchttp.Client, error) {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("read client config: %w", err)
 		}
-		var cfg clientConfig
 		if err == nil {
 			if err := json.Unmarshal(b, &cfg); err != nil {
 				return nil, fmt.Errorf("client config %s: %w", p, err)
@@ -217,7 +221,11 @@ func client(cmd *cobra.Command) (*tchttp.Client, error) {
 	if token == "" {
 		return nil, errors.New("no credential: give --token / $TRIPCAP_TOKEN (the server writes the admin token to <data>/admin.token)")
 	}
-	return tchttp.NewClient(server, token)
+	opts, err := clientTLS(cmd, server, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return tchttp.NewClient(server, token, opts...)
 }
 
 // jsonOutput reports whether -o json was asked for.

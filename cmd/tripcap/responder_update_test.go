@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // startServer runs the real control plane (SQLite, file storage) on a free
@@ -33,6 +36,8 @@ func startServerWith(t *testing.T, o *serverOptions) (url, token string) {
 		cancel()
 		t.Fatal(err)
 	}
+	// The CLI trusts the CA the server created, as an operator's would.
+	t.Setenv("TRIPCAP_CA_FILE", filepath.Join(o.data, "tls", "ca.pem"))
 	done := make(chan error, 1)
 	go func() { done <- errors.Join(cp.Run(ctx), cp.Close()) }()
 	t.Cleanup(func() {
@@ -42,6 +47,21 @@ func startServerWith(t *testing.T, o *serverOptions) (url, token string) {
 		}
 	})
 	return cp.url, cp.adminToken
+}
+
+// apiClient is a client of the server startServer runs, trusting its CA as
+// the CLI does.
+func apiClient(t *testing.T, url, token string) *tchttp.Client {
+	t.Helper()
+	pool, err := tlscert.LoadPool(os.Getenv("TRIPCAP_CA_FILE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tchttp.NewClient(url, token, tchttp.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // cli runs the tripcap command line against the server and returns what it

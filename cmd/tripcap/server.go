@@ -26,6 +26,7 @@ import (
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/s3"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // The server role: the control plane's flags, its resources and its command.
@@ -38,11 +39,12 @@ type serverOptions struct {
 	maxCaptures                      int
 	heartbeat                        time.Duration
 	storage                          []string
+	tls                              tlsOptions
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on (HTTPS unless --insecure-plaintext)")
 	f.StringVar(&o.data, "data", "./tripcap-data", "data directory (SQLite database, file storage, admin token)")
 	f.StringVar(&o.publicURL, "public-url", "", "the server's URL as clients reach it (behind a load balancer), for links in notifications (default the --listen URL)")
 	f.StringVar(&o.db, "db", "", "database: sqlite:///path/tripcap.db (default inside --data) or postgres://…")
@@ -52,6 +54,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.location, "default-location", "", "location of hosts that enroll without one")
 	f.IntVar(&o.maxCaptures, "max-captures", tripcap.DefaultParallelCapturesPerWatcher, "parallel capture limit of new network watchers")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval; hosts go Offline after three missed")
+	o.tls.addFlags(cmd)
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
 
@@ -118,6 +121,11 @@ type controlPlane struct {
 	listener   net.Listener
 	adminToken string
 	url        string
+	// tls is the serving certificate's source; nil for plain HTTP.
+	tls tlscert.Source
+	// plaintextBeyondLoopback makes Run warn every hour that the API
+	// travels in clear.
+	plaintextBeyondLoopback bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -137,9 +145,11 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		o.adminTokenFile = filepath.Join(o.data, "admin.token")
 	}
 	cp = &controlPlane{log: log}
+	// opened, not cp: a `return nil, err` has set cp to nil by now.
+	opened := cp
 	defer func() {
 		if err != nil {
-			_ = cp.Close()
+			_ = opened.Close()
 			cp = nil
 		}
 	}()
@@ -150,17 +160,28 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	cp.svc = controlplane.New(cp.store, controlplane.Config{
+	if cp.tls, err = o.tls.open(o.listen, o.data, log); err != nil {
+		return nil, err
+	}
+	cfg := controlplane.Config{
 		SubscriptionID: o.subscription, ResourceGroup: o.group, DefaultLocation: o.location,
 		MaxCapturesPerWatcher: o.maxCaptures, HeartbeatInterval: o.heartbeat, Storage: blobs, DefaultStorage: def, OpenStorage: openStorageURL,
-	}, log)
+	}
+	if src := cp.tls; src != nil {
+		cfg.CAFingerprint = func() string { return tlscert.Fingerprint(src.Anchor()) }
+	}
+	cp.svc = controlplane.New(cp.store, cfg, log)
 	if cp.adminToken, err = cp.svc.EnsureAdmin(ctx, o.adminTokenFile); err != nil {
 		return nil, err
 	}
 	if cp.listener, err = net.Listen("tcp", o.listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	cp.url = "http://" + cp.listener.Addr().String()
+	cp.url = "https://" + cp.listener.Addr().String()
+	if cp.tls == nil {
+		cp.url = "http://" + cp.listener.Addr().String()
+		cp.plaintextBeyondLoopback = !isLoopback(cp.listener.Addr().String())
+	}
 	linkURL := cp.url
 	if o.publicURL != "" {
 		if linkURL, err = checkPublicURL(o.publicURL); err != nil {
@@ -173,7 +194,11 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot")); err != nil {
 		return nil, err
 	}
-	cp.http = tchttp.NewServer(cp.svc, log, tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders))
+	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders)}
+	if cp.tls != nil {
+		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
+	}
+	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
 	return cp, nil
 }
 
@@ -185,6 +210,9 @@ func (cp *controlPlane) Run(ctx context.Context) error {
 	g.Go(func() error { return named("control plane", cp.svc.Run(ctx)) })
 	g.Go(func() error { return named("monitor", cp.monitor.Run(ctx)) })
 	g.Go(func() error { return named("responders", cp.responders.Run(ctx)) })
+	if cp.plaintextBeyondLoopback {
+		g.Go(func() error { return warnPlaintext(ctx, cp.log, cp.listener.Addr().String()) })
+	}
 	g.Go(func() error {
 		err := cp.http.Serve(ctx, cp.listener)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -193,6 +221,18 @@ func (cp *controlPlane) Run(ctx context.Context) error {
 		return named("API server", err)
 	})
 	return g.Wait()
+}
+
+// tlsLogAttrs says what the server presents: the CA agents pin and where it is.
+func (cp *controlPlane) tlsLogAttrs() []any {
+	switch src := cp.tls.(type) {
+	case nil:
+		return []any{"tls", false}
+	case *tlscert.Authority:
+		return []any{"tls", true, "caFingerprint", tlscert.Fingerprint(src.Anchor()), "caFile", filepath.Join(src.Dir(), tlscert.CACertFile)}
+	default:
+		return []any{"tls", true, "caFingerprint", tlscert.Fingerprint(src.Anchor())}
+	}
 }
 
 // named says which service an error came from; nil stays nil.
@@ -234,7 +274,7 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("tripcap server listening", "url", cp.url, "publicURL", o.publicURL, "db", redactURL(o.db), "adminTokenFile", o.adminTokenFile)
+			log.Info("tripcap server listening", append([]any{"url", cp.url, "publicURL", o.publicURL, "db", redactURL(o.db), "adminTokenFile", o.adminTokenFile}, cp.tlsLogAttrs()...)...)
 			return errors.Join(cp.Run(cmd.Context()), cp.Close())
 		},
 	}

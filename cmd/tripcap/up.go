@@ -15,6 +15,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/agent"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 // The up role: a control plane and a local agent in one process, for a first run.
@@ -44,7 +45,11 @@ func newUpCmd() *cobra.Command {
 				}
 				token = strings.TrimSpace(string(b))
 			}
-			cfgPath, err := writeClientConfig(clientConfig{Server: cp.url, Token: token})
+			cc := clientConfig{Server: cp.url, Token: token}
+			if cp.tls != nil {
+				cc.CA = string(tlscert.EncodePEM(cp.tls.Anchor()))
+			}
+			cfgPath, err := writeClientConfig(cc)
 			if err != nil {
 				return err
 			}
