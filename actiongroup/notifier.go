@@ -227,4 +227,3 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 		wait = min(2*wait, rc.Max)
 	}
 }
-

@@ -707,4 +707,3 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
-

@@ -95,4 +95,3 @@ func DecodeInventory(b []byte) (tripcap.Inventory, error) {
 	}
 	return inv, nil
 }
-

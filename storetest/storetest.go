@@ -91,8 +91,6 @@ func must(t *testing.T, err error) {
 	}
 }
 
-
-
 // normHost returns a copy of h with its times in UTC, as stores return them.
 func normHost(h *tripcap.Host) *tripcap.Host {
 	c := *h
