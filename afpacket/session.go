@@ -179,7 +179,9 @@ func (s *Session) fail(reason, errCode string, err error) {
 // when a stream's reader went away, StopStreamClosed, which is no error.
 func (s *Session) outputFailed(err error) {
 	if s.out.cfg.stream != nil && streamClosed(err) {
-		s.log.Info("the stream's reader went away; stopping", "err", err)
+		if s.stopAt.Load() == 0 { // else the watch saw it first, and said so
+			s.log.Info("the stream's reader went away; stopping", "err", err)
+		}
 		s.stop(StopStreamClosed, "", "the output stream's reader went away ("+err.Error()+")", true)
 		return
 	}
