@@ -72,16 +72,30 @@ func TestMain(m *testing.M) {
 
 // capProc is a running `tripcap capture run`.
 type capProc struct {
-	cmd            *exec.Cmd
-	exited         chan error // receives Wait's result, once
+	cmd *exec.Cmd
+	exit
 	stdout, stderr *lockedBuffer
 }
 
-// wait waits for the process to exit (and its output to close).
-func (p *capProc) wait(d time.Duration) error {
+// exit is a child process's end, waited for by any number of callers.
+type exit struct {
+	done chan struct{} // closed once err is set
+	err  error         // Wait's result
+}
+
+func newExit() exit { return exit{done: make(chan struct{})} }
+
+func (e *exit) set(err error) {
+	e.err = err
+	close(e.done)
+}
+
+// wait waits for the process to exit (and its output to close), and
+// returns Wait's result, or DeadlineExceeded after d.
+func (e *exit) wait(d time.Duration) error {
 	select {
-	case err := <-p.exited:
-		return err
+	case <-e.done:
+		return e.err
 	case <-time.After(d):
 		return context.DeadlineExceeded
 	}
@@ -97,11 +111,21 @@ func runCapture(t *testing.T, ns *netns.Namespace, args ...string) *capProc {
 // runCaptureIn is runCapture with the working directory dir ("" for the test's).
 func runCaptureIn(t *testing.T, ns *netns.Namespace, dir string, args ...string) *capProc {
 	t.Helper()
+	return runCaptureOut(t, ns, dir, nil, args...)
+}
+
+// runCaptureOut is runCaptureIn with standard output going to stdout (a
+// pipe's write end, for -w -) instead of p.stdout, when not nil.
+func runCaptureOut(t *testing.T, ns *netns.Namespace, dir string, stdout *os.File, args ...string) *capProc {
+	t.Helper()
 	bin := tripcapBinary(t)
-	p := &capProc{exited: make(chan error, 1), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
+	p := &capProc{exit: newExit(), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
 	p.cmd = ns.Command(context.Background(), append([]string{bin, "capture", "run", "--log-level", "warn"}, args...)...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout = p.stdout
+	if stdout != nil {
+		p.cmd.Stdout = stdout
+	}
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = pw
 	if err := p.cmd.Start(); err != nil {
@@ -129,7 +153,7 @@ func runCaptureIn(t *testing.T, ns *netns.Namespace, dir string, args ...string)
 	go func() {
 		err := p.cmd.Wait()
 		pw.Close()
-		p.exited <- err
+		p.set(err)
 	}()
 	select {
 	case ok := <-started:
@@ -172,7 +196,9 @@ func TestCLIRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := tc.name + tc.ext
 			// -w is relative to the working directory, as with tcpdump.
-			p := runCaptureIn(t, n.b, dir, append([]string{"-o", "json", "-w", file}, tc.args...)...)
+			// One interface named: a whole-host capture is pcapng
+			// whatever the extension (interfaces may appear).
+			p := runCaptureIn(t, n.b, dir, append([]string{"-o", "json", "-w", file, "-i", n.link.B.Name}, tc.args...)...)
 			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7000), Count: 30, PayloadSize: 50, ID: 1})
 			send(t, n.a, trafficgen.Flow{Network: "udp", Dst: n.bAddr(7001), Count: 40, PayloadSize: 50, ID: 2})
 			time.Sleep(150 * time.Millisecond)

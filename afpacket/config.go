@@ -1,6 +1,7 @@
 package afpacket
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -85,7 +86,24 @@ type SessionOptions struct {
 	// RawFilter replaces the spec's filters with a BPF program (tcpdump
 	// -ddd), attached as is on every interface.
 	RawFilter []xbpf.RawInstruction
+	// Stream, when set, receives the capture instead of a file (the
+	// spec's Path is then unused): `capture run -w -`. The same records
+	// as a file's, flushed after every ring block and every flush
+	// interval, so a pipe's reader (wireshark -k -i -) sees packets
+	// within a block timeout. A stream is not guarded against kill -9
+	// (there is no file to repair), cannot rotate (continuous captures
+	// are refused) and has nothing beside it for metadata (refused).
+	// When its reader goes away (EPIPE, a closed pipe) the session ends
+	// with StopStreamClosed and no error. The caller owns the writer:
+	// the session never closes it.
+	Stream io.Writer
 }
+
+// StopStreamClosed is the stop reason of a session whose Stream's reader
+// went away (a closed pipe): the end a tcpdump -w - | … pipeline expects,
+// not an error. Only local sessions stream; Azure's stop reasons have no
+// such case.
+const StopStreamClosed = "StreamClosed"
 
 // PreTriggerConfig configures the agent's pre-trigger buffer: an in-memory
 // ring of the host's most recent packets, from which a session with

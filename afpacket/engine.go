@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -139,7 +140,8 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	e.mu.Lock()
 	closed, pre := e.closed, e.pre
-	if !closed && e.guard == nil && !e.noGuard {
+	// A stream has no file to repair: it starts no guard.
+	if !closed && opts.Stream == nil && e.guard == nil && !e.noGuard {
 		var err error
 		if e.guard, err = startFileGuard(e.log); err != nil {
 			e.noGuard = true
@@ -165,6 +167,12 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	if err := tripcap.ValidateFilters(p.Filters); err != nil {
 		return nil, err
+	}
+	if opts.Stream != nil && p.Continuous() {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "continuousCapture: a continuous capture writes a ring of files; a stream cannot rotate")
+	}
+	if opts.Stream != nil && p.IncludeMetadata {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "includeMetadata: the host's metadata is a file beside the capture file; a stream has none")
 	}
 	snap := uint32(pcapfile.MaxSnapLen)
 	if p.BytesToCapturePerPacket > 0 && p.BytesToCapturePerPacket < pcapfile.MaxSnapLen {
@@ -202,13 +210,16 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 		}
 	}
 
-	rel, err := relCapturePath(e.cfg.CaptureDir, spec.Path)
-	if err != nil {
-		return nil, err
-	}
-	root, err := captureRoot(e.cfg.CaptureDir)
-	if err != nil {
-		return nil, localFileError(err)
+	// A stream touches no file: no path, no capture directory.
+	var rel string
+	var root *os.Root
+	if opts.Stream == nil {
+		if rel, err = relCapturePath(e.cfg.CaptureDir, spec.Path); err != nil {
+			return nil, err
+		}
+		if root, err = captureRoot(e.cfg.CaptureDir); err != nil {
+			return nil, localFileError(err)
+		}
 	}
 	ocfg := outputConfig{
 		dir:        e.cfg.CaptureDir,
@@ -218,6 +229,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 		bufSize:    e.cfg.WriteBufferBytes,
 		totalBytes: p.TotalBytesPerSession,
 		guard:      guard,
+		stream:     opts.Stream,
 	}
 	timeLimit := time.Duration(p.TimeLimitInSeconds) * time.Second
 	if p.Continuous() {
@@ -233,7 +245,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	}
 	out, err := newOutput(root, ocfg)
 	if err != nil {
-		root.Close()
+		closeRoot(root)
 		return nil, localFileError(err)
 	}
 
@@ -267,7 +279,7 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 				s.close()
 			}
 			out.discard()
-			root.Close()
+			closeRoot(root)
 			return nil, err
 		}
 		s.socks = append(s.socks, sock)
@@ -299,9 +311,16 @@ func (e *Engine) StartSession(ctx context.Context, spec tripcap.CaptureSpec, opt
 	for i, ifc := range ifcs {
 		names[i] = ifc.Name
 	}
-	s.log.Info("capture started", "interfaces", names, "file", out.paths()[0], "format", format, "snapLen", snap, "timeLimit", timeLimit)
+	s.log.Info("capture started", "interfaces", names, "file", out.where(), "format", format, "snapLen", snap, "timeLimit", timeLimit)
 	go s.run(pre)
 	return s, nil
+}
+
+// closeRoot closes a session's capture directory; a stream has none.
+func closeRoot(root *os.Root) {
+	if root != nil {
+		root.Close()
+	}
 }
 
 // section is the pcapng section header of a session's files.

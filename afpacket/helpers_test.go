@@ -3,9 +3,11 @@
 package afpacket
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tripcap/tripcap"
@@ -169,46 +172,45 @@ func readCapture(t *testing.T, path string) []packet {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
 	var out []packet
-	if binary.LittleEndian.Uint32(magic[:]) == 0x0A0D0D0A {
-		r, err := pcapgo.NewNgReader(f, pcapgo.NgReaderOptions{WantMixedLinkType: true})
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		for {
-			d, ci, err := r.ReadPacketData()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: record %d: %v", path, len(out), err)
-			}
-			out = append(out, packet{ts: ci.Timestamp, capLen: ci.CaptureLength, origLen: ci.Length, iface: ci.InterfaceIndex, data: d})
-		}
-		return out
-	}
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	for {
-		d, ci, err := r.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: record %d: %v", path, len(out), err)
-		}
-		out = append(out, packet{ts: ci.Timestamp, capLen: ci.CaptureLength, origLen: ci.Length, data: d})
+	if err := decodeCapture(f, func(p packet) { out = append(out, p) }); err != nil {
+		t.Fatalf("%s: record %d: %v", path, len(out), err)
 	}
 	return out
+}
+
+// decodeCapture reads pcap or pcapng from r, a file or a stream, calling
+// each for every record as it is read, until the end of r.
+func decodeCapture(r io.Reader, each func(packet)) error {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return fmt.Errorf("reading the magic number: %w", err)
+	}
+	var read func() ([]byte, gopacket.CaptureInfo, error)
+	if binary.LittleEndian.Uint32(magic) == 0x0A0D0D0A {
+		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		if err != nil {
+			return err
+		}
+		read = r.ReadPacketData
+	} else {
+		r, err := pcapgo.NewReader(br)
+		if err != nil {
+			return err
+		}
+		read = r.ReadPacketData
+	}
+	for {
+		d, ci, err := read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		each(packet{ts: ci.Timestamp, capLen: ci.CaptureLength, origLen: ci.Length, iface: ci.InterfaceIndex, data: d})
+	}
 }
 
 // udpPayload returns the UDP payload of an Ethernet/IPv4 or IPv6 frame.

@@ -5,11 +5,13 @@ package afpacket
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/pcapfile"
@@ -114,6 +116,10 @@ type outputConfig struct {
 
 	// guard, when set, repairs the open file should the process die.
 	guard *fileGuard
+
+	// stream, when set, takes the records instead of a file (see
+	// SessionOptions.Stream); dir and first are then unused.
+	stream io.Writer
 }
 
 // output writes a session's records to its file or ring of files. Its
@@ -125,6 +131,7 @@ type output struct {
 	f           *os.File
 	gf          *guardedFile
 	w           pcapfile.Writer
+	live        bool // w is open: its file, or the stream, takes records
 	filePackets int
 	seq         int
 	// room is what the current file may still take in records (its
@@ -164,24 +171,34 @@ func newOutput(root *os.Root, cfg outputConfig) (*output, error) {
 }
 
 func (o *output) open(rel string) error {
-	f, err := createConfined(o.root, rel)
-	if err != nil {
-		return err
+	var f *os.File
+	var gf *guardedFile
+	var dst io.Writer = streamWriter{o.cfg.stream}
+	if o.cfg.stream == nil {
+		var err error
+		if f, err = createConfined(o.root, rel); err != nil {
+			return err
+		}
+		gf = newGuardedFile(f, o.cfg.guard, 0)
+		dst = gf
 	}
-	gf := newGuardedFile(f, o.cfg.guard, 0)
 	var w pcapfile.Writer
+	var err error
 	if o.cfg.format == tripcap.FormatPcapng {
-		w, err = pcapfile.NewNgWriter(gf, o.cfg.section, o.cfg.ifaces, o.cfg.bufSize)
+		w, err = pcapfile.NewNgWriter(dst, o.cfg.section, o.cfg.ifaces, o.cfg.bufSize)
 	} else {
-		w, err = pcapfile.NewPcapWriter(gf, o.cfg.ifaces[0].LinkType, o.cfg.ifaces[0].SnapLen, o.cfg.bufSize)
+		w, err = pcapfile.NewPcapWriter(dst, o.cfg.ifaces[0].LinkType, o.cfg.ifaces[0].SnapLen, o.cfg.bufSize)
 	}
 	if err != nil {
+		if f == nil {
+			return fmt.Errorf("writing the capture's header to the stream: %w", err)
+		}
 		gf.release()
 		f.Close()
 		_ = o.root.Remove(rel) // a file without its header is no capture
 		return fmt.Errorf("writing the header of %s: %w", rel, err)
 	}
-	o.f, o.gf, o.w, o.filePackets = f, gf, w, 0
+	o.f, o.gf, o.w, o.filePackets, o.live = f, gf, w, 0, true
 	limit := o.cfg.totalBytes
 	if o.cfg.continuous {
 		limit = o.cfg.fileSize
@@ -193,10 +210,34 @@ func (o *output) open(rel string) error {
 	for _, ifc := range o.cfg.ifaces {
 		o.snap = max(o.snap, int(ifc.SnapLen))
 	}
-	o.mu.Lock()
-	o.files = append(o.files, rel)
-	o.mu.Unlock()
+	if f != nil {
+		o.mu.Lock()
+		o.files = append(o.files, rel)
+		o.mu.Unlock()
+	}
 	return nil
+}
+
+// streamWriter hides everything but Write of a stream: the record buffer
+// cuts a file back after a short write, and a stream that is an *os.File
+// (standard output redirected to a file, perhaps appended to) must never
+// be truncated.
+type streamWriter struct{ w io.Writer }
+
+func (s streamWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// streamClosed reports whether a write failed because the stream's reader
+// went away: a pipe or socket closed at the other end.
+func streamClosed(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// where names the output for logs: the first file, or the stream.
+func (o *output) where() string {
+	if o.cfg.stream != nil {
+		return "stream"
+	}
+	return path.Join(o.cfg.dir, o.cfg.first)
 }
 
 // nthName names the n-th file of a ring (n ≥ 1): capture.cap, capture_00001.cap, …
@@ -276,10 +317,14 @@ func (o *output) flush() error { return o.w.Flush() }
 
 // closeFile writes the trailer, optionally syncs, and closes the current file.
 func (o *output) closeFile(stats []pcapfile.InterfaceStats, sync bool) error {
-	if o.f == nil {
+	if !o.live {
 		return nil
 	}
+	o.live = false
 	err := o.w.Close(stats)
+	if o.f == nil {
+		return err // a stream: its owner closes it
+	}
 	if sync && err == nil {
 		if serr := o.f.Sync(); serr != nil {
 			err = fmt.Errorf("syncing capture file: %w", serr)

@@ -189,6 +189,19 @@ func (s *Session) fail(reason, errCode string, err error) {
 	s.stop(reason, errCode, err.Error(), true)
 }
 
+// outputFailed ends the session on a failed write: LocalFileFailed, or,
+// when a stream's reader went away, StopStreamClosed, which is no error.
+func (s *Session) outputFailed(err error) {
+	if s.out.cfg.stream != nil && streamClosed(err) {
+		if s.stopAt.Load() == 0 { // else the watch saw it first, and said so
+			s.log.Info("the stream's reader went away; stopping", "err", err)
+		}
+		s.stop(StopStreamClosed, "", "the output stream's reader went away ("+err.Error()+")", true)
+		return
+	}
+	s.fail(tripcap.StopLocalFileFailed, tripcap.CaptureErrLocalFile, err)
+}
+
 func (s *Session) note(format string, args ...any) {
 	s.rmu.Lock()
 	s.notes = append(s.notes, fmt.Sprintf(format, args...))
@@ -219,6 +232,14 @@ func (s *Session) run(pre *preRing) {
 
 	for _, sock := range s.socks {
 		s.startReader(sock)
+	}
+	if rc := streamConn(s.out.cfg.stream); rc != nil {
+		// Counted with the readers: it ends once the session stops.
+		s.readers.Add(1)
+		go func() {
+			defer s.readers.Done()
+			s.watchStream(rc)
+		}()
 	}
 	if s.watch != nil {
 		// Counted with the readers, so the readers it adds are too
@@ -322,13 +343,24 @@ func (s *Session) read(sock *socket) {
 }
 
 // writeBlock writes the packets of one block; true ends the reader. The
-// writer lock is taken once for the block.
+// writer lock is taken once for the block. A stream is flushed after each
+// block, so its reader gets packets within a block timeout of their
+// arrival; a file is written when its buffer fills or at the flush interval.
 func (s *Session) writeBlock(sock *socket, blk []byte, c *counts, vlanBuf *[]byte) bool {
 	s.lockWriter()
 	defer s.unlockWriter()
 	if s.halted {
 		return true
 	}
+	done := s.writeBlockLocked(sock, blk, c, vlanBuf)
+	if s.out.cfg.stream != nil && !s.halted && !s.flushLocked() {
+		return true
+	}
+	return done
+}
+
+// writeBlockLocked is writeBlock with the writer lock held.
+func (s *Session) writeBlockLocked(sock *socket, blk []byte, c *counts, vlanBuf *[]byte) bool {
 	pkts := packetsOf(blk)
 	if s.merge != nil {
 		return s.mergeBlock(sock, &pkts, vlanBuf)
@@ -470,18 +502,25 @@ func (s *Session) idle(sock *socket) bool {
 		s.merge.mark(sock.id, now-s.drainNs)
 		s.releaseLocked(now, false)
 	}
-	if !s.halted {
-		if err := s.out.flush(); err != nil {
-			s.halted = true
-			s.unlockWriter()
-			s.fail(tripcap.StopLocalFileFailed, tripcap.CaptureErrLocalFile, err)
-			return true
-		}
-		s.lastFlush = time.Now().UnixNano()
+	if !s.halted && !s.flushLocked() {
+		s.unlockWriter()
+		return true
 	}
 	s.unlockWriter()
 	at := s.stopAt.Load()
 	return at != 0 && time.Now().UnixNano() >= at+s.drainNs
+}
+
+// flushLocked writes out the buffered records; false when that failed and
+// the session ends. The writer lock is held.
+func (s *Session) flushLocked() bool {
+	if err := s.out.flush(); err != nil {
+		s.halted = true
+		s.outputFailed(err)
+		return false
+	}
+	s.lastFlush = time.Now().UnixNano()
+	return true
 }
 
 // writeLocked appends one packet and counts it in c; false ends the
@@ -496,7 +535,7 @@ func (s *Session) writeLocked(iface int, ts int64, origLen int, data []byte, c *
 	if err != nil || reason != "" {
 		s.halted = true
 		if err != nil {
-			s.fail(tripcap.StopLocalFileFailed, tripcap.CaptureErrLocalFile, err)
+			s.outputFailed(err)
 		} else {
 			s.stop(reason, "", "", true)
 		}
@@ -630,7 +669,8 @@ func (s *Session) finish(meta chan string) {
 	}
 	s.wmu.Lock() // readers have ended; the lock orders this after their writes
 	s.halted = true
-	if err := s.out.closeFile(stats, true); err != nil {
+	// A stream's trailer is lost with its reader, which is no error.
+	if err := s.out.closeFile(stats, true); err != nil && !(s.out.cfg.stream != nil && streamClosed(err)) {
 		s.rmu.Lock()
 		s.errs = tripcap.AddCaptureError(s.errs, tripcap.CaptureErrLocalFile)
 		if s.message == "" {
@@ -648,7 +688,7 @@ func (s *Session) finish(meta chan string) {
 	if meta != nil {
 		s.metaFile = <-meta
 	}
-	s.root.Close()
+	closeRoot(s.root)
 
 	s.rmu.Lock()
 	msg := s.message

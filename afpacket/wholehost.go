@@ -120,7 +120,7 @@ func (s *Session) endInterface(sock *socket, cause error) {
 		if err := s.out.endInterface(sock.id, st, why); err != nil {
 			s.halted = true
 			s.wmu.Unlock()
-			s.fail(tripcap.StopLocalFileFailed, tripcap.CaptureErrLocalFile, err)
+			s.outputFailed(err)
 			sock.close()
 			return
 		}
@@ -227,7 +227,7 @@ func (s *Session) consider(l netInterface) {
 	if _, err := s.out.addInterface(pcapfile.Interface{Name: l.Name, Filter: s.desc, LinkType: l.Framing.pcapLinkType(), SnapLen: s.filter.snapLen}); err != nil {
 		sock.close()
 		s.halted = true
-		s.fail(tripcap.StopLocalFileFailed, tripcap.CaptureErrLocalFile, err)
+		s.outputFailed(err)
 		return
 	}
 	now := time.Now()

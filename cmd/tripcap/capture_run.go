@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -37,44 +39,46 @@ func newCaptureRunCmd() *cobra.Command {
 	var file, bpfFile, comment string
 	var bufferKiB int
 	cmd := &cobra.Command{
-		Use:   "run -w FILE [EXPRESSION]",
-		Short: "Capture packets on this host into a file, like tcpdump -w",
+		Use:   "run -w FILE|- [EXPRESSION]",
+		Short: "Capture packets on this host into a file or a pipe, like tcpdump -w",
 		Long: `Capture packets on this host with the agent's engine (AF_PACKET, TPACKET_V3),
 into a pcap or pcapng file (-w, relative to the working directory as with
 tcpdump; .pcapng writes pcapng unless --format says otherwise). EXPRESSION is a
 tcpdump filter expression (docs/filters.md); with --filter too, a packet must
 match both. It stops on --time-limit, --total-bytes, or SIGINT/SIGTERM
-(ManuallyStopped), then prints the session's statistics. Needs root or CAP_NET_RAW.`,
+(ManuallyStopped), then prints the session's statistics. Needs root or CAP_NET_RAW.
+
+-w - streams the capture to standard output instead (pcap, or pcapng with
+--format pcapng or several interfaces), flushed as packets come, for
+wireshark -k -i - or tshark -r -. Everything else the command prints, the
+statistics and -o json included, then goes to standard error. When the
+reader goes away the capture stops (StreamClosed) and the command exits 0,
+as tcpdump does. --continuous and --metadata need files and are refused.`,
 		Example: `  tripcap capture run -i eth0 -w web.cap 'tcp port 80 and host 198.18.0.2'
   tripcap capture run -w web.cap --filter 'protocol=TCP,localPort=80' --time-limit 30s
   tripcap capture run -i eth0 -i lo --format pcapng -w both.pcapng
-  tripcap capture run --bpf-file prog.txt -w custom.cap   # tcpdump -ddd output`,
+  tripcap capture run --bpf-file prog.txt -w custom.cap   # tcpdump -ddd output
+  tripcap capture run -i eth0 -w - | wireshark -k -i -
+  tripcap capture run -i eth0 -w - 'udp port 53' | tshark -r -`,
 		Args:        cobra.ArbitraryArgs,
 		Annotations: map[string]string{takesWords: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.setExpression(args)
 			if file == "" {
-				return tripcap.Errorf(tripcap.EINVALID, "-w: required: the capture file")
+				return tripcap.Errorf(tripcap.EINVALID, "-w: required: the capture file, or - for standard output")
 			}
 			if _, err := jsonOutput(cmd); err != nil {
 				return err
 			}
+			if file == "-" {
+				return runCaptureStream(cmd, f, bpfFile, comment, bufferKiB)
+			}
 			if !cmd.Flags().Changed("format") && strings.EqualFold(filepath.Ext(file), ".pcapng") {
 				f.format = tripcap.FormatPcapng
 			}
-			p, err := f.parameters()
+			p, opts, err := captureRunParameters(f, bpfFile)
 			if err != nil {
 				return err
-			}
-			p.Target = "localhost"
-			var opts afpacket.SessionOptions
-			if bpfFile != "" {
-				if len(p.Filters) > 0 || p.FilterExpression != "" {
-					return tripcap.Errorf(tripcap.EINVALID, "--bpf-file and --filter or an expression: give one or the other")
-				}
-				if opts.RawFilter, err = readBPFFile(bpfFile); err != nil {
-					return err
-				}
 			}
 			// A local command writes where its user says, as tcpdump does:
 			// the capture directory's confinement is for remote requests
@@ -111,11 +115,66 @@ match both. It stops on --time-limit, --total-bytes, or SIGINT/SIGTERM
 		}
 		fl.AddFlag(sf)
 	})
-	fl.StringVarP(&file, "write", "w", "", "capture file (relative to the working directory)")
+	fl.StringVarP(&file, "write", "w", "", "capture file (relative to the working directory), or - for standard output")
 	fl.StringVar(&bpfFile, "bpf-file", "", "attach this BPF program (tcpdump -ddd or -dd output) instead of --filter")
 	fl.StringVar(&comment, "comment", "", "pcapng section comment")
 	fl.IntVar(&bufferKiB, "buffer-size", afpacket.DefaultRingBytes>>10, "kernel ring per interface, in KiB (like tcpdump -B)")
 	return cmd
+}
+
+// captureRunParameters are the capture's parameters and session options
+// from the flags.
+func captureRunParameters(f captureFlags, bpfFile string) (tripcap.PacketCaptureParameters, afpacket.SessionOptions, error) {
+	var opts afpacket.SessionOptions
+	p, err := f.parameters()
+	if err != nil {
+		return p, opts, err
+	}
+	p.Target = "localhost"
+	if bpfFile != "" {
+		if len(p.Filters) > 0 || p.FilterExpression != "" {
+			return p, opts, tripcap.Errorf(tripcap.EINVALID, "--bpf-file and --filter or an expression: give one or the other")
+		}
+		if opts.RawFilter, err = readBPFFile(bpfFile); err != nil {
+			return p, opts, err
+		}
+	}
+	return p, opts, nil
+}
+
+// runCaptureStream is `capture run -w -`: the capture goes to standard
+// output, and everything else the command prints to standard error.
+func runCaptureStream(cmd *cobra.Command, f captureFlags, bpfFile, comment string, bufferKiB int) error {
+	if f.continuous {
+		return tripcap.Errorf(tripcap.EINVALID, "--continuous and -w -: a continuous capture writes a ring of files; standard output is one stream")
+	}
+	if f.metadata {
+		return tripcap.Errorf(tripcap.EINVALID, "--metadata and -w -: the host's metadata is a file beside the capture file; standard output has none")
+	}
+	p, opts, err := captureRunParameters(f, bpfFile)
+	if err != nil {
+		return err
+	}
+	// Standard output is the packet stream: from here on, nothing else
+	// may reach it, the result (and -o json) included.
+	opts.Stream = cmd.OutOrStdout()
+	cmd.SetOut(cmd.ErrOrStderr())
+	// A write to a closed pipe on standard output would kill the process
+	// with SIGPIPE; asked for, the signal is delivered here instead and
+	// the write fails with EPIPE, which ends the capture (StreamClosed)
+	// with its statistics printed and exit status 0, as tcpdump does.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
+	eng := afpacket.NewEngine(afpacket.Config{RingBytes: bufferKiB << 10, Logger: newLogger(cmd)})
+	defer eng.Close()
+	spec := tripcap.CaptureSpec{ID: tripcap.NewID(), Name: "capture-run", Parameters: p, Comment: comment}
+	sess, err := eng.StartSession(cmd.Context(), spec, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "capturing to standard output; Ctrl-C stops")
+	return waitCaptureRun(cmd, sess)
 }
 
 // waitCaptureRun stops the session when the command's context ends (SIGINT,
@@ -137,6 +196,9 @@ func waitCaptureRun(cmd *cobra.Command, sess *afpacket.Session) error {
 		StopReason: res.StopReason, Errors: res.Errors, Message: res.Message, Files: res.Files,
 		StartTime: res.StartTime, StopTime: res.StopTime,
 	}
+	if out.Files == nil {
+		out.Files = []string{} // a stream: no file, and scripts iterate over the list
+	}
 	if err := render(cmd, out, func(w io.Writer) { printCaptureRun(w, out) }); err != nil {
 		return err
 	}
@@ -157,6 +219,9 @@ func printCaptureRun(w io.Writer, r captureRunResult) {
 	}
 	for _, f := range r.Files {
 		fmt.Fprintf(tw, "file:\t%s\n", f)
+	}
+	if len(r.Files) == 0 {
+		fmt.Fprintf(tw, "output:\tstandard output\n") // -w -
 	}
 	tw.Flush()
 }
