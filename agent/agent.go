@@ -128,6 +128,9 @@ func New(cfg Config) (*Agent, error) {
 // sessions are stopped on the way out and their results journaled.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while enrolling: not a failure
+		}
 		return err
 	}
 	a.sender = &capturefile.Sender{Server: a.client, Log: a.log}

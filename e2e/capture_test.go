@@ -184,8 +184,7 @@ func TestAgentWithoutCapNetRaw(t *testing.T) {
 func TestCaptureWaitShowsProgressAndCtrlC(t *testing.T) {
 	l := newLab(t)
 	l.addHost("h1")
-	cmd := l.ctl.Command(t.Context(), binary, "--server", "http://127.0.0.1:"+serverPort, "--token", l.token,
-		"capture", "create", "waited", "--host", "h1", "--time-limit", "60s", "--wait")
+	cmd := l.ctl.Command(t.Context(), append(l.clientArgs(), "capture", "create", "waited", "--host", "h1", "--time-limit", "60s", "--wait")...)
 	var stderr lockedWriter
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

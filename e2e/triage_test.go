@@ -43,7 +43,7 @@ func TestAnalyzeBothEnds(t *testing.T) {
 	defer sink.Close()
 
 	capture := func(ns *netns.Namespace, ifc, name string) *exec.Cmd {
-		cmd := ns.Command(ctx, binary, "capture", "run", "-i", ifc, "--format", "pcapng", "--capture-dir", dir, "-w", name,
+		cmd := ns.Command(ctx, binary, "capture", "run", "-i", ifc, "--format", "pcapng", "-w", filepath.Join(dir, name),
 			"--time-limit", "3s", "--comment", "tripcap capture "+name)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
