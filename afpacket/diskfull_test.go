@@ -11,7 +11,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/internal/netns"
-	"github.com/tripcap/tripcap/internal/storagetest"
+	"github.com/tripcap/tripcap/internal/blobtest"
 )
 
 // TestStartOnFullDisk: a capture directory already full when a session
@@ -19,7 +19,7 @@ import (
 // reports as LocalFileFailed, not an internal CaptureFailed.
 func TestStartOnFullDisk(t *testing.T) {
 	n := newTestNet(t, netns.LinkOptions{})
-	dir := storagetest.SmallDisk(t, 64<<10)
+	dir := blobtest.SmallDisk(t, 64<<10)
 	fill, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
 		t.Fatal(err)

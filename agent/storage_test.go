@@ -17,7 +17,7 @@ import (
 	"github.com/tripcap/tripcap/agent"
 	"github.com/tripcap/tripcap/azblob"
 	tchttp "github.com/tripcap/tripcap/http"
-	"github.com/tripcap/tripcap/internal/storagetest"
+	"github.com/tripcap/tripcap/internal/blobtest"
 	"github.com/tripcap/tripcap/s3"
 )
 
@@ -71,12 +71,12 @@ func checkStored(t *testing.T, srv *server, blobs tripcap.BlobStore, c *tripcap.
 
 func TestDirectUploadsToS3AndAzureBlob(t *testing.T) {
 	ctx := context.Background()
-	gw := storagetest.NewVersityGW(t)
+	gw := blobtest.NewVersityGW(t)
 	s3s, err := s3.OpenWith(ctx, "s3://captures/tripcap?endpoint="+gw.Endpoint+"&insecure=true", s3.Credentials{AccessKeyID: gw.AccessKey, SecretAccessKey: gw.SecretKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	az := storagetest.NewAzurite(t)
+	az := blobtest.NewAzurite(t)
 	azs, err := azblob.OpenWith(ctx, "azblob://"+az.Account+"?endpoint="+az.BlobEndpoint, azblob.Credentials{ConnectionString: az.ConnectionString})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestDirectUploadsToS3AndAzureBlob(t *testing.T) {
 // ends; the file waits in the spool and is stored once, whole, when it returns.
 func TestUploadRidesOutStorageOutage(t *testing.T) {
 	ctx := context.Background()
-	gw := storagetest.NewVersityGW(t)
+	gw := blobtest.NewVersityGW(t)
 	s3s, err := s3.OpenWith(ctx, "s3://captures?endpoint="+gw.Endpoint+"&insecure=true", s3.Credentials{AccessKeyID: gw.AccessKey, SecretAccessKey: gw.SecretKey})
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestUploadRidesOutStorageOutage(t *testing.T) {
 // backend's reason, and the file stays in the spool.
 func TestRevokedStorageCredentials(t *testing.T) {
 	ctx := context.Background()
-	gw := storagetest.NewVersityGW(t)
+	gw := blobtest.NewVersityGW(t)
 	s3s, err := s3.OpenWith(ctx, "s3://captures?endpoint="+gw.Endpoint+"&insecure=true", s3.Credentials{AccessKeyID: gw.AccessKey, SecretAccessKey: gw.SecretKey})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/capturefile"
-	"github.com/tripcap/tripcap/internal/storagetest"
+	"github.com/tripcap/tripcap/internal/blobtest"
 )
 
 func TestParseURL(t *testing.T) {
@@ -86,9 +86,9 @@ func TestConnectionString(t *testing.T) {
 	}
 }
 
-func open(t *testing.T, a *storagetest.Azurite, container string) *Store {
+func open(t *testing.T, a *blobtest.Azurite, container string) *Store {
 	t.Helper()
-	s, err := OpenWith(storagetest.Context(t, 30*time.Second), "azblob://"+a.Account+"/"+container, Credentials{ConnectionString: a.ConnectionString})
+	s, err := OpenWith(blobtest.Context(t, 30*time.Second), "azblob://"+a.Account+"/"+container, Credentials{ConnectionString: a.ConnectionString})
 	if err != nil {
 		t.Fatalf("open azurite: %v", err)
 	}
@@ -96,9 +96,9 @@ func open(t *testing.T, a *storagetest.Azurite, container string) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	a := storagetest.NewAzurite(t)
+	a := blobtest.NewAzurite(t)
 	s := open(t, a, "")
-	storagetest.BlobStore(t, s)
+	blobtest.BlobStore(t, s)
 
 	t.Run("URL", func(t *testing.T) {
 		want := a.BlobEndpoint + "/network-watcher-logs/subscriptions/s1/x%20y.cap"
@@ -107,7 +107,7 @@ func TestConformance(t *testing.T) {
 		}
 	})
 	t.Run("Prefix", func(t *testing.T) {
-		ctx := storagetest.Context(t, 30*time.Second)
+		ctx := blobtest.Context(t, 30*time.Second)
 		p := open(t, a, "network-watcher-logs/tenant1")
 		if _, err := p.Put(ctx, "in/prefix.cap", strings.NewReader("confined")); err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestConformance(t *testing.T) {
 		}
 	})
 	t.Run("ReplacedWhileReading", func(t *testing.T) {
-		ctx := storagetest.Context(t, 30*time.Second)
+		ctx := blobtest.Context(t, 30*time.Second)
 		if _, err := s.Put(ctx, "replaced.cap", strings.NewReader("version one")); err != nil {
 			t.Fatal(err)
 		}
@@ -144,16 +144,16 @@ func TestConformance(t *testing.T) {
 }
 
 func TestDirectUploads(t *testing.T) {
-	a := storagetest.NewAzurite(t)
+	a := blobtest.NewAzurite(t)
 	s := open(t, a, "direct")
-	storagetest.DirectUploads(t, s, a.Server, tripcap.UploadAzureBlocks, "AuthorizationFailure")
+	blobtest.DirectUploads(t, s, a.Server, tripcap.UploadAzureBlocks, "AuthorizationFailure")
 }
 
 // TestOpenEnvironment takes the credentials from the environment as a
 // deployment would, and creates the default container.
 func TestOpenEnvironment(t *testing.T) {
-	a := storagetest.NewAzurite(t)
-	ctx := storagetest.Context(t, 30*time.Second)
+	a := blobtest.NewAzurite(t)
+	ctx := blobtest.Context(t, 30*time.Second)
 	u := "azblob://" + a.Account + "?endpoint=" + a.BlobEndpoint
 
 	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", "")
@@ -188,8 +188,8 @@ func TestOpenEnvironment(t *testing.T) {
 // TestWrongCredentials: a server configured with a wrong key fails at Open
 // with Azure's error, and SAS URLs signed with it are refused for good.
 func TestWrongCredentials(t *testing.T) {
-	a := storagetest.NewAzurite(t)
-	ctx := storagetest.Context(t, 30*time.Second)
+	a := blobtest.NewAzurite(t)
+	ctx := blobtest.Context(t, 30*time.Second)
 	u := "azblob://" + a.Account + "/wrong?endpoint=" + a.BlobEndpoint
 	wrong := Credentials{AccountKey: "d3Jvbmcga2V5IGZvciB0aGUgYWNjb3VudA=="}
 	_, err := OpenWith(ctx, u, wrong)
@@ -224,7 +224,7 @@ func TestWrongCredentials(t *testing.T) {
 // TestUnreachable: storage that does not answer fails Open within the
 // caller's deadline, naming the endpoint.
 func TestUnreachable(t *testing.T) {
-	a := storagetest.NewAzurite(t)
+	a := blobtest.NewAzurite(t)
 	a.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
@@ -240,11 +240,11 @@ func TestUnreachable(t *testing.T) {
 
 // TestDiskFull: Azurite's disk fills mid-upload, then space comes back.
 func TestDiskFull(t *testing.T) {
-	disk := storagetest.SmallDisk(t, 64<<20)
+	disk := blobtest.SmallDisk(t, 64<<20)
 	dir := filepath.Join(disk, "azurite")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	a := storagetest.NewAzuriteAt(t, dir)
-	storagetest.DiskFull(t, open(t, a, "full"), disk)
+	a := blobtest.NewAzuriteAt(t, dir)
+	blobtest.DiskFull(t, open(t, a, "full"), disk)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // The direct uploads themselves run against real servers in the s3 and
-// azblob packages (internal/storagetest.DirectUploads); these tests cover
+// azblob packages (internal/blobtest.DirectUploads); these tests cover
 // what needs no server.
 
 func TestTargetParts(t *testing.T) {

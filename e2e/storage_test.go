@@ -12,19 +12,19 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/internal/storagetest"
+	"github.com/tripcap/tripcap/internal/blobtest"
 )
 
 // storageLab is a lab whose server has three storage accounts: the file
 // default, an S3 bucket on versitygw and an Azure Blob container on Azurite,
 // both running in the control namespace at the lab's service address.
-func storageLab(t *testing.T) (*lab, *storagetest.VersityGW, *storagetest.Azurite) {
-	var gw *storagetest.VersityGW
-	var az *storagetest.Azurite
+func storageLab(t *testing.T) (*lab, *blobtest.VersityGW, *blobtest.Azurite) {
+	var gw *blobtest.VersityGW
+	var az *blobtest.Azurite
 	l := newLabWith(t, func(l *lab) {
 		svc := l.net.ServiceAddr().String()
-		gw = storagetest.NewVersityGWIn(t, l.ctl.Name, svc)
-		az = storagetest.NewAzuriteIn(t, l.ctl.Name, svc)
+		gw = blobtest.NewVersityGWIn(t, l.ctl.Name, svc)
+		az = blobtest.NewAzuriteIn(t, l.ctl.Name, svc)
 		l.serverArgs = []string{
 			"--storage", "local=file://" + filepath.Join(l.dir, "server", "storage"),
 			"--storage", "s3=s3://captures/tripcap?endpoint=" + gw.Endpoint + "&insecure=true",

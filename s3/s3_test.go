@@ -14,7 +14,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/capturefile"
-	"github.com/tripcap/tripcap/internal/storagetest"
+	"github.com/tripcap/tripcap/internal/blobtest"
 )
 
 func TestParseURL(t *testing.T) {
@@ -83,13 +83,13 @@ func TestPartSize(t *testing.T) {
 	}
 }
 
-func storeURL(g *storagetest.VersityGW, bucket, prefix string) string {
+func storeURL(g *blobtest.VersityGW, bucket, prefix string) string {
 	return "s3://" + bucket + "/" + prefix + "?endpoint=" + g.Endpoint + "&insecure=true"
 }
 
-func open(t *testing.T, g *storagetest.VersityGW, bucket, prefix string) *Store {
+func open(t *testing.T, g *blobtest.VersityGW, bucket, prefix string) *Store {
 	t.Helper()
-	s, err := OpenWith(storagetest.Context(t, 30*time.Second), storeURL(g, bucket, prefix), Credentials{AccessKeyID: g.AccessKey, SecretAccessKey: g.SecretKey})
+	s, err := OpenWith(blobtest.Context(t, 30*time.Second), storeURL(g, bucket, prefix), Credentials{AccessKeyID: g.AccessKey, SecretAccessKey: g.SecretKey})
 	if err != nil {
 		t.Fatalf("open versitygw: %v", err)
 	}
@@ -97,12 +97,12 @@ func open(t *testing.T, g *storagetest.VersityGW, bucket, prefix string) *Store 
 }
 
 func TestConformance(t *testing.T) {
-	g := storagetest.NewVersityGW(t)
+	g := blobtest.NewVersityGW(t)
 	s := open(t, g, "captures", "network-watcher-logs/tenant1")
-	storagetest.BlobStore(t, s)
+	blobtest.BlobStore(t, s)
 
 	t.Run("Prefix", func(t *testing.T) {
-		ctx := storagetest.Context(t, 30*time.Second)
+		ctx := blobtest.Context(t, 30*time.Second)
 		if _, err := s.Put(ctx, "in/prefix.cap", strings.NewReader("confined")); err != nil {
 			t.Fatal(err)
 		}
@@ -127,15 +127,15 @@ func TestConformance(t *testing.T) {
 }
 
 func TestDirectUploads(t *testing.T) {
-	g := storagetest.NewVersityGW(t)
+	g := blobtest.NewVersityGW(t)
 	s := open(t, g, "direct", "caps")
-	storagetest.DirectUploads(t, s, g.Server, tripcap.UploadS3Multipart, "SignatureDoesNotMatch")
+	blobtest.DirectUploads(t, s, g.Server, tripcap.UploadS3Multipart, "SignatureDoesNotMatch")
 }
 
 // TestOpenEnvironment takes the credentials from AWS_* as a deployment would.
 func TestOpenEnvironment(t *testing.T) {
-	g := storagetest.NewVersityGW(t)
-	ctx := storagetest.Context(t, 30*time.Second)
+	g := blobtest.NewVersityGW(t)
+	ctx := blobtest.Context(t, 30*time.Second)
 	t.Setenv("AWS_ACCESS_KEY_ID", g.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", g.SecretKey)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
@@ -164,8 +164,8 @@ func TestOpenEnvironment(t *testing.T) {
 // TestWrongCredentials: a server configured with a wrong secret fails at
 // Open with S3's error, and parts presigned with it are refused for good.
 func TestWrongCredentials(t *testing.T) {
-	g := storagetest.NewVersityGW(t)
-	ctx := storagetest.Context(t, 30*time.Second)
+	g := blobtest.NewVersityGW(t)
+	ctx := blobtest.Context(t, 30*time.Second)
 	wrong := Credentials{AccessKeyID: g.AccessKey, SecretAccessKey: "not-the-secret"}
 	_, err := OpenWith(ctx, storeURL(g, "wrong", ""), wrong)
 	if tripcap.ErrorCode(err) != tripcap.EFORBIDDEN || !strings.Contains(err.Error(), "403") {
@@ -209,7 +209,7 @@ func TestWrongCredentials(t *testing.T) {
 // TestUnreachable: storage that does not answer fails Open within the
 // caller's deadline, naming the endpoint.
 func TestUnreachable(t *testing.T) {
-	g := storagetest.NewVersityGW(t)
+	g := blobtest.NewVersityGW(t)
 	g.Stop()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
@@ -225,11 +225,11 @@ func TestUnreachable(t *testing.T) {
 
 // TestDiskFull: versitygw's disk fills mid-upload, then space comes back.
 func TestDiskFull(t *testing.T) {
-	disk := storagetest.SmallDisk(t, 64<<20)
+	disk := blobtest.SmallDisk(t, 64<<20)
 	gwDir := filepath.Join(disk, "gw")
 	if err := os.Mkdir(gwDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	g := storagetest.NewVersityGWAt(t, gwDir)
-	storagetest.DiskFull(t, open(t, g, "full", ""), disk)
+	g := blobtest.NewVersityGWAt(t, gwDir)
+	blobtest.DiskFull(t, open(t, g, "full", ""), disk)
 }

@@ -1,8 +1,8 @@
-// Package storagetest runs real storage servers for tests (versitygw for S3,
+// Package blobtest runs real storage servers for tests (versitygw for S3,
 // Azurite for Azure Blob), and holds the conformance tests every
 // tripcap.BlobStore and tripcap.DirectUploads backend passes.
 // scripts/install-storage-peers installs the servers.
-package storagetest
+package blobtest
 
 import (
 	"bytes"
@@ -111,7 +111,7 @@ wait:
 		case <-s.exited:
 			break wait
 		case <-deadline:
-			fmt.Fprintf(s.logs, "[storagetest: %s did not stop within 15s of SIGINT; killing it]\n", s.name)
+			fmt.Fprintf(s.logs, "[blobtest: %s did not stop within 15s of SIGINT; killing it]\n", s.name)
 			break wait
 		case <-tick.C:
 			if s.closed != "" && strings.Contains(s.logs.String()[mark:], s.closed) {
