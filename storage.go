@@ -85,7 +85,7 @@ type FileFilter struct {
 // FileStore is the file index: the store writes it in the transaction that
 // writes a capture's file records, so it never disagrees with them.
 type FileStore interface {
-	// FindFiles lists files ordered by id (ids sort by first sight), and the
-	// cursor of the next page.
+	// FindFiles lists files ordered by id (ids sort by first sight, to the
+	// millisecond), and the cursor of the next page.
 	FindFiles(ctx context.Context, f FileFilter) ([]*StoredFile, string, error)
 }
