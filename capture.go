@@ -190,6 +190,9 @@ type CaptureFile struct {
 	Key       string    `json:"key,omitempty"`
 	LocalPath string    `json:"localPath,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// DeletedAt is when the stored copy was deleted (by a user or the
+	// retention policy); the record stays so the file's fate is known.
+	DeletedAt *time.Time `json:"deletedAt,omitempty"`
 }
 
 // PacketCapture is a capture session resource, scoped to a network watcher.
@@ -217,6 +220,10 @@ type PacketCapture struct {
 	Summary *CaptureSummary `json:"summary,omitempty"`
 	// Cause records why the capture exists, e.g. the alert that triggered it.
 	Cause string `json:"cause,omitempty"`
+	// AlertID is the alert a responder made the capture for (the sender's
+	// alert id, else the responder's alert key), so its files can be found
+	// by alert after the capture was replaced.
+	AlertID string `json:"alertId,omitempty"`
 	// StorageKey is the object key of the first file in the storage account;
 	// later files of a continuous capture are numbered from it.
 	StorageKey string `json:"storageKey,omitempty"`

@@ -28,6 +28,7 @@ type CaptureFilter struct {
 // regardless of case, so a (case-insensitive) ARM resource id names one host.
 type Store interface {
 	StorageAccountStore
+	FileStore
 	AlertStore
 	ResponderStore
 

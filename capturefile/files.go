@@ -26,6 +26,10 @@ type Config struct {
 	UpdateCapture func(ctx context.Context, id string, fn func(c *tripcap.PacketCapture) bool) error
 	// BlobStore returns the backend of a storage account.
 	BlobStore func(ctx context.Context, account string) (tripcap.BlobStore, error)
+	// Index is the file index (the store), for files on their own.
+	Index tripcap.FileStore
+	// Hosts resolves the host a user names in a file listing.
+	Hosts tripcap.HostFinder
 	// Stored is told of every file stored (for the server's counters).
 	Stored func()
 	Now    func() time.Time
@@ -53,6 +57,7 @@ type slot struct {
 	capture *tripcap.PacketCapture
 	blobs   tripcap.BlobStore
 	file    tripcap.CaptureFile // the capture's record of it, Key set
+	deleted bool                // a user or the retention policy deleted it
 }
 
 // reserve checks that the calling agent may upload the named file of a
@@ -90,6 +95,10 @@ func (s *Files) reserve(ctx context.Context, captureID, name string) (*slot, err
 			i = len(c.Files) - 1
 		}
 		f := &c.Files[i]
+		if f.DeletedAt != nil {
+			sl.deleted = true
+			return false
+		}
 		changed := f.Key == ""
 		if changed {
 			f.Key, f.StorageID = fileKey(c.StorageKey, i), storageID
@@ -99,6 +108,9 @@ func (s *Files) reserve(ctx context.Context, captureID, name string) (*slot, err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if sl.deleted {
+		return nil, tripcap.Errorf(tripcap.ECONFLICT, "file %s of capture %s was deleted; it is not stored again", name, c.Name)
 	}
 	return sl, nil
 }
@@ -209,6 +221,13 @@ func storageError(doing string, err error) error {
 // the first when name is empty.
 func (s *Files) OpenFile(ctx context.Context, watcher, ref, name string) (io.ReadSeekCloser, *tripcap.CaptureFile, error) {
 	c, err := s.cfg.FindCapture(ctx, watcher, ref)
+	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND && watcher == "" {
+		// A capture deleted or replaced keeps its files: its id (what a
+		// notification's downloadUrl names) still reaches them.
+		if dc, derr := s.cfg.Capture(ctx, ref); derr == nil {
+			c, err = dc, nil
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -226,36 +245,47 @@ func (s *Files) OpenFile(ctx context.Context, watcher, ref, name string) (io.Rea
 		}
 	}
 	f := c.Files[i]
-	if !f.Stored {
-		if c.Parameters.StorageLocation.StorageID == "" {
-			return nil, nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s keeps %s on its host only, at %s", c.Name, f.Name, f.LocalPath)
-		}
+	if !f.Stored && f.DeletedAt == nil && c.Parameters.StorageLocation.StorageID != "" {
 		return nil, nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "capture %s: %s is not uploaded yet (status %s)", c.Name, f.Name, c.Status)
 	}
-	blobs, err := s.cfg.BlobStore(ctx, f.StorageID)
+	rc, err := s.open(ctx, c.Name, f)
 	if err != nil {
 		return nil, nil, err
-	}
-	rc, _, err := blobs.Open(ctx, f.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open %s of capture %s: %w", f.Key, c.Name, err)
 	}
 	return rc, &f, nil
 }
 
-// DeleteFiles deletes the stored files of a capture; the caller has made
-// sure it may.
+// open opens the stored copy of file f of capture captureName.
+func (s *Files) open(ctx context.Context, captureName string, f tripcap.CaptureFile) (io.ReadSeekCloser, error) {
+	if f.DeletedAt != nil {
+		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "file %s of capture %s was deleted at %s", f.Name, captureName, f.DeletedAt.Format(time.RFC3339))
+	}
+	if !f.Stored {
+		if f.StorageID == "" {
+			return nil, tripcap.Errorf(tripcap.ENOTFOUND, "capture %s keeps %s on its host only, at %s", captureName, f.Name, f.LocalPath)
+		}
+		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "capture %s: %s is not uploaded yet", captureName, f.Name)
+	}
+	blobs, err := s.cfg.BlobStore(ctx, f.StorageID)
+	if err != nil {
+		return nil, err
+	}
+	rc, _, err := blobs.Open(ctx, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("open %s of capture %s: %w", f.Key, captureName, err)
+	}
+	return rc, nil
+}
+
+// DeleteFiles deletes the stored files of a capture and marks them deleted;
+// the caller has made sure it may.
 func (s *Files) DeleteFiles(ctx context.Context, c *tripcap.PacketCapture) error {
 	for _, f := range c.Files {
 		if !f.Stored {
 			continue
 		}
-		b, err := s.cfg.BlobStore(ctx, f.StorageID)
-		if err == nil {
-			err = b.Delete(ctx, f.Key)
-		}
-		if err != nil {
-			return fmt.Errorf("delete file %s of capture %s: %w", f.Key, c.Name, err)
+		if err := s.deleteStored(ctx, c.ID, c.Name, f); err != nil {
+			return err
 		}
 	}
 	return nil

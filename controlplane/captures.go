@@ -24,6 +24,8 @@ type CreateCaptureRequest struct {
 	Parameters tripcap.PacketCaptureParameters
 	// Cause says why the capture exists (e.g. the alert); it goes into the pcapng comment.
 	Cause string
+	// AlertID is the alert a responder captures for (tripcap.PacketCapture.AlertID).
+	AlertID string
 }
 
 // CreateCapture validates the request, resolves the target host, and records
@@ -90,6 +92,7 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 		Desired:           tripcap.DesiredRunning,
 		Status:            tripcap.StatusNotStarted,
 		Cause:             req.Cause,
+		AlertID:           req.AlertID,
 		CreatedAt:         now,
 		UpdatedAt:         now,
 	}

@@ -32,7 +32,7 @@ func (c responderCaptures) FindCaptures(ctx context.Context, f tripcap.CaptureFi
 }
 
 func (c responderCaptures) CreateCapture(ctx context.Context, req responder.CaptureRequest) (*tripcap.PacketCapture, error) {
-	return c.s.CreateCapture(ctx, CreateCaptureRequest{ID: req.ID, Name: req.Name, Watcher: req.Watcher, Parameters: req.Parameters, Cause: req.Cause})
+	return c.s.CreateCapture(ctx, CreateCaptureRequest{ID: req.ID, Name: req.Name, Watcher: req.Watcher, Parameters: req.Parameters, Cause: req.Cause, AlertID: req.AlertID})
 }
 
 func (c responderCaptures) StopCapture(ctx context.Context, id string) (*tripcap.PacketCapture, error) {

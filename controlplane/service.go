@@ -40,6 +40,10 @@ type Config struct {
 	// CAFingerprint, when set, gives the fingerprint of the CA the server
 	// presents; join tokens carry it (tripcap.JoinTokenString).
 	CAFingerprint func() string
+	// FileRetention is how long stored capture files are kept (by their
+	// CreatedAt) before the sweeper deletes them; 0 keeps them until a user
+	// deletes them. It applies to the files of deleted captures too.
+	FileRetention time.Duration
 }
 
 func (c *Config) applyDefaults() {
@@ -126,6 +130,8 @@ func New(store tripcap.Store, cfg Config, log *slog.Logger) *Service {
 		FindCapture:   s.FindCapture,
 		UpdateCapture: s.updateCapture,
 		BlobStore:     s.blobStore,
+		Index:         store,
+		Hosts:         store,
 		Stored:        func() { s.counters.Uploads.Add(1) },
 		Now:           func() time.Time { return s.now() },
 	})
@@ -158,6 +164,8 @@ func (s *Service) Run(ctx context.Context) error {
 	sweepEvery := min(s.cfg.OfflineAfter/3, 5*time.Second)
 	sweep := time.NewTicker(max(sweepEvery, 100*time.Millisecond))
 	defer sweep.Stop()
+	retention := s.retentionTicker()
+	defer retention.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -176,6 +184,8 @@ func (s *Service) Run(ctx context.Context) error {
 			if err := s.SweepOffline(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("sweeping offline hosts", "err", err)
 			}
+		case <-retention.C:
+			s.sweepFiles(ctx)
 		}
 	}
 }

@@ -28,7 +28,16 @@ func (c *Client) DownloadFile(ctx context.Context, watcher, ref, name string, of
 	if name != "" {
 		q.Set("name", name)
 	}
-	req, err := c.newRequest(ctx, "GET", "/api/v1/captures/"+url.PathEscape(ref)+"/file", q, nil)
+	return c.download(ctx, "/api/v1/captures/"+url.PathEscape(ref)+"/file", q, ref, offset)
+}
+
+// DownloadStoredFile starts downloading a stored file by id from offset.
+func (c *Client) DownloadStoredFile(ctx context.Context, id string, offset int64) (*Download, error) {
+	return c.download(ctx, "/api/v1/files/"+url.PathEscape(id)+"/content", nil, id, offset)
+}
+
+func (c *Client) download(ctx context.Context, path string, q url.Values, ref string, offset int64) (*Download, error) {
+	req, err := c.newRequest(ctx, "GET", path, q, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +60,39 @@ func (c *Client) DownloadFile(ctx context.Context, watcher, ref, name string, of
 		d.FileName = strings.Trim(params, `"`)
 	}
 	return d, nil
+}
+
+// FileQuery selects stored files (GET /api/v1/files); Since and Until are
+// RFC 3339 times.
+type FileQuery struct {
+	Host, Since, Until, Alert, Capture string
+	Deleted                            bool
+}
+
+// ListFiles lists stored files, every page.
+func (c *Client) ListFiles(ctx context.Context, fq FileQuery) ([]*tripcap.StoredFile, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"host": fq.Host, "since": fq.Since, "until": fq.Until, "alert": fq.Alert, "capture": fq.Capture} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if fq.Deleted {
+		q.Set("deleted", "true")
+	}
+	return listAll[*tripcap.StoredFile](ctx, c, "/api/v1/files", q)
+}
+
+// GetFile returns a stored file's record.
+func (c *Client) GetFile(ctx context.Context, id string) (*tripcap.StoredFile, error) {
+	var f tripcap.StoredFile
+	return &f, c.do(ctx, "GET", "/api/v1/files/"+url.PathEscape(id), nil, nil, &f)
+}
+
+// DeleteFile deletes a stored file's copy and returns its record, marked deleted.
+func (c *Client) DeleteFile(ctx context.Context, id string) (*tripcap.StoredFile, error) {
+	var f tripcap.StoredFile
+	return &f, c.do(ctx, "DELETE", "/api/v1/files/"+url.PathEscape(id), nil, nil, &f)
 }
 
 func filePath(captureID, name string) string {

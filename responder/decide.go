@@ -1,6 +1,7 @@
 package responder
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -239,6 +240,9 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 	c, err := r.captures.CreateCapture(ctx, CaptureRequest{ID: id,
 		Name: name, Watcher: w.Name, Parameters: p,
 		Cause: clipText(causeOf(rs, run, t), 500),
+		// The sender's alert id, else the responder's key of the alert
+		// (an Alertmanager fingerprint): what `tripcap file list --alert` takes.
+		AlertID: clipText(cmp.Or(t.AlertID, run.AlertKey), 500),
 	})
 	if err != nil {
 		return fail(err)

@@ -87,6 +87,8 @@ type CaptureRequest struct {
 	Watcher    string
 	Parameters tripcap.PacketCaptureParameters
 	Cause      string
+	// AlertID is recorded on the capture, so its files are found by alert.
+	AlertID string
 }
 
 // Hosts finds the hosts an alert is about.

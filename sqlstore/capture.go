@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,6 +78,9 @@ func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) err
 			return errNameTaken
 		}
 		if err != nil {
+			return err
+		}
+		if err := syncFiles(ctx, tx, c); err != nil {
 			return err
 		}
 		bumped, err := bumpRevision(ctx, tx, c.HostID)
@@ -175,6 +179,9 @@ func (s *Store) UpdateCapture(ctx context.Context, c *tripcap.PacketCapture, exp
 		if err != nil {
 			return err
 		}
+		if err := syncFiles(ctx, tx, c); err != nil {
+			return err
+		}
 		if old.Desired != c.Desired || DeletedAtChanged(old.DeletedAt, c.DeletedAt) {
 			_, err = bumpRevision(ctx, tx, c.HostID)
 		}
@@ -228,6 +235,7 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 		}
 		missing = missing[:0]
 		var writes []CaptureWrite
+		var filesChanged []*tripcap.PacketCapture
 		now := utcNow()
 		for _, id := range ids {
 			c, ok := found[id]
@@ -235,16 +243,25 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 				missing = append(missing, id)
 				continue
 			}
+			files := slices.Clone(c.Files)
 			doc, err := ApplyProgress(c, fn, now)
 			if err != nil {
 				return err
 			}
 			if doc != nil {
 				writes = append(writes, CaptureWrite{c.ID, c.Version + 1, string(c.Status), string(c.Desired), c.DeletedAt, c.UpdatedAt, string(doc)})
+				if !slices.Equal(files, c.Files) {
+					filesChanged = append(filesChanged, c)
+				}
 			}
 		}
 		if len(writes) == 0 {
 			return nil
+		}
+		for _, c := range filesChanged {
+			if err := syncFiles(ctx, tx, c); err != nil {
+				return err
+			}
 		}
 		if s.d.WriteCaptures != nil {
 			return s.d.WriteCaptures(ctx, tx, writes)

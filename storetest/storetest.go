@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 	}
 	tests = append(tests, alertingTests...)
 	tests = append(tests, responderTests...)
+	tests = append(tests, fileTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
@@ -222,10 +223,13 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		Summary: filled[tripcap.CaptureSummary](),
 		Files: []tripcap.CaptureFile{
 			{Name: "web-1.pcapng", Size: 1 << 26, SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Stored: true,
-				StorageID: "/subscriptions/Sub-0001/storageAccounts/caps", Key: "captures/web-1.pcapng", LocalPath: "/var/captures/web-1.pcapng", CreatedAt: base.Add(2 * time.Second)},
-			{Name: "web-1.1.pcapng", Size: 12, SHA256: "00", Stored: true, StorageID: "s", Key: "k", LocalPath: "/var/captures/web-1.1.pcapng", CreatedAt: base.Add(3 * time.Second)},
+				StorageID: "/subscriptions/Sub-0001/storageAccounts/caps", Key: "captures/web-1.pcapng", LocalPath: "/var/captures/web-1.pcapng", CreatedAt: base.Add(2 * time.Second),
+				DeletedAt: new(base.Add(4 * time.Second))},
+			{Name: "web-1.1.pcapng", Size: 12, SHA256: "00", Stored: true, StorageID: "s", Key: "k", LocalPath: "/var/captures/web-1.1.pcapng", CreatedAt: base.Add(3 * time.Second),
+				DeletedAt: new(base.Add(5 * time.Second))},
 		},
 		Cause:      "alert HighLatency fired on web-1",
+		AlertID:    "/subscriptions/Sub-0001/providers/Microsoft.AlertsManagement/alerts/6f0ad1c2",
 		StorageKey: "captures/web-1.pcapng",
 		CreatedAt:  base,
 		UpdatedAt:  base.Add(time.Millisecond),

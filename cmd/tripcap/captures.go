@@ -382,7 +382,9 @@ func newCaptureDownloadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := download(cmd, c, args[0], name, out)
+			res, err := download(cmd, args[0], out, func(ctx context.Context, offset int64) (*tchttp.Download, error) {
+				return c.DownloadFile(ctx, watcherFlag(cmd), args[0], name, offset)
+			})
 			if err != nil {
 				return err
 			}
@@ -406,14 +408,15 @@ type downloadResult struct {
 	SHA256 string `json:"sha256"`
 }
 
-// download fetches the file into FILE.partial, resuming one left by an
-// earlier run, with a progress bar on a terminal; only a file whose SHA-256
-// matches is renamed into place, so nothing corrupt is left under FILE.
-func download(cmd *cobra.Command, c *tchttp.Client, ref, name, out string) (*downloadResult, error) {
+// download fetches the file open starts (from an offset) into FILE.partial,
+// resuming one left by an earlier run, with a progress bar on a terminal;
+// only a file whose SHA-256 matches is renamed into place, so nothing
+// corrupt is left under FILE. ref names the file in messages.
+func download(cmd *cobra.Command, ref, out string, open func(ctx context.Context, offset int64) (*tchttp.Download, error)) (*downloadResult, error) {
 	ctx := cmd.Context()
 	h := sha256.New()
 	if out == "-" {
-		d, err := c.DownloadFile(ctx, watcherFlag(cmd), ref, name, 0)
+		d, err := open(ctx, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -434,11 +437,11 @@ func download(cmd *cobra.Command, c *tchttp.Client, ref, name, out string) (*dow
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", partial, err)
 	}
-	d, err := c.DownloadFile(ctx, watcherFlag(cmd), ref, name, offset)
+	d, err := open(ctx, offset)
 	if err != nil && offset > 0 {
 		// The partial file may be stale or complete: start over.
 		offset = 0
-		d, err = c.DownloadFile(ctx, watcherFlag(cmd), ref, name, 0)
+		d, err = open(ctx, 0)
 	}
 	if err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ type serverOptions struct {
 	subscription, group, location    string
 	maxCaptures                      int
 	heartbeat                        time.Duration
+	fileRetention                    time.Duration
 	storage                          []string
 	tls                              tlsOptions
 }
@@ -54,6 +55,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.location, "default-location", "", "location of hosts that enroll without one")
 	f.IntVar(&o.maxCaptures, "max-captures", tripcap.DefaultParallelCapturesPerWatcher, "parallel capture limit of new network watchers")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval; hosts go Offline after three missed")
+	f.Var(retentionValue{&o.fileRetention}, "file-retention", "delete stored capture files this long after they were created (720h, P90D); 0 keeps them until deleted (tripcap file delete)")
 	o.tls.addFlags(cmd)
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
@@ -165,7 +167,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	}
 	cfg := controlplane.Config{
 		SubscriptionID: o.subscription, ResourceGroup: o.group, DefaultLocation: o.location,
-		MaxCapturesPerWatcher: o.maxCaptures, HeartbeatInterval: o.heartbeat, Storage: blobs, DefaultStorage: def, OpenStorage: openStorageURL,
+		MaxCapturesPerWatcher: o.maxCaptures, HeartbeatInterval: o.heartbeat, FileRetention: o.fileRetention, Storage: blobs, DefaultStorage: def, OpenStorage: openStorageURL,
 	}
 	if src := cp.tls; src != nil {
 		cfg.CAFingerprint = func() string { return tlscert.Fingerprint(src.Anchor()) }
