@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/internal/netns"
 	"github.com/tripcap/tripcap/internal/blobtest"
+	"github.com/tripcap/tripcap/internal/netns"
 )
 
 // TestStartOnFullDisk: a capture directory already full when a session
