@@ -81,6 +81,11 @@ type Alert struct {
 	History []AlertEvaluation `json:"history"`
 	// Actions are the rule's actions when the alert fired.
 	Actions []Action `json:"actions,omitempty"`
+	// Silenced says an active silence matched the alert's latest
+	// transition: it was recorded and nothing was delivered. SilencedBy
+	// lists the matching silences' ids.
+	Silenced   bool     `json:"silenced,omitempty"`
+	SilencedBy []string `json:"silencedBy,omitempty"`
 }
 
 // SeverityName is Azure's "Sev0".."Sev4".
