@@ -53,6 +53,8 @@ type AlertEvaluation struct {
 	WindowStartTime  time.Time         `json:"windowStartTime"`
 	WindowEndTime    time.Time         `json:"windowEndTime"`
 	AllOf            []ConditionResult `json:"allOf"`
+	// Silenced says a silence muted this transition: nothing was delivered.
+	Silenced bool `json:"silenced,omitempty"`
 }
 
 // Alert is one firing of a rule on one host, from Fired to Resolved. A rule

@@ -179,7 +179,6 @@ func New(cfg Config) (*Evaluator, error) {
 	}, nil
 }
 
-
 // SetRules replaces the rule set. Rules must have ids; each is validated
 // (after defaults) and the first invalid one is refused with the whole set.
 // Instances of rules that changed start afresh (baselines relearn from the
@@ -679,7 +678,6 @@ func (e *Evaluator) learn(bl *baseline, k metricstore.Key, c *tripcap.DynamicCri
 		}
 	}
 }
-
 
 // Alerts lists alerts in memory (fired ones and the latest resolved),
 // newest first.

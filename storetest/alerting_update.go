@@ -108,7 +108,9 @@ func testAlertRuleUpdate(t *testing.T, s tripcap.Store) {
 			r.Version = 0
 			return r, s.CreateAlertRule(ctx, r)
 		},
-		func(id string) (*tripcap.AlertRule, error) { return s.FindAlertRule(ctx, tripcap.AlertRuleFilter{ID: &id}) },
+		func(id string) (*tripcap.AlertRule, error) {
+			return s.FindAlertRule(ctx, tripcap.AlertRuleFilter{ID: &id})
+		},
 		func(r *tripcap.AlertRule, v int64) error { return s.UpdateAlertRule(ctx, r, v) },
 		func(r *tripcap.AlertRule) (*string, *string, *int64, *time.Time, *time.Time, *string) {
 			return &r.ID, &r.Name, &r.Version, &r.CreatedAt, &r.UpdatedAt, &r.Description
