@@ -157,6 +157,7 @@ func (s *Server) handleCreateRule(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/alert-rules/"+created.ID)
+	w.Header().Set("ETag", created.ETag())
 	writeJSON(w, 201, created)
 	return nil
 }
@@ -216,6 +217,7 @@ func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request) error
 	// The secret is in this answer only: keep it out of caches.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", "/api/v1/action-groups/"+created.ID)
+	w.Header().Set("ETag", created.ETag())
 	writeJSON(w, 201, created)
 	return nil
 }
