@@ -472,7 +472,7 @@ func (m *AlertAdmin) ExpireSilence(ctx context.Context, id string) (*tripcap.Sil
 	if err != nil {
 		return nil, err
 	}
-	m.log.Info("silence expired", "silence", sl.ID, "by", tripcap.PrincipalFromContext(ctx).CredentialID)
+	m.log.Info("silence expired", "silence", sl.ID, "by", tripcap.PrincipalFromContext(ctx).Name)
 	return sl, nil
 }
 
