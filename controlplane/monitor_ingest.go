@@ -219,9 +219,9 @@ func (m *MetricIngest) onTransition(ctx context.Context, a tripcap.Alert) {
 	}()
 }
 
-// silence marks a transition that active silences mute: a Fired one that
-// a silence matches now, and a Resolved one whose Fired was muted (its
-// receivers never heard of the alert, so they are not told it ended). When
+// silence marks a transition that silences mute: one an active silence
+// matches now, and a Resolved one whose Fired was muted (its receivers
+// never heard of the alert, so they are not told it ended). When
 // the silences cannot be read the alert is delivered: a muted alert that
 // gets through costs less than an incident no one hears about.
 func (m *MetricIngest) silence(ctx context.Context, a *tripcap.Alert) {
