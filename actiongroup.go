@@ -48,7 +48,12 @@ type ActionGroup struct {
 	SigningSecret string    `json:"signingSecret,omitempty"`
 	CreatedAt     time.Time `json:"createdAt,omitzero"`
 	UpdatedAt     time.Time `json:"updatedAt,omitzero"`
+	// Version counts the group's writes (see AlertRule.Version).
+	Version int64 `json:"version,omitempty"`
 }
+
+// ETag is the group's entity tag, from its version.
+func (g *ActionGroup) ETag() string { return versionETag(g.Version) }
 
 // Receiver kinds, as deliveries name them (Delivery.ReceiverKind).
 const (

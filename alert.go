@@ -53,6 +53,8 @@ type AlertEvaluation struct {
 	WindowStartTime  time.Time         `json:"windowStartTime"`
 	WindowEndTime    time.Time         `json:"windowEndTime"`
 	AllOf            []ConditionResult `json:"allOf"`
+	// Silenced says a silence muted this transition: nothing was delivered.
+	Silenced bool `json:"silenced,omitempty"`
 }
 
 // Alert is one firing of a rule on one host, from Fired to Resolved. A rule
@@ -81,6 +83,11 @@ type Alert struct {
 	History []AlertEvaluation `json:"history"`
 	// Actions are the rule's actions when the alert fired.
 	Actions []Action `json:"actions,omitempty"`
+	// Silenced says an active silence matched the alert's latest
+	// transition: it was recorded and nothing was delivered. SilencedBy
+	// lists the matching silences' ids.
+	Silenced   bool     `json:"silenced,omitempty"`
+	SilencedBy []string `json:"silencedBy,omitempty"`
 }
 
 // SeverityName is Azure's "Sev0".."Sev4".

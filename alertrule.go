@@ -56,7 +56,17 @@ type AlertRule struct {
 	Actions      []Action  `json:"actions,omitempty"`
 	CreatedAt    time.Time `json:"createdAt,omitzero"`
 	UpdatedAt    time.Time `json:"updatedAt,omitzero"`
+	// Version counts the rule's writes; its ETag is made from it, so that
+	// an update based on an older read is refused (If-Match).
+	Version int64 `json:"version,omitempty"`
 }
+
+// ETag is the rule's entity tag, from its version.
+func (r *AlertRule) ETag() string { return versionETag(r.Version) }
+
+// versionETag is the weak entity tag of a stored object's version: rules,
+// action groups and responders share it.
+func versionETag(v int64) string { return fmt.Sprintf(`W/"%d"`, v) }
 
 // ApplyDefaults fills unset properties with Azure's defaults.
 func (r *AlertRule) ApplyDefaults() {

@@ -27,10 +27,17 @@ type ActionGroupFilter struct {
 // Errors are *Error with the codes named below; malformed ids are EINVALID,
 // unknown ids ENOTFOUND.
 type AlertStore interface {
-	// CreateAlertRule inserts r, whose ID the caller sets; zero
+	SilenceStore
+
+	// CreateAlertRule inserts r, whose ID the caller sets, with Version 1; zero
 	// CreatedAt/UpdatedAt become now. ECONFLICT when the id or the name
 	// (in any case) is taken; EINVALID without an id or a name.
 	CreateAlertRule(ctx context.Context, r *AlertRule) error
+	// UpdateAlertRule replaces the rule with r.ID (its id and CreatedAt
+	// stay) if it is at expectVersion, else EPRECONDITION; it sets
+	// UpdatedAt to now and r.Version to the next version. ENOTFOUND when
+	// unknown, ECONFLICT when the new name is taken.
+	UpdateAlertRule(ctx context.Context, r *AlertRule, expectVersion int64) error
 	// FindAlertRules lists the rules f selects, ordered by name.
 	FindAlertRules(ctx context.Context, f AlertRuleFilter) ([]*AlertRule, error)
 	// FindAlertRule returns the one rule f selects, ENOTFOUND when none.
@@ -43,6 +50,10 @@ type AlertStore interface {
 	// sets; zero CreatedAt/UpdatedAt become now. ECONFLICT when the id or
 	// the name (in any case) is taken; EINVALID without an id or a name.
 	CreateActionGroup(ctx context.Context, g *ActionGroup) error
+	// UpdateActionGroup replaces the group with g.ID as UpdateAlertRule
+	// does; the caller keeps g.SigningSecret (the control plane copies it
+	// from the stored group).
+	UpdateActionGroup(ctx context.Context, g *ActionGroup, expectVersion int64) error
 	// FindActionGroups lists the groups f selects, ordered by name.
 	FindActionGroups(ctx context.Context, f ActionGroupFilter) ([]*ActionGroup, error)
 	// FindActionGroup returns the one group f selects, ENOTFOUND when none.

@@ -32,8 +32,10 @@ type Credential struct {
 // Principal is the authenticated caller of a request.
 type Principal struct {
 	CredentialID string
-	Role         Role
-	HostID       string // set for agents: the only host they may act for
+	// Name is the credential's name, what records of who did what show.
+	Name   string
+	Role   Role
+	HostID string // set for agents: the only host they may act for
 }
 
 type principalKey struct{}

@@ -73,7 +73,7 @@ func (r *Responder) OwnReceivers() *ActionGroup {
 }
 
 // ETag is the responder's entity tag, for If-Match on update.
-func (r *Responder) ETag() string { return fmt.Sprintf(`W/"%d"`, r.Version) }
+func (r *Responder) ETag() string { return versionETag(r.Version) }
 
 // ResponderCapture is the template of the captures a responder starts: the
 // capture's name and its parameters without a target (the alert's host is

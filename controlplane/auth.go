@@ -30,7 +30,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Pri
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	p := &tripcap.Principal{CredentialID: c.ID, Role: c.Role, HostID: c.HostID}
+	p := &tripcap.Principal{CredentialID: c.ID, Name: c.Name, Role: c.Role, HostID: c.HostID}
 	s.principals.put(hash, p, now)
 	return p, nil
 }

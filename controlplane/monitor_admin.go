@@ -77,22 +77,8 @@ func (m *AlertAdmin) CreateRule(ctx context.Context, r *tripcap.AlertRule) (*tri
 		return nil, tripcap.Errorf(tripcap.EINVALID, "id: set by the server; leave it out")
 	}
 	c := *r
-	c.ApplyDefaults()
-	if err := c.Validate(); err != nil {
+	if err := m.checkRule(ctx, &c); err != nil {
 		return nil, err
-	}
-	if err := m.fitsStore(&c); err != nil {
-		return nil, err
-	}
-	c.Actions = slices.Clone(c.Actions)
-	for i, a := range c.Actions {
-		g, err := m.resolveGroup(ctx, a.ActionGroupID)
-		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
-			return nil, tripcap.Errorf(tripcap.EINVALID, "actions[%d].actionGroupId: no action group %q; create it first (tripcap action-group create)", i, a.ActionGroupID)
-		} else if err != nil {
-			return nil, err
-		}
-		c.Actions[i].ActionGroupID = g.ID
 	}
 	now := m.now().UTC()
 	c.ID, c.CreatedAt, c.UpdatedAt = tripcap.NewID(), now, now
@@ -105,6 +91,109 @@ func (m *AlertAdmin) CreateRule(ctx context.Context, r *tripcap.AlertRule) (*tri
 		m.log.Error("loading alert rules after a create", "err", err)
 	}
 	return &c, nil
+}
+
+// checkRule applies the defaults to r, validates it and resolves its
+// actions' action groups (by name, id or resource id) to their ids.
+func (m *AlertAdmin) checkRule(ctx context.Context, r *tripcap.AlertRule) error {
+	r.ApplyDefaults()
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if err := m.fitsStore(r); err != nil {
+		return err
+	}
+	r.Actions = slices.Clone(r.Actions)
+	for i, a := range r.Actions {
+		g, err := m.resolveGroup(ctx, a.ActionGroupID)
+		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+			return tripcap.Errorf(tripcap.EINVALID, "actions[%d].actionGroupId: no action group %q; create it first (tripcap action-group create)", i, a.ActionGroupID)
+		} else if err != nil {
+			return err
+		}
+		r.Actions[i].ActionGroupID = g.ID
+	}
+	return nil
+}
+
+// maxUpdateAttempts bounds the writes of an update with If-Match "*" that
+// keep losing to concurrent writers.
+const maxUpdateAttempts = 4
+
+// updateVersioned is a conditional update: it reads the object, checks
+// ifMatch against the ETag read (required: the caller's ETag, or "*" for
+// whatever is stored), builds the new object from the current one with
+// change, and writes it at the version read. A write that loses a race is
+// EPRECONDITION for an ETag (the caller's to resolve) and made again on
+// the new version for "*".
+func updateVersioned[T any](what, ifMatch string, read func() (*T, error), etag func(*T) string,
+	change func(cur *T) (*T, int64, error), write func(next *T, version int64) error) (*T, error) {
+	if ifMatch == "" {
+		return nil, tripcap.Errorf(tripcap.EPRECONDITION, "If-Match: required; give the %s's ETag (from a GET), or * to replace whatever is stored", what)
+	}
+	for attempt := 1; ; attempt++ {
+		cur, err := read()
+		if err != nil {
+			return nil, err
+		}
+		if ifMatch != "*" && ifMatch != etag(cur) {
+			return nil, tripcap.Errorf(tripcap.EPRECONDITION, "the %s changed (ETag %s, If-Match %s); read it again", what, etag(cur), ifMatch)
+		}
+		next, version, err := change(cur)
+		if err != nil {
+			return nil, err
+		}
+		err = write(next, version)
+		if tripcap.ErrorCode(err) == tripcap.EPRECONDITION && ifMatch == "*" && attempt < maxUpdateAttempts {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return next, nil
+	}
+}
+
+// UpdateRule replaces a rule (by name, id or resource id) with in, checked
+// as for create; its id and creation time stay. ifMatch is the rule's ETag
+// as read, or "*" (see updateVersioned). The evaluator reloads the rule at
+// once: the rule's instances start afresh under the new settings and keep
+// their fired alerts, which resolve at the next evaluation that finds the
+// new condition not met (Azure's behaviour for a changed rule); a rule
+// disabled stops being evaluated and its fired alerts stay Fired.
+func (m *AlertAdmin) UpdateRule(ctx context.Context, ref string, in *tripcap.AlertRule, ifMatch string) (*tripcap.AlertRule, error) {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "body: an alert rule is required")
+	}
+	r, err := updateVersioned("alert rule", ifMatch,
+		func() (*tripcap.AlertRule, error) { return m.resolveRule(ctx, ref) },
+		(*tripcap.AlertRule).ETag,
+		func(cur *tripcap.AlertRule) (*tripcap.AlertRule, int64, error) {
+			if in.ID != "" && in.ID != cur.ID {
+				return nil, 0, tripcap.Errorf(tripcap.EINVALID, "id: %q is not the rule's (%s); ids do not change", in.ID, cur.ID)
+			}
+			c := *in
+			if c.Name == "" {
+				c.Name = cur.Name
+			}
+			if err := m.checkRule(ctx, &c); err != nil {
+				return nil, 0, err
+			}
+			c.ID, c.CreatedAt = cur.ID, cur.CreatedAt
+			return &c, cur.Version, nil
+		},
+		func(c *tripcap.AlertRule, version int64) error { return m.store.UpdateAlertRule(ctx, c, version) })
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("alert rule updated", "rule", r.Name, "id", r.ID, "version", r.Version, "enabled", r.IsEnabled())
+	if err := m.reload(ctx); err != nil {
+		m.log.Error("loading alert rules after an update", "err", err)
+	}
+	return r, nil
 }
 
 // fitsStore refuses windows longer than the metric store keeps.
@@ -175,13 +264,7 @@ func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGro
 		return nil, tripcap.Errorf(tripcap.EINVALID, "signingSecret: generated by the server and shown once, at creation; leave it out")
 	}
 	c := *g
-	if c.Enabled == nil {
-		c.Enabled = new(true)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if err := m.receivers.Check(ctx, &c); err != nil {
+	if err := m.checkGroup(ctx, &c); err != nil {
 		return nil, err
 	}
 	now := m.now().UTC()
@@ -191,6 +274,59 @@ func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGro
 	}
 	m.log.Info("action group created", "group", c.Name, "id", c.ID)
 	return &c, nil
+}
+
+// checkGroup defaults and validates a group, and checks this server can
+// deliver to its receivers.
+func (m *AlertAdmin) checkGroup(ctx context.Context, g *tripcap.ActionGroup) error {
+	if g.Enabled == nil {
+		g.Enabled = new(true)
+	}
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	return m.receivers.Check(ctx, g)
+}
+
+// UpdateActionGroup replaces an action group's settings with in, checked as
+// for create; its id, creation time and signing secret stay (the answer
+// leaves the secret out). ifMatch is the group's ETag as read, or "*".
+// Deliveries read the group when they run, so the change applies to the
+// next one.
+func (m *AlertAdmin) UpdateActionGroup(ctx context.Context, ref string, in *tripcap.ActionGroup, ifMatch string) (*tripcap.ActionGroup, error) {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "body: an action group is required")
+	}
+	if in.SigningSecret != "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "signingSecret: kept by the server from the group's creation; leave it out")
+	}
+	g, err := updateVersioned("action group", ifMatch,
+		func() (*tripcap.ActionGroup, error) { return m.resolveGroup(ctx, ref) },
+		(*tripcap.ActionGroup).ETag,
+		func(cur *tripcap.ActionGroup) (*tripcap.ActionGroup, int64, error) {
+			if in.ID != "" && in.ID != cur.ID {
+				return nil, 0, tripcap.Errorf(tripcap.EINVALID, "id: %q is not the action group's (%s); ids do not change", in.ID, cur.ID)
+			}
+			c := *in
+			if c.Name == "" {
+				c.Name = cur.Name
+			}
+			if err := m.checkGroup(ctx, &c); err != nil {
+				return nil, 0, err
+			}
+			c.ID, c.CreatedAt, c.SigningSecret = cur.ID, cur.CreatedAt, cur.SigningSecret
+			return &c, cur.Version, nil
+		},
+		func(c *tripcap.ActionGroup, version int64) error { return m.store.UpdateActionGroup(ctx, c, version) })
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("action group updated", "group", g.Name, "id", g.ID, "version", g.Version, "enabled", g.IsEnabled())
+	g.SigningSecret = ""
+	return g, nil
 }
 
 // FindActionGroups lists action groups by name, without their secrets.
@@ -244,6 +380,100 @@ func (m *AlertAdmin) DeleteActionGroup(ctx context.Context, ref string) error {
 	}
 	m.log.Info("action group deleted", "group", g.Name, "id", g.ID)
 	return nil
+}
+
+// MaxSilence bounds how long one silence lasts: a mute longer than this is
+// more likely a mistake than a plan (a rule is disabled instead).
+const MaxSilence = 90 * 24 * time.Hour
+
+// CreateSilence mutes the alerts in.Rule (name or id), in.Host (name, id or
+// VM resource id) and in.Labels select, from in.StartsAt (default now) to
+// in.EndsAt. The rule and host are stored by id, so a rename does not
+// change what is muted. The author is the caller's credential.
+func (m *AlertAdmin) CreateSilence(ctx context.Context, in *tripcap.Silence) (*tripcap.Silence, error) {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "body: a silence is required")
+	}
+	if in.ID != "" || in.CreatedBy != "" || !in.CreatedAt.IsZero() {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "id, createdBy, createdAt: set by the server; leave them out")
+	}
+	c := *in
+	c.Labels = slices.Clone(in.Labels)
+	now := m.now().UTC()
+	if c.StartsAt.IsZero() {
+		c.StartsAt = now
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if !c.EndsAt.After(now) {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "endsAt: %s is in the past", c.EndsAt.Format(time.RFC3339))
+	}
+	if c.EndsAt.Sub(c.StartsAt) > MaxSilence {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "endsAt: a silence lasts at most %d days; disable the rule instead", int(MaxSilence/(24*time.Hour)))
+	}
+	if c.Rule != "" {
+		r, err := m.resolveRule(ctx, c.Rule)
+		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "rule: no alert rule %q", c.Rule)
+		} else if err != nil {
+			return nil, err
+		}
+		c.Rule = r.ID
+	}
+	if c.Host != "" {
+		h, err := tripcap.FindHostByRef(ctx, m.hosts, c.Host)
+		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "host: no host %q", c.Host)
+		} else if err != nil {
+			return nil, err
+		}
+		c.Host = h.ID
+	}
+	if p := tripcap.PrincipalFromContext(ctx); p.Name != "" {
+		c.CreatedBy = p.Name
+	} else {
+		c.CreatedBy = "credential " + p.CredentialID
+	}
+	c.ID, c.CreatedAt = tripcap.NewID(), now
+	if err := m.store.CreateSilence(ctx, &c); err != nil {
+		return nil, err
+	}
+	m.log.Info("silence created", "silence", c.ID, "rule", c.Rule, "host", c.Host, "labels", c.Labels,
+		"starts", c.StartsAt, "ends", c.EndsAt, "by", c.CreatedBy)
+	return &c, nil
+}
+
+// FindSilences lists the silences not yet ended, or every one kept when all is set.
+func (m *AlertAdmin) FindSilences(ctx context.Context, all bool) ([]*tripcap.Silence, error) {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	f := tripcap.SilenceFilter{}
+	if !all {
+		now := m.now().UTC()
+		f.EndedAfter = &now
+	}
+	return m.store.FindSilences(ctx, f)
+}
+
+// ExpireSilence ends a silence now; it is kept, as the record of the mute.
+func (m *AlertAdmin) ExpireSilence(ctx context.Context, id string) (*tripcap.Silence, error) {
+	if err := tripcap.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if !tripcap.IsID(id) {
+		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "silence %q not found", id)
+	}
+	sl, err := m.store.ExpireSilence(ctx, id, m.now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("silence expired", "silence", sl.ID, "by", tripcap.PrincipalFromContext(ctx).Name)
+	return sl, nil
 }
 
 // AlertQuery selects alerts in a listing; empty fields select all.

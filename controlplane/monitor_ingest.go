@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,12 +202,14 @@ func (m *MetricIngest) refreshRules(ctx context.Context) error {
 // delivery log has its alert), and delivering in the background keeps a
 // slow receiver from holding up evaluation.
 func (m *MetricIngest) onTransition(ctx context.Context, a tripcap.Alert) {
-	m.log.Info("alert "+strings.ToLower(string(a.MonitorCondition)), "alert", a.ID, "rule", a.RuleName, "host", a.HostName, "severity", tripcap.SeverityName(a.Severity))
+	m.silence(ctx, &a)
+	m.log.Info("alert "+strings.ToLower(string(a.MonitorCondition)), "alert", a.ID, "rule", a.RuleName, "host", a.HostName,
+		"severity", tripcap.SeverityName(a.Severity), "silenced", a.Silenced)
 	if err := m.persist(ctx, a); err != nil {
 		m.persistErrors.Add(1)
 		m.log.Error("persisting an alert; it is delivered but will not survive a restart", "alert", a.ID, "err", err)
 	}
-	if len(a.Actions) == 0 {
+	if len(a.Actions) == 0 || a.Silenced {
 		return
 	}
 	m.inflight.Add(1)
@@ -214,6 +217,55 @@ func (m *MetricIngest) onTransition(ctx context.Context, a tripcap.Alert) {
 		defer m.inflight.Done()
 		m.notifier.NotifyAlert(m.deliverCtx, a, m.findGroup)
 	}()
+}
+
+// silence marks a transition that silences mute: one an active silence
+// matches now, and a Resolved one whose Fired was muted (its receivers
+// never heard of the alert, so they are not told it ended). When
+// the silences cannot be read the alert is delivered: a muted alert that
+// gets through costs less than an incident no one hears about.
+func (m *MetricIngest) silence(ctx context.Context, a *tripcap.Alert) {
+	a.Silenced, a.SilencedBy = false, nil
+	a.History = slices.Clone(a.History)
+	if a.MonitorCondition == tripcap.ConditionResolved {
+		// The evaluator's copy of the history does not know which
+		// transitions were muted; the stored one does.
+		if prev, err := m.store.FindAlert(ctx, a.ID); err == nil {
+			for i := range min(len(prev.History), len(a.History)) {
+				a.History[i].Silenced = prev.History[i].Silenced
+			}
+			if len(prev.History) > 0 && prev.History[0].Silenced {
+				a.Silenced, a.SilencedBy = true, prev.SilencedBy
+			}
+		}
+	}
+	if !a.Silenced {
+		// Silences mute by the wall clock: "for 2h" means from now.
+		at := m.now().UTC()
+		active, err := m.store.FindSilences(ctx, tripcap.SilenceFilter{ActiveAt: &at})
+		if err != nil {
+			m.log.Error("reading silences; the alert is delivered", "alert", a.ID, "err", err)
+			return
+		}
+		var h *tripcap.Host
+		for _, sl := range active {
+			if len(sl.Labels) > 0 && h == nil {
+				// Label matchers need the host's labels; read them once
+				// (a host gone matches no label).
+				h, _ = m.hosts.FindHost(ctx, tripcap.HostFilter{ID: &a.HostID})
+			}
+			if sl.Matches(a, h) {
+				a.Silenced = true
+				a.SilencedBy = append(a.SilencedBy, sl.ID)
+			}
+		}
+	}
+	if a.Silenced {
+		a.Condition.Silenced = true
+		if n := len(a.History); n > 0 {
+			a.History[n-1].Silenced = true
+		}
+	}
 }
 
 // persist writes the alert, trying a few times over a brief outage.

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -62,6 +63,14 @@ func (c *Client) GetAlertRule(ctx context.Context, ref string) (*tripcap.AlertRu
 	return &out, c.do(ctx, "GET", "/api/v1/alert-rules/"+url.PathEscape(ref), nil, nil, &out)
 }
 
+// UpdateAlertRule replaces a rule's settings with r. ifMatch is the ETag
+// the change is based on (tripcap.AlertRule.ETag of the rule as read), or
+// "*": the server refuses with EPRECONDITION if the rule changed since.
+func (c *Client) UpdateAlertRule(ctx context.Context, ref string, r *tripcap.AlertRule, ifMatch string) (*tripcap.AlertRule, error) {
+	var out tripcap.AlertRule
+	return &out, c.doWith(ctx, "PUT", "/api/v1/alert-rules/"+url.PathEscape(ref), nil, http.Header{"If-Match": {ifMatch}}, r, &out)
+}
+
 // DeleteAlertRule deletes a rule.
 func (c *Client) DeleteAlertRule(ctx context.Context, ref string) error {
 	return c.do(ctx, "DELETE", "/api/v1/alert-rules/"+url.PathEscape(ref), nil, nil, nil)
@@ -82,6 +91,34 @@ func (c *Client) ListActionGroups(ctx context.Context) ([]*tripcap.ActionGroup, 
 func (c *Client) GetActionGroup(ctx context.Context, ref string) (*tripcap.ActionGroup, error) {
 	var out tripcap.ActionGroup
 	return &out, c.do(ctx, "GET", "/api/v1/action-groups/"+url.PathEscape(ref), nil, nil, &out)
+}
+
+// UpdateActionGroup replaces an action group's settings with g (its
+// signing secret stays); ifMatch as for UpdateAlertRule.
+func (c *Client) UpdateActionGroup(ctx context.Context, ref string, g *tripcap.ActionGroup, ifMatch string) (*tripcap.ActionGroup, error) {
+	var out tripcap.ActionGroup
+	return &out, c.doWith(ctx, "PUT", "/api/v1/action-groups/"+url.PathEscape(ref), nil, http.Header{"If-Match": {ifMatch}}, g, &out)
+}
+
+// CreateSilence mutes alerts for a period.
+func (c *Client) CreateSilence(ctx context.Context, sl *tripcap.Silence) (*tripcap.Silence, error) {
+	var out tripcap.Silence
+	return &out, c.do(ctx, "POST", "/api/v1/silences", nil, sl, &out)
+}
+
+// ListSilences lists the silences not yet ended, or every one kept.
+func (c *Client) ListSilences(ctx context.Context, all bool) ([]*tripcap.Silence, error) {
+	v := url.Values{}
+	if all {
+		v.Set("all", "true")
+	}
+	return listAll[*tripcap.Silence](ctx, c, "/api/v1/silences", v)
+}
+
+// ExpireSilence ends a silence now.
+func (c *Client) ExpireSilence(ctx context.Context, id string) (*tripcap.Silence, error) {
+	var out tripcap.Silence
+	return &out, c.do(ctx, "DELETE", "/api/v1/silences/"+url.PathEscape(id), nil, nil, &out)
 }
 
 // DeleteActionGroup deletes an action group.

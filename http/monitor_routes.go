@@ -43,12 +43,18 @@ func (s *Server) monitorRoutes() []route {
 		{Method: "POST", Path: "/api/v1/alert-rules", ID: "createAlertRule", Summary: "Create a metric alert rule (Azure's metricAlerts model).", Auth: "admin", Request: &tripcap.AlertRule{}, Response: &tripcap.AlertRule{}, Status: 201, Handler: s.handleCreateRule},
 		{Method: "GET", Path: "/api/v1/alert-rules", ID: "listAlertRules", Summary: "List metric alert rules.", Auth: "admin", Response: List[*tripcap.AlertRule]{}, Handler: s.handleListRules},
 		{Method: "GET", Path: "/api/v1/alert-rules/{rule}", ID: "getAlertRule", Summary: "Get a rule by name or id.", Auth: "admin", Response: &tripcap.AlertRule{}, Handler: s.handleGetRule},
+		{Method: "PUT", Path: "/api/v1/alert-rules/{rule}", ID: "updateAlertRule", Summary: "Replace a rule's settings, checked as for create; its id stays (If-Match: its ETag, or *).", Auth: "admin", Request: &tripcap.AlertRule{}, Response: &tripcap.AlertRule{}, Handler: s.handleUpdateRule},
 		{Method: "DELETE", Path: "/api/v1/alert-rules/{rule}", ID: "deleteAlertRule", Summary: "Delete a rule; its alerts stay.", Auth: "admin", Status: 204, Handler: s.handleDeleteRule},
 
 		{Method: "POST", Path: "/api/v1/action-groups", ID: "createActionGroup", Summary: "Create an action group; the answer holds its webhook signing secret, shown only then.", Auth: "admin", Request: &tripcap.ActionGroup{}, Response: &tripcap.ActionGroup{}, Status: 201, Handler: s.handleCreateGroup},
 		{Method: "GET", Path: "/api/v1/action-groups", ID: "listActionGroups", Summary: "List action groups (without secrets).", Auth: "admin", Response: List[*tripcap.ActionGroup]{}, Handler: s.handleListGroups},
 		{Method: "GET", Path: "/api/v1/action-groups/{group}", ID: "getActionGroup", Summary: "Get an action group by name or id (without its secret).", Auth: "admin", Response: &tripcap.ActionGroup{}, Handler: s.handleGetGroup},
+		{Method: "PUT", Path: "/api/v1/action-groups/{group}", ID: "updateActionGroup", Summary: "Replace an action group's settings; its id and signing secret stay (If-Match: its ETag, or *).", Auth: "admin", Request: &tripcap.ActionGroup{}, Response: &tripcap.ActionGroup{}, Handler: s.handleUpdateGroup},
 		{Method: "DELETE", Path: "/api/v1/action-groups/{group}", ID: "deleteActionGroup", Summary: "Delete an action group no rule uses.", Auth: "admin", Status: 204, Handler: s.handleDeleteGroup},
+
+		{Method: "POST", Path: "/api/v1/silences", ID: "createSilence", Summary: "Mute a rule's, a host's or labelled hosts' alerts for a period: they are recorded, marked silenced and not delivered.", Auth: "admin", Request: &tripcap.Silence{}, Response: &tripcap.Silence{}, Status: 201, Handler: s.handleCreateSilence},
+		{Method: "GET", Path: "/api/v1/silences", ID: "listSilences", Summary: "List the silences not yet ended (all=true: every one kept).", Auth: "admin", Query: []param{{"all", "boolean", "include ended silences"}}, Response: List[*tripcap.Silence]{}, Handler: s.handleListSilences},
+		{Method: "DELETE", Path: "/api/v1/silences/{silence}", ID: "expireSilence", Summary: "Expire a silence now (it is kept as a record).", Auth: "admin", Response: &tripcap.Silence{}, Handler: s.handleExpireSilence},
 
 		{Method: "GET", Path: "/api/v1/alerts", ID: "listAlerts", Summary: "List alerts, newest first.", Auth: "admin", Query: alertQuery, Response: List[*tripcap.Alert]{}, Handler: s.handleListAlerts},
 		{Method: "GET", Path: "/api/v1/alerts/{alert}", ID: "getAlert", Summary: "Get an alert with its history and every delivery attempt.", Auth: "admin", Response: &controlplane.AlertDetail{}, Handler: s.handleGetAlert},
@@ -151,6 +157,7 @@ func (s *Server) handleCreateRule(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/alert-rules/"+created.ID)
+	w.Header().Set("ETag", created.ETag())
 	writeJSON(w, 201, created)
 	return nil
 }
@@ -169,7 +176,24 @@ func (s *Server) handleGetRule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if notModified(w, r, rule.ETag()) {
+		return nil
+	}
 	writeJSON(w, 200, rule)
+	return nil
+}
+
+func (s *Server) handleUpdateRule(w http.ResponseWriter, r *http.Request) error {
+	var in tripcap.AlertRule
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	updated, err := s.monitor.UpdateRule(r.Context(), r.PathValue("rule"), &in, r.Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", updated.ETag())
+	writeJSON(w, 200, updated)
 	return nil
 }
 
@@ -193,6 +217,7 @@ func (s *Server) handleCreateGroup(w http.ResponseWriter, r *http.Request) error
 	// The secret is in this answer only: keep it out of caches.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Location", "/api/v1/action-groups/"+created.ID)
+	w.Header().Set("ETag", created.ETag())
 	writeJSON(w, 201, created)
 	return nil
 }
@@ -211,7 +236,63 @@ func (s *Server) handleGetGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if notModified(w, r, g.ETag()) {
+		return nil
+	}
 	writeJSON(w, 200, g)
+	return nil
+}
+
+func (s *Server) handleUpdateGroup(w http.ResponseWriter, r *http.Request) error {
+	var in tripcap.ActionGroup
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	updated, err := s.monitor.UpdateActionGroup(r.Context(), r.PathValue("group"), &in, r.Header.Get("If-Match"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", updated.ETag())
+	writeJSON(w, 200, updated)
+	return nil
+}
+
+func (s *Server) handleCreateSilence(w http.ResponseWriter, r *http.Request) error {
+	var in tripcap.Silence
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	created, err := s.monitor.CreateSilence(r.Context(), &in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/silences/"+created.ID)
+	writeJSON(w, 201, created)
+	return nil
+}
+
+func (s *Server) handleListSilences(w http.ResponseWriter, r *http.Request) error {
+	all := false
+	if v := r.URL.Query().Get("all"); v != "" {
+		var err error
+		if all, err = strconv.ParseBool(v); err != nil {
+			return tripcap.Errorf(tripcap.EINVALID, "all: %q is not true or false", v)
+		}
+	}
+	list, err := s.monitor.FindSilences(r.Context(), all)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.Silence]{Value: nonNil(list)})
+	return nil
+}
+
+func (s *Server) handleExpireSilence(w http.ResponseWriter, r *http.Request) error {
+	sl, err := s.monitor.ExpireSilence(r.Context(), r.PathValue("silence"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, sl)
 	return nil
 }
 

@@ -122,8 +122,8 @@ type named struct {
 }
 
 var (
-	ruleTable      = named{"alert_rules", "alert rule", "an", false}
-	groupTable     = named{"action_groups", "action group", "an", false}
+	ruleTable      = named{"alert_rules", "alert rule", "an", true}
+	groupTable     = named{"action_groups", "action group", "an", true}
 	responderTable = named{"responders", "responder", "a", true}
 )
 
@@ -145,6 +145,45 @@ func (s *Store) insertNamed(ctx context.Context, t named, id, name string, creat
 		return fmt.Errorf("create %s %s: %w", t.what, name, err)
 	}
 	return nil
+}
+
+// updateNamed replaces the row of t with id if it is at expectVersion, in
+// one conditional UPDATE; encode makes the document with the new update
+// time and version, which are returned for the caller to set once written.
+// EPRECONDITION when the row is at another version, ENOTFOUND when it is
+// gone, ECONFLICT when the name is taken.
+func (s *Store) updateNamed(ctx context.Context, t named, id, name string, expectVersion int64, encode func(at time.Time, version int64) (string, error)) (time.Time, int64, error) {
+	if err := CheckID(t.what+" id", id); err != nil {
+		return time.Time{}, 0, err
+	}
+	if err := checkName(t.what, name); err != nil {
+		return time.Time{}, 0, err
+	}
+	at, version := utcNow(), expectVersion+1
+	doc, err := encode(at, version)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	n, err := s.exec(ctx, `UPDATE `+t.table+` SET name = ?, version = ?, updated_at = ?, doc = ? WHERE id = ? AND version = ?`,
+		name, version, s.t(at), doc, id, expectVersion)
+	if s.violation(err) == "unique" {
+		return time.Time{}, 0, nameTaken(t.article+" "+t.what, name)
+	}
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("update %s %s: %w", t.what, name, err)
+	}
+	if n == 0 {
+		var cur int64
+		err := s.queryRow(ctx, `SELECT version FROM `+t.table+` WHERE id = ?`, id).Scan(&cur)
+		if isNoRows(err) {
+			return time.Time{}, 0, notFound(t.what)(id)
+		}
+		if err != nil {
+			return time.Time{}, 0, fmt.Errorf("update %s %s: %w", t.what, name, err)
+		}
+		return time.Time{}, 0, tripcap.Errorf(tripcap.EPRECONDITION, "%s %s changed (version %d, expected %d)", t.what, name, cur, expectVersion)
+	}
+	return at, version, nil
 }
 
 // findNamed lists the objects of t that w selects, ordered by name, each
@@ -208,11 +247,27 @@ func (s *Store) CreateAlertRule(ctx context.Context, r *tripcap.AlertRule) error
 	if err := newNamed("alert rule", r.ID, r.Name, &r.CreatedAt, &r.UpdatedAt); err != nil {
 		return err
 	}
+	r.Version = 1
 	doc, err := encodeDoc("alert rule "+r.Name, r)
 	if err != nil {
 		return err
 	}
 	return s.insertNamed(ctx, ruleTable, r.ID, r.Name, r.CreatedAt, r.UpdatedAt, doc)
+}
+
+// UpdateAlertRule replaces the rule with r.ID if it is at expectVersion.
+func (s *Store) UpdateAlertRule(ctx context.Context, r *tripcap.AlertRule, expectVersion int64) error {
+	at, version, err := s.updateNamed(ctx, ruleTable, r.ID, r.Name, expectVersion, func(at time.Time, version int64) (string, error) {
+		upd := *r
+		upd.UpdatedAt, upd.Version = at, version
+		return encodeDoc("alert rule "+r.Name, &upd)
+	})
+	if err != nil {
+		return err
+	}
+	toUTC(r)
+	r.UpdatedAt, r.Version = at, version
+	return nil
 }
 
 // FindAlertRules lists the rules f selects, ordered by name.
@@ -221,7 +276,9 @@ func (s *Store) FindAlertRules(ctx context.Context, f tripcap.AlertRuleFilter) (
 	if err != nil {
 		return nil, err
 	}
-	return findNamed(ctx, s, ruleTable, w, func(r *tripcap.AlertRule, id, name string, _ int64) { r.ID, r.Name = id, name })
+	return findNamed(ctx, s, ruleTable, w, func(r *tripcap.AlertRule, id, name string, version int64) {
+		r.ID, r.Name, r.Version = id, name, version
+	})
 }
 
 // FindAlertRule returns the one rule f selects, ENOTFOUND when none.
@@ -240,11 +297,27 @@ func (s *Store) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup) e
 	if err := newNamed("action group", g.ID, g.Name, &g.CreatedAt, &g.UpdatedAt); err != nil {
 		return err
 	}
+	g.Version = 1
 	doc, err := encodeDoc("action group "+g.Name, g)
 	if err != nil {
 		return err
 	}
 	return s.insertNamed(ctx, groupTable, g.ID, g.Name, g.CreatedAt, g.UpdatedAt, doc)
+}
+
+// UpdateActionGroup replaces the group with g.ID if it is at expectVersion.
+func (s *Store) UpdateActionGroup(ctx context.Context, g *tripcap.ActionGroup, expectVersion int64) error {
+	at, version, err := s.updateNamed(ctx, groupTable, g.ID, g.Name, expectVersion, func(at time.Time, version int64) (string, error) {
+		upd := *g
+		upd.UpdatedAt, upd.Version = at, version
+		return encodeDoc("action group "+g.Name, &upd)
+	})
+	if err != nil {
+		return err
+	}
+	toUTC(g)
+	g.UpdatedAt, g.Version = at, version
+	return nil
 }
 
 // FindActionGroups lists the groups f selects, ordered by name.
@@ -253,7 +326,9 @@ func (s *Store) FindActionGroups(ctx context.Context, f tripcap.ActionGroupFilte
 	if err != nil {
 		return nil, err
 	}
-	return findNamed(ctx, s, groupTable, w, func(g *tripcap.ActionGroup, id, name string, _ int64) { g.ID, g.Name = id, name })
+	return findNamed(ctx, s, groupTable, w, func(g *tripcap.ActionGroup, id, name string, version int64) {
+		g.ID, g.Name, g.Version = id, name, version
+	})
 }
 
 // FindActionGroup returns the one group f selects, ENOTFOUND when none.

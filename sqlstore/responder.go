@@ -37,38 +37,15 @@ func (s *Store) CreateResponder(ctx context.Context, r *tripcap.Responder) error
 // UpdateResponder replaces the responder with r.ID if it is at expectVersion,
 // in one conditional UPDATE.
 func (s *Store) UpdateResponder(ctx context.Context, r *tripcap.Responder, expectVersion int64) error {
-	if err := CheckID("responder id", r.ID); err != nil {
-		return err
-	}
-	if err := checkName("responder", r.Name); err != nil {
-		return err
-	}
-	upd := *r
-	upd.UpdatedAt, upd.Version = utcNow(), expectVersion+1
-	doc, err := encodeDoc("responder "+r.Name, &upd)
+	at, version, err := s.updateNamed(ctx, responderTable, r.ID, r.Name, expectVersion, func(at time.Time, version int64) (string, error) {
+		upd := *r
+		upd.UpdatedAt, upd.Version = at, version
+		return encodeDoc("responder "+r.Name, &upd)
+	})
 	if err != nil {
 		return err
 	}
-	n, err := s.exec(ctx, `UPDATE responders SET name = ?, version = ?, updated_at = ?, doc = ? WHERE id = ? AND version = ?`,
-		r.Name, upd.Version, s.t(upd.UpdatedAt), doc, r.ID, expectVersion)
-	if s.violation(err) == "unique" {
-		return nameTaken("a responder", r.Name)
-	}
-	if err != nil {
-		return fmt.Errorf("update responder %s: %w", r.Name, err)
-	}
-	if n == 0 {
-		var version int64
-		err := s.queryRow(ctx, `SELECT version FROM responders WHERE id = ?`, r.ID).Scan(&version)
-		if isNoRows(err) {
-			return responderNotFound(r.ID)
-		}
-		if err != nil {
-			return fmt.Errorf("update responder %s: %w", r.Name, err)
-		}
-		return tripcap.Errorf(tripcap.EPRECONDITION, "responder %s changed (version %d, expected %d)", r.Name, version, expectVersion)
-	}
-	r.UpdatedAt, r.Version = upd.UpdatedAt, upd.Version
+	r.UpdatedAt, r.Version = at, version
 	return nil
 }
 

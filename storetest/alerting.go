@@ -18,6 +18,9 @@ var alertingTests = []struct {
 	{"Alerting/RuleRoundTrip", testAlertRuleRoundTrip},
 	{"Alerting/RuleNames", testAlertRuleNames},
 	{"Alerting/RuleDelete", testAlertRuleDelete},
+	{"Alerting/RuleUpdate", testAlertRuleUpdate},
+	{"Alerting/ActionGroupUpdate", testActionGroupUpdate},
+	{"Alerting/Silences", testSilences},
 	{"Alerting/ActionGroupRoundTrip", testActionGroupRoundTrip},
 	{"Alerting/ActionGroupNames", testActionGroupNames},
 	{"Alerting/AlertUpsert", testAlertUpsert},
@@ -60,6 +63,7 @@ func fullRule(name string) *tripcap.AlertRule {
 		Actions:      []tripcap.Action{{ActionGroupID: tripcap.NewID(), WebHookProperties: map[string]string{"team": "net", "runbook": "https://example.invalid/rb"}}},
 		CreatedAt:    base,
 		UpdatedAt:    base.Add(time.Second),
+		Version:      1, // what CreateAlertRule sets
 	}
 }
 
@@ -76,6 +80,7 @@ func fullGroup(name string) *tripcap.ActionGroup {
 		SigningSecret:      "0123456789abcdef0123456789abcdef",
 		CreatedAt:          base,
 		UpdatedAt:          base.Add(time.Second),
+		Version:            1, // what CreateActionGroup sets
 	}
 }
 

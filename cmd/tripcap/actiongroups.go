@@ -13,7 +13,8 @@ import (
 
 func newActionGroupCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "action-group", Short: "Action groups: where alerts are delivered (webhooks, email)"}
-	cmd.AddCommand(newActionGroupCreateCmd(),
+	cmd.AddCommand(newActionGroupCreateCmd(), newActionGroupUpdateCmd(),
+		enableCmd("action group", true, setGroupEnabled), enableCmd("action group", false, setGroupEnabled),
 		&cobra.Command{
 			Use: "list", Short: "List action groups", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -65,11 +66,76 @@ func newActionGroupCmd() *cobra.Command {
 	return cmd
 }
 
+// groupFlags are the flags `action-group create` and `action-group update`
+// share; apply writes into a group only the flags given. A receiver flag
+// replaces the group's receivers of its kind (--webhook and
+// --webhook-original together replace the webhooks).
+type groupFlags struct {
+	shortName                               string
+	webhooks, originals, emails, responders []string
+	disabled                                bool
+}
+
+func (f *groupFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.webhooks, "webhook", nil, "webhook receiver NAME=URL, posted the common alert schema (repeatable)")
+	fl.StringArrayVar(&f.originals, "webhook-original", nil, "webhook receiver NAME=URL, posted Azure's original AzureMonitorMetricAlert schema, as the seed's function reads (repeatable)")
+	fl.StringArrayVar(&f.emails, "email", nil, "email receiver NAME=ADDRESS (repeatable; needs the server's TRIPCAP_SMTP_* settings)")
+	fl.StringArrayVar(&f.responders, "responder", nil, "responder receiver NAME=RESPONDER (a responder's name or id)")
+	fl.StringVar(&f.shortName, "short-name", "", "group short name (at most 12 characters)")
+}
+
+func (f *groupFlags) apply(cmd *cobra.Command, g *tripcap.ActionGroup) error {
+	set := cmd.Flags().Changed
+	if set("short-name") {
+		g.GroupShortName = f.shortName
+	}
+	if set("disabled") {
+		g.Enabled = new(!f.disabled)
+	}
+	if set("webhook") || set("webhook-original") {
+		g.WebhookReceivers = nil
+		for _, spec := range []struct {
+			flag   string
+			values []string
+			common bool
+		}{{"webhook", f.webhooks, true}, {"webhook-original", f.originals, false}} {
+			for _, v := range spec.values {
+				name, uri, err := keyValue(spec.flag, v)
+				if err != nil {
+					return err
+				}
+				g.WebhookReceivers = append(g.WebhookReceivers, tripcap.WebhookReceiver{Name: name, ServiceURI: uri, UseCommonAlertSchema: spec.common})
+			}
+		}
+	}
+	if set("email") {
+		g.EmailReceivers = nil
+		for _, v := range f.emails {
+			name, addr, err := keyValue("email", v)
+			if err != nil {
+				return err
+			}
+			g.EmailReceivers = append(g.EmailReceivers, tripcap.EmailReceiver{Name: name, EmailAddress: addr, UseCommonAlertSchema: true})
+		}
+	}
+	if set("responder") {
+		g.ResponderReceivers = nil
+		for _, v := range f.responders {
+			name, id, err := keyValue("responder", v)
+			if err != nil {
+				return err
+			}
+			g.ResponderReceivers = append(g.ResponderReceivers, tripcap.ResponderReceiver{Name: name, ResponderID: id})
+		}
+	}
+	return nil
+}
+
 func newActionGroupCreateCmd() *cobra.Command {
 	var (
-		shortName, file                         string
-		webhooks, originals, emails, responders []string
-		disabled                                bool
+		f    groupFlags
+		file string
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME",
@@ -85,38 +151,8 @@ func newActionGroupCreateCmd() *cobra.Command {
 				}
 			}
 			g.Name = args[0]
-			if shortName != "" {
-				g.GroupShortName = shortName
-			}
-			if disabled {
-				g.Enabled = new(bool)
-			}
-			for _, spec := range []struct {
-				flag   string
-				values []string
-				common bool
-			}{{"webhook", webhooks, true}, {"webhook-original", originals, false}} {
-				for _, v := range spec.values {
-					name, uri, err := keyValue(spec.flag, v)
-					if err != nil {
-						return err
-					}
-					g.WebhookReceivers = append(g.WebhookReceivers, tripcap.WebhookReceiver{Name: name, ServiceURI: uri, UseCommonAlertSchema: spec.common})
-				}
-			}
-			for _, v := range emails {
-				name, addr, err := keyValue("email", v)
-				if err != nil {
-					return err
-				}
-				g.EmailReceivers = append(g.EmailReceivers, tripcap.EmailReceiver{Name: name, EmailAddress: addr, UseCommonAlertSchema: true})
-			}
-			for _, v := range responders {
-				name, id, err := keyValue("responder", v)
-				if err != nil {
-					return err
-				}
-				g.ResponderReceivers = append(g.ResponderReceivers, tripcap.ResponderReceiver{Name: name, ResponderID: id})
+			if err := f.apply(cmd, g); err != nil {
+				return err
 			}
 			c, err := client(cmd)
 			if err != nil {
@@ -132,15 +168,81 @@ func newActionGroupCreateCmd() *cobra.Command {
 			})
 		},
 	}
-	f := cmd.Flags()
-	f.StringArrayVar(&webhooks, "webhook", nil, "webhook receiver NAME=URL, posted the common alert schema (repeatable)")
-	f.StringArrayVar(&originals, "webhook-original", nil, "webhook receiver NAME=URL, posted Azure's original AzureMonitorMetricAlert schema, as the seed's function reads (repeatable)")
-	f.StringArrayVar(&emails, "email", nil, "email receiver NAME=ADDRESS (repeatable; needs the server's TRIPCAP_SMTP_* settings)")
-	f.StringArrayVar(&responders, "responder", nil, "responder receiver NAME=RESPONDER (a responder's name or id)")
-	f.StringVar(&shortName, "short-name", "", "group short name (at most 12 characters)")
-	f.StringVar(&file, "file", "", "read the group from a JSON file (Azure's actionGroups properties; '-' for standard input)")
-	f.BoolVar(&disabled, "disabled", false, "create the group disabled (it delivers nothing)")
+	f.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&file, "file", "", "read the group from a JSON file (Azure's actionGroups properties; '-' for standard input)")
+	fl.BoolVar(&f.disabled, "disabled", false, "create the group disabled (it delivers nothing)")
 	return cmd
+}
+
+func newActionGroupUpdateCmd() *cobra.Command {
+	var (
+		f            groupFlags
+		file, rename string
+	)
+	cmd := &cobra.Command{
+		Use:   "update GROUP",
+		Short: "Change an action group: only the flags given (its id and signing secret stay)",
+		Long: "Change an action group (by name or id). Only the flags given change; a receiver flag replaces the\n" +
+			"group's receivers of its kind. --file replaces all its settings with the JSON in FILE instead. If someone\n" +
+			"else changes the group in between, the change is made again on their version.",
+		Example: `  tripcap action-group update ops --webhook fn=https://fn2.example.com/api/alert`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var fromFile tripcap.ActionGroup
+			if file != "" {
+				if err := readJSONFile(cmd, file, &fromFile); err != nil {
+					return err
+				}
+			}
+			updated, err := updateGroup(cmd, args[0], func(g *tripcap.ActionGroup) error {
+				if file != "" {
+					name := g.Name
+					*g = fromFile
+					if g.Name == "" {
+						g.Name = name
+					}
+				} else if err := f.apply(cmd, g); err != nil {
+					return err
+				}
+				if rename != "" {
+					g.Name = rename
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return render(cmd, updated, func(w io.Writer) { printGroup(w, updated) })
+		},
+	}
+	f.add(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&file, "file", "", "replace the group's settings with a JSON file (Azure's actionGroups properties; '-' for standard input)")
+	fl.StringVar(&rename, "rename", "", "a new name")
+	fl.BoolVar(&f.disabled, "disabled", false, "disable it (--disabled=false enables)")
+	return cmd
+}
+
+// updateGroup reads a group, changes it and writes it If-Match the version read.
+func updateGroup(cmd *cobra.Command, ref string, change func(g *tripcap.ActionGroup) error) (*tripcap.ActionGroup, error) {
+	c, err := client(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return readChangeWrite(func() (*tripcap.ActionGroup, error) { return c.GetActionGroup(cmd.Context(), ref) },
+		func(cur *tripcap.ActionGroup) (string, string, error) { return cur.ID, cur.ETag(), change(cur) },
+		func(id string, g *tripcap.ActionGroup, etag string) (*tripcap.ActionGroup, error) {
+			return c.UpdateActionGroup(cmd.Context(), id, g, etag)
+		})
+}
+
+func setGroupEnabled(cmd *cobra.Command, ref string, enabled bool) (string, error) {
+	g, err := updateGroup(cmd, ref, func(g *tripcap.ActionGroup) error { g.Enabled = new(enabled); return nil })
+	if err != nil {
+		return "", err
+	}
+	return g.Name, nil
 }
 
 func receivers(g *tripcap.ActionGroup) []string {

@@ -31,14 +31,14 @@ func newAlertCmd() *cobra.Command {
 			}
 			return render(cmd, alerts, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSTATE\tSEV\tRULE\tHOST\tFIRED\tRESOLVED")
+				fmt.Fprintln(tw, "ID\tSTATE\tSEV\tRULE\tHOST\tFIRED\tRESOLVED\tSILENCED")
 				for _, a := range alerts {
 					resolved := "-"
 					if a.ResolvedAt != nil {
 						resolved = a.ResolvedAt.Local().Format(time.DateTime)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.MonitorCondition, tripcap.SeverityName(a.Severity), a.RuleName, a.HostName,
-						a.FiredAt.Local().Format(time.DateTime), resolved)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.MonitorCondition, tripcap.SeverityName(a.Severity), a.RuleName, a.HostName,
+						a.FiredAt.Local().Format(time.DateTime), resolved, silencedText(a))
 				}
 				tw.Flush()
 			})
@@ -74,6 +74,9 @@ func printAlert(w io.Writer, d *controlplane.AlertDetail) {
 	if a.ResolvedAt != nil {
 		fmt.Fprintf(tw, "Resolved:\t%s\n", a.ResolvedAt.Local().Format(time.DateTime))
 	}
+	if a.Silenced {
+		fmt.Fprintf(tw, "Silenced:\tby %s (recorded, not delivered)\n", strings.Join(a.SilencedBy, ", "))
+	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nHistory:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -83,7 +86,11 @@ func printAlert(w io.Writer, d *controlplane.AlertDetail) {
 		for _, c := range h.AllOf {
 			vals = append(vals, fmt.Sprintf("%s %s=%s (%s %s)", c.TimeAggregation, c.MetricName, metricValue(c.MetricValue, c.Metric), c.Operator, metricValue(c.Threshold, c.Metric)))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s … %s\t%s\n", h.MonitorCondition, h.Time.Local().Format(time.TimeOnly),
+		cond := string(h.MonitorCondition)
+		if h.Silenced {
+			cond += " (silenced)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s … %s\t%s\n", cond, h.Time.Local().Format(time.TimeOnly),
 			h.WindowStartTime.Local().Format(time.TimeOnly), h.WindowEndTime.Local().Format(time.TimeOnly), strings.Join(vals, "; "))
 	}
 	tw.Flush()
@@ -110,6 +117,14 @@ func printAlert(w io.Writer, d *controlplane.AlertDetail) {
 			dl.Time.Local().Format(time.TimeOnly), status, result)
 	}
 	tw.Flush()
+}
+
+// silencedText is "yes" for an alert whose latest transition a silence muted.
+func silencedText(a *tripcap.Alert) string {
+	if a.Silenced {
+		return "yes"
+	}
+	return "-"
 }
 
 // metricValue prints a metric value in full (no exponent: 6335115, not

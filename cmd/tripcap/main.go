@@ -132,7 +132,7 @@ func newRootCmd() *cobra.Command {
 	captureCmd := newCaptureCmd()
 	captureCmd.AddCommand(newCaptureRunCmd(), newCaptureMergeCmd())
 	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd(), newStorageCmd(),
-		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newResponderCmd(), newFileCmd())
+		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newSilenceCmd(), newResponderCmd(), newFileCmd())
 	root.AddCommand(newAnalyzeCmd())
 	strictArgs(root)
 	return root

@@ -84,7 +84,7 @@ func TestExitStatus(t *testing.T) {
 		status int
 		says   string
 	}{
-		{"action-group update ops", 2, `error: unknown command "update" for "tripcap action-group"`},
+		{"action-group rotate ops", 2, `error: unknown command "rotate" for "tripcap action-group"`},
 		{"host join-token nope", 2, `error: unknown command "nope" for "tripcap host join-token"`},
 		{"rule lsit", 2, "Did you mean this?\n\tlist"},
 		{"frobnicate", 2, `error: unknown command "frobnicate" for "tripcap"`},

@@ -34,6 +34,7 @@ func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string
 func newResponderCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "responder", Short: "Responders: start a packet capture on the host an alert is about (Azure Monitor, Alertmanager, Grafana or tripcap's own alerts)"}
 	cmd.AddCommand(newResponderCreateCmd(), newResponderUpdateCmd(),
+		enableCmd("responder", true, setResponderEnabled), enableCmd("responder", false, setResponderEnabled),
 		&cobra.Command{
 			Use: "list", Short: "List responders", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
@@ -258,4 +259,24 @@ func newResponderKeysCmd() *cobra.Command {
 	}
 	cmd.AddCommand(create, rotate, list, revoke)
 	return cmd
+}
+
+// setResponderEnabled turns a responder on or off through its update path.
+func setResponderEnabled(cmd *cobra.Command, ref string, enabled bool) (string, error) {
+	c, err := client(cmd)
+	if err != nil {
+		return "", err
+	}
+	r, err := readChangeWrite(func() (*tripcap.Responder, error) { return c.GetResponder(cmd.Context(), ref) },
+		func(cur *tripcap.Responder) (string, string, error) {
+			cur.Enabled = new(enabled)
+			return cur.ID, cur.ETag(), nil
+		},
+		func(id string, r *tripcap.Responder, etag string) (*tripcap.Responder, error) {
+			return c.UpdateResponder(cmd.Context(), id, r, etag)
+		})
+	if err != nil {
+		return "", err
+	}
+	return r.Name, nil
 }
