@@ -57,8 +57,9 @@ type MonitorStore interface {
 // the rule's action groups, recording every attempt (MetricIngest); and it
 // administers the rules, action groups and alerts (AlertAdmin). Rules,
 // action groups, alerts and delivery logs live in the store, so they
-// survive a restart; metrics live in memory only. Create it with
-// NewMonitor and start it with Run.
+// survive a restart; metrics live in memory, snapshotted to a file in the
+// data directory every minute and at stop, so they survive one too. Create
+// it with NewMonitor and start it with Run.
 type Monitor struct {
 	*MetricIngest
 	*AlertAdmin
