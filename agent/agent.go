@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/atomicfile"
 	"github.com/tripcap/tripcap/capturefile"
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
@@ -202,7 +203,7 @@ func (a *Agent) connect(ctx context.Context) error {
 	}
 	if ca := trust.pinned.Load(); ca != nil {
 		// Trusted from now on by the ordinary path, as a CA file would be.
-		if err := writeFileAtomic(a.caPath(), tlscert.EncodePEM(ca), 0o644); err != nil {
+		if err := atomicfile.Write(a.caPath(), tlscert.EncodePEM(ca), 0o644); err != nil {
 			return fmt.Errorf("save the server's CA: %w", err)
 		}
 		a.log.Info("server CA pinned by the join token's fingerprint", "fingerprint", tlscert.Fingerprint(ca), "path", a.caPath())

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/atomicfile"
 )
 
 // identity is the agent's enrollment, kept in the state directory (mode 0600).
@@ -38,7 +39,7 @@ func (a *Agent) loadIdentity() (*identity, error) {
 
 func (a *Agent) saveIdentity(id *identity) error {
 	b, _ := json.MarshalIndent(id, "", "  ")
-	return writeFileAtomic(a.identityPath(), b, 0o600)
+	return atomicfile.Write(a.identityPath(), b, 0o600)
 }
 
 // journalEntry is what the agent remembers of one session, on disk, so that a
@@ -70,7 +71,7 @@ func (a *Agent) saveJournal(e *journalEntry) error {
 	if err != nil {
 		return fmt.Errorf("encode journal of %s: %w", e.Assignment.ID, err)
 	}
-	return writeFileAtomic(filepath.Join(a.journalDir(), e.Assignment.ID+".json"), b, 0o600)
+	return atomicfile.Write(filepath.Join(a.journalDir(), e.Assignment.ID+".json"), b, 0o600)
 }
 
 func (a *Agent) removeJournal(id string) error {
@@ -106,31 +107,4 @@ func (a *Agent) loadJournals() ([]*journalEntry, error) {
 		out = append(out, &e)
 	}
 	return out, nil
-}
-
-// writeFileAtomic replaces path with data, never leaving a half-written file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

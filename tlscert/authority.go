@@ -20,6 +20,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tripcap/tripcap/atomicfile"
 )
 
 // Lifetimes of what an Authority issues. The CA lives long because agents
@@ -138,7 +140,7 @@ func (a *Authority) loadOrCreateCA() error {
 	if err := writeKey(a.path(CAKeyFile), ecKey); err != nil {
 		return err
 	}
-	return writeFile(a.path(CACertFile), EncodePEM(a.ca), 0o644)
+	return atomicfile.Write(a.path(CACertFile), EncodePEM(a.ca), 0o644)
 }
 
 func (a *Authority) loadOrIssueServing() error {
@@ -162,7 +164,7 @@ func (a *Authority) renew() error {
 	if err := writeKey(a.path(ServerKeyFile), c.PrivateKey.(*ecdsa.PrivateKey)); err != nil {
 		return err
 	}
-	if err := writeFile(a.path(ServerCertFile), EncodePEM(c.Leaf), 0o644); err != nil {
+	if err := atomicfile.Write(a.path(ServerCertFile), EncodePEM(c.Leaf), 0o644); err != nil {
 		return err
 	}
 	a.serving = c
@@ -301,33 +303,5 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	if err != nil {
 		return fmt.Errorf("encode key: %w", err)
 	}
-	return writeFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-}
-
-// writeFile replaces path atomically with data at mode (replicas sharing a
-// directory never read half a file).
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
