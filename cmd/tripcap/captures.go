@@ -364,12 +364,29 @@ func newCaptureDeleteCmd() *cobra.Command {
 }
 
 func newCaptureDownloadCmd() *cobra.Command {
-	var out, name string
-	cmd := &cobra.Command{
-		Use:   "download NAME -w FILE",
-		Short: "Download a capture's file and verify its checksum",
-		Long: "download writes a capture file to -w FILE ('-' for standard output), resuming a partial FILE, and checks its SHA-256. " +
+	var name string
+	cmd := newDownloadCmd("download NAME -w FILE", "Download a capture's file and verify its checksum",
+		"download writes a capture file to -w FILE ('-' for standard output), resuming a partial FILE, and checks its SHA-256. "+
 			"-o json prints the summary as JSON, as on every verb.",
+		func(cmd *cobra.Command, c *tchttp.Client, ref string) fetch {
+			return func(ctx context.Context, offset int64) (*tchttp.Download, error) {
+				return c.DownloadFile(ctx, watcherFlag(cmd), ref, name, offset)
+			}
+		})
+	cmd.Flags().StringVar(&name, "name", "", "which file of a continuous capture (default the first)")
+	return cmd
+}
+
+// fetch opens a download at an offset (a resumed one starts past what the
+// partial file holds).
+type fetch func(ctx context.Context, offset int64) (*tchttp.Download, error)
+
+// newDownloadCmd is the one download verb: a file named by one argument,
+// written to -w FILE (or standard output), resumed and checked.
+func newDownloadCmd(use, short, long string, open func(cmd *cobra.Command, c *tchttp.Client, ref string) fetch) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use: use, Short: short, Long: long,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -382,9 +399,7 @@ func newCaptureDownloadCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := download(cmd, args[0], out, func(ctx context.Context, offset int64) (*tchttp.Download, error) {
-				return c.DownloadFile(ctx, watcherFlag(cmd), args[0], name, offset)
-			})
+			res, err := download(cmd, args[0], out, open(cmd, c, args[0]))
 			if err != nil {
 				return err
 			}
@@ -398,7 +413,6 @@ func newCaptureDownloadCmd() *cobra.Command {
 	}
 	// -w as tcpdump writes a file: -o is the output format on every verb.
 	cmd.Flags().StringVarP(&out, "write", "w", "", "file to write ('-' for standard output)")
-	cmd.Flags().StringVar(&name, "name", "", "which file of a continuous capture (default the first)")
 	return cmd
 }
 
@@ -412,7 +426,7 @@ type downloadResult struct {
 // resuming one left by an earlier run, with a progress bar on a terminal;
 // only a file whose SHA-256 matches is renamed into place, so nothing
 // corrupt is left under FILE. ref names the file in messages.
-func download(cmd *cobra.Command, ref, out string, open func(ctx context.Context, offset int64) (*tchttp.Download, error)) (*downloadResult, error) {
+func download(cmd *cobra.Command, ref, out string, open fetch) (*downloadResult, error) {
 	ctx := cmd.Context()
 	h := sha256.New()
 	if out == "-" {

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -128,39 +127,13 @@ func newFileShowCmd() *cobra.Command {
 }
 
 func newFileDownloadCmd() *cobra.Command {
-	var out string
-	cmd := &cobra.Command{
-		Use:   "download ID -w FILE",
-		Short: "Download a stored file and verify its checksum",
-		Long:  "download writes a stored file to -w FILE ('-' for standard output), resuming a partial FILE, and checks its SHA-256, as capture download does.",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if out == "" {
-				return errors.New("-w: required (the file to write, or - for standard output)")
+	return newDownloadCmd("download ID -w FILE", "Download a stored file and verify its checksum",
+		"download writes a stored file to -w FILE ('-' for standard output), resuming a partial FILE, and checks its SHA-256, as capture download does.",
+		func(_ *cobra.Command, c *tchttp.Client, ref string) fetch {
+			return func(ctx context.Context, offset int64) (*tchttp.Download, error) {
+				return c.DownloadStoredFile(ctx, ref, offset)
 			}
-			if _, err := jsonOutput(cmd); err != nil {
-				return err
-			}
-			c, err := client(cmd)
-			if err != nil {
-				return err
-			}
-			res, err := download(cmd, args[0], out, func(ctx context.Context, offset int64) (*tchttp.Download, error) {
-				return c.DownloadStoredFile(ctx, args[0], offset)
-			})
-			if err != nil {
-				return err
-			}
-			if out == "-" {
-				return nil
-			}
-			return render(cmd, res, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: %d bytes, sha256 %s (verified)\n", res.File, res.Bytes, res.SHA256)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&out, "write", "w", "", "file to write ('-' for standard output)")
-	return cmd
+		})
 }
 
 func newFileDeleteCmd() *cobra.Command {
