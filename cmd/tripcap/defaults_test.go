@@ -85,3 +85,29 @@ func TestRuleShowNamesItsActionGroups(t *testing.T) {
 		t.Fatalf("rule show:\n%s", out)
 	}
 }
+
+// TestResponderTakesAnExpression: a responder's captures take a tcpdump
+// expression from the command line, as capture run and create do; update
+// changes or clears it, and a bad one is refused naming the token.
+func TestResponderTakesAnExpression(t *testing.T) {
+	url, token := startServer(t)
+	var r tripcap.Responder
+	out, err := cli(t, url, token, "-o", "json", "responder", "create", "pc", "--expression", "udp port 53 and host ${host.address}")
+	if err != nil {
+		t.Fatalf("responder create: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Capture.FilterExpression != "udp port 53 and host ${host.address}" {
+		t.Fatalf("created %+v, %v", r.Capture, err)
+	}
+	out, err = cli(t, url, token, "-o", "json", "responder", "update", "pc", "--expression", "")
+	if err != nil {
+		t.Fatalf("responder update: %v\n%s", err, out)
+	}
+	var cleared tripcap.Responder
+	if err := json.Unmarshal([]byte(out), &cleared); err != nil || cleared.Capture.FilterExpression != "" {
+		t.Fatalf("after clearing: %+v, %v", cleared.Capture, err)
+	}
+	if out, err := cli(t, url, token, "responder", "create", "bad", "--expression", "udp prot 53"); err == nil || !strings.Contains(out+err.Error(), "prot") {
+		t.Fatalf("a bad expression: %v\n%s", err, out)
+	}
+}

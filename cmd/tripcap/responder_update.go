@@ -23,6 +23,7 @@ type responderFlags struct {
 	stopOnResolved, disabled             bool
 	labels                               []string
 	notifyWebhooks, notifyEmails         []string
+	expression                           string
 }
 
 func (f *responderFlags) add(cmd *cobra.Command) {
@@ -33,6 +34,7 @@ func (f *responderFlags) add(cmd *cobra.Command) {
 	f.cf.timeLimit = tripcap.DefaultResponderTimeLimit * time.Second
 	fl.Lookup("time-limit").DefValue = f.cf.timeLimit.String()
 	fl.StringVarP(&f.file, "file", "f", "", "the responder as JSON (tripcap.Responder)")
+	fl.StringVar(&f.expression, "expression", "", "tcpdump filter expression for the captures, ANDed with --filter (may use ${host.address}, ${host.name}; docs/filters.md)")
 	fl.StringVar(&f.captureName, "capture-name", "", "name of the captures it creates, NAME-HOST on each host (default PSAzureFunction)")
 	fl.StringVar(&f.storage, "storage", "", "storage account for the files (default the server's)")
 	fl.StringVar(&f.conflict, "name-conflict", "", "when a capture of that name exists: replace (default), unique or skip")
@@ -77,6 +79,7 @@ func (f *responderFlags) apply(cmd *cobra.Command, r *tripcap.Responder) error {
 	set("pre-trigger", func() { c.PreTriggerSeconds = p.PreTriggerSeconds })
 	set("metadata", func() { c.IncludeMetadata = p.IncludeMetadata })
 	set("filter", func() { c.Filters = filters })
+	set("expression", func() { c.FilterExpression = f.expression })
 	if err := f.applyContinuous(cmd, c); err != nil {
 		return err
 	}
