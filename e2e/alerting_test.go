@@ -21,6 +21,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/internal/netns"
 	"github.com/tripcap/tripcap/internal/trafficgen"
@@ -39,11 +40,11 @@ func TestAlertingEndToEnd(t *testing.T) {
 	l.link(h1, h2)
 	// The receiver runs in this process, reached from the server's
 	// namespace over a link of its own to the root namespace.
-	rc := newWebhookReceiver(t, l.net.Veth(nil, l.ctl, netns.LinkOptions{}).A.Addr.Addr())
+	rc := webhooktest.StartAt(t, l.net.Veth(nil, l.ctl, netns.LinkOptions{}).A.Addr.Addr())
 
 	var g tripcap.ActionGroup
-	if err := l.cliJSON(&g, "action-group", "create", "ops", "--webhook", "common="+rc.url+"/common",
-		"--webhook-original", "original="+rc.url+"/flaky/original"); err != nil {
+	if err := l.cliJSON(&g, "action-group", "create", "ops", "--webhook", "common="+rc.URL+"/common",
+		"--webhook-original", "original="+rc.URL+"/flaky/original"); err != nil {
 		t.Fatal(err)
 	}
 	if len(g.SigningSecret) < 32 {
@@ -79,7 +80,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 	}
 	id := fired[0].ID
 	l.eventually("the Fired deliveries", 15*time.Second, func() bool {
-		return len(rc.accepted("/common")) == 1 && len(rc.accepted("/flaky/original")) == 1
+		return len(rc.Accepted("/common")) == 1 && len(rc.Accepted("/flaky/original")) == 1
 	})
 
 	// A server restarted while the alert is Fired restores it: the same
@@ -104,7 +105,7 @@ func TestAlertingEndToEnd(t *testing.T) {
 		t.Fatalf("resolved alert %s, want the restored %s", as[0].ID, id)
 	}
 	l.eventually("the Resolved deliveries", 15*time.Second, func() bool {
-		return len(rc.accepted("/common")) == 2 && len(rc.accepted("/flaky/original")) == 2
+		return len(rc.Accepted("/common")) == 2 && len(rc.Accepted("/flaky/original")) == 2
 	})
 
 	// Each payload: Azure's schema for its receiver's useCommonAlertSchema,
@@ -119,19 +120,19 @@ func TestAlertingEndToEnd(t *testing.T) {
 		{"/common", commonAlertSchema, []string{"Fired", "Resolved"}, "/providers/Microsoft.AlertsManagement/alerts/" + id},
 		{"/flaky/original", metricAlertSchema, []string{"Activated", "Resolved"}, "/providers/microsoft.insights/metricAlerts/high-egress"},
 	} {
-		for i, r := range rc.accepted(c.path) {
+		for i, r := range rc.Accepted(c.path) {
 			var doc any
-			if err := json.Unmarshal(r.body, &doc); err != nil {
+			if err := json.Unmarshal(r.Body, &doc); err != nil {
 				t.Fatalf("%s payload %d is not JSON: %v", c.path, i, err)
 			}
 			if errs := validateJSON(mustSchema(t, c.schema), doc); len(errs) > 0 {
-				t.Errorf("%s payload %d does not validate against its schema:\n  %s\n%s", c.path, i, strings.Join(errs, "\n  "), r.body)
+				t.Errorf("%s payload %d does not validate against its schema:\n  %s\n%s", c.path, i, strings.Join(errs, "\n  "), r.Body)
 			}
-			if err := actiongroup.Verify(g.SigningSecret, r.header.Get(actiongroup.HeaderSignature), r.header.Get(actiongroup.HeaderTimestamp), r.body, time.Now(), 0); err != nil {
+			if err := actiongroup.Verify(g.SigningSecret, r.Header.Get(actiongroup.HeaderSignature), r.Header.Get(actiongroup.HeaderTimestamp), r.Body, time.Now(), 0); err != nil {
 				t.Errorf("%s payload %d: signature: %v", c.path, i, err)
 			}
-			if !bytes.Contains(r.body, []byte(`"`+c.state[i]+`"`)) || !bytes.Contains(r.body, []byte(`"team":"net"`)) || !bytes.Contains(r.body, []byte(c.want)) {
-				t.Errorf("%s payload %d: want state %s, %s and the custom property: %s", c.path, i, c.state[i], c.want, r.body)
+			if !bytes.Contains(r.Body, []byte(`"`+c.state[i]+`"`)) || !bytes.Contains(r.Body, []byte(`"team":"net"`)) || !bytes.Contains(r.Body, []byte(c.want)) {
+				t.Errorf("%s payload %d: want state %s, %s and the custom property: %s", c.path, i, c.state[i], c.want, r.Body)
 			}
 		}
 	}
@@ -274,60 +275,6 @@ func agentMetrics(t *testing.T, h *host) string {
 		t.Fatalf("%s's /metrics: %v", h.name, err)
 	}
 	return body
-}
-
-// webhookReceiver is a real HTTP receiver recording what it gets. Paths
-// under /flaky answer 503 to a delivery's first attempt (by its
-// X-Tripcap-Delivery id), so the server must retry.
-type webhookReceiver struct {
-	url string
-	mu  sync.Mutex
-	got []webhookRequest
-}
-
-type webhookRequest struct {
-	path   string
-	header http.Header
-	body   []byte
-	status int
-}
-
-func newWebhookReceiver(t *testing.T, addr netip.Addr) *webhookReceiver {
-	t.Helper()
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc := &webhookReceiver{url: "http://" + ln.Addr().String()}
-	seen := map[string]bool{}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
-		status := http.StatusOK
-		if id := r.Header.Get(actiongroup.HeaderDelivery); strings.HasPrefix(r.URL.Path, "/flaky") && !seen[id] {
-			seen[id] = true
-			status = http.StatusServiceUnavailable
-		}
-		rc.got = append(rc.got, webhookRequest{path: r.URL.Path, header: r.Header.Clone(), body: b, status: status})
-		w.WriteHeader(status)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return rc
-}
-
-// accepted returns the requests to path answered 200, in arrival order.
-func (rc *webhookReceiver) accepted(path string) []webhookRequest {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []webhookRequest
-	for _, r := range rc.got {
-		if r.path == path && r.status == http.StatusOK {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // Azure's two webhook schemas of metric alerts, written from Azure

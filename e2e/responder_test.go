@@ -12,6 +12,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 	"github.com/tripcap/tripcap/internal/netns"
 )
 
@@ -27,9 +28,9 @@ func TestResponderInternalLoop(t *testing.T) {
 	l.link(h1, h2)
 	// The agents run as a newcomer starts them: the pre-trigger buffer is
 	// on by default (30 s), so no flag is needed for preTriggerSeconds.
-	rc := newWebhookReceiver(t, l.net.Veth(nil, l.ctl, netns.LinkOptions{}).A.Addr.Addr())
+	rc := webhooktest.StartAt(t, l.net.Veth(nil, l.ctl, netns.LinkOptions{}).A.Addr.Addr())
 
-	l.cli(nil, "action-group", "create", "notify", "--webhook", "done="+rc.url+"/done")
+	l.cli(nil, "action-group", "create", "notify", "--webhook", "done="+rc.URL+"/done")
 	var rsp tripcap.Responder
 	if err := l.cliJSON(&rsp, "responder", "create", "pc", "--pre-trigger", "10s", "--time-limit", "5s",
 		"--filter", "protocol=UDP,remotePort=7100", "--notify", "notify"); err != nil {
@@ -58,7 +59,7 @@ func TestResponderInternalLoop(t *testing.T) {
 		b, _ := json.Marshal(runs)
 		t.Fatalf("runs: %s", b)
 	}
-	l.eventually("the notification", 40*time.Second, func() bool { return len(rc.accepted("/done")) > 0 })
+	l.eventually("the notification", 40*time.Second, func() bool { return len(rc.Accepted("/done")) > 0 })
 	stop()
 
 	// Only h1 captured.
@@ -83,12 +84,12 @@ func TestResponderInternalLoop(t *testing.T) {
 	// The notification names the capture, its host, file, counts and
 	// health, as a completion, not a second firing of the alert.
 	var n actiongroup.CompletionCommonAlert
-	if err := json.Unmarshal(rc.accepted("/done")[0].body, &n); err != nil {
+	if err := json.Unmarshal(rc.Accepted("/done")[0].Body, &n); err != nil {
 		t.Fatal(err)
 	}
 	if e := n.Data.Essentials; e.MonitorCondition != string(tripcap.ConditionResolved) || e.MonitoringService != actiongroup.MonitoringServiceTripcap ||
 		n.Data.AlertContext == nil || n.Data.AlertContext.SchemaID != actiongroup.SchemaCaptureCompleted || n.Data.AlertContext.Data.Upload.Result != actiongroup.UploadStored {
-		t.Fatalf("notification: %s", rc.accepted("/done")[0].body)
+		t.Fatalf("notification: %s", rc.Accepted("/done")[0].Body)
 	}
 	cp := n.Data.CustomProperties
 	if cp["captureName"] != "PSAzureFunction-h1" || cp["host"] != "h1" || cp["storagePath"] == "" || cp["downloadUrl"] == "" ||

@@ -5,16 +5,18 @@ package webhooktest
 
 import (
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tripcap/tripcap/actiongroup"
 )
 
-// Server is a webhook receiver on loopback. Paths starting /flaky answer
+// Server is a webhook receiver. Paths starting /flaky answer
 // 503 to the first request of each delivery id (actiongroup.HeaderDelivery),
 // so a test sees a delivery retried; every other request is answered 200.
 type Server struct {
@@ -32,11 +34,22 @@ type Request struct {
 	Status int
 }
 
-// Start starts a receiver, closed when the test ends.
+// Start starts a receiver on loopback, closed when the test ends.
 func Start(t testing.TB) *Server {
-	s := &Server{}
+	return StartAt(t, netip.MustParseAddr("127.0.0.1"))
+}
+
+// StartAt starts a receiver on a free port of addr (a test host's address,
+// for a server in another network namespace), closed when the test ends.
+func StartAt(t testing.TB, addr netip.Addr) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		t.Fatalf("webhooktest: listen on %s: %v", addr, err)
+	}
+	s := &Server{URL: "http://" + ln.Addr().String()}
 	seen := map[string]bool{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -47,9 +60,9 @@ func Start(t testing.TB) *Server {
 		}
 		s.got = append(s.got, Request{Path: r.URL.Path, Header: r.Header.Clone(), Body: b, Status: status})
 		w.WriteHeader(status)
-	}))
-	t.Cleanup(srv.Close)
-	s.URL = srv.URL
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
 	return s
 }
 
