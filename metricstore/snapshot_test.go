@@ -179,3 +179,40 @@ func FuzzReadSnapshot(f *testing.F) {
 		_ = s.ReadSnapshot(bytes.NewReader(whole))
 	})
 }
+
+// TestIdleStoreWritesNoSnapshot: Run writes a snapshot when points arrived
+// since the last one, and none while the store is idle.
+func TestIdleStoreWritesNoSnapshot(t *testing.T) {
+	c := newClock(t0.Add(time.Hour))
+	path := filepath.Join(t.TempDir(), "metrics.snapshot")
+	s := newStore(t, Config{SnapshotPath: path, SnapshotEvery: 20 * time.Millisecond}, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFile := func() os.FileInfo {
+		for range 200 {
+			if st, err := os.Stat(path); err == nil {
+				return st
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no snapshot written")
+		return nil
+	}
+	first := waitFile()
+	time.Sleep(150 * time.Millisecond)
+	if st := waitFile(); !st.ModTime().Equal(first.ModTime()) || st.Size() != first.Size() {
+		t.Fatalf("an idle store rewrote its snapshot")
+	}
+	if _, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt("h1", tripcap.MetricNetworkOutBytes, c.Now(), 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		if st := waitFile(); st.Size() != first.Size() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("a new point did not reach the snapshot")
+}

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -119,6 +120,9 @@ type Store struct {
 	series map[Key]*series
 	hosts  map[string]*hostState
 	hooks  []func(host string, newest time.Time)
+	// appends counts batches that stored a point, so Run writes a
+	// snapshot only when there is something new to keep.
+	appends atomic.Int64
 }
 
 type hostState struct {
@@ -228,6 +232,7 @@ func (s *Store) Append(b tripcap.MetricBatch) (AppendResult, error) {
 	if len(touched) == 0 {
 		return res, nil
 	}
+	s.appends.Add(1)
 	s.mu.Lock()
 	type call struct {
 		host   string
@@ -388,10 +393,18 @@ func (s *Store) Run(ctx context.Context) {
 		defer t.Stop()
 		snap = t.C
 	}
+	// A snapshot costs what the store holds: an idle server writes none.
+	saved := int64(-1)
 	save := func() {
+		n := s.appends.Load()
+		if n == saved {
+			return
+		}
 		if err := s.SaveSnapshot(s.cfg.SnapshotPath); err != nil {
 			s.cfg.Logger.Error("saving metric history", "err", err)
+			return
 		}
+		saved = n
 	}
 	for {
 		select {
