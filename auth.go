@@ -31,11 +31,19 @@ type Credential struct {
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
+	// ID is the principal's id: a user's or service principal's id, an
+	// agent's host credential, the bootstrap token's credential.
+	ID           string
 	CredentialID string
-	// Name is the credential's name, what records of who did what show.
+	Kind         PrincipalKind
+	// Name is what records of who did what show.
 	Name   string
 	Role   Role
 	HostID string // set for agents: the only host they may act for
+	// Assignments are the principal's role grants (see Can).
+	Assignments []RoleAssignment
+	// ResponderID is set for function keys: the only responder they may start.
+	ResponderID string
 }
 
 type principalKey struct{}

@@ -30,7 +30,13 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Pri
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	p := &tripcap.Principal{CredentialID: c.ID, Name: c.Name, Role: c.Role, HostID: c.HostID}
+	p := &tripcap.Principal{ID: c.ID, CredentialID: c.ID, Name: c.Name, Role: c.Role, HostID: c.HostID}
+	switch c.Role {
+	case tripcap.RoleAdmin:
+		p.Kind, p.Assignments = tripcap.PrincipalBootstrap, tripcap.OwnerEverywhere()
+	case tripcap.RoleAgent:
+		p.Kind = tripcap.PrincipalAgent
+	}
 	s.principals.put(hash, p, now)
 	return p, nil
 }
