@@ -95,6 +95,8 @@ type Store struct {
 
 	rebound  sync.Map     // query text → the dialect's
 	nRebound atomic.Int64 // entries in rebound, bounded by maxRebound
+
+	sealer tripcap.Sealer // encrypts secret columns
 }
 
 // maxRebound bounds the query texts kept rewritten; most are constants, a
