@@ -53,19 +53,6 @@ func NewContextWithPrincipal(ctx context.Context, p *Principal) context.Context 
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
-// RequireAdmin refuses a caller without an admin credential: EUNAUTHORIZED
-// with none, EFORBIDDEN with another role.
-func RequireAdmin(ctx context.Context) error {
-	p := PrincipalFromContext(ctx)
-	if p == nil {
-		return Errorf(EUNAUTHORIZED, "a bearer credential is required")
-	}
-	if p.Role != RoleAdmin {
-		return Errorf(EFORBIDDEN, "this needs an admin credential")
-	}
-	return nil
-}
-
 // IsID reports whether s could be an id NewID made: 26 characters of its
 // alphabet, so a name is never looked up as an id.
 func IsID(s string) bool {

@@ -174,5 +174,11 @@ func FindHostByRef(ctx context.Context, s HostFinder, ref string) (*Host, error)
 		}
 		return h, nil
 	}
-	return nil, Errorf(ENOTFOUND, "no host %q (give a host name, id or VM resource id)", ref)
+	return nil, NoHost(ref)
+}
+
+// NoHost is the ENOTFOUND of a host reference that names no host (or none
+// the caller may see).
+func NoHost(ref string) error {
+	return Errorf(ENOTFOUND, "no host %q (give a host name, id or VM resource id)", ref)
 }

@@ -28,8 +28,9 @@ type Config struct {
 	BlobStore func(ctx context.Context, account string) (tripcap.BlobStore, error)
 	// Index is the file index (the store), for files on their own.
 	Index tripcap.FileStore
-	// Hosts resolves the host a user names in a file listing.
-	Hosts tripcap.HostFinder
+	// Hosts resolves the host a user names in a file listing, and the hosts
+	// files are authorized against.
+	Hosts tripcap.HostLister
 	// Stored is told of every file stored (for the server's counters).
 	Stored func()
 	Now    func() time.Time
@@ -220,6 +221,9 @@ func storageError(doing string, err error) error {
 // OpenFile opens a stored file of a capture for download: the named one, or
 // the first when name is empty.
 func (s *Files) OpenFile(ctx context.Context, watcher, ref, name string) (io.ReadSeekCloser, *tripcap.CaptureFile, error) {
+	if _, err := tripcap.AuthorizeSome(ctx, tripcap.PermFileRead); err != nil {
+		return nil, nil, err
+	}
 	c, err := s.cfg.FindCapture(ctx, watcher, ref)
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND && watcher == "" {
 		// A capture deleted or replaced keeps its files: its id (what a
@@ -227,6 +231,11 @@ func (s *Files) OpenFile(ctx context.Context, watcher, ref, name string) (io.Rea
 		if dc, derr := s.cfg.Capture(ctx, ref); derr == nil {
 			c, err = dc, nil
 		}
+	}
+	if err == nil {
+		// The fallback above found deleted captures of any host: this
+		// checks them as FindCapture does the others.
+		err = s.authorize(ctx, tripcap.PermFileRead, c.HostID, tripcap.Errorf(tripcap.ENOTFOUND, "no capture %q", ref))
 	}
 	if err != nil {
 		return nil, nil, err

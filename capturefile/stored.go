@@ -30,13 +30,19 @@ type FileQuery struct {
 }
 
 // FindFiles lists stored files, those of deleted and replaced captures too.
+// Below "*", only files of hosts the caller may read (not those of hosts
+// since deleted, whose scope can no longer be told).
 func (s *Files) FindFiles(ctx context.Context, q FileQuery) ([]*tripcap.StoredFile, string, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	g, err := tripcap.GrantedHosts(ctx, s.cfg.Hosts, tripcap.PermRead)
+	if err != nil {
 		return nil, "", err
 	}
 	f := tripcap.FileFilter{Since: q.Since, Until: q.Until, IncludeDeleted: q.IncludeDeleted, Cursor: q.Cursor, Limit: q.Limit}
 	if q.Host != "" {
 		id, err := s.hostID(ctx, q.Host)
+		if err == nil && !g.Covers(id) {
+			err = tripcap.NoHost(q.Host)
+		}
 		if err != nil {
 			return nil, "", err
 		}
@@ -48,12 +54,39 @@ func (s *Files) FindFiles(ctx context.Context, q FileQuery) ([]*tripcap.StoredFi
 	if q.Alert != "" {
 		f.AlertID = &q.Alert
 	}
-	files, next, err := s.cfg.Index.FindFiles(ctx, f)
+	var files []*tripcap.StoredFile
+	var next string
+	switch id, only := g.Only(); {
+	case f.HostID != nil || g.All():
+		files, next, err = s.cfg.Index.FindFiles(ctx, f)
+	case g.Empty():
+	case only:
+		f.HostID = &id
+		files, next, err = s.cfg.Index.FindFiles(ctx, f)
+	default:
+		files, next, err = tripcap.FilterPage(q.Cursor, q.Limit,
+			func(cursor string, limit int) ([]*tripcap.StoredFile, string, error) {
+				f.Cursor, f.Limit = cursor, limit
+				return s.cfg.Index.FindFiles(ctx, f)
+			},
+			func(sf *tripcap.StoredFile) bool { return g.Covers(sf.HostID) },
+			func(sf *tripcap.StoredFile) string { return sf.ID })
+	}
 	if err != nil {
 		return nil, "", err
 	}
 	s.nameHosts(ctx, files)
 	return files, next, nil
+}
+
+// authorize refuses the caller unless it holds perm at the host with this
+// id; one that may not read that host gets notFound (tripcap.AuthorizeAt).
+func (s *Files) authorize(ctx context.Context, perm tripcap.Permission, hostID string, notFound error) error {
+	h, err := tripcap.HostOf(ctx, s.cfg.Hosts, hostID)
+	if err != nil {
+		return err
+	}
+	return tripcap.AuthorizeAt(ctx, perm, h, notFound)
 }
 
 // hostID resolves a host reference; the id of a host since deleted still
@@ -89,10 +122,7 @@ func (s *Files) nameHosts(ctx context.Context, files []*tripcap.StoredFile) {
 
 // File returns a stored file's record by id, its stored copy deleted or not.
 func (s *Files) File(ctx context.Context, id string) (*tripcap.StoredFile, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
-		return nil, err
-	}
-	f, err := s.file(ctx, id)
+	f, err := s.file(ctx, tripcap.PermRead, id)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +130,11 @@ func (s *Files) File(ctx context.Context, id string) (*tripcap.StoredFile, error
 	return f, nil
 }
 
-func (s *Files) file(ctx context.Context, id string) (*tripcap.StoredFile, error) {
+// file returns a stored file's record if the caller holds perm at its host.
+func (s *Files) file(ctx context.Context, perm tripcap.Permission, id string) (*tripcap.StoredFile, error) {
+	if _, err := tripcap.AuthorizeSome(ctx, perm); err != nil {
+		return nil, err
+	}
 	if id == "" {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "file: required")
 	}
@@ -108,18 +142,23 @@ func (s *Files) file(ctx context.Context, id string) (*tripcap.StoredFile, error
 	if err != nil {
 		return nil, err
 	}
+	notFound := tripcap.Errorf(tripcap.ENOTFOUND, "no file %q", id)
 	if len(files) == 0 {
-		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no file %q", id)
+		return nil, notFound
+	}
+	if err := s.authorize(ctx, perm, files[0].HostID, notFound); err != nil {
+		return nil, err
 	}
 	return files[0], nil
 }
 
 // OpenStoredFile opens a stored file by id for download.
 func (s *Files) OpenStoredFile(ctx context.Context, id string) (io.ReadSeekCloser, *tripcap.StoredFile, error) {
-	f, err := s.File(ctx, id)
+	f, err := s.file(ctx, tripcap.PermFileRead, id)
 	if err != nil {
 		return nil, nil, err
 	}
+	s.nameHosts(ctx, []*tripcap.StoredFile{f})
 	rc, err := s.open(ctx, f.CaptureName, f.CaptureFile)
 	if err != nil {
 		return nil, nil, err
@@ -131,10 +170,7 @@ func (s *Files) OpenStoredFile(ctx context.Context, id string) (io.ReadSeekClose
 // deleted (the record stays, so the file's fate is known). Deleting it again
 // is a no-op.
 func (s *Files) DeleteFile(ctx context.Context, id string) (*tripcap.StoredFile, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
-		return nil, err
-	}
-	f, err := s.file(ctx, id)
+	f, err := s.file(ctx, tripcap.PermFileDelete, id)
 	if err != nil {
 		return nil, err
 	}

@@ -155,7 +155,7 @@ func requireAgent(ctx context.Context) (string, error) {
 
 // CreateJoinToken issues a join token for ttl (default 1 h) and uses (default 1).
 func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
 	}
 	if ttl == 0 {
@@ -185,7 +185,7 @@ func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses i
 
 // FindJoinTokens lists usable join tokens.
 func (s *Service) FindJoinTokens(ctx context.Context) ([]*tripcap.JoinToken, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
 	}
 	return s.store.FindJoinTokens(ctx, s.now())
@@ -193,7 +193,7 @@ func (s *Service) FindJoinTokens(ctx context.Context) ([]*tripcap.JoinToken, err
 
 // DeleteJoinToken revokes a join token.
 func (s *Service) DeleteJoinToken(ctx context.Context, id string) error {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return err
 	}
 	return s.store.DeleteJoinToken(ctx, id)

@@ -31,7 +31,7 @@ type CreateCaptureRequest struct {
 // CreateCapture validates the request, resolves the target host, and records
 // the capture; the host's agent starts it within moments.
 func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (*tripcap.PacketCapture, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if _, err := tripcap.AuthorizeSome(ctx, tripcap.PermCaptureWrite); err != nil {
 		return nil, err
 	}
 	if err := tripcap.ValidateHostName("name", req.Name); err != nil {
@@ -59,6 +59,10 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 		return nil, err
 	}
 	host, err := s.resolveHost(ctx, p.Target)
+	if err == nil {
+		// A host the caller may not read is as unknown as one that does not exist.
+		err = tripcap.AuthorizeAt(ctx, tripcap.PermCaptureWrite, host, tripcap.NoHost(p.Target))
+	}
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "target: %s", tripcap.ErrorMessage(err))
 	} else if err != nil {
@@ -107,12 +111,23 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	return c, nil
 }
 
-// FindCaptures lists captures, optionally of one watcher or host.
+// FindCaptures lists captures, optionally of one watcher or host: those of
+// the hosts the caller may read.
 func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor string, limit int) ([]*tripcap.PacketCapture, string, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
-		return nil, "", err
-	}
 	f := tripcap.CaptureFilter{Cursor: cursor, Limit: limit}
+	g := tripcap.HostGrant{}
+	if host != "" {
+		h, err := s.authorizedHost(ctx, tripcap.PermRead, host)
+		if err != nil {
+			return nil, "", err
+		}
+		f.HostID = &h.ID
+	} else {
+		var err error
+		if g, err = tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead); err != nil {
+			return nil, "", err
+		}
+	}
 	if watcher != "" {
 		w, err := s.store.FindWatcher(ctx, "", watcher)
 		if err != nil {
@@ -120,64 +135,123 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 		}
 		f.WatcherID = &w.ID
 	}
-	if host != "" {
-		h, err := s.resolveHost(ctx, host)
-		if err != nil {
-			return nil, "", err
-		}
-		f.HostID = &h.ID
+	if f.HostID != nil || g.All() {
+		return s.store.FindCaptures(ctx, f)
 	}
-	return s.store.FindCaptures(ctx, f)
+	if g.Empty() {
+		return nil, "", nil
+	}
+	if id, ok := g.Only(); ok {
+		f.HostID = &id
+		return s.store.FindCaptures(ctx, f)
+	}
+	return tripcap.FilterPage(cursor, limit,
+		func(cursor string, limit int) ([]*tripcap.PacketCapture, string, error) {
+			f.Cursor, f.Limit = cursor, limit
+			return s.store.FindCaptures(ctx, f)
+		},
+		func(c *tripcap.PacketCapture) bool { return g.Covers(c.HostID) },
+		func(c *tripcap.PacketCapture) string { return c.ID })
 }
 
 // FindCapture returns a capture by id, or by name (within watcher when given;
 // a name used in several watchers needs the watcher).
 func (s *Service) FindCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
-		return nil, err
-	}
-	return s.resolveCapture(ctx, watcher, ref)
+	return s.authorizedCapture(ctx, watcher, ref, tripcap.PermRead)
 }
 
-func (s *Service) resolveCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
+// authorizedCapture resolves a capture the caller holds every one of perms
+// at (at its host). A capture of a host the caller may not read is not
+// found, as if it did not exist (tripcap.AuthorizeAt): a name shared with
+// such captures is not ambiguous to it either.
+func (s *Service) authorizedCapture(ctx context.Context, watcher, ref string, perms ...tripcap.Permission) (*tripcap.PacketCapture, error) {
+	var p *tripcap.Principal
+	for _, perm := range perms {
+		var err error
+		if p, err = tripcap.AuthorizeSome(ctx, perm); err != nil {
+			return nil, err
+		}
+	}
+	c, h, err := s.resolveCapture(ctx, p, watcher, ref)
+	if err != nil {
+		return nil, err
+	}
+	for _, perm := range perms {
+		if err := tripcap.AuthorizeAt(ctx, perm, h, noCapture(ref)); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func noCapture(ref string) error { return tripcap.Errorf(tripcap.ENOTFOUND, "no capture %q", ref) }
+
+// resolveCapture finds the capture ref names among those p may read, and
+// its host (nil when deleted).
+func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watcher, ref string) (*tripcap.PacketCapture, *tripcap.Host, error) {
 	if ref == "" {
-		return nil, tripcap.Errorf(tripcap.EINVALID, "capture: required")
+		return nil, nil, tripcap.Errorf(tripcap.EINVALID, "capture: required")
+	}
+	visible := func(c *tripcap.PacketCapture) (*tripcap.Host, bool, error) {
+		h, err := tripcap.HostOf(ctx, s.store, c.HostID)
+		return h, err == nil && p.Can(tripcap.PermRead, h), err
 	}
 	f := tripcap.CaptureFilter{Name: &ref}
 	if watcher != "" {
 		w, err := s.store.FindWatcher(ctx, "", watcher)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		f.WatcherID = &w.ID
 	} else if c, err := s.store.FindCapture(ctx, tripcap.CaptureFilter{ID: &ref}); err == nil {
-		return c, nil
+		if h, ok, err := visible(c); err != nil {
+			return nil, nil, err
+		} else if ok {
+			return c, h, nil
+		}
 	} else if tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
-		return nil, err
+		return nil, nil, err
 	}
 	caps, _, err := s.store.FindCaptures(ctx, f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	switch len(caps) {
+	var found *tripcap.PacketCapture
+	var host *tripcap.Host
+	n := 0
+	for _, c := range caps {
+		h, ok, err := visible(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			found, host, n = c, h, n+1
+		}
+	}
+	switch n {
 	case 0:
-		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no capture %q", ref)
+		return nil, nil, noCapture(ref)
 	case 1:
-		return caps[0], nil
+		return found, host, nil
 	}
-	return nil, tripcap.Errorf(tripcap.ECONFLICT, "%d watchers have a capture named %q: name the watcher or use the id", len(caps), ref)
+	return nil, nil, tripcap.Errorf(tripcap.ECONFLICT, "%d watchers have a capture named %q: name the watcher or use the id", n, ref)
 }
 
 // StopCapture asks the host to stop a session (ManuallyStopped). ifMatch, when
 // not empty, must be the capture's current ETag.
 func (s *Service) StopCapture(ctx context.Context, watcher, ref, ifMatch string) (*tripcap.PacketCapture, error) {
-	return s.endCapture(ctx, watcher, ref, ifMatch, false)
+	return s.endCapture(ctx, watcher, ref, ifMatch, false, tripcap.PermCaptureWrite)
 }
 
 // DeleteCapture removes a capture; a running session stops (SessionDeleted).
 // Its stored files are kept unless deleteFiles is set, as in Azure.
 func (s *Service) DeleteCapture(ctx context.Context, watcher, ref, ifMatch string, deleteFiles bool) error {
-	c, err := s.endCapture(ctx, watcher, ref, ifMatch, true)
+	perms := []tripcap.Permission{tripcap.PermCaptureWrite}
+	if deleteFiles {
+		// Checked before the capture goes, not after.
+		perms = append(perms, tripcap.PermFileDelete)
+	}
+	c, err := s.endCapture(ctx, watcher, ref, ifMatch, true, perms...)
 	if err != nil {
 		return err
 	}
@@ -187,11 +261,8 @@ func (s *Service) DeleteCapture(ctx context.Context, watcher, ref, ifMatch strin
 	return nil
 }
 
-func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, deleting bool) (*tripcap.PacketCapture, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
-		return nil, err
-	}
-	c, err := s.resolveCapture(ctx, watcher, ref)
+func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, deleting bool, perms ...tripcap.Permission) (*tripcap.PacketCapture, error) {
+	c, err := s.authorizedCapture(ctx, watcher, ref, perms...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/tripcap/tripcap"
 )
@@ -114,20 +115,43 @@ func (s *Service) Heartbeat(ctx context.Context, hb tripcap.Heartbeat) (*tripcap
 	return resp, nil
 }
 
-// FindHosts lists hosts.
+// FindHosts lists the hosts the caller may read.
 func (s *Service) FindHosts(ctx context.Context, f tripcap.HostFilter) ([]*tripcap.Host, string, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	p, err := tripcap.AuthorizeSome(ctx, tripcap.PermRead)
+	if err != nil {
 		return nil, "", err
 	}
-	return s.store.FindHosts(ctx, f)
+	if p.Can(tripcap.PermRead, nil) {
+		return s.store.FindHosts(ctx, f)
+	}
+	return tripcap.FilterPage(f.Cursor, f.Limit,
+		func(cursor string, limit int) ([]*tripcap.Host, string, error) {
+			f.Cursor, f.Limit = cursor, limit
+			return s.store.FindHosts(ctx, f)
+		},
+		func(h *tripcap.Host) bool { return p.Can(tripcap.PermRead, h) },
+		func(h *tripcap.Host) string { return h.ID })
 }
 
 // FindHost returns a host by id, name or Azure VM resource id.
 func (s *Service) FindHost(ctx context.Context, ref string) (*tripcap.Host, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	return s.authorizedHost(ctx, tripcap.PermRead, ref)
+}
+
+// authorizedHost resolves a host the caller holds perm at; one it may not
+// read is not found (tripcap.AuthorizeAt).
+func (s *Service) authorizedHost(ctx context.Context, perm tripcap.Permission, ref string) (*tripcap.Host, error) {
+	if _, err := tripcap.AuthorizeSome(ctx, perm); err != nil {
 		return nil, err
 	}
-	return s.resolveHost(ctx, ref)
+	h, err := s.resolveHost(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := tripcap.AuthorizeAt(ctx, perm, h, tripcap.NoHost(ref)); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 func (s *Service) resolveHost(ctx context.Context, ref string) (*tripcap.Host, error) {
@@ -137,10 +161,7 @@ func (s *Service) resolveHost(ctx context.Context, ref string) (*tripcap.Host, e
 // DeleteHost forgets a host and revokes its agent's credentials; its captures
 // and their files remain.
 func (s *Service) DeleteHost(ctx context.Context, ref string) error {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
-		return err
-	}
-	h, err := s.resolveHost(ctx, ref)
+	h, err := s.authorizedHost(ctx, tripcap.PermHostsWrite, ref)
 	if err != nil {
 		return err
 	}
@@ -151,17 +172,23 @@ func (s *Service) DeleteHost(ctx context.Context, ref string) error {
 	return s.store.DeleteHost(ctx, h.ID)
 }
 
-// FindWatchers lists network watchers.
+// FindWatchers lists network watchers: below "*", those of the locations
+// of hosts the caller may read (a watcher watches one location).
 func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	g, err := tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead)
+	if err != nil {
 		return nil, err
 	}
-	return s.store.FindWatchers(ctx)
+	ws, err := s.store.FindWatchers(ctx)
+	if err != nil || g.All() {
+		return ws, err
+	}
+	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool { return !g.CoversLocation(w.Location) }), nil
 }
 
 // SetWatcherLimit changes a watcher's parallel-capture limit.
 func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (*tripcap.NetworkWatcher, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
 	}
 	if limit < 1 || limit > 1000000 {

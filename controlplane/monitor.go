@@ -48,7 +48,7 @@ type MonitorConfig struct {
 // tables, and the hosts alerts are about.
 type MonitorStore interface {
 	tripcap.AlertStore
-	tripcap.HostFinder
+	tripcap.HostLister
 }
 
 // Monitor is tripcap's counterpart of Azure Monitor metric alerts: it takes

@@ -16,7 +16,7 @@ import (
 // answers alert queries, over the alerting store.
 type AlertAdmin struct {
 	store tripcap.AlertStore
-	hosts tripcap.HostFinder
+	hosts tripcap.HostLister
 	// receivers says whether this server can deliver to a group's receivers.
 	receivers interface {
 		Check(ctx context.Context, g *tripcap.ActionGroup) error
@@ -67,7 +67,7 @@ func (m *AlertAdmin) resolveGroup(ctx context.Context, ref string) (*tripcap.Act
 // defaults applied), resolves its actions' action groups (by name, id or
 // resource id) to their ids, stores it and starts evaluating it.
 func (m *AlertAdmin) CreateRule(ctx context.Context, r *tripcap.AlertRule) (*tripcap.AlertRule, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if r == nil {
@@ -162,7 +162,7 @@ func updateVersioned[T any](what, ifMatch string, read func() (*T, error), etag 
 // new condition not met (Azure's behaviour for a changed rule); a rule
 // disabled stops being evaluated and its fired alerts stay Fired.
 func (m *AlertAdmin) UpdateRule(ctx context.Context, ref string, in *tripcap.AlertRule, ifMatch string) (*tripcap.AlertRule, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if in == nil {
@@ -213,7 +213,7 @@ func (m *AlertAdmin) fitsStore(r *tripcap.AlertRule) error {
 
 // FindRules lists alert rules by name.
 func (m *AlertAdmin) FindRules(ctx context.Context) ([]*tripcap.AlertRule, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	return m.store.FindAlertRules(ctx, tripcap.AlertRuleFilter{})
@@ -221,7 +221,7 @@ func (m *AlertAdmin) FindRules(ctx context.Context) ([]*tripcap.AlertRule, error
 
 // FindRule returns a rule by name, id or metricAlerts resource id.
 func (m *AlertAdmin) FindRule(ctx context.Context, ref string) (*tripcap.AlertRule, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	return m.resolveRule(ctx, ref)
@@ -230,7 +230,7 @@ func (m *AlertAdmin) FindRule(ctx context.Context, ref string) (*tripcap.AlertRu
 // DeleteRule deletes a rule and stops evaluating it. Its alerts stay, with
 // their history and delivery logs; one still Fired stays Fired.
 func (m *AlertAdmin) DeleteRule(ctx context.Context, ref string) error {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return err
 	}
 	r, err := m.resolveRule(ctx, ref)
@@ -251,7 +251,7 @@ func (m *AlertAdmin) DeleteRule(ctx context.Context, ref string) error {
 // signing secret for its webhook deliveries. The secret is in the answer,
 // and only there: listings and lookups leave it out.
 func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup) (*tripcap.ActionGroup, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if g == nil {
@@ -294,7 +294,7 @@ func (m *AlertAdmin) checkGroup(ctx context.Context, g *tripcap.ActionGroup) err
 // Deliveries read the group when they run, so the change applies to the
 // next one.
 func (m *AlertAdmin) UpdateActionGroup(ctx context.Context, ref string, in *tripcap.ActionGroup, ifMatch string) (*tripcap.ActionGroup, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if in == nil {
@@ -331,7 +331,7 @@ func (m *AlertAdmin) UpdateActionGroup(ctx context.Context, ref string, in *trip
 
 // FindActionGroups lists action groups by name, without their secrets.
 func (m *AlertAdmin) FindActionGroups(ctx context.Context) ([]*tripcap.ActionGroup, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	gs, err := m.store.FindActionGroups(ctx, tripcap.ActionGroupFilter{})
@@ -343,7 +343,7 @@ func (m *AlertAdmin) FindActionGroups(ctx context.Context) ([]*tripcap.ActionGro
 
 // FindActionGroup returns an action group by name, id or resource id, without its secret.
 func (m *AlertAdmin) FindActionGroup(ctx context.Context, ref string) (*tripcap.ActionGroup, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	g, err := m.resolveGroup(ctx, ref)
@@ -357,7 +357,7 @@ func (m *AlertAdmin) FindActionGroup(ctx context.Context, ref string) (*tripcap.
 // DeleteActionGroup deletes an action group no rule uses (ECONFLICT
 // otherwise, naming the rule: a rule would silently lose its receivers).
 func (m *AlertAdmin) DeleteActionGroup(ctx context.Context, ref string) error {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return err
 	}
 	g, err := m.resolveGroup(ctx, ref)
@@ -391,7 +391,7 @@ const MaxSilence = 90 * 24 * time.Hour
 // in.EndsAt. The rule and host are stored by id, so a rename does not
 // change what is muted. The author is the caller's credential.
 func (m *AlertAdmin) CreateSilence(ctx context.Context, in *tripcap.Silence) (*tripcap.Silence, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if in == nil {
@@ -449,7 +449,7 @@ func (m *AlertAdmin) CreateSilence(ctx context.Context, in *tripcap.Silence) (*t
 
 // FindSilences lists the silences not yet ended, or every one kept when all is set.
 func (m *AlertAdmin) FindSilences(ctx context.Context, all bool) ([]*tripcap.Silence, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	f := tripcap.SilenceFilter{}
@@ -462,7 +462,7 @@ func (m *AlertAdmin) FindSilences(ctx context.Context, all bool) ([]*tripcap.Sil
 
 // ExpireSilence ends a silence now; it is kept, as the record of the mute.
 func (m *AlertAdmin) ExpireSilence(ctx context.Context, id string) (*tripcap.Silence, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if !tripcap.IsID(id) {
@@ -490,7 +490,8 @@ type AlertQuery struct {
 
 // FindAlerts lists alerts, newest first.
 func (m *AlertAdmin) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.Alert, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	p, err := tripcap.AuthorizeSome(ctx, tripcap.PermRead)
+	if err != nil {
 		return nil, err
 	}
 	f := tripcap.AlertFilter{Limit: q.Limit}
@@ -514,10 +515,13 @@ func (m *AlertAdmin) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.A
 	}
 	if q.Host != "" {
 		h, err := tripcap.FindHostByRef(ctx, m.hosts, q.Host)
+		if err == nil {
+			err = tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, tripcap.NoHost(q.Host))
+		}
 		switch {
 		case err == nil:
 			f.HostID = &h.ID
-		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND && tripcap.IsID(q.Host):
+		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND && tripcap.IsID(q.Host) && p.Can(tripcap.PermRead, nil):
 			// And their host: a deleted host's id still selects them.
 			f.HostID = &q.Host
 		default:
@@ -536,7 +540,43 @@ func (m *AlertAdmin) FindAlerts(ctx context.Context, q AlertQuery) ([]*tripcap.A
 		}
 		f.MonitorCondition = &c
 	}
-	return m.store.FindAlerts(ctx, f)
+	if f.HostID != nil {
+		return m.store.FindAlerts(ctx, f)
+	}
+	g, err := tripcap.GrantedHosts(ctx, m.hosts, tripcap.PermRead)
+	if err != nil || g.All() {
+		if err != nil {
+			return nil, err
+		}
+		return m.store.FindAlerts(ctx, f)
+	}
+	return m.grantedAlerts(ctx, f, g)
+}
+
+// grantedAlerts lists the newest f.Limit alerts of the hosts g covers.
+// Alerts page by limit alone (newest first), so it asks for twice as many
+// each time until enough pass or the store has no more.
+func (m *AlertAdmin) grantedAlerts(ctx context.Context, f tripcap.AlertFilter, g tripcap.HostGrant) ([]*tripcap.Alert, error) {
+	if g.Empty() {
+		return nil, nil
+	}
+	if id, ok := g.Only(); ok {
+		f.HostID = &id
+		return m.store.FindAlerts(ctx, f)
+	}
+	want := f.Limit
+	for {
+		as, err := m.store.FindAlerts(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		n := len(as)
+		as = slices.DeleteFunc(as, func(a *tripcap.Alert) bool { return !g.Covers(a.HostID) })
+		if len(as) >= want || n < f.Limit {
+			return as[:min(len(as), want)], nil
+		}
+		f.Limit *= 2
+	}
 }
 
 // AlertDetail is an alert with every delivery attempt of its transitions.
@@ -547,14 +587,22 @@ type AlertDetail struct {
 
 // FindAlert returns an alert by id with its delivery log.
 func (m *AlertAdmin) FindAlert(ctx context.Context, id string) (*AlertDetail, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if _, err := tripcap.AuthorizeSome(ctx, tripcap.PermRead); err != nil {
 		return nil, err
 	}
+	notFound := tripcap.Errorf(tripcap.ENOTFOUND, "alert %q not found", id)
 	if !tripcap.IsID(id) {
-		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "alert %q not found", id)
+		return nil, notFound
 	}
 	a, err := m.store.FindAlert(ctx, id)
 	if err != nil {
+		return nil, err
+	}
+	h, err := tripcap.HostOf(ctx, m.hosts, a.HostID)
+	if err != nil {
+		return nil, err
+	}
+	if err := tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, notFound); err != nil {
 		return nil, err
 	}
 	ds, err := m.store.FindDeliveries(ctx, a.ID)

@@ -339,7 +339,7 @@ type MetricsQuery struct {
 // QueryMetrics returns a host's series over a window, one value per
 // interval; intervals without points have no value (never 0).
 func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metricstore.Result, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if _, err := tripcap.AuthorizeSome(ctx, tripcap.PermRead); err != nil {
 		return nil, err
 	}
 	metric, err := tripcap.ParseMetric("metric", q.Metric)
@@ -360,6 +360,9 @@ func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metri
 		q.Window = DefaultMetricWindow
 	}
 	h, err := tripcap.FindHostByRef(ctx, m.hosts, q.Host)
+	if err == nil {
+		err = tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, tripcap.NoHost(q.Host))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +379,7 @@ func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metri
 // MetricDefinitions lists the host metrics: their ids, Azure and
 // Prometheus names, units and default aggregations.
 func (m *MetricIngest) MetricDefinitions(ctx context.Context) ([]tripcap.MetricDefinition, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if _, err := tripcap.AuthorizeSome(ctx, tripcap.PermRead); err != nil {
 		return nil, err
 	}
 	return tripcap.MetricDefinitions(), nil

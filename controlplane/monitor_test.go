@@ -287,7 +287,7 @@ func TestMonitorRefusesBadInput(t *testing.T) {
 	_, err = m.mon.CreateRule(m.admin, bad)
 	wantCode(t, err, tripcap.EINVALID, "id")
 	_, err = m.mon.CreateRule(agent, egressRule("r", "ops", 1))
-	wantCode(t, err, tripcap.EFORBIDDEN, "admin")
+	wantCode(t, err, tripcap.EFORBIDDEN, "may not monitoring/write")
 
 	// The seed's preset, by the group's resource id.
 	seed, err := tripcap.PresetAlertRule(tripcap.PresetSeed, "seed", []tripcap.Scope{tripcap.ScopeAll}, "/subscriptions/s/resourceGroups/g/providers/microsoft.insights/actionGroups/ops")

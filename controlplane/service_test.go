@@ -44,7 +44,7 @@ func newFixture(t *testing.T, cfg controlplane.Config) *fixture {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin})
+	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin, Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()})
 	return &fixture{svc: svc, store: store, blobs: blobs, admin: admin}
 }
 

@@ -58,7 +58,7 @@ func (s *Service) blobStore(ctx context.Context, name string) (tripcap.BlobStore
 // AddStorageAccount opens url (so that a wrong URL or wrong credentials fail
 // now, not at the first capture) and records it under name.
 func (s *Service) AddStorageAccount(ctx context.Context, name, url string) (*tripcap.StorageAccount, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermStorageWrite, nil); err != nil {
 		return nil, err
 	}
 	if err := tripcap.ValidateHostName("name", name); err != nil {
@@ -86,7 +86,7 @@ func (s *Service) AddStorageAccount(ctx context.Context, name, url string) (*tri
 
 // FindStorageAccounts lists the configured and the added storage accounts.
 func (s *Service) FindStorageAccounts(ctx context.Context) ([]*tripcap.StorageAccount, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	added, err := s.store.FindStorageAccounts(ctx)
@@ -104,7 +104,7 @@ func (s *Service) FindStorageAccounts(ctx context.Context) ([]*tripcap.StorageAc
 
 // DeleteStorageAccount forgets an added storage account; its files stay where they are.
 func (s *Service) DeleteStorageAccount(ctx context.Context, name string) error {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermStorageWrite, nil); err != nil {
 		return err
 	}
 	if _, ok := s.cfg.Storage[name]; ok {

@@ -43,7 +43,7 @@ func (r *Responders) check(ctx context.Context, rs *tripcap.Responder) error {
 
 // CreateResponder validates and stores a payload.
 func (r *Responders) CreateResponder(ctx context.Context, in *tripcap.Responder) (*tripcap.Responder, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if in == nil {
@@ -70,7 +70,7 @@ func (r *Responders) CreateResponder(ctx context.Context, in *tripcap.Responder)
 // (and not "*"), must be the responder's current ETag, else EPRECONDITION.
 // Without it the last writer wins.
 func (r *Responders) UpdateResponder(ctx context.Context, ref string, in *tripcap.Responder, ifMatch string) (*tripcap.Responder, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if in == nil {
@@ -114,7 +114,7 @@ func (r *Responders) UpdateResponder(ctx context.Context, ref string, in *tripca
 
 // FindResponders lists responders.
 func (r *Responders) FindResponders(ctx context.Context) ([]*tripcap.Responder, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	return r.store.FindResponders(ctx, tripcap.ResponderFilter{})
@@ -122,7 +122,7 @@ func (r *Responders) FindResponders(ctx context.Context) ([]*tripcap.Responder, 
 
 // FindResponder returns a responder by id or name.
 func (r *Responders) FindResponder(ctx context.Context, ref string) (*tripcap.Responder, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	return r.resolve(ctx, ref)
@@ -130,7 +130,7 @@ func (r *Responders) FindResponder(ctx context.Context, ref string) (*tripcap.Re
 
 // DeleteResponder removes a responder and its keys; its runs stay.
 func (r *Responders) DeleteResponder(ctx context.Context, ref string) error {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return err
 	}
 	rs, err := r.resolve(ctx, ref)
@@ -142,7 +142,7 @@ func (r *Responders) DeleteResponder(ctx context.Context, ref string) error {
 
 // CreateKey makes a function key; its secret is in the result only.
 func (r *Responders) CreateKey(ctx context.Context, ref, name string) (*tripcap.ResponderKey, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
 		return nil, err
 	}
 	if name == "" {
@@ -175,7 +175,7 @@ func (r *Responders) RotateKey(ctx context.Context, ref, name string) (*tripcap.
 
 // FindKeys lists a responder's keys (never their secrets).
 func (r *Responders) FindKeys(ctx context.Context, ref string) ([]*tripcap.ResponderKey, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	rs, err := r.resolve(ctx, ref)
@@ -187,6 +187,9 @@ func (r *Responders) FindKeys(ctx context.Context, ref string) ([]*tripcap.Respo
 
 // RevokeKey deletes a responder's key by name.
 func (r *Responders) RevokeKey(ctx context.Context, ref, name string) error {
+	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
+		return err
+	}
 	keys, err := r.FindKeys(ctx, ref)
 	if err != nil {
 		return err
@@ -201,7 +204,7 @@ func (r *Responders) RevokeKey(ctx context.Context, ref, name string) error {
 
 // FindRuns lists a responder's runs, newest first (limit 0: 100).
 func (r *Responders) FindRuns(ctx context.Context, ref string, limit int) ([]*tripcap.ResponderRun, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	rs, err := r.resolve(ctx, ref)
@@ -216,7 +219,7 @@ func (r *Responders) FindRuns(ctx context.Context, ref string, limit int) ([]*tr
 
 // FindRun returns one run by id.
 func (r *Responders) FindRun(ctx context.Context, id string) (*tripcap.ResponderRun, error) {
-	if err := tripcap.RequireAdmin(ctx); err != nil {
+	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
 	runs, err := r.store.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &id, Limit: 1})
