@@ -2,7 +2,6 @@ package tripcap
 
 import (
 	"context"
-	"slices"
 	"strings"
 )
 
@@ -113,7 +112,13 @@ func FilterPage[T any](cursor string, limit int, fetch func(cursor string, limit
 		if err != nil {
 			return nil, "", err
 		}
-		return slices.DeleteFunc(rows, func(r T) bool { return !keep(r) }), "", nil
+		var out []T
+		for _, r := range rows {
+			if keep(r) {
+				out = append(out, r)
+			}
+		}
+		return out, "", nil
 	}
 	// A batch larger than the page: a narrow grant skips many rows.
 	batch := max(limit, 100)
