@@ -1,0 +1,609 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+	tchttp "github.com/tripcap/tripcap/http"
+)
+
+// The route × identity matrix: every operation of the server's route
+// table (its OpenAPI document, which is built from the table that
+// registers the handlers), and POST /api/functions/{responder}, is called
+// by every identity, and the status of each answer is asserted. A route
+// without an entry in accessMatrix fails the test, so a new route cannot
+// ship without saying who may call it.
+//
+// The identities: anonymous, the bootstrap admin token, agent A (naming
+// agent B's captures and files where a route takes one), a responder's
+// function key, a join token, and, once principals holding roles can
+// authenticate (mintRoleToken), a principal per role and scope.
+
+// mreq is one request of the matrix.
+type mreq struct {
+	method, path, body string
+	hdr                []string
+}
+
+// access is who may call a route.
+type access int
+
+const (
+	// manage: a principal holding perm (at the host "on" names); agents
+	// are refused (403).
+	manage access = iota
+	// agentOnly: agents only; everyone else is refused (403).
+	agentOnly
+	// joinOnly: a join token only (enrollment).
+	joinOnly
+	// functionOnly: a responder's function key only.
+	functionOnly
+	// anyCaller: anyone authenticated.
+	anyCaller
+)
+
+type matrixEntry struct {
+	access access
+	perm   tripcap.Permission
+	// on is the host the call acts on ("a", "b"), "" when it acts on no
+	// host's resource, or "list" for a listing filtered to what the caller
+	// may read.
+	on string
+	// ok overrides the documented success status for a caller that is
+	// authorized, where this fixture makes the call fail after that
+	// (documented beside the entry).
+	ok int
+	// agentA is agent A's status on an agent route naming agent B's
+	// resources (0: the success status).
+	agentA int
+	// hidden is the status for a caller that may not read the host: 404
+	// (it does not exist for it) unless set.
+	hidden int
+	req    func(t *testing.T) mreq
+}
+
+// mintRoleToken returns a bearer credential of a principal holding
+// grants. There is no such principal yet (users, service principals and
+// their role assignments are being added alongside): until there is, the
+// role columns are not run, and the test says so.
+var mintRoleToken func(t *testing.T, m *matrixFixture, grants []tripcap.RoleAssignment) string
+
+// roleColumns are the role identities, ready for mintRoleToken.
+var roleColumns = map[string][]tripcap.RoleAssignment{
+	"readerAll":  {{Role: tripcap.RoleReader, Scope: tripcap.ScopeAll}},
+	"readerA":    {{Role: tripcap.RoleReader, Scope: "label:team=a"}},
+	"netA":       {{Role: tripcap.RoleNetworkContributor, Scope: "label:team=a"}},
+	"netB":       {{Role: tripcap.RoleNetworkContributor, Scope: "label:team=b"}},
+	"monAll":     {{Role: tripcap.RoleMonitoringContributor, Scope: tripcap.ScopeAll}},
+	"filesXloc":  {{Role: tripcap.RoleCaptureFileReader, Scope: "location:xloc"}},
+	"ownerTeamB": {{Role: tripcap.RoleOwner, Scope: "label:team=b"}},
+	"noRole":     nil,
+}
+
+// matrixFixture is a server with two agents' hosts, a (team=a, location
+// westeurope) and b (team=b, location xloc), and b's capture with a
+// stored file, a fired alert on b, an alert rule, action group, silence
+// and responder with a function key.
+type matrixFixture struct {
+	*fixture
+	hostA, hostB   *tripcap.Host
+	agentA, agentB *tchttp.Client
+	tokenA         string
+	capB           *tripcap.PacketCapture
+	fileB          *tripcap.StoredFile
+	alertB         *tripcap.Alert
+	functionKey    string
+	n              atomic.Int64
+}
+
+func (m *matrixFixture) unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, m.n.Add(1)) }
+
+func (m *matrixFixture) enroll(t *testing.T, name, team, location string) (*tripcap.EnrollResponse, *tchttp.Client) {
+	t.Helper()
+	jt, err := m.admin.CreateJoinToken(t.Context(), time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := m.admin.Enroll(t.Context(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: name, Location: location, Labels: map[string]string{"team": team}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, m.admin.WithToken(resp.Credential)
+}
+
+// captureOnB makes a capture on host b, with a stored file when stored is set.
+func (m *matrixFixture) captureOnB(t *testing.T, stored bool) (*tripcap.PacketCapture, *tripcap.StoredFile) {
+	t.Helper()
+	c, err := m.admin.CreateCapture(t.Context(), tchttp.CreateCaptureBody{Name: m.unique("cap"), Parameters: tripcap.PacketCaptureParameters{Target: m.hostB.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored {
+		return c, nil
+	}
+	data := []byte("packets of " + c.Name)
+	sum := sha256.Sum256(data)
+	if _, err := m.agentB.Upload(t.Context(), c.ID, "f.cap", hex.EncodeToString(sum[:]), bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	files, err := m.admin.ListFiles(t.Context(), tchttp.FileQuery{Capture: c.Name})
+	if err != nil || len(files) != 1 {
+		t.Fatalf("files of %s: %v, %v", c.Name, files, err)
+	}
+	return c, files[0]
+}
+
+func jsonBody(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func matrixRule(name, host string) *tripcap.AlertRule {
+	return &tripcap.AlertRule{Name: name, Scopes: []tripcap.Scope{tripcap.Scope("host:" + host)}, EvaluationFrequency: "PT1S", WindowSize: "PT5S",
+		Criteria: tripcap.Criteria{AllOf: []tripcap.Criterion{{Static: &tripcap.StaticCriterion{
+			MetricCriterion: tripcap.MetricCriterion{MetricName: "Network Out Total", TimeAggregation: tripcap.AggregationAverage},
+			Operator:        tripcap.OperatorGreaterThan, Threshold: 1000}}}},
+		Actions: []tripcap.Action{{ActionGroupID: "ops"}}}
+}
+
+var matrixHook = []tripcap.WebhookReceiver{{Name: "w", ServiceURI: "http://127.0.0.1:9/hook"}}
+
+func newMatrixFixture(t *testing.T) *matrixFixture {
+	t.Helper()
+	m := &matrixFixture{fixture: newFixture(t)}
+	ctx := t.Context()
+	var respA, respB *tripcap.EnrollResponse
+	respA, m.agentA = m.enroll(t, "host-a", "a", "westeurope")
+	respB, m.agentB = m.enroll(t, "host-b", "b", "xloc")
+	m.hostA, m.hostB, m.tokenA = respA.Host, respB.Host, respA.Credential
+	m.capB, m.fileB = m.captureOnB(t, true)
+
+	if _, err := m.admin.CreateActionGroup(ctx, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: matrixHook}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.admin.CreateAlertRule(ctx, matrixRule("rule", "host-b")); err != nil {
+		t.Fatal(err)
+	}
+	// Fire the rule on b as an agent would: points above the threshold.
+	var b tripcap.MetricBatch
+	start := time.Now().Add(-time.Minute)
+	for i := range 10 {
+		b.Points = append(b.Points, tripcap.MetricPoint{Metric: tripcap.MetricNetworkOutBytes, Time: start.Add(time.Duration(i) * time.Second), Value: 5000})
+	}
+	if err := m.agentB.PostMetrics(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); m.alertB == nil; time.Sleep(20 * time.Millisecond) {
+		as, err := m.admin.ListAlerts(ctx, controlplane.AlertQuery{Host: "host-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) > 0 {
+			m.alertB = as[0]
+		} else if time.Now().After(deadline) {
+			t.Fatal("the rule on host-b did not fire")
+		}
+	}
+	for _, name := range []string{"pc", "keys"} {
+		if _, err := m.admin.CreateResponder(ctx, &tripcap.Responder{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := m.admin.CreateResponderKey(ctx, "pc", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.functionKey = k.Secret
+	if _, err := m.admin.CreateResponderKey(ctx, "keys", "rotated"); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// accessMatrix has an entry per route ID (operationId).
+func accessMatrix(m *matrixFixture) map[string]matrixEntry {
+	get := func(path string) func(*testing.T) mreq {
+		return func(*testing.T) mreq { return mreq{method: "GET", path: path} }
+	}
+	ifMatchAll := []string{"If-Match", "*"}
+	capB := "/api/v1/captures/" + m.capB.ID
+	agentFile := "/api/v1/agent/captures/" + m.capB.ID + "/files/g.cap"
+	return map[string]matrixEntry{
+		"openapi": {access: anyCaller, req: get("/api/v1/openapi.json")},
+
+		"listHosts": {perm: tripcap.PermRead, on: "list", req: get("/api/v1/hosts")},
+		"getHost":   {perm: tripcap.PermRead, on: "b", req: get("/api/v1/hosts/host-b")},
+		"deleteHost": {perm: tripcap.PermHostsWrite, on: "b", req: func(t *testing.T) mreq {
+			resp, _ := m.enroll(t, m.unique("gone"), "b", "xloc")
+			return mreq{method: "DELETE", path: "/api/v1/hosts/" + resp.Host.ID}
+		}},
+
+		"createJoinToken": {perm: tripcap.PermHostsWrite, req: func(t *testing.T) mreq { return mreq{method: "POST", path: "/api/v1/join-tokens", body: "{}"} }},
+		"listJoinTokens":  {perm: tripcap.PermHostsWrite, req: get("/api/v1/join-tokens")},
+		"deleteJoinToken": {perm: tripcap.PermHostsWrite, req: func(t *testing.T) mreq {
+			jt, err := m.admin.CreateJoinToken(t.Context(), time.Hour, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/join-tokens/" + jt.ID}
+		}},
+
+		"listWatchers": {perm: tripcap.PermRead, on: "list", req: get("/api/v1/watchers")},
+		"updateWatcher": {perm: tripcap.PermHostsWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "PATCH", path: "/api/v1/watchers/NetworkWatcher_xloc", body: `{"maxCaptures":50}`}
+		}},
+
+		"listCaptures": {perm: tripcap.PermRead, on: "list", req: get("/api/v1/captures")},
+		// A host the caller may not read is an unknown target: 400.
+		"createCapture": {perm: tripcap.PermCaptureWrite, on: "b", hidden: 400, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/captures", body: jsonBody(t, tchttp.CreateCaptureBody{Name: m.unique("new"), Parameters: tripcap.PacketCaptureParameters{Target: "host-b"}})}
+		}},
+		"getCapture":       {perm: tripcap.PermRead, on: "b", req: get(capB)},
+		"getCaptureStatus": {perm: tripcap.PermRead, on: "b", req: get(capB + "/status")},
+		"stopCapture": {perm: tripcap.PermCaptureWrite, on: "b", req: func(t *testing.T) mreq {
+			c, _ := m.captureOnB(t, false)
+			return mreq{method: "POST", path: "/api/v1/captures/" + c.ID + "/stop"}
+		}},
+		"deleteCapture": {perm: tripcap.PermCaptureWrite, on: "b", req: func(t *testing.T) mreq {
+			c, _ := m.captureOnB(t, false)
+			return mreq{method: "DELETE", path: "/api/v1/captures/" + c.ID}
+		}},
+		"downloadCaptureFile": {perm: tripcap.PermFileRead, on: "b", req: get(capB + "/file")},
+
+		"listFiles":    {perm: tripcap.PermRead, on: "list", req: get("/api/v1/files")},
+		"getFile":      {perm: tripcap.PermRead, on: "b", req: get("/api/v1/files/" + m.fileB.ID)},
+		"downloadFile": {perm: tripcap.PermFileRead, on: "b", req: get("/api/v1/files/" + m.fileB.ID + "/content")},
+		"deleteFile": {perm: tripcap.PermFileDelete, on: "b", req: func(t *testing.T) mreq {
+			_, f := m.captureOnB(t, true)
+			return mreq{method: "DELETE", path: "/api/v1/files/" + f.ID}
+		}},
+
+		"agentEnroll": {access: joinOnly, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/agent/enroll", body: jsonBody(t, tripcap.EnrollRequest{Name: m.unique("joined"), Location: "xloc"})}
+		}},
+		"agentHeartbeat":   {access: agentOnly, req: func(*testing.T) mreq { return mreq{method: "POST", path: "/api/v1/agent/heartbeat", body: "{}"} }},
+		"agentAssignments": {access: agentOnly, req: get("/api/v1/agent/assignments?wait=0s")},
+		// B's capture reported by A: answered, listed as unknown, unchanged (checked after the matrix).
+		"agentReports": {access: agentOnly, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/agent/reports", body: jsonBody(t, []tripcap.SessionReport{{CaptureID: m.capB.ID, Status: tripcap.StatusError, Message: "from agent A"}})}
+		}},
+		"agentPostMetrics": {access: agentOnly, req: func(*testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/agent/metrics", body: `{"points":[]}`}
+		}},
+		"agentUploadTarget": {access: agentOnly, agentA: 404, req: func(*testing.T) mreq { return mreq{method: "POST", path: agentFile + "/target", body: `{"size":4}`} }},
+		"agentCompleteUpload": {access: agentOnly, agentA: 404, req: func(*testing.T) mreq {
+			return mreq{method: "POST", path: agentFile + "/complete", body: `{"sha256":"","target":{"kind":"server"}}`}
+		}},
+		"agentUploadFile": {access: agentOnly, agentA: 404, req: func(*testing.T) mreq {
+			return mreq{method: "PUT", path: agentFile, body: "pcap", hdr: []string{"Content-Type", "application/octet-stream"}}
+		}},
+
+		"listStorageAccounts": {perm: tripcap.PermRead, req: get("/api/v1/storage")},
+		// This server opens no storage URLs: an authorized add is 409.
+		"addStorageAccount": {perm: tripcap.PermStorageWrite, ok: 409, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/storage", body: jsonBody(t, tchttp.StorageAccountBody{Name: m.unique("more"), URL: "file://" + t.TempDir()})}
+		}},
+		// No account was added: an authorized delete is 404.
+		"deleteStorageAccount": {perm: tripcap.PermStorageWrite, ok: 404, req: func(*testing.T) mreq { return mreq{method: "DELETE", path: "/api/v1/storage/" + m.unique("none")} }},
+
+		"listMetricDefinitions": {perm: tripcap.PermRead, on: "list", req: get("/api/v1/metric-definitions")},
+		"queryMetrics":          {perm: tripcap.PermRead, on: "b", req: get("/api/v1/hosts/host-b/metrics/network_out_bytes")},
+
+		"createAlertRule": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/alert-rules", body: jsonBody(t, matrixRule(m.unique("r"), "host-a"))}
+		}},
+		"listAlertRules": {perm: tripcap.PermRead, req: get("/api/v1/alert-rules")},
+		"getAlertRule":   {perm: tripcap.PermRead, req: get("/api/v1/alert-rules/rule")},
+		"updateAlertRule": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "PUT", path: "/api/v1/alert-rules/rule", body: jsonBody(t, matrixRule("rule", "host-b")), hdr: ifMatchAll}
+		}},
+		"deleteAlertRule": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			r, err := m.admin.CreateAlertRule(t.Context(), matrixRule(m.unique("r"), "host-a"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/alert-rules/" + r.ID}
+		}},
+
+		"createActionGroup": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/action-groups", body: jsonBody(t, &tripcap.ActionGroup{Name: m.unique("g"), WebhookReceivers: matrixHook})}
+		}},
+		"listActionGroups": {perm: tripcap.PermRead, req: get("/api/v1/action-groups")},
+		"getActionGroup":   {perm: tripcap.PermRead, req: get("/api/v1/action-groups/ops")},
+		"updateActionGroup": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "PUT", path: "/api/v1/action-groups/ops", body: jsonBody(t, &tripcap.ActionGroup{WebhookReceivers: matrixHook}), hdr: ifMatchAll}
+		}},
+		"deleteActionGroup": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			g, err := m.admin.CreateActionGroup(t.Context(), &tripcap.ActionGroup{Name: m.unique("g"), WebhookReceivers: matrixHook})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/action-groups/" + g.ID}
+		}},
+
+		"createSilence": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/silences", body: jsonBody(t, &tripcap.Silence{Rule: "rule", Comment: "matrix", EndsAt: time.Now().Add(time.Hour)})}
+		}},
+		"listSilences": {perm: tripcap.PermRead, req: get("/api/v1/silences")},
+		"expireSilence": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			sl, err := m.admin.CreateSilence(t.Context(), &tripcap.Silence{Rule: "rule", Comment: "matrix", EndsAt: time.Now().Add(time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/silences/" + sl.ID}
+		}},
+
+		"listAlerts": {perm: tripcap.PermRead, on: "list", req: get("/api/v1/alerts")},
+		"getAlert":   {perm: tripcap.PermRead, on: "b", req: get("/api/v1/alerts/" + m.alertB.ID)},
+
+		"createResponder": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/responders", body: jsonBody(t, &tripcap.Responder{Name: m.unique("rs")})}
+		}},
+		"listResponders": {perm: tripcap.PermRead, req: get("/api/v1/responders")},
+		"getResponder":   {perm: tripcap.PermRead, req: get("/api/v1/responders/pc")},
+		"updateResponder": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "PUT", path: "/api/v1/responders/pc", body: jsonBody(t, &tripcap.Responder{}), hdr: ifMatchAll}
+		}},
+		"deleteResponder": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			rs, err := m.admin.CreateResponder(t.Context(), &tripcap.Responder{Name: m.unique("rs")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/responders/" + rs.ID}
+		}},
+		"listResponderRuns": {perm: tripcap.PermRead, req: get("/api/v1/responders/pc/runs")},
+		"createResponderKey": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/responders/keys/keys", body: jsonBody(t, tchttp.ResponderKeyBody{Name: m.unique("k")})}
+		}},
+		"listResponderKeys": {perm: tripcap.PermRead, req: get("/api/v1/responders/pc/keys")},
+		"rotateResponderKey": {perm: tripcap.PermMonitoringWrite, req: func(*testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/responders/keys/keys/rotated/rotate"}
+		}},
+		"revokeResponderKey": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+			k, err := m.admin.CreateResponderKey(t.Context(), "keys", m.unique("k"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/responders/keys/keys/" + k.Name}
+		}},
+
+		"invokeFunction": {access: functionOnly, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/functions/pc", body: alertmanagerBody("host-b:9100", m.unique("fp"))}
+		}},
+	}
+}
+
+// matrixRoute is one operation and its documented success status.
+type matrixRoute struct {
+	id, method, path string
+	ok               int
+}
+
+// matrixRoutes lists the server's operations from its OpenAPI document,
+// and the function endpoint, which is served beside the table.
+func matrixRoutes(t *testing.T, srv *tchttp.Server) []matrixRoute {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string                     `json:"operationId"`
+			Responses   map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	b, err := json.Marshal(srv.OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var routes []matrixRoute
+	for p, ops := range doc.Paths {
+		for method, op := range ops {
+			rt := matrixRoute{id: op.OperationID, method: strings.ToUpper(method), path: p}
+			for code := range op.Responses {
+				if n, err := strconv.Atoi(code); err == nil {
+					rt.ok = n
+				}
+			}
+			routes = append(routes, rt)
+		}
+	}
+	routes = append(routes, matrixRoute{id: "invokeFunction", method: "POST", path: "/api/functions/{responder}", ok: http.StatusAccepted})
+	slices.SortFunc(routes, func(a, b matrixRoute) int { return strings.Compare(a.id, b.id) })
+	return routes
+}
+
+// matrixIdentity is a caller of the matrix: its credential for a request
+// (fresh where using it spends it), and the status it must get.
+type matrixIdentity struct {
+	name  string
+	token func(t *testing.T) string
+	want  func(e matrixEntry, ok int) int
+}
+
+func TestAccessMatrix(t *testing.T) {
+	m := newMatrixFixture(t)
+	entries := accessMatrix(m)
+	routes := matrixRoutes(t, m.server)
+
+	fixed := func(s string) func(*testing.T) string { return func(*testing.T) string { return s } }
+	identities := []matrixIdentity{
+		{"anonymous", fixed(""), func(matrixEntry, int) int { return 401 }},
+		{"admin", fixed(m.token), func(e matrixEntry, ok int) int {
+			switch e.access {
+			case agentOnly:
+				return 403
+			case joinOnly, functionOnly:
+				return 401
+			}
+			return ok
+		}},
+		{"agentA", fixed(m.tokenA), func(e matrixEntry, ok int) int {
+			switch e.access {
+			case manage:
+				return 403
+			case joinOnly, functionOnly:
+				return 401
+			case agentOnly:
+				if e.agentA != 0 {
+					return e.agentA
+				}
+			}
+			return ok
+		}},
+		{"functionKey", fixed(m.functionKey), func(e matrixEntry, ok int) int {
+			if e.access == functionOnly {
+				return ok
+			}
+			return 401
+		}},
+		{"joinToken", func(t *testing.T) string {
+			jt, err := m.admin.CreateJoinToken(t.Context(), time.Hour, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return jt.Token
+		}, func(e matrixEntry, ok int) int {
+			if e.access == joinOnly {
+				return ok
+			}
+			return 401
+		}},
+	}
+	if mintRoleToken == nil {
+		t.Logf("role principals cannot authenticate yet: the %d role columns are not run", len(roleColumns))
+	} else {
+		for name, grants := range roleColumns {
+			p := &tripcap.Principal{Assignments: grants}
+			identities = append(identities, matrixIdentity{name, fixed(mintRoleToken(t, m, grants)), func(e matrixEntry, ok int) int {
+				return roleWant(p, m, e, ok)
+			}})
+		}
+	}
+
+	checked := map[string]bool{}
+	for _, rt := range routes {
+		e, ok := entries[rt.id]
+		if !ok {
+			t.Errorf("%s %s (%s) has no entry in the access matrix: say who may call it", rt.method, rt.path, rt.id)
+			continue
+		}
+		checked[rt.id] = true
+		success := rt.ok
+		if e.ok != 0 {
+			success = e.ok
+		}
+		for _, id := range identities {
+			req := e.req(t)
+			if req.method != rt.method || !pathMatches(rt.path, req.path) {
+				t.Fatalf("%s: the matrix's request %s %s is not this route's %s %s", rt.id, req.method, req.path, rt.method, rt.path)
+			}
+			hdr := slices.Clone(req.hdr)
+			if tok := id.token(t); tok != "" {
+				hdr = append(hdr, "Authorization", "Bearer "+tok)
+				if e.access == functionOnly {
+					hdr = append(hdr, tchttp.FunctionKeyHeader, tok)
+				}
+			}
+			if req.body != "" && !slices.Contains(hdr, "Content-Type") {
+				hdr = append(hdr, "Content-Type", "application/json")
+			}
+			var body io.Reader
+			if req.body != "" {
+				body = strings.NewReader(req.body)
+			}
+			resp := m.request(t, req.method, req.path, "", body, hdr...)
+			want := id.want(e, success)
+			if resp.StatusCode != want {
+				b, _ := io.ReadAll(resp.Body)
+				t.Errorf("%s %s as %s: %d, want %d (%s)", req.method, req.path, id.name, resp.StatusCode, want, bytes.TrimSpace(b))
+			}
+		}
+	}
+	t.Logf("%d routes × %d identities", len(checked), len(identities))
+	for id := range entries {
+		if !checked[id] {
+			t.Errorf("the access matrix has an entry for %s, which the server does not serve", id)
+		}
+	}
+
+	// Agent A's report on B's capture changed nothing.
+	c, err := m.admin.GetCapture(context.Background(), "", m.capB.ID)
+	if err != nil || c.Status != tripcap.StatusNotStarted || c.ErrorMessage != "" {
+		t.Errorf("agent B's capture after agent A's report: %+v, %v", c, err)
+	}
+}
+
+// pathMatches reports whether a concrete path (and query) is one of the pattern's.
+func pathMatches(pattern, path string) bool {
+	u, err := url.Parse(path)
+	if err != nil {
+		return false
+	}
+	ps, cs := strings.Split(pattern, "/"), strings.Split(u.Path, "/")
+	if len(ps) != len(cs) {
+		return false
+	}
+	for i := range ps {
+		if ps[i] != cs[i] && !(strings.HasPrefix(ps[i], "{") && cs[i] != "") {
+			return false
+		}
+	}
+	return true
+}
+
+// roleWant is the status a principal holding roles must get: refused
+// (403) without the permission anywhere; for a host's resource, as if it
+// did not exist (404, or e.hidden) when it may not read that host, and
+// 403 when it reads but may not act there.
+func roleWant(p *tripcap.Principal, m *matrixFixture, e matrixEntry, ok int) int {
+	switch e.access {
+	case agentOnly:
+		return 403
+	case joinOnly, functionOnly:
+		return 401
+	case anyCaller:
+		return ok
+	}
+	if !p.CanSome(e.perm) {
+		return 403
+	}
+	var h *tripcap.Host
+	switch e.on {
+	case "list":
+		return ok
+	case "a":
+		h = m.hostA
+	case "b":
+		h = m.hostB
+	}
+	if p.Can(e.perm, h) {
+		return ok
+	}
+	if h != nil && !p.Can(tripcap.PermRead, h) {
+		if e.hidden != 0 {
+			return e.hidden
+		}
+		return 404
+	}
+	return 403
+}
