@@ -280,13 +280,19 @@ func TestAccessCaptureReads(t *testing.T) {
 			inWest, err := pages(t, "westeurope captures", 1, func(cursor string) ([]*tripcap.PacketCapture, string, error) {
 				return f.svc.FindCaptures(ctx, "NetworkWatcher_westeurope", "", cursor, 1)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, c := range inWest {
-				if c.WatcherID != f.caps["a1"][0].WatcherID || !slices.ContainsFunc(want, func(h string) bool { return f.hosts[h].ID == c.HostID }) {
-					t.Errorf("westeurope listing has %s", c.Name)
+			var wantWest []string
+			for _, c := range wantCaps {
+				if c.WatcherID == f.caps["a1"][0].WatcherID {
+					wantWest = append(wantWest, c.Name)
 				}
+			}
+			switch {
+			case wantWest == nil:
+				wantRefused(t, "FindCaptures of westeurope", err, tripcap.ENOTFOUND)
+			case err != nil:
+				t.Fatal(err)
+			case !slices.Equal(captureNames(inWest), wantWest):
+				t.Errorf("westeurope listing %v, want %v", captureNames(inWest), wantWest)
 			}
 			for _, h := range fleet {
 				c := f.caps[h.name][1]
@@ -315,6 +321,20 @@ func TestAccessCaptureReads(t *testing.T) {
 	}
 	_, err = f.svc.FindCapture(f.who["readerAll"], "", "shared")
 	wantRefused(t, "readerAll: FindCapture shared", err, tripcap.ECONFLICT)
+
+	// A watcher of no host in scope answers as an unknown one does.
+	filesX := f.who["filesX"]
+	_, _, errOut := f.svc.FindCaptures(filesX, "NetworkWatcher_westeurope", "", "", 10)
+	_, _, errUnknown := f.svc.FindCaptures(filesX, "NetworkWatcher_nowhere", "", "", 10)
+	wantRefused(t, "filesX: captures of westeurope", errOut, tripcap.ENOTFOUND)
+	if strings.ReplaceAll(tripcap.ErrorMessage(errOut), "westeurope", "X") != strings.ReplaceAll(tripcap.ErrorMessage(errUnknown), "nowhere", "X") {
+		t.Errorf("filesX: a watcher out of scope answers %q, an unknown one %q", tripcap.ErrorMessage(errOut), tripcap.ErrorMessage(errUnknown))
+	}
+	_, errOut = f.svc.FindCapture(filesX, "NetworkWatcher_westeurope", "b1-0")
+	_, errUnknown = f.svc.FindCapture(filesX, "NetworkWatcher_nowhere", "b1-0")
+	if tripcap.ErrorCode(errOut) != tripcap.ENOTFOUND || tripcap.ErrorMessage(errOut) != tripcap.ErrorMessage(errUnknown) {
+		t.Errorf("filesX: a capture in a watcher out of scope: %v; in an unknown watcher: %v", errOut, errUnknown)
+	}
 }
 
 func TestAccessCaptureWrites(t *testing.T) {

@@ -130,6 +130,11 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 	}
 	if watcher != "" {
 		w, err := s.store.FindWatcher(ctx, "", watcher)
+		if f.HostID == nil && !g.All() && (tripcap.ErrorCode(err) == tripcap.ENOTFOUND || err == nil && !g.CoversLocation(w.Location)) {
+			// One answer for a watcher unknown and one watching no host
+			// in scope: no oracle of locations out of scope.
+			err = tripcap.Errorf(tripcap.ENOTFOUND, "no network watcher %q watches a host you may read", watcher)
+		}
 		if err != nil {
 			return nil, "", err
 		}
@@ -199,6 +204,10 @@ func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watc
 	f := tripcap.CaptureFilter{Name: &ref}
 	if watcher != "" {
 		w, err := s.store.FindWatcher(ctx, "", watcher)
+		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND && !p.Can(tripcap.PermRead, nil) {
+			// As for a watcher of no host in scope, whose captures are not found.
+			return nil, nil, noCapture(ref)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
