@@ -17,7 +17,7 @@ import (
 	"github.com/tripcap/tripcap/sqlite"
 )
 
-// fixture is a control plane on a real SQLite store and file storage.
+// fixture is a control plane on a real store (SQLite unless given) and file storage.
 type fixture struct {
 	svc   *controlplane.Service
 	store tripcap.Store
@@ -27,13 +27,19 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg controlplane.Config) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	store, err := sqlite.Open(ctx, t.TempDir()+"/tripcap.db")
+	store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return fixtureOn(t, store, cfg)
+}
+
+// fixtureOn is a control plane on the given store.
+func fixtureOn(t *testing.T, store tripcap.Store, cfg controlplane.Config) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	blobs, err := filestore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
