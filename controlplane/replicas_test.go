@@ -38,7 +38,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 		return svc
 	}
 	a, b := replica(), replica()
-	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin, Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()})
+	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()})
 
 	jt, err := b.CreateJoinToken(admin, time.Hour, 1)
 	if err != nil {

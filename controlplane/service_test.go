@@ -50,7 +50,7 @@ func fixtureOn(t *testing.T, store tripcap.Store, cfg controlplane.Config) *fixt
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin, Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()})
+	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()})
 	return &fixture{svc: svc, store: store, blobs: blobs, admin: admin}
 }
 

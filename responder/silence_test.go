@@ -52,7 +52,7 @@ func TestSilenceMutesDeliveryAndCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	alice := tripcap.NewContextWithPrincipal(f.admin, &tripcap.Principal{Role: tripcap.RoleAdmin, Name: "alice", Assignments: tripcap.OwnerEverywhere()})
+	alice := tripcap.NewContextWithPrincipal(f.admin, &tripcap.Principal{Name: "alice", Kind: tripcap.PrincipalUser, Assignments: tripcap.OwnerEverywhere()})
 	_, err = mon.CreateSilence(alice, &tripcap.Silence{EndsAt: time.Now().Add(time.Hour), Comment: "no matcher"})
 	wantCode(t, err, tripcap.EINVALID, "matchers")
 	sl, err := mon.CreateSilence(alice, &tripcap.Silence{Host: "web1", Labels: []tripcap.Scope{"label:role!=db"},
