@@ -124,3 +124,12 @@ type IdentityStore interface {
 	// FindRevokedCredentials lists the hashes of revoked credentials of a role.
 	FindRevokedCredentials(ctx context.Context, role Role) ([]string, error)
 }
+
+// CallerName is who a record shows as having done something: the name of
+// ctx's principal, "" for none.
+func CallerName(ctx context.Context) string {
+	if p := PrincipalFromContext(ctx); p != nil {
+		return p.Name
+	}
+	return ""
+}
