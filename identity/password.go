@@ -31,7 +31,7 @@ const (
 	keyBytes  = 32
 	// Bounds of the parameters a stored hash may ask for, so that a
 	// tampered row cannot make a login allocate without limit.
-	maxMemoryKiB = 1 << 20
+	maxMemoryKiB = 256 << 10
 	maxTime      = 16
 )
 
