@@ -2,6 +2,8 @@ package controlplane_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,7 +129,7 @@ func TestAuthenticateRoutesByShape(t *testing.T) {
 	_, err := f.svc.Authenticate(ctx, tripcap.NewSecret(tripcap.SecretPrefixToken))
 	wantCode(t, err, tripcap.EUNAUTHORIZED, "no user tokens")
 
-	ids, err := identity.New(f.store, identity.Config{Issuer: "https://tripcap.test", Password: identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}}, nil)
+	ids, err := identity.New(f.store, identity.Config{Issuer: "https://tripcap.test", Password: identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
