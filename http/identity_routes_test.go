@@ -28,7 +28,7 @@ type identityFixture struct {
 	token string
 }
 
-func newIdentityFixture(t *testing.T) *identityFixture {
+func newIdentityFixture(t testing.TB) *identityFixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -239,4 +239,48 @@ func TestOAuthTokenErrors(t *testing.T) {
 			t.Errorf("%s: %v", name, body)
 		}
 	}
+}
+
+// FuzzOAuthToken: whatever form and Basic credentials a caller sends, the
+// token endpoint answers 400 or 401 with an RFC 6749 error (or 200 for the
+// real secret), never another status or body.
+func FuzzOAuthToken(f *testing.F) {
+	fx := newIdentityFixture(f)
+	sp, err := fx.admin.CreateServicePrincipal(context.Background(), "bot")
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.ClientID}, "client_secret": {sp.ClientSecret}}.Encode()
+	f.Add(good, "")
+	f.Add("grant_type=client_credentials", sp.ClientID+":"+sp.ClientSecret)
+	f.Add("grant_type=client_credentials&scope=%zz", "%zz:%")
+	f.Add("a=1&a=2;b", ":")
+	f.Fuzz(func(t *testing.T, body, basic string) {
+		req, _ := http.NewRequest("POST", fx.url+"/oauth2/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if id, secret, ok := strings.Cut(basic, ":"); ok {
+			req.SetBasicAuth(id, secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatalf("%d: body not JSON: %v", resp.StatusCode, err)
+		}
+		switch resp.StatusCode {
+		case 200:
+			if m["access_token"] == nil {
+				t.Fatalf("200 without a token: %v", m)
+			}
+		case 400, 401:
+			if code, _ := m["error"].(string); code == "" || code == "server_error" {
+				t.Fatalf("%d: %v", resp.StatusCode, m)
+			}
+		default:
+			t.Fatalf("status %d: %v", resp.StatusCode, m)
+		}
+	})
 }

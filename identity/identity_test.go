@@ -398,3 +398,24 @@ func kid(t *testing.T, jwt string) string {
 	must(t, json.Unmarshal(h, &hdr))
 	return hdr.Kid
 }
+
+// TestExpiredTokensAreDeleted: the tokens of past logins do not pile up.
+func TestExpiredTokensAreDeleted(t *testing.T) {
+	store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
+	must(t, err)
+	t.Cleanup(func() { store.Close() })
+	c := &clock{t: time.Now()}
+	svc := newService(t, store, c)
+	_, err = svc.CreateUser(owner(), "alice", "correct horse battery")
+	must(t, err)
+	for range 3 {
+		_, err := svc.Login(context.Background(), "alice", "correct horse battery")
+		must(t, err)
+		c.Add(13 * time.Hour)
+	}
+	all, err := store.FindAPITokens(context.Background(), "")
+	must(t, err)
+	if len(all) != 1 {
+		t.Fatalf("%d tokens after three logins 13 h apart, want the last one", len(all))
+	}
+}

@@ -45,7 +45,26 @@ func (s *Service) issueToken(ctx context.Context, owner *tripcap.PrincipalRecord
 	}
 	s.log.Info("API token created", "principal", owner.Name, "token", t.ID, "name", name, "expiresAt", t.ExpiresAt, "by", by)
 	t.Token = secret
+	s.deleteExpiredTokens(ctx, owner.ID)
 	return t, nil
+}
+
+// deleteExpiredTokens forgets a principal's expired tokens, so that the
+// tokens of every login do not pile up. A failure only leaves them longer.
+func (s *Service) deleteExpiredTokens(ctx context.Context, principalID string) {
+	all, err := s.store.FindAPITokens(ctx, principalID)
+	if err != nil {
+		s.log.Error("listing tokens to delete the expired ones", "err", err)
+		return
+	}
+	now := s.cfg.Now()
+	for _, t := range all {
+		if !now.Before(t.ExpiresAt) {
+			if err := s.store.DeleteAPIToken(ctx, t.ID); err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+				s.log.Error("deleting an expired token", "token", t.ID, "err", err)
+			}
+		}
+	}
 }
 
 // tokenOwner resolves whose tokens a call is about, and checks the caller
