@@ -2,6 +2,8 @@ package controlplane_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"os"
@@ -39,8 +41,16 @@ func TestAdminTokenFileRefusesWeakTokens(t *testing.T) {
 			t.Errorf("%q: %v, want an error naming the file and %q", content, err, why)
 		}
 	}
-	if err := controlplane.CheckAdminSecret(tripcap.NewSecret(tripcap.SecretPrefixAdmin)); err != nil {
-		t.Fatalf("a generated token refused: %v", err)
+	for range 200 {
+		if err := controlplane.CheckAdminSecret(tripcap.NewSecret(tripcap.SecretPrefixAdmin)); err != nil {
+			t.Fatalf("a generated token refused: %v", err)
+		}
+		// What deploy/kubernetes/server.yaml tells to make: openssl rand -hex 32.
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		if err := controlplane.CheckAdminSecret(tripcap.SecretPrefixAdmin + hex.EncodeToString(b)); err != nil {
+			t.Fatalf("a random hex token refused: %v", err)
+		}
 	}
 }
 
@@ -161,4 +171,16 @@ func TestAuthenticateRoutesByShape(t *testing.T) {
 	if p := tripcap.PrincipalFromContext(agentCtx); p.Kind != tripcap.PrincipalAgent || p.HostID != h.ID {
 		t.Fatalf("agent: %+v", p)
 	}
+}
+
+// FuzzCheckAdminSecret: what passes is at least as long as a generated token.
+func FuzzCheckAdminSecret(f *testing.F) {
+	f.Add(tripcap.NewSecret(tripcap.SecretPrefixAdmin))
+	f.Add("tc_admin_x")
+	f.Add("tc_admin_" + strings.Repeat("é", 60))
+	f.Fuzz(func(t *testing.T, s string) {
+		if controlplane.CheckAdminSecret(s) == nil && (!strings.HasPrefix(s, tripcap.SecretPrefixAdmin) || len(s) < len(tripcap.NewSecret(tripcap.SecretPrefixAdmin))) {
+			t.Fatalf("%q accepted", s)
+		}
+	})
 }

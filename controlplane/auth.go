@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -139,8 +140,9 @@ const adminRevokedMark = "# revoked"
 var generatedSecretLen = len(tripcap.NewSecret(""))
 
 // CheckAdminSecret refuses an admin token weaker than a generated one:
-// shorter than its 52 characters after tc_admin_, holding blanks, or made of
-// few distinct characters (a random one has about 26).
+// shorter than its 52 characters after tc_admin_, holding blanks, or with
+// less than 128 bits by its characters' frequencies (Shannon entropy times
+// length: a generated one has about 240, as has tc_admin_ and 64 hex digits).
 func CheckAdminSecret(secret string) error {
 	if !strings.HasPrefix(secret, tripcap.SecretPrefixAdmin) {
 		return fmt.Errorf("does not hold a %s… token", tripcap.SecretPrefixAdmin)
@@ -152,14 +154,26 @@ func CheckAdminSecret(secret string) error {
 	if strings.ContainsAny(body, " \t\r\n") {
 		return fmt.Errorf("the token holds blanks")
 	}
-	distinct := map[rune]bool{}
-	for _, r := range body {
-		distinct[r] = true
-	}
-	if len(distinct) < 16 {
-		return fmt.Errorf("the token is not random enough: %d distinct characters (a generated one has about 26)", len(distinct))
+	if bits := entropyBits(body); bits < 128 {
+		return fmt.Errorf("the token is not random enough: about %.0f bits by its characters' frequencies, fewer than 128", bits)
 	}
 	return nil
+}
+
+// entropyBits estimates the bits in s from its characters' frequencies.
+func entropyBits(s string) float64 {
+	counts := map[rune]int{}
+	n := 0
+	for _, r := range s {
+		counts[r]++
+		n++
+	}
+	h := 0.0
+	for _, c := range counts {
+		p := float64(c) / float64(n)
+		h -= p * math.Log2(p)
+	}
+	return h * float64(n)
 }
 
 // EnsureAdmin makes sure an admin credential exists and returns its secret
