@@ -11,9 +11,9 @@ import (
 	"github.com/tripcap/tripcap"
 )
 
-// IsJWT reports whether a bearer token has a JWT's shape: three base64url
+// isJWT reports whether a bearer token has a JWT's shape: three base64url
 // parts joined by two dots.
-func IsJWT(bearer string) bool {
+func isJWT(bearer string) bool {
 	return strings.Count(bearer, ".") == 2 && !strings.ContainsAny(bearer, " \t\r\n")
 }
 
@@ -48,7 +48,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*tripcap.Pri
 			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token expired at %s; create a new one or log in again", t.ExpiresAt.Format(time.RFC3339))
 		}
 		principalID, credentialID, expires = t.PrincipalID, t.ID, t.ExpiresAt
-	case IsJWT(bearer):
+	case isJWT(bearer):
 		claims, err := s.VerifyJWT(ctx, bearer)
 		if err != nil {
 			return nil, err
