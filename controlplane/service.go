@@ -84,6 +84,7 @@ type Service struct {
 	progress   *progressBatch
 	polls      openPolls
 	principals principalCache
+	auth       authState
 	// batching is on while Run flushes batches; without Run every report
 	// is written at once.
 	batching atomic.Bool

@@ -33,6 +33,8 @@ func (s *Server) OpenAPI() map[string]any {
 		switch rt.Auth {
 		case "join":
 			op["security"] = []any{map[string]any{"joinToken": []any{}}}
+		case "anonymous":
+			op["security"] = []any{}
 		default:
 			op["security"] = []any{map[string]any{"bearer": []any{}}}
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/identity"
 	"github.com/tripcap/tripcap/responder"
 )
 
@@ -41,6 +42,8 @@ type Server struct {
 	monitor *controlplane.Monitor
 	// responders serves responders and /api/functions/{responder} when set.
 	responders *responder.Responders
+	// identity serves principals, tokens, role assignments, login and OAuth2 when set.
+	identity *identity.Service
 	// tls, when set, makes Serve speak HTTPS (h2 and HTTP/1.1 by ALPN)
 	// instead of HTTP/1.1 and h2c.
 	tls *tls.Config
@@ -85,6 +88,9 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 	if s.monitor != nil {
 		s.routes = append(s.routes, s.monitorRoutes()...)
 		s.registerMonitorMetrics()
+	}
+	if s.identity != nil {
+		s.routes = append(s.routes, s.identityRoutes()...)
 	}
 	if s.responders != nil {
 		s.routes = append(s.routes, s.responderRoutes()...)
@@ -152,7 +158,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // route is one API operation; the table drives both the mux and the OpenAPI document.
 type route struct {
 	Method, Path, ID, Summary string
-	// Auth names who may call: "admin", "agent", "join" (a join token), or "" for anyone authenticated.
+	// Auth names who may call: "admin", "agent", "join" (a join token),
+	// "anonymous" (no credential: login, OAuth2), or "" for anyone authenticated.
 	Auth     string
 	Query    []param
 	Request  any
@@ -173,7 +180,7 @@ func (s *Server) instrument(rt route) http.Handler {
 		}
 	})
 	var inner http.Handler = h
-	if rt.Auth != "join" {
+	if rt.Auth != "join" && rt.Auth != "anonymous" {
 		inner = s.authenticate(h)
 	}
 	if isAgentPath(rt.Path) {

@@ -133,6 +133,7 @@ func newRootCmd() *cobra.Command {
 	captureCmd.AddCommand(newCaptureRunCmd(), newCaptureMergeCmd())
 	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd(), newStorageCmd(),
 		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newSilenceCmd(), newResponderCmd(), newFileCmd())
+	root.AddCommand(newLoginCmd(), newPrincipalCmd(), newTokenCmd(), newAdminTokenCmd(), newRoleCmd())
 	root.AddCommand(newAnalyzeCmd())
 	strictArgs(root)
 	return root
@@ -182,8 +183,37 @@ func writeClientConfig(cfg clientConfig) (string, error) {
 	return p, os.Chmod(p, 0o600)
 }
 
+// readClientConfig reads the client config and says where it is; a
+// missing file is an empty config.
+func readClientConfig() (clientConfig, string, error) {
+	var cfg clientConfig
+	p, err := clientConfigPath()
+	if err != nil {
+		return cfg, "", err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, p, nil
+	}
+	if err != nil {
+		return cfg, p, fmt.Errorf("read client config: %w", err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, p, fmt.Errorf("client config %s: %w", p, err)
+	}
+	return cfg, p, nil
+}
+
 // client builds the API client from flags, environment, then the config file.
 func client(cmd *cobra.Command) (*tchttp.Client, error) {
+	c, _, err := connect(cmd, true)
+	return c, err
+}
+
+// connect builds the API client: with the caller's credential (from flags,
+// environment, then the config file), or with none (to log in), and
+// returns the config file's settings read on the way.
+func connect(cmd *cobra.Command, withToken bool) (*tchttp.Client, clientConfig, error) {
 	server, _ := cmd.Flags().GetString("server")
 	token, _ := cmd.Flags().GetString("token")
 	if server == "" {
@@ -194,19 +224,10 @@ func client(cmd *cobra.Command) (*tchttp.Client, error) {
 	}
 	var cfg clientConfig
 	// An https:// server's CA may be in the config too (clientTLS).
-	if server == "" || token == "" || strings.HasPrefix(server, "https://") {
-		p, err := clientConfigPath()
-		if err != nil {
-			return nil, err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read client config: %w", err)
-		}
-		if err == nil {
-			if err := json.Unmarshal(b, &cfg); err != nil {
-				return nil, fmt.Errorf("client config %s: %w", p, err)
-			}
+	if server == "" || token == "" || strings.HasPrefix(server, "https://") || !withToken {
+		var err error
+		if cfg, _, err = readClientConfig(); err != nil {
+			return nil, cfg, err
 		}
 		if server == "" {
 			server = cfg.Server
@@ -216,16 +237,19 @@ func client(cmd *cobra.Command) (*tchttp.Client, error) {
 		}
 	}
 	if server == "" {
-		return nil, errors.New("no server: run `tripcap up`, or give --server / $TRIPCAP_SERVER")
+		return nil, cfg, errors.New("no server: run `tripcap up`, or give --server / $TRIPCAP_SERVER")
 	}
-	if token == "" {
-		return nil, errors.New("no credential: give --token / $TRIPCAP_TOKEN (the server writes the admin token to <data>/admin.token)")
+	if !withToken {
+		token = ""
+	} else if token == "" {
+		return nil, cfg, errors.New("no credential: run `tripcap login`, or give --token / $TRIPCAP_TOKEN (the server writes the admin token to <data>/admin.token)")
 	}
 	opts, err := clientTLS(cmd, server, cfg)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
-	return tchttp.NewClient(server, token, opts...)
+	c, err := tchttp.NewClient(server, token, opts...)
+	return c, cfg, err
 }
 
 // jsonOutput reports whether -o json was asked for.

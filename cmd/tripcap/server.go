@@ -22,6 +22,7 @@ import (
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/identity"
 	"github.com/tripcap/tripcap/postgres"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/s3"
@@ -34,7 +35,7 @@ import (
 // serverOptions are the control plane's flags, shared by `server` and `up`.
 type serverOptions struct {
 	listen, data, db, adminTokenFile string
-	publicURL                        string
+	publicURL, jwtAudience           string
 	subscription, group, location    string
 	maxCaptures                      int
 	heartbeat                        time.Duration
@@ -48,6 +49,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve the API on (HTTPS unless --insecure-plaintext)")
 	f.StringVar(&o.data, "data", "./tripcap-data", "data directory (SQLite database, file storage, admin token)")
 	f.StringVar(&o.publicURL, "public-url", "", "the server's URL as clients reach it (behind a load balancer), for links in notifications (default the --listen URL)")
+	f.StringVar(&o.jwtAudience, "jwt-audience", "tripcap", "the audience (aud) of the JWTs /oauth2/token issues and the API accepts; their issuer is --public-url")
 	f.StringVar(&o.db, "db", "", "database: sqlite:///path/tripcap.db (default inside --data) or postgres://…")
 	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "admin token file (default <data>/admin.token); replicas may share one")
 	f.StringVar(&o.subscription, "subscription", "", "subscription id in hosts' Azure resource ids")
@@ -196,7 +198,12 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot")); err != nil {
 		return nil, err
 	}
-	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders)}
+	ids, err := identity.New(cp.store, identity.Config{Issuer: linkURL, Audience: o.jwtAudience}, log)
+	if err != nil {
+		return nil, err
+	}
+	cp.svc.SetIdentities(ids)
+	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
 	}

@@ -106,11 +106,7 @@ func warnPlaintext(ctx context.Context, log *slog.Logger, listen string) error {
 // else the client config's CA when server is the config's, else the
 // system roots.
 func clientTLS(cmd *cobra.Command, server string, cfg clientConfig) ([]tchttp.ClientOption, error) {
-	caFile, _ := cmd.Flags().GetString("ca-file")
-	if caFile == "" {
-		caFile = os.Getenv("TRIPCAP_CA_FILE")
-	}
-	if caFile != "" {
+	if caFile := caFileSetting(cmd); caFile != "" {
 		pool, err := tlscert.LoadPool(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)

@@ -1,0 +1,65 @@
+package identity
+
+import (
+	"context"
+
+	"github.com/tripcap/tripcap"
+)
+
+// AssignRole grants a principal (by name or id) a role at a scope. It
+// needs PermAccessWrite.
+func (s *Service) AssignRole(ctx context.Context, principal string, role tripcap.RoleName, scope tripcap.Scope) (*tripcap.RoleAssignment, error) {
+	if err := requireAccessWrite(ctx); err != nil {
+		return nil, err
+	}
+	if err := tripcap.ValidateRoleName("role", role); err != nil {
+		return nil, err
+	}
+	if scope == "" {
+		scope = tripcap.ScopeAll
+	}
+	if err := scope.Validate(); err != nil {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "scope: %v", err)
+	}
+	p, err := s.principalByRef(ctx, principal)
+	if err != nil {
+		return nil, err
+	}
+	a := &tripcap.RoleAssignment{ID: tripcap.NewID(), PrincipalID: p.ID, Role: role, Scope: scope, CreatedBy: tripcap.CallerName(ctx), CreatedAt: s.cfg.Now().UTC()}
+	if err := s.store.CreateRoleAssignment(ctx, a); err != nil {
+		return nil, err
+	}
+	s.cache.clear()
+	s.log.Info("role assigned", "principal", p.Name, "role", role, "scope", scope, "by", a.CreatedBy)
+	return a, nil
+}
+
+// FindRoleAssignments lists role assignments: a principal's (by name or
+// id), or everyone's for "". The caller may list their own; others need
+// PermAccessWrite.
+func (s *Service) FindRoleAssignments(ctx context.Context, principal string) ([]*tripcap.RoleAssignment, error) {
+	if principal == "" {
+		if err := requireAccessWrite(ctx); err != nil {
+			return nil, err
+		}
+		return s.store.FindRoleAssignments(ctx, tripcap.RoleAssignmentFilter{})
+	}
+	p, err := s.FindPrincipal(ctx, principal)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.FindRoleAssignments(ctx, tripcap.RoleAssignmentFilter{PrincipalID: &p.ID})
+}
+
+// DeleteRoleAssignment removes an assignment. It needs PermAccessWrite.
+func (s *Service) DeleteRoleAssignment(ctx context.Context, id string) error {
+	if err := requireAccessWrite(ctx); err != nil {
+		return err
+	}
+	if err := s.store.DeleteRoleAssignment(ctx, id); err != nil {
+		return err
+	}
+	s.cache.clear()
+	s.log.Info("role assignment deleted", "id", id, "by", tripcap.CallerName(ctx))
+	return nil
+}
