@@ -19,7 +19,7 @@ import (
 
 func ownerCtx() context.Context {
 	return tripcap.NewContextWithPrincipal(context.Background(), &tripcap.Principal{Kind: tripcap.PrincipalBootstrap, Name: "admin",
-		Role: tripcap.RoleAdmin, Assignments: tripcap.OwnerEverywhere()})
+		Assignments: tripcap.OwnerEverywhere()})
 }
 
 // TestAdminTokenFileRefusesWeakTokens: a token file holding a short or
@@ -68,7 +68,9 @@ func TestAdminTokenRotateAndRevoke(t *testing.T) {
 	if _, err := f.svc.Authenticate(ctx, old); err != nil {
 		t.Fatal(err) // and now cached
 	}
-	_, err = f.svc.RotateAdmin(f.admin) // an admin role without the Owner grant
+	contributor := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Kind: tripcap.PrincipalUser, Name: "bob",
+		Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleNetworkContributor, Scope: tripcap.ScopeAll}}})
+	_, err = f.svc.RotateAdmin(contributor)
 	wantCode(t, err, tripcap.EFORBIDDEN, "access/write")
 
 	fresh, err := f.svc.RotateAdmin(ownerCtx())

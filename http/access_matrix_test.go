@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,6 +22,7 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
 	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/identity"
 )
 
 // The route × identity matrix: every operation of the server's route
@@ -31,8 +34,10 @@ import (
 //
 // The identities: anonymous, the bootstrap admin token, agent A (naming
 // agent B's captures and files where a route takes one), a responder's
-// function key, a join token, and, once principals holding roles can
-// authenticate (mintRoleToken), a principal per role and scope.
+// function key, a join token, service principals holding each role at
+// each scope (by their client-credentials JWT) and a user's login token,
+// and JWTs that must be refused: expired, tampered with, for another
+// audience.
 
 // mreq is one request of the matrix.
 type mreq struct {
@@ -55,6 +60,13 @@ const (
 	functionOnly
 	// anyCaller: anyone authenticated.
 	anyCaller
+	// public: anyone, with or without a credential (login, the token
+	// endpoint, the key documents); a credential sent is not looked at.
+	public
+	// self: a user or service principal about itself; the bootstrap token
+	// and agents are no such principal (400), other credentials are not
+	// bearer credentials (401).
+	self
 )
 
 type matrixEntry struct {
@@ -71,19 +83,43 @@ type matrixEntry struct {
 	// agentA is agent A's status on an agent route naming agent B's
 	// resources (0: the success status).
 	agentA int
+	// after, when set, sees an authorized call's answer (the rotated admin
+	// token is the fixture's from then on).
+	after func(t *testing.T, resp *http.Response)
 	// hidden is the status for a caller that may not read the host: 404
 	// (it does not exist for it) unless set.
 	hidden int
 	req    func(t *testing.T) mreq
 }
 
-// mintRoleToken returns a bearer credential of a principal holding
-// grants. There is no such principal yet (users, service principals and
-// their role assignments are being added alongside): until there is, the
-// role columns are not run, and the test says so.
-var mintRoleToken func(t *testing.T, m *matrixFixture, grants []tripcap.RoleAssignment) string
+// mintRoleToken makes a service principal holding grants and returns its
+// client-credentials JWT, from the token endpoint.
+func mintRoleToken(t *testing.T, m *matrixFixture, name string, grants []tripcap.RoleAssignment) string {
+	t.Helper()
+	sp := m.principal(t, "sp-"+name, grants)
+	tok, err := m.anon.ClientCredentialsToken(t.Context(), sp.ID, sp.ClientSecret, "")
+	if err != nil {
+		t.Fatalf("client credentials of %s: %v", name, err)
+	}
+	return tok.AccessToken
+}
 
-// roleColumns are the role identities, ready for mintRoleToken.
+// principal makes a service principal holding grants.
+func (m *matrixFixture) principal(t *testing.T, name string, grants []tripcap.RoleAssignment) *tripcap.PrincipalRecord {
+	t.Helper()
+	sp, err := m.admin.CreateServicePrincipal(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range grants {
+		if _, err := m.admin.AssignRole(t.Context(), sp.ID, g.Role, g.Scope); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sp
+}
+
+// roleColumns are the role identities, each a service principal.
 var roleColumns = map[string][]tripcap.RoleAssignment{
 	"readerAll":  {{Role: tripcap.RoleReader, Scope: tripcap.ScopeAll}},
 	"readerA":    {{Role: tripcap.RoleReader, Scope: "label:team=a"}},
@@ -108,6 +144,12 @@ type matrixFixture struct {
 	fileB          *tripcap.StoredFile
 	alertB         *tripcap.Alert
 	functionKey    string
+	anon           *tchttp.Client
+	// user is a user (Reader at label:team=a) and password, other a
+	// service principal whose tokens and grants the matrix acts on.
+	user, password string
+	other          *tripcap.PrincipalRecord
+	otherToken     *tripcap.APIToken
 	n              atomic.Int64
 }
 
@@ -216,7 +258,42 @@ func newMatrixFixture(t *testing.T) *matrixFixture {
 	if _, err := m.admin.CreateResponderKey(ctx, "keys", "rotated"); err != nil {
 		t.Fatal(err)
 	}
+
+	if m.anon, err = tchttp.NewClient(m.url, ""); err != nil {
+		t.Fatal(err)
+	}
+	m.user, m.password = "alice", "correct horse battery"
+	if _, err := m.admin.CreateUser(ctx, m.user, m.password); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.admin.AssignRole(ctx, m.user, tripcap.RoleReader, "label:team=a"); err != nil {
+		t.Fatal(err)
+	}
+	m.other = m.principal(t, "other", nil)
+	if m.otherToken, err = m.admin.CreateToken(ctx, m.other.ID, "kept", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	return m
+}
+
+// foreignJWT signs a token with the server's own keys through another
+// identity service over the same store, whose clock or audience differ:
+// a token the server must refuse although its signature is good.
+func (m *matrixFixture) foreignJWT(t *testing.T, cfg identity.Config) string {
+	t.Helper()
+	// A Reader everywhere: a token wrongly accepted shows as 200s. (Not an
+	// Owner: that would let the admin token be revoked mid-matrix.)
+	sp := m.principal(t, m.unique("sp-foreign"), []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: tripcap.ScopeAll}})
+	cfg.Issuer, cfg.Password = m.ids.Config().Issuer, testPassword
+	ids, err := identity.New(m.store, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ids.Token(t.Context(), identity.TokenRequest{GrantType: "client_credentials", ClientID: sp.ID, ClientSecret: sp.ClientSecret, Audience: cfg.Audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
 }
 
 // accessMatrix has an entry per route ID (operationId).
@@ -386,6 +463,64 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 			return mreq{method: "DELETE", path: "/api/v1/responders/keys/keys/" + k.Name}
 		}},
 
+		"createPrincipal": {perm: tripcap.PermAccessWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/principals", body: jsonBody(t, tchttp.CreatePrincipalBody{Kind: tripcap.PrincipalService, Name: m.unique("made")})}
+		}},
+		"listPrincipals": {perm: tripcap.PermAccessWrite, req: get("/api/v1/principals")},
+		"getPrincipal":   {perm: tripcap.PermAccessWrite, req: get("/api/v1/principals/other")},
+		"deletePrincipal": {perm: tripcap.PermAccessWrite, req: func(t *testing.T) mreq {
+			sp := m.principal(t, m.unique("gone"), nil)
+			return mreq{method: "DELETE", path: "/api/v1/principals/" + sp.ID}
+		}},
+		"listPrincipalTokens": {perm: tripcap.PermAccessWrite, req: get("/api/v1/principals/other/tokens")},
+		"createPrincipalToken": {perm: tripcap.PermAccessWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/principals/other/tokens", body: jsonBody(t, tchttp.CreateTokenBody{Name: m.unique("t"), ExpiresAt: time.Now().Add(time.Hour)})}
+		}},
+		"listTokens": {access: self, req: get("/api/v1/tokens")},
+		"createToken": {access: self, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/tokens", body: jsonBody(t, tchttp.CreateTokenBody{Name: m.unique("mine"), ExpiresAt: time.Now().Add(time.Hour)})}
+		}},
+		// Another principal's token: only with access/write.
+		"revokeToken": {perm: tripcap.PermAccessWrite, req: func(t *testing.T) mreq {
+			tok, err := m.admin.CreateToken(t.Context(), m.other.ID, m.unique("t"), time.Now().Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/tokens/" + tok.ID}
+		}},
+		"listRoleAssignments": {perm: tripcap.PermAccessWrite, req: get("/api/v1/role-assignments")},
+		"createRoleAssignment": {perm: tripcap.PermAccessWrite, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/role-assignments", body: jsonBody(t, tchttp.RoleAssignmentBody{Principal: "other", Role: tripcap.RoleReader, Scope: tripcap.Scope("host:" + m.unique("h"))})}
+		}},
+		"deleteRoleAssignment": {perm: tripcap.PermAccessWrite, req: func(t *testing.T) mreq {
+			a, err := m.admin.AssignRole(t.Context(), "other", tripcap.RoleReader, tripcap.Scope("host:"+m.unique("h")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mreq{method: "DELETE", path: "/api/v1/role-assignments/" + a.ID}
+		}},
+		// The admin token rotated is the fixture's from then on.
+		"rotateAdminToken": {perm: tripcap.PermAccessWrite, req: func(*testing.T) mreq { return mreq{method: "POST", path: "/api/v1/admin-token/rotate"} },
+			after: func(t *testing.T, resp *http.Response) {
+				var b tchttp.AdminTokenBody
+				if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || b.Token == "" || b.Token == m.token {
+					t.Fatalf("rotated admin token: %+v, %v", b, err)
+				}
+				m.token, m.admin = b.Token, m.admin.WithToken(b.Token)
+			}},
+		// No principal holds Owner at "*": revoking would leave the server
+		// unmanageable, so an authorized call is refused (412).
+		"revokeAdminToken": {perm: tripcap.PermAccessWrite, ok: 412, req: func(*testing.T) mreq { return mreq{method: "DELETE", path: "/api/v1/admin-token"} }},
+		"login": {access: public, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/login", body: jsonBody(t, tchttp.LoginBody{User: m.user, Password: m.password})}
+		}},
+		"oauth2Token": {access: public, req: func(t *testing.T) mreq {
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {m.other.ID}, "client_secret": {m.other.ClientSecret}}
+			return mreq{method: "POST", path: "/oauth2/token", body: form.Encode(), hdr: []string{"Content-Type", "application/x-www-form-urlencoded"}}
+		}},
+		"jwks":                {access: public, req: get("/.well-known/jwks.json")},
+		"openidConfiguration": {access: public, req: get("/.well-known/openid-configuration")},
+
 		"invokeFunction": {access: functionOnly, req: func(t *testing.T) mreq {
 			return mreq{method: "POST", path: "/api/functions/pc", body: alertmanagerBody("host-b:9100", m.unique("fp"))}
 		}},
@@ -446,14 +581,24 @@ func TestAccessMatrix(t *testing.T) {
 	routes := matrixRoutes(t, m.server)
 
 	fixed := func(s string) func(*testing.T) string { return func(*testing.T) string { return s } }
+	// refused is what every credential that is not a bearer credential
+	// of this server gets: 401, except where none is needed.
+	refused := func(e matrixEntry, ok int) int {
+		if e.access == public {
+			return ok
+		}
+		return 401
+	}
 	identities := []matrixIdentity{
-		{"anonymous", fixed(""), func(matrixEntry, int) int { return 401 }},
-		{"admin", fixed(m.token), func(e matrixEntry, ok int) int {
+		{"anonymous", fixed(""), refused},
+		{"admin", func(*testing.T) string { return m.token }, func(e matrixEntry, ok int) int {
 			switch e.access {
 			case agentOnly:
 				return 403
 			case joinOnly, functionOnly:
 				return 401
+			case self:
+				return 400
 			}
 			return ok
 		}},
@@ -463,6 +608,8 @@ func TestAccessMatrix(t *testing.T) {
 				return 403
 			case joinOnly, functionOnly:
 				return 401
+			case self:
+				return 400
 			case agentOnly:
 				if e.agentA != 0 {
 					return e.agentA
@@ -471,11 +618,14 @@ func TestAccessMatrix(t *testing.T) {
 			return ok
 		}},
 		{"functionKey", fixed(m.functionKey), func(e matrixEntry, ok int) int {
-			if e.access == functionOnly {
+			if e.access == functionOnly || e.access == public {
 				return ok
 			}
 			return 401
 		}},
+		{"expiredJWT", fixed(m.foreignJWT(t, identity.Config{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})), refused},
+		{"otherAudienceJWT", fixed(m.foreignJWT(t, identity.Config{Audience: "https://management.azure.com"})), refused},
+		{"tamperedJWT", fixed(tamper(t, m.foreignJWT(t, identity.Config{}), m.other.ID)), refused},
 		{"joinToken", func(t *testing.T) string {
 			jt, err := m.admin.CreateJoinToken(t.Context(), time.Hour, 1)
 			if err != nil {
@@ -483,22 +633,25 @@ func TestAccessMatrix(t *testing.T) {
 			}
 			return jt.Token
 		}, func(e matrixEntry, ok int) int {
-			if e.access == joinOnly {
+			if e.access == joinOnly || e.access == public {
 				return ok
 			}
 			return 401
 		}},
 	}
-	if mintRoleToken == nil {
-		t.Logf("role principals cannot authenticate yet: the %d role columns are not run", len(roleColumns))
-	} else {
-		for name, grants := range roleColumns {
-			p := &tripcap.Principal{Assignments: grants}
-			identities = append(identities, matrixIdentity{name, fixed(mintRoleToken(t, m, grants)), func(e matrixEntry, ok int) int {
-				return roleWant(p, m, e, ok)
-			}})
-		}
+	for name, grants := range roleColumns {
+		p := &tripcap.Principal{Assignments: grants}
+		identities = append(identities, matrixIdentity{name, fixed(mintRoleToken(t, m, name, grants)), func(e matrixEntry, ok int) int {
+			return roleWant(p, m, e, ok)
+		}})
 	}
+	// A user's login token (Reader at label:team=a), as the CLI has it.
+	login, err := m.anon.Login(t.Context(), m.user, m.password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &tripcap.Principal{Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: "label:team=a"}}}
+	identities = append(identities, matrixIdentity{"userReaderA", fixed(login.Token), func(e matrixEntry, ok int) int { return roleWant(alice, m, e, ok) }})
 
 	checked := map[string]bool{}
 	for _, rt := range routes {
@@ -536,6 +689,8 @@ func TestAccessMatrix(t *testing.T) {
 			if resp.StatusCode != want {
 				b, _ := io.ReadAll(resp.Body)
 				t.Errorf("%s %s as %s: %d, want %d (%s)", req.method, req.path, id.name, resp.StatusCode, want, bytes.TrimSpace(b))
+			} else if e.after != nil && want == success {
+				e.after(t, resp)
 			}
 		}
 	}
@@ -551,6 +706,27 @@ func TestAccessMatrix(t *testing.T) {
 	if err != nil || c.Status != tripcap.StatusNotStarted || c.ErrorMessage != "" {
 		t.Errorf("agent B's capture after agent A's report: %+v, %v", c, err)
 	}
+}
+
+// tamper makes a JWT's subject another principal's, keeping its signature.
+func tamper(t *testing.T, jwt, subject string) string {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(claims, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["sub"] = subject
+	b, _ := json.Marshal(c)
+	parts[1] = base64.RawURLEncoding.EncodeToString(b)
+	return strings.Join(parts, ".")
 }
 
 // pathMatches reports whether a concrete path (and query) is one of the pattern's.
@@ -581,7 +757,7 @@ func roleWant(p *tripcap.Principal, m *matrixFixture, e matrixEntry, ok int) int
 		return 403
 	case joinOnly, functionOnly:
 		return 401
-	case anyCaller:
+	case anyCaller, public, self:
 		return ok
 	}
 	if !p.CanSome(e.perm) {

@@ -46,7 +46,7 @@ func newIdentityFixture(t testing.TB) *identityFixture {
 		t.Fatal(err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
-	ids, err := identity.New(store, identity.Config{Issuer: "http://" + ts.Listener.Addr().String(), Password: identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}}, log)
+	ids, err := identity.New(store, identity.Config{Issuer: "http://" + ts.Listener.Addr().String(), Password: testPassword}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

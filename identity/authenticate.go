@@ -85,11 +85,6 @@ func (s *Service) principal(ctx context.Context, id, credentialID string) (*trip
 	p := &tripcap.Principal{ID: rec.ID, CredentialID: credentialID, Kind: rec.Kind, Name: rec.Name}
 	for _, a := range as {
 		p.Assignments = append(p.Assignments, *a)
-		// An Owner everywhere passes the checks that still ask for an
-		// admin credential (tripcap.RequireAdmin).
-		if a.Role == tripcap.RoleOwner && a.Scope == tripcap.ScopeAll {
-			p.Role = tripcap.RoleAdmin
-		}
 	}
 	return p, nil
 }

@@ -192,7 +192,7 @@ func New(d Deps, log *slog.Logger, cfg Config) (*Responders, error) {
 		log: log, cfg: cfg, notifier: n, now: time.Now,
 		jobs: make(chan job, cfg.Queue), bg: bg, stop: stop, active: map[string]bool{},
 		// The responder acts for the administrator who configured it.
-		admin: tripcap.NewContextWithPrincipal(bg, &tripcap.Principal{Role: tripcap.RoleAdmin, ID: "responder", CredentialID: "responder", Name: "responder", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()}),
+		admin: tripcap.NewContextWithPrincipal(bg, &tripcap.Principal{ID: "responder", CredentialID: "responder", Name: "responder", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()}),
 	}
 	return r, nil
 }

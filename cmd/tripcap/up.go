@@ -53,7 +53,7 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Role: tripcap.RoleAdmin, ID: "up", Name: "tripcap up", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
+			adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "up", Name: "tripcap up", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
 			jt, err := cp.svc.CreateJoinToken(adminCtx, 10*time.Minute, 1)
 			if err != nil {
 				return err
