@@ -134,6 +134,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServerCmd(), newAgentCmd(), newUpCmd(), newHostCmd(), captureCmd, newWatcherCmd(), newStorageCmd(),
 		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newSilenceCmd(), newResponderCmd(), newFileCmd())
 	root.AddCommand(newAnalyzeCmd())
+	root.AddCommand(newAuditCmd())
 	strictArgs(root)
 	return root
 }
