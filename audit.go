@@ -119,3 +119,24 @@ type AuditStore interface {
 	// DeleteAuditEventsBefore removes the events older than t and says how many.
 	DeleteAuditEventsBefore(ctx context.Context, t time.Time) (int64, error)
 }
+
+// NewIDAfter returns a NewID greater than prev: the next id after prev when
+// the clock has not moved past it (ids made in one millisecond otherwise
+// sort at random), so that one writer's events list in the order made.
+func NewIDAfter(prev string) string {
+	id := NewID()
+	if id > prev {
+		return id
+	}
+	b, err := idEncoding.DecodeString(prev)
+	if err != nil || len(b) != 16 {
+		return id
+	}
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i]++
+		if b[i] != 0 {
+			break
+		}
+	}
+	return idEncoding.EncodeToString(b)
+}

@@ -57,6 +57,9 @@ type Recorder struct {
 	done   chan struct{}
 
 	recorded, dropped, pruned atomic.Int64
+
+	idMu   sync.Mutex
+	lastID string
 }
 
 // item is an event, or (flushed set) a marker the writer closes once
@@ -105,7 +108,7 @@ func (r *Recorder) Pruned() int64   { return r.pruned.Load() }
 // logged as dropped, so a caller may go on.
 func (r *Recorder) Record(ctx context.Context, e tripcap.AuditEvent) error {
 	if e.ID == "" {
-		e.ID = tripcap.NewID()
+		e.ID = r.nextID()
 	}
 	if e.Time.IsZero() {
 		e.Time = r.now()
@@ -143,6 +146,15 @@ func (r *Recorder) Record(ctx context.Context, e tripcap.AuditEvent) error {
 		r.drop(&e, err)
 		return err
 	}
+}
+
+// nextID is an id above every one this recorder made: the log lists
+// newest first by id.
+func (r *Recorder) nextID() string {
+	r.idMu.Lock()
+	defer r.idMu.Unlock()
+	r.lastID = tripcap.NewIDAfter(r.lastID)
+	return r.lastID
 }
 
 // attrs are an event's log fields; an event holds no secret.

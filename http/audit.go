@@ -27,7 +27,8 @@ import (
 // credential is. Request bodies, query strings and headers are never
 // recorded: they are where secrets travel (join tokens, function keys'
 // ?code=). A response's id, name and host are read from creations'
-// answers, to name what was made; nothing else of an answer is kept.
+// answers, to name what was made (and an enrollment's agent credential is
+// looked up to name the agent); nothing else of an answer is kept.
 
 // WithAudit records the API's audited calls with rec.
 func WithAudit(rec *audit.Recorder) Option { return func(s *Server) { s.audit = rec } }
@@ -117,7 +118,14 @@ func (s *Server) auditEvent(action, path string, r *http.Request, p *tripcap.Pri
 		}
 	case "agentEnroll":
 		if ans.Host.Name != "" {
-			e.PrincipalKind, e.PrincipalName, e.Resource = tripcap.PrincipalAgent, ans.Host.Name, "hosts/"+ans.Host.Name
+			e.Resource = "hosts/" + ans.Host.Name
+		}
+		// Who enrolled is the agent the new credential makes (looked up by
+		// it, then forgotten): its later calls are recorded as it.
+		if ans.Credential != "" {
+			if p, err := s.svc.Authenticate(r.Context(), ans.Credential); err == nil {
+				e.PrincipalID, e.PrincipalKind, e.PrincipalName, e.HostID = p.ID, p.Kind, p.Name, p.HostID
+			}
 		}
 	}
 	if code == http.StatusCreated && action != "agentEnroll" {
@@ -170,7 +178,7 @@ func auditCreated(path string, r *http.Request, resource, ref string) string {
 }
 
 func auditPath(path string) string {
-	return strings.TrimPrefix(strings.TrimPrefix(path, "/api/v1/"), "agent/")
+	return strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(path, "/api/v1/"), "agent/"), "/")
 }
 
 // auditSegments are path's segments, its parameters filled in from r.
@@ -264,8 +272,11 @@ type auditAnswer struct {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 	} `json:"host"`
-	Runs  []InvokeRun `json:"runs"`
-	Error struct {
+	// Credential is an enrollment's new agent credential: it is looked up,
+	// never recorded.
+	Credential string      `json:"credential"`
+	Runs       []InvokeRun `json:"runs"`
+	Error      struct {
 		Code string `json:"code"`
 	} `json:"error"`
 }

@@ -1,0 +1,365 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/audit"
+	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/filestore"
+	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/sqlite"
+)
+
+// lockedBuffer is the server's log, written by its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// auditFixture is a server with every service, audited, its log kept.
+type auditFixture struct {
+	*fixture
+	rec         *audit.Recorder
+	logs        *lockedBuffer
+	secrets     []string // every secret the test handled: none may be logged or recorded
+	joinTokenID string
+	seen        int // events already checked
+}
+
+func newAuditFixture(t *testing.T) *auditFixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	blobs, err := filestore.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := audit.New(store, log, audit.Config{})
+	t.Cleanup(func() { rec.Close() })
+	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
+	go func() { _ = svc.Run(ctx) }()
+	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := svc.ResponderDeps()
+	deps.Audit = rec
+	rsp, err := responder.New(deps, log, responder.Config{PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rsp.Run(ctx) }()
+	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{Responder: rsp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mon.Run(ctx) }()
+	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithAudit(rec))
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	admin, err := tchttp.NewClient(ts.URL, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jt, err := admin.CreateJoinToken(ctx, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv}
+	return &auditFixture{fixture: f, rec: rec, logs: logs, secrets: []string{token, jt.Token, resp.Credential}, joinTokenID: jt.ID}
+}
+
+// newEvents returns the events recorded since the last call, oldest first.
+func (f *auditFixture) newEvents(t *testing.T) []*tripcap.AuditEvent {
+	t.Helper()
+	all, err := f.admin.ListAuditEvents(t.Context(), tchttp.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The listing itself is a GET: it records nothing.
+	fresh := all[:len(all)-f.seen]
+	f.seen = len(all)
+	out := make([]*tripcap.AuditEvent, 0, len(fresh))
+	for i := len(fresh) - 1; i >= 0; i-- {
+		out = append(out, fresh[i])
+	}
+	return out
+}
+
+// want checks the events since the last check: one each, in order, with
+// the given action, principal kind and name, resource, result and status.
+func (f *auditFixture) want(t *testing.T, what string, want ...tripcap.AuditEvent) []*tripcap.AuditEvent {
+	t.Helper()
+	got := f.newEvents(t)
+	if len(got) != len(want) {
+		b, _ := json.Marshal(got)
+		t.Fatalf("%s: %d events, want %d: %s", what, len(got), len(want), b)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Action != w.Action || g.PrincipalKind != w.PrincipalKind || g.PrincipalName != w.PrincipalName ||
+			g.Resource != w.Resource || g.Result != w.Result || g.Status != w.Status ||
+			(w.HostID != "" && g.HostID != w.HostID) || (w.Detail != "" && !strings.Contains(g.Detail, w.Detail)) {
+			b, _ := json.Marshal(g)
+			t.Fatalf("%s: event %d:\n got %s\nwant %+v", what, i, b, w)
+		}
+		if w.Status != 0 && !strings.HasPrefix(g.RemoteAddr, "127.0.0.1:") {
+			t.Fatalf("%s: remote address %q", what, g.RemoteAddr)
+		}
+		if !tripcap.IsID(g.ID) || time.Since(g.Time) > time.Minute {
+			t.Fatalf("%s: id %q, time %v", what, g.ID, g.Time)
+		}
+	}
+	return got
+}
+
+// checkLogs fails if an event has no log line of its own, or if a secret is
+// in the log or the audit log.
+func (f *auditFixture) checkLogs(t *testing.T) {
+	t.Helper()
+	events, err := f.admin.ListAuditEvents(t.Context(), tchttp.AuditQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]map[string]any{}
+	for _, l := range strings.Split(f.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "audit" {
+			if m["component"] != "audit" {
+				t.Fatalf("audit line without component=audit: %s", l)
+			}
+			lines[m["id"].(string)] = m
+		}
+	}
+	for _, e := range events {
+		l := lines[e.ID]
+		if l == nil || l["action"] != e.Action || l["principal"] != e.PrincipalName || l["resource"] != e.Resource ||
+			l["result"] != string(e.Result) || l["remoteAddr"] != e.RemoteAddr || l["status"] != float64(e.Status) {
+			t.Fatalf("event %+v: log line %v", e, l)
+		}
+	}
+	if len(lines) != len(events) {
+		t.Fatalf("%d audit log lines, %d events", len(lines), len(events))
+	}
+	dump, _ := json.Marshal(events)
+	for _, s := range f.secrets {
+		// The secret part (its prefix is not secret, and is named on purpose).
+		part := s[len(s)-20:]
+		if strings.Contains(f.logs.String(), part) || strings.Contains(string(dump), part) {
+			t.Fatalf("a secret (…%s) is in the log or the audit log", part[len(part)-4:])
+		}
+	}
+}
+
+// TestAuditRecordsCalls: each audited call makes exactly one event with
+// who, what, where and how it ended; reads of listings make none.
+func TestAuditRecordsCalls(t *testing.T) {
+	f := newAuditFixture(t)
+	ctx := t.Context()
+	admin := tripcap.PrincipalBootstrap
+	f.want(t, "setup", tripcap.AuditEvent{Action: "createJoinToken", PrincipalKind: admin, PrincipalName: "admin", Resource: "join-tokens/" + f.joinTokenID, Result: tripcap.AuditSuccess, Status: 201},
+		tripcap.AuditEvent{Action: "agentEnroll", PrincipalKind: tripcap.PrincipalAgent, PrincipalName: "agent web1", Resource: "hosts/web1", HostID: f.host.ID, Result: tripcap.AuditSuccess, Status: 201})
+
+	c, err := f.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "pc1", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.want(t, "create capture", tripcap.AuditEvent{Action: "createCapture", PrincipalKind: admin, PrincipalName: "admin", Resource: "captures/pc1", HostID: f.host.ID, Result: tripcap.AuditSuccess, Status: 201})
+
+	// Reads record nothing: listings, a capture, its status, hosts.
+	for _, p := range []string{"/api/v1/captures", "/api/v1/captures/pc1", "/api/v1/captures/pc1/status", "/api/v1/hosts", "/api/v1/files", "/api/v1/alert-rules", "/api/v1/responders", "/api/v1/audit"} {
+		if r := f.request(t, "GET", p, f.token, nil); r.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", p, r.Status)
+		}
+	}
+	// Nor do the agent's steady calls.
+	if _, err := f.agent.Heartbeat(ctx, tripcap.Heartbeat{}); err != nil {
+		t.Fatal(err)
+	}
+	f.want(t, "reads and heartbeats")
+
+	// The agent's upload, once, and the download.
+	data := bytes.Repeat([]byte("audit"), 1000)
+	sum := sha256.Sum256(data)
+	if _, err := f.agent.Upload(ctx, c.ID, "pc1.cap", hex.EncodeToString(sum[:]), bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	f.want(t, "upload", tripcap.AuditEvent{Action: "agentUploadFile", PrincipalKind: tripcap.PrincipalAgent, PrincipalName: "agent web1", Resource: "captures/" + c.ID + "/files/pc1.cap", HostID: f.host.ID, Result: tripcap.AuditSuccess, Status: 200})
+	if r := f.request(t, "GET", "/api/v1/captures/pc1/file?name=pc1.cap", f.token, nil); r.StatusCode != 200 {
+		t.Fatalf("download: %s", r.Status)
+	}
+	files, err := f.admin.ListFiles(ctx, tchttp.FileQuery{})
+	if err != nil || len(files) != 1 {
+		t.Fatalf("files: %d, %v", len(files), err)
+	}
+	d, err := f.admin.DownloadStoredFile(ctx, files[0].ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, d.Body)
+	d.Body.Close()
+	f.want(t, "downloads",
+		tripcap.AuditEvent{Action: "downloadCaptureFile", PrincipalKind: admin, PrincipalName: "admin", Resource: "captures/pc1", Result: tripcap.AuditSuccess, Status: 200, Detail: "file pc1.cap"},
+		tripcap.AuditEvent{Action: "downloadFile", PrincipalKind: admin, PrincipalName: "admin", Resource: "files/" + files[0].ID, Result: tripcap.AuditSuccess, Status: 200})
+
+	// A failed download is recorded too, with its error code.
+	missing := tripcap.NewID()
+	f.request(t, "GET", "/api/v1/files/"+missing+"/content", f.token, nil)
+	f.want(t, "missing file", tripcap.AuditEvent{Action: "downloadFile", PrincipalKind: admin, PrincipalName: "admin", Resource: "files/" + missing, Result: tripcap.AuditFailed, Status: 404, Detail: tripcap.ENOTFOUND})
+
+	if err := f.admin.DeleteCapture(ctx, "", "pc1", false); err != nil {
+		t.Fatal(err)
+	}
+	f.want(t, "delete capture", tripcap.AuditEvent{Action: "deleteCapture", PrincipalKind: admin, PrincipalName: "admin", Resource: "captures/pc1", Result: tripcap.AuditSuccess, Status: 204})
+
+	// A refused credential, on a read route: denied, with no principal,
+	// saying what kind of credential it was and nothing of its secret.
+	bad := tripcap.NewSecret(tripcap.SecretPrefixAdmin)
+	f.secrets = append(f.secrets, bad)
+	if r := f.request(t, "GET", "/api/v1/hosts", bad, nil); r.StatusCode != 401 {
+		t.Fatalf("bad token: %s", r.Status)
+	}
+	f.request(t, "DELETE", "/api/v1/captures/pc1", "", nil)
+	f.want(t, "401s",
+		tripcap.AuditEvent{Action: "listHosts", Resource: "hosts", Result: tripcap.AuditDenied, Status: 401, Detail: "credential refused: tc_admin_…"},
+		tripcap.AuditEvent{Action: "deleteCapture", Resource: "captures/pc1", Result: tripcap.AuditDenied, Status: 401, Detail: "no credential"})
+	// An agent calling the admin API: denied, and who it was.
+	if r := f.request(t, "GET", "/api/v1/hosts", f.secrets[2], nil); r.StatusCode != 403 {
+		t.Fatalf("agent on the admin API: %s", r.Status)
+	}
+	f.want(t, "403", tripcap.AuditEvent{Action: "listHosts", PrincipalKind: tripcap.PrincipalAgent, PrincipalName: "agent web1", Resource: "hosts", Result: tripcap.AuditDenied, Status: 403, HostID: f.host.ID})
+	if r := f.request(t, "GET", "/metrics", "", nil); r.StatusCode != 401 {
+		t.Fatalf("metrics without a token: %s", r.Status)
+	}
+	f.want(t, "metrics 401", tripcap.AuditEvent{Action: "metrics", Resource: "metrics", Result: tripcap.AuditDenied, Status: 401})
+
+	// The listing's filters.
+	byAction, err := f.admin.ListAuditEvents(ctx, tchttp.AuditQuery{Action: "deleteCapture"})
+	if err != nil || len(byAction) != 2 {
+		t.Fatalf("action filter: %d, %v", len(byAction), err)
+	}
+	denied, err := f.admin.ListAuditEvents(ctx, tchttp.AuditQuery{Result: "denied", Resource: "captures/"})
+	if err != nil || len(denied) != 1 || denied[0].Detail != "no credential" {
+		t.Fatalf("result and resource filter: %+v, %v", denied, err)
+	}
+	byWho, err := f.admin.ListAuditEvents(ctx, tchttp.AuditQuery{Principal: "agent web1", Since: time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano), Limit: 2})
+	if err != nil || len(byWho) != 2 || byWho[0].Action != "listHosts" || byWho[1].Action != "agentUploadFile" {
+		t.Fatalf("principal filter: %+v, %v", byWho, err)
+	}
+	if got, err := f.admin.ListAuditEvents(ctx, tchttp.AuditQuery{Until: "2000-01-01T00:00:00Z"}); err != nil || len(got) != 0 {
+		t.Fatalf("until 2000: %d, %v", len(got), err)
+	}
+	for q, field := range map[string]string{"result=maybe": "result", "since=yesterday": "since", "limit=0": "limit"} {
+		if r := f.request(t, "GET", "/api/v1/audit?"+q, f.token, nil); r.StatusCode != 400 || !strings.Contains(errorBody(t, r).Message, field) {
+			t.Fatalf("%s: %s", q, r.Status)
+		}
+	}
+	// An agent may not read the audit log (and that is recorded).
+	if r := f.request(t, "GET", "/api/v1/audit", f.secrets[2], nil); r.StatusCode != 403 {
+		t.Fatalf("agent reading the audit log: %s", r.Status)
+	}
+	f.want(t, "agent on audit", tripcap.AuditEvent{Action: "listAuditEvents", PrincipalKind: tripcap.PrincipalAgent, PrincipalName: "agent web1", Resource: "audit", Result: tripcap.AuditDenied, Status: 403})
+	f.checkLogs(t)
+}
+
+// TestAuditFunctionKeys: a function-key call is recorded as the key of its
+// responder, and the capture the responder then starts as the responder's;
+// a wrong key is recorded denied; the key is in neither log.
+func TestAuditFunctionKeys(t *testing.T) {
+	f := newAuditFixture(t)
+	ctx := t.Context()
+	f.newEvents(t)
+	rs, err := f.admin.CreateResponder(ctx, &tripcap.Responder{Name: "pc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := f.admin.CreateResponderKey(ctx, "pc", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.secrets = append(f.secrets, key.Secret)
+	admin := tripcap.PrincipalBootstrap
+	f.want(t, "responder and key",
+		tripcap.AuditEvent{Action: "createResponder", PrincipalKind: admin, PrincipalName: "admin", Resource: "responders/pc", Result: tripcap.AuditSuccess, Status: 201},
+		tripcap.AuditEvent{Action: "createResponderKey", PrincipalKind: admin, PrincipalName: "admin", Resource: "responders/pc/keys/default", Result: tripcap.AuditSuccess, Status: 201})
+
+	if r := f.request(t, "POST", "/api/functions/pc?code="+key.Secret, "", strings.NewReader(alertmanagerBody("web1:9100", "fp1"))); r.StatusCode != 202 {
+		t.Fatalf("function call: %s", r.Status)
+	}
+	runs := runsOf(t, f.fixture, "pc", 1)
+	wrong := "tc_fn_" + strings.Repeat("x", 40)
+	f.secrets = append(f.secrets, wrong)
+	if r := f.request(t, "POST", "/api/functions/pc", "", strings.NewReader(alertmanagerBody("web1:9100", "fp2")), tchttp.FunctionKeyHeader, wrong); r.StatusCode != 401 {
+		t.Fatalf("wrong key: %s", r.Status)
+	}
+	// The call is recorded when answered, the capture when the worker
+	// starts it: either may come first.
+	got := f.newEvents(t)
+	if len(got) != 3 {
+		b, _ := json.Marshal(got)
+		t.Fatalf("function calls: %d events, want 3: %s", len(got), b)
+	}
+	var call, start, denied *tripcap.AuditEvent
+	for _, e := range got {
+		switch {
+		case e.Action == "invokeFunction" && e.Result == tripcap.AuditSuccess:
+			call = e
+		case e.Action == "invokeFunction":
+			denied = e
+		case e.Action == "responder.startCapture":
+			start = e
+		}
+	}
+	if call == nil || call.PrincipalKind != tripcap.PrincipalFunctionKey || call.PrincipalName != "pc" || call.Resource != "responders/pc" ||
+		call.Status != 202 || !strings.Contains(call.Detail, "run "+runs[0].ID) || !strings.HasPrefix(call.RemoteAddr, "127.0.0.1:") {
+		t.Fatalf("function call event: %+v", call)
+	}
+	if denied == nil || denied.PrincipalKind != tripcap.PrincipalFunctionKey || denied.PrincipalName != "" || denied.Result != tripcap.AuditDenied || denied.Status != 401 || denied.Resource != "responders/pc" {
+		t.Fatalf("wrong key event: %+v", denied)
+	}
+	capName := runs[0].Hosts[0].CaptureName
+	if start == nil || start.PrincipalKind != tripcap.PrincipalFunctionKey || start.PrincipalID != rs.ID || start.PrincipalName != "pc" ||
+		start.Resource != "captures/"+capName || start.HostID != f.host.ID || start.Result != tripcap.AuditSuccess ||
+		!strings.Contains(start.Detail, "alert fp1") || !strings.Contains(start.Detail, "run "+runs[0].ID) || start.RemoteAddr != "" {
+		t.Fatalf("responder start event: %+v", start)
+	}
+	f.checkLogs(t)
+}
