@@ -1,18 +1,16 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/audit"
+	"github.com/tripcap/tripcap/internal/logtest"
 	"github.com/tripcap/tripcap/sqlite"
 )
 
@@ -26,46 +24,16 @@ func openStore(t *testing.T) *sqlite.Store {
 	return s
 }
 
-// syncBuffer is a log sink the writer goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 func owner(ctx context.Context) context.Context {
 	return tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "admin", Name: "admin", Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()})
 }
 
-func newRecorder(t *testing.T, store tripcap.AuditStore, cfg audit.Config) (*audit.Recorder, *syncBuffer) {
+func newRecorder(t *testing.T, store tripcap.AuditStore, cfg audit.Config) (*audit.Recorder, *logtest.Buffer) {
 	t.Helper()
-	var buf syncBuffer
-	r := audit.New(store, slog.New(slog.NewJSONHandler(&buf, nil)), cfg)
+	log, buf := logtest.New()
+	r := audit.New(store, log, cfg)
 	t.Cleanup(func() { r.Close() })
-	return r, &buf
+	return r, buf
 }
 
 func TestRecordStoresAndLogs(t *testing.T) {
@@ -88,7 +56,7 @@ func TestRecordStoresAndLogs(t *testing.T) {
 	if len(g.Detail) > tripcap.MaxAuditDetailLength+len("…") {
 		t.Fatalf("detail not clipped: %d bytes", len(g.Detail))
 	}
-	lines := logs.lines(t)
+	lines := logs.Records()
 	if len(lines) != 1 {
 		t.Fatalf("%d log lines, want 1: %v", len(lines), lines)
 	}
@@ -157,7 +125,7 @@ func TestRetentionPrunesOldEvents(t *testing.T) {
 		}
 	}
 	found := false
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Records() {
 		found = found || l["msg"] == "audit events past retention deleted" && l["events"] == float64(2)
 	}
 	if !found {
@@ -220,7 +188,7 @@ func TestFullQueueWaitsThenDropsLoudly(t *testing.T) {
 		t.Fatalf("stored after the stall: %d, %v; want first and second", len(got), err)
 	}
 	var dropLine map[string]any
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Records() {
 		if l["msg"] == "audit event not stored" {
 			dropLine = l
 		}

@@ -2,109 +2,32 @@ package http_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/audit"
-	"github.com/tripcap/tripcap/controlplane"
-	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
-	"github.com/tripcap/tripcap/responder"
-	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/internal/logtest"
 )
-
-// lockedBuffer is the server's log, written by its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // auditFixture is a server with every service, audited, its log kept.
 type auditFixture struct {
 	*fixture
-	rec         *audit.Recorder
-	logs        *lockedBuffer
-	secrets     []string // every secret the test handled: none may be logged or recorded
-	joinTokenID string
-	seen        int // events already checked
+	logs    *logtest.Buffer
+	secrets []string // every secret the test handled: none may be logged or recorded
+	seen    int      // events already checked
 }
 
 func newAuditFixture(t *testing.T) *auditFixture {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	blobs, err := filestore.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rec := audit.New(store, log, audit.Config{})
-	t.Cleanup(func() { rec.Close() })
-	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
-	go func() { _ = svc.Run(ctx) }()
-	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := svc.ResponderDeps()
-	deps.Audit = rec
-	rsp, err := responder.New(deps, log, responder.Config{PollInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = rsp.Run(ctx) }()
-	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{Responder: rsp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mon.Run(ctx) }()
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithAudit(rec))
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	admin, err := tchttp.NewClient(ts.URL, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jt, err := admin.CreateJoinToken(ctx, time.Hour, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := admin.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv}
-	return &auditFixture{fixture: f, rec: rec, logs: logs, secrets: []string{token, jt.Token, resp.Credential}, joinTokenID: jt.ID}
+	log, logs := logtest.New()
+	f := newFixtureWith(t, log, true)
+	return &auditFixture{fixture: f, logs: logs, secrets: []string{f.token, f.joinToken.Token, f.credential}}
 }
 
 // newEvents returns the events recorded since the last call, oldest first.
@@ -167,11 +90,10 @@ func (f *auditFixture) checkLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := map[string]map[string]any{}
-	for _, l := range strings.Split(f.logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "audit" {
+	for _, m := range f.logs.Records() {
+		if m["msg"] == "audit" {
 			if m["component"] != "audit" {
-				t.Fatalf("audit line without component=audit: %s", l)
+				t.Fatalf("audit line without component=audit: %v", m)
 			}
 			lines[m["id"].(string)] = m
 		}
@@ -202,7 +124,7 @@ func TestAuditRecordsCalls(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := t.Context()
 	admin := tripcap.PrincipalBootstrap
-	f.want(t, "setup", tripcap.AuditEvent{Action: "createJoinToken", PrincipalKind: admin, PrincipalName: "admin", Resource: "join-tokens/" + f.joinTokenID, Result: tripcap.AuditSuccess, Status: 201},
+	f.want(t, "setup", tripcap.AuditEvent{Action: "createJoinToken", PrincipalKind: admin, PrincipalName: "admin", Resource: "join-tokens/" + f.joinToken.ID, Result: tripcap.AuditSuccess, Status: 201},
 		tripcap.AuditEvent{Action: "agentEnroll", PrincipalKind: tripcap.PrincipalAgent, PrincipalName: "agent web1", Resource: "hosts/web1", HostID: f.host.ID, Result: tripcap.AuditSuccess, Status: 201})
 
 	c, err := f.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "pc1", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
@@ -32,9 +33,20 @@ type fixture struct {
 	host   *tripcap.Host
 	token  string
 	server *tchttp.Server
+	// With newFixtureWith(…, true): the recorder, and the secrets of the
+	// enrollment, which no log may hold.
+	rec        *audit.Recorder
+	joinToken  *tripcap.JoinToken
+	credential string
 }
 
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+}
+
+// newFixtureWith logs to log and, when audited, keeps the audit log.
+func newFixtureWith(t *testing.T, log *slog.Logger, audited bool) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -48,7 +60,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var rec *audit.Recorder
+	if audited {
+		rec = audit.New(store, log, audit.Config{})
+		t.Cleanup(func() { rec.Close() })
+	}
 	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
 	go func() { _ = svc.Run(ctx) }()
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
@@ -57,7 +73,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	// The monitor's and responders' routes are served too, so every test
 	// below covers them.
-	rsp, err := responder.New(svc.ResponderDeps(), log, responder.Config{PollInterval: 20 * time.Millisecond})
+	deps := svc.ResponderDeps()
+	if rec != nil {
+		deps.Audit = rec
+	}
+	rsp, err := responder.New(deps, log, responder.Config{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +87,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	go func() { _ = mon.Run(ctx) }()
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp))
+	opts := []tchttp.Option{tchttp.WithMonitor(mon), tchttp.WithResponders(rsp)}
+	if rec != nil {
+		opts = append(opts, tchttp.WithAudit(rec))
+	}
+	srv := tchttp.NewServer(svc, log, opts...)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	admin, err := tchttp.NewClient(ts.URL, token)
@@ -82,7 +106,8 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv}
+	return &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv,
+		rec: rec, joinToken: jt, credential: resp.Credential}
 }
 
 func (f *fixture) request(t *testing.T, method, path, token string, body io.Reader, hdr ...string) *http.Response {

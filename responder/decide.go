@@ -243,7 +243,7 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 	p.PreTriggerSeconds = preTriggerFrom(p.PreTriggerSeconds, t.FiredAt, r.now())
 	c, err := r.captures.CreateCapture(ctx, CaptureRequest{ID: id,
 		Name: name, Watcher: w.Name, Parameters: p,
-		Cause: clipText(causeOf(rs, run, t), 500),
+		Cause:   clipText(causeOf(rs, run, t), 500),
 		AlertID: alertID(t, run),
 	})
 	r.audit(ctx, "startCapture", rs, run, alertID(t, run), name, h, err)

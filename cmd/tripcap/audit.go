@@ -32,12 +32,8 @@ func newAuditListCmd() *cobra.Command {
 			"--resource matches resources starting with it (captures/, captures/pc1). --limit 0 lists every event.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			now := time.Now()
 			var err error
-			if q.Since, err = parseFileTime("since", since, now); err != nil {
-				return err
-			}
-			if q.Until, err = parseFileTime("until", until, now); err != nil {
+			if q.Since, q.Until, err = parseWindow(since, until); err != nil {
 				return err
 			}
 			if q.Result != "" {
