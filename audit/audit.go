@@ -38,6 +38,10 @@ type Config struct {
 	Queue int
 	// Batch is the most events written in one transaction (default 256).
 	Batch int
+	// Linger is how long the writer waits for more events before it
+	// writes a batch (default 10 ms): the events are in the log at once,
+	// in the database this much later at most, a commit per burst.
+	Linger time.Duration
 	// QueueWait bounds how long Record waits for room in a full queue
 	// before it counts the event as dropped (default 10 s).
 	QueueWait time.Duration
@@ -86,6 +90,9 @@ func New(store tripcap.AuditStore, log *slog.Logger, cfg Config) *Recorder {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 256
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 10 * time.Millisecond
 	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = 10 * time.Second
@@ -193,20 +200,26 @@ func (r *Recorder) write() {
 	defer close(r.done)
 	var batch []*tripcap.AuditEvent
 	var flushed []chan struct{}
+	linger := time.NewTimer(0)
+	<-linger.C
 	for it := range r.queue {
 		batch, flushed = r.add(batch, flushed, it)
+		// Wait a little for more, so that a burst of calls costs one
+		// commit, not one each; a Flush, a full batch or Close end the wait.
+		linger.Reset(r.cfg.Linger)
 	more:
-		for len(batch) < r.cfg.Batch {
+		for len(batch) < r.cfg.Batch && len(flushed) == 0 {
 			select {
 			case it, ok := <-r.queue:
 				if !ok {
 					break more
 				}
 				batch, flushed = r.add(batch, flushed, it)
-			default:
+			case <-linger.C:
 				break more
 			}
 		}
+		linger.Stop()
 		r.flush(batch)
 		for _, c := range flushed {
 			close(c)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -235,7 +236,7 @@ func TestAuditFunctionKeys(t *testing.T) {
 	f := newAuditFixture(t)
 	ctx := t.Context()
 	f.newEvents(t)
-	rs, err := f.admin.CreateResponder(ctx, &tripcap.Responder{Name: "pc"})
+	rs, err := f.admin.CreateResponder(ctx, &tripcap.Responder{Name: "pc", StopOnResolved: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,5 +290,50 @@ func TestAuditFunctionKeys(t *testing.T) {
 		!strings.Contains(start.Detail, "alert fp1") || !strings.Contains(start.Detail, "run "+runs[0].ID) || start.RemoteAddr != "" {
 		t.Fatalf("responder start event: %+v", start)
 	}
+
+	// The alert resolves: the responder stops its capture, as the key's.
+	resolved := strings.ReplaceAll(alertmanagerBody("web1:9100", "fp1"), `"firing"`, `"resolved"`)
+	if r := f.request(t, "POST", "/api/functions/pc", "", strings.NewReader(resolved), tchttp.FunctionKeyHeader, key.Secret); r.StatusCode != 202 {
+		t.Fatalf("resolved: %s", r.Status)
+	}
+	runs = runsOf(t, f.fixture, "pc", 2)
+	if runs[0].Hosts[0].Decision != tripcap.DecisionStopped {
+		t.Fatalf("resolved run: %+v", runs[0].Hosts)
+	}
+	got = f.newEvents(t)
+	var stop *tripcap.AuditEvent
+	for _, e := range got {
+		if e.Action == "responder.stopCapture" {
+			stop = e
+		}
+	}
+	if len(got) != 2 || stop == nil || stop.PrincipalKind != tripcap.PrincipalFunctionKey || stop.PrincipalName != "pc" || stop.Resource != "captures/"+capName ||
+		stop.HostID != f.host.ID || stop.Result != tripcap.AuditSuccess || !strings.Contains(stop.Detail, "alert fp1") {
+		b, _ := json.Marshal(got)
+		t.Fatalf("resolved: %s", b)
+	}
 	f.checkLogs(t)
+}
+
+// BenchmarkAuditedWrite is a mutating call (a join token, one row
+// written) on a server without and with the audit log: what auditing adds
+// to a write. Run as scripts/bench-audit does (see docs/performance.md).
+func BenchmarkAuditedWrite(b *testing.B) {
+	for _, audited := range []bool{false, true} {
+		b.Run(map[bool]string{false: "audit=off", true: "audit=on"}[audited], func(b *testing.B) {
+			f := newFixtureWith(b, slog.New(slog.DiscardHandler), audited)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := f.admin.CreateJoinToken(b.Context(), time.Hour, 1); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if f.rec != nil {
+				f.rec.Flush(b.Context())
+				b.ReportMetric(float64(f.rec.Dropped()), "dropped")
+			}
+		})
+	}
 }

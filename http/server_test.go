@@ -46,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // newFixtureWith logs to log and, when audited, keeps the audit log.
-func newFixtureWith(t *testing.T, log *slog.Logger, audited bool) *fixture {
+func newFixtureWith(t testing.TB, log *slog.Logger, audited bool) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

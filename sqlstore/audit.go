@@ -4,15 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
 )
 
-// Audit events are appended in batches (audit.Recorder's writer), one
-// prepared INSERT a row in one transaction, and listed newest first by id:
+// Audit events are appended in batches (audit.Recorder's writer), in one
+// transaction of multi-row INSERTs, and listed newest first by id:
 // ids are tripcap.NewID's, which sort by time, so a page's cursor is an id
 // as in every other listing.
+
+// auditInsertRows bounds the rows of one INSERT (8 parameters a row, well
+// under either database's limit, and few distinct statement texts).
+const auditInsertRows = 64
 
 // AppendAuditEvents inserts events in one transaction. ECONFLICT when an id is taken.
 func (s *Store) AppendAuditEvents(ctx context.Context, events []*tripcap.AuditEvent) error {
@@ -36,16 +41,20 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []*tripcap.AuditEv
 		rows = append(rows, row{e, doc})
 	}
 	err := s.write(ctx, func(tx *Tx) error {
-		stmt, err := tx.Prepare(ctx, `INSERT INTO audit_events (id, time, principal_id, principal_name, action, resource, result, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, r := range rows {
-			e := r.e
-			if _, err := stmt.ExecContext(ctx, e.ID, tx.Time(e.Time), e.PrincipalID, e.PrincipalName, e.Action, e.Resource, string(e.Result), r.doc); err != nil {
+		// One statement a chunk of rows: a batch costs a round trip or
+		// two, not one a row.
+		for start := 0; start < len(rows); start += auditInsertRows {
+			chunk := rows[start:min(start+auditInsertRows, len(rows))]
+			args := make([]any, 0, len(chunk)*8)
+			for _, r := range chunk {
+				e := r.e
+				args = append(args, e.ID, tx.Time(e.Time), e.PrincipalID, e.PrincipalName, e.Action, e.Resource, string(e.Result), r.doc)
+			}
+			q := `INSERT INTO audit_events (id, time, principal_id, principal_name, action, resource, result, doc) VALUES ` +
+				strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(chunk)-1) + "(?, ?, ?, ?, ?, ?, ?, ?)"
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
 				if s.violation(err) == "primarykey" {
-					return tripcap.Errorf(tripcap.ECONFLICT, "an audit event with id %q already exists", e.ID)
+					return tripcap.Errorf(tripcap.ECONFLICT, "an audit event of this batch has an id that already exists")
 				}
 				return err
 			}

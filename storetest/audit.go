@@ -20,6 +20,7 @@ var auditTests = []struct {
 	{"Audit/DeleteBefore", testAuditDeleteBefore},
 	{"Audit/Invalid", testAuditInvalid},
 	{"Audit/ConcurrentAppends", testAuditConcurrent},
+	{"Audit/LargeBatch", testAuditLargeBatch},
 }
 
 // auditIDs returns n ids in ascending order, as the Recorder's NewIDs sort
@@ -238,4 +239,23 @@ func testAuditConcurrent(t *testing.T, s tripcap.Store) {
 	if ids := auditEventIDs(t, s, tripcap.AuditFilter{}); len(ids) != writers*batches*size {
 		t.Fatalf("%d events kept, want %d", len(ids), writers*batches*size)
 	}
+}
+
+// testAuditLargeBatch appends more events at once than one statement
+// takes: all are kept, or (a duplicate id in the last part) none.
+func testAuditLargeBatch(t *testing.T, s tripcap.Store) {
+	ids := auditIDs(150)
+	var ev []*tripcap.AuditEvent
+	for i, id := range ids {
+		ev = append(ev, &tripcap.AuditEvent{ID: id, Time: base.Add(time.Duration(i) * time.Millisecond), Action: "a", Result: tripcap.AuditFailed, Status: 409})
+	}
+	dup := &tripcap.AuditEvent{ID: ids[0], Time: base, Action: "a", Result: tripcap.AuditSuccess}
+	wantCode(t, s.AppendAuditEvents(t.Context(), append(slices.Clone(ev[1:]), dup, ev[0])), tripcap.ECONFLICT)
+	if got := auditEventIDs(t, s, tripcap.AuditFilter{}); len(got) != 0 {
+		t.Fatalf("a refused batch left %d events", len(got))
+	}
+	must(t, s.AppendAuditEvents(t.Context(), ev))
+	want := slices.Clone(ids)
+	slices.Reverse(want)
+	wantEqual(t, "large batch", auditEventIDs(t, s, tripcap.AuditFilter{}), want)
 }
