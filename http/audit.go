@@ -100,6 +100,8 @@ func (s *Server) auditEvent(action, path string, r *http.Request, p *tripcap.Pri
 	}
 	var details []string
 	switch {
+	case e.Result == tripcap.AuditDenied && action == functionAction:
+		details = append(details, "missing or wrong function key")
 	case e.Result == tripcap.AuditDenied && p == nil:
 		details = append(details, describeCredential(r))
 	case e.Result != tripcap.AuditSuccess && ans.Error.Code != "":

@@ -281,7 +281,7 @@ func TestAuditFunctionKeys(t *testing.T) {
 		call.Status != 202 || !strings.Contains(call.Detail, "run "+runs[0].ID) || !strings.HasPrefix(call.RemoteAddr, "127.0.0.1:") {
 		t.Fatalf("function call event: %+v", call)
 	}
-	if denied == nil || denied.PrincipalKind != tripcap.PrincipalFunctionKey || denied.PrincipalName != "" || denied.Result != tripcap.AuditDenied || denied.Status != 401 || denied.Resource != "responders/pc" {
+	if denied == nil || denied.PrincipalKind != tripcap.PrincipalFunctionKey || denied.PrincipalName != "" || denied.Result != tripcap.AuditDenied || denied.Status != 401 || denied.Resource != "responders/pc" || denied.Detail != "missing or wrong function key" {
 		t.Fatalf("wrong key event: %+v", denied)
 	}
 	capName := runs[0].Hosts[0].CaptureName
