@@ -24,6 +24,12 @@ func TestAuditLog(t *testing.T) {
 	l := newLabWith(t, func(l *lab) { l.serverArgs = append(l.serverArgs, "--audit-retention", "P30D") })
 	h := l.addHost("h1")
 	l.cli(nil, "capture", "create", "pc", "--host", "h1", "--time-limit", "30s")
+	l.eventually("pc Running", 10*time.Second, func() bool { return l.capture("pc").Status == tripcap.StatusRunning })
+	l.cli(nil, "capture", "stop", "pc")
+	l.eventually("pc stored", 15*time.Second, func() bool {
+		c := l.capture("pc")
+		return c.Status.Terminal() && len(c.Files) == 1 && c.Files[0].Stored
+	})
 	l.cli(nil, "capture", "delete", "pc")
 	bogus := tripcap.NewSecret(tripcap.SecretPrefixAdmin)
 	if out, err := l.ctl.Exec(context.Background(), binary, "--server", l.localURL(), "--token", bogus, "--ca-file", l.caFile(), "host", "list"); err == nil {
@@ -52,11 +58,11 @@ func TestAuditLog(t *testing.T) {
 		for _, e := range all {
 			byAction[e.Action] = e
 		}
-		return len(byAction) >= 5
+		return len(byAction) >= 7
 	})
 	// Newest first, and nothing for the reads (host list, capture show,
 	// the agent's polls and heartbeats).
-	want := []string{"listHosts", "deleteCapture", "createCapture", "agentEnroll", "createJoinToken"}
+	want := []string{"listHosts", "deleteCapture", "agentUploadFile", "stopCapture", "createCapture", "agentEnroll", "createJoinToken"}
 	if got := actions(all); strings.Join(got, ",") != strings.Join(want, ",") {
 		b, _ := json.MarshalIndent(all, "", " ")
 		t.Fatalf("audit list: %v, want %v\n%s", got, want, b)
@@ -76,6 +82,13 @@ func TestAuditLog(t *testing.T) {
 	if e := byAction["createCapture"]; !admin(e) || e.Resource != "captures/pc" || e.HostID != enroll.HostID {
 		t.Fatalf("create: %+v", e)
 	}
+	if e := byAction["stopCapture"]; !admin(e) || e.Resource != "captures/pc" || e.Status != 200 {
+		t.Fatalf("stop: %+v", e)
+	}
+	if e := byAction["agentUploadFile"]; e.PrincipalName != "agent h1" || e.HostID != enroll.HostID || !strings.HasPrefix(e.Resource, "captures/") ||
+		!strings.HasPrefix(e.RemoteAddr, hostAddr+":") || e.Result != tripcap.AuditSuccess {
+		t.Fatalf("upload: %+v", e)
+	}
 	if e := byAction["deleteCapture"]; !admin(e) || e.Resource != "captures/pc" || e.Status != 204 {
 		t.Fatalf("delete: %+v", e)
 	}
@@ -87,9 +100,9 @@ func TestAuditLog(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--principal", "agent h1"}, []string{"agentEnroll"}},
+		{[]string{"--principal", "agent h1"}, []string{"agentUploadFile", "agentEnroll"}},
 		{[]string{"--action", "createCapture"}, []string{"createCapture"}},
-		{[]string{"--resource", "captures/"}, []string{"deleteCapture", "createCapture"}},
+		{[]string{"--resource", "captures/pc"}, []string{"deleteCapture", "stopCapture", "createCapture"}},
 		{[]string{"--result", "denied"}, []string{"listHosts"}},
 		{[]string{"--since", "1h", "--limit", "2"}, []string{"listHosts", "deleteCapture"}},
 		{[]string{"--until", "1h"}, nil},
