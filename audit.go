@@ -86,7 +86,8 @@ func cleanAuditText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
+	// The mark counts in n, so a clipped text is clipped no further.
+	cut := n - len("…")
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
