@@ -125,7 +125,7 @@ func (s *Server) auditEvent(action, path string, r *http.Request, p *tripcap.Pri
 		// Who enrolled is the agent the new credential makes (looked up by
 		// it, then forgotten): its later calls are recorded as it.
 		if ans.Credential != "" {
-			if p, err := s.svc.Authenticate(r.Context(), ans.Credential); err == nil {
+			if p, err := s.svc.Authenticate(context.WithoutCancel(r.Context()), ans.Credential); err == nil {
 				e.PrincipalID, e.PrincipalKind, e.PrincipalName, e.HostID = p.ID, p.Kind, p.Name, p.HostID
 			}
 		}
