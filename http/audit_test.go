@@ -312,7 +312,42 @@ func TestAuditFunctionKeys(t *testing.T) {
 		b, _ := json.Marshal(got)
 		t.Fatalf("resolved: %s", b)
 	}
+
+	// Another alert: its capture takes the stopped one's name, which the
+	// responder replaces (nameConflict replace): the delete is recorded too.
+	if r := f.request(t, "POST", "/api/functions/pc", "", strings.NewReader(alertmanagerBody("web1:9100", "fp3")), tchttp.FunctionKeyHeader, key.Secret); r.StatusCode != 202 {
+		t.Fatalf("third alert: %s", r.Status)
+	}
+	runsOf(t, f.fixture, "pc", 3)
+	got = f.newEvents(t)
+	seen := map[string]*tripcap.AuditEvent{}
+	for _, e := range got {
+		seen[e.Action] = e
+	}
+	del, again := seen["responder.deleteCapture"], seen["responder.startCapture"]
+	if len(got) != 3 || seen["invokeFunction"] == nil || del == nil || again == nil || del.Resource != "captures/"+capName || again.Resource != "captures/"+capName ||
+		del.Result != tripcap.AuditSuccess || !strings.Contains(del.Detail, "alert fp3") || del.ID > again.ID {
+		b, _ := json.Marshal(got)
+		t.Fatalf("replace: %s", b)
+	}
 	f.checkLogs(t)
+}
+
+// TestAuditRouteInOpenAPI: with an audit log the API document lists its route.
+func TestAuditRouteInOpenAPI(t *testing.T) {
+	f := newAuditFixture(t)
+	r := f.request(t, "GET", "/api/v1/openapi.json", f.token, nil)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+		} `json:"paths"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if op := doc.Paths["/api/v1/audit"]["get"].OperationID; op != "listAuditEvents" {
+		t.Fatalf("GET /api/v1/audit in the OpenAPI document: %q", op)
+	}
 }
 
 // BenchmarkAuditedWrite is a mutating call (a join token, one row
