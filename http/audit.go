@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -96,7 +97,7 @@ func (s *Server) auditEvent(action, path string, r *http.Request, p *tripcap.Pri
 	}
 	ans := aw.answer()
 	if e.HostID == "" {
-		e.HostID = cmp(ans.HostID, ans.Host.ID)
+		e.HostID = cmp.Or(ans.HostID, ans.Host.ID)
 	}
 	var details []string
 	switch {
@@ -131,7 +132,7 @@ func (s *Server) auditEvent(action, path string, r *http.Request, p *tripcap.Pri
 		}
 	}
 	if code == http.StatusCreated && action != "agentEnroll" {
-		e.Resource = auditCreated(path, r, e.Resource, cmp(ans.Name, ans.ID))
+		e.Resource = auditCreated(path, r, e.Resource, cmp.Or(ans.Name, ans.ID))
 	}
 	if w := r.URL.Query().Get("watcher"); w != "" {
 		details = append(details, "watcher "+w)
@@ -213,13 +214,6 @@ func describeCredential(r *http.Request) string {
 		return "credential refused: a JWT"
 	}
 	return "credential refused: unrecognized"
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // maxSniff bounds what of an answer is kept to read its id and name.
