@@ -32,6 +32,7 @@ type Store interface {
 	AlertStore
 	ResponderStore
 	IdentityStore
+	AuditStore
 
 	// CreateHost inserts h. ECONFLICT when the name is taken.
 	CreateHost(ctx context.Context, h *Host) error

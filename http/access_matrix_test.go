@@ -211,7 +211,7 @@ var matrixHook = []tripcap.WebhookReceiver{{Name: "w", ServiceURI: "http://127.0
 
 func newMatrixFixture(t *testing.T) *matrixFixture {
 	t.Helper()
-	m := &matrixFixture{fixture: newFixture(t)}
+	m := &matrixFixture{fixture: newFixtureWith(t, slog.New(slog.NewTextHandler(io.Discard, nil)), true)}
 	ctx := t.Context()
 	var respA, respB *tripcap.EnrollResponse
 	respA, m.agentA = m.enroll(t, "host-a", "a", "westeurope")
@@ -520,6 +520,8 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 		}},
 		"jwks":                {access: public, req: get("/.well-known/jwks.json")},
 		"openidConfiguration": {access: public, req: get("/.well-known/openid-configuration")},
+
+		"listAuditEvents": {perm: tripcap.PermAuditRead, req: get("/api/v1/audit")},
 
 		"invokeFunction": {access: functionOnly, req: func(t *testing.T) mreq {
 			return mreq{method: "POST", path: "/api/functions/pc", body: alertmanagerBody("host-b:9100", m.unique("fp"))}

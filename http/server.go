@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/identity"
 	"github.com/tripcap/tripcap/responder"
@@ -47,6 +48,8 @@ type Server struct {
 	// tls, when set, makes Serve speak HTTPS (h2 and HTTP/1.1 by ALPN)
 	// instead of HTTP/1.1 and h2c.
 	tls *tls.Config
+	// audit, when set, records audited calls (see audit.go).
+	audit *audit.Recorder
 }
 
 // Option configures a Server.
@@ -94,7 +97,12 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 	}
 	if s.responders != nil {
 		s.routes = append(s.routes, s.responderRoutes()...)
-		s.mux.Handle("POST /api/functions/{responder}", s.functionHandler())
+		s.mux.Handle("POST /api/functions/{responder}", s.auditing(functionAction, "POST", "/api/functions/{responder}", s.functionHandler()))
+	}
+
+	if s.audit != nil {
+		s.routes = append(s.routes, s.auditRoutes()...)
+		s.registerAuditMetrics()
 	}
 
 	mux := s.mux
@@ -102,7 +110,7 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 		mux.Handle(rt.Method+" "+rt.Path, s.instrument(rt))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.Handle("GET /metrics", s.authenticate(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /metrics", s.auditing("metrics", "GET", "/metrics", s.authenticate(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
 	s.handler = mux
 	return s
 }
@@ -186,6 +194,7 @@ func (s *Server) instrument(rt route) http.Handler {
 	if isAgentPath(rt.Path) {
 		inner = s.agentProtocol(inner)
 	}
+	inner = s.auditing(rt.ID, rt.Method, rt.Path, inner)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
@@ -215,6 +224,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.Error(w, r, err)
 			return
 		}
+		noteAuditPrincipal(r.Context(), p)
 		next.ServeHTTP(w, r.WithContext(tripcap.NewContextWithPrincipal(r.Context(), p)))
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
@@ -35,12 +36,23 @@ type fixture struct {
 	server *tchttp.Server
 	store  tripcap.Store
 	ids    *identity.Service
+	// With newFixtureWith(…, true): the recorder, and the secrets of the
+	// enrollment, which no log may hold.
+	rec        *audit.Recorder
+	joinToken  *tripcap.JoinToken
+	credential string
 }
 
 // testPassword is a cheap argon2id cost, for tests only.
 var testPassword = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}
 
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+}
+
+// newFixtureWith logs to log and, when audited, keeps the audit log.
+func newFixtureWith(t testing.TB, log *slog.Logger, audited bool) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -54,7 +66,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var rec *audit.Recorder
+	if audited {
+		rec = audit.New(store, log, audit.Config{})
+		t.Cleanup(func() { rec.Close() })
+	}
 	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
 	go func() { _ = svc.Run(ctx) }()
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
@@ -63,7 +79,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	// The monitor's and responders' routes are served too, so every test
 	// below covers them.
-	rsp, err := responder.New(svc.ResponderDeps(), log, responder.Config{PollInterval: 20 * time.Millisecond})
+	deps := svc.ResponderDeps()
+	if rec != nil {
+		deps.Audit = rec
+	}
+	rsp, err := responder.New(deps, log, responder.Config{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +99,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	svc.SetIdentities(ids)
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids))
+	opts := []tchttp.Option{tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids)}
+	if rec != nil {
+		opts = append(opts, tchttp.WithAudit(rec))
+	}
+	srv := tchttp.NewServer(svc, log, opts...)
 	ts.Config.Handler = srv
 	ts.Start()
 	t.Cleanup(ts.Close)
@@ -95,7 +119,8 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv, store: store, ids: ids}
+	return &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv,
+		store: store, ids: ids, rec: rec, joinToken: jt, credential: resp.Credential}
 }
 
 func (f *fixture) request(t *testing.T, method, path, token string, body io.Reader, hdr ...string) *http.Response {

@@ -212,7 +212,11 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 		default:
 			// The seed: remove the old capture (its file stays), then create.
 			// By id (a watcher-scoped reference is a name).
-			if err := r.captures.DeleteCapture(ctx, existing.ID); err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+			err := r.captures.DeleteCapture(ctx, existing.ID)
+			if tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+				r.audit(ctx, "deleteCapture", rs, run, alertID(t, run), name, h, err)
+			}
+			if err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
 				return fail(fmt.Errorf("replace capture %s: %w", name, err))
 			}
 		}
@@ -239,11 +243,10 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 	p.PreTriggerSeconds = preTriggerFrom(p.PreTriggerSeconds, t.FiredAt, r.now())
 	c, err := r.captures.CreateCapture(ctx, CaptureRequest{ID: id,
 		Name: name, Watcher: w.Name, Parameters: p,
-		Cause: clipText(causeOf(rs, run, t), 500),
-		// The sender's alert id, else the responder's key of the alert
-		// (an Alertmanager fingerprint): what `tripcap file list --alert` takes.
-		AlertID: clipText(cmp.Or(t.AlertID, run.AlertKey), 500),
+		Cause:   clipText(causeOf(rs, run, t), 500),
+		AlertID: alertID(t, run),
 	})
+	r.audit(ctx, "startCapture", rs, run, alertID(t, run), name, h, err)
 	if err != nil {
 		return fail(err)
 	}
@@ -271,6 +274,7 @@ func (r *Responders) onResolved(ctx context.Context, rs *tripcap.Responder, run 
 				continue
 			}
 			c, err := r.captures.StopCapture(ctx, ph.CaptureID)
+			r.audit(ctx, "stopCapture", rs, run, run.AlertKey, ph.CaptureName, h, err)
 			if err != nil {
 				rh.Decision, rh.Reason = tripcap.DecisionFailed, tripcap.ErrorMessage(err)
 				run.Errors = append(run.Errors, fmt.Sprintf("%s: stop %s: %v", h.Name, ph.CaptureName, err))
@@ -282,6 +286,12 @@ func (r *Responders) onResolved(ctx context.Context, rs *tripcap.Responder, run 
 	}
 	rh.Decision, rh.Reason = tripcap.DecisionSkipped, "the alert resolved; no capture of this alert is running on the host"
 	return rh
+}
+
+// alertID is the sender's alert id, else the responder's key of the alert
+// (an Alertmanager fingerprint): what `tripcap file list --alert` takes.
+func alertID(t payload.Trigger, run *tripcap.ResponderRun) string {
+	return clipText(cmp.Or(t.AlertID, run.AlertKey), 500)
 }
 
 // preTriggerFrom makes preTriggerSeconds count back from when the alert

@@ -114,6 +114,8 @@ type Deps struct {
 	Groups   ActionGroups
 	Hosts    Hosts
 	Captures Captures
+	// Audit records the captures responders start, stop and replace (nil: none).
+	Audit Auditor
 }
 
 // Responders is the alert-triggered capture "function": responder CRUD,
@@ -124,6 +126,7 @@ type Responders struct {
 	groups   ActionGroups
 	hosts    Hosts
 	captures Captures
+	auditor  Auditor
 	log      *slog.Logger
 	cfg      Config
 	notifier Notifier
@@ -188,7 +191,7 @@ func New(d Deps, log *slog.Logger, cfg Config) (*Responders, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	r := &Responders{
-		store: d.Store, groups: d.Groups, hosts: d.Hosts, captures: d.Captures,
+		store: d.Store, groups: d.Groups, hosts: d.Hosts, captures: d.Captures, auditor: d.Audit,
 		log: log, cfg: cfg, notifier: n, now: time.Now,
 		jobs: make(chan job, cfg.Queue), bg: bg, stop: stop, active: map[string]bool{},
 		// The responder acts for the administrator who configured it.

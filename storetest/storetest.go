@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 	tests = append(tests, responderTests...)
 	tests = append(tests, fileTests...)
 	tests = append(tests, identityTests...)
+	tests = append(tests, auditTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))

@@ -43,6 +43,17 @@ func parseFileTime(flag, v string, now time.Time) (string, error) {
 	return now.Add(-d).UTC().Format(time.RFC3339Nano), nil
 }
 
+// parseWindow reads --since and --until (see parseFileTime).
+func parseWindow(since, until string) (string, string, error) {
+	now := time.Now()
+	s, err := parseFileTime("since", since, now)
+	if err != nil {
+		return "", "", err
+	}
+	u, err := parseFileTime("until", until, now)
+	return s, u, err
+}
+
 func newFileListCmd() *cobra.Command {
 	var q tchttp.FileQuery
 	var since, until string
@@ -53,12 +64,8 @@ func newFileListCmd() *cobra.Command {
 			"or a duration before now (2h, P1D) and bound the files' creation time.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			now := time.Now()
 			var err error
-			if q.Since, err = parseFileTime("since", since, now); err != nil {
-				return err
-			}
-			if q.Until, err = parseFileTime("until", until, now); err != nil {
+			if q.Since, q.Until, err = parseWindow(since, until); err != nil {
 				return err
 			}
 			c, err := client(cmd)

@@ -135,6 +135,7 @@ func newRootCmd() *cobra.Command {
 		newMetricsCmd(), newRuleCmd(), newAlertCmd(), newActionGroupCmd(), newSilenceCmd(), newResponderCmd(), newFileCmd())
 	root.AddCommand(newLoginCmd(), newPrincipalCmd(), newTokenCmd(), newAdminTokenCmd(), newRoleCmd())
 	root.AddCommand(newAnalyzeCmd())
+	root.AddCommand(newAuditCmd())
 	strictArgs(root)
 	return root
 }

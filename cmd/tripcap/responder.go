@@ -21,12 +21,14 @@ import (
 
 // newResponders builds the control plane's responder service; its
 // completion notifications go through the same SMTP server as alerts.
-func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string) (*responder.Responders, error) {
+func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string, audit responder.Auditor) (*responder.Responders, error) {
 	n, err := actiongroup.New(actiongroup.Config{SMTP: smtpFromEnv(), Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("TRIPCAP_SMTP_*: %w", err)
 	}
-	return responder.New(svc.ResponderDeps(), log, responder.Config{PublicURL: publicURL, Notifier: n})
+	deps := svc.ResponderDeps()
+	deps.Audit = audit
+	return responder.New(deps, log, responder.Config{PublicURL: publicURL, Notifier: n})
 }
 
 // The CLI.

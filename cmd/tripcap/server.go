@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/azblob"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
@@ -40,6 +41,7 @@ type serverOptions struct {
 	maxCaptures                      int
 	heartbeat                        time.Duration
 	fileRetention                    time.Duration
+	auditRetention                   time.Duration
 	storage                          []string
 	tls                              tlsOptions
 }
@@ -58,6 +60,8 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.maxCaptures, "max-captures", tripcap.DefaultParallelCapturesPerWatcher, "parallel capture limit of new network watchers")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval; hosts go Offline after three missed")
 	f.Var(retentionValue{&o.fileRetention}, "file-retention", "delete stored capture files this long after they were created (720h, P90D); 0 keeps them until deleted (tripcap file delete)")
+	o.auditRetention = audit.DefaultRetention
+	f.Var(retentionValue{&o.auditRetention}, "audit-retention", "delete audit events this long after they were recorded (2160h, P90D); 0 keeps them forever")
 	o.tls.addFlags(cmd)
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
@@ -121,6 +125,7 @@ type controlPlane struct {
 	svc        *controlplane.Service
 	monitor    *controlplane.Monitor
 	responders *responder.Responders
+	audit      *audit.Recorder
 	http       *tchttp.Server
 	listener   net.Listener
 	adminToken string
@@ -192,7 +197,12 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 			return nil, err
 		}
 	}
-	if cp.responders, err = newResponders(cp.svc, log, linkURL); err != nil {
+	retention := o.auditRetention
+	if retention == 0 {
+		retention = -1 // the recorder's "forever"
+	}
+	cp.audit = audit.New(cp.store, log, audit.Config{Retention: retention})
+	if cp.responders, err = newResponders(cp.svc, log, linkURL, cp.audit); err != nil {
 		return nil, err
 	}
 	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot")); err != nil {
@@ -203,7 +213,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		return nil, err
 	}
 	cp.svc.SetIdentities(ids)
-	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids)}
+	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
 	}
@@ -219,6 +229,7 @@ func (cp *controlPlane) Run(ctx context.Context) error {
 	g.Go(func() error { return named("control plane", cp.svc.Run(ctx)) })
 	g.Go(func() error { return named("monitor", cp.monitor.Run(ctx)) })
 	g.Go(func() error { return named("responders", cp.responders.Run(ctx)) })
+	g.Go(func() error { return named("audit retention", cp.audit.RunRetention(ctx)) })
 	if cp.plaintextBeyondLoopback {
 		g.Go(func() error { return warnPlaintext(ctx, cp.log, cp.listener.Addr().String()) })
 	}
@@ -260,6 +271,10 @@ func (cp *controlPlane) Close() error {
 			if err := cp.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				errs = append(errs, fmt.Errorf("closing the listener: %w", err))
 			}
+		}
+		if cp.audit != nil {
+			// What is queued is stored before the database closes.
+			_ = cp.audit.Close()
 		}
 		if cp.store != nil {
 			if err := cp.store.Close(); err != nil {
