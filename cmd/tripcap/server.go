@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/azblob"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
@@ -41,6 +42,10 @@ type serverOptions struct {
 	fileRetention                    time.Duration
 	storage                          []string
 	tls                              tlsOptions
+	// limits are the API server's timeouts and per-address limits;
+	// allowWebhookTargets the CIDRs webhooks may target though special.
+	limits              tchttp.Limits
+	allowWebhookTargets []string
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -57,6 +62,15 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval; hosts go Offline after three missed")
 	f.Var(retentionValue{&o.fileRetention}, "file-retention", "delete stored capture files this long after they were created (720h, P90D); 0 keeps them until deleted (tripcap file delete)")
 	o.tls.addFlags(cmd)
+	def := tchttp.DefaultLimits()
+	f.DurationVar(&o.limits.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "API: time to read a request's headers (and a TLS handshake)")
+	f.DurationVar(&o.limits.ReadTimeout, "read-timeout", def.ReadTimeout, "API: time to read a whole request; an upload gets it again each time bytes arrive")
+	f.DurationVar(&o.limits.WriteTimeout, "write-timeout", def.WriteTimeout, "API: time to handle a request and write its answer; long polls wait on top, downloads get it again each time bytes leave")
+	f.DurationVar(&o.limits.IdleTimeout, "idle-timeout", def.IdleTimeout, "API: how long an idle kept-alive connection stays open")
+	f.IntVar(&o.limits.UnauthenticatedPerAddress, "max-unauthenticated-per-address", def.UnauthenticatedPerAddress, "API: connections not yet authenticated, and requests being authenticated, per client address (IPv6: per /64); 0 for no cap")
+	f.IntVar(&o.limits.AuthFailures, "auth-failure-limit", def.AuthFailures, "API: failed authentications per address per --auth-failure-window before its requests are answered 429; 0 for no limit")
+	f.DurationVar(&o.limits.AuthFailureWindow, "auth-failure-window", def.AuthFailureWindow, "API: the window --auth-failure-limit counts in")
+	f.StringArrayVar(&o.allowWebhookTargets, "allow-webhook-target", nil, "a CIDR webhooks may post to though loopback, link-local, multicast or this server's own (repeatable; e.g. 127.0.0.0/8 for a receiver on this host)")
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
 
@@ -190,13 +204,17 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 			return nil, err
 		}
 	}
-	if cp.responders, err = newResponders(cp.svc, log, linkURL); err != nil {
+	targets, err := webhookTargets(o.allowWebhookTargets, cp.listener.Addr().String(), linkURL)
+	if err != nil {
 		return nil, err
 	}
-	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot")); err != nil {
+	if cp.responders, err = newResponders(cp.svc, log, linkURL, targets); err != nil {
 		return nil, err
 	}
-	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders)}
+	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot"), targets); err != nil {
+		return nil, err
+	}
+	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithLimits(o.limits)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
 	}
@@ -293,4 +311,22 @@ func checkPublicURL(v string) (string, error) {
 		return "", fmt.Errorf("--public-url: %q is not an http(s)://HOST[:PORT][/PATH] URL (no credentials, query or fragment)", v)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// webhookTargets is where webhooks may go: nowhere special but the allowed
+// CIDRs, and never this server's listener or public URL unless allowed.
+func webhookTargets(allow []string, listen, publicURL string) (actiongroup.Targets, error) {
+	prefixes, err := actiongroup.ParseTargetPrefixes("--allow-webhook-target", allow)
+	if err != nil {
+		return actiongroup.Targets{}, err
+	}
+	t := actiongroup.Targets{Allow: prefixes, Own: []string{listen}}
+	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		t.Own = append(t.Own, net.JoinHostPort(u.Hostname(), port))
+	}
+	return t, nil
 }
