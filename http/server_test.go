@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -36,6 +37,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil, nil)
+}
+
+// newFixtureWith is newFixture with limits: the server then runs its own
+// Serve (timeouts, per-address limits) on a loopback listener, logging to
+// log (nil: nowhere).
+func newFixtureWith(t *testing.T, limits *tchttp.Limits, log *slog.Logger) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	dir := t.TempDir()
@@ -48,7 +57,9 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
 	go func() { _ = svc.Run(ctx) }()
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
@@ -67,10 +78,28 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	go func() { _ = mon.Run(ctx) }()
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp))
+	opts := []tchttp.Option{tchttp.WithMonitor(mon), tchttp.WithResponders(rsp)}
+	if limits != nil {
+		srv := tchttp.NewServer(svc, log, append(opts, tchttp.WithLimits(*limits))...)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ctx, l) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return enrolledFixture(t, ctx, "http://"+l.Addr().String(), token, srv)
+	}
+	srv := tchttp.NewServer(svc, log, opts...)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	admin, err := tchttp.NewClient(ts.URL, token)
+	return enrolledFixture(t, ctx, ts.URL, token, srv)
+}
+
+// enrolledFixture enrolls web1 with the server at base.
+func enrolledFixture(t *testing.T, ctx context.Context, base, token string, srv *tchttp.Server) *fixture {
+	t.Helper()
+	admin, err := tchttp.NewClient(base, token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +111,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv}
+	return &fixture{url: base, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv}
 }
 
 func (f *fixture) request(t *testing.T, method, path, token string, body io.Reader, hdr ...string) *http.Response {
