@@ -2,8 +2,14 @@ package http
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // IPv6 callers are counted per /64: one host commonly holds a whole /64.
@@ -44,5 +50,45 @@ func TestFailureLimiterBounded(t *testing.T) {
 	}
 	if left, _ := l.retryAfter("198.51.100.1", now.Add(61*time.Second)); left != 0 {
 		t.Fatalf("still limited after the window: %s", left)
+	}
+}
+
+// Requests whose credential is being checked count against their address:
+// one over the cap is answered 503 with Retry-After without being checked;
+// once a check ends its slot is free again.
+func TestUnauthenticatedRequestsCapped(t *testing.T) {
+	s := &Server{guard: newGuard(Limits{UnauthenticatedPerAddress: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())}
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			r := httptest.NewRequest("GET", "/api/v1/hosts", nil)
+			r.RemoteAddr = "198.51.100.9:4000"
+			if err := s.admit(httptest.NewRecorder(), r, credBearer, true, func() error { started <- struct{}{}; <-release; return nil }); err != nil {
+				t.Errorf("within the cap: %v", err)
+			}
+		})
+	}
+	<-started
+	<-started
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/api/v1/hosts", nil)
+	r.RemoteAddr = "198.51.100.9:4001"
+	checked := false
+	err := s.admit(w, r, credBearer, true, func() error { checked = true; return nil })
+	if st, ok := refusalStatus(err); !ok || st != 503 || checked || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("over the cap: %v (status %d), checked %v, Retry-After %q", err, st, checked, w.Header().Get("Retry-After"))
+	}
+	// Another address is not held to this one's count.
+	r.RemoteAddr = "198.51.100.10:4001"
+	if err := s.admit(httptest.NewRecorder(), r, credBearer, true, func() error { return nil }); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	close(release)
+	wg.Wait()
+	r.RemoteAddr = "198.51.100.9:4002"
+	if err := s.admit(httptest.NewRecorder(), r, credBearer, true, func() error { return nil }); err != nil {
+		t.Fatalf("after the checks ended: %v", err)
 	}
 }
