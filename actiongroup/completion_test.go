@@ -38,7 +38,7 @@ func TestNotifyCompletionSkipsResponders(t *testing.T) {
 	}))
 	defer srv.Close()
 	log := &memLog{}
-	n, err := New(Config{Log: log, Retry: fastRetry()})
+	n, err := New(Config{Log: log, Retry: fastRetry(), Targets: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,9 +66,10 @@ func (r *Retry) defaults() {
 
 // Config configures a Notifier.
 type Config struct {
-	// HTTPClient posts webhooks; a client with no redirects-following
-	// surprises is built when nil.
-	HTTPClient *http.Client
+	// Targets says where webhooks may be posted (by default nowhere
+	// special: see Targets); every webhook goes through a client that
+	// checks it when dialing.
+	Targets Targets
 	// SMTP is needed for email receivers; nil fails them (logged).
 	SMTP      *SMTPConfig
 	Responder Responder
@@ -83,18 +84,12 @@ type Config struct {
 
 // Notifier delivers alerts. It is safe for concurrent use.
 type Notifier struct {
-	cfg Config
+	cfg  Config
+	http *http.Client
 }
 
 // New returns a notifier.
 func New(cfg Config) (*Notifier, error) {
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{
-			// A receiver's redirect is not followed: the body and its
-			// signature are for the URL the group names.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
 	cfg.Retry.defaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -107,7 +102,7 @@ func New(cfg Config) (*Notifier, error) {
 			return nil, err
 		}
 	}
-	return &Notifier{cfg: cfg}, nil
+	return &Notifier{cfg: cfg, http: cfg.Targets.client()}, nil
 }
 
 // GroupFunc returns an action group by id.

@@ -86,7 +86,7 @@ func receiver(t *testing.T, statuses ...int) (*httptest.Server, func() []receive
 func TestCommonAlertSchemaWebhook(t *testing.T) {
 	srv, got := receiver(t)
 	log := &memLog{}
-	n, err := New(Config{Log: log, Retry: fastRetry()})
+	n, err := New(Config{Log: log, Retry: fastRetry(), Targets: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestCommonAlertSchemaWebhook(t *testing.T) {
 
 func TestMetricAlertSchemaWebhook(t *testing.T) {
 	srv, got := receiver(t)
-	n, _ := New(Config{Retry: fastRetry(), PortalURL: "https://tripcap.example/"})
+	n, _ := New(Config{Retry: fastRetry(), PortalURL: "https://tripcap.example/", Targets: loopback})
 	g := &tripcap.ActionGroup{ID: "ag1", Name: "fn", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: srv.URL}}}
 	a := seedAlert()
 	resolved := fired.Add(3 * time.Minute)
@@ -207,7 +207,7 @@ func TestMetricAlertSchemaWebhook(t *testing.T) {
 func TestWebhookRetries(t *testing.T) {
 	srv, got := receiver(t, 500, 429, 503)
 	log := &memLog{}
-	n, _ := New(Config{Log: log, Retry: fastRetry()})
+	n, _ := New(Config{Log: log, Retry: fastRetry(), Targets: loopback})
 	g := &tripcap.ActionGroup{ID: "ag1", Name: "g", SigningSecret: "s", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "w", ServiceURI: srv.URL}}}
 	ds := n.Notify(context.Background(), g, seedAlert(), nil)
 	if len(ds) != 4 {
@@ -238,7 +238,7 @@ func TestWebhookRetries(t *testing.T) {
 
 func TestWebhookPermanentAndExhausted(t *testing.T) {
 	srv, _ := receiver(t, 400)
-	n, _ := New(Config{Retry: fastRetry()})
+	n, _ := New(Config{Retry: fastRetry(), Targets: loopback})
 	g := &tripcap.ActionGroup{ID: "ag1", Name: "g", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "w", ServiceURI: srv.URL}}}
 	if ds := n.Notify(context.Background(), g, seedAlert(), nil); len(ds) != 1 || ds[0].Success || !ds[0].Final || ds[0].StatusCode != 400 {
 		t.Fatalf("400: %+v", ds)
@@ -253,7 +253,7 @@ func TestWebhookPermanentAndExhausted(t *testing.T) {
 		t.Fatalf("unreachable: %+v", ds)
 	}
 	// The total time bound ends retries early.
-	n2, _ := New(Config{Retry: Retry{Attempts: 100, Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond, Total: 200 * time.Millisecond}})
+	n2, _ := New(Config{Retry: Retry{Attempts: 100, Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond, Total: 200 * time.Millisecond}, Targets: loopback})
 	start := time.Now()
 	ds = n2.Notify(context.Background(), g, seedAlert(), nil)
 	if el := time.Since(start); el > 2*time.Second || len(ds) >= 100 || !ds[len(ds)-1].Final {

@@ -3,6 +3,7 @@ package actiongroup
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,8 +24,17 @@ type webhook struct {
 	n *Notifier
 }
 
-// Check has nothing to check: any server can post.
-func (webhook) Check(context.Context, string) error { return nil }
+// Check refuses a target the server may not post to (Targets).
+func (w webhook) Check(_ context.Context, field string) error {
+	return w.n.CheckWebhookTarget(field+".serviceUri", w.ServiceURI)
+}
+
+// CheckWebhookTarget says whether a webhook may post to uri (EINVALID
+// naming field when not): a responder's own notify webhooks are checked
+// with it too.
+func (n *Notifier) CheckWebhookTarget(field, uri string) error {
+	return n.cfg.Targets.CheckURL(field, uri)
+}
 
 func (w webhook) Notify(ctx context.Context, m Message) Result {
 	var body []byte
@@ -50,9 +60,11 @@ func (w webhook) Notify(ctx context.Context, m Message) Result {
 		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
 		req.Header.Set(HeaderSignature, Sign(secret, ts, body))
 	}
-	resp, err := w.n.cfg.HTTPClient.Do(req)
+	resp, err := w.n.http.Do(req)
 	if err != nil {
-		return Result{Err: fmt.Errorf("posting webhook: %w", err), Retry: true}
+		// A refused target stays refused: no retry.
+		var te *TargetError
+		return Result{Err: fmt.Errorf("posting webhook: %w", err), Retry: !errors.As(err, &te)}
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))

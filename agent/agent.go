@@ -195,7 +195,8 @@ func (a *Agent) connect(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		if code := tripcap.ErrorCode(err); code != tripcap.EINTERNAL || ctx.Err() != nil || tlscert.IsVerificationError(err) {
+		// EUNAVAILABLE: the server is busy or limits this address (429, 503); it passes.
+		if code := tripcap.ErrorCode(err); (code != tripcap.EINTERNAL && code != tripcap.EUNAVAILABLE) || ctx.Err() != nil || tlscert.IsVerificationError(err) {
 			return fmt.Errorf("enroll with %s: %w", a.cfg.Server, err)
 		}
 		a.log.Warn("enrolling failed; retrying", "server", a.cfg.Server, "err", err)

@@ -2,12 +2,37 @@ package controlplane
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/tripcap/tripcap"
 )
+
+// CheckJoinToken says whether token (as an agent sends it, with or without
+// the CA fingerprint) is a usable join token, without using it up, so that
+// an enrollment without one is refused before its body is read.
+func (s *Service) CheckJoinToken(ctx context.Context, token string) error {
+	if token == "" {
+		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a join token is required as the bearer credential")
+	}
+	secret, _, err := tripcap.ParseJoinToken(token)
+	if err != nil {
+		secret = token
+	}
+	hash := tripcap.HashSecret(secret)
+	ts, err := s.store.FindJoinTokens(ctx, s.now())
+	if err != nil {
+		return fmt.Errorf("check join token: %w", err)
+	}
+	for _, t := range ts {
+		if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) == 1 {
+			return nil
+		}
+	}
+	return tripcap.Errorf(tripcap.EUNAUTHORIZED, "joinToken: unknown, expired or used up; create one with `tripcap host join-token create`")
+}
 
 // Enroll trades a join token for an agent credential. A host that enrolls
 // again under the same name (a reinstalled agent) keeps its record and history;

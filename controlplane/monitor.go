@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -32,8 +31,8 @@ type MonitorConfig struct {
 	// Retry bounds each delivery (defaults: 5 attempts, 1 s doubling to
 	// 30 s, 2 min in all).
 	Retry actiongroup.Retry
-	// HTTPClient posts webhooks; nil uses actiongroup's (no redirects).
-	HTTPClient *http.Client
+	// WebhookTargets says where webhooks may be posted (actiongroup.Targets).
+	WebhookTargets actiongroup.Targets
 	// PortalURL is the base URL alert links in payloads point to.
 	PortalURL string
 	// RuleRefresh is how often rules are read again from the store, so a

@@ -65,7 +65,7 @@ func NewMetricIngest(store tripcap.AlertStore, hosts tripcap.HostFinder, log *sl
 	// Without a Responder, CreateActionGroup refuses responder receivers, so
 	// no group can ask for one.
 	if m.notifier, err = actiongroup.New(actiongroup.Config{SMTP: cfg.SMTP, Log: deliveryLog{store}, Retry: cfg.Retry,
-		HTTPClient: cfg.HTTPClient, PortalURL: cfg.PortalURL, Logger: log, Responder: cfg.Responder}); err != nil {
+		Targets: cfg.WebhookTargets, PortalURL: cfg.PortalURL, Logger: log, Responder: cfg.Responder}); err != nil {
 		return nil, fmt.Errorf("action groups: %w", err)
 	}
 	m.eval, err = alerting.New(alerting.Config{

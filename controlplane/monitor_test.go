@@ -25,7 +25,7 @@ type monitorFixture struct {
 
 func startMonitor(t *testing.T, f *fixture) *monitorFixture {
 	t.Helper()
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets(),
 		Retry: actiongroup.Retry{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 	})
 	if err != nil {

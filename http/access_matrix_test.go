@@ -211,7 +211,7 @@ var matrixHook = []tripcap.WebhookReceiver{{Name: "w", ServiceURI: "http://127.0
 
 func newMatrixFixture(t *testing.T) *matrixFixture {
 	t.Helper()
-	m := &matrixFixture{fixture: newFixtureWith(t, slog.New(slog.NewTextHandler(io.Discard, nil)), true)}
+	m := &matrixFixture{fixture: newFixtureWith(t, fixtureOptions{audited: true})}
 	ctx := t.Context()
 	var respA, respB *tripcap.EnrollResponse
 	respA, m.agentA = m.enroll(t, "host-a", "a", "westeurope")

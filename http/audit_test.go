@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ type auditFixture struct {
 func newAuditFixture(t *testing.T) *auditFixture {
 	t.Helper()
 	log, logs := logtest.New()
-	f := newFixtureWith(t, log, true)
+	f := newFixtureWith(t, fixtureOptions{log: log, audited: true})
 	return &auditFixture{fixture: f, logs: logs, secrets: []string{f.token, f.joinToken.Token, f.credential}}
 }
 
@@ -356,7 +355,7 @@ func TestAuditRouteInOpenAPI(t *testing.T) {
 func BenchmarkAuditedWrite(b *testing.B) {
 	for _, audited := range []bool{false, true} {
 		b.Run(map[bool]string{false: "audit=off", true: "audit=on"}[audited], func(b *testing.B) {
-			f := newFixtureWith(b, slog.New(slog.DiscardHandler), audited)
+			f := newFixtureWith(b, fixtureOptions{audited: audited})
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := f.admin.CreateJoinToken(b.Context(), time.Hour, 1); err != nil {

@@ -68,6 +68,13 @@ func (s *Server) functionHandler() http.Handler {
 		if key == "" {
 			key = r.Header.Get(FunctionKeyHeader)
 		}
+		name := r.PathValue("responder")
+		// The key is checked before the body is read: a sender without one
+		// costs its headers, not a megabyte of memory held while it dawdles.
+		if err := s.admit(w, r, credFunctionKey, key != "", func() error { return s.responders.CheckKey(r.Context(), name, key) }); err != nil {
+			s.Error(w, r, err)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, payload.MaxBodyBytes))
 		var big *http.MaxBytesError
 		if errors.As(err, &big) {
@@ -78,7 +85,7 @@ func (s *Server) functionHandler() http.Handler {
 			s.Error(w, r, tripcap.Errorf(tripcap.EINVALID, "body: %v", err))
 			return
 		}
-		runs, err := s.responders.Invoke(r.Context(), r.PathValue("responder"), key, body)
+		runs, err := s.responders.Invoke(r.Context(), name, key, body)
 		if tripcap.ErrorCode(err) == tripcap.EUNAVAILABLE {
 			// A 5xx makes Alertmanager and Azure retry later.
 			w.Header().Set("Retry-After", "5")

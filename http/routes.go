@@ -81,16 +81,16 @@ func (s *Server) routeTable() []route {
 		{Method: "DELETE", Path: "/api/v1/captures/{capture}", ID: "deleteCapture", Summary: "Delete a capture (stops it; keeps its files unless deleteFile=true; If-Match).", Auth: "admin", Query: []param{watcherParam, {"deleteFile", "boolean", "also delete the stored files"}}, Status: 204, Handler: s.handleDeleteCapture},
 		{Method: "POST", Path: "/api/v1/captures/{capture}/stop", ID: "stopCapture", Summary: "Stop a running capture (If-Match).", Auth: "admin", Query: []param{watcherParam}, Response: &tripcap.PacketCapture{}, Handler: s.handleStopCapture},
 		{Method: "GET", Path: "/api/v1/captures/{capture}/status", ID: "getCaptureStatus", Summary: "A capture's status and live statistics.", Auth: "admin", Query: []param{watcherParam}, Response: CaptureStatus{}, Handler: s.handleCaptureStatus},
-		{Method: "GET", Path: "/api/v1/captures/{capture}/file", ID: "downloadCaptureFile", Summary: "Download a capture file (Range supported).", Auth: "admin", Query: []param{watcherParam, {"name", "string", "which file (default the first)"}}, Response: "binary", Handler: s.handleDownload},
+		{Method: "GET", Path: "/api/v1/captures/{capture}/file", ID: "downloadCaptureFile", Summary: "Download a capture file (Range supported).", Auth: "admin", Query: []param{watcherParam, {"name", "string", "which file (default the first)"}}, Response: "binary", Transfer: transferDownload, Handler: s.handleDownload},
 
 		{Method: "GET", Path: "/api/v1/files", ID: "listFiles", Summary: "List stored capture files, those of deleted and replaced captures too.", Auth: "admin", Query: append([]param{{"host", "string", "a host name or id"}, {"since", "string", "RFC 3339: files created at or after"}, {"until", "string", "RFC 3339: files created before"}, {"alert", "string", "the alert id a responder captured for"}, {"capture", "string", "capture name"}, {"deleted", "boolean", "include files whose stored copy was deleted"}}, pageQuery...), Response: List[*tripcap.StoredFile]{}, Handler: s.handleListFiles},
 		{Method: "GET", Path: "/api/v1/files/{id}", ID: "getFile", Summary: "A stored file's record.", Auth: "admin", Response: &tripcap.StoredFile{}, Handler: s.handleGetFile},
-		{Method: "GET", Path: "/api/v1/files/{id}/content", ID: "downloadFile", Summary: "Download a stored file (Range supported; X-Tripcap-Sha256).", Auth: "admin", Response: "binary", Handler: s.handleFileContent},
+		{Method: "GET", Path: "/api/v1/files/{id}/content", ID: "downloadFile", Summary: "Download a stored file (Range supported; X-Tripcap-Sha256).", Auth: "admin", Response: "binary", Transfer: transferDownload, Handler: s.handleFileContent},
 		{Method: "DELETE", Path: "/api/v1/files/{id}", ID: "deleteFile", Summary: "Delete a stored file's copy in storage; its record stays, marked deleted.", Auth: "admin", Response: &tripcap.StoredFile{}, Handler: s.handleDeleteFile},
 
 		{Method: "POST", Path: "/api/v1/agent/enroll", ID: "agentEnroll", Summary: "Trade a join token (as the bearer credential) for an agent credential.", Auth: "join", Request: tripcap.EnrollRequest{}, Response: &tripcap.EnrollResponse{}, Status: 201, Handler: s.handleEnroll},
 		{Method: "POST", Path: "/api/v1/agent/heartbeat", ID: "agentHeartbeat", Summary: "An agent's heartbeat, with its inventory when changed; answers the expected interval.", Auth: "agent", Request: tripcap.Heartbeat{}, Response: &tripcap.HeartbeatResponse{}, Handler: s.handleHeartbeat},
-		{Method: "GET", Path: "/api/v1/agent/assignments", ID: "agentAssignments", Summary: "Long poll for the agent's desired state.", Auth: "agent", Query: []param{{"revision", "integer", "the revision the agent has"}, {"wait", "string", "how long to wait for a change, e.g. 30s"}}, Response: &tripcap.Assignments{}, Handler: s.handleAssignments},
+		{Method: "GET", Path: "/api/v1/agent/assignments", ID: "agentAssignments", Summary: "Long poll for the agent's desired state.", Auth: "agent", Query: []param{{"revision", "integer", "the revision the agent has"}, {"wait", "string", "how long to wait for a change, e.g. 30s"}}, Response: &tripcap.Assignments{}, Transfer: transferPoll, Handler: s.handleAssignments},
 		{Method: "POST", Path: "/api/v1/agent/reports", ID: "agentReports", Summary: "Report session status and statistics.", Auth: "agent", Request: []tripcap.SessionReport{}, Response: &tripcap.ReportResult{}, Handler: s.handleReports},
 		{Method: "GET", Path: "/api/v1/storage", ID: "listStorageAccounts", Summary: "List storage accounts.", Auth: "admin", Response: List[*tripcap.StorageAccount]{}, Handler: s.handleListStorage},
 		{Method: "POST", Path: "/api/v1/storage", ID: "addStorageAccount", Summary: "Add a storage account (file://, s3://, azblob:// URL; credentials from the server's environment).", Auth: "admin", Request: StorageAccountBody{}, Response: &tripcap.StorageAccount{}, Status: 201, Handler: s.handleAddStorage},
@@ -98,7 +98,7 @@ func (s *Server) routeTable() []route {
 
 		{Method: "POST", Path: "/api/v1/agent/captures/{id}/files/{name}/target", ID: "agentUploadTarget", Summary: "Where to send a file: presigned storage URLs, or this server (204: already stored).", Auth: "agent", Request: tripcap.UploadTargetRequest{}, Response: &tripcap.UploadTarget{}, Handler: s.handleUploadTarget},
 		{Method: "POST", Path: "/api/v1/agent/captures/{id}/files/{name}/complete", ID: "agentCompleteUpload", Summary: "Commit a direct upload; the stored SHA-256 must match.", Auth: "agent", Request: CompleteUploadBody{}, Response: &tripcap.CaptureFile{}, Handler: s.handleCompleteUpload},
-		{Method: "PUT", Path: "/api/v1/agent/captures/{id}/files/{name}", ID: "agentUploadFile", Summary: "Upload a capture file (X-Tripcap-Sha256 is checked).", Auth: "agent", Request: "binary", Response: &tripcap.CaptureFile{}, Handler: s.handleUpload},
+		{Method: "PUT", Path: "/api/v1/agent/captures/{id}/files/{name}", ID: "agentUploadFile", Summary: "Upload a capture file (X-Tripcap-Sha256 is checked).", Auth: "agent", Request: "binary", Response: &tripcap.CaptureFile{}, Transfer: transferUpload, Handler: s.handleUpload},
 	}
 }
 
@@ -291,9 +291,11 @@ func (s *Server) agentProtocol(next http.Handler) http.Handler {
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
+	// The join token is checked before the body is read: a caller without
+	// one costs no more than its headers.
 	token := BearerToken(r)
-	if token == "" {
-		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a join token is required as the bearer credential")
+	if err := s.admit(w, r, credJoinToken, token != "", func() error { return s.svc.CheckJoinToken(r.Context(), token) }); err != nil {
+		return err
 	}
 	var req tripcap.EnrollRequest
 	if err := decodeJSON(r, &req); err != nil {

@@ -50,6 +50,9 @@ type Server struct {
 	tls *tls.Config
 	// audit, when set, records audited calls (see audit.go).
 	audit *audit.Recorder
+	// limits and guard bound unauthenticated callers (limits.go).
+	limits Limits
+	guard  *guard
 }
 
 // Option configures a Server.
@@ -77,6 +80,7 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 		Help:    "HTTP request latency by route and status code.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60},
 	}, []string{"route", "code"})
+	s.guard = newGuard(s.limits, log, s.registry)
 	c := svc.Counters()
 	s.registry.MustRegister(s.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_agent_polls_waiting", Help: "Agents' long polls waiting for a change."},
@@ -107,7 +111,7 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 
 	mux := s.mux
 	for _, rt := range s.routes {
-		mux.Handle(rt.Method+" "+rt.Path, s.instrument(rt))
+		mux.Handle(rt.Method+" "+rt.Path, s.withTransfer(rt.Transfer, s.instrument(rt)))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", s.auditing("metrics", "GET", "/metrics", s.authenticate(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
@@ -129,9 +133,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // the server has a TLS config (HTTP/2 by ALPN, so an agent keeps one
 // connection, and HTTP/1.1 for the rest), else HTTP/1.1 and h2c.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return ctx }, Protocols: new(http.Protocols),
-		TLSConfig: s.tls, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	// Timeouts bound every request; the routes that stream (uploads,
+	// downloads, long polls) extend theirs as they go (withTransfer).
+	hs := s.guard.httpServer(s)
+	hs.BaseContext = func(net.Listener) context.Context { return ctx }
+	hs.Protocols, hs.TLSConfig = new(http.Protocols), s.tls
+	hs.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	l = limitListener{Listener: l, g: s.guard}
 	hs.Protocols.SetHTTP1(true)
 	hs.Protocols.SetHTTP2(true)
 	hs.Protocols.SetUnencryptedHTTP2(s.tls == nil)
@@ -173,8 +181,11 @@ type route struct {
 	Request  any
 	Response any
 	// Status is the success status code.
-	Status  int
-	Handler func(w http.ResponseWriter, r *http.Request) error
+	Status int
+	// Transfer, when set, names how the route's body or answer may
+	// outlast the timeouts while it makes progress (limits.go).
+	Transfer string
+	Handler  func(w http.ResponseWriter, r *http.Request) error
 }
 
 type param struct {
@@ -219,7 +230,12 @@ func (w *statusWriter) Flush() {
 // authenticate attaches the caller's principal to the request or refuses it.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.svc.Authenticate(r.Context(), BearerToken(r))
+		token := BearerToken(r)
+		var p *tripcap.Principal
+		err := s.admit(w, r, credBearer, token != "", func() (err error) {
+			p, err = s.svc.Authenticate(r.Context(), token)
+			return err
+		})
 		if err != nil {
 			s.Error(w, r, err)
 			return
@@ -277,7 +293,11 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, StatusOf(code), ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+	status := StatusOf(code)
+	if st, ok := refusalStatus(err); ok {
+		status = st
+	}
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

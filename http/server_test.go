@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
@@ -48,11 +50,21 @@ var testPassword = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureWith(t, slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	return newFixtureWith(t, fixtureOptions{})
 }
 
-// newFixtureWith logs to log and, when audited, keeps the audit log.
-func newFixtureWith(t testing.TB, log *slog.Logger, audited bool) *fixture {
+// fixtureOptions vary the test server.
+type fixtureOptions struct {
+	// log is where the server logs (nil: nowhere).
+	log *slog.Logger
+	// audited keeps the audit log.
+	audited bool
+	// limits, when set, makes the server run its own Serve (timeouts,
+	// per-address limits) on a loopback listener.
+	limits *tchttp.Limits
+}
+
+func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -66,8 +78,12 @@ func newFixtureWith(t testing.TB, log *slog.Logger, audited bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	var rec *audit.Recorder
-	if audited {
+	if o.audited {
 		rec = audit.New(store, log, audit.Config{})
 		t.Cleanup(func() { rec.Close() })
 	}
@@ -88,13 +104,17 @@ func newFixtureWith(t testing.TB, log *slog.Logger, audited bool) *fixture {
 		t.Fatal(err)
 	}
 	go func() { _ = rsp.Run(ctx) }()
-	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{Responder: rsp})
+	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{Responder: rsp, WebhookTargets: webhooktest.Targets()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = mon.Run(ctx) }()
-	ts := httptest.NewUnstartedServer(nil)
-	ids, err := identity.New(store, identity.Config{Issuer: "http://" + ts.Listener.Addr().String(), Password: testPassword}, log)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + l.Addr().String()
+	ids, err := identity.New(store, identity.Config{Issuer: base, Password: testPassword}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +123,28 @@ func newFixtureWith(t testing.TB, log *slog.Logger, audited bool) *fixture {
 	if rec != nil {
 		opts = append(opts, tchttp.WithAudit(rec))
 	}
+	if o.limits != nil {
+		opts = append(opts, tchttp.WithLimits(*o.limits))
+		srv := tchttp.NewServer(svc, log, opts...)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ctx, l) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return enrolledFixture(t, ctx, base, token, srv, &fixture{store: store, ids: ids, rec: rec})
+	}
 	srv := tchttp.NewServer(svc, log, opts...)
-	ts.Config.Handler = srv
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Listener.Close()
+	ts.Listener = l
 	ts.Start()
 	t.Cleanup(ts.Close)
-	admin, err := tchttp.NewClient(ts.URL, token)
+	return enrolledFixture(t, ctx, base, token, srv, &fixture{store: store, ids: ids, rec: rec})
+}
+
+// enrolledFixture completes f: the admin client of the server at base, and
+// web1 enrolled.
+func enrolledFixture(t testing.TB, ctx context.Context, base, token string, srv *tchttp.Server, f *fixture) *fixture {
+	t.Helper()
+	admin, err := tchttp.NewClient(base, token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +156,9 @@ func newFixtureWith(t testing.TB, log *slog.Logger, audited bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{url: ts.URL, admin: admin, agent: admin.WithToken(resp.Credential), host: resp.Host, token: token, server: srv,
-		store: store, ids: ids, rec: rec, joinToken: jt, credential: resp.Credential}
+	f.url, f.admin, f.agent, f.host, f.token, f.server = base, admin, admin.WithToken(resp.Credential), resp.Host, token, srv
+	f.joinToken, f.credential = jt, resp.Credential
+	return f
 }
 
 func (f *fixture) request(t *testing.T, method, path, token string, body io.Reader, hdr ...string) *http.Response {

@@ -2,6 +2,7 @@ package responder
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tripcap/tripcap"
 )
@@ -24,6 +25,11 @@ func (r *Responders) check(ctx context.Context, rs *tripcap.Responder) error {
 	rs.ApplyDefaults()
 	if err := rs.Validate(); err != nil {
 		return err
+	}
+	for i, h := range rs.NotifyWebhookReceivers {
+		if err := r.notifier.CheckWebhookTarget(fmt.Sprintf("notifyWebhookReceivers[%d].serviceUri", i), h.ServiceURI); err != nil {
+			return err
+		}
 	}
 	if rs.NotifyActionGroup != "" {
 		if _, err := r.groups.FindActionGroup(ctx, tripcap.ActionGroupFilter{Name: &rs.NotifyActionGroup}); err != nil {

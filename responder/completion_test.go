@@ -124,7 +124,7 @@ func TestResponderCompletionNotice(t *testing.T) {
 	n := mailNotifier(t, mta)
 	rsp := newResponderServer(t, f, "server-a", n, true)
 	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		controlplane.MonitorConfig{Responder: rsp.Responders, SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "alerts@example.test"}})
+		controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets(), Responder: rsp.Responders, SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "alerts@example.test"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/responder"
@@ -36,8 +37,12 @@ func startOn(t *testing.T, f *fixture, store tripcap.ResponderStore) *responder.
 	t.Helper()
 	d := deps(f)
 	d.Store = store
+	n, err := actiongroup.New(actiongroup.Config{Targets: webhooktest.Targets()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rsp, err := responder.New(d, slog.New(slog.NewTextHandler(io.Discard, nil)), responder.Config{
-		PollInterval: 20 * time.Millisecond, Lease: 300 * time.Millisecond, Instance: "server-a",
+		PollInterval: 20 * time.Millisecond, Lease: 300 * time.Millisecond, Instance: "server-a", Notifier: n,
 	})
 	if err != nil {
 		t.Fatal(err)

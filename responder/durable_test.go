@@ -56,7 +56,7 @@ func newResponderServer(t *testing.T, f *fixture, instance string, notifier *act
 	t.Helper()
 	if notifier == nil {
 		var err error
-		if notifier, err = actiongroup.New(actiongroup.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		if notifier, err = actiongroup.New(actiongroup.Config{Targets: webhooktest.Targets(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Retry: actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 2 * time.Second}}); err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {
 	f := fixtureOn(t, store, controlplane.Config{})
 	agentCtx, _ := f.enroll(t, "web1")
 	rc := webhooktest.Start(t)
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,27 @@ var errBadKey = tripcap.Errorf(tripcap.EUNAUTHORIZED, "missing or wrong function
 // what was expected), records a run per alert and queues the work, so the
 // sender gets its answer at once and does not retry.
 func (r *Responders) Invoke(ctx context.Context, name, key string, body []byte) ([]*tripcap.ResponderRun, error) {
+	rs, err := r.keyed(ctx, name, key)
+	if err != nil {
+		return nil, err
+	}
+	triggers, err := payload.Parse(body)
+	if err != nil {
+		return nil, err
+	}
+	return r.accept(ctx, rs, "http", triggers)
+}
+
+// CheckKey says whether key is a function key of the responder named
+// name (EUNAUTHORIZED when not), so that the HTTP layer refuses a sender
+// without one before reading its body.
+func (r *Responders) CheckKey(ctx context.Context, name, key string) error {
+	_, err := r.keyed(ctx, name, key)
+	return err
+}
+
+// keyed returns the responder named name when key is one of its keys.
+func (r *Responders) keyed(ctx context.Context, name, key string) (*tripcap.Responder, error) {
 	if key == "" {
 		return nil, errBadKey
 	}
@@ -34,11 +55,7 @@ func (r *Responders) Invoke(ctx context.Context, name, key string, body []byte) 
 	} else if err != nil {
 		return nil, err
 	}
-	triggers, err := payload.Parse(body)
-	if err != nil {
-		return nil, err
-	}
-	return r.accept(ctx, rs, "http", triggers)
+	return rs, nil
 }
 
 // Trigger is the internal trigger: an action group's responder receiver

@@ -75,7 +75,7 @@ func wantCompletion(t *testing.T, where string, props map[string]string, capture
 // mailNotifier delivers through the test's real mail server, retrying fast.
 func mailNotifier(t *testing.T, mta *eximtest.Server) *actiongroup.Notifier {
 	t.Helper()
-	n, err := actiongroup.New(actiongroup.Config{
+	n, err := actiongroup.New(actiongroup.Config{Targets: webhooktest.Targets(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Retry:  actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 5 * time.Second},
 		SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "tripcap <alerts@example.test>", Username: eximtest.Username, Password: eximtest.Password,
@@ -97,7 +97,7 @@ func TestResponderNotifiesByEmailAndActionGroup(t *testing.T) {
 	rc := webhooktest.Start(t)
 	n := mailNotifier(t, mta)
 	rsp := newResponderServer(t, f, "server-a", n, true)
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "alerts@example.test"}})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets(), SMTP: &actiongroup.SMTPConfig{Addr: mta.Addr, From: "alerts@example.test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,12 +182,12 @@ func TestResponderNotificationFailureIsRecorded(t *testing.T) {
 	}
 	down := &actiongroup.SMTPConfig{Addr: l.Addr().String(), From: "alerts@example.test"}
 	l.Close()
-	n, err := actiongroup.New(actiongroup.Config{SMTP: down, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: actiongroup.Retry{Attempts: 2, Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}})
+	n, err := actiongroup.New(actiongroup.Config{Targets: webhooktest.Targets(), SMTP: down, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Retry: actiongroup.Retry{Attempts: 2, Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rsp := newResponderServer(t, f, "server-a", n, true)
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{SMTP: down})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets(), SMTP: down})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestResponderNotifyGroupWithResponderReceiver(t *testing.T) {
 	agentCtx, _ := f.enroll(t, "web1")
 	rc := webhooktest.Start(t)
 	rsp := newResponderServer(t, f, "server-a", nil, true)
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{Responder: rsp.Responders})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets(), Responder: rsp.Responders})
 	if err != nil {
 		t.Fatal(err)
 	}

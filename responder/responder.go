@@ -106,6 +106,8 @@ type ActionGroups interface {
 // group that take one (an *actiongroup.Notifier).
 type Notifier interface {
 	NotifyCompletion(ctx context.Context, g *tripcap.ActionGroup, c *actiongroup.CaptureCompleted) []tripcap.Delivery
+	// CheckWebhookTarget refuses a webhook URL the server may not post to.
+	CheckWebhookTarget(field, uri string) error
 }
 
 // Deps are what Responders work with.

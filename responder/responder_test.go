@@ -29,7 +29,7 @@ type responderFixture struct {
 
 func startResponders(t *testing.T, f *fixture) *responderFixture {
 	t.Helper()
-	n, err := actiongroup.New(actiongroup.Config{Retry: actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 2 * time.Second}})
+	n, err := actiongroup.New(actiongroup.Config{Targets: webhooktest.Targets(), Retry: actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Total: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +450,7 @@ func TestResponderInternalTriggerAndNotification(t *testing.T) {
 	f := startResponders(t, newFixture(t, controlplane.Config{}))
 	agentCtx, h := f.enroll(t, "web1")
 	rc := webhooktest.Start(t)
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{Responder: f.rsp})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets(), Responder: f.rsp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestSilenceMutesDeliveryAndCapture(t *testing.T) {
 	f := startResponders(t, newFixture(t, controlplane.Config{}))
 	agent, h := f.enroll(t, "web1")
 	rc := webhooktest.Start(t)
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{WebhookTargets: webhooktest.Targets(),
 		Responder: f.rsp, Retry: actiongroup.Retry{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

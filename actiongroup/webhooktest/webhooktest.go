@@ -78,3 +78,10 @@ func (s *Server) Accepted(path string) []Request {
 	}
 	return out
 }
+
+// Targets allows webhooks to loopback, where Start's receivers listen, as
+// an operator would with --allow-webhook-target 127.0.0.0/8 and ::1: a
+// server under test is configured with it, its default refusing loopback.
+func Targets() actiongroup.Targets {
+	return actiongroup.Targets{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+}

@@ -307,7 +307,9 @@ func FuzzConfigFile(f *testing.F) {
 func TestPublicURLInNotificationLinks(t *testing.T) {
 	rc := webhooktest.Start(t)
 	url, token := startServerWith(t, &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second,
-		maxCaptures: tripcap.DefaultParallelCapturesPerWatcher, publicURL: "https://tripcap.lb.example:8443/"})
+		maxCaptures: tripcap.DefaultParallelCapturesPerWatcher, publicURL: "https://tripcap.lb.example:8443/",
+		// The receiver is on loopback, refused unless allowed.
+		allowWebhookTargets: []string{"127.0.0.0/8"}})
 	ctx := t.Context()
 	c := apiClient(t, url, token)
 	jt, err := c.CreateJoinToken(ctx, time.Hour, 1)

@@ -21,8 +21,8 @@ import (
 
 // newResponders builds the control plane's responder service; its
 // completion notifications go through the same SMTP server as alerts.
-func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string, audit responder.Auditor) (*responder.Responders, error) {
-	n, err := actiongroup.New(actiongroup.Config{SMTP: smtpFromEnv(), Logger: log})
+func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string, audit responder.Auditor, targets actiongroup.Targets) (*responder.Responders, error) {
+	n, err := actiongroup.New(actiongroup.Config{SMTP: smtpFromEnv(), Logger: log, Targets: targets})
 	if err != nil {
 		return nil, fmt.Errorf("TRIPCAP_SMTP_*: %w", err)
 	}

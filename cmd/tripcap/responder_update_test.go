@@ -24,7 +24,10 @@ import (
 // port for the test, and returns its URL and admin credential.
 func startServer(t *testing.T) (url, token string) {
 	t.Helper()
-	return startServerWith(t, &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second, maxCaptures: tripcap.DefaultParallelCapturesPerWatcher})
+	// Webhooks to loopback (the tests' receivers) allowed, as an operator
+	// with a receiver on the server's host would.
+	return startServerWith(t, &serverOptions{listen: "127.0.0.1:0", data: t.TempDir(), heartbeat: 10 * time.Second, maxCaptures: tripcap.DefaultParallelCapturesPerWatcher,
+		allowWebhookTargets: []string{"127.0.0.0/8"}})
 }
 
 // startServerWith runs the control plane with the options o.

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/azblob"
 	"github.com/tripcap/tripcap/controlplane"
@@ -44,6 +45,10 @@ type serverOptions struct {
 	auditRetention                   time.Duration
 	storage                          []string
 	tls                              tlsOptions
+	// limits are the API server's timeouts and per-address limits;
+	// allowWebhookTargets the CIDRs webhooks may target though special.
+	limits              tchttp.Limits
+	allowWebhookTargets []string
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -63,6 +68,15 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	o.auditRetention = audit.DefaultRetention
 	f.Var(retentionValue{&o.auditRetention}, "audit-retention", "delete audit events this long after they were recorded (2160h, P90D); 0 keeps them forever")
 	o.tls.addFlags(cmd)
+	def := tchttp.DefaultLimits()
+	f.DurationVar(&o.limits.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "API: time to read a request's headers (and a TLS handshake)")
+	f.DurationVar(&o.limits.ReadTimeout, "read-timeout", def.ReadTimeout, "API: time to read a whole request; an upload gets it again each time bytes arrive")
+	f.DurationVar(&o.limits.WriteTimeout, "write-timeout", def.WriteTimeout, "API: time to handle a request and write its answer; long polls wait on top, downloads get it again each time bytes leave")
+	f.DurationVar(&o.limits.IdleTimeout, "idle-timeout", def.IdleTimeout, "API: how long an idle kept-alive connection stays open")
+	f.IntVar(&o.limits.UnauthenticatedPerAddress, "max-unauthenticated-per-address", def.UnauthenticatedPerAddress, "API: connections not yet authenticated, and requests being authenticated, per client address (IPv6: per /64); 0 for no cap")
+	f.IntVar(&o.limits.AuthFailures, "auth-failure-limit", def.AuthFailures, "API: failed authentications per address per --auth-failure-window before its requests are answered 429; 0 for no limit")
+	f.DurationVar(&o.limits.AuthFailureWindow, "auth-failure-window", def.AuthFailureWindow, "API: the window --auth-failure-limit counts in")
+	f.StringArrayVar(&o.allowWebhookTargets, "allow-webhook-target", nil, "a CIDR webhooks may post to though loopback, link-local, multicast or this server's own (repeatable; e.g. 127.0.0.0/8 for a receiver on this host)")
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
 
@@ -202,10 +216,14 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		retention = -1 // the recorder's "forever"
 	}
 	cp.audit = audit.New(cp.store, log, audit.Config{Retention: retention})
-	if cp.responders, err = newResponders(cp.svc, log, linkURL, cp.audit); err != nil {
+	targets, err := webhookTargets(o.allowWebhookTargets, cp.listener.Addr().String(), linkURL)
+	if err != nil {
 		return nil, err
 	}
-	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot")); err != nil {
+	if cp.responders, err = newResponders(cp.svc, log, linkURL, cp.audit, targets); err != nil {
+		return nil, err
+	}
+	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot"), targets); err != nil {
 		return nil, err
 	}
 	ids, err := identity.New(cp.store, identity.Config{Issuer: linkURL, Audience: o.jwtAudience}, log)
@@ -213,7 +231,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		return nil, err
 	}
 	cp.svc.SetIdentities(ids)
-	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit)}
+	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit), tchttp.WithLimits(o.limits)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
 	}
@@ -315,4 +333,22 @@ func checkPublicURL(v string) (string, error) {
 		return "", fmt.Errorf("--public-url: %q is not an http(s)://HOST[:PORT][/PATH] URL (no credentials, query or fragment)", v)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// webhookTargets is where webhooks may go: nowhere special but the allowed
+// CIDRs, and never this server's listener or public URL unless allowed.
+func webhookTargets(allow []string, listen, publicURL string) (actiongroup.Targets, error) {
+	prefixes, err := actiongroup.ParseTargetPrefixes("--allow-webhook-target", allow)
+	if err != nil {
+		return actiongroup.Targets{}, err
+	}
+	t := actiongroup.Targets{Allow: prefixes, Own: []string{listen}}
+	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		t.Own = append(t.Own, net.JoinHostPort(u.Hostname(), port))
+	}
+	return t, nil
 }
