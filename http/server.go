@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -247,6 +248,8 @@ func StatusOf(code string) int {
 		return http.StatusConflict
 	case tripcap.EPRECONDITION:
 		return http.StatusPreconditionFailed
+	case tripcap.ERATELIMIT:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -259,6 +262,9 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 			return // the client went away
 		}
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if wait, ok := tripcap.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 	}
 	writeJSON(w, StatusOf(code), ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
 }
