@@ -31,6 +31,7 @@ type Store interface {
 	FileStore
 	AlertStore
 	ResponderStore
+	EnrollmentStore
 
 	// CreateHost inserts h. ECONFLICT when the name is taken.
 	CreateHost(ctx context.Context, h *Host) error
