@@ -184,6 +184,13 @@ func TestHostBoundJoinToken(t *testing.T) {
 	}
 	_, err = f.svc.CreateHostJoinToken(f.admin, "bad name/x", time.Hour, 1)
 	wantCode(t, err, tripcap.EINVALID, "host")
+	// A name that differs in case only is taken: refused, not waited for.
+	other, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: other.Token, Name: "WEB1"})
+	wantCode(t, err, tripcap.EINVALID, "enrolled already")
 	// A token bound to a name not enrolled yet enrolls it.
 	fresh, err := f.svc.CreateHostJoinToken(f.admin, "db1", time.Hour, 1)
 	if err != nil {

@@ -101,7 +101,13 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 			CreatedAt:      now,
 			UpdatedAt:      now,
 		}
-		if err := s.store.CreateHost(ctx, host); err != nil {
+		if err := s.store.CreateHost(ctx, host); tripcap.ErrorCode(err) == tripcap.ECONFLICT {
+			// The name differs in case only from an enrolled host's (names
+			// are unique regardless of case), or another agent enrolled it
+			// a moment ago: not a takeover, and not one to wait for.
+			log.Warn("enrollment refused: the name is taken", "err", err)
+			return nil, tripcap.Errorf(tripcap.EINVALID, "name: a host named %s (in some case) is enrolled already; enroll under its exact name, which needs an admin's approval, or under another name", req.Name)
+		} else if err != nil {
 			return nil, fmt.Errorf("create host %s: %w", req.Name, err)
 		}
 	}

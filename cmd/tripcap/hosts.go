@@ -186,6 +186,9 @@ func newJoinTokenCmd() *cobra.Command {
 			}
 			return render(cmd, t, func(w io.Writer) {
 				fmt.Fprintf(w, "%s\n", t.Token)
+				if t.HostName != "" {
+					fmt.Fprintf(w, "# bound to host %s: it enrolls that name only, re-enrolling it (and revoking its current agent) if it is enrolled\n", t.HostName)
+				}
 				fmt.Fprintf(w, "# valid until %s for %d enrollment(s): tripcap agent --server %s --join-token %s\n", t.ExpiresAt.Local().Format(time.RFC3339), t.UsesLeft, c.BaseURL(), t.Token)
 			})
 		},
