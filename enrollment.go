@@ -35,7 +35,8 @@ type EnrollmentStore interface {
 	// at now, without using it up; EUNAUTHORIZED otherwise, as
 	// ConsumeJoinToken.
 	FindJoinTokenByHash(ctx context.Context, hash string, now time.Time) (*JoinToken, error)
-	// CreatePendingEnrollment stores e. ECONFLICT when one for the same
+	// CreatePendingEnrollment stores e, and forgets those whose token is
+	// no longer usable at e.CreatedAt. ECONFLICT when one for the same
 	// host name, token and remote address exists.
 	CreatePendingEnrollment(ctx context.Context, e *PendingEnrollment) error
 	// FindPendingEnrollments lists the enrollments of hostName ("" for all)

@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -213,4 +214,23 @@ func enrollSecret(t *testing.T, f *fixture, name string) (string, *tripcap.Host)
 		t.Fatal(err)
 	}
 	return resp.Credential, resp.Host
+}
+
+// Asking from many addresses records a few requests, not one an address:
+// the rest are refused the same way.
+func TestPendingEnrollmentsPerHostAreBounded(t *testing.T) {
+	f, _ := loggedFixture(t)
+	enrollSecret(t, f, "web1")
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 {
+		_, err := f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1", Remote: fmt.Sprintf("fd00::%x", i+1)})
+		wantCode(t, err, tripcap.ECONFLICT, "approval")
+	}
+	pending, err := f.svc.FindPendingEnrollments(f.admin)
+	if err != nil || len(pending) != 10 {
+		t.Fatalf("%d pending (%v), want the bound of 10", len(pending), err)
+	}
 }

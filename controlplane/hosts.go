@@ -142,7 +142,11 @@ func (s *Service) approvedTakeover(ctx context.Context, log *slog.Logger, host *
 	if p != nil && p.ApprovedAt != nil {
 		return p, nil
 	}
-	if p == nil {
+	if p == nil && len(pending) >= maxPendingPerHost {
+		// Every address of a network could ask: a few requests wait, the
+		// rest are refused the same way without a record.
+		log.Warn("enrollment under an enrolled host's name refused, not recorded: too many wait already", "id", host.ID, "pending", len(pending))
+	} else if p == nil {
 		p = &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: host.Name, JoinTokenID: tok.ID, Remote: req.Remote,
 			Hostname: clip(req.Inventory.Hostname, 253), CreatedAt: s.now()}
 		if err := s.store.CreatePendingEnrollment(ctx, p); err != nil && tripcap.ErrorCode(err) != tripcap.ECONFLICT {
@@ -153,6 +157,9 @@ func (s *Service) approvedTakeover(ctx context.Context, log *slog.Logger, host *
 	return nil, tripcap.Errorf(tripcap.ECONFLICT, "host %s is enrolled already: enrolling again would revoke its agent, so it awaits an admin's approval (`tripcap host approve %s`), after which this agent's next try enrolls; "+
 		"or enroll with a join token bound to the host (`tripcap host join-token create --host %s`), or under another --name", host.Name, host.Name, host.Name)
 }
+
+// maxPendingPerHost bounds the enrollments waiting under one host's name.
+const maxPendingPerHost = 10
 
 // clip keeps at most n bytes of s.
 func clip(s string, n int) string {

@@ -52,8 +52,17 @@ func (s *Store) CreatePendingEnrollment(ctx context.Context, e *tripcap.PendingE
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = utcNow()
 	}
-	_, err := s.exec(ctx, `INSERT INTO pending_enrollments (id, host_name, token_id, remote, hostname, created_at, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.HostName, e.JoinTokenID, e.Remote, e.Hostname, s.t(e.CreatedAt), s.tp(e.ApprovedAt), e.ApprovedBy)
+	err := s.write(ctx, func(tx *Tx) error {
+		// Those whose token is no longer usable are of no use: they go,
+		// so the table holds what tokens alive now could approve.
+		if _, err := tx.Exec(ctx, `DELETE FROM pending_enrollments WHERE token_id NOT IN
+			(SELECT id FROM join_tokens WHERE uses_left > 0 AND expires_at > ?)`, s.t(e.CreatedAt)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO pending_enrollments (id, host_name, token_id, remote, hostname, created_at, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.HostName, e.JoinTokenID, e.Remote, e.Hostname, s.t(e.CreatedAt), s.tp(e.ApprovedAt), e.ApprovedBy)
+		return err
+	})
 	if s.violation(err) != "" {
 		return tripcap.Errorf(tripcap.ECONFLICT, "an enrollment of host %q with this join token from %s is pending already", e.HostName, e.Remote)
 	}

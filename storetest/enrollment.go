@@ -97,6 +97,19 @@ func testPendingEnrollments(t *testing.T, s tripcap.Store) {
 	if len(got) != 1 || got[0].ID != b.ID {
 		t.Fatalf("after delete: %+v", got)
 	}
+	// A new one forgets those whose token was no longer usable when it came.
+	d := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-3", JoinTokenID: tok.ID, Remote: "198.18.0.9", CreatedAt: base.Add(3 * time.Minute)}
+	must(t, s.CreatePendingEnrollment(ctx, d))
+	all, err = s.FindPendingEnrollments(ctx, "", now)
+	must(t, err)
+	for _, e := range all {
+		if e.ID == c.ID {
+			t.Fatalf("the enrollment of an expired token was kept: %+v", e)
+		}
+	}
+	if len(all) != 2 {
+		t.Fatalf("pending after the purge: %d, want web-1's and web-3's", len(all))
+	}
 	wantCode(t, s.CreatePendingEnrollment(ctx, &tripcap.PendingEnrollment{ID: tripcap.NewID(), JoinTokenID: tok.ID}), tripcap.EINVALID)
 	wantCode(t, s.CreatePendingEnrollment(ctx, &tripcap.PendingEnrollment{ID: "", HostName: "x", JoinTokenID: tok.ID}), tripcap.EINVALID)
 }
