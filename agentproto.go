@@ -79,7 +79,9 @@ func AgentProtocolFromContext(ctx context.Context) int {
 // EnrollRequest trades a join token for an agent credential.
 type EnrollRequest struct {
 	// JoinToken travels as the bearer credential, never in the body.
-	JoinToken string            `json:"-"`
+	JoinToken string `json:"-"`
+	// Remote is the address the request came from (set by the server).
+	Remote    string            `json:"-"`
 	Name      string            `json:"name"`
 	Location  string            `json:"location,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`

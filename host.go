@@ -129,6 +129,10 @@ type JoinToken struct {
 	Hash      string    `json:"-"`
 	ExpiresAt time.Time `json:"expiresAt"`
 	UsesLeft  int       `json:"usesLeft"`
+	// HostName, when set, binds the token to that host: it enrolls that
+	// name only, and may re-enroll it when it is enrolled already (an agent
+	// that lost its state), revoking the old agent's credentials.
+	HostName  string    `json:"hostName,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	// Token is the secret, returned once at creation and never stored.
 	Token string `json:"token,omitempty"`

@@ -49,6 +49,10 @@ type Responder struct {
 	// find the host by name or address; empty means host, instance, node,
 	// nodename.
 	TargetLabels []string `json:"targetLabels,omitempty"`
+	// BodyOverrides are the capture parameters an inbound body may choose
+	// (the 2017 custom JSON's storageID and timeLimit): none unless allowed
+	// here, so that a function key starts the template and nothing else.
+	BodyOverrides *BodyOverrides `json:"bodyOverrides,omitempty"`
 
 	// Version counts the responder's writes; its ETag is made from it, so
 	// an update can be made conditional (If-Match).
@@ -95,6 +99,16 @@ type ResponderCapture struct {
 	ContinuousCapture *bool            `json:"continuousCapture,omitempty"`
 	CaptureSettings   *CaptureSettings `json:"captureSettings,omitempty"`
 	IncludeMetadata   bool             `json:"includeMetadata,omitempty"`
+}
+
+// BodyOverrides allow an inbound body to change a responder's template. A
+// body's value equal to the template's own is no choice and always taken.
+type BodyOverrides struct {
+	// StorageAccounts are the accounts a body's storageID may name.
+	StorageAccounts []string `json:"storageAccounts,omitempty"`
+	// MaxTimeLimitInSeconds lets a body's timeLimit set the capture's time
+	// limit, from 1 up to this; 0 takes none.
+	MaxTimeLimitInSeconds int32 `json:"maxTimeLimitInSeconds,omitempty"`
 }
 
 // NameConflictPolicy is what a responder does when its capture name is taken.
@@ -204,6 +218,16 @@ func (r *Responder) Validate() error {
 	for i, l := range r.TargetLabels {
 		if strings.TrimSpace(l) == "" {
 			return Errorf(EINVALID, "targetLabels[%d]: empty", i)
+		}
+	}
+	if o := r.BodyOverrides; o != nil {
+		for i, a := range o.StorageAccounts {
+			if strings.TrimSpace(a) == "" {
+				return Errorf(EINVALID, "bodyOverrides.storageAccounts[%d]: empty", i)
+			}
+		}
+		if o.MaxTimeLimitInSeconds < 0 || o.MaxTimeLimitInSeconds > MaxTimeLimitInSeconds {
+			return Errorf(EINVALID, "bodyOverrides.maxTimeLimitInSeconds: %d is outside 0..%d", o.MaxTimeLimitInSeconds, MaxTimeLimitInSeconds)
 		}
 	}
 	own := ActionGroup{WebhookReceivers: r.NotifyWebhookReceivers, EmailReceivers: r.NotifyEmailReceivers}

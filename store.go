@@ -33,6 +33,7 @@ type Store interface {
 	ResponderStore
 	IdentityStore
 	AuditStore
+	EnrollmentStore
 
 	// CreateHost inserts h. ECONFLICT when the name is taken.
 	CreateHost(ctx context.Context, h *Host) error

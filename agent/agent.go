@@ -56,6 +56,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	ReportInterval    time.Duration
 	PollWait          time.Duration
+	// ApprovalPoll is how often an enrollment that awaits an admin's
+	// approval (the name is an enrolled host's) is tried again (default 10 s).
+	ApprovalPoll time.Duration
 
 	// Metrics, when set, samples the host's network metrics every second
 	// and ships them to the server (metrics.go).
@@ -110,6 +113,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Logger = cfg.Logger.With("component", "agent")
+	if cfg.ApprovalPoll <= 0 {
+		cfg.ApprovalPoll = 10 * time.Second
+	}
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
 	}
@@ -195,9 +201,17 @@ func (a *Agent) connect(ctx context.Context) error {
 		if err == nil {
 			break
 		}
+		if tripcap.ErrorCode(err) == tripcap.ECONFLICT && ctx.Err() == nil {
+			// The name is an enrolled host's: the server waits for an
+			// admin's approval (its message says how to give it, and the
+			// alternatives), and this agent enrolls at its next try after it.
+			a.log.Warn("enrollment awaits an admin's approval; retrying", "server", a.cfg.Server, "name", a.cfg.Name, "every", a.cfg.ApprovalPoll, "reason", tripcap.ErrorMessage(err))
+			tripcap.Sleep(ctx, a.cfg.ApprovalPoll)
+			continue
+		}
 		// EUNAVAILABLE: the server is busy or limits this address (429, 503); it passes.
 		if code := tripcap.ErrorCode(err); (code != tripcap.EINTERNAL && code != tripcap.EUNAVAILABLE) || ctx.Err() != nil || tlscert.IsVerificationError(err) {
-			return fmt.Errorf("enroll with %s: %w", a.cfg.Server, err)
+			return fmt.Errorf("enroll with %s as %s: %w", a.cfg.Server, a.cfg.Name, err)
 		}
 		a.log.Warn("enrolling failed; retrying", "server", a.cfg.Server, "err", err)
 		tripcap.Sleep(ctx, backoff(attempt))

@@ -59,12 +59,14 @@ type slot struct {
 	blobs   tripcap.BlobStore
 	file    tripcap.CaptureFile // the capture's record of it, Key set
 	deleted bool                // a user or the retention policy deleted it
+	limit   fileLimit           // what the capture lets the file hold
 }
 
 // reserve checks that the calling agent may upload the named file of a
-// capture and records the file with its storage key, so that every attempt
-// (and every replica) writes the same object.
-func (s *Files) reserve(ctx context.Context, captureID, name string) (*slot, error) {
+// capture, of size bytes when known (≥ 0), within the capture's limits
+// (limitOf), and records the file with its storage key, so that every
+// attempt (and every replica) writes the same object.
+func (s *Files) reserve(ctx context.Context, captureID, name string, size int64) (*slot, error) {
 	hostID, err := s.cfg.Agent(ctx)
 	if err != nil {
 		return nil, err
@@ -87,10 +89,22 @@ func (s *Files) reserve(ctx context.Context, captureID, name string) (*slot, err
 	if err != nil {
 		return nil, err
 	}
-	sl := &slot{blobs: blobs}
+	sl := &slot{blobs: blobs, limit: limitOf(c, name)}
+	if size >= 0 {
+		if err := sl.limit.checkSize(c, name, size); err != nil {
+			return nil, err
+		}
+	}
+	var refused error
 	err = s.cfg.UpdateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
-		sl.capture = c
+		sl.capture, refused = c, nil
 		i := Index(c, name)
+		if i < 0 || c.Files[i].Key == "" {
+			// A new file in storage: within the capture's file count.
+			if refused = sl.limit.checkCount(c, name); refused != nil {
+				return false
+			}
+		}
 		if i < 0 {
 			c.Files = append(c.Files, tripcap.CaptureFile{Name: name, CreatedAt: s.cfg.Now()})
 			i = len(c.Files) - 1
@@ -109,6 +123,9 @@ func (s *Files) reserve(ctx context.Context, captureID, name string) (*slot, err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if refused != nil {
+		return nil, refused
 	}
 	if sl.deleted {
 		return nil, tripcap.Errorf(tripcap.ECONFLICT, "file %s of capture %s was deleted; it is not stored again", name, c.Name)
@@ -140,15 +157,32 @@ func (s *Files) markStored(ctx context.Context, sl *slot, info tripcap.ObjectInf
 // (the file backend's path), checking its SHA-256 when given. Uploading a file
 // that is already stored with the same checksum is a no-op, so retries are safe.
 func (s *Files) UploadFile(ctx context.Context, captureID, name, sha256 string, body io.Reader) (*tripcap.CaptureFile, error) {
-	sl, err := s.reserve(ctx, captureID, name)
+	sl, err := s.reserve(ctx, captureID, name, -1)
 	if err != nil {
 		return nil, err
 	}
+	// Bounded, so a body over the file's limit is cut off at the limit
+	// rather than stored (or, already stored, drained without end).
+	bounded := sl.limit.bound(sl.capture, name, body)
 	if sl.file.Stored && sl.file.SHA256 == sha256 {
-		_, _ = io.Copy(io.Discard, body)
+		_, _ = io.Copy(io.Discard, bounded)
+		if err := bounded.over(); err != nil {
+			return nil, err
+		}
 		return &sl.file, nil
 	}
-	info, err := sl.blobs.Put(ctx, sl.file.Key, body)
+	info, err := sl.blobs.Put(ctx, sl.file.Key, bounded)
+	if over := bounded.over(); over != nil {
+		err = over
+	}
+	if tripcap.ErrorCode(err) == tripcap.ELIMIT {
+		// Backends store a failed Put as nothing, but what part of it one
+		// might keep is no file of the capture's; a copy stored before stays.
+		if !sl.file.Stored {
+			_ = sl.blobs.Delete(ctx, sl.file.Key)
+		}
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store %s of capture %s: %w", name, sl.capture.Name, err)
 	}
@@ -166,7 +200,7 @@ func (s *Files) UploadTarget(ctx context.Context, captureID, name string, req tr
 	if req.Size < 0 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "size: %d is negative", req.Size)
 	}
-	sl, err := s.reserve(ctx, captureID, name)
+	sl, err := s.reserve(ctx, captureID, name, req.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +224,9 @@ func (s *Files) CompleteUpload(ctx context.Context, captureID, name, sha256 stri
 	if t == nil {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "target: required")
 	}
-	sl, err := s.reserve(ctx, captureID, name)
+	// The target comes back from the agent: its size is checked again, and
+	// the stored object's below, whatever the target says.
+	sl, err := s.reserve(ctx, captureID, name, t.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +240,12 @@ func (s *Files) CompleteUpload(ctx context.Context, captureID, name, sha256 stri
 	info, err := direct.CompleteUpload(ctx, sl.file.Key, t, sha256)
 	if err != nil {
 		return nil, storageError("complete the upload of "+name, err)
+	}
+	if err := sl.limit.checkSize(sl.capture, name, info.Size); err != nil {
+		if derr := sl.blobs.Delete(ctx, sl.file.Key); derr != nil {
+			return nil, fmt.Errorf("%w (deleting the stored object failed: %v)", err, derr)
+		}
+		return nil, err
 	}
 	return s.markStored(ctx, sl, info)
 }

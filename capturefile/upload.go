@@ -79,10 +79,11 @@ func UploadParts(ctx context.Context, client *http.Client, target *tripcap.Uploa
 // IsPermanent reports whether err means that the storage or the server
 // refused the upload for good (wrong credentials, a missing bucket or
 // upload, a file that does not match its target, a capture that takes no
-// file), as opposed to a fault that may pass.
+// file, a file beyond the capture's limits), as opposed to a fault that may
+// pass.
 func IsPermanent(err error) bool {
 	switch tripcap.ErrorCode(err) {
-	case tripcap.EUNAUTHORIZED, tripcap.EFORBIDDEN, tripcap.ENOTFOUND, tripcap.EINVALID, tripcap.ECONFLICT, tripcap.EPRECONDITION:
+	case tripcap.EUNAUTHORIZED, tripcap.EFORBIDDEN, tripcap.ENOTFOUND, tripcap.EINVALID, tripcap.ECONFLICT, tripcap.EPRECONDITION, tripcap.ELIMIT:
 		return true
 	}
 	return false

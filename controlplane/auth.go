@@ -327,8 +327,19 @@ func requireAgent(ctx context.Context) (string, error) {
 
 // CreateJoinToken issues a join token for ttl (default 1 h) and uses (default 1).
 func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
+	return s.CreateHostJoinToken(ctx, "", ttl, uses)
+}
+
+// CreateHostJoinToken issues a join token bound to host ("" for none): it
+// enrolls that name only, and re-enrolls it if it is enrolled already.
+func (s *Service) CreateHostJoinToken(ctx context.Context, host string, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
 	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
+	}
+	if host != "" {
+		if err := tripcap.ValidateHostName("host", host); err != nil {
+			return nil, err
+		}
 	}
 	if ttl == 0 {
 		ttl = time.Hour
@@ -344,7 +355,7 @@ func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses i
 	}
 	secret := tripcap.NewSecret(tripcap.SecretPrefixJoin)
 	now := s.now()
-	t := &tripcap.JoinToken{ID: tripcap.NewID(), Hash: tripcap.HashSecret(secret), ExpiresAt: now.Add(ttl), UsesLeft: uses, CreatedAt: now}
+	t := &tripcap.JoinToken{ID: tripcap.NewID(), Hash: tripcap.HashSecret(secret), ExpiresAt: now.Add(ttl), UsesLeft: uses, HostName: host, CreatedAt: now}
 	if err := s.store.CreateJoinToken(ctx, t); err != nil {
 		return nil, fmt.Errorf("create join token: %w", err)
 	}

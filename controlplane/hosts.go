@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/tripcap/tripcap"
 )
@@ -35,8 +37,14 @@ func (s *Service) CheckJoinToken(ctx context.Context, token string) error {
 }
 
 // Enroll trades a join token for an agent credential. A host that enrolls
-// again under the same name (a reinstalled agent) keeps its record and history;
-// its old credentials are revoked.
+// again under the same name (a reinstalled agent) keeps its record and
+// history and its old credentials are revoked — which hands the host, and
+// its captures, to the caller. So enrolling under an enrolled host's name
+// takes a join token bound to that host (`tripcap host join-token create
+// --host NAME`), or else an admin's approval: the enrollment is recorded
+// as pending, refused with ECONFLICT saying so, and the agent's next try
+// after the approval (same token, same address) enrolls. A bound token
+// enrolls its host's name only.
 func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripcap.EnrollResponse, error) {
 	if err := tripcap.ValidateHostName("name", req.Name); err != nil {
 		return nil, err
@@ -58,16 +66,37 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 	if perr != nil {
 		joinSecret = req.JoinToken // matches no stored token: refused below like any unknown one
 	}
-	if _, err := s.store.ConsumeJoinToken(ctx, tripcap.HashSecret(joinSecret), s.now()); err != nil {
+	hash := tripcap.HashSecret(joinSecret)
+	tok, err := s.store.FindJoinTokenByHash(ctx, hash, s.now())
+	if tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED {
+		return nil, errJoinToken
+	} else if err != nil {
+		return nil, fmt.Errorf("find join token: %w", err)
+	}
+	log := s.log.With("host", req.Name, "token", tok.ID, "remote", req.Remote)
+	if tok.HostName != "" && !strings.EqualFold(tok.HostName, req.Name) {
+		log.Warn("enrollment refused: the join token is bound to another host", "tokenHost", tok.HostName)
+		return nil, tripcap.Errorf(tripcap.EFORBIDDEN, "joinToken: bound to host %s, it cannot enroll %s; enroll as %s, or ask an admin for a token for %s (`tripcap host join-token create --host %s`)",
+			tok.HostName, req.Name, tok.HostName, req.Name, req.Name)
+	}
+	host, err := s.store.FindHost(ctx, tripcap.HostFilter{Name: &req.Name})
+	if err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+		return nil, fmt.Errorf("find host %s: %w", req.Name, err)
+	}
+	var approval *tripcap.PendingEnrollment
+	if host != nil && tok.HostName == "" {
+		if approval, err = s.approvedTakeover(ctx, log, host, tok, req); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.store.ConsumeJoinToken(ctx, hash, s.now()); err != nil {
 		if tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED {
-			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "joinToken: unknown, expired or used up; create one with `tripcap host join-token create`")
+			return nil, errJoinToken
 		}
 		return nil, fmt.Errorf("consume join token: %w", err)
 	}
 	now := s.now()
-	host, err := s.store.FindHost(ctx, tripcap.HostFilter{Name: &req.Name})
-	switch tripcap.ErrorCode(err) {
-	case "":
+	if host != nil {
 		if err := s.store.DeleteCredentialsOfHost(ctx, host.ID); err != nil {
 			return nil, fmt.Errorf("revoke old credentials of %s: %w", host.Name, err)
 		}
@@ -76,7 +105,15 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 			return nil, fmt.Errorf("update host %s: %w", host.Name, err)
 		}
 		host.Inventory, host.State, host.LastSeen = req.Inventory, tripcap.HostOnline, now
-	case tripcap.ENOTFOUND:
+		if approval != nil {
+			if err := s.store.DeletePendingEnrollment(ctx, approval.ID); err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+				log.Error("forgetting a used enrollment approval", "pending", approval.ID, "err", err)
+			}
+			log.Warn("host re-enrolled with an admin's approval; the previous agent's credentials are revoked", "id", host.ID, "approvedBy", approval.ApprovedBy, "pending", approval.ID)
+		} else {
+			log.Warn("host re-enrolled with a join token bound to it; the previous agent's credentials are revoked", "id", host.ID)
+		}
+	} else {
 		host = &tripcap.Host{
 			ID:             tripcap.NewID(),
 			Name:           req.Name,
@@ -90,11 +127,15 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 			CreatedAt:      now,
 			UpdatedAt:      now,
 		}
-		if err := s.store.CreateHost(ctx, host); err != nil {
+		if err := s.store.CreateHost(ctx, host); tripcap.ErrorCode(err) == tripcap.ECONFLICT {
+			// The name differs in case only from an enrolled host's (names
+			// are unique regardless of case), or another agent enrolled it
+			// a moment ago: not a takeover, and not one to wait for.
+			log.Warn("enrollment refused: the name is taken", "err", err)
+			return nil, tripcap.Errorf(tripcap.EINVALID, "name: a host named %s (in some case) is enrolled already; enroll under its exact name, which needs an admin's approval, or under another name", req.Name)
+		} else if err != nil {
 			return nil, fmt.Errorf("create host %s: %w", req.Name, err)
 		}
-	default:
-		return nil, fmt.Errorf("find host %s: %w", req.Name, err)
 	}
 	secret := tripcap.NewSecret(tripcap.SecretPrefixAgent)
 	cred := &tripcap.Credential{ID: tripcap.NewID(), Name: "agent " + host.Name, Role: tripcap.RoleAgent, HostID: host.ID, Hash: tripcap.HashSecret(secret), CreatedAt: now}
@@ -104,8 +145,109 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 	if _, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher); err != nil {
 		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
 	}
-	s.log.Info("host enrolled", "host", host.Name, "id", host.ID, "location", host.Location, "agentProtocol", tripcap.AgentProtocolFromContext(ctx))
+	log.Info("host enrolled", "id", host.ID, "location", host.Location, "agentProtocol", tripcap.AgentProtocolFromContext(ctx))
 	return &tripcap.EnrollResponse{Host: host, Credential: secret, HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}, nil
+}
+
+var errJoinToken = tripcap.Errorf(tripcap.EUNAUTHORIZED, "joinToken: unknown, expired or used up; create one with `tripcap host join-token create`")
+
+// approvedTakeover returns the admin's approval of enrolling under the name
+// of host, enrolled already, with an unbound token; without one it records
+// the enrollment as pending and refuses it.
+func (s *Service) approvedTakeover(ctx context.Context, log *slog.Logger, host *tripcap.Host, tok *tripcap.JoinToken, req tripcap.EnrollRequest) (*tripcap.PendingEnrollment, error) {
+	pending, err := s.store.FindPendingEnrollments(ctx, host.Name, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("find pending enrollments of %s: %w", host.Name, err)
+	}
+	var p *tripcap.PendingEnrollment
+	for _, e := range pending {
+		if e.JoinTokenID == tok.ID && e.Remote == req.Remote {
+			p = e
+		}
+	}
+	if p != nil && p.ApprovedAt != nil {
+		return p, nil
+	}
+	if p == nil && len(pending) >= maxPendingPerHost {
+		// Every address of a network could ask: a few requests wait, the
+		// rest are refused the same way without a record.
+		log.Warn("enrollment under an enrolled host's name refused, not recorded: too many wait already", "id", host.ID, "pending", len(pending))
+	} else if p == nil {
+		p = &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: host.Name, JoinTokenID: tok.ID, Remote: req.Remote,
+			Hostname: clip(req.Inventory.Hostname, 253), CreatedAt: s.now()}
+		if err := s.store.CreatePendingEnrollment(ctx, p); err != nil && tripcap.ErrorCode(err) != tripcap.ECONFLICT {
+			return nil, fmt.Errorf("record pending enrollment of %s: %w", host.Name, err)
+		}
+		log.Warn("enrollment under an enrolled host's name refused: it would revoke the host's agent; it awaits an admin's approval", "id", host.ID, "pending", p.ID, "hostname", p.Hostname)
+	}
+	return nil, tripcap.Errorf(tripcap.ECONFLICT, "host %s is enrolled already: enrolling again would revoke its agent, so it awaits an admin's approval (`tripcap host approve %s`), after which this agent's next try enrolls; "+
+		"or enroll with a join token bound to the host (`tripcap host join-token create --host %s`), or under another --name", host.Name, host.Name, host.Name)
+}
+
+// maxPendingPerHost bounds the enrollments waiting under one host's name.
+const maxPendingPerHost = 10
+
+// clip keeps at most n bytes of s.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// ApproveEnrollment approves a pending enrollment under the name of host
+// (id selects one when several wait; "" takes the only one).
+func (s *Service) ApproveEnrollment(ctx context.Context, hostRef, id string) (*tripcap.PendingEnrollment, error) {
+	h, err := s.authorizedHost(ctx, tripcap.PermHostsWrite, hostRef)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := s.store.FindPendingEnrollments(ctx, h.Name, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("find pending enrollments of %s: %w", h.Name, err)
+	}
+	var p *tripcap.PendingEnrollment
+	switch {
+	case id != "":
+		for _, e := range pending {
+			if e.ID == id {
+				p = e
+			}
+		}
+		if p == nil {
+			return nil, tripcap.Errorf(tripcap.ENOTFOUND, "id: no enrollment %s of host %s awaits approval", id, h.Name)
+		}
+	case len(pending) == 0:
+		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no enrollment of host %s awaits approval", h.Name)
+	case len(pending) > 1:
+		ids := make([]string, len(pending))
+		for i, e := range pending {
+			ids[i] = e.ID + " (from " + e.Remote + ")"
+		}
+		return nil, tripcap.Errorf(tripcap.EINVALID, "id: %d enrollments of host %s await approval; give the id of one: %s", len(pending), h.Name, strings.Join(ids, ", "))
+	default:
+		p = pending[0]
+	}
+	by := "admin"
+	if pr := tripcap.PrincipalFromContext(ctx); pr != nil && pr.Name != "" {
+		by = pr.Name
+	}
+	now := s.now()
+	if err := s.store.ApprovePendingEnrollment(ctx, p.ID, by, now); err != nil {
+		return nil, err
+	}
+	p.ApprovedAt, p.ApprovedBy = &now, by
+	s.log.Warn("enrollment under an enrolled host's name approved: the host's agent is revoked when it enrolls", "host", h.Name, "pending", p.ID, "token", p.JoinTokenID, "remote", p.Remote, "approvedBy", by)
+	return p, nil
+}
+
+// FindPendingEnrollments lists the enrollments waiting for approval. They
+// name hosts not yet enrolled too, so listing them needs hosts/write at "*".
+func (s *Service) FindPendingEnrollments(ctx context.Context) ([]*tripcap.PendingEnrollment, error) {
+	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
+		return nil, err
+	}
+	return s.store.FindPendingEnrollments(ctx, "", s.now())
 }
 
 func labelOr(labels map[string]string, key, def string) string {

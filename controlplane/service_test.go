@@ -101,8 +101,16 @@ func TestReenrollKeepsHostAndRevokesOldCredential(t *testing.T) {
 	f := newFixture(t, controlplane.Config{})
 	agentCtx, h1 := f.enroll(t, "web1")
 	old := tripcap.PrincipalFromContext(agentCtx)
-	_, h2 := f.enroll(t, "web1")
-	if h1.ID != h2.ID {
+	// An agent that lost its state re-enrolls with a token bound to its host.
+	jt, err := f.svc.CreateHostJoinToken(f.admin, "web1", time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1", Location: "westeurope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h2 := resp.Host; h1.ID != h2.ID {
 		t.Fatalf("re-enrolled host got a new id %s, want %s", h2.ID, h1.ID)
 	}
 	creds, err := f.store.FindCredentials(f.admin, tripcap.RoleAgent)

@@ -314,6 +314,12 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 			return mreq{method: "DELETE", path: "/api/v1/hosts/" + resp.Host.ID}
 		}},
 
+		// No enrollment awaits approval: an authorized approval is 404.
+		"approveEnrollment": {perm: tripcap.PermHostsWrite, on: "b", ok: 404, req: func(t *testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/hosts/host-b/approve-enrollment", body: "{}"}
+		}},
+		"listPendingEnrollments": {perm: tripcap.PermHostsWrite, req: get("/api/v1/enrollments")},
+
 		"createJoinToken": {perm: tripcap.PermHostsWrite, req: func(t *testing.T) mreq { return mreq{method: "POST", path: "/api/v1/join-tokens", body: "{}"} }},
 		"listJoinTokens":  {perm: tripcap.PermHostsWrite, req: get("/api/v1/join-tokens")},
 		"deleteJoinToken": {perm: tripcap.PermHostsWrite, req: func(t *testing.T) mreq {

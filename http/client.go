@@ -310,12 +310,29 @@ func (c *Client) DeleteHost(ctx context.Context, ref string) error {
 
 // CreateJoinToken creates a join token.
 func (c *Client) CreateJoinToken(ctx context.Context, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
+	return c.CreateHostJoinToken(ctx, "", ttl, uses)
+}
+
+// CreateHostJoinToken creates a join token bound to host ("" for none).
+func (c *Client) CreateHostJoinToken(ctx context.Context, host string, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
 	var t tripcap.JoinToken
-	body := JoinTokenBody{Uses: uses}
+	body := JoinTokenBody{Uses: uses, Host: host}
 	if ttl > 0 {
 		body.TTL = ttl.String()
 	}
 	return &t, c.do(ctx, "POST", "/api/v1/join-tokens", nil, body, &t)
+}
+
+// ApproveEnrollment approves a pending enrollment under host's name (id
+// picks one of several; "" the only one).
+func (c *Client) ApproveEnrollment(ctx context.Context, host, id string) (*tripcap.PendingEnrollment, error) {
+	var p tripcap.PendingEnrollment
+	return &p, c.do(ctx, "POST", "/api/v1/hosts/"+url.PathEscape(host)+"/approve-enrollment", nil, ApproveEnrollmentBody{ID: id}, &p)
+}
+
+// ListPendingEnrollments lists enrollments awaiting approval.
+func (c *Client) ListPendingEnrollments(ctx context.Context) ([]*tripcap.PendingEnrollment, error) {
+	return listAll[*tripcap.PendingEnrollment](ctx, c, "/api/v1/enrollments", url.Values{})
 }
 
 // ListJoinTokens lists usable join tokens.

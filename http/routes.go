@@ -2,6 +2,7 @@ package http
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,6 +45,14 @@ func StatusOfCapture(c *tripcap.PacketCapture) CaptureStatus {
 type JoinTokenBody struct {
 	TTL  string `json:"ttl,omitempty"`
 	Uses int    `json:"uses,omitempty"`
+	// Host binds the token to one host name (see tripcap.JoinToken.HostName).
+	Host string `json:"host,omitempty"`
+}
+
+// ApproveEnrollmentBody is the body of POST /api/v1/hosts/{host}/approve-enrollment.
+type ApproveEnrollmentBody struct {
+	// ID picks one of several pending enrollments of the host.
+	ID string `json:"id,omitempty"`
 }
 
 // WatcherBody is the body of PATCH /api/v1/watchers/{watcher}.
@@ -67,6 +76,9 @@ func (s *Server) routeTable() []route {
 		{Method: "GET", Path: "/api/v1/hosts", ID: "listHosts", Summary: "List hosts.", Auth: "admin", Query: pageQuery, Response: List[*tripcap.Host]{}, Handler: s.handleListHosts},
 		{Method: "GET", Path: "/api/v1/hosts/{host}", ID: "getHost", Summary: "Get a host by name, id or VM resource id.", Auth: "admin", Response: &tripcap.Host{}, Handler: s.handleGetHost},
 		{Method: "DELETE", Path: "/api/v1/hosts/{host}", ID: "deleteHost", Summary: "Forget a host and revoke its agent's credentials.", Auth: "admin", Status: 204, Handler: s.handleDeleteHost},
+
+		{Method: "POST", Path: "/api/v1/hosts/{host}/approve-enrollment", ID: "approveEnrollment", Summary: "Approve an agent's pending enrollment under this enrolled host's name (revokes the host's agent when it enrolls).", Auth: "admin", Request: ApproveEnrollmentBody{}, Response: &tripcap.PendingEnrollment{}, Handler: s.handleApproveEnrollment},
+		{Method: "GET", Path: "/api/v1/enrollments", ID: "listPendingEnrollments", Summary: "List enrollments under enrolled hosts' names awaiting approval.", Auth: "admin", Response: List[*tripcap.PendingEnrollment]{}, Handler: s.handleListPendingEnrollments},
 
 		{Method: "POST", Path: "/api/v1/join-tokens", ID: "createJoinToken", Summary: "Create a join token for enrolling agents.", Auth: "admin", Request: JoinTokenBody{}, Response: &tripcap.JoinToken{}, Status: 201, Handler: s.handleCreateJoinToken},
 		{Method: "GET", Path: "/api/v1/join-tokens", ID: "listJoinTokens", Summary: "List usable join tokens.", Auth: "admin", Response: List[*tripcap.JoinToken]{}, Handler: s.handleListJoinTokens},
@@ -146,11 +158,35 @@ func (s *Server) handleCreateJoinToken(w http.ResponseWriter, r *http.Request) e
 			return tripcap.Errorf(tripcap.EINVALID, "ttl: %q is not a duration like 1h", body.TTL)
 		}
 	}
-	t, err := s.svc.CreateJoinToken(r.Context(), ttl, body.Uses)
+	t, err := s.svc.CreateHostJoinToken(r.Context(), body.Host, ttl, body.Uses)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, 201, t)
+	return nil
+}
+
+func (s *Server) handleApproveEnrollment(w http.ResponseWriter, r *http.Request) error {
+	var body ApproveEnrollmentBody
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	p, err := s.svc.ApproveEnrollment(r.Context(), r.PathValue("host"), body.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, p)
+	return nil
+}
+
+func (s *Server) handleListPendingEnrollments(w http.ResponseWriter, r *http.Request) error {
+	ps, err := s.svc.FindPendingEnrollments(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, 200, List[*tripcap.PendingEnrollment]{Value: nonNil(ps)})
 	return nil
 }
 
@@ -302,6 +338,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req.JoinToken = token
+	req.Remote = r.RemoteAddr
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		req.Remote = host
+	}
 	resp, err := s.svc.Enroll(r.Context(), req)
 	if err != nil {
 		return err

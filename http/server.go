@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -280,6 +281,8 @@ func StatusOf(code string) int {
 		return http.StatusConflict
 	case tripcap.EPRECONDITION:
 		return http.StatusPreconditionFailed
+	case tripcap.ERATELIMIT:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -296,6 +299,9 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	status := StatusOf(code)
 	if st, ok := refusalStatus(err); ok {
 		status = st
+	}
+	if wait, ok := tripcap.RetryAfter(err); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 	}
 	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
 }

@@ -69,7 +69,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
 // owner is the bootstrap admin token's principal.
 func owner() context.Context {
 	return tripcap.NewContextWithPrincipal(context.Background(), &tripcap.Principal{ID: tripcap.NewID(), Kind: tripcap.PrincipalBootstrap,
-		Name: "admin", Role: tripcap.RoleAdmin, Assignments: tripcap.OwnerEverywhere()})
+		Name: "admin", Assignments: tripcap.OwnerEverywhere()})
 }
 
 func as(p *tripcap.Principal) context.Context {

@@ -204,6 +204,21 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 			// it is not this host's to replace.
 			conflict = tripcap.ConflictUnique
 		}
+		if conflict == tripcap.ConflictReplace {
+			// A responder replaces only what it started: the name may come
+			// from the alert's body (the 2017 custom JSON's
+			// packetCaptureName), and a function key must not reach a
+			// capture an admin, or another responder, made.
+			own, err := r.startedBy(ctx, rs, existing)
+			if err != nil {
+				return fail(err)
+			}
+			if !own {
+				conflict = tripcap.ConflictUnique
+				rh.Reason = fmt.Sprintf("capture %s was not started by responder %s, so it is kept; this one has a name of its own", name, rs.Name)
+				r.log.Warn("responder kept a capture it did not start instead of replacing it", "responder", rs.Name, "run", run.ID, "capture", existing.Name, "id", existing.ID)
+			}
+		}
 		switch conflict {
 		case tripcap.ConflictSkip:
 			return skip(fmt.Sprintf("a capture named %s already exists in %s (nameConflict skip)", name, w.Name))
@@ -253,6 +268,30 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 	r.log.Info("responder started capture", "responder", rs.Name, "run", run.ID, "host", h.Name, "capture", c.Name)
 	rh.Decision, rh.CaptureID, rh.CaptureName = tripcap.DecisionStarted, c.ID, c.Name
 	return rh
+}
+
+// startedBy reports whether responder rs started capture c: the run its
+// cause names (causeOf) is one of rs's, and c is that run's capture on its
+// host.
+func (r *Responders) startedBy(ctx context.Context, rs *tripcap.Responder, c *tripcap.PacketCapture) (bool, error) {
+	rest, ok := strings.CutPrefix(c.Cause, "responder ")
+	if !ok {
+		return false, nil
+	}
+	if _, rest, ok = strings.Cut(rest, ", run "); !ok || len(rest) < 26 || !tripcap.IsID(rest[:26]) {
+		return false, nil
+	}
+	id := rest[:26]
+	runs, err := r.store.FindResponderRuns(ctx, tripcap.ResponderRunFilter{ID: &id, Limit: 1})
+	if err != nil {
+		return false, fmt.Errorf("find the run that started capture %s: %w", c.Name, err)
+	}
+	if len(runs) == 0 || runs[0].ResponderID != rs.ID {
+		return false, nil
+	}
+	// The id, not the run's record of it: a decision not yet recorded
+	// started it all the same (captureID).
+	return c.ID == captureID(runs[0], &tripcap.Host{ID: c.HostID}), nil
 }
 
 // onResolved stops the capture this alert started on the host, when the

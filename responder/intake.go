@@ -1,9 +1,11 @@
 package responder
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,12 +20,20 @@ var errBadKey = tripcap.Errorf(tripcap.EUNAUTHORIZED, "missing or wrong function
 // what was expected), records a run per alert and queues the work, so the
 // sender gets its answer at once and does not retry.
 func (r *Responders) Invoke(ctx context.Context, name, key string, body []byte) ([]*tripcap.ResponderRun, error) {
-	rs, err := r.keyed(ctx, name, key)
+	rs, k, err := r.keyed(ctx, name, key)
 	if err != nil {
 		return nil, err
 	}
 	triggers, err := payload.Parse(body)
 	if err != nil {
+		return nil, err
+	}
+	for _, t := range triggers {
+		if err := checkOverrides(rs, t.Overrides); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.limitRuns(rs, k, len(triggers)); err != nil {
 		return nil, err
 	}
 	return r.accept(ctx, rs, "http", triggers)
@@ -33,29 +43,70 @@ func (r *Responders) Invoke(ctx context.Context, name, key string, body []byte) 
 // name (EUNAUTHORIZED when not), so that the HTTP layer refuses a sender
 // without one before reading its body.
 func (r *Responders) CheckKey(ctx context.Context, name, key string) error {
-	_, err := r.keyed(ctx, name, key)
+	_, _, err := r.keyed(ctx, name, key)
 	return err
 }
 
-// keyed returns the responder named name when key is one of its keys.
-func (r *Responders) keyed(ctx context.Context, name, key string) (*tripcap.Responder, error) {
+// keyed returns the responder named name and the key when key is one of its keys.
+func (r *Responders) keyed(ctx context.Context, name, key string) (*tripcap.Responder, *tripcap.ResponderKey, error) {
 	if key == "" {
-		return nil, errBadKey
+		return nil, nil, errBadKey
 	}
 	// An unknown responder answers like a wrong key, so names cannot be probed.
 	rs, err := r.store.FindResponder(ctx, tripcap.ResponderFilter{Name: &name})
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND || tripcap.ErrorCode(err) == tripcap.EINVALID {
-		return nil, errBadKey
+		return nil, nil, errBadKey
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	k, err := r.store.FindResponderKeyByHash(ctx, tripcap.HashSecret(key))
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND || (err == nil && k.ResponderID != rs.ID) {
-		return nil, errBadKey
+		return nil, nil, errBadKey
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return rs, nil
+	return rs, k, nil
+}
+
+// checkOverrides refuses a body that chooses what the responder's template
+// does not let it (BodyOverrides): a function key starts the template and
+// nothing else. The capture name a body gives is checked when the run is
+// decided (onFired): it may only replace a capture the responder made.
+func checkOverrides(rs *tripcap.Responder, o payload.Overrides) error {
+	allow := rs.BodyOverrides
+	if allow == nil {
+		allow = &tripcap.BodyOverrides{}
+	}
+	if o.StorageID != "" && o.StorageID != rs.Capture.StorageAccount && !slices.Contains(allow.StorageAccounts, o.StorageID) {
+		return tripcap.Errorf(tripcap.EFORBIDDEN, "storageID: responder %s does not let a body choose the storage account %q (its template stores to %s); an admin can allow it in the responder's bodyOverrides.storageAccounts",
+			rs.Name, clipText(o.StorageID, 200), cmp.Or(rs.Capture.StorageAccount, "the default storage"))
+	}
+	if n := o.TimeLimitSeconds; n > 0 && n != int(rs.Capture.TimeLimitInSeconds) && n > int(allow.MaxTimeLimitInSeconds) {
+		if allow.MaxTimeLimitInSeconds == 0 {
+			return tripcap.Errorf(tripcap.EFORBIDDEN, "timeLimit: responder %s does not let a body set the time limit (its template's is %d s); an admin can allow it with the responder's bodyOverrides.maxTimeLimitInSeconds",
+				rs.Name, rs.Capture.TimeLimitInSeconds)
+		}
+		return tripcap.Errorf(tripcap.EFORBIDDEN, "timeLimit: %d s is more than responder %s lets a body set (bodyOverrides.maxTimeLimitInSeconds %d)", n, rs.Name, allow.MaxTimeLimitInSeconds)
+	}
+	return nil
+}
+
+// limitRuns takes n runs from the key's and the responder's buckets, or
+// refuses them all with ERATELIMIT saying when to retry.
+func (r *Responders) limitRuns(rs *tripcap.Responder, k *tripcap.ResponderKey, n int) error {
+	keyRate := rate{perSecond: r.cfg.KeyRate, burst: float64(r.cfg.KeyBurst)}
+	rsRate := rate{perSecond: r.cfg.ResponderRate, burst: float64(r.cfg.ResponderBurst)}
+	wait, first := r.limiter.take(r.now(), n, []string{"key " + k.ID, "responder " + rs.ID}, []rate{keyRate, rsRate})
+	if wait == 0 {
+		return nil
+	}
+	if first {
+		// Once per episode: a key sending in a loop is one line, not one a request.
+		r.log.Warn("function key over its run rate; refusing until it slows down", "responder", rs.Name, "key", k.Name,
+			"keyRate", r.cfg.KeyRate, "keyBurst", r.cfg.KeyBurst, "responderRate", r.cfg.ResponderRate, "responderBurst", r.cfg.ResponderBurst)
+	}
+	return tripcap.RateLimited(wait, "responder %s: more runs than its function keys may start (%g a second per key, %d at once; %g a second per responder, %d at once); retry after %s",
+		rs.Name, r.cfg.KeyRate, r.cfg.KeyBurst, r.cfg.ResponderRate, r.cfg.ResponderBurst, wait.Round(time.Millisecond))
 }
 
 // Trigger is the internal trigger: an action group's responder receiver

@@ -57,6 +57,18 @@ type Config struct {
 	Lease time.Duration
 	// Instance names this server in claims (default a new id each start).
 	Instance string
+	// KeyRate and KeyBurst bound the runs one function key records: KeyRate
+	// a second over time, KeyBurst at once (defaults DefaultKeyRate and
+	// DefaultKeyBurst); ResponderRate and ResponderBurst bound the runs of a
+	// responder, its keys together. A run is one alert: a payload grouping
+	// several takes as many. Beyond them an invocation is refused whole
+	// with ERATELIMIT (HTTP 429 with Retry-After) and nothing is recorded.
+	// The bounds hold per server: behind a load balancer over n replicas a
+	// key may start up to n times as many.
+	KeyRate        float64
+	KeyBurst       int
+	ResponderRate  float64
+	ResponderBurst int
 }
 
 // Captures is what a responder does to captures. The control plane
@@ -148,6 +160,8 @@ type Responders struct {
 	// one again (its renewal failed for a while) does not start it twice.
 	activeMu sync.Mutex
 	active   map[string]bool
+	// limiter bounds the runs function keys start (Config.KeyRate).
+	limiter runLimiter
 }
 
 type job struct {
@@ -182,6 +196,18 @@ func New(d Deps, log *slog.Logger, cfg Config) (*Responders, error) {
 	}
 	if cfg.Instance == "" {
 		cfg.Instance = tripcap.NewID()
+	}
+	if cfg.KeyRate <= 0 {
+		cfg.KeyRate = DefaultKeyRate
+	}
+	if cfg.KeyBurst <= 0 {
+		cfg.KeyBurst = DefaultKeyBurst
+	}
+	if cfg.ResponderRate <= 0 {
+		cfg.ResponderRate = DefaultResponderRate
+	}
+	if cfg.ResponderBurst <= 0 {
+		cfg.ResponderBurst = DefaultResponderBurst
 	}
 	n := cfg.Notifier
 	if n == nil {

@@ -411,7 +411,10 @@ func TestResponderEveryFormat(t *testing.T) {
 			)
 			body = []byte(repl.Replace(string(body)))
 			name := fmt.Sprintf("fmt%d", i)
-			_, key := f.create(t, tripcap.Responder{Name: name, NameConflict: tripcap.ConflictUnique, Capture: tripcap.ResponderCapture{Name: name}})
+			// The custom JSON chooses its storage and time limit: the
+			// responder must allow that (bodyOverrides), as it does here.
+			_, key := f.create(t, tripcap.Responder{Name: name, NameConflict: tripcap.ConflictUnique, Capture: tripcap.ResponderCapture{Name: name},
+				BodyOverrides: &tripcap.BodyOverrides{StorageAccounts: []string{"local"}, MaxTimeLimitInSeconds: 60}})
 			runs, err := f.rsp.Invoke(context.Background(), name, key, body)
 			if err != nil {
 				t.Fatal(err)

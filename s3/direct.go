@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -61,10 +62,12 @@ func (s *Store) PrepareUpload(ctx context.Context, key string, size int64, resum
 	t.ExpiresAt = time.Now().Add(ttl)
 	t.PartURLs = make([]string, t.Parts())
 	for n := range t.PartURLs {
-		u, err := s.client.Presign(ctx, "PUT", s.bucket, object, ttl, url.Values{
+		// Content-Length is signed: storage refuses a part of any other
+		// length, so a target bounds what an agent can store with it.
+		u, err := s.client.PresignHeader(ctx, "PUT", s.bucket, object, ttl, url.Values{
 			"partNumber": {strconv.Itoa(n + 1)},
 			"uploadId":   {t.UploadID},
-		})
+		}, http.Header{"Content-Length": {strconv.FormatInt(partLen(t, n+1), 10)}})
 		if err != nil {
 			return nil, s3Error(fmt.Sprintf("presign part %d of %s", n+1, key), err)
 		}

@@ -8,11 +8,11 @@ import (
 	"github.com/tripcap/tripcap"
 )
 
-const joinTokenColumns = "id, hash, expires_at, uses_left, created_at"
+const joinTokenColumns = "id, hash, expires_at, uses_left, created_at, host_name"
 
 func scanJoinToken(r rowScanner) (*tripcap.JoinToken, error) {
 	var t tripcap.JoinToken
-	if err := r.Scan(&t.ID, &t.Hash, timeCol{&t.ExpiresAt}, &t.UsesLeft, timeCol{&t.CreatedAt}); err != nil {
+	if err := r.Scan(&t.ID, &t.Hash, timeCol{&t.ExpiresAt}, &t.UsesLeft, timeCol{&t.CreatedAt}, &t.HostName); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -24,8 +24,8 @@ func (s *Store) CreateJoinToken(ctx context.Context, t *tripcap.JoinToken) error
 	if err := CheckJoinToken(t, utcNow()); err != nil {
 		return err
 	}
-	_, err := s.exec(ctx, `INSERT INTO join_tokens (`+joinTokenColumns+`) VALUES (?, ?, ?, ?, ?)`,
-		t.ID, t.Hash, s.t(t.ExpiresAt), t.UsesLeft, s.t(t.CreatedAt))
+	_, err := s.exec(ctx, `INSERT INTO join_tokens (`+joinTokenColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Hash, s.t(t.ExpiresAt), t.UsesLeft, s.t(t.CreatedAt), t.HostName)
 	if s.violation(err) != "" {
 		return JoinTokenTaken()
 	}

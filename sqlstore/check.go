@@ -198,6 +198,9 @@ func CheckJoinToken(t *tripcap.JoinToken, now time.Time) error {
 	if t.UsesLeft < 1 {
 		return tripcap.Errorf(tripcap.EINVALID, "join token uses: %d is less than 1", t.UsesLeft)
 	}
+	if err := checkText("join token host name", t.HostName); err != nil {
+		return err
+	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = now
 	}

@@ -15,6 +15,7 @@ func joinToken(uses int, expires time.Time) *tripcap.JoinToken {
 		Hash:      tripcap.HashSecret(secret),
 		ExpiresAt: expires,
 		UsesLeft:  uses,
+		HostName:  "web-1",
 		CreatedAt: base,
 		Token:     secret,
 	}
@@ -33,7 +34,7 @@ func testJoinToken(t *testing.T, s tripcap.Store) {
 
 	list, err := s.FindJoinTokens(ctx, now)
 	must(t, err)
-	want := &tripcap.JoinToken{ID: tok.ID, Hash: tok.Hash, ExpiresAt: tok.ExpiresAt.UTC(), UsesLeft: 2, CreatedAt: tok.CreatedAt.UTC()}
+	want := &tripcap.JoinToken{ID: tok.ID, Hash: tok.Hash, ExpiresAt: tok.ExpiresAt.UTC(), UsesLeft: 2, HostName: tok.HostName, CreatedAt: tok.CreatedAt.UTC()}
 	if len(list) != 1 {
 		t.Fatalf("FindJoinTokens: %d tokens, want 1", len(list))
 	}

@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 		{"JoinToken/Lifecycle", testJoinToken},
 		{"JoinToken/Expiry", testJoinTokenExpiry},
 		{"JoinToken/ConcurrentConsume", testJoinTokenConcurrent},
+		{"JoinToken/BoundAndFound", testJoinTokenBoundAndFound},
+		{"PendingEnrollment/Lifecycle", testPendingEnrollments},
 		{"Credential/Lifecycle", testCredentials},
 		{"Watcher/Ensure", testEnsureWatcher},
 		{"Watcher/EnsureConcurrent", testEnsureWatcherConcurrent},

@@ -84,8 +84,60 @@ func newHostCmd() *cobra.Command {
 				return render(cmd, map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "host %s deleted\n", args[0]) })
 			},
 		},
+		newApproveCmd(),
+		&cobra.Command{
+			Use: "pending", Short: "List enrollments under enrolled hosts' names awaiting approval", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := client(cmd)
+				if err != nil {
+					return err
+				}
+				ps, err := c.ListPendingEnrollments(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return render(cmd, ps, func(w io.Writer) {
+					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tHOST\tFROM\tHOSTNAME\tJOIN TOKEN\tASKED\tAPPROVED")
+					for _, p := range ps {
+						approved := "no"
+						if p.ApprovedAt != nil {
+							approved = "by " + p.ApprovedBy
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.HostName, p.Remote, p.Hostname, p.JoinTokenID, ago(p.CreatedAt), approved)
+					}
+					tw.Flush()
+				})
+			},
+		},
 		newJoinTokenCmd(),
 	)
+	return cmd
+}
+
+// newApproveCmd approves an agent's enrollment under an enrolled host's
+// name, which revokes the host's current agent when the new one enrolls.
+func newApproveCmd() *cobra.Command {
+	var id string
+	cmd := &cobra.Command{
+		Use:   "approve HOST",
+		Short: "Approve an agent's pending enrollment under an enrolled host's name (revokes the host's agent)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			p, err := c.ApproveEnrollment(cmd.Context(), args[0], id)
+			if err != nil {
+				return err
+			}
+			return render(cmd, p, func(w io.Writer) {
+				fmt.Fprintf(w, "enrollment %s of host %s from %s approved: the agent there enrolls at its next try, and the host's current agent is revoked\n", p.ID, p.HostName, p.Remote)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "which pending enrollment, when several wait (see `tripcap host pending`)")
 	return cmd
 }
 
@@ -120,6 +172,7 @@ func newJoinTokenCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "join-token", Short: "Join tokens that let agents enroll"}
 	var ttl time.Duration
 	var uses int
+	var host string
 	create := &cobra.Command{
 		Use: "create", Short: "Create a join token (shown once)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -127,18 +180,22 @@ func newJoinTokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := c.CreateJoinToken(cmd.Context(), ttl, uses)
+			t, err := c.CreateHostJoinToken(cmd.Context(), host, ttl, uses)
 			if err != nil {
 				return err
 			}
 			return render(cmd, t, func(w io.Writer) {
 				fmt.Fprintf(w, "%s\n", t.Token)
+				if t.HostName != "" {
+					fmt.Fprintf(w, "# bound to host %s: it enrolls that name only, re-enrolling it (and revoking its current agent) if it is enrolled\n", t.HostName)
+				}
 				fmt.Fprintf(w, "# valid until %s for %d enrollment(s): tripcap agent --server %s --join-token %s\n", t.ExpiresAt.Local().Format(time.RFC3339), t.UsesLeft, c.BaseURL(), t.Token)
 			})
 		},
 	}
 	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
 	create.Flags().IntVar(&uses, "uses", 1, "how many agents may enroll with it")
+	create.Flags().StringVar(&host, "host", "", "bind the token to this host name: it enrolls that name only, and re-enrolls it when it is enrolled already (an agent that lost its state), revoking the old agent")
 	list := &cobra.Command{
 		Use: "list", Short: "List usable join tokens", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -152,9 +209,9 @@ func newJoinTokenCmd() *cobra.Command {
 			}
 			return render(cmd, ts, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSES LEFT\tEXPIRES")
+				fmt.Fprintln(tw, "ID\tUSES LEFT\tEXPIRES\tHOST")
 				for _, t := range ts {
-					fmt.Fprintf(tw, "%s\t%d\t%s\n", t.ID, t.UsesLeft, t.ExpiresAt.Local().Format(time.RFC3339))
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", t.ID, t.UsesLeft, t.ExpiresAt.Local().Format(time.RFC3339), t.HostName)
 				}
 				tw.Flush()
 			})

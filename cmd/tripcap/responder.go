@@ -21,14 +21,16 @@ import (
 
 // newResponders builds the control plane's responder service; its
 // completion notifications go through the same SMTP server as alerts.
-func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string, audit responder.Auditor, targets actiongroup.Targets) (*responder.Responders, error) {
+func newResponders(svc *controlplane.Service, log *slog.Logger, publicURL string, audit responder.Auditor, targets actiongroup.Targets, keyRate, keyBurst int) (*responder.Responders, error) {
 	n, err := actiongroup.New(actiongroup.Config{SMTP: smtpFromEnv(), Logger: log, Targets: targets})
 	if err != nil {
 		return nil, fmt.Errorf("TRIPCAP_SMTP_*: %w", err)
 	}
 	deps := svc.ResponderDeps()
 	deps.Audit = audit
-	return responder.New(deps, log, responder.Config{PublicURL: publicURL, Notifier: n})
+	// Zero (and below) takes responder's defaults.
+	return responder.New(deps, log, responder.Config{PublicURL: publicURL, Notifier: n,
+		KeyRate: float64(keyRate), KeyBurst: keyBurst, ResponderRate: float64(2 * keyRate), ResponderBurst: 2 * keyBurst})
 }
 
 // The CLI.

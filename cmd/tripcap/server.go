@@ -49,6 +49,8 @@ type serverOptions struct {
 	// allowWebhookTargets the CIDRs webhooks may target though special.
 	limits              tchttp.Limits
 	allowWebhookTargets []string
+	// keyRate and keyBurst bound the runs a function key starts (issue 12).
+	keyRate, keyBurst int
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -62,6 +64,8 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.subscription, "subscription", "", "subscription id in hosts' Azure resource ids")
 	f.StringVar(&o.group, "resource-group", "", "default resource group of hosts (label azure.resourceGroup overrides)")
 	f.StringVar(&o.location, "default-location", "", "location of hosts that enroll without one")
+	f.IntVar(&o.keyRate, "function-key-rate", responder.DefaultKeyRate, "runs a second one function key may start on average (a responder's keys together: twice that); beyond it 429")
+	f.IntVar(&o.keyBurst, "function-key-burst", responder.DefaultKeyBurst, "runs one function key may start at once (a responder's keys together: twice that)")
 	f.IntVar(&o.maxCaptures, "max-captures", tripcap.DefaultParallelCapturesPerWatcher, "parallel capture limit of new network watchers")
 	f.DurationVar(&o.heartbeat, "heartbeat", 10*time.Second, "agent heartbeat interval; hosts go Offline after three missed")
 	f.Var(retentionValue{&o.fileRetention}, "file-retention", "delete stored capture files this long after they were created (720h, P90D); 0 keeps them until deleted (tripcap file delete)")
@@ -220,7 +224,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	if cp.responders, err = newResponders(cp.svc, log, linkURL, cp.audit, targets); err != nil {
+	if cp.responders, err = newResponders(cp.svc, log, linkURL, cp.audit, targets, o.keyRate, o.keyBurst); err != nil {
 		return nil, err
 	}
 	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot"), targets); err != nil {

@@ -296,6 +296,11 @@ func parseSeed(body []byte) ([]Trigger, error) {
 	if p.TargetVM == "" {
 		return nil, invalid("targetVM: required (the resource id of the VM to capture on)")
 	}
+	// The name becomes a capture's (with the host's appended): refused
+	// here, naming the field, rather than failing the run later.
+	if n := p.PacketCaptureName; n != "" && (len(n) > 80 || strings.ContainsAny(n, "/?#%\\ \t\r\n")) {
+		return nil, invalid("packetCaptureName: %q must be 1 to 80 characters without /, ?, #, %%, \\ or spaces", clipName(n))
+	}
 	t := Trigger{
 		Format:    FormatSeed2017,
 		Condition: tripcap.ConditionFired,
@@ -401,6 +406,13 @@ func parseGrouped(f Format, body []byte) ([]Trigger, error) {
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+func clipName(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
 }
 
 func firstOf(m map[string]string, keys ...string) string {

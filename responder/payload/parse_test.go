@@ -274,6 +274,8 @@ func TestParseErrors(t *testing.T) {
 		{"metric status", `{"schemaId":"AzureMonitorMetricAlert","data":{"status":"Maybe","context":{}}}`, []string{"data.status"}},
 		{"classic time", `{"status":"Activated","context":{"timestamp":"noon"}}`, []string{"context.timestamp"}},
 		{"seed no target", `{"packetCaptureName":"x"}`, []string{"targetVM: required"}},
+		{"seed capture name with a slash", `{"targetVM":"/subscriptions/s/vm1","packetCaptureName":"a/../b"}`, []string{"packetCaptureName:", "without /"}},
+		{"seed capture name too long", `{"targetVM":"/subscriptions/s/vm1","packetCaptureName":"` + strings.Repeat("n", 81) + `"}`, []string{"packetCaptureName:", "1 to 80"}},
 		{"seed time limit", `{"targetVM":"/x","timeLimit":99999}`, []string{"timeLimit"}},
 		{"seed time limit type", `{"targetVM":"/x","timeLimit":"soon"}`, []string{"2017 custom JSON"}},
 	}
