@@ -23,6 +23,7 @@ import (
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 type fixture struct {
@@ -43,6 +44,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.SetSealer(storetest.NewSealer(t))
 	t.Cleanup(func() { store.Close() })
 	blobs, err := filestore.Open(filepath.Join(dir, "blobs"))
 	if err != nil {

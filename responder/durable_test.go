@@ -21,6 +21,7 @@ import (
 	"github.com/tripcap/tripcap/postgres"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 // eachStore runs fn on a fresh SQLite store and a fresh PostgreSQL
@@ -31,6 +32,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		store.SetSealer(storetest.NewSealer(t))
 		t.Cleanup(func() { store.Close() })
 		fn(t, store)
 	})
@@ -40,6 +42,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		store.SetSealer(storetest.NewSealer(t))
 		t.Cleanup(func() { store.Close() })
 		fn(t, store)
 	})
