@@ -9,20 +9,20 @@ import (
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://fn.example.invalid/api/alert?code=S3CRET":                        "https://fn.example.invalid/api/alert?code=REDACTED",
-		"https://fn.example.invalid/api/alert?code=S3CRET&clientId=default":       "https://fn.example.invalid/api/alert?code=REDACTED&clientId=default",
-		"azblob://acct/captures?endpoint=http://127.0.0.1:10000/acct&key=S3CRET":  "azblob://acct/captures?endpoint=http://127.0.0.1:10000/acct&key=REDACTED",
-		"https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=S3CRET&se=2026": "https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=REDACTED&se=2026",
-		"s3://AKIAEXAMPLE:S3CRET@bucket/prefix?region=eu-west-1":                  "s3://AKIAEXAMPLE:REDACTED@bucket/prefix?region=eu-west-1",
-		"postgres://tripcap:S3CRET@db.internal/tripcap?sslmode=require":           "postgres://tripcap:REDACTED@db.internal/tripcap?sslmode=require",
-		"https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Credential=S3CRET&X-Amz-Signature=S3CRET&X-Amz-Security-Token=S3CRET": "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Security-Token=REDACTED",
+		"https://fn.example.invalid/api/alert?code=S3CRET":                                                                                       "https://fn.example.invalid/api/alert?code=REDACTED",
+		"https://fn.example.invalid/api/alert?code=S3CRET&clientId=default":                                                                      "https://fn.example.invalid/api/alert?code=REDACTED&clientId=default",
+		"azblob://acct/captures?endpoint=http://127.0.0.1:10000/acct&key=S3CRET":                                                                 "azblob://acct/captures?endpoint=http://127.0.0.1:10000/acct&key=REDACTED",
+		"https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=S3CRET&se=2026":                                                                "https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=REDACTED&se=2026",
+		"s3://AKIAEXAMPLE:S3CRET@bucket/prefix?region=eu-west-1":                                                                                 "s3://AKIAEXAMPLE:REDACTED@bucket/prefix?region=eu-west-1",
+		"postgres://tripcap:S3CRET@db.internal/tripcap?sslmode=require":                                                                          "postgres://tripcap:REDACTED@db.internal/tripcap?sslmode=require",
+		"https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Credential=S3CRET&X-Amz-Signature=S3CRET&X-Amz-Security-Token=S3CRET":           "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Security-Token=REDACTED",
 		"https://h.example.invalid/x?token=S3CRET&secret=S3CRET&password=S3CRET&api-key=S3CRET&apikey=S3CRET&access_token=S3CRET&api_key=S3CRET": "https://h.example.invalid/x?token=REDACTED&secret=REDACTED&password=REDACTED&api-key=REDACTED&apikey=REDACTED&access_token=REDACTED&api_key=REDACTED",
-		"https://h.example.invalid/x?CODE=S3CRET": "https://h.example.invalid/x?CODE=REDACTED",
-		"file:///var/lib/tripcap/storage":         "file:///var/lib/tripcap/storage",
-		"https://h.example.invalid/x?team=net":    "https://h.example.invalid/x?team=net",
-		"https://user@h.example.invalid/x":        "https://user@h.example.invalid/x",
-		"http://[::1:S3CRET@x?code=S3CRET":        "REDACTED",
-		"":                                        "",
+		"https://h.example.invalid/x?CODE=S3CRET":                                                                                                "https://h.example.invalid/x?CODE=REDACTED",
+		"file:///var/lib/tripcap/storage":                                                                                                        "file:///var/lib/tripcap/storage",
+		"https://h.example.invalid/x?team=net":                                                                                                   "https://h.example.invalid/x?team=net",
+		"https://user@h.example.invalid/x":                                                                                                       "https://user@h.example.invalid/x",
+		"http://[::1:S3CRET@x?code=S3CRET":                                                                                                       "REDACTED",
+		"":                                                                                                                                       "",
 	} {
 		if got := tripcap.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q)\n = %q\nwant %q", in, got, want)
