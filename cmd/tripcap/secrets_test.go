@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -62,22 +60,9 @@ func TestSecretsNeverInClear(t *testing.T) {
 	data := t.TempDir()
 	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	cp, err := openControlPlane(ctx, &serverOptions{listen: "127.0.0.1:0", data: data, heartbeat: 10 * time.Second,
+	cp := startControlPlane(t, &serverOptions{listen: "127.0.0.1:0", data: data, heartbeat: 10 * time.Second,
 		maxCaptures: tripcap.DefaultParallelCapturesPerWatcher}, log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- errors.Join(cp.Run(ctx), cp.Close()) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	t.Setenv("TRIPCAP_CA_FILE", filepath.Join(data, "tls", "ca.pem"))
+	ctx := t.Context()
 	c := apiClient(t, cp.url, cp.adminToken)
 
 	// Ten receivers answering 503 then 200: Fired and Resolved, two
