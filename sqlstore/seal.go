@@ -135,7 +135,9 @@ func (s *Store) sealedResponder(r *tripcap.Responder) (string, error) {
 // SealSecrets seals, in one transaction, every secret column value kept in
 // clear (written before sealing began, or by a tripcap that did not seal),
 // and with all set reseals every one under the sealer's sealing key (a
-// master key rotation). It returns the number of values written.
+// master key rotation). It returns the number of values written. Every
+// sealed value is opened on the way, so a sealer without the key the
+// database was sealed with is found out (the error names the key).
 func (s *Store) SealSecrets(ctx context.Context, all bool) (int, error) {
 	if s.sealer == nil {
 		return 0, fmt.Errorf("seal secrets: the store has no sealer (Store.SetSealer)")
@@ -213,11 +215,14 @@ func (s *Store) resealDocs(ctx context.Context, tx *Tx, table string, all bool,
 				changed++
 			}
 		}
-		if changed == 0 {
-			continue
-		}
+		// Opened even when nothing is to be sealed: a server whose key is
+		// not the one the database was sealed with fails here, at start,
+		// rather than at its first delivery.
 		if err := s.openFields(fs); err != nil {
 			return 0, err
+		}
+		if changed == 0 {
+			continue
 		}
 		if err := s.sealFields(fs); err != nil {
 			return 0, err
@@ -247,13 +252,13 @@ func (s *Store) resealStorageAccounts(ctx context.Context, tx *Tx, all bool) (in
 	}
 	n := 0
 	for _, r := range list {
-		if !s.needsSeal(r.url, all) {
-			continue
-		}
 		field := storageURLField(r.name)
 		plain, err := s.openSecret(field, r.url)
 		if err != nil {
 			return 0, err
+		}
+		if !s.needsSeal(r.url, all) {
+			continue
 		}
 		sealed, err := s.sealSecret(field, plain)
 		if err != nil {

@@ -237,5 +237,10 @@ func Secrets(t *testing.T, open func(t *testing.T) (SecretStore, Raw)) {
 		if _, err := s.FindStorageAccounts(ctx); err == nil || !strings.Contains(err.Error(), seal.KeyID(newKey)) {
 			t.Fatalf("reading with the old key alone after rotation: %v, want an error naming the key it needs", err)
 		}
+		// A server started with the wrong key finds out at once: the
+		// start's SealSecrets opens every value.
+		if _, err := s.SealSecrets(ctx, false); err == nil || !strings.Contains(err.Error(), seal.KeyID(newKey)) {
+			t.Fatalf("SealSecrets with the wrong key: %v, want an error naming the key it needs", err)
+		}
 	})
 }

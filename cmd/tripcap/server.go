@@ -174,7 +174,7 @@ func openSealedStore(ctx context.Context, o *serverOptions, log *slog.Logger) (*
 	n, err := store.SealSecrets(ctx, false)
 	if err != nil {
 		store.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w (replicas must share one master key: the same --master-key-file or %s)", err, seal.EnvVar)
 	}
 	if n > 0 {
 		log.Info("sealed the secrets the database held in clear", "component", "seal", "count", n)
