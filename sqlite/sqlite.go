@@ -116,8 +116,8 @@ func open(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
-// private makes the database's files readable by their owner only, the
-// database holds secrets (sealed, but still): the directory is created
+// private makes the database's files their owner's alone, as the database
+// holds secrets (sealed, but still): the directory is created
 // 0700, the database file 0600 before SQLite opens it, and the files
 // beside it that exist (WAL, shared memory, journal; a database from
 // before this rule had them 0644) set to 0600. SQLite creates the WAL and
