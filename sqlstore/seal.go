@@ -172,7 +172,7 @@ func (s *Store) SealSecrets(ctx context.Context, all bool) (int, error) {
 			}
 			n += c
 		}
-		c, err := s.resealStorageAccounts(ctx, tx, all)
+		c, err := s.resealColumn(ctx, tx, "storage_accounts", "name", "url", storageURLField, all)
 		n += c
 		return err
 	})
@@ -239,33 +239,35 @@ func (s *Store) resealDocs(ctx context.Context, tx *Tx, table string, all bool,
 	return n, nil
 }
 
-// resealStorageAccounts reseals storage accounts' URLs.
-func (s *Store) resealStorageAccounts(ctx context.Context, tx *Tx, all bool) (int, error) {
-	type row struct{ name, url string }
-	rows, err := tx.Query(ctx, `SELECT name, url FROM storage_accounts ORDER BY name`+s.d.Lock)
+// resealColumn reseals the secret column col of table, whose rows key
+// names; field is the sealed field of a row's key. A table with one secret
+// column a row (storage accounts' URLs, token-signing keys) is one call.
+func (s *Store) resealColumn(ctx context.Context, tx *Tx, table, key, col string, field func(key string) string, all bool) (int, error) {
+	type row struct{ key, v string }
+	rows, err := tx.Query(ctx, `SELECT `+key+`, `+col+` FROM `+table+` ORDER BY `+key+s.d.Lock)
 	list, err := collect(rows, err, func(r rowScanner) (row, error) {
 		var v row
-		return v, r.Scan(&v.name, &v.url)
+		return v, r.Scan(&v.key, &v.v)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("read storage accounts: %w", err)
+		return 0, fmt.Errorf("read %s: %w", table, err)
 	}
 	n := 0
 	for _, r := range list {
-		field := storageURLField(r.name)
-		plain, err := s.openSecret(field, r.url)
+		f := field(r.key)
+		plain, err := s.openSecret(f, r.v)
 		if err != nil {
 			return 0, err
 		}
-		if !s.needsSeal(r.url, all) {
+		if !s.needsSeal(r.v, all) {
 			continue
 		}
-		sealed, err := s.sealSecret(field, plain)
+		sealed, err := s.sealSecret(f, plain)
 		if err != nil {
 			return 0, err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE storage_accounts SET url = ? WHERE name = ?`, sealed, r.name); err != nil {
-			return 0, fmt.Errorf("write storage account %s: %w", r.name, err)
+		if _, err := tx.Exec(ctx, `UPDATE `+table+` SET `+col+` = ? WHERE `+key+` = ?`, sealed, r.key); err != nil {
+			return 0, fmt.Errorf("write %s %s: %w", table, r.key, err)
 		}
 		n++
 	}
