@@ -45,9 +45,12 @@ type ActionGroup struct {
 	// SigningSecret keys the HMAC signature of webhook deliveries. It is
 	// generated at creation and shown to the caller then, so receivers can
 	// verify; listings leave it out.
-	SigningSecret string    `json:"signingSecret,omitempty"`
-	CreatedAt     time.Time `json:"createdAt,omitzero"`
-	UpdatedAt     time.Time `json:"updatedAt,omitzero"`
+	SigningSecret string `json:"signingSecret,omitempty"`
+	// SigningSecretSet says, in answers that leave the secret out, that
+	// the group has one.
+	SigningSecretSet bool      `json:"signingSecretSet,omitempty"`
+	CreatedAt        time.Time `json:"createdAt,omitzero"`
+	UpdatedAt        time.Time `json:"updatedAt,omitzero"`
 	// Version counts the group's writes (see AlertRule.Version).
 	Version int64 `json:"version,omitempty"`
 }
@@ -85,7 +88,7 @@ func (w WebhookReceiver) ReceiverName() string { return w.Name }
 func (w WebhookReceiver) Validate(field string) error {
 	u, err := url.Parse(w.ServiceURI)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Errorf(EINVALID, "%s.serviceUri: %q is not an http or https URL", field, clip(w.ServiceURI))
+		return Errorf(EINVALID, "%s.serviceUri: %q is not an http or https URL", field, clip(RedactURL(w.ServiceURI)))
 	}
 	return nil
 }

@@ -187,7 +187,10 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 			Attempt: attempt, Time: start, Duration: n.cfg.Now().Sub(start).Seconds(), StatusCode: res.Status, Success: res.Err == nil,
 		}
 		if res.Err != nil {
-			d.Error = res.Err.Error()
+			// An HTTP client's error quotes the URL it posted to, and a
+			// webhook's URL may carry its key (?code=): the record and the
+			// log get the error with every URL's credentials redacted.
+			d.Error = tripcap.RedactURLs(res.Err.Error())
 		}
 		next := max(wait, res.RetryAfter)
 		next = min(next, rc.Max)
@@ -208,7 +211,7 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 			lvl = slog.LevelWarn
 		}
 		n.cfg.Logger.Log(ctx, lvl, "actiongroup: delivery failed", "alert", eventID, "group", g.Name, "receiver", name, "kind", kind,
-			"attempt", attempt, "status", res.Status, "err", res.Err, "final", d.Final)
+			"attempt", attempt, "status", res.Status, "err", d.Error, "final", d.Final)
 		if d.Final {
 			return out
 		}

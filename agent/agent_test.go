@@ -23,6 +23,7 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 	"github.com/tripcap/tripcap/tlscert"
 )
 
@@ -135,6 +136,7 @@ func startServerTLS(t *testing.T, dir, addr string, accounts map[string]tripcap.
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.SetSealer(storetest.NewSealer(t))
 	blobs, err := filestore.Open(filepath.Join(dir, "blobs"))
 	if err != nil {
 		t.Fatal(err)

@@ -96,11 +96,11 @@ func parseURL(rawURL string) (config, error) {
 		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL: %v", err)
 	}
 	if u.Scheme != "azblob" {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: scheme must be azblob", redact(u))
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: scheme must be azblob", tripcap.RedactURL(u.String()))
 	}
 	c.account = u.Host
 	if !accountName.MatchString(c.account) {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: account %q must be 3 to 24 lowercase letters and digits (azblob://ACCOUNT/CONTAINER)", redact(u), c.account)
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: account %q must be 3 to 24 lowercase letters and digits (azblob://ACCOUNT/CONTAINER)", tripcap.RedactURL(u.String()), c.account)
 	}
 	path := strings.Trim(u.Path, "/")
 	c.container, c.prefix, _ = strings.Cut(path, "/")
@@ -108,24 +108,24 @@ func parseURL(rawURL string) (config, error) {
 		c.container = DefaultContainer
 	}
 	if !containerName.MatchString(c.container) || strings.Contains(c.container, "--") {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: container %q must be 3 to 63 lowercase letters, digits and single hyphens", redact(u), c.container)
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: container %q must be 3 to 63 lowercase letters, digits and single hyphens", tripcap.RedactURL(u.String()), c.container)
 	}
 	if c.prefix != "" {
 		if err := tripcap.CheckStorageKey(c.prefix); err != nil {
-			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: prefix %q is not a clean relative path", redact(u), c.prefix)
+			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: prefix %q is not a clean relative path", tripcap.RedactURL(u.String()), c.prefix)
 		}
 		c.prefix += "/"
 	}
 	q := u.Query()
 	for name := range q {
 		if name != "endpoint" && name != "key" {
-			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: unknown parameter %q (want endpoint, key)", redact(u), name)
+			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: unknown parameter %q (want endpoint, key)", tripcap.RedactURL(u.String()), name)
 		}
 	}
 	c.key = q.Get("key")
 	if e := q.Get("endpoint"); e != "" {
 		if c.endpoint, err = parseEndpoint(e); err != nil {
-			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: endpoint %q: %v", redact(u), e, err)
+			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: endpoint %q: %v", tripcap.RedactURL(u.String()), e, err)
 		}
 	}
 	return c, nil
@@ -144,13 +144,6 @@ func parseEndpoint(e string) (string, error) {
 		return "", errors.New("must be an http(s)://HOST[:PORT][/PATH] blob service URL")
 	}
 	return strings.TrimRight(eu.String(), "/"), nil
-}
-
-// redact drops the query, which may hold the account key.
-func redact(u *url.URL) string {
-	r := *u
-	r.RawQuery = ""
-	return r.String()
 }
 
 // connString holds the parts of a storage connection string this store uses.

@@ -248,7 +248,7 @@ func (u *Uploader) send(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 	body := func() io.ReadCloser { return io.NopCloser(io.NewSectionReader(f, off, length)) }
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, body())
 	if err != nil {
-		return tripcap.Errorf(tripcap.EINVALID, "%s part %d: bad URL %s: %v", backend, n, stripQuery(target), err)
+		return tripcap.Errorf(tripcap.EINVALID, "%s part %d: bad URL %s: %v", backend, n, tripcap.RedactURL(target), err)
 	}
 	req.Header = header
 	req.ContentLength = length
@@ -264,7 +264,7 @@ func (u *Uploader) send(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			ue.URL = stripQuery(ue.URL)
+			ue.URL = tripcap.RedactURL(ue.URL)
 		}
 		return &transient{err: err}
 	}
@@ -324,13 +324,4 @@ func statusError(backend string, n int, resp *http.Response, expires time.Time) 
 		return tripcap.Errorf(tripcap.ECONFLICT, "%s", text)
 	}
 	return tripcap.Errorf(tripcap.EINVALID, "%s", text)
-}
-
-// stripQuery keeps a URL's scheme, host and path: its query holds the
-// signature, which must not end up in logs or capture errors.
-func stripQuery(raw string) string {
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		return raw[:i]
-	}
-	return raw
 }

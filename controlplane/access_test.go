@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/internal/teststore"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/capturefile"
 	"github.com/tripcap/tripcap/controlplane"
-	"github.com/tripcap/tripcap/internal/pgtest"
-	"github.com/tripcap/tripcap/postgres"
-	"github.com/tripcap/tripcap/sqlite"
 )
 
 // The access tests give each service area to principals holding the
@@ -54,28 +53,6 @@ var identities = map[string][]tripcap.RoleAssignment{
 	"filesX":     {{Role: tripcap.RoleCaptureFileReader, Scope: "location:xloc"}},
 	"none":       nil,
 	"ownerTeamA": {{Role: tripcap.RoleOwner, Scope: "label:team=a"}},
-}
-
-// eachStore runs fn on a fresh SQLite store and a fresh PostgreSQL
-// database (TRIPCAP_TEST_POSTGRES; skipped without it, failed under CI):
-// filtered pages rest on the stores' id order.
-func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		fn(t, store)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		store, err := postgres.Open(t.Context(), pgtest.FreshDatabase(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		fn(t, store)
-	})
 }
 
 func newAccessFixture(t *testing.T, store tripcap.Store) *accessFixture {
@@ -177,7 +154,7 @@ func pages[T any](t *testing.T, what string, limit int, page func(cursor string)
 }
 
 func TestAccessHosts(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := newAccessFixture(t, store)
 		for name, want := range seen {
 			t.Run(name, func(t *testing.T) {
@@ -273,7 +250,7 @@ func captureNames(cs []*tripcap.PacketCapture) []string {
 }
 
 func TestAccessCaptureReads(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := newAccessFixture(t, store)
 		all, _, err := f.svc.FindCaptures(f.admin, "", "", "", 0)
 		if err != nil {
@@ -367,7 +344,7 @@ func TestAccessCaptureReads(t *testing.T) {
 }
 
 func TestAccessCaptureWrites(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := newAccessFixture(t, store)
 		netA := f.who["netA"]
 		params := func(h string) tripcap.PacketCaptureParameters { return tripcap.PacketCaptureParameters{Target: h} }
@@ -418,7 +395,7 @@ func TestAccessCaptureWrites(t *testing.T) {
 }
 
 func TestAccessFiles(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := newAccessFixture(t, store)
 		for name, want := range seen {
 			t.Run(name, func(t *testing.T) {
@@ -532,7 +509,7 @@ func TestAccessFiles(t *testing.T) {
 }
 
 func TestAccessStorage(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := newAccessFixture(t, store)
 		if _, err := f.svc.FindStorageAccounts(f.who["readerAll"]); err != nil {
 			t.Errorf("readerAll: FindStorageAccounts: %v", err)
@@ -554,7 +531,7 @@ func TestAccessStorage(t *testing.T) {
 // more of b1: a team=a reader's pages skip the store's pages of b1 without
 // ending early, and its cursor resumes past them.
 func TestAccessPagesPastOutOfScopeRows(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := newAccessFixture(t, store)
 		create := func(host string, n int) {
 			for range n {

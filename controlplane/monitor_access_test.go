@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/internal/teststore"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
 )
@@ -15,7 +17,7 @@ import (
 // sees those of its hosts, a page of alerts filled from further back when
 // the newest are out of scope.
 func TestAccessMonitoring(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := newAccessFixture(t, store)
 		m := startMonitor(t, f.fixture)
 		hook := []tripcap.WebhookReceiver{{Name: "w", ServiceURI: "http://127.0.0.1:9/hook"}}

@@ -273,7 +273,10 @@ func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGro
 		return nil, err
 	}
 	m.log.Info("action group created", "group", c.Name, "id", c.ID)
-	return &c, nil
+	// The generated secret is shown this once, so receivers can verify.
+	out := c.Redacted()
+	out.SigningSecret = c.SigningSecret
+	return out, nil
 }
 
 // checkGroup defaults and validates a group, and checks this server can
@@ -314,6 +317,10 @@ func (m *AlertAdmin) UpdateActionGroup(ctx context.Context, ref string, in *trip
 			if c.Name == "" {
 				c.Name = cur.Name
 			}
+			var err error
+			if c.WebhookReceivers, err = tripcap.RestoreWebhooks("webhookReceivers", in.WebhookReceivers, cur.WebhookReceivers); err != nil {
+				return nil, 0, err
+			}
 			if err := m.checkGroup(ctx, &c); err != nil {
 				return nil, 0, err
 			}
@@ -325,8 +332,7 @@ func (m *AlertAdmin) UpdateActionGroup(ctx context.Context, ref string, in *trip
 		return nil, err
 	}
 	m.log.Info("action group updated", "group", g.Name, "id", g.ID, "version", g.Version, "enabled", g.IsEnabled())
-	g.SigningSecret = ""
-	return g, nil
+	return g.Redacted(), nil
 }
 
 // FindActionGroups lists action groups by name, without their secrets.
@@ -335,8 +341,8 @@ func (m *AlertAdmin) FindActionGroups(ctx context.Context) ([]*tripcap.ActionGro
 		return nil, err
 	}
 	gs, err := m.store.FindActionGroups(ctx, tripcap.ActionGroupFilter{})
-	for _, g := range gs {
-		g.SigningSecret = ""
+	for i, g := range gs {
+		gs[i] = g.Redacted()
 	}
 	return gs, err
 }
@@ -350,8 +356,7 @@ func (m *AlertAdmin) FindActionGroup(ctx context.Context, ref string) (*tripcap.
 	if err != nil {
 		return nil, err
 	}
-	g.SigningSecret = ""
-	return g, nil
+	return g.Redacted(), nil
 }
 
 // DeleteActionGroup deletes an action group no rule uses (ECONFLICT

@@ -12,6 +12,7 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	"github.com/tripcap/tripcap/internal/pgtest"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 // TestReplicasShareOnePostgres: an agent waiting on replica A is woken by a
@@ -25,6 +26,7 @@ func TestReplicasShareOnePostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		store.SetSealer(storetest.NewSealer(t))
 		t.Cleanup(func() { store.Close() })
 		blobs, err := filestore.Open(t.TempDir())
 		if err != nil {

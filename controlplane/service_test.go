@@ -15,6 +15,7 @@ import (
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 // fixture is a control plane on a real store (SQLite unless given) and file storage.
@@ -31,6 +32,7 @@ func newFixture(t *testing.T, cfg controlplane.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.SetSealer(storetest.NewSealer(t))
 	t.Cleanup(func() { store.Close() })
 	return fixtureOn(t, store, cfg)
 }

@@ -81,7 +81,7 @@ func (s *Service) AddStorageAccount(ctx context.Context, name, url string) (*tri
 	s.storage.mu.Lock()
 	s.storage.open[name] = b
 	s.storage.mu.Unlock()
-	return a, nil
+	return a.Redacted(), nil
 }
 
 // FindStorageAccounts lists the configured and the added storage accounts.
@@ -98,6 +98,9 @@ func (s *Service) FindStorageAccounts(ctx context.Context) ([]*tripcap.StorageAc
 		out = append(out, &tripcap.StorageAccount{Name: name, URL: strings.TrimSuffix(b.URL(""), "/"), CreatedAt: s.started})
 	}
 	out = append(out, added...)
+	for i, a := range out {
+		out[i] = a.Redacted()
+	}
 	slices.SortFunc(out, func(a, b *tripcap.StorageAccount) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }

@@ -39,7 +39,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	storage := "local=file://" + filepath.Join(dir, "shared-storage")
 	replica := func(name, listen string) {
 		cmd := exec.Command(binary, "server", "--listen", listen, "--data", filepath.Join(dir, name), "--db", dsn,
-			"--admin-token-file", tokenFile, "--storage", storage, "--heartbeat", "1s")
+			"--admin-token-file", tokenFile, "--master-key-file", filepath.Join(dir, "master.key"), "--storage", storage, "--heartbeat", "1s")
 		logf, _ := os.Create(filepath.Join(dir, name+".log"))
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {

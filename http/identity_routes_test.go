@@ -19,6 +19,7 @@ import (
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/identity"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 type identityFixture struct {
@@ -38,6 +39,7 @@ func newIdentityFixture(t testing.TB) *identityFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	store.SetSealer(storetest.NewSealer(t))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := controlplane.New(store, controlplane.Config{}, log)
 	go func() { _ = svc.Run(ctx) }()

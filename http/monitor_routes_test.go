@@ -105,7 +105,7 @@ func TestActionGroupSecretShownOnce(t *testing.T) {
 	for _, p := range []string{"/api/v1/action-groups/ops", "/api/v1/action-groups/" + g.ID, "/api/v1/action-groups"} {
 		r := f.request(t, "GET", p, f.token, nil)
 		b, _ := io.ReadAll(r.Body)
-		if r.StatusCode != 200 || bytes.Contains(b, []byte(g.SigningSecret)) || bytes.Contains(b, []byte("signingSecret")) {
+		if r.StatusCode != 200 || bytes.Contains(b, []byte(g.SigningSecret)) || bytes.Contains(b, []byte(`"signingSecret":`)) || !bytes.Contains(b, []byte(`"signingSecretSet":true`)) {
 			t.Fatalf("GET %s: %s shows the secret: %s", p, r.Status, b)
 		}
 	}

@@ -294,7 +294,7 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Context().Err() != nil {
 			return // the client went away
 		}
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", tripcap.RedactURLs(err.Error()))
 	}
 	status := StatusOf(code)
 	if st, ok := refusalStatus(err); ok {

@@ -27,6 +27,7 @@ import (
 	"github.com/tripcap/tripcap/identity"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 type fixture struct {
@@ -73,6 +74,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.SetSealer(storetest.NewSealer(t))
 	t.Cleanup(func() { store.Close() })
 	blobs, err := filestore.Open(filepath.Join(dir, "blobs"))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/tripcap/tripcap/controlplane"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 	"github.com/tripcap/tripcap/tlscert"
 )
 
@@ -46,6 +47,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.SetSealer(storetest.NewSealer(t))
 	t.Cleanup(func() { store.Close() })
 	pki, err := tlscert.OpenAuthority(filepath.Join(dir, "tls"), nil, nil)
 	if err != nil {

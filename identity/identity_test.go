@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/internal/teststore"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/identity"
-	"github.com/tripcap/tripcap/internal/pgtest"
-	"github.com/tripcap/tripcap/postgres"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 // clock is a settable time shared by the services of a test.
@@ -45,27 +46,6 @@ func newService(t testing.TB, store tripcap.IdentityStore, c *clock) *identity.S
 	return svc
 }
 
-// eachStore runs fn on a fresh SQLite store and a fresh PostgreSQL
-// database (TRIPCAP_TEST_POSTGRES; skipped without it, failed under CI).
-func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		fn(t, store)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		store, err := postgres.Open(context.Background(), pgtest.FreshDatabase(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		fn(t, store)
-	})
-}
-
 // owner is the bootstrap admin token's principal.
 func owner() context.Context {
 	return tripcap.NewContextWithPrincipal(context.Background(), &tripcap.Principal{ID: tripcap.NewID(), Kind: tripcap.PrincipalBootstrap,
@@ -91,7 +71,7 @@ func must(t testing.TB, err error) {
 }
 
 func TestUsersAndLogin(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		c := &clock{t: time.Now()}
 		svc := newService(t, store, c)
 		ctx := owner()
@@ -151,7 +131,7 @@ func TestUsersAndLogin(t *testing.T) {
 }
 
 func TestPersonalTokens(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		c := &clock{t: time.Now()}
 		svc := newService(t, store, c)
 		ctx := owner()
@@ -214,7 +194,7 @@ func TestPersonalTokens(t *testing.T) {
 }
 
 func TestRoleAssignments(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		c := &clock{t: time.Now()}
 		svc := newService(t, store, c)
 		ctx := owner()
@@ -280,7 +260,7 @@ func TestRoleAssignments(t *testing.T) {
 }
 
 func TestClientCredentials(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		c := &clock{t: time.Now()}
 		svc := newService(t, store, c)
 		ctx := owner()
@@ -352,7 +332,7 @@ func TestClientCredentials(t *testing.T) {
 // TestKeyRotation: a new key signs after the rotation period; tokens of
 // the old one verify until they expire, and the JWKS lists both meanwhile.
 func TestKeyRotation(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		c := &clock{t: time.Now()}
 		svc, err := identity.New(store, identity.Config{Issuer: issuer, Password: cheap, Now: c.Now, KeyRotation: 24 * time.Hour},
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -404,6 +384,7 @@ func TestExpiredTokensAreDeleted(t *testing.T) {
 	store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
 	must(t, err)
 	t.Cleanup(func() { store.Close() })
+	store.SetSealer(storetest.NewSealer(t))
 	c := &clock{t: time.Now()}
 	svc := newService(t, store, c)
 	_, err = svc.CreateUser(owner(), "alice", "correct horse battery")

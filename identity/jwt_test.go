@@ -22,6 +22,7 @@ import (
 	"github.com/tripcap/tripcap/internal/pgtest"
 	"github.com/tripcap/tripcap/postgres"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 func decodeSegment(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
@@ -44,6 +45,7 @@ func newJWTFixture(t testing.TB) *jwtFixture {
 	store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
 	must(t, err)
 	t.Cleanup(func() { store.Close() })
+	store.SetSealer(storetest.NewSealer(t))
 	f := &jwtFixture{clock: &clock{t: time.Now()}}
 	f.svc = newService(t, store, f.clock)
 	f.sp, err = f.svc.CreateServicePrincipal(owner(), "bot")
@@ -169,10 +171,12 @@ func mustKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
 func TestReplicasShareKeys(t *testing.T) {
 	dsn := pgtest.FreshDatabase(t)
 	c := &clock{t: time.Now()}
+	sealer := storetest.NewSealer(t) // the replicas share the master key
 	replica := func() (*identity.Service, tripcap.Store) {
 		store, err := postgres.Open(context.Background(), dsn)
 		must(t, err)
 		t.Cleanup(func() { store.Close() })
+		store.SetSealer(sealer)
 		svc, err := identity.New(store, identity.Config{Issuer: issuer, Password: cheap, Now: c.Now, KeyRotation: 24 * time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		must(t, err)
 		return svc, store

@@ -19,6 +19,7 @@ func open(t testing.TB, dsn string) *postgres.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetSealer(storetest.NewSealer(t))
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Error(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/tripcap/tripcap/internal/teststore"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
 )
@@ -13,7 +15,7 @@ import (
 // them Monitoring Contributor at "*"; a grant at a narrower scope, or a
 // role without the permission, is refused.
 func TestAccessResponders(t *testing.T) {
-	eachStore(t, func(t *testing.T, store tripcap.Store) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := startResponders(t, fixtureOn(t, store, controlplane.Config{}))
 		as := func(name string, grants ...tripcap.RoleAssignment) context.Context {
 			return tripcap.NewContextWithPrincipal(context.Background(), &tripcap.Principal{ID: name, Name: name, Kind: tripcap.PrincipalUser, Assignments: grants})

@@ -68,7 +68,7 @@ func (r *Responders) CreateResponder(ctx context.Context, in *tripcap.Responder)
 		return nil, err
 	}
 	r.log.Info("responder created", "responder", rs.Name, "id", rs.ID)
-	return &rs, nil
+	return rs.Redacted(), nil
 }
 
 // UpdateResponder replaces a responder's settings with in, checked as for
@@ -97,6 +97,9 @@ func (r *Responders) UpdateResponder(ctx context.Context, ref string, in *tripca
 		if rs.Name == "" {
 			rs.Name = cur.Name
 		}
+		if rs.NotifyWebhookReceivers, err = tripcap.RestoreWebhooks("notifyWebhookReceivers", in.NotifyWebhookReceivers, cur.NotifyWebhookReceivers); err != nil {
+			return nil, err
+		}
 		if err := r.check(ctx, &rs); err != nil {
 			return nil, err
 		}
@@ -114,7 +117,7 @@ func (r *Responders) UpdateResponder(ctx context.Context, ref string, in *tripca
 			return nil, err
 		}
 		r.log.Info("responder updated", "responder", rs.Name, "id", rs.ID, "version", rs.Version)
-		return &rs, nil
+		return rs.Redacted(), nil
 	}
 }
 
@@ -123,7 +126,11 @@ func (r *Responders) FindResponders(ctx context.Context) ([]*tripcap.Responder, 
 	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
-	return r.store.FindResponders(ctx, tripcap.ResponderFilter{})
+	rs, err := r.store.FindResponders(ctx, tripcap.ResponderFilter{})
+	for i, x := range rs {
+		rs[i] = x.Redacted()
+	}
+	return rs, err
 }
 
 // FindResponder returns a responder by id or name.
@@ -131,7 +138,11 @@ func (r *Responders) FindResponder(ctx context.Context, ref string) (*tripcap.Re
 	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
 		return nil, err
 	}
-	return r.resolve(ctx, ref)
+	rs, err := r.resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return rs.Redacted(), nil
 }
 
 // DeleteResponder removes a responder and its keys; its runs stay.

@@ -12,38 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/internal/teststore"
+
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
-	"github.com/tripcap/tripcap/internal/pgtest"
-	"github.com/tripcap/tripcap/postgres"
 	"github.com/tripcap/tripcap/responder"
-	"github.com/tripcap/tripcap/sqlite"
 )
-
-// eachStore runs fn on a fresh SQLite store and a fresh PostgreSQL
-// database (TRIPCAP_TEST_POSTGRES; skipped without it, failed under CI).
-func eachStore(t *testing.T, fn func(t *testing.T, store tripcap.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		fn(t, store)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		dsn := pgtest.FreshDatabase(t)
-		store, err := postgres.Open(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		fn(t, store)
-	})
-}
 
 // responderServer is one server's Responders on a shared store, as a
 // replica or a restarted server has.
@@ -114,7 +91,7 @@ func complete(t *testing.T, f *fixture, agentCtx context.Context, captureID stri
 // decided. Two servers then start on the same store: the run is decided
 // and every notification sent, each exactly once.
 func TestResponderWorkSurvivesRestart(t *testing.T) {
-	eachStore(t, testResponderWorkSurvivesRestart)
+	teststore.Each(t, testResponderWorkSurvivesRestart)
 }
 
 func testResponderWorkSurvivesRestart(t *testing.T, store tripcap.Store) {

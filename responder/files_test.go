@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/internal/teststore"
+
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/capturefile"
 	"github.com/tripcap/tripcap/controlplane"
@@ -18,7 +20,7 @@ import (
 // notification's downloadUrl (the capture by id) still reaches it. A capture
 // deleted with a plain delete keeps its file reachable too.
 func TestReplacedCapturesKeepTheirFiles(t *testing.T) {
-	eachStore(t, testReplacedCapturesKeepTheirFiles)
+	teststore.Each(t, testReplacedCapturesKeepTheirFiles)
 }
 
 func testReplacedCapturesKeepTheirFiles(t *testing.T, store tripcap.Store) {
@@ -113,7 +115,7 @@ func testReplacedCapturesKeepTheirFiles(t *testing.T, store tripcap.Store) {
 // capture's copy) and marks them, those of live and deleted captures alike;
 // newer files stay.
 func TestFileRetentionDeletesOldFiles(t *testing.T) {
-	eachStore(t, testFileRetention)
+	teststore.Each(t, testFileRetention)
 }
 
 func testFileRetention(t *testing.T, store tripcap.Store) {

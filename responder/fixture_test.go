@@ -14,6 +14,7 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 // fixture is a control plane on a real store and file storage: the
@@ -32,6 +33,7 @@ func newFixture(t *testing.T, cfg controlplane.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.SetSealer(storetest.NewSealer(t))
 	t.Cleanup(func() { store.Close() })
 	return fixtureOn(t, store, cfg)
 }

@@ -81,21 +81,21 @@ func parseURL(rawURL string) (config, error) {
 		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL: %v", err)
 	}
 	if u.Scheme != "s3" {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: scheme must be s3", redact(u))
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: scheme must be s3", tripcap.RedactURL(u.String()))
 	}
 	if u.User != nil {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", redact(u))
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", tripcap.RedactURL(u.String()))
 	}
 	c.bucket = u.Host
 	if c.bucket == "" {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: bucket is missing (s3://BUCKET/PREFIX)", redact(u))
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: bucket is missing (s3://BUCKET/PREFIX)", tripcap.RedactURL(u.String()))
 	}
 	if err := s3utils.CheckValidBucketNameStrict(c.bucket); err != nil {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: bucket %q: %v", redact(u), c.bucket, err)
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: bucket %q: %v", tripcap.RedactURL(u.String()), c.bucket, err)
 	}
 	if p := strings.Trim(u.Path, "/"); p != "" {
 		if err := tripcap.CheckStorageKey(p); err != nil {
-			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: prefix %q is not a clean relative path", redact(u), p)
+			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: prefix %q is not a clean relative path", tripcap.RedactURL(u.String()), p)
 		}
 		c.prefix = p + "/"
 	}
@@ -104,14 +104,14 @@ func parseURL(rawURL string) (config, error) {
 		switch name {
 		case "endpoint", "region", "insecure":
 		default:
-			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: unknown parameter %q (want endpoint, region, insecure)", redact(u), name)
+			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: unknown parameter %q (want endpoint, region, insecure)", tripcap.RedactURL(u.String()), name)
 		}
 	}
 	c.secure = true
 	if v := q.Get("insecure"); v != "" {
 		insecure, err := strconv.ParseBool(v)
 		if err != nil {
-			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: insecure=%q is not a boolean", redact(u), v)
+			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: insecure=%q is not a boolean", tripcap.RedactURL(u.String()), v)
 		}
 		c.secure = !insecure
 	}
@@ -120,12 +120,12 @@ func parseURL(rawURL string) (config, error) {
 		// Accept a full URL too; its scheme says whether to use TLS.
 		eu, err := url.Parse(c.endpoint)
 		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" || strings.Trim(eu.Path, "/") != "" {
-			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: endpoint %q must be HOST[:PORT] or http(s)://HOST[:PORT]", redact(u), c.endpoint)
+			return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: endpoint %q must be HOST[:PORT] or http(s)://HOST[:PORT]", tripcap.RedactURL(u.String()), c.endpoint)
 		}
 		c.endpoint, c.secure = eu.Host, eu.Scheme == "https"
 	}
 	if c.endpoint != "" && strings.ContainsAny(c.endpoint, "/?#@ ") {
-		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: endpoint %q must be HOST[:PORT]", redact(u), c.endpoint)
+		return c, tripcap.Errorf(tripcap.EINVALID, "storage URL %q: endpoint %q must be HOST[:PORT]", tripcap.RedactURL(u.String()), c.endpoint)
 	}
 	c.region = q.Get("region")
 	aws := c.endpoint == "" || s3utils.IsAmazonEndpoint(url.URL{Host: c.endpoint})
@@ -139,13 +139,6 @@ func parseURL(rawURL string) (config, error) {
 		c.region = "us-east-1"
 	}
 	return c, nil
-}
-
-// redact drops the query, where a careless user may have put a secret.
-func redact(u *url.URL) string {
-	r := *u
-	r.RawQuery, r.User = "", nil
-	return r.String()
 }
 
 // Open connects to the bucket that rawURL names, with credentials from the

@@ -74,7 +74,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 }
 
 func open(ctx context.Context, dsn string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Dir(dsn), 0o750); err != nil {
+	if err := private(dsn); err != nil {
 		return nil, err
 	}
 	// The writer opens first: it sets WAL mode, which is kept in the file,
@@ -114,6 +114,32 @@ func open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// private makes the database's files their owner's alone, as the database
+// holds secrets (sealed, but still): the directory is created
+// 0700, the database file 0600 before SQLite opens it, and the files
+// beside it that exist (WAL, shared memory, journal; a database from
+// before this rule had them 0644) set to 0600. SQLite creates the WAL and
+// shared-memory files with the database file's mode, so those it makes
+// later are 0600 too, whatever the umask.
+func private(dsn string) error {
+	if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dsn, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		if err := os.Chmod(dsn+suffix, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("make %s private: %w", dsn+suffix, err)
+		}
+	}
+	return nil
 }
 
 // timeFormat is RFC 3339 with a fixed nine-digit fraction, so that text order is time order.

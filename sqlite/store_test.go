@@ -11,10 +11,16 @@ import (
 
 func open(t testing.TB) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "state", "tripcap.db"))
+	return openAt(t, filepath.Join(t.TempDir(), "state", "tripcap.db"))
+}
+
+func openAt(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetSealer(storetest.NewSealer(t))
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Error(err)

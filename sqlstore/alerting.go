@@ -298,7 +298,7 @@ func (s *Store) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup) e
 		return err
 	}
 	g.Version = 1
-	doc, err := encodeDoc("action group "+g.Name, g)
+	doc, err := s.sealedGroup(g)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func (s *Store) UpdateActionGroup(ctx context.Context, g *tripcap.ActionGroup, e
 	at, version, err := s.updateNamed(ctx, groupTable, g.ID, g.Name, expectVersion, func(at time.Time, version int64) (string, error) {
 		upd := *g
 		upd.UpdatedAt, upd.Version = at, version
-		return encodeDoc("action group "+g.Name, &upd)
+		return s.sealedGroup(&upd)
 	})
 	if err != nil {
 		return err
@@ -326,9 +326,15 @@ func (s *Store) FindActionGroups(ctx context.Context, f tripcap.ActionGroupFilte
 	if err != nil {
 		return nil, err
 	}
-	return findNamed(ctx, s, groupTable, w, func(g *tripcap.ActionGroup, id, name string, version int64) {
+	groups, err := findNamed(ctx, s, groupTable, w, func(g *tripcap.ActionGroup, id, name string, version int64) {
 		g.ID, g.Name, g.Version = id, name, version
 	})
+	for _, g := range groups {
+		if err := s.openFields(groupSecrets(g)); err != nil {
+			return nil, fmt.Errorf("find action groups: %w", err)
+		}
+	}
+	return groups, err
 }
 
 // FindActionGroup returns the one group f selects, ENOTFOUND when none.

@@ -19,6 +19,11 @@ var (
 	credentialNotFound = notFound("credential")
 )
 
+// The sealed fields bind each secret to its row, so a sealed value copied
+// into another row does not open.
+func principalSecretField(id string) string { return "principals." + id + ".secretHash" }
+func signingKeyField(kid string) string     { return "signing_keys." + kid + ".privateKey" }
+
 const principalColumns = "id, kind, name, secret_hash, created_by, created_at"
 
 // CreatePrincipal inserts p. ECONFLICT when its name (regardless of case) or id is taken.
@@ -35,7 +40,7 @@ func (s *Store) CreatePrincipal(ctx context.Context, p *tripcap.PrincipalRecord)
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = utcNow()
 	}
-	hash, err := s.sealSecret("principal secret hash", p.SecretHash)
+	hash, err := s.sealSecret(principalSecretField(p.ID), p.SecretHash)
 	if err != nil {
 		return err
 	}
@@ -76,7 +81,7 @@ func (s *Store) FindPrincipals(ctx context.Context, f tripcap.PrincipalFilter) (
 			return nil, err
 		}
 		var err error
-		if p.SecretHash, err = s.openSecret("principal secret hash", sealed); err != nil {
+		if p.SecretHash, err = s.openSecret(principalSecretField(p.ID), sealed); err != nil {
 			return nil, err
 		}
 		if p.Kind == tripcap.PrincipalService {
@@ -270,7 +275,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *tripcap.SigningKey) err
 	if k.Algorithm == "" || k.PrivateKey == "" || k.CreatedAt.IsZero() || !k.RetireAfter.After(k.CreatedAt) {
 		return tripcap.Errorf(tripcap.EINVALID, "signing key: alg, private key, createdAt and a retireAfter after it are required")
 	}
-	priv, err := s.sealSecret("signing key", k.PrivateKey)
+	priv, err := s.sealSecret(signingKeyField(k.KID), k.PrivateKey)
 	if err != nil {
 		return err
 	}
@@ -305,7 +310,7 @@ func (s *Store) FindSigningKeys(ctx context.Context, f tripcap.SigningKeyFilter)
 			return nil, err
 		}
 		var err error
-		if k.PrivateKey, err = s.openSecret("signing key", sealed); err != nil {
+		if k.PrivateKey, err = s.openSecret(signingKeyField(k.KID), sealed); err != nil {
 			return nil, err
 		}
 		return &k, nil

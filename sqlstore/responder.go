@@ -27,7 +27,7 @@ func (s *Store) CreateResponder(ctx context.Context, r *tripcap.Responder) error
 		return err
 	}
 	r.Version = 1
-	doc, err := encodeDoc("responder "+r.Name, r)
+	doc, err := s.sealedResponder(r)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func (s *Store) UpdateResponder(ctx context.Context, r *tripcap.Responder, expec
 	at, version, err := s.updateNamed(ctx, responderTable, r.ID, r.Name, expectVersion, func(at time.Time, version int64) (string, error) {
 		upd := *r
 		upd.UpdatedAt, upd.Version = at, version
-		return encodeDoc("responder "+r.Name, &upd)
+		return s.sealedResponder(&upd)
 	})
 	if err != nil {
 		return err
@@ -55,9 +55,15 @@ func (s *Store) FindResponders(ctx context.Context, f tripcap.ResponderFilter) (
 	if err != nil {
 		return nil, err
 	}
-	return findNamed(ctx, s, responderTable, w, func(r *tripcap.Responder, id, name string, version int64) {
+	rs, err := findNamed(ctx, s, responderTable, w, func(r *tripcap.Responder, id, name string, version int64) {
 		r.ID, r.Name, r.Version = id, name, version
 	})
+	for _, r := range rs {
+		if err := s.openFields(responderSecrets(r)); err != nil {
+			return nil, fmt.Errorf("find responders: %w", err)
+		}
+	}
+	return rs, err
 }
 
 // FindResponder returns the one responder f selects, ENOTFOUND when none.

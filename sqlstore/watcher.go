@@ -99,7 +99,11 @@ func (s *Store) CreateStorageAccount(ctx context.Context, a *tripcap.StorageAcco
 	if err := CheckStorageAccount(a, utcNow()); err != nil {
 		return err
 	}
-	_, err := s.exec(ctx, `INSERT INTO storage_accounts (name, url, created_at) VALUES (?, ?, ?)`, a.Name, a.URL, s.t(a.CreatedAt))
+	url, err := s.sealSecret(storageURLField(a.Name), a.URL)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, `INSERT INTO storage_accounts (name, url, created_at) VALUES (?, ?, ?)`, a.Name, url, s.t(a.CreatedAt))
 	if s.violation(err) != "" {
 		return StorageAccountTaken(a.Name)
 	}
@@ -114,7 +118,12 @@ func (s *Store) FindStorageAccounts(ctx context.Context) ([]*tripcap.StorageAcco
 	rows, err := s.query(ctx, `SELECT name, url, created_at FROM storage_accounts ORDER BY name`)
 	out, err := collect(rows, err, func(r rowScanner) (*tripcap.StorageAccount, error) {
 		var a tripcap.StorageAccount
-		return &a, r.Scan(&a.Name, &a.URL, timeCol{&a.CreatedAt})
+		if err := r.Scan(&a.Name, &a.URL, timeCol{&a.CreatedAt}); err != nil {
+			return nil, err
+		}
+		var err error
+		a.URL, err = s.openSecret(storageURLField(a.Name), a.URL)
+		return &a, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("find storage accounts: %w", err)

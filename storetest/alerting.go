@@ -78,6 +78,7 @@ func fullGroup(name string) *tripcap.ActionGroup {
 		WebhookReceivers:   []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn.example.invalid/api/alert?code=k", UseCommonAlertSchema: true}},
 		ResponderReceivers: []tripcap.ResponderReceiver{{Name: "capture", ResponderID: "r1"}},
 		SigningSecret:      "0123456789abcdef0123456789abcdef",
+		SigningSecretSet:   true,
 		CreatedAt:          base,
 		UpdatedAt:          base.Add(time.Second),
 		Version:            1, // what CreateActionGroup sets

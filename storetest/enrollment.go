@@ -58,7 +58,8 @@ func testPendingEnrollments(t *testing.T, s tripcap.Store) {
 	dup := *a
 	dup.ID = tripcap.NewID()
 	wantCode(t, s.CreatePendingEnrollment(ctx, &dup), tripcap.ECONFLICT)
-	b := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-1", JoinTokenID: tok.ID, Remote: "198.18.0.10", CreatedAt: base}
+	// NewID orders ids within a millisecond at random; b is listed after a.
+	b := &tripcap.PendingEnrollment{ID: tripcap.NewIDAfter(a.ID), HostName: "web-1", JoinTokenID: tok.ID, Remote: "198.18.0.10", CreatedAt: base}
 	must(t, s.CreatePendingEnrollment(ctx, b))
 	c := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-2", JoinTokenID: short.ID, Remote: "198.18.0.9", CreatedAt: base}
 	must(t, s.CreatePendingEnrollment(ctx, c))

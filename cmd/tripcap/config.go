@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/seal"
 )
 
 // The config file of `server`, `agent` and `up`: a YAML mapping (JSON is
@@ -40,9 +41,10 @@ const maxConfigBytes = 1 << 20
 // commandEnv is, for each command that takes a config file, the
 // environment it reads besides its flags: names, or prefixes ending in _.
 var commandEnv = map[string][]string{
-	"server": {"TRIPCAP_SMTP_"},
-	"up":     {"TRIPCAP_SMTP_", "TRIPCAP_CONFIG"},
-	"agent":  nil,
+	"server":            {"TRIPCAP_SMTP_", seal.EnvVar},
+	"rotate-master-key": {seal.EnvVar},
+	"up":                {"TRIPCAP_SMTP_", "TRIPCAP_CONFIG", seal.EnvVar},
+	"agent":             nil,
 }
 
 // addConfigFlag registers --config on cmd and applies the files before cmd
@@ -298,7 +300,7 @@ func settingText(name string, v pflag.Value) string {
 		vals = sv.GetSlice()
 	}
 	for i, s := range vals {
-		vals[i] = redactURL(s)
+		vals[i] = tripcap.RedactURLs(s)
 	}
 	if len(vals) == 1 {
 		return vals[0]
@@ -313,35 +315,4 @@ func secretFlag(name string) bool {
 		return false
 	}
 	return strings.Contains(name, "token") || strings.Contains(name, "secret") || strings.Contains(name, "password")
-}
-
-// redactURL masks a URL's password and query values (storage URLs may carry
-// keys in either) anywhere in s, as in a NAME=URL storage spec.
-func redactURL(s string) string {
-	i := strings.Index(s, "://")
-	if i < 0 {
-		return s
-	}
-	start := strings.LastIndexAny(s[:i], "= ") + 1
-	u, err := url.Parse(s[start:])
-	if err != nil {
-		return s[:start] + "****"
-	}
-	masked := false
-	if _, has := u.User.Password(); has {
-		u.User, masked = url.UserPassword(u.User.Username(), "redacted"), true
-	}
-	if u.RawQuery != "" {
-		keys := slices.Sorted(maps.Keys(u.Query()))
-		for i, k := range keys {
-			keys[i] = url.QueryEscape(k) + "=****"
-		}
-		u.RawQuery = strings.Join(keys, "&")
-	}
-	out := u.String()
-	if masked {
-		// url escapes * in a password.
-		out = strings.Replace(out, ":redacted@", ":****@", 1)
-	}
-	return s[:start] + out
 }

@@ -100,8 +100,8 @@ log-level: debug
 	for _, want := range []string{
 		`flag=listen value=127.0.0.1:9999 from="command line"`,
 		`flag=heartbeat value=3s from="config ` + cfg + `"`,
-		`flag=db value="postgres://tripcap:****@db.internal/tripcap?sslmode=****"`,
-		`value="[s3=s3://captures/tripcap?endpoint=****&secret=**** local=file:///var/lib/tripcap/storage]"`,
+		`flag=db value="postgres://tripcap:REDACTED@db.internal/tripcap?sslmode=require"`,
+		`value="[s3=s3://captures/tripcap?endpoint=http://minio:9000&secret=REDACTED local=file:///var/lib/tripcap/storage]"`,
 		`level=WARN msg="environment variable ignored: ` + "`tripcap server`" + ` takes its settings from flags and the config file" component=config variable=TRIPCAP_LISTEN`,
 		`msg="setting from the environment" component=config variable=TRIPCAP_SMTP_PASSWORD`,
 	} {

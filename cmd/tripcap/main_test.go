@@ -34,6 +34,17 @@ func TestEveryCommandChecksItsArguments(t *testing.T) {
 			walk(append(path[:len(path):len(path)], sub.Name()), sub)
 		}
 		name := strings.Join(append([]string{"tripcap"}, path...), " ")
+		if c.HasSubCommands() && c.Runnable() {
+			// A command that runs and has subcommands (server, and its
+			// rotate-master-key): unknown words are refused, not run.
+			groups++
+			_, err := execute(append(path, "nonsense")...)
+			var u *usageError
+			if !errors.As(err, &u) || !strings.Contains(err.Error(), `unknown command "nonsense" for "`+name+`"`) {
+				t.Errorf("%s nonsense = %v, want a usage error naming the unknown command", name, err)
+			}
+			return
+		}
 		if c.HasSubCommands() {
 			groups++
 			out, err := execute(path...)

@@ -33,8 +33,15 @@ func startServer(t *testing.T) (url, token string) {
 // startServerWith runs the control plane with the options o.
 func startServerWith(t *testing.T, o *serverOptions) (url, token string) {
 	t.Helper()
+	cp := startControlPlane(t, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return cp.url, cp.adminToken
+}
+
+// startControlPlane runs the control plane with the options o, logging to log.
+func startControlPlane(t *testing.T, o *serverOptions, log *slog.Logger) *controlPlane {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cp, err := openControlPlane(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cp, err := openControlPlane(ctx, o, log)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -49,7 +56,7 @@ func startServerWith(t *testing.T, o *serverOptions) (url, token string) {
 			t.Errorf("server: %v", err)
 		}
 	})
-	return cp.url, cp.adminToken
+	return cp
 }
 
 // apiClient is a client of the server startServer runs, trusting its CA as

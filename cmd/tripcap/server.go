@@ -28,7 +28,9 @@ import (
 	"github.com/tripcap/tripcap/postgres"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/s3"
+	"github.com/tripcap/tripcap/seal"
 	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/sqlstore"
 	"github.com/tripcap/tripcap/tlscert"
 )
 
@@ -37,6 +39,7 @@ import (
 // serverOptions are the control plane's flags, shared by `server` and `up`.
 type serverOptions struct {
 	listen, data, db, adminTokenFile string
+	masterKeyFile                    string
 	publicURL, jwtAudience           string
 	subscription, group, location    string
 	maxCaptures                      int
@@ -61,6 +64,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.jwtAudience, "jwt-audience", "tripcap", "the audience (aud) of the JWTs /oauth2/token issues and the API accepts; their issuer is --public-url")
 	f.StringVar(&o.db, "db", "", "database: sqlite:///path/tripcap.db (default inside --data) or postgres://…")
 	f.StringVar(&o.adminTokenFile, "admin-token-file", "", "admin token file (default <data>/admin.token); replicas may share one")
+	f.StringVar(&o.masterKeyFile, "master-key-file", "", "master key file sealing the database's secrets (default <data>/"+seal.FileName+", created 0600 on first start); "+seal.EnvVar+" overrides it; replicas share one key")
 	f.StringVar(&o.subscription, "subscription", "", "subscription id in hosts' Azure resource ids")
 	f.StringVar(&o.group, "resource-group", "", "default resource group of hosts (label azure.resourceGroup overrides)")
 	f.StringVar(&o.location, "default-location", "", "location of hosts that enroll without one")
@@ -85,7 +89,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 }
 
 // openStore opens the database a --db URL names.
-func openStore(ctx context.Context, db string) (tripcap.Store, error) {
+func openStore(ctx context.Context, db string) (*sqlstore.Store, error) {
 	switch {
 	case strings.HasPrefix(db, "sqlite://"):
 		return sqlite.Open(ctx, strings.TrimPrefix(db, "sqlite://"))
@@ -158,18 +162,54 @@ type controlPlane struct {
 	closeErr  error
 }
 
-func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (cp *controlPlane, err error) {
+// resolve makes --data absolute, creates it (the owner's alone: it holds
+// the database and the master key) and fills the paths it is the default of.
+func (o *serverOptions) resolve() error {
 	if err := absPaths(map[string]*string{"--data": &o.data}); err != nil {
-		return nil, err
+		return err
 	}
-	if err := os.MkdirAll(o.data, 0o750); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
 	}
 	if o.db == "" {
 		o.db = "sqlite://" + filepath.Join(o.data, "tripcap.db")
 	}
 	if o.adminTokenFile == "" {
 		o.adminTokenFile = filepath.Join(o.data, "admin.token")
+	}
+	if o.masterKeyFile == "" {
+		o.masterKeyFile = filepath.Join(o.data, seal.FileName)
+	}
+	return nil
+}
+
+// openSealedStore opens the database with the master key's sealer (the
+// store refuses to write a secret without one), and seals what an earlier
+// tripcap kept in clear.
+func openSealedStore(ctx context.Context, o *serverOptions, log *slog.Logger) (*sqlstore.Store, error) {
+	sealer, err := seal.Load(o.masterKeyFile, os.Getenv(seal.EnvVar), log)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openStore(ctx, o.db)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	store.SetSealer(sealer)
+	n, err := store.SealSecrets(ctx, false)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("%w (replicas must share one master key: the same --master-key-file or %s)", err, seal.EnvVar)
+	}
+	if n > 0 {
+		log.Info("sealed the secrets the database held in clear", "component", "seal", "count", n)
+	}
+	return store, nil
+}
+
+func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (cp *controlPlane, err error) {
+	if err := o.resolve(); err != nil {
+		return nil, err
 	}
 	cp = &controlPlane{log: log}
 	// opened, not cp: a `return nil, err` has set cp to nil by now.
@@ -180,8 +220,8 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 			cp = nil
 		}
 	}()
-	if cp.store, err = openStore(ctx, o.db); err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+	if cp.store, err = openSealedStore(ctx, o, log); err != nil {
+		return nil, err
 	}
 	blobs, def, err := openStorage(ctx, o.storage, o.data)
 	if err != nil {
@@ -320,12 +360,13 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("tripcap server listening", append([]any{"url", cp.url, "publicURL", o.publicURL, "db", redactURL(o.db), "adminTokenFile", o.adminTokenFile}, cp.tlsLogAttrs()...)...)
+			log.Info("tripcap server listening", append([]any{"url", cp.url, "publicURL", o.publicURL, "db", tripcap.RedactURL(o.db), "adminTokenFile", o.adminTokenFile}, cp.tlsLogAttrs()...)...)
 			return errors.Join(cp.Run(cmd.Context()), cp.Close())
 		},
 	}
 	o.addFlags(cmd)
 	addConfigFlag(cmd, defaultServerConfig)
+	cmd.AddCommand(newRotateMasterKeyCmd())
 	return cmd
 }
 

@@ -1,0 +1,76 @@
+package actiongroup
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tripcap/tripcap"
+)
+
+// syncBuffer is a log destination safe for the notifier's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A webhook URL's key (?code=, as Azure Functions take it) is in neither the
+// delivery records nor the log lines of failed deliveries, though the HTTP
+// client's errors quote the URL.
+func TestDeliveryRedactsWebhookSecrets(t *testing.T) {
+	const secret = "FunctionKeyS3cret"
+	dead := httptest.NewServer(http.NotFoundHandler())
+	url := dead.URL + "/api/alert?code=" + secret + "&clientId=default"
+	dead.Close()
+	var logs syncBuffer
+	rec := &memLog{}
+	n, err := New(Config{Retry: fastRetry(), Log: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &tripcap.ActionGroup{ID: "ag1", Name: "g", SigningSecret: "SigningS3cret",
+		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: url}}}
+	ds := n.Notify(context.Background(), g, seedAlert(), nil)
+	if len(ds) != 4 || ds[3].Success {
+		t.Fatalf("deliveries to a dead receiver: %+v", ds)
+	}
+	for i, d := range ds {
+		if strings.Contains(d.Error, secret) || !strings.Contains(d.Error, "code=REDACTED&clientId=default") {
+			t.Errorf("delivery %d error %q: want the URL with its code redacted", i, d.Error)
+		}
+	}
+	if len(rec.ds) != 4 {
+		t.Fatalf("%d deliveries recorded, want 4", len(rec.ds))
+	}
+	for _, d := range rec.ds {
+		if strings.Contains(d.Error, secret) {
+			t.Errorf("recorded delivery holds the secret: %q", d.Error)
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, "delivery failed") {
+		t.Fatalf("no failure logged: %s", out)
+	}
+	for _, s := range []string{secret, "SigningS3cret"} {
+		if strings.Contains(out, s) {
+			t.Errorf("the log holds %q:\n%s", s, out)
+		}
+	}
+}

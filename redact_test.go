@@ -1,0 +1,89 @@
+package tripcap_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tripcap/tripcap"
+)
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://fn.example.invalid/api/alert?code=S3CRET":                                                                                       "https://fn.example.invalid/api/alert?code=REDACTED",
+		"https://fn.example.invalid/api/alert?code=S3CRET&clientId=default":                                                                      "https://fn.example.invalid/api/alert?code=REDACTED&clientId=default",
+		"azblob://acct/captures?endpoint=http://127.0.0.1:10000/acct&key=S3CRET":                                                                 "azblob://acct/captures?endpoint=http://127.0.0.1:10000/acct&key=REDACTED",
+		"https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=S3CRET&se=2026":                                                                "https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=REDACTED&se=2026",
+		"s3://AKIAEXAMPLE:S3CRET@bucket/prefix?region=eu-west-1":                                                                                 "s3://AKIAEXAMPLE:REDACTED@bucket/prefix?region=eu-west-1",
+		"postgres://tripcap:S3CRET@db.internal/tripcap?sslmode=require":                                                                          "postgres://tripcap:REDACTED@db.internal/tripcap?sslmode=require",
+		"https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Credential=S3CRET&X-Amz-Signature=S3CRET&X-Amz-Security-Token=S3CRET":           "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4&X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&X-Amz-Security-Token=REDACTED",
+		"https://h.example.invalid/x?token=S3CRET&secret=S3CRET&password=S3CRET&api-key=S3CRET&apikey=S3CRET&access_token=S3CRET&api_key=S3CRET": "https://h.example.invalid/x?token=REDACTED&secret=REDACTED&password=REDACTED&api-key=REDACTED&apikey=REDACTED&access_token=REDACTED&api_key=REDACTED",
+		"https://h.example.invalid/x?CODE=S3CRET":                                                                                                "https://h.example.invalid/x?CODE=REDACTED",
+		"file:///var/lib/tripcap/storage":                                                                                                        "file:///var/lib/tripcap/storage",
+		"https://h.example.invalid/x?team=net":                                                                                                   "https://h.example.invalid/x?team=net",
+		"https://user@h.example.invalid/x":                                                                                                       "https://user@h.example.invalid/x",
+		"http://[::1:S3CRET@x?code=S3CRET":                                                                                                       "REDACTED",
+		"":                                                                                                                                       "",
+	} {
+		if got := tripcap.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q)\n = %q\nwant %q", in, got, want)
+		}
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	in := `posting webhook: Post "https://fn.example.invalid/api?code=S3CRET": dial tcp 127.0.0.1:1: connect: connection refused; also s3=s3://k:S3CRET@b/p and https://x.invalid/?sig=S3CRET`
+	got := tripcap.RedactURLs(in)
+	if strings.Contains(got, "S3CRET") {
+		t.Fatalf("RedactURLs left a secret: %s", got)
+	}
+	want := `posting webhook: Post "https://fn.example.invalid/api?code=REDACTED": dial tcp 127.0.0.1:1: connect: connection refused; also s3=s3://k:REDACTED@b/p and https://x.invalid/?sig=REDACTED`
+	if got != want {
+		t.Fatalf("RedactURLs:\n got %s\nwant %s", got, want)
+	}
+	if s := "no url here: a://"; tripcap.RedactURLs(s) != s {
+		t.Fatalf("RedactURLs(%q) = %q", s, tripcap.RedactURLs(s))
+	}
+}
+
+func TestActionGroupRedacted(t *testing.T) {
+	g := &tripcap.ActionGroup{Name: "ops", SigningSecret: "S3CRET",
+		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn.example.invalid/api?code=S3CRET"}}}
+	r := g.Redacted()
+	if r.SigningSecret != "" || !r.SigningSecretSet || r.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/api?code=REDACTED" {
+		t.Fatalf("redacted group: %+v", r)
+	}
+	if g.SigningSecret != "S3CRET" || g.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/api?code=S3CRET" {
+		t.Fatalf("Redacted changed the group: %+v", g)
+	}
+	if (&tripcap.ActionGroup{}).Redacted().SigningSecretSet {
+		t.Fatal("a group without a secret says it has one")
+	}
+	// A client sends the answer back: the URL it stands for is restored.
+	restored, err := tripcap.RestoreWebhooks("webhookReceivers", r.WebhookReceivers, g.WebhookReceivers)
+	if err != nil || restored[0].ServiceURI != g.WebhookReceivers[0].ServiceURI {
+		t.Fatalf("restore: %+v, %v", restored, err)
+	}
+	// A new URL is taken as given.
+	in := []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn2.example.invalid/api?code=NEW"}}
+	if restored, err := tripcap.RestoreWebhooks("webhookReceivers", in, g.WebhookReceivers); err != nil || restored[0].ServiceURI != in[0].ServiceURI {
+		t.Fatalf("restore of a new URL: %+v, %v", restored, err)
+	}
+	// A redacted URL that stands for none of the receivers: refused, naming the field.
+	in = []tripcap.WebhookReceiver{{Name: "other", ServiceURI: "https://fn.example.invalid/api?code=REDACTED"}}
+	if _, err := tripcap.RestoreWebhooks("webhookReceivers", in, g.WebhookReceivers); tripcap.ErrorCode(err) != tripcap.EINVALID || !strings.Contains(err.Error(), "webhookReceivers[0].serviceUri") {
+		t.Fatalf("restore of an unknown redacted URL: %v", err)
+	}
+}
+
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"https://h/x?code=abc", "s3://a:b@c/d", "http://[::1", "x?key=v&sig=w", "%zz?code=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := tripcap.RedactURL(in)
+		if tripcap.RedactURL(out) != out {
+			t.Fatalf("RedactURL is not idempotent on %q: %q then %q", in, out, tripcap.RedactURL(out))
+		}
+		_ = tripcap.RedactURLs(in)
+	})
+}
