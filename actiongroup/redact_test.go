@@ -41,7 +41,7 @@ func TestDeliveryRedactsWebhookSecrets(t *testing.T) {
 	dead.Close()
 	var logs syncBuffer
 	rec := &memLog{}
-	n, err := New(Config{Retry: fastRetry(), Log: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	n, err := New(Config{Retry: fastRetry(), Log: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Targets: loopback})
 	if err != nil {
 		t.Fatal(err)
 	}
