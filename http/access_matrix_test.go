@@ -539,6 +539,8 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 type matrixRoute struct {
 	id, method, path string
 	ok               int
+	// perm is the permission the OpenAPI document says the route needs.
+	perm string
 }
 
 // matrixRoutes lists the server's operations from its OpenAPI document,
@@ -549,6 +551,7 @@ func matrixRoutes(t *testing.T, srv *tchttp.Server) []matrixRoute {
 		Paths map[string]map[string]struct {
 			OperationID string                     `json:"operationId"`
 			Responses   map[string]json.RawMessage `json:"responses"`
+			Permission  string                     `json:"x-tripcap-permission"`
 		} `json:"paths"`
 	}
 	b, err := json.Marshal(srv.OpenAPI())
@@ -561,7 +564,7 @@ func matrixRoutes(t *testing.T, srv *tchttp.Server) []matrixRoute {
 	var routes []matrixRoute
 	for p, ops := range doc.Paths {
 		for method, op := range ops {
-			rt := matrixRoute{id: op.OperationID, method: strings.ToUpper(method), path: p}
+			rt := matrixRoute{id: op.OperationID, method: strings.ToUpper(method), path: p, perm: op.Permission}
 			for code := range op.Responses {
 				if n, err := strconv.Atoi(code); err == nil {
 					rt.ok = n
@@ -669,6 +672,10 @@ func TestAccessMatrix(t *testing.T) {
 			continue
 		}
 		checked[rt.id] = true
+		// The API's document says what the matrix finds.
+		if documented := tripcap.Permission(rt.perm); e.access == manage && documented != e.perm || e.access != manage && documented != "" {
+			t.Errorf("%s documents permission %q; the matrix asserts %q", rt.id, documented, e.perm)
+		}
 		success := rt.ok
 		if e.ok != 0 {
 			success = e.ok

@@ -14,7 +14,7 @@ import (
 // auditRoutes are the audit log's API; NewServer adds them when WithAudit is given.
 func (s *Server) auditRoutes() []route {
 	return []route{
-		{Method: "GET", Path: "/api/v1/audit", ID: "listAuditEvents", Summary: "The audit log, newest first: who did what to which resource, from where, when, with what result (needs audit/read).", Auth: "admin",
+		{Method: "GET", Path: "/api/v1/audit", ID: "listAuditEvents", Summary: "The audit log, newest first: who did what to which resource, from where, when, with what result (needs audit/read).", Perm: tripcap.PermAuditRead,
 			Query: []param{
 				{"principal", "string", "a principal's id or name"},
 				{"action", "string", "an operation id, e.g. createCapture"},

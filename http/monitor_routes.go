@@ -37,27 +37,27 @@ func (s *Server) monitorRoutes() []route {
 	}
 	return []route{
 		{Method: "POST", Path: "/api/v1/agent/metrics", ID: "agentPostMetrics", Summary: "Ship a batch of the agent's host metrics (the host is the agent's own).", Auth: "agent", Request: tripcap.MetricBatch{}, Response: metricstore.AppendResult{}, Handler: s.handlePostMetrics},
-		{Method: "GET", Path: "/api/v1/metric-definitions", ID: "listMetricDefinitions", Summary: "List the host metrics: ids, Azure and Prometheus names, units.", Auth: "admin", Response: List[tripcap.MetricDefinition]{}, Handler: s.handleMetricDefinitions},
-		{Method: "GET", Path: "/api/v1/hosts/{host}/metrics/{metric}", ID: "queryMetrics", Summary: "A host's metric over a window, one value per interval (null without data).", Auth: "admin", Query: metricQuery, Response: &metricstore.Result{}, Handler: s.handleQueryMetrics},
+		{Method: "GET", Path: "/api/v1/metric-definitions", ID: "listMetricDefinitions", Summary: "List the host metrics: ids, Azure and Prometheus names, units.", Perm: tripcap.PermRead, Response: List[tripcap.MetricDefinition]{}, Handler: s.handleMetricDefinitions},
+		{Method: "GET", Path: "/api/v1/hosts/{host}/metrics/{metric}", ID: "queryMetrics", Summary: "A host's metric over a window, one value per interval (null without data).", Perm: tripcap.PermRead, Query: metricQuery, Response: &metricstore.Result{}, Handler: s.handleQueryMetrics},
 
-		{Method: "POST", Path: "/api/v1/alert-rules", ID: "createAlertRule", Summary: "Create a metric alert rule (Azure's metricAlerts model).", Auth: "admin", Request: &tripcap.AlertRule{}, Response: &tripcap.AlertRule{}, Status: 201, Handler: s.handleCreateRule},
-		{Method: "GET", Path: "/api/v1/alert-rules", ID: "listAlertRules", Summary: "List metric alert rules.", Auth: "admin", Response: List[*tripcap.AlertRule]{}, Handler: s.handleListRules},
-		{Method: "GET", Path: "/api/v1/alert-rules/{rule}", ID: "getAlertRule", Summary: "Get a rule by name or id.", Auth: "admin", Response: &tripcap.AlertRule{}, Handler: s.handleGetRule},
-		{Method: "PUT", Path: "/api/v1/alert-rules/{rule}", ID: "updateAlertRule", Summary: "Replace a rule's settings, checked as for create; its id stays (If-Match: its ETag, or *).", Auth: "admin", Request: &tripcap.AlertRule{}, Response: &tripcap.AlertRule{}, Handler: s.handleUpdateRule},
-		{Method: "DELETE", Path: "/api/v1/alert-rules/{rule}", ID: "deleteAlertRule", Summary: "Delete a rule; its alerts stay.", Auth: "admin", Status: 204, Handler: s.handleDeleteRule},
+		{Method: "POST", Path: "/api/v1/alert-rules", ID: "createAlertRule", Summary: "Create a metric alert rule (Azure's metricAlerts model).", Perm: tripcap.PermMonitoringWrite, Request: &tripcap.AlertRule{}, Response: &tripcap.AlertRule{}, Status: 201, Handler: s.handleCreateRule},
+		{Method: "GET", Path: "/api/v1/alert-rules", ID: "listAlertRules", Summary: "List metric alert rules.", Perm: tripcap.PermRead, Response: List[*tripcap.AlertRule]{}, Handler: s.handleListRules},
+		{Method: "GET", Path: "/api/v1/alert-rules/{rule}", ID: "getAlertRule", Summary: "Get a rule by name or id.", Perm: tripcap.PermRead, Response: &tripcap.AlertRule{}, Handler: s.handleGetRule},
+		{Method: "PUT", Path: "/api/v1/alert-rules/{rule}", ID: "updateAlertRule", Summary: "Replace a rule's settings, checked as for create; its id stays (If-Match: its ETag, or *).", Perm: tripcap.PermMonitoringWrite, Request: &tripcap.AlertRule{}, Response: &tripcap.AlertRule{}, Handler: s.handleUpdateRule},
+		{Method: "DELETE", Path: "/api/v1/alert-rules/{rule}", ID: "deleteAlertRule", Summary: "Delete a rule; its alerts stay.", Perm: tripcap.PermMonitoringWrite, Status: 204, Handler: s.handleDeleteRule},
 
-		{Method: "POST", Path: "/api/v1/action-groups", ID: "createActionGroup", Summary: "Create an action group; the answer holds its webhook signing secret, shown only then.", Auth: "admin", Request: &tripcap.ActionGroup{}, Response: &tripcap.ActionGroup{}, Status: 201, Handler: s.handleCreateGroup},
-		{Method: "GET", Path: "/api/v1/action-groups", ID: "listActionGroups", Summary: "List action groups (without secrets).", Auth: "admin", Response: List[*tripcap.ActionGroup]{}, Handler: s.handleListGroups},
-		{Method: "GET", Path: "/api/v1/action-groups/{group}", ID: "getActionGroup", Summary: "Get an action group by name or id (without its secret).", Auth: "admin", Response: &tripcap.ActionGroup{}, Handler: s.handleGetGroup},
-		{Method: "PUT", Path: "/api/v1/action-groups/{group}", ID: "updateActionGroup", Summary: "Replace an action group's settings; its id and signing secret stay (If-Match: its ETag, or *).", Auth: "admin", Request: &tripcap.ActionGroup{}, Response: &tripcap.ActionGroup{}, Handler: s.handleUpdateGroup},
-		{Method: "DELETE", Path: "/api/v1/action-groups/{group}", ID: "deleteActionGroup", Summary: "Delete an action group no rule uses.", Auth: "admin", Status: 204, Handler: s.handleDeleteGroup},
+		{Method: "POST", Path: "/api/v1/action-groups", ID: "createActionGroup", Summary: "Create an action group; the answer holds its webhook signing secret, shown only then.", Perm: tripcap.PermMonitoringWrite, Request: &tripcap.ActionGroup{}, Response: &tripcap.ActionGroup{}, Status: 201, Handler: s.handleCreateGroup},
+		{Method: "GET", Path: "/api/v1/action-groups", ID: "listActionGroups", Summary: "List action groups (without secrets).", Perm: tripcap.PermRead, Response: List[*tripcap.ActionGroup]{}, Handler: s.handleListGroups},
+		{Method: "GET", Path: "/api/v1/action-groups/{group}", ID: "getActionGroup", Summary: "Get an action group by name or id (without its secret).", Perm: tripcap.PermRead, Response: &tripcap.ActionGroup{}, Handler: s.handleGetGroup},
+		{Method: "PUT", Path: "/api/v1/action-groups/{group}", ID: "updateActionGroup", Summary: "Replace an action group's settings; its id and signing secret stay (If-Match: its ETag, or *).", Perm: tripcap.PermMonitoringWrite, Request: &tripcap.ActionGroup{}, Response: &tripcap.ActionGroup{}, Handler: s.handleUpdateGroup},
+		{Method: "DELETE", Path: "/api/v1/action-groups/{group}", ID: "deleteActionGroup", Summary: "Delete an action group no rule uses.", Perm: tripcap.PermMonitoringWrite, Status: 204, Handler: s.handleDeleteGroup},
 
-		{Method: "POST", Path: "/api/v1/silences", ID: "createSilence", Summary: "Mute a rule's, a host's or labelled hosts' alerts for a period: they are recorded, marked silenced and not delivered.", Auth: "admin", Request: &tripcap.Silence{}, Response: &tripcap.Silence{}, Status: 201, Handler: s.handleCreateSilence},
-		{Method: "GET", Path: "/api/v1/silences", ID: "listSilences", Summary: "List the silences not yet ended (all=true: every one kept).", Auth: "admin", Query: []param{{"all", "boolean", "include ended silences"}}, Response: List[*tripcap.Silence]{}, Handler: s.handleListSilences},
-		{Method: "DELETE", Path: "/api/v1/silences/{silence}", ID: "expireSilence", Summary: "Expire a silence now (it is kept as a record).", Auth: "admin", Response: &tripcap.Silence{}, Handler: s.handleExpireSilence},
+		{Method: "POST", Path: "/api/v1/silences", ID: "createSilence", Summary: "Mute a rule's, a host's or labelled hosts' alerts for a period: they are recorded, marked silenced and not delivered.", Perm: tripcap.PermMonitoringWrite, Request: &tripcap.Silence{}, Response: &tripcap.Silence{}, Status: 201, Handler: s.handleCreateSilence},
+		{Method: "GET", Path: "/api/v1/silences", ID: "listSilences", Summary: "List the silences not yet ended (all=true: every one kept).", Perm: tripcap.PermRead, Query: []param{{"all", "boolean", "include ended silences"}}, Response: List[*tripcap.Silence]{}, Handler: s.handleListSilences},
+		{Method: "DELETE", Path: "/api/v1/silences/{silence}", ID: "expireSilence", Summary: "Expire a silence now (it is kept as a record).", Perm: tripcap.PermMonitoringWrite, Response: &tripcap.Silence{}, Handler: s.handleExpireSilence},
 
-		{Method: "GET", Path: "/api/v1/alerts", ID: "listAlerts", Summary: "List alerts, newest first.", Auth: "admin", Query: alertQuery, Response: List[*tripcap.Alert]{}, Handler: s.handleListAlerts},
-		{Method: "GET", Path: "/api/v1/alerts/{alert}", ID: "getAlert", Summary: "Get an alert with its history and every delivery attempt.", Auth: "admin", Response: &controlplane.AlertDetail{}, Handler: s.handleGetAlert},
+		{Method: "GET", Path: "/api/v1/alerts", ID: "listAlerts", Summary: "List alerts, newest first.", Perm: tripcap.PermRead, Query: alertQuery, Response: List[*tripcap.Alert]{}, Handler: s.handleListAlerts},
+		{Method: "GET", Path: "/api/v1/alerts/{alert}", ID: "getAlert", Summary: "Get an alert with its history and every delivery attempt.", Perm: tripcap.PermRead, Response: &controlplane.AlertDetail{}, Handler: s.handleGetAlert},
 	}
 }
 

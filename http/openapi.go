@@ -38,6 +38,9 @@ func (s *Server) OpenAPI() map[string]any {
 		default:
 			op["security"] = []any{map[string]any{"bearer": []any{}}}
 		}
+		if rt.Perm != "" {
+			op["x-tripcap-permission"] = string(rt.Perm)
+		}
 		if rt.Request != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": content(rt.Request, schemas)}
 		}
@@ -63,7 +66,7 @@ func (s *Server) OpenAPI() map[string]any {
 		"components": map[string]any{
 			"schemas": schemas,
 			"securitySchemes": map[string]any{
-				"bearer":    map[string]any{"type": "http", "scheme": "bearer", "description": "an admin or agent credential"},
+				"bearer":    map[string]any{"type": "http", "scheme": "bearer", "description": "a user's or service principal's token (tc_pat_…, or a JWT from /oauth2/token), the bootstrap admin token, or an agent credential"},
 				"joinToken": map[string]any{"type": "http", "scheme": "bearer", "description": "a join token (tc_join_…)"},
 			},
 		},

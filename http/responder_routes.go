@@ -44,17 +44,17 @@ type InvokeRun struct {
 // them when WithResponders is given.
 func (s *Server) responderRoutes() []route {
 	return []route{
-		{Method: "POST", Path: "/api/v1/responders", ID: "createResponder", Summary: "Create a responder: the alert-triggered capture function.", Auth: "admin", Request: &tripcap.Responder{}, Response: &tripcap.Responder{}, Status: 201, Handler: s.handleCreateResponder},
-		{Method: "GET", Path: "/api/v1/responders", ID: "listResponders", Summary: "List responders.", Auth: "admin", Response: List[*tripcap.Responder]{}, Handler: s.handleListResponders},
-		{Method: "GET", Path: "/api/v1/responders/{responder}", ID: "getResponder", Summary: "Get a responder by name or id (ETag, If-None-Match).", Auth: "admin", Response: &tripcap.Responder{}, Handler: s.handleGetResponder},
-		{Method: "PUT", Path: "/api/v1/responders/{responder}", ID: "updateResponder", Summary: "Replace a responder's settings, checked as for create; its id, keys and runs stay (If-Match).", Auth: "admin", Request: &tripcap.Responder{}, Response: &tripcap.Responder{}, Handler: s.handleUpdateResponder},
-		{Method: "DELETE", Path: "/api/v1/responders/{responder}", ID: "deleteResponder", Summary: "Delete a responder and its keys; its runs stay.", Auth: "admin", Status: 204, Handler: s.handleDeleteResponder},
-		{Method: "GET", Path: "/api/v1/responders/{responder}/runs", ID: "listResponderRuns", Summary: "A responder's invocations, newest first: input, hosts, decisions, captures, errors.", Auth: "admin",
+		{Method: "POST", Path: "/api/v1/responders", ID: "createResponder", Summary: "Create a responder: the alert-triggered capture function.", Perm: tripcap.PermMonitoringWrite, Request: &tripcap.Responder{}, Response: &tripcap.Responder{}, Status: 201, Handler: s.handleCreateResponder},
+		{Method: "GET", Path: "/api/v1/responders", ID: "listResponders", Summary: "List responders.", Perm: tripcap.PermRead, Response: List[*tripcap.Responder]{}, Handler: s.handleListResponders},
+		{Method: "GET", Path: "/api/v1/responders/{responder}", ID: "getResponder", Summary: "Get a responder by name or id (ETag, If-None-Match).", Perm: tripcap.PermRead, Response: &tripcap.Responder{}, Handler: s.handleGetResponder},
+		{Method: "PUT", Path: "/api/v1/responders/{responder}", ID: "updateResponder", Summary: "Replace a responder's settings, checked as for create; its id, keys and runs stay (If-Match).", Perm: tripcap.PermMonitoringWrite, Request: &tripcap.Responder{}, Response: &tripcap.Responder{}, Handler: s.handleUpdateResponder},
+		{Method: "DELETE", Path: "/api/v1/responders/{responder}", ID: "deleteResponder", Summary: "Delete a responder and its keys; its runs stay.", Perm: tripcap.PermMonitoringWrite, Status: 204, Handler: s.handleDeleteResponder},
+		{Method: "GET", Path: "/api/v1/responders/{responder}/runs", ID: "listResponderRuns", Summary: "A responder's invocations, newest first: input, hosts, decisions, captures, errors.", Perm: tripcap.PermRead,
 			Query: []param{{"limit", "integer", "at most this many (default 100, at most 1000)"}}, Response: List[*tripcap.ResponderRun]{}, Handler: s.handleListResponderRuns},
-		{Method: "POST", Path: "/api/v1/responders/{responder}/keys", ID: "createResponderKey", Summary: "Create a function key; its secret is in this answer only.", Auth: "admin", Request: &ResponderKeyBody{}, Response: &tripcap.ResponderKey{}, Status: 201, Handler: s.handleCreateResponderKey},
-		{Method: "GET", Path: "/api/v1/responders/{responder}/keys", ID: "listResponderKeys", Summary: "List a responder's function keys (without secrets).", Auth: "admin", Response: List[*tripcap.ResponderKey]{}, Handler: s.handleListResponderKeys},
-		{Method: "POST", Path: "/api/v1/responders/{responder}/keys/{key}/rotate", ID: "rotateResponderKey", Summary: "Replace a key's secret; the old one stops working at once.", Auth: "admin", Response: &tripcap.ResponderKey{}, Status: 201, Handler: s.handleRotateResponderKey},
-		{Method: "DELETE", Path: "/api/v1/responders/{responder}/keys/{key}", ID: "revokeResponderKey", Summary: "Revoke a function key.", Auth: "admin", Status: 204, Handler: s.handleRevokeResponderKey},
+		{Method: "POST", Path: "/api/v1/responders/{responder}/keys", ID: "createResponderKey", Summary: "Create a function key; its secret is in this answer only.", Perm: tripcap.PermMonitoringWrite, Request: &ResponderKeyBody{}, Response: &tripcap.ResponderKey{}, Status: 201, Handler: s.handleCreateResponderKey},
+		{Method: "GET", Path: "/api/v1/responders/{responder}/keys", ID: "listResponderKeys", Summary: "List a responder's function keys (without secrets).", Perm: tripcap.PermRead, Response: List[*tripcap.ResponderKey]{}, Handler: s.handleListResponderKeys},
+		{Method: "POST", Path: "/api/v1/responders/{responder}/keys/{key}/rotate", ID: "rotateResponderKey", Summary: "Replace a key's secret; the old one stops working at once.", Perm: tripcap.PermMonitoringWrite, Response: &tripcap.ResponderKey{}, Status: 201, Handler: s.handleRotateResponderKey},
+		{Method: "DELETE", Path: "/api/v1/responders/{responder}/keys/{key}", ID: "revokeResponderKey", Summary: "Revoke a function key.", Perm: tripcap.PermMonitoringWrite, Status: 204, Handler: s.handleRevokeResponderKey},
 	}
 }
 

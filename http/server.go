@@ -175,9 +175,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // route is one API operation; the table drives both the mux and the OpenAPI document.
 type route struct {
 	Method, Path, ID, Summary string
-	// Auth names who may call: "admin", "agent", "join" (a join token),
-	// "anonymous" (no credential: login, OAuth2), or "" for anyone authenticated.
-	Auth     string
+	// Auth names who may call: "agent" (an agent credential), "join" (a
+	// join token), "anonymous" (anyone, no credential looked at), or "" for
+	// any authenticated principal, whom the service authorizes.
+	Auth string
+	// Perm is the permission the service asks of a principal (at the host
+	// the call acts on), documented as x-tripcap-permission.
+	Perm     tripcap.Permission
 	Query    []param
 	Request  any
 	Response any
