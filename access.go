@@ -84,12 +84,14 @@ func ValidateRoleName(field string, r RoleName) error {
 // their files, hosts, alerts); resources not tied to a host (rules, action
 // groups, responders, storage accounts, principals) need the role at "*".
 type RoleAssignment struct {
-	ID          string    `json:"id"`
-	PrincipalID string    `json:"principalId"`
-	Role        RoleName  `json:"role"`
-	Scope       Scope     `json:"scope"`
-	CreatedBy   string    `json:"createdBy,omitempty"`
-	CreatedAt   time.Time `json:"createdAt"`
+	ID          string `json:"id"`
+	PrincipalID string `json:"principalId"`
+	// PrincipalName is filled in answers, for people; it is not stored.
+	PrincipalName string    `json:"principalName,omitempty"`
+	Role          RoleName  `json:"role"`
+	Scope         Scope     `json:"scope"`
+	CreatedBy     string    `json:"createdBy,omitempty"`
+	CreatedAt     time.Time `json:"createdAt"`
 }
 
 // PrincipalKind tells what kind of caller a principal is.

@@ -50,7 +50,12 @@ const functionAction = "invokeFunction"
 
 // auditSlot carries, from authenticate out to the audit wrapper, the
 // principal the request was authenticated as.
-type auditSlot struct{ p *tripcap.Principal }
+type auditSlot struct {
+	p *tripcap.Principal
+	// claimed is who an unauthenticated caller says it is (a login's user
+	// name, a token request's client id), for the record of a refusal.
+	claimed string
+}
 
 type auditSlotKey struct{}
 
@@ -58,6 +63,14 @@ type auditSlotKey struct{}
 func noteAuditPrincipal(ctx context.Context, p *tripcap.Principal) {
 	if slot, ok := ctx.Value(auditSlotKey{}).(*auditSlot); ok {
 		slot.p = p
+	}
+}
+
+// noteAuditClaim tells the audit wrapper who an unauthenticated caller
+// claims to be.
+func noteAuditClaim(ctx context.Context, who string) {
+	if slot, ok := ctx.Value(auditSlotKey{}).(*auditSlot); ok {
+		slot.claimed = who[:min(len(who), 80)] // the recorder makes it valid text
 	}
 }
 
@@ -84,6 +97,10 @@ func (s *Server) auditing(action, method, path string, h http.Handler) http.Hand
 			return
 		}
 		e := s.auditEvent(action, path, r, slot.p, code, aw)
+		if slot.p == nil && slot.claimed != "" {
+			e.PrincipalName = slot.claimed
+			e.Detail = strings.TrimPrefix(e.Detail+"; claimed, not authenticated", "; ")
+		}
 		// The client going away does not take its record with it.
 		_ = s.audit.Record(context.WithoutCancel(r.Context()), e)
 	})
@@ -131,7 +148,7 @@ func (s *Server) auditEvent(action, path string, r *http.Request, p *tripcap.Pri
 			}
 		}
 	}
-	if code == http.StatusCreated && action != "agentEnroll" {
+	if code == http.StatusCreated && action != "agentEnroll" && action != "login" {
 		e.Resource = auditCreated(path, r, e.Resource, cmp.Or(ans.Name, ans.ID))
 	}
 	if w := r.URL.Query().Get("watcher"); w != "" {

@@ -371,3 +371,46 @@ func BenchmarkAuditedWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestAuditLogins: a login and a token request are recorded as the user or
+// service principal they authenticate; a refused one as who it claimed to
+// be, marked so, without the password or secret.
+func TestAuditLogins(t *testing.T) {
+	f := newAuditFixture(t)
+	ctx := t.Context()
+	if _, err := f.admin.CreateUser(ctx, "alice", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := f.admin.CreateServicePrincipal(ctx, "bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.newEvents(t)
+	anon, err := tchttp.NewClient(f.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.Login(ctx, "alice", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.Login(ctx, "alice", "wrong horse battery"); err == nil {
+		t.Fatal("a wrong password logged in")
+	}
+	if _, err := anon.ClientCredentialsToken(ctx, sp.ID, sp.ClientSecret, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.ClientCredentialsToken(ctx, sp.ID, "tc_sp_wrong", ""); err == nil {
+		t.Fatal("a wrong client secret got a token")
+	}
+	f.want(t, "logins",
+		tripcap.AuditEvent{Action: "login", PrincipalKind: tripcap.PrincipalUser, PrincipalName: "alice", Resource: "login", Result: tripcap.AuditSuccess, Status: 201},
+		tripcap.AuditEvent{Action: "login", PrincipalName: "alice", Resource: "login", Result: tripcap.AuditDenied, Status: 401, Detail: "claimed, not authenticated"},
+		tripcap.AuditEvent{Action: "oauth2Token", PrincipalKind: tripcap.PrincipalService, PrincipalName: sp.ID, Resource: "oauth2/token", Result: tripcap.AuditSuccess, Status: 200},
+		tripcap.AuditEvent{Action: "oauth2Token", PrincipalName: sp.ID, Resource: "oauth2/token", Result: tripcap.AuditDenied, Status: 401, Detail: "claimed, not authenticated"},
+	)
+	for _, secret := range []string{"correct horse battery", "wrong horse battery", sp.ClientSecret, "tc_sp_wrong"} {
+		if strings.Contains(f.logs.String(), secret) {
+			t.Fatalf("the log holds %q", secret)
+		}
+	}
+}

@@ -221,8 +221,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	t, err := s.identity.Login(r.Context(), in.User, in.Password)
 	if err != nil {
+		noteAuditClaim(r.Context(), in.User)
 		return err
 	}
+	noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: t.PrincipalID, Kind: tripcap.PrincipalUser, Name: in.User})
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, 201, t)
 	return nil
@@ -236,6 +238,11 @@ func (s *Server) handleOAuthToken(w http.ResponseWriter, r *http.Request) error 
 	var err error
 	if oerr == nil {
 		res, err = s.identity.Token(r.Context(), req)
+		if err == nil {
+			noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: req.ClientID, Kind: tripcap.PrincipalService, Name: req.ClientID})
+		} else {
+			noteAuditClaim(r.Context(), req.ClientID)
+		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")

@@ -29,6 +29,7 @@ func (s *Service) AssignRole(ctx context.Context, principal string, role tripcap
 	if err := s.store.CreateRoleAssignment(ctx, a); err != nil {
 		return nil, err
 	}
+	a.PrincipalName = p.Name
 	s.cache.clear()
 	s.log.Info("role assigned", "principal", p.Name, "role", role, "scope", scope, "by", a.CreatedBy)
 	return a, nil
@@ -42,13 +43,32 @@ func (s *Service) FindRoleAssignments(ctx context.Context, principal string) ([]
 		if err := requireAccessWrite(ctx); err != nil {
 			return nil, err
 		}
-		return s.store.FindRoleAssignments(ctx, tripcap.RoleAssignmentFilter{})
+		as, err := s.store.FindRoleAssignments(ctx, tripcap.RoleAssignmentFilter{})
+		if err != nil {
+			return nil, err
+		}
+		ps, err := s.store.FindPrincipals(ctx, tripcap.PrincipalFilter{})
+		if err != nil {
+			return nil, err
+		}
+		names := make(map[string]string, len(ps))
+		for _, p := range ps {
+			names[p.ID] = p.Name
+		}
+		for _, a := range as {
+			a.PrincipalName = names[a.PrincipalID]
+		}
+		return as, nil
 	}
 	p, err := s.FindPrincipal(ctx, principal)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.FindRoleAssignments(ctx, tripcap.RoleAssignmentFilter{PrincipalID: &p.ID})
+	as, err := s.store.FindRoleAssignments(ctx, tripcap.RoleAssignmentFilter{PrincipalID: &p.ID})
+	for _, a := range as {
+		a.PrincipalName = p.Name
+	}
+	return as, err
 }
 
 // DeleteRoleAssignment removes an assignment. It needs PermAccessWrite.

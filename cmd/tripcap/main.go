@@ -238,7 +238,7 @@ func connect(cmd *cobra.Command, withToken bool) (*tchttp.Client, clientConfig, 
 		}
 	}
 	if server == "" {
-		return nil, cfg, errors.New("no server: run `tripcap up`, or give --server / $TRIPCAP_SERVER")
+		return nil, cfg, errors.New("no server: run `tripcap up`, log in (`tripcap login --server URL --user NAME`), or give --server / $TRIPCAP_SERVER")
 	}
 	if !withToken {
 		token = ""

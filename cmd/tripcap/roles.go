@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -59,7 +60,7 @@ func newRoleCmd() *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tPRINCIPAL\tROLE\tSCOPE\tCREATED\tBY")
 				for _, a := range list {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.PrincipalID, a.Role, a.Scope, a.CreatedAt.Local().Format(time.DateTime), a.CreatedBy)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, cmp.Or(a.PrincipalName, a.PrincipalID), a.Role, a.Scope, a.CreatedAt.Local().Format(time.DateTime), a.CreatedBy)
 				}
 				tw.Flush()
 			})

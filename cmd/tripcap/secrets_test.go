@@ -60,8 +60,9 @@ func TestSecretsNeverInClear(t *testing.T) {
 	data := t.TempDir()
 	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// Its receivers are on loopback, which the operator allows.
 	cp := startControlPlane(t, &serverOptions{listen: "127.0.0.1:0", data: data, heartbeat: 10 * time.Second,
-		maxCaptures: tripcap.DefaultParallelCapturesPerWatcher}, log)
+		maxCaptures: tripcap.DefaultParallelCapturesPerWatcher, allowWebhookTargets: []string{"127.0.0.0/8"}}, log)
 	ctx := t.Context()
 	c := apiClient(t, cp.url, cp.adminToken)
 
