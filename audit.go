@@ -47,6 +47,11 @@ type AuditEvent struct {
 	PrincipalID   string        `json:"principalId,omitempty"`
 	PrincipalKind PrincipalKind `json:"principalKind,omitempty"`
 	PrincipalName string        `json:"principalName,omitempty"`
+	// CredentialID is the token or credential the principal used (an API
+	// token's id, a JWT's jti, an agent's credential): a token an Owner
+	// made for someone else shows as that token, whose record names its
+	// maker.
+	CredentialID string `json:"credentialId,omitempty"`
 	// Action is the API operation id ("createCapture") or, for what the
 	// server does on its own, "component.operation" ("responder.startCapture").
 	Action string `json:"action"`
@@ -74,7 +79,7 @@ const (
 // Sanitize clips e's text fields and makes them valid UTF-8 without NUL,
 // so that every store keeps every event as given.
 func (e *AuditEvent) Sanitize() {
-	for _, f := range []*string{&e.ID, &e.PrincipalID, &e.PrincipalName, &e.Action, &e.Resource, &e.HostID, &e.RemoteAddr} {
+	for _, f := range []*string{&e.ID, &e.PrincipalID, &e.PrincipalName, &e.CredentialID, &e.Action, &e.Resource, &e.HostID, &e.RemoteAddr} {
 		*f = cleanAuditText(*f, MaxAuditFieldLength)
 	}
 	e.PrincipalKind = PrincipalKind(cleanAuditText(string(e.PrincipalKind), MaxAuditFieldLength))

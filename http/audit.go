@@ -110,7 +110,7 @@ func (s *Server) auditing(action, method, path string, h http.Handler) http.Hand
 func (s *Server) auditEvent(action, path string, r *http.Request, p *tripcap.Principal, code int, aw *auditWriter) tripcap.AuditEvent {
 	e := tripcap.AuditEvent{Action: action, Resource: auditResource(path, r), RemoteAddr: r.RemoteAddr, Status: code, Result: tripcap.AuditResultOf(code)}
 	if p != nil {
-		e.PrincipalID, e.PrincipalKind, e.PrincipalName, e.HostID = p.ID, p.Kind, p.Name, p.HostID
+		e.PrincipalID, e.PrincipalKind, e.PrincipalName, e.HostID, e.CredentialID = p.ID, p.Kind, p.Name, p.HostID, p.CredentialID
 	}
 	ans := aw.answer()
 	if e.HostID == "" {

@@ -414,3 +414,30 @@ func TestAuditLogins(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditNamesTheCredential: a token an Owner made for someone else is
+// recorded as that token, whose record says who made it, so what is done
+// with it is not taken for its holder's own doing.
+func TestAuditNamesTheCredential(t *testing.T) {
+	f := newAuditFixture(t)
+	ctx := t.Context()
+	if _, err := f.admin.CreateUser(ctx, "alice", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.admin.AssignRole(ctx, "alice", tripcap.RoleNetworkContributor, tripcap.ScopeAll); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.admin.CreateToken(ctx, "alice", "made-by-admin", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.newEvents(t)
+	if _, err := f.admin.WithToken(tok.Token).CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "c1", Parameters: tripcap.PacketCaptureParameters{Target: f.host.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.want(t, "a capture with a token made for alice",
+		tripcap.AuditEvent{Action: "createCapture", PrincipalKind: tripcap.PrincipalUser, PrincipalName: "alice", Resource: "captures/c1", Result: tripcap.AuditSuccess, Status: 201})
+	if got[0].CredentialID != tok.ID || tok.CreatedBy != "admin" {
+		t.Fatalf("the event's credential %q, want the token %s (made by %q)", got[0].CredentialID, tok.ID, tok.CreatedBy)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/atomicfile"
 	tchttp "github.com/tripcap/tripcap/http"
 )
 
@@ -177,11 +178,12 @@ func writeClientConfig(cfg clientConfig) (string, error) {
 		return "", fmt.Errorf("create %s: %w", filepath.Dir(p), err)
 	}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
-	// Write then chmod: an existing file keeps its old mode on open.
-	if err := os.WriteFile(p, append(b, '\n'), 0o600); err != nil {
+	// A new file renamed over the old: the token is never in a file of the
+	// old one's (perhaps wider) mode, nor half written.
+	if err := atomicfile.Write(p, append(b, '\n'), 0o600); err != nil {
 		return "", fmt.Errorf("write client config: %w", err)
 	}
-	return p, os.Chmod(p, 0o600)
+	return p, nil
 }
 
 // readClientConfig reads the client config and says where it is; a

@@ -173,3 +173,24 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestClientConfigWrittenPrivate: the client config holds a token, so it is
+// written 0600 even over an older file of a wider mode.
+func TestClientConfigWrittenPrivate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.json")
+	t.Setenv("TRIPCAP_CONFIG", p)
+	if err := os.WriteFile(p, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeClientConfig(clientConfig{Server: "https://127.0.0.1:8443", Token: "tc_pat_secret"}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("client config: %v, %v; want mode 0600", fi.Mode(), err)
+	}
+	cfg, _, err := readClientConfig()
+	if err != nil || cfg.Token != "tc_pat_secret" {
+		t.Fatalf("read back: %+v, %v", cfg, err)
+	}
+}
