@@ -214,14 +214,26 @@ func (s *Server) handleRevokeAdminToken(w http.ResponseWriter, r *http.Request) 
 	return nil
 }
 
+// handleLogin checks a password under the limits of failed
+// authentications, per address and per user name (admitClaim).
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	var in LoginBody
-	if err := decodeJSON(r, &in); err != nil {
+	var t *tripcap.APIToken
+	read := false
+	err := s.admitClaim(w, r, credLogin, func() (string, error) {
+		if err := decodeJSON(r, &in); err != nil {
+			return "", err
+		}
+		read = true
+		return in.User, nil
+	}, func() (err error) {
+		t, err = s.identity.Login(r.Context(), in.User, in.Password)
 		return err
-	}
-	t, err := s.identity.Login(r.Context(), in.User, in.Password)
+	})
 	if err != nil {
-		noteAuditClaim(r.Context(), in.User)
+		if read {
+			noteAuditClaim(r.Context(), in.User)
+		}
 		return err
 	}
 	noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: t.PrincipalID, Kind: tripcap.PrincipalUser, Name: in.User})
@@ -231,13 +243,24 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 }
 
 // handleOAuthToken is the OAuth2 token endpoint: its errors are RFC 6749
-// §5.2 bodies, not the API's.
+// §5.2 bodies, not the API's. Client secrets are checked under the limits
+// of failed authentications, per address and per client id (admitClaim).
 func (s *Server) handleOAuthToken(w http.ResponseWriter, r *http.Request) error {
-	req, oerr := tokenRequest(r)
+	var req identity.TokenRequest
 	var res *identity.TokenResponse
-	var err error
-	if oerr == nil {
+	read := false
+	err := s.admitClaim(w, r, credOAuth2, func() (string, error) {
+		var oerr *identity.OAuthError
+		if req, oerr = tokenRequest(r); oerr != nil {
+			return "", oerr
+		}
+		read = true
+		return req.ClientID, nil
+	}, func() (err error) {
 		res, err = s.identity.Token(r.Context(), req)
+		return err
+	})
+	if read {
 		if err == nil {
 			noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: req.ClientID, Kind: tripcap.PrincipalService, Name: req.ClientID})
 		} else {
@@ -246,12 +269,17 @@ func (s *Server) handleOAuthToken(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	if oerr == nil && err != nil && !errors.As(err, &oerr) {
+	var oerr *identity.OAuthError
+	if status, ok := refusalStatus(err); ok {
+		// Too many failures, or too busy: Retry-After is set.
+		writeJSON(w, status, &identity.OAuthError{Code: "temporarily_unavailable", Description: tripcap.ErrorMessage(err)})
+		return nil
+	}
+	if err != nil && !errors.As(err, &oerr) {
 		if tripcap.ErrorCode(err) == tripcap.EINTERNAL {
 			s.log.Error("token request failed", "err", err)
 		}
-		oerr = &identity.OAuthError{Code: "server_error", Description: tripcap.ErrorMessage(err)}
-		writeJSON(w, 500, oerr)
+		writeJSON(w, 500, &identity.OAuthError{Code: "server_error", Description: tripcap.ErrorMessage(err)})
 		return nil
 	}
 	if oerr != nil {

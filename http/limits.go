@@ -2,6 +2,8 @@ package http
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -10,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/identity"
 )
 
 // Limits bound what a caller costs the server before, and while, it proves
@@ -49,6 +54,17 @@ type Limits struct {
 	// window ends, before their credential is looked at. 0: no limit.
 	AuthFailures      int
 	AuthFailureWindow time.Duration
+	// NameFailures is how many failed logins (POST /api/v1/login) or
+	// token requests (/oauth2/token) one user name or client id may have
+	// in AuthFailureWindow, from whatever addresses; beyond, attempts for
+	// it are answered 429 until the window ends, before the password is
+	// hashed. It slows a guesser spread over many addresses, at a cost:
+	// anyone can keep a name's logins refused by failing NameFailures
+	// times a window (tokens already issued keep working). So it is set
+	// well above AuthFailures, which one address reaches first; a delay
+	// instead would hold a request per guess and bound nothing against
+	// parallel guessers. 0: no limit.
+	NameFailures int
 	// TrackedAddresses bounds the addresses the failure limiter remembers
 	// (default 16384): memory stays bounded whatever addresses are used.
 	TrackedAddresses int
@@ -68,7 +84,7 @@ func DefaultLimits() Limits {
 	return Limits{
 		ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: DefaultReadTimeout,
 		WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
-		UnauthenticatedPerAddress: 64, AuthFailures: 30, AuthFailureWindow: time.Minute,
+		UnauthenticatedPerAddress: 64, AuthFailures: 30, AuthFailureWindow: time.Minute, NameFailures: 100,
 	}
 }
 
@@ -102,6 +118,8 @@ const (
 	credFunctionKey = "function_key"
 	credJoinToken   = "join_token"
 	credMissing     = "missing"
+	credLogin       = "login"  // a user's password (POST /api/v1/login)
+	credOAuth2      = "oauth2" // a service principal's client secret (/oauth2/token)
 )
 
 // guard enforces Limits: it counts unauthenticated connections and
@@ -113,6 +131,8 @@ type guard struct {
 	conns    addrCounts
 	reqs     addrCounts
 	failures *failureLimiter
+	// names limits failed logins and token requests per claimed name.
+	names *failureLimiter
 
 	authFailures *prometheus.CounterVec
 	rateLimited  prometheus.Counter
@@ -123,15 +143,16 @@ func newGuard(lim Limits, log *slog.Logger, reg prometheus.Registerer) *guard {
 	lim.defaults()
 	g := &guard{lim: lim, log: log, now: time.Now,
 		conns: addrCounts{n: map[string]int{}}, reqs: addrCounts{n: map[string]int{}},
-		failures: &failureLimiter{max: lim.AuthFailures, window: lim.AuthFailureWindow, capacity: lim.TrackedAddresses, entries: map[string]*failureWindow{}},
+		failures: newFailureLimiter(lim.AuthFailures, lim.AuthFailureWindow, lim.TrackedAddresses),
+		names:    newFailureLimiter(lim.NameFailures, lim.AuthFailureWindow, lim.TrackedAddresses),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tripcap_auth_failures_total",
-			Help: "Requests refused for a missing or invalid credential, by the credential's kind (missing, bearer, function_key, join_token)."}, []string{"reason"}),
+			Help: "Requests refused for a missing or invalid credential, by the credential's kind (missing, bearer, function_key, join_token, login, oauth2)."}, []string{"reason"}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{Name: "tripcap_auth_rate_limited_total",
 			Help: "Requests answered 429 because their address failed to authenticate too often."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tripcap_http_unauthenticated_refused_total",
 			Help: "Connections closed and requests answered 503 over the per-address cap on unauthenticated ones."}, []string{"kind"}),
 	}
-	for _, r := range []string{credMissing, credBearer, credFunctionKey, credJoinToken} {
+	for _, r := range []string{credMissing, credBearer, credFunctionKey, credJoinToken, credLogin, credOAuth2} {
 		g.authFailures.WithLabelValues(r)
 	}
 	g.refused.WithLabelValues("connection")
@@ -197,6 +218,10 @@ type failureLimiter struct {
 	window   time.Duration
 	capacity int
 	entries  map[string]*failureWindow
+}
+
+func newFailureLimiter(max int, window time.Duration, capacity int) *failureLimiter {
+	return &failureLimiter{max: max, window: window, capacity: capacity, entries: map[string]*failureWindow{}}
 }
 
 type failureWindow struct {
@@ -279,13 +304,22 @@ type trackedConn struct {
 	g    *guard
 	key  string
 	once sync.Once
-	// trusted is set when a request on the connection authenticated, and
-	// tainted (for good) when one failed: only a trusted, untainted
-	// connection skips the failure limiter, so an established agent keeps
-	// working from an address others abuse, and a caller holding one valid
-	// credential cannot guess others on its connection.
-	trusted, tainted atomic.Bool
+	// trusted holds the SHA-256 of the credentials that authenticated on
+	// the connection (the first maxTrusted: an agent's join token, then
+	// its own credential), and tainted is set (for good) when one failed:
+	// only a request carrying one of those, on an untainted connection,
+	// skips the failure limiter. So an established agent keeps working
+	// from an address others abuse, while a caller holding a valid
+	// credential can guess others neither on its connection, nor on many
+	// connections it authenticated first, nor with HTTP/2 streams sent
+	// before a failure taints the connection.
+	mu      sync.Mutex
+	trusted [][sha256.Size]byte
+	tainted atomic.Bool
 }
+
+// maxTrusted bounds the credentials a connection remembers.
+const maxTrusted = 4
 
 func (c *trackedConn) release() { c.once.Do(func() { c.g.conns.release(c.key) }) }
 
@@ -294,16 +328,35 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func (c *trackedConn) authenticated() {
-	if !c.tainted.Load() {
-		c.trusted.Store(true)
+// authenticated notes that cred authenticated on the connection.
+func (c *trackedConn) authenticated(cred string) {
+	if !c.tainted.Load() && cred != "" {
+		h := sha256.Sum256([]byte(cred))
+		c.mu.Lock()
+		if len(c.trusted) < maxTrusted && !slices.Contains(c.trusted, h) {
+			c.trusted = append(c.trusted, h)
+		}
+		c.mu.Unlock()
 	}
 	c.release()
 }
 
-func (c *trackedConn) failed() {
-	c.tainted.Store(true)
-	c.trusted.Store(false)
+func (c *trackedConn) failed() { c.tainted.Store(true) }
+
+// exempts reports whether a request carrying cred skips the failure
+// limiter: cred is the one that made the connection trusted.
+func (c *trackedConn) exempts(cred string) bool {
+	if c == nil || cred == "" || c.tainted.Load() {
+		return false
+	}
+	h := sha256.Sum256([]byte(cred))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	found := 0
+	for _, t := range c.trusted {
+		found |= subtle.ConstantTimeCompare(h[:], t[:])
+	}
+	return found == 1
 }
 
 // limitListener closes, at once, a new connection from an address that
@@ -356,57 +409,121 @@ type refusal struct {
 func (r *refusal) Error() string { return r.err.Error() }
 func (r *refusal) Unwrap() error { return r.err }
 
-// admit runs check, the check of r's credential of the given kind (given
-// says whether r carries one), under the limits: an address that failed
-// too often is answered 429 without check running; one with too many
-// credentials being checked, 503. A failed check is counted against the
-// address and returned. Refusals close an HTTP/1 connection rather than
-// read a body the request will not use.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, kind string, given bool, check func() error) error {
+// admit runs check, the check of r's credential cred (of the given kind;
+// "" when r carries none), under the limits: an address that failed too
+// often is answered 429 without check running; one with too many
+// credentials being checked, 503. A request carrying the credential that
+// made its connection trusted skips both. A failed check is counted
+// against the address and returned. Refusals close an HTTP/1 connection
+// rather than read a body the request will not use.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, kind, cred string, check func() error) error {
 	g := s.guard
 	key := addrKey(r.RemoteAddr)
 	conn := connOf(r)
-	trusted := conn != nil && conn.trusted.Load()
-	if !trusted {
-		if left, first := g.failures.retryAfter(key, g.now()); left > 0 {
-			g.rateLimited.Inc()
-			if first {
-				g.log.Warn("authentication failures: address rate-limited", "address", key,
-					"failures", g.lim.AuthFailures, "window", g.lim.AuthFailureWindow.String(), "retryAfter", left.Round(time.Second).String())
-			}
-			return refuse(w, r, http.StatusTooManyRequests, left,
-				tripcap.Errorf(tripcap.EUNAVAILABLE, "too many failed authentications from this address; retry after %s", retryAfter(left)))
+	if !conn.exempts(cred) {
+		release, err := g.enter(w, r, key)
+		if err != nil {
+			return err
 		}
-		if !g.reqs.acquire(key, g.lim.UnauthenticatedPerAddress) {
-			g.refused.WithLabelValues("request").Inc()
-			return refuse(w, r, http.StatusServiceUnavailable, time.Second,
-				tripcap.Errorf(tripcap.EUNAVAILABLE, "too many unauthenticated requests from this address at once; retry later"))
-		}
-		defer g.reqs.release(key)
+		defer release()
 	}
 	err := check()
 	if err == nil {
 		if conn != nil {
-			conn.authenticated()
+			conn.authenticated(cred)
 		}
 		return nil
 	}
 	if tripcap.ErrorCode(err) != tripcap.EUNAUTHORIZED {
 		return err
 	}
-	if !given {
-		kind = credMissing
-	}
-	g.authFailures.WithLabelValues(kind).Inc()
-	if given {
+	if cred == "" {
 		// A missing credential guesses nothing; a wrong one may.
-		g.failures.fail(key, g.now())
-		if conn != nil {
-			conn.failed()
-		}
+		g.authFailures.WithLabelValues(credMissing).Inc()
+	} else {
+		g.failed(key, "", kind, conn)
 	}
 	closeUnread(w, r)
 	return err
+}
+
+// admitClaim runs check, the check of a secret sent in r's body (a
+// password, a client secret) for a name the body claims (read reads it),
+// under admit's limits, with no connection exempt, and under a limit of
+// failures per claimed name: a name that failed too often is answered 429
+// before its secret is checked, whatever the address. A wrong secret
+// (EUNAUTHORIZED, or OAuth2's invalid_client) counts against both; a check
+// too busy to run (EUNAVAILABLE) is answered 503 with Retry-After.
+func (s *Server) admitClaim(w http.ResponseWriter, r *http.Request, kind string, read func() (name string, err error), check func() error) error {
+	g := s.guard
+	key := addrKey(r.RemoteAddr)
+	release, err := g.enter(w, r, key)
+	if err != nil {
+		return err
+	}
+	defer release()
+	name, err := read()
+	if err != nil {
+		return err
+	}
+	// Names are matched regardless of case, and clipped: the map keys
+	// stay small whatever is claimed.
+	nameKey := kind + ":" + strings.ToLower(name[:min(len(name), 128)])
+	if left, first := g.names.retryAfter(nameKey, g.now()); left > 0 {
+		g.rateLimited.Inc()
+		if first {
+			g.log.Warn("authentication failures: name rate-limited", "kind", kind, "name", name[:min(len(name), 64)],
+				"failures", g.lim.NameFailures, "window", g.lim.AuthFailureWindow.String(), "retryAfter", left.Round(time.Second).String())
+		}
+		return refuse(w, r, http.StatusTooManyRequests, left,
+			tripcap.Errorf(tripcap.EUNAVAILABLE, "too many failed attempts for this name; retry after %s", retryAfter(left)))
+	}
+	err = check()
+	var oerr *identity.OAuthError
+	switch {
+	case err == nil:
+		return nil
+	case tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED || errors.As(err, &oerr) && oerr.Code == "invalid_client":
+		g.failed(key, nameKey, kind, connOf(r))
+	case tripcap.ErrorCode(err) == tripcap.EUNAVAILABLE:
+		return refuse(w, r, http.StatusServiceUnavailable, time.Second, tripcap.Errorf(tripcap.EUNAVAILABLE, "%s", tripcap.ErrorMessage(err)))
+	}
+	return err
+}
+
+// enter answers 429 to an address that failed to authenticate too often
+// and 503 to one with too many credentials being checked at once; else it
+// counts r among the latter until release is called.
+func (g *guard) enter(w http.ResponseWriter, r *http.Request, key string) (release func(), err error) {
+	if left, first := g.failures.retryAfter(key, g.now()); left > 0 {
+		g.rateLimited.Inc()
+		if first {
+			g.log.Warn("authentication failures: address rate-limited", "address", key,
+				"failures", g.lim.AuthFailures, "window", g.lim.AuthFailureWindow.String(), "retryAfter", left.Round(time.Second).String())
+		}
+		return nil, refuse(w, r, http.StatusTooManyRequests, left,
+			tripcap.Errorf(tripcap.EUNAVAILABLE, "too many failed authentications from this address; retry after %s", retryAfter(left)))
+	}
+	if !g.reqs.acquire(key, g.lim.UnauthenticatedPerAddress) {
+		g.refused.WithLabelValues("request").Inc()
+		return nil, refuse(w, r, http.StatusServiceUnavailable, time.Second,
+			tripcap.Errorf(tripcap.EUNAVAILABLE, "too many unauthenticated requests from this address at once; retry later"))
+	}
+	return func() { g.reqs.release(key) }, nil
+}
+
+// failed counts a wrong credential of the given kind: against the address,
+// the claimed name (when nameKey is set) and the connection.
+func (g *guard) failed(key, nameKey, kind string, conn *trackedConn) {
+	g.authFailures.WithLabelValues(kind).Inc()
+	now := g.now()
+	g.failures.fail(key, now)
+	if nameKey != "" {
+		g.names.fail(nameKey, now)
+	}
+	if conn != nil {
+		conn.failed()
+	}
 }
 
 // refuse sets Retry-After and returns the refusal to answer.

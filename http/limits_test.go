@@ -207,13 +207,19 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 // Now, after AuthFailures failures, the address is answered 429 with
 // Retry-After before its credential is even looked at (a valid one on a
 // new connection too), logged once per window without the token, and
-// counted in /metrics. A connection that authenticated before (an agent's)
-// keeps working.
+// counted in /metrics. A connection keeps serving the credentials that
+// authenticated on it before (an agent's).
 func TestBadTokensRateLimited(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	lim := tchttp.Limits{AuthFailures: 30, AuthFailureWindow: time.Minute}
 	f := newFixtureWith(t, fixtureOptions{limits: &lim, log: log})
+	// The agent is established: its credential authenticated on its
+	// connection (which it shares with the admin's client) before the
+	// guesses; only such a credential is exempt.
+	if _, err := f.agent.Heartbeat(t.Context(), tripcap.Heartbeat{}); err != nil {
+		t.Fatal(err)
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	t.Cleanup(client.CloseIdleConnections)
 	codes := map[int]int{}
@@ -452,4 +458,259 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), s.chunk)], s.data)
 	s.data = s.data[n:]
 	return n, nil
+}
+
+// clientFrom is an HTTP client whose connections leave from the loopback
+// address src (127.0.0.0/8: each is an address of its own to the limits),
+// on one connection at a time.
+func clientFrom(t *testing.T, src string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxConnsPerHost: 1}}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// send makes a request and returns its status, Retry-After and body.
+func send(t *testing.T, c *http.Client, method, url, ctype, token, body string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
+}
+
+func loginBody(user, password string) string {
+	return fmt.Sprintf(`{"user":%q,"password":%q}`, user, password)
+}
+
+func tokenForm(id, secret string) string {
+	return "grant_type=client_credentials&client_id=" + id + "&client_secret=" + secret
+}
+
+// wantLimited asserts answers: failures × 401, then 429 with a Retry-After
+// of 1..60 s.
+func wantLimited(t *testing.T, what string, failures int, answers [][2]string) {
+	t.Helper()
+	for i, a := range answers {
+		want := "401"
+		if i >= failures {
+			want = "429"
+		}
+		if a[0] != want {
+			t.Fatalf("%s %d: %s, want %s (answers %v)", what, i+1, a[0], want, answers)
+		}
+		if want == "429" {
+			if ra, err := strconv.Atoi(a[1]); err != nil || ra < 1 || ra > 60 {
+				t.Fatalf("%s %d: 429 with Retry-After %q", what, i+1, a[1])
+			}
+		}
+	}
+}
+
+// Finding (review of issue 12): /api/v1/login and /oauth2/token had no
+// limit: an anonymous caller could guess passwords and client secrets as
+// fast as argon2id ran. Now a wrong password or client secret counts as an
+// authentication failure of its address (tripcap_auth_failures_total
+// {reason="login"|"oauth2"}, logged), and beyond AuthFailures the address
+// is answered 429 with Retry-After, the right password too, even on a
+// connection that authenticated a bearer token first. Another address is
+// not held to it.
+func TestLoginAndTokenFailuresRateLimited(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	lim := tchttp.Limits{AuthFailures: 5, AuthFailureWindow: time.Minute, NameFailures: 100}
+	f := newFixtureWith(t, fixtureOptions{limits: &lim, log: log})
+	ctx := t.Context()
+	if _, err := f.admin.CreateUser(ctx, "alice", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := f.admin.CreateServicePrincipal(ctx, "ci-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const jsonType, formType = "application/json", "application/x-www-form-urlencoded"
+
+	// Logins from 127.0.0.2, on a connection a bearer token made trusted.
+	c := clientFrom(t, "127.0.0.2")
+	if st, _, _ := send(t, c, "GET", f.url+"/api/v1/hosts", "", f.token, ""); st != 200 {
+		t.Fatalf("hosts: %d", st)
+	}
+	var answers [][2]string
+	for i := range 20 {
+		st, ra, _ := send(t, c, "POST", f.url+"/api/v1/login", jsonType, "", loginBody("alice", "wrong password "+strconv.Itoa(i)))
+		answers = append(answers, [2]string{strconv.Itoa(st), ra})
+	}
+	wantLimited(t, "wrong login", 5, answers)
+	if st, _, _ := send(t, c, "POST", f.url+"/api/v1/login", jsonType, "", loginBody("alice", "correct horse battery")); st != 429 {
+		t.Fatalf("the right password from the limited address: %d, want 429", st)
+	}
+	if st, _, _ := send(t, clientFrom(t, "127.0.0.3"), "POST", f.url+"/api/v1/login", jsonType, "", loginBody("alice", "correct horse battery")); st != 201 {
+		t.Fatalf("the right password from another address: %d, want 201", st)
+	}
+
+	// Token requests from 127.0.0.4.
+	c = clientFrom(t, "127.0.0.4")
+	answers = nil
+	for i := range 20 {
+		st, ra, body := send(t, c, "POST", f.url+"/oauth2/token", formType, "", tokenForm(sp.ClientID, "tc_sp_wrong"+strconv.Itoa(i)))
+		answers = append(answers, [2]string{strconv.Itoa(st), ra})
+		if st == 429 && !strings.Contains(body, `"error":"temporarily_unavailable"`) {
+			t.Fatalf("429 of the token endpoint is not an OAuth2 error: %s", body)
+		}
+	}
+	wantLimited(t, "wrong client secret", 5, answers)
+	if st, _, _ := send(t, c, "POST", f.url+"/oauth2/token", formType, "", tokenForm(sp.ClientID, sp.ClientSecret)); st != 429 {
+		t.Fatalf("the right secret from the limited address: %d, want 429", st)
+	}
+	if st, _, body := send(t, clientFrom(t, "127.0.0.5"), "POST", f.url+"/oauth2/token", formType, "", tokenForm(sp.ClientID, sp.ClientSecret)); st != 200 {
+		t.Fatalf("the right secret from another address: %d %s", st, body)
+	}
+
+	for reason, want := range map[string]float64{"login": 5, "oauth2": 5} {
+		if got := counter(t, f, "tripcap_auth_failures_total", map[string]string{"reason": reason}); got != want {
+			t.Errorf("tripcap_auth_failures_total{reason=%s} = %v, want %v", reason, got, want)
+		}
+	}
+	out := logs.String()
+	for _, addr := range []string{"address=127.0.0.2", "address=127.0.0.4"} {
+		if !strings.Contains(out, "address rate-limited") || !strings.Contains(out, addr) {
+			t.Errorf("no rate-limit log line naming %s:\n%s", addr, out)
+		}
+	}
+	if strings.Contains(out, "wrong password") || strings.Contains(out, "correct horse") || strings.Contains(out, "tc_sp_wrong") || strings.Contains(out, sp.ClientSecret) {
+		t.Errorf("a secret in the log:\n%s", out)
+	}
+}
+
+// A guesser spread over many addresses, each under AuthFailures, is slowed
+// by the limit per claimed name: past NameFailures, that name's logins (or
+// client id's token requests) are answered 429 from any address, before
+// the password is hashed, a name that exists or not alike; other names
+// are served.
+func TestLoginFailuresLimitedPerName(t *testing.T) {
+	lim := tchttp.Limits{AuthFailures: 5, AuthFailureWindow: time.Minute, NameFailures: 8}
+	f := newFixtureWith(t, fixtureOptions{limits: &lim})
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := f.admin.CreateUser(ctx, u, "correct horse battery"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp, err := f.admin.CreateServicePrincipal(ctx, "ci-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const jsonType, formType = "application/json", "application/x-www-form-urlencoded"
+	// 4 wrong guesses each from two addresses, for alice (named in any
+	// case), for a name nobody has, and for the client id.
+	for _, src := range []string{"127.0.0.2", "127.0.0.3"} {
+		c := clientFrom(t, src)
+		for i := range 4 {
+			name := "alice"
+			if i%2 == 1 {
+				name = "Alice"
+			}
+			if st, _, _ := send(t, c, "POST", f.url+"/api/v1/login", jsonType, "", loginBody(name, "wrong password")); st != 401 {
+				t.Fatalf("guess %d for alice from %s: %d, want 401", i+1, src, st)
+			}
+		}
+	}
+	for _, src := range []string{"127.0.0.4", "127.0.0.5"} {
+		c := clientFrom(t, src)
+		for i := range 4 {
+			if st, _, _ := send(t, c, "POST", f.url+"/api/v1/login", jsonType, "", loginBody("nobody", "wrong password")); st != 401 {
+				t.Fatalf("guess %d for nobody from %s: %d, want 401", i+1, src, st)
+			}
+		}
+	}
+	for _, src := range []string{"127.0.0.6", "127.0.0.7"} {
+		c := clientFrom(t, src)
+		for i := range 4 {
+			if st, _, _ := send(t, c, "POST", f.url+"/oauth2/token", formType, "", tokenForm(sp.ClientID, "tc_sp_wrong")); st != 401 {
+				t.Fatalf("guess %d for the client from %s: %d, want 401", i+1, src, st)
+			}
+		}
+	}
+	fresh := clientFrom(t, "127.0.0.8")
+	for _, name := range []string{"alice", "nobody"} {
+		st, ra, _ := send(t, fresh, "POST", f.url+"/api/v1/login", jsonType, "", loginBody(name, "correct horse battery"))
+		if n, err := strconv.Atoi(ra); st != 429 || err != nil || n < 1 || n > 60 {
+			t.Fatalf("login of %s from a fresh address after 8 failures: %d, Retry-After %q; want 429", name, st, ra)
+		}
+	}
+	if st, _, _ := send(t, fresh, "POST", f.url+"/oauth2/token", formType, "", tokenForm(sp.ClientID, sp.ClientSecret)); st != 429 {
+		t.Fatalf("token request for the client from a fresh address after 8 failures: %d, want 429", st)
+	}
+	if st, _, body := send(t, fresh, "POST", f.url+"/api/v1/login", jsonType, "", loginBody("bob", "correct horse battery")); st != 201 {
+		t.Fatalf("bob's login: %d %s", st, body)
+	}
+}
+
+// Finding (review of issue 12): a connection became trusted, skipping the
+// failure limiter, once any request on it authenticated; a caller holding
+// one valid credential could authenticate many connections, then guess
+// other tokens on each (or on HTTP/2 streams sent at once). Now a
+// connection exempts only the credential that made it trusted: guesses on
+// 20 pre-authenticated connections meet the limit after AuthFailures, and
+// the valid credential keeps being served on a connection that sent no
+// wrong one.
+func TestTrustedConnectionExemptsOnlyItsCredential(t *testing.T) {
+	lim := tchttp.Limits{AuthFailures: 5, AuthFailureWindow: time.Minute}
+	f := newFixtureWith(t, fixtureOptions{limits: &lim})
+	addr := hostOf(t, f.url)
+	get := func(c net.Conn, br *bufio.Reader, token string) int {
+		t.Helper()
+		fmt.Fprintf(c, "GET /api/v1/hosts HTTP/1.1\r\nHost: tripcap\r\nAuthorization: Bearer %s\r\n\r\n", token)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	type conn struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	conns := make([]conn, 20)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = conn{c, bufio.NewReader(c)}
+		if st := get(c, conns[i].br, f.token); st != 200 {
+			t.Fatalf("authenticating connection %d: %d", i, st)
+		}
+	}
+	codes := map[int]int{}
+	for i, c := range conns {
+		codes[get(c.c, c.br, "tc_guess_0123456789abcdef"+strconv.Itoa(i))]++
+	}
+	if codes[401] != 5 || codes[429] != 15 {
+		t.Fatalf("guesses on 20 authenticated connections: %v, want 5 × 401 then 429", codes)
+	}
+	// The last connection's guess was refused unchecked: it still serves
+	// its own credential, the address limited notwithstanding…
+	if st := get(conns[19].c, conns[19].br, f.token); st != 200 {
+		t.Fatalf("the trusted credential on its connection: %d, want 200", st)
+	}
+	// …and one whose guess was checked (and failed) does not.
+	if st := get(conns[0].c, conns[0].br, f.token); st != 429 {
+		t.Fatalf("the trusted credential on a connection that failed: %d, want 429", st)
+	}
 }

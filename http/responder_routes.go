@@ -71,7 +71,7 @@ func (s *Server) functionHandler() http.Handler {
 		name := r.PathValue("responder")
 		// The key is checked before the body is read: a sender without one
 		// costs its headers, not a megabyte of memory held while it dawdles.
-		if err := s.admit(w, r, credFunctionKey, key != "", func() error { return s.responders.CheckKey(r.Context(), name, key) }); err != nil {
+		if err := s.admit(w, r, credFunctionKey, key, func() error { return s.responders.CheckKey(r.Context(), name, key) }); err != nil {
 			s.Error(w, r, err)
 			return
 		}

@@ -330,7 +330,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
 	// The join token is checked before the body is read: a caller without
 	// one costs no more than its headers.
 	token := BearerToken(r)
-	if err := s.admit(w, r, credJoinToken, token != "", func() error { return s.svc.CheckJoinToken(r.Context(), token) }); err != nil {
+	if err := s.admit(w, r, credJoinToken, token, func() error { return s.svc.CheckJoinToken(r.Context(), token) }); err != nil {
 		return err
 	}
 	var req tripcap.EnrollRequest

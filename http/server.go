@@ -237,7 +237,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := BearerToken(r)
 		var p *tripcap.Principal
-		err := s.admit(w, r, credBearer, token != "", func() (err error) {
+		err := s.admit(w, r, credBearer, token, func() (err error) {
 			p, err = s.svc.Authenticate(r.Context(), token)
 			return err
 		})

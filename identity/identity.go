@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -47,6 +48,13 @@ type Config struct {
 	CacheTTL time.Duration
 	// Password is the argon2id cost (default DefaultPasswordParams).
 	Password PasswordParams
+	// PasswordConcurrency bounds the passwords hashed at once (default
+	// GOMAXPROCS): each takes Password.MemoryKiB and a core for its time,
+	// so logins sent at once cannot exhaust memory or starve the server.
+	PasswordConcurrency int
+	// PasswordWait bounds how long a login waits for its turn to hash
+	// (default 2 s); one that waits longer is refused with EUNAVAILABLE.
+	PasswordWait time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -79,6 +87,12 @@ func (c *Config) applyDefaults() error {
 	if c.Password == (PasswordParams{}) {
 		c.Password = DefaultPasswordParams
 	}
+	if c.PasswordConcurrency <= 0 {
+		c.PasswordConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.PasswordWait <= 0 {
+		c.PasswordWait = 2 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -95,6 +109,8 @@ type Service struct {
 	// dummyHash is verified against when a login names no user, so that a
 	// guesser cannot tell unknown names by the time an answer takes.
 	dummyHash string
+	// hashing holds a token per password being hashed (PasswordConcurrency).
+	hashing chan struct{}
 }
 
 // New returns the identity service over store.
@@ -105,7 +121,8 @@ func New(store tripcap.IdentityStore, cfg Config, log *slog.Logger) (*Service, e
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{store: store, cfg: cfg, log: log.With("component", "identity"), cache: newAuthCache()}
+	s := &Service{store: store, cfg: cfg, log: log.With("component", "identity"), cache: newAuthCache(),
+		hashing: make(chan struct{}, cfg.PasswordConcurrency)}
 	s.keys = &keyRing{store: store, cfg: &s.cfg, log: s.log, keys: map[string]*loadedKey{}}
 	h, err := hashPassword(tripcap.NewSecret(""), cfg.Password)
 	if err != nil {

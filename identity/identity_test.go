@@ -400,3 +400,55 @@ func TestExpiredTokensAreDeleted(t *testing.T) {
 		t.Fatalf("%d tokens after three logins 13 h apart, want the last one", len(all))
 	}
 }
+
+// Finding (review of issue 12): argon2id (19 MiB and ~30 ms a hash) ran
+// for every login at once, so logins sent in parallel could exhaust the
+// server's memory and CPU. Now at most PasswordConcurrency hashes run at
+// once; a login waits for its turn at most PasswordWait (refused with
+// EUNAVAILABLE after), or until its caller goes away, a known user's and
+// an unknown name's alike.
+func TestPasswordHashingBounded(t *testing.T) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
+		c := &clock{t: time.Now()}
+		const wait = 100 * time.Millisecond
+		svc, err := identity.New(store, identity.Config{Issuer: issuer, Password: cheap, Now: c.Now, PasswordConcurrency: 2, PasswordWait: wait},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		must(t, err)
+		_, err = svc.CreateUser(owner(), "alice", "correct horse battery")
+		must(t, err)
+
+		giveBack := svc.TakeHashTurns()
+		for _, user := range []string{"alice", "nobody"} {
+			start := time.Now()
+			_, err := svc.Login(context.Background(), user, "correct horse battery")
+			wantCode(t, err, tripcap.EUNAVAILABLE)
+			if took := time.Since(start); took < wait || took > 10*wait {
+				t.Fatalf("login of %s refused after %s, want after the %s wait", user, took, wait)
+			}
+		}
+		_, err = svc.CreateUser(owner(), "bob", "correct horse battery")
+		wantCode(t, err, tripcap.EUNAVAILABLE)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		start := time.Now()
+		if _, err := svc.Login(ctx, "alice", "correct horse battery"); !errors.Is(err, context.Canceled) || time.Since(start) >= wait {
+			t.Fatalf("a login whose caller left: %v after %s", err, time.Since(start))
+		}
+		giveBack()
+
+		// With the turns free, logins sent at once all get theirs in time.
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				_, err := svc.Login(context.Background(), "alice", "correct horse battery")
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			must(t, err)
+		}
+	})
+}

@@ -1,11 +1,13 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -102,4 +104,27 @@ func verifyPassword(pw, encoded string) (bool, error) {
 	}
 	got := argon2.IDKey([]byte(pw), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(key)))
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
+}
+
+// hashTurn waits, for at most PasswordWait and while ctx lasts, for one of
+// the PasswordConcurrency turns to hash a password in; done gives it back.
+// Every hash (a known user's, the dummy of an unknown one) takes a turn,
+// so both wait alike.
+func (s *Service) hashTurn(ctx context.Context) (done func(), err error) {
+	done = func() { <-s.hashing }
+	select {
+	case s.hashing <- struct{}{}:
+		return done, nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.PasswordWait)
+	defer t.Stop()
+	select {
+	case s.hashing <- struct{}{}:
+		return done, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	case <-t.C:
+		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "too many passwords are being checked at once; retry later")
+	}
 }

@@ -33,7 +33,12 @@ func (s *Service) CreateUser(ctx context.Context, name, password string) (*tripc
 	if err := checkPassword(password); err != nil {
 		return nil, err
 	}
+	done, err := s.hashTurn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	hash, err := hashPassword(password, s.cfg.Password)
+	done()
 	if err != nil {
 		return nil, err
 	}

@@ -140,7 +140,12 @@ func (s *Service) Login(ctx context.Context, user, password string) (*tripcap.AP
 	if len(found) == 1 {
 		hash = found[0].SecretHash
 	}
+	done, err := s.hashTurn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ok, err := verifyPassword(password, hash)
+	done()
 	if err != nil {
 		return nil, fmt.Errorf("login %s: %w", user, err)
 	}

@@ -22,7 +22,7 @@ allow-webhook-target:
 	}
 	for name, want := range map[string]string{
 		"read-timeout": "30s", "write-timeout": "2m0s", "read-header-timeout": "10s", "idle-timeout": "2m0s",
-		"max-unauthenticated-per-address": "256", "auth-failure-limit": "10", "auth-failure-window": "1m0s",
+		"max-unauthenticated-per-address": "256", "auth-failure-limit": "10", "auth-failure-window": "1m0s", "auth-failure-name-limit": "100",
 		"allow-webhook-target": "10.9.0.0/16", // the command line wins
 	} {
 		if got := flagValue(fs, name); got != want {

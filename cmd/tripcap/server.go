@@ -83,6 +83,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.limits.IdleTimeout, "idle-timeout", def.IdleTimeout, "API: how long an idle kept-alive connection stays open")
 	f.IntVar(&o.limits.UnauthenticatedPerAddress, "max-unauthenticated-per-address", def.UnauthenticatedPerAddress, "API: connections not yet authenticated, and requests being authenticated, per client address (IPv6: per /64); 0 for no cap")
 	f.IntVar(&o.limits.AuthFailures, "auth-failure-limit", def.AuthFailures, "API: failed authentications per address per --auth-failure-window before its requests are answered 429; 0 for no limit")
+	f.IntVar(&o.limits.NameFailures, "auth-failure-name-limit", def.NameFailures, "API: failed logins per user name (and token requests per client id), from any address, per --auth-failure-window before that name's are answered 429; anyone can reach it to keep a name's logins refused, so keep it well above --auth-failure-limit; 0 for no limit")
 	f.DurationVar(&o.limits.AuthFailureWindow, "auth-failure-window", def.AuthFailureWindow, "API: the window --auth-failure-limit counts in")
 	f.StringArrayVar(&o.allowWebhookTargets, "allow-webhook-target", nil, "a CIDR webhooks may post to though loopback, link-local, multicast or this server's own (repeatable; e.g. 127.0.0.0/8 for a receiver on this host)")
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
