@@ -95,7 +95,9 @@ func ParseVMResourceID(id string) (subscription, group, vm string, ok bool) {
 }
 
 // ValidateHostName checks a host or resource name: 1–80 characters of letters,
-// digits, '-', '_' and '.', as Azure resource names allow.
+// digits, '-', '_' and '.', as Azure resource names allow. A name may not
+// look like an IP address or an id: alerts name hosts by either, and a
+// host named after another's address or id would receive its captures.
 func ValidateHostName(field, name string) error {
 	if name == "" || len(name) > 80 {
 		return Errorf(EINVALID, "%s: must be 1 to 80 characters", field)
@@ -109,7 +111,19 @@ func ValidateHostName(field, name string) error {
 			return Errorf(EINVALID, "%s: %q has %q; use letters, digits, '-', '_' or '.'", field, name, r)
 		}
 	}
+	if _, err := netip.ParseAddr(name); err == nil || numericDotted(name) {
+		return Errorf(EINVALID, "%s: %q is an IP address, not a name (alerts find hosts by address too); give a name", field, name)
+	}
+	if IsID(name) {
+		return Errorf(EINVALID, "%s: %q has the form of an id (26 lowercase letters and digits); give a name that is not one", field, name)
+	}
 	return nil
+}
+
+// numericDotted reports whether s is digits and dots with a dot: an IPv4
+// address in some notation ("010.0.0.5", "10.5") that resolvers may accept.
+func numericDotted(s string) bool {
+	return strings.Contains(s, ".") && strings.Trim(s, "0123456789.") == ""
 }
 
 // HostFilter selects hosts in a listing.
