@@ -44,7 +44,21 @@ type Principal struct {
 	Assignments []RoleAssignment
 	// ResponderID is set for function keys: the only responder they may start.
 	ResponderID string
+	// Credential is how the caller authenticated, where that limits what
+	// it may do ("" where it does not matter).
+	Credential CredentialKind
 }
+
+// CredentialKind tells how a principal authenticated.
+type CredentialKind string
+
+const (
+	// CredentialAPIToken is a personal API token or a login's token.
+	CredentialAPIToken CredentialKind = "apiToken"
+	// CredentialJWT is a short-lived JWT of the token endpoint: it may not
+	// make itself a longer-lived credential (an API token).
+	CredentialJWT CredentialKind = "jwt"
+)
 
 type principalKey struct{}
 

@@ -94,14 +94,16 @@ func ParseVMResourceID(id string) (subscription, group, vm string, ok bool) {
 	return parts[1], parts[3], parts[7], true
 }
 
-// ValidateHostName checks a host or resource name: 1–80 characters of letters,
-// digits, '-', '_' and '.', as Azure resource names allow.
-func ValidateHostName(field, name string) error {
+// ValidateName checks a resource's name (a capture's, a storage
+// account's, a function key's, a location): 1–80 characters of letters,
+// digits, '-', '_' and '.', as Azure resource names allow, and not of an
+// id's form, since resources are found by name or id.
+func ValidateName(field, name string) error {
 	if name == "" || len(name) > 80 {
 		return Errorf(EINVALID, "%s: must be 1 to 80 characters", field)
 	}
 	if strings.Trim(name, ".") == "" {
-		// "." and ".." would name a directory, not a host, in file paths.
+		// "." and ".." would name a directory, not a resource, in file paths.
 		return Errorf(EINVALID, "%s: %q is not a name", field, name)
 	}
 	for _, r := range name {
@@ -109,7 +111,30 @@ func ValidateHostName(field, name string) error {
 			return Errorf(EINVALID, "%s: %q has %q; use letters, digits, '-', '_' or '.'", field, name, r)
 		}
 	}
+	if IsID(name) {
+		return Errorf(EINVALID, "%s: %q has the form of an id (26 lowercase letters and digits); give a name that is not one", field, name)
+	}
 	return nil
+}
+
+// ValidateHostName checks a host's name: a name (ValidateName) that does
+// not look like an IP address either, since alerts name hosts by address
+// too, and a host named after another's address would receive its
+// captures.
+func ValidateHostName(field, name string) error {
+	if err := ValidateName(field, name); err != nil {
+		return err
+	}
+	if _, err := netip.ParseAddr(name); err == nil || numericDotted(name) {
+		return Errorf(EINVALID, "%s: %q is an IP address, not a name (alerts find hosts by address too); give a name", field, name)
+	}
+	return nil
+}
+
+// numericDotted reports whether s is digits and dots with a dot: an IPv4
+// address in some notation ("010.0.0.5", "10.5") that resolvers may accept.
+func numericDotted(s string) bool {
+	return strings.Contains(s, ".") && strings.Trim(s, "0123456789.") == ""
 }
 
 // HostFilter selects hosts in a listing.

@@ -76,6 +76,21 @@ func (r *Responder) OwnReceivers() *ActionGroup {
 		WebhookReceivers: r.NotifyWebhookReceivers, EmailReceivers: r.NotifyEmailReceivers}
 }
 
+// AuthorizeCaptureTrigger refuses a caller that may not make something
+// start captures on its own: a responder, its function keys, an action
+// group with a responder receiver. A responder captures on whatever host
+// its alerts or triggers name, acting as the server, so this needs
+// PermCaptureWrite at "*" besides PermMonitoringWrite.
+func AuthorizeCaptureTrigger(ctx context.Context) error {
+	if err := Authorize(ctx, PermMonitoringWrite, nil); err != nil {
+		return err
+	}
+	if err := Authorize(ctx, PermCaptureWrite, nil); err != nil {
+		return Errorf(EFORBIDDEN, "%s: a responder captures on any host its alerts name, so this needs %s at * besides %s", ErrorMessage(err), PermCaptureWrite, PermMonitoringWrite)
+	}
+	return nil
+}
+
 // ETag is the responder's entity tag, for If-Match on update.
 func (r *Responder) ETag() string { return versionETag(r.Version) }
 

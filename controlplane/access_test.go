@@ -535,7 +535,7 @@ func TestAccessPagesPastOutOfScopeRows(t *testing.T) {
 		f := newAccessFixture(t, store)
 		create := func(host string, n int) {
 			for range n {
-				if _, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: tripcap.NewID(), Parameters: tripcap.PacketCaptureParameters{Target: host}}); err != nil {
+				if _, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "c-" + tripcap.NewID(), Parameters: tripcap.PacketCaptureParameters{Target: host}}); err != nil {
 					t.Fatal(err)
 				}
 			}

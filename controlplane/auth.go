@@ -330,8 +330,12 @@ func (s *Service) CreateJoinToken(ctx context.Context, ttl time.Duration, uses i
 	return s.CreateHostJoinToken(ctx, "", ttl, uses)
 }
 
+// maxHostJoinTokenTTL bounds the life of a join token bound to a host.
+const maxHostJoinTokenTTL = 24 * time.Hour
+
 // CreateHostJoinToken issues a join token bound to host ("" for none): it
 // enrolls that name only, and re-enrolls it if it is enrolled already.
+// Bound to a host, it has one use (uses 0 or 1) and lives at most 24 h.
 func (s *Service) CreateHostJoinToken(ctx context.Context, host string, ttl time.Duration, uses int) (*tripcap.JoinToken, error) {
 	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
@@ -352,6 +356,14 @@ func (s *Service) CreateHostJoinToken(ctx context.Context, host string, ttl time
 	}
 	if uses < 0 || uses > 100000 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "uses: %d is outside 1..100000", uses)
+	}
+	// A host-bound token may revoke the live agent of its host: one use,
+	// for a day at most, so that a leaked one cannot keep taking it over.
+	if host != "" && uses != 1 {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "uses: a token bound to host %s is for one use, not %d", host, uses)
+	}
+	if host != "" && ttl > maxHostJoinTokenTTL {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "ttl: a token bound to host %s lives at most %s, not %s", host, maxHostJoinTokenTTL, ttl)
 	}
 	secret := tripcap.NewSecret(tripcap.SecretPrefixJoin)
 	now := s.now()

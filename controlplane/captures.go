@@ -34,7 +34,7 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	if _, err := tripcap.AuthorizeSome(ctx, tripcap.PermCaptureWrite); err != nil {
 		return nil, err
 	}
-	if err := tripcap.ValidateHostName("name", req.Name); err != nil {
+	if err := tripcap.ValidateName("name", req.Name); err != nil {
 		return nil, err
 	}
 	p := req.Parameters

@@ -155,7 +155,7 @@ func TestEnrollUnderAnEnrolledNameNeedsApproval(t *testing.T) {
 func TestHostBoundJoinToken(t *testing.T) {
 	f, logs := loggedFixture(t)
 	_, web1 := enrollSecret(t, f, "web1")
-	bound, err := f.svc.CreateHostJoinToken(f.admin, "web1", time.Hour, 2)
+	bound, err := f.svc.CreateHostJoinToken(f.admin, "web1", time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,13 +174,14 @@ func TestHostBoundJoinToken(t *testing.T) {
 	if resp.Host.ID != web1.ID {
 		t.Fatalf("re-enrolled as a new host")
 	}
+	// The refusal above spent nothing; the one use did.
 	toks, err := f.store.FindJoinTokens(f.admin, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tk := range toks {
-		if tk.ID == bound.ID && (tk.UsesLeft != 1 || tk.HostName != "web1") {
-			t.Fatalf("bound token after one use: %+v", tk)
+		if tk.ID == bound.ID {
+			t.Fatalf("bound token usable after its one use: %+v", tk)
 		}
 	}
 	_, err = f.svc.CreateHostJoinToken(f.admin, "bad name/x", time.Hour, 1)
@@ -232,5 +233,48 @@ func TestPendingEnrollmentsPerHostAreBounded(t *testing.T) {
 	pending, err := f.svc.FindPendingEnrollments(f.admin)
 	if err != nil || len(pending) != 10 {
 		t.Fatalf("%d pending (%v), want the bound of 10", len(pending), err)
+	}
+}
+
+// A token bound to a host may revoke that host's live agent, so it is for
+// one enrollment within a day: more uses or a longer life are refused,
+// naming the field; an unbound token keeps its wider limits.
+func TestHostBoundJoinTokenLimits(t *testing.T) {
+	f, _ := loggedFixture(t)
+	_, err := f.svc.CreateHostJoinToken(f.admin, "web1", time.Hour, 2)
+	wantCode(t, err, tripcap.EINVALID, "uses: a token bound to host web1 is for one use, not 2")
+	_, err = f.svc.CreateHostJoinToken(f.admin, "web1", time.Hour, 100000)
+	wantCode(t, err, tripcap.EINVALID, "uses:")
+	_, err = f.svc.CreateHostJoinToken(f.admin, "web1", 25*time.Hour, 1)
+	wantCode(t, err, tripcap.EINVALID, "ttl: a token bound to host web1 lives at most 24h0m0s")
+	_, err = f.svc.CreateHostJoinToken(f.admin, "web1", 365*24*time.Hour, 0)
+	wantCode(t, err, tripcap.EINVALID, "ttl:")
+	for _, c := range []struct {
+		ttl  time.Duration
+		uses int
+	}{{0, 0}, {24 * time.Hour, 1}, {time.Minute, 0}} {
+		jt, err := f.svc.CreateHostJoinToken(f.admin, "web1", c.ttl, c.uses)
+		if err != nil || jt.UsesLeft != 1 || time.Until(jt.ExpiresAt) > 24*time.Hour {
+			t.Fatalf("ttl %s, uses %d: %+v, %v", c.ttl, c.uses, jt, err)
+		}
+	}
+	if _, err := f.svc.CreateJoinToken(f.admin, 30*24*time.Hour, 50); err != nil {
+		t.Fatalf("an unbound token: %v", err)
+	}
+}
+
+// A host may not be enrolled under a name that is an IP address or has an
+// id's form: alerts name hosts by both (TestValidateHostNameRefusesAddressesAndIDs).
+func TestEnrollRefusesAddressAndIDNames(t *testing.T) {
+	f, _ := loggedFixture(t)
+	for _, name := range []string{"10.0.0.5", "198.18.0.9", tripcap.NewID()} {
+		jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: name, Remote: "198.18.0.5"})
+		wantCode(t, err, tripcap.EINVALID, "name: ")
+		_, err = f.svc.CreateHostJoinToken(f.admin, name, time.Hour, 1)
+		wantCode(t, err, tripcap.EINVALID, "host: ")
 	}
 }

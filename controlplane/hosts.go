@@ -52,7 +52,7 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 	if req.Location == "" {
 		req.Location = s.cfg.DefaultLocation
 	}
-	if err := tripcap.ValidateHostName("location", req.Location); err != nil {
+	if err := tripcap.ValidateName("location", req.Location); err != nil {
 		return nil, err
 	}
 	for k, v := range req.Labels {

@@ -251,7 +251,7 @@ func (m *AlertAdmin) DeleteRule(ctx context.Context, ref string) error {
 // signing secret for its webhook deliveries. The secret is in the answer,
 // and only there: listings and lookups leave it out.
 func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGroup) (*tripcap.ActionGroup, error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
+	if err := authorizeGroupWrite(ctx, g); err != nil {
 		return nil, err
 	}
 	if g == nil {
@@ -279,6 +279,16 @@ func (m *AlertAdmin) CreateActionGroup(ctx context.Context, g *tripcap.ActionGro
 	return out, nil
 }
 
+// authorizeGroupWrite refuses a caller that may not write g: a group with
+// a responder receiver starts captures on the hosts its rules' alerts name,
+// which needs what writing a responder needs.
+func authorizeGroupWrite(ctx context.Context, g *tripcap.ActionGroup) error {
+	if g != nil && len(g.ResponderReceivers) > 0 {
+		return tripcap.AuthorizeCaptureTrigger(ctx)
+	}
+	return tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil)
+}
+
 // checkGroup defaults and validates a group, and checks this server can
 // deliver to its receivers.
 func (m *AlertAdmin) checkGroup(ctx context.Context, g *tripcap.ActionGroup) error {
@@ -297,7 +307,7 @@ func (m *AlertAdmin) checkGroup(ctx context.Context, g *tripcap.ActionGroup) err
 // Deliveries read the group when they run, so the change applies to the
 // next one.
 func (m *AlertAdmin) UpdateActionGroup(ctx context.Context, ref string, in *tripcap.ActionGroup, ifMatch string) (*tripcap.ActionGroup, error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
+	if err := authorizeGroupWrite(ctx, in); err != nil {
 		return nil, err
 	}
 	if in == nil {

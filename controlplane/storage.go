@@ -61,7 +61,7 @@ func (s *Service) AddStorageAccount(ctx context.Context, name, url string) (*tri
 	if err := tripcap.Authorize(ctx, tripcap.PermStorageWrite, nil); err != nil {
 		return nil, err
 	}
-	if err := tripcap.ValidateHostName("name", name); err != nil {
+	if err := tripcap.ValidateName("name", name); err != nil {
 		return nil, err
 	}
 	if _, ok := s.cfg.Storage[name]; ok {

@@ -72,6 +72,14 @@ const (
 type matrixEntry struct {
 	access access
 	perm   tripcap.Permission
+	// also is a permission needed at "*" besides perm, which the route's
+	// summary mentions: writing a responder or its keys needs
+	// captures/write too, since a responder captures wherever its alerts
+	// point.
+	also tripcap.Permission
+	// jwt is the status of a caller authenticated by a client-credentials
+	// JWT (0: as any other caller): it may not create API tokens.
+	jwt int
 	// on is the host the call acts on ("a", "b"), "" when it acts on no
 	// host's resource, or "list" for a listing filtered to what the caller
 	// may read.
@@ -438,12 +446,12 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 		"listAlerts": {perm: tripcap.PermRead, on: "list", req: get("/api/v1/alerts")},
 		"getAlert":   {perm: tripcap.PermRead, on: "b", req: get("/api/v1/alerts/" + m.alertB.ID)},
 
-		"createResponder": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+		"createResponder": {perm: tripcap.PermMonitoringWrite, also: tripcap.PermCaptureWrite, req: func(t *testing.T) mreq {
 			return mreq{method: "POST", path: "/api/v1/responders", body: jsonBody(t, &tripcap.Responder{Name: m.unique("rs")})}
 		}},
 		"listResponders": {perm: tripcap.PermRead, req: get("/api/v1/responders")},
 		"getResponder":   {perm: tripcap.PermRead, req: get("/api/v1/responders/pc")},
-		"updateResponder": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+		"updateResponder": {perm: tripcap.PermMonitoringWrite, also: tripcap.PermCaptureWrite, req: func(t *testing.T) mreq {
 			return mreq{method: "PUT", path: "/api/v1/responders/pc", body: jsonBody(t, &tripcap.Responder{}), hdr: ifMatchAll}
 		}},
 		"deleteResponder": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
@@ -454,11 +462,11 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 			return mreq{method: "DELETE", path: "/api/v1/responders/" + rs.ID}
 		}},
 		"listResponderRuns": {perm: tripcap.PermRead, req: get("/api/v1/responders/pc/runs")},
-		"createResponderKey": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
+		"createResponderKey": {perm: tripcap.PermMonitoringWrite, also: tripcap.PermCaptureWrite, req: func(t *testing.T) mreq {
 			return mreq{method: "POST", path: "/api/v1/responders/keys/keys", body: jsonBody(t, tchttp.ResponderKeyBody{Name: m.unique("k")})}
 		}},
 		"listResponderKeys": {perm: tripcap.PermRead, req: get("/api/v1/responders/pc/keys")},
-		"rotateResponderKey": {perm: tripcap.PermMonitoringWrite, req: func(*testing.T) mreq {
+		"rotateResponderKey": {perm: tripcap.PermMonitoringWrite, also: tripcap.PermCaptureWrite, req: func(*testing.T) mreq {
 			return mreq{method: "POST", path: "/api/v1/responders/keys/keys/rotated/rotate"}
 		}},
 		"revokeResponderKey": {perm: tripcap.PermMonitoringWrite, req: func(t *testing.T) mreq {
@@ -479,11 +487,11 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 			return mreq{method: "DELETE", path: "/api/v1/principals/" + sp.ID}
 		}},
 		"listPrincipalTokens": {perm: tripcap.PermAccessWrite, req: get("/api/v1/principals/other/tokens")},
-		"createPrincipalToken": {perm: tripcap.PermAccessWrite, req: func(t *testing.T) mreq {
+		"createPrincipalToken": {perm: tripcap.PermAccessWrite, jwt: 403, req: func(t *testing.T) mreq {
 			return mreq{method: "POST", path: "/api/v1/principals/other/tokens", body: jsonBody(t, tchttp.CreateTokenBody{Name: m.unique("t"), ExpiresAt: time.Now().Add(time.Hour)})}
 		}},
 		"listTokens": {access: self, req: get("/api/v1/tokens")},
-		"createToken": {access: self, req: func(t *testing.T) mreq {
+		"createToken": {access: self, jwt: 403, req: func(t *testing.T) mreq {
 			return mreq{method: "POST", path: "/api/v1/tokens", body: jsonBody(t, tchttp.CreateTokenBody{Name: m.unique("mine"), ExpiresAt: time.Now().Add(time.Hour)})}
 		}},
 		// Another principal's token: only with access/write.
@@ -540,7 +548,8 @@ type matrixRoute struct {
 	id, method, path string
 	ok               int
 	// perm is the permission the OpenAPI document says the route needs.
-	perm string
+	perm    string
+	summary string
 }
 
 // matrixRoutes lists the server's operations from its OpenAPI document,
@@ -552,6 +561,7 @@ func matrixRoutes(t *testing.T, srv *tchttp.Server) []matrixRoute {
 			OperationID string                     `json:"operationId"`
 			Responses   map[string]json.RawMessage `json:"responses"`
 			Permission  string                     `json:"x-tripcap-permission"`
+			Summary     string                     `json:"summary"`
 		} `json:"paths"`
 	}
 	b, err := json.Marshal(srv.OpenAPI())
@@ -564,7 +574,7 @@ func matrixRoutes(t *testing.T, srv *tchttp.Server) []matrixRoute {
 	var routes []matrixRoute
 	for p, ops := range doc.Paths {
 		for method, op := range ops {
-			rt := matrixRoute{id: op.OperationID, method: strings.ToUpper(method), path: p, perm: op.Permission}
+			rt := matrixRoute{id: op.OperationID, method: strings.ToUpper(method), path: p, perm: op.Permission, summary: op.Summary}
 			for code := range op.Responses {
 				if n, err := strconv.Atoi(code); err == nil {
 					rt.ok = n
@@ -651,7 +661,8 @@ func TestAccessMatrix(t *testing.T) {
 		}},
 	}
 	for name, grants := range roleColumns {
-		p := &tripcap.Principal{Assignments: grants}
+		// Each a service principal's client-credentials JWT.
+		p := &tripcap.Principal{Assignments: grants, Credential: tripcap.CredentialJWT}
 		identities = append(identities, matrixIdentity{name, fixed(mintRoleToken(t, m, name, grants)), func(e matrixEntry, ok int) int {
 			return roleWant(p, m, e, ok)
 		}})
@@ -661,7 +672,7 @@ func TestAccessMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := &tripcap.Principal{Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: "label:team=a"}}}
+	alice := &tripcap.Principal{Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: "label:team=a"}}, Credential: tripcap.CredentialAPIToken}
 	identities = append(identities, matrixIdentity{"userReaderA", fixed(login.Token), func(e matrixEntry, ok int) int { return roleWant(alice, m, e, ok) }})
 
 	checked := map[string]bool{}
@@ -675,6 +686,9 @@ func TestAccessMatrix(t *testing.T) {
 		// The API's document says what the matrix finds.
 		if documented := tripcap.Permission(rt.perm); e.access == manage && documented != e.perm || e.access != manage && documented != "" {
 			t.Errorf("%s documents permission %q; the matrix asserts %q", rt.id, documented, e.perm)
+		}
+		if e.also != "" && !strings.Contains(rt.summary, string(e.also)) {
+			t.Errorf("%s needs %s besides %s; its summary does not say so: %q", rt.id, e.also, e.perm, rt.summary)
 		}
 		success := rt.ok
 		if e.ok != 0 {
@@ -763,10 +777,14 @@ func pathMatches(pattern, path string) bool {
 }
 
 // roleWant is the status a principal holding roles must get: refused
-// (403) without the permission anywhere; for a host's resource, as if it
-// did not exist (404, or e.hidden) when it may not read that host, and
-// 403 when it reads but may not act there.
+// (403) without the permission anywhere, or without e.also at "*"; for a
+// host's resource, as if it did not exist (404, or e.hidden) when it may
+// not read that host, and 403 when it reads but may not act there; e.jwt
+// when it authenticated with a JWT.
 func roleWant(p *tripcap.Principal, m *matrixFixture, e matrixEntry, ok int) int {
+	if e.jwt != 0 && p.Credential == tripcap.CredentialJWT {
+		return e.jwt
+	}
 	switch e.access {
 	case agentOnly:
 		return 403
@@ -775,7 +793,7 @@ func roleWant(p *tripcap.Principal, m *matrixFixture, e matrixEntry, ok int) int
 	case anyCaller, public, self:
 		return ok
 	}
-	if !p.CanSome(e.perm) {
+	if !p.CanSome(e.perm) || e.also != "" && !p.Can(e.also, nil) {
 		return 403
 	}
 	var h *tripcap.Host

@@ -35,6 +35,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*tripcap.Pri
 	var (
 		principalID, credentialID string
 		expires                   time.Time
+		via                       tripcap.CredentialKind
 	)
 	switch {
 	case strings.HasPrefix(bearer, tripcap.SecretPrefixToken):
@@ -47,13 +48,13 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*tripcap.Pri
 		if !now.Before(t.ExpiresAt) {
 			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token expired at %s; create a new one or log in again", t.ExpiresAt.Format(time.RFC3339))
 		}
-		principalID, credentialID, expires = t.PrincipalID, t.ID, t.ExpiresAt
+		principalID, credentialID, expires, via = t.PrincipalID, t.ID, t.ExpiresAt, tripcap.CredentialAPIToken
 	case isJWT(bearer):
 		claims, err := s.VerifyJWT(ctx, bearer)
 		if err != nil {
 			return nil, err
 		}
-		principalID, credentialID, expires = claims.Subject, claims.ID, claims.ExpiresAt.Time
+		principalID, credentialID, expires, via = claims.Subject, claims.ID, claims.ExpiresAt.Time, tripcap.CredentialJWT
 	default:
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the credential is not valid")
 	}
@@ -61,6 +62,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (*tripcap.Pri
 	if err != nil {
 		return nil, err
 	}
+	p.Credential = via
 	if until := now.Add(s.cfg.CacheTTL); until.Before(expires) {
 		expires = until
 	}

@@ -452,3 +452,52 @@ func TestPasswordHashingBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestJWTMayNotCreateTokens: a client-credentials JWT lives an hour; the
+// principal it authenticates may not turn it into an API token of up to a
+// year, for itself or (an Owner's) anyone, nor when the answer is cached.
+// A login's token still creates personal tokens (`tripcap login`, then
+// `tripcap token create`).
+func TestJWTMayNotCreateTokens(t *testing.T) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
+		c := &clock{t: time.Now()}
+		svc := newService(t, store, c)
+		ctx := owner()
+		sp, err := svc.CreateServicePrincipal(ctx, "ci-bot")
+		must(t, err)
+		_, err = svc.AssignRole(ctx, "ci-bot", tripcap.RoleOwner, tripcap.ScopeAll)
+		must(t, err)
+		_, err = svc.CreateUser(ctx, "alice", "correct horse battery")
+		must(t, err)
+		res, err := svc.Token(context.Background(), identity.TokenRequest{GrantType: "client_credentials", ClientID: sp.ClientID, ClientSecret: sp.ClientSecret})
+		must(t, err)
+		for range 2 { // the second from the cache
+			p, err := svc.Authenticate(context.Background(), res.AccessToken)
+			must(t, err)
+			if p.Credential != tripcap.CredentialJWT {
+				t.Fatalf("a JWT's principal says it authenticated with %q", p.Credential)
+			}
+			for _, who := range []string{"", sp.ID, "alice"} {
+				_, err = svc.CreateToken(as(p), who, "forever", c.Now().Add(360*24*time.Hour))
+				wantCode(t, err, tripcap.EFORBIDDEN)
+				if !strings.Contains(tripcap.ErrorMessage(err), "client-credentials") {
+					t.Fatalf("refusal does not say why: %v", err)
+				}
+			}
+		}
+		if toks, err := svc.FindTokens(ctx, sp.ID); err != nil || len(toks) != 0 {
+			t.Fatalf("tokens of the service principal: %+v, %v", toks, err)
+		}
+
+		login, err := svc.Login(context.Background(), "alice", "correct horse battery")
+		must(t, err)
+		p, err := svc.Authenticate(context.Background(), login.Token)
+		must(t, err)
+		if p.Credential != tripcap.CredentialAPIToken {
+			t.Fatalf("a login token's principal says it authenticated with %q", p.Credential)
+		}
+		if _, err := svc.CreateToken(as(p), "", "laptop", c.Now().Add(30*24*time.Hour)); err != nil {
+			t.Fatalf("a login's token creating a personal token: %v", err)
+		}
+	})
+}

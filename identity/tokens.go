@@ -11,8 +11,12 @@ import (
 // CreateToken issues a personal API token to a principal (by name or id;
 // "" for the caller itself), valid until expiresAt (required, at most a
 // year away). The answer holds the secret, shown only this once. A user
-// may create tokens for themselves; others need PermAccessWrite.
+// may create tokens for themselves; others need PermAccessWrite. A caller
+// authenticated by a JWT may not: its hour would become a year.
 func (s *Service) CreateToken(ctx context.Context, principal, name string, expiresAt time.Time) (*tripcap.APIToken, error) {
+	if p := tripcap.PrincipalFromContext(ctx); p != nil && p.Credential == tripcap.CredentialJWT {
+		return nil, tripcap.Errorf(tripcap.EFORBIDDEN, "%s authenticated with a client-credentials JWT, which may not create API tokens (they outlive it); use the client-credentials flow for a new JWT when this one expires", p.Name)
+	}
 	owner, err := s.tokenOwner(ctx, principal)
 	if err != nil {
 		return nil, err

@@ -47,9 +47,10 @@ func (r *Responders) check(ctx context.Context, rs *tripcap.Responder) error {
 	return nil
 }
 
-// CreateResponder validates and stores a payload.
+// CreateResponder validates and stores a payload. Like every change that
+// makes a responder start captures, it needs tripcap.AuthorizeCaptureTrigger.
 func (r *Responders) CreateResponder(ctx context.Context, in *tripcap.Responder) (*tripcap.Responder, error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
+	if err := tripcap.AuthorizeCaptureTrigger(ctx); err != nil {
 		return nil, err
 	}
 	if in == nil {
@@ -76,7 +77,7 @@ func (r *Responders) CreateResponder(ctx context.Context, in *tripcap.Responder)
 // (and not "*"), must be the responder's current ETag, else EPRECONDITION.
 // Without it the last writer wins.
 func (r *Responders) UpdateResponder(ctx context.Context, ref string, in *tripcap.Responder, ifMatch string) (*tripcap.Responder, error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
+	if err := tripcap.AuthorizeCaptureTrigger(ctx); err != nil {
 		return nil, err
 	}
 	if in == nil {
@@ -159,13 +160,13 @@ func (r *Responders) DeleteResponder(ctx context.Context, ref string) error {
 
 // CreateKey makes a function key; its secret is in the result only.
 func (r *Responders) CreateKey(ctx context.Context, ref, name string) (*tripcap.ResponderKey, error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermMonitoringWrite, nil); err != nil {
+	if err := tripcap.AuthorizeCaptureTrigger(ctx); err != nil {
 		return nil, err
 	}
 	if name == "" {
 		name = "default"
 	}
-	if err := tripcap.ValidateHostName("name", name); err != nil {
+	if err := tripcap.ValidateName("name", name); err != nil {
 		return nil, err
 	}
 	rs, err := r.resolve(ctx, ref)
@@ -182,8 +183,12 @@ func (r *Responders) CreateKey(ctx context.Context, ref, name string) (*tripcap.
 }
 
 // RotateKey replaces the named key with a new secret (the old one stops
-// working at once).
+// working at once). It is refused before the old key is revoked to a
+// caller that may not create one.
 func (r *Responders) RotateKey(ctx context.Context, ref, name string) (*tripcap.ResponderKey, error) {
+	if err := tripcap.AuthorizeCaptureTrigger(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.RevokeKey(ctx, ref, name); err != nil {
 		return nil, err
 	}

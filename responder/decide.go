@@ -371,7 +371,7 @@ func uniqueCaptureName(name string, now time.Time) string {
 	return name[:min(len(name), maxCaptureName-len(suffix))] + suffix
 }
 
-// maxCaptureName is the longest capture name (tripcap.ValidateHostName).
+// maxCaptureName is the longest capture name (tripcap.ValidateName).
 const maxCaptureName = 80
 
 // captureID is the id of the capture a run starts on a host: the same

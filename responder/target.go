@@ -2,6 +2,7 @@ package responder
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 
@@ -62,18 +63,25 @@ func (r *Responders) resolveTargets(ctx context.Context, rs *tripcap.Responder, 
 	}
 	for _, tg := range targets {
 		var found *tripcap.Host
+		reason := tg.desc
 		for _, try := range tg.try {
 			h, err := try()
 			if err == nil {
 				found = h
 				break
 			}
-			if c := tripcap.ErrorCode(err); c != tripcap.ENOTFOUND && c != tripcap.EINVALID {
+			c := tripcap.ErrorCode(err)
+			if c == tripcap.ECONFLICT {
+				// Several hosts match: capturing on one would be a guess.
+				reason = tg.desc + ": " + tripcap.ErrorMessage(err)
+				break
+			}
+			if c != tripcap.ENOTFOUND && c != tripcap.EINVALID {
 				return nil, nil, err
 			}
 		}
 		if found == nil {
-			unresolved = append(unresolved, tg.desc)
+			unresolved = append(unresolved, reason)
 			continue
 		}
 		add(found)
@@ -81,35 +89,53 @@ func (r *Responders) resolveTargets(ctx context.Context, rs *tripcap.Responder, 
 	return hosts, unresolved, nil
 }
 
-// hostByNameOrAddress finds a host by name, else by an interface address.
+// hostByNameOrAddress finds a host by name, or, when v is an IP address,
+// by an interface address only (no host is named like an address, see
+// tripcap.ValidateHostName). ECONFLICT when several hosts have the address.
 func (r *Responders) hostByNameOrAddress(ctx context.Context, v string) (*tripcap.Host, error) {
-	if h, err := r.hosts.FindHost(ctx, tripcap.HostFilter{Name: &v}); err == nil {
-		return h, nil
-	} else if c := tripcap.ErrorCode(err); c != tripcap.ENOTFOUND && c != tripcap.EINVALID {
-		return nil, err
-	}
 	addr, err := netip.ParseAddr(v)
 	if err != nil {
-		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no host named %q", v)
+		return r.hosts.FindHost(ctx, tripcap.HostFilter{Name: &v})
 	}
+	addr = addr.Unmap().WithZone("")
+	var found []*tripcap.Host
 	cursor := ""
 	for {
 		hs, next, err := r.hosts.FindHosts(ctx, tripcap.HostFilter{Cursor: cursor, Limit: 500})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("finding hosts with address %s: %w", addr, err)
 		}
 		for _, h := range hs {
-			for _, a := range h.Inventory.Addresses() {
-				if b, err := netip.ParseAddr(a); err == nil && b.Unmap() == addr.Unmap() {
-					return h, nil
-				}
+			if hasAddress(h, addr) {
+				found = append(found, h)
 			}
 		}
 		if next == "" {
-			return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no host named or addressed %q", v)
+			break
 		}
 		cursor = next
 	}
+	switch len(found) {
+	case 0:
+		return nil, tripcap.Errorf(tripcap.ENOTFOUND, "no host has address %s", addr)
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, len(found))
+	for i, h := range found {
+		names[i] = h.Name
+	}
+	return nil, tripcap.Errorf(tripcap.ECONFLICT, "address %s is on %d hosts (%s); no capture is started on a guess", addr, len(found), strings.Join(names, ", "))
+}
+
+// hasAddress reports whether one of h's interfaces has addr.
+func hasAddress(h *tripcap.Host, addr netip.Addr) bool {
+	for _, a := range h.Inventory.Addresses() {
+		if b, err := netip.ParseAddr(a); err == nil && b.Unmap().WithZone("") == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // hostAddress is the address ${host.address} stands for: the first global

@@ -8,7 +8,7 @@ import (
 
 // CheckStorageAccount checks an account before it is stored and fills its creation time.
 func CheckStorageAccount(a *tripcap.StorageAccount, now time.Time) error {
-	if err := tripcap.ValidateHostName("name", a.Name); err != nil {
+	if err := tripcap.ValidateName("name", a.Name); err != nil {
 		return err
 	}
 	if err := checkText("url", a.URL); err != nil {

@@ -195,7 +195,7 @@ func newJoinTokenCmd() *cobra.Command {
 	}
 	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
 	create.Flags().IntVar(&uses, "uses", 1, "how many agents may enroll with it")
-	create.Flags().StringVar(&host, "host", "", "bind the token to this host name: it enrolls that name only, and re-enrolls it when it is enrolled already (an agent that lost its state), revoking the old agent")
+	create.Flags().StringVar(&host, "host", "", "bind the token to this host name: it enrolls that name only, and re-enrolls it when it is enrolled already (an agent that lost its state), revoking the old agent; such a token is for one use (--uses 1) within 24h (--ttl)")
 	list := &cobra.Command{
 		Use: "list", Short: "List usable join tokens", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
