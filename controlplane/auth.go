@@ -51,7 +51,8 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Pri
 	}
 	hash := tripcap.HashSecret(secret)
 	now := s.now()
-	if p, ok := s.principals.get(hash, now); ok {
+	p, gen, ok := s.principals.get(hash, now)
+	if ok {
 		return p, nil
 	}
 	c, err := s.store.FindCredentialByHash(ctx, hash)
@@ -60,14 +61,14 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Pri
 	} else if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	p := &tripcap.Principal{ID: c.ID, CredentialID: c.ID, Name: c.Name, Role: c.Role, HostID: c.HostID}
+	p = &tripcap.Principal{ID: c.ID, CredentialID: c.ID, Name: c.Name, Role: c.Role, HostID: c.HostID}
 	switch c.Role {
 	case tripcap.RoleAdmin:
 		p.Kind, p.Assignments = tripcap.PrincipalBootstrap, tripcap.OwnerEverywhere()
 	case tripcap.RoleAgent:
 		p.Kind = tripcap.PrincipalAgent
 	}
-	s.principals.put(hash, p, now)
+	s.principals.put(hash, p, gen, now)
 	return p, nil
 }
 
@@ -78,7 +79,10 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*tripcap.Pri
 // revoking the admin token signals a change of every host, which forgets
 // all. The TTL bounds what a lost signal could leave behind.
 type principalCache struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// gen counts revocations, so that a credential read before one is not
+	// cached after it (put is given the generation get saw).
+	gen     uint64
 	entries map[string]cachedPrincipal
 	// byHost indexes agent credentials' hashes by host, for revokeHost.
 	byHost map[string][]string
@@ -95,19 +99,26 @@ const (
 	maxCachedPrincipals = 100_000
 )
 
-func (c *principalCache) get(hash string, now time.Time) (*tripcap.Principal, bool) {
+// get returns the cached principal of hash, or the generation to put
+// what the store says with.
+func (c *principalCache) get(hash string, now time.Time) (*tripcap.Principal, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[hash]
 	if !ok || !now.Before(e.expires) {
-		return nil, false
+		return nil, c.gen, false
 	}
-	return e.p, true
+	return e.p, c.gen, true
 }
 
-func (c *principalCache) put(hash string, p *tripcap.Principal, now time.Time) {
+// put caches p unless a revocation came since get returned gen: p may be
+// what it revoked.
+func (c *principalCache) put(hash string, p *tripcap.Principal, gen uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if c.entries == nil || len(c.entries) >= maxCachedPrincipals {
 		c.entries, c.byHost = map[string]cachedPrincipal{}, map[string][]string{}
 	}
@@ -121,6 +132,7 @@ func (c *principalCache) put(hash string, p *tripcap.Principal, now time.Time) {
 func (c *principalCache) revokeHost(hostID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	if hostID == "" {
 		clear(c.entries)
 		clear(c.byHost)
