@@ -88,7 +88,7 @@ func (w WebhookReceiver) ReceiverName() string { return w.Name }
 func (w WebhookReceiver) Validate(field string) error {
 	u, err := url.Parse(w.ServiceURI)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Errorf(EINVALID, "%s.serviceUri: %q is not an http or https URL", field, clip(RedactURL(w.ServiceURI)))
+		return Errorf(EINVALID, "%s.serviceUri: %q is not an http or https URL", field, clip(RedactWebhookURL(w.ServiceURI)))
 	}
 	return nil
 }

@@ -81,12 +81,40 @@ type EnrollRequest struct {
 	// JoinToken travels as the bearer credential, never in the body.
 	JoinToken string `json:"-"`
 	// Remote is the address the request came from (set by the server).
-	Remote    string            `json:"-"`
+	Remote string `json:"-"`
+	// Ticket is the enrollment ticket an earlier answer put this
+	// enrollment on hold with (EnrollmentHeldError); it travels in the
+	// EnrollmentTicketHeader, never in the body.
+	Ticket    string            `json:"-"`
 	Name      string            `json:"name"`
 	Location  string            `json:"location,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	Inventory Inventory         `json:"inventory"`
 }
+
+// EnrollmentTicketHeader carries an enrollment ticket: the server's 409
+// answer that puts an enrollment under an enrolled host's name on hold
+// gives one, and the agent sends it back with each retry, so that an
+// admin's approval goes to that agent alone, not to whoever else holds the
+// same join token and address. A header, as AgentProtocolHeader, so that
+// neither side needs a new protocol version: a server that does not know
+// it gives none, an agent that does not know it sends none (and is never
+// approved: a join token bound to the host re-enrolls it).
+const EnrollmentTicketHeader = "Tripcap-Enrollment-Ticket"
+
+// SecretPrefixEnrollment starts an enrollment ticket.
+const SecretPrefixEnrollment = "tc_enroll_"
+
+// EnrollmentHeldError is the error of an enrollment put on hold for an
+// admin's approval (ECONFLICT): Ticket is what the agent must present with
+// its retries for the approval to apply to it.
+type EnrollmentHeldError struct {
+	Ticket string
+	Err    error
+}
+
+func (e *EnrollmentHeldError) Error() string { return e.Err.Error() }
+func (e *EnrollmentHeldError) Unwrap() error { return e.Err }
 
 // EnrollResponse carries the agent's own credential, shown once.
 type EnrollResponse struct {

@@ -9,8 +9,9 @@ import (
 // is already enrolled, with a join token not bound to that host: enrolling
 // would revoke the host's agent and hand its captures to the caller, so it
 // waits for an admin's approval (`tripcap host approve NAME`). The agent
-// retries; once approved, its next try from the same address with the same
-// token enrolls. A join token bound to the host (JoinToken.HostName) needs
+// retries, presenting the ticket the refusal gave it
+// (EnrollmentTicketHeader); once approved, its next try from the same
+// address with the same token and that ticket enrolls. A join token bound to the host (JoinToken.HostName) needs
 // no approval: that is how an admin re-enrolls an agent that lost its state.
 type PendingEnrollment struct {
 	ID string `json:"id"`
@@ -22,7 +23,10 @@ type PendingEnrollment struct {
 	ExpiresAt   time.Time `json:"expiresAt,omitzero"`
 	// Remote is the address the request came from; Hostname the host name
 	// the agent's inventory gives, for the admin to tell who is asking.
-	Remote     string     `json:"remoteAddress"`
+	Remote string `json:"remoteAddress"`
+	// TicketHash is the hash (HashSecret) of the ticket the agent was
+	// given; never shown, so that seeing the list does not let one enroll.
+	TicketHash string     `json:"-"`
 	Hostname   string     `json:"hostname,omitempty"`
 	CreatedAt  time.Time  `json:"createdAt"`
 	ApprovedAt *time.Time `json:"approvedAt,omitempty"`
@@ -36,8 +40,8 @@ type EnrollmentStore interface {
 	// ConsumeJoinToken.
 	FindJoinTokenByHash(ctx context.Context, hash string, now time.Time) (*JoinToken, error)
 	// CreatePendingEnrollment stores e, and forgets those whose token is
-	// no longer usable at e.CreatedAt. ECONFLICT when one for the same
-	// host name, token and remote address exists.
+	// no longer usable at e.CreatedAt. ECONFLICT when one with the same
+	// ticket hash exists.
 	CreatePendingEnrollment(ctx context.Context, e *PendingEnrollment) error
 	// FindPendingEnrollments lists the enrollments of hostName ("" for all)
 	// whose join token is still usable at now, ordered by id, with the
@@ -45,6 +49,7 @@ type EnrollmentStore interface {
 	FindPendingEnrollments(ctx context.Context, hostName string, now time.Time) ([]*PendingEnrollment, error)
 	// ApprovePendingEnrollment records an admin's approval. ENOTFOUND when unknown.
 	ApprovePendingEnrollment(ctx context.Context, id, by string, at time.Time) error
-	// DeletePendingEnrollment forgets one (it was used). ENOTFOUND when unknown.
+	// DeletePendingEnrollment forgets one (used, evicted, or refused by an
+	// admin). ENOTFOUND when unknown.
 	DeletePendingEnrollment(ctx context.Context, id string) error
 }

@@ -79,6 +79,11 @@ func credentialParam(name string) bool {
 // RedactURLs applies RedactURL to every URL (scheme://…) in free text, such
 // as an error that quotes the URL it failed on.
 func RedactURLs(text string) string {
+	return replaceURLs(text, RedactURL)
+}
+
+// replaceURLs is text with every URL (scheme://…) in it passed through redact.
+func replaceURLs(text string, redact func(string) string) string {
 	var b strings.Builder
 	for {
 		i := strings.Index(text, "://")
@@ -98,7 +103,7 @@ func RedactURLs(text string) string {
 		if start == i {
 			b.WriteString(text[start:end])
 		} else {
-			b.WriteString(RedactURL(text[start:end]))
+			b.WriteString(redact(text[start:end]))
 		}
 		text = text[end:]
 	}
@@ -108,22 +113,47 @@ func schemeChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'
 }
 
-// redactWebhooks is rs with each service URI's credentials redacted.
+// RedactWebhookURL is a webhook receiver's URL as tripcap shows it:
+// scheme://host[:port]/REDACTED. Its path and query are hidden whole, not
+// just its credential-like parameters, because Slack, Discord and Teams
+// put the key in the path (/services/T/B/KEY, /api/webhooks/ID/TOKEN); the
+// host is kept so the answer still says where it points. Text that does
+// not parse as an absolute URL is replaced whole.
+func RedactWebhookURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.Host == "" {
+		return Redacted
+	}
+	return p.Scheme + "://" + p.Host + "/" + Redacted
+}
+
+// isRedactedWebhook reports whether u has the form RedactWebhookURL gives.
+func isRedactedWebhook(u string) bool {
+	return u == Redacted || strings.HasSuffix(u, "/"+Redacted) && RedactWebhookURL(u) == u
+}
+
+// RedactWebhookURLs is text with every URL in it redacted as a webhook
+// receiver's (RedactWebhookURL), for errors of a delivery to one.
+func RedactWebhookURLs(text string) string {
+	return replaceURLs(text, RedactWebhookURL)
+}
+
+// redactWebhooks is rs with each service URI redacted (RedactWebhookURL).
 func redactWebhooks(rs []WebhookReceiver) []WebhookReceiver {
 	if rs == nil {
 		return nil
 	}
 	out := make([]WebhookReceiver, len(rs))
 	for i, r := range rs {
-		r.ServiceURI = RedactURL(r.ServiceURI)
+		r.ServiceURI = RedactWebhookURL(r.ServiceURI)
 		out[i] = r
 	}
 	return out
 }
 
 // Redacted is g as an answer shows it: without its signing secret
-// (SigningSecretSet says it has one) and with its webhook URLs'
-// credentials redacted.
+// (SigningSecretSet says it has one) and with its webhook URLs reduced to
+// their host (RedactWebhookURL): a service URI is write-only.
 func (g *ActionGroup) Redacted() *ActionGroup {
 	c := *g
 	c.SigningSecretSet = g.SigningSecret != "" || g.SigningSecretSet
@@ -132,7 +162,8 @@ func (g *ActionGroup) Redacted() *ActionGroup {
 	return &c
 }
 
-// Redacted is r as an answer shows it: its webhook URLs' credentials redacted.
+// Redacted is r as an answer shows it: its webhook URLs reduced to their
+// host (RedactWebhookURL).
 func (r *Responder) Redacted() *Responder {
 	c := *r
 	c.NotifyWebhookReceivers = redactWebhooks(r.NotifyWebhookReceivers)
@@ -157,12 +188,12 @@ func RestoreWebhooks(field string, in, cur []WebhookReceiver) ([]WebhookReceiver
 	}
 	out := make([]WebhookReceiver, len(in))
 	for i, r := range in {
-		if strings.Contains(r.ServiceURI, "="+Redacted) || strings.Contains(r.ServiceURI, ":"+Redacted+"@") {
+		if isRedactedWebhook(r.ServiceURI) {
 			j := slices.IndexFunc(cur, func(c WebhookReceiver) bool {
-				return c.Name == r.Name && c.ServiceURI != r.ServiceURI && RedactURL(c.ServiceURI) == r.ServiceURI
+				return c.Name == r.Name && c.ServiceURI != r.ServiceURI && RedactWebhookURL(c.ServiceURI) == r.ServiceURI
 			})
 			if j < 0 {
-				return nil, Errorf(EINVALID, "%s[%d].serviceUri: %q has %s where a credential goes, and receiver %q had no URL it stands for; give the whole URL", field, i, clip(r.ServiceURI), Redacted, clip(r.Name))
+				return nil, Errorf(EINVALID, "%s[%d].serviceUri: %q is a redacted URL, and receiver %q had no URL it stands for; give the whole URL", field, i, clip(r.ServiceURI), clip(r.Name))
 			}
 			r.ServiceURI = cur[j].ServiceURI
 		}

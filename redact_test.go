@@ -45,22 +45,51 @@ func TestRedactURLs(t *testing.T) {
 	}
 }
 
+// A webhook receiver's URL is shown as its scheme and host only: Slack,
+// Discord and Teams keep the key in the path, not the query.
+func TestRedactWebhookURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.slack.com/services/T000/B000/S3CRET":                                   "https://hooks.slack.com/REDACTED",
+		"https://discord.com/api/webhooks/123456/S3CRET":                                      "https://discord.com/REDACTED",
+		"https://contoso.webhook.office.com/webhookb2/S3CRET@tenant/IncomingWebhook/S3CRET/x": "https://contoso.webhook.office.com/REDACTED",
+		"https://fn.example.invalid:8443/api/alert?code=S3CRET&clientId=default":              "https://fn.example.invalid:8443/REDACTED",
+		"https://user:S3CRET@h.example.invalid/x":                                             "https://h.example.invalid/REDACTED",
+		"http://[::1]:9000/S3CRET":                                                            "http://[::1]:9000/REDACTED",
+		"https://h.example.invalid":                                                           "https://h.example.invalid/REDACTED",
+		"not a url S3CRET":                                                                    "REDACTED",
+		"http://[::1:S3CRET":                                                                  "REDACTED",
+	} {
+		if got := tripcap.RedactWebhookURL(in); got != want {
+			t.Errorf("RedactWebhookURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	in := `posting webhook: Post "https://hooks.slack.com/services/T/B/S3CRET": dial tcp: refused`
+	if got, want := tripcap.RedactWebhookURLs(in), `posting webhook: Post "https://hooks.slack.com/REDACTED": dial tcp: refused`; got != want {
+		t.Fatalf("RedactWebhookURLs:\n got %s\nwant %s", got, want)
+	}
+}
+
 func TestActionGroupRedacted(t *testing.T) {
+	const slack = "https://hooks.slack.com/services/T000/B000/S3CRET"
 	g := &tripcap.ActionGroup{Name: "ops", SigningSecret: "S3CRET",
-		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn.example.invalid/api?code=S3CRET"}}}
+		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn.example.invalid/api?code=S3CRET"}, {Name: "slack", ServiceURI: slack}}}
 	r := g.Redacted()
-	if r.SigningSecret != "" || !r.SigningSecretSet || r.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/api?code=REDACTED" {
+	if r.SigningSecret != "" || !r.SigningSecretSet || r.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/REDACTED" || r.WebhookReceivers[1].ServiceURI != "https://hooks.slack.com/REDACTED" {
 		t.Fatalf("redacted group: %+v", r)
 	}
-	if g.SigningSecret != "S3CRET" || g.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/api?code=S3CRET" {
+	if g.SigningSecret != "S3CRET" || g.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/api?code=S3CRET" || g.WebhookReceivers[1].ServiceURI != slack {
 		t.Fatalf("Redacted changed the group: %+v", g)
 	}
 	if (&tripcap.ActionGroup{}).Redacted().SigningSecretSet {
 		t.Fatal("a group without a secret says it has one")
 	}
+	rs := (&tripcap.Responder{NotifyWebhookReceivers: g.WebhookReceivers}).Redacted()
+	if rs.NotifyWebhookReceivers[1].ServiceURI != "https://hooks.slack.com/REDACTED" {
+		t.Fatalf("redacted responder: %+v", rs.NotifyWebhookReceivers)
+	}
 	// A client sends the answer back: the URL it stands for is restored.
 	restored, err := tripcap.RestoreWebhooks("webhookReceivers", r.WebhookReceivers, g.WebhookReceivers)
-	if err != nil || restored[0].ServiceURI != g.WebhookReceivers[0].ServiceURI {
+	if err != nil || restored[0].ServiceURI != g.WebhookReceivers[0].ServiceURI || restored[1].ServiceURI != slack {
 		t.Fatalf("restore: %+v, %v", restored, err)
 	}
 	// A new URL is taken as given.
@@ -69,9 +98,11 @@ func TestActionGroupRedacted(t *testing.T) {
 		t.Fatalf("restore of a new URL: %+v, %v", restored, err)
 	}
 	// A redacted URL that stands for none of the receivers: refused, naming the field.
-	in = []tripcap.WebhookReceiver{{Name: "other", ServiceURI: "https://fn.example.invalid/api?code=REDACTED"}}
-	if _, err := tripcap.RestoreWebhooks("webhookReceivers", in, g.WebhookReceivers); tripcap.ErrorCode(err) != tripcap.EINVALID || !strings.Contains(err.Error(), "webhookReceivers[0].serviceUri") {
-		t.Fatalf("restore of an unknown redacted URL: %v", err)
+	for _, bad := range []tripcap.WebhookReceiver{{Name: "other", ServiceURI: "https://fn.example.invalid/REDACTED"}, {Name: "fn", ServiceURI: "https://elsewhere.example.invalid/REDACTED"}} {
+		in = []tripcap.WebhookReceiver{bad}
+		if _, err := tripcap.RestoreWebhooks("webhookReceivers", in, g.WebhookReceivers); tripcap.ErrorCode(err) != tripcap.EINVALID || !strings.Contains(err.Error(), "webhookReceivers[0].serviceUri") {
+			t.Fatalf("restore of an unknown redacted URL %+v: %v", bad, err)
+		}
 	}
 }
 
@@ -85,5 +116,9 @@ func FuzzRedactURL(f *testing.F) {
 			t.Fatalf("RedactURL is not idempotent on %q: %q then %q", in, out, tripcap.RedactURL(out))
 		}
 		_ = tripcap.RedactURLs(in)
+		w := tripcap.RedactWebhookURL(in)
+		if tripcap.RedactWebhookURL(w) != w {
+			t.Fatalf("RedactWebhookURL is not idempotent on %q: %q then %q", in, w, tripcap.RedactWebhookURL(w))
+		}
 	})
 }

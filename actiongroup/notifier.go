@@ -188,9 +188,10 @@ func (n *Notifier) deliver(ctx context.Context, r Receiver, m Message) []tripcap
 		}
 		if res.Err != nil {
 			// An HTTP client's error quotes the URL it posted to, and a
-			// webhook's URL may carry its key (?code=): the record and the
-			// log get the error with every URL's credentials redacted.
-			d.Error = tripcap.RedactURLs(res.Err.Error())
+			// webhook's URL carries its key, in the query (?code=) or the
+			// path (Slack, Discord, Teams): the record and the log get the
+			// error with every URL reduced to its host.
+			d.Error = tripcap.RedactWebhookURLs(res.Err.Error())
 		}
 		next := max(wait, res.RetryAfter)
 		next = min(next, rc.Max)

@@ -31,13 +31,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// A webhook URL's key (?code=, as Azure Functions take it) is in neither the
-// delivery records nor the log lines of failed deliveries, though the HTTP
-// client's errors quote the URL.
+// A webhook URL's key (?code=, as Azure Functions take it, or in the path,
+// as Slack's) is in neither the delivery records nor the log lines of
+// failed deliveries, though the HTTP client's errors quote the URL.
 func TestDeliveryRedactsWebhookSecrets(t *testing.T) {
 	const secret = "FunctionKeyS3cret"
 	dead := httptest.NewServer(http.NotFoundHandler())
-	url := dead.URL + "/api/alert?code=" + secret + "&clientId=default"
+	const pathSecret = "SlackPathS3cret"
+	url := dead.URL + "/services/T0/B0/" + pathSecret + "?code=" + secret + "&clientId=default"
 	dead.Close()
 	var logs syncBuffer
 	rec := &memLog{}
@@ -52,15 +53,15 @@ func TestDeliveryRedactsWebhookSecrets(t *testing.T) {
 		t.Fatalf("deliveries to a dead receiver: %+v", ds)
 	}
 	for i, d := range ds {
-		if strings.Contains(d.Error, secret) || !strings.Contains(d.Error, "code=REDACTED&clientId=default") {
-			t.Errorf("delivery %d error %q: want the URL with its code redacted", i, d.Error)
+		if strings.Contains(d.Error, secret) || strings.Contains(d.Error, pathSecret) || !strings.Contains(d.Error, dead.URL+"/REDACTED") {
+			t.Errorf("delivery %d error %q: want the URL reduced to its host", i, d.Error)
 		}
 	}
 	if len(rec.ds) != 4 {
 		t.Fatalf("%d deliveries recorded, want 4", len(rec.ds))
 	}
 	for _, d := range rec.ds {
-		if strings.Contains(d.Error, secret) {
+		if strings.Contains(d.Error, secret) || strings.Contains(d.Error, pathSecret) {
 			t.Errorf("recorded delivery holds the secret: %q", d.Error)
 		}
 	}
@@ -68,7 +69,7 @@ func TestDeliveryRedactsWebhookSecrets(t *testing.T) {
 	if !strings.Contains(out, "delivery failed") {
 		t.Fatalf("no failure logged: %s", out)
 	}
-	for _, s := range []string{secret, "SigningS3cret"} {
+	for _, s := range []string{secret, pathSecret, "SigningS3cret"} {
 		if strings.Contains(out, s) {
 			t.Errorf("the log holds %q:\n%s", s, out)
 		}

@@ -196,10 +196,17 @@ func (a *Agent) connect(ctx context.Context) error {
 		return err
 	}
 	var resp *tripcap.EnrollResponse
+	// ticket is what the server put this enrollment on hold with: only
+	// the agent that presents it gets the admin's approval. Kept in
+	// memory only: an agent restarted asks anew.
+	var ticket string
 	for attempt := 0; ; attempt++ {
-		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: Inventory()})
+		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Ticket: ticket, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: Inventory()})
 		if err == nil {
 			break
+		}
+		if held := (*tripcap.EnrollmentHeldError)(nil); errors.As(err, &held) {
+			ticket = held.Ticket
 		}
 		if tripcap.ErrorCode(err) == tripcap.ECONFLICT && ctx.Err() == nil {
 			// The name is an enrolled host's: the server waits for an

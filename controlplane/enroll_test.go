@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,8 +62,8 @@ func loggedFixture(t *testing.T) (*fixture, *syncBuffer) {
 // caller, and the log said only "host enrolled". Now the enrollment is
 // refused, recorded as pending and logged loudly; the host's agent keeps
 // working and the token is not used up. Once an admin approves, the
-// caller's next try (same token, same address) enrolls; from another
-// address it does not.
+// caller's next try (same token, same address, the ticket it was given)
+// enrolls; from another address it does not.
 func TestEnrollUnderAnEnrolledNameNeedsApproval(t *testing.T) {
 	f, logs := loggedFixture(t)
 	real, hostB := enrollSecret(t, f, "hostB")
@@ -80,13 +81,20 @@ func TestEnrollUnderAnEnrolledNameNeedsApproval(t *testing.T) {
 	_, err = f.svc.Enroll(context.Background(), req)
 	wantCode(t, err, tripcap.ECONFLICT, "tripcap host approve hostB")
 	wantCode(t, err, tripcap.ECONFLICT, "join-token create --host hostB")
+	req.Ticket = heldTicket(t, err)
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "host=hostB") ||
 		!strings.Contains(logs.String(), "token="+jt.ID) || !strings.Contains(logs.String(), "remote=198.18.0.66") {
 		t.Fatalf("the refused takeover is not logged loudly with host, token and remote:\n%s", logs.String())
 	}
-	// Tried again while pending: the same refusal, one pending record.
+	// Tried again while pending: the same refusal and ticket, one pending record.
 	_, err = f.svc.Enroll(context.Background(), req)
 	wantCode(t, err, tripcap.ECONFLICT, "approval")
+	if got := heldTicket(t, err); got != req.Ticket {
+		t.Fatalf("a retry with its ticket was given another: %q, want %q", got, req.Ticket)
+	}
+	if strings.Contains(logs.String(), req.Ticket) {
+		t.Fatalf("the log holds the ticket:\n%s", logs.String())
+	}
 
 	if _, err := f.svc.Authenticate(context.Background(), real); err != nil {
 		t.Fatalf("the real agent was revoked: %v", err)
@@ -100,7 +108,7 @@ func TestEnrollUnderAnEnrolledNameNeedsApproval(t *testing.T) {
 		t.Fatalf("pending: %+v %v", pending, err)
 	}
 	p := pending[0]
-	if p.HostName != "hostB" || p.Remote != "198.18.0.66" || p.Hostname != "intruder" || p.JoinTokenID != jt.ID || p.ApprovedAt != nil {
+	if p.HostName != "hostB" || p.Remote != "198.18.0.66" || p.Hostname != "intruder" || p.JoinTokenID != jt.ID || p.ApprovedAt != nil || p.TicketHash != tripcap.HashSecret(req.Ticket) {
 		t.Fatalf("pending enrollment: %+v", p)
 	}
 	_, err = f.svc.FindPendingEnrollments(context.Background())
@@ -124,6 +132,11 @@ func TestEnrollUnderAnEnrolledNameNeedsApproval(t *testing.T) {
 	wantCode(t, err, tripcap.ECONFLICT, "approval")
 	_, err = f.svc.ApproveEnrollment(f.admin, "hostB", "")
 	wantCode(t, err, tripcap.EINVALID, "give the id")
+	// Nor without the ticket.
+	noTicket := req
+	noTicket.Ticket = ""
+	_, err = f.svc.Enroll(context.Background(), noTicket)
+	wantCode(t, err, tripcap.ECONFLICT, "approval")
 
 	resp, err := f.svc.Enroll(context.Background(), req)
 	if err != nil {
@@ -217,8 +230,157 @@ func enrollSecret(t *testing.T, f *fixture, name string) (string, *tripcap.Host)
 	return resp.Credential, resp.Host
 }
 
-// Asking from many addresses records a few requests, not one an address:
-// the rest are refused the same way.
+// heldTicket is the ticket an enrollment put on hold was given.
+func heldTicket(t *testing.T, err error) string {
+	t.Helper()
+	var held *tripcap.EnrollmentHeldError
+	if !errors.As(err, &held) || !strings.HasPrefix(held.Ticket, tripcap.SecretPrefixEnrollment) {
+		t.Fatalf("an enrollment on hold came without a ticket: %v", err)
+	}
+	return held.Ticket
+}
+
+// Security review of issue 12: an approval went to anyone with the same
+// join token and address, so one who shared both (a NAT, a shared token)
+// could ask at the same time as the real agent and take the host once an
+// admin approved. Now it goes to the holder of the request's ticket only.
+func TestEnrollmentApprovalGoesToTheTicketHolder(t *testing.T) {
+	f, _ := loggedFixture(t)
+	real, hostB := enrollSecret(t, f, "hostB")
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := tripcap.EnrollRequest{JoinToken: jt.Token, Name: "hostB", Remote: "198.18.0.66"}
+	_, err = f.svc.Enroll(context.Background(), mine)
+	mine.Ticket = heldTicket(t, err)
+	pending, err := f.svc.FindPendingEnrollments(f.admin)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending: %+v %v", pending, err)
+	}
+	if _, err := f.svc.ApproveEnrollment(f.admin, "hostB", pending[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	// The other, with the same token and address: no ticket, or its own.
+	theirs := tripcap.EnrollRequest{JoinToken: jt.Token, Name: "hostB", Remote: "198.18.0.66"}
+	_, err = f.svc.Enroll(context.Background(), theirs)
+	wantCode(t, err, tripcap.ECONFLICT, "approval")
+	theirs.Ticket = heldTicket(t, err)
+	if theirs.Ticket == mine.Ticket {
+		t.Fatal("two requests were given the same ticket")
+	}
+	for _, tk := range []string{theirs.Ticket, "tc_enroll_GUESSED", pending[0].TicketHash} {
+		theirs.Ticket = tk
+		_, err = f.svc.Enroll(context.Background(), theirs)
+		wantCode(t, err, tripcap.ECONFLICT, "approval")
+	}
+	if _, err := f.svc.Authenticate(context.Background(), real); err != nil {
+		t.Fatalf("the real agent was revoked: %v", err)
+	}
+	resp, err := f.svc.Enroll(context.Background(), mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Host.ID != hostB.ID {
+		t.Fatalf("enrolled as %s, want %s", resp.Host.ID, hostB.ID)
+	}
+}
+
+// Security review of issue 12: ten requests from ten addresses filled the
+// queue of a host's name, and the real agent's request was then refused
+// unrecorded, so no admin could approve it. Now the oldest waiting request
+// makes room, and one token and address keep at most a few.
+func TestPendingQueueCannotBlockTheRealReenrollment(t *testing.T) {
+	f, _ := loggedFixture(t)
+	_, web1 := enrollSecret(t, f, "web1")
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		_, err := f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1", Remote: fmt.Sprintf("fd00::%x", i+1)})
+		wantCode(t, err, tripcap.ECONFLICT, "approval")
+	}
+	real := tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1", Remote: "198.18.0.7", Inventory: tripcap.Inventory{Hostname: "web1-reinstalled"}}
+	_, err = f.svc.Enroll(context.Background(), real)
+	real.Ticket = heldTicket(t, err)
+	pending, err := f.svc.FindPendingEnrollments(f.admin)
+	if err != nil || len(pending) != 10 {
+		t.Fatalf("%d pending (%v), want the bound of 10", len(pending), err)
+	}
+	var id string
+	for _, p := range pending {
+		if p.Remote == real.Remote {
+			id = p.ID
+		}
+		if p.Remote == "fd00::1" {
+			t.Fatalf("the oldest request was kept: %+v", p)
+		}
+	}
+	if id == "" {
+		t.Fatalf("the real agent's request is not recorded: %+v", pending)
+	}
+	if _, err := f.svc.ApproveEnrollment(f.admin, "web1", id); err != nil {
+		t.Fatal(err)
+	}
+	// Asking again and again from one address keeps a few requests.
+	for range 5 {
+		_, err := f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1", Remote: "fd00::99"})
+		wantCode(t, err, tripcap.ECONFLICT, "approval")
+	}
+	pending, err = f.svc.FindPendingEnrollments(f.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range pending {
+		if p.Remote == "fd00::99" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d requests from one token and address, want 3", n)
+	}
+	if resp, err := f.svc.Enroll(context.Background(), real); err != nil || resp.Host.ID != web1.ID {
+		t.Fatalf("approved re-enrollment: %+v %v", resp, err)
+	}
+}
+
+// An Owner refuses a pending enrollment by deleting it; others may not.
+func TestDeletePendingEnrollment(t *testing.T) {
+	f, logs := loggedFixture(t)
+	real, _ := enrollSecret(t, f, "web1")
+	p0, err := f.svc.Authenticate(context.Background(), real)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCtx := tripcap.NewContextWithPrincipal(context.Background(), p0)
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1", Remote: "198.18.0.9"})
+	wantCode(t, err, tripcap.ECONFLICT, "approval")
+	pending, err := f.svc.FindPendingEnrollments(f.admin)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending: %+v %v", pending, err)
+	}
+	wantCode(t, f.svc.DeletePendingEnrollment(agentCtx, pending[0].ID), tripcap.EFORBIDDEN, "hosts/write")
+	wantCode(t, f.svc.DeletePendingEnrollment(context.Background(), pending[0].ID), tripcap.EUNAUTHORIZED, "credential")
+	if err := f.svc.DeletePendingEnrollment(f.admin, pending[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, f.svc.DeletePendingEnrollment(f.admin, pending[0].ID), tripcap.ENOTFOUND, "not found")
+	if left, err := f.svc.FindPendingEnrollments(f.admin); err != nil || len(left) != 0 {
+		t.Fatalf("left after delete: %+v %v", left, err)
+	}
+	if !strings.Contains(logs.String(), "pending enrollment deleted") || !strings.Contains(logs.String(), "by=alice") {
+		t.Fatalf("the refusal is not logged with who gave it:\n%s", logs.String())
+	}
+}
+
+// Asking from many addresses keeps a few requests, not one an address:
+// the newest, the oldest making room.
 func TestPendingEnrollmentsPerHostAreBounded(t *testing.T) {
 	f, _ := loggedFixture(t)
 	enrollSecret(t, f, "web1")

@@ -42,9 +42,10 @@ func (s *Service) CheckJoinToken(ctx context.Context, token string) error {
 // its captures, to the caller. So enrolling under an enrolled host's name
 // takes a join token bound to that host (`tripcap host join-token create
 // --host NAME`), or else an admin's approval: the enrollment is recorded
-// as pending, refused with ECONFLICT saying so, and the agent's next try
-// after the approval (same token, same address) enrolls. A bound token
-// enrolls its host's name only.
+// as pending, refused with ECONFLICT saying so and a ticket
+// (EnrollmentHeldError), and the agent's next try after the approval with
+// the same token, from the same address and with that ticket, enrolls. A
+// bound token enrolls its host's name only.
 func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripcap.EnrollResponse, error) {
 	if err := tripcap.ValidateHostName("name", req.Name); err != nil {
 		return nil, err
@@ -153,39 +154,78 @@ var errJoinToken = tripcap.Errorf(tripcap.EUNAUTHORIZED, "joinToken: unknown, ex
 
 // approvedTakeover returns the admin's approval of enrolling under the name
 // of host, enrolled already, with an unbound token; without one it records
-// the enrollment as pending and refuses it.
+// the enrollment as pending and refuses it with a ticket. The approval is
+// the ticket holder's alone: another agent with the same token and address
+// has no ticket or another one.
 func (s *Service) approvedTakeover(ctx context.Context, log *slog.Logger, host *tripcap.Host, tok *tripcap.JoinToken, req tripcap.EnrollRequest) (*tripcap.PendingEnrollment, error) {
 	pending, err := s.store.FindPendingEnrollments(ctx, host.Name, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("find pending enrollments of %s: %w", host.Name, err)
 	}
+	refusal := tripcap.Errorf(tripcap.ECONFLICT, "host %s is enrolled already: enrolling again would revoke its agent, so it awaits an admin's approval (`tripcap host approve %s`), after which this agent's next try enrolls; "+
+		"or enroll with a join token bound to the host (`tripcap host join-token create --host %s`), or under another --name", host.Name, host.Name, host.Name)
 	var p *tripcap.PendingEnrollment
-	for _, e := range pending {
-		if e.JoinTokenID == tok.ID && e.Remote == req.Remote {
-			p = e
+	if req.Ticket != "" {
+		hash := tripcap.HashSecret(req.Ticket)
+		for _, e := range pending {
+			if e.JoinTokenID == tok.ID && e.Remote == req.Remote && subtle.ConstantTimeCompare([]byte(e.TicketHash), []byte(hash)) == 1 {
+				p = e
+			}
 		}
 	}
 	if p != nil && p.ApprovedAt != nil {
 		return p, nil
 	}
-	if p == nil && len(pending) >= maxPendingPerHost {
-		// Every address of a network could ask: a few requests wait, the
-		// rest are refused the same way without a record.
-		log.Warn("enrollment under an enrolled host's name refused, not recorded: too many wait already", "id", host.ID, "pending", len(pending))
-	} else if p == nil {
-		p = &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: host.Name, JoinTokenID: tok.ID, Remote: req.Remote,
-			Hostname: clip(req.Inventory.Hostname, 253), CreatedAt: s.now()}
-		if err := s.store.CreatePendingEnrollment(ctx, p); err != nil && tripcap.ErrorCode(err) != tripcap.ECONFLICT {
-			return nil, fmt.Errorf("record pending enrollment of %s: %w", host.Name, err)
-		}
-		log.Warn("enrollment under an enrolled host's name refused: it would revoke the host's agent; it awaits an admin's approval", "id", host.ID, "pending", p.ID, "hostname", p.Hostname)
+	if p != nil {
+		return nil, &tripcap.EnrollmentHeldError{Ticket: req.Ticket, Err: refusal}
 	}
-	return nil, tripcap.Errorf(tripcap.ECONFLICT, "host %s is enrolled already: enrolling again would revoke its agent, so it awaits an admin's approval (`tripcap host approve %s`), after which this agent's next try enrolls; "+
-		"or enroll with a join token bound to the host (`tripcap host join-token create --host %s`), or under another --name", host.Name, host.Name, host.Name)
+	// A new request. The cap counts per token and address, so that asking
+	// from many addresses cannot crowd out the real agent's request, and
+	// one address asking again and again keeps a few.
+	fromHere := 0
+	for _, e := range pending {
+		if e.JoinTokenID == tok.ID && e.Remote == req.Remote {
+			fromHere++
+		}
+	}
+	if fromHere >= maxPendingPerSource {
+		log.Warn("enrollment under an enrolled host's name refused, not recorded: this token and address have requests waiting already", "id", host.ID, "pending", fromHere)
+		return nil, refusal
+	}
+	if len(pending) >= maxPendingPerHost {
+		// The oldest request not approved goes (an admin can approve
+		// the real one once it asks again); approved ones stay.
+		var oldest *tripcap.PendingEnrollment
+		for _, e := range pending {
+			if e.ApprovedAt == nil && (oldest == nil || e.CreatedAt.Before(oldest.CreatedAt)) {
+				oldest = e
+			}
+		}
+		if oldest == nil {
+			log.Warn("enrollment under an enrolled host's name refused, not recorded: every waiting request is approved", "id", host.ID, "pending", len(pending))
+			return nil, refusal
+		}
+		if err := s.store.DeletePendingEnrollment(ctx, oldest.ID); err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+			return nil, fmt.Errorf("evict pending enrollment of %s: %w", host.Name, err)
+		}
+		log.Warn("pending enrollment evicted by a newer one: too many wait under this name", "id", host.ID, "evicted", oldest.ID, "evictedRemote", oldest.Remote)
+	}
+	ticket := tripcap.NewSecret(tripcap.SecretPrefixEnrollment)
+	p = &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: host.Name, JoinTokenID: tok.ID, Remote: req.Remote,
+		Hostname: clip(req.Inventory.Hostname, 253), TicketHash: tripcap.HashSecret(ticket), CreatedAt: s.now()}
+	if err := s.store.CreatePendingEnrollment(ctx, p); err != nil {
+		return nil, fmt.Errorf("record pending enrollment of %s: %w", host.Name, err)
+	}
+	log.Warn("enrollment under an enrolled host's name refused: it would revoke the host's agent; it awaits an admin's approval", "id", host.ID, "pending", p.ID, "hostname", p.Hostname)
+	return nil, &tripcap.EnrollmentHeldError{Ticket: ticket, Err: refusal}
 }
 
-// maxPendingPerHost bounds the enrollments waiting under one host's name.
-const maxPendingPerHost = 10
+// maxPendingPerHost bounds the enrollments waiting under one host's name;
+// maxPendingPerSource those among them of one token and address.
+const (
+	maxPendingPerHost   = 10
+	maxPendingPerSource = 3
+)
 
 // clip keeps at most n bytes of s.
 func clip(s string, n int) string {
@@ -196,7 +236,8 @@ func clip(s string, n int) string {
 }
 
 // ApproveEnrollment approves a pending enrollment under the name of host
-// (id selects one when several wait; "" takes the only one).
+// (id selects one when several wait; "" takes the only one). Only the agent
+// that holds the request's ticket can use it.
 func (s *Service) ApproveEnrollment(ctx context.Context, hostRef, id string) (*tripcap.PendingEnrollment, error) {
 	h, err := s.authorizedHost(ctx, tripcap.PermHostsWrite, hostRef)
 	if err != nil {
@@ -239,6 +280,24 @@ func (s *Service) ApproveEnrollment(ctx context.Context, hostRef, id string) (*t
 	p.ApprovedAt, p.ApprovedBy = &now, by
 	s.log.Warn("enrollment under an enrolled host's name approved: the host's agent is revoked when it enrolls", "host", h.Name, "pending", p.ID, "token", p.JoinTokenID, "remote", p.Remote, "approvedBy", by)
 	return p, nil
+}
+
+// DeletePendingEnrollment refuses a pending enrollment: it is forgotten,
+// and the agent that asked is asked for approval anew if it tries again.
+// Like listing them, it needs hosts/write at "*".
+func (s *Service) DeletePendingEnrollment(ctx context.Context, id string) error {
+	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
+		return err
+	}
+	if err := s.store.DeletePendingEnrollment(ctx, id); err != nil {
+		return err
+	}
+	by := ""
+	if pr := tripcap.PrincipalFromContext(ctx); pr != nil {
+		by = pr.Name
+	}
+	s.log.Warn("pending enrollment deleted", "pending", id, "by", by)
+	return nil
 }
 
 // FindPendingEnrollments lists the enrollments waiting for approval. They

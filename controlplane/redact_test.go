@@ -18,7 +18,7 @@ func TestActionGroupRedactedRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if created.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/api/alert?code=REDACTED&clientId=default" || created.SigningSecret == "" {
+	if created.WebhookReceivers[0].ServiceURI != "https://fn.example.invalid/REDACTED" || created.SigningSecret == "" {
 		t.Fatalf("create answer: %+v", created)
 	}
 	got, err := m.mon.FindActionGroup(m.admin, "ops")

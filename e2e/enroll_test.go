@@ -3,7 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net/netip"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +19,12 @@ import (
 // logged only "host enrolled". With the real binaries on netns hosts: a
 // second agent under the name waits, says why and what to do; the server
 // logs it loudly; `tripcap host pending` lists it and `tripcap host
-// approve` lets it in at its next try. A token bound to another host is
+// approve` lets it in at its next try (`tripcap host pending delete`
+// refuses a request). A token bound to another host is
 // refused at once with what to do; one bound to the host re-enrolls it.
+// labNet holds the netns hosts' addresses.
+var labNet = &net.IPNet{IP: net.IPv4(198, 18, 0, 0), Mask: net.CIDRMask(15, 32)}
+
 func TestEnrollmentTakeoverNeedsApproval(t *testing.T) {
 	l := newLab(t)
 	real := l.addHost("hostb")
@@ -35,8 +39,7 @@ func TestEnrollmentTakeoverNeedsApproval(t *testing.T) {
 	l.eventually("the enrollment to wait for approval", 20*time.Second, func() bool {
 		return l.cliJSON(&pending, "host", "pending") == nil && len(pending) == 1
 	})
-	// The lab's hosts are in 198.18.0.0/15.
-	if p := pending[0]; p.HostName != "hostb" || p.ApprovedAt != nil || !netip.MustParsePrefix("198.18.0.0/15").Contains(netip.MustParseAddr(p.Remote)) {
+	if p := pending[0]; p.HostName != "hostb" || p.ApprovedAt != nil || !labNet.Contains(net.ParseIP(p.Remote)) {
 		t.Fatalf("pending enrollment: %+v", p)
 	}
 	l.eventually("the agent to say it awaits approval", 10*time.Second, func() bool {
@@ -66,6 +69,18 @@ func TestEnrollmentTakeoverNeedsApproval(t *testing.T) {
 		"--state-dir", other.stateDir, "--capture-dir", other.capDir, "--metrics-listen", "").CombinedOutput()
 	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "bound to host hostb") || !strings.Contains(string(out), "join-token create --host other") {
 		t.Fatalf("agent with a token bound to another host: %v (ctx %v): %s", err, ctx.Err(), out)
+	}
+
+	// Refused by an admin: forgotten; the agent's next try asks anew, with
+	// a new ticket, which it presents from then on (one request, not one a try).
+	refused := pending[0].ID
+	l.cli(nil, "host", "pending", "delete", refused)
+	l.eventually("the agent to ask anew", 30*time.Second, func() bool {
+		return l.cliJSON(&pending, "host", "pending") == nil && len(pending) == 1 && pending[0].ID != refused
+	})
+	time.Sleep(2 * time.Second)
+	if err := l.cliJSON(&pending, "host", "pending"); err != nil || len(pending) != 1 {
+		t.Fatalf("pending while the agent retries with its ticket: %+v %v", pending, err)
 	}
 
 	// Approved: the waiting agent enrolls at its next try, as hostb.

@@ -327,6 +327,10 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 			return mreq{method: "POST", path: "/api/v1/hosts/host-b/approve-enrollment", body: "{}"}
 		}},
 		"listPendingEnrollments": {perm: tripcap.PermHostsWrite, req: get("/api/v1/enrollments")},
+		// No such enrollment waits: an authorized delete is 404.
+		"deletePendingEnrollment": {perm: tripcap.PermHostsWrite, ok: 404, req: func(t *testing.T) mreq {
+			return mreq{method: "DELETE", path: "/api/v1/enrollments/" + tripcap.NewID()}
+		}},
 
 		"createJoinToken": {perm: tripcap.PermHostsWrite, req: func(t *testing.T) mreq { return mreq{method: "POST", path: "/api/v1/join-tokens", body: "{}"} }},
 		"listJoinTokens":  {perm: tripcap.PermHostsWrite, req: get("/api/v1/join-tokens")},

@@ -168,6 +168,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, query url.
 	return req, nil
 }
 
+// enrollPath is where an agent enrolls.
+const enrollPath = "/api/v1/agent/enroll"
+
 func isAgentPath(path string) bool { return strings.HasPrefix(path, "/api/v1/agent/") }
 
 // ServerProtocol is the agent protocol version the server sent with its
@@ -227,7 +230,12 @@ func (c *Client) doWith(ctx context.Context, method, path string, query url.Valu
 	defer resp.Body.Close()
 	c.noteServerProtocol(path, resp)
 	if resp.StatusCode >= 300 {
-		return decodeError(resp)
+		err := decodeError(resp)
+		if t := resp.Header.Get(tripcap.EnrollmentTicketHeader); t != "" && path == enrollPath && resp.StatusCode == http.StatusConflict {
+			// On hold for an admin's approval: the retries present the ticket.
+			return &tripcap.EnrollmentHeldError{Ticket: t, Err: err}
+		}
+		return err
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -244,7 +252,7 @@ func (c *Client) doWith(ctx context.Context, method, path string, query url.Valu
 // metric point of a second, one upload target per file), except enrollment,
 // which spends a single-use join token.
 func replayable(method, path string) bool {
-	return method == "POST" && isAgentPath(path) && path != "/api/v1/agent/enroll"
+	return method == "POST" && isAgentPath(path) && path != enrollPath
 }
 
 // decodeError turns an error answer back into a *tripcap.Error.
@@ -321,6 +329,11 @@ func (c *Client) CreateHostJoinToken(ctx context.Context, host string, ttl time.
 		body.TTL = ttl.String()
 	}
 	return &t, c.do(ctx, "POST", "/api/v1/join-tokens", nil, body, &t)
+}
+
+// DeletePendingEnrollment refuses a pending enrollment.
+func (c *Client) DeletePendingEnrollment(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/api/v1/enrollments/"+url.PathEscape(id), nil, nil, nil)
 }
 
 // ApproveEnrollment approves a pending enrollment under host's name (id
@@ -401,9 +414,13 @@ func (c *Client) DeleteCapture(ctx context.Context, watcher, ref string, deleteF
 // Enroll trades a join token for an agent credential.
 func (c *Client) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripcap.EnrollResponse, error) {
 	var resp tripcap.EnrollResponse
-	joinToken := req.JoinToken
-	req.JoinToken = ""
-	return &resp, c.WithToken(joinToken).do(ctx, "POST", "/api/v1/agent/enroll", nil, req, &resp)
+	joinToken, ticket := req.JoinToken, req.Ticket
+	req.JoinToken, req.Ticket = "", ""
+	var h http.Header
+	if ticket != "" {
+		h = http.Header{tripcap.EnrollmentTicketHeader: {ticket}}
+	}
+	return &resp, c.WithToken(joinToken).doWith(ctx, "POST", enrollPath, nil, h, req, &resp)
 }
 
 // Heartbeat tells the server the agent is alive; the answer says how often to.

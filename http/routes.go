@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -78,6 +79,7 @@ func (s *Server) routeTable() []route {
 		{Method: "DELETE", Path: "/api/v1/hosts/{host}", ID: "deleteHost", Summary: "Forget a host and revoke its agent's credentials.", Perm: tripcap.PermHostsWrite, Status: 204, Handler: s.handleDeleteHost},
 
 		{Method: "POST", Path: "/api/v1/hosts/{host}/approve-enrollment", ID: "approveEnrollment", Summary: "Approve an agent's pending enrollment under this enrolled host's name (revokes the host's agent when it enrolls).", Perm: tripcap.PermHostsWrite, Request: ApproveEnrollmentBody{}, Response: &tripcap.PendingEnrollment{}, Handler: s.handleApproveEnrollment},
+		{Method: "DELETE", Path: "/api/v1/enrollments/{id}", ID: "deletePendingEnrollment", Summary: "Refuse a pending enrollment: forget it (the agent asks anew if it tries again).", Perm: tripcap.PermHostsWrite, Status: 204, Handler: s.handleDeletePendingEnrollment},
 		{Method: "GET", Path: "/api/v1/enrollments", ID: "listPendingEnrollments", Summary: "List enrollments under enrolled hosts' names awaiting approval.", Perm: tripcap.PermHostsWrite, Response: List[*tripcap.PendingEnrollment]{}, Handler: s.handleListPendingEnrollments},
 
 		{Method: "POST", Path: "/api/v1/join-tokens", ID: "createJoinToken", Summary: "Create a join token for enrolling agents.", Perm: tripcap.PermHostsWrite, Request: JoinTokenBody{}, Response: &tripcap.JoinToken{}, Status: 201, Handler: s.handleCreateJoinToken},
@@ -187,6 +189,14 @@ func (s *Server) handleListPendingEnrollments(w http.ResponseWriter, r *http.Req
 		return err
 	}
 	writeJSON(w, 200, List[*tripcap.PendingEnrollment]{Value: nonNil(ps)})
+	return nil
+}
+
+func (s *Server) handleDeletePendingEnrollment(w http.ResponseWriter, r *http.Request) error {
+	if err := s.svc.DeletePendingEnrollment(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
 	return nil
 }
 
@@ -338,11 +348,15 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req.JoinToken = token
+	req.Ticket = r.Header.Get(tripcap.EnrollmentTicketHeader)
 	req.Remote = r.RemoteAddr
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		req.Remote = host
 	}
 	resp, err := s.svc.Enroll(r.Context(), req)
+	if held := (*tripcap.EnrollmentHeldError)(nil); errors.As(err, &held) {
+		w.Header().Set(tripcap.EnrollmentTicketHeader, held.Ticket)
+	}
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -62,8 +63,11 @@ func TestFunctionKeyLimitsOverHTTP(t *testing.T) {
 }
 
 // Issue 12, through the API: enrolling under an enrolled host's name is
-// refused (409 saying how to approve), listed as pending, approved by an
-// admin, and then enrolls; a join token bound to another host is refused.
+// refused (409 saying how to approve, with a ticket in its
+// Tripcap-Enrollment-Ticket header), listed as pending, approved by an
+// admin, and then enrolls when the ticket comes back, not without it; an
+// admin deletes a pending request; a join token bound to another host is
+// refused.
 func TestEnrollmentTakeoverOverHTTP(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -76,7 +80,8 @@ func TestEnrollmentTakeoverOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = anon.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1"})
-	if tripcap.ErrorCode(err) != tripcap.ECONFLICT || !strings.Contains(tripcap.ErrorMessage(err), "tripcap host approve web1") {
+	var held *tripcap.EnrollmentHeldError
+	if tripcap.ErrorCode(err) != tripcap.ECONFLICT || !strings.Contains(tripcap.ErrorMessage(err), "tripcap host approve web1") || !errors.As(err, &held) || held.Ticket == "" {
 		t.Fatalf("takeover of web1: %v", err)
 	}
 	// The real agent still works.
@@ -94,7 +99,31 @@ func TestEnrollmentTakeoverOverHTTP(t *testing.T) {
 	if err != nil || p.ApprovedAt == nil {
 		t.Fatalf("approve: %+v %v", p, err)
 	}
-	resp, err := anon.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1"})
+	// Without the ticket (another caller with the same token and address)
+	// the approval is not its: held again, under another ticket.
+	_, err = anon.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1"})
+	var other *tripcap.EnrollmentHeldError
+	if !errors.As(err, &other) || other.Ticket == held.Ticket {
+		t.Fatalf("enrollment without the ticket: %v", err)
+	}
+	all, err := f.admin.ListPendingEnrollments(ctx)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("pending: %+v %v", all, err)
+	}
+	for _, e := range all {
+		if e.ID != p.ID {
+			if err := f.agent.DeletePendingEnrollment(ctx, e.ID); tripcap.ErrorCode(err) != tripcap.EFORBIDDEN {
+				t.Fatalf("an agent deleted a pending enrollment: %v", err)
+			}
+			if err := f.admin.DeletePendingEnrollment(ctx, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.admin.DeletePendingEnrollment(ctx, tripcap.NewID()); tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+		t.Fatalf("delete of an unknown pending enrollment: %v", err)
+	}
+	resp, err := anon.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "web1", Ticket: held.Ticket})
 	if err != nil || resp.Host.ID != f.host.ID {
 		t.Fatalf("approved enrollment: %+v %v", resp, err)
 	}

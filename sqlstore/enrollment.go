@@ -24,18 +24,18 @@ func (s *Store) FindJoinTokenByHash(ctx context.Context, hash string, now time.T
 	return t, nil
 }
 
-const pendingColumns = "p.id, p.host_name, p.token_id, t.expires_at, p.remote, p.hostname, p.created_at, p.approved_at, p.approved_by"
+const pendingColumns = "p.id, p.host_name, p.token_id, t.expires_at, p.remote, p.hostname, p.ticket_hash, p.created_at, p.approved_at, p.approved_by"
 
 func scanPending(r rowScanner) (*tripcap.PendingEnrollment, error) {
 	var e tripcap.PendingEnrollment
-	if err := r.Scan(&e.ID, &e.HostName, &e.JoinTokenID, timeCol{&e.ExpiresAt}, &e.Remote, &e.Hostname, timeCol{&e.CreatedAt}, nullTimeCol{&e.ApprovedAt}, &e.ApprovedBy); err != nil {
+	if err := r.Scan(&e.ID, &e.HostName, &e.JoinTokenID, timeCol{&e.ExpiresAt}, &e.Remote, &e.Hostname, &e.TicketHash, timeCol{&e.CreatedAt}, nullTimeCol{&e.ApprovedAt}, &e.ApprovedBy); err != nil {
 		return nil, err
 	}
 	return &e, nil
 }
 
 // CreatePendingEnrollment stores an enrollment waiting for approval.
-// ECONFLICT when one for the same host name, token and remote exists.
+// ECONFLICT when one with the same ticket hash exists.
 func (s *Store) CreatePendingEnrollment(ctx context.Context, e *tripcap.PendingEnrollment) error {
 	if err := CheckID("pending enrollment id", e.ID); err != nil {
 		return err
@@ -46,7 +46,10 @@ func (s *Store) CreatePendingEnrollment(ctx context.Context, e *tripcap.PendingE
 	if e.HostName == "" {
 		return tripcap.Errorf(tripcap.EINVALID, "pending enrollment host name: required")
 	}
-	if err := checkTexts("pending enrollment host name", e.HostName, "pending enrollment remote", e.Remote, "pending enrollment hostname", e.Hostname); err != nil {
+	if e.TicketHash == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "pending enrollment ticket hash: required")
+	}
+	if err := checkTexts("pending enrollment host name", e.HostName, "pending enrollment remote", e.Remote, "pending enrollment hostname", e.Hostname, "pending enrollment ticket hash", e.TicketHash); err != nil {
 		return err
 	}
 	if e.CreatedAt.IsZero() {
@@ -59,12 +62,12 @@ func (s *Store) CreatePendingEnrollment(ctx context.Context, e *tripcap.PendingE
 			(SELECT id FROM join_tokens WHERE uses_left > 0 AND expires_at > ?)`, s.t(e.CreatedAt)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO pending_enrollments (id, host_name, token_id, remote, hostname, created_at, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.ID, e.HostName, e.JoinTokenID, e.Remote, e.Hostname, s.t(e.CreatedAt), s.tp(e.ApprovedAt), e.ApprovedBy)
+		_, err := tx.Exec(ctx, `INSERT INTO pending_enrollments (id, host_name, token_id, remote, hostname, ticket_hash, created_at, approved_at, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.HostName, e.JoinTokenID, e.Remote, e.Hostname, e.TicketHash, s.t(e.CreatedAt), s.tp(e.ApprovedAt), e.ApprovedBy)
 		return err
 	})
 	if s.violation(err) != "" {
-		return tripcap.Errorf(tripcap.ECONFLICT, "an enrollment of host %q with this join token from %s is pending already", e.HostName, e.Remote)
+		return tripcap.Errorf(tripcap.ECONFLICT, "an enrollment of host %q with this ticket is pending already", e.HostName)
 	}
 	if err != nil {
 		return fmt.Errorf("create pending enrollment of %s: %w", e.HostName, err)

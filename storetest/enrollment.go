@@ -44,8 +44,9 @@ func testJoinTokenBoundAndFound(t *testing.T, s tripcap.Store) {
 	wantCode(t, err, tripcap.EUNAUTHORIZED)
 }
 
-// Pending enrollments: one per host name, token and remote address; listed
-// by host while their token is usable, with its expiry; approved and deleted.
+// Pending enrollments: one per ticket, several per host name, token and
+// address; listed by host while their token is usable, with its expiry and
+// ticket hash; approved and deleted.
 func testPendingEnrollments(t *testing.T, s tripcap.Store) {
 	ctx := t.Context()
 	now := base.Add(time.Minute)
@@ -53,15 +54,21 @@ func testPendingEnrollments(t *testing.T, s tripcap.Store) {
 	must(t, s.CreateJoinToken(ctx, tok))
 	short := joinToken(1, base.Add(2*time.Minute))
 	must(t, s.CreateJoinToken(ctx, short))
-	a := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-1", JoinTokenID: tok.ID, Remote: "198.18.0.9", Hostname: "intruder", CreatedAt: base}
+	a := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-1", JoinTokenID: tok.ID, Remote: "198.18.0.9", Hostname: "intruder", TicketHash: tripcap.HashSecret("ticket-a"), CreatedAt: base}
 	must(t, s.CreatePendingEnrollment(ctx, a))
 	dup := *a
 	dup.ID = tripcap.NewID()
 	wantCode(t, s.CreatePendingEnrollment(ctx, &dup), tripcap.ECONFLICT)
+	// The same token and address with another ticket: another agent there.
+	same := dup
+	same.TicketHash = tripcap.HashSecret("ticket-same")
+	same.ID = tripcap.NewIDAfter(a.ID)
+	must(t, s.CreatePendingEnrollment(ctx, &same))
+	must(t, s.DeletePendingEnrollment(ctx, same.ID))
 	// NewID orders ids within a millisecond at random; b is listed after a.
-	b := &tripcap.PendingEnrollment{ID: tripcap.NewIDAfter(a.ID), HostName: "web-1", JoinTokenID: tok.ID, Remote: "198.18.0.10", CreatedAt: base}
+	b := &tripcap.PendingEnrollment{ID: tripcap.NewIDAfter(a.ID), HostName: "web-1", JoinTokenID: tok.ID, Remote: "198.18.0.10", TicketHash: tripcap.HashSecret("ticket-b"), CreatedAt: base}
 	must(t, s.CreatePendingEnrollment(ctx, b))
-	c := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-2", JoinTokenID: short.ID, Remote: "198.18.0.9", CreatedAt: base}
+	c := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-2", JoinTokenID: short.ID, Remote: "198.18.0.9", TicketHash: tripcap.HashSecret("ticket-c"), CreatedAt: base}
 	must(t, s.CreatePendingEnrollment(ctx, c))
 
 	got, err := s.FindPendingEnrollments(ctx, "web-1", now)
@@ -70,7 +77,7 @@ func testPendingEnrollments(t *testing.T, s tripcap.Store) {
 		t.Fatalf("pending of web-1: %+v", got)
 	}
 	wantEqual(t, "pending enrollment", got[0], &tripcap.PendingEnrollment{ID: a.ID, HostName: "web-1", JoinTokenID: tok.ID, ExpiresAt: tok.ExpiresAt.UTC(),
-		Remote: "198.18.0.9", Hostname: "intruder", CreatedAt: base.UTC()})
+		Remote: "198.18.0.9", Hostname: "intruder", TicketHash: tripcap.HashSecret("ticket-a"), CreatedAt: base.UTC()})
 	all, err := s.FindPendingEnrollments(ctx, "", now)
 	must(t, err)
 	if len(all) != 3 {
@@ -99,7 +106,7 @@ func testPendingEnrollments(t *testing.T, s tripcap.Store) {
 		t.Fatalf("after delete: %+v", got)
 	}
 	// A new one forgets those whose token was no longer usable when it came.
-	d := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-3", JoinTokenID: tok.ID, Remote: "198.18.0.9", CreatedAt: base.Add(3 * time.Minute)}
+	d := &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "web-3", JoinTokenID: tok.ID, Remote: "198.18.0.9", TicketHash: tripcap.HashSecret("ticket-d"), CreatedAt: base.Add(3 * time.Minute)}
 	must(t, s.CreatePendingEnrollment(ctx, d))
 	all, err = s.FindPendingEnrollments(ctx, "", now)
 	must(t, err)
@@ -111,6 +118,7 @@ func testPendingEnrollments(t *testing.T, s tripcap.Store) {
 	if len(all) != 2 {
 		t.Fatalf("pending after the purge: %d, want web-1's and web-3's", len(all))
 	}
-	wantCode(t, s.CreatePendingEnrollment(ctx, &tripcap.PendingEnrollment{ID: tripcap.NewID(), JoinTokenID: tok.ID}), tripcap.EINVALID)
+	wantCode(t, s.CreatePendingEnrollment(ctx, &tripcap.PendingEnrollment{ID: tripcap.NewID(), JoinTokenID: tok.ID, TicketHash: "h"}), tripcap.EINVALID)
+	wantCode(t, s.CreatePendingEnrollment(ctx, &tripcap.PendingEnrollment{ID: tripcap.NewID(), HostName: "x", JoinTokenID: tok.ID}), tripcap.EINVALID)
 	wantCode(t, s.CreatePendingEnrollment(ctx, &tripcap.PendingEnrollment{ID: "", HostName: "x", JoinTokenID: tok.ID}), tripcap.EINVALID)
 }

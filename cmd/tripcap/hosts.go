@@ -85,33 +85,53 @@ func newHostCmd() *cobra.Command {
 			},
 		},
 		newApproveCmd(),
-		&cobra.Command{
-			Use: "pending", Short: "List enrollments under enrolled hosts' names awaiting approval", Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				c, err := client(cmd)
-				if err != nil {
-					return err
-				}
-				ps, err := c.ListPendingEnrollments(cmd.Context())
-				if err != nil {
-					return err
-				}
-				return render(cmd, ps, func(w io.Writer) {
-					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tHOST\tFROM\tHOSTNAME\tJOIN TOKEN\tASKED\tAPPROVED")
-					for _, p := range ps {
-						approved := "no"
-						if p.ApprovedAt != nil {
-							approved = "by " + p.ApprovedBy
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.HostName, p.Remote, p.Hostname, p.JoinTokenID, ago(p.CreatedAt), approved)
-					}
-					tw.Flush()
-				})
-			},
-		},
+		newPendingCmd(),
 		newJoinTokenCmd(),
 	)
+	return cmd
+}
+
+// newPendingCmd lists the enrollments awaiting approval; its delete
+// subcommand refuses one.
+func newPendingCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use: "pending", Short: "List enrollments under enrolled hosts' names awaiting approval (delete ID refuses one)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			ps, err := c.ListPendingEnrollments(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return render(cmd, ps, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tHOST\tFROM\tHOSTNAME\tJOIN TOKEN\tASKED\tAPPROVED")
+				for _, p := range ps {
+					approved := "no"
+					if p.ApprovedAt != nil {
+						approved = "by " + p.ApprovedBy
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.HostName, p.Remote, p.Hostname, p.JoinTokenID, ago(p.CreatedAt), approved)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use: "delete ID", Short: "Refuse a pending enrollment: forget it (the agent asks anew if it tries again)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.DeletePendingEnrollment(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return render(cmd, map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "pending enrollment %s deleted\n", args[0]) })
+		},
+	})
 	return cmd
 }
 

@@ -185,10 +185,10 @@ func TestSecretsNeverInClear(t *testing.T) {
 		if path == "/api/v1/storage" && !bytes.Contains(b, []byte("key=REDACTED")) {
 			t.Errorf("GET %s: the key is not shown redacted: %s", path, b)
 		}
-		if strings.HasPrefix(path, "/api/v1/action-groups") && (!bytes.Contains(b, []byte(`code=REDACTED\u0026clientId=default`)) || !bytes.Contains(b, []byte(`"signingSecretSet":true`))) {
+		if strings.HasPrefix(path, "/api/v1/action-groups") && (!bytes.Contains(b, []byte(`/REDACTED"`)) || bytes.Contains(b, []byte("/flaky/")) || !bytes.Contains(b, []byte(`"signingSecretSet":true`))) {
 			t.Errorf("GET %s: the webhook URLs are not shown redacted, or the signing secret not said to be set: %s", path, b)
 		}
-		if path == "/api/v1/alerts/"+alerts[0].ID && !bytes.Contains(b, []byte("code=REDACTED")) {
+		if path == "/api/v1/alerts/"+alerts[0].ID && !bytes.Contains(b, []byte("http://127.0.0.1:1/REDACTED")) {
 			t.Errorf("GET %s: the dead receiver's errors do not show its URL redacted: %s", path, b)
 		}
 	}

@@ -12,10 +12,11 @@ CREATE TABLE pending_enrollments (
 	token_id    text NOT NULL,
 	remote      text NOT NULL,
 	hostname    text NOT NULL,
+	-- The hash of the ticket the agent was given: the approval is its alone.
+	ticket_hash text NOT NULL UNIQUE,
 	created_at  timestamptz NOT NULL,
 	approved_at timestamptz,
-	approved_by text NOT NULL DEFAULT '',
-	UNIQUE (host_name, token_id, remote)
+	approved_by text NOT NULL DEFAULT ''
 );
 
 -- +goose Down

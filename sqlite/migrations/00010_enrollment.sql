@@ -12,10 +12,11 @@ CREATE TABLE pending_enrollments (
 	token_id    TEXT NOT NULL,
 	remote      TEXT NOT NULL,
 	hostname    TEXT NOT NULL,
+	-- The hash of the ticket the agent was given: the approval is its alone.
+	ticket_hash TEXT NOT NULL UNIQUE,
 	created_at  TEXT NOT NULL,
 	approved_at TEXT,
-	approved_by TEXT NOT NULL DEFAULT '',
-	UNIQUE (host_name, token_id, remote)
+	approved_by TEXT NOT NULL DEFAULT ''
 ) STRICT;
 
 -- +goose Down
