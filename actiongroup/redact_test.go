@@ -1,35 +1,17 @@
 package actiongroup
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/tripcap/tripcap/internal/logtest"
 
 	"github.com/tripcap/tripcap"
 )
-
-// syncBuffer is a log destination safe for the notifier's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A webhook URL's key (?code=, as Azure Functions take it, or in the path,
 // as Slack's) is in neither the delivery records nor the log lines of
@@ -40,7 +22,7 @@ func TestDeliveryRedactsWebhookSecrets(t *testing.T) {
 	const pathSecret = "SlackPathS3cret"
 	url := dead.URL + "/services/T0/B0/" + pathSecret + "?code=" + secret + "&clientId=default"
 	dead.Close()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	rec := &memLog{}
 	n, err := New(Config{Retry: fastRetry(), Log: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Targets: loopback})
 	if err != nil {

@@ -1,48 +1,24 @@
 package controlplane_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tripcap/tripcap/internal/logtest"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/sqlite"
 )
 
-// syncBuffer is a log sink written by the service's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // loggedFixture is newFixture with the service's log kept.
-func loggedFixture(t *testing.T) (*fixture, *syncBuffer) {
+func loggedFixture(t *testing.T) (*fixture, *logtest.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -51,7 +27,7 @@ func loggedFixture(t *testing.T) (*fixture, *syncBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	svc := controlplane.New(store, controlplane.Config{}, slog.New(slog.NewTextHandler(io.MultiWriter(logs), nil)))
 	admin := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Kind: tripcap.PrincipalUser, Name: "alice", Assignments: tripcap.OwnerEverywhere()})
 	return &fixture{svc: svc, store: store, admin: admin}, logs
@@ -76,7 +52,7 @@ func TestEnrollUnderAnEnrolledNameNeedsApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs.reset()
+	logs.Reset()
 	req := tripcap.EnrollRequest{JoinToken: jt.Token, Name: "hostB", Remote: "198.18.0.66", Inventory: tripcap.Inventory{Hostname: "intruder"}}
 	_, err = f.svc.Enroll(context.Background(), req)
 	wantCode(t, err, tripcap.ECONFLICT, "tripcap host approve hostB")

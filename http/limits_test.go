@@ -19,29 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tripcap/tripcap/internal/logtest"
+
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tripcap/tripcap"
 	tchttp "github.com/tripcap/tripcap/http"
 )
-
-// syncBuffer is a log destination tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // rawPost sends a POST's headers announcing a body of size bytes, and the
 // first byte of it only, on a connection of its own, and returns the
@@ -210,7 +194,7 @@ func hasLabel(m *dto.Metric, k, v string) bool {
 // counted in /metrics. A connection keeps serving the credentials that
 // authenticated on it before (an agent's).
 func TestBadTokensRateLimited(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	lim := tchttp.Limits{AuthFailures: 30, AuthFailureWindow: time.Minute}
 	f := newFixtureWith(t, fixtureOptions{limits: &lim, log: log})
@@ -527,7 +511,7 @@ func wantLimited(t *testing.T, what string, failures int, answers [][2]string) {
 // connection that authenticated a bearer token first. Another address is
 // not held to it.
 func TestLoginAndTokenFailuresRateLimited(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	lim := tchttp.Limits{AuthFailures: 5, AuthFailureWindow: time.Minute, NameFailures: 100}
 	f := newFixtureWith(t, fixtureOptions{limits: &lim, log: log})

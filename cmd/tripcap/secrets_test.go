@@ -10,9 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tripcap/tripcap/internal/logtest"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
@@ -20,24 +21,6 @@ import (
 	"github.com/tripcap/tripcap/internal/blobtest"
 	"github.com/tripcap/tripcap/tlscert"
 )
-
-// lockedBuffer is a log destination for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSecretsNeverInClear is the regression test of issue 12's finding
 // "secrets in clear": an action group's signing secret, its webhook URLs'
@@ -58,7 +41,7 @@ func TestSecretsNeverInClear(t *testing.T) {
 	t.Setenv("TRIPCAP_SMTP_TLS", "none")
 	rc := webhooktest.Start(t)
 	data := t.TempDir()
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Its receivers are on loopback, which the operator allows.
 	cp := startControlPlane(t, &serverOptions{listen: "127.0.0.1:0", data: data, heartbeat: 10 * time.Second,

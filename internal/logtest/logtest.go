@@ -48,3 +48,10 @@ func (b *Buffer) Records() []map[string]any {
 	}
 	return out
 }
+
+// Reset forgets what was logged so far.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.Reset()
+}
