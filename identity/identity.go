@@ -99,9 +99,16 @@ func (c *Config) applyDefaults() error {
 	return nil
 }
 
+// Store is what the service keeps its identities in; the bootstrap admin
+// token's credentials tell whether it is still there to manage the server.
+type Store interface {
+	tripcap.IdentityStore
+	FindCredentials(ctx context.Context, role tripcap.Role) ([]*tripcap.Credential, error)
+}
+
 // Service manages identities and authenticates their tokens.
 type Service struct {
-	store tripcap.IdentityStore
+	store Store
 	cfg   Config
 	log   *slog.Logger
 	keys  *keyRing
@@ -114,7 +121,7 @@ type Service struct {
 }
 
 // New returns the identity service over store.
-func New(store tripcap.IdentityStore, cfg Config, log *slog.Logger) (*Service, error) {
+func New(store Store, cfg Config, log *slog.Logger) (*Service, error) {
 	if err := cfg.applyDefaults(); err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ const issuer = "https://tripcap.test"
 // cheap keeps argon2id fast in tests; its cost is not what they check.
 var cheap = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}
 
-func newService(t testing.TB, store tripcap.IdentityStore, c *clock) *identity.Service {
+func newService(t testing.TB, store identity.Store, c *clock) *identity.Service {
 	t.Helper()
 	svc, err := identity.New(store, identity.Config{Issuer: issuer, Password: cheap, Now: c.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -499,5 +499,40 @@ func TestJWTMayNotCreateTokens(t *testing.T) {
 		if _, err := svc.CreateToken(as(p), "", "laptop", c.Now().Add(30*24*time.Hour)); err != nil {
 			t.Fatalf("a login's token creating a personal token: %v", err)
 		}
+	})
+}
+
+// TestLastOwnerKept: once the bootstrap admin token is revoked, the last
+// Owner at "*" cannot be taken away, by deleting the assignment or the
+// principal: no one could manage the server after. With another Owner, or
+// with the admin token still there, both go.
+func TestLastOwnerKept(t *testing.T) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
+		c := &clock{t: time.Now()}
+		svc := newService(t, store, c)
+		ctx := owner()
+		_, err := svc.CreateUser(ctx, "alice", "correct horse battery")
+		must(t, err)
+		a, err := svc.AssignRole(ctx, "alice", tripcap.RoleOwner, tripcap.ScopeAll)
+		must(t, err)
+		admin := &tripcap.Credential{ID: tripcap.NewID(), Name: "admin", Role: tripcap.RoleAdmin, Hash: tripcap.HashSecret(tripcap.NewSecret(tripcap.SecretPrefixAdmin)), CreatedAt: time.Now()}
+		must(t, store.CreateCredential(context.Background(), admin))
+
+		// The admin token is there: alice's grant may go, and come back.
+		must(t, svc.DeleteRoleAssignment(ctx, a.ID))
+		a, err = svc.AssignRole(ctx, "alice", tripcap.RoleOwner, tripcap.ScopeAll)
+		must(t, err)
+
+		// The admin token revoked: alice is the last Owner at "*".
+		must(t, store.RevokeCredential(context.Background(), admin.ID, time.Now()))
+		wantCode(t, svc.DeleteRoleAssignment(ctx, a.ID), tripcap.EPRECONDITION)
+		wantCode(t, svc.DeletePrincipal(ctx, "alice"), tripcap.EPRECONDITION)
+
+		// With bob an Owner at "*" too, alice may go.
+		_, err = svc.CreateUser(ctx, "bob", "correct horse battery")
+		must(t, err)
+		_, err = svc.AssignRole(ctx, "bob", tripcap.RoleOwner, tripcap.ScopeAll)
+		must(t, err)
+		must(t, svc.DeletePrincipal(ctx, "alice"))
 	})
 }

@@ -140,6 +140,9 @@ func (s *Service) DeletePrincipal(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.keepManageable(ctx, func(a *tripcap.RoleAssignment) bool { return a.PrincipalID == p.ID }); err != nil {
+		return err
+	}
 	if err := s.store.DeletePrincipal(ctx, p.ID); err != nil {
 		return err
 	}

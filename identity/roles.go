@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/tripcap/tripcap"
 )
@@ -76,10 +77,44 @@ func (s *Service) DeleteRoleAssignment(ctx context.Context, id string) error {
 	if err := requireAccessWrite(ctx); err != nil {
 		return err
 	}
+	if err := s.keepManageable(ctx, func(a *tripcap.RoleAssignment) bool { return a.ID == id }); err != nil {
+		return err
+	}
 	if err := s.store.DeleteRoleAssignment(ctx, id); err != nil {
 		return err
 	}
 	s.cache.clear()
 	s.log.Info("role assignment deleted", "id", id, "by", tripcap.CallerName(ctx))
 	return nil
+}
+
+// keepManageable refuses a change that would leave the server with no one
+// to manage it: the bootstrap admin token revoked and no Owner at "*" left
+// once the assignments gone says go are gone. (Checked, then done: two
+// such changes at the same moment on two replicas can both pass.)
+func (s *Service) keepManageable(ctx context.Context, gone func(*tripcap.RoleAssignment) bool) error {
+	admins, err := s.store.FindCredentials(ctx, tripcap.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("find the admin token: %w", err)
+	}
+	if len(admins) > 0 {
+		return nil
+	}
+	revoked, err := s.store.FindRevokedCredentials(ctx, tripcap.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("find revoked admin tokens: %w", err)
+	}
+	if len(revoked) == 0 {
+		return nil // a store the bootstrap token was never in (it is made at start)
+	}
+	as, err := s.store.FindRoleAssignments(ctx, tripcap.RoleAssignmentFilter{})
+	if err != nil {
+		return fmt.Errorf("find role assignments: %w", err)
+	}
+	for _, a := range as {
+		if a.Role == tripcap.RoleOwner && a.Scope == tripcap.ScopeAll && !gone(a) {
+			return nil
+		}
+	}
+	return tripcap.Errorf(tripcap.EPRECONDITION, "this would leave no one to manage the server: the admin token is revoked and this is the last %s at %q; assign it to another principal first", tripcap.RoleOwner, tripcap.ScopeAll)
 }
