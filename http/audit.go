@@ -85,7 +85,7 @@ func (s *Server) auditing(action, method, path string, h http.Handler) http.Hand
 	download := auditedReads[action]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slot := &auditSlot{}
-		aw := &auditWriter{ResponseWriter: w, sniff: mutating && !download}
+		aw := &auditWriter{ResponseWriter: w, sniff: always && !download}
 		h.ServeHTTP(aw, r.WithContext(context.WithValue(r.Context(), auditSlotKey{}, slot)))
 		code := aw.status()
 		res := tripcap.AuditResultOf(code)
