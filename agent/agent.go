@@ -75,6 +75,8 @@ type Agent struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// starts counts sessions being started, so shutdown waits for them.
+	starts sync.WaitGroup
 	// opening holds the user-named files of sessions being started, so two
 	// captures given one path cannot both open it before either exists.
 	opening map[string]string
@@ -372,7 +374,8 @@ func (a *Agent) reconcile(ctx context.Context, assignments []tripcap.Assignment)
 			a.mu.Lock()
 			a.sessions[as.ID] = &session{journal: &journalEntry{Assignment: as}, starting: true}
 			a.mu.Unlock()
-			go a.start(ctx, as)
+			a.starts.Add(1)
+			go func() { defer a.starts.Done(); a.start(ctx, as) }()
 		case s == nil:
 			// Stopped or deleted before it ever ran here: close it on the server.
 			a.finishWithoutRunning(as, stopReasonFor(as.Desired), nil, "")
@@ -482,6 +485,12 @@ func (a *Agent) start(ctx context.Context, as tripcap.Assignment) {
 	if err != nil {
 		a.log.Error("capture failed to start", "capture", as.Name, "err", err)
 		_ = a.removeJournal(as.ID)
+		if ctx.Err() != nil {
+			// The agent is stopping: the capture ends as any running one
+			// does at shutdown, not as a capture that could not start.
+			a.finishWithoutRunning(as, tripcap.StopAgentStopped, []string{tripcap.CaptureErrAgentStopped}, "the agent stopped before the capture started")
+			return
+		}
 		if lfe := (*tripcap.LocalFileError)(nil); errors.As(err, &lfe) {
 			a.finishWithoutRunning(as, tripcap.StopLocalFileFailed, []string{tripcap.CaptureErrLocalFile}, err.Error())
 			return
@@ -758,6 +767,9 @@ func (a *Agent) forgetIfDone(s *session) {
 }
 
 func (a *Agent) shutdown() {
+	// A start in flight ends now (its context is done) or yields a session
+	// to stop with the others; either way its result is journaled first.
+	a.starts.Wait()
 	a.mu.Lock()
 	var running []*session
 	for _, s := range a.sessions {

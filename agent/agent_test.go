@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -188,8 +189,13 @@ func runAgent(t *testing.T, srv *server, stateDir string, joinToken string) (can
 
 func runAgentHeartbeat(t *testing.T, srv *server, stateDir string, joinToken string, heartbeat time.Duration) (cancel func()) {
 	t.Helper()
+	return runAgentWith(t, srv, stateDir, joinToken, heartbeat, fileEngine{})
+}
+
+func runAgentWith(t *testing.T, srv *server, stateDir string, joinToken string, heartbeat time.Duration, engine tripcap.CaptureEngine) (cancel func()) {
+	t.Helper()
 	a, err := agent.New(agent.Config{Server: srv.url, JoinToken: joinToken, Name: "web1", StateDir: stateDir,
-		CaptureDir: filepath.Join(stateDir, "captures"), Engine: fileEngine{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		CaptureDir: filepath.Join(stateDir, "captures"), Engine: engine, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		HeartbeatInterval: heartbeat, PollWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -341,6 +347,43 @@ func TestInterruptedSessionIsRecoveredAfterRestart(t *testing.T) {
 	}
 	if c.Files[0].Size == 0 {
 		t.Fatal("recovered file is empty")
+	}
+}
+
+// stuckEngine never finishes starting a capture: Start waits until its
+// context ends, as a start held up by a slow interface would.
+type stuckEngine struct{ starting chan struct{} }
+
+func (e stuckEngine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.CaptureSession, error) {
+	close(e.starting)
+	<-ctx.Done()
+	return nil, fmt.Errorf("opening the capture socket: %w", ctx.Err())
+}
+
+// TestStartCutShortByShutdownIsAgentStopped: a capture still starting when
+// the agent stops ends as every capture running at a shutdown does
+// (Error, AgentStopped), not as one the host could not capture.
+func TestStartCutShortByShutdownIsAgentStopped(t *testing.T) {
+	srv := startServer(t, t.TempDir(), "127.0.0.1:0")
+	stateDir := t.TempDir()
+	engine := stuckEngine{starting: make(chan struct{})}
+	stopAgent := runAgentWith(t, srv, stateDir, enrolled(t, srv), 200*time.Millisecond, engine)
+	ctx := context.Background()
+	waitFor(t, "the host to enroll", 5*time.Second, func() bool { hs, _ := srv.admin.ListHosts(ctx); return len(hs) == 1 })
+	if _, err := srv.admin.CreateCapture(ctx, tchttp.CreateCaptureBody{Name: "x", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-engine.starting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the capture never began to start")
+	}
+	stopAgent()
+	runAgent(t, srv, stateDir, "")
+	var c *tripcap.PacketCapture
+	waitFor(t, "the capture's end", 10*time.Second, func() bool { c = capture(t, srv, "x"); return c.Status.Terminal() })
+	if c.Status != tripcap.StatusError || c.StopReason != tripcap.StopAgentStopped || len(c.Errors) != 1 || c.Errors[0] != tripcap.CaptureErrAgentStopped {
+		t.Fatalf("a start cut short by the agent's shutdown ended %s %s %v (%s)", c.Status, c.StopReason, c.Errors, c.ErrorMessage)
 	}
 }
 
