@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	armruntime "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
@@ -642,6 +643,77 @@ func TestPacketCaptureAuthorization(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" || resp.Header.Get("x-ms-request-id") == "" {
 		t.Errorf("no credential: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestSubscriptionsPaged: the subscriptions list pages with an absolute
+// nextLink, followed by the SDK's pager runtime as generated clients do.
+func TestSubscriptionsPaged(t *testing.T) {
+	f := newNetFixture(t, arm.WithPageSize(1))
+	ctx := t.Context()
+	const other = "11111111-1111-1111-1111-111111111111"
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "vm2", Labels: map[string]string{tripcap.LabelSubscription: other}}); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := armruntime.NewPipeline("tripcap-test", "v0", staticToken(f.token), runtime.PipelineOptions{}, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type page struct {
+		Value []struct {
+			SubscriptionID string `json:"subscriptionId"`
+			State          string `json:"state"`
+		} `json:"value"`
+		NextLink *string `json:"nextLink"`
+	}
+	pager := runtime.NewPager(runtime.PagingHandler[page]{
+		More: func(p page) bool { return p.NextLink != nil && *p.NextLink != "" },
+		Fetcher: func(ctx context.Context, prev *page) (page, error) {
+			u := f.ts.URL + "/subscriptions?api-version=2022-12-01"
+			if prev != nil {
+				if !strings.HasPrefix(*prev.NextLink, f.ts.URL+"/subscriptions?") {
+					t.Errorf("nextLink %q is not absolute", *prev.NextLink)
+				}
+				u = *prev.NextLink
+			}
+			req, err := runtime.NewRequest(ctx, http.MethodGet, u)
+			if err != nil {
+				return page{}, err
+			}
+			resp, err := pl.Do(req)
+			if err != nil {
+				return page{}, err
+			}
+			if !runtime.HasStatusCode(resp, http.StatusOK) {
+				return page{}, runtime.NewResponseError(resp)
+			}
+			var p page
+			return p, runtime.UnmarshalAsJSON(resp, &p)
+		},
+	})
+	var got []string
+	for pages := 0; pager.More(); pages++ {
+		if pages > 3 {
+			t.Fatal("paging does not end")
+		}
+		p, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range p.Value {
+			got = append(got, v.SubscriptionID+"="+v.State)
+		}
+	}
+	if strings.Join(got, ",") != sub+"=Enabled,"+other+"=Enabled" {
+		t.Errorf("subscriptions %v", got)
+	}
+	resp, body := f.raw(t, "GET", "/subscriptions/"+other+"?api-version=2016-06-01", "")
+	if resp.StatusCode != 200 || body["subscriptionId"] != other {
+		t.Errorf("get: %d %v", resp.StatusCode, body)
 	}
 }
 
