@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"fmt"
@@ -143,8 +144,8 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 	if err := s.store.CreateCredential(ctx, cred); err != nil {
 		return nil, fmt.Errorf("create agent credential: %w", err)
 	}
-	if _, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher); err != nil {
-		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
+	if _, err := s.watcherOf(ctx, host); err != nil {
+		return nil, err
 	}
 	log.Info("host enrolled", "id", host.ID, "location", host.Location, "agentProtocol", tripcap.AgentProtocolFromContext(ctx))
 	return &tripcap.EnrollResponse{Host: host, Credential: secret, HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}, nil
@@ -399,7 +400,8 @@ func (s *Service) DeleteHost(ctx context.Context, ref string) error {
 }
 
 // FindWatchers lists network watchers: below "*", those of the locations
-// of hosts the caller may read (a watcher watches one location).
+// of hosts the caller may read (a watcher watches one location), and those
+// of the subscriptions and resource groups it may read (Azure's scopes).
 func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
 	g, err := tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead)
 	if err != nil {
@@ -409,10 +411,24 @@ func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, 
 	if err != nil || g.All() {
 		return ws, err
 	}
-	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool { return !g.CoversLocation(w.Location) }), nil
+	p := tripcap.PrincipalFromContext(ctx)
+	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool {
+		return !g.CoversLocation(w.Location) && !p.CanInGroup(tripcap.PermRead, w.SubscriptionID, w.ResourceGroup)
+	}), nil
 }
 
-// SetWatcherLimit changes a watcher's parallel-capture limit.
+// watcherOf returns the watcher of the host's subscription and location,
+// made if need be.
+func (s *Service) watcherOf(ctx context.Context, h *tripcap.Host) (*tripcap.NetworkWatcher, error) {
+	w, err := s.store.EnsureWatcher(ctx, cmp.Or(h.SubscriptionID, s.cfg.SubscriptionID), h.Location, s.cfg.MaxCapturesPerWatcher)
+	if err != nil {
+		return nil, fmt.Errorf("ensure watcher of %s in %s: %w", h.Name, h.Location, err)
+	}
+	return w, nil
+}
+
+// SetWatcherLimit changes the parallel-capture limit of the watcher ref
+// names (its id, or its name when no other subscription's watcher has it).
 func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (*tripcap.NetworkWatcher, error) {
 	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
@@ -420,7 +436,7 @@ func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (
 	if limit < 1 || limit > 1000000 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "maxCaptures: %d is outside 1..1000000", limit)
 	}
-	w, err := s.store.FindWatcher(ctx, "", name)
+	w, err := s.findWatcher(ctx, name)
 	if err != nil {
 		return nil, err
 	}
