@@ -36,27 +36,16 @@ func (s *Server) handleAADToken(v2 bool) func(w http.ResponseWriter, r *http.Req
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var req identity.AADTokenRequest
 		var tok *identity.AADToken
-		read := false
-		err := s.admitClaim(w, r, credOAuth2, func() (string, error) {
+		err := s.admitTokenRequest(w, r, func() (string, error) {
 			var aerr *identity.AADError
 			if req, aerr = aadTokenRequest(r, v2); aerr != nil {
 				return "", aerr
 			}
-			read = true
 			return req.ClientID, nil
 		}, func() (err error) {
 			tok, err = s.identity.AADToken(r.Context(), req)
 			return err
 		})
-		if read {
-			if err == nil {
-				noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: req.ClientID, Kind: tripcap.PrincipalService, Name: req.ClientID})
-			} else {
-				noteAuditClaim(r.Context(), req.ClientID)
-			}
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Pragma", "no-cache")
 		if err != nil {
 			s.aadError(w, r, err)
 			return nil
@@ -64,6 +53,30 @@ func (s *Server) handleAADToken(v2 bool) func(w http.ResponseWriter, r *http.Req
 		writeJSON(w, 200, tok.Body())
 		return nil
 	}
+}
+
+// admitTokenRequest runs check, the check of a token request's client
+// secret (read reads the request and returns its client id), under the
+// limits of failed authentications per address and per client id
+// (admitClaim), notes the client in the audit record, and marks the answer
+// uncacheable.
+func (s *Server) admitTokenRequest(w http.ResponseWriter, r *http.Request, read func() (clientID string, err error), check func() error) error {
+	clientID, ok := "", false
+	err := s.admitClaim(w, r, credOAuth2, func() (string, error) {
+		id, err := read()
+		clientID, ok = id, err == nil
+		return id, err
+	}, check)
+	if ok {
+		if err == nil {
+			noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: clientID, Kind: tripcap.PrincipalService, Name: clientID})
+		} else {
+			noteAuditClaim(r.Context(), clientID)
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	return err
 }
 
 // aadError writes err as Azure AD's error body: an *identity.AADError as

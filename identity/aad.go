@@ -336,18 +336,11 @@ type aadClaims struct {
 // instance discovery disabled: its token endpoint, and an issuer on the
 // authority's host.
 type TenantDiscovery struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	TenantID                          string   `json:"tenant_id"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	SigningAlgValuesSupported         []string `json:"id_token_signing_alg_values_supported"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	SubjectTypesSupported             []string `json:"subject_types_supported"`
-	ScopesSupported                   []string `json:"scopes_supported"`
-	CloudInstanceName                 string   `json:"cloud_instance_name"`
+	Discovery
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	TenantID              string   `json:"tenant_id"`
+	ScopesSupported       []string `json:"scopes_supported"`
+	CloudInstanceName     string   `json:"cloud_instance_name"`
 }
 
 // TenantDiscovery returns the tenant's OpenID configuration with its
@@ -359,10 +352,9 @@ func (s *Service) TenantDiscovery(base, tenant string, v2 bool) (*TenantDiscover
 		return nil, AADUnknownTenant(tenant)
 	}
 	t := strings.TrimRight(base, "/") + "/" + s.cfg.TenantID
-	d := &TenantDiscovery{Issuer: t + "/", AuthorizationEndpoint: t + "/oauth2/authorize", TokenEndpoint: t + "/oauth2/token", JWKSURI: t + "/discovery/keys",
-		TenantID: s.cfg.TenantID, GrantTypesSupported: []string{"client_credentials"}, TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
-		SigningAlgValuesSupported: []string{keyAlgorithm}, ResponseTypesSupported: []string{"token"}, SubjectTypesSupported: []string{"pairwise"},
-		ScopesSupported: []string{"openid"}, CloudInstanceName: hostOf(base)}
+	d := &TenantDiscovery{Discovery: s.discovery(t+"/", t+"/oauth2/token", t+"/discovery/keys"), AuthorizationEndpoint: t + "/oauth2/authorize",
+		TenantID: s.cfg.TenantID, ScopesSupported: []string{"openid"}, CloudInstanceName: hostOf(base)}
+	d.SubjectTypesSupported = []string{"pairwise"}
 	if v2 {
 		d.Issuer, d.AuthorizationEndpoint, d.TokenEndpoint, d.JWKSURI = t+"/v2.0", t+"/oauth2/v2.0/authorize", t+"/oauth2/v2.0/token", t+"/discovery/v2.0/keys"
 	}

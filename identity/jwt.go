@@ -181,7 +181,13 @@ type Discovery struct {
 // Discovery returns the /.well-known/openid-configuration document.
 func (s *Service) Discovery() *Discovery {
 	base := strings.TrimRight(s.cfg.Issuer, "/")
-	return &Discovery{Issuer: s.cfg.Issuer, TokenEndpoint: base + "/oauth2/token", JWKSURI: base + "/.well-known/jwks.json",
+	d := s.discovery(s.cfg.Issuer, base+"/oauth2/token", base+"/.well-known/jwks.json")
+	return &d
+}
+
+// discovery is an OpenID configuration of these endpoints.
+func (s *Service) discovery(issuer, tokenEndpoint, jwksURI string) Discovery {
+	return Discovery{Issuer: issuer, TokenEndpoint: tokenEndpoint, JWKSURI: jwksURI,
 		GrantTypesSupported: []string{"client_credentials"}, TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
 		SigningAlgValuesSupported: []string{keyAlgorithm}, ResponseTypesSupported: []string{"token"}, SubjectTypesSupported: []string{"public"}}
 }
