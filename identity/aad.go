@@ -338,7 +338,6 @@ type aadClaims struct {
 type TenantDiscovery struct {
 	Discovery
 	AuthorizationEndpoint string   `json:"authorization_endpoint"`
-	TenantID              string   `json:"tenant_id"`
 	ScopesSupported       []string `json:"scopes_supported"`
 	CloudInstanceName     string   `json:"cloud_instance_name"`
 }
@@ -353,7 +352,7 @@ func (s *Service) TenantDiscovery(base, tenant string, v2 bool) (*TenantDiscover
 	}
 	t := strings.TrimRight(base, "/") + "/" + s.cfg.TenantID
 	d := &TenantDiscovery{Discovery: s.discovery(t+"/", t+"/oauth2/token", t+"/discovery/keys"), AuthorizationEndpoint: t + "/oauth2/authorize",
-		TenantID: s.cfg.TenantID, ScopesSupported: []string{"openid"}, CloudInstanceName: hostOf(base)}
+		ScopesSupported: []string{"openid"}, CloudInstanceName: hostOf(base)}
 	d.SubjectTypesSupported = []string{"pairwise"}
 	if v2 {
 		d.Issuer, d.AuthorizationEndpoint, d.TokenEndpoint, d.JWKSURI = t+"/v2.0", t+"/oauth2/v2.0/authorize", t+"/oauth2/v2.0/token", t+"/discovery/v2.0/keys"

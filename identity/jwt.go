@@ -168,9 +168,12 @@ func jwtReason(err error) string { return err.Error() }
 
 // Discovery is the OpenID Provider metadata of the token endpoint.
 type Discovery struct {
-	Issuer                            string   `json:"issuer"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
+	Issuer        string `json:"issuer"`
+	TokenEndpoint string `json:"token_endpoint"`
+	JWKSURI       string `json:"jwks_uri"`
+	// TenantID is the tenant of the Azure AD-shaped endpoints
+	// (/{tenant}/oauth2/v2.0/token), for clients to learn it.
+	TenantID                          string   `json:"tenant_id"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	SigningAlgValuesSupported         []string `json:"id_token_signing_alg_values_supported"`
@@ -187,7 +190,7 @@ func (s *Service) Discovery() *Discovery {
 
 // discovery is an OpenID configuration of these endpoints.
 func (s *Service) discovery(issuer, tokenEndpoint, jwksURI string) Discovery {
-	return Discovery{Issuer: issuer, TokenEndpoint: tokenEndpoint, JWKSURI: jwksURI,
+	return Discovery{Issuer: issuer, TokenEndpoint: tokenEndpoint, JWKSURI: jwksURI, TenantID: s.cfg.TenantID,
 		GrantTypesSupported: []string{"client_credentials"}, TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
 		SigningAlgValuesSupported: []string{keyAlgorithm}, ResponseTypesSupported: []string{"token"}, SubjectTypesSupported: []string{"public"}}
 }
