@@ -26,6 +26,8 @@ func (s *Server) aadRoutes() []route {
 		{Method: "GET", Path: "/{tenant}/v2.0/.well-known/openid-configuration", ID: "aadOpenIDConfigurationV2", Summary: "The tenant's OpenID configuration (v2.0), as MSAL reads it with instance discovery disabled.", Auth: "anonymous", Response: identity.TenantDiscovery{}, Handler: s.handleTenantDiscovery(true)},
 		{Method: "GET", Path: "/{tenant}/.well-known/openid-configuration", ID: "aadOpenIDConfigurationV1", Summary: "The tenant's OpenID configuration (v1).", Auth: "anonymous", Response: identity.TenantDiscovery{}, Handler: s.handleTenantDiscovery(false)},
 		{Method: "GET", Path: "/{tenant}/discovery/v2.0/keys", ID: "aadKeysV2", Summary: "The public keys that verify the tenant's tokens (v2.0 path).", Auth: "anonymous", Response: identity.JWKS{}, Handler: s.handleTenantKeys},
+		{Method: "GET", Path: "/{tenant}/oauth2/v2.0/authorize", ID: "aadAuthorizeV2", Summary: "The authorization endpoint the OpenID configuration names: refused (unsupported_response_type, AADSTS700054), as the server issues tokens by client credentials only.", Auth: "anonymous", Response: identity.AADErrorBody{}, Status: 400, Handler: s.handleAADAuthorize},
+		{Method: "GET", Path: "/{tenant}/oauth2/authorize", ID: "aadAuthorizeV1", Summary: "The v1 authorization endpoint: refused as v2.0's.", Auth: "anonymous", Response: identity.AADErrorBody{}, Status: 400, Handler: s.handleAADAuthorize},
 		{Method: "GET", Path: "/{tenant}/discovery/keys", ID: "aadKeysV1", Summary: "The public keys that verify the tenant's tokens (v1 path).", Auth: "anonymous", Response: identity.JWKS{}, Handler: s.handleTenantKeys},
 	}
 }
@@ -177,6 +179,11 @@ func (s *Server) handleTenantDiscovery(v2 bool) func(w http.ResponseWriter, r *h
 		writeJSON(w, 200, d)
 		return nil
 	}
+}
+
+func (s *Server) handleAADAuthorize(w http.ResponseWriter, r *http.Request) error {
+	s.aadError(w, r, s.identity.AADAuthorize(r.PathValue("tenant")))
+	return nil
 }
 
 func (s *Server) handleTenantKeys(w http.ResponseWriter, r *http.Request) error {

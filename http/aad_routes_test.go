@@ -277,7 +277,13 @@ func TestADALv1FormPost(t *testing.T) {
 	}
 	getJSON(t, f, "/"+f.tenant+"/discovery/v2.0/keys", 200, &keys)
 	var e identity.AADErrorBody
-	for _, p := range []string{"/common/v2.0/.well-known/openid-configuration", "/contoso/.well-known/openid-configuration", "/common/discovery/keys"} {
+	for _, p := range []string{d.AuthorizationEndpoint, strings.Replace(d.AuthorizationEndpoint, "/v2.0", "", 1)} {
+		getJSON(t, f, strings.TrimPrefix(p, f.url)+"?response_type=code&client_id="+f.reader.ClientID, 400, &e)
+		if e.Error != "unsupported_response_type" || e.ErrorCodes[0] != 700054 {
+			t.Errorf("%s: %+v", p, e)
+		}
+	}
+	for _, p := range []string{"/common/v2.0/.well-known/openid-configuration", "/contoso/.well-known/openid-configuration", "/common/discovery/keys", "/common/oauth2/v2.0/authorize"} {
 		getJSON(t, f, p, 400, &e)
 		if e.Error != "invalid_tenant" || len(e.ErrorCodes) != 1 || e.ErrorCodes[0] != 90002 {
 			t.Errorf("%s: %+v", p, e)

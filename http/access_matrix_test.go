@@ -552,6 +552,8 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 		"aadOpenIDConfigurationV2": {access: public, req: get("/" + tenant + "/v2.0/.well-known/openid-configuration")},
 		"aadOpenIDConfigurationV1": {access: public, req: get("/" + tenant + "/.well-known/openid-configuration")},
 		"aadKeysV2":                {access: public, req: get("/" + tenant + "/discovery/v2.0/keys")},
+		"aadAuthorizeV2":           {access: public, req: get("/" + tenant + "/oauth2/v2.0/authorize?client_id=x&response_type=code")},
+		"aadAuthorizeV1":           {access: public, req: get("/" + tenant + "/oauth2/authorize")},
 		"aadKeysV1":                {access: public, req: get("/" + tenant + "/discovery/keys")},
 
 		"listAuditEvents": {perm: tripcap.PermAuditRead, req: get("/api/v1/audit")},

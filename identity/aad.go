@@ -211,6 +211,16 @@ func (s *Service) Audiences() []string {
 // are compared regardless of case, as Azure AD does).
 func (s *Service) IsTenant(tenant string) bool { return strings.EqualFold(tenant, s.cfg.TenantID) }
 
+// AADAuthorize is the answer of the authorization endpoints: the tenant's
+// users sign in elsewhere (tripcap login); its service principals use the
+// client credentials grant.
+func (s *Service) AADAuthorize(tenant string) *AADError {
+	if !s.IsTenant(tenant) {
+		return AADUnknownTenant(tenant)
+	}
+	return aadErr(400, "unsupported_response_type", 700054, "This server issues tokens by the client credentials grant only (POST /%s/oauth2/v2.0/token); interactive sign-in is not offered.", s.cfg.TenantID)
+}
+
 // tenantIssuer is the iss of the Azure AD-shaped endpoints' tokens.
 func (s *Service) tenantIssuer() string {
 	return strings.TrimRight(s.cfg.Issuer, "/") + "/" + s.cfg.TenantID + "/"

@@ -148,6 +148,11 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 		if lookupErr != nil && tripcap.ErrorCode(lookupErr) == tripcap.EINTERNAL {
 			return nil, lookupErr // the store failed: not the caller's fault
 		}
+		if errors.Is(err, jwt.ErrTokenInvalidAudience) && lookupErr == nil {
+			// Signed by this server: its audience may be named, as Azure
+			// names the audiences allowed.
+			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: it was obtained for the audience %q; it should be one of %q", clip(printable(strings.Join(claims.Audience, ","))), s.Audiences())
+		}
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: %s", jwtReason(err))
 	}
 	if claims.Issuer != s.cfg.Issuer && claims.Issuer != s.tenantIssuer() {
