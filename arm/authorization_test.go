@@ -2,6 +2,7 @@ package arm_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 type authzFixture struct {
 	ts     *httptest.Server
 	ids    *identity.Service
+	store  *sqlite.Store
 	admin  string // the bootstrap admin token
 	owner  context.Context
 	sp     *tripcap.PrincipalRecord
@@ -50,7 +52,7 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := controlplane.New(store, controlplane.Config{}, log)
 	go func() { _ = svc.Run(ctx) }()
-	f := &authzFixture{owner: tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Kind: tripcap.PrincipalSystem, Name: "test", Assignments: tripcap.OwnerEverywhere()})}
+	f := &authzFixture{store: store, owner: tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{Kind: tripcap.PrincipalSystem, Name: "test", Assignments: tripcap.OwnerEverywhere()})}
 	if f.admin, err = svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token")); err != nil {
 		t.Fatal(err)
 	}
@@ -309,6 +311,44 @@ func TestRoleAssignmentsSDK(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Fatalf("an unknown api-version: %d", resp.StatusCode)
+	}
+}
+
+// TestARMRefusesOtherAudience: a token this server signed for an audience
+// it does not accept is refused on ARM as Azure refuses it (401
+// InvalidAuthenticationTokenAudience, no challenge); the tenant's token for
+// ARM is accepted.
+func TestARMRefusesOtherAudience(t *testing.T) {
+	f := newAuthzFixture(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	graph, err := identity.New(f.store, identity.Config{Issuer: f.ts.URL, Audience: "https://graph.microsoft.com/", Password: identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := graph.Token(t.Context(), identity.TokenRequest{GrantType: "client_credentials", ClientID: f.reader.ID, ClientSecret: f.reader.ClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	armTok, err := f.ids.AADToken(t.Context(), identity.AADTokenRequest{Tenant: f.ids.TenantID(), GrantType: "client_credentials", ClientID: f.reader.ID, ClientSecret: f.reader.ClientSecret, Resource: "https://management.core.windows.net/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok, want := range map[string]int{foreign.AccessToken: 401, armTok.AccessToken: 200} {
+		req, _ := http.NewRequest("GET", f.ts.URL+"/subscriptions/"+sub+"/providers/Microsoft.Authorization/roleDefinitions?api-version=2022-04-01", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := f.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body arm.ErrorBody
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != want || resp.Header.Get("WWW-Authenticate") != "" {
+			t.Fatalf("%d %v, want %d", resp.StatusCode, resp.Header, want)
+		}
+		if want == 401 && (body.Error == nil || body.Error.Code != "InvalidAuthenticationTokenAudience" || !strings.Contains(body.Error.Message, "https://graph.microsoft.com/")) {
+			t.Fatalf("body %+v", body.Error)
+		}
 	}
 }
 
