@@ -27,6 +27,6 @@ func providerFiles() []func(*API, Services) {
 
 		// Microsoft.Insights goes here (insights.go).
 
-		// Microsoft.Authorization goes here (authorization.go).
+		registerAuthorization, // authorization.go: Microsoft.Authorization
 	}
 }

@@ -86,17 +86,25 @@ func (s *Service) Token(ctx context.Context, req TokenRequest) (*TokenResponse, 
 	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.JWTLifetime / time.Second)}, nil
 }
 
-// issueJWT signs a token for subject.
+// issueJWT signs a token of the native endpoint for subject.
 func (s *Service) issueJWT(ctx context.Context, subject, aud string) (string, error) {
+	return s.sign(ctx, s.registeredClaims(s.cfg.Issuer, subject, aud, s.cfg.Now().Truncate(time.Second)))
+}
+
+// registeredClaims are a token's standard claims, valid from now for JWTLifetime.
+func (s *Service) registeredClaims(iss, subject, aud string, now time.Time) jwt.RegisteredClaims {
+	return jwt.RegisteredClaims{
+		Issuer: iss, Subject: subject, Audience: jwt.ClaimStrings{aud},
+		ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.JWTLifetime)), NotBefore: jwt.NewNumericDate(now), IssuedAt: jwt.NewNumericDate(now),
+		ID: tripcap.NewID(),
+	}
+}
+
+// sign signs claims with the current signing key, named in the header's kid.
+func (s *Service) sign(ctx context.Context, claims jwt.Claims) (string, error) {
 	k, err := s.keys.signing(ctx)
 	if err != nil {
 		return "", err
-	}
-	now := s.cfg.Now().Truncate(time.Second)
-	claims := jwt.RegisteredClaims{
-		Issuer: s.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{aud},
-		ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.JWTLifetime)), NotBefore: jwt.NewNumericDate(now), IssuedAt: jwt.NewNumericDate(now),
-		ID: tripcap.NewID(),
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = k.kid
@@ -110,13 +118,14 @@ func (s *Service) issueJWT(ctx context.Context, subject, aud string) (string, er
 // VerifyJWT checks a JWT this server (any replica) issued and returns its
 // claims. It refuses, with EUNAUTHORIZED saying why: a malformed token, an
 // algorithm other than ES256 ("none" and HMAC included), an unknown or
-// retired kid, a bad signature, a wrong issuer or audience, a token expired,
+// retired kid, a bad signature, an issuer other than the server's (native
+// or its tenant's), an audience not among Audiences, a token expired,
 // not yet valid, issued in the future, or living longer than MaxJWTLifetime.
 func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredClaims, error) {
 	if len(raw) > maxJWTBytes {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is longer than %d bytes", maxJWTBytes)
 	}
-	p := jwt.NewParser(jwt.WithValidMethods([]string{keyAlgorithm}), jwt.WithIssuer(s.cfg.Issuer), jwt.WithAudience(s.cfg.Audience),
+	p := jwt.NewParser(jwt.WithValidMethods([]string{keyAlgorithm}), jwt.WithAudience(s.acceptedAudiences()...),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(clockLeeway), jwt.WithTimeFunc(s.cfg.Now), jwt.WithStrictDecoding())
 	var claims jwt.RegisteredClaims
 	var lookupErr error
@@ -139,7 +148,15 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 		if lookupErr != nil && tripcap.ErrorCode(lookupErr) == tripcap.EINTERNAL {
 			return nil, lookupErr // the store failed: not the caller's fault
 		}
+		if errors.Is(err, jwt.ErrTokenInvalidAudience) && lookupErr == nil {
+			// Signed by this server: its audience may be named, as Azure
+			// names the audiences allowed.
+			return nil, &AudienceError{err: tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: it was obtained for the audience %q; it should be one of %q", clip(printable(strings.Join(claims.Audience, ","))), s.acceptedAudiences())}
+		}
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: %s", jwtReason(err))
+	}
+	if claims.Issuer != s.cfg.Issuer && claims.Issuer != s.tenantIssuer() {
+		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: its issuer is not this server")
 	}
 	if claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > MaxJWTLifetime {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: it lives longer than %s", MaxJWTLifetime)
@@ -150,15 +167,26 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 	return &claims, nil
 }
 
+// AudienceError is the refusal of a token this server signed for an
+// audience it does not accept (now), which ARM names
+// InvalidAuthenticationTokenAudience.
+type AudienceError struct{ err *tripcap.Error }
+
+func (e *AudienceError) Error() string { return e.err.Error() }
+func (e *AudienceError) Unwrap() error { return e.err }
+
 // jwtReason says why the library refused a token ("token has invalid
 // claims: token is expired"), which never echoes the token.
 func jwtReason(err error) string { return err.Error() }
 
 // Discovery is the OpenID Provider metadata of the token endpoint.
 type Discovery struct {
-	Issuer                            string   `json:"issuer"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
+	Issuer        string `json:"issuer"`
+	TokenEndpoint string `json:"token_endpoint"`
+	JWKSURI       string `json:"jwks_uri"`
+	// TenantID is the tenant of the Azure AD-shaped endpoints
+	// (/{tenant}/oauth2/v2.0/token), for clients to learn it.
+	TenantID                          string   `json:"tenant_id"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	SigningAlgValuesSupported         []string `json:"id_token_signing_alg_values_supported"`
@@ -169,7 +197,13 @@ type Discovery struct {
 // Discovery returns the /.well-known/openid-configuration document.
 func (s *Service) Discovery() *Discovery {
 	base := strings.TrimRight(s.cfg.Issuer, "/")
-	return &Discovery{Issuer: s.cfg.Issuer, TokenEndpoint: base + "/oauth2/token", JWKSURI: base + "/.well-known/jwks.json",
+	d := s.discovery(s.cfg.Issuer, base+"/oauth2/token", base+"/.well-known/jwks.json")
+	return &d
+}
+
+// discovery is an OpenID configuration of these endpoints.
+func (s *Service) discovery(issuer, tokenEndpoint, jwksURI string) Discovery {
+	return Discovery{Issuer: issuer, TokenEndpoint: tokenEndpoint, JWKSURI: jwksURI, TenantID: s.cfg.TenantID,
 		GrantTypesSupported: []string{"client_credentials"}, TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
 		SigningAlgValuesSupported: []string{keyAlgorithm}, ResponseTypesSupported: []string{"token"}, SubjectTypesSupported: []string{"public"}}
 }
