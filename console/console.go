@@ -161,6 +161,9 @@ func (c *Console) routes() {
 	c.assetRoutes()
 	c.sessionRoutes()
 	c.overviewPage()
+	c.hostsPage()
+	c.hostPage()
+	c.capturesPage()
 }
 
 // Nav orders: each page's place in the navigation.
