@@ -102,7 +102,7 @@ type captureForm struct {
 	Continuous, IncludeMetadata                                             bool
 	Filters                                                                 []filterForm
 	Storage                                                                 []*tripcap.StorageAccount
-	Error *formError
+	Error                                                                   *formError
 	// rows maps the filters given to the service (the non-empty rows) to
 	// the form's rows, so that an error names the row the user typed in.
 	rows []int
