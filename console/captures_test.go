@@ -11,6 +11,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
+	tchttp "github.com/tripcap/tripcap/http"
 )
 
 // capture starts a capture named name on a new online host.
@@ -206,5 +207,33 @@ func TestCaptureLiveStatus(t *testing.T) {
 	}
 	if len(events) < 2 || events[0]["status"] != "NotStarted" || events[1]["desired"] != "Running" {
 		t.Fatalf("live events: %v", events)
+	}
+}
+
+// TestLiveOutlastsWriteTimeout: a live stream runs past the server's write
+// timeout (each event extends it), where a page's answer would be cut.
+func TestLiveOutlastsWriteTimeout(t *testing.T) {
+	lim := tchttp.DefaultLimits()
+	lim.WriteTimeout = time.Second
+	f := newFixtureWith(t, fixtureOptions{limits: &lim})
+	pc := f.capture(t, "web1", "c1")
+	b := f.browser(t)
+	b.signInToken(f.admin)
+	req, _ := http.NewRequest("GET", f.url+"/captures/"+pc.ID+"/live", nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	sc := bufio.NewScanner(resp.Body)
+	events := 0
+	for events < 4 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			events++
+		}
+	}
+	if events < 4 || time.Since(start) < 2500*time.Millisecond {
+		t.Fatalf("%d events in %s (%v), want 4 over 3 s", events, time.Since(start), sc.Err())
 	}
 }

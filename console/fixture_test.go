@@ -50,6 +50,9 @@ var testPassword = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}
 // fixtureOptions vary the server.
 type fixtureOptions struct {
 	tls bool
+	// limits, when set, makes the server run its own Serve (its timeouts
+	// and per-address limits) instead of httptest's.
+	limits *tchttp.Limits
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, fixtureOptions{}) }
@@ -103,19 +106,30 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	svc.SetIdentities(ids)
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids))
+	opts := []tchttp.Option{tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids)}
+	if o.limits != nil {
+		opts = append(opts, tchttp.WithLimits(*o.limits))
+	}
+	srv := tchttp.NewServer(svc, log, opts...)
 	c, err := console.New(console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.MountConsole(func(g tchttp.ConsoleGate) http.Handler { return c.Handler(g) })
 	ts.Config.Handler = srv
-	if o.tls {
+	switch {
+	case o.limits != nil:
+		// The server's own Serve on the listener httptest made.
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ctx, ts.Listener) }()
+		t.Cleanup(func() { cancel(); <-done })
+	case o.tls:
 		ts.StartTLS()
-	} else {
+		t.Cleanup(ts.Close)
+	default:
 		ts.Start()
+		t.Cleanup(ts.Close)
 	}
-	t.Cleanup(ts.Close)
 	adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "test", Name: "test", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
 	return &fixture{url: base, ts: ts, store: store, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx, credentials: map[string]string{}}
 }
@@ -169,7 +183,10 @@ type browser struct {
 
 func (f *fixture) browser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
-	c := f.ts.Client()
+	c := &http.Client{}
+	if f.ts.URL != "" { // started by httptest, not by the server's own Serve
+		c = f.ts.Client()
+	}
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &browser{t: t, f: f, c: c}
