@@ -15,6 +15,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/console"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
@@ -37,6 +38,7 @@ type fixture struct {
 	monitor *controlplane.Monitor
 	ids     *identity.Service
 	console *console.Console
+	audit   *audit.Recorder
 	admin   string // the bootstrap admin token
 	// adminCtx acts as the bootstrap admin, for setting up.
 	adminCtx context.Context
@@ -53,6 +55,8 @@ type fixtureOptions struct {
 	// limits, when set, makes the server run its own Serve (its timeouts
 	// and per-address limits) instead of httptest's.
 	limits *tchttp.Limits
+	// audited keeps the audit log (fixture.audit).
+	audited bool
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, fixtureOptions{}) }
@@ -110,6 +114,12 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 	if o.limits != nil {
 		opts = append(opts, tchttp.WithLimits(*o.limits))
 	}
+	var rec *audit.Recorder
+	if o.audited {
+		rec = audit.New(store, log, audit.Config{})
+		t.Cleanup(func() { rec.Close() })
+		opts = append(opts, tchttp.WithAudit(rec))
+	}
 	srv := tchttp.NewServer(svc, log, opts...)
 	c, err := console.New(console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}, log)
 	if err != nil {
@@ -131,7 +141,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		t.Cleanup(ts.Close)
 	}
 	adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "test", Name: "test", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
-	return &fixture{url: base, ts: ts, store: store, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx, credentials: map[string]string{}}
+	return &fixture{url: base, ts: ts, store: store, audit: rec, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx, credentials: map[string]string{}}
 }
 
 // user creates a user holding role at "*" and returns their password.
@@ -185,7 +195,9 @@ func (f *fixture) browser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{}
 	if f.ts.URL != "" { // started by httptest, not by the server's own Serve
-		c = f.ts.Client()
+		// A copy: each browser keeps its own cookies.
+		shared := *f.ts.Client()
+		c = &shared
 	}
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
