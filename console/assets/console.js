@@ -40,11 +40,21 @@
       var fn = pages[document.body.dataset.page];
       if (fn) fn(el, v);
     };
-    es.addEventListener("end", function (e) {
+    function ended(msg) {
       es.close();
       var note = el.querySelector("[data-live-note]");
-      if (note) note.textContent = e.data || "Live updates ended; reload the page.";
+      if (note) note.textContent = msg || "Live updates ended; reload the page.";
+    }
+    es.addEventListener("end", function (e) {
+      var msg = "";
+      try { msg = JSON.parse(e.data); } catch (err) { msg = e.data; }
+      ended(msg);
     });
+    // The browser reconnects by itself after a dropped stream; it gives up
+    // (CLOSED) when the server refuses it (the session ended).
+    es.onerror = function () {
+      if (es.readyState === EventSource.CLOSED) ended("");
+    };
   }
 
   // validate asks the server to check a form as it is typed (data-validate
