@@ -94,6 +94,32 @@
     });
   }
 
+  // fetchForm sends a form (data-fetch) without leaving the page: the live
+  // updates show what it did; an error is shown beside it.
+  function fetchForm(form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var btn = form.querySelector("button");
+      if (btn) btn.disabled = true;
+      fetch(form.action, {
+        method: "POST",
+        headers: { "Accept": "application/json", "X-CSRF-Token": tripcap.csrf() },
+        body: new URLSearchParams(new FormData(form)),
+        credentials: "same-origin",
+      }).then(function (r) {
+        if (r.ok) return;
+        return r.json().then(function (v) {
+          var p = form.querySelector(".error") || form.appendChild(document.createElement("span"));
+          p.className = "error";
+          p.setAttribute("role", "alert");
+          p.textContent = " " + (v.message || r.statusText);
+          if (btn) btn.disabled = false;
+        });
+      }).catch(function () { if (btn) btn.disabled = false; });
+    });
+  }
+  tripcap.fetchForm = fetchForm;
+
   // confirm asks before a destructive form is sent (data-confirm = the question).
   function confirmForm(form) {
     form.addEventListener("submit", function (e) {
@@ -105,6 +131,7 @@
     document.querySelectorAll("[data-live]").forEach(live);
     document.querySelectorAll("form[data-validate]").forEach(validate);
     document.querySelectorAll("form[data-confirm]").forEach(confirmForm);
+    document.querySelectorAll("form[data-fetch]").forEach(fetchForm);
     var fn = pages[document.body.dataset.page];
     if (fn) fn(document.body, null);
   });

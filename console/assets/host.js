@@ -90,5 +90,72 @@
     Object.keys(v.charts || {}).forEach(function (id) {
       if (charts[id]) charts[id].setData(v.charts[id]);
     });
+    if (v.captures) rows("captures", v.captures, captureRow);
+    if (v.alerts) rows("alerts", v.alerts, alertRow);
   });
+
+  // el makes an element with text (never HTML: the values are the user's).
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function state(s) { return el("span", s, "state state-" + s); }
+
+  function captureRow(c) {
+    var tr = document.createElement("tr");
+    var name = el("td"), a = el("a", c.name);
+    a.href = "/captures/" + encodeURIComponent(c.id);
+    name.appendChild(a);
+    tr.appendChild(name);
+    var st = el("td"); st.appendChild(state(c.status)); tr.appendChild(st);
+    tr.appendChild(el("td", c.packets, "num"));
+    tr.appendChild(el("td", c.bytes, "num"));
+    tr.appendChild(el("td", c.created));
+    var act = el("td");
+    if (c.stop) {
+      var f = el("form", null, "inline");
+      f.method = "post";
+      f.action = "/captures/" + encodeURIComponent(c.id) + "/stop";
+      f.dataset.fetch = "";
+      var csrf = el("input"); csrf.type = "hidden"; csrf.name = "csrf"; csrf.value = tripcap.csrf();
+      var b = el("button", "Stop", "secondary"); b.type = "submit";
+      f.appendChild(csrf); f.appendChild(b);
+      tripcap.fetchForm(f);
+      act.appendChild(f);
+    }
+    tr.appendChild(act);
+    return tr;
+  }
+
+  function alertRow(a) {
+    var tr = document.createElement("tr");
+    tr.appendChild(el("td", a.rule));
+    var c = el("td"); c.appendChild(state(a.condition));
+    if (a.muted) { c.appendChild(document.createTextNode(" ")); c.appendChild(el("span", "muted", "muted")); }
+    tr.appendChild(c);
+    tr.appendChild(el("td", a.severity));
+    tr.appendChild(el("td", a.fired));
+    tr.appendChild(el("td", a.resolved));
+    return tr;
+  }
+
+  // rows replaces a table body's rows, keeping focus on a row's control
+  // where it can, and saying so when there are none.
+  function rows(name, list, make) {
+    var tb = document.querySelector('tbody[data-rows="' + name + '"]');
+    if (!tb) return;
+    if (tb.contains(document.activeElement) && document.activeElement.tagName === "BUTTON") return; // not under the user's finger
+    var frag = document.createDocumentFragment();
+    list.forEach(function (x) { frag.appendChild(make(x)); });
+    if (!list.length) {
+      var tr = document.createElement("tr"), td = el("td", tb.dataset.empty);
+      td.colSpan = tb.parentNode.querySelectorAll("thead th").length;
+      tr.appendChild(td);
+      frag.appendChild(tr);
+    }
+    tb.replaceChildren(frag);
+  }
 })();
