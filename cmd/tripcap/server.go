@@ -22,6 +22,7 @@ import (
 	"github.com/tripcap/tripcap/arm"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/azblob"
+	"github.com/tripcap/tripcap/console"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
@@ -160,6 +161,7 @@ type controlPlane struct {
 	responders *responder.Responders
 	audit      *audit.Recorder
 	http       *tchttp.Server
+	console    *console.Console
 	listener   net.Listener
 	adminToken string
 	url        string
@@ -299,6 +301,12 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		httpOpts = append(httpOpts, tchttp.WithARM(arm.New(log, arm.Services{Control: cp.svc, Monitor: cp.monitor, Identity: ids, Responders: cp.responders}, armOpts...)))
 	}
 	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
+	// The web console, at "/" behind the API's limits and audit.
+	if cp.console, err = console.New(console.Config{Service: cp.svc, Monitor: cp.monitor, Responders: cp.responders, Identity: ids,
+		Secure: strings.HasPrefix(linkURL, "https://")}, log); err != nil {
+		return nil, err
+	}
+	cp.http.MountConsole(func(g tchttp.ConsoleGate) http.Handler { return cp.console.Handler(g) })
 	return cp, nil
 }
 
