@@ -21,6 +21,7 @@ import (
 	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/azblob"
+	"github.com/tripcap/tripcap/console"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
@@ -150,6 +151,7 @@ type controlPlane struct {
 	responders *responder.Responders
 	audit      *audit.Recorder
 	http       *tchttp.Server
+	console    *console.Console
 	listener   net.Listener
 	adminToken string
 	url        string
@@ -281,6 +283,12 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
 	}
 	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
+	// The web console, at "/" behind the API's limits and audit.
+	if cp.console, err = console.New(console.Config{Service: cp.svc, Monitor: cp.monitor, Responders: cp.responders, Identity: ids,
+		Secure: strings.HasPrefix(linkURL, "https://")}, log); err != nil {
+		return nil, err
+	}
+	cp.http.MountConsole(func(g tchttp.ConsoleGate) http.Handler { return cp.console.Handler(g) })
 	return cp, nil
 }
 

@@ -1,0 +1,229 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+	"github.com/tripcap/tripcap/console"
+	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/filestore"
+	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/identity"
+	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
+)
+
+// fixture is a real server (SQLite, the control plane, monitor, responders,
+// identities, the API) with the console mounted, as `tripcap server` runs
+// it; pages' tests drive it with browsers (cookie jars) of their own.
+type fixture struct {
+	url     string
+	ts      *httptest.Server
+	svc     *controlplane.Service
+	monitor *controlplane.Monitor
+	ids     *identity.Service
+	console *console.Console
+	admin   string // the bootstrap admin token
+	// adminCtx acts as the bootstrap admin, for setting up.
+	adminCtx context.Context
+}
+
+// testPassword is a cheap argon2id cost, for tests only.
+var testPassword = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}
+
+// fixtureOptions vary the server.
+type fixtureOptions struct {
+	tls bool
+}
+
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, fixtureOptions{}) }
+
+func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetSealer(storetest.NewSealer(t))
+	t.Cleanup(func() { store.Close() })
+	blobs, err := filestore.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
+	go func() { _ = svc.Run(ctx) }()
+	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp, err := responder.New(svc.ResponderDeps(), log, responder.Config{PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rsp.Run(ctx) }()
+	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{Responder: rsp, WebhookTargets: webhooktest.Targets()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mon.Run(ctx) }()
+	ts := httptest.NewUnstartedServer(nil)
+	scheme := "http://"
+	if o.tls {
+		scheme = "https://"
+	}
+	base := scheme + ts.Listener.Addr().String()
+	ids, err := identity.New(store, identity.Config{Issuer: base, Password: testPassword}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetIdentities(ids)
+	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids))
+	c, err := console.New(console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.MountConsole(func(g tchttp.ConsoleGate) http.Handler { return c.Handler(g) })
+	ts.Config.Handler = srv
+	if o.tls {
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
+	t.Cleanup(ts.Close)
+	adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "test", Name: "test", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
+	return &fixture{url: base, ts: ts, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx}
+}
+
+// user creates a user holding role at "*" and returns their password.
+func (f *fixture) user(t testing.TB, name string, role tripcap.RoleName) string {
+	t.Helper()
+	pw := "correct horse battery " + name
+	if _, err := f.ids.CreateUser(f.adminCtx, name, pw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ids.AssignRole(f.adminCtx, name, role, tripcap.ScopeAll); err != nil {
+		t.Fatal(err)
+	}
+	return pw
+}
+
+// host enrolls a host as an agent would.
+func (f *fixture) host(t testing.TB, name, location string, labels map[string]string) *tripcap.Host {
+	t.Helper()
+	jt, err := f.svc.CreateJoinToken(f.adminCtx, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.svc.Enroll(f.adminCtx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: name, Location: location, Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Host
+}
+
+// browser is a cookie-keeping client that does not follow redirects, so
+// tests see each answer.
+type browser struct {
+	t    testing.TB
+	f    *fixture
+	c    *http.Client
+	csrf string // the last page's CSRF token
+}
+
+func (f *fixture) browser(t testing.TB) *browser {
+	jar, _ := cookiejar.New(nil)
+	c := f.ts.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browser{t: t, f: f, c: c}
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// page is an answer with its body read.
+type page struct {
+	*http.Response
+	body string
+}
+
+func (b *browser) do(req *http.Request) *page {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if m := csrfInput.FindStringSubmatch(string(body)); m != nil {
+		b.csrf = m[1]
+	}
+	return &page{Response: resp, body: string(body)}
+}
+
+func (b *browser) get(path string) *page {
+	b.t.Helper()
+	req, _ := http.NewRequest("GET", b.f.url+path, nil)
+	return b.do(req)
+}
+
+// post sends a form with the last page's CSRF token (unless the form has one).
+func (b *browser) post(path string, form url.Values) *page {
+	b.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["csrf"]; !ok {
+		form.Set("csrf", b.csrf)
+	}
+	req, _ := http.NewRequest("POST", b.f.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// signIn signs in with a password and checks it worked.
+func (b *browser) signIn(user, password string) {
+	b.t.Helper()
+	b.get("/signin")
+	p := b.post("/signin", url.Values{"user": {user}, "password": {password}})
+	if p.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("sign in as %s: %s: %s", user, p.Status, p.body)
+	}
+}
+
+// signInToken signs in with a token.
+func (b *browser) signInToken(token string) {
+	b.t.Helper()
+	b.get("/signin")
+	p := b.post("/signin", url.Values{"token": {token}})
+	if p.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("sign in with a token: %s: %s", p.Status, p.body)
+	}
+}
+
+// cookie returns the browser's cookie of that name for the console, or nil.
+func (b *browser) cookie(name string) *http.Cookie {
+	u, _ := url.Parse(b.f.url)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
