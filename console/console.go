@@ -161,6 +161,8 @@ func (c *Console) routes() {
 	c.assetRoutes()
 	c.sessionRoutes()
 	c.overviewPage()
+	c.rulesPage()
+	c.alertsPage()
 }
 
 // Nav orders: each page's place in the navigation.
