@@ -106,6 +106,8 @@ type Config struct {
 	Responders *responder.Responders
 	// Identity signs users in with their password; nil: tokens only.
 	Identity *identity.Service
+	// Audit answers the audit log page (an *audit.Recorder); nil hides it.
+	Audit AuditLog
 	// Secure marks cookies Secure on plain connections too (TLS ends in
 	// front of the server); a TLS connection always does.
 	Secure bool
@@ -163,6 +165,11 @@ func (c *Console) routes() {
 	c.overviewPage()
 	c.rulesPage()
 	c.alertsPage()
+	c.respondersPage()
+	c.actionGroupsPage()
+	c.storagePage()
+	c.auditPage()
+	c.accessPage()
 }
 
 // Nav orders: each page's place in the navigation.

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/tripcap/tripcap/controlplane"
 )
 
 // postJSON posts a form as the pages' scripts do: the CSRF token in the
@@ -16,3 +18,5 @@ func (b *browser) postJSON(path string, form url.Values) *page {
 	req.Header.Set("X-CSRF-Token", b.csrf)
 	return b.do(req)
 }
+
+func controlplaneQuery() controlplane.AlertQuery { return controlplane.AlertQuery{} }

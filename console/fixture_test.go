@@ -16,6 +16,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/console"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
@@ -67,7 +68,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
+	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local", OpenStorage: openFileURL}, log)
 	go func() { _ = svc.Run(ctx) }()
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
 	if err != nil {
@@ -94,8 +95,10 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	svc.SetIdentities(ids)
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids))
-	c, err := console.New(console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}, log)
+	rec := audit.New(store, log, audit.Config{Retention: -1})
+	t.Cleanup(func() { rec.Close() })
+	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids), tchttp.WithAudit(rec))
+	c, err := console.New(console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids, Audit: rec}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,4 +229,14 @@ func (b *browser) cookie(name string) *http.Cookie {
 		}
 	}
 	return nil
+}
+
+// openFileURL opens storage accounts added at run time: file:// only here
+// (the server's opener takes S3 and Azure Blob too).
+func openFileURL(_ context.Context, u string) (tripcap.BlobStore, error) {
+	p, ok := strings.CutPrefix(u, "file://")
+	if !ok || p == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "url: %q is not a file:// URL", u)
+	}
+	return filestore.Open(p)
 }
