@@ -138,13 +138,13 @@ func TestReaderSeesNoControlsAndIsRefused(t *testing.T) {
 	}
 	b.get("/rules")
 	for path, form := range map[string]url.Values{
-		"/responders":                       {"name": {"x"}},
-		"/responders/pc/delete":             nil,
-		"/action-groups":                    {"name": {"x"}, "responder": {"pc"}},
+		"/responders":                        {"name": {"x"}},
+		"/responders/pc/delete":              nil,
+		"/action-groups":                     {"name": {"x"}, "responder": {"pc"}},
 		"/action-groups/" + g.ID + "/delete": nil,
-		"/storage":                          {"name": {"x"}, "url": {"file://" + t.TempDir()}},
-		"/access/users":                     {"name": {"x"}, "password": {"a long enough password"}},
-		"/access/assignments":               {"principal": {"rita"}, "role": {"Owner"}, "scope": {"*"}},
+		"/storage":                           {"name": {"x"}, "url": {"file://" + t.TempDir()}},
+		"/access/users":                      {"name": {"x"}, "password": {"a long enough password"}},
+		"/access/assignments":                {"principal": {"rita"}, "role": {"Owner"}, "scope": {"*"}},
 	} {
 		if p := b.post(path, form); p.StatusCode != http.StatusForbidden {
 			t.Errorf("a Reader's POST %s: %s, want 403", path, p.Status)
