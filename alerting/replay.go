@@ -43,7 +43,7 @@ type ReplayPoint struct {
 }
 
 // Replay evaluates rule (saved or not; it is validated with defaults
-// applied) on host h at each evaluation time in [from, to], reading the
+// applied) on host h at each evaluation time in (from, to], reading the
 // same windows the evaluator reads, with its own state: the live alerts
 // are untouched and nothing is delivered.
 func (e *Evaluator) Replay(ctx context.Context, rule *tripcap.AlertRule, h *tripcap.Host, from, to time.Time) (*Replay, error) {
@@ -68,7 +68,7 @@ func (e *Evaluator) Replay(ctx context.Context, rule *tripcap.AlertRule, h *trip
 	in := &instance{rule: rs, host: h.ID, baselines: map[baselineKey]*baseline{}}
 	first := tripcap.AlignDown(from.Unix(), rs.freq)
 	last := tripcap.AlignDown(to.Unix(), rs.freq)
-	if first < from.Unix() {
+	if first <= from.Unix() {
 		first += rs.freq
 	}
 	if steps := (last-first)/rs.freq + 1; steps > MaxReplayEvaluations {

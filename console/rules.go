@@ -341,7 +341,8 @@ func (c *Console) ruleUpdate(w http.ResponseWriter, r *http.Request) error {
 }
 
 // ruleCheck validates the editor's fields as they are typed: the answer
-// names the field at fault (console.js marks it), or is empty.
+// names the field at fault (console.js marks it), or is empty. A form
+// still being typed is not a failed request: the answer is 200 either way.
 func (c *Console) ruleCheck(w http.ResponseWriter, r *http.Request) error {
 	f := readRuleForm(r)
 	rule, err := f.rule()
@@ -349,11 +350,23 @@ func (c *Console) ruleCheck(w http.ResponseWriter, r *http.Request) error {
 		rule.ApplyDefaults()
 		err = rule.Validate()
 	}
-	if err != nil {
-		return err
+	return answerCheck(w, err, struct{}{})
+}
+
+// answerCheck answers a check or preview a script asked for: ok when err
+// is nil, the field and reason (200) when the input is invalid, else the
+// error (forbidden, not found…) as the framework answers it.
+func answerCheck(w http.ResponseWriter, err error, ok any) error {
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, ok)
+		return nil
+	case tripcap.ErrorCode(err) == tripcap.EINVALID:
+		msg := tripcap.ErrorMessage(err)
+		writeJSON(w, http.StatusOK, fieldError{Field: errorField(msg), Message: msg})
+		return nil
 	}
-	writeJSON(w, http.StatusOK, fieldError{})
-	return nil
+	return err
 }
 
 // rulePreview answers what the rule being edited would have done on the
@@ -362,14 +375,10 @@ func (c *Console) rulePreview(w http.ResponseWriter, r *http.Request) error {
 	f := readRuleForm(r)
 	rule, err := f.rule()
 	if err != nil {
-		return err
+		return answerCheck(w, err, nil)
 	}
 	rp, err := c.cfg.Monitor.ReplayRule(r.Context(), rule, f.Host, time.Hour)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, rp)
-	return nil
+	return answerCheck(w, err, rp)
 }
 
 // ruleEnabled enables or disables a rule (enabled=true|false), keeping the rest.

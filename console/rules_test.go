@@ -51,7 +51,7 @@ func TestRulesCreateFromSeedPresetEditToggleSilence(t *testing.T) {
 	}
 
 	// Edit: a new threshold, with the version read.
-	p = b.get("/rules/" + rule.ID)
+	b.get("/rules/" + rule.ID)
 	form.Set("threshold", "5")
 	form.Set("etag", rule.ETag())
 	if p := b.post("/rules/"+rule.ID, form); p.StatusCode != http.StatusSeeOther {
@@ -162,11 +162,15 @@ func TestRulePreviewAndCheck(t *testing.T) {
 	form.Set("evaluationFrequency", "every minute")
 	p = b.postJSON("/rules/check", form)
 	var fe struct{ Field, Message string }
-	if p.StatusCode != http.StatusBadRequest || json.Unmarshal([]byte(p.body), &fe) != nil || fe.Field != "evaluationFrequency" {
+	if p.StatusCode != http.StatusOK || json.Unmarshal([]byte(p.body), &fe) != nil || fe.Field != "evaluationFrequency" {
 		t.Fatalf("check of a bad frequency: %s %s", p.Status, p.body)
 	}
 	form.Set("evaluationFrequency", "PT1M")
-	if p := b.postJSON("/rules/check", form); p.StatusCode != 200 {
+	if p := b.postJSON("/rules/check", form); p.StatusCode != 200 || strings.Contains(p.body, "message") {
 		t.Fatalf("check of a good form: %s %s", p.Status, p.body)
+	}
+	form.Set("host", "nowhere")
+	if p := b.postJSON("/rules/preview", form); p.StatusCode != http.StatusNotFound {
+		t.Fatalf("preview on an unknown host: %s %s", p.Status, p.body)
 	}
 }

@@ -257,23 +257,27 @@ func (b *browser) count(sel string) int {
 func (b *browser) waitText(what, sel, want string, timeout time.Duration) {
 	b.t.Helper()
 	js := fmt.Sprintf(`(function(){var e=document.querySelector(%q);return !!e && e.textContent.indexOf(%q)>=0})()`, sel, want)
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(200*time.Millisecond))); err != nil {
+	if err := b.tryPoll(js, timeout); err != nil {
 		b.shot("failed-" + what)
 		got, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q)||{}).textContent||""`, sel)))
 		b.t.Fatalf("browser: waiting %s for %s (%q in %s; it says %q): %v", timeout, what, want, sel, clipText(got), err)
 	}
 }
 
-// location is the page's current URL.
-func (b *browser) location() string {
+// poll waits until the expression is true in the page.
+func (b *browser) poll(what, js string, timeout time.Duration) {
 	b.t.Helper()
-	u, err := chromedp.Run(b.ctx, chromedp.Location())
-	if err != nil {
-		b.t.Fatal(err)
+	if err := b.tryPoll(js, timeout); err != nil {
+		b.shot("failed-" + what)
+		b.t.Fatalf("browser: waiting %s for %s: %v", timeout, what, err)
 	}
-	return u
+}
+
+func (b *browser) tryPoll(js string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(200*time.Millisecond)))
+	return err
 }
 
 // download clicks sel and waits for the file it downloads into dir.

@@ -56,7 +56,7 @@
       return r.json().then(function (v) { return { ok: r.ok, v: v }; });
     }).then(function (res) {
       if (n !== seq) return;
-      if (!res.ok) {
+      if (!res.ok || !res.v.evaluations) {
         note.textContent = "No chart: " + res.v.message;
         return;
       }
