@@ -40,6 +40,18 @@ type Inventory struct {
 	Kernel       string      `json:"kernel,omitempty"`
 	AgentVersion string      `json:"agentVersion"`
 	Interfaces   []Interface `json:"interfaces"`
+	// PreTrigger is the agent's pre-trigger buffer; zero when it has none.
+	PreTrigger PreTriggerRing `json:"preTrigger,omitzero"`
+}
+
+// PreTriggerRing is an agent's pre-trigger buffer as its inventory reports
+// it: how far before their start captures can reach, and where. Only what
+// is stable is reported (not the fill), so that the inventory, and thus
+// the heartbeats, do not change with every packet.
+type PreTriggerRing struct {
+	Seconds       int      `json:"seconds"`
+	CapacityBytes int64    `json:"capacityBytes"`
+	Interfaces    []string `json:"interfaces,omitempty"`
 }
 
 // Addresses lists every address on the host's interfaces, without prefix lengths.
@@ -144,8 +156,12 @@ type HostFilter struct {
 	Location   *string
 	ResourceID *string
 	State      *HostState
-	Cursor     string
-	Limit      int
+	// NameContains selects hosts whose name contains it, regardless of case.
+	NameContains *string
+	// Label selects hosts with a label: "key=value", or "key" for any value.
+	Label  *string
+	Cursor string
+	Limit  int
 }
 
 // JoinToken lets one agent (or several, until it expires or is used up) enroll.

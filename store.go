@@ -16,8 +16,11 @@ type CaptureFilter struct {
 	// too when IncludeDeleted is set: an agent must still stop those).
 	ActiveOnly     bool
 	IncludeDeleted bool
-	Cursor         string // list after this id
-	Limit          int    // 0 means no limit
+	// NewestFirst orders by id descending (newest first); Cursor then
+	// lists before its id.
+	NewestFirst bool
+	Cursor      string // list after this id
+	Limit       int    // 0 means no limit
 }
 
 // Store persists tripcap's state. sqlite.Store and postgres.Store implement it
@@ -41,6 +44,8 @@ type Store interface {
 	FindHosts(ctx context.Context, f HostFilter) ([]*Host, string, error)
 	// FindHost returns the one host f selects, ENOTFOUND when none.
 	FindHost(ctx context.Context, f HostFilter) (*Host, error)
+	// CountHosts counts the hosts f selects (its Cursor and Limit aside).
+	CountHosts(ctx context.Context, f HostFilter) (int, error)
 	// HostRevision returns a host's revision alone (ENOTFOUND when there is
 	// no such host): what a waiting long poll compares, thousands of times a
 	// second, without decoding the host.

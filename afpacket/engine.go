@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +94,18 @@ func (e *Engine) PreTriggerStats() PreTriggerStats {
 		return PreTriggerStats{}
 	}
 	return pre.stats()
+}
+
+// PreTriggerRing is the buffer as the agent's inventory reports it; zero
+// when there is none.
+func (e *Engine) PreTriggerRing() tripcap.PreTriggerRing {
+	st := e.PreTriggerStats()
+	if !st.Enabled {
+		return tripcap.PreTriggerRing{}
+	}
+	ifcs := slices.Clone(st.Interfaces)
+	slices.Sort(ifcs)
+	return tripcap.PreTriggerRing{Seconds: e.cfg.PreTrigger.Seconds, CapacityBytes: st.CapacityBytes, Interfaces: ifcs}
 }
 
 // Close stops every running session (AgentStopped), waits for their files,

@@ -31,6 +31,9 @@ func (e *Engine) Close() error { return nil }
 // PreTriggerStats reports no buffer.
 func (e *Engine) PreTriggerStats() PreTriggerStats { return PreTriggerStats{} }
 
+// PreTriggerRing reports no buffer.
+func (e *Engine) PreTriggerRing() tripcap.PreTriggerRing { return tripcap.PreTriggerRing{} }
+
 // Start fails: capturing needs Linux.
 func (e *Engine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.CaptureSession, error) {
 	return nil, errNotLinux()

@@ -201,7 +201,7 @@ func (a *Agent) connect(ctx context.Context) error {
 	// memory only: an agent restarted asks anew.
 	var ticket string
 	for attempt := 0; ; attempt++ {
-		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Ticket: ticket, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: Inventory()})
+		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Ticket: ticket, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: a.inventory()})
 		if err == nil {
 			break
 		}
@@ -306,7 +306,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		hb := tripcap.Heartbeat{}
-		inv := Inventory()
+		inv := a.inventory()
 		fp := fmt.Sprint(inv)
 		if fp != sent {
 			hb.Inventory = &inv

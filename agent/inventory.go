@@ -75,3 +75,18 @@ func CanCapture() bool {
 	}
 	return os.Geteuid() == 0
 }
+
+// preTriggerReporter is an engine with a pre-trigger buffer to report
+// (afpacket.Engine).
+type preTriggerReporter interface {
+	PreTriggerRing() tripcap.PreTriggerRing
+}
+
+// inventory is the host's inventory with the engine's pre-trigger buffer.
+func (a *Agent) inventory() tripcap.Inventory {
+	inv := Inventory()
+	if r, ok := a.cfg.Engine.(preTriggerReporter); ok {
+		inv.PreTrigger = r.PreTriggerRing()
+	}
+	return inv
+}

@@ -3,7 +3,6 @@ package console_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/identity"
+	"github.com/tripcap/tripcap/internal/logtest"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
 	"github.com/tripcap/tripcap/storetest"
@@ -33,6 +33,7 @@ import (
 type fixture struct {
 	url     string
 	ts      *httptest.Server
+	store   tripcap.Store
 	svc     *controlplane.Service
 	monitor *controlplane.Monitor
 	ids     *identity.Service
@@ -67,7 +68,13 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The server's log is shown when the test fails.
+	log, logs := logtest.New()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
 	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local", OpenStorage: openFileURL}, log)
 	go func() { _ = svc.Run(ctx) }()
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
@@ -111,7 +118,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 	}
 	t.Cleanup(ts.Close)
 	adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "test", Name: "test", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
-	return &fixture{url: base, ts: ts, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx}
+	return &fixture{url: base, ts: ts, store: store, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx}
 }
 
 // user creates a user holding role at "*" and returns their password.

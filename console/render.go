@@ -45,13 +45,20 @@ func parseTemplates() (map[string]*template.Template, error) {
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
-	"bytes":   func(n int64) string { return tripcap.HumanBytes(uint64(max(n, 0))) },
-	"count":   humanCount,
+	"bytes":   humanBytes,
 	"ago":     ago,
 	"time":    func(t time.Time) string { return utc(t) },
 	"join":    strings.Join,
 	"elapsed": func(d time.Duration) string { return d.Round(time.Second).String() },
 	"asset":   assetPath,
+	"host":    hostPath,
+	"field":   newField,
+	"list":    func(s ...string) []string { return s },
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"labels": labelList,
 }
 
 // view is what every template executes on.
@@ -151,6 +158,26 @@ func (e *formError) For(field string) bool {
 	return e != nil && e.Field != "" && (e.Field == field || strings.HasPrefix(e.Field, field+".") || strings.HasPrefix(e.Field, field+"["))
 }
 
+// fieldView is a labelled input of a form (the "field" template).
+type fieldView struct {
+	ID, Name, Label, Value, ErrorField, Help, Message string
+	Invalid                                           bool
+}
+
+// newField makes a form's input: its name, label and value, the name the
+// service's errors give it (errorField, "" when it is name), the form's
+// error (marking the input when it names it), and a help text.
+func newField(name, label, value, errorField string, err *formError, help string) fieldView {
+	if errorField == "" {
+		errorField = name
+	}
+	f := fieldView{ID: strings.NewReplacer("[", "-", "]", "-", ".", "-").Replace(name), Name: name, Label: label, Value: value, ErrorField: errorField, Help: help}
+	if err.For(errorField) {
+		f.Invalid, f.Message = true, err.Message
+	}
+	return f
+}
+
 // wantsJSON reports whether the caller is the console's script (it asks
 // for JSON), not a browser's navigation.
 func wantsJSON(r *http.Request) bool {
@@ -164,14 +191,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1fG", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 1e4:
-		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+// humanBytes is a size in bytes for people; any integer type.
+func humanBytes(n any) string {
+	switch v := n.(type) {
+	case int64:
+		return tripcap.HumanBytes(uint64(max(v, 0)))
+	case uint64:
+		return tripcap.HumanBytes(v)
+	case int:
+		return tripcap.HumanBytes(uint64(max(v, 0)))
 	}
 	return fmt.Sprint(n)
 }

@@ -26,6 +26,10 @@ type CreateCaptureRequest struct {
 	Cause string
 	// AlertID is the alert a responder captures for (tripcap.PacketCapture.AlertID).
 	AlertID string
+	// ValidateOnly checks the request (parameters, filters, target,
+	// permission) and returns nil, nil when it would be accepted, storing
+	// nothing: the console's checking as the user types.
+	ValidateOnly bool
 }
 
 // CreateCapture validates the request, resolves the target host, and records
@@ -71,6 +75,9 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	if host.State != tripcap.HostOnline {
 		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "target: host %s is %s (last seen %s); its agent must be running", host.Name, host.State, host.LastSeen.UTC().Format(time.RFC3339))
 	}
+	if req.ValidateOnly {
+		return nil, nil
+	}
 	w, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher)
 	if err != nil {
 		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
@@ -114,7 +121,26 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 // FindCaptures lists captures, optionally of one watcher or host: those of
 // the hosts the caller may read.
 func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor string, limit int) ([]*tripcap.PacketCapture, string, error) {
-	f := tripcap.CaptureFilter{Cursor: cursor, Limit: limit}
+	return s.ListCaptures(ctx, CaptureQuery{Watcher: watcher, Host: host, Cursor: cursor, Limit: limit})
+}
+
+// CaptureQuery selects captures for ListCaptures.
+type CaptureQuery struct {
+	// Watcher and Host (a name, id or VM resource id) narrow the listing.
+	Watcher, Host string
+	// ActiveOnly keeps the captures that may still run.
+	ActiveOnly bool
+	// NewestFirst lists the newest first.
+	NewestFirst bool
+	Cursor      string
+	Limit       int
+}
+
+// ListCaptures lists the captures q selects that the caller may read, by
+// id (newest first when asked), and the cursor of the next page.
+func (s *Service) ListCaptures(ctx context.Context, q CaptureQuery) ([]*tripcap.PacketCapture, string, error) {
+	watcher, host, cursor, limit := q.Watcher, q.Host, q.Cursor, q.Limit
+	f := tripcap.CaptureFilter{Cursor: cursor, Limit: limit, ActiveOnly: q.ActiveOnly, NewestFirst: q.NewestFirst}
 	g := tripcap.HostGrant{}
 	if host != "" {
 		h, err := s.authorizedHost(ctx, tripcap.PermRead, host)

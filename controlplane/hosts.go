@@ -359,6 +359,35 @@ func (s *Service) FindHosts(ctx context.Context, f tripcap.HostFilter) ([]*tripc
 		func(h *tripcap.Host) string { return h.ID })
 }
 
+// CountHosts counts the hosts f selects that the caller may read.
+func (s *Service) CountHosts(ctx context.Context, f tripcap.HostFilter) (int, error) {
+	p, err := tripcap.AuthorizeSome(ctx, tripcap.PermRead)
+	if err != nil {
+		return 0, err
+	}
+	if p.Can(tripcap.PermRead, nil) {
+		return s.store.CountHosts(ctx, f)
+	}
+	// A grant narrower than "*" is checked host by host.
+	n := 0
+	for f.Cursor = ""; ; {
+		f.Limit = 1000
+		hs, next, err := s.store.FindHosts(ctx, f)
+		if err != nil {
+			return 0, err
+		}
+		for _, h := range hs {
+			if p.Can(tripcap.PermRead, h) {
+				n++
+			}
+		}
+		if next == "" {
+			return n, nil
+		}
+		f.Cursor = next
+	}
+}
+
 // FindHost returns a host by id, name or Azure VM resource id.
 func (s *Service) FindHost(ctx context.Context, ref string) (*tripcap.Host, error) {
 	return s.authorizedHost(ctx, tripcap.PermRead, ref)

@@ -2,6 +2,7 @@ package http
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -50,14 +51,24 @@ func ErrorStatus(err error) int {
 	return StatusOf(tripcap.ErrorCode(err))
 }
 
+// ServeCaptureFile answers a download of a stored capture file as the API
+// does: Range requests, its SHA-256 (X-Tripcap-Sha256, Repr-Digest), an ETag.
+func ServeCaptureFile(w http.ResponseWriter, r *http.Request, rc io.ReadSeeker, f *tripcap.CaptureFile) {
+	serveFile(w, r, rc, f)
+}
+
 // MountConsole serves the console at "/", the least specific pattern, so
 // that it never conflicts with the API's routes; newHandler is given the
 // gate. Posts are recorded in the audit log as the API's mutations are
-// (action "console", resource "console/<path>"), reads are not.
+// (action "console", resource "console/<path>"), and so are downloads
+// (paths ending in /download, action "downloadCaptureFile"); other reads,
+// and a form's checks as it is typed (posts to paths ending in /validate),
+// are not.
 func (s *Server) MountConsole(newHandler func(ConsoleGate) http.Handler) {
 	h := newHandler(ConsoleGate{s: s})
 	const path = "/console/{page...}"
 	reads := s.auditing("consoleRead", http.MethodGet, path, h)
+	downloads := s.auditing("downloadCaptureFile", http.MethodGet, path, h)
 	writes := s.auditing("console", http.MethodPost, path, h)
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
@@ -66,7 +77,12 @@ func (s *Server) MountConsole(newHandler func(ConsoleGate) http.Handler) {
 		}
 		// The record names the console's own path.
 		r.SetPathValue("page", strings.TrimPrefix(r.URL.Path, "/"))
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		switch {
+		case (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasSuffix(r.URL.Path, "/download"):
+			downloads.ServeHTTP(w, r)
+			return
+		case r.Method == http.MethodGet || r.Method == http.MethodHead, strings.HasSuffix(r.URL.Path, "/validate"):
+			// A form's check as it is typed changes nothing.
 			reads.ServeHTTP(w, r)
 			return
 		}

@@ -111,6 +111,7 @@ func dialect(w *watcher) sqlstore.Dialect {
 		None:       "NULL",
 		True:       "true",
 		Greatest:   "GREATEST",
+		Position:   "strpos",
 		ByteOrder:  ` COLLATE "C"`,
 		HostChanged: func(ctx context.Context, tx *sql.Tx, hostID string) error {
 			_, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, hostID)

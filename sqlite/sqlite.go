@@ -157,6 +157,7 @@ func dialect(h *hub) sqlstore.Dialect {
 		None:      "''",
 		True:      "1",
 		Greatest:  "max",
+		Position:  "instr",
 		Committed: h.publish,
 		Watch:     h.watch,
 	}

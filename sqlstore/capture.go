@@ -122,7 +122,11 @@ func (s *Store) FindCaptures(ctx context.Context, f tripcap.CaptureFilter) ([]*t
 		return nil, "", err
 	}
 	w := CaptureWhere(f)
-	rows, err := s.query(ctx, `SELECT `+captureColumns+` FROM captures`+w.String()+OrderLimit(FetchLimit(f.Limit)), w.Args...)
+	order := OrderLimit(FetchLimit(f.Limit))
+	if f.NewestFirst {
+		order = OrderLimitNewest(FetchLimit(f.Limit))
+	}
+	rows, err := s.query(ctx, `SELECT `+captureColumns+` FROM captures`+w.String()+order, w.Args...)
 	cs, err := collect(rows, err, scanCapture)
 	if err != nil {
 		return nil, "", fmt.Errorf("find captures: %w", err)

@@ -99,6 +99,16 @@ func CheckHostFilter(f tripcap.HostFilter) (*VMID, error) {
 			return nil, err
 		}
 	}
+	if f.NameContains != nil {
+		if err := checkText("name", *f.NameContains); err != nil {
+			return nil, err
+		}
+	}
+	if f.Label != nil {
+		if err := checkLabelSelector(*f.Label); err != nil {
+			return nil, err
+		}
+	}
 	if f.State != nil && *f.State != tripcap.HostOnline && *f.State != tripcap.HostOffline {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "state: %q is not one of Online, Offline", *f.State)
 	}
@@ -374,4 +384,13 @@ func checkOwner(owner string) error {
 		return tripcap.Errorf(tripcap.EINVALID, "owner: must be non-empty UTF-8 text without NUL")
 	}
 	return nil
+}
+
+// checkLabelSelector checks a host filter's label: "key=value" or "key".
+func checkLabelSelector(sel string) error {
+	key, _, _ := strings.Cut(sel, "=")
+	if key == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "label: %q has no key (key=value, or key for any value)", sel)
+	}
+	return checkText("label", sel)
 }

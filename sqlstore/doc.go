@@ -5,6 +5,7 @@ package sqlstore
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -94,4 +95,18 @@ func DecodeInventory(b []byte) (tripcap.Inventory, error) {
 		return inv, fmt.Errorf("decode inventory: %w", err)
 	}
 	return inv, nil
+}
+
+// LabelNeedle is what a labels column holds for a label selector
+// ("key=value", or "key" for any value): `"key":"value"` or `"key":`,
+// encoded as EncodeLabels encodes. Its quotes are the JSON's own (a quote
+// inside a key or value is escaped), so it matches whole keys and values only.
+func LabelNeedle(selector string) string {
+	key, value, hasValue := strings.Cut(selector, "=")
+	k, _ := json.Marshal(key)
+	if !hasValue {
+		return string(k) + ":"
+	}
+	v, _ := json.Marshal(value)
+	return string(k) + ":" + string(v)
 }

@@ -65,7 +65,7 @@ func (s *Store) FindHosts(ctx context.Context, f tripcap.HostFilter) ([]*tripcap
 	if err != nil {
 		return nil, "", err
 	}
-	w := HostWhere(f, vm)
+	w := HostWhere(f, vm, s.d.Position)
 	rows, err := s.query(ctx, `SELECT `+hostColumns+` FROM hosts`+w.String()+OrderLimit(FetchLimit(f.Limit)), w.Args...)
 	hosts, err := collect(rows, err, scanHost)
 	if err != nil {
@@ -73,6 +73,21 @@ func (s *Store) FindHosts(ctx context.Context, f tripcap.HostFilter) ([]*tripcap
 	}
 	hosts, next := Page(hosts, f.Limit, func(h *tripcap.Host) string { return h.ID })
 	return hosts, next, nil
+}
+
+// CountHosts counts the hosts f selects, its Cursor and Limit aside.
+func (s *Store) CountHosts(ctx context.Context, f tripcap.HostFilter) (int, error) {
+	f.Cursor, f.Limit = "", 0
+	vm, err := CheckHostFilter(f)
+	if err != nil {
+		return 0, err
+	}
+	w := HostWhere(f, vm, s.d.Position)
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM hosts`+w.String(), w.Args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count hosts: %w", err)
+	}
+	return n, nil
 }
 
 // FindHost returns the first host (by id) f selects, ENOTFOUND when none.

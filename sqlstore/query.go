@@ -27,9 +27,16 @@ func (w *Where) String() string {
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
-// HostWhere selects the hosts of a checked filter (see CheckHostFilter).
-func HostWhere(f tripcap.HostFilter, vm *VMID) *Where {
+// HostWhere selects the hosts of a checked filter (see CheckHostFilter);
+// position is the dialect's Position.
+func HostWhere(f tripcap.HostFilter, vm *VMID, position string) *Where {
 	w := &Where{}
+	if f.NameContains != nil {
+		w.Add(position+"(lower(name), ?) > 0", strings.ToLower(*f.NameContains))
+	}
+	if f.Label != nil {
+		w.Add(position+"(CAST(labels AS TEXT), ?) > 0", LabelNeedle(*f.Label))
+	}
 	if f.ID != nil {
 		w.Add("id = ?", *f.ID)
 	}
@@ -81,10 +88,18 @@ func CaptureWhere(f tripcap.CaptureFilter) *Where {
 	if !f.IncludeDeleted {
 		w.Add("deleted_at IS NULL")
 	}
-	if f.Cursor != "" {
+	switch {
+	case f.Cursor != "" && f.NewestFirst:
+		w.Add("id < ?", f.Cursor)
+	case f.Cursor != "":
 		w.Add("id > ?", f.Cursor)
 	}
 	return w
+}
+
+// OrderLimitNewest is OrderLimit in descending order of id: newest first.
+func OrderLimitNewest(n int) string {
+	return strings.Replace(OrderLimit(n), " ORDER BY id", " ORDER BY id DESC", 1)
 }
 
 // OrderLimit is " ORDER BY id", with " LIMIT n" when n > 0.

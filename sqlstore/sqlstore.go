@@ -60,6 +60,9 @@ type Dialect struct {
 	True string
 	// Greatest is the SQL function returning the larger of its arguments.
 	Greatest string
+	// Position is the SQL function position(haystack, needle) by another
+	// name: the 1-based place of needle in haystack, 0 when absent.
+	Position string
 	// ByteOrder follows an ORDER BY of lower(name), so names sort byte by byte.
 	ByteOrder string
 	// HostChanged, when set, runs in a transaction that changed a host's

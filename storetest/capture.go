@@ -543,6 +543,23 @@ func testCapturePagination(t *testing.T, s tripcap.Store) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("paged ids %v, want %v", got, want)
 	}
+	// Newest first: the same captures the other way round.
+	got, cursor = nil, ""
+	for range 5 {
+		cs, next, err := s.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, NewestFirst: true, Cursor: cursor, Limit: 4})
+		must(t, err)
+		for _, c := range cs {
+			got = append(got, c.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	slices.Reverse(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged ids newest first %v, want %v", got, want)
+	}
 	_, _, err := s.FindCaptures(ctx, tripcap.CaptureFilter{Cursor: "not a cursor"})
 	wantCode(t, err, tripcap.EINVALID)
 	_, _, err = s.FindCaptures(ctx, tripcap.CaptureFilter{Limit: -5})

@@ -418,3 +418,59 @@ func testDeleteHost(t *testing.T, s tripcap.Store) {
 	// The name is free again.
 	must(t, s.CreateHost(ctx, host("web-1", "eastus")))
 }
+
+// testHostFindByNameAndLabel checks the console's filters: a part of the
+// name regardless of case, and a label (key=value, or key), whole keys and
+// values only, counted as listed.
+func testHostFindByNameAndLabel(t *testing.T, s tripcap.Store) {
+	ctx := t.Context()
+	for _, h := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"Web-01", map[string]string{"team": "a", "tier": "web"}},
+		{"web-02", map[string]string{"team": "ab", "tier": "web"}},
+		{"db-01", map[string]string{"team": `a"b`, "xteam": "a", "odd%": "_"}},
+		{"cache", nil},
+	} {
+		hh := host(h.name, "eastus")
+		hh.Labels = h.labels
+		must(t, s.CreateHost(ctx, hh))
+	}
+	for _, tc := range []struct {
+		f    tripcap.HostFilter
+		want []string
+	}{
+		{tripcap.HostFilter{NameContains: new("web")}, []string{"Web-01", "web-02"}},
+		{tripcap.HostFilter{NameContains: new("WEB-0")}, []string{"Web-01", "web-02"}},
+		{tripcap.HostFilter{NameContains: new("-01")}, []string{"Web-01", "db-01"}},
+		{tripcap.HostFilter{NameContains: new("%")}, nil},
+		{tripcap.HostFilter{Label: new("team=a")}, []string{"Web-01"}},
+		{tripcap.HostFilter{Label: new("team=A")}, nil},
+		{tripcap.HostFilter{Label: new("team")}, []string{"Web-01", "db-01", "web-02"}},
+		{tripcap.HostFilter{Label: new(`team=a"b`)}, []string{"db-01"}},
+		{tripcap.HostFilter{Label: new("odd%=_")}, []string{"db-01"}},
+		{tripcap.HostFilter{Label: new("tier=web"), NameContains: new("02")}, []string{"web-02"}},
+		{tripcap.HostFilter{Label: new("eam=a")}, nil},
+	} {
+		hosts, _, err := s.FindHosts(ctx, tc.f)
+		must(t, err)
+		var got []string
+		for _, h := range hosts {
+			got = append(got, h.Name)
+		}
+		slices.Sort(got)
+		want := slices.Clone(tc.want)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("FindHosts(%s) = %v, want %v", dump(tc.f), got, want)
+		}
+		n, err := s.CountHosts(ctx, tc.f)
+		must(t, err)
+		if n != len(want) {
+			t.Errorf("CountHosts(%s) = %d, want %d", dump(tc.f), n, len(want))
+		}
+	}
+	_, _, err := s.FindHosts(ctx, tripcap.HostFilter{Label: new("=x")})
+	wantCode(t, err, tripcap.EINVALID)
+}

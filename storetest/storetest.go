@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 		{"Host/Conflict", testHostConflict},
 		{"Host/Find", testHostFind},
 		{"Host/FindByResourceID", testHostFindByResourceID},
+		{"Host/FindByNameAndLabel", testHostFindByNameAndLabel},
 		{"Host/Pagination", testHostPagination},
 		{"Host/UpdateInventory", testUpdateHostInventory},
 		{"Host/TouchHosts", testTouchHosts},

@@ -1,0 +1,207 @@
+package console_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
+)
+
+// online marks a host Online, as its agent's heartbeat does.
+func (f *fixture) online(t testing.TB, h *tripcap.Host) {
+	t.Helper()
+	if err := f.store.UpdateHostInventory(f.adminCtx, h.ID, h.Inventory, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReaderGetsNoCaptureControlsAndForgedPostIsRefused(t *testing.T) {
+	f := newFixture(t)
+	h := f.host(t, "web1", "eastus", nil)
+	f.online(t, h)
+	pc, err := f.svc.CreateCapture(f.adminCtx, controlplane.CreateCaptureRequest{Name: "c1", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := f.user(t, "rita", tripcap.RoleReader)
+	b := f.browser(t)
+	b.signIn("rita", pw)
+	for _, path := range []string{"/captures", "/captures/" + pc.ID, "/hosts/web1"} {
+		p := b.get(path)
+		if p.StatusCode != 200 {
+			t.Fatalf("%s as a Reader: %s\n%s", path, p.Status, p.body)
+		}
+		for _, control := range []string{`href="/captures/new`, `/stop"`, `/delete"`, "New capture", "/download"} {
+			if strings.Contains(p.body, control) {
+				t.Errorf("%s offers a Reader %q", path, control)
+			}
+		}
+	}
+	if p := b.get("/captures/new"); p.StatusCode != http.StatusForbidden || strings.Contains(p.body, `action="/captures"`) {
+		t.Errorf("the create form for a Reader: %s", p.Status)
+	}
+	// The forms are not offered, but the server refuses them anyway.
+	for path, form := range map[string]url.Values{
+		"/captures":                      {"name": {"forged"}, "target": {"web1"}},
+		"/captures/" + pc.ID + "/stop":   nil,
+		"/captures/" + pc.ID + "/delete": nil,
+	} {
+		if p := b.post(path, form); p.StatusCode != http.StatusForbidden {
+			t.Errorf("forged POST %s as a Reader: %s, want 403\n%s", path, p.Status, p.body)
+		}
+	}
+	got, err := f.svc.FindCapture(f.adminCtx, "", pc.ID)
+	if err != nil || got.Desired != tripcap.DesiredRunning {
+		t.Fatalf("the capture after the Reader's posts: %+v, %v", got, err)
+	}
+	if _, err := f.svc.FindCapture(f.adminCtx, "", "forged"); tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+		t.Fatalf("a Reader's forged capture exists: %v", err)
+	}
+	if p := b.get("/captures/" + pc.ID + "/download?name=x"); p.StatusCode != http.StatusForbidden && p.StatusCode != http.StatusNotFound {
+		t.Errorf("a Reader's download: %s, want 403 or 404", p.Status)
+	}
+}
+
+func TestCaptureCreateStopDelete(t *testing.T) {
+	f := newFixture(t)
+	h := f.host(t, "web1", "eastus", nil)
+	f.online(t, h)
+	pw := f.user(t, "nora", tripcap.RoleNetworkContributor)
+	b := f.browser(t)
+	b.signIn("nora", pw)
+	p := b.get("/captures/new?target=web1")
+	if p.StatusCode != 200 || !strings.Contains(p.body, `data-validate="/captures/validate"`) || !strings.Contains(p.body, `value="web1"`) {
+		t.Fatalf("the create form: %s\n%s", p.Status, p.body)
+	}
+	p = b.post("/captures", url.Values{"name": {"c1"}, "target": {"web1"}, "filters[0].protocol": {"TCP"}, "filters[0].localPort": {"443"},
+		"filterExpression": {"host 198.18.0.2"}, "timeLimitInSeconds": {"60"}})
+	if p.StatusCode != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/captures/") {
+		t.Fatalf("create: %s\n%s", p.Status, p.body)
+	}
+	loc := p.Header.Get("Location")
+	pc, err := f.svc.FindCapture(f.adminCtx, "", strings.TrimPrefix(loc, "/captures/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := pc.Parameters; q.TimeLimitInSeconds != 60 || len(q.Filters) != 1 || q.Filters[0].LocalPort != "443" || q.FilterExpression != "host 198.18.0.2" {
+		t.Fatalf("the capture's parameters: %+v", q)
+	}
+	p = b.get(loc)
+	for _, want := range []string{"Capture c1", `data-live="/captures/` + pc.ID + `/live"`, "/stop", "/delete"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the capture's page lacks %q", want)
+		}
+	}
+	if p := b.post(loc+"/stop", nil); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("stop: %s\n%s", p.Status, p.body)
+	}
+	if got, _ := f.svc.FindCapture(f.adminCtx, "", pc.ID); got.Desired != tripcap.DesiredStopped {
+		t.Fatalf("after stop: desired %s", got.Desired)
+	}
+	if p := b.post(loc+"/delete", nil); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("delete: %s\n%s", p.Status, p.body)
+	}
+	if _, err := f.svc.FindCapture(f.adminCtx, "", pc.ID); tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func TestCaptureFormNamesTheField(t *testing.T) {
+	f := newFixture(t)
+	h := f.host(t, "web1", "eastus", nil)
+	f.online(t, h)
+	b := f.browser(t)
+	b.signInToken(f.admin)
+	b.get("/captures/new")
+	for _, tc := range []struct {
+		form  url.Values
+		field string
+	}{
+		{url.Values{"name": {"c1"}, "target": {"web1"}, "filters[1].localPort": {"eighty"}}, "filters[1].localPort"},
+		{url.Values{"name": {"c1"}, "target": {"web1"}, "filterExpression": {"tcp port"}}, "filterExpression"},
+		{url.Values{"name": {"c1"}, "target": {"nosuchhost"}}, "target"},
+		{url.Values{"name": {"c1"}, "target": {"web1"}, "timeLimitInSeconds": {"soon"}}, "timeLimitInSeconds"},
+		{url.Values{"name": {"bad name!"}, "target": {"web1"}}, "name"},
+	} {
+		// As typed: the check answers the field and a message, storing nothing.
+		req, _ := http.NewRequest("POST", f.url+"/captures/validate", strings.NewReader(tc.form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("X-CSRF-Token", b.csrf)
+		p := b.do(req)
+		var fe struct{ Field, Message string }
+		if err := json.Unmarshal([]byte(p.body), &fe); err != nil || p.StatusCode != 200 {
+			t.Fatalf("validate %v: %s %s", tc.form, p.Status, p.body)
+		}
+		if fe.Field != tc.field || fe.Message == "" {
+			t.Errorf("validate %v: field %q (%s), want %q", tc.form, fe.Field, fe.Message, tc.field)
+		}
+		// Submitted: the form again, 400, the field marked.
+		p = b.post("/captures", tc.form)
+		if p.StatusCode != http.StatusBadRequest || !strings.Contains(p.body, `data-field-name="`+tc.field+`" aria-invalid="true"`) {
+			t.Errorf("create %v: %s; the field %s is not marked\n%s", tc.form, p.Status, tc.field, p.body)
+		}
+	}
+	caps, _, err := f.svc.FindCaptures(f.adminCtx, "", "", "", 0)
+	if err != nil || len(caps) != 0 {
+		t.Fatalf("invalid forms stored captures: %v %v", caps, err)
+	}
+	// A valid form checks clean.
+	form := url.Values{"name": {"c1"}, "target": {"web1"}, "filters[0].remotePort": {"80;443"}}
+	req, _ := http.NewRequest("POST", f.url+"/captures/validate", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-CSRF-Token", b.csrf)
+	if p := b.do(req); strings.TrimSpace(p.body) != `{"message":""}` {
+		t.Errorf("a valid form's check: %s", p.body)
+	}
+	// The check is a post like any other: no CSRF token, no answer.
+	req, _ = http.NewRequest("POST", f.url+"/captures/validate", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if p := b.do(req); p.StatusCode != http.StatusForbidden {
+		t.Errorf("a check without the CSRF token: %s, want 403", p.Status)
+	}
+}
+
+func TestCaptureLiveStatus(t *testing.T) {
+	f := newFixture(t)
+	h := f.host(t, "web1", "eastus", nil)
+	f.online(t, h)
+	pc, err := f.svc.CreateCapture(f.adminCtx, controlplane.CreateCaptureRequest{Name: "c1", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser(t)
+	b.signInToken(f.admin)
+	req, _ := http.NewRequest("GET", f.url+"/captures/"+pc.ID+"/live", nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("live: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var events []map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for len(events) < 2 && time.Now().Before(deadline) && sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			var v map[string]any
+			if err := json.Unmarshal([]byte(data), &v); err != nil {
+				t.Fatalf("event %q: %v", data, err)
+			}
+			events = append(events, v)
+		}
+	}
+	if len(events) < 2 || events[0]["status"] != "NotStarted" || events[1]["desired"] != "Running" {
+		t.Fatalf("live events: %v", events)
+	}
+}
