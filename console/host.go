@@ -143,6 +143,8 @@ type hostLiveData struct {
 	State    tripcap.HostState       `json:"state"`
 	LastSeen string                  `json:"lastSeen"`
 	Charts   map[string][][]*float64 `json:"charts"`
+	// Activity is the page's captures and alerts (hostactivity.go).
+	Activity *hostActivity `json:"activity,omitempty"`
 }
 
 func (c *Console) hostLive(ctx context.Context, r *http.Request) (any, error) {
@@ -177,6 +179,9 @@ func (c *Console) hostLive(ctx context.Context, r *http.Request) (any, error) {
 			cols = append(cols, vals)
 		}
 		out.Charts[ch.ID] = cols
+	}
+	if out.Activity, err = c.hostActivityOf(ctx, h); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

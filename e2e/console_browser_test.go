@@ -273,11 +273,28 @@ func (b *browser) poll(what, js string, timeout time.Duration) {
 	}
 }
 
+// tryPoll evaluates js every 200 ms until it is true; a navigation under
+// way (the page submitted a form) is waited out, not failed on.
 func (b *browser) tryPoll(js string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(b.ctx, timeout)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingInterval(200*time.Millisecond)))
-	return err
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		cancel()
+		if err == nil && ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		} else {
+			last = fmt.Errorf("not yet")
+		}
+		if time.Now().After(deadline) || b.ctx.Err() != nil {
+			return last
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // download clicks sel and waits for the file it downloads into dir.

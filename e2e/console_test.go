@@ -62,12 +62,8 @@ func TestConsoleIncidentInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("rsp-filters"), "protocol=UDP,remotePort=7100"),
 		retype("rsp-time", "5"),
 		retype("rsp-pre", "10"),
-		chromedp.Click(chromedp.ID("responder-create")),
-		chromedp.WaitVisible(chromedp.CSS("h1")))
-	if h := b.text("h1"); h != "Responder pc" {
-		b.shot("responder-failed")
-		t.Fatalf("after creating the responder the page says %q", h)
-	}
+		chromedp.Click(chromedp.ID("responder-create")))
+	b.waitText("the responder's page", "main h1", "Responder pc", 10*time.Second)
 	b.shot("responder")
 	b.visit("action-groups", base+"/action-groups")
 	b.do("creating the action group",

@@ -90,5 +90,68 @@
     Object.keys(v.charts || {}).forEach(function (id) {
       if (charts[id]) charts[id].setData(v.charts[id]);
     });
+    if (v.activity) activity(v.activity);
   });
+
+  // activity redraws the captures and alerts tables from a live update:
+  // text only, no markup from the server.
+  function cell(tr, text, cls, href) {
+    var td = document.createElement("td");
+    if (cls) td.className = cls;
+    if (href) {
+      var a = document.createElement("a");
+      a.href = href;
+      a.textContent = text;
+      td.appendChild(a);
+    } else {
+      td.textContent = text;
+    }
+    tr.appendChild(td);
+    return td;
+  }
+  function state(td, s, muted) {
+    td.textContent = "";
+    var sp = document.createElement("span");
+    sp.className = "state state-" + s;
+    sp.textContent = s;
+    td.appendChild(sp);
+    if (muted) {
+      var m = document.createElement("span");
+      m.className = "muted";
+      m.textContent = " muted";
+      td.appendChild(m);
+    }
+  }
+  function rows(id, items, cols, empty) {
+    var body = document.getElementById(id);
+    if (!body) return;
+    var trs = items.map(function (it) {
+      var tr = document.createElement("tr");
+      cols(tr, it);
+      return tr;
+    });
+    if (trs.length === 0) {
+      var tr = document.createElement("tr");
+      var td = cell(tr, empty);
+      td.colSpan = 5;
+      trs = [tr];
+    }
+    body.replaceChildren.apply(body, trs);
+  }
+  function activity(a) {
+    rows("host-captures", a.captures, function (tr, c) {
+      cell(tr, c.name, "", "/captures/" + encodeURIComponent(c.id));
+      state(cell(tr, ""), c.status);
+      cell(tr, String(c.packets), "num");
+      cell(tr, c.bytes, "num");
+      cell(tr, c.created);
+    }, "No captures on this host.");
+    rows("host-alerts", a.alerts, function (tr, al) {
+      cell(tr, al.rule, "", "/alerts/" + encodeURIComponent(al.id));
+      state(cell(tr, ""), al.condition, al.muted);
+      cell(tr, al.severity);
+      cell(tr, al.fired);
+      cell(tr, al.resolved);
+    }, "No alerts on this host.");
+  }
 })();
