@@ -131,9 +131,16 @@ func (c *Console) incidentOf(ctx context.Context, id string) (*incident, error) 
 			return nil, err
 		}
 		for _, cp := range cs {
-			if cp.AlertID == a.ID {
-				in.Captures = append(in.Captures, cp)
+			if cp.AlertID != a.ID {
+				continue
 			}
+			// A listing's entries may be brief: the whole capture, for
+			// its times and pre-trigger result.
+			full, err := c.cfg.Service.FindCapture(ctx, "", cp.ID)
+			if err != nil {
+				return nil, err
+			}
+			in.Captures = append(in.Captures, full)
 		}
 		n += len(cs)
 		if next == "" {
@@ -284,9 +291,15 @@ func (c *Console) alertSeries(w http.ResponseWriter, r *http.Request) error {
 	ans := seriesAnswer{From: in.From, To: in.To, Events: in.Events}
 	if a := in.Alert; len(a.Condition.AllOf) > 0 {
 		cr := a.Condition.AllOf[0]
-		window := in.To.Sub(in.From)
-		interval := max(time.Second, (window / 600).Round(time.Second))
-		res, err := c.cfg.Monitor.QueryMetrics(ctx, controlplane.MetricsQuery{Host: a.HostID, Metric: string(cr.Metric), Window: window, Interval: interval, End: in.To})
+		// The store answers whole seconds up to now.
+		end := in.To
+		if now := c.cfg.Now(); end.After(now) {
+			end = now
+		}
+		end = end.Truncate(time.Second)
+		window := max(end.Sub(in.From.Truncate(time.Second)), time.Second)
+		interval := min(max(time.Second, (window/600).Truncate(time.Second)), window)
+		res, err := c.cfg.Monitor.QueryMetrics(ctx, controlplane.MetricsQuery{Host: a.HostID, Metric: string(cr.Metric), Window: window, Interval: interval, End: end})
 		if err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
 			return err
 		}

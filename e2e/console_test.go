@@ -236,7 +236,7 @@ func TestConsoleIncidentInBrowser(t *testing.T) {
 var readerForbiddenControls = []string{
 	`a[href="/rules/new"]`, `a[data-preset]`, `#rule-save`, `form[action$="/enabled"]`, `form.silence`,
 	`form[action$="/delete"]`, `form[action$="/stop"]`, `form[action$="/expire"]`,
-	`#responder-form`, `#group-form`, `form[action="/storage"]`, `a[href^="/captures/new"]`, `form[action="/captures"]`,
+	`#responder-form`, `#group-form`, `form[action="/storage"]`, `a[href^="/captures/new"]`, `form[method="post"][action="/captures"]`,
 }
 
 // retype replaces a field's text by typing, as a person does (the page's

@@ -34,9 +34,9 @@
       series: [
         {},
         { label: label, stroke: colour("--accent", "#0b5cad"), width: 2 },
-        { label: "threshold", stroke: colour("--warn", "#9a6700"), dash: [6, 4], width: 1.5 },
+        { label: "threshold", stroke: colour("--warn", "#9a6700"), dash: [6, 4], width: 1.5, points: { show: false } },
       ],
-      axes: [{ stroke: colour("--muted", "#57606a") }, { stroke: colour("--muted", "#57606a") }],
+      axes: [{ stroke: colour("--muted", "#57606a") }, { stroke: colour("--muted", "#57606a"), size: 80 }],
       hooks: {
         draw: [function (u) {
           var ctx = u.ctx, top = u.bbox.top, bottom = u.bbox.top + u.bbox.height;

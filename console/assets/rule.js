@@ -34,11 +34,11 @@
       series: [
         {},
         { label: "window value", stroke: colour("--accent", "#0b5cad"), width: 2, spanGaps: false },
-        { label: "threshold", stroke: colour("--warn", "#9a6700"), dash: [6, 4], width: 1.5 },
+        { label: "threshold", stroke: colour("--warn", "#9a6700"), dash: [6, 4], width: 1.5, points: { show: false } },
         { label: "would fire", stroke: colour("--bad", "#c62828"), fill: colour("--bad", "#c62828"),
           paths: function () { return null; }, points: { show: true, size: 10 } },
       ],
-      axes: [{ stroke: colour("--muted", "#57606a") }, { stroke: colour("--muted", "#57606a") }],
+      axes: [{ stroke: colour("--muted", "#57606a") }, { stroke: colour("--muted", "#57606a"), size: 80 }],
     }, data, el);
   }
 
