@@ -60,14 +60,7 @@ func (c *Console) capturesList(w http.ResponseWriter, r *http.Request) error {
 	if d.Captures, err = c.captureRows(r.Context(), caps); err != nil {
 		return err
 	}
-	if next != "" {
-		q.Set("cursor", next)
-		d.Pager.Next = "/captures?" + q.Encode()
-	}
-	if cq.Cursor != "" {
-		q.Del("cursor")
-		d.Pager.First = "/captures?" + q.Encode()
-	}
+	d.Pager = pagerOf("/captures", q, next)
 	return c.render(w, r, "captures", d)
 }
 

@@ -13,6 +13,30 @@ import (
 	"github.com/tripcap/tripcap/controlplane"
 )
 
+// capture starts a capture named name on a new online host.
+func (f *fixture) capture(t testing.TB, host, name string) *tripcap.PacketCapture {
+	t.Helper()
+	f.online(t, f.host(t, host, "eastus", nil))
+	pc, err := f.svc.CreateCapture(f.adminCtx, controlplane.CreateCaptureRequest{Name: name, Parameters: tripcap.PacketCaptureParameters{Target: host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
+}
+
+// check posts a form as the console's script does as it is typed (JSON
+// asked for, the CSRF token in its header unless csrf is false).
+func (b *browser) check(path string, form url.Values, csrf bool) *page {
+	b.t.Helper()
+	req, _ := http.NewRequest("POST", b.f.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if csrf {
+		req.Header.Set("X-CSRF-Token", b.csrf)
+	}
+	return b.do(req)
+}
+
 // online marks a host Online, as its agent's heartbeat does.
 func (f *fixture) online(t testing.TB, h *tripcap.Host) {
 	t.Helper()
@@ -23,12 +47,7 @@ func (f *fixture) online(t testing.TB, h *tripcap.Host) {
 
 func TestReaderGetsNoCaptureControlsAndForgedPostIsRefused(t *testing.T) {
 	f := newFixture(t)
-	h := f.host(t, "web1", "eastus", nil)
-	f.online(t, h)
-	pc, err := f.svc.CreateCapture(f.adminCtx, controlplane.CreateCaptureRequest{Name: "c1", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := f.capture(t, "web1", "c1")
 	pw := f.user(t, "rita", tripcap.RoleReader)
 	b := f.browser(t)
 	b.signIn("rita", pw)
@@ -130,11 +149,7 @@ func TestCaptureFormNamesTheField(t *testing.T) {
 		{url.Values{"name": {"bad name!"}, "target": {"web1"}}, "name"},
 	} {
 		// As typed: the check answers the field and a message, storing nothing.
-		req, _ := http.NewRequest("POST", f.url+"/captures/validate", strings.NewReader(tc.form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("X-CSRF-Token", b.csrf)
-		p := b.do(req)
+		p := b.check("/captures/validate", tc.form, true)
 		var fe struct{ Field, Message string }
 		if err := json.Unmarshal([]byte(p.body), &fe); err != nil || p.StatusCode != 200 {
 			t.Fatalf("validate %v: %s %s", tc.form, p.Status, p.body)
@@ -154,30 +169,18 @@ func TestCaptureFormNamesTheField(t *testing.T) {
 	}
 	// A valid form checks clean.
 	form := url.Values{"name": {"c1"}, "target": {"web1"}, "filters[0].remotePort": {"80;443"}}
-	req, _ := http.NewRequest("POST", f.url+"/captures/validate", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("X-CSRF-Token", b.csrf)
-	if p := b.do(req); strings.TrimSpace(p.body) != `{"message":""}` {
+	if p := b.check("/captures/validate", form, true); strings.TrimSpace(p.body) != `{"message":""}` {
 		t.Errorf("a valid form's check: %s", p.body)
 	}
 	// The check is a post like any other: no CSRF token, no answer.
-	req, _ = http.NewRequest("POST", f.url+"/captures/validate", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if p := b.do(req); p.StatusCode != http.StatusForbidden {
+	if p := b.check("/captures/validate", form, false); p.StatusCode != http.StatusForbidden {
 		t.Errorf("a check without the CSRF token: %s, want 403", p.Status)
 	}
 }
 
 func TestCaptureLiveStatus(t *testing.T) {
 	f := newFixture(t)
-	h := f.host(t, "web1", "eastus", nil)
-	f.online(t, h)
-	pc, err := f.svc.CreateCapture(f.adminCtx, controlplane.CreateCaptureRequest{Name: "c1", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := f.capture(t, "web1", "c1")
 	b := f.browser(t)
 	b.signInToken(f.admin)
 	req, _ := http.NewRequest("GET", f.url+"/captures/"+pc.ID+"/live", nil)

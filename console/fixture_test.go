@@ -41,6 +41,8 @@ type fixture struct {
 	admin   string // the bootstrap admin token
 	// adminCtx acts as the bootstrap admin, for setting up.
 	adminCtx context.Context
+	// credentials are the enrolled hosts' agent credentials, by host id.
+	credentials map[string]string
 }
 
 // testPassword is a cheap argon2id cost, for tests only.
@@ -118,7 +120,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 	}
 	t.Cleanup(ts.Close)
 	adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "test", Name: "test", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
-	return &fixture{url: base, ts: ts, store: store, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx}
+	return &fixture{url: base, ts: ts, store: store, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx, credentials: map[string]string{}}
 }
 
 // user creates a user holding role at "*" and returns their password.
@@ -145,7 +147,18 @@ func (f *fixture) host(t testing.TB, name, location string, labels map[string]st
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.credentials[resp.Host.ID] = resp.Credential
 	return resp.Host
+}
+
+// agentCtx acts as h's agent (h enrolled by f.host).
+func (f *fixture) agentCtx(t testing.TB, h *tripcap.Host) context.Context {
+	t.Helper()
+	p, err := f.svc.Authenticate(f.adminCtx, f.credentials[h.ID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tripcap.NewContextWithPrincipal(f.adminCtx, p)
 }
 
 // browser is a cookie-keeping client that does not follow redirects, so

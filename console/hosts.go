@@ -36,6 +36,22 @@ type hostsData struct {
 // pager links a listing's pages: the first, and the next (by cursor).
 type pager struct{ First, Next string }
 
+// pagerOf links the pages of a listing at path whose query q (the filters,
+// and the cursor of this page) gave a page ending before next ("" at the end).
+func pagerOf(path string, q url.Values, next string) pager {
+	var p pager
+	q = maps.Clone(q)
+	if q.Get("cursor") != "" {
+		q.Del("cursor")
+		p.First = path + "?" + q.Encode()
+	}
+	if next != "" {
+		q.Set("cursor", next)
+		p.Next = path + "?" + q.Encode()
+	}
+	return p
+}
+
 func (c *Console) hostsList(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	d := &hostsData{Name: strings.TrimSpace(q.Get("name")), Label: strings.TrimSpace(q.Get("label")),
@@ -85,14 +101,7 @@ func (c *Console) hostsList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d.Hosts = hosts
-	if next != "" {
-		q.Set("cursor", next)
-		d.Pager.Next = "/hosts?" + q.Encode()
-	}
-	if f.Cursor != "" {
-		q.Del("cursor")
-		d.Pager.First = "/hosts?" + q.Encode()
-	}
+	d.Pager = pagerOf("/hosts", q, next)
 	return c.render(w, r, "hosts", d)
 }
 

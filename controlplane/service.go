@@ -90,6 +90,8 @@ type Service struct {
 	batching atomic.Bool
 	counters Counters
 	storage  storageAccounts
+	// storageChecks caches CheckStorage's answer (storage_check.go).
+	storageChecks storageChecks
 
 	// Files is the file stage: upload targets, uploads, their completion
 	// and downloads, for the captures and storage accounts held here.

@@ -32,7 +32,8 @@ func (w *Where) String() string {
 func HostWhere(f tripcap.HostFilter, vm *VMID, position string) *Where {
 	w := &Where{}
 	if f.NameContains != nil {
-		w.Add(position+"(lower(name), ?) > 0", strings.ToLower(*f.NameContains))
+		// Both sides folded by the database, so they fold alike.
+		w.Add(position+"(lower(name), lower(?)) > 0", *f.NameContains)
 	}
 	if f.Label != nil {
 		w.Add(position+"(CAST(labels AS TEXT), ?) > 0", LabelNeedle(*f.Label))

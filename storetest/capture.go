@@ -527,35 +527,28 @@ func testCapturePagination(t *testing.T, s tripcap.Store) {
 		want = append(want, c.ID)
 	}
 	slices.Sort(want)
-	var got []string
-	cursor := ""
-	for range 5 {
-		cs, next, err := s.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, Cursor: cursor, Limit: 4})
-		must(t, err)
-		for _, c := range cs {
-			got = append(got, c.ID)
+	// pages lists the watcher's captures four at a time, in the order asked.
+	pages := func(newest bool) []string {
+		var got []string
+		cursor := ""
+		for range 5 {
+			cs, next, err := s.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, NewestFirst: newest, Cursor: cursor, Limit: 4})
+			must(t, err)
+			for _, c := range cs {
+				got = append(got, c.ID)
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
 		}
-		if next == "" {
-			break
-		}
-		cursor = next
+		return got
 	}
-	if !slices.Equal(got, want) {
+	if got := pages(false); !slices.Equal(got, want) {
 		t.Fatalf("paged ids %v, want %v", got, want)
 	}
 	// Newest first: the same captures the other way round.
-	got, cursor = nil, ""
-	for range 5 {
-		cs, next, err := s.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, NewestFirst: true, Cursor: cursor, Limit: 4})
-		must(t, err)
-		for _, c := range cs {
-			got = append(got, c.ID)
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
-	}
+	got := pages(true)
 	slices.Reverse(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("paged ids newest first %v, want %v", got, want)

@@ -153,6 +153,7 @@ func fullHost(name string) *tripcap.Host {
 				{Name: "lo", Index: 1, MAC: "00:00:00:00:00:00", MTU: 65536, Up: true, Loopback: true, Addresses: []string{"127.0.0.1/8", "::1/128"}},
 				{Name: "eth0", Index: 2, MAC: "52:54:00:12:34:56", MTU: 1500, Up: true, Loopback: true, Addresses: []string{"10.0.0.4/24"}},
 			},
+			PreTrigger: tripcap.PreTriggerRing{Seconds: 30, CapacityBytes: 64 << 20, Interfaces: []string{"eth0"}},
 		},
 		State:     tripcap.HostOnline,
 		LastSeen:  base.Add(time.Minute),

@@ -62,8 +62,8 @@ func newUpCmd() *cobra.Command {
 			ao.stateDir = filepath.Join(so.data, "agent")
 			ao.captureDir = filepath.Join(so.data, "captures")
 			self := invokedAs()
-			fmt.Fprintf(cmd.OutOrStdout(), "tripcap is up at %s\nconsole: %s%s (signs you in once, within %s)\nclient config: %s\ntry: %s host list\n     %s capture create first --host %s --time-limit 10s --wait\n",
-				cp.url, cp.url, cp.console.SignInLink(token, signInLinkTTL), signInLinkTTL, cfgPath, self, self, hostnameOr(ao.name))
+			fmt.Fprintf(cmd.OutOrStdout(), "tripcap is up at %s\nclient config: %s\ntry: %s host list\n     %s capture create first --host %s --time-limit 10s --wait\nconsole: %s%s (signs you in once, within %s)\n",
+				cp.url, cfgPath, self, self, hostnameOr(ao.name), cp.url, cp.console.SignInLink(token, signInLinkTTL), signInLinkTTL)
 			if !agent.CanCapture() {
 				log.Warn("capturing needs root or CAP_NET_RAW: the local agent's captures will fail with CaptureFailed until tripcap runs with it")
 			}
