@@ -51,7 +51,7 @@ func alertValue(e tripcap.AlertEvaluation) string {
 	return strings.Join(parts, "; ")
 }
 
-const alertListLimit = 200
+const alertListLimit = 100
 
 func (c *Console) alertsList(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()

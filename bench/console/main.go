@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -73,14 +74,16 @@ func main() {
 	budget := flag.Duration("budget", 50*time.Millisecond, "the p95 each page must stay under")
 	dir := flag.String("dir", "", "data directory (default: a new temporary one, removed after)")
 	out := flag.String("json", "", "write the report as JSON to this file")
+	only := flag.String("only", "", "measure only the pages whose name contains this")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured requests to this file")
 	flag.Parse()
-	if err := run(*hosts, *captures, *alerts, *events, *n, *budget, *dir, *out); err != nil {
+	if err := run(*hosts, *captures, *alerts, *events, *n, *budget, *dir, *out, *only, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/console:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nHosts, nCaptures, nAlerts, nEvents, n int, budget time.Duration, dir, out string) error {
+func run(nHosts, nCaptures, nAlerts, nEvents, n int, budget time.Duration, dir, out, only, cpuprofile string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if dir == "" {
@@ -106,8 +109,19 @@ func run(nHosts, nCaptures, nAlerts, nEvents, n int, budget time.Duration, dir, 
 
 	t0 := time.Now()
 	fmt.Fprintf(os.Stderr, "seeding %d hosts, %d captures, %d alerts, %d audit events…\n", nHosts, nCaptures, nAlerts, nEvents)
-	seeded, err := seed(ctx, store, nHosts, nCaptures, nAlerts, nEvents)
-	if err != nil {
+	// A -dir seeded before is used as it is (seeding takes minutes).
+	seedFile := filepath.Join(dir, "seeded.json")
+	var seeded *seeded
+	if b, err := os.ReadFile(seedFile); err == nil {
+		if err := json.Unmarshal(b, &seeded); err != nil {
+			return fmt.Errorf("%s: %w", seedFile, err)
+		}
+		fmt.Fprintf(os.Stderr, "using the store seeded before in %s\n", dir)
+	} else if seeded, err = seed(ctx, store, nHosts, nCaptures, nAlerts, nEvents); err != nil {
+		return err
+	} else if b, err := json.Marshal(seeded); err != nil {
+		return err
+	} else if err := os.WriteFile(seedFile, b, 0o644); err != nil {
 		return err
 	}
 	rep.SeedSeconds = time.Since(t0).Seconds()
@@ -159,19 +173,19 @@ func run(nHosts, nCaptures, nAlerts, nEvents, n int, budget time.Duration, dir, 
 	pages := []struct{ name, path string }{
 		{"overview", "/"},
 		{"hosts", "/hosts"},
-		{"hosts filtered by name", "/hosts?name=" + url.QueryEscape(seeded.host.Name)},
+		{"hosts filtered by name", "/hosts?name=" + url.QueryEscape(seeded.Host.Name)},
 		{"hosts filtered by label", "/hosts?label=" + url.QueryEscape("team=t7")},
-		{"hosts, 5,000 deep", "/hosts?cursor=" + url.QueryEscape(seeded.hostsCursor)},
-		{"host", "/hosts/" + seeded.host.Name},
+		{"hosts, 5,000 deep", "/hosts?cursor=" + url.QueryEscape(seeded.HostsCursor)},
+		{"host", "/hosts/" + seeded.Host.Name},
 		{"captures", "/captures"},
-		{"captures of a host", "/captures?host=" + seeded.host.Name},
-		{"capture", "/captures/" + seeded.capture},
+		{"captures of a host", "/captures?host=" + seeded.Host.Name},
+		{"capture", "/captures/" + seeded.Capture},
 		{"rules", "/rules"},
-		{"rule editor", "/rules/" + seeded.rule},
+		{"rule editor", "/rules/" + seeded.Rule},
 		{"new rule (seed preset)", "/rules/new?preset=seed"},
 		{"alerts", "/alerts"},
-		{"incident", "/alerts/" + seeded.alert},
-		{"incident series", "/alerts/" + seeded.alert + "/series"},
+		{"incident", "/alerts/" + seeded.Alert},
+		{"incident series", "/alerts/" + seeded.Alert + "/series"},
 		{"responders", "/responders"},
 		{"responder", "/responders/pc"},
 		{"action groups", "/action-groups"},
@@ -179,6 +193,17 @@ func run(nHosts, nCaptures, nAlerts, nEvents, n int, budget time.Duration, dir, 
 		{"audit log", "/audit"},
 		{"audit log filtered", "/audit?action=createCapture"},
 		{"access", "/access"},
+	}
+	pages = slices.DeleteFunc(pages, func(p struct{ name, path string }) bool { return !strings.Contains(p.name, only) })
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	times := make([][]time.Duration, len(pages))
 	sizes := make([]int, len(pages))

@@ -10,12 +10,12 @@ import (
 
 // seeded names what the pages under test show.
 type seeded struct {
-	host    *tripcap.Host
-	capture string
-	rule    string
-	alert   string
-	// hostsCursor is a cursor 5,000 hosts deep.
-	hostsCursor string
+	Host    *tripcap.Host
+	Capture string
+	Rule    string
+	Alert   string
+	// HostsCursor is a cursor 5,000 hosts deep.
+	HostsCursor string
 }
 
 var locations = []string{"westeurope", "northeurope", "eastus", "westus2"}
@@ -48,7 +48,7 @@ func seed(ctx context.Context, store tripcap.Store, nHosts, nCaptures, nAlerts, 
 		}
 		hosts[i] = h
 	}
-	s := &seeded{host: hosts[nHosts/2]}
+	s := &seeded{Host: hosts[nHosts/2]}
 	for i := range nCaptures {
 		h := hosts[i%nHosts]
 		start := now.Add(-time.Duration(nCaptures-i) * time.Second)
@@ -63,8 +63,8 @@ func seed(ctx context.Context, store tripcap.Store, nHosts, nCaptures, nAlerts, 
 		if err := store.CreateCapture(ctx, c); err != nil {
 			return nil, fmt.Errorf("capture %d: %w", i, err)
 		}
-		if h == s.host {
-			s.capture = c.ID
+		if h == s.Host {
+			s.Capture = c.ID
 		}
 	}
 
@@ -90,7 +90,7 @@ func seed(ctx context.Context, store tripcap.Store, nHosts, nCaptures, nAlerts, 
 		}
 		rules = append(rules, r)
 	}
-	s.rule = rules[0].ID
+	s.Rule = rules[0].ID
 	for i := range nAlerts {
 		r := rules[i%len(rules)]
 		h := hosts[(i*7)%nHosts]
@@ -108,7 +108,7 @@ func seed(ctx context.Context, store tripcap.Store, nHosts, nCaptures, nAlerts, 
 		if err := store.UpsertAlert(ctx, a); err != nil {
 			return nil, fmt.Errorf("alert %d: %w", i, err)
 		}
-		s.alert = a.ID
+		s.Alert = a.ID
 	}
 	batch := make([]*tripcap.AuditEvent, 0, 1000)
 	for i := range nEvents {
@@ -126,6 +126,6 @@ func seed(ctx context.Context, store tripcap.Store, nHosts, nCaptures, nAlerts, 
 	if err != nil {
 		return nil, err
 	}
-	s.hostsCursor = cur
+	s.HostsCursor = cur
 	return s, nil
 }
