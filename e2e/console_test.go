@@ -3,8 +3,8 @@
 package e2e
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -206,14 +206,14 @@ func TestConsoleIncidentInBrowser(t *testing.T) {
 		}
 	}
 	for path, body := range map[string]string{
-		rule + "/enabled":                "enabled=false",
-		rule + "/delete":                 "",
-		"/rules/new":                     "name=x&severity=3&scopes=*&metric=Network+Out+Total&aggregation=Average&operator=GreaterThan&threshold=1&evaluationFrequency=PT1M&windowSize=PT5M",
-		"/responders":                    "name=evil&timeLimitInSeconds=5",
-		"/action-groups":                 "name=evil&responder=pc",
-		"/captures/" + c.ID + "/delete":  "",
-		"/access/assignments":            "principal=rita&role=Owner&scope=*",
-		"/storage":                       "name=evil&url=file:///tmp",
+		rule + "/enabled":               "enabled=false",
+		rule + "/delete":                "",
+		"/rules/new":                    "name=x&severity=3&scopes=*&metric=Network+Out+Total&aggregation=Average&operator=GreaterThan&threshold=1&evaluationFrequency=PT1M&windowSize=PT5M",
+		"/responders":                   "name=evil&timeLimitInSeconds=5",
+		"/action-groups":                "name=evil&responder=pc",
+		"/captures/" + c.ID + "/delete": "",
+		"/access/assignments":           "principal=rita&role=Owner&scope=*",
+		"/storage":                      "name=evil&url=file:///tmp",
 	} {
 		if status := b.forgePost(path, body); status != 403 {
 			t.Errorf("a Reader's forged POST %s: %d, want 403", path, status)
