@@ -5,7 +5,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,6 +180,12 @@ func TestConsoleIncidentInBrowser(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if err := l.cliJSON(&runs, "responder", "runs", "pc"); err != nil || len(runs) != runsBefore {
 		t.Fatalf("the muted alert reached the responder: %d runs, were %d (%v)", len(runs), runsBefore, err)
+	}
+	// The Owner's other pages: the audit log records what the pages did.
+	b.visit("audit", base+"/audit?resource="+url.QueryEscape("console/rules"))
+	b.waitText("the rule's creation in the audit log", "#audit-events", "console/rules/new", 5*time.Second)
+	for _, pg := range []string{"/", "/hosts", "/captures", "/storage", "/access", "/action-groups"} {
+		b.visit("owner"+strings.ReplaceAll(pg, "/", "-"), base+pg)
 	}
 	b.signOut()
 
