@@ -12,7 +12,7 @@ import (
 // assetFS holds the console's own scripts and styles and the vendored
 // libraries (assets/vendor, reproduced by assets/vendor.sh from npm).
 //
-//go:embed assets/*.css assets/*.js assets/vendor/*/*.js assets/vendor/*/*.css assets/vendor/*/LICENSE
+//go:embed assets/*.css assets/*.js assets/*.svg assets/vendor/*/*.js assets/vendor/*/*.css assets/vendor/*/LICENSE
 var assetFS embed.FS
 
 // assetVersion is a digest of every asset: their URLs carry it, so a
@@ -43,6 +43,8 @@ func (c *Console) assetRoutes() {
 		panic(err) // the embedded tree always has assets/
 	}
 	files := http.FileServerFS(sub)
+	// Browsers ask for /favicon.ico whatever the page says.
+	c.mux.Handle("GET /favicon.ico", http.RedirectHandler(assetPath("favicon.svg"), http.StatusMovedPermanently))
 	c.mux.Handle("GET /assets/{version}/{file...}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("version") != assetVersion {
 			// An old page's asset after an upgrade: the current one.

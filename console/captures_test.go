@@ -2,6 +2,9 @@ package console_test
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
+	tchttp "github.com/tripcap/tripcap/http"
 )
 
 // capture starts a capture named name on a new online host.
@@ -206,5 +210,96 @@ func TestCaptureLiveStatus(t *testing.T) {
 	}
 	if len(events) < 2 || events[0]["status"] != "NotStarted" || events[1]["desired"] != "Running" {
 		t.Fatalf("live events: %v", events)
+	}
+}
+
+// TestLiveOutlastsWriteTimeout: a live stream runs past the server's write
+// timeout (each event extends it), where a page's answer would be cut.
+func TestLiveOutlastsWriteTimeout(t *testing.T) {
+	lim := tchttp.DefaultLimits()
+	lim.WriteTimeout = time.Second
+	f := newFixtureWith(t, fixtureOptions{limits: &lim})
+	pc := f.capture(t, "web1", "c1")
+	b := f.browser(t)
+	b.signInToken(f.admin)
+	req, _ := http.NewRequest("GET", f.url+"/captures/"+pc.ID+"/live", nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	sc := bufio.NewScanner(resp.Body)
+	events := 0
+	for events < 4 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			events++
+		}
+	}
+	if events < 4 || time.Since(start) < 2500*time.Millisecond {
+		t.Fatalf("%d events in %s (%v), want 4 over 3 s", events, time.Since(start), sc.Err())
+	}
+}
+
+// TestCaptureDownloadAndAudit: a stored file is listed with its size and
+// checksum and downloads whole, checksum in the answer, to whom may read
+// packets; the download and the console's posts are in the audit log, a
+// form's checks as typed are not.
+func TestCaptureDownloadAndAudit(t *testing.T) {
+	f := newFixtureWith(t, fixtureOptions{audited: true})
+	pc := f.capture(t, "web1", "c1")
+	data := []byte("not really packets, but stored as a capture file")
+	sum := sha256.Sum256(data)
+	hexSum := hex.EncodeToString(sum[:])
+	h, err := f.svc.FindHost(f.adminCtx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.UploadFile(f.agentCtx(t, h), pc.ID, "c1.cap", hexSum, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	owner := f.browser(t)
+	owner.signInToken(f.admin)
+	p := owner.get("/captures/" + pc.ID)
+	link := "/captures/" + pc.ID + "/download?name=c1.cap"
+	if !strings.Contains(p.body, hexSum) || !strings.Contains(p.body, `href="`+link+`"`) || !strings.Contains(p.body, "48 B") {
+		t.Fatalf("the capture's page lacks the file's checksum, size or link:\n%s", p.body)
+	}
+	p = owner.get(link)
+	if p.StatusCode != 200 || p.body != string(data) || p.Header.Get("X-Tripcap-Sha256") != hexSum || !strings.Contains(p.Header.Get("Content-Disposition"), "c1.cap") {
+		t.Fatalf("download: %s %v %q", p.Status, p.Header, p.body)
+	}
+	reader := f.browser(t)
+	reader.signIn("rita", f.user(t, "rita", tripcap.RoleReader))
+	if p := reader.get(link); p.StatusCode != http.StatusForbidden && p.StatusCode != http.StatusNotFound {
+		t.Fatalf("a Reader's download: %s", p.Status)
+	}
+	owner.get("/captures/new")
+	owner.check("/captures/validate", url.Values{"name": {"c2"}, "target": {"web1"}}, true)
+	owner.get("/captures/" + pc.ID)
+	if p := owner.post("/captures/"+pc.ID+"/stop", nil); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("stop: %s %s", p.Status, p.body)
+	}
+	events, _, err := f.audit.List(f.adminCtx, tripcap.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Action+" "+e.Resource+" "+string(e.Result)+" "+e.PrincipalName)
+	}
+	all := strings.Join(got, "\n")
+	for _, want := range []string{
+		"downloadCaptureFile console/captures/" + pc.ID + "/download success",
+		"downloadCaptureFile console/captures/" + pc.ID + "/download denied rita",
+		"console console/captures/" + pc.ID + "/stop success",
+		"console console/signin success rita",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the audit log lacks %q:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "validate") {
+		t.Errorf("a form's check as typed is in the audit log:\n%s", all)
 	}
 }

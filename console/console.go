@@ -161,7 +161,6 @@ func New(cfg Config, log *slog.Logger) (*Console, error) {
 // routes registers every page. A page file adds one line here.
 func (c *Console) routes() {
 	c.assetRoutes()
-	c.faviconRoute()
 	c.sessionRoutes()
 	c.overviewPage()
 	c.hostsPage()

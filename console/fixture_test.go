@@ -38,6 +38,7 @@ type fixture struct {
 	monitor *controlplane.Monitor
 	ids     *identity.Service
 	console *console.Console
+	audit   *audit.Recorder
 	admin   string // the bootstrap admin token
 	// adminCtx acts as the bootstrap admin, for setting up.
 	adminCtx context.Context
@@ -51,6 +52,11 @@ var testPassword = identity.PasswordParams{MemoryKiB: 64, Time: 1, Threads: 1}
 // fixtureOptions vary the server.
 type fixtureOptions struct {
 	tls bool
+	// limits, when set, makes the server run its own Serve (its timeouts
+	// and per-address limits) instead of httptest's.
+	limits *tchttp.Limits
+	// audited keeps the audit log (fixture.audit).
+	audited bool
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, fixtureOptions{}) }
@@ -104,23 +110,42 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	svc.SetIdentities(ids)
-	rec := audit.New(store, log, audit.Config{Retention: -1})
-	t.Cleanup(func() { rec.Close() })
-	srv := tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids), tchttp.WithAudit(rec))
-	c, err := console.New(console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids, Audit: rec}, log)
+	opts := []tchttp.Option{tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids)}
+	if o.limits != nil {
+		opts = append(opts, tchttp.WithLimits(*o.limits))
+	}
+	var rec *audit.Recorder
+	if o.audited {
+		rec = audit.New(store, log, audit.Config{})
+		t.Cleanup(func() { rec.Close() })
+		opts = append(opts, tchttp.WithAudit(rec))
+	}
+	srv := tchttp.NewServer(svc, log, opts...)
+	cfg := console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}
+	if rec != nil {
+		cfg.Audit = rec // the audit log page
+	}
+	c, err := console.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.MountConsole(func(g tchttp.ConsoleGate) http.Handler { return c.Handler(g) })
 	ts.Config.Handler = srv
-	if o.tls {
+	switch {
+	case o.limits != nil:
+		// The server's own Serve on the listener httptest made.
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ctx, ts.Listener) }()
+		t.Cleanup(func() { cancel(); <-done })
+	case o.tls:
 		ts.StartTLS()
-	} else {
+		t.Cleanup(ts.Close)
+	default:
 		ts.Start()
+		t.Cleanup(ts.Close)
 	}
-	t.Cleanup(ts.Close)
 	adminCtx := tripcap.NewContextWithPrincipal(ctx, &tripcap.Principal{ID: "test", Name: "test", Kind: tripcap.PrincipalSystem, Assignments: tripcap.OwnerEverywhere()})
-	return &fixture{url: base, ts: ts, store: store, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx, credentials: map[string]string{}}
+	return &fixture{url: base, ts: ts, store: store, audit: rec, svc: svc, monitor: mon, ids: ids, console: c, admin: token, adminCtx: adminCtx, credentials: map[string]string{}}
 }
 
 // user creates a user holding role at "*" and returns their password.
@@ -172,7 +197,12 @@ type browser struct {
 
 func (f *fixture) browser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
-	c := f.ts.Client()
+	c := &http.Client{}
+	if f.ts.URL != "" { // started by httptest, not by the server's own Serve
+		// A copy: each browser keeps its own cookies.
+		shared := *f.ts.Client()
+		c = &shared
+	}
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &browser{t: t, f: f, c: c}

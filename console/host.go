@@ -44,8 +44,8 @@ type hostData struct {
 	Host     *tripcap.Host
 	Charts   []hostChart
 	Rules    []ruleLine
-	Captures []*tripcap.PacketCapture
-	Alerts   []*tripcap.Alert
+	Captures []hostCaptureRow
+	Alerts   []hostAlertRow
 	Monitor  bool
 }
 
@@ -71,18 +71,33 @@ func (c *Console) hostShow(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d := &hostData{Host: h, Charts: hostCharts, Monitor: c.cfg.Monitor != nil}
-	if d.Captures, _, err = c.cfg.Service.ListCaptures(ctx, controlplane.CaptureQuery{Host: h.ID, NewestFirst: true, Limit: 20}); err != nil {
+	if d.Captures, d.Alerts, err = c.hostLists(ctx, h); err != nil {
 		return err
 	}
 	if c.cfg.Monitor != nil {
-		if d.Alerts, err = c.cfg.Monitor.FindAlerts(ctx, controlplane.AlertQuery{Host: h.ID, Limit: 20}); err != nil {
-			return err
-		}
 		if d.Rules, err = c.rulesOn(ctx, h); err != nil {
 			return err
 		}
 	}
 	return c.render(w, r, "host", d)
+}
+
+// hostRows is how many captures and alerts the host page lists.
+const hostRows = 20
+
+// hostLists are the host's newest captures and alerts.
+func (c *Console) hostLists(ctx context.Context, h *tripcap.Host) ([]hostCaptureRow, []hostAlertRow, error) {
+	caps, _, err := c.cfg.Service.ListCaptures(ctx, controlplane.CaptureQuery{Host: h.ID, NewestFirst: true, Limit: hostRows})
+	if err != nil {
+		return nil, nil, err
+	}
+	var alerts []*tripcap.Alert
+	if c.cfg.Monitor != nil {
+		if alerts, err = c.cfg.Monitor.FindAlerts(ctx, controlplane.AlertQuery{Host: h.ID, Limit: hostRows}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return captureRowsOf(ctx, h, caps), alertRowsOf(alerts), nil
 }
 
 // rulesOn lists the thresholds of the rules whose scope covers h, on the
@@ -138,13 +153,59 @@ func coversHost(rule *tripcap.AlertRule, h *tripcap.Host) bool {
 }
 
 // hostLiveData is a host page's live event: each chart's columns (uPlot's
-// data: times, then one column per series), and the host's state.
+// data: times, then one column per series), the host's state, and its
+// newest captures and alerts, so that they appear and change in place.
 type hostLiveData struct {
 	State    tripcap.HostState       `json:"state"`
 	LastSeen string                  `json:"lastSeen"`
 	Charts   map[string][][]*float64 `json:"charts"`
-	// Activity is the page's captures and alerts (hostactivity.go).
-	Activity *hostActivity `json:"activity,omitempty"`
+	Captures []hostCaptureRow        `json:"captures"`
+	Alerts   []hostAlertRow          `json:"alerts"`
+}
+
+// hostCaptureRow is a row of the host page's captures.
+type hostCaptureRow struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Status  string `json:"status"`
+	Packets uint64 `json:"packets"`
+	Bytes   string `json:"bytes"`
+	Created string `json:"created"`
+	// Stop offers the stop button: the session may still run and the
+	// caller may stop it (the service decides when it is pressed).
+	Stop bool `json:"stop"`
+}
+
+// hostAlertRow is a row of the host page's alerts.
+type hostAlertRow struct {
+	Rule      string `json:"rule"`
+	Condition string `json:"condition"`
+	Muted     bool   `json:"muted"`
+	Severity  string `json:"severity"`
+	Fired     string `json:"fired"`
+	Resolved  string `json:"resolved"`
+}
+
+func captureRowsOf(ctx context.Context, h *tripcap.Host, caps []*tripcap.PacketCapture) []hostCaptureRow {
+	p := tripcap.PrincipalFromContext(ctx)
+	out := make([]hostCaptureRow, 0, len(caps))
+	for _, pc := range caps {
+		out = append(out, hostCaptureRow{ID: pc.ID, Name: pc.Name, Status: string(pc.Status), Packets: pc.Stats.Packets,
+			Bytes: tripcap.HumanBytes(pc.Stats.Bytes), Created: ago(pc.CreatedAt), Stop: pc.Active() && p.Can(tripcap.PermCaptureWrite, h)})
+	}
+	return out
+}
+
+func alertRowsOf(as []*tripcap.Alert) []hostAlertRow {
+	out := make([]hostAlertRow, 0, len(as))
+	for _, a := range as {
+		r := hostAlertRow{Rule: a.RuleName, Condition: string(a.MonitorCondition), Muted: a.Silenced, Severity: tripcap.SeverityName(a.Severity), Fired: utc(a.FiredAt)}
+		if a.ResolvedAt != nil {
+			r.Resolved = utc(*a.ResolvedAt)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func (c *Console) hostLive(ctx context.Context, r *http.Request) (any, error) {
@@ -153,6 +214,9 @@ func (c *Console) hostLive(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	out := hostLiveData{State: h.State, LastSeen: ago(h.LastSeen), Charts: map[string][][]*float64{}}
+	if out.Captures, out.Alerts, err = c.hostLists(ctx, h); err != nil {
+		return nil, err
+	}
 	end := c.cfg.Now().Truncate(time.Second)
 	for _, ch := range hostCharts {
 		var cols [][]*float64
@@ -179,9 +243,6 @@ func (c *Console) hostLive(ctx context.Context, r *http.Request) (any, error) {
 			cols = append(cols, vals)
 		}
 		out.Charts[ch.ID] = cols
-	}
-	if out.Activity, err = c.hostActivityOf(ctx, h); err != nil {
-		return nil, err
 	}
 	return out, nil
 }

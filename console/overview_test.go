@@ -130,3 +130,38 @@ func TestHostLiveChartsAndThresholds(t *testing.T) {
 	}
 	t.Fatalf("no live event: %v", sc.Err())
 }
+
+// TestHostLiveCaptures: the host page's live event lists the host's
+// captures as they come, with a stop control only for whom may stop them.
+func TestHostLiveCaptures(t *testing.T) {
+	f := newFixture(t)
+	pc := f.capture(t, "web1", "c1")
+	event := func(b *browser) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", f.url+"/hosts/web1/live", nil)
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				return data
+			}
+		}
+		t.Fatalf("no event: %v", sc.Err())
+		return ""
+	}
+	owner := f.browser(t)
+	owner.signInToken(f.admin)
+	if e := event(owner); !strings.Contains(e, `"id":"`+pc.ID+`","name":"c1","status":"NotStarted"`) || !strings.Contains(e, `"stop":true`) {
+		t.Errorf("the owner's event: %s", e)
+	}
+	reader := f.browser(t)
+	reader.signIn("rita", f.user(t, "rita", tripcap.RoleReader))
+	if e := event(reader); !strings.Contains(e, `"name":"c1"`) || strings.Contains(e, `"stop":true`) {
+		t.Errorf("a Reader's event: %s", e)
+	}
+}

@@ -17,7 +17,7 @@ import (
 // forms a responder, an action group starting it, a storage account, a
 // user and a role assignment; bad input comes back naming the field.
 func TestOwnerPagesCreateEverything(t *testing.T) {
-	f := newFixture(t)
+	f := newFixtureWith(t, fixtureOptions{audited: true})
 	f.host(t, "web1", "westeurope", nil)
 	pw := f.user(t, "olga", tripcap.RoleOwner)
 	b := f.browser(t)
@@ -99,7 +99,7 @@ func TestOwnerPagesCreateEverything(t *testing.T) {
 // groups and storage without create or delete controls, is not offered
 // the audit log or access, and each post sent anyway is refused.
 func TestReaderSeesNoControlsAndIsRefused(t *testing.T) {
-	f := newFixture(t)
+	f := newFixtureWith(t, fixtureOptions{audited: true})
 	owner := f.browser(t)
 	owner.signIn("olga", f.user(t, "olga", tripcap.RoleOwner))
 	owner.get("/responders")

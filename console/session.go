@@ -227,7 +227,12 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) error {
 // toSignIn sends a caller without a (valid) session to the sign-in page,
 // to come back here after.
 func (c *Console) toSignIn(w http.ResponseWriter, r *http.Request, err error) {
-	if wantsJSON(r) {
+	if _, e := r.Cookie(c.cookieName(r, sessionCookie, secureSessionCookie)); e == nil {
+		// A session that no longer authenticates (revoked, expired) is forgotten.
+		c.setCookie(w, r, c.cookieName(r, sessionCookie, secureSessionCookie), "", -1)
+	}
+	if wantsJSON(r) || strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		// A script, or a live stream (EventSource gives up on a 401): no page.
 		c.fail(w, r, err)
 		return
 	}

@@ -40,11 +40,21 @@
       var fn = pages[document.body.dataset.page];
       if (fn) fn(el, v);
     };
-    es.addEventListener("end", function (e) {
+    function ended(msg) {
       es.close();
       var note = el.querySelector("[data-live-note]");
-      if (note) note.textContent = e.data || "Live updates ended; reload the page.";
+      if (note) note.textContent = msg || "Live updates ended; reload the page.";
+    }
+    es.addEventListener("end", function (e) {
+      var msg = "";
+      try { msg = JSON.parse(e.data); } catch (err) { msg = e.data; }
+      ended(msg);
     });
+    // The browser reconnects by itself after a dropped stream; it gives up
+    // (CLOSED) when the server refuses it (the session ended).
+    es.onerror = function () {
+      if (es.readyState === EventSource.CLOSED) ended("");
+    };
   }
 
   // validate asks the server to check a form as it is typed (data-validate
@@ -84,6 +94,32 @@
     });
   }
 
+  // fetchForm sends a form (data-fetch) without leaving the page: the live
+  // updates show what it did; an error is shown beside it.
+  function fetchForm(form) {
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var btn = form.querySelector("button");
+      if (btn) btn.disabled = true;
+      fetch(form.action, {
+        method: "POST",
+        headers: { "Accept": "application/json", "X-CSRF-Token": tripcap.csrf() },
+        body: new URLSearchParams(new FormData(form)),
+        credentials: "same-origin",
+      }).then(function (r) {
+        if (r.ok) return;
+        return r.json().then(function (v) {
+          var p = form.querySelector(".error") || form.appendChild(document.createElement("span"));
+          p.className = "error";
+          p.setAttribute("role", "alert");
+          p.textContent = " " + (v.message || r.statusText);
+          if (btn) btn.disabled = false;
+        });
+      }).catch(function () { if (btn) btn.disabled = false; });
+    });
+  }
+  tripcap.fetchForm = fetchForm;
+
   // confirm asks before a destructive form is sent (data-confirm = the question).
   function confirmForm(form) {
     form.addEventListener("submit", function (e) {
@@ -95,6 +131,7 @@
     document.querySelectorAll("[data-live]").forEach(live);
     document.querySelectorAll("form[data-validate]").forEach(validate);
     document.querySelectorAll("form[data-confirm]").forEach(confirmForm);
+    document.querySelectorAll("form[data-fetch]").forEach(fetchForm);
     var fn = pages[document.body.dataset.page];
     if (fn) fn(document.body, null);
   });

@@ -90,68 +90,72 @@
     Object.keys(v.charts || {}).forEach(function (id) {
       if (charts[id]) charts[id].setData(v.charts[id]);
     });
-    if (v.activity) activity(v.activity);
+    if (v.captures) rows("captures", v.captures, captureRow);
+    if (v.alerts) rows("alerts", v.alerts, alertRow);
   });
 
-  // activity redraws the captures and alerts tables from a live update:
-  // text only, no markup from the server.
-  function cell(tr, text, cls, href) {
-    var td = document.createElement("td");
-    if (cls) td.className = cls;
-    if (href) {
-      var a = document.createElement("a");
-      a.href = href;
-      a.textContent = text;
-      td.appendChild(a);
-    } else {
-      td.textContent = text;
-    }
-    tr.appendChild(td);
-    return td;
+  // el makes an element with text (never HTML: the values are the user's).
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
   }
-  function state(td, s, muted) {
-    td.textContent = "";
-    var sp = document.createElement("span");
-    sp.className = "state state-" + s;
-    sp.textContent = s;
-    td.appendChild(sp);
-    if (muted) {
-      var m = document.createElement("span");
-      m.className = "muted";
-      m.textContent = " muted";
-      td.appendChild(m);
+
+  function state(s) { return el("span", s, "state state-" + s); }
+
+  function captureRow(c) {
+    var tr = document.createElement("tr");
+    var name = el("td"), a = el("a", c.name);
+    a.href = "/captures/" + encodeURIComponent(c.id);
+    name.appendChild(a);
+    tr.appendChild(name);
+    var st = el("td"); st.appendChild(state(c.status)); tr.appendChild(st);
+    tr.appendChild(el("td", c.packets, "num"));
+    tr.appendChild(el("td", c.bytes, "num"));
+    tr.appendChild(el("td", c.created));
+    var act = el("td");
+    if (c.stop) {
+      var f = el("form", null, "inline");
+      f.method = "post";
+      f.action = "/captures/" + encodeURIComponent(c.id) + "/stop";
+      f.dataset.fetch = "";
+      var csrf = el("input"); csrf.type = "hidden"; csrf.name = "csrf"; csrf.value = tripcap.csrf();
+      var b = el("button", "Stop", "secondary"); b.type = "submit";
+      f.appendChild(csrf); f.appendChild(b);
+      tripcap.fetchForm(f);
+      act.appendChild(f);
     }
+    tr.appendChild(act);
+    return tr;
   }
-  function rows(id, items, cols, empty) {
-    var body = document.getElementById(id);
-    if (!body) return;
-    var trs = items.map(function (it) {
-      var tr = document.createElement("tr");
-      cols(tr, it);
-      return tr;
-    });
-    if (trs.length === 0) {
-      var tr = document.createElement("tr");
-      var td = cell(tr, empty);
-      td.colSpan = 5;
-      trs = [tr];
+
+  function alertRow(a) {
+    var tr = document.createElement("tr");
+    tr.appendChild(el("td", a.rule));
+    var c = el("td"); c.appendChild(state(a.condition));
+    if (a.muted) { c.appendChild(document.createTextNode(" ")); c.appendChild(el("span", "muted", "muted")); }
+    tr.appendChild(c);
+    tr.appendChild(el("td", a.severity));
+    tr.appendChild(el("td", a.fired));
+    tr.appendChild(el("td", a.resolved));
+    return tr;
+  }
+
+  // rows replaces a table body's rows, keeping focus on a row's control
+  // where it can, and saying so when there are none.
+  function rows(name, list, make) {
+    var tb = document.querySelector('tbody[data-rows="' + name + '"]');
+    if (!tb) return;
+    if (tb.contains(document.activeElement) && document.activeElement.tagName === "BUTTON") return; // not under the user's finger
+    var frag = document.createDocumentFragment();
+    list.forEach(function (x) { frag.appendChild(make(x)); });
+    if (!list.length) {
+      var tr = document.createElement("tr"), td = el("td", tb.dataset.empty);
+      td.colSpan = tb.parentNode.querySelectorAll("thead th").length;
+      tr.appendChild(td);
+      frag.appendChild(tr);
     }
-    body.replaceChildren.apply(body, trs);
-  }
-  function activity(a) {
-    rows("host-captures", a.captures, function (tr, c) {
-      cell(tr, c.name, "", "/captures/" + encodeURIComponent(c.id));
-      state(cell(tr, ""), c.status);
-      cell(tr, String(c.packets), "num");
-      cell(tr, c.bytes, "num");
-      cell(tr, c.created);
-    }, "No captures on this host.");
-    rows("host-alerts", a.alerts, function (tr, al) {
-      cell(tr, al.rule, "", "/alerts/" + encodeURIComponent(al.id));
-      state(cell(tr, ""), al.condition, al.muted);
-      cell(tr, al.severity);
-      cell(tr, al.fired);
-      cell(tr, al.resolved);
-    }, "No alerts on this host.");
+    tb.replaceChildren(frag);
   }
 })();
