@@ -121,9 +121,10 @@ func (c *Console) incidentOf(ctx context.Context, id string) (*incident, error) 
 	a := det.Alert
 	in := &incident{Alert: a, Deliveries: det.Deliveries}
 	// The captures the alert caused: a responder records the alert on them.
+	// One replaced since (deleted) is still part of the incident.
 	cursor := ""
 	for n := 0; n < maxIncidentCaptures; {
-		cs, next, err := c.cfg.Service.FindCaptures(ctx, "", a.HostID, cursor, 200)
+		cs, next, err := c.cfg.Service.ListCaptures(ctx, controlplane.CaptureQuery{Host: a.HostID, IncludeDeleted: true, NewestFirst: true, Cursor: cursor, Limit: 200})
 		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
 			break // the host is gone; so are its captures
 		}
@@ -131,16 +132,9 @@ func (c *Console) incidentOf(ctx context.Context, id string) (*incident, error) 
 			return nil, err
 		}
 		for _, cp := range cs {
-			if cp.AlertID != a.ID {
-				continue
+			if cp.AlertID == a.ID {
+				in.Captures = append(in.Captures, cp)
 			}
-			// A listing's entries may be brief: the whole capture, for
-			// its times and pre-trigger result.
-			full, err := c.cfg.Service.FindCapture(ctx, "", cp.ID)
-			if err != nil {
-				return nil, err
-			}
-			in.Captures = append(in.Captures, full)
 		}
 		n += len(cs)
 		if next == "" {
@@ -220,6 +214,9 @@ func (in *incident) events() {
 	var marks []mark
 	for _, cp := range in.Captures {
 		link := "/captures/" + cp.ID
+		if cp.DeletedAt != nil {
+			link = "" // replaced or deleted since: no page
+		}
 		start := cp.CreatedAt
 		if cp.CaptureStartTime != nil {
 			start = *cp.CaptureStartTime

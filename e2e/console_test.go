@@ -84,7 +84,7 @@ func TestConsoleIncidentInBrowser(t *testing.T) {
 	b.shot("rule-preset")
 	b.do("editing the rule",
 		retype("rule-name", "high-egress"),
-		retype("rule-threshold", "200000"),
+		retype("rule-threshold", "100000"),
 		retype("rule-frequency", "every second"))
 	// The server checks the form as it is typed, naming the field.
 	b.waitAttr("the frequency marked invalid", "#rule-frequency", "aria-invalid", "true", 10*time.Second)
