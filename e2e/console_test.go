@@ -94,6 +94,7 @@ func TestConsoleIncidentInBrowser(t *testing.T) {
 		retype("rule-window", "PT5S"),
 		retype("rule-host", "h1"),
 		chromedp.Click(chromedp.Search(`//label[.="capture"]`)))
+	b.poll("the frequency no longer marked invalid", `!document.getElementById("rule-frequency").hasAttribute("aria-invalid")`, 10*time.Second)
 	// The chart of the last hour, as this rule sees it, on h1.
 	b.waitText("the rule's chart of the last hour", "#preview-summary", "on h1", 20*time.Second)
 	b.shot("rule-preview")
