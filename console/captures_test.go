@@ -303,3 +303,32 @@ func TestCaptureDownloadAndAudit(t *testing.T) {
 		t.Errorf("a form's check as typed is in the audit log:\n%s", all)
 	}
 }
+
+// TestCaptureTriageSummary: a capture's page shows what its files hold, as
+// the agent summarized them, and what changed at the alert.
+func TestCaptureTriageSummary(t *testing.T) {
+	f := newFixture(t)
+	pc := f.capture(t, "web1", "c1")
+	h, _ := f.svc.FindHost(f.adminCtx, "web1")
+	start := time.Now().Add(-time.Minute)
+	stop := time.Now()
+	sum := &tripcap.CaptureSummary{Packets: 1200, Bytes: 900_000, DurationSeconds: 60,
+		Protocols:     []tripcap.ProtocolCount{{Path: "eth:ipv4:tcp:tls", Packets: 1000, Bytes: 800_000}},
+		Conversations: []tripcap.Conversation{{Protocol: "tcp", A: "198.18.0.2:40000", B: "198.18.0.1:443", PacketsAB: 600, PacketsBA: 400, BytesAB: 500_000, BytesBA: 300_000}},
+		Alert: &tripcap.AlertChange{Time: start.Add(30 * time.Second), Source: "the alert's firing time",
+			Before: tripcap.Period{Seconds: 30, Packets: 100}, After: tripcap.Period{Seconds: 30, Packets: 1100},
+			Talkers: []tripcap.Change{{Name: "198.18.0.2", RateBefore: 100, RateAfter: 25000}}}}
+	_, err := f.svc.Report(f.agentCtx(t, h), []tripcap.SessionReport{{CaptureID: pc.ID, Status: tripcap.StatusStopped, StopReason: tripcap.StopTimeExceeded,
+		StartTime: &start, StopTime: &stop, Stats: tripcap.CaptureStats{Packets: 1200, Bytes: 900_000}, Summary: sum}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser(t)
+	b.signInToken(f.admin)
+	p := b.get("/captures/" + pc.ID)
+	for _, want := range []string{"Triage summary", "eth:ipv4:tcp:tls", "198.18.0.1:443", "What changed at the alert", "198.18.0.2", "25000", "TimeExceeded", "1m0s"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the capture's page lacks %q", want)
+		}
+	}
+}

@@ -6,41 +6,40 @@
 //
 // # Adding a page
 //
-//   - One file per page, console/<page>.go, with its template in
-//     console/templates/<page>.html defining "title" and "content" (the
-//     layout, templates/layout.html, wraps it; templates/parts.html has the
-//     shared pieces: "csrf", "error", "pager"). Templates are parsed once at
-//     New; a template error fails New, so tests catch it.
+// One file per page, console/<page>.go, with its template in
+// console/templates/<page>.html defining "title" and "content" (the layout,
+// templates/layout.html, wraps it; templates/parts.html has the shared
+// pieces: "csrf", "error", "field", "pager", "state"). Templates are parsed
+// once at New; a template error fails New, so tests catch it. The file has
+// one method that registers the page's routes and its nav entry, and
+// (*Console).routes in this file calls it:
 //
-//   - The file has one method that registers the page's routes and its nav
-//     entry, called from (*Console).routes in this file:
+//	func (c *Console) hostsPage() {
+//		c.nav(navHosts, "Hosts", "/hosts", tripcap.PermRead)
+//		c.get("/hosts", c.hostsList)
+//		c.post("/hosts/{host}/delete", c.hostDelete)
+//	}
 //
-//     func (c *Console) hostsPage() {
-//     c.nav(navHosts, "Hosts", "/hosts", tripcap.PermRead)
-//     c.get("/hosts", c.hostsList)
-//     c.post("/hosts/{host}/delete", c.hostDelete)
-//     }
+// get and post wrap the handler: the caller must be signed in (else it is
+// sent to the sign-in page), every post must carry the session's CSRF token
+// (the "csrf" template, or the X-CSRF-Token header for fetch), and a
+// returned error becomes a page (EINVALID 400, EFORBIDDEN 403, ENOTFOUND
+// 404…) with the message the service gave, or JSON to a script.
 //
-//     get and post wrap the handler: the caller must be signed in (else it is
-//     sent to the sign-in page), every post must carry the session's CSRF
-//     token (the "csrf" template, or the X-CSRF-Token header for fetch), and
-//     a returned error becomes a page (EINVALID 400, EFORBIDDEN 403,
-//     ENOTFOUND 404…) with the message the service gave.
-//
-//   - Handlers stay thin: read the form or path, call the service with
-//     r.Context() (it carries the signed-in principal), render. The
-//     services authorize, exactly as for the API: the console never decides
-//     who may do what, so a forged post is refused by the service. The
-//     console only hides what the role may not do: templates ask
-//     {{if .Can "captures/write"}} (the permission at some scope) or
-//     {{if .CanOn "captures/write" .Page.Host}} (at that host).
-//
-//   - Render with c.render(w, r, "<page>", data); the template sees a view:
-//     .Page is data, .CSRF the token, .User who is signed in, .Nav the
-//     entries the role may use.
-//
-//   - Forms re-rendered after EINVALID show the error beside the field it
-//     names: formError splits the service's "field: reason" message.
+// Handlers stay thin: read the form or path, call the service with
+// r.Context() (it carries the signed-in principal), render with
+// c.render(w, r, "<page>", data). The services authorize, exactly as for
+// the API: the console never decides who may do what, so a forged post is
+// refused by the service. The console only leaves out what the role may not
+// do: templates ask {{if .Can "captures/write"}} (the permission at some
+// scope), {{if .CanAll "monitoring/write"}} (at "*", for what is not tied to
+// a host) or {{if .CanOn "captures/write" .Page.Host}} (at that host). The
+// template's view has .Page (the data), .CSRF, .User and .Nav (the entries
+// the role may use). A form re-rendered after EINVALID marks the field the
+// service named (newFormError splits its "field: reason" message; the
+// "field" template marks the input). A form with data-validate="URL" is
+// posted there as it is typed (answer: {"field","message"}); a form with
+// data-fetch is posted without leaving the page.
 //
 // A page over an optional service (Monitor, Responders, Identity)
 // registers only when the service is there. The nav orders (navRules,
@@ -173,6 +172,10 @@ func (c *Console) routes() {
 	c.storagePage()
 	c.auditPage()
 	c.accessPage()
+	// Any other path: the console's own 404 page (signed in first).
+	c.get("/", func(w http.ResponseWriter, r *http.Request) error {
+		return tripcap.Errorf(tripcap.ENOTFOUND, "%s: no such page", r.URL.Path)
+	})
 }
 
 // Nav orders: each page's place in the navigation.

@@ -286,3 +286,15 @@ func TestRevokedSessionEnds(t *testing.T) {
 		t.Fatal("the revoked session's cookie is kept")
 	}
 }
+
+func TestUnknownPageIsTheConsoles404(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t)
+	if p := b.get("/no/such/page"); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("an unknown page signed out: %s, want 303 to sign in", p.Status)
+	}
+	b.signInToken(f.admin)
+	if p := b.get("/no/such/page"); p.StatusCode != http.StatusNotFound || !strings.Contains(p.body, "Not found") || p.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("an unknown page: %s\n%s", p.Status, p.body)
+	}
+}
