@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -187,28 +186,15 @@ func TestCaptureLiveStatus(t *testing.T) {
 	pc := f.capture(t, "web1", "c1")
 	b := f.browser(t)
 	b.signInToken(f.admin)
-	req, _ := http.NewRequest("GET", f.url+"/captures/"+pc.ID+"/live", nil)
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("live: %s %s", resp.Status, resp.Header.Get("Content-Type"))
-	}
-	sc := bufio.NewScanner(resp.Body)
 	var events []map[string]any
-	deadline := time.Now().Add(5 * time.Second)
-	for len(events) < 2 && time.Now().Before(deadline) && sc.Scan() {
-		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			var v map[string]any
-			if err := json.Unmarshal([]byte(data), &v); err != nil {
-				t.Fatalf("event %q: %v", data, err)
-			}
-			events = append(events, v)
+	for _, data := range b.events("/captures/"+pc.ID+"/live", 2) {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			t.Fatalf("event %q: %v", data, err)
 		}
+		events = append(events, v)
 	}
-	if len(events) < 2 || events[0]["status"] != "NotStarted" || events[1]["desired"] != "Running" {
+	if events[0]["status"] != "NotStarted" || events[1]["desired"] != "Running" {
 		t.Fatalf("live events: %v", events)
 	}
 }
@@ -222,22 +208,10 @@ func TestLiveOutlastsWriteTimeout(t *testing.T) {
 	pc := f.capture(t, "web1", "c1")
 	b := f.browser(t)
 	b.signInToken(f.admin)
-	req, _ := http.NewRequest("GET", f.url+"/captures/"+pc.ID+"/live", nil)
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	start := time.Now()
-	sc := bufio.NewScanner(resp.Body)
-	events := 0
-	for events < 4 && sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "data: ") {
-			events++
-		}
-	}
-	if events < 4 || time.Since(start) < 2500*time.Millisecond {
-		t.Fatalf("%d events in %s (%v), want 4 over 3 s", events, time.Since(start), sc.Err())
+	b.events("/captures/"+pc.ID+"/live", 4)
+	if time.Since(start) < 2500*time.Millisecond {
+		t.Fatalf("4 events in %s, want them over 3 s", time.Since(start))
 	}
 }
 

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -268,6 +269,35 @@ func (b *browser) signInToken(token string) {
 	if p.StatusCode != http.StatusSeeOther {
 		b.t.Fatalf("sign in with a token: %s: %s", p.Status, p.body)
 	}
+}
+
+// events reads the first n events of the live stream at path (within
+// 10 s), checking it is one.
+func (b *browser) events(path string, n int) []string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.f.url+path, nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		b.t.Fatalf("%s: %s %s, want an event stream", path, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	var out []string
+	for len(out) < n && sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			out = append(out, data)
+		}
+	}
+	if len(out) < n {
+		b.t.Fatalf("%s: %d events, want %d (%v)", path, len(out), n, sc.Err())
+	}
+	return out
 }
 
 // cookie returns the browser's cookie of that name for the console, or nil.

@@ -1,9 +1,7 @@
 package console_test
 
 import (
-	"bufio"
 	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -93,42 +91,27 @@ func TestHostLiveChartsAndThresholds(t *testing.T) {
 	if !strings.Contains(p.body, `&#34;perSecond&#34;:200000000`) || !strings.Contains(p.body, "high-egress") {
 		t.Fatalf("the host page does not carry the rule's threshold:\n%s", p.body)
 	}
-	req, _ := http.NewRequest("GET", f.url+"/hosts/web1/live", nil)
-	resp, err := b.c.Do(req)
-	if err != nil {
+	data := b.events("/hosts/web1/live", 1)[0]
+	var v struct {
+		State  string
+		Charts map[string][][]*float64
+	}
+	if err := json.Unmarshal([]byte(data), &v); err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
-		var v struct {
-			State  string
-			Charts map[string][][]*float64
-		}
-		if err := json.Unmarshal([]byte(data), &v); err != nil {
-			t.Fatal(err)
-		}
-		net := v.Charts["net"]
-		if v.State != "Online" || len(net) != 3 || len(net[0]) < 100 || len(net[2]) != len(net[0]) {
-			t.Fatalf("live event: state %s, net chart %d columns", v.State, len(net))
-		}
-		got := 0
-		for _, x := range net[2] {
-			if x != nil && *x == 1234 {
-				got++
-			}
-		}
-		if got != 10 {
-			t.Fatalf("the chart's out column has %d points of 1234, want 10", got)
-		}
-		return
+	net := v.Charts["net"]
+	if v.State != "Online" || len(net) != 3 || len(net[0]) < 100 || len(net[2]) != len(net[0]) {
+		t.Fatalf("live event: state %s, net chart %d columns", v.State, len(net))
 	}
-	t.Fatalf("no live event: %v", sc.Err())
+	got := 0
+	for _, x := range net[2] {
+		if x != nil && *x == 1234 {
+			got++
+		}
+	}
+	if got != 10 {
+		t.Fatalf("the chart's out column has %d points of 1234, want 10", got)
+	}
 }
 
 // TestHostLiveCaptures: the host page's live event lists the host's
@@ -136,24 +119,7 @@ func TestHostLiveChartsAndThresholds(t *testing.T) {
 func TestHostLiveCaptures(t *testing.T) {
 	f := newFixture(t)
 	pc := f.capture(t, "web1", "c1")
-	event := func(b *browser) string {
-		t.Helper()
-		req, _ := http.NewRequest("GET", f.url+"/hosts/web1/live", nil)
-		resp, err := b.c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				return data
-			}
-		}
-		t.Fatalf("no event: %v", sc.Err())
-		return ""
-	}
+	event := func(b *browser) string { return b.events("/hosts/web1/live", 1)[0] }
 	owner := f.browser(t)
 	owner.signInToken(f.admin)
 	if e := event(owner); !strings.Contains(e, `"id":"`+pc.ID+`","name":"c1","status":"NotStarted"`) || !strings.Contains(e, `"stop":true`) {
