@@ -437,28 +437,41 @@ const (
 // evaluateAt evaluates the instance over the window ending at t and
 // applies the state machine; it returns the alert when it changed state.
 func (e *Evaluator) evaluateAt(in *instance, h *tripcap.Host, t int64) (tripcap.Alert, bool) {
+	all, _, eval := e.conditions(in, t)
+	return e.apply(in, h, all, eval)
+}
+
+// conditions evaluates every criterion of the instance's rule over the
+// window ending at t: the outcome of all of them, of each, and the results.
+func (e *Evaluator) conditions(in *instance, t int64) (outcome, []outcome, tripcap.AlertEvaluation) {
 	rs := in.rule
 	r := rs.rule
 	results := make([]tripcap.ConditionResult, len(r.Criteria.AllOf))
+	each := make([]outcome, len(r.Criteria.AllOf))
 	all := met
 	lookback := rs.window
 	for i := range r.Criteria.AllOf {
 		c := &r.Criteria.AllOf[i]
-		var o outcome
 		if c.Static != nil {
-			o, results[i] = e.static(in, c.Static, t)
+			each[i], results[i] = e.static(in, c.Static, t)
 		} else {
-			o, results[i] = e.dynamic(in, i, c.Dynamic, t)
+			each[i], results[i] = e.dynamic(in, i, c.Dynamic, t)
 			lookback = max(lookback, rs.window*int64(c.Dynamic.FailingPeriods.NumberOfEvaluationPeriods))
 		}
-		all = min(all, o)
+		all = min(all, each[i])
 	}
+	return all, each, tripcap.AlertEvaluation{
+		Time: time.Unix(t, 0).UTC(), WindowStartTime: time.Unix(t-lookback, 0).UTC(), WindowEndTime: time.Unix(t, 0).UTC(), AllOf: results,
+	}
+}
+
+// apply runs the state machine on one evaluation: it returns the alert
+// when the instance fired or resolved.
+func (e *Evaluator) apply(in *instance, h *tripcap.Host, all outcome, eval tripcap.AlertEvaluation) (tripcap.Alert, bool) {
 	if all == noData {
 		return tripcap.Alert{}, false
 	}
-	eval := tripcap.AlertEvaluation{
-		Time: time.Unix(t, 0).UTC(), WindowStartTime: time.Unix(t-lookback, 0).UTC(), WindowEndTime: time.Unix(t, 0).UTC(), AllOf: results,
-	}
+	r := in.rule.rule
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var a *tripcap.Alert

@@ -105,6 +105,8 @@ type Config struct {
 	Responders *responder.Responders
 	// Identity signs users in with their password; nil: tokens only.
 	Identity *identity.Service
+	// Audit answers the audit log page (an *audit.Recorder); nil hides it.
+	Audit AuditLog
 	// Secure marks cookies Secure on plain connections too (TLS ends in
 	// front of the server); a TLS connection always does.
 	Secure bool
@@ -163,6 +165,13 @@ func (c *Console) routes() {
 	c.hostsPage()
 	c.hostPage()
 	c.capturesPage()
+	c.rulesPage()
+	c.alertsPage()
+	c.respondersPage()
+	c.actionGroupsPage()
+	c.storagePage()
+	c.auditPage()
+	c.accessPage()
 	// Any other path: the console's own 404 page (signed in first).
 	c.get("/", func(w http.ResponseWriter, r *http.Request) error {
 		return tripcap.Errorf(tripcap.ENOTFOUND, "%s: no such page", r.URL.Path)

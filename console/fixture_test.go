@@ -84,7 +84,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
+	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local", OpenStorage: openFileURL}, log)
 	go func() { _ = svc.Run(ctx) }()
 	token, err := svc.EnsureAdmin(ctx, filepath.Join(dir, "admin.token"))
 	if err != nil {
@@ -122,7 +122,11 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		opts = append(opts, tchttp.WithAudit(rec))
 	}
 	srv := tchttp.NewServer(svc, log, opts...)
-	c, err := console.New(console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}, log)
+	cfg := console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}
+	if rec != nil {
+		cfg.Audit = rec // the audit log page
+	}
+	c, err := console.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,4 +309,14 @@ func (b *browser) cookie(name string) *http.Cookie {
 		}
 	}
 	return nil
+}
+
+// openFileURL opens storage accounts added at run time: file:// only here
+// (the server's opener takes S3 and Azure Blob too).
+func openFileURL(_ context.Context, u string) (tripcap.BlobStore, error) {
+	p, ok := strings.CutPrefix(u, "file://")
+	if !ok || p == "" {
+		return nil, tripcap.Errorf(tripcap.EINVALID, "url: %q is not a file:// URL", u)
+	}
+	return filestore.Open(p)
 }

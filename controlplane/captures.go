@@ -132,15 +132,18 @@ type CaptureQuery struct {
 	ActiveOnly bool
 	// NewestFirst lists the newest first.
 	NewestFirst bool
-	Cursor      string
-	Limit       int
+	// IncludeDeleted lists deleted captures too (a replaced capture is
+	// still part of the incident that caused it).
+	IncludeDeleted bool
+	Cursor         string
+	Limit          int
 }
 
 // ListCaptures lists the captures q selects that the caller may read, by
 // id (newest first when asked), and the cursor of the next page.
 func (s *Service) ListCaptures(ctx context.Context, q CaptureQuery) ([]*tripcap.PacketCapture, string, error) {
 	watcher, host, cursor, limit := q.Watcher, q.Host, q.Cursor, q.Limit
-	f := tripcap.CaptureFilter{Cursor: cursor, Limit: limit, ActiveOnly: q.ActiveOnly, NewestFirst: q.NewestFirst}
+	f := tripcap.CaptureFilter{Cursor: cursor, Limit: limit, ActiveOnly: q.ActiveOnly, NewestFirst: q.NewestFirst, IncludeDeleted: q.IncludeDeleted}
 	g := tripcap.HostGrant{}
 	if host != "" {
 		h, err := s.authorizedHost(ctx, tripcap.PermRead, host)

@@ -302,7 +302,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	}
 	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
 	// The web console, at "/" behind the API's limits and audit.
-	if cp.console, err = console.New(console.Config{Service: cp.svc, Monitor: cp.monitor, Responders: cp.responders, Identity: ids,
+	if cp.console, err = console.New(console.Config{Service: cp.svc, Monitor: cp.monitor, Responders: cp.responders, Identity: ids, Audit: cp.audit,
 		Secure: strings.HasPrefix(linkURL, "https://")}, log); err != nil {
 		return nil, err
 	}

@@ -70,10 +70,15 @@ install_debs() {
     made_policy=1
   fi
   local rc=0
-  {
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
-  } || rc=$?
+  # One apt-get update per install run: the installers install-deps calls
+  # inherit the mark from it.
+  if [ -z "${TRIPCAP_APT_UPDATED:-}" ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || rc=$?
+    [ "$rc" -ne 0 ] || export TRIPCAP_APT_UPDATED=1
+  fi
+  if [ "$rc" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null || rc=$?
+  fi
   if [ -n "$made_policy" ]; then
     as_root rm -f "$policy"
   fi
