@@ -28,7 +28,7 @@ func seed(ctx context.Context, store tripcap.Store, nHosts, nCaptures, nAlerts, 
 	now := time.Now().UTC()
 	watchers := map[string]*tripcap.NetworkWatcher{}
 	for _, loc := range locations {
-		w, err := store.EnsureWatcher(ctx, loc, tripcap.DefaultParallelCapturesPerWatcher)
+		w, err := store.EnsureWatcher(ctx, "00000000-0000-0000-0000-000000000000", loc, tripcap.DefaultParallelCapturesPerWatcher)
 		if err != nil {
 			return nil, fmt.Errorf("watcher %s: %w", loc, err)
 		}
