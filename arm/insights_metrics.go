@@ -42,11 +42,9 @@ type metricsRequest struct {
 	SplitAll bool
 	Top      int
 	// OrderBy sorts split series by their value over the timespan.
-	OrderBy     tripcap.Aggregation
-	OrderDesc   bool
-	Metadata    bool // resultType=Metadata: series without data
-	Namespace   string
-	HasInterval bool
+	OrderBy   tripcap.Aggregation
+	OrderDesc bool
+	Metadata  bool // resultType=Metadata: series without data
 }
 
 // metricsParams are the query parameters of the metrics API (2018-01-01 to
@@ -104,7 +102,6 @@ func parseMetricsQuery(q url.Values, now time.Time) (*metricsRequest, error) {
 	}
 	req.Interval = defaultInterval
 	if iv := get("interval"); iv != "" {
-		req.HasInterval = true
 		if strings.EqualFold(iv, "FULL") {
 			req.Full = true
 		} else if req.Interval, err = tripcap.ParseISODuration("interval", iv); err != nil {
@@ -277,7 +274,7 @@ type filterToken struct {
 	quoted bool
 }
 
-// filterTokens splits a $filter into words and 'quoted' values ('' is a quote).
+// filterTokens splits a $filter into words and 'quoted' values (” is a quote).
 func filterTokens(field, s string) ([]filterToken, error) {
 	var out []filterToken
 	for i := 0; i < len(s); {
