@@ -1,6 +1,7 @@
 package arm
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -61,19 +62,20 @@ func registerInsights(a *API, svc Services) {
 		rule   = group + "metricAlerts/{ruleName}"
 		agroup = group + "actionGroups/{actionGroupName}"
 	)
-	p.Handle(http.MethodGet, sub+"metricAlerts", "MetricAlerts_ListBySubscription", only(metricAlertVersions, in.listRules))
-	p.Handle(http.MethodGet, group+"metricAlerts", "MetricAlerts_ListByResourceGroup", only(metricAlertVersions, in.listRules))
-	p.Handle(http.MethodGet, rule, "MetricAlerts_Get", only(metricAlertVersions, in.getRule))
-	p.Handle(http.MethodPut, rule, "MetricAlerts_CreateOrUpdate", only(metricAlertVersions, in.putRule))
-	p.Handle(http.MethodPatch, rule, "MetricAlerts_Update", only(metricAlertVersions, in.patchRule))
-	p.Handle(http.MethodDelete, rule, "MetricAlerts_Delete", only(metricAlertVersions, in.deleteRule))
+	rules, groups := in.rules(), in.groups()
+	p.Handle(http.MethodGet, sub+"metricAlerts", "MetricAlerts_ListBySubscription", only(metricAlertVersions, listOf(in, rules)))
+	p.Handle(http.MethodGet, group+"metricAlerts", "MetricAlerts_ListByResourceGroup", only(metricAlertVersions, listOf(in, rules)))
+	p.Handle(http.MethodGet, rule, "MetricAlerts_Get", only(metricAlertVersions, getOf(in, rules)))
+	p.Handle(http.MethodPut, rule, "MetricAlerts_CreateOrUpdate", only(metricAlertVersions, putOf(in, rules, http.StatusOK, in.decodeRule)))
+	p.Handle(http.MethodPatch, rule, "MetricAlerts_Update", only(metricAlertVersions, patchOf(in, rules, in.prepareRulePatch)))
+	p.Handle(http.MethodDelete, rule, "MetricAlerts_Delete", only(metricAlertVersions, deleteOf(in, rules)))
 
-	p.Handle(http.MethodGet, sub+"actionGroups", "ActionGroups_ListBySubscriptionId", only(actionGroupVersions, in.listGroups))
-	p.Handle(http.MethodGet, group+"actionGroups", "ActionGroups_ListByResourceGroup", only(actionGroupVersions, in.listGroups))
-	p.Handle(http.MethodGet, agroup, "ActionGroups_Get", only(actionGroupVersions, in.getGroup))
-	p.Handle(http.MethodPut, agroup, "ActionGroups_CreateOrUpdate", only(actionGroupVersions, in.putGroup))
-	p.Handle(http.MethodPatch, agroup, "ActionGroups_Update", only(actionGroupVersions, in.patchGroup))
-	p.Handle(http.MethodDelete, agroup, "ActionGroups_Delete", only(actionGroupVersions, in.deleteGroup))
+	p.Handle(http.MethodGet, sub+"actionGroups", "ActionGroups_ListBySubscriptionId", only(actionGroupVersions, listOf(in, groups)))
+	p.Handle(http.MethodGet, group+"actionGroups", "ActionGroups_ListByResourceGroup", only(actionGroupVersions, listOf(in, groups)))
+	p.Handle(http.MethodGet, agroup, "ActionGroups_Get", only(actionGroupVersions, getOf(in, groups)))
+	p.Handle(http.MethodPut, agroup, "ActionGroups_CreateOrUpdate", only(actionGroupVersions, putOf(in, groups, http.StatusCreated, in.decodeGroup)))
+	p.Handle(http.MethodPatch, agroup, "ActionGroups_Update", only(actionGroupVersions, patchOf(in, groups, in.prepareGroupPatch)))
+	p.Handle(http.MethodDelete, agroup, "ActionGroups_Delete", only(actionGroupVersions, deleteOf(in, groups)))
 
 	p.Handle(http.MethodGet, vm+"metrics", "Metrics_List", only(metricsVersions, in.metrics))
 	p.Handle(http.MethodGet, vm+"metricDefinitions", "MetricDefinitions_List", only(metricsVersions, in.metricDefinitions))
@@ -99,20 +101,6 @@ func (in *insights) placement(p tripcap.AzurePlacement) (sub, group string) {
 func (in *insights) placed(p tripcap.AzurePlacement, r *Request) bool {
 	sub, group := in.defaults()
 	return p.Placed(r.Param("subscriptionId"), r.Param("resourceGroupName"), sub, group)
-}
-
-// notFound is Azure's answer for a resource of typ missing from the request's group.
-func notFound(r *Request, typ, name string) error {
-	return Errorf(http.StatusNotFound, "ResourceNotFound", "The Resource '%s/%s/%s' under resource group '%s' was not found.",
-		insightsNamespace, typ, name, r.Param("resourceGroupName"))
-}
-
-// elsewhere refuses a name taken in another resource group: names are
-// unique on the server, not per group as in Azure.
-func elsewhere(what, name, sub, group string) error {
-	return Errorf(http.StatusConflict, "Conflict",
-		"An %s named '%s' already exists in resource group '%s' of subscription '%s'; tripcap's %s names are unique on the server (regardless of case), so pick another name.",
-		what, name, group, sub, what)
 }
 
 // insightsError is err as ARM answers it: a tripcap EINVALID becomes a 400
@@ -187,147 +175,279 @@ func (in *insights) resolveGroup(r *Request) resolveAction {
 	}
 }
 
-func (in *insights) ruleOf(r *Request, rule *tripcap.AlertRule, ref groupRef) *metricAlertResource {
-	sub, group := in.placement(rule.AzurePlacement)
-	return metricAlertOf(rule, sub, group, ref)
+// kind is what the handlers of metricAlerts and actionGroups share about
+// one of tripcap's rules or groups (T): how to find, write and show one.
+type kind[T any] struct {
+	typ, param, what string // "metricAlerts", "ruleName", "alert rule"
+	list             func(ctx context.Context) ([]*T, error)
+	find             func(ctx context.Context, ref string) (*T, error)
+	create           func(ctx context.Context, v *T) (*T, error)
+	update           func(ctx context.Context, id string, v *T, ifMatch string) (*T, error)
+	remove           func(ctx context.Context, id string) error
+	// about gives a T's id, name, ETag and placement.
+	about func(v *T) (id, name, etag string, p tripcap.AzurePlacement)
+	// shower does the lookups answers need once per request, and returns
+	// what shows one T.
+	shower func(r *Request) (func(v *T) any, error)
 }
 
-func (in *insights) listRules(w http.ResponseWriter, r *Request) error {
-	rules, err := in.svc.Monitor.FindRules(r.Context())
-	if err != nil {
-		return err
+func (in *insights) rules() kind[tripcap.AlertRule] {
+	m := in.svc.Monitor
+	return kind[tripcap.AlertRule]{typ: typeMetricAlerts, param: "ruleName", what: "alert rule",
+		list: m.FindRules, find: m.FindRule, create: m.CreateRule, update: m.UpdateRule, remove: m.DeleteRule,
+		about: func(v *tripcap.AlertRule) (string, string, string, tripcap.AzurePlacement) {
+			return v.ID, v.Name, v.ETag(), v.AzurePlacement
+		},
+		shower: func(r *Request) (func(*tripcap.AlertRule) any, error) {
+			ref, err := in.groupIndex(r)
+			if err != nil {
+				return nil, err
+			}
+			return func(v *tripcap.AlertRule) any {
+				sub, group := in.placement(v.AzurePlacement)
+				return metricAlertOf(v, sub, group, ref)
+			}, nil
+		},
 	}
-	ref, err := in.groupIndex(r)
-	if err != nil {
-		return err
-	}
-	var out []*metricAlertResource
-	for _, rule := range rules {
-		if in.placed(rule.AzurePlacement, r) {
-			out = append(out, in.ruleOf(r, rule, ref))
-		}
-	}
-	page, next, err := Paginate(r, out)
-	if err != nil {
-		return err
-	}
-	return WritePage(w, r, page, next)
 }
 
-// findRule is the rule the path names, in the path's resource group.
-func (in *insights) findRule(r *Request) (*tripcap.AlertRule, error) {
-	name := r.Param("ruleName")
-	rule, err := in.svc.Monitor.FindRule(r.Context(), name)
-	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND || (err == nil && (!in.placed(rule.AzurePlacement, r) || !strings.EqualFold(rule.Name, name))) {
-		return nil, notFound(r, typeMetricAlerts, name)
+func (in *insights) groups() kind[tripcap.ActionGroup] {
+	m := in.svc.Monitor
+	return kind[tripcap.ActionGroup]{typ: typeActionGroups, param: "actionGroupName", what: "action group",
+		list: m.FindActionGroups, find: m.FindActionGroup, create: m.CreateActionGroup, update: m.UpdateActionGroup, remove: m.DeleteActionGroup,
+		about: func(v *tripcap.ActionGroup) (string, string, string, tripcap.AzurePlacement) {
+			return v.ID, v.Name, v.ETag(), v.AzurePlacement
+		},
+		shower: func(r *Request) (func(*tripcap.ActionGroup) any, error) {
+			names := in.responderNames(r)
+			return func(v *tripcap.ActionGroup) any {
+				sub, group := in.placement(v.AzurePlacement)
+				return actionGroupOf(v.Redacted(), sub, group, r.AbsURL("", nil), names)
+			}, nil
+		},
 	}
-	return rule, err
 }
 
-func (in *insights) answerRule(w http.ResponseWriter, r *Request, rule *tripcap.AlertRule) error {
-	ref, err := in.groupIndex(r)
-	if err != nil {
-		return err
-	}
-	return WriteJSON(w, http.StatusOK, in.ruleOf(r, rule, ref))
-}
-
-func (in *insights) getRule(w http.ResponseWriter, r *Request) error {
-	rule, err := in.findRule(r)
-	if err != nil {
-		return err
-	}
-	return in.answerRule(w, r, rule)
-}
-
-// putRule creates or replaces a rule: 200 either way, as Azure answers.
-func (in *insights) putRule(w http.ResponseWriter, r *Request) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var res metricAlertResource
-	if err := decodeStrict("", body, &res); err != nil {
-		return insightsError(err)
-	}
-	if res.Properties != nil {
-		if err := res.Properties.checkRequired(); err != nil {
-			return insightsError(err)
-		}
-	}
-	name := r.Param("ruleName")
-	rule, err := res.rule(r.Param("subscriptionId"), r.Param("resourceGroupName"), name, in.resolveGroup(r))
-	if err != nil {
-		return insightsError(err)
-	}
-	cur, err := in.svc.Monitor.FindRule(r.Context(), name)
-	switch {
-	case err == nil && !in.placed(cur.AzurePlacement, r):
-		sub, group := in.placement(cur.AzurePlacement)
-		return elsewhere("alert rule", cur.Name, sub, group)
-	case err == nil:
-		rule, err = in.svc.Monitor.UpdateRule(r.Context(), cur.ID, rule, "*")
-	case tripcap.ErrorCode(err) == tripcap.ENOTFOUND:
-		rule, err = in.svc.Monitor.CreateRule(r.Context(), rule)
-	}
-	if err != nil {
-		return insightsError(withPrefix("properties", err))
-	}
-	return in.answerRule(w, r, rule)
-}
-
-// patchRule changes the properties and tags the body gives.
-func (in *insights) patchRule(w http.ResponseWriter, r *Request) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var patch metricAlertPatch
-	if err := decodeStrict("", body, &patch); err != nil {
-		return insightsError(err)
-	}
-	if err := checkNoIdentity("identity", patch.Identity); err != nil {
-		return insightsError(err)
-	}
-	for attempt := 1; ; attempt++ {
-		cur, err := in.findRule(r)
+// listOf lists the kind's resources in the path's subscription (and group).
+func listOf[T any](in *insights, k kind[T]) HandlerFunc {
+	return func(w http.ResponseWriter, r *Request) error {
+		all, err := k.list(r.Context())
 		if err != nil {
 			return err
 		}
+		show, err := k.shower(r)
+		if err != nil {
+			return err
+		}
+		var out []any
+		for _, v := range all {
+			if _, _, _, p := k.about(v); in.placed(p, r) {
+				out = append(out, show(v))
+			}
+		}
+		page, next, err := Paginate(r, out)
+		if err != nil {
+			return err
+		}
+		return WritePage(w, r, page, next)
+	}
+}
+
+// findIn is the resource the path names, in the path's resource group.
+func findIn[T any](in *insights, r *Request, k kind[T]) (*T, error) {
+	name := r.Param(k.param)
+	v, err := k.find(r.Context(), name)
+	if err == nil {
+		// The native API finds by id too; an ARM path names a resource by name.
+		if _, n, _, p := k.about(v); !in.placed(p, r) || !strings.EqualFold(n, name) {
+			err = tripcap.Errorf(tripcap.ENOTFOUND, "not here")
+		}
+	}
+	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+		return nil, Errorf(http.StatusNotFound, "ResourceNotFound", "The Resource '%s/%s/%s' under resource group '%s' was not found.",
+			insightsNamespace, k.typ, name, r.Param("resourceGroupName"))
+	}
+	return v, err
+}
+
+// answer writes v as the kind shows it.
+func answer[T any](w http.ResponseWriter, r *Request, k kind[T], status int, v *T) error {
+	show, err := k.shower(r)
+	if err != nil {
+		return err
+	}
+	return WriteJSON(w, status, show(v))
+}
+
+func getOf[T any](in *insights, k kind[T]) HandlerFunc {
+	return func(w http.ResponseWriter, r *Request) error {
+		v, err := findIn(in, r, k)
+		if err != nil {
+			return err
+		}
+		return answer(w, r, k, http.StatusOK, v)
+	}
+}
+
+// putOf creates (created: 200 for rules, 201 for groups, as Azure answers)
+// or replaces the resource decode reads from the body. A name filed in
+// another resource group is a conflict: names are unique on the server,
+// not per group as in Azure.
+func putOf[T any](in *insights, k kind[T], created int, decode func(r *Request, body []byte) (*T, error)) HandlerFunc {
+	return func(w http.ResponseWriter, r *Request) error {
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		v, err := decode(r, body)
+		if err != nil {
+			return insightsError(err)
+		}
+		status := http.StatusOK
+		cur, err := k.find(r.Context(), r.Param(k.param))
+		switch {
+		case err == nil:
+			id, name, _, p := k.about(cur)
+			if !in.placed(p, r) {
+				sub, group := in.placement(p)
+				return Errorf(http.StatusConflict, "Conflict",
+					"An %s named '%s' already exists in resource group '%s' of subscription '%s'; tripcap's %s names are unique on the server (regardless of case), so pick another name.",
+					k.what, name, group, sub, k.what)
+			}
+			v, err = k.update(r.Context(), id, v, "*")
+		case tripcap.ErrorCode(err) == tripcap.ENOTFOUND:
+			status = created
+			v, err = k.create(r.Context(), v)
+		}
+		if err != nil {
+			return insightsError(withPrefix("properties", err))
+		}
+		return answer(w, r, k, status, v)
+	}
+}
+
+// patchOf changes what the body gives: prepare reads the body once and
+// returns what makes the new resource from the current one. A concurrent
+// change makes it apply the patch again to the new version.
+func patchOf[T any](in *insights, k kind[T], prepare func(r *Request, body []byte) (func(cur *T) (*T, error), error)) HandlerFunc {
+	return func(w http.ResponseWriter, r *Request) error {
+		body, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		change, err := prepare(r, body)
+		if err != nil {
+			return insightsError(err)
+		}
+		for attempt := 1; ; attempt++ {
+			cur, err := findIn(in, r, k)
+			if err != nil {
+				return err
+			}
+			next, err := change(cur)
+			if err != nil {
+				return insightsError(err)
+			}
+			id, _, etag, _ := k.about(cur)
+			out, err := k.update(r.Context(), id, next, etag)
+			if tripcap.ErrorCode(err) == tripcap.EPRECONDITION && attempt < 3 {
+				continue
+			}
+			if err != nil {
+				return insightsError(withPrefix("properties", err))
+			}
+			return answer(w, r, k, http.StatusOK, out)
+		}
+	}
+}
+
+// deleteOf answers 200 when it deleted, 204 when there was nothing to
+// delete; a group a rule uses is 409 (naming the rule).
+func deleteOf[T any](in *insights, k kind[T]) HandlerFunc {
+	return func(w http.ResponseWriter, r *Request) error {
+		v, err := findIn(in, r, k)
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+			return WriteJSON(w, http.StatusNoContent, nil)
+		}
+		if err != nil {
+			return err
+		}
+		id, _, _, _ := k.about(v)
+		if err := k.remove(r.Context(), id); err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, nil)
+	}
+}
+
+// decodeRule reads a metric alert PUT: every property Azure requires, and
+// none tripcap does not know.
+func (in *insights) decodeRule(r *Request, body []byte) (*tripcap.AlertRule, error) {
+	var res metricAlertResource
+	if err := decodeStrict("", body, &res); err != nil {
+		return nil, err
+	}
+	if res.Properties != nil {
+		if err := res.Properties.checkRequired(); err != nil {
+			return nil, err
+		}
+	}
+	return alertRule(&res, r.Param("subscriptionId"), r.Param("resourceGroupName"), r.Param("ruleName"), in.resolveGroup(r))
+}
+
+// prepareRulePatch reads a metric alert PATCH.
+func (in *insights) prepareRulePatch(r *Request, body []byte) (func(*tripcap.AlertRule) (*tripcap.AlertRule, error), error) {
+	var patch patchBody[metricAlertProperties]
+	if err := decodeStrict("", body, &patch); err != nil {
+		return nil, err
+	}
+	if err := checkNoIdentity("identity", patch.Identity); err != nil {
+		return nil, err
+	}
+	return func(cur *tripcap.AlertRule) (*tripcap.AlertRule, error) {
 		next := *cur
 		if patch.Tags != nil {
 			next.Tags = patch.Tags
 		}
 		if patch.Properties != nil {
 			if err := patch.Properties.apply(&next, in.resolveGroup(r)); err != nil {
-				return insightsError(err)
+				return nil, err
 			}
 		}
-		out, err := in.svc.Monitor.UpdateRule(r.Context(), cur.ID, &next, cur.ETag())
-		if tripcap.ErrorCode(err) == tripcap.EPRECONDITION && attempt < 3 {
-			continue // changed meanwhile: apply the patch to the new version
-		}
-		if err != nil {
-			return insightsError(withPrefix("properties", err))
-		}
-		return in.answerRule(w, r, out)
-	}
+		return &next, nil
+	}, nil
 }
 
-// deleteRule answers 200 when it deleted, 204 when there was no such rule.
-func (in *insights) deleteRule(w http.ResponseWriter, r *Request) error {
-	rule, err := in.findRule(r)
-	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusNotFound {
-		return WriteJSON(w, http.StatusNoContent, nil)
+// decodeGroup reads an action group PUT.
+func (in *insights) decodeGroup(r *Request, body []byte) (*tripcap.ActionGroup, error) {
+	var res actionGroupResource
+	if err := decodeStrict("", body, &res); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return err
+	return actionGroup(&res, r.Param("subscriptionId"), r.Param("resourceGroupName"), r.Param("actionGroupName"), in.functionEnv(r))
+}
+
+// prepareGroupPatch reads an action group PATCH: its tags and enabled.
+func (in *insights) prepareGroupPatch(r *Request, body []byte) (func(*tripcap.ActionGroup) (*tripcap.ActionGroup, error), error) {
+	var patch patchBody[actionGroupPatchProperties]
+	if err := decodeStrict("", body, &patch); err != nil {
+		return nil, err
 	}
-	if err := in.svc.Monitor.DeleteRule(r.Context(), rule.ID); err != nil {
-		return err
+	if err := checkNoIdentity("identity", patch.Identity); err != nil {
+		return nil, err
 	}
-	return WriteJSON(w, http.StatusOK, nil)
+	return func(cur *tripcap.ActionGroup) (*tripcap.ActionGroup, error) {
+		next := *cur
+		next.SigningSecretSet = false
+		if patch.Tags != nil {
+			next.Tags = patch.Tags
+		}
+		if patch.Properties != nil && patch.Properties.Enabled != nil {
+			next.Enabled = new(*patch.Properties.Enabled)
+		}
+		return &next, nil
+	}, nil
 }
 
 // functionEnv is what the request's action group may name as a responder.
@@ -356,134 +476,6 @@ func (in *insights) responderNames(r *Request) responderName {
 		}
 		return ref
 	}
-}
-
-func (in *insights) groupOf(r *Request, g *tripcap.ActionGroup) *actionGroupResource {
-	sub, group := in.placement(g.AzurePlacement)
-	return actionGroupOf(g.Redacted(), sub, group, r.AbsURL("", nil), in.responderNames(r))
-}
-
-func (in *insights) listGroups(w http.ResponseWriter, r *Request) error {
-	gs, err := in.svc.Monitor.FindActionGroups(r.Context())
-	if err != nil {
-		return err
-	}
-	var out []*actionGroupResource
-	for _, g := range gs {
-		if in.placed(g.AzurePlacement, r) {
-			out = append(out, in.groupOf(r, g))
-		}
-	}
-	page, next, err := Paginate(r, out)
-	if err != nil {
-		return err
-	}
-	return WritePage(w, r, page, next)
-}
-
-// findGroup is the group the path names, in the path's resource group.
-func (in *insights) findGroup(r *Request) (*tripcap.ActionGroup, error) {
-	name := r.Param("actionGroupName")
-	g, err := in.svc.Monitor.FindActionGroup(r.Context(), name)
-	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND || (err == nil && (!in.placed(g.AzurePlacement, r) || !strings.EqualFold(g.Name, name))) {
-		return nil, notFound(r, typeActionGroups, name)
-	}
-	return g, err
-}
-
-func (in *insights) getGroup(w http.ResponseWriter, r *Request) error {
-	g, err := in.findGroup(r)
-	if err != nil {
-		return err
-	}
-	return WriteJSON(w, http.StatusOK, in.groupOf(r, g))
-}
-
-// putGroup creates (201) or replaces (200) an action group.
-func (in *insights) putGroup(w http.ResponseWriter, r *Request) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var res actionGroupResource
-	if err := decodeStrict("", body, &res); err != nil {
-		return insightsError(err)
-	}
-	name := r.Param("actionGroupName")
-	g, err := res.group(r.Param("subscriptionId"), r.Param("resourceGroupName"), name, in.functionEnv(r))
-	if err != nil {
-		return insightsError(err)
-	}
-	status := http.StatusOK
-	cur, err := in.svc.Monitor.FindActionGroup(r.Context(), name)
-	switch {
-	case err == nil && !in.placed(cur.AzurePlacement, r):
-		sub, group := in.placement(cur.AzurePlacement)
-		return elsewhere("action group", cur.Name, sub, group)
-	case err == nil:
-		g, err = in.svc.Monitor.UpdateActionGroup(r.Context(), cur.ID, g, "*")
-	case tripcap.ErrorCode(err) == tripcap.ENOTFOUND:
-		status = http.StatusCreated
-		g, err = in.svc.Monitor.CreateActionGroup(r.Context(), g)
-	}
-	if err != nil {
-		return insightsError(withPrefix("properties", err))
-	}
-	return WriteJSON(w, status, in.groupOf(r, g))
-}
-
-// patchGroup changes the group's tags and enabled.
-func (in *insights) patchGroup(w http.ResponseWriter, r *Request) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	var patch actionGroupPatch
-	if err := decodeStrict("", body, &patch); err != nil {
-		return insightsError(err)
-	}
-	if err := checkNoIdentity("identity", patch.Identity); err != nil {
-		return insightsError(err)
-	}
-	for attempt := 1; ; attempt++ {
-		cur, err := in.findGroup(r)
-		if err != nil {
-			return err
-		}
-		next := *cur
-		next.SigningSecretSet = false
-		if patch.Tags != nil {
-			next.Tags = patch.Tags
-		}
-		if patch.Properties != nil && patch.Properties.Enabled != nil {
-			next.Enabled = new(*patch.Properties.Enabled)
-		}
-		out, err := in.svc.Monitor.UpdateActionGroup(r.Context(), cur.ID, &next, cur.ETag())
-		if tripcap.ErrorCode(err) == tripcap.EPRECONDITION && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return insightsError(withPrefix("properties", err))
-		}
-		return WriteJSON(w, http.StatusOK, in.groupOf(r, out))
-	}
-}
-
-// deleteGroup answers 200 when it deleted, 204 when there was no such
-// group; a group a rule uses is 409 (the rule names it).
-func (in *insights) deleteGroup(w http.ResponseWriter, r *Request) error {
-	g, err := in.findGroup(r)
-	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusNotFound {
-		return WriteJSON(w, http.StatusNoContent, nil)
-	}
-	if err != nil {
-		return err
-	}
-	if err := in.svc.Monitor.DeleteActionGroup(r.Context(), g.ID); err != nil {
-		return err
-	}
-	return WriteJSON(w, http.StatusOK, nil)
 }
 
 // host is the VM the path names: 404 ResourceNotFound as for any resource

@@ -25,8 +25,6 @@ import (
 	"github.com/tripcap/tripcap/filestore"
 	"github.com/tripcap/tripcap/internal/teststore"
 	"github.com/tripcap/tripcap/responder"
-	"github.com/tripcap/tripcap/sqlite"
-	"github.com/tripcap/tripcap/storetest"
 )
 
 // insightsFixture is the Microsoft.Insights surface over a real control
@@ -308,7 +306,10 @@ func TestInsightsSDKActionGroupsAndMetricAlerts(t *testing.T) {
 }
 
 func TestInsightsAPIVersionsPerResourceType(t *testing.T) {
-	store := openSQLite(t)
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) { apiVersionsPerResourceType(t, store) })
+}
+
+func apiVersionsPerResourceType(t *testing.T, store tripcap.Store) {
 	f := newInsightsFixture(t, store)
 	for _, c := range []struct {
 		path, version string
@@ -346,7 +347,11 @@ func TestInsightsAPIVersionsPerResourceType(t *testing.T) {
 }
 
 func TestInsightsSDKMetrics(t *testing.T) {
-	f := newInsightsFixture(t, openSQLite(t))
+	teststore.Each(t, sdkMetrics)
+}
+
+func sdkMetrics(t *testing.T, store tripcap.Store) {
+	f := newInsightsFixture(t, store)
 	ctx := context.Background()
 	agent, host := f.enroll(t, "vm1", "web")
 	// Two minutes of one point a second: the host sends 10 bytes a second,
@@ -448,15 +453,4 @@ func TestInsightsSDKMetrics(t *testing.T) {
 	if len(page.Value) != 1 || *page.Value[0].Properties.MetricNamespaceName != tripcap.MetricNamespace {
 		t.Errorf("namespaces: %+v", page.Value)
 	}
-}
-
-func openSQLite(t *testing.T) tripcap.Store {
-	t.Helper()
-	store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	store.SetSealer(storetest.NewSealer(t))
-	t.Cleanup(func() { store.Close() })
-	return store
 }

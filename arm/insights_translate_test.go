@@ -22,7 +22,7 @@ var insGroupID = "/subscriptions/" + insSub + "/resourceGroups/" + insRG + "/pro
 
 // resolveTest resolves the one action group the tests use.
 func resolveTest(field, id string) (string, error) {
-	if _, _, name, ok := parseInsightsID(id, typeActionGroups); ok && strings.EqualFold(name, "capture") {
+	if rid, err := ParseResourceID(field, id); err == nil && rid.Is(insightsNamespace, typeActionGroups) && strings.EqualFold(rid.Name(), "capture") {
 		return "01hzzzzzzzzzzzzzzzzzzzzzzz", nil
 	}
 	return "", invalid(field, "no action group %q", id)
@@ -73,7 +73,7 @@ func decodeAlert(t *testing.T, body []byte) (*tripcap.AlertRule, error) {
 			return nil, err
 		}
 	}
-	r, err := in.rule(insSub, insRG, "seed", resolveTest)
+	r, err := alertRule(&in, insSub, insRG, "seed", resolveTest)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func decodeGroup(t *testing.T, body []byte) (*tripcap.ActionGroup, error) {
 	if err := decodeStrict("", body, &in); err != nil {
 		return nil, err
 	}
-	g, err := in.group(insSub, insRG, "capture", insEnv)
+	g, err := actionGroup(&in, insSub, insRG, "capture", insEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -540,7 +540,7 @@ func FuzzMetricAlertBody(f *testing.F) {
 			}
 			return
 		}
-		r, err := in.rule(insSub, insRG, "fuzz", resolveTest)
+		r, err := alertRule(&in, insSub, insRG, "fuzz", resolveTest)
 		if err != nil {
 			if tripcap.ErrorCode(err) != tripcap.EINVALID {
 				t.Fatalf("not EINVALID: %v", err)
@@ -562,7 +562,7 @@ func FuzzActionGroupBody(f *testing.F) {
 			}
 			return
 		}
-		g, err := in.group(insSub, insRG, "fuzz", insEnv)
+		g, err := actionGroup(&in, insSub, insRG, "fuzz", insEnv)
 		if err != nil {
 			if tripcap.ErrorCode(err) != tripcap.EINVALID {
 				t.Fatalf("not EINVALID: %v", err)
