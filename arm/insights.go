@@ -511,9 +511,15 @@ func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 	if window > rollup {
 		return insightsError(invalid("timespan", "%s is longer than this server keeps metrics (%s)", tripcap.FormatISODuration(window), tripcap.FormatISODuration(rollup)))
 	}
-	interval := q.Interval
+	interval, step := q.Interval, q.Interval
 	if q.Full || interval > window {
+		// One value over the timespan: the store's intervals are aligned
+		// to their length, so it is read at a grain that divides the
+		// timespan's ends, and reduced.
 		interval = window
+		if step, err = fullStep(q.Start, q.End); err != nil {
+			return insightsError(err)
+		}
 	}
 	resp := metricsResponse{Timespan: q.Start.Format(time.RFC3339) + "/" + q.End.Format(time.RFC3339),
 		Interval: tripcap.FormatISODuration(interval), Namespace: tripcap.MetricNamespace, ResourceRegion: h.Location, Value: []metricSeries{}}
@@ -545,11 +551,14 @@ func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 			s := seriesResults{Interface: ifc, Results: map[tripcap.Aggregation]*metricstore.Result{}}
 			for _, agg := range queried {
 				res, err := in.svc.Monitor.QueryMetrics(r.Context(), controlplane.MetricsQuery{Host: h.ID, Metric: string(m), Interface: ifc,
-					Window: window, Interval: interval, Aggregation: string(agg), End: q.End})
+					Window: window, Interval: step, Aggregation: string(agg), End: q.End})
 				if err != nil {
 					return insightsError(err)
 				}
 				s.Results[agg] = res
+				if step != interval {
+					s.Results[agg] = reduced(res, agg, q.Start)
+				}
 			}
 			series = append(series, s)
 		}

@@ -433,6 +433,34 @@ func (s seriesResults) value(agg tripcap.Aggregation) (float64, bool) {
 	return v, true
 }
 
+// fullStep is the grain a timespan is read at to be reduced to one value
+// (interval=FULL): the longest of an hour, a minute and a second that
+// divides both its ends, within the store's points per query.
+func fullStep(start, end time.Time) (time.Duration, error) {
+	for _, step := range []time.Duration{time.Hour, time.Minute, time.Second} {
+		if start.Truncate(step).Equal(start) && end.Truncate(step).Equal(end) && end.Sub(start)/step <= metricstore.DefaultMaxQueryPoints {
+			return step, nil
+		}
+	}
+	return 0, invalid("timespan", "with interval FULL, a timespan longer than %d seconds starts and ends on whole minutes", metricstore.DefaultMaxQueryPoints)
+}
+
+// reduced is res as one interval from start, its values reduced under agg.
+func reduced(res *metricstore.Result, agg tripcap.Aggregation, start time.Time) *metricstore.Result {
+	out := *res
+	p := metricstore.Point{Time: start}
+	for _, x := range res.Points {
+		p.Count += x.Count
+	}
+	if v, ok := (seriesResults{Results: map[tripcap.Aggregation]*metricstore.Result{agg: res}}).value(agg); ok {
+		p.Value = v
+	} else {
+		p.Count = 0
+	}
+	out.Points = []metricstore.Point{p}
+	return &out
+}
+
 // orderSeries sorts split series by their value under agg (series without
 // data last) and keeps the first top.
 func orderSeries(ss []seriesResults, agg tripcap.Aggregation, desc bool, top int) []seriesResults {

@@ -101,11 +101,16 @@ func newInsightsFixture(t *testing.T, store tripcap.Store) *insightsFixture {
 // enroll enrolls a host filed under sub/rg and returns its agent's context.
 func (f *insightsFixture) enroll(t *testing.T, name, rg string) (context.Context, *tripcap.Host) {
 	t.Helper()
+	return f.enrollAt(t, name, rg, "westeurope")
+}
+
+func (f *insightsFixture) enrollAt(t *testing.T, name, rg, location string) (context.Context, *tripcap.Host) {
+	t.Helper()
 	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: name, Location: "westeurope",
+	resp, err := f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: name, Location: location,
 		Labels: map[string]string{tripcap.LabelSubscription: insSub, tripcap.LabelResourceGroup: rg}})
 	if err != nil {
 		t.Fatal(err)
@@ -452,5 +457,77 @@ func sdkMetrics(t *testing.T, store tripcap.Store) {
 	}
 	if len(page.Value) != 1 || *page.Value[0].Properties.MetricNamespaceName != tripcap.MetricNamespace {
 		t.Errorf("namespaces: %+v", page.Value)
+	}
+}
+
+// TestInsightsSDKRuleFiresToItsGroup: a rule and group made with the SDK
+// are tripcap's: the rule, scoped to a resource group and a region, fires
+// on the host there (not on the one in another region) and its group posts
+// the alert with the action's webHookProperties.
+func TestInsightsSDKRuleFiresToItsGroup(t *testing.T) {
+	teststore.Each(t, ruleFiresToItsGroup)
+}
+
+func ruleFiresToItsGroup(t *testing.T, store tripcap.Store) {
+	f := newInsightsFixture(t, store)
+	ctx := context.Background()
+	hook := webhooktest.Start(t)
+	agent1, vm1 := f.enroll(t, "vm1", "web")
+	agent2, _ := f.enrollAt(t, "vm2", "web", "eastus")
+	groups, _ := armmonitor.NewActionGroupsClient(insSub, f.cred, f.opts)
+	alerts, _ := armmonitor.NewMetricAlertsClient(insSub, f.cred, f.opts)
+	g, err := groups.CreateOrUpdate(ctx, "monitoring", "ops", armmonitor.ActionGroupResource{Location: to.Ptr("Global"), Properties: &armmonitor.ActionGroup{
+		GroupShortName: to.Ptr("ops"), Enabled: to.Ptr(true),
+		WebhookReceivers: []*armmonitor.WebhookReceiver{{Name: to.Ptr("hook"), ServiceURI: to.Ptr(hook.URL + "/metric"), UseCommonAlertSchema: to.Ptr(false)}},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = alerts.CreateOrUpdate(ctx, "monitoring", "egress", armmonitor.MetricAlertResource{Location: to.Ptr("global"), Properties: &armmonitor.MetricAlertProperties{
+		Severity: to.Ptr[int32](1), Enabled: to.Ptr(true), Scopes: []*string{to.Ptr("/subscriptions/" + insSub + "/resourceGroups/web")},
+		TargetResourceType: to.Ptr("Microsoft.Compute/virtualMachines"), TargetResourceRegion: to.Ptr("westeurope"),
+		EvaluationFrequency: to.Ptr("PT1S"), WindowSize: to.Ptr("PT5S"),
+		Criteria: &armmonitor.MetricAlertMultipleResourceMultipleMetricCriteria{AllOf: []armmonitor.MultiMetricCriteriaClassification{&armmonitor.MetricCriteria{
+			Name: to.Ptr("Metric1"), MetricName: to.Ptr("Network Out Total"), TimeAggregation: to.Ptr(armmonitor.AggregationTypeEnumAverage),
+			Operator: to.Ptr(armmonitor.OperatorGreaterThan), Threshold: to.Ptr(1000.0)}}},
+		Actions: []*armmonitor.MetricAlertAction{{ActionGroupID: g.ID, WebHookProperties: map[string]*string{"capture": to.Ptr("30")}}},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Truncate(10 * time.Second).Add(-2 * time.Minute)
+	for _, agent := range []context.Context{agent1, agent2} {
+		var b tripcap.MetricBatch
+		for i := 1; i <= 10; i++ {
+			b.Points = append(b.Points, tripcap.MetricPoint{Metric: tripcap.MetricNetworkOutBytes, Time: start.Add(time.Duration(i) * time.Second), Value: 5000})
+		}
+		if _, err := f.mon.IngestMetrics(agent, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(hook.Accepted("/metric")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // vm2's alert, were it in scope, would be here by now
+	got := hook.Accepted("/metric")
+	if len(got) != 1 {
+		t.Fatalf("%d deliveries, want vm1's alone", len(got))
+	}
+	var payload struct {
+		SchemaID string `json:"schemaId"`
+		Data     struct {
+			Context struct {
+				Name, ResourceName, ResourceID string
+			} `json:"context"`
+			Properties map[string]string `json:"properties"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(got[0].Body, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if payload.SchemaID != "AzureMonitorMetricAlert" || payload.Data.Context.Name != "egress" || payload.Data.Context.ResourceName != "vm1" ||
+		!strings.EqualFold(payload.Data.Context.ResourceID, vm1.ResourceID()) || payload.Data.Properties["capture"] != "30" {
+		t.Errorf("payload: %s", got[0].Body)
 	}
 }

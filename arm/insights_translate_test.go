@@ -572,3 +572,31 @@ func FuzzActionGroupBody(f *testing.F) {
 		_ = g.Validate()
 	})
 }
+
+func TestMetricsFullIntervalGrain(t *testing.T) {
+	at := func(h, m, s int) time.Time { return time.Date(2026, 12, 2, h, m, s, 0, time.UTC) }
+	for _, c := range []struct {
+		start, end time.Time
+		step       time.Duration
+	}{
+		{at(10, 0, 0), at(12, 0, 0), time.Hour},
+		{at(10, 1, 0), at(12, 0, 0), time.Minute},
+		{at(10, 0, 30), at(10, 5, 30), time.Second},
+	} {
+		if step, err := fullStep(c.start, c.end); err != nil || step != c.step {
+			t.Errorf("%s–%s: %s %v, want %s", c.start, c.end, step, err, c.step)
+		}
+	}
+	if _, err := fullStep(at(0, 0, 1), at(23, 0, 0)); !strings.HasPrefix(tripcap.ErrorMessage(err), "timespan:") {
+		t.Errorf("a long unaligned timespan: %v", err)
+	}
+	t0 := at(10, 0, 0)
+	res := &metricstore.Result{Points: []metricstore.Point{{Time: t0, Value: 2, Count: 10}, {Time: t0.Add(time.Minute)}, {Time: t0.Add(2 * time.Minute), Value: 5, Count: 30}}}
+	r := reduced(res, tripcap.AggregationAverage, t0)
+	if len(r.Points) != 1 || r.Points[0].Count != 40 || r.Points[0].Value != (2*10+5*30)/40.0 || !r.Points[0].Time.Equal(t0) {
+		t.Errorf("reduced average: %+v", r.Points)
+	}
+	if r := reduced(&metricstore.Result{Points: []metricstore.Point{{Time: t0}}}, tripcap.AggregationTotal, t0); r.Points[0].Count != 0 {
+		t.Errorf("no data reduced to a value: %+v", r.Points)
+	}
+}
