@@ -71,11 +71,11 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	if host.State != tripcap.HostOnline {
 		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "target: host %s is %s (last seen %s); its agent must be running", host.Name, host.State, host.LastSeen.UTC().Format(time.RFC3339))
 	}
-	w, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher)
+	w, err := s.watcherOf(ctx, host)
 	if err != nil {
-		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
+		return nil, err
 	}
-	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) {
+	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) && req.Watcher != w.ID {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "target: host %s is in location %s, watched by %s, not %s", host.Name, host.Location, w.Name, req.Watcher)
 	}
 	if err := s.checkHostPathFree(ctx, host, p.StorageLocation); err != nil {
@@ -129,7 +129,7 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 		}
 	}
 	if watcher != "" {
-		w, err := s.store.FindWatcher(ctx, "", watcher)
+		w, err := s.findWatcher(ctx, watcher)
 		if f.HostID == nil && !g.All() && (tripcap.ErrorCode(err) == tripcap.ENOTFOUND || err == nil && !g.CoversLocation(w.Location)) {
 			// One answer for a watcher unknown and one watching no host
 			// in scope: no oracle of locations out of scope.
@@ -203,7 +203,7 @@ func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watc
 	}
 	f := tripcap.CaptureFilter{Name: &ref}
 	if watcher != "" {
-		w, err := s.store.FindWatcher(ctx, "", watcher)
+		w, err := s.findWatcher(ctx, watcher)
 		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND && !p.Can(tripcap.PermRead, nil) {
 			// As for a watcher of no host in scope, whose captures are not found.
 			return nil, nil, noCapture(ref)
@@ -305,6 +305,37 @@ func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, 
 		return nil, err
 	}
 	return out, nil
+}
+
+// findWatcher returns the watcher ref names: its id, else its name.
+func (s *Service) findWatcher(ctx context.Context, ref string) (*tripcap.NetworkWatcher, error) {
+	if tripcap.IsID(ref) {
+		w, err := s.store.FindWatcher(ctx, ref, "")
+		if tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+			return w, err
+		}
+	}
+	return s.store.FindWatcher(ctx, "", ref)
+}
+
+// FindCaptureByID returns a capture by id, a deleted one too (what the
+// progress of a deletion reads), if the caller may read its host.
+func (s *Service) FindCaptureByID(ctx context.Context, id string) (*tripcap.PacketCapture, error) {
+	if !tripcap.IsID(id) {
+		return nil, noCapture(id)
+	}
+	c, err := s.captureByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	h, err := tripcap.HostOf(ctx, s.store, c.HostID)
+	if err != nil {
+		return nil, err
+	}
+	if err := tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, noCapture(id)); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // captureByID returns a capture by id, deleted ones too.
