@@ -196,6 +196,9 @@ func (fr *functionReceiverWire) receiver(f string, env functionEnv) (*tripcap.Re
 		if fr.FunctionName == "" {
 			return nil, nil, invalid(f+".functionName", "required")
 		}
+		if fr.FunctionAppResourceID == "" {
+			return nil, nil, invalid(f+".functionAppResourceId", "required")
+		}
 		return nil, &tripcap.WebhookReceiver{Name: fr.Name, ServiceURI: fr.HTTPTriggerURL, UseCommonAlertSchema: fr.UseCommonAlertSchema,
 			FunctionName: fr.FunctionName, FunctionAppResourceID: fr.FunctionAppResourceID}, nil
 	}
