@@ -580,7 +580,7 @@ func sdkRoles(t *testing.T, store tripcap.Store) {
 
 	readerGroups, readerAlerts := clients(string(tripcap.RoleReader))
 	_, err := readerGroups.CreateOrUpdate(ctx, "monitoring", "capture", hookGroup, nil)
-	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	wantARMError(t, err, 403, "AuthorizationFailed", "Microsoft.Insights/actionGroups/write")
 	monGroups, monAlerts := clients(string(tripcap.RoleMonitoringContributor))
 	_, err = monGroups.CreateOrUpdate(ctx, "monitoring", "responder", fnGroup, nil)
 	wantARMError(t, err, 403, "AuthorizationFailed", "")
@@ -589,7 +589,7 @@ func sdkRoles(t *testing.T, store tripcap.Store) {
 	}
 	rule := seedAlert()
 	_, err = readerAlerts.CreateOrUpdate(ctx, "monitoring", "seed", rule, nil)
-	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	wantARMError(t, err, 403, "AuthorizationFailed", "Microsoft.Insights/metricAlerts/write")
 	if _, err := monAlerts.CreateOrUpdate(ctx, "monitoring", "seed", rule, nil); err != nil {
 		t.Fatalf("a Monitoring Contributor's rule: %v", err)
 	}
@@ -597,7 +597,16 @@ func sdkRoles(t *testing.T, store tripcap.Store) {
 		t.Errorf("a Reader reads rules: %v", err)
 	}
 	_, err = readerAlerts.Delete(ctx, "monitoring", "seed", nil)
-	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	wantARMError(t, err, 403, "AuthorizationFailed", "Microsoft.Insights/metricAlerts/delete")
+	// A caller with no role at all is refused reading a VM's metrics, by
+	// Microsoft.Insights' action (the extension resource's provider).
+	_, host := f.enroll(t, "vm1", "web")
+	nobody, err := armmonitor.NewMetricsClient(insSub, staticToken("nobody"), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = nobody.List(ctx, host.ResourceID(), &armmonitor.MetricsClientListOptions{Metricnames: to.Ptr("Network Out Total")})
+	wantARMError(t, err, 403, "AuthorizationFailed", "'Microsoft.Insights/metrics/read'")
 	// An Owner writes the responder's group.
 	ownerGroups, _ := clients("test")
 	if _, err := ownerGroups.CreateOrUpdate(ctx, "monitoring", "responder", fnGroup, nil); err != nil {
