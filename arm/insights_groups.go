@@ -265,12 +265,5 @@ func actionGroupOf(g *tripcap.ActionGroup, sub, rg, base string, nameOf responde
 			HTTPTriggerURL: strings.TrimSuffix(base, "/") + functionsPath + url.PathEscape(name), UseCommonAlertSchema: r.UseCommonAlertSchema,
 		})
 	}
-	return &actionGroupResource{
-		ID:         insightsID(sub, rg, typeActionGroups, g.Name),
-		Name:       g.Name,
-		Type:       insightsNamespace + "/" + typeActionGroups,
-		Location:   groupLocation,
-		Tags:       g.Tags,
-		Properties: p,
-	}
+	return envelope(sub, rg, typeActionGroups, g.Name, groupLocation, g.Tags, p)
 }
