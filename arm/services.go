@@ -25,7 +25,7 @@ func providerFiles() []func(*API, Services) {
 
 		// Microsoft.Compute and Microsoft.Storage go here (compute.go, storage.go).
 
-		// Microsoft.Insights goes here (insights.go).
+		registerInsights, // insights.go: Microsoft.Insights
 
 		registerAuthorization, // authorization.go: Microsoft.Authorization
 	}
