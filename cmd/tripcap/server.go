@@ -19,6 +19,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
+	"github.com/tripcap/tripcap/arm"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/azblob"
 	"github.com/tripcap/tripcap/controlplane"
@@ -54,6 +55,8 @@ type serverOptions struct {
 	allowWebhookTargets []string
 	// keyRate and keyBurst bound the runs a function key starts (issue 12).
 	keyRate, keyBurst int
+	// arm serves the Azure Resource Manager surface (issue 13).
+	arm bool
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -86,6 +89,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.limits.NameFailures, "auth-failure-name-limit", def.NameFailures, "API: failed logins per user name (and token requests per client id), from any address, per --auth-failure-window before that name's are answered 429; anyone can reach it to keep a name's logins refused, so keep it well above --auth-failure-limit; 0 for no limit")
 	f.DurationVar(&o.limits.AuthFailureWindow, "auth-failure-window", def.AuthFailureWindow, "API: the window --auth-failure-limit counts in")
 	f.StringArrayVar(&o.allowWebhookTargets, "allow-webhook-target", nil, "a CIDR webhooks may post to though loopback, link-local, multicast or this server's own (repeatable; e.g. 127.0.0.0/8 for a receiver on this host)")
+	f.BoolVar(&o.arm, "arm", true, "serve the Azure Resource Manager-compatible API (/subscriptions/…) beside the native one (docs/azure.md)")
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
 
@@ -279,6 +283,13 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit), tchttp.WithLimits(o.limits)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
+	}
+	if o.arm {
+		var armOpts []arm.Option
+		if o.publicURL != "" {
+			armOpts = append(armOpts, arm.WithBaseURL(linkURL))
+		}
+		httpOpts = append(httpOpts, tchttp.WithARM(arm.New(log, arm.Services{Control: cp.svc, Monitor: cp.monitor, Identity: ids, Responders: cp.responders}, armOpts...)))
 	}
 	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
 	return cp, nil
