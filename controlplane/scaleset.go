@@ -199,11 +199,11 @@ func (s *Service) createScaleSetCapture(ctx context.Context, req CreateCaptureRe
 		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "target: instances %s of scale set %s are Offline; their agents must be running (or leave them out with scope.exclude)", strings.Join(offline, ", "), ss.Name)
 	}
 	location := hosts[0].Location
-	w, err := s.store.EnsureWatcher(ctx, location, s.cfg.MaxCapturesPerWatcher)
+	w, err := s.watcherOf(ctx, hosts[0])
 	if err != nil {
-		return nil, fmt.Errorf("ensure watcher for %s: %w", location, err)
+		return nil, err
 	}
-	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) {
+	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) && req.Watcher != w.ID {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "target: scale set %s is in location %s, watched by %s, not %s", ss.Name, location, w.Name, req.Watcher)
 	}
 	now := s.now()
