@@ -38,9 +38,11 @@ const (
 type computeRig struct {
 	svc   *controlplane.Service
 	store tripcap.Store
-	url   string
-	ts    *httptest.Server
-	hosts map[string]*tripcap.Host
+	// agents act as each host's agent.
+	agents map[string]context.Context
+	url    string
+	ts     *httptest.Server
+	hosts  map[string]*tripcap.Host
 }
 
 // principals are who a bearer token is, in these tests (the server's
@@ -60,7 +62,7 @@ func newComputeRig(t *testing.T, store tripcap.Store) *computeRig {
 		Storage: map[string]tripcap.BlobStore{"capturesacct": blobs}, DefaultStorage: "capturesacct"},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	admin := tripcap.NewContextWithPrincipal(t.Context(), principals["admin"])
-	rig := &computeRig{svc: svc, store: store, hosts: map[string]*tripcap.Host{}}
+	rig := &computeRig{svc: svc, store: store, hosts: map[string]*tripcap.Host{}, agents: map[string]context.Context{}}
 	for _, h := range []struct{ name, sub, group, set, team string }{
 		{"web-0", computeSub, "Web", "web", "a"}, {"web-1", computeSub, "Web", "web", "a"}, {"web-2", computeSub, "Web", "web", "b"},
 		{"db-0", computeSub, "Db", "", "a"}, {"other", serverSub, "Web", "web", "a"},
@@ -83,6 +85,11 @@ func newComputeRig(t *testing.T, store tripcap.Store) *computeRig {
 			t.Fatal(err)
 		}
 		rig.hosts[h.name] = resp.Host
+		agent, err := svc.Authenticate(context.Background(), resp.Credential)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rig.agents[h.name] = tripcap.NewContextWithPrincipal(context.Background(), agent)
 	}
 	api := arm.New(nil, arm.Services{Control: svc}, arm.WithPageSize(2), arm.WithSubscriptions(func(_ *http.Request, id string) (bool, error) {
 		return strings.EqualFold(id, computeSub) || strings.EqualFold(id, serverSub), nil

@@ -396,14 +396,16 @@ func (s *Service) FindCaptureByID(ctx context.Context, id string) (*tripcap.Pack
 	if err != nil {
 		return nil, err
 	}
-	h, err := tripcap.HostOf(ctx, s.store, c.HostID)
+	hosts, err := s.captureHosts(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, noCapture(id)); err != nil {
-		return nil, err
+	for _, h := range hosts {
+		if err := tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, noCapture(id)); err != nil {
+			return nil, err
+		}
 	}
-	return c, nil
+	return s.view(ctx, c)
 }
 
 // captureByID returns a capture by id, deleted ones too.
