@@ -261,6 +261,10 @@ func (a *API) Handler(wrap func(rt *Route, h http.Handler) http.Handler) http.Ha
 			}
 			if params, ok := rt.match(segs); ok {
 				r = r.WithContext(withParams(r.Context(), params))
+				// The wrappers (audit records) read them as the mux's.
+				for k, v := range params {
+					r.SetPathValue(k, v)
+				}
 				rt.served.ServeHTTP(w, r)
 				return
 			}

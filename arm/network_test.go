@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	armruntime "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
@@ -49,6 +50,8 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 type netFixture struct {
 	ts    *httptest.Server
 	svc   *controlplane.Service
+	ids   *identity.Service
+	admin context.Context
 	token string
 	host  *tripcap.Host
 	opts  *azarm.ClientOptions
@@ -107,7 +110,7 @@ func newNetFixture(t *testing.T, armOpts ...arm.Option) *netFixture {
 		t.Fatal(err)
 	}
 	go agentLoop(agentCtx, svc)
-	f := &netFixture{ts: ts, svc: svc, token: token, host: enrolled.Host}
+	f := &netFixture{ts: ts, svc: svc, ids: ids, admin: admin, token: token, host: enrolled.Host}
 	f.opts = &azarm.ClientOptions{
 		ClientOptions: policy.ClientOptions{
 			Cloud: cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
@@ -154,9 +157,14 @@ func agentLoop(ctx context.Context, svc *controlplane.Service) {
 
 func (f *netFixture) captures(t *testing.T, policies ...policy.Policy) *armnetwork.PacketCapturesClient {
 	t.Helper()
+	return f.capturesAs(t, f.token, policies...)
+}
+
+func (f *netFixture) capturesAs(t *testing.T, token string, policies ...policy.Policy) *armnetwork.PacketCapturesClient {
+	t.Helper()
 	opts := *f.opts
 	opts.PerCallPolicies = policies
-	c, err := armnetwork.NewPacketCapturesClient(sub, staticToken(f.token), &opts)
+	c, err := armnetwork.NewPacketCapturesClient(sub, staticToken(token), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,6 +599,121 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
 	resp, body = f.raw(t, "PUT", base+"broken?api-version=2024-05-01", `{"properties": {"target": 5}}`)
 	if resp.StatusCode != 400 || code(body) != "InvalidRequestFormat" {
 		t.Errorf("malformed body: %d %v", resp.StatusCode, body)
+	}
+}
+
+// TestPacketCaptureAuthorization: the services' checks answer as ARM's:
+// a Reader reads but may not create or delete (403 AuthorizationFailed),
+// and a caller without a credential, or with a wrong one, is 401.
+func TestPacketCaptureAuthorization(t *testing.T) {
+	f := newNetFixture(t)
+	ctx := t.Context()
+	p, err := f.captures(t).BeginCreate(ctx, group, watcher, "owned", captureParams(f.vmID()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PollUntilDone(ctx, poll()); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := f.ids.CreateServicePrincipal(f.admin, "reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ids.AssignRole(f.admin, sp.ID, tripcap.RoleReader, tripcap.ScopeAll); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.ids.CreateToken(f.admin, sp.ID, "arm", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := f.capturesAs(t, tok.Token)
+	if _, err := reader.Get(ctx, group, watcher, "owned", nil); err != nil {
+		t.Fatalf("reader get: %v", err)
+	}
+	_, err = reader.BeginCreate(ctx, group, watcher, "nope", captureParams(f.vmID()), nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	_, err = reader.BeginDelete(ctx, group, watcher, "owned", nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	_, err = f.capturesAs(t, "tc_wrong").Get(ctx, group, watcher, "owned", nil)
+	respErr(t, err, 401, "InvalidAuthenticationToken")
+	resp, err := f.ts.Client().Get(f.ts.URL + "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "?api-version=2024-05-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" || resp.Header.Get("x-ms-request-id") == "" {
+		t.Errorf("no credential: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestSubscriptionsPaged: the subscriptions list pages with an absolute
+// nextLink, followed by the SDK's pager runtime as generated clients do.
+func TestSubscriptionsPaged(t *testing.T) {
+	f := newNetFixture(t, arm.WithPageSize(1))
+	ctx := t.Context()
+	const other = "11111111-1111-1111-1111-111111111111"
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "vm2", Labels: map[string]string{tripcap.LabelSubscription: other}}); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := armruntime.NewPipeline("tripcap-test", "v0", staticToken(f.token), runtime.PipelineOptions{}, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type page struct {
+		Value []struct {
+			SubscriptionID string `json:"subscriptionId"`
+			State          string `json:"state"`
+		} `json:"value"`
+		NextLink *string `json:"nextLink"`
+	}
+	pager := runtime.NewPager(runtime.PagingHandler[page]{
+		More: func(p page) bool { return p.NextLink != nil && *p.NextLink != "" },
+		Fetcher: func(ctx context.Context, prev *page) (page, error) {
+			u := f.ts.URL + "/subscriptions?api-version=2022-12-01"
+			if prev != nil {
+				if !strings.HasPrefix(*prev.NextLink, f.ts.URL+"/subscriptions?") {
+					t.Errorf("nextLink %q is not absolute", *prev.NextLink)
+				}
+				u = *prev.NextLink
+			}
+			req, err := runtime.NewRequest(ctx, http.MethodGet, u)
+			if err != nil {
+				return page{}, err
+			}
+			resp, err := pl.Do(req)
+			if err != nil {
+				return page{}, err
+			}
+			if !runtime.HasStatusCode(resp, http.StatusOK) {
+				return page{}, runtime.NewResponseError(resp)
+			}
+			var p page
+			return p, runtime.UnmarshalAsJSON(resp, &p)
+		},
+	})
+	var got []string
+	for pages := 0; pager.More(); pages++ {
+		if pages > 3 {
+			t.Fatal("paging does not end")
+		}
+		p, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range p.Value {
+			got = append(got, v.SubscriptionID+"="+v.State)
+		}
+	}
+	if strings.Join(got, ",") != sub+"=Enabled,"+other+"=Enabled" {
+		t.Errorf("subscriptions %v", got)
+	}
+	resp, body := f.raw(t, "GET", "/subscriptions/"+other+"?api-version=2016-06-01", "")
+	if resp.StatusCode != 200 || body["subscriptionId"] != other {
+		t.Errorf("get: %d %v", resp.StatusCode, body)
 	}
 }
 

@@ -423,7 +423,8 @@ func (s *Service) watcherOf(ctx context.Context, h *tripcap.Host) (*tripcap.Netw
 	return w, nil
 }
 
-// SetWatcherLimit changes a watcher's parallel-capture limit.
+// SetWatcherLimit changes the parallel-capture limit of the watcher ref
+// names (its id, or its name when no other subscription's watcher has it).
 func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (*tripcap.NetworkWatcher, error) {
 	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
@@ -431,7 +432,7 @@ func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (
 	if limit < 1 || limit > 1000000 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "maxCaptures: %d is outside 1..1000000", limit)
 	}
-	w, err := s.store.FindWatcher(ctx, "", name)
+	w, err := s.findWatcher(ctx, name)
 	if err != nil {
 		return nil, err
 	}

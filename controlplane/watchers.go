@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tripcap/tripcap"
@@ -79,20 +80,30 @@ func (s *Service) DeleteWatcher(ctx context.Context, subscription, group, name s
 	return nil
 }
 
-// HasSubscription reports whether a subscription id is one this control
-// plane serves: its own (Config.SubscriptionID), a host's or a watcher's.
-func (s *Service) HasSubscription(ctx context.Context, id string) (bool, error) {
-	if strings.EqualFold(id, s.cfg.SubscriptionID) {
-		return true, nil
-	}
+// Subscriptions lists the subscription ids this control plane serves: its
+// own (Config.SubscriptionID) and its watchers' (every host's subscription
+// has one), ordered, each once regardless of case.
+func (s *Service) Subscriptions(ctx context.Context) ([]string, error) {
 	ws, err := s.store.FindWatchers(ctx)
 	if err != nil {
-		return false, fmt.Errorf("find subscriptions: %w", err)
+		return nil, fmt.Errorf("find subscriptions: %w", err)
 	}
+	subs := []string{s.cfg.SubscriptionID}
 	for _, w := range ws {
-		if strings.EqualFold(w.SubscriptionID, id) {
-			return true, nil
+		if w.SubscriptionID != "" && !slices.ContainsFunc(subs, func(x string) bool { return strings.EqualFold(x, w.SubscriptionID) }) {
+			subs = append(subs, w.SubscriptionID)
 		}
 	}
-	return false, nil
+	slices.SortFunc(subs, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	return subs, nil
+}
+
+// HasSubscription reports whether a subscription id is one this control
+// plane serves (Subscriptions).
+func (s *Service) HasSubscription(ctx context.Context, id string) (bool, error) {
+	subs, err := s.Subscriptions(ctx)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(subs, func(x string) bool { return strings.EqualFold(x, id) }), nil
 }
