@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/arm"
@@ -357,5 +358,62 @@ func testVirtualMachineScaleSetsSDK(t *testing.T, store tripcap.Store) {
 	seen, err := teamA.Get(ctx, "Web", "web", nil)
 	if err != nil || *seen.SKU.Capacity != 2 {
 		t.Fatalf("as team a: %v", err)
+	}
+}
+
+// TestNetworkInterfacesSDK: a VM's networkProfile leads to its
+// interfaces and their addresses, as in Azure.
+func TestNetworkInterfacesSDK(t *testing.T) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) { testNetworkInterfacesSDK(t, store) })
+}
+
+func testNetworkInterfacesSDK(t *testing.T, store tripcap.Store) {
+	rig := newComputeRig(t, store)
+	ctx := t.Context()
+	vms, err := armcompute.NewVirtualMachinesClient(computeSub, token("admin"), rig.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := vms.Get(ctx, "Web", "web-0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := azarm.ParseResourceID(*vm.Properties.NetworkProfile.NetworkInterfaces[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nics, err := armnetwork.NewInterfacesClient(computeSub, token("admin"), rig.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := nics.Get(ctx, ref.ResourceGroupName, ref.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got.Properties
+	if *got.Name != "web-0-eth0" || *p.MacAddress != "02-00-00-00-00-01" || !*p.Primary || *p.VirtualMachine.ID != rig.hosts["web-0"].ResourceID() || len(p.IPConfigurations) != 1 {
+		t.Fatalf("interface: %s mac %s", *got.Name, *p.MacAddress)
+	}
+	ip := p.IPConfigurations[0].Properties
+	if *ip.PrivateIPAddress != "198.18.0.2" || *ip.PrivateIPAddressPrefixLength != 24 || *ip.PrivateIPAddressVersion != armnetwork.IPVersionIPv4 {
+		t.Fatalf("address %s/%d %s", *ip.PrivateIPAddress, *ip.PrivateIPAddressPrefixLength, *ip.PrivateIPAddressVersion)
+	}
+	_, err = nics.Get(ctx, "Web", "web-0-eth9", nil)
+	wantARMError(t, "no such interface", err, 404, "ResourceNotFound")
+	_, err = nics.Get(ctx, "Db", "web-0-eth0", nil)
+	wantARMError(t, "interface of another group", err, 404, "ResourceNotFound")
+	var names []string
+	for pager := nics.NewListPager("Web", nil); pager.More(); {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range page.Value {
+			names = append(names, *n.Name)
+		}
+	}
+	slices.Sort(names)
+	if want := []string{"web-0-eth0", "web-0-eth1", "web-1-eth0", "web-1-eth1", "web-2-eth0", "web-2-eth1"}; !slices.Equal(names, want) {
+		t.Fatalf("group's interfaces: %v", names)
 	}
 }
