@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
 )
 
 // computeVersions are Microsoft.Compute's api-versions, from the oldest a
@@ -45,18 +46,8 @@ func registerCompute(a *API, svc Services) {
 		inst  = set + "/virtualMachines/{instanceId}"
 	)
 
-	// listHosts answers a page of the hosts f selects, as VMs.
 	listHosts := func(w http.ResponseWriter, r *Request, f tripcap.HostFilter) error {
-		f.Cursor, f.Limit = r.SkipToken(), r.PageSize()
-		hosts, next, err := c.FindHosts(r.Context(), f)
-		if err != nil {
-			return Recode(err, tripcap.EINVALID, "InvalidSkipToken")
-		}
-		out := make([]*VM, len(hosts))
-		for i, h := range hosts {
-			out[i] = vmOf(h, false)
-		}
-		return WritePage(w, r, out, next)
+		return writeHostsPage(w, r, c, f, func(h *tripcap.Host) []*VM { return []*VM{vmOf(h, false)} })
 	}
 	p.Handle(http.MethodGet, sub+vms, "VirtualMachines_ListAll", func(w http.ResponseWriter, r *Request) error {
 		return listHosts(w, r, tripcap.HostFilter{SubscriptionID: new(r.Param("subscriptionId"))})
@@ -188,6 +179,21 @@ func registerCompute(a *API, svc Services) {
 		}
 		return WriteJSON(w, http.StatusOK, instanceViewOf(h))
 	})
+}
+
+// writeHostsPage answers a page of the hosts f selects (the caller's, by
+// $skipToken), each as its items.
+func writeHostsPage[T any](w http.ResponseWriter, r *Request, c *controlplane.Service, f tripcap.HostFilter, items func(*tripcap.Host) []T) error {
+	f.Cursor, f.Limit = r.SkipToken(), r.PageSize()
+	hosts, next, err := c.FindHosts(r.Context(), f)
+	if err != nil {
+		return Recode(err, tripcap.EINVALID, "InvalidSkipToken")
+	}
+	out := []T{}
+	for _, h := range hosts {
+		out = append(out, items(h)...)
+	}
+	return WritePage(w, r, out, next)
 }
 
 // expandsInstanceView reports whether the request asks for the instance

@@ -96,20 +96,14 @@ func registerNICs(a *API, svc Services) {
 		group = sub + "/resourceGroups/{resourceGroupName}"
 		nics  = "/providers/Microsoft.Network/networkInterfaces"
 	)
-	// list answers the interfaces of a page of the hosts f selects.
 	list := func(w http.ResponseWriter, r *Request, f tripcap.HostFilter) error {
-		f.Cursor, f.Limit = r.SkipToken(), r.PageSize()
-		hosts, next, err := c.FindHosts(r.Context(), f)
-		if err != nil {
-			return Recode(err, tripcap.EINVALID, "InvalidSkipToken")
-		}
-		out := []*NIC{}
-		for _, h := range hosts {
+		return writeHostsPage(w, r, c, f, func(h *tripcap.Host) []*NIC {
+			var out []*NIC
 			for _, n := range nicsOfHost(h) {
 				out = append(out, nicOf(h, n))
 			}
-		}
-		return WritePage(w, r, out, next)
+			return out
+		})
 	}
 	p.Handle(http.MethodGet, sub+nics, "NetworkInterfaces_ListAll", func(w http.ResponseWriter, r *Request) error {
 		return list(w, r, tripcap.HostFilter{SubscriptionID: new(r.Param("subscriptionId"))})
