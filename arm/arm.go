@@ -164,7 +164,11 @@ type Route struct {
 	Pattern string
 	// ID names the operation as Azure's REST specs do (e.g.
 	// "PacketCaptures_Create"), for audit records and metrics.
-	ID       string
+	ID string
+	// Action is the Azure operation the route performs
+	// ("Microsoft.Network/networkWatchers/packetCaptures/write"), named in
+	// an AuthorizationFailed answer.
+	Action   string
 	provider *Provider
 	segs     []string
 	handler  HandlerFunc
@@ -188,7 +192,42 @@ func (p *Provider) Handle(method, pattern, id string, h HandlerFunc) {
 			panic("arm: duplicate route " + method + " " + pattern)
 		}
 	}
-	p.api.routes = append(p.api.routes, &Route{Method: method, Pattern: pattern, ID: id, provider: p, segs: segs, handler: h})
+	p.api.routes = append(p.api.routes, &Route{Method: method, Pattern: pattern, ID: id, Action: actionOf(method, segs), provider: p, segs: segs, handler: h})
+}
+
+// actionOf is the Azure operation of a route: its namespace and resource
+// types, then read, write or delete by method, or a POST's verb and
+// "action" (…/packetCaptures/stop/action). A path without a provider is
+// Microsoft.Resources' (subscriptions, resourceGroups).
+func actionOf(method string, segs []string) string {
+	ns, rest := "Microsoft.Resources", segs
+	if i := slices.IndexFunc(segs, func(s string) bool { return strings.EqualFold(s, "providers") }); i >= 0 && i+1 < len(segs) {
+		ns, rest = segs[i+1], segs[i+2:]
+	}
+	var types []string
+	verb := ""
+	for i, s := range rest {
+		switch {
+		case isParam(s):
+		case method == http.MethodPost && i == len(rest)-1 && i > 0 && isParam(rest[i-1]):
+			verb = s + "/action"
+		default:
+			types = append(types, s)
+		}
+	}
+	if verb == "" {
+		switch method {
+		case http.MethodPut, http.MethodPatch:
+			verb = "write"
+		case http.MethodDelete:
+			verb = "delete"
+		case http.MethodPost:
+			verb = "action"
+		default:
+			verb = "read"
+		}
+	}
+	return strings.Join(append(append([]string{ns}, types...), verb), "/")
 }
 
 func samePattern(a, b []string) bool {
@@ -306,7 +345,7 @@ func (a *API) serve(rt *Route) http.Handler {
 			err = rt.handler(w, r)
 		}
 		if err != nil {
-			WriteError(w, hr, err, a.log)
+			WriteError(w, hr, authorizationFailed(r, err), a.log)
 		}
 	})
 }

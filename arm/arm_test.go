@@ -190,3 +190,19 @@ func TestFrameworkLongRunningOperation(t *testing.T) {
 		}
 	}
 }
+
+func TestActionOf(t *testing.T) {
+	for _, c := range []struct{ method, pattern, want string }{
+		{"PUT", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}/packetCaptures/{p}", "Microsoft.Network/networkWatchers/packetCaptures/write"},
+		{"GET", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}/packetCaptures", "Microsoft.Network/networkWatchers/packetCaptures/read"},
+		{"DELETE", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}", "Microsoft.Network/networkWatchers/delete"},
+		{"POST", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}/packetCaptures/{p}/queryStatus", "Microsoft.Network/networkWatchers/packetCaptures/queryStatus/action"},
+		{"GET", "/subscriptions/{s}/providers/Microsoft.Network/locations/{l}/operations/{o}", "Microsoft.Network/locations/operations/read"},
+		{"GET", "/subscriptions", "Microsoft.Resources/subscriptions/read"},
+		{"GET", "/subscriptions/{s}/resourceGroups/{g}", "Microsoft.Resources/subscriptions/resourceGroups/read"},
+	} {
+		if got := actionOf(c.method, strings.Split(strings.TrimPrefix(c.pattern, "/"), "/")); got != c.want {
+			t.Errorf("%s %s: %s, want %s", c.method, c.pattern, got, c.want)
+		}
+	}
+}

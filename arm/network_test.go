@@ -632,6 +632,47 @@ func TestPacketCaptureAuthorization(t *testing.T) {
 	}
 	_, err = reader.BeginCreate(ctx, group, watcher, "nope", captureParams(f.vmID()), nil)
 	respErr(t, err, 403, "AuthorizationFailed")
+	var re *azcore.ResponseError
+	errors.As(err, &re)
+	if msg := re.Error(); !strings.Contains(msg, "'Microsoft.Network/networkWatchers/packetCaptures/write'") || !strings.Contains(msg, "over scope '/subscriptions/"+sub+"/resourceGroups/"+group+"/providers/Microsoft.Network/networkWatchers/"+watcher+"/packetCaptures/nope'") ||
+		!strings.Contains(msg, "'reader'") {
+		t.Errorf("the refusal does not name the client, the action and the scope: %s", msg)
+	}
+	// Watchers are changed with captures/write over their group, as in
+	// Azure; outside the caller's scopes a watcher is refused, there or not.
+	wr, err := armnetwork.NewWatchersClient(sub, staticToken(tok.Token), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = wr.CreateOrUpdate(ctx, "Ops", "mine", armnetwork.Watcher{Location: new("eastus")}, nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	narrow, err := f.ids.CreateServicePrincipal(f.admin, "narrow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ids.AssignRole(f.admin, narrow.ID, tripcap.RoleNetworkContributor, tripcap.Scope("/subscriptions/"+sub+"/resourceGroups/Ops")); err != nil {
+		t.Fatal(err)
+	}
+	ntok, err := f.ids.CreateToken(f.admin, narrow.ID, "arm", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, err := armnetwork.NewWatchersClient(sub, staticToken(ntok.Token), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nw.CreateOrUpdate(ctx, "ops", "mine", armnetwork.Watcher{Location: new("eastus")}, nil); err != nil {
+		t.Fatalf("a Network Contributor of the group creating a watcher there: %v", err)
+	}
+	if _, err := nw.Get(ctx, "Ops", "mine", nil); err != nil {
+		t.Fatalf("and reading it: %v", err)
+	}
+	_, err = nw.Get(ctx, "Ops", "nothing", nil)
+	respErr(t, err, 404, "NotFound")
+	_, err = nw.Get(ctx, group, watcher, nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	_, err = f.capturesAs(t, ntok.Token).BeginCreate(ctx, group, watcher, "narrow", captureParams(f.vmID()), nil)
+	respErr(t, err, 403, "AuthorizationFailed")
 	_, err = reader.BeginDelete(ctx, group, watcher, "owned", nil)
 	respErr(t, err, 403, "AuthorizationFailed")
 	_, err = f.capturesAs(t, "tc_wrong").Get(ctx, group, watcher, "owned", nil)

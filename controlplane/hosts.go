@@ -400,7 +400,8 @@ func (s *Service) DeleteHost(ctx context.Context, ref string) error {
 }
 
 // FindWatchers lists network watchers: below "*", those of the locations
-// of hosts the caller may read (a watcher watches one location).
+// of hosts the caller may read (a watcher watches one location), and those
+// of the subscriptions and resource groups it may read (Azure's scopes).
 func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
 	g, err := tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead)
 	if err != nil {
@@ -410,7 +411,10 @@ func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, 
 	if err != nil || g.All() {
 		return ws, err
 	}
-	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool { return !g.CoversLocation(w.Location) }), nil
+	p := tripcap.PrincipalFromContext(ctx)
+	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool {
+		return !g.CoversLocation(w.Location) && !p.CanInGroup(tripcap.PermRead, w.SubscriptionID, w.ResourceGroup)
+	}), nil
 }
 
 // watcherOf returns the watcher of the host's subscription and location,

@@ -25,11 +25,26 @@ func (s *Service) FindWatcherByResource(ctx context.Context, subscription, group
 	return nil, tripcap.Errorf(tripcap.ENOTFOUND, "network watcher %s not found in resource group %s", name, group)
 }
 
+// authorizeWatcher refuses a caller that may not change watchers of the
+// resource group: that takes captures/write (what Azure's Network
+// Contributor holds) at a scope covering the group, as in Azure.
+func authorizeWatcher(ctx context.Context, subscription, group string) error {
+	p := tripcap.PrincipalFromContext(ctx)
+	if p == nil {
+		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required")
+	}
+	if !p.CanInGroup(tripcap.PermCaptureWrite, subscription, group) {
+		return tripcap.Errorf(tripcap.EFORBIDDEN, "%s may not %s in resource group %s of subscription %s", p.Name, tripcap.PermCaptureWrite, group, subscription)
+	}
+	return nil
+}
+
 // PutWatcher creates the watcher w names (subscription, group, name) or,
 // when it exists, replaces its tags (its location cannot change); created
 // says which. A subscription has one watcher per location (ECONFLICT).
+// It takes captures/write at a scope covering the watcher's group.
 func (s *Service) PutWatcher(ctx context.Context, w tripcap.NetworkWatcher) (_ *tripcap.NetworkWatcher, created bool, err error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
+	if err := authorizeWatcher(ctx, w.SubscriptionID, w.ResourceGroup); err != nil {
 		return nil, false, err
 	}
 	if w.Location == "" {
@@ -64,9 +79,10 @@ func (s *Service) PutWatcher(ctx context.Context, w tripcap.NetworkWatcher) (_ *
 }
 
 // DeleteWatcher deletes the watcher the resource id names; one with
-// captures on record stays (ECONFLICT).
+// captures on record stays (ECONFLICT). It takes captures/write at a scope
+// covering the watcher's group.
 func (s *Service) DeleteWatcher(ctx context.Context, subscription, group, name string) error {
-	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
+	if err := authorizeWatcher(ctx, subscription, group); err != nil {
 		return err
 	}
 	w, err := s.FindWatcherByResource(ctx, subscription, group, name)
