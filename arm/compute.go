@@ -47,7 +47,9 @@ func registerCompute(a *API, svc Services) {
 	)
 
 	listHosts := func(w http.ResponseWriter, r *Request, f tripcap.HostFilter) error {
-		return writeHostsPage(w, r, c, f, func(h *tripcap.Host) []*VM { return []*VM{vmOf(h, false)} })
+		// Get-AzVM -Status lists with statusOnly=true: the instance views.
+		expand := expandsInstanceView(r) || strings.EqualFold(r.URL.Query().Get("statusOnly"), "true")
+		return writeHostsPage(w, r, c, f, func(h *tripcap.Host) []*VM { return []*VM{vmOf(h, expand)} })
 	}
 	p.Handle(http.MethodGet, sub+vms, "VirtualMachines_ListAll", func(w http.ResponseWriter, r *Request) error {
 		return listHosts(w, r, tripcap.HostFilter{SubscriptionID: new(r.Param("subscriptionId"))})

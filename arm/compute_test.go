@@ -219,6 +219,18 @@ func testVirtualMachinesSDK(t *testing.T, store tripcap.Store) {
 	if got := names(all, func() ([]*armcompute.VirtualMachine, error) { p, err := all.NextPage(ctx); return p.Value, err }); !slices.Equal(got, []string{"db-0", "web-0", "web-1", "web-2"}) {
 		t.Fatalf("subscription: %v", got)
 	}
+	status := vms.NewListAllPager(&armcompute.VirtualMachinesClientListAllOptions{StatusOnly: new("true")})
+	for status.More() {
+		page, err := status.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, vm := range page.Value {
+			if vm.Properties.InstanceView == nil {
+				t.Fatalf("statusOnly=true: %s without its instance view", *vm.Name)
+			}
+		}
+	}
 	byLoc := vms.NewListByLocationPager("westeurope", nil)
 	if got := names(byLoc, func() ([]*armcompute.VirtualMachine, error) { p, err := byLoc.NextPage(ctx); return p.Value, err }); len(got) != 4 {
 		t.Fatalf("location: %v", got)
