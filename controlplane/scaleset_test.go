@@ -96,6 +96,13 @@ func TestScaleSets(t *testing.T) {
 		if err != nil || len(ss.Instances) != 3 || ss.ResourceID() != webSet {
 			t.Fatalf("scale set by name, in another case: %+v, %v", ss, err)
 		}
+		// A scale set's name is a resource name.
+		jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "odd", Labels: map[string]string{tripcap.LabelScaleSet: "a/b"}})
+		wantCode(t, err, tripcap.EINVALID, "labels.azure.scaleSet")
 		_, err = f.svc.FindScaleSet(f.admin, "sub1", "rg1", "nope")
 		wantCode(t, err, tripcap.ENOTFOUND, "azure.scaleSet=nope")
 		// A reader of team a sees the instances it may read, and only those.
