@@ -174,6 +174,9 @@ func (s *Service) findCaptures(ctx context.Context, f tripcap.CaptureFilter, g t
 		return nil, "", nil
 	}
 	if id, ok := g.Only(); ok {
+		// The one host's captures, the sessions it runs of scale-set
+		// captures included (a caller seeing one host sees a scale-set
+		// capture only as its session there).
 		f.HostID, f.ScaleSetID = &id, nil
 		return s.store.FindCaptures(ctx, f)
 	}
