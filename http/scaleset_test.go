@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,11 @@ func TestScaleSetCaptureNativeAPI(t *testing.T) {
 		Scope: &tripcap.CaptureScope{Include: []string{"web1"}}}})
 	if tripcap.ErrorCode(err) != tripcap.EINVALID {
 		t.Fatalf("web1 is no instance of web: %v", err)
+	}
+	// Its files are its sessions': the download says where they are.
+	dl := f.request(t, "GET", "/api/v1/captures/pc/file", f.token, nil)
+	if e := errorBody(t, dl); dl.StatusCode != 400 || !strings.Contains(e.Message, c.Sessions[0].CaptureID) {
+		t.Fatalf("download of the scale-set capture: %s %+v", dl.Status, e)
 	}
 	resp := f.request(t, "DELETE", "/api/v1/captures/pc", f.token, nil)
 	if resp.StatusCode != 204 {
