@@ -321,18 +321,22 @@ func (a *API) unmatched(r *http.Request) *Error {
 				"The HTTP method '%s' is not supported at '%s'.", r.Method, r.URL.Path)
 		}
 	}
-	ns := ""
-	for i, s := range segs {
-		if strings.EqualFold(s, "providers") && i+1 < len(segs) {
-			ns = segs[i+1]
-		}
+	ns, rest := "Microsoft.Resources", segs[min(2, len(segs)):]
+	if i := slices.IndexFunc(segs, func(s string) bool { return strings.EqualFold(s, "providers") }); i >= 0 && i+1 < len(segs) {
+		ns, rest = segs[i+1], segs[i+2:]
 	}
-	if ns != "" && a.providers[strings.ToLower(ns)] == nil {
+	if a.providers[strings.ToLower(ns)] == nil {
 		return Errorf(http.StatusBadRequest, "NoRegisteredProviderFound",
 			"No registered resource provider found for namespace '%s'.", ns)
 	}
-	return Errorf(http.StatusNotFound, "InvalidResourceType",
-		"The resource type could not be found at '%s' for api version '%s'.", r.URL.Path, r.URL.Query().Get("api-version"))
+	// The type is the path's type segments after the namespace
+	// (networkWatchers/nothing), as Azure names it.
+	var types []string
+	for i := 0; i < len(rest); i += 2 {
+		types = append(types, rest[i])
+	}
+	return Errorf(http.StatusBadRequest, "InvalidResourceType",
+		"The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", strings.Join(types, "/"), ns, r.URL.Query().Get("api-version"))
 }
 
 // serve checks what every operation needs (api-version, subscription)

@@ -106,7 +106,7 @@ func TestFrameworkErrorsAndHeaders(t *testing.T) {
 		{"unknown subscription", "GET", strings.Replace(rg, testSub, "00000000-0000-0000-0000-000000000002", 1) + "/w1?api-version=2016-03-30", 404, "SubscriptionNotFound"},
 		{"bad resource group", "GET", strings.Replace(rg, "rg1", "rg1.", 1) + "/w1?api-version=2016-03-30", 400, "InvalidResourceGroup"},
 		{"unknown provider", "GET", ts.URL + "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/No.Such/things?api-version=2016-03-30", 400, "NoRegisteredProviderFound"},
-		{"unknown type", "GET", ts.URL + "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/Test.Widgets/gadgets?api-version=2016-03-30", 404, "InvalidResourceType"},
+		{"unknown type", "GET", ts.URL + "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/Test.Widgets/gadgets?api-version=2016-03-30", 400, "InvalidResourceType"},
 		{"method not allowed", "PATCH", rg + "/w1?api-version=2016-03-30", 405, "HttpMethodNotAllowed"},
 		{"internal error hidden", "GET", rg + "/w1/boom?api-version=2016-03-30", 500, "InternalServerError"},
 	} {

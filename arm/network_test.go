@@ -140,7 +140,8 @@ func agentLoop(ctx context.Context, svc *controlplane.Service) {
 		for _, as := range a.Assignments {
 			switch {
 			case as.Desired == tripcap.DesiredRunning && as.Status == tripcap.StatusNotStarted:
-				reports = append(reports, tripcap.SessionReport{CaptureID: as.ID, Status: tripcap.StatusRunning, StartTime: &now})
+				// As tripcap's agent does, no start time until the end.
+				reports = append(reports, tripcap.SessionReport{CaptureID: as.ID, Status: tripcap.StatusRunning})
 			case as.Desired != tripcap.DesiredRunning && !as.Status.Terminal():
 				reason := tripcap.StopManuallyStopped
 				if as.Desired == tripcap.DesiredDeleted {
@@ -186,8 +187,10 @@ func captureParams(target string) armnetwork.PacketCapture {
 	return armnetwork.PacketCapture{Properties: &armnetwork.PacketCaptureParameters{
 		Target:             new(target),
 		TimeLimitInSeconds: new(int32(30)),
-		StorageLocation:    &armnetwork.PacketCaptureStorageLocation{StorageID: new("local")},
-		Filters:            []*armnetwork.PacketCaptureFilter{{Protocol: new(armnetwork.PcProtocolTCP), RemotePort: new("80;443;")}},
+		// A file on the VM: a storage account is named by its resource id,
+		// which the control plane resolves (Microsoft.Storage's provider).
+		StorageLocation: &armnetwork.PacketCaptureStorageLocation{FilePath: new("/var/captures/" + tripcap.NewID() + ".cap")},
+		Filters:         []*armnetwork.PacketCaptureFilter{{Protocol: new(armnetwork.PcProtocolTCP), RemotePort: new("80;443;")}},
 	}}
 }
 
@@ -246,7 +249,7 @@ func TestPacketCaptureLifecycle(t *testing.T) {
 			pr := res.Properties
 			if res.Name == nil || *res.Name != name || res.Etag == nil || pr == nil || *pr.ProvisioningState != armnetwork.ProvisioningStateSucceeded ||
 				*pr.TotalBytesPerSession != tripcap.DefaultTotalBytesPerSession || *pr.BytesToCapturePerPacket != 0 || *pr.TimeLimitInSeconds != 30 ||
-				pr.StorageLocation == nil || pr.StorageLocation.StoragePath == nil || *pr.StorageLocation.StoragePath == "" ||
+				pr.StorageLocation == nil || pr.StorageLocation.FilePath == nil || !strings.HasPrefix(*pr.StorageLocation.FilePath, "/var/captures/") ||
 				len(pr.Filters) != 1 || *pr.Filters[0].RemotePort != "80;443;" {
 				t.Fatalf("created %s", mustJSON(res))
 			}
@@ -379,6 +382,15 @@ func TestPacketCaptureErrors(t *testing.T) {
 		{"no storage", func(p *armnetwork.PacketCaptureParameters) {
 			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{}
 		}, "InvalidRequestFormat", "properties.storageLocation"},
+		{"storageId a name", func(p *armnetwork.PacketCaptureParameters) {
+			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{StorageID: new("local")}
+		}, "LinkedInvalidPropertyId", "properties.storageLocation.storageId"},
+		{"storageId not an account", func(p *armnetwork.PacketCaptureParameters) {
+			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{StorageID: new(f.vmID())}
+		}, "LinkedInvalidPropertyId", "properties.storageLocation.storageId"},
+		{"storageId of no account", func(p *armnetwork.PacketCaptureParameters) {
+			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{StorageID: new("/subscriptions/" + sub + "/resourceGroups/tripcap/providers/Microsoft.Storage/storageAccounts/nope")}
+		}, "InvalidRequestFormat", "properties.storageLocation.storageId"},
 		{"malformed target", func(p *armnetwork.PacketCaptureParameters) { p.Target = new("vm1") }, "LinkedInvalidPropertyId", "properties.target"},
 		{"target not a VM", func(p *armnetwork.PacketCaptureParameters) {
 			p.Target = new("/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x")
@@ -530,7 +542,7 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
     "totalBytesPerSession": 0,
     "timeLimitInSeconds": 10,
     "storageLocation": {
-      "storageId": "local"
+      "filePath": "/var/captures/seed.cap"
     },
     "filters": []
   }
@@ -546,7 +558,7 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
 	props := body["properties"].(map[string]any)
 	loc := props["storageLocation"].(map[string]any)
 	if props["totalBytesPerSession"] != float64(tripcap.DefaultTotalBytesPerSession) || props["bytesToCapturePerPacket"] != float64(0) ||
-		props["timeLimitInSeconds"] != float64(10) || loc["storagePath"] == "" || loc["storagePath"] == nil {
+		props["timeLimitInSeconds"] != float64(10) || loc["filePath"] != "/var/captures/seed.cap" {
 		t.Fatalf("seed PUT answered %v", body)
 	}
 	if !strings.HasPrefix(resp.Header.Get("Azure-AsyncOperation"), f.ts.URL+"/subscriptions/"+sub+"/providers/Microsoft.Network/locations/local/operations/") ||
@@ -588,7 +600,7 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
 		{"/subscriptions/not-a-guid/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "?api-version=2024-05-01", 400, "InvalidSubscriptionId"},
 		{"/subscriptions/" + sub + "/resourceGroups/bad%20group!/providers/Microsoft.Network/networkWatchers/" + watcher + "?api-version=2024-05-01", 400, "InvalidResourceGroup"},
 		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "/packetCaptures/a%20b?api-version=2024-05-01", 400, "InvalidResourceName"},
-		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "/nothing?api-version=2024-05-01", 404, "InvalidResourceType"},
+		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "/nothing?api-version=2024-05-01", 400, "InvalidResourceType"},
 		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Nothing/things?api-version=2024-05-01", 400, "NoRegisteredProviderFound"},
 	} {
 		resp, body := f.raw(t, "GET", c.path, "")
