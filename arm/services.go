@@ -23,7 +23,9 @@ func providerFiles() []func(*API, Services) {
 		registerNetwork,       // network.go: Microsoft.Network
 		registerSubscriptions, // subscriptions.go: Microsoft.Resources' subscriptions
 
-		// Microsoft.Compute and Microsoft.Storage go here (compute.go, storage.go).
+		registerCompute, // compute.go: Microsoft.Compute
+		registerNICs,    // compute_nic.go: hosts' Microsoft.Network/networkInterfaces
+		registerStorage, // storage.go: Microsoft.Storage
 
 		registerInsights, // insights.go: Microsoft.Insights
 

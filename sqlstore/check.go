@@ -163,6 +163,20 @@ func CheckHostFilter(f tripcap.HostFilter) (*VMID, error) {
 			return nil, err
 		}
 	}
+	for _, t := range []struct {
+		what string
+		v    *string
+	}{{"subscription id", f.SubscriptionID}, {"resource group", f.ResourceGroup}} {
+		if t.v == nil {
+			continue
+		}
+		if *t.v == "" {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "%s: must not be empty", t.what)
+		}
+		if err := checkText(t.what, *t.v); err != nil {
+			return nil, err
+		}
+	}
 	if f.State != nil && *f.State != tripcap.HostOnline && *f.State != tripcap.HostOffline {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "state: %q is not one of Online, Offline", *f.State)
 	}
@@ -190,6 +204,11 @@ func CheckCaptureFilter(f tripcap.CaptureFilter) error {
 			if err := CheckID(id.what, *id.v); err != nil {
 				return err
 			}
+		}
+	}
+	if f.ScaleSetID != nil && *f.ScaleSetID != "" {
+		if err := CheckID("scale-set capture id", *f.ScaleSetID); err != nil {
+			return err
 		}
 	}
 	if f.Name != nil {
@@ -241,8 +260,16 @@ func CheckCapture(c *tripcap.PacketCapture, now time.Time) error {
 	if err := CheckID("watcher id", c.WatcherID); err != nil {
 		return err
 	}
-	if err := CheckID("host id", c.HostID); err != nil {
-		return err
+	// A scale-set capture has no host; its sessions have one each.
+	if !c.IsScaleSet() {
+		if err := CheckID("host id", c.HostID); err != nil {
+			return err
+		}
+	}
+	if c.ScaleSetID != "" {
+		if err := CheckID("scale-set capture id", c.ScaleSetID); err != nil {
+			return err
+		}
 	}
 	fillTimes(&c.CreatedAt, &c.UpdatedAt, now)
 	return nil
@@ -353,6 +380,8 @@ func CheckCaptureUpdate(old, c *tripcap.PacketCapture, expectVersion int64) erro
 		return CaptureFixed(c.ID, "watcherId")
 	case old.HostID != c.HostID:
 		return CaptureFixed(c.ID, "hostId")
+	case old.ScaleSetID != c.ScaleSetID:
+		return CaptureFixed(c.ID, "scaleSetCaptureId")
 	}
 	return nil
 }

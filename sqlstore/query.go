@@ -50,6 +50,12 @@ func HostWhere(f tripcap.HostFilter, vm *VMID, position string) *Where {
 	if f.State != nil {
 		w.Add("state = ?", string(*f.State))
 	}
+	if f.SubscriptionID != nil {
+		w.Add("lower(subscription_id) = lower(?)", *f.SubscriptionID)
+	}
+	if f.ResourceGroup != nil {
+		w.Add("lower(resource_group) = lower(?)", *f.ResourceGroup)
+	}
 	if vm != nil {
 		// lower() on both sides: the database folds case one way for both.
 		w.Add("lower(name) = lower(?) AND lower(subscription_id) = lower(?) AND lower(resource_group) = lower(?)", vm.Name, vm.Subscription, vm.Group)
@@ -82,6 +88,9 @@ func CaptureWhere(f tripcap.CaptureFilter) *Where {
 	}
 	if f.Name != nil {
 		w.Add("name = ?", *f.Name)
+	}
+	if f.ScaleSetID != nil {
+		w.Add("scale_set_id = ?", *f.ScaleSetID)
 	}
 	if f.ActiveOnly {
 		w.Add(NonTerminalCapture)
