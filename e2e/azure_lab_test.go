@@ -32,6 +32,8 @@ import (
 // other than the server's default, so nothing passes by assuming zeros.
 const (
 	azSubscription = "5c3ed6e4-7a6f-4a55-9d3b-2a4d8f0c1e27"
+	// azTenant is the server's tenant, pinned as its admin would (--tenant-id).
+	azTenant = "8f2d4c1b-3e6a-4b7d-9c0e-1a2b3c4d5e6f"
 	azGroup        = "rg-web"
 	azLocation     = "westeurope"
 	// Azure names the watcher of a location so, in this group.
@@ -56,37 +58,12 @@ type azureLab struct {
 func newAzureLab(t *testing.T, setup func(l *lab)) *azureLab {
 	t.Helper()
 	l := newLabWith(t, func(l *lab) {
-		l.serverArgs = append(l.serverArgs, "--subscription", azSubscription, "--resource-group", azGroup)
+		l.serverArgs = append(l.serverArgs, "--subscription", azSubscription, "--resource-group", azGroup, "--tenant-id", azTenant)
 		if setup != nil {
 			setup(l)
 		}
 	})
-	a := &azureLab{lab: l}
-	a.tenant = a.tenantID()
-	return a
-}
-
-// tenantID is the server's tenant, as its admin reads it: the tenant
-// path of the issuer in the server's OpenID discovery document.
-func (a *azureLab) tenantID() string {
-	a.t.Helper()
-	resp, err := a.httpClient().Get(a.apiURL + "/.well-known/openid-configuration")
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var disc struct {
-		TenantID string `json:"tenant_id"`
-		Issuer   string `json:"issuer"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil || resp.StatusCode != 200 {
-		a.t.Fatalf("the server's discovery document: %d %v", resp.StatusCode, err)
-	}
-	if disc.TenantID != "" {
-		return disc.TenantID
-	}
-	a.t.Fatalf("the server's discovery document names no tenant_id (issuer %q)", disc.Issuer)
-	return ""
+	return &azureLab{lab: l, tenant: azTenant}
 }
 
 // servicePrincipal creates a service principal holding role at scope
