@@ -43,12 +43,15 @@ const (
 	RoleNetworkContributor    RoleName = "Network Contributor"
 	RoleMonitoringContributor RoleName = "Monitoring Contributor"
 	RoleCaptureFileReader     RoleName = "Capture File Reader"
-	RoleOwner                 RoleName = "Owner"
+	// RoleContributor is Azure's Contributor: everything but granting
+	// access (principals, tokens, role assignments, the admin token).
+	RoleContributor RoleName = "Contributor"
+	RoleOwner       RoleName = "Owner"
 )
 
 // RoleNames lists the built-in roles, least to most powerful.
 func RoleNames() []RoleName {
-	return []RoleName{RoleReader, RoleCaptureFileReader, RoleNetworkContributor, RoleMonitoringContributor, RoleOwner}
+	return []RoleName{RoleReader, RoleCaptureFileReader, RoleNetworkContributor, RoleMonitoringContributor, RoleContributor, RoleOwner}
 }
 
 // RolePermissions returns what a built-in role grants, nil for an unknown role.
@@ -62,9 +65,11 @@ func RolePermissions(r RoleName) []Permission {
 		return []Permission{PermRead, PermCaptureWrite}
 	case RoleMonitoringContributor:
 		return []Permission{PermRead, PermMonitoringWrite}
-	case RoleOwner:
+	case RoleContributor:
 		return []Permission{PermRead, PermCaptureWrite, PermFileRead, PermFileDelete, PermMonitoringWrite,
-			PermRawBPF, PermHostsWrite, PermStorageWrite, PermAccessWrite, PermAuditRead}
+			PermRawBPF, PermHostsWrite, PermStorageWrite, PermAuditRead}
+	case RoleOwner:
+		return append(RolePermissions(RoleContributor), PermAccessWrite)
 	}
 	return nil
 }

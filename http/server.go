@@ -99,6 +99,7 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 	}
 	if s.identity != nil {
 		s.routes = append(s.routes, s.identityRoutes()...)
+		s.routes = append(s.routes, s.aadRoutes()...)
 	}
 	if s.responders != nil {
 		s.routes = append(s.routes, s.responderRoutes()...)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -35,6 +36,13 @@ type Config struct {
 	Issuer string
 	// Audience is the aud of JWTs (default "tripcap").
 	Audience string
+	// ARMAudiences are the audiences, besides Audience, that the Azure
+	// AD-shaped endpoints issue tokens for and the server accepts (default
+	// DefaultARMAudiences); a token for any other is refused.
+	ARMAudiences []string
+	// TenantID is the Azure AD tenant of the Azure AD-shaped endpoints, a
+	// GUID (default DeriveTenantID(Issuer): stable while the issuer is).
+	TenantID string
 	// JWTLifetime is how long an issued JWT is valid (default and at most 1 h).
 	JWTLifetime time.Duration
 	// LoginLifetime is how long a login's token is valid (default 12 h).
@@ -66,6 +74,21 @@ func (c *Config) applyDefaults() error {
 	if c.Audience == "" {
 		c.Audience = "tripcap"
 	}
+	if c.ARMAudiences == nil {
+		c.ARMAudiences = DefaultARMAudiences
+	}
+	for _, a := range c.ARMAudiences {
+		if err := checkAudience(a); err != nil {
+			return fmt.Errorf("identity: ARM audience: %w", err)
+		}
+	}
+	if c.TenantID == "" {
+		c.TenantID = DeriveTenantID(c.Issuer)
+	}
+	if !isGUID(c.TenantID) {
+		return fmt.Errorf("identity: tenant id %q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", c.TenantID)
+	}
+	c.TenantID = strings.ToLower(c.TenantID)
 	if c.JWTLifetime == 0 {
 		c.JWTLifetime = MaxJWTLifetime
 	}

@@ -86,17 +86,25 @@ func (s *Service) Token(ctx context.Context, req TokenRequest) (*TokenResponse, 
 	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.cfg.JWTLifetime / time.Second)}, nil
 }
 
-// issueJWT signs a token for subject.
+// issueJWT signs a token of the native endpoint for subject.
 func (s *Service) issueJWT(ctx context.Context, subject, aud string) (string, error) {
+	return s.sign(ctx, s.registeredClaims(s.cfg.Issuer, subject, aud, s.cfg.Now().Truncate(time.Second)))
+}
+
+// registeredClaims are a token's standard claims, valid from now for JWTLifetime.
+func (s *Service) registeredClaims(iss, subject, aud string, now time.Time) jwt.RegisteredClaims {
+	return jwt.RegisteredClaims{
+		Issuer: iss, Subject: subject, Audience: jwt.ClaimStrings{aud},
+		ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.JWTLifetime)), NotBefore: jwt.NewNumericDate(now), IssuedAt: jwt.NewNumericDate(now),
+		ID: tripcap.NewID(),
+	}
+}
+
+// sign signs claims with the current signing key, named in the header's kid.
+func (s *Service) sign(ctx context.Context, claims jwt.Claims) (string, error) {
 	k, err := s.keys.signing(ctx)
 	if err != nil {
 		return "", err
-	}
-	now := s.cfg.Now().Truncate(time.Second)
-	claims := jwt.RegisteredClaims{
-		Issuer: s.cfg.Issuer, Subject: subject, Audience: jwt.ClaimStrings{aud},
-		ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.JWTLifetime)), NotBefore: jwt.NewNumericDate(now), IssuedAt: jwt.NewNumericDate(now),
-		ID: tripcap.NewID(),
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = k.kid
@@ -110,13 +118,14 @@ func (s *Service) issueJWT(ctx context.Context, subject, aud string) (string, er
 // VerifyJWT checks a JWT this server (any replica) issued and returns its
 // claims. It refuses, with EUNAUTHORIZED saying why: a malformed token, an
 // algorithm other than ES256 ("none" and HMAC included), an unknown or
-// retired kid, a bad signature, a wrong issuer or audience, a token expired,
+// retired kid, a bad signature, an issuer other than the server's (native
+// or its tenant's), an audience not among Audiences, a token expired,
 // not yet valid, issued in the future, or living longer than MaxJWTLifetime.
 func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredClaims, error) {
 	if len(raw) > maxJWTBytes {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is longer than %d bytes", maxJWTBytes)
 	}
-	p := jwt.NewParser(jwt.WithValidMethods([]string{keyAlgorithm}), jwt.WithIssuer(s.cfg.Issuer), jwt.WithAudience(s.cfg.Audience),
+	p := jwt.NewParser(jwt.WithValidMethods([]string{keyAlgorithm}), jwt.WithAudience(s.Audiences()...),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(clockLeeway), jwt.WithTimeFunc(s.cfg.Now), jwt.WithStrictDecoding())
 	var claims jwt.RegisteredClaims
 	var lookupErr error
@@ -140,6 +149,9 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 			return nil, lookupErr // the store failed: not the caller's fault
 		}
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: %s", jwtReason(err))
+	}
+	if claims.Issuer != s.cfg.Issuer && claims.Issuer != s.tenantIssuer() {
+		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: its issuer is not this server")
 	}
 	if claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > MaxJWTLifetime {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: it lives longer than %s", MaxJWTLifetime)

@@ -54,6 +54,9 @@ type serverOptions struct {
 	allowWebhookTargets []string
 	// keyRate and keyBurst bound the runs a function key starts (issue 12).
 	keyRate, keyBurst int
+	// tenantID and armAudiences shape the Azure AD-shaped token endpoints (issue 13).
+	tenantID     string
+	armAudiences []string
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -86,6 +89,9 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.limits.NameFailures, "auth-failure-name-limit", def.NameFailures, "API: failed logins per user name (and token requests per client id), from any address, per --auth-failure-window before that name's are answered 429; anyone can reach it to keep a name's logins refused, so keep it well above --auth-failure-limit; 0 for no limit")
 	f.DurationVar(&o.limits.AuthFailureWindow, "auth-failure-window", def.AuthFailureWindow, "API: the window --auth-failure-limit counts in")
 	f.StringArrayVar(&o.allowWebhookTargets, "allow-webhook-target", nil, "a CIDR webhooks may post to though loopback, link-local, multicast or this server's own (repeatable; e.g. 127.0.0.0/8 for a receiver on this host)")
+	// The Azure AD-shaped token endpoints (issue 13).
+	f.StringVar(&o.tenantID, "tenant-id", "", "the Azure AD tenant id (a GUID) of POST /{tenant}/oauth2/token and /{tenant}/oauth2/v2.0/token (default derived from --public-url, else the listen URL: pin it, or --public-url, so that it survives a change of address; replicas need the same)")
+	f.StringSliceVar(&o.armAudiences, "arm-audience", identity.DefaultARMAudiences, "audiences (Azure Resource Manager's) the Azure AD-shaped endpoints issue tokens for and the server accepts beside --jwt-audience; a token for any other is refused (repeatable or comma-separated)")
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
 
@@ -271,11 +277,12 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot"), targets); err != nil {
 		return nil, err
 	}
-	ids, err := identity.New(cp.store, identity.Config{Issuer: linkURL, Audience: o.jwtAudience}, log)
+	ids, err := identity.New(cp.store, identity.Config{Issuer: linkURL, Audience: o.jwtAudience, TenantID: o.tenantID, ARMAudiences: o.armAudiences}, log)
 	if err != nil {
 		return nil, err
 	}
 	cp.svc.SetIdentities(ids)
+	log.Info("Azure AD-shaped token endpoints: POST {url}/{tenant}/oauth2/token (v1) and /{tenant}/oauth2/v2.0/token (v2.0)", "component", "identity", "tenantId", ids.TenantID(), "audiences", ids.Audiences())
 	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit), tchttp.WithLimits(o.limits)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
