@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/arm"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/identity"
@@ -54,6 +55,8 @@ type Server struct {
 	// limits and guard bound unauthenticated callers (limits.go).
 	limits Limits
 	guard  *guard
+	// arm, when set, serves the Azure Resource Manager surface (arm.go).
+	arm *arm.API
 }
 
 // Option configures a Server.
@@ -109,6 +112,9 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 	if s.audit != nil {
 		s.routes = append(s.routes, s.auditRoutes()...)
 		s.registerAuditMetrics()
+	}
+	if s.arm != nil {
+		s.mountARM()
 	}
 
 	mux := s.mux
@@ -211,12 +217,16 @@ func (s *Server) instrument(rt route) http.Handler {
 	if isAgentPath(rt.Path) {
 		inner = s.agentProtocol(inner)
 	}
-	inner = s.auditing(rt.ID, rt.Method, rt.Path, inner)
+	return s.observe(rt.ID, s.auditing(rt.ID, rt.Method, rt.Path, inner))
+}
+
+// observe records the latency of the operation id's calls by status code.
+func (s *Server) observe(id string, inner http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		inner.ServeHTTP(sw, r)
-		s.requests.WithLabelValues(rt.ID, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+		s.requests.WithLabelValues(id, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -235,6 +245,12 @@ func (w *statusWriter) Flush() {
 
 // authenticate attaches the caller's principal to the request or refuses it.
 func (s *Server) authenticate(next http.Handler) http.Handler {
+	return s.authenticateWith(next, s.Error)
+}
+
+// authenticateWith is authenticate answering a refusal with fail (the ARM
+// surface writes its own error shape).
+func (s *Server) authenticateWith(next http.Handler, fail func(http.ResponseWriter, *http.Request, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := BearerToken(r)
 		var p *tripcap.Principal
@@ -243,7 +259,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return err
 		})
 		if err != nil {
-			s.Error(w, r, err)
+			fail(w, r, err)
 			return
 		}
 		noteAuditPrincipal(r.Context(), p)

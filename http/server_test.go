@@ -20,6 +20,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup/webhooktest"
+	"github.com/tripcap/tripcap/arm"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
@@ -63,6 +64,8 @@ type fixtureOptions struct {
 	// limits, when set, makes the server run its own Serve (timeouts,
 	// per-address limits) on a loopback listener.
 	limits *tchttp.Limits
+	// arm serves the ARM surface too.
+	arm bool
 }
 
 func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
@@ -124,6 +127,9 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 	opts := []tchttp.Option{tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids)}
 	if rec != nil {
 		opts = append(opts, tchttp.WithAudit(rec))
+	}
+	if o.arm {
+		opts = append(opts, tchttp.WithARM(arm.New(log, arm.Services{Control: svc, Monitor: mon, Identity: ids, Responders: rsp})))
 	}
 	if o.limits != nil {
 		opts = append(opts, tchttp.WithLimits(*o.limits))

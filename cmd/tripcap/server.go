@@ -19,6 +19,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/actiongroup"
+	"github.com/tripcap/tripcap/arm"
 	"github.com/tripcap/tripcap/audit"
 	"github.com/tripcap/tripcap/azblob"
 	"github.com/tripcap/tripcap/controlplane"
@@ -57,6 +58,8 @@ type serverOptions struct {
 	// tenantID and armAudiences shape the Azure AD-shaped token endpoints (issue 13).
 	tenantID     string
 	armAudiences []string
+	// arm serves the Azure Resource Manager surface (issue 13).
+	arm bool
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -92,6 +95,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	// The Azure AD-shaped token endpoints (issue 13).
 	f.StringVar(&o.tenantID, "tenant-id", "", "the Azure AD tenant id (a GUID) of POST /{tenant}/oauth2/token and /{tenant}/oauth2/v2.0/token (default derived from --public-url, else the listen URL: pin it, or --public-url, so that it survives a change of address; replicas need the same)")
 	f.StringSliceVar(&o.armAudiences, "arm-audience", identity.DefaultARMAudiences, "audiences (Azure Resource Manager's) the Azure AD-shaped endpoints issue tokens for and the server accepts beside --jwt-audience; a token for any other is refused (repeatable or comma-separated)")
+	f.BoolVar(&o.arm, "arm", true, "serve the Azure Resource Manager-compatible API (/subscriptions/…) beside the native one (docs/azure.md)")
 	f.StringArrayVar(&o.storage, "storage", nil, "storage account NAME=URL (file://DIR, s3://BUCKET/PREFIX?endpoint=…, azblob://ACCOUNT/CONTAINER?endpoint=…); the first is the default (default local=file://<data>/storage)")
 }
 
@@ -286,6 +290,13 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit), tchttp.WithLimits(o.limits)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
+	}
+	if o.arm {
+		var armOpts []arm.Option
+		if o.publicURL != "" {
+			armOpts = append(armOpts, arm.WithBaseURL(linkURL))
+		}
+		httpOpts = append(httpOpts, tchttp.WithARM(arm.New(log, arm.Services{Control: cp.svc, Monitor: cp.monitor, Identity: ids, Responders: cp.responders}, armOpts...)))
 	}
 	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
 	return cp, nil

@@ -1,0 +1,48 @@
+package http
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/arm"
+)
+
+// WithARM serves the Azure Resource Manager surface (/subscriptions/…)
+// behind the server's authentication, audit and limits.
+func WithARM(a *arm.API) Option { return func(s *Server) { s.arm = a } }
+
+// mountARM mounts the ARM surface at its patterns: each operation is
+// wrapped, once, in the same authentication, audit and metrics as the
+// native API's routes, with refusals in ARM's error shape.
+func (s *Server) mountARM() {
+	h := s.arm.Handler(func(rt *arm.Route, h http.Handler) http.Handler {
+		return s.observe(rt.ID, s.auditing(rt.ID, rt.Method, rt.Pattern, s.authenticateWith(h, s.armRefusal)))
+	})
+	for _, p := range arm.Patterns() {
+		s.mux.Handle(p, h)
+	}
+}
+
+// armRefusal writes a refused authentication as ARM does: 401 with
+// AuthenticationFailed (no credential) or InvalidAuthenticationToken, and
+// never a WWW-Authenticate challenge, which the SDK would try to answer;
+// the limits' refusals keep their status (429, 503) and Retry-After.
+func (s *Server) armRefusal(w http.ResponseWriter, r *http.Request, err error) {
+	var e *arm.Error
+	switch {
+	case errors.As(err, new(*refusal)):
+		st, _ := refusalStatus(err)
+		e = arm.WithStatus(err, st)
+		if st == http.StatusTooManyRequests {
+			e.Code = "TooManyRequests"
+		} else {
+			e.Code = "ServiceUnavailable"
+		}
+	case tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED && BearerToken(r) == "":
+		e = arm.Errorf(http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+	default:
+		e = arm.ErrorOf(err)
+	}
+	arm.WriteError(w, r, e, s.log)
+}
