@@ -202,6 +202,12 @@ type PacketCapture struct {
 	WatcherID string `json:"watcherId"`
 	HostID    string `json:"hostId"`
 	Version   int64  `json:"version"`
+	// ScaleSetID is the scale-set capture this session is one host's part
+	// of (ScaleSetCapture); "" for any other capture.
+	ScaleSetID string `json:"scaleSetCaptureId,omitempty"`
+	// Sessions are a scale-set capture's sessions, one per host, filled
+	// when it is read (never stored).
+	Sessions []ScaleSetSession `json:"sessions,omitempty"`
 
 	Parameters PacketCaptureParameters `json:"parameters"`
 

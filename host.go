@@ -20,6 +20,9 @@ const (
 const (
 	LabelResourceGroup = "azure.resourceGroup"
 	LabelSubscription  = "azure.subscription"
+	// LabelScaleSet names the scale set (Azure's virtualMachineScaleSets) the
+	// host is an instance of, in its subscription and resource group.
+	LabelScaleSet = "azure.scaleSet"
 )
 
 // Interface is a network interface on a host.
@@ -86,9 +89,18 @@ func VMResourceID(subscription, group, vm string) string {
 
 // ParseVMResourceID splits an Azure VM resource id, case-insensitively as ARM does.
 func ParseVMResourceID(id string) (subscription, group, vm string, ok bool) {
+	return ParseResourceID(id, "Microsoft.Compute", "virtualMachines")
+}
+
+// ParseResourceID splits the id of a resource of provider and type
+// (/subscriptions/S/resourceGroups/G/providers/PROVIDER/TYPE/NAME),
+// case-insensitively as ARM does; ok is false for any other shape or an
+// empty segment.
+func ParseResourceID(id, provider, typ string) (subscription, group, name string, ok bool) {
 	parts := strings.Split(strings.Trim(id, "/"), "/")
 	if len(parts) != 8 || !strings.EqualFold(parts[0], "subscriptions") || !strings.EqualFold(parts[2], "resourceGroups") ||
-		!strings.EqualFold(parts[4], "providers") || !strings.EqualFold(parts[5], "Microsoft.Compute") || !strings.EqualFold(parts[6], "virtualMachines") {
+		!strings.EqualFold(parts[4], "providers") || !strings.EqualFold(parts[5], provider) || !strings.EqualFold(parts[6], typ) ||
+		parts[1] == "" || parts[3] == "" || parts[7] == "" {
 		return "", "", "", false
 	}
 	return parts[1], parts[3], parts[7], true

@@ -12,6 +12,10 @@ type CaptureFilter struct {
 	WatcherID *string
 	HostID    *string
 	Name      *string
+	// ScaleSetID selects the sessions of one scale-set capture; a pointer
+	// to "" selects the captures that are no scale set's session (those
+	// users name and list). nil selects both.
+	ScaleSetID *string
 	// ActiveOnly keeps captures whose status is not terminal (deleted ones
 	// too when IncludeDeleted is set: an agent must still stop those).
 	ActiveOnly     bool
@@ -28,6 +32,7 @@ type CaptureFilter struct {
 // regardless of case, so a (case-insensitive) ARM resource id names one host.
 type Store interface {
 	StorageAccountStore
+	ScaleSetCaptureStore
 	FileStore
 	AlertStore
 	ResponderStore

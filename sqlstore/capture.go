@@ -11,13 +11,13 @@ import (
 	"github.com/tripcap/tripcap"
 )
 
-const captureColumns = "id, name, watcher_id, host_id, version, status, desired, deleted_at, created_at, updated_at, doc"
+const captureColumns = "id, name, watcher_id, host_id, version, status, desired, deleted_at, created_at, updated_at, doc, scale_set_id"
 
 func scanCapture(r rowScanner) (*tripcap.PacketCapture, error) {
 	var c tripcap.PacketCapture
 	var doc []byte
 	if err := r.Scan(&c.ID, &c.Name, &c.WatcherID, &c.HostID, &c.Version, &c.Status, &c.Desired,
-		nullTimeCol{&c.DeletedAt}, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &doc); err != nil {
+		nullTimeCol{&c.DeletedAt}, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, &doc, &c.ScaleSetID); err != nil {
 		return nil, err
 	}
 	if err := DecodeCapture(doc, &c); err != nil {
@@ -36,16 +36,46 @@ var errNameTaken = errors.New("capture name taken")
 // watcher; ELIMIT when the watcher already has MaxCaptures active captures;
 // ENOTFOUND when the watcher or the host does not exist. Zero
 // CreatedAt/UpdatedAt are set to now.
+func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) error {
+	if c.IsScaleSet() || c.ScaleSetID != "" {
+		return tripcap.Errorf(tripcap.EINVALID, "capture %s: a scale-set capture and its sessions are created together (CreateScaleSetCapture)", c.Name)
+	}
+	return s.createCaptures(ctx, c, nil)
+}
+
+// CreateScaleSetCapture inserts a scale-set capture and its sessions in
+// one transaction (tripcap.ScaleSetCaptureStore).
+func (s *Store) CreateScaleSetCapture(ctx context.Context, set *tripcap.PacketCapture, sessions []*tripcap.PacketCapture) error {
+	if !set.IsScaleSet() {
+		return tripcap.Errorf(tripcap.EINVALID, "capture %s: not a scale-set capture (targetType AzureVMSS, no host)", set.Name)
+	}
+	if len(sessions) == 0 {
+		return tripcap.Errorf(tripcap.EINVALID, "capture %s: a scale-set capture needs a session", set.Name)
+	}
+	for _, c := range sessions {
+		if c.ScaleSetID != set.ID || c.Name != set.Name || c.WatcherID != set.WatcherID {
+			return tripcap.Errorf(tripcap.EINVALID, "capture %s: session %s is not the scale-set capture's (same name, watcher, and scaleSetCaptureId %s)", set.Name, c.ID, set.ID)
+		}
+	}
+	return s.createCaptures(ctx, set, sessions)
+}
+
+// createCaptures inserts c and then its sessions, if any, in one
+// transaction; each gets Version 1.
 //
 // The transaction locks the watcher's row first, so creations in one
 // watcher run one at a time (across replicas) and the count of active
 // captures it checks stays true until it commits.
-func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) error {
-	doc, err := checkedCapture(c)
-	if err != nil {
-		return err
+func (s *Store) createCaptures(ctx context.Context, c *tripcap.PacketCapture, sessions []*tripcap.PacketCapture) error {
+	all := append([]*tripcap.PacketCapture{c}, sessions...)
+	docs := make([][]byte, len(all))
+	for i, c := range all {
+		var err error
+		if docs[i], err = checkedCapture(c); err != nil {
+			return err
+		}
 	}
-	err = s.write(ctx, func(tx *Tx) error {
+	err := s.write(ctx, func(tx *Tx) error {
 		var watcher string
 		var limit, active int
 		err := tx.QueryRow(ctx, `SELECT name, max_captures FROM watchers WHERE id = ?`+s.d.Lock, c.WatcherID).Scan(&watcher, &limit)
@@ -56,38 +86,32 @@ func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) err
 			return err
 		}
 		var taken bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM captures WHERE watcher_id = ? AND name = ? AND deleted_at IS NULL)`,
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM captures WHERE watcher_id = ? AND name = ? AND deleted_at IS NULL AND scale_set_id = '')`,
 			c.WatcherID, c.Name).Scan(&taken); err != nil {
 			return err
 		}
 		if taken {
 			return CaptureNameTaken(c.Name, watcher)
 		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM captures WHERE watcher_id = ? AND `+ActiveCapture, c.WatcherID).Scan(&active); err != nil {
+		// A scale-set capture runs nowhere: its sessions count, it does not.
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM captures WHERE watcher_id = ? AND host_id <> '' AND `+ActiveCapture, c.WatcherID).Scan(&active); err != nil {
 			return err
 		}
-		if active >= limit {
+		running := 0
+		for _, c := range all {
+			if c.HostID != "" && c.Active() {
+				running++
+			}
+		}
+		if active+max(running, 1) > limit {
 			return CaptureLimit(watcher, limit)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO captures (`+captureColumns+`) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Name, c.WatcherID, c.HostID, string(c.Status), string(c.Desired), s.tp(c.DeletedAt), s.t(c.CreatedAt), s.t(c.UpdatedAt), string(doc))
-		switch s.violation(err) {
-		case "primarykey":
-			return CaptureIDTaken(c.ID)
-		case "unique":
-			return errNameTaken
+		for i, c := range all {
+			if err := s.insertCapture(ctx, tx, c, docs[i]); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
-		}
-		if err := syncFiles(ctx, tx, c); err != nil {
-			return err
-		}
-		bumped, err := bumpRevision(ctx, tx, c.HostID)
-		if err == nil && !bumped {
-			return HostNotFound(c.HostID)
-		}
-		return err
+		return nil
 	})
 	if errors.Is(err, errNameTaken) {
 		return s.nameTaken(ctx, c)
@@ -95,8 +119,37 @@ func (s *Store) CreateCapture(ctx context.Context, c *tripcap.PacketCapture) err
 	if err != nil {
 		return Wrap(err, "create capture %s", c.Name)
 	}
-	c.Version = 1
+	for _, c := range all {
+		c.Version = 1
+	}
 	return nil
+}
+
+// insertCapture inserts one capture row and its files and bumps its host's
+// revision (a scale-set capture has no host).
+func (s *Store) insertCapture(ctx context.Context, tx *Tx, c *tripcap.PacketCapture, doc []byte) error {
+	_, err := tx.Exec(ctx, `INSERT INTO captures (`+captureColumns+`) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.WatcherID, c.HostID, string(c.Status), string(c.Desired), s.tp(c.DeletedAt), s.t(c.CreatedAt), s.t(c.UpdatedAt), string(doc), c.ScaleSetID)
+	switch s.violation(err) {
+	case "primarykey":
+		return CaptureIDTaken(c.ID)
+	case "unique":
+		return errNameTaken
+	}
+	if err != nil {
+		return err
+	}
+	if err := syncFiles(ctx, tx, c); err != nil {
+		return err
+	}
+	if c.HostID == "" {
+		return nil
+	}
+	bumped, err := bumpRevision(ctx, tx, c.HostID)
+	if err == nil && !bumped {
+		return HostNotFound(c.HostID)
+	}
+	return err
 }
 
 // checkedCapture checks c and returns its doc column.
@@ -161,8 +214,8 @@ func (s *Store) UpdateCapture(ctx context.Context, c *tripcap.PacketCapture, exp
 	}
 	err = s.write(ctx, func(tx *Tx) error {
 		var old tripcap.PacketCapture
-		err := tx.QueryRow(ctx, `SELECT name, watcher_id, host_id, version, desired, deleted_at FROM captures WHERE id = ?`+s.d.Lock, c.ID).
-			Scan(&old.Name, &old.WatcherID, &old.HostID, &old.Version, &old.Desired, nullTimeCol{&old.DeletedAt})
+		err := tx.QueryRow(ctx, `SELECT name, watcher_id, host_id, scale_set_id, version, desired, deleted_at FROM captures WHERE id = ?`+s.d.Lock, c.ID).
+			Scan(&old.Name, &old.WatcherID, &old.HostID, &old.ScaleSetID, &old.Version, &old.Desired, nullTimeCol{&old.DeletedAt})
 		if isNoRows(err) {
 			return CaptureNotFound(c.ID)
 		}

@@ -128,6 +128,11 @@ func CheckCaptureFilter(f tripcap.CaptureFilter) error {
 			}
 		}
 	}
+	if f.ScaleSetID != nil && *f.ScaleSetID != "" {
+		if err := CheckID("scale-set capture id", *f.ScaleSetID); err != nil {
+			return err
+		}
+	}
 	if f.Name != nil {
 		if *f.Name == "" {
 			return tripcap.Errorf(tripcap.EINVALID, "capture name: must not be empty")
@@ -177,8 +182,16 @@ func CheckCapture(c *tripcap.PacketCapture, now time.Time) error {
 	if err := CheckID("watcher id", c.WatcherID); err != nil {
 		return err
 	}
-	if err := CheckID("host id", c.HostID); err != nil {
-		return err
+	// A scale-set capture has no host; its sessions have one each.
+	if !c.IsScaleSet() {
+		if err := CheckID("host id", c.HostID); err != nil {
+			return err
+		}
+	}
+	if c.ScaleSetID != "" {
+		if err := CheckID("scale-set capture id", c.ScaleSetID); err != nil {
+			return err
+		}
 	}
 	fillTimes(&c.CreatedAt, &c.UpdatedAt, now)
 	return nil
@@ -289,6 +302,8 @@ func CheckCaptureUpdate(old, c *tripcap.PacketCapture, expectVersion int64) erro
 		return CaptureFixed(c.ID, "watcherId")
 	case old.HostID != c.HostID:
 		return CaptureFixed(c.ID, "hostId")
+	case old.ScaleSetID != c.ScaleSetID:
+		return CaptureFixed(c.ID, "scaleSetCaptureId")
 	}
 	return nil
 }

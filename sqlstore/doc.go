@@ -14,20 +14,23 @@ import (
 // that has no column of its own. It embeds the capture, so a field added to
 // PacketCapture is stored without a change here, and shadows the fields kept
 // in columns (id, name, watcher_id, host_id, version, status, desired,
-// created_at, updated_at, deleted_at) with never-set omitempty fields of the
-// same JSON names, which encoding/json prefers to the embedded ones.
+// created_at, updated_at, deleted_at, scale_set_id) with never-set omitempty
+// fields of the same JSON names, which encoding/json prefers to the embedded
+// ones; a scale-set capture's sessions are read, never stored.
 type captureDoc struct {
 	*tripcap.PacketCapture
-	ID        string     `json:"id,omitempty"`
-	Name      string     `json:"name,omitempty"`
-	WatcherID string     `json:"watcherId,omitempty"`
-	HostID    string     `json:"hostId,omitempty"`
-	Version   int64      `json:"version,omitempty"`
-	Desired   string     `json:"desiredState,omitempty"`
-	Status    string     `json:"packetCaptureStatus,omitempty"`
-	CreatedAt *time.Time `json:"createdAt,omitempty"`
-	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
-	DeletedAt *time.Time `json:"deletedAt,omitempty"`
+	ID         string     `json:"id,omitempty"`
+	Name       string     `json:"name,omitempty"`
+	WatcherID  string     `json:"watcherId,omitempty"`
+	HostID     string     `json:"hostId,omitempty"`
+	Version    int64      `json:"version,omitempty"`
+	Desired    string     `json:"desiredState,omitempty"`
+	Status     string     `json:"packetCaptureStatus,omitempty"`
+	CreatedAt  *time.Time `json:"createdAt,omitempty"`
+	UpdatedAt  *time.Time `json:"updatedAt,omitempty"`
+	DeletedAt  *time.Time `json:"deletedAt,omitempty"`
+	ScaleSetID string     `json:"scaleSetCaptureId,omitempty"`
+	Sessions   []struct{} `json:"sessions,omitempty"`
 }
 
 // EncodeCapture returns the doc column of c.
@@ -47,6 +50,7 @@ func DecodeCapture(doc []byte, c *tripcap.PacketCapture) error {
 		return fmt.Errorf("decode capture %s: %w", cols.ID, err)
 	}
 	c.ID, c.Name, c.WatcherID, c.HostID, c.Version = cols.ID, cols.Name, cols.WatcherID, cols.HostID, cols.Version
+	c.ScaleSetID, c.Sessions = cols.ScaleSetID, nil
 	c.Status, c.Desired = cols.Status, cols.Desired
 	c.CreatedAt, c.UpdatedAt, c.DeletedAt = cols.CreatedAt, cols.UpdatedAt, cols.DeletedAt
 	// Every time in the document, however deep, in UTC as the columns are.

@@ -75,6 +75,9 @@ func CaptureWhere(f tripcap.CaptureFilter) *Where {
 	if f.Name != nil {
 		w.Add("name = ?", *f.Name)
 	}
+	if f.ScaleSetID != nil {
+		w.Add("scale_set_id = ?", *f.ScaleSetID)
+	}
 	if f.ActiveOnly {
 		w.Add(NonTerminalCapture)
 	}

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 	tests = append(tests, fileTests...)
 	tests = append(tests, identityTests...)
 	tests = append(tests, auditTests...)
+	tests = append(tests, scaleSetTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
@@ -182,6 +183,10 @@ func fullCapture(watcherID, hostID, name string) *tripcap.PacketCapture {
 		WatcherID: watcherID,
 		HostID:    hostID,
 		Version:   42, // the store sets 1
+		// A session of a scale-set capture (testScaleSetSessionRoundTrip);
+		// Sessions, never stored, come back empty.
+		ScaleSetID: tripcap.NewID(),
+		Sessions:   []tripcap.ScaleSetSession{*filled[tripcap.ScaleSetSession]()},
 		Parameters: tripcap.PacketCaptureParameters{
 			Target:                  tripcap.VMResourceID("Sub-0001", "RG-Web", "web-1"),
 			TargetType:              "AzureVMSS",
