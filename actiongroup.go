@@ -30,6 +30,12 @@ type EmailReceiver struct {
 type ResponderReceiver struct {
 	Name        string `json:"name"`
 	ResponderID string `json:"responderId,omitempty"`
+	// FunctionAppResourceID and UseCommonAlertSchema are what an Azure
+	// action group's azureFunctionReceivers entry said when it named the
+	// responder (arm/): kept so the group reads back as it was written.
+	// The responder gets the alert itself, in either case, not a payload.
+	FunctionAppResourceID string `json:"functionAppResourceId,omitempty"`
+	UseCommonAlertSchema  bool   `json:"useCommonAlertSchema,omitempty"`
 }
 
 // ActionGroup is a set of receivers alerts are delivered to.
@@ -48,9 +54,10 @@ type ActionGroup struct {
 	SigningSecret string `json:"signingSecret,omitempty"`
 	// SigningSecretSet says, in answers that leave the secret out, that
 	// the group has one.
-	SigningSecretSet bool      `json:"signingSecretSet,omitempty"`
-	CreatedAt        time.Time `json:"createdAt,omitzero"`
-	UpdatedAt        time.Time `json:"updatedAt,omitzero"`
+	SigningSecretSet bool `json:"signingSecretSet,omitempty"`
+	AzurePlacement
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 	// Version counts the group's writes (see AlertRule.Version).
 	Version int64 `json:"version,omitempty"`
 }
@@ -184,6 +191,9 @@ func (g *ActionGroup) Validate() error {
 	}
 	if len(g.GroupShortName) > 12 {
 		return Errorf(EINVALID, "groupShortName: %q is longer than 12 characters", clip(g.GroupShortName))
+	}
+	if err := g.ValidatePlacement(); err != nil {
+		return err
 	}
 	rs := g.Receivers()
 	if err := checkReceivers("", rs); err != nil {

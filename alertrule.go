@@ -52,10 +52,15 @@ type AlertRule struct {
 	WindowSize          string   `json:"windowSize"`
 	Criteria            Criteria `json:"criteria"`
 	// AutoMitigate resolves a fired alert when its condition is no longer met; defaults to true.
-	AutoMitigate *bool     `json:"autoMitigate,omitempty"`
-	Actions      []Action  `json:"actions,omitempty"`
-	CreatedAt    time.Time `json:"createdAt,omitzero"`
-	UpdatedAt    time.Time `json:"updatedAt,omitzero"`
+	AutoMitigate *bool    `json:"autoMitigate,omitempty"`
+	Actions      []Action `json:"actions,omitempty"`
+	// TargetResourceRegion, when set, keeps the rule to hosts of that
+	// location (Azure's targetResourceRegion of a rule scoped to a
+	// subscription or resource group).
+	TargetResourceRegion string `json:"targetResourceRegion,omitempty"`
+	AzurePlacement
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 	// Version counts the rule's writes; its ETag is made from it, so that
 	// an update based on an older read is refused (If-Match).
 	Version int64 `json:"version,omitempty"`
@@ -147,8 +152,12 @@ func (r *AlertRule) ConditionType() string {
 	return ConditionTypeStatic
 }
 
-// InScope reports whether any of the rule's scopes selects h.
+// InScope reports whether any of the rule's scopes selects h (and h is in
+// the rule's target region, when it has one).
 func (r *AlertRule) InScope(h *Host) bool {
+	if r.TargetResourceRegion != "" && (h == nil || !strings.EqualFold(r.TargetResourceRegion, h.Location)) {
+		return false
+	}
 	for _, s := range r.Scopes {
 		if s.Matches(h) {
 			return true
@@ -226,6 +235,14 @@ func (r *AlertRule) Validate() error {
 			}
 			names[n] = true
 		}
+	}
+	if r.TargetResourceRegion != "" {
+		if err := ValidateName("targetResourceRegion", r.TargetResourceRegion); err != nil {
+			return err
+		}
+	}
+	if err := r.ValidatePlacement(); err != nil {
+		return err
 	}
 	if len(r.Actions) > MaxRuleActions {
 		return Errorf(EINVALID, "actions: %d actions; at most %d", len(r.Actions), MaxRuleActions)

@@ -179,6 +179,7 @@ func (m *AlertAdmin) UpdateRule(ctx context.Context, ref string, in *tripcap.Ale
 			if c.Name == "" {
 				c.Name = cur.Name
 			}
+			c.Inherit(cur.AzurePlacement)
 			if err := m.checkRule(ctx, &c); err != nil {
 				return nil, 0, err
 			}
@@ -327,6 +328,7 @@ func (m *AlertAdmin) UpdateActionGroup(ctx context.Context, ref string, in *trip
 			if c.Name == "" {
 				c.Name = cur.Name
 			}
+			c.Inherit(cur.AzurePlacement)
 			var err error
 			if c.WebhookReceivers, err = tripcap.RestoreWebhooks("webhookReceivers", in.WebhookReceivers, cur.WebhookReceivers); err != nil {
 				return nil, 0, err

@@ -359,10 +359,7 @@ func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metri
 	if q.Window == 0 {
 		q.Window = DefaultMetricWindow
 	}
-	h, err := tripcap.FindHostByRef(ctx, m.hosts, q.Host)
-	if err == nil {
-		err = tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, tripcap.NoHost(q.Host))
-	}
+	h, err := m.readableHost(ctx, q.Host)
 	if err != nil {
 		return nil, err
 	}
@@ -374,6 +371,19 @@ func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metri
 	// The store keys series by host id; callers asked by name.
 	res.Host = h.Name
 	return res, nil
+}
+
+// readableHost is the host ref names, when the caller may read it
+// (ENOTFOUND, as for no host, when it may not).
+func (m *MetricIngest) readableHost(ctx context.Context, ref string) (*tripcap.Host, error) {
+	h, err := tripcap.FindHostByRef(ctx, m.hosts, ref)
+	if err == nil {
+		err = tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, tripcap.NoHost(ref))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // MetricDefinitions lists the host metrics: their ids, Azure and

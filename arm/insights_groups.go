@@ -1,0 +1,261 @@
+package arm
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/url"
+	"strings"
+
+	"github.com/tripcap/tripcap"
+)
+
+// Microsoft.Insights/actionGroups ⇄ tripcap's action groups: email and
+// webhook receivers are tripcap's own; an azureFunction receiver whose
+// httpTriggerUrl is this server's /api/functions/{responder} is a
+// responder receiver (the responder gets the alert in process). Every
+// other receiver kind is refused by name.
+
+// groupLocation is how Azure answers an action group's location.
+const groupLocation = "Global"
+
+// functionsPath is where this server's responders take alerts.
+const functionsPath = "/api/functions/"
+
+type actionGroupResource struct {
+	ID         string                 `json:"id,omitempty"`
+	Name       string                 `json:"name,omitempty"`
+	Type       string                 `json:"type,omitempty"`
+	Location   string                 `json:"location"`
+	Tags       map[string]string      `json:"tags,omitempty"`
+	Identity   json.RawMessage        `json:"identity,omitempty"`
+	SystemData json.RawMessage        `json:"systemData,omitempty"`
+	Properties *actionGroupProperties `json:"properties"`
+}
+
+// actionGroupProperties has every receiver kind of the 2024-10-01-preview
+// API; the kinds tripcap does not deliver to must be empty.
+type actionGroupProperties struct {
+	GroupShortName             string                  `json:"groupShortName"`
+	Enabled                    *bool                   `json:"enabled"`
+	EmailReceivers             []emailReceiverWire     `json:"emailReceivers"`
+	WebhookReceivers           []webhookReceiverWire   `json:"webhookReceivers"`
+	AzureFunctionReceivers     []functionReceiverWire  `json:"azureFunctionReceivers"`
+	SmsReceivers               []json.RawMessage       `json:"smsReceivers"`
+	VoiceReceivers             []json.RawMessage       `json:"voiceReceivers"`
+	AzureAppPushReceivers      []json.RawMessage       `json:"azureAppPushReceivers"`
+	ItsmReceivers              []json.RawMessage       `json:"itsmReceivers"`
+	AutomationRunbookReceivers []json.RawMessage       `json:"automationRunbookReceivers"`
+	LogicAppReceivers          []json.RawMessage       `json:"logicAppReceivers"`
+	ArmRoleReceivers           []json.RawMessage       `json:"armRoleReceivers"`
+	EventHubReceivers          []json.RawMessage       `json:"eventHubReceivers"`
+	IncidentReceivers          []json.RawMessage       `json:"incidentReceivers"`
+}
+
+// actionGroupPatch is the body of PATCH …/actionGroups/{group}.
+type actionGroupPatch struct {
+	Tags       map[string]string `json:"tags,omitempty"`
+	Identity   json.RawMessage   `json:"identity,omitempty"`
+	Properties *struct {
+		Enabled *bool `json:"enabled"`
+	} `json:"properties"`
+}
+
+type emailReceiverWire struct {
+	tripcap.EmailReceiver
+	// Status is read-only: "Enabled" in answers.
+	Status string `json:"status,omitempty"`
+}
+
+type webhookReceiverWire struct {
+	tripcap.WebhookReceiver
+	UseAADAuth      *bool  `json:"useAadAuth,omitempty"`
+	ObjectID        string `json:"objectId,omitempty"`
+	IdentifierURI   string `json:"identifierUri,omitempty"`
+	TenantID        string `json:"tenantId,omitempty"`
+	ManagedIdentity string `json:"managedIdentity,omitempty"`
+}
+
+type functionReceiverWire struct {
+	Name                  string `json:"name"`
+	FunctionAppResourceID string `json:"functionAppResourceId"`
+	FunctionName          string `json:"functionName"`
+	HTTPTriggerURL        string `json:"httpTriggerUrl"`
+	UseCommonAlertSchema  bool   `json:"useCommonAlertSchema"`
+	ManagedIdentity       string `json:"managedIdentity,omitempty"`
+}
+
+// functionEnv tells the translation which trigger URLs are this server's
+// and which responders exist.
+type functionEnv struct {
+	// local reports whether u addresses this server.
+	local func(u *url.URL) bool
+	// responder finds a responder by name, ENOTFOUND when none.
+	responder func(name string) (*tripcap.Responder, error)
+}
+
+// otherReceivers names the receiver kinds tripcap does not deliver to,
+// each with what it would take.
+func (p *actionGroupProperties) otherReceivers() error {
+	for _, k := range []struct {
+		field string
+		n     int
+		what  string
+	}{
+		{"smsReceivers", len(p.SmsReceivers), "tripcap sends no SMS"},
+		{"voiceReceivers", len(p.VoiceReceivers), "tripcap places no voice calls"},
+		{"azureAppPushReceivers", len(p.AzureAppPushReceivers), "tripcap sends no Azure app push notifications"},
+		{"itsmReceivers", len(p.ItsmReceivers), "tripcap has no ITSM connector"},
+		{"automationRunbookReceivers", len(p.AutomationRunbookReceivers), "tripcap runs no Automation runbooks"},
+		{"logicAppReceivers", len(p.LogicAppReceivers), "tripcap runs no Logic Apps (a webhookReceiver to the app's trigger URL does the same)"},
+		{"armRoleReceivers", len(p.ArmRoleReceivers), "tripcap does not mail role members"},
+		{"eventHubReceivers", len(p.EventHubReceivers), "tripcap sends to no Event Hub"},
+		{"incidentReceivers", len(p.IncidentReceivers), "tripcap opens no incidents"},
+	} {
+		if k.n > 0 {
+			return invalid("properties."+k.field, "%s; use emailReceivers, webhookReceivers or azureFunctionReceivers (a tripcap responder)", k.what)
+		}
+	}
+	return nil
+}
+
+// group translates an action group resource PUT at sub/rg/name.
+func (in *actionGroupResource) group(sub, rg, name string, env functionEnv) (*tripcap.ActionGroup, error) {
+	if err := checkGlobal("location", in.Location, "action groups"); err != nil {
+		return nil, err
+	}
+	if err := checkNoIdentity("identity", in.Identity); err != nil {
+		return nil, err
+	}
+	p := in.Properties
+	if p == nil {
+		return nil, invalid("properties", "required")
+	}
+	if p.GroupShortName == "" {
+		return nil, invalid("properties.groupShortName", "required (1 to 12 characters)")
+	}
+	if p.Enabled == nil {
+		return nil, invalid("properties.enabled", "required")
+	}
+	if err := p.otherReceivers(); err != nil {
+		return nil, err
+	}
+	g := &tripcap.ActionGroup{Name: name, GroupShortName: p.GroupShortName, Enabled: new(*p.Enabled),
+		AzurePlacement: tripcap.AzurePlacement{SubscriptionID: sub, ResourceGroup: rg, Tags: maps.Clone(in.Tags)}}
+	if g.Tags == nil {
+		g.Tags = map[string]string{}
+	}
+	for _, e := range p.EmailReceivers {
+		g.EmailReceivers = append(g.EmailReceivers, e.EmailReceiver)
+	}
+	for i, w := range p.WebhookReceivers {
+		f := fmt.Sprintf("properties.webhookReceivers[%d]", i)
+		switch {
+		case w.UseAADAuth != nil && *w.UseAADAuth:
+			return nil, invalid(f+".useAadAuth", "tripcap signs webhook deliveries with the group's HMAC secret (Tripcap-Signature), not with an Entra ID token; leave it false")
+		case w.ObjectID != "":
+			return nil, invalid(f+".objectId", "applies to useAadAuth, which tripcap does not do; leave it out")
+		case w.IdentifierURI != "":
+			return nil, invalid(f+".identifierUri", "applies to useAadAuth, which tripcap does not do; leave it out")
+		case w.TenantID != "":
+			return nil, invalid(f+".tenantId", "applies to useAadAuth, which tripcap does not do; leave it out")
+		case w.ManagedIdentity != "" && !strings.EqualFold(w.ManagedIdentity, "None"):
+			return nil, invalid(f+".managedIdentity", "tripcap delivers as the server, with no managed identity; leave it out")
+		}
+		g.WebhookReceivers = append(g.WebhookReceivers, w.WebhookReceiver)
+	}
+	for i, fr := range p.AzureFunctionReceivers {
+		r, err := fr.responder(fmt.Sprintf("properties.azureFunctionReceivers[%d]", i), env)
+		if err != nil {
+			return nil, err
+		}
+		g.ResponderReceivers = append(g.ResponderReceivers, r)
+	}
+	return g, nil
+}
+
+// responder is the responder receiver an azureFunction receiver stands for.
+func (fr *functionReceiverWire) responder(f string, env functionEnv) (tripcap.ResponderReceiver, error) {
+	var none tripcap.ResponderReceiver
+	if fr.ManagedIdentity != "" && !strings.EqualFold(fr.ManagedIdentity, "None") {
+		return none, invalid(f+".managedIdentity", "tripcap delivers as the server, with no managed identity; leave it out")
+	}
+	if fr.HTTPTriggerURL == "" {
+		return none, invalid(f+".httpTriggerUrl", "required: this server's %s{responder}", functionsPath)
+	}
+	u, err := url.Parse(fr.HTTPTriggerURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return none, invalid(f+".httpTriggerUrl", "%q is not an http or https URL", clip(tripcap.RedactWebhookURL(fr.HTTPTriggerURL)))
+	}
+	name, ok := strings.CutPrefix(u.EscapedPath(), functionsPath)
+	if !ok || !env.local(u) || name == "" || strings.Contains(name, "/") {
+		return none, invalid(f+".httpTriggerUrl", "%q is not this server's %s{responder}: tripcap runs no Azure Functions; for another URL use a webhookReceiver",
+			clip(tripcap.RedactWebhookURL(fr.HTTPTriggerURL)), functionsPath)
+	}
+	if name, err = url.PathUnescape(name); err != nil {
+		return none, invalid(f+".httpTriggerUrl", "the responder's name is not a valid path segment")
+	}
+	rs, err := env.responder(name)
+	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND || tripcap.ErrorCode(err) == tripcap.EINVALID {
+		return none, invalid(f+".httpTriggerUrl", "no responder %q on this server (tripcap responder create)", clip(name))
+	} else if err != nil {
+		return none, err
+	}
+	if fr.FunctionName != "" && !strings.EqualFold(fr.FunctionName, rs.Name) {
+		return none, invalid(f+".functionName", "%q is not the responder its httpTriggerUrl names (%s)", clip(fr.FunctionName), rs.Name)
+	}
+	if fr.FunctionAppResourceID != "" && !isSiteID(fr.FunctionAppResourceID) {
+		return none, invalid(f+".functionAppResourceId", "%q is not a function app resource id (/subscriptions/…/providers/Microsoft.Web/sites/NAME)", clip(fr.FunctionAppResourceID))
+	}
+	// The trigger URL's key (code=…) is not kept: the responder is called
+	// in process, and whoever writes the group needs the right to trigger
+	// captures anyway (AlertAdmin checks it).
+	return tripcap.ResponderReceiver{Name: fr.Name, ResponderID: rs.ID,
+		FunctionAppResourceID: fr.FunctionAppResourceID, UseCommonAlertSchema: fr.UseCommonAlertSchema}, nil
+}
+
+// isSiteID reports whether id is a Microsoft.Web/sites resource id.
+func isSiteID(id string) bool {
+	parts := strings.Split(strings.TrimPrefix(id, "/"), "/")
+	return len(parts) == 8 && strings.EqualFold(parts[0], "subscriptions") && strings.EqualFold(parts[2], "resourceGroups") &&
+		strings.EqualFold(parts[4], "providers") && strings.EqualFold(parts[5], "Microsoft.Web") && strings.EqualFold(parts[6], "sites") &&
+		parts[1] != "" && parts[3] != "" && parts[7] != ""
+}
+
+// responderName gives a responder's name by id (its id when it is gone).
+type responderName func(id string) string
+
+// actionGroupOf is the resource of group g (redacted), filed at sub/rg;
+// trigger URLs are made on base (this server's URL as the caller sees it).
+func actionGroupOf(g *tripcap.ActionGroup, sub, rg, base string, nameOf responderName) *actionGroupResource {
+	p := &actionGroupProperties{GroupShortName: g.GroupShortName, Enabled: new(g.IsEnabled()),
+		EmailReceivers: []emailReceiverWire{}, WebhookReceivers: []webhookReceiverWire{}, AzureFunctionReceivers: []functionReceiverWire{},
+		SmsReceivers: []json.RawMessage{}, VoiceReceivers: []json.RawMessage{}, AzureAppPushReceivers: []json.RawMessage{},
+		ItsmReceivers: []json.RawMessage{}, AutomationRunbookReceivers: []json.RawMessage{}, LogicAppReceivers: []json.RawMessage{},
+		ArmRoleReceivers: []json.RawMessage{}, EventHubReceivers: []json.RawMessage{}, IncidentReceivers: []json.RawMessage{}}
+	if p.GroupShortName == "" {
+		// Azure requires one; a group made through the native API may have none.
+		p.GroupShortName = g.Name[:min(len(g.Name), 12)]
+	}
+	for _, e := range g.EmailReceivers {
+		p.EmailReceivers = append(p.EmailReceivers, emailReceiverWire{EmailReceiver: e, Status: "Enabled"})
+	}
+	for _, w := range g.WebhookReceivers {
+		p.WebhookReceivers = append(p.WebhookReceivers, webhookReceiverWire{WebhookReceiver: w, UseAADAuth: new(false)})
+	}
+	for _, r := range g.ResponderReceivers {
+		name := nameOf(r.ResponderID)
+		p.AzureFunctionReceivers = append(p.AzureFunctionReceivers, functionReceiverWire{
+			Name: r.Name, FunctionAppResourceID: r.FunctionAppResourceID, FunctionName: name,
+			HTTPTriggerURL: strings.TrimSuffix(base, "/") + functionsPath + url.PathEscape(name), UseCommonAlertSchema: r.UseCommonAlertSchema,
+		})
+	}
+	return &actionGroupResource{
+		ID:         insightsID(sub, rg, typeActionGroups, g.Name),
+		Name:       g.Name,
+		Type:       insightsNamespace + "/" + typeActionGroups,
+		Location:   groupLocation,
+		Tags:       g.Tags,
+		Properties: p,
+	}
+}
