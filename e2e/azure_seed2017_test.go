@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -158,6 +159,8 @@ func (f *seed2017) request(requestURI, token, requestType string, requestContent
 	req.Header.Set("Content-Type", "application/json")
 	if requestContent != nil {
 		req.ContentLength = int64(len(*requestContent))
+		// ServicePointManager.Expect100Continue is true by default.
+		req.Header.Set("Expect", "100-continue")
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -218,6 +221,17 @@ func (f *seed2017) getAuthorizationToken() string {
 	return tok.AccessToken
 }
 
+// dotNetFrameworkClient speaks HTTP as .NET Framework's HttpWebRequest
+// does: HTTP/1.1 only, waiting up to 350 ms for a 100 Continue.
+func dotNetFrameworkClient(c *http.Client) *http.Client {
+	tr := c.Transport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	tr.ExpectContinueTimeout = 350 * time.Millisecond
+	return &http.Client{Transport: tr, Timeout: 100 * time.Second}
+}
+
 // adalNumber reads a number Azure AD v1 may write as a string.
 func adalNumber(raw json.RawMessage) int64 {
 	s := strings.Trim(string(raw), `"`)
@@ -242,7 +256,7 @@ func TestAzureSeed2017CSharpFunction(t *testing.T) {
 	clientID, secret := a.servicePrincipal("seed-2017", "Contributor", "/subscriptions/"+azSubscription)
 	s := a.as("checker", "Reader", "/subscriptions/"+azSubscription)
 	storageID := a.storageAccountID(s, "local")
-	f := &seed2017{t: t, login: a.apiURL + "/", endpoint: a.apiURL, client: a.httpClient(), tenantID: a.tenant, clientID: clientID, secret: secret}
+	f := &seed2017{t: t, login: a.apiURL + "/", endpoint: a.apiURL, client: dotNetFrameworkClient(a.httpClient()), tenantID: a.tenant, clientID: clientID, secret: secret}
 	input, _ := json.Marshal(webhookInputParameters{
 		SubscriptionID: azSubscription, NetworkWatcherResourceGroup: azWatcherGroup, NetworkWatcherName: azWatcher,
 		PacketCaptureName: "AlertTriggered", StorageID: storageID, TimeLimit: 10, TargetVM: vmID("h2"),
