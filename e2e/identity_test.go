@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,9 +32,19 @@ func startIdentityServer(t *testing.T) *identityServer {
 	t.Helper()
 	dir := t.TempDir()
 	s := &identityServer{t: t, dir: dir, tokenFile: filepath.Join(dir, "server", "admin.token"), caFile: filepath.Join(dir, "server", "tls", tlscert.CACertFile)}
-	cmd := exec.Command(binary, "server", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "server"))
+	s.url, _ = startLoopbackServer(t, dir, "server")
+	waitFile(t, s.tokenFile)
+	return s
+}
+
+// startLoopbackServer runs `tripcap server` on a loopback port with its
+// data in dir/server and the extra args, logging to dir/NAME.log, and
+// returns its URL and a stop that ends it (at the test's end otherwise).
+func startLoopbackServer(t *testing.T, dir, name string, args ...string) (url string, stop func()) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"server", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "server")}, args...)...)
 	cmd.Env = cliEnv(nil)
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,17 +52,19 @@ func startIdentityServer(t *testing.T) *identityServer {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("--- server ---\n%s", b)
-		}
-	})
-	s.url = waitListening(t, logf.Name())
-	waitFile(t, s.tokenFile)
-	return s
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+			if t.Failed() {
+				b, _ := os.ReadFile(logf.Name())
+				t.Logf("--- %s ---\n%s", name, b)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return waitListening(t, logf.Name()), stop
 }
 
 // cliEnv is the environment of a CLI run: the test's, without any TRIPCAP_

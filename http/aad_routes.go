@@ -26,6 +26,8 @@ func (s *Server) aadRoutes() []route {
 		{Method: "GET", Path: "/{tenant}/v2.0/.well-known/openid-configuration", ID: "aadOpenIDConfigurationV2", Summary: "The tenant's OpenID configuration (v2.0), as MSAL reads it with instance discovery disabled.", Auth: "anonymous", Response: identity.TenantDiscovery{}, Handler: s.handleTenantDiscovery(true)},
 		{Method: "GET", Path: "/{tenant}/.well-known/openid-configuration", ID: "aadOpenIDConfigurationV1", Summary: "The tenant's OpenID configuration (v1).", Auth: "anonymous", Response: identity.TenantDiscovery{}, Handler: s.handleTenantDiscovery(false)},
 		{Method: "GET", Path: "/{tenant}/discovery/v2.0/keys", ID: "aadKeysV2", Summary: "The public keys that verify the tenant's tokens (v2.0 path).", Auth: "anonymous", Response: identity.JWKS{}, Handler: s.handleTenantKeys},
+		{Method: "GET", Path: "/{tenant}/oauth2/v2.0/authorize", ID: "aadAuthorizeV2", Summary: "The authorization endpoint the OpenID configuration names: refused (unsupported_response_type, AADSTS700054), as the server issues tokens by client credentials only.", Auth: "anonymous", Response: identity.AADErrorBody{}, Status: 400, Handler: s.handleAADAuthorize},
+		{Method: "GET", Path: "/{tenant}/oauth2/authorize", ID: "aadAuthorizeV1", Summary: "The v1 authorization endpoint: refused as v2.0's.", Auth: "anonymous", Response: identity.AADErrorBody{}, Status: 400, Handler: s.handleAADAuthorize},
 		{Method: "GET", Path: "/{tenant}/discovery/keys", ID: "aadKeysV1", Summary: "The public keys that verify the tenant's tokens (v1 path).", Auth: "anonymous", Response: identity.JWKS{}, Handler: s.handleTenantKeys},
 	}
 }
@@ -36,27 +38,16 @@ func (s *Server) handleAADToken(v2 bool) func(w http.ResponseWriter, r *http.Req
 	return func(w http.ResponseWriter, r *http.Request) error {
 		var req identity.AADTokenRequest
 		var tok *identity.AADToken
-		read := false
-		err := s.admitClaim(w, r, credOAuth2, func() (string, error) {
+		err := s.admitTokenRequest(w, r, func() (string, error) {
 			var aerr *identity.AADError
 			if req, aerr = aadTokenRequest(r, v2); aerr != nil {
 				return "", aerr
 			}
-			read = true
 			return req.ClientID, nil
 		}, func() (err error) {
 			tok, err = s.identity.AADToken(r.Context(), req)
 			return err
 		})
-		if read {
-			if err == nil {
-				noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: req.ClientID, Kind: tripcap.PrincipalService, Name: req.ClientID})
-			} else {
-				noteAuditClaim(r.Context(), req.ClientID)
-			}
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Pragma", "no-cache")
 		if err != nil {
 			s.aadError(w, r, err)
 			return nil
@@ -64,6 +55,30 @@ func (s *Server) handleAADToken(v2 bool) func(w http.ResponseWriter, r *http.Req
 		writeJSON(w, 200, tok.Body())
 		return nil
 	}
+}
+
+// admitTokenRequest runs check, the check of a token request's client
+// secret (read reads the request and returns its client id), under the
+// limits of failed authentications per address and per client id
+// (admitClaim), notes the client in the audit record, and marks the answer
+// uncacheable.
+func (s *Server) admitTokenRequest(w http.ResponseWriter, r *http.Request, read func() (clientID string, err error), check func() error) error {
+	clientID, ok := "", false
+	err := s.admitClaim(w, r, credOAuth2, func() (string, error) {
+		id, err := read()
+		clientID, ok = id, err == nil
+		return id, err
+	}, check)
+	if ok {
+		if err == nil {
+			noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: clientID, Kind: tripcap.PrincipalService, Name: clientID})
+		} else {
+			noteAuditClaim(r.Context(), clientID)
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	return err
 }
 
 // aadError writes err as Azure AD's error body: an *identity.AADError as
@@ -164,6 +179,11 @@ func (s *Server) handleTenantDiscovery(v2 bool) func(w http.ResponseWriter, r *h
 		writeJSON(w, 200, d)
 		return nil
 	}
+}
+
+func (s *Server) handleAADAuthorize(w http.ResponseWriter, r *http.Request) error {
+	s.aadError(w, r, s.identity.AADAuthorize(r.PathValue("tenant")))
+	return nil
 }
 
 func (s *Server) handleTenantKeys(w http.ResponseWriter, r *http.Request) error {

@@ -134,6 +134,8 @@ var roleColumns = map[string][]tripcap.RoleAssignment{
 	"netA":       {{Role: tripcap.RoleNetworkContributor, Scope: "label:team=a"}},
 	"netB":       {{Role: tripcap.RoleNetworkContributor, Scope: "label:team=b"}},
 	"monAll":     {{Role: tripcap.RoleMonitoringContributor, Scope: tripcap.ScopeAll}},
+	"contribAll": {{Role: tripcap.RoleContributor, Scope: tripcap.ScopeAll}},
+	"contribA":   {{Role: tripcap.RoleContributor, Scope: "label:team=a"}},
 	"filesXloc":  {{Role: tripcap.RoleCaptureFileReader, Scope: "location:xloc"}},
 	"ownerTeamB": {{Role: tripcap.RoleOwner, Scope: "label:team=b"}},
 	"noRole":     nil,
@@ -311,6 +313,7 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 	}
 	ifMatchAll := []string{"If-Match", "*"}
 	capB := "/api/v1/captures/" + m.capB.ID
+	tenant := m.ids.TenantID()
 	agentFile := "/api/v1/agent/captures/" + m.capB.ID + "/files/g.cap"
 	return map[string]matrixEntry{
 		"openapi": {access: anyCaller, req: get("/api/v1/openapi.json")},
@@ -538,6 +541,20 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 		}},
 		"jwks":                {access: public, req: get("/.well-known/jwks.json")},
 		"openidConfiguration": {access: public, req: get("/.well-known/openid-configuration")},
+		"aadTokenV1": {access: public, req: func(t *testing.T) mreq {
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {m.other.ID}, "client_secret": {m.other.ClientSecret}, "resource": {"https://management.azure.com/"}}
+			return mreq{method: "POST", path: "/" + tenant + "/oauth2/token", body: form.Encode(), hdr: []string{"Content-Type", "application/x-www-form-urlencoded"}}
+		}},
+		"aadTokenV2": {access: public, req: func(t *testing.T) mreq {
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {m.other.ID}, "client_secret": {m.other.ClientSecret}, "scope": {"https://management.azure.com//.default"}}
+			return mreq{method: "POST", path: "/" + tenant + "/oauth2/v2.0/token", body: form.Encode(), hdr: []string{"Content-Type", "application/x-www-form-urlencoded"}}
+		}},
+		"aadOpenIDConfigurationV2": {access: public, req: get("/" + tenant + "/v2.0/.well-known/openid-configuration")},
+		"aadOpenIDConfigurationV1": {access: public, req: get("/" + tenant + "/.well-known/openid-configuration")},
+		"aadKeysV2":                {access: public, req: get("/" + tenant + "/discovery/v2.0/keys")},
+		"aadAuthorizeV2":           {access: public, req: get("/" + tenant + "/oauth2/v2.0/authorize?client_id=x&response_type=code")},
+		"aadAuthorizeV1":           {access: public, req: get("/" + tenant + "/oauth2/authorize")},
+		"aadKeysV1":                {access: public, req: get("/" + tenant + "/discovery/keys")},
 
 		"listAuditEvents": {perm: tripcap.PermAuditRead, req: get("/api/v1/audit")},
 
@@ -649,7 +666,7 @@ func TestAccessMatrix(t *testing.T) {
 			return 401
 		}},
 		{"expiredJWT", fixed(m.foreignJWT(t, identity.Config{Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})), refused},
-		{"otherAudienceJWT", fixed(m.foreignJWT(t, identity.Config{Audience: "https://management.azure.com"})), refused},
+		{"otherAudienceJWT", fixed(m.foreignJWT(t, identity.Config{Audience: "https://graph.microsoft.com/"})), refused},
 		{"tamperedJWT", fixed(tamper(t, m.foreignJWT(t, identity.Config{}), m.other.ID)), refused},
 		{"joinToken", func(t *testing.T) string {
 			jt, err := m.admin.CreateJoinToken(t.Context(), time.Hour, 1)
@@ -671,6 +688,15 @@ func TestAccessMatrix(t *testing.T) {
 			return roleWant(p, m, e, ok)
 		}})
 	}
+	// An Azure AD-shaped token for ARM (v1 endpoint), as the 2017 seed has
+	// it: a Reader everywhere.
+	aadReader := m.principal(t, "sp-aad-reader", []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: tripcap.ScopeAll}})
+	aadTok, aadErr := m.ids.AADToken(t.Context(), identity.AADTokenRequest{Tenant: m.ids.TenantID(), GrantType: "client_credentials", ClientID: aadReader.ID, ClientSecret: aadReader.ClientSecret, Resource: "https://management.azure.com/"})
+	if aadErr != nil {
+		t.Fatal(aadErr)
+	}
+	aadP := &tripcap.Principal{Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: tripcap.ScopeAll}}, Credential: tripcap.CredentialJWT}
+	identities = append(identities, matrixIdentity{"aadReaderAll", fixed(aadTok.AccessToken), func(e matrixEntry, ok int) int { return roleWant(aadP, m, e, ok) }})
 	// A user's login token (Reader at label:team=a), as the CLI has it.
 	login, err := m.anon.Login(t.Context(), m.user, m.password)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -248,27 +247,16 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) handleOAuthToken(w http.ResponseWriter, r *http.Request) error {
 	var req identity.TokenRequest
 	var res *identity.TokenResponse
-	read := false
-	err := s.admitClaim(w, r, credOAuth2, func() (string, error) {
+	err := s.admitTokenRequest(w, r, func() (string, error) {
 		var oerr *identity.OAuthError
 		if req, oerr = tokenRequest(r); oerr != nil {
 			return "", oerr
 		}
-		read = true
 		return req.ClientID, nil
 	}, func() (err error) {
 		res, err = s.identity.Token(r.Context(), req)
 		return err
 	})
-	if read {
-		if err == nil {
-			noteAuditPrincipal(r.Context(), &tripcap.Principal{ID: req.ClientID, Kind: tripcap.PrincipalService, Name: req.ClientID})
-		} else {
-			noteAuditClaim(r.Context(), req.ClientID)
-		}
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
 	var oerr *identity.OAuthError
 	if status, ok := refusalStatus(err); ok {
 		// Too many failures, or too busy: Retry-After is set.
@@ -312,18 +300,16 @@ func tokenRequest(r *http.Request) (identity.TokenRequest, *identity.OAuthError)
 	}
 	req = identity.TokenRequest{GrantType: f.Get("grant_type"), ClientID: f.Get("client_id"), ClientSecret: f.Get("client_secret"),
 		Scope: f.Get("scope"), Audience: f.Get("audience")}
-	if id, secret, ok := r.BasicAuth(); ok {
+	basic, ok := basicAuth(r)
+	if !ok || basic != nil && req.ClientID != "" && req.ClientID != basic.Username() {
+		return req, &identity.OAuthError{Code: "invalid_request", Description: "client authentication: malformed HTTP Basic credentials"}
+	}
+	if basic != nil {
 		if req.ClientSecret != "" {
 			return req, &identity.OAuthError{Code: "invalid_request", Description: "client authentication: use HTTP Basic or the form, not both"}
 		}
-		var err1, err2 error
-		if id, err1 = url.QueryUnescape(id); err1 == nil {
-			secret, err2 = url.QueryUnescape(secret)
-		}
-		if err1 != nil || err2 != nil || req.ClientID != "" && req.ClientID != id {
-			return req, &identity.OAuthError{Code: "invalid_request", Description: "client authentication: malformed HTTP Basic credentials"}
-		}
-		req.ClientID, req.ClientSecret = id, secret
+		req.ClientID = basic.Username()
+		req.ClientSecret, _ = basic.Password()
 	}
 	return req, nil
 }

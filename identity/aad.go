@@ -211,6 +211,16 @@ func (s *Service) Audiences() []string {
 // are compared regardless of case, as Azure AD does).
 func (s *Service) IsTenant(tenant string) bool { return strings.EqualFold(tenant, s.cfg.TenantID) }
 
+// AADAuthorize is the answer of the authorization endpoints: the tenant's
+// users sign in elsewhere (tripcap login); its service principals use the
+// client credentials grant.
+func (s *Service) AADAuthorize(tenant string) *AADError {
+	if !s.IsTenant(tenant) {
+		return AADUnknownTenant(tenant)
+	}
+	return aadErr(400, "unsupported_response_type", 700054, "This server issues tokens by the client credentials grant only (POST /%s/oauth2/v2.0/token); interactive sign-in is not offered.", s.cfg.TenantID)
+}
+
 // tenantIssuer is the iss of the Azure AD-shaped endpoints' tokens.
 func (s *Service) tenantIssuer() string {
 	return strings.TrimRight(s.cfg.Issuer, "/") + "/" + s.cfg.TenantID + "/"
@@ -336,18 +346,10 @@ type aadClaims struct {
 // instance discovery disabled: its token endpoint, and an issuer on the
 // authority's host.
 type TenantDiscovery struct {
-	Issuer                            string   `json:"issuer"`
-	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	TenantID                          string   `json:"tenant_id"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	SigningAlgValuesSupported         []string `json:"id_token_signing_alg_values_supported"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	SubjectTypesSupported             []string `json:"subject_types_supported"`
-	ScopesSupported                   []string `json:"scopes_supported"`
-	CloudInstanceName                 string   `json:"cloud_instance_name"`
+	Discovery
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	ScopesSupported       []string `json:"scopes_supported"`
+	CloudInstanceName     string   `json:"cloud_instance_name"`
 }
 
 // TenantDiscovery returns the tenant's OpenID configuration with its
@@ -359,10 +361,9 @@ func (s *Service) TenantDiscovery(base, tenant string, v2 bool) (*TenantDiscover
 		return nil, AADUnknownTenant(tenant)
 	}
 	t := strings.TrimRight(base, "/") + "/" + s.cfg.TenantID
-	d := &TenantDiscovery{Issuer: t + "/", AuthorizationEndpoint: t + "/oauth2/authorize", TokenEndpoint: t + "/oauth2/token", JWKSURI: t + "/discovery/keys",
-		TenantID: s.cfg.TenantID, GrantTypesSupported: []string{"client_credentials"}, TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
-		SigningAlgValuesSupported: []string{keyAlgorithm}, ResponseTypesSupported: []string{"token"}, SubjectTypesSupported: []string{"pairwise"},
+	d := &TenantDiscovery{Discovery: s.discovery(t+"/", t+"/oauth2/token", t+"/discovery/keys"), AuthorizationEndpoint: t + "/oauth2/authorize",
 		ScopesSupported: []string{"openid"}, CloudInstanceName: hostOf(base)}
+	d.SubjectTypesSupported = []string{"pairwise"}
 	if v2 {
 		d.Issuer, d.AuthorizationEndpoint, d.TokenEndpoint, d.JWKSURI = t+"/v2.0", t+"/oauth2/v2.0/authorize", t+"/oauth2/v2.0/token", t+"/discovery/v2.0/keys"
 	}

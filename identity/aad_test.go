@@ -230,6 +230,7 @@ func TestTenantID(t *testing.T) {
 	store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
 	must(t, err)
 	t.Cleanup(func() { store.Close() })
+	store.SetSealer(storetest.NewSealer(t))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	newSvc := func(cfg identity.Config) (*identity.Service, error) {
 		cfg.Password = cheap
@@ -249,6 +250,15 @@ func TestTenantID(t *testing.T) {
 	// version and variant nibbles are the same.
 	if id := a.TenantID(); len(id) != 36 || id[14] != '5' || !strings.ContainsAny(id[19:20], "89ab") {
 		t.Fatalf("tenant id %s is not a v5 GUID", id)
+	}
+	// Another replica (the same issuer, the same database) accepts the
+	// tenant's tokens at once.
+	sp, err := a.CreateServicePrincipal(owner(), "bot")
+	must(t, err)
+	tok, err := a.AADToken(t.Context(), identity.AADTokenRequest{V2: true, Tenant: b.TenantID(), GrantType: "client_credentials", ClientID: sp.ID, ClientSecret: sp.ClientSecret, Scope: "https://management.azure.com//.default"})
+	must(t, err)
+	if p, err := b.Authenticate(t.Context(), tok.AccessToken); err != nil || p.ID != sp.ID {
+		t.Fatalf("the other replica: %+v %v", p, err)
 	}
 	pinned, err := newSvc(identity.Config{Issuer: issuer, TenantID: "72F988BF-86F1-41AF-91AB-2D7CD011DB47"})
 	must(t, err)

@@ -148,6 +148,11 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 		if lookupErr != nil && tripcap.ErrorCode(lookupErr) == tripcap.EINTERNAL {
 			return nil, lookupErr // the store failed: not the caller's fault
 		}
+		if errors.Is(err, jwt.ErrTokenInvalidAudience) && lookupErr == nil {
+			// Signed by this server: its audience may be named, as Azure
+			// names the audiences allowed.
+			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: it was obtained for the audience %q; it should be one of %q", clip(printable(strings.Join(claims.Audience, ","))), s.Audiences())
+		}
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: %s", jwtReason(err))
 	}
 	if claims.Issuer != s.cfg.Issuer && claims.Issuer != s.tenantIssuer() {
@@ -168,9 +173,12 @@ func jwtReason(err error) string { return err.Error() }
 
 // Discovery is the OpenID Provider metadata of the token endpoint.
 type Discovery struct {
-	Issuer                            string   `json:"issuer"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
+	Issuer        string `json:"issuer"`
+	TokenEndpoint string `json:"token_endpoint"`
+	JWKSURI       string `json:"jwks_uri"`
+	// TenantID is the tenant of the Azure AD-shaped endpoints
+	// (/{tenant}/oauth2/v2.0/token), for clients to learn it.
+	TenantID                          string   `json:"tenant_id"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	SigningAlgValuesSupported         []string `json:"id_token_signing_alg_values_supported"`
@@ -181,7 +189,13 @@ type Discovery struct {
 // Discovery returns the /.well-known/openid-configuration document.
 func (s *Service) Discovery() *Discovery {
 	base := strings.TrimRight(s.cfg.Issuer, "/")
-	return &Discovery{Issuer: s.cfg.Issuer, TokenEndpoint: base + "/oauth2/token", JWKSURI: base + "/.well-known/jwks.json",
+	d := s.discovery(s.cfg.Issuer, base+"/oauth2/token", base+"/.well-known/jwks.json")
+	return &d
+}
+
+// discovery is an OpenID configuration of these endpoints.
+func (s *Service) discovery(issuer, tokenEndpoint, jwksURI string) Discovery {
+	return Discovery{Issuer: issuer, TokenEndpoint: tokenEndpoint, JWKSURI: jwksURI, TenantID: s.cfg.TenantID,
 		GrantTypesSupported: []string{"client_credentials"}, TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
 		SigningAlgValuesSupported: []string{keyAlgorithm}, ResponseTypesSupported: []string{"token"}, SubjectTypesSupported: []string{"public"}}
 }

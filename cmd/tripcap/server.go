@@ -286,7 +286,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		return nil, err
 	}
 	cp.svc.SetIdentities(ids)
-	log.Info("Azure AD-shaped token endpoints: POST {url}/{tenant}/oauth2/token (v1) and /{tenant}/oauth2/v2.0/token (v2.0)", "component", "identity", "tenantId", ids.TenantID(), "audiences", ids.Audiences())
+	log.Info("Azure AD-shaped token endpoints at /TENANT/oauth2/token (v1) and /TENANT/oauth2/v2.0/token (v2.0)", "component", "identity", "tenantId", ids.TenantID(), "audiences", ids.Audiences())
 	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit), tchttp.WithLimits(o.limits)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))
