@@ -175,18 +175,36 @@ type JoinToken struct {
 	Token string `json:"token,omitempty"`
 }
 
-// NetworkWatcher scopes captures per location (Azure's NetworkWatcher_<location>)
-// and bounds how many run in parallel.
+// NetworkWatcher scopes captures per location of a subscription (Azure's
+// NetworkWatcher_<location> in NetworkWatcherRG, or one a user created) and
+// bounds how many run in parallel.
 type NetworkWatcher struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Location    string    `json:"location"`
-	MaxCaptures int       `json:"maxCaptures"`
-	CreatedAt   time.Time `json:"createdAt"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Location string `json:"location"`
+	// SubscriptionID and ResourceGroup place the watcher in Azure's
+	// hierarchy; a watcher watches the hosts of its subscription and
+	// location. SubscriptionID is "" for one from before subscriptions
+	// whose location had no host: the first subscription to need that
+	// location's watcher takes it.
+	SubscriptionID string            `json:"subscriptionId"`
+	ResourceGroup  string            `json:"resourceGroup"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	MaxCaptures    int               `json:"maxCaptures"`
+	CreatedAt      time.Time         `json:"createdAt"`
 }
+
+// WatcherResourceGroup is the resource group Azure puts the watchers it
+// creates in.
+const WatcherResourceGroup = "NetworkWatcherRG"
 
 // WatcherName is the name Azure gives the watcher of a location.
 func WatcherName(location string) string { return "NetworkWatcher_" + location }
+
+// ResourceID is the watcher's Azure resource id.
+func (w *NetworkWatcher) ResourceID() string {
+	return "/subscriptions/" + w.SubscriptionID + "/resourceGroups/" + w.ResourceGroup + "/providers/Microsoft.Network/networkWatchers/" + w.Name
+}
 
 // HostFinder finds one host; every Store implements it.
 type HostFinder interface {

@@ -81,12 +81,23 @@ type Store interface {
 	// forgets what it cached of those credentials.
 	DeleteCredentialsOfHost(ctx context.Context, hostID string) error
 
-	// EnsureWatcher returns the watcher of the location, creating it (named
-	// WatcherName(location), with maxCaptures) if it does not exist. Safe under concurrency.
-	EnsureWatcher(ctx context.Context, location string, maxCaptures int) (*NetworkWatcher, error)
-	// FindWatcher returns a watcher by id or by name ("" to skip either). ENOTFOUND when none.
+	// EnsureWatcher returns the watcher of the subscription's location,
+	// creating it (named WatcherName(location) in WatcherResourceGroup, with
+	// maxCaptures) if it does not exist. Safe under concurrency.
+	EnsureWatcher(ctx context.Context, subscription, location string, maxCaptures int) (*NetworkWatcher, error)
+	// CreateWatcher stores a watcher a user names. ECONFLICT when its
+	// subscription has one in that location or one of that name in that group.
+	CreateWatcher(ctx context.Context, w *NetworkWatcher) error
+	// SetWatcherTags replaces a watcher's tags. ENOTFOUND when unknown.
+	SetWatcherTags(ctx context.Context, id string, tags map[string]string) error
+	// DeleteWatcher removes a watcher. ECONFLICT while any capture (even
+	// deleted: its files are indexed by it) refers to it; ENOTFOUND when unknown.
+	DeleteWatcher(ctx context.Context, id string) error
+	// FindWatcher returns a watcher by id or by name ("" to skip either).
+	// ENOTFOUND when none; EINVALID when a name alone matches watchers of
+	// several subscriptions.
 	FindWatcher(ctx context.Context, id, name string) (*NetworkWatcher, error)
-	// FindWatchers lists every watcher, ordered by name.
+	// FindWatchers lists every watcher, ordered by name, subscription and group.
 	FindWatchers(ctx context.Context) ([]*NetworkWatcher, error)
 	// SetWatcherLimit changes a watcher's parallel-capture limit.
 	SetWatcherLimit(ctx context.Context, id string, maxCaptures int) error

@@ -71,11 +71,11 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	if host.State != tripcap.HostOnline {
 		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "target: host %s is %s (last seen %s); its agent must be running", host.Name, host.State, host.LastSeen.UTC().Format(time.RFC3339))
 	}
-	w, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher)
+	w, err := s.watcherOf(ctx, host)
 	if err != nil {
-		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
+		return nil, err
 	}
-	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) {
+	if req.Watcher != "" && !strings.EqualFold(req.Watcher, w.Name) && req.Watcher != w.ID {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "target: host %s is in location %s, watched by %s, not %s", host.Name, host.Location, w.Name, req.Watcher)
 	}
 	if err := s.checkHostPathFree(ctx, host, p.StorageLocation); err != nil {

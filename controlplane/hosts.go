@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"fmt"
@@ -143,8 +144,8 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 	if err := s.store.CreateCredential(ctx, cred); err != nil {
 		return nil, fmt.Errorf("create agent credential: %w", err)
 	}
-	if _, err := s.store.EnsureWatcher(ctx, host.Location, s.cfg.MaxCapturesPerWatcher); err != nil {
-		return nil, fmt.Errorf("ensure watcher for %s: %w", host.Location, err)
+	if _, err := s.watcherOf(ctx, host); err != nil {
+		return nil, err
 	}
 	log.Info("host enrolled", "id", host.ID, "location", host.Location, "agentProtocol", tripcap.AgentProtocolFromContext(ctx))
 	return &tripcap.EnrollResponse{Host: host, Credential: secret, HeartbeatSeconds: s.cfg.HeartbeatInterval.Seconds()}, nil
@@ -410,6 +411,16 @@ func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, 
 		return ws, err
 	}
 	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool { return !g.CoversLocation(w.Location) }), nil
+}
+
+// watcherOf returns the watcher of the host's subscription and location,
+// made if need be.
+func (s *Service) watcherOf(ctx context.Context, h *tripcap.Host) (*tripcap.NetworkWatcher, error) {
+	w, err := s.store.EnsureWatcher(ctx, cmp.Or(h.SubscriptionID, s.cfg.SubscriptionID), h.Location, s.cfg.MaxCapturesPerWatcher)
+	if err != nil {
+		return nil, fmt.Errorf("ensure watcher of %s in %s: %w", h.Name, h.Location, err)
+	}
+	return w, nil
 }
 
 // SetWatcherLimit changes a watcher's parallel-capture limit.

@@ -19,8 +19,8 @@ func (s *Service) ResponderDeps() responder.Deps {
 
 type responderCaptures struct{ s *Service }
 
-func (c responderCaptures) EnsureWatcher(ctx context.Context, location string) (*tripcap.NetworkWatcher, error) {
-	return c.s.store.EnsureWatcher(ctx, location, c.s.cfg.MaxCapturesPerWatcher)
+func (c responderCaptures) EnsureWatcher(ctx context.Context, h *tripcap.Host) (*tripcap.NetworkWatcher, error) {
+	return c.s.watcherOf(ctx, h)
 }
 
 func (c responderCaptures) FindCapture(ctx context.Context, f tripcap.CaptureFilter) (*tripcap.PacketCapture, error) {

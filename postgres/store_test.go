@@ -44,7 +44,7 @@ func TestWatchAcrossReplicas(t *testing.T) {
 	ctx := t.Context()
 	wa, wb := storetest.Watch(t, a), storetest.Watch(t, b)
 
-	w, err := a.EnsureWatcher(ctx, "eastus", 10)
+	w, err := a.EnsureWatcher(ctx, storetest.Subscription, "eastus", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestWatchReconnects(t *testing.T) {
 		t.Fatal("no fn(\"\") after the listening connection was cut")
 	}
 
-	wt, err := s.EnsureWatcher(ctx, "eastus", 10)
+	wt, err := s.EnsureWatcher(ctx, storetest.Subscription, "eastus", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestConcurrentOpen(t *testing.T) {
 		wg.Go(func() {
 			s, err := postgres.Open(t.Context(), dsn)
 			if err == nil {
-				_, err = s.EnsureWatcher(t.Context(), "eastus", 1)
+				_, err = s.EnsureWatcher(t.Context(), storetest.Subscription, "eastus", 1)
 				s.Close()
 			}
 			errs[i] = err

@@ -180,7 +180,7 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 			}
 		}
 	}
-	w, err := r.captures.EnsureWatcher(ctx, h.Location)
+	w, err := r.captures.EnsureWatcher(ctx, h)
 	if err != nil {
 		return fail(err)
 	}

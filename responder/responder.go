@@ -75,8 +75,9 @@ type Config struct {
 // implements it (in controlplane.Service.ResponderDeps) with its own
 // methods, as an admin, so every rule those enforce applies here too.
 type Captures interface {
-	// EnsureWatcher returns the watcher of a location, made if need be.
-	EnsureWatcher(ctx context.Context, location string) (*tripcap.NetworkWatcher, error)
+	// EnsureWatcher returns the watcher of a host (its subscription's, in
+	// its location), made if need be.
+	EnsureWatcher(ctx context.Context, h *tripcap.Host) (*tripcap.NetworkWatcher, error)
 	FindCapture(ctx context.Context, f tripcap.CaptureFilter) (*tripcap.PacketCapture, error)
 	FindCaptures(ctx context.Context, f tripcap.CaptureFilter) ([]*tripcap.PacketCapture, string, error)
 	CreateCapture(ctx context.Context, req CaptureRequest) (*tripcap.PacketCapture, error)

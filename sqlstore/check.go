@@ -60,6 +60,60 @@ func CheckLocation(location string) error {
 	return checkText("location", location)
 }
 
+// CheckSubscription checks a watcher's subscription id.
+func CheckSubscription(subscription string) error {
+	if subscription == "" {
+		return tripcap.Errorf(tripcap.EINVALID, "subscriptionId: required")
+	}
+	return checkText("subscriptionId", subscription)
+}
+
+// CheckWatcher checks a watcher a user creates: an id, a name, a
+// subscription, a group and a location, valid tags and limit.
+func CheckWatcher(w *tripcap.NetworkWatcher) error {
+	if err := CheckID("watcher id", w.ID); err != nil {
+		return err
+	}
+	for _, f := range []struct{ field, value string }{{"name", w.Name}, {"resourceGroup", w.ResourceGroup}} {
+		if f.value == "" {
+			return tripcap.Errorf(tripcap.EINVALID, "%s: required", f.field)
+		}
+		if err := checkText(f.field, f.value); err != nil {
+			return err
+		}
+	}
+	if err := CheckSubscription(w.SubscriptionID); err != nil {
+		return err
+	}
+	if err := CheckLocation(w.Location); err != nil {
+		return err
+	}
+	if w.CreatedAt.IsZero() {
+		return tripcap.Errorf(tripcap.EINVALID, "createdAt: required")
+	}
+	if err := CheckTags(w.Tags); err != nil {
+		return err
+	}
+	return CheckWatcherLimit(w.MaxCaptures)
+}
+
+// CheckTags checks ARM tags: at most 50, names of 1 to 512 and values of at
+// most 256 characters, as Azure allows.
+func CheckTags(tags map[string]string) error {
+	if len(tags) > 50 {
+		return tripcap.Errorf(tripcap.EINVALID, "tags: %d tags, at most 50", len(tags))
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 512 || len(v) > 256 {
+			return tripcap.Errorf(tripcap.EINVALID, "tags: %.64q: a name is 1 to 512 characters, a value at most 256", k)
+		}
+		if err := checkTexts("tags", k, "tags", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckPage checks a listing's cursor (an id from a previous page, or "") and limit.
 func CheckPage(cursor string, limit int) error {
 	if cursor != "" {

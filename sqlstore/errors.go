@@ -62,6 +62,22 @@ func WatcherNotFound(idOrName string) error {
 	return tripcap.Errorf(tripcap.ENOTFOUND, "network watcher %q not found", idOrName)
 }
 
+func WatcherNameTaken(name, group string) error {
+	return tripcap.Errorf(tripcap.ECONFLICT, "a network watcher named %q already exists in resource group %s", name, group)
+}
+
+func WatcherLocationTaken(location, name, group string) error {
+	return tripcap.Errorf(tripcap.ECONFLICT, "the subscription already has network watcher %s (resource group %s) in %s: one per location", name, group, location)
+}
+
+func WatcherInUse(id string, captures int) error {
+	return tripcap.Errorf(tripcap.ECONFLICT, "network watcher %s still has %d captures on record (deleted ones keep their files' index); it cannot be deleted", id, captures)
+}
+
+func WatcherNameAmbiguous(name string) error {
+	return tripcap.Errorf(tripcap.EINVALID, "network watcher: %q names watchers of several subscriptions or resource groups; give its id", name)
+}
+
 func JoinTokenTaken() error {
 	return tripcap.Errorf(tripcap.ECONFLICT, "a join token with this secret or id already exists")
 }

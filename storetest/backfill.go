@@ -75,3 +75,74 @@ func CheckFileBackfill(t *testing.T, s tripcap.Store, c *tripcap.PacketCapture) 
 		t.Fatalf("file %s after an update: %+v", b.ID, after)
 	}
 }
+
+// SeedBeforeWatcherScope writes, into a database migrated to version 10
+// (before watchers had a subscription), a host in eastus of subscription
+// Subscription, the eastus watcher with a capture, and a westus watcher no
+// host is in. CheckWatcherBackfill then checks what the migration made of them.
+func SeedBeforeWatcherScope(t *testing.T, db *sql.DB, rebind func(string) string, tm func(time.Time) any) (east, west *tripcap.NetworkWatcher) {
+	t.Helper()
+	ctx := t.Context()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, rebind(q), args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostID := tripcap.NewID()
+	exec(`INSERT INTO hosts (id, name, location, labels, subscription_id, resource_group, inventory, state, last_seen, revision, created_at, updated_at)
+		VALUES (?, 'east-host', 'eastus', '{}', ?, 'rg', '{}', 'Offline', ?, 1, ?, ?)`, hostID, Subscription, tm(base), tm(base), tm(base))
+	east = &tripcap.NetworkWatcher{ID: tripcap.NewID(), Name: "NetworkWatcher_eastus", Location: "eastus", MaxCaptures: 10, CreatedAt: base.UTC()}
+	west = &tripcap.NetworkWatcher{ID: tripcap.NewID(), Name: "NetworkWatcher_westus", Location: "westus", MaxCaptures: 3, CreatedAt: base.UTC()}
+	for _, w := range []*tripcap.NetworkWatcher{east, west} {
+		exec(`INSERT INTO watchers (id, name, location, max_captures, created_at) VALUES (?, ?, ?, ?, ?)`, w.ID, w.Name, w.Location, w.MaxCaptures, tm(base))
+	}
+	c := capture(east.ID, hostID, "PSAzureFunction")
+	doc, err := sqlstore.EncodeCapture(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(`INSERT INTO captures (id, name, watcher_id, host_id, version, status, desired, created_at, updated_at, doc) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.WatcherID, c.HostID, string(c.Status), string(c.Desired), tm(c.CreatedAt), tm(c.UpdatedAt), string(doc))
+	return east, west
+}
+
+// CheckWatcherBackfill checks the watchers SeedBeforeWatcherScope wrote
+// after the migration: the eastus one belongs to its host's subscription,
+// in NetworkWatcherRG, its capture still found by it; the westus one to no
+// subscription until one asks for that location's watcher, which takes it.
+func CheckWatcherBackfill(t *testing.T, s tripcap.Store, east, west *tripcap.NetworkWatcher) {
+	t.Helper()
+	ctx := t.Context()
+	got, err := s.FindWatcher(ctx, east.ID, "")
+	must(t, err)
+	want := *east
+	want.SubscriptionID, want.ResourceGroup = Subscription, tripcap.WatcherResourceGroup
+	wantEqual(t, "eastus watcher after the migration", got, &want)
+	if _, err := s.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &east.ID, Name: new("PSAzureFunction")}); err != nil {
+		t.Fatalf("the eastus watcher's capture after the migration: %v", err)
+	}
+	got, err = s.EnsureWatcher(ctx, Subscription, "eastus", 99)
+	must(t, err)
+	wantEqual(t, "EnsureWatcher of eastus after the migration", got, &want)
+
+	got, err = s.FindWatcher(ctx, west.ID, "")
+	must(t, err)
+	if got.SubscriptionID != "" || got.ResourceGroup != tripcap.WatcherResourceGroup {
+		t.Fatalf("westus watcher after the migration: %+v; want no subscription yet", got)
+	}
+	const taker = "00000000-0000-0000-0000-0000000000cc"
+	got, err = s.EnsureWatcher(ctx, taker, "westus", 99)
+	must(t, err)
+	want = *west
+	want.SubscriptionID, want.ResourceGroup = taker, tripcap.WatcherResourceGroup
+	wantEqual(t, "westus watcher taken by the first subscription to ask", got, &want)
+	other, err := s.EnsureWatcher(ctx, Subscription, "westus", 99)
+	must(t, err)
+	if other.ID == west.ID {
+		t.Fatal("a second subscription took the same westus watcher")
+	}
+	// The migration's constraints: one per location per subscription.
+	dup := &tripcap.NetworkWatcher{ID: tripcap.NewID(), Name: "x", Location: "eastus", SubscriptionID: Subscription, ResourceGroup: "rg", MaxCaptures: 1, CreatedAt: base}
+	wantCode(t, s.CreateWatcher(ctx, dup), tripcap.ECONFLICT)
+}

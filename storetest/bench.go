@@ -33,7 +33,7 @@ func Benchmark(b *testing.B, open func(tb testing.TB) tripcap.Store) {
 	b.Run("UpdateCaptureStatus", func(b *testing.B) {
 		s := open(b)
 		ids := createHosts(b, s, 64)
-		w, err := s.EnsureWatcher(b.Context(), "eastus", 1000)
+		w, err := s.EnsureWatcher(b.Context(), Subscription, "eastus", 1000)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,7 +20,7 @@ type fixture struct {
 func newFixture(t *testing.T, s tripcap.Store, location string, limit, hosts int) *fixture {
 	t.Helper()
 	ctx := t.Context()
-	w, err := s.EnsureWatcher(ctx, location, limit)
+	w, err := s.EnsureWatcher(ctx, Subscription, location, limit)
 	must(t, err)
 	f := &fixture{w: w}
 	for i := range hosts {

@@ -395,7 +395,7 @@ func testDeleteHost(t *testing.T, s tripcap.Store) {
 	ctx := t.Context()
 	h := host("web-1", "eastus")
 	must(t, s.CreateHost(ctx, h))
-	w, err := s.EnsureWatcher(ctx, "eastus", 10)
+	w, err := s.EnsureWatcher(ctx, Subscription, "eastus", 10)
 	must(t, err)
 	c := capture(w.ID, h.ID, "cap")
 	must(t, s.CreateCapture(ctx, c))

@@ -55,7 +55,7 @@ func testInvalidInput(t *testing.T, s tripcap.Store) {
 	checks["FindCapture empty id"] = err
 	_, err = s.FindWatcher(ctx, bad, "")
 	checks["FindWatcher bad id"] = err
-	_, err = s.EnsureWatcher(ctx, "eastus2", -1)
+	_, err = s.EnsureWatcher(ctx, Subscription, "eastus2", -1)
 	checks["EnsureWatcher negative limit"] = err
 	for what, err := range checks {
 		if tripcap.ErrorCode(err) != tripcap.EINVALID {

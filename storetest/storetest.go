@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) tripcap.Store) {
 		{"Watcher/Ensure", testEnsureWatcher},
 		{"Watcher/EnsureConcurrent", testEnsureWatcherConcurrent},
 		{"Watcher/FindAndLimit", testFindWatcher},
+		{"Watcher/Scope", testWatcherScope},
 		{"Capture/RoundTrip", testCaptureRoundTrip},
 		{"Capture/TimePrecision", testCaptureTimePrecision},
 		{"Capture/NameConflict", testCaptureNameConflict},

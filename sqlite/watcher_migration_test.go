@@ -1,0 +1,42 @@
+package sqlite
+
+import (
+	"database/sql"
+	"io/fs"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/tripcap/tripcap/storetest"
+)
+
+// The watcher scope migration gives the watchers from before a
+// subscription and a resource group, keeping their captures.
+func TestWatcherScopeMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tripcap.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(t.Context(), 10); err != nil {
+		t.Fatal(err)
+	}
+	east, west := storetest.SeedBeforeWatcherScope(t, db, func(q string) string { return q }, func(t time.Time) any { return t.UTC().Format(timeFormat) })
+	db.Close()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckWatcherBackfill(t, s, east, west)
+}
