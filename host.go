@@ -155,9 +155,13 @@ type HostFilter struct {
 	Name       *string
 	Location   *string
 	ResourceID *string
-	State      *HostState
-	Cursor     string
-	Limit      int
+	// SubscriptionID and ResourceGroup select the hosts of an ARM
+	// subscription and resource group, regardless of case as ARM's names.
+	SubscriptionID *string
+	ResourceGroup  *string
+	State          *HostState
+	Cursor         string
+	Limit          int
 }
 
 // JoinToken lets one agent (or several, until it expires or is used up) enroll.

@@ -38,6 +38,24 @@ func (h *Host) ScaleSetOf() string {
 	return ""
 }
 
+// ScaleSet is a scale set as the hosts make it: those labelled
+// LabelScaleSet=Name in SubscriptionID and ResourceGroup.
+type ScaleSet struct {
+	Name           string `json:"name"`
+	SubscriptionID string `json:"subscriptionId"`
+	ResourceGroup  string `json:"resourceGroup"`
+	// Location is its instances' location (the first's, by name, should
+	// they differ: a capture then needs a scope within one location).
+	Location string `json:"location"`
+	// Instances are its hosts, ordered by name.
+	Instances []*Host `json:"instances"`
+}
+
+// ResourceID is the scale set's Azure resource id.
+func (ss *ScaleSet) ResourceID() string {
+	return VMSSResourceID(ss.SubscriptionID, ss.ResourceGroup, ss.Name)
+}
+
 // IsScaleSet reports whether c is a scale-set capture: the one without a
 // host whose sessions run on the instances.
 func (c *PacketCapture) IsScaleSet() bool {

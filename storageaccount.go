@@ -2,6 +2,7 @@ package tripcap
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -13,6 +14,19 @@ type StorageAccount struct {
 	Name      string    `json:"name"`
 	URL       string    `json:"url"`
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+// StorageAccountResourceID builds the Azure resource id of a storage
+// account (Microsoft.Storage/storageAccounts), which a capture's storageId
+// may be instead of the account's name.
+func StorageAccountResourceID(subscription, group, name string) string {
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Storage/storageAccounts/%s", subscription, group, name)
+}
+
+// ParseStorageAccountResourceID splits a storage account's resource id,
+// case-insensitively.
+func ParseStorageAccountResourceID(id string) (subscription, group, name string, ok bool) {
+	return ParseResourceID(id, "Microsoft.Storage", "storageAccounts")
 }
 
 // StorageAccountStore persists storage accounts added at run time, so every

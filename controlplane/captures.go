@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +59,11 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	if _, err := bpf.CompileCapture(p.Filters, p.FilterExpression, bpf.LinkEthernet, 0); err != nil {
 		return nil, err
 	}
+	if ss, err := s.scaleSetTarget(ctx, &p); err != nil {
+		return nil, err
+	} else if ss != nil {
+		return s.createScaleSetCapture(ctx, req, p, blobs, ss)
+	}
 	host, err := s.resolveHost(ctx, p.Target)
 	if err == nil {
 		// A host the caller may not read is as unknown as one that does not exist.
@@ -86,20 +92,7 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 		p.Target = host.ResourceID()
 	}
 	now := s.now()
-	c := &tripcap.PacketCapture{
-		ID:                cmp.Or(req.ID, tripcap.NewID()),
-		Name:              req.Name,
-		WatcherID:         w.ID,
-		HostID:            host.ID,
-		Parameters:        p,
-		ProvisioningState: tripcap.ProvisioningSucceeded,
-		Desired:           tripcap.DesiredRunning,
-		Status:            tripcap.StatusNotStarted,
-		Cause:             req.Cause,
-		AlertID:           req.AlertID,
-		CreatedAt:         now,
-		UpdatedAt:         now,
-	}
+	c := newCapture(req, cmp.Or(req.ID, tripcap.NewID()), w.ID, host.ID, p, now)
 	if loc.StorageID != "" {
 		c.StorageKey = capturefile.Key(host, now, p.Format)
 		c.Parameters.StorageLocation.StoragePath = blobs.URL(c.StorageKey)
@@ -109,6 +102,25 @@ func (s *Service) CreateCapture(ctx context.Context, req CreateCaptureRequest) (
 	}
 	s.log.Info("capture created", "capture", c.Name, "id", c.ID, "host", host.Name, "watcher", w.Name)
 	return c, nil
+}
+
+// newCapture is a capture the request asks for, about to be stored: to
+// start on its host (none for a scale-set capture).
+func newCapture(req CreateCaptureRequest, id, watcherID, hostID string, p tripcap.PacketCaptureParameters, now time.Time) *tripcap.PacketCapture {
+	return &tripcap.PacketCapture{
+		ID:                id,
+		Name:              req.Name,
+		WatcherID:         watcherID,
+		HostID:            hostID,
+		Parameters:        p,
+		ProvisioningState: tripcap.ProvisioningSucceeded,
+		Desired:           tripcap.DesiredRunning,
+		Status:            tripcap.StatusNotStarted,
+		Cause:             req.Cause,
+		AlertID:           req.AlertID,
+		CreatedAt:         now,
+		UpdatedAt:         now,
+	}
 }
 
 // FindCaptures lists captures, optionally of one watcher or host: those of
@@ -127,6 +139,8 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 		if g, err = tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead); err != nil {
 			return nil, "", err
 		}
+		// Scale-set captures, not their sessions (those are a host's).
+		f.ScaleSetID = new("")
 	}
 	if watcher != "" {
 		w, err := s.store.FindWatcher(ctx, "", watcher)
@@ -140,6 +154,19 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 		}
 		f.WatcherID = &w.ID
 	}
+	caps, next, err := s.findCaptures(ctx, f, g)
+	if err != nil {
+		return nil, "", err
+	}
+	for i, c := range caps {
+		if caps[i], err = s.view(ctx, c); err != nil {
+			return nil, "", err
+		}
+	}
+	return caps, next, nil
+}
+
+func (s *Service) findCaptures(ctx context.Context, f tripcap.CaptureFilter, g tripcap.HostGrant) ([]*tripcap.PacketCapture, string, error) {
 	if f.HostID != nil || g.All() {
 		return s.store.FindCaptures(ctx, f)
 	}
@@ -147,28 +174,46 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 		return nil, "", nil
 	}
 	if id, ok := g.Only(); ok {
-		f.HostID = &id
+		f.HostID, f.ScaleSetID = &id, nil
 		return s.store.FindCaptures(ctx, f)
 	}
-	return tripcap.FilterPage(cursor, limit,
+	var lookupErr error
+	caps, next, err := tripcap.FilterPage(f.Cursor, f.Limit,
 		func(cursor string, limit int) ([]*tripcap.PacketCapture, string, error) {
 			f.Cursor, f.Limit = cursor, limit
 			return s.store.FindCaptures(ctx, f)
 		},
-		func(c *tripcap.PacketCapture) bool { return g.Covers(c.HostID) },
+		func(c *tripcap.PacketCapture) bool {
+			if !c.IsScaleSet() {
+				return g.Covers(c.HostID)
+			}
+			// A scale-set capture is seen by who sees all its sessions.
+			hosts, err := s.captureHosts(ctx, c)
+			lookupErr = cmp.Or(lookupErr, err)
+			return err == nil && !slices.ContainsFunc(hosts, func(h *tripcap.Host) bool { return h == nil || !g.Covers(h.ID) })
+		},
 		func(c *tripcap.PacketCapture) string { return c.ID })
+	if lookupErr != nil {
+		return nil, "", lookupErr
+	}
+	return caps, next, err
 }
 
 // FindCapture returns a capture by id, or by name (within watcher when given;
 // a name used in several watchers needs the watcher).
 func (s *Service) FindCapture(ctx context.Context, watcher, ref string) (*tripcap.PacketCapture, error) {
-	return s.authorizedCapture(ctx, watcher, ref, tripcap.PermRead)
+	c, err := s.authorizedCapture(ctx, watcher, ref, tripcap.PermRead)
+	if err != nil {
+		return nil, err
+	}
+	return s.view(ctx, c)
 }
 
 // authorizedCapture resolves a capture the caller holds every one of perms
-// at (at its host). A capture of a host the caller may not read is not
-// found, as if it did not exist (tripcap.AuthorizeAt): a name shared with
-// such captures is not ambiguous to it either.
+// at (at its host, or at every host of a scale-set capture's sessions). A
+// capture of a host the caller may not read is not found, as if it did not
+// exist (tripcap.AuthorizeAt): a name shared with such captures is not
+// ambiguous to it either.
 func (s *Service) authorizedCapture(ctx context.Context, watcher, ref string, perms ...tripcap.Permission) (*tripcap.PacketCapture, error) {
 	var p *tripcap.Principal
 	for _, perm := range perms {
@@ -177,13 +222,15 @@ func (s *Service) authorizedCapture(ctx context.Context, watcher, ref string, pe
 			return nil, err
 		}
 	}
-	c, h, err := s.resolveCapture(ctx, p, watcher, ref)
+	c, hosts, err := s.resolveCapture(ctx, p, watcher, ref)
 	if err != nil {
 		return nil, err
 	}
 	for _, perm := range perms {
-		if err := tripcap.AuthorizeAt(ctx, perm, h, noCapture(ref)); err != nil {
-			return nil, err
+		for _, h := range hosts {
+			if err := tripcap.AuthorizeAt(ctx, perm, h, noCapture(ref)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return c, nil
@@ -192,16 +239,17 @@ func (s *Service) authorizedCapture(ctx context.Context, watcher, ref string, pe
 func noCapture(ref string) error { return tripcap.Errorf(tripcap.ENOTFOUND, "no capture %q", ref) }
 
 // resolveCapture finds the capture ref names among those p may read, and
-// its host (nil when deleted).
-func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watcher, ref string) (*tripcap.PacketCapture, *tripcap.Host, error) {
+// the hosts it is authorized against (captureHosts). By name it finds no
+// scale set's session (they share the scale-set capture's name); by id, any.
+func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watcher, ref string) (*tripcap.PacketCapture, []*tripcap.Host, error) {
 	if ref == "" {
 		return nil, nil, tripcap.Errorf(tripcap.EINVALID, "capture: required")
 	}
-	visible := func(c *tripcap.PacketCapture) (*tripcap.Host, bool, error) {
-		h, err := tripcap.HostOf(ctx, s.store, c.HostID)
-		return h, err == nil && p.Can(tripcap.PermRead, h), err
+	visible := func(c *tripcap.PacketCapture) ([]*tripcap.Host, bool, error) {
+		hosts, err := s.captureHosts(ctx, c)
+		return hosts, err == nil && !slices.ContainsFunc(hosts, func(h *tripcap.Host) bool { return !p.Can(tripcap.PermRead, h) }), err
 	}
-	f := tripcap.CaptureFilter{Name: &ref}
+	f := tripcap.CaptureFilter{Name: &ref, ScaleSetID: new("")}
 	if watcher != "" {
 		w, err := s.store.FindWatcher(ctx, "", watcher)
 		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND && !p.Can(tripcap.PermRead, nil) {
@@ -226,7 +274,7 @@ func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watc
 		return nil, nil, err
 	}
 	var found *tripcap.PacketCapture
-	var host *tripcap.Host
+	var host []*tripcap.Host
 	n := 0
 	for _, c := range caps {
 		h, ok, err := visible(c)
@@ -249,7 +297,11 @@ func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watc
 // StopCapture asks the host to stop a session (ManuallyStopped). ifMatch, when
 // not empty, must be the capture's current ETag.
 func (s *Service) StopCapture(ctx context.Context, watcher, ref, ifMatch string) (*tripcap.PacketCapture, error) {
-	return s.endCapture(ctx, watcher, ref, ifMatch, false, tripcap.PermCaptureWrite)
+	c, sessions, err := s.endCapture(ctx, watcher, ref, ifMatch, false, tripcap.PermCaptureWrite)
+	if err != nil || !c.IsScaleSet() {
+		return c, err
+	}
+	return s.withSessions(ctx, c, sessions)
 }
 
 // DeleteCapture removes a capture; a running session stops (SessionDeleted).
@@ -260,27 +312,35 @@ func (s *Service) DeleteCapture(ctx context.Context, watcher, ref, ifMatch strin
 		// Checked before the capture goes, not after.
 		perms = append(perms, tripcap.PermFileDelete)
 	}
-	c, err := s.endCapture(ctx, watcher, ref, ifMatch, true, perms...)
+	c, sessions, err := s.endCapture(ctx, watcher, ref, ifMatch, true, perms...)
 	if err != nil {
 		return err
 	}
-	if deleteFiles {
-		return s.Files.DeleteFiles(ctx, c)
+	if !deleteFiles {
+		return nil
+	}
+	for _, c := range append([]*tripcap.PacketCapture{c}, sessions...) {
+		if err := s.Files.DeleteFiles(ctx, c); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, deleting bool, perms ...tripcap.Permission) (*tripcap.PacketCapture, error) {
+// endCapture stops or deletes a capture, and a scale-set capture's
+// sessions with it (returned too).
+func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, deleting bool, perms ...tripcap.Permission) (*tripcap.PacketCapture, []*tripcap.PacketCapture, error) {
 	c, err := s.authorizedCapture(ctx, watcher, ref, perms...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ifMatch != "" && ifMatch != "*" && ifMatch != c.ETag() {
-		return nil, tripcap.Errorf(tripcap.EPRECONDITION, "capture %s changed (ETag %s, If-Match %s)", c.Name, c.ETag(), ifMatch)
+		return nil, nil, tripcap.Errorf(tripcap.EPRECONDITION, "capture %s changed (ETag %s, If-Match %s)", c.Name, c.ETag(), ifMatch)
 	}
-	var out *tripcap.PacketCapture
-	err = s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
-		out = c
+	end := func(c *tripcap.PacketCapture) bool {
+		if c.DeletedAt != nil {
+			return false // a scale set's session deleted already
+		}
 		now := s.now()
 		reason := tripcap.StopManuallyStopped
 		if deleting {
@@ -300,11 +360,19 @@ func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, 
 			c.CaptureStopTime = &now
 		}
 		return true
-	})
-	if err != nil {
-		return nil, err
 	}
-	return out, nil
+	var out *tripcap.PacketCapture
+	if err := s.updateCapture(ctx, c.ID, func(c *tripcap.PacketCapture) bool {
+		out = c
+		return end(c)
+	}); err != nil {
+		return nil, nil, err
+	}
+	if !out.IsScaleSet() {
+		return out, nil, nil
+	}
+	sessions, err := s.endSessions(ctx, out, end)
+	return out, sessions, err
 }
 
 // captureByID returns a capture by id, deleted ones too.

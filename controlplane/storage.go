@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -18,8 +19,13 @@ type storageAccounts struct {
 	open map[string]tripcap.BlobStore
 }
 
-// blobStore returns the backend of a storage account.
-func (s *Service) blobStore(ctx context.Context, name string) (tripcap.BlobStore, error) {
+// blobStore returns the backend of a storage account, named by its name
+// or its resource id (storageAccountName).
+func (s *Service) blobStore(ctx context.Context, ref string) (tripcap.BlobStore, error) {
+	name, err := s.storageAccountName(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
 	if b, ok := s.cfg.Storage[name]; ok {
 		return b, nil
 	}
@@ -53,6 +59,49 @@ func (s *Service) blobStore(ctx context.Context, name string) (tripcap.BlobStore
 		return b, nil
 	}
 	return nil, tripcap.Errorf(tripcap.EINVALID, "storageLocation.storageId: no storage account %q (see `tripcap storage list`)", name)
+}
+
+// StorageAccountResourceID is the Azure resource id of the storage account
+// name: storage accounts are in the server's subscription and resource
+// group (Config.SubscriptionID, Config.ResourceGroup).
+func (s *Service) StorageAccountResourceID(name string) string {
+	return tripcap.StorageAccountResourceID(s.cfg.SubscriptionID, s.cfg.ResourceGroup, name)
+}
+
+// storageAccountName is the name of the storage account ref names: ref
+// itself, or the name in a Microsoft.Storage/storageAccounts resource id
+// (StorageAccountResourceID), matched regardless of case as ARM matches
+// names. An id of another subscription or resource group, or of no
+// account, is an EINVALID naming storageLocation.storageId.
+func (s *Service) storageAccountName(ctx context.Context, ref string) (string, error) {
+	if !strings.HasPrefix(ref, "/") {
+		return ref, nil
+	}
+	sub, group, name, ok := tripcap.ParseStorageAccountResourceID(ref)
+	if !ok {
+		return "", tripcap.Errorf(tripcap.EINVALID, "storageLocation.storageId: %q is neither a storage account's name nor its resource id (/subscriptions/S/resourceGroups/G/providers/Microsoft.Storage/storageAccounts/NAME)", ref)
+	}
+	if !strings.EqualFold(sub, s.cfg.SubscriptionID) || !strings.EqualFold(group, s.cfg.ResourceGroup) {
+		return "", tripcap.Errorf(tripcap.EINVALID, "storageLocation.storageId: %q: this server's storage accounts are in subscription %s, resource group %s (%s)",
+			ref, s.cfg.SubscriptionID, s.cfg.ResourceGroup, s.StorageAccountResourceID(name))
+	}
+	names := slices.Collect(maps.Keys(s.cfg.Storage))
+	added, err := s.store.FindStorageAccounts(ctx)
+	if err != nil {
+		return "", fmt.Errorf("find storage accounts: %w", err)
+	}
+	for _, a := range added {
+		names = append(names, a.Name)
+	}
+	if slices.Contains(names, name) {
+		return name, nil
+	}
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return n, nil
+		}
+	}
+	return "", tripcap.Errorf(tripcap.EINVALID, "storageLocation.storageId: no storage account %q (see `tripcap storage list`)", name)
 }
 
 // AddStorageAccount opens url (so that a wrong URL or wrong credentials fail

@@ -153,6 +153,20 @@ func CheckHostFilter(f tripcap.HostFilter) (*VMID, error) {
 			return nil, err
 		}
 	}
+	for _, t := range []struct {
+		what string
+		v    *string
+	}{{"subscription id", f.SubscriptionID}, {"resource group", f.ResourceGroup}} {
+		if t.v == nil {
+			continue
+		}
+		if *t.v == "" {
+			return nil, tripcap.Errorf(tripcap.EINVALID, "%s: must not be empty", t.what)
+		}
+		if err := checkText(t.what, *t.v); err != nil {
+			return nil, err
+		}
+	}
 	if f.State != nil && *f.State != tripcap.HostOnline && *f.State != tripcap.HostOffline {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "state: %q is not one of Online, Offline", *f.State)
 	}

@@ -42,6 +42,12 @@ func HostWhere(f tripcap.HostFilter, vm *VMID) *Where {
 	if f.State != nil {
 		w.Add("state = ?", string(*f.State))
 	}
+	if f.SubscriptionID != nil {
+		w.Add("lower(subscription_id) = lower(?)", *f.SubscriptionID)
+	}
+	if f.ResourceGroup != nil {
+		w.Add("lower(resource_group) = lower(?)", *f.ResourceGroup)
+	}
 	if vm != nil {
 		// lower() on both sides: the database folds case one way for both.
 		w.Add("lower(name) = lower(?) AND lower(subscription_id) = lower(?) AND lower(resource_group) = lower(?)", vm.Name, vm.Subscription, vm.Group)

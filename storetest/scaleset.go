@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tripcap/tripcap"
@@ -15,6 +17,35 @@ var scaleSetTests = []struct {
 	{"ScaleSet/NameConflict", testScaleSetNameConflict},
 	{"ScaleSet/LimitAllOrNone", testScaleSetLimit},
 	{"ScaleSet/Invalid", testScaleSetInvalid},
+	{"Host/FindBySubscriptionAndGroup", testHostFindByGroup},
+}
+
+// testHostFindByGroup lists the hosts of an ARM subscription and resource
+// group, regardless of case: a scale set's instances are found so.
+func testHostFindByGroup(t *testing.T, s tripcap.Store) {
+	ctx := t.Context()
+	for _, h := range []struct{ name, sub, rg string }{{"a", "Sub-1", "RG-Web"}, {"b", "sub-1", "rg-web"}, {"c", "Sub-1", "RG-Db"}, {"d", "Sub-2", "RG-Web"}} {
+		hh := host(h.name, "eastus")
+		hh.SubscriptionID, hh.ResourceGroup = h.sub, h.rg
+		must(t, s.CreateHost(ctx, hh))
+	}
+	for _, tc := range []struct {
+		sub, rg *string
+		want    string
+	}{{new("SUB-1"), new("rg-WEB"), "ab"}, {new("sub-1"), nil, "abc"}, {nil, new("rg-web"), "abd"}, {new("sub-3"), nil, ""}} {
+		hosts, _, err := s.FindHosts(ctx, tripcap.HostFilter{SubscriptionID: tc.sub, ResourceGroup: tc.rg})
+		must(t, err)
+		var names []string
+		for _, h := range hosts {
+			names = append(names, h.Name)
+		}
+		slices.Sort(names)
+		if got := strings.Join(names, ""); got != tc.want {
+			t.Errorf("hosts of %v/%v: %q, want %q", tc.sub, tc.rg, got, tc.want)
+		}
+	}
+	_, _, err := s.FindHosts(ctx, tripcap.HostFilter{ResourceGroup: new("")})
+	wantCode(t, err, tripcap.EINVALID)
 }
 
 // scaleSet returns a scale-set capture and one session per host.
