@@ -25,17 +25,28 @@ const (
 	vmResourceType = "Microsoft.Compute/virtualMachines"
 )
 
-// metricAlertResource is Microsoft.Insights/metricAlerts as ARM sends and answers it.
-type metricAlertResource struct {
-	ID         string                 `json:"id,omitempty"`
-	Name       string                 `json:"name,omitempty"`
-	Type       string                 `json:"type,omitempty"`
-	Location   string                 `json:"location"`
-	Tags       map[string]string      `json:"tags,omitempty"`
-	Identity   json.RawMessage        `json:"identity,omitempty"`
-	SystemData json.RawMessage        `json:"systemData,omitempty"`
-	Properties *metricAlertProperties `json:"properties"`
+// resource is the ARM envelope of a Microsoft.Insights resource, as ARM
+// sends and answers it; P is its properties.
+type resource[P any] struct {
+	ID         string            `json:"id,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	Type       string            `json:"type,omitempty"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	Identity   json.RawMessage   `json:"identity,omitempty"`
+	SystemData json.RawMessage   `json:"systemData,omitempty"`
+	Properties *P                `json:"properties"`
 }
+
+// patchBody is the body of a PATCH: the tags and properties it changes.
+type patchBody[P any] struct {
+	Tags       map[string]string `json:"tags,omitempty"`
+	Identity   json.RawMessage   `json:"identity,omitempty"`
+	Properties *P                `json:"properties"`
+}
+
+// metricAlertResource is Microsoft.Insights/metricAlerts.
+type metricAlertResource = resource[metricAlertProperties]
 
 // metricAlertProperties are the rule's properties, every one the 2026-01-01
 // API has: those tripcap has no meaning for are refused when set.
@@ -57,13 +68,6 @@ type metricAlertProperties struct {
 	// Read-only: accepted in a body (a GET sent back) and not kept.
 	LastUpdatedTime *time.Time `json:"lastUpdatedTime,omitempty"`
 	IsMigrated      *bool      `json:"isMigrated,omitempty"`
-}
-
-// metricAlertPatch is the body of PATCH …/metricAlerts/{rule}.
-type metricAlertPatch struct {
-	Tags       map[string]string      `json:"tags,omitempty"`
-	Identity   json.RawMessage        `json:"identity,omitempty"`
-	Properties *metricAlertProperties `json:"properties"`
 }
 
 // criteriaWire is criteria as it arrives: allOf is read item by item, by
@@ -169,9 +173,9 @@ func checkNoIdentity(field string, raw json.RawMessage) error {
 	return invalid(field, "tripcap delivers as the server, with no managed identity; leave it out (or type None)")
 }
 
-// rule translates a metric alert resource PUT at sub/group/name into a
+// alertRule translates a metric alert resource PUT at sub/group/name into a
 // tripcap rule; actions resolve through resolve.
-func (in *metricAlertResource) rule(sub, group, name string, resolve resolveAction) (*tripcap.AlertRule, error) {
+func alertRule(in *metricAlertResource, sub, group, name string, resolve resolveAction) (*tripcap.AlertRule, error) {
 	if err := checkGlobal("location", in.Location, "metric alert rules"); err != nil {
 		return nil, err
 	}
@@ -347,18 +351,6 @@ func azureMetricName(name string) string {
 // insightsID is the resource id of a Microsoft.Insights resource.
 func insightsID(sub, group, typ, name string) string {
 	return "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/" + insightsNamespace + "/" + typ + "/" + name
-}
-
-// parseInsightsID splits a Microsoft.Insights resource id of type typ,
-// case-insensitively as ARM does.
-func parseInsightsID(id, typ string) (sub, group, name string, ok bool) {
-	parts := strings.Split(strings.TrimPrefix(id, "/"), "/")
-	if len(parts) != 8 || !strings.EqualFold(parts[0], "subscriptions") || !strings.EqualFold(parts[2], "resourceGroups") ||
-		!strings.EqualFold(parts[4], "providers") || !strings.EqualFold(parts[5], insightsNamespace) || !strings.EqualFold(parts[6], typ) ||
-		parts[1] == "" || parts[3] == "" || parts[7] == "" {
-		return "", "", "", false
-	}
-	return parts[1], parts[3], parts[7], true
 }
 
 // clip shortens user input quoted back in an error.

@@ -22,43 +22,31 @@ const groupLocation = "Global"
 // functionsPath is where this server's responders take alerts.
 const functionsPath = "/api/functions/"
 
-type actionGroupResource struct {
-	ID         string                 `json:"id,omitempty"`
-	Name       string                 `json:"name,omitempty"`
-	Type       string                 `json:"type,omitempty"`
-	Location   string                 `json:"location"`
-	Tags       map[string]string      `json:"tags,omitempty"`
-	Identity   json.RawMessage        `json:"identity,omitempty"`
-	SystemData json.RawMessage        `json:"systemData,omitempty"`
-	Properties *actionGroupProperties `json:"properties"`
-}
+// actionGroupResource is Microsoft.Insights/actionGroups.
+type actionGroupResource = resource[actionGroupProperties]
 
 // actionGroupProperties has every receiver kind of the 2024-10-01-preview
 // API; the kinds tripcap does not deliver to must be empty.
 type actionGroupProperties struct {
-	GroupShortName             string                  `json:"groupShortName"`
-	Enabled                    *bool                   `json:"enabled"`
-	EmailReceivers             []emailReceiverWire     `json:"emailReceivers"`
-	WebhookReceivers           []webhookReceiverWire   `json:"webhookReceivers"`
-	AzureFunctionReceivers     []functionReceiverWire  `json:"azureFunctionReceivers"`
-	SmsReceivers               []json.RawMessage       `json:"smsReceivers"`
-	VoiceReceivers             []json.RawMessage       `json:"voiceReceivers"`
-	AzureAppPushReceivers      []json.RawMessage       `json:"azureAppPushReceivers"`
-	ItsmReceivers              []json.RawMessage       `json:"itsmReceivers"`
-	AutomationRunbookReceivers []json.RawMessage       `json:"automationRunbookReceivers"`
-	LogicAppReceivers          []json.RawMessage       `json:"logicAppReceivers"`
-	ArmRoleReceivers           []json.RawMessage       `json:"armRoleReceivers"`
-	EventHubReceivers          []json.RawMessage       `json:"eventHubReceivers"`
-	IncidentReceivers          []json.RawMessage       `json:"incidentReceivers"`
+	GroupShortName             string                 `json:"groupShortName"`
+	Enabled                    *bool                  `json:"enabled"`
+	EmailReceivers             []emailReceiverWire    `json:"emailReceivers"`
+	WebhookReceivers           []webhookReceiverWire  `json:"webhookReceivers"`
+	AzureFunctionReceivers     []functionReceiverWire `json:"azureFunctionReceivers"`
+	SmsReceivers               []json.RawMessage      `json:"smsReceivers"`
+	VoiceReceivers             []json.RawMessage      `json:"voiceReceivers"`
+	AzureAppPushReceivers      []json.RawMessage      `json:"azureAppPushReceivers"`
+	ItsmReceivers              []json.RawMessage      `json:"itsmReceivers"`
+	AutomationRunbookReceivers []json.RawMessage      `json:"automationRunbookReceivers"`
+	LogicAppReceivers          []json.RawMessage      `json:"logicAppReceivers"`
+	ArmRoleReceivers           []json.RawMessage      `json:"armRoleReceivers"`
+	EventHubReceivers          []json.RawMessage      `json:"eventHubReceivers"`
+	IncidentReceivers          []json.RawMessage      `json:"incidentReceivers"`
 }
 
-// actionGroupPatch is the body of PATCH …/actionGroups/{group}.
-type actionGroupPatch struct {
-	Tags       map[string]string `json:"tags,omitempty"`
-	Identity   json.RawMessage   `json:"identity,omitempty"`
-	Properties *struct {
-		Enabled *bool `json:"enabled"`
-	} `json:"properties"`
+// actionGroupPatchProperties are what a PATCH of a group may change.
+type actionGroupPatchProperties struct {
+	Enabled *bool `json:"enabled"`
 }
 
 type emailReceiverWire struct {
@@ -119,8 +107,8 @@ func (p *actionGroupProperties) otherReceivers() error {
 	return nil
 }
 
-// group translates an action group resource PUT at sub/rg/name.
-func (in *actionGroupResource) group(sub, rg, name string, env functionEnv) (*tripcap.ActionGroup, error) {
+// actionGroup translates an action group resource PUT at sub/rg/name.
+func actionGroup(in *actionGroupResource, sub, rg, name string, env functionEnv) (*tripcap.ActionGroup, error) {
 	if err := checkGlobal("location", in.Location, "action groups"); err != nil {
 		return nil, err
 	}
@@ -204,7 +192,7 @@ func (fr *functionReceiverWire) responder(f string, env functionEnv) (tripcap.Re
 	if fr.FunctionName != "" && !strings.EqualFold(fr.FunctionName, rs.Name) {
 		return none, invalid(f+".functionName", "%q is not the responder its httpTriggerUrl names (%s)", clip(fr.FunctionName), rs.Name)
 	}
-	if fr.FunctionAppResourceID != "" && !isSiteID(fr.FunctionAppResourceID) {
+	if id, err := ParseResourceID(f+".functionAppResourceId", fr.FunctionAppResourceID); fr.FunctionAppResourceID != "" && (err != nil || !id.Is("Microsoft.Web", "sites") || id.ResourceGroup == "") {
 		return none, invalid(f+".functionAppResourceId", "%q is not a function app resource id (/subscriptions/…/providers/Microsoft.Web/sites/NAME)", clip(fr.FunctionAppResourceID))
 	}
 	// The trigger URL's key (code=…) is not kept: the responder is called
@@ -212,14 +200,6 @@ func (fr *functionReceiverWire) responder(f string, env functionEnv) (tripcap.Re
 	// captures anyway (AlertAdmin checks it).
 	return tripcap.ResponderReceiver{Name: fr.Name, ResponderID: rs.ID,
 		FunctionAppResourceID: fr.FunctionAppResourceID, UseCommonAlertSchema: fr.UseCommonAlertSchema}, nil
-}
-
-// isSiteID reports whether id is a Microsoft.Web/sites resource id.
-func isSiteID(id string) bool {
-	parts := strings.Split(strings.TrimPrefix(id, "/"), "/")
-	return len(parts) == 8 && strings.EqualFold(parts[0], "subscriptions") && strings.EqualFold(parts[2], "resourceGroups") &&
-		strings.EqualFold(parts[4], "providers") && strings.EqualFold(parts[5], "Microsoft.Web") && strings.EqualFold(parts[6], "sites") &&
-		parts[1] != "" && parts[3] != "" && parts[7] != ""
 }
 
 // responderName gives a responder's name by id (its id when it is gone).

@@ -202,11 +202,21 @@ func invalid(field, format string, args ...any) error {
 	return tripcap.Errorf(tripcap.EINVALID, "%s: %s", field, msg)
 }
 
+// outsideProperties are the fields of a tripcap rule or group that an ARM
+// resource has outside its properties (the name is the path's, the rest
+// the envelope's).
+var outsideProperties = []string{"name", "id", "body", "tags", "subscriptionId", "resourceGroup", "subscriptionId, resourceGroup"}
+
 // withPrefix puts prefix before the field an EINVALID from a tripcap
-// validator names; other errors pass unchanged.
+// validator names, when that field is one of the resource's properties;
+// other errors pass unchanged.
 func withPrefix(prefix string, err error) error {
 	var e *tripcap.Error
 	if err == nil || !errors.As(err, &e) || e.Code != tripcap.EINVALID {
+		return err
+	}
+	field, _, _ := strings.Cut(e.Message, ":")
+	if root, _, _ := strings.Cut(strings.SplitN(field, "[", 2)[0], "."); slices.Contains(outsideProperties, root) || slices.Contains(outsideProperties, field) {
 		return err
 	}
 	return tripcap.Errorf(e.Code, "%s", prefixed(prefix, e.Message))

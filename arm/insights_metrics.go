@@ -42,11 +42,9 @@ type metricsRequest struct {
 	SplitAll bool
 	Top      int
 	// OrderBy sorts split series by their value over the timespan.
-	OrderBy     tripcap.Aggregation
-	OrderDesc   bool
-	Metadata    bool // resultType=Metadata: series without data
-	Namespace   string
-	HasInterval bool
+	OrderBy   tripcap.Aggregation
+	OrderDesc bool
+	Metadata  bool // resultType=Metadata: series without data
 }
 
 // metricsParams are the query parameters of the metrics API (2018-01-01 to
@@ -104,7 +102,6 @@ func parseMetricsQuery(q url.Values, now time.Time) (*metricsRequest, error) {
 	}
 	req.Interval = defaultInterval
 	if iv := get("interval"); iv != "" {
-		req.HasInterval = true
 		if strings.EqualFold(iv, "FULL") {
 			req.Full = true
 		} else if req.Interval, err = tripcap.ParseISODuration("interval", iv); err != nil {
@@ -277,7 +274,7 @@ type filterToken struct {
 	quoted bool
 }
 
-// filterTokens splits a $filter into words and 'quoted' values ('' is a quote).
+// filterTokens splits a $filter into words and 'quoted' values (” is a quote).
 func filterTokens(field, s string) ([]filterToken, error) {
 	var out []filterToken
 	for i := 0; i < len(s); {
@@ -434,6 +431,34 @@ func (s seriesResults) value(agg tripcap.Aggregation) (float64, bool) {
 		v /= n
 	}
 	return v, true
+}
+
+// fullStep is the grain a timespan is read at to be reduced to one value
+// (interval=FULL): the longest of an hour, a minute and a second that
+// divides both its ends, within the store's points per query.
+func fullStep(start, end time.Time) (time.Duration, error) {
+	for _, step := range []time.Duration{time.Hour, time.Minute, time.Second} {
+		if start.Truncate(step).Equal(start) && end.Truncate(step).Equal(end) && end.Sub(start)/step <= metricstore.DefaultMaxQueryPoints {
+			return step, nil
+		}
+	}
+	return 0, invalid("timespan", "with interval FULL, a timespan longer than %d seconds starts and ends on whole minutes", metricstore.DefaultMaxQueryPoints)
+}
+
+// reduced is res as one interval from start, its values reduced under agg.
+func reduced(res *metricstore.Result, agg tripcap.Aggregation, start time.Time) *metricstore.Result {
+	out := *res
+	p := metricstore.Point{Time: start}
+	for _, x := range res.Points {
+		p.Count += x.Count
+	}
+	if v, ok := (seriesResults{Results: map[tripcap.Aggregation]*metricstore.Result{agg: res}}).value(agg); ok {
+		p.Value = v
+	} else {
+		p.Count = 0
+	}
+	out.Points = []metricstore.Point{p}
+	return &out
 }
 
 // orderSeries sorts split series by their value under agg (series without

@@ -14,15 +14,15 @@ import (
 )
 
 const (
-	testSub = "11111111-2222-3333-4444-555555555555"
-	testRG  = "monitoring"
+	insSub = "11111111-2222-3333-4444-555555555555"
+	insRG  = "monitoring"
 )
 
-var testGroupID = "/subscriptions/" + testSub + "/resourceGroups/" + testRG + "/providers/microsoft.insights/actionGroups/capture"
+var insGroupID = "/subscriptions/" + insSub + "/resourceGroups/" + insRG + "/providers/microsoft.insights/actionGroups/capture"
 
 // resolveTest resolves the one action group the tests use.
 func resolveTest(field, id string) (string, error) {
-	if _, _, name, ok := parseInsightsID(id, typeActionGroups); ok && strings.EqualFold(name, "capture") {
+	if rid, err := ParseResourceID(field, id); err == nil && rid.Is(insightsNamespace, typeActionGroups) && strings.EqualFold(rid.Name(), "capture") {
 		return "01hzzzzzzzzzzzzzzzzzzzzzzz", nil
 	}
 	return "", invalid(field, "no action group %q", id)
@@ -47,7 +47,7 @@ func seedAlert() armmonitor.MetricAlertResource {
 			Description:         to.Ptr("Network Out Total above 3"),
 			Severity:            to.Ptr[int32](2),
 			Enabled:             to.Ptr(true),
-			Scopes:              []*string{to.Ptr(tripcap.VMResourceID(testSub, "web", "vm1"))},
+			Scopes:              []*string{to.Ptr(tripcap.VMResourceID(insSub, "web", "vm1"))},
 			EvaluationFrequency: to.Ptr("PT1M"),
 			WindowSize:          to.Ptr("PT5M"),
 			AutoMitigate:        to.Ptr(false),
@@ -57,7 +57,7 @@ func seedAlert() armmonitor.MetricAlertResource {
 					TimeAggregation: to.Ptr(armmonitor.AggregationTypeEnumAverage), Operator: to.Ptr(armmonitor.OperatorGreaterThan), Threshold: to.Ptr(3.0),
 				}},
 			},
-			Actions: []*armmonitor.MetricAlertAction{{ActionGroupID: to.Ptr(testGroupID), WebHookProperties: map[string]*string{"capture": to.Ptr("30")}}},
+			Actions: []*armmonitor.MetricAlertAction{{ActionGroupID: to.Ptr(insGroupID), WebHookProperties: map[string]*string{"capture": to.Ptr("30")}}},
 		},
 	}
 }
@@ -73,7 +73,7 @@ func decodeAlert(t *testing.T, body []byte) (*tripcap.AlertRule, error) {
 			return nil, err
 		}
 	}
-	r, err := in.rule(testSub, testRG, "seed", resolveTest)
+	r, err := alertRule(&in, insSub, insRG, "seed", resolveTest)
 	if err != nil {
 		return nil, err
 	}
@@ -86,13 +86,13 @@ func TestMetricAlertFromSDKSeedRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Name != "seed" || r.SubscriptionID != testSub || r.ResourceGroup != testRG || r.Tags["owner"] != "netops" {
+	if r.Name != "seed" || r.SubscriptionID != insSub || r.ResourceGroup != insRG || r.Tags["owner"] != "netops" {
 		t.Errorf("placement: %+v", r.AzurePlacement)
 	}
 	if r.SeverityLevel() != 2 || !r.IsEnabled() || r.Mitigates() || r.EvaluationFrequency != "PT1M" || r.WindowSize != "PT5M" {
 		t.Errorf("settings: %+v", r)
 	}
-	if len(r.Scopes) != 1 || string(r.Scopes[0]) != tripcap.VMResourceID(testSub, "web", "vm1") {
+	if len(r.Scopes) != 1 || string(r.Scopes[0]) != tripcap.VMResourceID(insSub, "web", "vm1") {
 		t.Errorf("scopes: %v", r.Scopes)
 	}
 	if r.Criteria.ODataType != tripcap.CriteriaSingleResource || len(r.Criteria.AllOf) != 1 {
@@ -110,7 +110,7 @@ func TestMetricAlertFromSDKSeedRule(t *testing.T) {
 func TestMetricAlertDynamicRoundTripThroughSDK(t *testing.T) {
 	in := seedAlert()
 	ignore := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	in.Properties.Scopes = []*string{to.Ptr("/subscriptions/" + testSub + "/resourceGroups/web")}
+	in.Properties.Scopes = []*string{to.Ptr("/subscriptions/" + insSub + "/resourceGroups/web")}
 	in.Properties.TargetResourceType = to.Ptr("Microsoft.Compute/virtualMachines")
 	in.Properties.TargetResourceRegion = to.Ptr("westeurope")
 	in.Properties.Criteria = &armmonitor.MetricAlertMultipleResourceMultipleMetricCriteria{
@@ -143,12 +143,12 @@ func TestMetricAlertDynamicRoundTripThroughSDK(t *testing.T) {
 	r.UpdatedAt = time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
 
 	// Back out, read by the SDK's own models.
-	out := metricAlertOf(r, testSub, testRG, func(string) string { return testGroupID })
+	out := metricAlertOf(r, insSub, insRG, func(string) string { return insGroupID })
 	var got armmonitor.MetricAlertResource
 	if err := json.Unmarshal(sdkBody(t, out), &got); err != nil {
 		t.Fatal(err)
 	}
-	if *got.ID != insightsID(testSub, testRG, typeMetricAlerts, "seed") || *got.Type != "Microsoft.Insights/metricAlerts" || *got.Location != "global" {
+	if *got.ID != insightsID(insSub, insRG, typeMetricAlerts, "seed") || *got.Type != "Microsoft.Insights/metricAlerts" || *got.Location != "global" {
 		t.Errorf("envelope: %s %s %s", *got.ID, *got.Type, *got.Location)
 	}
 	p := got.Properties
@@ -167,7 +167,7 @@ func TestMetricAlertDynamicRoundTripThroughSDK(t *testing.T) {
 	if !ok || *st.MetricName != "Network In Total" || *st.Threshold != 1e6 || *st.Dimensions[0].Values[0] != "eth0" || len(st.AdditionalProperties) != 0 {
 		t.Errorf("static back: %+v", multi.AllOf[1])
 	}
-	if len(p.Actions) != 1 || *p.Actions[0].ActionGroupID != testGroupID || *p.Actions[0].WebHookProperties["capture"] != "30" {
+	if len(p.Actions) != 1 || *p.Actions[0].ActionGroupID != insGroupID || *p.Actions[0].WebHookProperties["capture"] != "30" {
 		t.Errorf("actions back: %+v", p.Actions)
 	}
 	if *got.Tags["owner"] != "netops" {
@@ -196,7 +196,7 @@ func TestMetricAlertRefusesWhatTripcapCannotHonour(t *testing.T) {
 		{"severity out of range", `"severity":2`, `"severity":7`, "properties.severity"},
 		{"unknown metric", `"metricName":"Network Out Total"`, `"metricName":"Percentage CPU"`, "properties.criteria.allOf[0].metricName"},
 		{"bad operator", `"operator":"GreaterThan"`, `"operator":"Above"`, "properties.criteria.allOf[0].operator"},
-		{"group not a resource id", testGroupID, "capture", "properties.actions[0].actionGroupId"},
+		{"group not a resource id", insGroupID, "capture", "properties.actions[0].actionGroupId"},
 		{"missing severity", `"severity":2,`, ``, "properties.severity"},
 		{"missing criteria", `"criteria":{`, `"x":{`, "properties.x"},
 	} {
@@ -229,7 +229,7 @@ func TestMetricAlertReadOnlyPropertiesSentBackAreAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.UpdatedAt = time.Now()
-	body := sdkBody(t, metricAlertOf(r, testSub, testRG, func(string) string { return testGroupID }))
+	body := sdkBody(t, metricAlertOf(r, insSub, insRG, func(string) string { return insGroupID }))
 	// A client that GETs, changes one thing and PUTs sends id, name, type,
 	// lastUpdatedTime and isMigrated back.
 	if _, err := decodeAlert(t, body); err != nil {
@@ -237,8 +237,8 @@ func TestMetricAlertReadOnlyPropertiesSentBackAreAccepted(t *testing.T) {
 	}
 }
 
-// testEnv knows one responder, "capture-vm", on https://tripcap.test:8443.
-var testEnv = functionEnv{
+// insEnv knows one responder, "capture-vm", on https://tripcap.test:8443.
+var insEnv = functionEnv{
 	local: func(u *url.URL) bool { return strings.EqualFold(u.Host, "tripcap.test:8443") },
 	responder: func(name string) (*tripcap.Responder, error) {
 		if strings.EqualFold(name, "capture-vm") {
@@ -258,7 +258,7 @@ func sdkGroup() armmonitor.ActionGroupResource {
 			WebhookReceivers: []*armmonitor.WebhookReceiver{{Name: to.Ptr("hook"), ServiceURI: to.Ptr("https://hooks.example.com/secret/path"),
 				UseCommonAlertSchema: to.Ptr(false), UseAADAuth: to.Ptr(false)}},
 			AzureFunctionReceivers: []*armmonitor.AzureFunctionReceiver{{Name: to.Ptr("fn"),
-				FunctionAppResourceID: to.Ptr("/subscriptions/" + testSub + "/resourceGroups/" + testRG + "/providers/Microsoft.Web/sites/capture-app"),
+				FunctionAppResourceID: to.Ptr("/subscriptions/" + insSub + "/resourceGroups/" + insRG + "/providers/Microsoft.Web/sites/capture-app"),
 				FunctionName:          to.Ptr("capture-vm"), HTTPTriggerURL: to.Ptr("https://tripcap.test:8443/api/functions/capture-vm?code=k3y"),
 				UseCommonAlertSchema: to.Ptr(true)}},
 		},
@@ -271,7 +271,7 @@ func decodeGroup(t *testing.T, body []byte) (*tripcap.ActionGroup, error) {
 	if err := decodeStrict("", body, &in); err != nil {
 		return nil, err
 	}
-	g, err := in.group(testSub, testRG, "capture", testEnv)
+	g, err := actionGroup(&in, insSub, insRG, "capture", insEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -290,12 +290,12 @@ func TestActionGroupFromSDKWithResponderFunction(t *testing.T) {
 		t.Errorf("webhook: %+v", g.WebhookReceivers)
 	}
 	want := tripcap.ResponderReceiver{Name: "fn", ResponderID: "01hrrrrrrrrrrrrrrrrrrrrrrr",
-		FunctionAppResourceID: "/subscriptions/" + testSub + "/resourceGroups/" + testRG + "/providers/Microsoft.Web/sites/capture-app", UseCommonAlertSchema: true}
+		FunctionAppResourceID: "/subscriptions/" + insSub + "/resourceGroups/" + insRG + "/providers/Microsoft.Web/sites/capture-app", UseCommonAlertSchema: true}
 	if len(g.ResponderReceivers) != 1 || g.ResponderReceivers[0] != want {
 		t.Errorf("responder: %+v", g.ResponderReceivers)
 	}
 
-	out := actionGroupOf(g.Redacted(), testSub, testRG, "https://tripcap.test:8443", func(string) string { return "capture-vm" })
+	out := actionGroupOf(g.Redacted(), insSub, insRG, "https://tripcap.test:8443", func(string) string { return "capture-vm" })
 	var got armmonitor.ActionGroupResource
 	if err := json.Unmarshal(sdkBody(t, out), &got); err != nil {
 		t.Fatal(err)
@@ -342,14 +342,18 @@ func TestActionGroupRefusals(t *testing.T) {
 		{"unknown responder", func(g *armmonitor.ActionGroupResource) {
 			g.Properties.AzureFunctionReceivers[0].HTTPTriggerURL = to.Ptr("https://tripcap.test:8443/api/functions/nope")
 		}, "properties.azureFunctionReceivers[0].httpTriggerUrl"},
-		{"function name mismatch", func(g *armmonitor.ActionGroupResource) { g.Properties.AzureFunctionReceivers[0].FunctionName = to.Ptr("other") },
+		{"function name mismatch", func(g *armmonitor.ActionGroupResource) {
+			g.Properties.AzureFunctionReceivers[0].FunctionName = to.Ptr("other")
+		},
 			"properties.azureFunctionReceivers[0].functionName"},
 		{"function app not a site", func(g *armmonitor.ActionGroupResource) {
 			g.Properties.AzureFunctionReceivers[0].FunctionAppResourceID = to.Ptr("capture-app")
 		}, "properties.azureFunctionReceivers[0].functionAppResourceId"},
 		{"short name missing", func(g *armmonitor.ActionGroupResource) { g.Properties.GroupShortName = nil }, "properties.groupShortName"},
 		{"short name too long", func(g *armmonitor.ActionGroupResource) { g.Properties.GroupShortName = to.Ptr("thirteenchars") }, "properties.groupShortName"},
-		{"bad email", func(g *armmonitor.ActionGroupResource) { g.Properties.EmailReceivers[0].EmailAddress = to.Ptr("Ops <ops@example.com>") },
+		{"bad email", func(g *armmonitor.ActionGroupResource) {
+			g.Properties.EmailReceivers[0].EmailAddress = to.Ptr("Ops <ops@example.com>")
+		},
 			"properties.emailReceivers[0].emailAddress"},
 		{"regional", func(g *armmonitor.ActionGroupResource) { g.Location = to.Ptr("swedencentral") }, "location"},
 		{"identity", func(g *armmonitor.ActionGroupResource) {
@@ -449,7 +453,7 @@ func TestMetricsAnswerReadBySDK(t *testing.T) {
 		return r
 	}
 	def, _ := tripcap.MetricNetworkOutBytes.Definition()
-	vm := tripcap.VMResourceID(testSub, "web", "vm1")
+	vm := tripcap.VMResourceID(insSub, "web", "vm1")
 	series := []seriesResults{
 		{Interface: "eth0", Results: map[tripcap.Aggregation]*metricstore.Result{tripcap.AggregationTotal: res(tripcap.AggregationTotal, 10, -1, 30), tripcap.AggregationMaximum: res(tripcap.AggregationMaximum, 1, -1, 3)}},
 		{Interface: "eth1", Results: map[tripcap.Aggregation]*metricstore.Result{tripcap.AggregationTotal: res(tripcap.AggregationTotal, 100, 200, 300), tripcap.AggregationMaximum: res(tripcap.AggregationMaximum, 5, 5, 5)}},
@@ -536,7 +540,7 @@ func FuzzMetricAlertBody(f *testing.F) {
 			}
 			return
 		}
-		r, err := in.rule(testSub, testRG, "fuzz", resolveTest)
+		r, err := alertRule(&in, insSub, insRG, "fuzz", resolveTest)
 		if err != nil {
 			if tripcap.ErrorCode(err) != tripcap.EINVALID {
 				t.Fatalf("not EINVALID: %v", err)
@@ -558,7 +562,7 @@ func FuzzActionGroupBody(f *testing.F) {
 			}
 			return
 		}
-		g, err := in.group(testSub, testRG, "fuzz", testEnv)
+		g, err := actionGroup(&in, insSub, insRG, "fuzz", insEnv)
 		if err != nil {
 			if tripcap.ErrorCode(err) != tripcap.EINVALID {
 				t.Fatalf("not EINVALID: %v", err)
@@ -567,4 +571,32 @@ func FuzzActionGroupBody(f *testing.F) {
 		}
 		_ = g.Validate()
 	})
+}
+
+func TestMetricsFullIntervalGrain(t *testing.T) {
+	at := func(h, m, s int) time.Time { return time.Date(2026, 12, 2, h, m, s, 0, time.UTC) }
+	for _, c := range []struct {
+		start, end time.Time
+		step       time.Duration
+	}{
+		{at(10, 0, 0), at(12, 0, 0), time.Hour},
+		{at(10, 1, 0), at(12, 0, 0), time.Minute},
+		{at(10, 0, 30), at(10, 5, 30), time.Second},
+	} {
+		if step, err := fullStep(c.start, c.end); err != nil || step != c.step {
+			t.Errorf("%s–%s: %s %v, want %s", c.start, c.end, step, err, c.step)
+		}
+	}
+	if _, err := fullStep(at(0, 0, 1), at(23, 0, 0)); !strings.HasPrefix(tripcap.ErrorMessage(err), "timespan:") {
+		t.Errorf("a long unaligned timespan: %v", err)
+	}
+	t0 := at(10, 0, 0)
+	res := &metricstore.Result{Points: []metricstore.Point{{Time: t0, Value: 2, Count: 10}, {Time: t0.Add(time.Minute)}, {Time: t0.Add(2 * time.Minute), Value: 5, Count: 30}}}
+	r := reduced(res, tripcap.AggregationAverage, t0)
+	if len(r.Points) != 1 || r.Points[0].Count != 40 || r.Points[0].Value != (2*10+5*30)/40.0 || !r.Points[0].Time.Equal(t0) {
+		t.Errorf("reduced average: %+v", r.Points)
+	}
+	if r := reduced(&metricstore.Result{Points: []metricstore.Point{{Time: t0}}}, tripcap.AggregationTotal, t0); r.Points[0].Count != 0 {
+		t.Errorf("no data reduced to a value: %+v", r.Points)
+	}
 }

@@ -24,7 +24,7 @@ func providerFiles() []func(*API, Services) {
 
 		// Microsoft.Compute and Microsoft.Storage go here (compute.go, storage.go).
 
-		// Microsoft.Insights goes here (insights.go).
+		registerInsights, // insights.go: Microsoft.Insights
 
 		// Microsoft.Authorization goes here (authorization.go).
 	}
