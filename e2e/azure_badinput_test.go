@@ -99,8 +99,8 @@ func TestAzureBadInput(t *testing.T) {
 }
 
 // TestAzureAuthErrors: tokens and roles as Azure checks them. No token,
-// a malformed one, and one for another audience are 401 with ARM's codes
-// and no challenge; the token endpoints refuse another audience and a
+// a malformed one, and one for an audience the server does not serve are
+// 401 with ARM's codes and no challenge; the token endpoints refuse another audience and a
 // wrong secret as Azure AD does (AADSTS codes); a Reader reads and is
 // refused writes with 403 AuthorizationFailed naming the action and the
 // scope; a Contributor of the subscription writes there.
@@ -122,25 +122,7 @@ func TestAzureAuthErrors(t *testing.T) {
 		}
 	}
 
-	// A token for tripcap's own audience (the native /oauth2/token) is not one for ARM.
 	clientID, secret := a.servicePrincipal("automation", "Contributor", "/subscriptions/"+azSubscription)
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret}}
-	resp, err := a.httpClient().PostForm(a.apiURL+"/oauth2/token", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var native struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&native)
-	resp.Body.Close()
-	if native.AccessToken == "" {
-		t.Fatalf("native token: %d", resp.StatusCode)
-	}
-	r, body, e := a.rawARM("GET", list, native.AccessToken, nil)
-	if r.StatusCode != http.StatusUnauthorized || e.Error.Code != "InvalidAuthenticationTokenAudience" || r.Header.Get("WWW-Authenticate") != "" {
-		t.Errorf("a token for the audience tripcap at ARM: %d %s, want 401 InvalidAuthenticationTokenAudience", r.StatusCode, body)
-	}
 
 	// The token endpoints: another audience, a wrong secret.
 	// aad checks a refusal: status, error and AADSTS code, each one of
@@ -190,7 +172,7 @@ func TestAzureAuthErrors(t *testing.T) {
 
 	// The SDK's credential for another audience fails as azidentity reports Azure AD's refusals.
 	cred := a.credential(clientID, secret, armAudience)
-	_, err = cred.GetToken(ctxFor(t, 30*time.Second), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+	_, err := cred.GetToken(ctxFor(t, 30*time.Second), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
 	var afe *azidentity.AuthenticationFailedError
 	if !errors.As(err, &afe) || afe.RawResponse == nil || afe.RawResponse.StatusCode != http.StatusBadRequest {
 		t.Errorf("azidentity asking for another audience: %v", err)
@@ -253,5 +235,21 @@ func TestAzureAuthErrors(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("a Contributor of the subscription creating a capture: %v", err)
+	}
+
+	// A token for an audience the server no longer serves (restarted with
+	// --arm-audience management.azure.com only) is one for another audience.
+	coreToken := armToken(t, a.credential(clientID, secret, armCoreAudience), armCoreAudience)
+	a.stopServer()
+	a.startServer("--arm-audience", armAudience)
+	r, body, e := a.rawARM("GET", list, coreToken, nil)
+	if r.StatusCode != http.StatusUnauthorized || e.Error.Code != "InvalidAuthenticationTokenAudience" || r.Header.Get("WWW-Authenticate") != "" ||
+		!strings.Contains(e.Error.Message, armAudience) {
+		t.Errorf("a token for %s at a server serving %s only: %d %v %s, want 401 InvalidAuthenticationTokenAudience naming the audience allowed, no challenge",
+			armCoreAudience, armAudience, r.StatusCode, r.Header, body)
+	}
+	aad("v1, an audience no longer served", "/oauth2/token", cc("resource", armCoreAudience), 400, "invalid_resource", "AADSTS500011")
+	if r, body, _ := a.rawARM("GET", list, armToken(t, a.credential(clientID, secret, armAudience), armAudience), nil); r.StatusCode != http.StatusOK {
+		t.Errorf("a token for %s after the restart: %d %s", armAudience, r.StatusCode, body)
 	}
 }
