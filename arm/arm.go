@@ -99,7 +99,8 @@ func WithPageSize(n int) Option { return func(a *API) { a.pageSize = n } }
 // WithRetryAfter sets the Retry-After of long-running operations (default 1 s).
 func WithRetryAfter(d time.Duration) Option { return func(a *API) { a.retry = d } }
 
-// WithSubscriptions sets which subscription ids exist.
+// WithSubscriptions sets which subscription ids exist (by default, those
+// the control plane serves: controlplane.Service.HasSubscription).
 func WithSubscriptions(c SubscriptionChecker) Option { return func(a *API) { a.subs = c } }
 
 // New returns the API serving every provider file's routes
@@ -112,6 +113,9 @@ func New(log *slog.Logger, svc Services, opts ...Option) *API {
 		providers: map[string]*Provider{}, now: time.Now}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.subs == nil && svc.Control != nil {
+		a.subs = func(r *http.Request, id string) (bool, error) { return svc.Control.HasSubscription(r.Context(), id) }
 	}
 	for _, reg := range providerFiles() {
 		reg(a, svc)

@@ -3,6 +3,7 @@ package arm
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,7 +25,7 @@ type widgets struct {
 
 func newTestAPI(t *testing.T, opts ...Option) (*httptest.Server, *widgets) {
 	t.Helper()
-	a := New(nil, Services{}, append([]Option{WithSubscriptions(func(_ *http.Request, id string) (bool, error) {
+	a := New(slog.New(slog.NewTextHandler(io.Discard, nil)), Services{}, append([]Option{WithSubscriptions(func(_ *http.Request, id string) (bool, error) {
 		return strings.EqualFold(id, testSub), nil
 	})}, opts...)...)
 	wd := &widgets{deleted: map[string]bool{}}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tripcap/tripcap"
 )
@@ -139,4 +140,24 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error, log *slog.Log
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 	}
 	_ = WriteJSON(w, e.Status, ErrorBody{Error: e.Detail()})
+}
+
+// withTarget is err as an ARM error whose target is the field a tripcap
+// EINVALID names first in its message ("timeLimitInSeconds: …"), under
+// prefix ("properties."); other errors pass unchanged.
+func withTarget(err error, prefix string) error {
+	if tripcap.ErrorCode(err) != tripcap.EINVALID {
+		return err
+	}
+	e := ErrorOf(err)
+	if e.Target != "" {
+		return e
+	}
+	field, _, ok := strings.Cut(e.Message, ": ")
+	if !ok || field == "" || strings.ContainsAny(field, " \"'") {
+		return e
+	}
+	c := *e
+	c.Target = prefix + field
+	return &c
 }

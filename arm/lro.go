@@ -24,6 +24,9 @@ type Operation struct {
 	ResourceID string `json:"r"`
 	// Location is the resource's location, in the polling URL as in Azure's.
 	Location string `json:"l,omitempty"`
+	// Ref is the provider's own handle of the resource (tripcap's id of a
+	// capture, which a deleted one keeps while its name is reused).
+	Ref string `json:"i,omitempty"`
 	// Started is when the operation began (seconds).
 	Started int64 `json:"t"`
 	// Nonce makes two operations on one resource distinct.

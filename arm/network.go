@@ -24,5 +24,8 @@ func registerNetwork(a *API, svc Services) {
 	if svc.Control == nil {
 		return
 	}
-	a.Provider("Microsoft.Network", networkVersions()...)
+	p := a.Provider("Microsoft.Network", networkVersions()...)
+	nw := networkWatchers{svc: svc.Control}
+	nw.register(p)
+	packetCaptures{svc: svc.Control, watchers: nw, now: a.now}.register(p)
 }

@@ -143,7 +143,7 @@ func (s *Service) FindCaptures(ctx context.Context, watcher, host string, cursor
 		f.ScaleSetID = new("")
 	}
 	if watcher != "" {
-		w, err := s.store.FindWatcher(ctx, "", watcher)
+		w, err := s.findWatcher(ctx, watcher)
 		if f.HostID == nil && !g.All() && (tripcap.ErrorCode(err) == tripcap.ENOTFOUND || err == nil && !g.CoversLocation(w.Location)) {
 			// One answer for a watcher unknown and one watching no host
 			// in scope: no oracle of locations out of scope.
@@ -251,7 +251,7 @@ func (s *Service) resolveCapture(ctx context.Context, p *tripcap.Principal, watc
 	}
 	f := tripcap.CaptureFilter{Name: &ref, ScaleSetID: new("")}
 	if watcher != "" {
-		w, err := s.store.FindWatcher(ctx, "", watcher)
+		w, err := s.findWatcher(ctx, watcher)
 		if tripcap.ErrorCode(err) == tripcap.ENOTFOUND && !p.Can(tripcap.PermRead, nil) {
 			// As for a watcher of no host in scope, whose captures are not found.
 			return nil, nil, noCapture(ref)
@@ -373,6 +373,37 @@ func (s *Service) endCapture(ctx context.Context, watcher, ref, ifMatch string, 
 	}
 	sessions, err := s.endSessions(ctx, out, end)
 	return out, sessions, err
+}
+
+// findWatcher returns the watcher ref names: its id, else its name.
+func (s *Service) findWatcher(ctx context.Context, ref string) (*tripcap.NetworkWatcher, error) {
+	if tripcap.IsID(ref) {
+		w, err := s.store.FindWatcher(ctx, ref, "")
+		if tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
+			return w, err
+		}
+	}
+	return s.store.FindWatcher(ctx, "", ref)
+}
+
+// FindCaptureByID returns a capture by id, a deleted one too (what the
+// progress of a deletion reads), if the caller may read its host.
+func (s *Service) FindCaptureByID(ctx context.Context, id string) (*tripcap.PacketCapture, error) {
+	if !tripcap.IsID(id) {
+		return nil, noCapture(id)
+	}
+	c, err := s.captureByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	h, err := tripcap.HostOf(ctx, s.store, c.HostID)
+	if err != nil {
+		return nil, err
+	}
+	if err := tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, noCapture(id)); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // captureByID returns a capture by id, deleted ones too.
