@@ -49,6 +49,8 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 type netFixture struct {
 	ts    *httptest.Server
 	svc   *controlplane.Service
+	ids   *identity.Service
+	admin context.Context
 	token string
 	host  *tripcap.Host
 	opts  *azarm.ClientOptions
@@ -107,7 +109,7 @@ func newNetFixture(t *testing.T, armOpts ...arm.Option) *netFixture {
 		t.Fatal(err)
 	}
 	go agentLoop(agentCtx, svc)
-	f := &netFixture{ts: ts, svc: svc, token: token, host: enrolled.Host}
+	f := &netFixture{ts: ts, svc: svc, ids: ids, admin: admin, token: token, host: enrolled.Host}
 	f.opts = &azarm.ClientOptions{
 		ClientOptions: policy.ClientOptions{
 			Cloud: cloud.Configuration{Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
@@ -154,9 +156,14 @@ func agentLoop(ctx context.Context, svc *controlplane.Service) {
 
 func (f *netFixture) captures(t *testing.T, policies ...policy.Policy) *armnetwork.PacketCapturesClient {
 	t.Helper()
+	return f.capturesAs(t, f.token, policies...)
+}
+
+func (f *netFixture) capturesAs(t *testing.T, token string, policies ...policy.Policy) *armnetwork.PacketCapturesClient {
+	t.Helper()
 	opts := *f.opts
 	opts.PerCallPolicies = policies
-	c, err := armnetwork.NewPacketCapturesClient(sub, staticToken(f.token), &opts)
+	c, err := armnetwork.NewPacketCapturesClient(sub, staticToken(token), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,6 +598,50 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
 	resp, body = f.raw(t, "PUT", base+"broken?api-version=2024-05-01", `{"properties": {"target": 5}}`)
 	if resp.StatusCode != 400 || code(body) != "InvalidRequestFormat" {
 		t.Errorf("malformed body: %d %v", resp.StatusCode, body)
+	}
+}
+
+// TestPacketCaptureAuthorization: the services' checks answer as ARM's:
+// a Reader reads but may not create or delete (403 AuthorizationFailed),
+// and a caller without a credential, or with a wrong one, is 401.
+func TestPacketCaptureAuthorization(t *testing.T) {
+	f := newNetFixture(t)
+	ctx := t.Context()
+	p, err := f.captures(t).BeginCreate(ctx, group, watcher, "owned", captureParams(f.vmID()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PollUntilDone(ctx, poll()); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := f.ids.CreateServicePrincipal(f.admin, "reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ids.AssignRole(f.admin, sp.ID, tripcap.RoleReader, tripcap.ScopeAll); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.ids.CreateToken(f.admin, sp.ID, "arm", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := f.capturesAs(t, tok.Token)
+	if _, err := reader.Get(ctx, group, watcher, "owned", nil); err != nil {
+		t.Fatalf("reader get: %v", err)
+	}
+	_, err = reader.BeginCreate(ctx, group, watcher, "nope", captureParams(f.vmID()), nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	_, err = reader.BeginDelete(ctx, group, watcher, "owned", nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	_, err = f.capturesAs(t, "tc_wrong").Get(ctx, group, watcher, "owned", nil)
+	respErr(t, err, 401, "InvalidAuthenticationToken")
+	resp, err := f.ts.Client().Get(f.ts.URL + "/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "?api-version=2024-05-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" || resp.Header.Get("x-ms-request-id") == "" {
+		t.Errorf("no credential: %d %v", resp.StatusCode, resp.Header)
 	}
 }
 

@@ -67,6 +67,9 @@ func newUpCmd() *cobra.Command {
 			if !agent.CanCapture() {
 				log.Warn("capturing needs root or CAP_NET_RAW: the local agent's captures will fail with CaptureFailed until tripcap runs with it")
 			}
+			if so.arm {
+				fmt.Fprintf(cmd.OutOrStdout(), "Azure Resource Manager API: %s/subscriptions/… (docs/azure.md)\n", cp.url)
+			}
 			// The agent stops first, and the control plane after it, so
 			// the agent's last reports and uploads reach a server still
 			// serving; a control plane that fails stops the agent.
