@@ -22,7 +22,8 @@ func providerFiles() []func(*API, Services) {
 	return []func(*API, Services){
 		registerNetwork, // network.go: Microsoft.Network
 
-		// Microsoft.Compute and Microsoft.Storage go here (compute.go, storage.go).
+		registerCompute, // compute.go: Microsoft.Compute
+		registerStorage, // storage.go: Microsoft.Storage
 
 		registerInsights, // insights.go: Microsoft.Insights
 
