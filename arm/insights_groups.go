@@ -140,7 +140,7 @@ func actionGroup(in *actionGroupResource, sub, rg, name string, env functionEnv)
 		f := fmt.Sprintf("properties.webhookReceivers[%d]", i)
 		switch {
 		case w.UseAADAuth != nil && *w.UseAADAuth:
-			return nil, invalid(f+".useAadAuth", "tripcap signs webhook deliveries with the group's HMAC secret (Tripcap-Signature), not with an Entra ID token; leave it false")
+			return nil, invalid(f+".useAadAuth", "tripcap signs webhook deliveries with the group's HMAC secret (X-Tripcap-Signature), not with an Entra ID token; leave it false")
 		case w.ObjectID != "":
 			return nil, invalid(f+".objectId", "applies to useAadAuth, which tripcap does not do; leave it out")
 		case w.IdentifierURI != "":

@@ -41,10 +41,11 @@ type insightsFixture struct {
 	cred  azcore.TokenCredential
 }
 
-type staticToken struct{}
+// staticToken hands the SDK a fixed bearer.
+type staticToken string
 
-func (staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: "test", ExpiresOn: time.Now().Add(time.Hour)}, nil
+func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
 func newInsightsFixture(t *testing.T, store tripcap.Store) *insightsFixture {
@@ -73,9 +74,14 @@ func newInsightsFixture(t *testing.T, store tripcap.Store) *insightsFixture {
 	a := New(log, Services{Control: svc, Monitor: mon, Responders: rsp}, WithSubscriptions(func(_ *http.Request, id string) (bool, error) {
 		return strings.EqualFold(id, insSub), nil
 	}))
+	// The bearer names the caller's one role at "*" ("test" is an Owner).
 	ts := httptest.NewTLSServer(a.Handler(func(_ *Route, h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(w, r.WithContext(tripcap.NewContextWithPrincipal(r.Context(), tripcap.PrincipalFromContext(admin))))
+			p := tripcap.PrincipalFromContext(admin)
+			if role := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "); role != "test" {
+				p = &tripcap.Principal{Kind: tripcap.PrincipalService, Name: role, Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleName(role), Scope: tripcap.ScopeAll}}}
+			}
+			h.ServeHTTP(w, r.WithContext(tripcap.NewContextWithPrincipal(r.Context(), p)))
 		})
 	}))
 	t.Cleanup(func() {
@@ -95,7 +101,7 @@ func newInsightsFixture(t *testing.T, store tripcap.Store) *insightsFixture {
 		},
 		DisableRPRegistration: true,
 	}
-	return &insightsFixture{ts: ts, svc: svc, mon: mon, rsp: rsp, admin: admin, opts: opts, cred: staticToken{}}
+	return &insightsFixture{ts: ts, svc: svc, mon: mon, rsp: rsp, admin: admin, opts: opts, cred: staticToken("test")}
 }
 
 // enroll enrolls a host filed under sub/rg and returns its agent's context.
@@ -334,7 +340,9 @@ func apiVersionsPerResourceType(t *testing.T, store tripcap.Store) {
 		if c.version != "" {
 			url += "?api-version=" + c.version
 		}
-		resp, err := f.ts.Client().Get(url)
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer test")
+		resp, err := f.ts.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -529,5 +537,63 @@ func ruleFiresToItsGroup(t *testing.T, store tripcap.Store) {
 	if payload.SchemaID != "AzureMonitorMetricAlert" || payload.Data.Context.Name != "egress" || payload.Data.Context.ResourceName != "vm1" ||
 		!strings.EqualFold(payload.Data.Context.ResourceID, vm1.ResourceID()) || payload.Data.Properties["capture"] != "30" {
 		t.Errorf("payload: %s", got[0].Body)
+	}
+}
+
+// TestInsightsSDKRoles: the services authorize, and the refusals are ARM's.
+// A Reader reads rules and groups and writes neither; a Monitoring
+// Contributor writes rules and groups but not one with a responder, which
+// starts captures.
+func TestInsightsSDKRoles(t *testing.T) {
+	teststore.Each(t, sdkRoles)
+}
+
+func sdkRoles(t *testing.T, store tripcap.Store) {
+	f := newInsightsFixture(t, store)
+	ctx := context.Background()
+	if _, err := f.rsp.CreateResponder(f.admin, &tripcap.Responder{Name: "capture-vm"}); err != nil {
+		t.Fatal(err)
+	}
+	clients := func(role string) (*armmonitor.ActionGroupsClient, *armmonitor.MetricAlertsClient) {
+		g, err := armmonitor.NewActionGroupsClient(insSub, staticToken(role), f.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := armmonitor.NewMetricAlertsClient(insSub, staticToken(role), f.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g, a
+	}
+	hookGroup := armmonitor.ActionGroupResource{Location: to.Ptr("Global"), Properties: &armmonitor.ActionGroup{GroupShortName: to.Ptr("cap"), Enabled: to.Ptr(true),
+		WebhookReceivers: []*armmonitor.WebhookReceiver{{Name: to.Ptr("w"), ServiceURI: to.Ptr("https://hooks.example.com/x")}}}}
+	fnGroup := armmonitor.ActionGroupResource{Location: to.Ptr("Global"), Properties: &armmonitor.ActionGroup{GroupShortName: to.Ptr("cap"), Enabled: to.Ptr(true),
+		AzureFunctionReceivers: []*armmonitor.AzureFunctionReceiver{{Name: to.Ptr("fn"), FunctionAppResourceID: to.Ptr("/subscriptions/" + insSub + "/resourceGroups/fn/providers/Microsoft.Web/sites/app"),
+			FunctionName: to.Ptr("capture-vm"), HTTPTriggerURL: to.Ptr(f.ts.URL + "/api/functions/capture-vm")}}}}
+
+	readerGroups, readerAlerts := clients(string(tripcap.RoleReader))
+	_, err := readerGroups.CreateOrUpdate(ctx, "monitoring", "capture", hookGroup, nil)
+	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	monGroups, monAlerts := clients(string(tripcap.RoleMonitoringContributor))
+	_, err = monGroups.CreateOrUpdate(ctx, "monitoring", "responder", fnGroup, nil)
+	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	if _, err := monGroups.CreateOrUpdate(ctx, "monitoring", "capture", hookGroup, nil); err != nil {
+		t.Fatalf("a Monitoring Contributor's group: %v", err)
+	}
+	rule := seedAlert()
+	_, err = readerAlerts.CreateOrUpdate(ctx, "monitoring", "seed", rule, nil)
+	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	if _, err := monAlerts.CreateOrUpdate(ctx, "monitoring", "seed", rule, nil); err != nil {
+		t.Fatalf("a Monitoring Contributor's rule: %v", err)
+	}
+	if _, err := readerAlerts.Get(ctx, "monitoring", "seed", nil); err != nil {
+		t.Errorf("a Reader reads rules: %v", err)
+	}
+	_, err = readerAlerts.Delete(ctx, "monitoring", "seed", nil)
+	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	// An Owner writes the responder's group.
+	ownerGroups, _ := clients("test")
+	if _, err := ownerGroups.CreateOrUpdate(ctx, "monitoring", "responder", fnGroup, nil); err != nil {
+		t.Errorf("an Owner's group with a responder: %v", err)
 	}
 }
