@@ -28,7 +28,7 @@ func TestAzureBadInput(t *testing.T) {
 	a.addHost("h1")
 	s := a.as("automation", "Contributor", "/subscriptions/"+azSubscription)
 	token := armToken(t, s.cred, armAudience)
-	storageID := a.storageAccountID(s, "local")
+	storageID := a.storageAccountID("local")
 	pc := watcherID() + "/packetCaptures/bad"
 	good := func(props map[string]any) []byte {
 		p := map[string]any{"target": vmID("h1"), "storageLocation": map[string]any{"storageId": storageID}}

@@ -33,9 +33,9 @@ import (
 const (
 	azSubscription = "5c3ed6e4-7a6f-4a55-9d3b-2a4d8f0c1e27"
 	// azTenant is the server's tenant, pinned as its admin would (--tenant-id).
-	azTenant = "8f2d4c1b-3e6a-4b7d-9c0e-1a2b3c4d5e6f"
-	azGroup        = "rg-web"
-	azLocation     = "westeurope"
+	azTenant   = "8f2d4c1b-3e6a-4b7d-9c0e-1a2b3c4d5e6f"
+	azGroup    = "rg-web"
+	azLocation = "westeurope"
 	// Azure names the watcher of a location so, in this group.
 	azWatcherGroup = "NetworkWatcherRG"
 	azWatcher      = "NetworkWatcher_" + azLocation
@@ -52,6 +52,8 @@ const (
 type azureLab struct {
 	*lab
 	tenant string
+	// owner is the principal setting things up, made when first needed.
+	owner *signIn
 }
 
 // newAzureLab starts a lab with the Azure identity above (setup may add flags).
@@ -134,10 +136,16 @@ func (a *azureLab) as(name, role string, scope tripcap.Scope) signIn {
 	return signIn{cred: a.credential(id, secret, armAudience), opts: a.armOptions(armAudience, rec), rec: rec}
 }
 
-// storageAccountID is the resource id ARM gives a tripcap storage account.
-func (a *azureLab) storageAccountID(s signIn, name string) string {
+// storageAccountID is the resource id ARM gives a tripcap storage
+// account, as the person setting things up reads it (an Owner at "*"; what
+// a subscription's Reader sees is TestAzureSDKVirtualMachines').
+func (a *azureLab) storageAccountID(name string) string {
 	a.t.Helper()
-	c, err := armstorage.NewAccountsClient(azSubscription, s.cred, s.opts)
+	if a.owner == nil {
+		s := a.as("portal-user", "Owner", "*")
+		a.owner = &s
+	}
+	c, err := armstorage.NewAccountsClient(azSubscription, a.owner.cred, a.owner.opts)
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -444,8 +444,8 @@ func TestAzurePowerShellFunction(t *testing.T) {
 	// The function's own principal, Contributor on the subscription (the seed's New-AzRoleAssignment).
 	clientID, secret := a.servicePrincipal("ExampleAutomationAccount_MF", "Contributor", "/subscriptions/"+azSubscription)
 	// The person setting up alerts in the portal.
-	portal := a.as("portal-user", "Owner", "*")
-	storageID := a.storageAccountID(portal, "local")
+	storageID := a.storageAccountID("local")
+	portal := *a.owner
 	fn := startPSFunction(t, a, psEnv{AzureTenant: a.tenant, AzureClientID: clientID, AzureCredPassword: secret, a: a}, storageID)
 
 	// A PSAzureFunction capture from an earlier alert, on h2.

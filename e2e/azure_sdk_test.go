@@ -12,15 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/monitor/armmonitor"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/storage/armstorage"
 )
 
 // TestAzureSDKVirtualMachines: hosts are VMs to armcompute: listed and got
 // by id, name, location, vmId and network profile, with the agent as the
 // NetworkWatcherAgentLinux extension; a VM that is not there is 404
-// ResourceNotFound.
+// ResourceNotFound; the subscription's Contributor lists its storage
+// accounts (armstorage) and gets one by its resource id's group.
 func TestAzureSDKVirtualMachines(t *testing.T) {
 	a := newAzureLab(t, nil)
 	a.addHost("h1")
@@ -84,6 +87,34 @@ func TestAzureSDKVirtualMachines(t *testing.T) {
 	}
 	_, err = vms.Get(ctxFor(t, 30*time.Second), azGroup, "no-such-vm", nil)
 	wantARMError(t, "get a VM that is not there", err, http.StatusNotFound, "ResourceNotFound")
+
+	// The subscription's storage accounts, as its Contributor sees them in Azure.
+	accounts, err := armstorage.NewAccountsClient(azSubscription, s.cred, s.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local *armstorage.Account
+	for p := accounts.NewListPager(nil); p.More(); {
+		page, err := p.NextPage(ctxFor(t, 30*time.Second))
+		if err != nil {
+			t.Fatalf("a Contributor of the subscription listing its storage accounts: %v", err)
+		}
+		for _, acc := range page.Value {
+			if deref(acc.Name) == "local" {
+				local = acc
+			}
+		}
+	}
+	if local == nil {
+		t.Fatal("the storage account local is not listed")
+	}
+	rid, err := arm.ParseResourceID(deref(local.ID))
+	if err != nil || !strings.EqualFold(rid.SubscriptionID, azSubscription) || !strings.EqualFold(rid.ResourceType.String(), "Microsoft.Storage/storageAccounts") {
+		t.Fatalf("local's id %q: %v", deref(local.ID), err)
+	}
+	if _, err := accounts.GetProperties(ctxFor(t, 30*time.Second), rid.ResourceGroupName, "local", nil); err != nil {
+		t.Errorf("get local in %s: %v", rid.ResourceGroupName, err)
+	}
 }
 
 func checkVM(t *testing.T, vm *armcompute.VirtualMachine) {
@@ -197,7 +228,7 @@ func TestAzureSDKPacketCaptureLifecycle(t *testing.T) {
 	h1, h2 := a.addHost("h1"), a.addHost("h2")
 	a.link(h1, h2)
 	s := a.as("automation", "Contributor", "/subscriptions/"+azSubscription)
-	storageID := a.storageAccountID(s, "local")
+	storageID := a.storageAccountID("local")
 	pcs, err := armnetwork.NewPacketCapturesClient(azSubscription, s.cred, s.opts)
 	if err != nil {
 		t.Fatal(err)

@@ -255,7 +255,7 @@ func TestAzureSeed2017CSharpFunction(t *testing.T) {
 	// setup (New-AzRoleAssignment -RoleDefinitionName Contributor) makes it.
 	clientID, secret := a.servicePrincipal("seed-2017", "Contributor", "/subscriptions/"+azSubscription)
 	s := a.as("checker", "Reader", "/subscriptions/"+azSubscription)
-	storageID := a.storageAccountID(s, "local")
+	storageID := a.storageAccountID("local")
 	f := &seed2017{t: t, login: a.apiURL + "/", endpoint: a.apiURL, client: dotNetFrameworkClient(a.httpClient()), tenantID: a.tenant, clientID: clientID, secret: secret}
 	input, _ := json.Marshal(webhookInputParameters{
 		SubscriptionID: azSubscription, NetworkWatcherResourceGroup: azWatcherGroup, NetworkWatcherName: azWatcher,
