@@ -431,7 +431,6 @@ func TestAzureSDKMetrics(t *testing.T) {
 	h1, h2 := a.addHost("h1"), a.addHost("h2")
 	a.link(h1, h2)
 	s := a.as("monitor", "Reader", "/subscriptions/"+azSubscription)
-	a.sendSized(h1, h2, 7401, 2000, 1000, 1)
 	mc, err := armmonitor.NewMetricsClient(azSubscription, s.cred, s.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -440,8 +439,15 @@ func TestAzureSDKMetrics(t *testing.T) {
 		now := time.Now().UTC()
 		return now.Add(-10*time.Minute).Format(time.RFC3339) + "/" + now.Add(time.Minute).Format(time.RFC3339)
 	}
-	var total float64
-	a.eventually("h1's Network Out Total through the metrics API", 90*time.Second, func() bool {
+	var total, before float64
+	var last string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the last answer's time series of Network Out Total: %s", last)
+		}
+	})
+	// sumOut is h1's Network Out Total over the last 10 minutes, minute by minute.
+	sumOut := func() float64 {
 		r, err := mc.List(ctxFor(t, 30*time.Second), vmID("h1"), &armmonitor.MetricsClientListOptions{
 			Metricnames: ptr("Network Out Total"), Timespan: ptr(span()), Interval: ptr("PT1M"), Aggregation: ptr("Total"),
 		})
@@ -454,14 +460,19 @@ func TestAzureSDKMetrics(t *testing.T) {
 		if deref(r.Interval) != "PT1M" {
 			t.Errorf("interval %q, want PT1M", deref(r.Interval))
 		}
-		total = 0
+		defer func() { last = describe(r.Value[0].Timeseries) }()
+		total := 0.0
 		for _, ts := range r.Value[0].Timeseries {
 			for _, d := range ts.Data {
 				total += deref(d.Total)
 			}
 		}
-		return total >= 2000*1000
-	})
+		return total
+	}
+	// The agent counts from its start: wait for its first minutes, then send 2 MB.
+	a.eventually("h1's Network Out Total through the metrics API", 90*time.Second, func() bool { before = sumOut(); return before > 0 })
+	a.sendSized(h1, h2, 7401, 2000, 1000, 1)
+	a.eventually("the 2 MB h1 sent in its Network Out Total", 90*time.Second, func() bool { total = sumOut(); return total-before >= 2000*1000 })
 	r, err := mc.List(ctxFor(t, 30*time.Second), vmID("h1"), &armmonitor.MetricsClientListOptions{
 		Metricnames: ptr("Network Out Total"), Timespan: ptr(span()), Interval: ptr("PT1M"), Aggregation: ptr("Average"),
 	})
