@@ -27,6 +27,6 @@ func providerFiles() []func(*API, Services) {
 
 		registerInsights, // insights.go: Microsoft.Insights
 
-		// Microsoft.Authorization goes here (authorization.go).
+		registerAuthorization, // authorization.go: Microsoft.Authorization
 	}
 }

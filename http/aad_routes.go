@@ -52,6 +52,9 @@ func (s *Server) handleAADToken(v2 bool) func(w http.ResponseWriter, r *http.Req
 			s.aadError(w, r, err)
 			return nil
 		}
+		if c := r.Header.Get("client-request-id"); isCorrelationID(c) {
+			w.Header().Set("client-request-id", c) // as Azure AD repeats it
+		}
 		writeJSON(w, 200, tok.Body())
 		return nil
 	}

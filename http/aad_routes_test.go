@@ -228,8 +228,8 @@ func (f *aadFixture) aadPost(t *testing.T, path string, form url.Values, hdr ...
 func TestADALv1FormPost(t *testing.T) {
 	f := newAADFixture(t, tchttp.Limits{})
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {f.reader.ClientID}, "client_secret": {f.reader.ClientSecret}, "resource": {"https://management.azure.com/"}}
-	status, body, hdr := f.aadPost(t, "/"+f.tenant+"/oauth2/token", form)
-	if status != 200 || hdr.Get("Cache-Control") != "no-store" {
+	status, body, hdr := f.aadPost(t, "/"+f.tenant+"/oauth2/token", form, "client-request-id", "6f0a0c1e-2b3d-4c5e-8f70-8192a3b4c5d6", "return-client-request-id", "true")
+	if status != 200 || hdr.Get("Cache-Control") != "no-store" || hdr.Get("client-request-id") != "6f0a0c1e-2b3d-4c5e-8f70-8192a3b4c5d6" {
 		t.Fatalf("%d %v %v", status, body, hdr)
 	}
 	for _, k := range []string{"expires_in", "ext_expires_in", "expires_on", "not_before", "resource", "token_type", "access_token"} {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/arm"
+	"github.com/tripcap/tripcap/identity"
 )
 
 // WithARM serves the Azure Resource Manager surface (/subscriptions/…)
@@ -41,6 +42,9 @@ func (s *Server) armRefusal(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	case tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED && BearerToken(r) == "":
 		e = arm.Errorf(http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+	case errors.As(err, new(*identity.AudienceError)):
+		e = arm.ErrorOf(err)
+		e.Code = "InvalidAuthenticationTokenAudience"
 	default:
 		e = arm.ErrorOf(err)
 	}

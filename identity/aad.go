@@ -207,6 +207,23 @@ func (s *Service) Audiences() []string {
 	return append([]string{s.cfg.Audience}, s.cfg.ARMAudiences...)
 }
 
+// acceptedAudiences are the aud values a JWT is accepted with: the native
+// audience, and each ARM audience with and without its trailing slash, as
+// ARM accepts both (so replicas configured with either spelling accept
+// each other's tokens).
+func (s *Service) acceptedAudiences() []string {
+	out := []string{s.cfg.Audience}
+	for _, a := range s.cfg.ARMAudiences {
+		bare := strings.TrimRight(a, "/")
+		for _, v := range []string{bare + "/", bare} {
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
 // IsTenant reports whether a path's tenant is this server's (tenant ids
 // are compared regardless of case, as Azure AD does).
 func (s *Service) IsTenant(tenant string) bool { return strings.EqualFold(tenant, s.cfg.TenantID) }

@@ -157,10 +157,20 @@ func TestAADTokenRefusals(t *testing.T) {
 	// Signed with the server's own key for another audience (or by a
 	// service that accepts no ARM audience), refused at use.
 	now := f.clock.Now()
-	for _, aud := range []string{"https://graph.microsoft.com/", "https://management.azure.com"} {
+	for _, aud := range []string{"https://graph.microsoft.com/", "https://management.azure.com//", "tripcap/", "https://Management.azure.com/"} {
 		c := f.claims()
 		c.Audience = jwt.ClaimStrings{aud}
-		if _, err := f.svc.Authenticate(ctx, sign(t, jwt.SigningMethodES256, c, f.kid, f.key)); tripcap.ErrorCode(err) != tripcap.EUNAUTHORIZED || !strings.Contains(err.Error(), "audience") {
+		var aerr *identity.AudienceError
+		if _, err := f.svc.Authenticate(ctx, sign(t, jwt.SigningMethodES256, c, f.kid, f.key)); !errors.As(err, &aerr) || tripcap.ErrorCode(err) != tripcap.EUNAUTHORIZED || !strings.Contains(err.Error(), "https://management.azure.com/") {
+			t.Errorf("a token for %s: %v", aud, err)
+		}
+	}
+	// ARM's audiences with or without the trailing slash, as ARM accepts
+	// them (a replica configured with the other spelling signed it).
+	for _, aud := range []string{"https://management.azure.com", "https://management.core.windows.net"} {
+		c := f.claims()
+		c.Audience = jwt.ClaimStrings{aud}
+		if _, err := f.svc.Authenticate(ctx, sign(t, jwt.SigningMethodES256, c, f.kid, f.key)); err != nil {
 			t.Errorf("a token for %s: %v", aud, err)
 		}
 	}

@@ -125,7 +125,7 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 	if len(raw) > maxJWTBytes {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is longer than %d bytes", maxJWTBytes)
 	}
-	p := jwt.NewParser(jwt.WithValidMethods([]string{keyAlgorithm}), jwt.WithAudience(s.Audiences()...),
+	p := jwt.NewParser(jwt.WithValidMethods([]string{keyAlgorithm}), jwt.WithAudience(s.acceptedAudiences()...),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(clockLeeway), jwt.WithTimeFunc(s.cfg.Now), jwt.WithStrictDecoding())
 	var claims jwt.RegisteredClaims
 	var lookupErr error
@@ -151,7 +151,7 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 		if errors.Is(err, jwt.ErrTokenInvalidAudience) && lookupErr == nil {
 			// Signed by this server: its audience may be named, as Azure
 			// names the audiences allowed.
-			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: it was obtained for the audience %q; it should be one of %q", clip(printable(strings.Join(claims.Audience, ","))), s.Audiences())
+			return nil, &AudienceError{err: tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: it was obtained for the audience %q; it should be one of %q", clip(printable(strings.Join(claims.Audience, ","))), s.acceptedAudiences())}
 		}
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the token is not valid: %s", jwtReason(err))
 	}
@@ -166,6 +166,14 @@ func (s *Service) VerifyJWT(ctx context.Context, raw string) (*jwt.RegisteredCla
 	}
 	return &claims, nil
 }
+
+// AudienceError is the refusal of a token this server signed for an
+// audience it does not accept (now), which ARM names
+// InvalidAuthenticationTokenAudience.
+type AudienceError struct{ err *tripcap.Error }
+
+func (e *AudienceError) Error() string { return e.err.Error() }
+func (e *AudienceError) Unwrap() error { return e.err }
 
 // jwtReason says why the library refused a token ("token has invalid
 // claims: token is expired"), which never echoes the token.

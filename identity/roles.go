@@ -10,6 +10,13 @@ import (
 // AssignRole grants a principal (by name or id) a role at a scope. It
 // needs PermAccessWrite.
 func (s *Service) AssignRole(ctx context.Context, principal string, role tripcap.RoleName, scope tripcap.Scope) (*tripcap.RoleAssignment, error) {
+	return s.AssignRoleWithID(ctx, tripcap.NewID(), principal, role, scope)
+}
+
+// AssignRoleWithID is AssignRole with the assignment's id chosen by the
+// caller (an ARM role assignment's name, a GUID). ECONFLICT when the id
+// is taken or the principal holds the role at the scope.
+func (s *Service) AssignRoleWithID(ctx context.Context, id, principal string, role tripcap.RoleName, scope tripcap.Scope) (*tripcap.RoleAssignment, error) {
 	if err := requireAccessWrite(ctx); err != nil {
 		return nil, err
 	}
@@ -26,7 +33,7 @@ func (s *Service) AssignRole(ctx context.Context, principal string, role tripcap
 	if err != nil {
 		return nil, err
 	}
-	a := &tripcap.RoleAssignment{ID: tripcap.NewID(), PrincipalID: p.ID, Role: role, Scope: scope, CreatedBy: tripcap.CallerName(ctx), CreatedAt: s.cfg.Now().UTC()}
+	a := &tripcap.RoleAssignment{ID: id, PrincipalID: p.ID, Role: role, Scope: scope, CreatedBy: tripcap.CallerName(ctx), CreatedAt: s.cfg.Now().UTC()}
 	if err := s.store.CreateRoleAssignment(ctx, a); err != nil {
 		return nil, err
 	}
