@@ -164,7 +164,11 @@ type Route struct {
 	Pattern string
 	// ID names the operation as Azure's REST specs do (e.g.
 	// "PacketCaptures_Create"), for audit records and metrics.
-	ID       string
+	ID string
+	// Action is the Azure operation the route performs
+	// ("Microsoft.Network/networkWatchers/packetCaptures/write"), named in
+	// an AuthorizationFailed answer.
+	Action   string
 	provider *Provider
 	segs     []string
 	handler  HandlerFunc
@@ -188,7 +192,42 @@ func (p *Provider) Handle(method, pattern, id string, h HandlerFunc) {
 			panic("arm: duplicate route " + method + " " + pattern)
 		}
 	}
-	p.api.routes = append(p.api.routes, &Route{Method: method, Pattern: pattern, ID: id, provider: p, segs: segs, handler: h})
+	p.api.routes = append(p.api.routes, &Route{Method: method, Pattern: pattern, ID: id, Action: actionOf(method, segs), provider: p, segs: segs, handler: h})
+}
+
+// actionOf is the Azure operation of a route: its namespace and resource
+// types, then read, write or delete by method, or a POST's verb and
+// "action" (…/packetCaptures/stop/action). A path without a provider is
+// Microsoft.Resources' (subscriptions, resourceGroups).
+func actionOf(method string, segs []string) string {
+	ns, rest := "Microsoft.Resources", segs
+	if i := slices.IndexFunc(segs, func(s string) bool { return strings.EqualFold(s, "providers") }); i >= 0 && i+1 < len(segs) {
+		ns, rest = segs[i+1], segs[i+2:]
+	}
+	var types []string
+	verb := ""
+	for i, s := range rest {
+		switch {
+		case isParam(s):
+		case method == http.MethodPost && i == len(rest)-1 && i > 0 && isParam(rest[i-1]):
+			verb = s + "/action"
+		default:
+			types = append(types, s)
+		}
+	}
+	if verb == "" {
+		switch method {
+		case http.MethodPut, http.MethodPatch:
+			verb = "write"
+		case http.MethodDelete:
+			verb = "delete"
+		case http.MethodPost:
+			verb = "action"
+		default:
+			verb = "read"
+		}
+	}
+	return strings.Join(append(append([]string{ns}, types...), verb), "/")
 }
 
 func samePattern(a, b []string) bool {
@@ -261,6 +300,10 @@ func (a *API) Handler(wrap func(rt *Route, h http.Handler) http.Handler) http.Ha
 			}
 			if params, ok := rt.match(segs); ok {
 				r = r.WithContext(withParams(r.Context(), params))
+				// The wrappers (audit records) read them as the mux's.
+				for k, v := range params {
+					r.SetPathValue(k, v)
+				}
 				rt.served.ServeHTTP(w, r)
 				return
 			}
@@ -278,18 +321,22 @@ func (a *API) unmatched(r *http.Request) *Error {
 				"The HTTP method '%s' is not supported at '%s'.", r.Method, r.URL.Path)
 		}
 	}
-	ns := ""
-	for i, s := range segs {
-		if strings.EqualFold(s, "providers") && i+1 < len(segs) {
-			ns = segs[i+1]
-		}
+	ns, rest := "Microsoft.Resources", segs[min(2, len(segs)):]
+	if i := slices.IndexFunc(segs, func(s string) bool { return strings.EqualFold(s, "providers") }); i >= 0 && i+1 < len(segs) {
+		ns, rest = segs[i+1], segs[i+2:]
 	}
-	if ns != "" && a.providers[strings.ToLower(ns)] == nil {
+	if a.providers[strings.ToLower(ns)] == nil {
 		return Errorf(http.StatusBadRequest, "NoRegisteredProviderFound",
 			"No registered resource provider found for namespace '%s'.", ns)
 	}
-	return Errorf(http.StatusNotFound, "InvalidResourceType",
-		"The resource type could not be found at '%s' for api version '%s'.", r.URL.Path, r.URL.Query().Get("api-version"))
+	// The type is the path's type segments after the namespace
+	// (networkWatchers/nothing), as Azure names it.
+	var types []string
+	for i := 0; i < len(rest); i += 2 {
+		types = append(types, rest[i])
+	}
+	return Errorf(http.StatusBadRequest, "InvalidResourceType",
+		"The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", strings.Join(types, "/"), ns, r.URL.Query().Get("api-version"))
 }
 
 // serve checks what every operation needs (api-version, subscription)
@@ -302,7 +349,7 @@ func (a *API) serve(rt *Route) http.Handler {
 			err = rt.handler(w, r)
 		}
 		if err != nil {
-			WriteError(w, hr, err, a.log)
+			WriteError(w, hr, authorizationFailed(r, err), a.log)
 		}
 	})
 }

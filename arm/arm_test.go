@@ -106,7 +106,7 @@ func TestFrameworkErrorsAndHeaders(t *testing.T) {
 		{"unknown subscription", "GET", strings.Replace(rg, testSub, "00000000-0000-0000-0000-000000000002", 1) + "/w1?api-version=2016-03-30", 404, "SubscriptionNotFound"},
 		{"bad resource group", "GET", strings.Replace(rg, "rg1", "rg1.", 1) + "/w1?api-version=2016-03-30", 400, "InvalidResourceGroup"},
 		{"unknown provider", "GET", ts.URL + "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/No.Such/things?api-version=2016-03-30", 400, "NoRegisteredProviderFound"},
-		{"unknown type", "GET", ts.URL + "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/Test.Widgets/gadgets?api-version=2016-03-30", 404, "InvalidResourceType"},
+		{"unknown type", "GET", ts.URL + "/subscriptions/" + testSub + "/resourceGroups/rg1/providers/Test.Widgets/gadgets?api-version=2016-03-30", 400, "InvalidResourceType"},
 		{"method not allowed", "PATCH", rg + "/w1?api-version=2016-03-30", 405, "HttpMethodNotAllowed"},
 		{"internal error hidden", "GET", rg + "/w1/boom?api-version=2016-03-30", 500, "InternalServerError"},
 	} {
@@ -187,6 +187,22 @@ func TestFrameworkLongRunningOperation(t *testing.T) {
 	} {
 		if resp, body = do(t, "GET", u); resp.StatusCode != 404 || errCode(body) != "OperationNotFound" {
 			t.Errorf("%s: %d %v", u, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestActionOf(t *testing.T) {
+	for _, c := range []struct{ method, pattern, want string }{
+		{"PUT", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}/packetCaptures/{p}", "Microsoft.Network/networkWatchers/packetCaptures/write"},
+		{"GET", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}/packetCaptures", "Microsoft.Network/networkWatchers/packetCaptures/read"},
+		{"DELETE", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}", "Microsoft.Network/networkWatchers/delete"},
+		{"POST", "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Network/networkWatchers/{n}/packetCaptures/{p}/queryStatus", "Microsoft.Network/networkWatchers/packetCaptures/queryStatus/action"},
+		{"GET", "/subscriptions/{s}/providers/Microsoft.Network/locations/{l}/operations/{o}", "Microsoft.Network/locations/operations/read"},
+		{"GET", "/subscriptions", "Microsoft.Resources/subscriptions/read"},
+		{"GET", "/subscriptions/{s}/resourceGroups/{g}", "Microsoft.Resources/subscriptions/resourceGroups/read"},
+	} {
+		if got := actionOf(c.method, strings.Split(strings.TrimPrefix(c.pattern, "/"), "/")); got != c.want {
+			t.Errorf("%s %s: %s, want %s", c.method, c.pattern, got, c.want)
 		}
 	}
 }

@@ -161,3 +161,26 @@ func withTarget(err error, prefix string) error {
 	c.Target = prefix + field
 	return &c
 }
+
+// authorizationFailed words a refusal (tripcap's EFORBIDDEN) as Azure
+// does: who, the operation's action, and the scope (the path), the
+// service's reason kept as a detail. Other errors pass unchanged.
+func authorizationFailed(r *Request, err error) error {
+	if tripcap.ErrorCode(err) != tripcap.EFORBIDDEN {
+		return err
+	}
+	e := ErrorOf(err)
+	if e.Code != "AuthorizationFailed" {
+		return err
+	}
+	name, id := "", ""
+	if p := tripcap.PrincipalFromContext(r.Context()); p != nil {
+		name, id = p.Name, p.ID
+	}
+	out := Errorf(http.StatusForbidden, "AuthorizationFailed",
+		"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+		name, id, r.route.Action, r.URL.Path)
+	out.Details = []*Error{{Code: "AuthorizationFailed", Message: e.Message}}
+	out.err = err
+	return out
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	armruntime "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
@@ -139,7 +140,8 @@ func agentLoop(ctx context.Context, svc *controlplane.Service) {
 		for _, as := range a.Assignments {
 			switch {
 			case as.Desired == tripcap.DesiredRunning && as.Status == tripcap.StatusNotStarted:
-				reports = append(reports, tripcap.SessionReport{CaptureID: as.ID, Status: tripcap.StatusRunning, StartTime: &now})
+				// As tripcap's agent does, no start time until the end.
+				reports = append(reports, tripcap.SessionReport{CaptureID: as.ID, Status: tripcap.StatusRunning})
 			case as.Desired != tripcap.DesiredRunning && !as.Status.Terminal():
 				reason := tripcap.StopManuallyStopped
 				if as.Desired == tripcap.DesiredDeleted {
@@ -185,8 +187,10 @@ func captureParams(target string) armnetwork.PacketCapture {
 	return armnetwork.PacketCapture{Properties: &armnetwork.PacketCaptureParameters{
 		Target:             new(target),
 		TimeLimitInSeconds: new(int32(30)),
-		StorageLocation:    &armnetwork.PacketCaptureStorageLocation{StorageID: new("local")},
-		Filters:            []*armnetwork.PacketCaptureFilter{{Protocol: new(armnetwork.PcProtocolTCP), RemotePort: new("80;443;")}},
+		// A file on the VM: a storage account is named by its resource id,
+		// which the control plane resolves (Microsoft.Storage's provider).
+		StorageLocation: &armnetwork.PacketCaptureStorageLocation{FilePath: new("/var/captures/" + tripcap.NewID() + ".cap")},
+		Filters:         []*armnetwork.PacketCaptureFilter{{Protocol: new(armnetwork.PcProtocolTCP), RemotePort: new("80;443;")}},
 	}}
 }
 
@@ -245,7 +249,7 @@ func TestPacketCaptureLifecycle(t *testing.T) {
 			pr := res.Properties
 			if res.Name == nil || *res.Name != name || res.Etag == nil || pr == nil || *pr.ProvisioningState != armnetwork.ProvisioningStateSucceeded ||
 				*pr.TotalBytesPerSession != tripcap.DefaultTotalBytesPerSession || *pr.BytesToCapturePerPacket != 0 || *pr.TimeLimitInSeconds != 30 ||
-				pr.StorageLocation == nil || pr.StorageLocation.StoragePath == nil || *pr.StorageLocation.StoragePath == "" ||
+				pr.StorageLocation == nil || pr.StorageLocation.FilePath == nil || !strings.HasPrefix(*pr.StorageLocation.FilePath, "/var/captures/") ||
 				len(pr.Filters) != 1 || *pr.Filters[0].RemotePort != "80;443;" {
 				t.Fatalf("created %s", mustJSON(res))
 			}
@@ -378,6 +382,15 @@ func TestPacketCaptureErrors(t *testing.T) {
 		{"no storage", func(p *armnetwork.PacketCaptureParameters) {
 			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{}
 		}, "InvalidRequestFormat", "properties.storageLocation"},
+		{"storageId a name", func(p *armnetwork.PacketCaptureParameters) {
+			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{StorageID: new("local")}
+		}, "LinkedInvalidPropertyId", "properties.storageLocation.storageId"},
+		{"storageId not an account", func(p *armnetwork.PacketCaptureParameters) {
+			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{StorageID: new(f.vmID())}
+		}, "LinkedInvalidPropertyId", "properties.storageLocation.storageId"},
+		{"storageId of no account", func(p *armnetwork.PacketCaptureParameters) {
+			p.StorageLocation = &armnetwork.PacketCaptureStorageLocation{StorageID: new("/subscriptions/" + sub + "/resourceGroups/tripcap/providers/Microsoft.Storage/storageAccounts/nope")}
+		}, "InvalidRequestFormat", "properties.storageLocation.storageId"},
 		{"malformed target", func(p *armnetwork.PacketCaptureParameters) { p.Target = new("vm1") }, "LinkedInvalidPropertyId", "properties.target"},
 		{"target not a VM", func(p *armnetwork.PacketCaptureParameters) {
 			p.Target = new("/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x")
@@ -529,7 +542,7 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
     "totalBytesPerSession": 0,
     "timeLimitInSeconds": 10,
     "storageLocation": {
-      "storageId": "local"
+      "filePath": "/var/captures/seed.cap"
     },
     "filters": []
   }
@@ -545,7 +558,7 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
 	props := body["properties"].(map[string]any)
 	loc := props["storageLocation"].(map[string]any)
 	if props["totalBytesPerSession"] != float64(tripcap.DefaultTotalBytesPerSession) || props["bytesToCapturePerPacket"] != float64(0) ||
-		props["timeLimitInSeconds"] != float64(10) || loc["storagePath"] == "" || loc["storagePath"] == nil {
+		props["timeLimitInSeconds"] != float64(10) || loc["filePath"] != "/var/captures/seed.cap" {
 		t.Fatalf("seed PUT answered %v", body)
 	}
 	if !strings.HasPrefix(resp.Header.Get("Azure-AsyncOperation"), f.ts.URL+"/subscriptions/"+sub+"/providers/Microsoft.Network/locations/local/operations/") ||
@@ -587,7 +600,7 @@ func TestPacketCaptureEveryAPIVersion(t *testing.T) {
 		{"/subscriptions/not-a-guid/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "?api-version=2024-05-01", 400, "InvalidSubscriptionId"},
 		{"/subscriptions/" + sub + "/resourceGroups/bad%20group!/providers/Microsoft.Network/networkWatchers/" + watcher + "?api-version=2024-05-01", 400, "InvalidResourceGroup"},
 		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "/packetCaptures/a%20b?api-version=2024-05-01", 400, "InvalidResourceName"},
-		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "/nothing?api-version=2024-05-01", 404, "InvalidResourceType"},
+		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Network/networkWatchers/" + watcher + "/nothing?api-version=2024-05-01", 400, "InvalidResourceType"},
 		{"/subscriptions/" + sub + "/resourceGroups/" + group + "/providers/Microsoft.Nothing/things?api-version=2024-05-01", 400, "NoRegisteredProviderFound"},
 	} {
 		resp, body := f.raw(t, "GET", c.path, "")
@@ -631,6 +644,47 @@ func TestPacketCaptureAuthorization(t *testing.T) {
 	}
 	_, err = reader.BeginCreate(ctx, group, watcher, "nope", captureParams(f.vmID()), nil)
 	respErr(t, err, 403, "AuthorizationFailed")
+	var re *azcore.ResponseError
+	errors.As(err, &re)
+	if msg := re.Error(); !strings.Contains(msg, "'Microsoft.Network/networkWatchers/packetCaptures/write'") || !strings.Contains(msg, "over scope '/subscriptions/"+sub+"/resourceGroups/"+group+"/providers/Microsoft.Network/networkWatchers/"+watcher+"/packetCaptures/nope'") ||
+		!strings.Contains(msg, "'reader'") {
+		t.Errorf("the refusal does not name the client, the action and the scope: %s", msg)
+	}
+	// Watchers are changed with captures/write over their group, as in
+	// Azure; outside the caller's scopes a watcher is refused, there or not.
+	wr, err := armnetwork.NewWatchersClient(sub, staticToken(tok.Token), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = wr.CreateOrUpdate(ctx, "Ops", "mine", armnetwork.Watcher{Location: new("eastus")}, nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	narrow, err := f.ids.CreateServicePrincipal(f.admin, "narrow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ids.AssignRole(f.admin, narrow.ID, tripcap.RoleNetworkContributor, tripcap.Scope("/subscriptions/"+sub+"/resourceGroups/Ops")); err != nil {
+		t.Fatal(err)
+	}
+	ntok, err := f.ids.CreateToken(f.admin, narrow.ID, "arm", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nw, err := armnetwork.NewWatchersClient(sub, staticToken(ntok.Token), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nw.CreateOrUpdate(ctx, "ops", "mine", armnetwork.Watcher{Location: new("eastus")}, nil); err != nil {
+		t.Fatalf("a Network Contributor of the group creating a watcher there: %v", err)
+	}
+	if _, err := nw.Get(ctx, "Ops", "mine", nil); err != nil {
+		t.Fatalf("and reading it: %v", err)
+	}
+	_, err = nw.Get(ctx, "Ops", "nothing", nil)
+	respErr(t, err, 404, "NotFound")
+	_, err = nw.Get(ctx, group, watcher, nil)
+	respErr(t, err, 403, "AuthorizationFailed")
+	_, err = f.capturesAs(t, ntok.Token).BeginCreate(ctx, group, watcher, "narrow", captureParams(f.vmID()), nil)
+	respErr(t, err, 403, "AuthorizationFailed")
 	_, err = reader.BeginDelete(ctx, group, watcher, "owned", nil)
 	respErr(t, err, 403, "AuthorizationFailed")
 	_, err = f.capturesAs(t, "tc_wrong").Get(ctx, group, watcher, "owned", nil)
@@ -642,6 +696,77 @@ func TestPacketCaptureAuthorization(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != "" || resp.Header.Get("x-ms-request-id") == "" {
 		t.Errorf("no credential: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// TestSubscriptionsPaged: the subscriptions list pages with an absolute
+// nextLink, followed by the SDK's pager runtime as generated clients do.
+func TestSubscriptionsPaged(t *testing.T) {
+	f := newNetFixture(t, arm.WithPageSize(1))
+	ctx := t.Context()
+	const other = "11111111-1111-1111-1111-111111111111"
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "vm2", Labels: map[string]string{tripcap.LabelSubscription: other}}); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := armruntime.NewPipeline("tripcap-test", "v0", staticToken(f.token), runtime.PipelineOptions{}, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type page struct {
+		Value []struct {
+			SubscriptionID string `json:"subscriptionId"`
+			State          string `json:"state"`
+		} `json:"value"`
+		NextLink *string `json:"nextLink"`
+	}
+	pager := runtime.NewPager(runtime.PagingHandler[page]{
+		More: func(p page) bool { return p.NextLink != nil && *p.NextLink != "" },
+		Fetcher: func(ctx context.Context, prev *page) (page, error) {
+			u := f.ts.URL + "/subscriptions?api-version=2022-12-01"
+			if prev != nil {
+				if !strings.HasPrefix(*prev.NextLink, f.ts.URL+"/subscriptions?") {
+					t.Errorf("nextLink %q is not absolute", *prev.NextLink)
+				}
+				u = *prev.NextLink
+			}
+			req, err := runtime.NewRequest(ctx, http.MethodGet, u)
+			if err != nil {
+				return page{}, err
+			}
+			resp, err := pl.Do(req)
+			if err != nil {
+				return page{}, err
+			}
+			if !runtime.HasStatusCode(resp, http.StatusOK) {
+				return page{}, runtime.NewResponseError(resp)
+			}
+			var p page
+			return p, runtime.UnmarshalAsJSON(resp, &p)
+		},
+	})
+	var got []string
+	for pages := 0; pager.More(); pages++ {
+		if pages > 3 {
+			t.Fatal("paging does not end")
+		}
+		p, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range p.Value {
+			got = append(got, v.SubscriptionID+"="+v.State)
+		}
+	}
+	if strings.Join(got, ",") != sub+"=Enabled,"+other+"=Enabled" {
+		t.Errorf("subscriptions %v", got)
+	}
+	resp, body := f.raw(t, "GET", "/subscriptions/"+other+"?api-version=2016-06-01", "")
+	if resp.StatusCode != 200 || body["subscriptionId"] != other {
+		t.Errorf("get: %d %v", resp.StatusCode, body)
 	}
 }
 

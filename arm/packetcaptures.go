@@ -168,6 +168,17 @@ func (pc packetCaptures) create(w http.ResponseWriter, r *Request) error {
 	if !id.Is("Microsoft.Compute", "virtualMachines") && !id.Is("Microsoft.Compute", "virtualMachineScaleSets") {
 		return BadRequest("InvalidRequestFormat", "properties.target", "properties.target %q is not a virtual machine or scale set (Microsoft.Compute/virtualMachines, Microsoft.Compute/virtualMachineScaleSets).", p.Target)
 	}
+	if sid := p.StorageLocation.StorageID; sid != "" {
+		// On the ARM surface a storage account is named by its resource id
+		// (the native API takes its name too).
+		id, err := ParseResourceID("properties.storageLocation.storageId", sid)
+		if err != nil {
+			return err
+		}
+		if !id.Is("Microsoft.Storage", "storageAccounts") {
+			return BadRequest("LinkedInvalidPropertyId", "properties.storageLocation.storageId", "properties.storageLocation.storageId %q is not a storage account (Microsoft.Storage/storageAccounts).", sid)
+		}
+	}
 	// tripcap's native API defaults the storage account; Azure's requires one.
 	if l := p.StorageLocation; l.StorageID == "" && l.FilePath == "" && l.LocalPath == "" {
 		return BadRequest("InvalidRequestFormat", "properties.storageLocation", "properties.storageLocation needs a storageId (a storage account's resource id), or a filePath or localPath on the virtual machine.")

@@ -20,7 +20,8 @@ type Services struct {
 // theirs merge cleanly.
 func providerFiles() []func(*API, Services) {
 	return []func(*API, Services){
-		registerNetwork, // network.go: Microsoft.Network
+		registerNetwork,       // network.go: Microsoft.Network
+		registerSubscriptions, // subscriptions.go: Microsoft.Resources' subscriptions
 
 		registerCompute, // compute.go: Microsoft.Compute
 		registerStorage, // storage.go: Microsoft.Storage

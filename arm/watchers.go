@@ -62,14 +62,20 @@ func (nw networkWatchers) register(p *Provider) {
 	p.Operation(opWatcherDelete, nw.deleteProgress)
 }
 
-// watcher is the watcher the path names, 404 NotFound (Azure's code for a
-// missing watcher) when the caller sees none.
+// watcher is the watcher the path names: 404 NotFound (Azure's code for a
+// missing watcher) when the caller sees none though it may read the
+// group, 403 AuthorizationFailed when it may not.
 func (nw networkWatchers) watcher(r *Request) (*tripcap.NetworkWatcher, error) {
 	name := r.Param("networkWatcherName")
 	if err := CheckName("networkWatcherName", name); err != nil {
 		return nil, err
 	}
-	w, err := nw.svc.FindWatcherByResource(r.Context(), r.Param("subscriptionId"), r.Param("resourceGroupName"), name)
+	sub, group := r.Param("subscriptionId"), r.Param("resourceGroupName")
+	w, err := nw.svc.FindWatcherByResource(r.Context(), sub, group, name)
+	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND && !tripcap.PrincipalFromContext(r.Context()).CanInGroup(tripcap.PermRead, sub, group) {
+		// Azure refuses what is outside the caller's scopes, there or not.
+		return nil, tripcap.Errorf(tripcap.EFORBIDDEN, "no read access to resource group %s", group)
+	}
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
 		return nil, Errorf(http.StatusNotFound, "NotFound", "Resource /subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/networkWatchers/%s not found.",
 			r.Param("subscriptionId"), r.Param("resourceGroupName"), name)

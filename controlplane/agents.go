@@ -87,6 +87,12 @@ func (s *Service) Report(ctx context.Context, reports []tripcap.SessionReport) (
 	}
 	now := s.now()
 	for _, r := range reports {
+		if r.Status == tripcap.StatusRunning && r.StartTime == nil {
+			// An agent says when a session started in its final report only;
+			// until then the first Running report's arrival stands for it
+			// (captureStartTime of a running capture, Azure's queryStatus).
+			r.StartTime = &now
+		}
 		if s.batching.Load() && s.progress.hold(hostID, r, now) {
 			continue
 		}

@@ -400,7 +400,8 @@ func (s *Service) DeleteHost(ctx context.Context, ref string) error {
 }
 
 // FindWatchers lists network watchers: below "*", those of the locations
-// of hosts the caller may read (a watcher watches one location).
+// of hosts the caller may read (a watcher watches one location), and those
+// of the subscriptions and resource groups it may read (Azure's scopes).
 func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
 	g, err := tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead)
 	if err != nil {
@@ -410,7 +411,10 @@ func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, 
 	if err != nil || g.All() {
 		return ws, err
 	}
-	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool { return !g.CoversLocation(w.Location) }), nil
+	p := tripcap.PrincipalFromContext(ctx)
+	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool {
+		return !g.CoversLocation(w.Location) && !p.CanInGroup(tripcap.PermRead, w.SubscriptionID, w.ResourceGroup)
+	}), nil
 }
 
 // watcherOf returns the watcher of the host's subscription and location,
@@ -423,7 +427,8 @@ func (s *Service) watcherOf(ctx context.Context, h *tripcap.Host) (*tripcap.Netw
 	return w, nil
 }
 
-// SetWatcherLimit changes a watcher's parallel-capture limit.
+// SetWatcherLimit changes the parallel-capture limit of the watcher ref
+// names (its id, or its name when no other subscription's watcher has it).
 func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (*tripcap.NetworkWatcher, error) {
 	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
 		return nil, err
@@ -431,7 +436,7 @@ func (s *Service) SetWatcherLimit(ctx context.Context, name string, limit int) (
 	if limit < 1 || limit > 1000000 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "maxCaptures: %d is outside 1..1000000", limit)
 	}
-	w, err := s.store.FindWatcher(ctx, "", name)
+	w, err := s.findWatcher(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tripcap/tripcap"
@@ -24,11 +25,26 @@ func (s *Service) FindWatcherByResource(ctx context.Context, subscription, group
 	return nil, tripcap.Errorf(tripcap.ENOTFOUND, "network watcher %s not found in resource group %s", name, group)
 }
 
+// authorizeWatcher refuses a caller that may not change watchers of the
+// resource group: that takes captures/write (what Azure's Network
+// Contributor holds) at a scope covering the group, as in Azure.
+func authorizeWatcher(ctx context.Context, subscription, group string) error {
+	p := tripcap.PrincipalFromContext(ctx)
+	if p == nil {
+		return tripcap.Errorf(tripcap.EUNAUTHORIZED, "a bearer credential is required")
+	}
+	if !p.CanInGroup(tripcap.PermCaptureWrite, subscription, group) {
+		return tripcap.Errorf(tripcap.EFORBIDDEN, "%s may not %s in resource group %s of subscription %s", p.Name, tripcap.PermCaptureWrite, group, subscription)
+	}
+	return nil
+}
+
 // PutWatcher creates the watcher w names (subscription, group, name) or,
 // when it exists, replaces its tags (its location cannot change); created
 // says which. A subscription has one watcher per location (ECONFLICT).
+// It takes captures/write at a scope covering the watcher's group.
 func (s *Service) PutWatcher(ctx context.Context, w tripcap.NetworkWatcher) (_ *tripcap.NetworkWatcher, created bool, err error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
+	if err := authorizeWatcher(ctx, w.SubscriptionID, w.ResourceGroup); err != nil {
 		return nil, false, err
 	}
 	if w.Location == "" {
@@ -63,9 +79,10 @@ func (s *Service) PutWatcher(ctx context.Context, w tripcap.NetworkWatcher) (_ *
 }
 
 // DeleteWatcher deletes the watcher the resource id names; one with
-// captures on record stays (ECONFLICT).
+// captures on record stays (ECONFLICT). It takes captures/write at a scope
+// covering the watcher's group.
 func (s *Service) DeleteWatcher(ctx context.Context, subscription, group, name string) error {
-	if err := tripcap.Authorize(ctx, tripcap.PermHostsWrite, nil); err != nil {
+	if err := authorizeWatcher(ctx, subscription, group); err != nil {
 		return err
 	}
 	w, err := s.FindWatcherByResource(ctx, subscription, group, name)
@@ -79,20 +96,30 @@ func (s *Service) DeleteWatcher(ctx context.Context, subscription, group, name s
 	return nil
 }
 
-// HasSubscription reports whether a subscription id is one this control
-// plane serves: its own (Config.SubscriptionID), a host's or a watcher's.
-func (s *Service) HasSubscription(ctx context.Context, id string) (bool, error) {
-	if strings.EqualFold(id, s.cfg.SubscriptionID) {
-		return true, nil
-	}
+// Subscriptions lists the subscription ids this control plane serves: its
+// own (Config.SubscriptionID) and its watchers' (every host's subscription
+// has one), ordered, each once regardless of case.
+func (s *Service) Subscriptions(ctx context.Context) ([]string, error) {
 	ws, err := s.store.FindWatchers(ctx)
 	if err != nil {
-		return false, fmt.Errorf("find subscriptions: %w", err)
+		return nil, fmt.Errorf("find subscriptions: %w", err)
 	}
+	subs := []string{s.cfg.SubscriptionID}
 	for _, w := range ws {
-		if strings.EqualFold(w.SubscriptionID, id) {
-			return true, nil
+		if w.SubscriptionID != "" && !slices.ContainsFunc(subs, func(x string) bool { return strings.EqualFold(x, w.SubscriptionID) }) {
+			subs = append(subs, w.SubscriptionID)
 		}
 	}
-	return false, nil
+	slices.SortFunc(subs, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	return subs, nil
+}
+
+// HasSubscription reports whether a subscription id is one this control
+// plane serves (Subscriptions).
+func (s *Service) HasSubscription(ctx context.Context, id string) (bool, error) {
+	subs, err := s.Subscriptions(ctx)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(subs, func(x string) bool { return strings.EqualFold(x, id) }), nil
 }

@@ -3,9 +3,11 @@ package http_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tripcap/tripcap/arm"
+	tchttp "github.com/tripcap/tripcap/http"
 )
 
 // TestARMMountedBehindAuthentication: the ARM surface refuses callers the
@@ -46,5 +48,25 @@ func TestARMPatternsBesideTokenEndpoints(t *testing.T) {
 	for _, p := range append(arm.Patterns(), "POST /{tenant}/oauth2/token", "POST /{tenant}/oauth2/v2.0/token",
 		"GET /{tenant}/v2.0/.well-known/openid-configuration", "GET /{tenant}/discovery/v2.0/keys", "/") {
 		mux.Handle(p, h)
+	}
+}
+
+// TestARMCallsAudited: a mutating ARM call is in the audit log under its
+// operation id, with the resource it named.
+func TestARMCallsAudited(t *testing.T) {
+	f := newFixtureWith(t, fixtureOptions{arm: true, audited: true})
+	path := "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/Ops/providers/Microsoft.Network/networkWatchers/mine?api-version=2024-05-01"
+	resp := f.request(t, "PUT", path, f.token, strings.NewReader(`{"location":"westus2"}`))
+	if resp.StatusCode != 201 {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	f.rec.Flush(t.Context())
+	got, err := f.admin.ListAuditEvents(t.Context(), tchttp.AuditQuery{Action: "NetworkWatchers_CreateOrUpdate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/Ops/providers/Microsoft.Network/networkWatchers/mine"
+	if len(got) != 1 || got[0].Resource != want || got[0].Status != 201 {
+		t.Fatalf("audit events %+v; want one for %s", got, want)
 	}
 }

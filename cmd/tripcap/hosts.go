@@ -269,9 +269,9 @@ func newWatcherCmd() *cobra.Command {
 			}
 			return render(cmd, ws, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tLOCATION\tMAX CAPTURES")
+				fmt.Fprintln(tw, "NAME\tLOCATION\tMAX CAPTURES\tSUBSCRIPTION\tRESOURCE GROUP\tID")
 				for _, x := range ws {
-					fmt.Fprintf(tw, "%s\t%s\t%d\n", x.Name, x.Location, x.MaxCaptures)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", x.Name, x.Location, x.MaxCaptures, x.SubscriptionID, x.ResourceGroup, x.ID)
 				}
 				tw.Flush()
 			})
@@ -279,7 +279,7 @@ func newWatcherCmd() *cobra.Command {
 	})
 	var limit int
 	set := &cobra.Command{
-		Use: "set-limit WATCHER", Short: "Change a watcher's parallel-capture limit", Args: cobra.ExactArgs(1),
+		Use: "set-limit WATCHER", Short: "Change a watcher's parallel-capture limit (WATCHER: its name, or its id when subscriptions share the name)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client(cmd)
 			if err != nil {
