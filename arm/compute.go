@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/controlplane"
 )
 
 // computeVersions are Microsoft.Compute's api-versions, from the oldest a
@@ -45,18 +46,10 @@ func registerCompute(a *API, svc Services) {
 		inst  = set + "/virtualMachines/{instanceId}"
 	)
 
-	// listHosts answers a page of the hosts f selects, as VMs.
 	listHosts := func(w http.ResponseWriter, r *Request, f tripcap.HostFilter) error {
-		f.Cursor, f.Limit = r.SkipToken(), r.PageSize()
-		hosts, next, err := c.FindHosts(r.Context(), f)
-		if err != nil {
-			return Recode(err, tripcap.EINVALID, "InvalidSkipToken")
-		}
-		out := make([]*VM, len(hosts))
-		for i, h := range hosts {
-			out[i] = vmOf(h, false)
-		}
-		return WritePage(w, r, out, next)
+		// Get-AzVM -Status lists with statusOnly=true: the instance views.
+		expand := expandsInstanceView(r) || strings.EqualFold(r.URL.Query().Get("statusOnly"), "true")
+		return writeHostsPage(w, r, c, f, func(h *tripcap.Host) []*VM { return []*VM{vmOf(h, expand)} })
 	}
 	p.Handle(http.MethodGet, sub+vms, "VirtualMachines_ListAll", func(w http.ResponseWriter, r *Request) error {
 		return listHosts(w, r, tripcap.HostFilter{SubscriptionID: new(r.Param("subscriptionId"))})
@@ -188,6 +181,21 @@ func registerCompute(a *API, svc Services) {
 		}
 		return WriteJSON(w, http.StatusOK, instanceViewOf(h))
 	})
+}
+
+// writeHostsPage answers a page of the hosts f selects (the caller's, by
+// $skipToken), each as its items.
+func writeHostsPage[T any](w http.ResponseWriter, r *Request, c *controlplane.Service, f tripcap.HostFilter, items func(*tripcap.Host) []T) error {
+	f.Cursor, f.Limit = r.SkipToken(), r.PageSize()
+	hosts, next, err := c.FindHosts(r.Context(), f)
+	if err != nil {
+		return Recode(err, tripcap.EINVALID, "InvalidSkipToken")
+	}
+	out := []T{}
+	for _, h := range hosts {
+		out = append(out, items(h)...)
+	}
+	return WritePage(w, r, out, next)
 }
 
 // expandsInstanceView reports whether the request asks for the instance

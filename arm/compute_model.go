@@ -232,20 +232,35 @@ func vmTags(h *tripcap.Host) map[string]string {
 	return h.Labels
 }
 
-// nicsOf are a host's network interfaces as references to
-// Microsoft.Network/networkInterfaces named <vm>-<interface>; the first
-// that is up and not loopback is the primary one.
-func nicsOf(h *tripcap.Host) NetworkProfile {
-	np := NetworkProfile{NetworkInterfaces: []NICReference{}}
+// hostNIC is one of a host's network interfaces as a
+// Microsoft.Network/networkInterfaces resource named <vm>-<interface>.
+type hostNIC struct {
+	tripcap.Interface
+	Name, ID string
+	// Primary is the first interface that is up and not loopback.
+	Primary bool
+}
+
+// nicsOfHost are a host's interfaces but loopback, as network interfaces.
+func nicsOfHost(h *tripcap.Host) []hostNIC {
 	primary := slices.IndexFunc(h.Inventory.Interfaces, func(i tripcap.Interface) bool { return i.Up && !i.Loopback })
+	var out []hostNIC
 	for i, ifc := range h.Inventory.Interfaces {
 		if ifc.Loopback {
 			continue
 		}
-		np.NetworkInterfaces = append(np.NetworkInterfaces, NICReference{
-			ID:         "/subscriptions/" + h.SubscriptionID + "/resourceGroups/" + h.ResourceGroup + "/providers/Microsoft.Network/networkInterfaces/" + h.Name + "-" + ifc.Name,
-			Properties: NICRefProps{Primary: i == primary},
-		})
+		name := h.Name + "-" + ifc.Name
+		out = append(out, hostNIC{Interface: ifc, Name: name, Primary: i == primary,
+			ID: "/subscriptions/" + h.SubscriptionID + "/resourceGroups/" + h.ResourceGroup + "/providers/Microsoft.Network/networkInterfaces/" + name})
+	}
+	return out
+}
+
+// nicsOf is a host's network profile: references to its interfaces.
+func nicsOf(h *tripcap.Host) NetworkProfile {
+	np := NetworkProfile{NetworkInterfaces: []NICReference{}}
+	for _, n := range nicsOfHost(h) {
+		np.NetworkInterfaces = append(np.NetworkInterfaces, NICReference{ID: n.ID, Properties: NICRefProps{Primary: n.Primary}})
 	}
 	return np
 }

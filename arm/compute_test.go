@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v8"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/arm"
@@ -38,9 +39,11 @@ const (
 type computeRig struct {
 	svc   *controlplane.Service
 	store tripcap.Store
-	url   string
-	ts    *httptest.Server
-	hosts map[string]*tripcap.Host
+	// agents act as each host's agent.
+	agents map[string]context.Context
+	url    string
+	ts     *httptest.Server
+	hosts  map[string]*tripcap.Host
 }
 
 // principals are who a bearer token is, in these tests (the server's
@@ -60,7 +63,7 @@ func newComputeRig(t *testing.T, store tripcap.Store) *computeRig {
 		Storage: map[string]tripcap.BlobStore{"capturesacct": blobs}, DefaultStorage: "capturesacct"},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	admin := tripcap.NewContextWithPrincipal(t.Context(), principals["admin"])
-	rig := &computeRig{svc: svc, store: store, hosts: map[string]*tripcap.Host{}}
+	rig := &computeRig{svc: svc, store: store, hosts: map[string]*tripcap.Host{}, agents: map[string]context.Context{}}
 	for _, h := range []struct{ name, sub, group, set, team string }{
 		{"web-0", computeSub, "Web", "web", "a"}, {"web-1", computeSub, "Web", "web", "a"}, {"web-2", computeSub, "Web", "web", "b"},
 		{"db-0", computeSub, "Db", "", "a"}, {"other", serverSub, "Web", "web", "a"},
@@ -83,6 +86,11 @@ func newComputeRig(t *testing.T, store tripcap.Store) *computeRig {
 			t.Fatal(err)
 		}
 		rig.hosts[h.name] = resp.Host
+		agent, err := svc.Authenticate(context.Background(), resp.Credential)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rig.agents[h.name] = tripcap.NewContextWithPrincipal(context.Background(), agent)
 	}
 	api := arm.New(nil, arm.Services{Control: svc}, arm.WithPageSize(2), arm.WithSubscriptions(func(_ *http.Request, id string) (bool, error) {
 		return strings.EqualFold(id, computeSub) || strings.EqualFold(id, serverSub), nil
@@ -210,6 +218,18 @@ func testVirtualMachinesSDK(t *testing.T, store tripcap.Store) {
 	all := vms.NewListAllPager(nil)
 	if got := names(all, func() ([]*armcompute.VirtualMachine, error) { p, err := all.NextPage(ctx); return p.Value, err }); !slices.Equal(got, []string{"db-0", "web-0", "web-1", "web-2"}) {
 		t.Fatalf("subscription: %v", got)
+	}
+	status := vms.NewListAllPager(&armcompute.VirtualMachinesClientListAllOptions{StatusOnly: new("true")})
+	for status.More() {
+		page, err := status.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, vm := range page.Value {
+			if vm.Properties.InstanceView == nil {
+				t.Fatalf("statusOnly=true: %s without its instance view", *vm.Name)
+			}
+		}
 	}
 	byLoc := vms.NewListByLocationPager("westeurope", nil)
 	if got := names(byLoc, func() ([]*armcompute.VirtualMachine, error) { p, err := byLoc.NextPage(ctx); return p.Value, err }); len(got) != 4 {
@@ -350,5 +370,62 @@ func testVirtualMachineScaleSetsSDK(t *testing.T, store tripcap.Store) {
 	seen, err := teamA.Get(ctx, "Web", "web", nil)
 	if err != nil || *seen.SKU.Capacity != 2 {
 		t.Fatalf("as team a: %v", err)
+	}
+}
+
+// TestNetworkInterfacesSDK: a VM's networkProfile leads to its
+// interfaces and their addresses, as in Azure.
+func TestNetworkInterfacesSDK(t *testing.T) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) { testNetworkInterfacesSDK(t, store) })
+}
+
+func testNetworkInterfacesSDK(t *testing.T, store tripcap.Store) {
+	rig := newComputeRig(t, store)
+	ctx := t.Context()
+	vms, err := armcompute.NewVirtualMachinesClient(computeSub, token("admin"), rig.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := vms.Get(ctx, "Web", "web-0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := azarm.ParseResourceID(*vm.Properties.NetworkProfile.NetworkInterfaces[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nics, err := armnetwork.NewInterfacesClient(computeSub, token("admin"), rig.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := nics.Get(ctx, ref.ResourceGroupName, ref.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := got.Properties
+	if *got.Name != "web-0-eth0" || *p.MacAddress != "02-00-00-00-00-01" || !*p.Primary || *p.VirtualMachine.ID != rig.hosts["web-0"].ResourceID() || len(p.IPConfigurations) != 1 {
+		t.Fatalf("interface: %s mac %s", *got.Name, *p.MacAddress)
+	}
+	ip := p.IPConfigurations[0].Properties
+	if *ip.PrivateIPAddress != "198.18.0.2" || *ip.PrivateIPAddressPrefixLength != 24 || *ip.PrivateIPAddressVersion != armnetwork.IPVersionIPv4 {
+		t.Fatalf("address %s/%d %s", *ip.PrivateIPAddress, *ip.PrivateIPAddressPrefixLength, *ip.PrivateIPAddressVersion)
+	}
+	_, err = nics.Get(ctx, "Web", "web-0-eth9", nil)
+	wantARMError(t, "no such interface", err, 404, "ResourceNotFound")
+	_, err = nics.Get(ctx, "Db", "web-0-eth0", nil)
+	wantARMError(t, "interface of another group", err, 404, "ResourceNotFound")
+	var names []string
+	for pager := nics.NewListPager("Web", nil); pager.More(); {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range page.Value {
+			names = append(names, *n.Name)
+		}
+	}
+	slices.Sort(names)
+	if want := []string{"web-0-eth0", "web-0-eth1", "web-1-eth0", "web-1-eth1", "web-2-eth0", "web-2-eth1"}; !slices.Equal(names, want) {
+		t.Fatalf("group's interfaces: %v", names)
 	}
 }

@@ -24,6 +24,7 @@ func providerFiles() []func(*API, Services) {
 		registerSubscriptions, // subscriptions.go: Microsoft.Resources' subscriptions
 
 		registerCompute, // compute.go: Microsoft.Compute
+		registerNICs,    // compute_nic.go: hosts' Microsoft.Network/networkInterfaces
 		registerStorage, // storage.go: Microsoft.Storage
 
 		registerInsights, // insights.go: Microsoft.Insights

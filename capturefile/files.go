@@ -274,6 +274,14 @@ func (s *Files) OpenFile(ctx context.Context, watcher, ref, name string) (io.Rea
 			c, err = dc, nil
 		}
 	}
+	if err == nil && c.IsScaleSet() {
+		// Its files are its sessions', one capture per instance.
+		ids := make([]string, len(c.Sessions))
+		for i, m := range c.Sessions {
+			ids[i] = m.InstanceID + ": " + m.CaptureID
+		}
+		return nil, nil, tripcap.Errorf(tripcap.EINVALID, "capture %s is a scale set's: download each instance's file by its session's capture id (%s)", c.Name, strings.Join(ids, ", "))
+	}
 	if err == nil {
 		// The fallback above found deleted captures of any host: this
 		// checks them as FindCapture does the others.

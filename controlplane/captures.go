@@ -174,6 +174,9 @@ func (s *Service) findCaptures(ctx context.Context, f tripcap.CaptureFilter, g t
 		return nil, "", nil
 	}
 	if id, ok := g.Only(); ok {
+		// The one host's captures, the sessions it runs of scale-set
+		// captures included (a caller seeing one host sees a scale-set
+		// capture only as its session there).
 		f.HostID, f.ScaleSetID = &id, nil
 		return s.store.FindCaptures(ctx, f)
 	}
@@ -396,14 +399,16 @@ func (s *Service) FindCaptureByID(ctx context.Context, id string) (*tripcap.Pack
 	if err != nil {
 		return nil, err
 	}
-	h, err := tripcap.HostOf(ctx, s.store, c.HostID)
+	hosts, err := s.captureHosts(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, noCapture(id)); err != nil {
-		return nil, err
+	for _, h := range hosts {
+		if err := tripcap.AuthorizeAt(ctx, tripcap.PermRead, h, noCapture(id)); err != nil {
+			return nil, err
+		}
 	}
-	return c, nil
+	return s.view(ctx, c)
 }
 
 // captureByID returns a capture by id, deleted ones too.

@@ -62,6 +62,12 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 			return nil, tripcap.Errorf(tripcap.EINVALID, "labels: %q=%q: keys are 1 to 63 characters, values at most 253", k, v)
 		}
 	}
+	if v, ok := req.Labels[tripcap.LabelScaleSet]; ok {
+		// It names a resource: the scale set's id is made of it.
+		if err := tripcap.ValidateName("labels."+tripcap.LabelScaleSet, v); err != nil {
+			return nil, err
+		}
+	}
 	// The fingerprint part, if sent, is the agent's business: the secret
 	// alone is what was hashed and stored.
 	joinSecret, _, perr := tripcap.ParseJoinToken(req.JoinToken)

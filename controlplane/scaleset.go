@@ -47,8 +47,8 @@ func (s *Service) FindScaleSets(ctx context.Context, subscription, group string)
 		}
 		for _, h := range hosts {
 			name := h.Labels[tripcap.LabelScaleSet]
-			if name == "" || !p.Can(tripcap.PermRead, h) {
-				continue
+			if tripcap.ValidateName("", name) != nil || !p.Can(tripcap.PermRead, h) {
+				continue // no scale set (or a label from before names were checked)
 			}
 			// ARM names are case-insensitive: one scale set, however spelled.
 			key := strings.ToLower(h.ResourceGroup + "/" + name)

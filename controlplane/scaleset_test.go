@@ -1,7 +1,10 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
@@ -93,6 +96,13 @@ func TestScaleSets(t *testing.T) {
 		if err != nil || len(ss.Instances) != 3 || ss.ResourceID() != webSet {
 			t.Fatalf("scale set by name, in another case: %+v, %v", ss, err)
 		}
+		// A scale set's name is a resource name.
+		jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "odd", Labels: map[string]string{tripcap.LabelScaleSet: "a/b"}})
+		wantCode(t, err, tripcap.EINVALID, "labels.azure.scaleSet")
 		_, err = f.svc.FindScaleSet(f.admin, "sub1", "rg1", "nope")
 		wantCode(t, err, tripcap.ENOTFOUND, "azure.scaleSet=nope")
 		// A reader of team a sees the instances it may read, and only those.
@@ -344,6 +354,41 @@ func TestScaleSetCaptureAccess(t *testing.T) {
 		}
 		if got := assigned(t, f, agents["web-0"]); len(got) != 1 {
 			t.Fatalf("web-0 runs %v, want the admin's session only", got)
+		}
+	})
+}
+
+// TestScaleSetCaptureDeleteFiles: deleting a scale-set capture with its
+// files deletes every session's stored files.
+func TestScaleSetCaptureDeleteFiles(t *testing.T) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
+		f := fixtureOn(t, store, controlplane.Config{})
+		agents, _ := scaleSetFleet(t, f)
+		c, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "pc", Parameters: tripcap.PacketCaptureParameters{Target: webSet,
+			Scope: &tripcap.CaptureScope{Include: []string{"web-0", "web-1"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, s := range c.Sessions {
+			data := []byte("packets of " + s.InstanceID)
+			sum := sha256.Sum256(data)
+			if _, err := f.svc.UploadFile(agents[s.InstanceID], s.CaptureID, "f.cap", hex.EncodeToString(sum[:]), bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			m, err := f.svc.FindCapture(f.admin, "", s.CaptureID)
+			if err != nil || len(m.Files) != 1 || !m.Files[0].Stored {
+				t.Fatalf("%s's file: %+v, %v", s.InstanceID, m, err)
+			}
+			keys = append(keys, m.Files[0].Key)
+		}
+		if err := f.svc.DeleteCapture(f.admin, "", "pc", "", true); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if _, _, err := f.blobs.Open(t.Context(), k); err == nil {
+				t.Fatalf("%s is still stored", k)
+			}
 		}
 	})
 }

@@ -192,7 +192,8 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 	// location: the host's own name keeps one host's alert from replacing
 	// another's capture.
 	name = hostCaptureName(name, h)
-	existing, err := r.captures.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &w.ID, Name: &name})
+	// A scale-set capture's sessions share its name: the capture is the one to find.
+	existing, err := r.captures.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &w.ID, Name: &name, ScaleSetID: new("")})
 	switch {
 	case tripcap.ErrorCode(err) == tripcap.ENOTFOUND:
 	case err != nil:
@@ -236,7 +237,8 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 			}
 		}
 	}
-	caps, _, err := r.captures.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &w.ID})
+	// Counted as the seed counts them, in the watcher's list (scale-set captures, not their sessions).
+	caps, _, err := r.captures.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &w.ID, ScaleSetID: new("")})
 	if err != nil {
 		return fail(err)
 	}

@@ -244,6 +244,9 @@ func printCaptureList(w io.Writer, caps []*tripcap.PacketCapture, hostNames map[
 	fmt.Fprintln(tw, "NAME\tHOST\tSTATUS\tSTOP REASON\tPACKETS\tBYTES\tFILES\tCREATED")
 	for _, pc := range caps {
 		host := cmp.Or(hostNames[pc.HostID], pc.HostID)
+		if pc.IsScaleSet() {
+			host = fmt.Sprintf("%d instances", len(pc.Sessions))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", pc.Name, host, pc.Status, pc.StopReason, pc.Stats.Packets, pc.Stats.Bytes, len(pc.Files), pc.CreatedAt.Local().Format(time.DateTime))
 	}
 	tw.Flush()
@@ -310,6 +313,10 @@ func printCapture(w io.Writer, pc *tripcap.PacketCapture) {
 	fmt.Fprintf(tw, "Statistics:\t%d packets, %d bytes, %d kernel drops\n", pc.Stats.Packets, pc.Stats.Bytes, pc.Stats.KernelDrops)
 	if pc.Parameters.StorageLocation.StoragePath != "" {
 		fmt.Fprintf(tw, "Storage path:\t%s\n", pc.Parameters.StorageLocation.StoragePath)
+	}
+	for _, m := range pc.Sessions {
+		// A scale-set capture's sessions: each instance's own capture.
+		fmt.Fprintf(tw, "Instance:\t%s: %s %s (capture %s) %s\n", m.InstanceID, m.Status, m.StopReason, m.CaptureID, m.StoragePath)
 	}
 	for _, f := range pc.Files {
 		where := "on host"
