@@ -16,6 +16,14 @@ type WebhookReceiver struct {
 	Name                 string `json:"name"`
 	ServiceURI           string `json:"serviceUri"`
 	UseCommonAlertSchema bool   `json:"useCommonAlertSchema"`
+	// FunctionName and FunctionAppResourceID, when set, say the receiver
+	// is an Azure Function's HTTP trigger (Azure's azureFunctionReceivers,
+	// ServiceURI its httpTriggerUrl): Azure Monitor posts the alert to a
+	// function as to a webhook, so it is delivered as one, and the
+	// Azure-compatible API shows it as the function receiver it was
+	// written as.
+	FunctionName          string `json:"functionName,omitempty"`
+	FunctionAppResourceID string `json:"functionAppResourceId,omitempty"`
 }
 
 // EmailReceiver mails the alert.

@@ -201,7 +201,7 @@ func (p *Provider) Handle(method, pattern, id string, h HandlerFunc) {
 // Microsoft.Resources' (subscriptions, resourceGroups).
 func actionOf(method string, segs []string) string {
 	ns, rest := "Microsoft.Resources", segs
-	if i := slices.IndexFunc(segs, func(s string) bool { return strings.EqualFold(s, "providers") }); i >= 0 && i+1 < len(segs) {
+	if i := lastProviders(segs); i >= 0 && i+1 < len(segs) {
 		ns, rest = segs[i+1], segs[i+2:]
 	}
 	var types []string
@@ -228,6 +228,18 @@ func actionOf(method string, segs []string) string {
 		}
 	}
 	return strings.Join(append(append([]string{ns}, types...), verb), "/")
+}
+
+// lastProviders is the index of the last "providers" segment: an extension
+// resource's (…/virtualMachines/{vm}/providers/Microsoft.Insights/metrics)
+// operation is its own provider's, as in Azure.
+func lastProviders(segs []string) int {
+	for i := len(segs) - 1; i >= 0; i-- {
+		if strings.EqualFold(segs[i], "providers") {
+			return i
+		}
+	}
+	return -1
 }
 
 func samePattern(a, b []string) bool {

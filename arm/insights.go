@@ -103,20 +103,6 @@ func (in *insights) placed(p tripcap.AzurePlacement, r *Request) bool {
 	return p.Placed(r.Param("subscriptionId"), r.Param("resourceGroupName"), sub, group)
 }
 
-// insightsError is err as ARM answers it: a tripcap EINVALID becomes a 400
-// whose target is the field its message starts with.
-func insightsError(err error) error {
-	var e *tripcap.Error
-	if err == nil || !errors.As(err, &e) || e.Code != tripcap.EINVALID {
-		return err
-	}
-	target := ""
-	if f, _, ok := strings.Cut(e.Message, ": "); ok && !strings.ContainsAny(f, " \t") {
-		target = f
-	}
-	return BadRequest("InvalidRequestFormat", target, "%s", e.Message)
-}
-
 // readBody reads the request body, bounded.
 func readBody(r *Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBody))
@@ -301,7 +287,7 @@ func putOf[T any](in *insights, k kind[T], created int, decode func(r *Request, 
 		}
 		v, err := decode(r, body)
 		if err != nil {
-			return insightsError(err)
+			return withTarget(err, "")
 		}
 		status := http.StatusOK
 		cur, err := k.find(r.Context(), r.Param(k.param))
@@ -320,7 +306,7 @@ func putOf[T any](in *insights, k kind[T], created int, decode func(r *Request, 
 			v, err = k.create(r.Context(), v)
 		}
 		if err != nil {
-			return insightsError(withPrefix("properties", err))
+			return withTarget(withPrefix("properties", err), "")
 		}
 		return answer(w, r, k, status, v)
 	}
@@ -337,7 +323,7 @@ func patchOf[T any](in *insights, k kind[T], prepare func(r *Request, body []byt
 		}
 		change, err := prepare(r, body)
 		if err != nil {
-			return insightsError(err)
+			return withTarget(err, "")
 		}
 		for attempt := 1; ; attempt++ {
 			cur, err := findIn(in, r, k)
@@ -346,7 +332,7 @@ func patchOf[T any](in *insights, k kind[T], prepare func(r *Request, body []byt
 			}
 			next, err := change(cur)
 			if err != nil {
-				return insightsError(err)
+				return withTarget(err, "")
 			}
 			id, _, etag, _ := k.about(cur)
 			out, err := k.update(r.Context(), id, next, etag)
@@ -354,7 +340,7 @@ func patchOf[T any](in *insights, k kind[T], prepare func(r *Request, body []byt
 				continue
 			}
 			if err != nil {
-				return insightsError(withPrefix("properties", err))
+				return withTarget(withPrefix("properties", err), "")
 			}
 			return answer(w, r, k, http.StatusOK, out)
 		}
@@ -497,7 +483,7 @@ func (in *insights) host(r *Request) (*tripcap.Host, string, error) {
 func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 	q, err := parseMetricsQuery(r.URL.Query(), time.Now().UTC())
 	if err != nil {
-		return insightsError(err)
+		return withTarget(err, "")
 	}
 	h, rid, err := in.host(r)
 	if err != nil {
@@ -509,7 +495,7 @@ func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 		window = time.Second
 	}
 	if window > rollup {
-		return insightsError(invalid("timespan", "%s is longer than this server keeps metrics (%s)", tripcap.FormatISODuration(window), tripcap.FormatISODuration(rollup)))
+		return withTarget(invalid("timespan", "%s is longer than this server keeps metrics (%s)", tripcap.FormatISODuration(window), tripcap.FormatISODuration(rollup)), "")
 	}
 	interval, step := q.Interval, q.Interval
 	if q.Full || interval > window {
@@ -518,7 +504,7 @@ func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 		// timespan's ends, and reduced.
 		interval = window
 		if step, err = fullStep(q.Start, q.End); err != nil {
-			return insightsError(err)
+			return withTarget(err, "")
 		}
 	}
 	resp := metricsResponse{Timespan: q.Start.Format(time.RFC3339) + "/" + q.End.Format(time.RFC3339),
@@ -533,7 +519,7 @@ func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 		ifaces := []string{""}
 		if split {
 			if !def.PerInterface {
-				return insightsError(invalid("$filter", "%s has no %s dimension (it is the host's alone)", def.DisplayName, tripcap.DimensionInterface))
+				return withTarget(invalid("$filter", "%s has no %s dimension (it is the host's alone)", def.DisplayName, tripcap.DimensionInterface), "")
 			}
 			ifaces = q.Split
 			if q.SplitAll {
@@ -553,7 +539,7 @@ func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 				res, err := in.svc.Monitor.QueryMetrics(r.Context(), controlplane.MetricsQuery{Host: h.ID, Metric: string(m), Interface: ifc,
 					Window: window, Interval: step, Aggregation: string(agg), End: q.End})
 				if err != nil {
-					return insightsError(err)
+					return withTarget(err, "")
 				}
 				s.Results[agg] = res
 				if step != interval {
@@ -573,11 +559,11 @@ func (in *insights) metrics(w http.ResponseWriter, r *Request) error {
 func (in *insights) metricDefinitions(w http.ResponseWriter, r *Request) error {
 	for k := range r.URL.Query() {
 		if !strings.EqualFold(k, "api-version") && !strings.EqualFold(k, "metricnamespace") {
-			return insightsError(invalid(k, "not a parameter of metricDefinitions"))
+			return withTarget(invalid(k, "not a parameter of metricDefinitions"), "")
 		}
 	}
 	if ns := r.URL.Query().Get("metricnamespace"); ns != "" && !strings.EqualFold(ns, tripcap.MetricNamespace) {
-		return insightsError(invalid("metricnamespace", "%q: a host's metrics are in %s", clip(ns), tripcap.MetricNamespace))
+		return withTarget(invalid("metricnamespace", "%q: a host's metrics are in %s", clip(ns), tripcap.MetricNamespace), "")
 	}
 	_, rid, err := in.host(r)
 	if err != nil {

@@ -306,14 +306,7 @@ func metricAlertOf(r *tripcap.AlertRule, sub, group string, ref groupRef) *metri
 		}
 		p.Actions = append(p.Actions, tripcap.Action{ActionGroupID: ref(a.ActionGroupID), WebHookProperties: wp})
 	}
-	return &metricAlertResource{
-		ID:         insightsID(sub, group, typeMetricAlerts, r.Name),
-		Name:       r.Name,
-		Type:       insightsNamespace + "/" + typeMetricAlerts,
-		Location:   alertLocation,
-		Tags:       r.Tags,
-		Properties: p,
-	}
+	return envelope(sub, group, typeMetricAlerts, r.Name, alertLocation, r.Tags, p)
 }
 
 // azureCriteria is c with each metric named as Azure names it ("Network
@@ -346,6 +339,12 @@ func azureMetricName(name string) string {
 		}
 	}
 	return name
+}
+
+// envelope is the resource typ/name filed at sub/group, with its properties.
+func envelope[P any](sub, group, typ, name, location string, tags map[string]string, p *P) *resource[P] {
+	return &resource[P]{ID: insightsID(sub, group, typ, name), Name: name, Type: insightsNamespace + "/" + typ,
+		Location: location, Tags: tags, Properties: p}
 }
 
 // insightsID is the resource id of a Microsoft.Insights resource.

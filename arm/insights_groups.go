@@ -13,8 +13,9 @@ import (
 // Microsoft.Insights/actionGroups ⇄ tripcap's action groups: email and
 // webhook receivers are tripcap's own; an azureFunction receiver whose
 // httpTriggerUrl is this server's /api/functions/{responder} is a
-// responder receiver (the responder gets the alert in process). Every
-// other receiver kind is refused by name.
+// responder receiver (the responder gets the alert in process), and one
+// elsewhere a webhook to the function's trigger, marked as a function.
+// Every other receiver kind is refused by name.
 
 // groupLocation is how Azure answers an action group's location.
 const groupLocation = "Global"
@@ -149,56 +150,85 @@ func actionGroup(in *actionGroupResource, sub, rg, name string, env functionEnv)
 			return nil, invalid(f+".tenantId", "applies to useAadAuth, which tripcap does not do; leave it out")
 		case w.ManagedIdentity != "" && !strings.EqualFold(w.ManagedIdentity, "None"):
 			return nil, invalid(f+".managedIdentity", "tripcap delivers as the server, with no managed identity; leave it out")
+		case w.FunctionName != "":
+			return nil, invalid(f+".functionName", "not a property of a webhook receiver; a function is an azureFunctionReceivers entry")
+		case w.FunctionAppResourceID != "":
+			return nil, invalid(f+".functionAppResourceId", "not a property of a webhook receiver; a function is an azureFunctionReceivers entry")
 		}
 		g.WebhookReceivers = append(g.WebhookReceivers, w.WebhookReceiver)
 	}
 	for i, fr := range p.AzureFunctionReceivers {
-		r, err := fr.responder(fmt.Sprintf("properties.azureFunctionReceivers[%d]", i), env)
-		if err != nil {
+		f := fmt.Sprintf("properties.azureFunctionReceivers[%d]", i)
+		r, w, err := fr.receiver(f, env)
+		switch {
+		case err != nil:
 			return nil, err
+		case r != nil:
+			g.ResponderReceivers = append(g.ResponderReceivers, *r)
+		default:
+			g.WebhookReceivers = append(g.WebhookReceivers, *w)
 		}
-		g.ResponderReceivers = append(g.ResponderReceivers, r)
 	}
 	return g, nil
 }
 
-// responder is the responder receiver an azureFunction receiver stands for.
-func (fr *functionReceiverWire) responder(f string, env functionEnv) (tripcap.ResponderReceiver, error) {
-	var none tripcap.ResponderReceiver
+// receiver is what an azureFunction receiver stands for: the responder
+// its httpTriggerUrl names when that is this server's
+// /api/functions/{responder}, else a webhook to the function's trigger
+// (as Azure Monitor calls a function: the alert posted to its URL, the
+// key in the URL).
+func (fr *functionReceiverWire) receiver(f string, env functionEnv) (*tripcap.ResponderReceiver, *tripcap.WebhookReceiver, error) {
 	if fr.ManagedIdentity != "" && !strings.EqualFold(fr.ManagedIdentity, "None") {
-		return none, invalid(f+".managedIdentity", "tripcap delivers as the server, with no managed identity; leave it out")
+		return nil, nil, invalid(f+".managedIdentity", "tripcap delivers as the server, with no managed identity; leave it out")
 	}
 	if fr.HTTPTriggerURL == "" {
-		return none, invalid(f+".httpTriggerUrl", "required: this server's %s{responder}", functionsPath)
+		return nil, nil, invalid(f+".httpTriggerUrl", "required: the function's trigger URL, or this server's %s{responder}", functionsPath)
 	}
 	u, err := url.Parse(fr.HTTPTriggerURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return none, invalid(f+".httpTriggerUrl", "%q is not an http or https URL", clip(tripcap.RedactWebhookURL(fr.HTTPTriggerURL)))
+		return nil, nil, invalid(f+".httpTriggerUrl", "%q is not an http or https URL", clip(tripcap.RedactWebhookURL(fr.HTTPTriggerURL)))
+	}
+	if id, err := ParseResourceID(f+".functionAppResourceId", fr.FunctionAppResourceID); fr.FunctionAppResourceID != "" && (err != nil || !id.Is("Microsoft.Web", "sites") || id.ResourceGroup == "") {
+		return nil, nil, invalid(f+".functionAppResourceId", "%q is not a function app resource id (/subscriptions/…/providers/Microsoft.Web/sites/NAME)", clip(fr.FunctionAppResourceID))
 	}
 	name, ok := strings.CutPrefix(u.EscapedPath(), functionsPath)
-	if !ok || !env.local(u) || name == "" || strings.Contains(name, "/") {
-		return none, invalid(f+".httpTriggerUrl", "%q is not this server's %s{responder}: tripcap runs no Azure Functions; for another URL use a webhookReceiver",
-			clip(tripcap.RedactWebhookURL(fr.HTTPTriggerURL)), functionsPath)
+	if !env.local(u) || !ok {
+		if fr.FunctionName == "" {
+			return nil, nil, invalid(f+".functionName", "required")
+		}
+		if fr.FunctionAppResourceID == "" {
+			return nil, nil, invalid(f+".functionAppResourceId", "required")
+		}
+		return nil, &tripcap.WebhookReceiver{Name: fr.Name, ServiceURI: fr.HTTPTriggerURL, UseCommonAlertSchema: fr.UseCommonAlertSchema,
+			FunctionName: fr.FunctionName, FunctionAppResourceID: fr.FunctionAppResourceID}, nil
 	}
-	if name, err = url.PathUnescape(name); err != nil {
-		return none, invalid(f+".httpTriggerUrl", "the responder's name is not a valid path segment")
+	r, err := fr.responder(f, name, env)
+	return r, nil, err
+}
+
+// responder is the responder receiver for this server's
+// /api/functions/{name}.
+func (fr *functionReceiverWire) responder(f, name string, env functionEnv) (*tripcap.ResponderReceiver, error) {
+	if name == "" || strings.Contains(name, "/") {
+		return nil, invalid(f+".httpTriggerUrl", "%q is not this server's %s{responder}", clip(tripcap.RedactWebhookURL(fr.HTTPTriggerURL)), functionsPath)
+	}
+	name, err := url.PathUnescape(name)
+	if err != nil {
+		return nil, invalid(f+".httpTriggerUrl", "the responder's name is not a valid path segment")
 	}
 	rs, err := env.responder(name)
 	if tripcap.ErrorCode(err) == tripcap.ENOTFOUND || tripcap.ErrorCode(err) == tripcap.EINVALID {
-		return none, invalid(f+".httpTriggerUrl", "no responder %q on this server (tripcap responder create)", clip(name))
+		return nil, invalid(f+".httpTriggerUrl", "no responder %q on this server (tripcap responder create)", clip(name))
 	} else if err != nil {
-		return none, err
+		return nil, err
 	}
 	if fr.FunctionName != "" && !strings.EqualFold(fr.FunctionName, rs.Name) {
-		return none, invalid(f+".functionName", "%q is not the responder its httpTriggerUrl names (%s)", clip(fr.FunctionName), rs.Name)
-	}
-	if id, err := ParseResourceID(f+".functionAppResourceId", fr.FunctionAppResourceID); fr.FunctionAppResourceID != "" && (err != nil || !id.Is("Microsoft.Web", "sites") || id.ResourceGroup == "") {
-		return none, invalid(f+".functionAppResourceId", "%q is not a function app resource id (/subscriptions/…/providers/Microsoft.Web/sites/NAME)", clip(fr.FunctionAppResourceID))
+		return nil, invalid(f+".functionName", "%q is not the responder its httpTriggerUrl names (%s)", clip(fr.FunctionName), rs.Name)
 	}
 	// The trigger URL's key (code=…) is not kept: the responder is called
 	// in process, and whoever writes the group needs the right to trigger
 	// captures anyway (AlertAdmin checks it).
-	return tripcap.ResponderReceiver{Name: fr.Name, ResponderID: rs.ID,
+	return &tripcap.ResponderReceiver{Name: fr.Name, ResponderID: rs.ID,
 		FunctionAppResourceID: fr.FunctionAppResourceID, UseCommonAlertSchema: fr.UseCommonAlertSchema}, nil
 }
 
@@ -221,6 +251,11 @@ func actionGroupOf(g *tripcap.ActionGroup, sub, rg, base string, nameOf responde
 		p.EmailReceivers = append(p.EmailReceivers, emailReceiverWire{EmailReceiver: e, Status: "Enabled"})
 	}
 	for _, w := range g.WebhookReceivers {
+		if w.FunctionName != "" {
+			p.AzureFunctionReceivers = append(p.AzureFunctionReceivers, functionReceiverWire{Name: w.Name, FunctionAppResourceID: w.FunctionAppResourceID,
+				FunctionName: w.FunctionName, HTTPTriggerURL: w.ServiceURI, UseCommonAlertSchema: w.UseCommonAlertSchema})
+			continue
+		}
 		p.WebhookReceivers = append(p.WebhookReceivers, webhookReceiverWire{WebhookReceiver: w, UseAADAuth: new(false)})
 	}
 	for _, r := range g.ResponderReceivers {
@@ -230,12 +265,5 @@ func actionGroupOf(g *tripcap.ActionGroup, sub, rg, base string, nameOf responde
 			HTTPTriggerURL: strings.TrimSuffix(base, "/") + functionsPath + url.PathEscape(name), UseCommonAlertSchema: r.UseCommonAlertSchema,
 		})
 	}
-	return &actionGroupResource{
-		ID:         insightsID(sub, rg, typeActionGroups, g.Name),
-		Name:       g.Name,
-		Type:       insightsNamespace + "/" + typeActionGroups,
-		Location:   groupLocation,
-		Tags:       g.Tags,
-		Properties: p,
-	}
+	return envelope(sub, rg, typeActionGroups, g.Name, groupLocation, g.Tags, p)
 }

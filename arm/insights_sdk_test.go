@@ -471,7 +471,8 @@ func sdkMetrics(t *testing.T, store tripcap.Store) {
 // TestInsightsSDKRuleFiresToItsGroup: a rule and group made with the SDK
 // are tripcap's: the rule, scoped to a resource group and a region, fires
 // on the host there (not on the one in another region) and its group posts
-// the alert with the action's webHookProperties.
+// the alert, with the action's webHookProperties, to the Azure Function it
+// names.
 func TestInsightsSDKRuleFiresToItsGroup(t *testing.T) {
 	teststore.Each(t, ruleFiresToItsGroup)
 }
@@ -486,10 +487,16 @@ func ruleFiresToItsGroup(t *testing.T, store tripcap.Store) {
 	alerts, _ := armmonitor.NewMetricAlertsClient(insSub, f.cred, f.opts)
 	g, err := groups.CreateOrUpdate(ctx, "monitoring", "ops", armmonitor.ActionGroupResource{Location: to.Ptr("Global"), Properties: &armmonitor.ActionGroup{
 		GroupShortName: to.Ptr("ops"), Enabled: to.Ptr(true),
-		WebhookReceivers: []*armmonitor.WebhookReceiver{{Name: to.Ptr("hook"), ServiceURI: to.Ptr(hook.URL + "/metric"), UseCommonAlertSchema: to.Ptr(false)}},
+		// A function elsewhere, as the current seed's: the alert is posted to its trigger.
+		AzureFunctionReceivers: []*armmonitor.AzureFunctionReceiver{{Name: to.Ptr("PacketCaptureFunction"),
+			FunctionAppResourceID: to.Ptr("/subscriptions/" + insSub + "/resourceGroups/monitoring/providers/Microsoft.Web/sites/pcap"),
+			FunctionName:          to.Ptr("AlertPacketCapture"), HTTPTriggerURL: to.Ptr(hook.URL + "/metric?code=fnkey"), UseCommonAlertSchema: to.Ptr(false)}},
 	}}, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fns := g.Properties.AzureFunctionReceivers; len(fns) != 1 || *fns[0].FunctionName != "AlertPacketCapture" || *fns[0].UseCommonAlertSchema || strings.Contains(*fns[0].HTTPTriggerURL, "fnkey") {
+		t.Fatalf("the function receiver as created: %+v", g.Properties)
 	}
 	_, err = alerts.CreateOrUpdate(ctx, "monitoring", "egress", armmonitor.MetricAlertResource{Location: to.Ptr("global"), Properties: &armmonitor.MetricAlertProperties{
 		Severity: to.Ptr[int32](1), Enabled: to.Ptr(true), Scopes: []*string{to.Ptr("/subscriptions/" + insSub + "/resourceGroups/web")},
@@ -573,7 +580,7 @@ func sdkRoles(t *testing.T, store tripcap.Store) {
 
 	readerGroups, readerAlerts := clients(string(tripcap.RoleReader))
 	_, err := readerGroups.CreateOrUpdate(ctx, "monitoring", "capture", hookGroup, nil)
-	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	wantARMError(t, err, 403, "AuthorizationFailed", "Microsoft.Insights/actionGroups/write")
 	monGroups, monAlerts := clients(string(tripcap.RoleMonitoringContributor))
 	_, err = monGroups.CreateOrUpdate(ctx, "monitoring", "responder", fnGroup, nil)
 	wantARMError(t, err, 403, "AuthorizationFailed", "")
@@ -582,7 +589,7 @@ func sdkRoles(t *testing.T, store tripcap.Store) {
 	}
 	rule := seedAlert()
 	_, err = readerAlerts.CreateOrUpdate(ctx, "monitoring", "seed", rule, nil)
-	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	wantARMError(t, err, 403, "AuthorizationFailed", "Microsoft.Insights/metricAlerts/write")
 	if _, err := monAlerts.CreateOrUpdate(ctx, "monitoring", "seed", rule, nil); err != nil {
 		t.Fatalf("a Monitoring Contributor's rule: %v", err)
 	}
@@ -590,7 +597,16 @@ func sdkRoles(t *testing.T, store tripcap.Store) {
 		t.Errorf("a Reader reads rules: %v", err)
 	}
 	_, err = readerAlerts.Delete(ctx, "monitoring", "seed", nil)
-	wantARMError(t, err, 403, "AuthorizationFailed", "")
+	wantARMError(t, err, 403, "AuthorizationFailed", "Microsoft.Insights/metricAlerts/delete")
+	// A caller with no role at all is refused reading a VM's metrics, by
+	// Microsoft.Insights' action (the extension resource's provider).
+	_, host := f.enroll(t, "vm1", "web")
+	nobody, err := armmonitor.NewMetricsClient(insSub, staticToken("nobody"), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = nobody.List(ctx, host.ResourceID(), &armmonitor.MetricsClientListOptions{Metricnames: to.Ptr("Network Out Total")})
+	wantARMError(t, err, 403, "AuthorizationFailed", "'Microsoft.Insights/metrics/read'")
 	// An Owner writes the responder's group.
 	ownerGroups, _ := clients("test")
 	if _, err := ownerGroups.CreateOrUpdate(ctx, "monitoring", "responder", fnGroup, nil); err != nil {

@@ -320,6 +320,34 @@ func TestActionGroupFromSDKWithResponderFunction(t *testing.T) {
 	}
 }
 
+func TestActionGroupFunctionElsewhereIsAWebhook(t *testing.T) {
+	in := sdkGroup()
+	in.Properties.AzureFunctionReceivers[0].HTTPTriggerURL = to.Ptr("https://capture-app.azurewebsites.net/api/AlertPacketCapture?code=k3y")
+	in.Properties.AzureFunctionReceivers[0].FunctionName = to.Ptr("AlertPacketCapture")
+	g, err := decodeGroup(t, sdkBody(t, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tripcap.WebhookReceiver{Name: "fn", ServiceURI: "https://capture-app.azurewebsites.net/api/AlertPacketCapture?code=k3y", UseCommonAlertSchema: true,
+		FunctionName: "AlertPacketCapture", FunctionAppResourceID: "/subscriptions/" + insSub + "/resourceGroups/" + insRG + "/providers/Microsoft.Web/sites/capture-app"}
+	if len(g.ResponderReceivers) != 0 || len(g.WebhookReceivers) != 2 || g.WebhookReceivers[1] != want {
+		t.Fatalf("receivers: %+v %+v", g.WebhookReceivers, g.ResponderReceivers)
+	}
+	var got armmonitor.ActionGroupResource
+	if err := json.Unmarshal(sdkBody(t, actionGroupOf(g.Redacted(), insSub, insRG, "https://tripcap.test:8443", nil)), &got); err != nil {
+		t.Fatal(err)
+	}
+	p := got.Properties
+	if len(p.WebhookReceivers) != 1 || len(p.AzureFunctionReceivers) != 1 {
+		t.Fatalf("answer: %d webhooks, %d functions", len(p.WebhookReceivers), len(p.AzureFunctionReceivers))
+	}
+	fn := p.AzureFunctionReceivers[0]
+	if *fn.FunctionName != "AlertPacketCapture" || *fn.FunctionAppResourceID != want.FunctionAppResourceID || !*fn.UseCommonAlertSchema ||
+		strings.Contains(*fn.HTTPTriggerURL, "k3y") || !strings.HasPrefix(*fn.HTTPTriggerURL, "https://capture-app.azurewebsites.net/") {
+		t.Errorf("function back: %s %s %s", *fn.Name, *fn.FunctionName, *fn.HTTPTriggerURL)
+	}
+}
+
 func TestActionGroupRefusals(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -333,12 +361,14 @@ func TestActionGroupRefusals(t *testing.T) {
 			g.Properties.LogicAppReceivers = []*armmonitor.LogicAppReceiver{{Name: to.Ptr("l"), ResourceID: to.Ptr("x"), CallbackURL: to.Ptr("https://x")}}
 		}, "properties.logicAppReceivers"},
 		{"aad webhook", func(g *armmonitor.ActionGroupResource) { g.Properties.WebhookReceivers[0].UseAADAuth = to.Ptr(true) }, "properties.webhookReceivers[0].useAadAuth"},
-		{"function elsewhere", func(g *armmonitor.ActionGroupResource) {
+		{"function elsewhere without its name", func(g *armmonitor.ActionGroupResource) {
 			g.Properties.AzureFunctionReceivers[0].HTTPTriggerURL = to.Ptr("https://capture-app.azurewebsites.net/api/capture-vm?code=k")
+			g.Properties.AzureFunctionReceivers[0].FunctionName = nil
+		}, "properties.azureFunctionReceivers[0].functionName"},
+		{"function not a URL", func(g *armmonitor.ActionGroupResource) {
+			g.Properties.AzureFunctionReceivers[0].HTTPTriggerURL = to.Ptr("capture-app/api/capture-vm?code=k")
 		}, "properties.azureFunctionReceivers[0].httpTriggerUrl"},
-		{"function not a responder path", func(g *armmonitor.ActionGroupResource) {
-			g.Properties.AzureFunctionReceivers[0].HTTPTriggerURL = to.Ptr("https://tripcap.test:8443/api/v1/hosts")
-		}, "properties.azureFunctionReceivers[0].httpTriggerUrl"},
+
 		{"unknown responder", func(g *armmonitor.ActionGroupResource) {
 			g.Properties.AzureFunctionReceivers[0].HTTPTriggerURL = to.Ptr("https://tripcap.test:8443/api/functions/nope")
 		}, "properties.azureFunctionReceivers[0].httpTriggerUrl"},
@@ -371,6 +401,11 @@ func TestActionGroupRefusals(t *testing.T) {
 				t.Errorf("the error shows the trigger URL's key: %v", err)
 			}
 		})
+	}
+	// tripcap keeps a function's name on a webhook; a webhook may not say one.
+	body := strings.Replace(string(sdkBody(t, sdkGroup())), `"name":"hook"`, `"name":"hook","functionName":"f"`, 1)
+	if _, err := decodeGroup(t, []byte(body)); !strings.HasPrefix(tripcap.ErrorMessage(err), "properties.webhookReceivers[0].functionName:") {
+		t.Errorf("a webhook with a function's name: %v", err)
 	}
 }
 

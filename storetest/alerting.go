@@ -59,29 +59,34 @@ func fullRule(name string) *tripcap.AlertRule {
 				IgnoreDataBefore: &ignore,
 			}},
 		}},
-		AutoMitigate: new(false),
-		Actions:      []tripcap.Action{{ActionGroupID: tripcap.NewID(), WebHookProperties: map[string]string{"team": "net", "runbook": "https://example.invalid/rb"}}},
-		CreatedAt:    base,
-		UpdatedAt:    base.Add(time.Second),
-		Version:      1, // what CreateAlertRule sets
+		AutoMitigate:         new(false),
+		Actions:              []tripcap.Action{{ActionGroupID: tripcap.NewID(), WebHookProperties: map[string]string{"team": "net", "runbook": "https://example.invalid/rb"}}},
+		TargetResourceRegion: "westeurope",
+		AzurePlacement:       tripcap.AzurePlacement{SubscriptionID: "Sub-0001", ResourceGroup: "RG-Monitor", Tags: map[string]string{"team": "net"}},
+		CreatedAt:            base,
+		UpdatedAt:            base.Add(time.Second),
+		Version:              1, // what CreateAlertRule sets
 	}
 }
 
 // fullGroup returns an action group with every field set.
 func fullGroup(name string) *tripcap.ActionGroup {
 	return &tripcap.ActionGroup{
-		ID:                 tripcap.NewID(),
-		Name:               name,
-		GroupShortName:     "ops",
-		Enabled:            new(true),
-		EmailReceivers:     []tripcap.EmailReceiver{{Name: "oncall", EmailAddress: "oncall@example.invalid", UseCommonAlertSchema: true}},
-		WebhookReceivers:   []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn.example.invalid/api/alert?code=k", UseCommonAlertSchema: true}},
-		ResponderReceivers: []tripcap.ResponderReceiver{{Name: "capture", ResponderID: "r1"}},
-		SigningSecret:      "0123456789abcdef0123456789abcdef",
-		SigningSecretSet:   true,
-		CreatedAt:          base,
-		UpdatedAt:          base.Add(time.Second),
-		Version:            1, // what CreateActionGroup sets
+		ID:             tripcap.NewID(),
+		Name:           name,
+		GroupShortName: "ops",
+		Enabled:        new(true),
+		EmailReceivers: []tripcap.EmailReceiver{{Name: "oncall", EmailAddress: "oncall@example.invalid", UseCommonAlertSchema: true}},
+		WebhookReceivers: []tripcap.WebhookReceiver{{Name: "fn", ServiceURI: "https://fn.example.invalid/api/alert?code=k", UseCommonAlertSchema: true,
+			FunctionName: "alert", FunctionAppResourceID: "/subscriptions/Sub-0001/resourceGroups/RG-Fn/providers/Microsoft.Web/sites/fn"}},
+		ResponderReceivers: []tripcap.ResponderReceiver{{Name: "capture", ResponderID: "r1",
+			FunctionAppResourceID: "/subscriptions/Sub-0001/resourceGroups/RG-Fn/providers/Microsoft.Web/sites/pcap", UseCommonAlertSchema: true}},
+		AzurePlacement:   tripcap.AzurePlacement{SubscriptionID: "Sub-0001", ResourceGroup: "RG-Monitor", Tags: map[string]string{"team": "net"}},
+		SigningSecret:    "0123456789abcdef0123456789abcdef",
+		SigningSecretSet: true,
+		CreatedAt:        base,
+		UpdatedAt:        base.Add(time.Second),
+		Version:          1, // what CreateActionGroup sets
 	}
 }
 
