@@ -61,39 +61,76 @@ func (e psEnv) connectAzAccount(ctx context.Context) (*azContext, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := runtime.NewRequest(ctx, http.MethodGet, runtime.JoinPaths(c.Endpoint(), "/subscriptions"))
+	subs, err := listSubscriptions(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("Connect-AzAccount: %w", err)
 	}
-	q := req.Raw().URL.Query()
-	q.Set("api-version", "2022-12-01")
-	req.Raw().URL.RawQuery = q.Encode()
-	req.Raw().Header.Set("Accept", "application/json")
-	resp, err := c.Pipeline().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("Connect-AzAccount: listing subscriptions: %w", err)
-	}
-	if !runtime.HasStatusCode(resp, http.StatusOK) {
-		return nil, fmt.Errorf("Connect-AzAccount: listing subscriptions: %w", runtime.NewResponseError(resp))
-	}
-	var subs struct {
-		Value []struct {
-			ID             string `json:"id"`
-			SubscriptionID string `json:"subscriptionId"`
-			TenantID       string `json:"tenantId"`
-			DisplayName    string `json:"displayName"`
-			State          string `json:"state"`
-		} `json:"value"`
-	}
-	if err := runtime.UnmarshalAsJSON(resp, &subs); err != nil {
-		return nil, fmt.Errorf("Connect-AzAccount: reading subscriptions: %w", err)
-	}
-	for _, s := range subs.Value {
+	for _, s := range subs {
 		if strings.EqualFold(s.TenantID, e.AzureTenant) && s.State == "Enabled" && s.SubscriptionID != "" {
 			return &azContext{ctx: ctx, cred: cred, opts: opts, subscription: s.SubscriptionID}, nil
 		}
 	}
-	return nil, fmt.Errorf("Connect-AzAccount: no Enabled subscription of tenant %s among %+v", e.AzureTenant, subs.Value)
+	return nil, fmt.Errorf("Connect-AzAccount: no Enabled subscription of tenant %s among %+v", e.AzureTenant, subs)
+}
+
+// subscriptionTenant is Get-AzSubscription's TenantId of the lab's
+// subscription, as the principal signed in sees it (GET /subscriptions).
+func (a *azureLab) subscriptionTenant(s signIn) string {
+	a.t.Helper()
+	c, err := arm.NewClient("Az.Accounts", "v5.0.0", s.cred, s.opts)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	subs, err := listSubscriptions(a.t.Context(), c)
+	if err != nil {
+		a.t.Fatalf("Get-AzSubscription: %v", err)
+	}
+	for _, sub := range subs {
+		if sub.SubscriptionID == azSubscription {
+			return sub.TenantID
+		}
+	}
+	a.t.Fatalf("Get-AzSubscription: %s is not among %+v", azSubscription, subs)
+	return ""
+}
+
+// azSubscriptionJSON is a subscription as GET /subscriptions lists it.
+type azSubscriptionJSON struct {
+	ID             string `json:"id"`
+	SubscriptionID string `json:"subscriptionId"`
+	TenantID       string `json:"tenantId"`
+	DisplayName    string `json:"displayName"`
+	State          string `json:"state"`
+}
+
+// listSubscriptions is GET /subscriptions (Subscriptions_List), every page.
+func listSubscriptions(ctx context.Context, c *arm.Client) ([]azSubscriptionJSON, error) {
+	var all []azSubscriptionJSON
+	next := runtime.JoinPaths(c.Endpoint(), "/subscriptions") + "?api-version=2022-12-01"
+	for n := 0; next != "" && n < 100; n++ {
+		req, err := runtime.NewRequest(ctx, http.MethodGet, next)
+		if err != nil {
+			return nil, err
+		}
+		req.Raw().Header.Set("Accept", "application/json")
+		resp, err := c.Pipeline().Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("listing subscriptions: %w", err)
+		}
+		if !runtime.HasStatusCode(resp, http.StatusOK) {
+			return nil, fmt.Errorf("listing subscriptions: %w", runtime.NewResponseError(resp))
+		}
+		var page struct {
+			Value    []azSubscriptionJSON `json:"value"`
+			NextLink string               `json:"nextLink"`
+		}
+		if err := runtime.UnmarshalAsJSON(resp, &page); err != nil {
+			return nil, fmt.Errorf("reading subscriptions: %w", err)
+		}
+		all = append(all, page.Value...)
+		next = page.NextLink
+	}
+	return all, nil
 }
 
 // psVM is what the script reads of a PSVirtualMachine.
@@ -446,7 +483,14 @@ func TestAzurePowerShellFunction(t *testing.T) {
 	// The person setting up alerts in the portal.
 	storageID := a.storageAccountID("local")
 	portal := *a.owner
-	fn := startPSFunction(t, a, psEnv{AzureTenant: a.tenant, AzureClientID: clientID, AzureCredPassword: secret, a: a}, storageID)
+	// The seed's setup reads AzureTenant off the subscription:
+	// (Get-AzSubscription -SubscriptionName "<subscriptionName>").TenantId.
+	tenant := a.subscriptionTenant(portal)
+	if tenant != a.tenant {
+		t.Errorf("Get-AzSubscription's TenantId is %q, want the server's tenant %s", tenant, a.tenant)
+		tenant = a.tenant
+	}
+	fn := startPSFunction(t, a, psEnv{AzureTenant: tenant, AzureClientID: clientID, AzureCredPassword: secret, a: a}, storageID)
 
 	// A PSAzureFunction capture from an earlier alert, on h2.
 	pcs, err := armnetwork.NewPacketCapturesClient(azSubscription, portal.cred, portal.opts)
