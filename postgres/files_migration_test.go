@@ -2,39 +2,16 @@ package postgres
 
 import (
 	"context"
-	"io/fs"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-
-	"github.com/tripcap/tripcap/internal/pgtest"
 	"github.com/tripcap/tripcap/sqlstore"
 	"github.com/tripcap/tripcap/storetest"
 )
 
 // The file index migration indexes the files of captures stored before it.
 func TestFileIndexMigrationIndexesExistingFiles(t *testing.T) {
-	dsn := pgtest.FreshDatabase(t)
-	pool, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	db := stdlib.OpenDBFromPool(pool)
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(t.Context(), 5); err != nil {
-		t.Fatal(err)
-	}
+	dsn, db := migratedTo(t, 5)
 	c := storetest.SeedBeforeFileIndex(t, db, sqlstore.Rebind, func(t time.Time) any { return t })
 	db.Close()
 	s, err := Open(context.Background(), dsn)

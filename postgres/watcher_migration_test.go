@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"testing"
 	"time"
@@ -15,15 +16,16 @@ import (
 	"github.com/tripcap/tripcap/storetest"
 )
 
-// The watcher scope migration gives the watchers from before a
-// subscription and a resource group, keeping their captures.
-func TestWatcherScopeMigration(t *testing.T) {
+// migratedTo is a new database migrated up to version only, for a test
+// of a later migration: its DSN and a connection (closed at the test's end).
+func migratedTo(t *testing.T, version int64) (string, *sql.DB) {
+	t.Helper()
 	dsn := pgtest.FreshDatabase(t)
 	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	db := stdlib.OpenDBFromPool(pool)
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
@@ -33,9 +35,16 @@ func TestWatcherScopeMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(t.Context(), 10); err != nil {
+	if _, err := p.UpTo(t.Context(), version); err != nil {
 		t.Fatal(err)
 	}
+	return dsn, db
+}
+
+// The watcher scope migration gives the watchers from before a
+// subscription and a resource group, keeping their captures.
+func TestWatcherScopeMigration(t *testing.T) {
+	dsn, db := migratedTo(t, 10)
 	east, west := storetest.SeedBeforeWatcherScope(t, db, sqlstore.Rebind, func(t time.Time) any { return t })
 	db.Close()
 	s, err := Open(context.Background(), dsn)

@@ -1,13 +1,9 @@
 package sqlite
 
 import (
-	"database/sql"
-	"io/fs"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/tripcap/tripcap/storetest"
 )
@@ -15,21 +11,7 @@ import (
 // The file index migration indexes the files of captures stored before it.
 func TestFileIndexMigrationIndexesExistingFiles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tripcap.db")
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(t.Context(), 5); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedTo(t, path, 5)
 	c := storetest.SeedBeforeFileIndex(t, db, func(q string) string { return q }, func(t time.Time) any { return t.UTC().Format(timeFormat) })
 	db.Close()
 	s, err := Open(t.Context(), path)

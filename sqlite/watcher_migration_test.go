@@ -12,10 +12,10 @@ import (
 	"github.com/tripcap/tripcap/storetest"
 )
 
-// The watcher scope migration gives the watchers from before a
-// subscription and a resource group, keeping their captures.
-func TestWatcherScopeMigration(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tripcap.db")
+// migratedTo opens a new database at path migrated up to version only,
+// for a test of a later migration.
+func migratedTo(t *testing.T, path string, version int64) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
 	if err != nil {
 		t.Fatal(err)
@@ -28,9 +28,17 @@ func TestWatcherScopeMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(t.Context(), 10); err != nil {
+	if _, err := p.UpTo(t.Context(), version); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+// The watcher scope migration gives the watchers from before a
+// subscription and a resource group, keeping their captures.
+func TestWatcherScopeMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tripcap.db")
+	db := migratedTo(t, path, 10)
 	east, west := storetest.SeedBeforeWatcherScope(t, db, func(q string) string { return q }, func(t time.Time) any { return t.UTC().Format(timeFormat) })
 	db.Close()
 	s, err := Open(t.Context(), path)
