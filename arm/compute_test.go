@@ -51,6 +51,8 @@ type computeRig struct {
 var principals = map[string]*tripcap.Principal{
 	"admin": {ID: "admin", Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()},
 	"teamA": {ID: "teamA", Kind: tripcap.PrincipalUser, Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: "label:team=a"}}},
+	// A Reader of the server's subscription, as an Azure role assignment.
+	"subReader": {ID: "subReader", Kind: tripcap.PrincipalUser, Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: "/subscriptions/" + serverSub}}},
 }
 
 func newComputeRig(t *testing.T, store tripcap.Store) *computeRig {

@@ -73,13 +73,22 @@ func testStorageAccountsSDK(t *testing.T, store tripcap.Store) {
 	_, err = accounts.GetProperties(ctx, "Web", "capturesacct", nil)
 	wantARMError(t, "account in another group", err, 404, "ResourceNotFound")
 
-	// Listing accounts needs read at every scope, as the native API's.
+	// Reading accounts needs read over the server's resource group, where they are.
 	scoped, err := armstorage.NewAccountsClient(serverSub, token("teamA"), rig.options())
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = scoped.GetProperties(ctx, "Captures", "capturesacct", nil)
 	wantARMError(t, "scoped reader", err, 403, "AuthorizationFailed")
+
+	// A Reader of the subscription reads them, as in Azure.
+	subReader, err := armstorage.NewAccountsClient(serverSub, token("subReader"), rig.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := subReader.GetProperties(ctx, "Captures", "capturesacct", nil); err != nil {
+		t.Fatalf("subscription reader: %v", err)
+	}
 
 	// The id the answer gives is a capture's storageId.
 	admin := tripcap.NewContextWithPrincipal(ctx, principals["admin"])

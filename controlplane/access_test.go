@@ -514,11 +514,24 @@ func TestAccessStorage(t *testing.T) {
 		if _, err := f.svc.FindStorageAccounts(f.who["readerAll"]); err != nil {
 			t.Errorf("readerAll: FindStorageAccounts: %v", err)
 		}
-		// Storage accounts are not tied to a host: reading them needs "*".
+		// Storage accounts are not tied to a host: reading them needs a
+		// scope covering the server's resource group, where they are.
 		for _, name := range []string{"readerA", "netA", "filesX", "none", "ownerTeamA"} {
 			_, err := f.svc.FindStorageAccounts(f.who[name])
 			wantRefused(t, name+": FindStorageAccounts", err, tripcap.EFORBIDDEN)
 		}
+		cfg := f.svc.Config()
+		for _, scope := range []string{"/subscriptions/" + cfg.SubscriptionID, "/subscriptions/" + strings.ToUpper(cfg.SubscriptionID) + "/resourceGroups/" + cfg.ResourceGroup} {
+			reader := tripcap.NewContextWithPrincipal(context.Background(), &tripcap.Principal{ID: "r", Kind: tripcap.PrincipalUser,
+				Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: tripcap.Scope(scope)}}})
+			if _, err := f.svc.FindStorageAccounts(reader); err != nil {
+				t.Errorf("reader at %s: FindStorageAccounts: %v", scope, err)
+			}
+		}
+		other := tripcap.NewContextWithPrincipal(context.Background(), &tripcap.Principal{ID: "o", Kind: tripcap.PrincipalUser,
+			Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: tripcap.Scope("/subscriptions/" + cfg.SubscriptionID + "/resourceGroups/other")}}})
+		_, err := f.svc.FindStorageAccounts(other)
+		wantRefused(t, "reader of another group: FindStorageAccounts", err, tripcap.EFORBIDDEN)
 		for _, name := range []string{"readerAll", "readerA", "netA", "monAll", "filesX", "none", "ownerTeamA"} {
 			_, err := f.svc.AddStorageAccount(f.who[name], "more", "file://"+t.TempDir())
 			wantRefused(t, name+": AddStorageAccount", err, tripcap.EFORBIDDEN)

@@ -133,10 +133,18 @@ func (s *Service) AddStorageAccount(ctx context.Context, name, url string) (*tri
 	return a.Redacted(), nil
 }
 
-// FindStorageAccounts lists the configured and the added storage accounts.
+// FindStorageAccounts lists the configured and the added storage
+// accounts. They are in the server's subscription and resource group
+// (StorageAccountResourceID): reading them needs read at a scope covering
+// that group ("*", the subscription or the group), as in Azure.
 func (s *Service) FindStorageAccounts(ctx context.Context) ([]*tripcap.StorageAccount, error) {
-	if err := tripcap.Authorize(ctx, tripcap.PermRead, nil); err != nil {
+	p, err := tripcap.AuthorizeSome(ctx, tripcap.PermRead)
+	if err != nil {
 		return nil, err
+	}
+	if !p.CanInGroup(tripcap.PermRead, s.cfg.SubscriptionID, s.cfg.ResourceGroup) {
+		return nil, tripcap.Errorf(tripcap.EFORBIDDEN, "storage accounts are in subscription %s, resource group %s: reading them needs read at a scope covering that group, or at *",
+			s.cfg.SubscriptionID, s.cfg.ResourceGroup)
 	}
 	added, err := s.store.FindStorageAccounts(ctx)
 	if err != nil {
