@@ -298,7 +298,7 @@ func (c *Console) ruleCreate(w http.ResponseWriter, r *http.Request) error {
 	f := readRuleForm(r)
 	rule, err := f.rule()
 	if err == nil {
-		rule, err = c.cfg.Monitor.CreateRule(r.Context(), rule)
+		_, err = c.cfg.Monitor.CreateRule(r.Context(), rule)
 	}
 	if tripcap.ErrorCode(err) == tripcap.EINVALID || tripcap.ErrorCode(err) == tripcap.ECONFLICT {
 		return c.renderRuleEditor(w, r, http.StatusBadRequest, f, newFormError(err))
@@ -323,7 +323,7 @@ func (c *Console) ruleUpdate(w http.ResponseWriter, r *http.Request) error {
 	f.Ref = r.PathValue("rule")
 	rule, err := f.rule()
 	if err == nil {
-		rule, err = c.cfg.Monitor.UpdateRule(r.Context(), f.Ref, rule, f.ETag)
+		_, err = c.cfg.Monitor.UpdateRule(r.Context(), f.Ref, rule, f.ETag)
 	}
 	switch tripcap.ErrorCode(err) {
 	case "":
