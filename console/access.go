@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/tripcap/tripcap"
@@ -40,7 +39,7 @@ type accessData struct {
 }
 
 func (c *Console) accessList(w http.ResponseWriter, r *http.Request) error {
-	return c.renderAccess(w, r, http.StatusOK, accessData{Notice: r.URL.Query().Get("done")})
+	return c.renderAccess(w, r, http.StatusOK, accessData{Notice: notice(r)})
 }
 
 func (c *Console) renderAccess(w http.ResponseWriter, r *http.Request, status int, d accessData) error {
@@ -77,18 +76,18 @@ func (c *Console) accessFailed(w http.ResponseWriter, r *http.Request, err error
 	return err
 }
 
-func accessDone(w http.ResponseWriter, r *http.Request, msg string) error {
-	http.Redirect(w, r, "/access?done="+url.QueryEscape(msg), http.StatusSeeOther)
+func accessDone(w http.ResponseWriter, r *http.Request, key string) error {
+	done(w, r, "/access", key)
 	return nil
 }
 
 func (c *Console) accessCreateUser(w http.ResponseWriter, r *http.Request) error {
 	v := postForm(r)
-	u, err := c.cfg.Identity.CreateUser(r.Context(), strings.TrimSpace(v.Get("name")), v.Get("password"))
+	_, err := c.cfg.Identity.CreateUser(r.Context(), strings.TrimSpace(v.Get("name")), v.Get("password"))
 	if err != nil {
 		return c.accessFailed(w, r, err)
 	}
-	return accessDone(w, r, "User "+u.Name+" created; give them a role below.")
+	return accessDone(w, r, "user-created")
 }
 
 func (c *Console) accessCreateService(w http.ResponseWriter, r *http.Request) error {
@@ -106,23 +105,23 @@ func (c *Console) accessAssign(w http.ResponseWriter, r *http.Request) error {
 	if scope == "" {
 		scope = string(tripcap.ScopeAll)
 	}
-	a, err := c.cfg.Identity.AssignRole(r.Context(), v.Get("principal"), tripcap.RoleName(v.Get("role")), tripcap.Scope(scope))
+	_, err := c.cfg.Identity.AssignRole(r.Context(), v.Get("principal"), tripcap.RoleName(v.Get("role")), tripcap.Scope(scope))
 	if err != nil {
 		return c.accessFailed(w, r, err)
 	}
-	return accessDone(w, r, string(a.Role)+" at "+string(a.Scope)+" assigned.")
+	return accessDone(w, r, "role-assigned")
 }
 
 func (c *Console) accessUnassign(w http.ResponseWriter, r *http.Request) error {
 	if err := c.cfg.Identity.DeleteRoleAssignment(r.Context(), r.PathValue("assignment")); err != nil {
 		return c.accessFailed(w, r, err)
 	}
-	return accessDone(w, r, "Role assignment removed.")
+	return accessDone(w, r, "assignment-removed")
 }
 
 func (c *Console) accessDeletePrincipal(w http.ResponseWriter, r *http.Request) error {
 	if err := c.cfg.Identity.DeletePrincipal(r.Context(), r.PathValue("principal")); err != nil {
 		return c.accessFailed(w, r, err)
 	}
-	return accessDone(w, r, "Principal deleted; its tokens no longer work.")
+	return accessDone(w, r, "principal-deleted")
 }

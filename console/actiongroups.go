@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -42,7 +41,7 @@ type actionGroupForm struct {
 func (f actionGroupForm) Has(name string) bool { return slices.Contains(f.Responders, name) }
 
 func (c *Console) actionGroupsList(w http.ResponseWriter, r *http.Request) error {
-	return c.renderActionGroups(w, r, http.StatusOK, actionGroupsData{Notice: r.URL.Query().Get("done")})
+	return c.renderActionGroups(w, r, http.StatusOK, actionGroupsData{Notice: notice(r)})
 }
 
 func (c *Console) renderActionGroups(w http.ResponseWriter, r *http.Request, status int, d actionGroupsData) error {
@@ -135,6 +134,6 @@ func (c *Console) actionGroupDelete(w http.ResponseWriter, r *http.Request) erro
 	if err := c.cfg.Monitor.DeleteActionGroup(r.Context(), r.PathValue("group")); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/action-groups?done="+url.QueryEscape("Action group deleted."), http.StatusSeeOther)
+	done(w, r, "/action-groups", "action-group-deleted")
 	return nil
 }

@@ -69,14 +69,18 @@
 // # Sessions
 //
 // Signing in with a user's password (identity.Service.Login) gives a
-// login token; signing in with an API token or the bootstrap admin token
-// uses that token. The session cookie holds it (HttpOnly,
-// SameSite=Strict, Secure under TLS), and every request authenticates it
-// through controlplane.Service.Authenticate, as the API does with a bearer
-// token: sessions work on every replica and end when the token is revoked.
-// CSRF tokens are derived from the session, so no state is kept. A
-// one-time sign-in link (SignInLink, printed by `tripcap up`) is kept in
-// memory until used or expired.
+// login token; signing in with an API token uses that token. The session
+// cookie holds it (HttpOnly, SameSite=Strict, Secure under TLS), and every
+// request authenticates it through controlplane.Service.Authenticate, as
+// the API does with a bearer token: sessions work on every replica and end
+// when the token is revoked. The bootstrap admin token never goes in the
+// cookie (it does not expire, and a copy would be the admin for good):
+// signing in with it, or with a one-time link (SignInLink, printed by
+// `tripcap up`; its GET shows a button that posts to spend it, so a link
+// preview spends nothing), gives a secret held in this process's memory for
+// adminLoginLifetime, forgotten at sign-out (so such a session is this
+// replica's only). CSRF tokens are derived from the session, so no state is
+// kept for them.
 package console
 
 import (
@@ -85,6 +89,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -110,6 +115,10 @@ type Config struct {
 	// Secure marks cookies Secure on plain connections too (TLS ends in
 	// front of the server); a TLS connection always does.
 	Secure bool
+	// PublicURL is the server's URL as browsers reach it ("" for none):
+	// behind a proxy that rewrites Host, a form's Origin is this URL's
+	// scheme and host, accepted besides the request's Host.
+	PublicURL string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -133,7 +142,11 @@ type Console struct {
 	pages map[string]*template.Template
 	navs  []navEntry
 	gate  Gate
-	links *onceLinks
+	// links are the one-time sign-in links not yet used; admins, the
+	// bootstrap admin's sign-ins.
+	links, admins *heldCredentials
+	// public is the server's public URL, or nil.
+	public *url.URL
 }
 
 // New returns the console over cfg's services.
@@ -147,7 +160,14 @@ func New(cfg Config, log *slog.Logger) (*Console, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Console{cfg: cfg, log: log.With("component", "console"), mux: http.NewServeMux(), links: newOnceLinks()}
+	c := &Console{cfg: cfg, log: log.With("component", "console"), mux: http.NewServeMux(), links: newHeldCredentials(), admins: newHeldCredentials()}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("console: the public URL %q is not an absolute URL", cfg.PublicURL)
+		}
+		c.public = u
+	}
 	c.routes()
 	slices.SortFunc(c.navs, func(a, b navEntry) int { return a.order - b.order })
 	var err error

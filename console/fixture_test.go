@@ -58,6 +58,8 @@ type fixtureOptions struct {
 	limits *tchttp.Limits
 	// audited keeps the audit log (fixture.audit).
 	audited bool
+	// publicURL is the server's --public-url.
+	publicURL string
 }
 
 func newFixture(t testing.TB) *fixture { return newFixtureWith(t, fixtureOptions{}) }
@@ -122,7 +124,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		opts = append(opts, tchttp.WithAudit(rec))
 	}
 	srv := tchttp.NewServer(svc, log, opts...)
-	cfg := console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids}
+	cfg := console.Config{Service: svc, Monitor: mon, Responders: rsp, Identity: ids, PublicURL: o.publicURL}
 	if rec != nil {
 		cfg.Audit = rec // the audit log page
 	}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -9,18 +10,33 @@ import (
 )
 
 // FuzzSafeNext: whatever a sign-in form's next says, the browser is sent to
-// a path of this console, never to another site.
+// a path of this console, never to another site: resolved as a browser
+// does (after dropping tabs and newlines, reading "\\" as "/"), it stays on
+// the console's origin.
 func FuzzSafeNext(f *testing.F) {
-	for _, s := range []string{"/", "/hosts?x=1", "//evil", "/\\evil", "https://evil", "/signin", "", "/\r\nLocation: x", "/%2f%2fevil"} {
+	for _, s := range []string{"/", "/hosts?x=1", "//evil", "/\\evil", "https://evil", "/signin", "", "/\r\nLocation: x", "/%2f%2fevil",
+		"/\t/evil.example", "/\n/evil.example", "\t//evil", "/\x7f/evil", "/%09/evil", "/%5c%5cevil", "/a b?c", "/x#//evil", "/@evil", "/:evil"} {
 		f.Add(s)
 	}
+	base, _ := url.Parse("https://console.example/signin")
 	f.Fuzz(func(t *testing.T, next string) {
 		got := safeNext(next)
-		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || strings.ContainsAny(got, "\\\r\n") {
+		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") ||
+			strings.ContainsFunc(got, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 			t.Fatalf("safeNext(%q) = %q", next, got)
 		}
-		if got != "/" && got != next {
-			t.Fatalf("safeNext(%q) = %q: neither the path nor /", next, got)
+		u, err := url.Parse(got)
+		if err != nil || u.Scheme != "" || u.Host != "" {
+			t.Fatalf("safeNext(%q) = %q: parses as %v, %v", next, got, u, err)
+		}
+		if to := base.ResolveReference(u); to.Scheme != base.Scheme || to.Host != base.Host {
+			t.Fatalf("safeNext(%q) = %q: a browser goes to %s", next, got, to)
+		}
+		if got != "/" {
+			in, err := url.Parse(next)
+			if err != nil || in.Path != u.Path || in.RawQuery != u.RawQuery {
+				t.Fatalf("safeNext(%q) = %q: neither the path and query given nor /", next, got)
+			}
 		}
 	})
 }

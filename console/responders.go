@@ -55,7 +55,7 @@ func (c *Console) renderResponders(w http.ResponseWriter, r *http.Request, statu
 	if err != nil {
 		return err
 	}
-	d := respondersData{Responders: rs, Form: f, Error: ferr, Notice: r.URL.Query().Get("done"), CanTrigger: canTrigger(r)}
+	d := respondersData{Responders: rs, Form: f, Error: ferr, Notice: notice(r), CanTrigger: canTrigger(r)}
 	if c.cfg.Monitor != nil {
 		if d.Groups, err = c.cfg.Monitor.FindActionGroups(ctx); err != nil {
 			return err
@@ -122,7 +122,7 @@ func (c *Console) responderCreate(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/responders/"+url.PathEscape(rs.Name)+"?done="+url.QueryEscape("Responder "+rs.Name+" created."), http.StatusSeeOther)
+	done(w, r, "/responders/"+url.PathEscape(rs.Name), "responder-created")
 	return nil
 }
 
@@ -152,13 +152,13 @@ func (c *Console) responderShow(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return c.render(w, r, "responder", responderData{Responder: rs, Runs: runs, Notice: r.URL.Query().Get("done"), CanTrigger: canTrigger(r)})
+	return c.render(w, r, "responder", responderData{Responder: rs, Runs: runs, Notice: notice(r), CanTrigger: canTrigger(r)})
 }
 
 func (c *Console) responderDelete(w http.ResponseWriter, r *http.Request) error {
 	if err := c.cfg.Responders.DeleteResponder(r.Context(), r.PathValue("responder")); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/responders?done="+url.QueryEscape("Responder deleted."), http.StatusSeeOther)
+	done(w, r, "/responders", "responder-deleted")
 	return nil
 }

@@ -68,7 +68,7 @@ func (c *Console) rulesList(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := c.cfg.Now()
-	d := rulesData{Silences: silences, Notice: r.URL.Query().Get("done"), Presets: presets, RuleNames: map[string]string{}}
+	d := rulesData{Silences: silences, Notice: notice(r), Presets: presets, RuleNames: map[string]string{}}
 	for _, rule := range rules {
 		d.RuleNames[rule.ID] = rule.Name
 		row := ruleRow{AlertRule: rule, Condition: conditionText(rule)}
@@ -298,7 +298,7 @@ func (c *Console) ruleCreate(w http.ResponseWriter, r *http.Request) error {
 	f := readRuleForm(r)
 	rule, err := f.rule()
 	if err == nil {
-		rule, err = c.cfg.Monitor.CreateRule(r.Context(), rule)
+		_, err = c.cfg.Monitor.CreateRule(r.Context(), rule)
 	}
 	if tripcap.ErrorCode(err) == tripcap.EINVALID || tripcap.ErrorCode(err) == tripcap.ECONFLICT {
 		return c.renderRuleEditor(w, r, http.StatusBadRequest, f, newFormError(err))
@@ -306,7 +306,7 @@ func (c *Console) ruleCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/rules?done="+url.QueryEscape("Rule "+rule.Name+" created."), http.StatusSeeOther)
+	done(w, r, "/rules", "rule-created")
 	return nil
 }
 
@@ -323,7 +323,7 @@ func (c *Console) ruleUpdate(w http.ResponseWriter, r *http.Request) error {
 	f.Ref = r.PathValue("rule")
 	rule, err := f.rule()
 	if err == nil {
-		rule, err = c.cfg.Monitor.UpdateRule(r.Context(), f.Ref, rule, f.ETag)
+		_, err = c.cfg.Monitor.UpdateRule(r.Context(), f.Ref, rule, f.ETag)
 	}
 	switch tripcap.ErrorCode(err) {
 	case "":
@@ -336,7 +336,7 @@ func (c *Console) ruleUpdate(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return err
 	}
-	http.Redirect(w, r, "/rules?done="+url.QueryEscape("Rule "+rule.Name+" saved."), http.StatusSeeOther)
+	done(w, r, "/rules", "rule-saved")
 	return nil
 }
 
@@ -398,11 +398,11 @@ func (c *Console) ruleEnabled(w http.ResponseWriter, r *http.Request) error {
 	if _, err := c.cfg.Monitor.UpdateRule(ctx, rule.ID, &in, etag); err != nil {
 		return err
 	}
-	verb := "disabled"
+	key := "rule-disabled"
 	if on {
-		verb = "enabled"
+		key = "rule-enabled"
 	}
-	http.Redirect(w, r, "/rules?done="+url.QueryEscape("Rule "+rule.Name+" "+verb+"."), http.StatusSeeOther)
+	done(w, r, "/rules", key)
 	return nil
 }
 
@@ -422,11 +422,11 @@ func (c *Console) ruleSilence(w http.ResponseWriter, r *http.Request) error {
 		return tripcap.Errorf(tripcap.EINVALID, "for: %q is not one of 15m, 1h, 4h, 24h, 7d", postForm(r).Get("for"))
 	}
 	now := c.cfg.Now()
-	s, err := c.cfg.Monitor.CreateSilence(ctx, &tripcap.Silence{Rule: rule.ID, StartsAt: now, EndsAt: now.Add(d), Comment: postForm(r).Get("comment")})
+	_, err = c.cfg.Monitor.CreateSilence(ctx, &tripcap.Silence{Rule: rule.ID, StartsAt: now, EndsAt: now.Add(d), Comment: postForm(r).Get("comment")})
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/rules?done="+url.QueryEscape("Rule "+rule.Name+" silenced until "+utc(s.EndsAt)+"."), http.StatusSeeOther)
+	done(w, r, "/rules", "rule-silenced")
 	return nil
 }
 
@@ -434,7 +434,7 @@ func (c *Console) silenceExpire(w http.ResponseWriter, r *http.Request) error {
 	if _, err := c.cfg.Monitor.ExpireSilence(r.Context(), r.PathValue("silence")); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/rules?done="+url.QueryEscape("Silence ended."), http.StatusSeeOther)
+	done(w, r, "/rules", "silence-ended")
 	return nil
 }
 
@@ -443,7 +443,7 @@ func (c *Console) ruleDelete(w http.ResponseWriter, r *http.Request) error {
 	if err := c.cfg.Monitor.DeleteRule(r.Context(), ref); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/rules?done="+url.QueryEscape("Rule deleted."), http.StatusSeeOther)
+	done(w, r, "/rules", "rule-deleted")
 	return nil
 }
 

@@ -16,12 +16,19 @@ import (
 )
 
 // The session cookie's value is "<kind>.<credential>": kind "l" for a
-// login's token (revoked at sign-out), "t" for a token the user gave (an API
-// token or the bootstrap admin's, only forgotten at sign-out).
+// login's token (revoked at sign-out), "a" for a sign-in of the bootstrap
+// admin (a secret of the console's standing for the admin token, which the
+// cookie never holds; it ends after adminLoginLifetime or at sign-out), "t"
+// for an API token the user gave (only forgotten at sign-out).
 const (
 	kindLogin = "l"
+	kindAdmin = "a"
 	kindToken = "t"
 )
+
+// adminLoginLifetime is how long a sign-in of the bootstrap admin lasts:
+// as a user's login (identity's default LoginLifetime).
+const adminLoginLifetime = 12 * time.Hour
 
 // Cookie names. Under TLS the __Host- prefix binds the cookie to this
 // origin (Secure, Path=/, no Domain), so a sibling host cannot plant one.
@@ -66,10 +73,16 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) (*session, err
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "sign in first")
 	}
 	kind, cred, ok := strings.Cut(ck.Value, ".")
-	if !ok || (kind != kindLogin && kind != kindToken) || cred == "" {
+	if !ok || (kind != kindLogin && kind != kindAdmin && kind != kindToken) || cred == "" {
 		return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the session is not valid; sign in again")
 	}
-	p, err := c.gate.Authenticate(w, r, cred)
+	bearer := cred
+	if kind == kindAdmin {
+		if bearer, ok = c.admins.get(cred, c.cfg.Now()); !ok {
+			return nil, tripcap.Errorf(tripcap.EUNAUTHORIZED, "the session ended; sign in again")
+		}
+	}
+	p, err := c.gate.Authenticate(w, r, bearer)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +109,11 @@ func (c *Console) checkCSRF(r *http.Request, want string) error {
 		return refused
 	}
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+		u, err := url.Parse(o)
+		// Behind a proxy that rewrites Host, the browser's origin is the
+		// public URL's.
+		public := c.public != nil && err == nil && u.Scheme == c.public.Scheme && u.Host == c.public.Host
+		if err != nil || (u.Host != r.Host && !public) {
 			return refused
 		}
 	}
@@ -144,7 +161,8 @@ func (c *Console) preSession(w http.ResponseWriter, r *http.Request) string {
 func (c *Console) sessionRoutes() {
 	c.mux.HandleFunc("GET /signin", c.signInForm)
 	c.mux.HandleFunc("POST /signin", c.signIn)
-	c.mux.HandleFunc("GET /signin/once/{code}", c.signInOnce)
+	c.mux.HandleFunc("GET /signin/once/{code}", c.signInOnceForm)
+	c.mux.HandleFunc("POST /signin/once/{code}", c.signInOnce)
 	c.post("/signout", c.signOut)
 }
 
@@ -166,11 +184,7 @@ func (c *Console) renderSignIn(w http.ResponseWriter, r *http.Request, status in
 
 // signIn checks a user's password (or takes a token), and starts a session.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
-	pre := ""
-	if ck, err := r.Cookie(c.cookieName(r, preCookie, securePreCookie)); err == nil && len(ck.Value) >= 32 {
-		pre = csrfOf("signin", ck.Value)
-	}
-	if err := c.checkCSRF(r, pre); err != nil {
+	if err := c.checkPreCSRF(r); err != nil {
 		c.renderSignIn(w, r, http.StatusForbidden, signInPage{Error: tripcap.ErrorMessage(err)})
 		return
 	}
@@ -180,8 +194,10 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case token != "":
-		kind, cred = kindToken, token
-		_, err = c.gate.Authenticate(w, r, token)
+		var p *tripcap.Principal
+		if p, err = c.gate.Authenticate(w, r, token); err == nil {
+			kind, cred = c.tokenSession(p, token)
+		}
 	case c.cfg.Identity == nil:
 		err = tripcap.Errorf(tripcap.EINVALID, "token: required (this server signs in with tokens only)")
 	case user == "":
@@ -204,6 +220,27 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// checkPreCSRF checks a sign-in form's CSRF token (from the pre-session cookie).
+func (c *Console) checkPreCSRF(r *http.Request) error {
+	pre := ""
+	if ck, err := r.Cookie(c.cookieName(r, preCookie, securePreCookie)); err == nil && len(ck.Value) >= 32 {
+		pre = csrfOf("signin", ck.Value)
+	}
+	return c.checkCSRF(r, pre)
+}
+
+// tokenSession returns the session cookie's kind and credential for a
+// token that authenticated as p: the bootstrap admin's token stays on the
+// server (a copied cookie must not be the admin token for good), standing
+// behind a secret that ends at sign-out or after adminLoginLifetime.
+func (c *Console) tokenSession(p *tripcap.Principal, token string) (kind, cred string) {
+	if p.Kind != tripcap.PrincipalBootstrap {
+		return kindToken, token
+	}
+	now := c.cfg.Now()
+	return kindAdmin, c.admins.add(token, now, now.Add(adminLoginLifetime))
+}
+
 // startSession sets the session cookie; it lives as long as the browser
 // (the credential's own expiry ends it sooner).
 func (c *Console) startSession(w http.ResponseWriter, r *http.Request, kind, cred string) {
@@ -214,7 +251,10 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, kind, cre
 // signOut ends the session, revoking a login's token.
 func (c *Console) signOut(w http.ResponseWriter, r *http.Request) error {
 	s := sessionOf(r.Context())
-	if s.kind == kindLogin && c.cfg.Identity != nil && s.p.CredentialID != "" {
+	switch {
+	case s.kind == kindAdmin:
+		c.admins.drop(s.credential)
+	case s.kind == kindLogin && c.cfg.Identity != nil && s.p.CredentialID != "":
 		if err := c.cfg.Identity.RevokeToken(r.Context(), s.p.CredentialID); err != nil && tripcap.ErrorCode(err) != tripcap.ENOTFOUND {
 			return err
 		}
@@ -240,75 +280,139 @@ func (c *Console) toSignIn(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // safeNext keeps a post-sign-in destination on this console: a path, not
-// a URL to another site ("//evil", "/\evil").
+// a URL to another site ("//evil", "/\\evil", "/<TAB>/evil": browsers drop
+// tabs and newlines and read a backslash as a slash). What it returns is
+// rebuilt from the parsed path and query, never the text as given.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") ||
-		strings.HasPrefix(next, "/signin") {
+	bad := func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }
+	if next == "" || strings.ContainsFunc(next, bad) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.ContainsFunc(u.Path, bad) ||
+		strings.HasPrefix(u.Path, "/signin") {
+		return "/"
+	}
+	// The text as sent starts with one "/" too ("%2f" decodes to "/").
+	out := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}).String()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") {
+		return "/"
+	}
+	return out
 }
 
 // SignInLink returns a path that signs a browser in with credential once,
 // within ttl (`tripcap up` prints it with the server's URL).
 func (c *Console) SignInLink(credential string, ttl time.Duration) string {
-	return "/signin/once/" + c.links.add(credential, c.cfg.Now().Add(ttl))
+	now := c.cfg.Now()
+	return "/signin/once/" + c.links.add(credential, now, now.Add(ttl))
 }
 
-// signInOnce spends a one-time link. The answer is a page that moves on to
-// the console by itself: the link arrives from outside (a terminal, a chat),
-// and a SameSite=Strict cookie is not sent on a redirect from a cross-site
-// navigation, while it is on the page's own refresh.
-func (c *Console) signInOnce(w http.ResponseWriter, r *http.Request) {
-	cred, ok := c.links.take(r.PathValue("code"), c.cfg.Now())
-	if !ok {
-		c.renderSignIn(w, r, http.StatusNotFound, signInPage{Next: "/", Error: "That sign-in link was used already or has expired; sign in here, or run the command again for a new link."})
+// signInOnceForm shows a one-time link's page: a button that spends it.
+// A GET spends nothing, so that a link preview or prefetch (a chat's
+// unfurler) cannot use the link up, nor sign itself in.
+func (c *Console) signInOnceForm(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !c.links.has(r.PathValue("code"), c.cfg.Now()) {
+		c.onceLinkSpent(w, r)
 		return
 	}
-	if _, err := c.gate.Authenticate(w, r, cred); err != nil {
+	c.renderStatus(w, r, http.StatusOK, "signinonce", signInPage{CSRF: c.preSession(w, r)})
+}
+
+// signInOnce spends a one-time link (posted from its page, with the page's
+// CSRF token). The form is posted from this origin, so the SameSite=Strict
+// cookie set here is sent on the redirect that follows.
+func (c *Console) signInOnce(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err := c.checkPreCSRF(r); err != nil {
+		c.renderSignIn(w, r, http.StatusForbidden, signInPage{Next: "/", Error: tripcap.ErrorMessage(err)})
+		return
+	}
+	token, ok := c.links.take(r.PathValue("code"), c.cfg.Now())
+	if !ok {
+		c.onceLinkSpent(w, r)
+		return
+	}
+	p, err := c.gate.Authenticate(w, r, token)
+	if err != nil {
 		c.renderSignIn(w, r, tchttp.ErrorStatus(err), signInPage{Next: "/", Error: tripcap.ErrorMessage(err)})
 		return
 	}
-	c.startSession(w, r, kindToken, cred)
-	w.Header().Set("Cache-Control", "no-store")
-	c.renderStatus(w, r, http.StatusOK, "signedin", nil)
+	kind, cred := c.tokenSession(p, token)
+	c.startSession(w, r, kind, cred)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// onceLinks are the one-time sign-in links not yet used, by their code's hash.
-type onceLinks struct {
+func (c *Console) onceLinkSpent(w http.ResponseWriter, r *http.Request) {
+	c.renderSignIn(w, r, http.StatusNotFound, signInPage{Next: "/", Error: "That sign-in link was used already or has expired; sign in here, or run the command again for a new link."})
+}
+
+// heldCredentials are credentials the console keeps for a secret it hands
+// out (a one-time link's code, an admin sign-in's cookie), by the secret's
+// hash, each until it expires or is dropped.
+type heldCredentials struct {
 	mu    sync.Mutex
-	links map[string]onceLink
+	byKey map[string]heldCredential
 }
 
-type onceLink struct {
+type heldCredential struct {
 	credential string
 	expires    time.Time
 }
 
-func newOnceLinks() *onceLinks { return &onceLinks{links: map[string]onceLink{}} }
-
-func (l *onceLinks) add(credential string, expires time.Time) string {
-	code := tripcap.NewSecret("")
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for k, v := range l.links {
-		if expires.After(v.expires.Add(24 * time.Hour)) {
-			delete(l.links, k)
-		}
-	}
-	l.links[tripcap.HashSecret(code)] = onceLink{credential: credential, expires: expires}
-	return code
+func newHeldCredentials() *heldCredentials {
+	return &heldCredentials{byKey: map[string]heldCredential{}}
 }
 
-// take spends a code: it works once, and not after it expires.
-func (l *onceLinks) take(code string, now time.Time) (string, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	k := tripcap.HashSecret(code)
-	v, ok := l.links[k]
-	delete(l.links, k)
+// add holds credential until expires and returns the secret standing for it.
+func (h *heldCredentials) add(credential string, now, expires time.Time) string {
+	secret := tripcap.NewSecret("")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, v := range h.byKey {
+		if !now.Before(v.expires) {
+			delete(h.byKey, k)
+		}
+	}
+	h.byKey[tripcap.HashSecret(secret)] = heldCredential{credential: credential, expires: expires}
+	return secret
+}
+
+// get returns the credential of secret, unless it expired or was dropped.
+func (h *heldCredentials) get(secret string, now time.Time) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.byKey[tripcap.HashSecret(secret)]
 	if !ok || !now.Before(v.expires) {
 		return "", false
 	}
 	return v.credential, true
+}
+
+// has reports whether secret holds a credential still.
+func (h *heldCredentials) has(secret string, now time.Time) bool {
+	_, ok := h.get(secret, now)
+	return ok
+}
+
+// take spends secret: it works once, and not after it expires.
+func (h *heldCredentials) take(secret string, now time.Time) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := tripcap.HashSecret(secret)
+	v, ok := h.byKey[k]
+	delete(h.byKey, k)
+	if !ok || !now.Before(v.expires) {
+		return "", false
+	}
+	return v.credential, true
+}
+
+// drop forgets secret's credential.
+func (h *heldCredentials) drop(secret string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.byKey, tripcap.HashSecret(secret))
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,24 +169,135 @@ func TestSecurityHeaders(t *testing.T) {
 func TestOneTimeSignInLink(t *testing.T) {
 	f := newFixture(t)
 	link := f.console.SignInLink(f.admin, time.Minute)
+	// A link preview (a chat's unfurler, a prefetch) GETs it: that signs
+	// nothing in and spends nothing.
+	preview := f.browser(t)
+	if p := preview.get(link); p.StatusCode != 200 || preview.cookie("tripcap_session") != nil || !strings.Contains(p.body, `<form method="post">`) {
+		t.Fatalf("the link's GET: %s, session %v\n%s", p.Status, preview.cookie("tripcap_session"), p.body)
+	}
 	b := f.browser(t)
-	p := b.get(link)
-	if p.StatusCode != 200 || !strings.Contains(p.body, `http-equiv="refresh"`) {
-		t.Fatalf("the link: %s\n%s", p.Status, p.body)
+	b.get(link)
+	// The button's post needs the page's CSRF token.
+	if p := b.post(link, url.Values{"csrf": {"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}); p.StatusCode != http.StatusForbidden {
+		t.Fatalf("the link's post with a wrong CSRF token: %s, want 403", p.Status)
+	}
+	b.get(link)
+	p := b.post(link, nil)
+	if p.StatusCode != http.StatusSeeOther || p.Header.Get("Location") != "/" {
+		t.Fatalf("the link's button: %s %s\n%s", p.Status, p.Header.Get("Location"), p.body)
+	}
+	session := b.cookie("tripcap_session")
+	if session == nil || strings.Contains(session.Value, f.admin) || !strings.HasPrefix(session.Value, "a.") {
+		t.Fatalf("the session cookie %v holds the admin token, or is no admin sign-in", session)
 	}
 	if q := b.get("/"); q.StatusCode != 200 {
 		t.Fatalf("after the link: %s", q.Status)
 	}
 	other := f.browser(t)
 	if p := other.get(link); p.StatusCode != http.StatusNotFound || other.cookie("tripcap_session") != nil {
-		t.Fatalf("the link a second time: %s, want 404 and no session", p.Status)
+		t.Fatalf("the link's GET a second time: %s, want 404 and no session", p.Status)
+	}
+	other.get("/signin")
+	if p := other.post(link, nil); p.StatusCode != http.StatusNotFound || other.cookie("tripcap_session") != nil {
+		t.Fatalf("the link's post a second time: %s, want 404 and no session", p.Status)
+	}
+	checkAdminSignOut(t, f, b)
+}
+
+// TestSignInWithAdminTokenKeepsItOutOfTheCookie: the form's admin token
+// gives an admin sign-in that ends at sign-out; the cookie never holds it.
+func TestSignInWithAdminTokenKeepsItOutOfTheCookie(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t)
+	b.signInToken(f.admin)
+	session := b.cookie("tripcap_session")
+	if session == nil || strings.Contains(session.Value, f.admin) || !strings.HasPrefix(session.Value, "a.") {
+		t.Fatalf("the session cookie %v holds the admin token, or is no admin sign-in", session)
+	}
+	checkAdminSignOut(t, f, b)
+	// The admin token itself still works: only the sign-in ended.
+	if _, err := f.svc.Authenticate(f.adminCtx, f.admin); err != nil {
+		t.Fatalf("the admin token after signing out: %v", err)
+	}
+}
+
+// checkAdminSignOut signs b (an admin sign-in) out and checks a copy of its
+// cookie no longer works.
+func checkAdminSignOut(t *testing.T, f *fixture, b *browser) {
+	t.Helper()
+	stolen := b.cookie("tripcap_session").Value
+	copied := func() *page {
+		req, _ := http.NewRequest("GET", f.url+"/", nil)
+		req.AddCookie(&http.Cookie{Name: "tripcap_session", Value: stolen})
+		return f.browser(t).do(req)
+	}
+	if p := copied(); p.StatusCode != 200 {
+		t.Fatalf("a copy of the cookie before sign-out: %s", p.Status)
+	}
+	b.get("/")
+	if p := b.post("/signout", nil); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign out: %s", p.Status)
+	}
+	if p := copied(); p.StatusCode != http.StatusSeeOther || !strings.HasPrefix(p.Header.Get("Location"), "/signin") {
+		t.Fatalf("a copy of the cookie after sign-out: %s %s, want 303 to sign in", p.Status, p.Header.Get("Location"))
+	}
+}
+
+// TestAdminSignInExpires: an admin sign-in lasts 12 h, as a user's login.
+func TestAdminSignInExpires(t *testing.T) {
+	f := newFixture(t)
+	var now atomic.Int64 // the server's goroutines read it
+	now.Store(time.Now().UnixNano())
+	f.console.SetClock(func() time.Time { return time.Unix(0, now.Load()) })
+	b := f.browser(t)
+	b.signInToken(f.admin)
+	now.Add(int64(12*time.Hour - time.Minute))
+	if p := b.get("/"); p.StatusCode != 200 {
+		t.Fatalf("before 12 h: %s", p.Status)
+	}
+	now.Add(int64(2 * time.Minute))
+	if p := b.get("/"); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after 12 h: %s, want 303 to sign in", p.Status)
+	}
+}
+
+// TestCSRFOriginBehindProxy: behind a proxy that rewrites Host, a form
+// posted from the public URL's origin is accepted; another origin is not.
+func TestCSRFOriginBehindProxy(t *testing.T) {
+	f := newFixtureWith(t, fixtureOptions{publicURL: "https://console.example"})
+	pw := f.user(t, "alice", tripcap.RoleReader)
+	b := f.browser(t)
+	b.get("/signin")
+	post := func(origin string) *page {
+		form := url.Values{"csrf": {b.csrf}, "user": {"alice"}, "password": {pw}}
+		req, _ := http.NewRequest("POST", f.url+"/signin", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		return b.do(req)
+	}
+	for _, o := range []string{"https://evil.example", "http://console.example", "https://console.example.evil"} {
+		if p := post(o); p.StatusCode != http.StatusForbidden {
+			t.Errorf("Origin %s: %s, want 403", o, p.Status)
+		}
+	}
+	if p := post("https://console.example"); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("Origin of the public URL: %s, want 303\n%s", p.Status, p.body)
+	}
+	u, _ := url.Parse(f.url)
+	b2 := f.browser(t)
+	b2.get("/signin")
+	b = b2
+	if p := post("http://" + u.Host); p.StatusCode != http.StatusSeeOther {
+		t.Fatalf("Origin of the request's Host: %s, want 303", p.Status)
 	}
 }
 
 func TestSignInNextStaysOnConsole(t *testing.T) {
 	f := newFixture(t)
 	pw := f.user(t, "alice", tripcap.RoleReader)
-	for next, want := range map[string]string{"/hosts?state=Online": "/hosts?state=Online", "//evil.example/": "/", "https://evil.example/": "/", "/\\evil": "/"} {
+	for next, want := range map[string]string{"/hosts?state=Online": "/hosts?state=Online", "//evil.example/": "/", "https://evil.example/": "/", "/\\evil": "/",
+		"/\t/evil.example": "/", "/\n/evil.example": "/", "/\r//evil.example": "/", "/%09/evil.example": "/", "/%5cevil": "/", "\t//evil.example": "/",
+		"/hosts#x": "/hosts", "/a b?c=d e": "/a%20b?c=d e"} {
 		b := f.browser(t)
 		b.get("/signin")
 		p := b.post("/signin", url.Values{"user": {"alice"}, "password": {pw}, "next": {next}})

@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/tripcap/tripcap"
@@ -27,7 +26,7 @@ type storageData struct {
 }
 
 func (c *Console) storageList(w http.ResponseWriter, r *http.Request) error {
-	return c.renderStorage(w, r, http.StatusOK, storageData{Notice: r.URL.Query().Get("done")})
+	return c.renderStorage(w, r, http.StatusOK, storageData{Notice: notice(r)})
 }
 
 func (c *Console) renderStorage(w http.ResponseWriter, r *http.Request, status int, d storageData) error {
@@ -42,7 +41,7 @@ func (c *Console) renderStorage(w http.ResponseWriter, r *http.Request, status i
 func (c *Console) storageAdd(w http.ResponseWriter, r *http.Request) error {
 	v := postForm(r)
 	d := storageData{Name: strings.TrimSpace(v.Get("name")), URL: strings.TrimSpace(v.Get("url"))}
-	a, err := c.cfg.Service.AddStorageAccount(r.Context(), d.Name, d.URL)
+	_, err := c.cfg.Service.AddStorageAccount(r.Context(), d.Name, d.URL)
 	if code := tripcap.ErrorCode(err); code == tripcap.EINVALID || code == tripcap.ECONFLICT {
 		d.Error = newFormError(err)
 		// The URL may hold a credential: it is not shown back.
@@ -52,7 +51,7 @@ func (c *Console) storageAdd(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/storage?done="+url.QueryEscape("Storage account "+a.Name+" added."), http.StatusSeeOther)
+	done(w, r, "/storage", "storage-added")
 	return nil
 }
 
@@ -60,6 +59,6 @@ func (c *Console) storageDelete(w http.ResponseWriter, r *http.Request) error {
 	if err := c.cfg.Service.DeleteStorageAccount(r.Context(), r.PathValue("account")); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/storage?done="+url.QueryEscape("Storage account forgotten; its files stay where they are."), http.StatusSeeOther)
+	done(w, r, "/storage", "storage-forgotten")
 	return nil
 }

@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,7 +25,8 @@ import (
 
 // TestUpConsoleSignInLink runs `tripcap up` and follows the console link it
 // prints: it signs a browser in once, over HTTPS with the server's CA, with
-// the session cookie's flags; a second browser gets nothing from it.
+// the session cookie's flags, after its page's button is pressed (its GET
+// spends nothing); a second browser gets nothing from it.
 func TestUpConsoleSignInLink(t *testing.T) {
 	testenv.RequireRoot(t)
 	ns := netns.New(t).Namespace()
@@ -92,19 +95,31 @@ func TestUpConsoleSignInLink(t *testing.T) {
 		return resp, string(b)
 	}
 	base := link[:strings.Index(link, "/signin/")]
+	// A link preview's GET spends nothing and signs nothing in.
+	if resp, _ := get(browser(), link); resp.StatusCode != 200 || sessionCookie(resp) != nil {
+		t.Fatalf("the link's GET: %s, cookies %v", resp.Status, resp.Header["Set-Cookie"])
+	}
 	first := browser()
-	resp, _ := get(first, link)
-	if resp.StatusCode != 200 {
-		t.Fatalf("the link: %s", resp.Status)
+	resp, body := get(first, link)
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("the link: %s, no sign-in button\n%s", resp.Status, body)
 	}
-	var session *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == "__Host-tripcap_session" {
-			session = c
-		}
+	resp, err = first.PostForm(link, url.Values{"csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode {
-		t.Fatalf("session cookie %v, want __Host-tripcap_session, Secure, HttpOnly, SameSite=Strict", resp.Header["Set-Cookie"])
+	resp.Body.Close()
+	session := sessionCookie(resp)
+	if resp.StatusCode != http.StatusSeeOther || session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("the link's button: %s, session cookie %v, want 303 and __Host-tripcap_session, Secure, HttpOnly, SameSite=Strict", resp.Status, resp.Header["Set-Cookie"])
+	}
+	admin, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(session.Value, strings.TrimSpace(string(admin))) {
+		t.Fatal("the session cookie holds the admin token")
 	}
 	if resp, body := get(first, base+"/"); resp.StatusCode != 200 || !strings.Contains(body, "<h1>Overview</h1>") {
 		t.Fatalf("the console after the link: %s", resp.Status)
@@ -112,4 +127,14 @@ func TestUpConsoleSignInLink(t *testing.T) {
 	if resp, _ := get(browser(), link); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("the link a second time: %s, want 404", resp.Status)
 	}
+}
+
+// sessionCookie returns the console's session cookie an answer sets, or nil.
+func sessionCookie(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-tripcap_session" && c.Value != "" {
+			return c
+		}
+	}
+	return nil
 }

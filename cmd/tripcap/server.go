@@ -302,8 +302,12 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	}
 	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
 	// The web console, at "/" behind the API's limits and audit.
-	if cp.console, err = console.New(console.Config{Service: cp.svc, Monitor: cp.monitor, Responders: cp.responders, Identity: ids, Audit: cp.audit,
-		Secure: strings.HasPrefix(linkURL, "https://")}, log); err != nil {
+	consoleCfg := console.Config{Service: cp.svc, Monitor: cp.monitor, Responders: cp.responders, Identity: ids, Audit: cp.audit,
+		Secure: strings.HasPrefix(linkURL, "https://")}
+	if o.publicURL != "" {
+		consoleCfg.PublicURL = linkURL
+	}
+	if cp.console, err = console.New(consoleCfg, log); err != nil {
 		return nil, err
 	}
 	cp.http.MountConsole(func(g tchttp.ConsoleGate) http.Handler { return cp.console.Handler(g) })
