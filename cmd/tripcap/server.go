@@ -220,8 +220,28 @@ func openSealedStore(ctx context.Context, o *serverOptions, log *slog.Logger) (*
 	return store, nil
 }
 
+// checkAzurePlace refuses a --subscription or --resource-group that would
+// put hosts under malformed Azure ids (the checks enrollment applies to
+// the labels that override them).
+func (o *serverOptions) checkAzurePlace() error {
+	if o.subscription != "" {
+		if err := tripcap.ValidateSubscriptionID("--subscription", o.subscription); err != nil {
+			return err
+		}
+	}
+	if o.group != "" {
+		if err := tripcap.ValidateResourceGroupName("--resource-group", o.group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (cp *controlPlane, err error) {
 	if err := o.resolve(); err != nil {
+		return nil, err
+	}
+	if err := o.checkAzurePlace(); err != nil {
 		return nil, err
 	}
 	cp = &controlPlane{log: log}
