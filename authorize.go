@@ -101,6 +101,20 @@ func (g HostGrant) CoversLocation(location string) bool {
 	return false
 }
 
+// CoversSubscription reports whether the grant covers a host of the
+// subscription.
+func (g HostGrant) CoversSubscription(sub string) bool {
+	if g.all {
+		return true
+	}
+	for _, h := range g.hosts {
+		if strings.EqualFold(h.SubscriptionID, sub) {
+			return true
+		}
+	}
+	return false
+}
+
 // FilterPage is the page of a listing ordered by id (cursors are "after
 // this id") that keep selects: it fetches the store's pages until limit
 // rows pass keep or the listing ends, so that rows the caller may not see
