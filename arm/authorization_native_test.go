@@ -60,14 +60,7 @@ func TestRoleAssignmentsNativeUnderGUID(t *testing.T) {
 		t.Fatalf("get by a name neither: %v", err)
 	}
 
-	cred, err := azidentity.NewClientSecretCredential(f.ids.TenantID(), f.reader.ClientID, f.reader.ClientSecret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: f.ts.URL}, Transport: f.ts.Client()},
-		DisableInstanceDiscovery: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ras := f.clients(t, cred)
+	_, ras := f.clients(t, f.readerCredential(t))
 	rp := ras.NewListForSubscriptionPager(nil)
 	var seen []string
 	for rp.More() {
@@ -100,4 +93,18 @@ func TestRoleAssignmentsNativeUnderGUID(t *testing.T) {
 	if strings.ToLower(name) != name {
 		t.Fatalf("name %s not in lower case", name)
 	}
+}
+
+// readerCredential is the Reader's, signed in by azidentity through the
+// Azure AD-shaped token endpoint.
+func (f *authzFixture) readerCredential(t *testing.T) azcore.TokenCredential {
+	t.Helper()
+	cred, err := azidentity.NewClientSecretCredential(f.ids.TenantID(), f.reader.ClientID, f.reader.ClientSecret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: f.ts.URL}, Transport: f.ts.Client()},
+		DisableInstanceDiscovery: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cred
 }
