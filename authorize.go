@@ -90,11 +90,22 @@ func (g HostGrant) Only() (string, bool) {
 
 // CoversLocation reports whether the grant covers a host of the location.
 func (g HostGrant) CoversLocation(location string) bool {
+	return g.coversSome(func(h *Host) bool { return strings.EqualFold(h.Location, location) })
+}
+
+// CoversSubscription reports whether the grant covers a host of the
+// subscription.
+func (g HostGrant) CoversSubscription(sub string) bool {
+	return g.coversSome(func(h *Host) bool { return strings.EqualFold(h.SubscriptionID, sub) })
+}
+
+// coversSome reports whether the grant covers a host that match selects.
+func (g HostGrant) coversSome(match func(*Host) bool) bool {
 	if g.all {
 		return true
 	}
 	for _, h := range g.hosts {
-		if strings.EqualFold(h.Location, location) {
+		if match(h) {
 			return true
 		}
 	}

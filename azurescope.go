@@ -38,3 +38,17 @@ func (p *Principal) CanInGroup(perm Permission, sub, group string) bool {
 	}
 	return false
 }
+
+// Subscription is the subscription an ARM-id scope (a subscription,
+// resource group or virtual machine) lies in, "" for any other scope.
+func (s Scope) Subscription() string {
+	ps, err := s.parse()
+	if err != nil {
+		return ""
+	}
+	switch ps.kind {
+	case scopeSubscription, scopeGroup, scopeVM:
+		return ps.sub
+	}
+	return ""
+}

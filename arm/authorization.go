@@ -16,6 +16,14 @@ import (
 // tripcap's "*" shows as Azure's root scope "/". The identity service
 // authorizes (access/write for assignments); role definitions are read by
 // any authenticated caller, as they are Azure's published built-ins.
+//
+// Every assignment shows under a GUID name, as Azure's clients demand one
+// in the path: its own id when that is a GUID (made here), else the
+// name-based GUID of its tripcap id (made natively), which GET and DELETE
+// map back; a tripcap id in the path is accepted too. A caller without
+// access/write lists and gets its own assignments only, as the native API
+// lets it: Azure would show a Reader everyone's, but tripcap hides who
+// holds what from all but Owners at "*" (docs/azure.md).
 
 func authorizationVersions() []string {
 	return []string{"2015-07-01", "2018-01-01-preview", "2018-09-01-preview", "2020-04-01-preview", "2020-10-01-preview", "2022-04-01"}
@@ -221,15 +229,19 @@ func (az authorization) assignmentOf(sub string, a *tripcap.RoleAssignment, kind
 	if kind == tripcap.PrincipalUser {
 		pt = "User"
 	}
-	return roleAssignmentJSON{ID: prefix + authz + "/roleAssignments/" + a.ID, Name: a.ID, Type: "Microsoft.Authorization/roleAssignments",
+	name := armAssignmentName(a.ID)
+	return roleAssignmentJSON{ID: prefix + authz + "/roleAssignments/" + name, Name: name, Type: "Microsoft.Authorization/roleAssignments",
 		Properties: roleAssignmentProperties{RoleDefinitionID: "/subscriptions/" + sub + authz + "/roleDefinitions/" + roleDefinitionIDs[a.Role],
 			PrincipalID: a.PrincipalID, PrincipalType: pt, Scope: scope, CreatedOn: &created, UpdatedOn: &created, CreatedBy: a.CreatedBy, UpdatedBy: a.CreatedBy}}
 }
 
 // assignments are the role assignments the caller may list (every one
-// with access/write; its own by $filter=principalId eq / assignedTo), with
-// their principals' kinds.
+// with access/write, else its own; one principal's by $filter=principalId
+// eq / assignedTo), with their principals' kinds.
 func (az authorization) assignments(r *Request, principal string) ([]*tripcap.RoleAssignment, map[string]tripcap.PrincipalKind, error) {
+	if caller := tripcap.PrincipalFromContext(r.Context()); principal == "" && caller != nil && !caller.Can(tripcap.PermAccessWrite, nil) {
+		principal = caller.ID
+	}
 	as, err := az.ids.FindRoleAssignments(r.Context(), principal)
 	if err != nil {
 		return nil, nil, Recode(err, tripcap.ENOTFOUND, "PrincipalNotFound")
@@ -278,29 +290,51 @@ func (az authorization) listAssignments(w http.ResponseWriter, r *Request) error
 	return WritePage(w, r, page, next)
 }
 
+// assignmentNamespace is the RFC 9562 namespace of the GUID names of
+// assignments whose tripcap id is no GUID (a fixed random GUID: the names
+// must not change between releases or replicas).
+var assignmentNamespace = [16]byte{0x3c, 0x1f, 0x5e, 0x0a, 0x8b, 0x27, 0x4d, 0x61, 0x9e, 0x43, 0xd2, 0x70, 0x15, 0xa8, 0xc6, 0x9b}
+
+// armAssignmentName is the GUID an assignment shows under: its id when
+// that is a GUID, else the name-based GUID of its id.
+func armAssignmentName(id string) string {
+	if tripcap.IsGUID(id) {
+		return strings.ToLower(id)
+	}
+	return tripcap.NameGUID(assignmentNamespace, id)
+}
+
 // assignmentName is the path's assignment name: a GUID, in lower case.
 func assignmentName(r *Request) (string, error) {
 	n := strings.ToLower(r.Param("roleAssignmentName"))
-	if !isGUID(n) {
+	if !tripcap.IsGUID(n) {
 		return "", BadRequest("InvalidRoleAssignmentId", "roleAssignmentName", "The role assignment ID '%s' is not valid. The role assignment ID must be a GUID.", clipped(n))
 	}
 	return n, nil
 }
 
-// find is the assignment the path names, nil when none is at its scope.
+// find is the assignment the path names (its GUID name, or its tripcap
+// id), nil when none is at its scope. A name that is neither a GUID nor
+// an assignment's id is a 400 InvalidRoleAssignmentId.
 func (az authorization) find(r *Request) (*tripcap.RoleAssignment, map[string]tripcap.PrincipalKind, error) {
-	name, err := assignmentName(r)
-	if err != nil {
-		return nil, nil, err
-	}
+	name := r.Param("roleAssignmentName")
 	as, kinds, err := az.assignments(r, "")
 	if err != nil {
 		return nil, nil, err
 	}
+	guid, known := tripcap.IsGUID(name), false
 	for _, a := range as {
-		if at, _, _ := scopeRelation(a.Scope, pathScope(r)); at && a.ID == name {
+		if guid && !strings.EqualFold(armAssignmentName(a.ID), name) || !guid && a.ID != name {
+			continue
+		}
+		known = true
+		if at, _, _ := scopeRelation(a.Scope, pathScope(r)); at {
 			return a, kinds, nil
 		}
+	}
+	if !guid && !known {
+		_, err := assignmentName(r)
+		return nil, nil, err
 	}
 	return nil, kinds, nil
 }
@@ -373,6 +407,11 @@ func (az authorization) delete(w http.ResponseWriter, r *Request) error {
 		return err
 	}
 	if a == nil {
+		// One the caller cannot see may exist: who may not delete learns
+		// nothing from a 204.
+		if err := tripcap.Authorize(r.Context(), tripcap.PermAccessWrite, nil); err != nil {
+			return err
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

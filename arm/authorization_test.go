@@ -16,7 +16,6 @@ import (
 	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 
 	"github.com/tripcap/tripcap"
@@ -244,14 +243,7 @@ func TestRoleAssignmentsSDK(t *testing.T) {
 
 	// A Reader signed in by azidentity (the Azure AD-shaped endpoint) may
 	// not assign, and lists its own assignments with principalId eq.
-	cred, err := azidentity.NewClientSecretCredential(f.ids.TenantID(), f.reader.ClientID, f.reader.ClientSecret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions:            azcore.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: f.ts.URL}, Transport: f.ts.Client()},
-		DisableInstanceDiscovery: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ras := f.clients(t, cred)
+	_, ras := f.clients(t, f.readerCredential(t))
 	_, err = ras.Create(ctx, rg, "0f0e0d0c-0b0a-4908-8706-050403020100", params, nil)
 	if st, code := respondCode(err); st != 403 || code != "AuthorizationFailed" {
 		t.Fatalf("a Reader assigning: %v", err)

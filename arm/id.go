@@ -3,6 +3,8 @@ package arm
 import (
 	"net/http"
 	"strings"
+
+	"github.com/tripcap/tripcap"
 )
 
 // ResourceID is a parsed ARM resource id:
@@ -108,7 +110,7 @@ func (r *ResourceID) String() string {
 // CheckSubscriptionID refuses a subscription id that is not a GUID (400
 // InvalidSubscriptionId).
 func CheckSubscriptionID(id string) error {
-	if !isGUID(id) {
+	if !tripcap.IsGUID(id) {
 		shown := id
 		if len(shown) > 64 {
 			shown = shown[:64] + "…"
@@ -118,35 +120,10 @@ func CheckSubscriptionID(id string) error {
 	return nil
 }
 
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // CheckResourceGroupName applies Azure's rule: 1 to 90 letters, digits,
 // '_', '-', '.', '(' or ')', not ending in '.' (400 InvalidResourceGroup).
 func CheckResourceGroupName(name string) error {
-	ok := len(name) >= 1 && len(name) <= 90 && !strings.HasSuffix(name, ".")
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_-.()", c)) {
-			ok = false
-		}
-	}
-	if !ok {
+	if tripcap.ValidateResourceGroupName("resourceGroupName", name) != nil {
 		return BadRequest("InvalidResourceGroup", "resourceGroupName",
 			"The provided resource group name '%.90s' has these invalid characters or length: it must be 1 to 90 letters, digits, '_', '-', '.', '(' or ')', and not end in '.'.", name)
 	}

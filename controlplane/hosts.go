@@ -62,6 +62,18 @@ func (s *Service) Enroll(ctx context.Context, req tripcap.EnrollRequest) (*tripc
 			return nil, tripcap.Errorf(tripcap.EINVALID, "labels: %q=%q: keys are 1 to 63 characters, values at most 253", k, v)
 		}
 	}
+	// The labels place the host in Azure's ids (controlplane.Config's
+	// defaults otherwise): a malformed one would make it unreachable.
+	if v := req.Labels[tripcap.LabelSubscription]; v != "" {
+		if err := tripcap.ValidateSubscriptionID("labels."+tripcap.LabelSubscription, v); err != nil {
+			return nil, err
+		}
+	}
+	if v := req.Labels[tripcap.LabelResourceGroup]; v != "" {
+		if err := tripcap.ValidateResourceGroupName("labels."+tripcap.LabelResourceGroup, v); err != nil {
+			return nil, err
+		}
+	}
 	if v, ok := req.Labels[tripcap.LabelScaleSet]; ok {
 		// It names a resource: the scale set's id is made of it.
 		if err := tripcap.ValidateName("labels."+tripcap.LabelScaleSet, v); err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // scaleSetFleet enrolls the hosts of the scale-set tests: web-0..2 in
-// scale set web of sub1/rg1, db-0 in db there, web-9 in a scale set web of
+// scale set web of scaleSetSub/rg1, db-0 in db there, web-9 in a scale set web of
 // another resource group, and solo in none.
 func scaleSetFleet(t *testing.T, f *fixture) (agents map[string]context.Context, hosts map[string]*tripcap.Host) {
 	t.Helper()
@@ -29,7 +29,7 @@ func scaleSetFleet(t *testing.T, f *fixture) (agents map[string]context.Context,
 		if err != nil {
 			t.Fatal(err)
 		}
-		labels := map[string]string{tripcap.LabelSubscription: "sub1", tripcap.LabelResourceGroup: h.rg, "team": h.team}
+		labels := map[string]string{tripcap.LabelSubscription: scaleSetSub, tripcap.LabelResourceGroup: h.rg, "team": h.team}
 		if h.set != "" {
 			labels[tripcap.LabelScaleSet] = h.set
 		}
@@ -46,7 +46,10 @@ func scaleSetFleet(t *testing.T, f *fixture) (agents map[string]context.Context,
 	return agents, hosts
 }
 
-var webSet = tripcap.VMSSResourceID("sub1", "rg1", "web")
+// scaleSetSub is the hosts' subscription (a GUID, as enrollment demands).
+const scaleSetSub = "5e7c9d1a-1b2c-4d3e-8f90-a1b2c3d4e5f6"
+
+var webSet = tripcap.VMSSResourceID(scaleSetSub, "rg1", "web")
 
 // assigned returns the ids of the captures an agent is told to run.
 func assigned(t *testing.T, f *fixture, agent context.Context) []string {
@@ -76,7 +79,7 @@ func TestScaleSets(t *testing.T) {
 	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
 		f := fixtureOn(t, store, controlplane.Config{})
 		scaleSetFleet(t, f)
-		sets, err := f.svc.FindScaleSets(f.admin, "SUB1", "")
+		sets, err := f.svc.FindScaleSets(f.admin, strings.ToUpper(scaleSetSub), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +95,7 @@ func TestScaleSets(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("scale sets: %v, want %v", got, want)
 		}
-		ss, err := f.svc.FindScaleSet(f.admin, "sub1", "RG1", "WEB")
+		ss, err := f.svc.FindScaleSet(f.admin, scaleSetSub, "RG1", "WEB")
 		if err != nil || len(ss.Instances) != 3 || ss.ResourceID() != webSet {
 			t.Fatalf("scale set by name, in another case: %+v, %v", ss, err)
 		}
@@ -103,12 +106,12 @@ func TestScaleSets(t *testing.T) {
 		}
 		_, err = f.svc.Enroll(context.Background(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "odd", Labels: map[string]string{tripcap.LabelScaleSet: "a/b"}})
 		wantCode(t, err, tripcap.EINVALID, "labels.azure.scaleSet")
-		_, err = f.svc.FindScaleSet(f.admin, "sub1", "rg1", "nope")
+		_, err = f.svc.FindScaleSet(f.admin, scaleSetSub, "rg1", "nope")
 		wantCode(t, err, tripcap.ENOTFOUND, "azure.scaleSet=nope")
 		// A reader of team a sees the instances it may read, and only those.
 		teamA := tripcap.NewContextWithPrincipal(context.Background(), &tripcap.Principal{ID: "ra", Kind: tripcap.PrincipalUser,
 			Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: "label:team=a"}}})
-		ss, err = f.svc.FindScaleSet(teamA, "sub1", "rg1", "web")
+		ss, err = f.svc.FindScaleSet(teamA, scaleSetSub, "rg1", "web")
 		if err != nil || len(ss.Instances) != 2 {
 			t.Fatalf("scale set as team a's reader: %+v, %v", ss, err)
 		}
@@ -133,7 +136,7 @@ func TestScaleSetCaptureLifecycle(t *testing.T) {
 		if got := instances(c); got != "web-0=NotStarted web-1=NotStarted" {
 			t.Fatalf("sessions: %s", got)
 		}
-		folder := "subscriptions/sub1/resourcegroups/rg1/providers/microsoft.compute/virtualmachinescalesets/web/"
+		folder := "subscriptions/" + scaleSetSub + "/resourcegroups/rg1/providers/microsoft.compute/virtualmachinescalesets/web/"
 		if !strings.HasSuffix(strings.TrimSuffix(c.Parameters.StorageLocation.StoragePath, "/"), strings.TrimSuffix(folder, "/")) {
 			t.Fatalf("storagePath %q: want the scale set's folder %s", c.Parameters.StorageLocation.StoragePath, folder)
 		}
@@ -257,7 +260,7 @@ func TestScaleSetCaptureErrors(t *testing.T) {
 			{"unknown instance", tripcap.PacketCaptureParameters{Target: webSet, Scope: &tripcap.CaptureScope{Include: []string{"web-0", "web-7"}}}, tripcap.EINVALID, `scope.include[1]: "web-7" is not an instance of scale set web (instances: web-0, web-1, web-2)`},
 			{"instance of another set", tripcap.PacketCaptureParameters{Target: webSet, Scope: &tripcap.CaptureScope{Exclude: []string{"web-9"}}}, tripcap.EINVALID, `scope.exclude[0]`},
 			{"nothing left", tripcap.PacketCaptureParameters{Target: webSet, Scope: &tripcap.CaptureScope{Include: []string{"web-1"}, Exclude: []string{hosts["web-1"].ResourceID()}}}, tripcap.EINVALID, "scope: selects no instance"},
-			{"no such set", tripcap.PacketCaptureParameters{Target: tripcap.VMSSResourceID("sub1", "rg1", "nope")}, tripcap.EINVALID, "target: no scale set"},
+			{"no such set", tripcap.PacketCaptureParameters{Target: tripcap.VMSSResourceID(scaleSetSub, "rg1", "nope")}, tripcap.EINVALID, "target: no scale set"},
 			{"VM type, set id", tripcap.PacketCaptureParameters{Target: webSet, TargetType: tripcap.TargetAzureVM}, tripcap.EINVALID, "targetType"},
 			{"set type, VM id", tripcap.PacketCaptureParameters{Target: hosts["web-0"].ResourceID(), TargetType: tripcap.TargetAzureVMSS}, tripcap.EINVALID, "target"},
 			{"scope on a VM", tripcap.PacketCaptureParameters{Target: "solo", Scope: &tripcap.CaptureScope{Include: []string{"solo"}}}, tripcap.EINVALID, "scope: selects instances of a scale set"},

@@ -96,9 +96,12 @@ func (s *Service) DeleteWatcher(ctx context.Context, subscription, group, name s
 	return nil
 }
 
-// Subscriptions lists the subscription ids this control plane serves: its
+// Subscriptions lists the subscription ids this control plane serves
+// that the caller may see, ordered, each once regardless of case: of its
 // own (Config.SubscriptionID) and its watchers' (every host's subscription
-// has one), ordered, each once regardless of case.
+// has one), those where the caller holds a role at "*" or at the
+// subscription or something in it, or may read a host. As Azure does, one
+// the caller has no access to is as absent as one that does not exist.
 func (s *Service) Subscriptions(ctx context.Context) ([]string, error) {
 	ws, err := s.store.FindWatchers(ctx)
 	if err != nil {
@@ -111,11 +114,28 @@ func (s *Service) Subscriptions(ctx context.Context) ([]string, error) {
 		}
 	}
 	slices.SortFunc(subs, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
-	return subs, nil
+	p := tripcap.PrincipalFromContext(ctx)
+	if p == nil {
+		return nil, nil
+	}
+	var granted tripcap.HostGrant
+	if p.CanSome(tripcap.PermRead) {
+		if granted, err = tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead); err != nil {
+			return nil, fmt.Errorf("find the subscriptions' hosts: %w", err)
+		}
+	}
+	return slices.DeleteFunc(subs, func(sub string) bool {
+		for _, a := range p.Assignments {
+			if a.Scope == tripcap.ScopeAll || strings.EqualFold(a.Scope.Subscription(), sub) {
+				return false
+			}
+		}
+		return !granted.CoversSubscription(sub)
+	}), nil
 }
 
 // HasSubscription reports whether a subscription id is one this control
-// plane serves (Subscriptions).
+// plane serves and the caller may see (Subscriptions).
 func (s *Service) HasSubscription(ctx context.Context, id string) (bool, error) {
 	subs, err := s.Subscriptions(ctx)
 	if err != nil {

@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
 	"net/url"
@@ -398,14 +397,7 @@ func hostOf(base string) string {
 // URL namespace) of the issuer, so that every replica behind one public
 // URL, and every restart, has the same tenant without storing it.
 func DeriveTenantID(issuer string) string {
-	// The URL namespace, 6ba7b811-9dad-11d1-80b4-00c04fd430c8.
-	ns := []byte{0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8}
-	h := sha1.New()
-	h.Write(ns)
-	h.Write([]byte(strings.TrimRight(issuer, "/")))
-	u := h.Sum(nil)[:16]
-	u[6] = u[6]&0x0f | 0x50
-	return formatGUID(u)
+	return tripcap.NameGUID(tripcap.GUIDNamespaceURL, strings.TrimRight(issuer, "/"))
 }
 
 // NewGUID returns a random GUID (RFC 9562 v4), as Azure's trace and
@@ -424,27 +416,6 @@ func formatGUID(u []byte) string {
 	u[8] = u[8]&0x3f | 0x80
 	x := hex.EncodeToString(u)
 	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
-}
-
-// isGUID reports whether s is a GUID as Azure writes tenant ids
-// (8-4-4-4-12 hex digits).
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // checkAudience refuses an audience that cannot be one: empty, with

@@ -85,7 +85,7 @@ func (c *Config) applyDefaults() error {
 	if c.TenantID == "" {
 		c.TenantID = DeriveTenantID(c.Issuer)
 	}
-	if !isGUID(c.TenantID) {
+	if !tripcap.IsGUID(c.TenantID) {
 		return fmt.Errorf("identity: tenant id %q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", c.TenantID)
 	}
 	c.TenantID = strings.ToLower(c.TenantID)

@@ -165,6 +165,8 @@ type controlPlane struct {
 	listener   net.Listener
 	adminToken string
 	url        string
+	// tenantID is the Azure AD-shaped tenant an Azure client signs in to.
+	tenantID string
 	// tls is the serving certificate's source; nil for plain HTTP.
 	tls tlscert.Source
 	// plaintextBeyondLoopback makes Run warn every hour that the API
@@ -220,8 +222,28 @@ func openSealedStore(ctx context.Context, o *serverOptions, log *slog.Logger) (*
 	return store, nil
 }
 
+// checkAzurePlace refuses a --subscription or --resource-group that would
+// put hosts under malformed Azure ids (the checks enrollment applies to
+// the labels that override them).
+func (o *serverOptions) checkAzurePlace() error {
+	if o.subscription != "" {
+		if err := tripcap.ValidateSubscriptionID("--subscription", o.subscription); err != nil {
+			return err
+		}
+	}
+	if o.group != "" {
+		if err := tripcap.ValidateResourceGroupName("--resource-group", o.group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (cp *controlPlane, err error) {
 	if err := o.resolve(); err != nil {
+		return nil, err
+	}
+	if err := o.checkAzurePlace(); err != nil {
 		return nil, err
 	}
 	cp = &controlPlane{log: log}
@@ -288,7 +310,8 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		return nil, err
 	}
 	cp.svc.SetIdentities(ids)
-	log.Info("Azure AD-shaped token endpoints at /TENANT/oauth2/token (v1) and /TENANT/oauth2/v2.0/token (v2.0)", "component", "identity", "tenantId", ids.TenantID(), "audiences", ids.Audiences())
+	cp.tenantID = ids.TenantID()
+	log.Info("Azure AD-shaped token endpoints at /TENANT/oauth2/token (v1) and /TENANT/oauth2/v2.0/token (v2.0)", "component", "identity", "tenantId", ids.TenantID(), "subscriptionId", cp.svc.Config().SubscriptionID, "audiences", ids.Audiences())
 	httpOpts := []tchttp.Option{tchttp.WithMonitor(cp.monitor), tchttp.WithResponders(cp.responders), tchttp.WithIdentity(ids), tchttp.WithAudit(cp.audit), tchttp.WithLimits(o.limits)}
 	if cp.tls != nil {
 		httpOpts = append(httpOpts, tchttp.WithTLS(tlscert.ServerConfig(cp.tls)))

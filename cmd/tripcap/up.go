@@ -68,7 +68,7 @@ func newUpCmd() *cobra.Command {
 				log.Warn("capturing needs root or CAP_NET_RAW: the local agent's captures will fail with CaptureFailed until tripcap runs with it")
 			}
 			if so.arm {
-				fmt.Fprintf(cmd.OutOrStdout(), "Azure Resource Manager API: %s/subscriptions/… (docs/azure.md)\n", cp.url)
+				fmt.Fprint(cmd.OutOrStdout(), cp.armLines(so.tenantID != ""))
 			}
 			// The agent stops first, and the control plane after it, so
 			// the agent's last reports and uploads reach a server still
@@ -90,6 +90,18 @@ func newUpCmd() *cobra.Command {
 	ao.addFlags(cmd, false)
 	addConfigFlag(cmd, "")
 	return cmd
+}
+
+// armLines are what an Azure client needs of the ARM surface: its
+// endpoint, the tenant to sign in to and the hosts' subscription. A tenant
+// not pinned follows --public-url, else the listen address, so it says so.
+func (cp *controlPlane) armLines(pinned bool) string {
+	tenant := cp.tenantID
+	if !pinned {
+		tenant += " (derived from the URL: pin it with --tenant-id for a lasting setup)"
+	}
+	return fmt.Sprintf("Azure Resource Manager API: %s/subscriptions/… (docs/azure.md)\nAzure tenant id: %s\nAzure subscription id: %s\n",
+		cp.url, tenant, cp.svc.Config().SubscriptionID)
 }
 
 // signInLinkTTL is how long the sign-in link `up` prints works (once).
