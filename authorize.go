@@ -88,13 +88,22 @@ func (g HostGrant) Only() (string, bool) {
 	return "", false
 }
 
-// CoversLocation reports whether the grant covers a host of the location.
-func (g HostGrant) CoversLocation(location string) bool {
+// CoversWatcher reports whether the grant covers a host the watcher
+// watches: one of its subscription and location (a host without a
+// subscription is in defaultSubscription, as its watcher is; a watcher
+// without one, from before subscriptions, watches its location's hosts).
+// Location alone would show one subscription's watchers to a reader of
+// another's hosts.
+func (g HostGrant) CoversWatcher(w *NetworkWatcher, defaultSubscription string) bool {
 	if g.all {
 		return true
 	}
 	for _, h := range g.hosts {
-		if strings.EqualFold(h.Location, location) {
+		sub := h.SubscriptionID
+		if sub == "" {
+			sub = defaultSubscription
+		}
+		if strings.EqualFold(h.Location, w.Location) && (w.SubscriptionID == "" || strings.EqualFold(sub, w.SubscriptionID)) {
 			return true
 		}
 	}

@@ -173,7 +173,7 @@ func (s *Service) ListCaptures(ctx context.Context, q CaptureQuery) ([]*tripcap.
 	}
 	if watcher != "" {
 		w, err := s.findWatcher(ctx, watcher)
-		if f.HostID == nil && !g.All() && (tripcap.ErrorCode(err) == tripcap.ENOTFOUND || err == nil && !g.CoversLocation(w.Location)) {
+		if f.HostID == nil && !g.All() && (tripcap.ErrorCode(err) == tripcap.ENOTFOUND || err == nil && !g.CoversWatcher(w, s.cfg.SubscriptionID)) {
 			// One answer for a watcher unknown and one watching no host
 			// in scope: no oracle of locations out of scope.
 			err = tripcap.Errorf(tripcap.ENOTFOUND, "no network watcher %q watches a host you may read", watcher)
