@@ -130,3 +130,24 @@ func TestDeletedCaptureHoldsItsFileUntilItsSessionEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestCaptureNamesAnyCase: the native API finds a capture by its name in
+// any case and refuses a second live capture whose name differs only in
+// case, as ARM does; the name keeps the case it was given.
+func TestCaptureNamesAnyCase(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	_, web := f.enroll(t, "web.example.com")
+	c, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "pc1", Parameters: tripcap.PacketCaptureParameters{Target: web.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "PC1", Parameters: tripcap.PacketCaptureParameters{Target: web.Name}})
+	wantCode(t, err, tripcap.ECONFLICT, "regardless of case")
+	got, err := f.svc.FindCapture(f.admin, "", "PC1")
+	if err != nil || got.ID != c.ID || got.Name != "pc1" {
+		t.Fatalf("capture PC1: %+v %v; want %s named pc1", got, err, c.ID)
+	}
+	if _, err := f.svc.StopCapture(f.admin, "", "Pc1", ""); err != nil {
+		t.Fatalf("stop Pc1: %v", err)
+	}
+}
