@@ -62,7 +62,8 @@ func TestARMPathsAnyCase(t *testing.T) {
 		{"/Subscriptions?api-version=2022-12-01", "", 401},
 		{"/subscriptions/" + sub + "/resourceGroups?api-version=2022-12-01", "", 401},
 		{"/subscriptions/" + sub + "/providers?api-version=2022-12-01", "", 401},
-		{"/subscriptions/" + sub + "/resourceGroups?api-version=2022-12-01", f.token, 400},
+		{"/subscriptions/" + sub + "/resourceGroups?api-version=2021-04-01", f.token, 200},
+		{"/Subscriptions/" + sub + "/ResourceGroups/ops?api-version=2021-04-01", f.token, 200},
 	} {
 		req, _ := http.NewRequest("GET", f.url+c.path, nil)
 		if c.token != "" {
