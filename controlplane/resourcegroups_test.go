@@ -61,4 +61,3 @@ func TestResourceGroupsOfWhatTheCallerReads(t *testing.T) {
 	_, err = f.svc.FindResourceGroup(reader, other, "Secret")
 	wantCode(t, err, tripcap.ENOTFOUND, "Secret")
 }
-
