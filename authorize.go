@@ -88,22 +88,24 @@ func (g HostGrant) Only() (string, bool) {
 	return "", false
 }
 
-// CoversWatcher reports whether the grant covers a host the watcher
-// watches: one of its subscription and location (a host without a
-// subscription is in defaultSubscription, as its watcher is; a watcher
-// without one, from before subscriptions, watches its location's hosts).
-// Location alone would show one subscription's watchers to a reader of
-// another's hosts.
-func (g HostGrant) CoversWatcher(w *NetworkWatcher, defaultSubscription string) bool {
+// CoversLocation reports whether the grant covers a host of the location.
+func (g HostGrant) CoversLocation(location string) bool {
+	return g.coversSome(func(h *Host) bool { return strings.EqualFold(h.Location, location) })
+}
+
+// CoversSubscription reports whether the grant covers a host of the
+// subscription.
+func (g HostGrant) CoversSubscription(sub string) bool {
+	return g.coversSome(func(h *Host) bool { return strings.EqualFold(h.SubscriptionID, sub) })
+}
+
+// coversSome reports whether the grant covers a host that match selects.
+func (g HostGrant) coversSome(match func(*Host) bool) bool {
 	if g.all {
 		return true
 	}
 	for _, h := range g.hosts {
-		sub := h.SubscriptionID
-		if sub == "" {
-			sub = defaultSubscription
-		}
-		if strings.EqualFold(h.Location, w.Location) && (w.SubscriptionID == "" || strings.EqualFold(sub, w.SubscriptionID)) {
+		if match(h) {
 			return true
 		}
 	}
@@ -161,4 +163,20 @@ func HostOf(ctx context.Context, hosts HostFinder, id string) (*Host, error) {
 		return nil, nil
 	}
 	return h, err
+}
+
+// CoversWatcher reports whether the grant covers a host the watcher
+// watches: one of its subscription and location (a host without a
+// subscription is in defaultSubscription, as its watcher is; a watcher
+// without one, from before subscriptions, watches its location's hosts).
+// Location alone would show one subscription's watchers to a reader of
+// another's hosts.
+func (g HostGrant) CoversWatcher(w *NetworkWatcher, defaultSubscription string) bool {
+	return g.coversSome(func(h *Host) bool {
+		sub := h.SubscriptionID
+		if sub == "" {
+			sub = defaultSubscription
+		}
+		return strings.EqualFold(h.Location, w.Location) && (w.SubscriptionID == "" || strings.EqualFold(sub, w.SubscriptionID))
+	})
 }
