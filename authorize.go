@@ -164,3 +164,19 @@ func HostOf(ctx context.Context, hosts HostFinder, id string) (*Host, error) {
 	}
 	return h, err
 }
+
+// CoversWatcher reports whether the grant covers a host the watcher
+// watches: one of its subscription and location (a host without a
+// subscription is in defaultSubscription, as its watcher is; a watcher
+// without one, from before subscriptions, watches its location's hosts).
+// Location alone would show one subscription's watchers to a reader of
+// another's hosts.
+func (g HostGrant) CoversWatcher(w *NetworkWatcher, defaultSubscription string) bool {
+	return g.coversSome(func(h *Host) bool {
+		sub := h.SubscriptionID
+		if sub == "" {
+			sub = defaultSubscription
+		}
+		return strings.EqualFold(h.Location, w.Location) && (w.SubscriptionID == "" || strings.EqualFold(sub, w.SubscriptionID))
+	})
+}

@@ -11,7 +11,9 @@ type CaptureFilter struct {
 	ID        *string
 	WatcherID *string
 	HostID    *string
-	Name      *string
+	// Name matches regardless of case (names are unique among a
+	// watcher's live captures regardless of case, as in ARM).
+	Name *string
 	// ScaleSetID selects the sessions of one scale-set capture; a pointer
 	// to "" selects the captures that are no scale set's session (those
 	// users name and list). nil selects both.

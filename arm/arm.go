@@ -274,18 +274,17 @@ func (rt *Route) match(segs []string) (map[string]string, bool) {
 	return params, true
 }
 
-// Patterns are the net/http ServeMux patterns that cover the ARM surface
-// without a catch-all on /subscriptions/ (which would overlap the token
-// endpoints' /{tenant}/oauth2/…; so does /providers/…, which the ARM
-// surface does not serve). Mount Handler at each.
-func Patterns() []string {
-	return []string{
-		"/subscriptions",
-		"/subscriptions/{subscriptionId}",
-		"/subscriptions/{subscriptionId}/resourceGroups/{rest...}",
-		"/subscriptions/{subscriptionId}/resourcegroups/{rest...}",
-		"/subscriptions/{subscriptionId}/providers/{rest...}",
-	}
+// IsPath says whether a request path is the ARM surface's: its first
+// segment is "subscriptions" in any case (ARM paths are case-insensitive:
+// Az PowerShell and old SDKs send /Subscriptions/…/ResourceGroups/…).
+// http.Server sends such paths to Handler before its ServeMux, whose
+// patterns are case-sensitive and which would redirect
+// /subscriptions/{id}/resourceGroups (no trailing slash) with an HTML 307;
+// no ServeMux pattern is needed, so none overlaps the token endpoints'
+// /{tenant}/oauth2/….
+func IsPath(p string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	return strings.EqualFold(first, "subscriptions")
 }
 
 // Handler returns the http.Handler of the whole surface. wrap, when not

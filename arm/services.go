@@ -30,5 +30,7 @@ func providerFiles() []func(*API, Services) {
 		registerInsights, // insights.go: Microsoft.Insights
 
 		registerAuthorization, // authorization.go: Microsoft.Authorization
+
+		registerResourceGroups, // resourcegroups.go: Microsoft.Resources' resourceGroups
 	}
 }

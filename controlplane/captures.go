@@ -173,7 +173,7 @@ func (s *Service) ListCaptures(ctx context.Context, q CaptureQuery) ([]*tripcap.
 	}
 	if watcher != "" {
 		w, err := s.findWatcher(ctx, watcher)
-		if f.HostID == nil && !g.All() && (tripcap.ErrorCode(err) == tripcap.ENOTFOUND || err == nil && !g.CoversLocation(w.Location)) {
+		if f.HostID == nil && !g.All() && (tripcap.ErrorCode(err) == tripcap.ENOTFOUND || err == nil && !g.CoversWatcher(w, s.cfg.SubscriptionID)) {
 			// One answer for a watcher unknown and one watching no host
 			// in scope: no oracle of locations out of scope.
 			err = tripcap.Errorf(tripcap.ENOTFOUND, "no network watcher %q watches a host you may read", watcher)
@@ -455,14 +455,17 @@ func hostPath(loc tripcap.StorageLocation) string {
 }
 
 // checkHostPathFree refuses a capture whose file on the host is the file of
-// another live capture there: both would write one file and both report
-// success. (The agent refuses it too, and a file that exists already.)
+// another capture whose session may still run there: both would write one
+// file and both report success. (The agent refuses it too, and a file that
+// exists already.) A deleted capture counts until its agent reports the
+// session ended: until then the old session holds the file, and the new one
+// would be accepted only to fail on the host (LocalFileFailed).
 func (s *Service) checkHostPathFree(ctx context.Context, host *tripcap.Host, loc tripcap.StorageLocation) error {
 	want := hostPath(loc)
 	if want == "" {
 		return nil
 	}
-	caps, _, err := s.store.FindCaptures(ctx, tripcap.CaptureFilter{HostID: &host.ID, ActiveOnly: true})
+	caps, _, err := s.store.FindCaptures(ctx, tripcap.CaptureFilter{HostID: &host.ID, ActiveOnly: true, IncludeDeleted: true})
 	if err != nil {
 		return fmt.Errorf("captures of %s: %w", host.Name, err)
 	}
@@ -471,6 +474,9 @@ func (s *Service) checkHostPathFree(ctx context.Context, host *tripcap.Host, loc
 			field := "storageLocation.localPath"
 			if loc.LocalPath == "" {
 				field = "storageLocation.filePath"
+			}
+			if c.DeletedAt != nil {
+				return tripcap.Errorf(tripcap.ECONFLICT, "%s: %s on %s is the file of capture %s, deleted but its session on the host has not ended yet; retry once it has, or give this capture its own file", field, want, host.Name, c.Name)
 			}
 			return tripcap.Errorf(tripcap.ECONFLICT, "%s: %s on %s is the file of capture %s, still running; give this capture its own file", field, want, host.Name, c.Name)
 		}

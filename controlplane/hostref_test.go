@@ -82,3 +82,72 @@ func TestOneFilePerLiveCapture(t *testing.T) {
 		t.Fatalf("the same path on another host: %v", err)
 	}
 }
+
+// TestDeletedCaptureHoldsItsFileUntilItsSessionEnds: re-creating a capture
+// with the file of one just deleted is refused (409 naming the field) while
+// the old session may still hold the file on the host, and accepted once
+// the agent has reported it ended; a deleted capture that never started
+// holds nothing.
+func TestDeletedCaptureHoldsItsFileUntilItsSessionEnds(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	agent, web := f.enroll(t, "web.example.com")
+	for _, c := range []struct {
+		field string
+		loc   tripcap.StorageLocation
+	}{
+		{"storageLocation.localPath", tripcap.StorageLocation{LocalPath: "/var/captures/incident.cap"}},
+		{"storageLocation.filePath", tripcap.StorageLocation{FilePath: "/var/captures/other.cap"}},
+	} {
+		req := controlplane.CreateCaptureRequest{Name: "pc1", Parameters: tripcap.PacketCaptureParameters{Target: web.Name, StorageLocation: c.loc}}
+		old, err := f.svc.CreateCapture(f.admin, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		if _, err := f.svc.Report(agent, []tripcap.SessionReport{{CaptureID: old.ID, Status: tripcap.StatusRunning, StartTime: &now}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.DeleteCapture(f.admin, "", "pc1", "", false); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.CreateCapture(f.admin, req)
+		wantCode(t, err, tripcap.ECONFLICT, c.field)
+		if _, err := f.svc.Report(agent, []tripcap.SessionReport{{CaptureID: old.ID, Status: tripcap.StatusStopped, StopReason: tripcap.StopSessionDeleted}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.CreateCapture(f.admin, req); err != nil {
+			t.Fatalf("%s: once the deleted session ended: %v", c.field, err)
+		}
+		// Deleted before its agent started it: nothing holds the file.
+		if err := f.svc.DeleteCapture(f.admin, "", "pc1", "", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.CreateCapture(f.admin, req); err != nil {
+			t.Fatalf("%s: after deleting a capture never started: %v", c.field, err)
+		}
+		if err := f.svc.DeleteCapture(f.admin, "", "pc1", "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCaptureNamesAnyCase: the native API finds a capture by its name in
+// any case and refuses a second live capture whose name differs only in
+// case, as ARM does; the name keeps the case it was given.
+func TestCaptureNamesAnyCase(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	_, web := f.enroll(t, "web.example.com")
+	c, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "pc1", Parameters: tripcap.PacketCaptureParameters{Target: web.Name}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "PC1", Parameters: tripcap.PacketCaptureParameters{Target: web.Name}})
+	wantCode(t, err, tripcap.ECONFLICT, "regardless of case")
+	got, err := f.svc.FindCapture(f.admin, "", "PC1")
+	if err != nil || got.ID != c.ID || got.Name != "pc1" {
+		t.Fatalf("capture PC1: %+v %v; want %s named pc1", got, err, c.ID)
+	}
+	if _, err := f.svc.StopCapture(f.admin, "", "Pc1", ""); err != nil {
+		t.Fatalf("stop Pc1: %v", err)
+	}
+}

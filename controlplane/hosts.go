@@ -447,7 +447,7 @@ func (s *Service) DeleteHost(ctx context.Context, ref string) error {
 }
 
 // FindWatchers lists network watchers: below "*", those of the locations
-// of hosts the caller may read (a watcher watches one location), and those
+// of hosts the caller may read (a watcher watches one subscription and location), and those
 // of the subscriptions and resource groups it may read (Azure's scopes).
 func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, error) {
 	g, err := tripcap.GrantedHosts(ctx, s.store, tripcap.PermRead)
@@ -460,7 +460,7 @@ func (s *Service) FindWatchers(ctx context.Context) ([]*tripcap.NetworkWatcher, 
 	}
 	p := tripcap.PrincipalFromContext(ctx)
 	return slices.DeleteFunc(ws, func(w *tripcap.NetworkWatcher) bool {
-		return !g.CoversLocation(w.Location) && !p.CanInGroup(tripcap.PermRead, w.SubscriptionID, w.ResourceGroup)
+		return !g.CoversWatcher(w, s.cfg.SubscriptionID) && !p.CanInGroup(tripcap.PermRead, w.SubscriptionID, w.ResourceGroup)
 	}), nil
 }
 

@@ -93,3 +93,43 @@ func TestWatchersPerSubscription(t *testing.T) {
 	_, _, err = f.svc.PutWatcher(reader, mine)
 	wantCode(t, err, tripcap.EFORBIDDEN, "")
 }
+
+// TestWatcherVisibleOnlyInItsHostsSubscription: a Reader of one host sees
+// the watcher of its host's subscription and location, not another
+// subscription's watcher of the same location (nor its tags), by listing,
+// by resource id, or as the watcher of a capture listing.
+func TestWatcherVisibleOnlyInItsHostsSubscription(t *testing.T) {
+	const other = "11111111-1111-1111-1111-111111111111"
+	f := newFixture(t, controlplane.Config{})
+	_, a := f.enroll(t, "vm-a")
+	jt, err := f.svc.CreateJoinToken(f.admin, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Enroll(t.Context(), tripcap.EnrollRequest{JoinToken: jt.Token, Name: "vm-b", Location: "westeurope", Labels: map[string]string{tripcap.LabelSubscription: other}}); err != nil {
+		t.Fatal(err)
+	}
+	wb, err := f.svc.FindWatcherByResource(f.admin, other, tripcap.WatcherResourceGroup, tripcap.WatcherName("westeurope"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.PutWatcher(f.admin, tripcap.NetworkWatcher{Name: wb.Name, SubscriptionID: other, ResourceGroup: wb.ResourceGroup, Location: "westeurope", Tags: map[string]string{"secret": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	reader := tripcap.NewContextWithPrincipal(t.Context(), &tripcap.Principal{ID: "r", Kind: tripcap.PrincipalUser,
+		Assignments: []tripcap.RoleAssignment{{Role: tripcap.RoleReader, Scope: tripcap.Scope("host:" + a.Name)}}})
+	ws, err := f.svc.FindWatchers(reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 1 || ws[0].SubscriptionID != a.SubscriptionID {
+		t.Fatalf("reader of vm-a sees watchers %+v; want only its own subscription's", ws)
+	}
+	_, err = f.svc.FindWatcherByResource(reader, other, tripcap.WatcherResourceGroup, tripcap.WatcherName("westeurope"))
+	wantCode(t, err, tripcap.ENOTFOUND, "not found")
+	_, _, err = f.svc.FindCaptures(reader, wb.ID, "", "", 0)
+	wantCode(t, err, tripcap.ENOTFOUND, "watches a host you may read")
+	if _, err := f.svc.FindWatcherByResource(reader, a.SubscriptionID, tripcap.WatcherResourceGroup, tripcap.WatcherName("westeurope")); err != nil {
+		t.Fatalf("reader of vm-a: its own watcher: %v", err)
+	}
+}

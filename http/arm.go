@@ -13,16 +13,21 @@ import (
 // behind the server's authentication, audit and limits.
 func WithARM(a *arm.API) Option { return func(s *Server) { s.arm = a } }
 
-// mountARM mounts the ARM surface at its patterns: each operation is
-// wrapped, once, in the same authentication, audit and metrics as the
-// native API's routes, with refusals in ARM's error shape.
-func (s *Server) mountARM() {
+// withARM puts the ARM surface in front of next: every path arm.IsPath
+// takes (any case) goes to the ARM handler, each operation wrapped, once,
+// in the same authentication, audit and metrics as the native API's
+// routes, with refusals in ARM's error shape; the rest to next.
+func (s *Server) withARM(next http.Handler) http.Handler {
 	h := s.arm.Handler(func(rt *arm.Route, h http.Handler) http.Handler {
 		return s.observe(rt.ID, s.auditing(rt.ID, rt.Method, rt.Pattern, s.authenticateWith(h, s.armRefusal)))
 	})
-	for _, p := range arm.Patterns() {
-		s.mux.Handle(p, h)
-	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arm.IsPath(r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // armRefusal writes a refused authentication as ARM does: 401 with

@@ -39,15 +39,49 @@ func TestARMMountedBehindAuthentication(t *testing.T) {
 	}
 }
 
-// TestARMPatternsBesideTokenEndpoints: the ARM patterns coexist in one
-// ServeMux with the tenant token endpoints and the console's "/" (Go's mux
-// panics on overlapping patterns neither more specific).
-func TestARMPatternsBesideTokenEndpoints(t *testing.T) {
-	mux := http.NewServeMux()
-	h := http.NotFoundHandler()
-	for _, p := range append(arm.Patterns(), "POST /{tenant}/oauth2/token", "POST /{tenant}/oauth2/v2.0/token",
-		"GET /{tenant}/v2.0/.well-known/openid-configuration", "GET /{tenant}/discovery/v2.0/keys", "/") {
-		mux.Handle(p, h)
+// TestARMPathsAnyCase: ARM paths are case-insensitive, so /Subscriptions/…,
+// …/ResourceGroups/… and …/Providers/… reach the ARM surface (not the
+// console or the mux's 404), and so do /subscriptions/{id}/resourceGroups
+// and …/providers without a trailing slash (not the mux's HTML 307),
+// authenticated and answered in ARM's shape.
+func TestARMPathsAnyCase(t *testing.T) {
+	f := newFixtureWith(t, fixtureOptions{arm: true})
+	const sub = "00000000-0000-0000-0000-000000000000"
+	if resp := f.request(t, "PUT", "/subscriptions/"+sub+"/resourceGroups/Ops/providers/Microsoft.Network/networkWatchers/mine?api-version=2024-05-01", f.token, strings.NewReader(`{"location":"westus2"}`)); resp.StatusCode != 201 {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, c := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/Subscriptions/" + sub + "/ResourceGroups/Ops/Providers/Microsoft.Network/networkWatchers/mine?api-version=2024-05-01", f.token, 200},
+		{"/SUBSCRIPTIONS/" + sub + "/resourcegroups/ops/providers/microsoft.network/networkwatchers/MINE?api-version=2024-05-01", f.token, 200},
+		{"/subscriptions/" + sub + "/Providers/Microsoft.Network/networkWatchers?api-version=2024-05-01", f.token, 200},
+		{"/Subscriptions/" + sub + "/ResourceGroups/Ops/Providers/Microsoft.Network/networkWatchers/mine?api-version=2024-05-01", "", 401},
+		{"/Subscriptions?api-version=2022-12-01", "", 401},
+		{"/subscriptions/" + sub + "/resourceGroups?api-version=2022-12-01", "", 401},
+		{"/subscriptions/" + sub + "/providers?api-version=2022-12-01", "", 401},
+		{"/subscriptions/" + sub + "/resourceGroups?api-version=2021-04-01", f.token, 200},
+		{"/Subscriptions/" + sub + "/ResourceGroups/ops?api-version=2021-04-01", f.token, 200},
+	} {
+		req, _ := http.NewRequest("GET", f.url+c.path, nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || err != nil || resp.Header.Get("x-ms-request-id") == "" {
+			t.Errorf("GET %s: %d %v (%v), x-ms-request-id %q; want %d from the ARM surface", c.path, resp.StatusCode, body, err, resp.Header.Get("x-ms-request-id"), c.status)
+		}
+		if c.status == 401 && body["error"] == nil {
+			t.Errorf("GET %s: %v, not ARM's error body", c.path, body)
+		}
 	}
 }
 

@@ -113,10 +113,6 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 		s.routes = append(s.routes, s.auditRoutes()...)
 		s.registerAuditMetrics()
 	}
-	if s.arm != nil {
-		s.mountARM()
-	}
-
 	mux := s.mux
 	for _, rt := range s.routes {
 		mux.Handle(rt.Method+" "+rt.Path, s.withTransfer(rt.Transfer, s.instrument(rt)))
@@ -124,6 +120,9 @@ func NewServer(svc *controlplane.Service, log *slog.Logger, opts ...Option) *Ser
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", s.auditing("metrics", "GET", "/metrics", s.authenticate(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))))
 	s.handler = mux
+	if s.arm != nil {
+		s.handler = s.withARM(mux)
+	}
 	return s
 }
 

@@ -54,3 +54,17 @@ func TestWatcherScopeMigration(t *testing.T) {
 	defer s.Close()
 	storetest.CheckWatcherBackfill(t, s, east, west)
 }
+
+// The names-any-case migration keeps every capture whose name differs from
+// an older live one's only in case, under a name of its own.
+func TestCaptureNamesAnyCaseMigration(t *testing.T) {
+	dsn, db := migratedTo(t, 13)
+	caps := storetest.SeedBeforeNamesAnyCase(t, db, sqlstore.Rebind, func(t time.Time) any { return t })
+	db.Close()
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckNamesAnyCase(t, s, caps)
+}

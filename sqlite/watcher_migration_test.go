@@ -48,3 +48,18 @@ func TestWatcherScopeMigration(t *testing.T) {
 	defer s.Close()
 	storetest.CheckWatcherBackfill(t, s, east, west)
 }
+
+// The names-any-case migration keeps every capture whose name differs from
+// an older live one's only in case, under a name of its own.
+func TestCaptureNamesAnyCaseMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tripcap.db")
+	db := migratedTo(t, path, 13)
+	caps := storetest.SeedBeforeNamesAnyCase(t, db, func(q string) string { return q }, func(t time.Time) any { return t.UTC().Format(timeFormat) })
+	db.Close()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckNamesAnyCase(t, s, caps)
+}

@@ -26,7 +26,7 @@ func NoSuchHost() error {
 }
 
 func CaptureNameTaken(name, watcher string) error {
-	return tripcap.Errorf(tripcap.ECONFLICT, "a capture named %q already exists in %s", name, watcher)
+	return tripcap.Errorf(tripcap.ECONFLICT, "a capture named %q already exists in %s (names are unique regardless of case)", name, watcher)
 }
 
 func CaptureIDTaken(id string) error {

@@ -87,7 +87,9 @@ func CaptureWhere(f tripcap.CaptureFilter) *Where {
 		w.Add("host_id = ?", *f.HostID)
 	}
 	if f.Name != nil {
-		w.Add("name = ?", *f.Name)
+		// Capture names ignore case, as ARM's do (the live-name index is
+		// on lower(name)); lower() on both sides folds them alike.
+		w.Add("lower(name) = lower(?)", *f.Name)
 	}
 	if f.ScaleSetID != nil {
 		w.Add("scale_set_id = ?", *f.ScaleSetID)

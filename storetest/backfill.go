@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -145,4 +146,66 @@ func CheckWatcherBackfill(t *testing.T, s tripcap.Store, east, west *tripcap.Net
 	// The migration's constraints: one per location per subscription.
 	dup := &tripcap.NetworkWatcher{ID: tripcap.NewID(), Name: "x", Location: "eastus", SubscriptionID: Subscription, ResourceGroup: "rg", MaxCaptures: 1, CreatedAt: base}
 	wantCode(t, s.CreateWatcher(ctx, dup), tripcap.ECONFLICT)
+}
+
+// SeedBeforeNamesAnyCase writes, into a database migrated to version 13
+// (before capture names ignored case), a watcher with live captures "pc1",
+// "PC1" and "Pc1" (oldest first), a deleted "pC1" and a live "other", as a
+// server that compared names exactly let them be; rebind and tm as for
+// SeedBeforeFileIndex. CheckNamesAnyCase then checks what the migration
+// made of them.
+func SeedBeforeNamesAnyCase(t *testing.T, db *sql.DB, rebind func(string) string, tm func(time.Time) any) []*tripcap.PacketCapture {
+	t.Helper()
+	ctx := t.Context()
+	w := tripcap.NetworkWatcher{ID: tripcap.NewID(), Name: "NetworkWatcher_eastus", Location: "eastus"}
+	if _, err := db.ExecContext(ctx, rebind(`INSERT INTO watchers (id, name, location, subscription_id, resource_group, max_captures, created_at) VALUES (?, ?, ?, ?, ?, 10, ?)`),
+		w.ID, w.Name, w.Location, Subscription, tripcap.WatcherResourceGroup, tm(base)); err != nil {
+		t.Fatal(err)
+	}
+	var caps []*tripcap.PacketCapture
+	// Ids in creation order, as NewID gives them over time.
+	prefix, host := tripcap.NewID()[:25], tripcap.NewID()
+	for i, name := range []string{"pc1", "PC1", "Pc1", "pC1", "other"} {
+		c := capture(w.ID, host, name)
+		c.ID = fmt.Sprintf("%s%d", prefix, i)
+		var deleted any
+		if name == "pC1" {
+			c.DeletedAt = new(base.Add(time.Hour))
+			deleted = tm(*c.DeletedAt)
+		}
+		doc, err := sqlstore.EncodeCapture(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, rebind(`INSERT INTO captures (id, name, watcher_id, host_id, version, status, desired, deleted_at, created_at, updated_at, doc) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`),
+			c.ID, c.Name, c.WatcherID, c.HostID, string(c.Status), string(c.Desired), deleted, tm(c.CreatedAt), tm(c.UpdatedAt), string(doc)); err != nil {
+			t.Fatal(err)
+		}
+		caps = append(caps, c)
+	}
+	return caps
+}
+
+// CheckNamesAnyCase checks the captures SeedBeforeNamesAnyCase wrote after
+// the migration: the oldest live "pc1" keeps its name, found by any case;
+// the later live ones differing only in case have their id appended; the
+// deleted one and "other" are untouched; and a new capture whose name
+// differs from a live one's only in case is refused.
+func CheckNamesAnyCase(t *testing.T, s tripcap.Store, caps []*tripcap.PacketCapture) {
+	t.Helper()
+	ctx := t.Context()
+	want := []string{"pc1", "PC1-" + caps[1].ID, "Pc1-" + caps[2].ID, "pC1", "other"}
+	for i, c := range caps {
+		if got := findCapture(t, s, c.ID); got.Name != want[i] {
+			t.Errorf("capture %s after the migration: named %q, want %q", c.ID, got.Name, want[i])
+		}
+		if err := tripcap.ValidateName("name", want[i]); err != nil {
+			t.Errorf("migrated name: %v", err)
+		}
+	}
+	got, err := s.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &caps[0].WatcherID, Name: new("PC1")})
+	if err != nil || got.ID != caps[0].ID {
+		t.Fatalf("capture PC1 after the migration: %+v %v; want %s", got, err, caps[0].ID)
+	}
+	wantCode(t, s.CreateCapture(ctx, capture(caps[0].WatcherID, caps[0].HostID, "OTHER")), tripcap.ECONFLICT)
 }

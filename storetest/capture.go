@@ -128,6 +128,12 @@ func testCaptureNameConflict(t *testing.T, s tripcap.Store) {
 	if msg := tripcap.ErrorMessage(err); !strings.Contains(msg, `"cap"`) || !strings.Contains(msg, "NetworkWatcher_eastus") {
 		t.Errorf("conflict message %q does not name the capture and the watcher", msg)
 	}
+	// Names are case-insensitive and case-preserving, as ARM's are: one
+	// differing only in case is the same name, found by any case.
+	wantCode(t, s.CreateCapture(ctx, capture(f.w.ID, f.hosts[0].ID, "CAP")), tripcap.ECONFLICT)
+	if got, err := s.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, Name: new("Cap")}); err != nil || got.ID != c.ID || got.Name != "cap" {
+		t.Fatalf("capture by name Cap: %+v %v; want %s named cap", got, err, c.ID)
+	}
 	// The same name in another watcher is fine.
 	must(t, s.CreateCapture(ctx, capture(g.w.ID, g.hosts[0].ID, "cap")))
 	// A reused id is a conflict too.
@@ -142,7 +148,7 @@ func testCaptureNameConflict(t *testing.T, s tripcap.Store) {
 	// …a soft-deleted one frees it.
 	c.DeletedAt = new(base.Add(time.Hour))
 	must(t, s.UpdateCapture(ctx, c, 2))
-	again := capture(f.w.ID, f.hosts[0].ID, "cap")
+	again := capture(f.w.ID, f.hosts[0].ID, "CaP")
 	must(t, s.CreateCapture(ctx, again))
 	got, err := s.FindCapture(ctx, tripcap.CaptureFilter{WatcherID: &f.w.ID, Name: new("cap")})
 	must(t, err)
