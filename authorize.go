@@ -88,11 +88,6 @@ func (g HostGrant) Only() (string, bool) {
 	return "", false
 }
 
-// CoversLocation reports whether the grant covers a host of the location.
-func (g HostGrant) CoversLocation(location string) bool {
-	return g.coversSome(func(h *Host) bool { return strings.EqualFold(h.Location, location) })
-}
-
 // CoversSubscription reports whether the grant covers a host of the
 // subscription.
 func (g HostGrant) CoversSubscription(sub string) bool {
