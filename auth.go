@@ -115,10 +115,19 @@ var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadd
 // NewID returns a 26-character id that sorts by creation time (millisecond
 // timestamp, then 80 random bits), so listings page by id.
 func NewID() string {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
+	var tail [10]byte
+	if _, err := rand.Read(tail[:]); err != nil {
 		panic("crypto/rand failed: " + err.Error())
 	}
+	return IDAt(time.Now(), tail)
+}
+
+// IDAt is the id of NewID's form for the time t with these 80 bits after
+// the timestamp: an id several processes derive alike (the same t and tail)
+// when they must agree on one.
+func IDAt(t time.Time, tail [10]byte) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	copy(b[6:], tail[:])
 	return idEncoding.EncodeToString(b[:])
 }

@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
@@ -16,6 +17,9 @@ func TestListCapturesIncludeDeleted(t *testing.T) {
 		f := fixtureOn(t, store, controlplane.Config{})
 		_, h := f.enroll(t, "web1")
 		for _, name := range []string{"old", "kept"} {
+			// Ids order by the millisecond they were made in; two made in
+			// one millisecond have no newest.
+			time.Sleep(2 * time.Millisecond)
 			if _, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: name, Parameters: tripcap.PacketCaptureParameters{Target: h.Name}}); err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -31,11 +32,12 @@ type loadedKey struct {
 
 // keyRing holds the signing keys this replica knows, read from the store.
 // One key signs for KeyRotation from its creation; then the next signing
-// asks the store for a newer one, creating it when there is none. Two
-// replicas rotating at the same moment each store a key (kids differ, so
-// neither fails) and then both sign with the newest. A token whose kid is
-// unknown here is looked up in the store, so a key another replica made is
-// verified at once.
+// asks the store for a newer one, creating it when there is none. The kid
+// of a new key is its rotation period's (periodKID), so two replicas
+// rotating at the same moment offer the store the same kid: one key is
+// stored, the other replica's is refused, and both sign with the stored
+// one. A token whose kid is unknown here is looked up in the store, so a
+// key another replica made is verified at once.
 type keyRing struct {
 	store tripcap.IdentityStore
 	cfg   *Config
@@ -84,7 +86,19 @@ func (r *keyRing) signing(ctx context.Context) (*loadedKey, error) {
 	if k := r.newestSigner(now); k != nil {
 		return k, nil
 	}
-	if err := r.create(ctx, now); err != nil {
+	err := r.create(ctx, now, r.periodKID(now))
+	if tripcap.ErrorCode(err) == tripcap.ECONFLICT {
+		// Another replica stored this period's key first: sign with it or,
+		// when it cannot sign (a changed rotation period, clocks apart), with
+		// a key of this replica's own.
+		if err = r.load(ctx, now); err == nil {
+			if k := r.newestSigner(now); k != nil {
+				return k, nil
+			}
+			err = r.create(ctx, now, tripcap.NewID())
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	// Read back: a replica that rotated at the same moment may have stored
@@ -140,8 +154,21 @@ func (r *keyRing) load(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// create stores a new key and deletes the retired ones.
-func (r *keyRing) create(ctx context.Context, now time.Time) error {
+// periodKID is the kid of a key made now: the start of the rotation period
+// holding now, and bits every replica derives alike from the period.
+func (r *keyRing) periodKID(now time.Time) string {
+	period := r.cfg.KeyRotation.Milliseconds()
+	if period <= 0 {
+		return tripcap.NewID()
+	}
+	n := now.UnixMilli() / period
+	sum := sha256.Sum256(fmt.Appendf(nil, "tripcap signing key %d/%d", period, n))
+	return tripcap.IDAt(time.UnixMilli(n*period), [10]byte(sum[:10]))
+}
+
+// create stores a new key with this kid and deletes the retired ones; an
+// ECONFLICT when the kid is taken.
+func (r *keyRing) create(ctx context.Context, now time.Time, kid string) error {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate signing key: %w", err)
@@ -150,10 +177,10 @@ func (r *keyRing) create(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encode signing key: %w", err)
 	}
-	k := &tripcap.SigningKey{KID: tripcap.NewID(), Algorithm: keyAlgorithm, PrivateKey: base64.StdEncoding.EncodeToString(der),
+	k := &tripcap.SigningKey{KID: kid, Algorithm: keyAlgorithm, PrivateKey: base64.StdEncoding.EncodeToString(der),
 		CreatedAt: now.UTC(), RetireAfter: now.UTC().Add(r.cfg.KeyRotation + MaxJWTLifetime + keyLeeway)}
 	if err := r.store.CreateSigningKey(ctx, k); err != nil {
-		return fmt.Errorf("store signing key: %w", err)
+		return fmt.Errorf("store signing key: %w", err) // keeps its ECONFLICT
 	}
 	r.log.Info("token signing key created", "kid", k.KID, "signsUntil", now.Add(r.cfg.KeyRotation).UTC(), "retireAfter", k.RetireAfter)
 	if n, err := r.store.DeleteSigningKeysRetiredBefore(ctx, now); err != nil {
