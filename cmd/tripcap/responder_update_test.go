@@ -249,3 +249,23 @@ func TestControlPlaneRunReportsAFailure(t *testing.T) {
 		t.Fatalf("a second Close: %v", err)
 	}
 }
+
+// TestControlPlaneOpenFailureIsAnError: a database that cannot be opened
+// (here: not a database at all) ends the start with the reason, not a panic
+// in the cleanup of what was opened so far.
+func TestControlPlaneOpenFailureIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "tripcap.db")
+	if err := os.WriteFile(db, []byte("not a database, but a file someone put here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := &serverOptions{listen: "127.0.0.1:0", data: dir, db: "sqlite://" + db, heartbeat: 10 * time.Second, maxCaptures: tripcap.DefaultParallelCapturesPerWatcher}
+	cp, err := openControlPlane(t.Context(), o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		cp.Close()
+		t.Fatal("a file that is not a database opened as one")
+	}
+	if !strings.Contains(err.Error(), "open database") {
+		t.Fatalf("err = %v, want the database's", err)
+	}
+}

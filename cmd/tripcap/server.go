@@ -255,9 +255,13 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 			cp = nil
 		}
 	}()
-	if cp.store, err = openSealedStore(ctx, o, log); err != nil {
+	// Through a variable of the concrete type: a failed open's nil
+	// *sqlstore.Store in cp.store would be a non-nil interface Close calls.
+	store, err := openSealedStore(ctx, o, log)
+	if err != nil {
 		return nil, err
 	}
+	cp.store = store
 	blobs, def, err := openStorage(ctx, o.storage, o.data)
 	if err != nil {
 		return nil, err
