@@ -198,6 +198,9 @@ func (s *Service) createScaleSetCapture(ctx context.Context, req CreateCaptureRe
 	if len(offline) > 0 {
 		return nil, tripcap.Errorf(tripcap.EUNAVAILABLE, "target: instances %s of scale set %s are Offline; their agents must be running (or leave them out with scope.exclude)", strings.Join(offline, ", "), ss.Name)
 	}
+	if req.ValidateOnly {
+		return nil, nil
+	}
 	location := hosts[0].Location
 	w, err := s.watcherOf(ctx, hosts[0])
 	if err != nil {

@@ -395,3 +395,20 @@ func TestScaleSetCaptureDeleteFiles(t *testing.T) {
 		}
 	})
 }
+
+// TestScaleSetCaptureValidateOnly: checking a scale-set capture (what the
+// console's form does as it is typed) stores nothing, as for a VM.
+func TestScaleSetCaptureValidateOnly(t *testing.T) {
+	teststore.Each(t, func(t *testing.T, store tripcap.Store) {
+		f := fixtureOn(t, store, controlplane.Config{})
+		scaleSetFleet(t, f)
+		c, err := f.svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "pc", ValidateOnly: true, Parameters: tripcap.PacketCaptureParameters{
+			Target: webSet, TimeLimitInSeconds: 30}})
+		if err != nil || c != nil {
+			t.Fatalf("validating: %+v, %v", c, err)
+		}
+		if got, _, err := f.svc.FindCaptures(f.admin, "", "", "", 0); err != nil || len(got) != 0 {
+			t.Fatalf("validating stored %d captures (%v)", len(got), err)
+		}
+	})
+}
