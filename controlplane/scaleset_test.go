@@ -191,6 +191,10 @@ func TestScaleSetCaptureLifecycle(t *testing.T) {
 			t.Fatalf("status while running: %s, %+v, start %v", st.Status, st.Stats, st.CaptureStartTime)
 		}
 
+		if running, _, err := f.svc.ListCaptures(f.admin, controlplane.CaptureQuery{ActiveOnly: true, NewestFirst: true, Limit: 10}); err != nil || len(running) != 1 || running[0].ID != c.ID {
+			t.Fatalf("running: %v, %v; want the scale-set capture", running, err)
+		}
+
 		// Stop reaches each session; the scale-set capture is Stopped once
 		// all are.
 		stopped, err := f.svc.StopCapture(f.admin, "", "pc", c.ETag())
@@ -215,6 +219,11 @@ func TestScaleSetCaptureLifecycle(t *testing.T) {
 		}
 		if st.Status != tripcap.StatusStopped || st.StopReason != tripcap.StopManuallyStopped || st.CaptureStopTime == nil || instances(st) != "web-0=Stopped web-1=Stopped" {
 			t.Fatalf("after the sessions stopped: %s %q %v [%s]", st.Status, st.StopReason, st.CaptureStopTime, instances(st))
+		}
+		// Not among the captures running (the console's overview) once its
+		// sessions have ended.
+		if running, _, err := f.svc.ListCaptures(f.admin, controlplane.CaptureQuery{ActiveOnly: true, NewestFirst: true, Limit: 10}); err != nil || len(running) != 0 {
+			t.Fatalf("running after the sessions stopped: %d captures, %v", len(running), err)
 		}
 
 		// Delete takes the sessions with it, and frees the name.
