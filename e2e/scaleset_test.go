@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestScaleSetCaptureEndToEnd(t *testing.T) {
 	}
 	set := tripcap.VMSSResourceID(h0.SubscriptionID, h0.ResourceGroup, "web")
 	c, err := l.api().CreateCapture(t.Context(), tchttp.CreateCaptureBody{Name: "vmss", Parameters: tripcap.PacketCaptureParameters{
-		Target: set, Scope: &tripcap.CaptureScope{Exclude: []string{"web2"}}, TimeLimitInSeconds: 4,
+		Target: set, Scope: &tripcap.CaptureScope{Exclude: []string{"web2"}}, TimeLimitInSeconds: 6,
 		Filters: []tripcap.PacketCaptureFilter{{Protocol: "UDP", LocalPort: "7001"}}}})
 	if err != nil {
 		t.Fatalf("POST /api/v1/captures on scale set %s: %v", set, err)
@@ -45,7 +46,11 @@ func TestScaleSetCaptureEndToEnd(t *testing.T) {
 	if len(c.Sessions) != 2 {
 		t.Fatalf("sessions: %+v", c.Sessions)
 	}
-	l.eventually("vmss Running", 3*time.Second, func() bool { return l.capture("vmss").Status == tripcap.StatusRunning })
+	// Running means one session runs; the traffic waits for both.
+	l.eventually("both sessions Running", 5*time.Second, func() bool {
+		c := l.capture("vmss")
+		return c.Status == tripcap.StatusRunning && !slices.ContainsFunc(c.Sessions, func(s tripcap.ScaleSetSession) bool { return s.Status != tripcap.StatusRunning })
+	})
 	l.send(client, web[0], 7001, 500, 1)
 	l.send(client, web[1], 7001, 300, 2)
 	l.send(client, web[2], 7001, 100, 3) // excluded: no session there
