@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/tripcap/tripcap/internal/netns"
@@ -34,24 +32,7 @@ func TestUpConsoleSignInLink(t *testing.T) {
 	env := append(os.Environ(), "TRIPCAP_CONFIG="+filepath.Join(dir, "config.json"))
 	up := ns.Command(context.Background(), binary, "up", "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--name", "local")
 	up.Env = env
-	stdout, err := up.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, _ := os.Create(filepath.Join(dir, "up.log"))
-	up.Stderr = logf
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = up.Process.Signal(syscall.SIGTERM)
-		_ = up.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("--- up ---\n%s", b)
-		}
-	})
-	lines := bufio.NewScanner(stdout)
+	lines := startUp(t, up, dir)
 	var link string
 	for i := 0; i < 10 && link == "" && lines.Scan(); i++ {
 		if rest, ok := strings.CutPrefix(lines.Text(), "console: "); ok {

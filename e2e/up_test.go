@@ -36,24 +36,7 @@ func TestUpQuickStart(t *testing.T) {
 	up := ns.Command(context.Background(), binary, "up", "--data", "data", "--listen", "127.0.0.1:0", "--name", "local")
 	up.Env = env
 	up.Dir = dir
-	stdout, err := up.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, _ := os.Create(filepath.Join(dir, "up.log"))
-	up.Stderr = logf
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = up.Process.Signal(syscall.SIGTERM)
-		_ = up.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("--- up ---\n%s", b)
-		}
-	})
-	lines := bufio.NewScanner(stdout)
+	lines := startUp(t, up, dir)
 	if !lines.Scan() || !strings.Contains(lines.Text(), "tripcap is up at https://127.0.0.1:") {
 		t.Fatalf("up printed %q, want its URL", lines.Text())
 	}
@@ -142,4 +125,29 @@ func TestUpQuickStart(t *testing.T) {
 	if n := packets(t, file); n != 250 {
 		t.Fatalf("%d packets on lo, want 250", n)
 	}
+}
+
+// startUp starts a `tripcap up` command, stops it (SIGTERM) when the test
+// ends, showing its log if the test failed, and returns a scanner of what it
+// prints: the lines a newcomer reads.
+func startUp(t *testing.T, up *exec.Cmd, dir string) *bufio.Scanner {
+	t.Helper()
+	stdout, err := up.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, _ := os.Create(filepath.Join(dir, "up.log"))
+	up.Stderr = logf
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = up.Process.Signal(syscall.SIGTERM)
+		_ = up.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("--- up ---\n%s", b)
+		}
+	})
+	return bufio.NewScanner(stdout)
 }
