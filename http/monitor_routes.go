@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -183,6 +184,10 @@ func (s *Server) handleMetricStream(w http.ResponseWriter, r *http.Request) erro
 	if err := rc.Flush(); err != nil {
 		return nil
 	}
+	// Reading the body does not end with the request's context: a server
+	// shutting down ends the stream this way, at once.
+	stop := context.AfterFunc(ctx, func() { _ = r.Body.Close() })
+	defer stop()
 	dec := metricwire.NewDecoder(r.Body)
 	var out []byte
 	for {

@@ -194,7 +194,7 @@ func (d *Decoder) Next() (Frame, error) {
 		if errors.Is(err, io.EOF) {
 			return Frame{}, io.EOF
 		}
-		return Frame{}, d.errorf("length: %v", noEOF(err))
+		return Frame{}, d.readError("length", err)
 	}
 	if n > MaxFrameBytes {
 		return Frame{}, d.errorf("length: %d bytes; at most %d", n, MaxFrameBytes)
@@ -204,7 +204,7 @@ func (d *Decoder) Next() (Frame, error) {
 	}
 	b := d.buf[:n]
 	if _, err := io.ReadFull(d.r, b); err != nil {
-		return Frame{}, d.errorf("body: %v", noEOF(err))
+		return Frame{}, d.readError("body", err)
 	}
 	f, err := Decode(b)
 	if err != nil {
@@ -218,11 +218,16 @@ func (d *Decoder) errorf(format string, args ...any) error {
 	return tripcap.Errorf(tripcap.EINVALID, "metricwire: frame %d: %s", d.n, fmt.Sprintf(format, args...))
 }
 
-func noEOF(err error) error {
-	if errors.Is(err, io.EOF) {
-		return io.ErrUnexpectedEOF
+// readError: a stream cut inside a frame, or a frame length that
+// overflows, is malformed input; another error is the connection's.
+func (d *Decoder) readError(field string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return d.errorf("%s: %v", field, io.ErrUnexpectedEOF)
 	}
-	return err
+	if err.Error() == "binary: varint overflows a 64-bit integer" {
+		return d.errorf("%s: %v", field, err)
+	}
+	return fmt.Errorf("metricwire: reading frame %d: %w", d.n, err)
 }
 
 // DecodeAll decodes every frame of b (a request body of frames).
