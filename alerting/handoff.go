@@ -7,10 +7,16 @@ import "github.com/tripcap/tripcap"
 // attaches the host (its agent's points arrive after a gap, or for the
 // first time here): another replica may have fired or resolved the host's
 // alerts meanwhile, and an alert this one still holds as Fired may be
-// resolved elsewhere. Alerts of other hosts in fired are ignored.
+// resolved elsewhere. Alerts of other hosts in fired are ignored. An
+// instance with a restored alert evaluates from after the alert's last
+// transition on.
 func (e *Evaluator) RestoreHost(hostID string, fired []tripcap.Alert) {
+	type floor struct {
+		in *instance
+		at int64
+	}
+	var floors []floor
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.gen++
 	// What this evaluator holds as Fired for the host gives way to the
 	// database's view.
@@ -40,6 +46,20 @@ func (e *Evaluator) RestoreHost(hostID string, fired []tripcap.Alert) {
 			e.instances[k] = in
 		}
 		in.active = a.ID
+		floors = append(floors, floor{in, tripcap.AlignDown(a.Condition.Time.Unix(), rs.freq) + rs.freq})
+	}
+	e.mu.Unlock()
+	// The times up to the alert's last transition were judged where it
+	// was fired: evaluating them again here (catching up from this
+	// evaluator's older cursor) would resolve the alert at a time before
+	// it fired. The cursor is the instance's, under its lock, which is
+	// taken before e.mu elsewhere.
+	for _, f := range floors {
+		f.in.mu.Lock()
+		if f.in.nextEval < f.at {
+			f.in.nextEval = f.at
+		}
+		f.in.mu.Unlock()
 	}
 }
 

@@ -59,11 +59,14 @@ func NewMetricIngest(store tripcap.AlertStore, hosts tripcap.HostFinder, log *sl
 	if cfg.RuleRefresh <= 0 {
 		cfg.RuleRefresh = DefaultRuleRefresh
 	}
+	if cfg.AttachGap <= 0 {
+		cfg.AttachGap = DefaultAttachGap
+	}
 	if cfg.Metrics.Logger == nil {
 		cfg.Metrics.Logger = log
 	}
 	m := &MetricIngest{store: store, hosts: hosts, log: log, cfg: cfg, now: time.Now,
-		feeds: feeds{m: map[string]*hostFeed{}}, attachGap: DefaultAttachGap, attachHold: DefaultAttachHold}
+		feeds: feeds{m: map[string]*hostFeed{}}, attachGap: cfg.AttachGap, attachHold: DefaultAttachHold}
 	var err error
 	if m.metrics, err = metricstore.New(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("metric store: %w", err)
