@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -257,72 +258,73 @@ func DecodeAll(b []byte, max int) ([]Frame, error) {
 // Decode decodes one frame body (without its length).
 func Decode(b []byte) (Frame, error) {
 	r := reader{b: b}
-	if v := r.byte("version"); r.err == nil && v != Version {
+	if v := r.byte(top("version")); r.err == nil && v != Version {
 		return Frame{}, fmt.Errorf("version: %d; this build reads version %d", v, Version)
 	}
-	f := Frame{Kind: Kind(r.byte("kind"))}
+	f := Frame{Kind: Kind(r.byte(top("kind")))}
 	if r.err != nil {
 		return Frame{}, r.err
 	}
 	switch f.Kind {
 	case KindPoints:
-		f.Sec = r.varint("sec")
+		f.Sec = r.varint(top("sec"))
 		ifaces := r.ifaces()
-		n := r.count("series", MaxSeries)
+		n := r.count(top("series"), MaxSeries)
 		if r.err == nil {
 			f.Points = make([]tripcap.MetricPoint, 0, n)
 		}
 		t := time.Unix(f.Sec, 0).UTC()
 		for i := 0; i < n && r.err == nil; i++ {
-			m, iface := r.series(ifaces, fmt.Sprintf("series[%d]", i))
-			v := r.value(fmt.Sprintf("series[%d].value", i))
+			at := elem("series", i)
+			m, iface := r.series(ifaces, at)
+			v := r.value(at.leafed(".value"))
 			f.Points = append(f.Points, tripcap.MetricPoint{Metric: m, Interface: iface, Time: t, Value: v})
 		}
 	case KindHistory:
 		ifaces := r.ifaces()
-		n := r.count("history", MaxHistorySeries)
+		n := r.count(top("history"), MaxHistorySeries)
 		for i := 0; i < n && r.err == nil; i++ {
-			at := fmt.Sprintf("history[%d]", i)
+			at := elem("history", i)
 			m, iface := r.series(ifaces, at)
 			s := metricstore.SeriesHistory{Key: metricstore.Key{Metric: m, Interface: iface}}
-			if nr := r.count(at+".raw", MaxRawPoints); nr > 0 {
+			if nr := r.count(at.leafed(".raw"), MaxRawPoints); nr > 0 {
 				s.Raw = make([]metricstore.RawPoint, nr)
 				for j := range s.Raw {
 					if j == 0 {
-						s.Raw[j].Sec = r.varint(at + ".raw[0].sec")
+						s.Raw[j].Sec = r.varint(at.in(".raw", 0, ".sec"))
 					} else {
-						s.Raw[j].Sec = r.after(s.Raw[j-1].Sec, 1, fmt.Sprintf("%s.raw[%d].sec", at, j))
+						s.Raw[j].Sec = r.after(s.Raw[j-1].Sec, 1, at.in(".raw", j, ".sec"))
 					}
-					s.Raw[j].Value = r.value(fmt.Sprintf("%s.raw[%d].value", at, j))
+					s.Raw[j].Value = r.value(at.in(".raw", j, ".value"))
 					if r.err != nil {
 						break
 					}
 				}
 			}
-			if nb := r.count(at+".rollups", MaxRollups); nb > 0 {
+			if nb := r.count(at.leafed(".rollups"), MaxRollups); nb > 0 {
 				s.Rollups = make([]metricstore.RollupBucket, nb)
 				for j := range s.Rollups {
-					f := fmt.Sprintf("%s.rollups[%d]", at, j)
+					f := at.in(".rollups", j, "")
 					b := &s.Rollups[j]
 					if j == 0 {
-						if m := r.varint(f + ".minute"); m > math.MaxInt64/60 || m < math.MinInt64/60 {
-							r.fail(f+".minute", "out of range")
+						if m := r.varint(f.leafed(".minute")); m > math.MaxInt64/60 || m < math.MinInt64/60 {
+							r.fail(f.leafed(".minute"), "out of range")
 						} else {
 							b.Minute = m * 60
 						}
 					} else {
-						b.Minute = r.after(s.Rollups[j-1].Minute, 60, f+".minute")
+						b.Minute = r.after(s.Rollups[j-1].Minute, 60, f.leafed(".minute"))
 					}
-					c := r.uvarint(f + ".count")
-					b.Sum, b.Min, b.Max = r.value(f+".sum"), r.value(f+".min"), r.value(f+".max")
+					c := r.uvarint(f.leafed(".count"))
+					b.Sum, b.Min, b.Max = r.value(f.leafed(".sum")), r.value(f.leafed(".min")), r.value(f.leafed(".max"))
 					if r.err != nil {
 						break
 					}
 					switch {
 					case c == 0 || c > 60:
-						r.fail(f+".count", fmt.Sprintf("%d; a minute holds 1 to 60 points", c))
+						r.fail(f.leafed(".count"), fmt.Sprintf("%d; a minute holds 1 to 60 points", c))
 					case b.Min > b.Max:
-						r.fail(f+".min", fmt.Sprintf("%v is above max %v", b.Min, b.Max))
+						r.fail(f.leafed(".min"), fmt.Sprintf("%v is above max %v", b.Min, b.Max))
 					}
 					b.Count = uint32(c)
 				}
@@ -331,21 +333,51 @@ func Decode(b []byte) (Frame, error) {
 		}
 	case KindHistoryEnd:
 	case KindHistoryRequest:
-		f.Sec = r.varint("since")
+		f.Sec = r.varint(top("since"))
 	case KindAck:
-		f.Sec = r.varint("sec")
-		f.Stored = r.uvarint("stored")
-		f.Refused = r.uvarint("refused")
+		f.Sec = r.varint(top("sec"))
+		f.Stored = r.uvarint(top("stored"))
+		f.Refused = r.uvarint(top("refused"))
 	default:
 		return Frame{}, fmt.Errorf("kind: %d is not a frame kind", uint8(f.Kind))
 	}
 	if r.err == nil && len(r.b) > 0 {
-		r.fail(f.Kind.String(), fmt.Sprintf("%d bytes after the frame's end", len(r.b)))
+		r.fail(top(f.Kind.String()), fmt.Sprintf("%d bytes after the frame's end", len(r.b)))
 	}
 	if r.err != nil {
 		return Frame{}, r.err
 	}
 	return f, nil
+}
+
+// field names what a decoding error is about, built only when one is
+// reported: formatting a name per value would cost more than decoding it.
+type field struct {
+	list string
+	i    int // -1: not an element
+	sub  string
+	j    int // -1: no sub-element
+	leaf string
+}
+
+func top(name string) field           { return field{list: name, i: -1, j: -1} }
+func elem(list string, i int) field   { return field{list: list, i: i, j: -1} }
+func (f field) leafed(l string) field { f.leaf = l; return f }
+func (f field) in(sub string, j int, leaf string) field {
+	f.sub, f.j, f.leaf = sub, j, leaf
+	return f
+}
+
+func (f field) String() string {
+	s := f.list
+	if f.i >= 0 {
+		s += "[" + strconv.Itoa(f.i) + "]"
+	}
+	s += f.sub
+	if f.j >= 0 {
+		s += "[" + strconv.Itoa(f.j) + "]"
+	}
+	return s + f.leaf
 }
 
 // reader decodes a body; its first error sticks, and later reads return
@@ -355,14 +387,14 @@ type reader struct {
 	err error
 }
 
-func (r *reader) fail(field, why string) {
+func (r *reader) fail(field field, why string) {
 	if r.err == nil {
 		r.err = fmt.Errorf("%s: %s", field, why)
 	}
 	r.b = nil
 }
 
-func (r *reader) byte(field string) byte {
+func (r *reader) byte(field field) byte {
 	if r.err != nil {
 		return 0
 	}
@@ -375,7 +407,7 @@ func (r *reader) byte(field string) byte {
 	return c
 }
 
-func (r *reader) uvarint(field string) uint64 {
+func (r *reader) uvarint(field field) uint64 {
 	if r.err != nil {
 		return 0
 	}
@@ -388,7 +420,7 @@ func (r *reader) uvarint(field string) uint64 {
 	return v
 }
 
-func (r *reader) varint(field string) int64 {
+func (r *reader) varint(field field) int64 {
 	if r.err != nil {
 		return 0
 	}
@@ -404,7 +436,7 @@ func (r *reader) varint(field string) int64 {
 // count reads a length of at most max, also bounded by the bytes left
 // (every entry takes at least one), so a length cannot make the decoder
 // allocate beyond the frame.
-func (r *reader) count(field string, max int) int {
+func (r *reader) count(field field, max int) int {
 	v := r.uvarint(field)
 	if r.err != nil {
 		return 0
@@ -421,7 +453,7 @@ func (r *reader) count(field string, max int) int {
 }
 
 // after reads a gap and returns prev + (gap+1)*step, refusing overflow.
-func (r *reader) after(prev, step int64, field string) int64 {
+func (r *reader) after(prev, step int64, field field) int64 {
 	g := r.uvarint(field)
 	if r.err != nil {
 		return 0
@@ -434,10 +466,10 @@ func (r *reader) after(prev, step int64, field string) int64 {
 }
 
 func (r *reader) ifaces() []string {
-	n := r.count("interfaces", MaxInterfaces)
+	n := r.count(top("interfaces"), MaxInterfaces)
 	var out []string
 	for i := 0; i < n && r.err == nil; i++ {
-		field := fmt.Sprintf("interfaces[%d]", i)
+		field := elem("interfaces", i)
 		l := r.uvarint(field)
 		if r.err != nil {
 			break
@@ -461,32 +493,32 @@ func (r *reader) ifaces() []string {
 	return out
 }
 
-func (r *reader) series(ifaces []string, at string) (tripcap.MetricID, string) {
-	c := r.byte(at + ".metric")
-	idx := r.uvarint(at + ".interface")
+func (r *reader) series(ifaces []string, at field) (tripcap.MetricID, string) {
+	c := r.byte(at.leafed(".metric"))
+	idx := r.uvarint(at.leafed(".interface"))
 	if r.err != nil {
 		return "", ""
 	}
 	if int(c) >= len(metricCodes) || metricCodes[c] == "" {
-		r.fail(at+".metric", fmt.Sprintf("code %d is not a metric", c))
+		r.fail(at.leafed(".metric"), fmt.Sprintf("code %d is not a metric", c))
 		return "", ""
 	}
 	m := metricCodes[c]
 	if idx > uint64(len(ifaces)) {
-		r.fail(at+".interface", fmt.Sprintf("index %d; the frame names %d interfaces", idx, len(ifaces)))
+		r.fail(at.leafed(".interface"), fmt.Sprintf("index %d; the frame names %d interfaces", idx, len(ifaces)))
 		return "", ""
 	}
 	if idx == 0 {
 		return m, ""
 	}
 	if d, _ := m.Definition(); !d.PerInterface {
-		r.fail(at+".interface", fmt.Sprintf("%s has no per-interface series", m))
+		r.fail(at.leafed(".interface"), fmt.Sprintf("%s has no per-interface series", m))
 		return "", ""
 	}
 	return m, ifaces[idx-1]
 }
 
-func (r *reader) value(field string) float64 {
+func (r *reader) value(field field) float64 {
 	t := r.uvarint(field)
 	if r.err != nil {
 		return 0

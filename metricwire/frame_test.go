@@ -254,7 +254,7 @@ func BenchmarkHostSecond(b *testing.B) {
 			if buf, err = AppendPoints(buf[:0], t0.Unix(), pts); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := NewDecoder(bytes.NewReader(buf)).Next(); err != nil {
+			if _, err := DecodeAll(buf, 1); err != nil {
 				b.Fatal(err)
 			}
 		}
