@@ -69,9 +69,21 @@ func (a *Agent) metricsLoop(ctx context.Context) {
 		wg.Add(1)
 		go func() { defer wg.Done(); hist.Run(ctx) }()
 	}
-	s := &metricShipper{client: a.client, hm: hm, hist: hist, log: a.log.With("component", "metricship")}
-	s.run(ctx)
+	ShipMetrics(ctx, a.client, hm, hist, a.log)
 	wg.Wait()
+}
+
+// ShipMetrics ships hm's points over client until ctx ends, as an agent
+// does (the stream, its fallbacks, JSON to an older server), keeping what
+// it ships in hist (nil: it answers a request for history with none). It
+// neither samples (hm.Run) nor prunes hist (hist.Run): the caller runs
+// those. bench/fleet drives it with synthetic collectors.
+func ShipMetrics(ctx context.Context, client *tchttp.Client, hm *hostmetrics.Collector, hist *metricstore.Store, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &metricShipper{client: client, hm: hm, hist: hist, log: log.With("component", "metricship")}
+	s.run(ctx)
 }
 
 // metricShipper ships the collector's points by the best way the server
