@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -114,8 +115,11 @@ func (s *metricShipper) run(ctx context.Context) {
 				if time.Since(start) > time.Minute {
 					backoff = time.Second // it was up a while: a fresh failure
 				}
-				s.log.Warn("metric stream ended; reconnecting", "err", err, "in", backoff)
-				tripcap.Sleep(ctx, backoff)
+				// Jittered: the agents of a replica that died all lose
+				// their streams at once, and should not all come back at once.
+				wait := backoff/2 + rand.N(backoff)
+				s.log.Warn("metric stream ended; reconnecting", "err", err, "in", wait)
+				tripcap.Sleep(ctx, wait)
 				backoff = min(2*backoff, maxStreamBackoff)
 				continue
 			}
