@@ -102,6 +102,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			continue
 		}
 		ser.mu.Lock()
+		var ed editor
 		made := map[int64]bool{} // rollup minutes this backfill began
 		for _, p := range sh.Raw {
 			switch {
@@ -110,7 +111,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			case p.Sec <= minSec:
 				res.TooOld++
 			default:
-				switch ser.backfillPoint(p.Sec, p.Value, made) {
+				switch ser.backfillPoint(p.Sec, p.Value, made, &ed) {
 				case addStored:
 					res.Stored++
 					newest = max(newest, p.Sec)
@@ -129,7 +130,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			case end <= minSec:
 				res.TooOld++
 			default:
-				switch ser.backfillBucket(b, made) {
+				switch ser.backfillBucket(b, made, &ed) {
 				case addStored:
 					res.Stored++
 					newest = max(newest, end)
@@ -140,6 +141,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 				}
 			}
 		}
+		ed.flush(ser)
 		ser.mu.Unlock()
 	}
 	if newest == 0 {

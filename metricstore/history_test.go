@@ -32,7 +32,7 @@ func sameGrainAnswers(t *testing.T, a, b *Store, end time.Time) {
 		}
 		for _, q := range []Query{
 			{Host: k.Host, Metric: k.Metric, Interface: k.Interface, End: end, Window: 5 * time.Minute, Interval: time.Second},
-			{Host: k.Host, Metric: k.Metric, Interface: k.Interface, End: end, Window: 3 * time.Hour, Interval: time.Minute},
+			{Host: k.Host, Metric: k.Metric, Interface: k.Interface, End: end, Window: min(3*time.Hour, a.cfg.Rollup), Interval: time.Minute},
 		} {
 			ra, err := a.Query(q)
 			if err != nil {

@@ -315,10 +315,44 @@ func TestConcurrent(t *testing.T) {
 }
 
 func TestBytesPerSeries(t *testing.T) {
-	// The documented figure (docs/alerting.md): 3600×8 + 1440×28 + 256.
-	if got := BytesPerSeries(Config{}); got != 69376 {
+	// The documented estimate (docs/alerting.md): 3600×0.7 + 1440×2.8 + 1700.
+	if got := BytesPerSeries(Config{}); got != 8252 {
 		t.Fatalf("BytesPerSeries = %d", got)
 	}
+}
+
+// TestStatsBytes: what Stats reports for a busy host is near the estimate
+// BytesPerSeries gives, and an idle host (every point 0) takes far less.
+func TestStatsBytes(t *testing.T) {
+	cfg := Config{Raw: time.Hour, Rollup: 6 * time.Hour}
+	end := benchStart + 6*3600
+	c := newClock(time.Unix(end, 0))
+	busy, idle := newStore(t, cfg, c), newStore(t, cfg, c)
+	l := newHostLoad("web.example.com", 3)
+	for sec := benchStart + 1; sec <= end; sec++ {
+		pts := l.second(sec)
+		if _, err := busy.Append(tripcap.MetricBatch{Points: pts}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range pts {
+			pts[i].Value = 0
+		}
+		if _, err := idle.Append(tripcap.MetricBatch{Points: pts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, i := busy.Stats(), idle.Stats()
+	est := 31 * BytesPerSeries(cfg)
+	if b.Hosts != 1 || b.Series != 31 || b.BytesPerHost != b.Bytes {
+		t.Fatalf("busy stats %+v", b)
+	}
+	if b.Bytes < est*7/10 || b.Bytes > est*13/10 {
+		t.Errorf("a busy host takes %d bytes; BytesPerSeries estimates %d", b.Bytes, est)
+	}
+	if i.Bytes*3 > b.Bytes {
+		t.Errorf("an idle host takes %d bytes, a busy one %d", i.Bytes, b.Bytes)
+	}
+	t.Logf("busy host %d bytes (estimate %d), idle host %d", b.Bytes, est, i.Bytes)
 }
 
 // BenchmarkAppend measures storing one agent's second (every metric, two interfaces).
