@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,8 +87,9 @@ func (l *hostLoad) second(sec int64) []tripcap.MetricPoint {
 var benchStart = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Unix()
 
 // fullStore fills a store with hosts' 25 h of points (the 24 h rollup
-// window and the raw hour full) and returns it with the end second.
-func fullStore(b *testing.B, hosts int) (*Store, int64) {
+// window and the raw hour full) and returns it with the end second; idle
+// hosts' points are all 0.
+func fullStore(b *testing.B, hosts int, idle bool) (*Store, int64) {
 	b.Helper()
 	end := benchStart + 25*3600
 	c := newClock(time.Unix(end, 0))
@@ -98,12 +100,35 @@ func fullStore(b *testing.B, hosts int) (*Store, int64) {
 	}
 	for sec := benchStart + 1; sec <= end; sec++ {
 		for _, l := range loads {
-			if _, err := s.Append(tripcap.MetricBatch{Points: l.second(sec)}); err != nil {
+			pts := l.second(sec)
+			if idle {
+				for i := range pts {
+					pts[i].Value = 0
+				}
+			}
+			if _, err := s.Append(tripcap.MetricBatch{Points: pts}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}
 	return s, end
+}
+
+// cpuTime is the process's CPU time so far. On a shared machine a
+// benchmark's wall time per op swings with the load; its CPU time per op
+// (reported as cpu-ns/op by measureCPU) much less.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measureCPU reports the CPU time per op of the b.Loop that follows.
+func measureCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() { b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op") }
 }
 
 func heapInUse() uint64 {
@@ -114,26 +139,44 @@ func heapInUse() uint64 {
 	return m.HeapAlloc
 }
 
-// BenchmarkHostMemory fills hosts' 25 h of realistic points and reports the
-// heap they take per host, and what Stats says per host.
+// BenchmarkHostMemory fills hosts' 25 h of realistic points (busy) or of
+// zeros (idle) and reports the heap they take per host, what Stats says
+// per host, and the snapshot's bytes per host.
 func BenchmarkHostMemory(b *testing.B) {
 	const hosts = 4
-	for b.Loop() {
-		before := heapInUse()
-		s, _ := fullStore(b, hosts)
-		after := heapInUse()
-		st := s.Stats()
-		b.ReportMetric(float64(after-before)/hosts, "heap-B/host")
-		b.ReportMetric(float64(st.Bytes)/float64(st.Hosts), "stats-B/host")
-		runtime.KeepAlive(s)
+	for _, idle := range []bool{false, true} {
+		name := "busy"
+		if idle {
+			name = "idle"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				before := heapInUse()
+				s, _ := fullStore(b, hosts, idle)
+				after := heapInUse()
+				st := s.Stats()
+				var snap countWriter
+				if err := s.WriteSnapshot(&snap); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(after-before)/hosts, "heap-B/host")
+				b.ReportMetric(float64(st.Bytes)/float64(st.Hosts), "stats-B/host")
+				b.ReportMetric(float64(snap)/hosts, "snapshot-B/host")
+				runtime.KeepAlive(s)
+			}
+		})
 	}
 }
+
+type countWriter int64
+
+func (w *countWriter) Write(p []byte) (int, error) { *w += countWriter(len(p)); return len(p), nil }
 
 // BenchmarkSummarizeGrain measures the evaluator's reads of a full host's
 // busiest series: 1-second grain windows over the last minutes (end now,
 // mid-minute) and 1-minute grain windows over the rollups (end on a minute).
 func BenchmarkSummarizeGrain(b *testing.B) {
-	s, end := fullStore(b, 1)
+	s, end := fullStore(b, 1, false)
 	k := Key{"host-a", tripcap.MetricNetworkInBytes, "eth0"}
 	for _, tc := range []struct {
 		window, grain time.Duration
@@ -142,11 +185,13 @@ func BenchmarkSummarizeGrain(b *testing.B) {
 		{time.Minute, time.Second, end - 17},
 		{5 * time.Minute, time.Second, end - 17},
 		{5 * time.Minute, time.Minute, end - 60},
+		{5 * time.Minute, time.Minute, end - 17}, // every second: grains of raw seconds
 		{time.Hour, time.Minute, end - 60},
 		{24 * time.Hour, time.Minute, end - 60},
 	} {
 		b.Run(tripcap.FormatISODuration(tc.window)+"/"+tripcap.FormatISODuration(tc.grain), func(b *testing.B) {
 			at := time.Unix(tc.end, 0)
+			defer measureCPU(b)()
 			for b.Loop() {
 				if g := s.SummarizeGrain(k, at, tc.window, tc.grain); g.Count == 0 {
 					b.Fatal("no data")
@@ -158,7 +203,7 @@ func BenchmarkSummarizeGrain(b *testing.B) {
 
 // BenchmarkQuery measures chart queries of a full host's busiest series.
 func BenchmarkQuery(b *testing.B) {
-	s, end := fullStore(b, 1)
+	s, end := fullStore(b, 1, false)
 	for _, tc := range []struct{ window, interval time.Duration }{
 		{5 * time.Minute, time.Second},
 		{time.Hour, time.Minute},
@@ -166,6 +211,7 @@ func BenchmarkQuery(b *testing.B) {
 	} {
 		b.Run(tripcap.FormatISODuration(tc.window)+"/"+tripcap.FormatISODuration(tc.interval), func(b *testing.B) {
 			q := Query{Host: "host-a", Metric: tripcap.MetricNetworkInBytes, Interface: "eth0", End: time.Unix(end-17, 0), Window: tc.window, Interval: tc.interval}
+			defer measureCPU(b)()
 			for b.Loop() {
 				if _, err := s.Query(q); err != nil {
 					b.Fatal(err)
@@ -190,6 +236,7 @@ func BenchmarkAppendHost(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
+	defer measureCPU(b)()
 	for b.Loop() {
 		sec++
 		c.set(time.Unix(sec, 0))

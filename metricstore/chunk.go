@@ -23,7 +23,7 @@ import (
 //	block:  uvarint mask (0: every slot present), then the columns
 //	column: a byte, kindXOR or kindFOR plus the width of the offsets, then
 //	  FOR: varint reference, ceil(n*width/8) bytes of offsets
-//	  XOR: uvarint length, that many bytes of the XOR stream
+//	  XOR: uint16 length (little-endian), that many bytes of the XOR stream
 
 const (
 	kindFOR = 0 // plus the width, 0 to 64
@@ -35,39 +35,66 @@ const (
 
 var errBlock = errors.New("damaged block")
 
-// bitWriter appends bits, most significant first.
+// encBuf is where a block is encoded: a fixed array, so encoding
+// allocates nothing (a block never needs more: 64 slots of four columns
+// of at most 77 bits a value).
+type encBuf struct {
+	b [4096]byte
+	n int
+}
+
+func (e *encBuf) byte(c byte)            { e.b[e.n] = c; e.n++ }
+func (e *encBuf) uvarint(v uint64)       { e.n += binary.PutUvarint(e.b[e.n:], v) }
+func (e *encBuf) varint(v int64)         { e.n += binary.PutVarint(e.b[e.n:], v) }
+func (e *encBuf) bytes() []byte          { return e.b[:e.n] }
+func (e *encBuf) reset()                 { e.n = 0 }
+func (e *encBuf) putUint16(i int, v int) { binary.LittleEndian.PutUint16(e.b[i:], uint16(v)) }
+
+// bitWriter appends bits to an encBuf, most significant first.
 type bitWriter struct {
-	buf  []byte
+	e    *encBuf
 	acc  uint64
 	nacc uint
 }
 
 func (w *bitWriter) write(v uint64, n uint) {
 	if n > 32 {
-		w.write(v>>32, n-32)
+		w.write32(v>>32, n-32)
 		v, n = v&(1<<32-1), 32
 	}
+	w.write32(v, n)
+}
+
+func (w *bitWriter) write32(v uint64, n uint) {
 	w.acc = w.acc<<n | v&(1<<n-1)
 	w.nacc += n
 	for w.nacc >= 8 {
 		w.nacc -= 8
-		w.buf = append(w.buf, byte(w.acc>>w.nacc))
+		w.e.byte(byte(w.acc >> w.nacc))
 	}
 }
 
 func (w *bitWriter) flush() {
 	if w.nacc > 0 {
-		w.buf = append(w.buf, byte(w.acc<<(8-w.nacc)))
+		w.e.byte(byte(w.acc << (8 - w.nacc)))
 	}
 	w.acc, w.nacc = 0, 0
 }
 
 // readBits reads n (at most 64) bits at bit offset off of b; the caller
-// has checked that b holds them.
+// has checked that b holds them. Bits of b after them are ignored, so one
+// 8-byte load serves most reads.
 func readBits(b []byte, off uint64, n uint) uint64 {
+	if i := off / 8; n <= 56 && i+8 <= uint64(len(b)) {
+		return binary.BigEndian.Uint64(b[i:]) << (off % 8) >> (64 - n)
+	}
+	return readBitsSlow(b, off, n)
+}
+
+func readBitsSlow(b []byte, off uint64, n uint) uint64 {
 	if n > 32 {
-		hi := readBits(b, off, n-32)
-		return hi<<32 | readBits(b, off+uint64(n-32), 32)
+		hi := readBitsSlow(b, off, n-32)
+		return hi<<32 | readBitsSlow(b, off+uint64(n-32), 32)
 	}
 	if n == 0 {
 		return 0
@@ -106,8 +133,8 @@ func exactInt(v float64) bool {
 	return v == math.Trunc(v) && math.Abs(v) <= maxExact && !(v == 0 && math.Signbit(v))
 }
 
-// appendColumn encodes vals (at most 64) onto buf.
-func appendColumn(buf []byte, vals []float64) []byte {
+// putColumn encodes vals (at most 64).
+func (e *encBuf) putColumn(vals []float64) {
 	ints := true
 	lo, hi := int64(0), int64(0)
 	for i, v := range vals {
@@ -125,18 +152,21 @@ func appendColumn(buf []byte, vals []float64) []byte {
 	}
 	if ints {
 		width := uint(bits.Len64(uint64(hi - lo)))
-		buf = append(buf, kindFOR+byte(width))
-		buf = binary.AppendVarint(buf, lo)
-		w := bitWriter{buf: buf}
+		e.byte(kindFOR + byte(width))
+		e.varint(lo)
+		w := bitWriter{e: e}
 		if width > 0 {
 			for _, v := range vals {
 				w.write(uint64(int64(v)-lo), width)
 			}
 		}
 		w.flush()
-		return w.buf
+		return
 	}
-	var w bitWriter
+	e.byte(kindXOR)
+	at := e.n
+	e.n += 2 // the stream's length, once written
+	w := bitWriter{e: e}
 	var prev uint64
 	lead, trail := uint(64), uint(0) // no window yet
 	for i, v := range vals {
@@ -154,7 +184,7 @@ func appendColumn(buf []byte, vals []float64) []byte {
 		}
 		l, t := uint(bits.LeadingZeros64(d)), uint(bits.TrailingZeros64(d))
 		l = min(l, 31)
-		if lead <= 64 && l >= lead && t >= trail && lead+trail < 64 {
+		if l >= lead && t >= trail {
 			w.write(0b10, 2)
 			w.write(d>>trail, 64-lead-trail)
 			continue
@@ -167,9 +197,7 @@ func appendColumn(buf []byte, vals []float64) []byte {
 		w.write(d>>t, sig)
 	}
 	w.flush()
-	buf = append(buf, kindXOR)
-	buf = binary.AppendUvarint(buf, uint64(len(w.buf)))
-	return append(buf, w.buf...)
+	e.putUint16(at, e.n-at-2)
 }
 
 // column is a parsed column of n values.
@@ -183,9 +211,36 @@ type column struct {
 
 func (c *column) at(i int) float64 {
 	if c.kind == kindFOR {
+		if c.width == 0 {
+			return float64(c.ref)
+		}
 		return float64(c.ref + int64(readBits(c.data, uint64(i)*uint64(c.width), c.width)))
 	}
 	return c.vals[i]
+}
+
+// decode writes the column's values to out (len: the column's count).
+func (c *column) decode(out []float64) {
+	switch {
+	case c.kind != kindFOR:
+		copy(out, c.vals)
+	case c.width == 0:
+		for i := range out {
+			out[i] = float64(c.ref)
+		}
+	default:
+		w, data := c.width, c.data
+		for i := range out {
+			off := uint64(i) * uint64(w)
+			var v uint64
+			if bi := off / 8; w <= 56 && bi+8 <= uint64(len(data)) {
+				v = binary.BigEndian.Uint64(data[bi:]) << (off % 8) >> (64 - w)
+			} else {
+				v = readBitsSlow(data, off, w)
+			}
+			out[i] = float64(c.ref + int64(v))
+		}
+	}
 }
 
 // parseColumn reads a column of n values off b and returns the rest.
@@ -207,15 +262,20 @@ func parseColumn(b []byte, n int, c *column) ([]byte, error) {
 		if size > len(b) {
 			return nil, errBlock
 		}
-		c.data, b = b[:size], b[size:]
+		// The rest of the block stays readable past the column's own
+		// bytes, for readBits' 8-byte loads.
+		c.data, b = b, b[size:]
 		return b, nil
 	case kind == kindXOR:
 		c.kind = kindXOR
-		size, k := binary.Uvarint(b)
-		if k <= 0 || size > uint64(len(b)-k) {
+		if len(b) < 2 {
 			return nil, errBlock
 		}
-		c.data, b = b[k:k+int(size)], b[k+int(size):]
+		size := int(binary.LittleEndian.Uint16(b))
+		if size > len(b)-2 {
+			return nil, errBlock
+		}
+		c.data, b = b[2:2+size], b[2+size:]
 		c.vals = make([]float64, n)
 		if err := decodeXOR(c.data, c.vals); err != nil {
 			return nil, err
@@ -261,18 +321,25 @@ type block struct {
 	cols [4]column
 }
 
-// appendBlock encodes a block of slots slots (at most 64) whose present
+// putBlock encodes a block of slots slots (at most 64) whose present
 // ones are mask, with cols columns of one value per present slot.
-func appendBlock(buf []byte, slots int, mask uint64, cols ...[]float64) []byte {
+func (e *encBuf) putBlock(slots int, mask uint64, cols ...[]float64) {
+	e.reset()
 	if mask == fullMask(slots) {
-		buf = append(buf, 0)
+		e.byte(0)
 	} else {
-		buf = binary.AppendUvarint(buf, mask)
+		e.uvarint(mask)
 	}
 	for _, c := range cols {
-		buf = appendColumn(buf, c)
+		e.putColumn(c)
 	}
-	return buf
+}
+
+// encodeBlock is putBlock into a new slice.
+func encodeBlock(slots int, mask uint64, cols ...[]float64) []byte {
+	var e encBuf
+	e.putBlock(slots, mask, cols...)
+	return append([]byte(nil), e.bytes()...)
 }
 
 func fullMask(slots int) uint64 { return 1<<uint(slots) - 1 }

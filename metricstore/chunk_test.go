@@ -11,7 +11,7 @@ import (
 // roundTrip encodes a block and reads every value back, bit for bit.
 func roundTrip(t *testing.T, slots int, mask uint64, cols ...[]float64) int {
 	t.Helper()
-	b := appendBlock(nil, slots, mask, cols...)
+	b := encodeBlock(slots, mask, cols...)
 	var bl block
 	if err := parseBlock(b, slots, len(cols), &bl); err != nil {
 		t.Fatalf("parse: %v", err)
@@ -92,9 +92,9 @@ func TestIntegerBlocksAreSmall(t *testing.T) {
 // FuzzBlock: any bytes parse as a block or give an error, never a panic or
 // a read out of bounds; and values made of the bytes survive a round trip.
 func FuzzBlock(f *testing.F) {
-	f.Add(appendBlock(nil, 60, fullMask(60), []float64{1, 2, 3}[:0]), uint8(60), uint8(1))
-	f.Add(appendBlock(nil, 4, 0b1011, []float64{1, 2.5, 3}, []float64{7, 7, 7}), uint8(4), uint8(2))
-	f.Add(appendBlock(nil, 64, 1<<63, []float64{-1e300}, []float64{3}, []float64{0}, []float64{math.Pi}), uint8(64), uint8(4))
+	f.Add(encodeBlock(60, fullMask(60), []float64{1, 2, 3}[:0]), uint8(60), uint8(1))
+	f.Add(encodeBlock(4, 0b1011, []float64{1, 2.5, 3}, []float64{7, 7, 7}), uint8(4), uint8(2))
+	f.Add(encodeBlock(64, 1<<63, []float64{-1e300}, []float64{3}, []float64{0}, []float64{math.Pi}), uint8(64), uint8(4))
 	f.Fuzz(func(t *testing.T, b []byte, slots, cols uint8) {
 		s, c := 1+int(slots)%64, 1+int(cols)%4
 		var bl block

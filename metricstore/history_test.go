@@ -297,3 +297,27 @@ func TestBackfillValidation(t *testing.T) {
 		t.Fatalf("refused history made %d series", st.Series)
 	}
 }
+
+// BenchmarkBackfill measures a server attaching a host: its live points
+// have arrived for the last 10 s, then the agent's history lands (the raw
+// hour and 24 h of rollups, 31 series).
+func BenchmarkBackfill(b *testing.B) {
+	agent, end := fullStore(b, 1, false)
+	h := agent.History("host-a", time.Time{})
+	live := agent.History("host-a", time.Unix(end-9, 0))
+	c := newClock(time.Unix(end, 0))
+	b.ReportAllocs()
+	defer measureCPU(b)() // includes the stopped part: the live seconds' Backfill
+	for b.Loop() {
+		b.StopTimer()
+		s := newStore(b, Config{}, c)
+		if _, err := s.Backfill("host-a", live); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		res, err := s.Backfill("host-a", h)
+		if err != nil || res.Stored == 0 {
+			b.Fatal(res, err)
+		}
+	}
+}

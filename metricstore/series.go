@@ -12,6 +12,7 @@ import (
 const (
 	minuteSlots = rollupStep // seconds in a raw block
 	rollSlots   = 64         // minutes in a rollup block
+	rollShift   = 6          // log2(rollSlots): bucket b is in block b>>rollShift
 )
 
 // bucket is one minute's rollup.
@@ -153,8 +154,8 @@ func (s *series) bucketFor(b int64, ed *editor) *bucket {
 	if b == s.rollHead {
 		return &s.cur
 	}
-	r := ed.rollBlock(s, floorDiv(b, rollSlots))
-	i := int(mod(b, rollSlots))
+	r := ed.rollBlock(s, b>>rollShift)
+	i := int((b & (rollSlots - 1)))
 	if r.mask&(1<<uint(i)) == 0 {
 		r.mask |= 1 << uint(i)
 		r.bk[i] = bucket{}
@@ -168,8 +169,8 @@ func (s *series) hasBucket(b int64, ed *editor) bool {
 	if b == s.rollHead {
 		return s.cur.count > 0
 	}
-	r := ed.rollBlock(s, floorDiv(b, rollSlots))
-	return r.mask&(1<<uint(mod(b, rollSlots))) != 0
+	r := ed.rollBlock(s, b>>rollShift)
+	return r.mask&(1<<uint((b&(rollSlots-1)))) != 0
 }
 
 // advanceRaw makes sec the newest second: a new minute closes the head's
@@ -193,8 +194,9 @@ func (s *series) advanceRaw(sec int64) {
 		}
 	}
 	if mask != 0 && s.raw.holds(hm) {
-		var buf [1024]byte
-		s.raw.set(hm, appendBlock(buf[:0], minuteSlots, mask, vals[:n]))
+		var e encBuf
+		e.putBlock(minuteSlots, mask, vals[:n])
+		s.raw.set(hm, e.bytes())
 	}
 	s.clearHead()
 }
@@ -202,22 +204,25 @@ func (s *series) advanceRaw(sec int64) {
 // advanceRoll makes b the newest bucket, closing cur into its block.
 func (s *series) advanceRoll(b int64) {
 	if s.cur.count > 0 {
-		var ed editor
-		r := ed.rollBlock(s, floorDiv(s.rollHead, rollSlots))
-		i := int(mod(s.rollHead, rollSlots))
+		var ed editState
+		r := ed.rollBlock(s, s.rollHead>>rollShift)
+		i := int((s.rollHead & (rollSlots - 1)))
 		r.mask |= 1 << uint(i)
 		r.bk[i] = s.cur
 		r.dirty = true
-		ed.flush(s)
+		ed.flushRoll(s)
 	}
 	s.rollHead, s.cur = b, bucket{}
-	s.roll.advance(floorDiv(b, rollSlots))
+	s.roll.advance(b >> rollShift)
 }
 
 // editor holds a closed minute and a rollup block decoded while points
 // change them, so a run of changes to one block encodes it once. It must
-// be flushed before the heads move (addLocked does) and at the end.
-type editor struct {
+// be flushed before the heads move (addLocked does) and at the end. Its
+// state is allocated when first needed: appends in order never need it.
+type editor struct{ st *editState }
+
+type editState struct {
 	rawOpen  bool
 	rawKey   int64
 	raw      rawEdit
@@ -238,7 +243,25 @@ type rollEdit struct {
 	bk    [rollSlots]bucket // by slot
 }
 
-func (ed *editor) rawMinute(s *series, m int64) *rawEdit {
+func (ed *editor) state() *editState {
+	if ed.st == nil {
+		ed.st = new(editState)
+	}
+	return ed.st
+}
+
+func (ed *editor) rawMinute(s *series, m int64) *rawEdit { return ed.state().rawMinute(s, m) }
+
+func (ed *editor) rollBlock(s *series, k int64) *rollEdit { return ed.state().rollBlock(s, k) }
+
+func (ed *editor) flush(s *series) {
+	if ed.st != nil {
+		ed.st.flushRaw(s)
+		ed.st.flushRoll(s)
+	}
+}
+
+func (ed *editState) rawMinute(s *series, m int64) *rawEdit {
 	if ed.rawOpen && ed.rawKey == m {
 		return &ed.raw
 	}
@@ -256,7 +279,7 @@ func (ed *editor) rawMinute(s *series, m int64) *rawEdit {
 	return &ed.raw
 }
 
-func (ed *editor) rollBlock(s *series, k int64) *rollEdit {
+func (ed *editState) rollBlock(s *series, k int64) *rollEdit {
 	if ed.rollOpen && ed.rollKey == k {
 		return &ed.roll
 	}
@@ -274,12 +297,7 @@ func (ed *editor) rollBlock(s *series, k int64) *rollEdit {
 	return &ed.roll
 }
 
-func (ed *editor) flush(s *series) {
-	ed.flushRaw(s)
-	ed.flushRoll(s)
-}
-
-func (ed *editor) flushRaw(s *series) {
+func (ed *editState) flushRaw(s *series) {
 	if !ed.rawOpen {
 		return
 	}
@@ -293,11 +311,12 @@ func (ed *editor) flushRaw(s *series) {
 		vals[n] = ed.raw.vals[bits.TrailingZeros64(it)]
 		n++
 	}
-	var buf [1024]byte
-	s.raw.set(ed.rawKey, appendBlock(buf[:0], minuteSlots, ed.raw.mask, vals[:n]))
+	var e encBuf
+	e.putBlock(minuteSlots, ed.raw.mask, vals[:n])
+	s.raw.set(ed.rawKey, e.bytes())
 }
 
-func (ed *editor) flushRoll(s *series) {
+func (ed *editState) flushRoll(s *series) {
 	if !ed.rollOpen {
 		return
 	}
@@ -316,8 +335,9 @@ func (ed *editor) flushRoll(s *series) {
 		count[n], sum[n], lo[n], hi[n] = float64(b.count), b.sum, b.min, b.max
 		n++
 	}
-	var buf [4096]byte
-	s.roll.set(ed.rollKey, appendBlock(buf[:0], rollSlots, ed.roll.mask, count[:n], sum[:n], lo[:n], hi[:n]))
+	var e encBuf
+	e.putBlock(rollSlots, ed.roll.mask, count[:n], sum[:n], lo[:n], hi[:n])
+	s.roll.set(ed.rollKey, e.bytes())
 }
 
 func (bl *block) bucket(j int) bucket {
@@ -325,36 +345,78 @@ func (bl *block) bucket(j int) bucket {
 }
 
 // reader keeps the blocks a read last parsed, so reads that walk a window
-// interval by interval parse each block once.
+// interval by interval parse each block once. A rollup block read often
+// (a long window, or one bucket per grain) is decoded whole, once.
 type reader struct {
 	rawKey, rollKey int64
 	rawOK, rollOK   bool
-	rawBl, rollBl   block
 	rawHas, rollHas bool
+	rawBl, rollBl   block
+	rollReads       int
+	rawDecoded      bool
+	rollDecoded     bool
+	rawDec          [minuteSlots]float64 // the decoded values of rawBl
+	dec             [4][rollSlots]float64 // the decoded columns of rollBl
 }
 
-func (rd *reader) rawBlock(s *series, m int64) *block {
+// decodeAfter is how many buckets of a block are read one by one before
+// the block is decoded whole: decoding costs about as much as that many.
+const decodeAfter = 16
+
+// rawBlock returns closed minute m parsed, decoded whole when reads (how
+// many of its seconds the caller is about to read) is many.
+func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 	if !rd.rawOK || rd.rawKey != m {
-		rd.rawOK, rd.rawKey = true, m
+		rd.rawOK, rd.rawKey, rd.rawDecoded = true, m, false
 		b := s.raw.get(m)
 		rd.rawHas = b != nil && parseBlock(b, minuteSlots, 1, &rd.rawBl) == nil
 	}
 	if !rd.rawHas {
 		return nil
 	}
+	if !rd.rawDecoded && reads >= decodeAfter {
+		rd.rawBl.cols[0].decode(rd.rawDec[:bits.OnesCount64(rd.rawBl.mask)])
+		rd.rawDecoded = true
+	}
 	return &rd.rawBl
 }
 
-func (rd *reader) rollBlock(s *series, k int64) *block {
+// rawValue is the j-th present value of the block rawBlock returned.
+func (rd *reader) rawValue(j int) float64 {
+	if rd.rawDecoded {
+		return rd.rawDec[j]
+	}
+	return rd.rawBl.cols[0].at(j)
+}
+
+// rollBlock returns rollup block k parsed; reads is how many of its
+// buckets the caller is about to read.
+func (rd *reader) rollBlock(s *series, k int64, reads int) *block {
 	if !rd.rollOK || rd.rollKey != k {
-		rd.rollOK, rd.rollKey = true, k
+		rd.rollOK, rd.rollKey, rd.rollReads, rd.rollDecoded = true, k, 0, false
 		b := s.roll.get(k)
 		rd.rollHas = b != nil && parseBlock(b, rollSlots, 4, &rd.rollBl) == nil
 	}
 	if !rd.rollHas {
 		return nil
 	}
+	rd.rollReads += reads
+	if !rd.rollDecoded && rd.rollReads >= decodeAfter {
+		n := bits.OnesCount64(rd.rollBl.mask)
+		for c := range rd.dec {
+			rd.rollBl.cols[c].decode(rd.dec[c][:n])
+		}
+		rd.rollDecoded = true
+	}
 	return &rd.rollBl
+}
+
+// bucket is the j-th present bucket of the block rollBlock returned.
+func (rd *reader) bucket(j int) bucket {
+	if rd.rollDecoded {
+		return bucket{count: uint32(rd.dec[0][j]), sum: rd.dec[1][j], min: rd.dec[2][j], max: rd.dec[3][j]}
+	}
+	return rd.rollBl.bucket(j)
 }
 
 // eachRaw calls fn for the points of seconds [from, to] in the raw window, in order.
@@ -384,13 +446,13 @@ func (s *series) eachRaw(rd *reader, from, to int64, fn func(sec int64, v float6
 			}
 			continue
 		}
-		bl := rd.rawBlock(s, m)
+		bl := rd.rawBlock(s, m, hi-lo+1)
 		if bl == nil {
 			continue
 		}
 		want := bl.mask & (fullMask(hi+1) &^ fullMask(lo))
 		for j, it := bl.rank(lo), want; it != 0; j, it = j+1, it&(it-1) {
-			fn(base+int64(bits.TrailingZeros64(it)), bl.cols[0].at(j))
+			fn(base+int64(bits.TrailingZeros64(it)), rd.rawValue(j))
 		}
 	}
 }
@@ -402,15 +464,15 @@ func (s *series) eachBucket(rd *reader, from, to int64, fn func(b int64, bk buck
 	if to < from {
 		return
 	}
-	for k := floorDiv(from, rollSlots); k <= floorDiv(to, rollSlots); k++ {
-		bl := rd.rollBlock(s, k)
+	for k, last := from>>rollShift, to>>rollShift; k <= last; k++ {
+		lo, hi := int(max(from-k*rollSlots, 0)), int(min(to-k*rollSlots, rollSlots-1))
+		bl := rd.rollBlock(s, k, hi-lo+1)
 		if bl == nil {
 			continue
 		}
-		lo, hi := int(max(from-k*rollSlots, 0)), int(min(to-k*rollSlots, rollSlots-1))
 		want := bl.mask & (fullMask(hi+1) &^ fullMask(lo))
 		for j, it := bl.rank(lo), want; it != 0; j, it = j+1, it&(it-1) {
-			fn(k*rollSlots+int64(bits.TrailingZeros64(it)), bl.bucket(j))
+			fn(k*rollSlots+int64(bits.TrailingZeros64(it)), rd.bucket(j))
 		}
 	}
 	if to == s.rollHead && s.cur.count > 0 {

@@ -111,7 +111,7 @@ func (ser *series) writeTo(e *encoder) {
 	if mask == 0 {
 		e.uvarint(0)
 	} else {
-		e.block(appendBlock(nil, minuteSlots, mask, vals))
+		e.block(encodeBlock(minuteSlots, mask, vals))
 	}
 	writeRing(e, &ser.raw, ser.headMinute()-1)
 	e.varint(ser.rollHead)
@@ -121,7 +121,7 @@ func (ser *series) writeTo(e *encoder) {
 		e.float(ser.cur.min)
 		e.float(ser.cur.max)
 	}
-	writeRing(e, &ser.roll, floorDiv(ser.rollHead, rollSlots))
+	writeRing(e, &ser.roll, ser.rollHead>>rollShift)
 }
 
 // writeRing lists a ring's blocks newest first, by age from head.
@@ -255,7 +255,7 @@ func (ser *series) readV1(d *decoder) {
 	rhead := d.varint()
 	n = d.count()
 	ser.rollHead = rhead
-	ser.roll.advance(floorDiv(rhead, rollSlots))
+	ser.roll.advance(rhead >> rollShift)
 	for range n {
 		age, c := d.uvarint(), d.uvarint()
 		sum, lo, hi := d.float(), d.float(), d.float()
@@ -289,14 +289,14 @@ func (ser *series) readV2(d *decoder) {
 	}
 	readRing(d, &ser.raw, ser.headMinute()-1, minuteSlots, 1)
 	ser.rollHead = d.varint()
-	ser.roll.advance(floorDiv(ser.rollHead, rollSlots))
+	ser.roll.advance(ser.rollHead >> rollShift)
 	if c := d.uvarint(); c > 0 {
 		ser.cur = bucket{count: uint32(c), sum: d.float(), min: d.float(), max: d.float()}
 		if c > math.MaxUint32 || !finite(ser.cur.sum) || !finite(ser.cur.min) || !finite(ser.cur.max) {
 			d.fail("rollup of count %d, sum %g, min %g, max %g", c, ser.cur.sum, ser.cur.min, ser.cur.max)
 		}
 	}
-	readRing(d, &ser.roll, floorDiv(ser.rollHead, rollSlots), rollSlots, 4)
+	readRing(d, &ser.roll, ser.rollHead>>rollShift, rollSlots, 4)
 }
 
 func readRing(d *decoder, r *blockRing, head int64, slots, cols int) {

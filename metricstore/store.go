@@ -538,41 +538,69 @@ func (s *Store) Summarize(k Key, end time.Time, window time.Duration) Window {
 // not of 300 per-second points. A grain of a second or less, or one that
 // does not divide the window, is Summarize's.
 func (s *Store) SummarizeGrain(k Key, end time.Time, window, grain time.Duration) Grained {
-	g := Grained{Window: s.Summarize(k, end, window), Grain: grain}
+	e := end.Unix()
+	g := Grained{Window: Window{Start: time.Unix(e-int64(window/time.Second), 0).UTC(), End: time.Unix(e, 0).UTC(), Seconds: int64(window / time.Second)}, Grain: grain}
 	if grain <= time.Second || grain%time.Second != 0 || window%grain != 0 {
 		g.Grain = time.Second
-		return g
 	}
 	s.mu.RLock()
 	ser := s.series[k]
 	s.mu.RUnlock()
-	if ser == nil || g.Count == 0 {
+	if ser == nil || g.Seconds <= 0 {
 		return g
 	}
-	def, _ := k.Metric.Definition()
-	e, step := end.Unix(), int64(grain/time.Second)
+	// One lock and one reader for the window and its grains, so blocks
+	// are parsed once.
 	var rd reader
 	ser.mu.Lock()
 	defer ser.mu.Unlock()
-	for to := e - int64(window/time.Second) + step; to <= e; to += step {
-		sum := ser.summarize(&rd, to-step+1, to)
-		if sum.Count == 0 {
-			continue
-		}
-		v := sum.Sum
-		if def.Kind == tripcap.MetricGauge {
-			v = sum.Sum / float64(sum.Count)
-		}
-		if g.Grains == 0 || v < g.GrainMin {
-			g.GrainMin = v
-		}
-		if g.Grains == 0 || v > g.GrainMax {
-			g.GrainMax = v
-		}
-		g.Grains++
-		g.GrainSum += v
+	g.Summary = ser.summarize(&rd, e-g.Seconds+1, e)
+	if g.Grain == time.Second || g.Count == 0 {
+		return g
+	}
+	def, _ := k.Metric.Definition()
+	step := int64(grain / time.Second)
+	if step%rollupStep == 0 && mod(e, rollupStep) == 0 {
+		// Grains of whole minutes, ending on a minute (rules evaluated on
+		// the minute): each grain is its buckets merged in order, as
+		// summarize would, so one pass over the buckets gives them all.
+		perGrain, first := step/rollupStep, (e-g.Seconds)/rollupStep
+		var cur tripcap.Summary
+		at := int64(0)
+		ser.eachBucket(&rd, first, e/rollupStep-1, func(b int64, bk bucket) {
+			if i := (b - first) / perGrain; i != at {
+				g.addGrain(cur, def.Kind)
+				cur, at = tripcap.Summary{}, i
+			}
+			cur.Merge(tripcap.Summary{Count: int64(bk.count), Sum: bk.sum, Min: bk.min, Max: bk.max})
+		})
+		g.addGrain(cur, def.Kind)
+		return g
+	}
+	for to := e - g.Seconds + step; to <= e; to += step {
+		g.addGrain(ser.summarize(&rd, to-step+1, to), def.Kind)
 	}
 	return g
+}
+
+// addGrain counts a grain's summary, if it has points, reduced to one
+// value: a counter's total, a gauge's mean.
+func (g *Grained) addGrain(sum tripcap.Summary, kind tripcap.MetricKind) {
+	if sum.Count == 0 {
+		return
+	}
+	v := sum.Sum
+	if kind == tripcap.MetricGauge {
+		v = sum.Sum / float64(sum.Count)
+	}
+	if g.Grains == 0 || v < g.GrainMin {
+		g.GrainMin = v
+	}
+	if g.Grains == 0 || v > g.GrainMax {
+		g.GrainMax = v
+	}
+	g.Grains++
+	g.GrainSum += v
 }
 
 // Point is one interval of a query. Count 0 means no data: Value is then
