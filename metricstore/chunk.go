@@ -434,7 +434,11 @@ func (r *blockRing) set(k int64, b []byte) {
 	r.dead += int(r.size[i])
 	r.size[i] = 0
 	if len(r.buf)+len(b) > cap(r.buf) {
-		r.compact(len(b))
+		if live := len(r.buf) - r.dead; r.dead >= len(b)+live/32 {
+			r.compact(len(b), 16) // dropped blocks make the room
+		} else {
+			r.compact(len(b), 4)
+		}
 	}
 	r.off[i], r.size[i] = uint32(len(r.buf)), uint16(len(b))
 	r.buf = append(r.buf, b...)
@@ -445,15 +449,17 @@ func (r *blockRing) maybeCompact() {
 	if r.dead < 64 || r.dead*8 < len(r.buf) {
 		return
 	}
-	r.compact(0)
+	r.compact(0, 16)
 }
 
 // compact copies the live blocks to a new buffer with room for extra more
-// bytes and a little slack: the buffer grows here, not by append's
-// doubling, so it stays close to what it holds.
-func (r *blockRing) compact(extra int) {
+// bytes and 1/slack of slack. The buffer grows here, not by append's
+// doubling: by a quarter when what it holds outgrows it (so filling it
+// costs O(1) a byte), by a sixteenth when dropped blocks make the room
+// (the steady state, where a block replaces an older one each minute).
+func (r *blockRing) compact(extra, slack int) {
 	live := len(r.buf) - r.dead
-	nb := make([]byte, 0, live+extra+(live+extra)/16+64)
+	nb := make([]byte, 0, live+extra+(live+extra)/slack+64)
 	for i, sz := range r.size {
 		if sz == 0 {
 			continue
@@ -463,6 +469,14 @@ func (r *blockRing) compact(extra int) {
 		nb = append(nb, r.buf[o:o+uint32(sz)]...)
 	}
 	r.buf, r.dead = nb, 0
+}
+
+// trim gives back the room a fill left, once it has ended (a backfill, a
+// snapshot read).
+func (r *blockRing) trim() {
+	if live := len(r.buf) - r.dead; cap(r.buf) > live+live/16+64 {
+		r.compact(0, 16)
+	}
 }
 
 func (r *blockRing) bytes() int64 { return int64(cap(r.buf) + 6*len(r.off)) }

@@ -72,7 +72,7 @@ func (s *Store) History(host string, since time.Time) []SeriesHistory {
 // minute it has no rollup for. It never overwrites a second or minute it
 // has (those count as Duplicates), keeps raw seconds and rollups consistent
 // (a backfilled second older than the raw window lands in its minute's
-// rollup when this backfill made that rollup), takes rollup minutes as
+// rollup when the store had none of that minute), takes rollup minutes as
 // given, counts what falls outside its windows or limits as Append does,
 // and calls the OnAppend hooks as Append does. AppendResult counts a raw
 // point or a rollup bucket as one each. Every series must be the host's
@@ -103,7 +103,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 		}
 		ser.mu.Lock()
 		var ed editor
-		made := map[int64]bool{} // rollup minutes this backfill began
+		had := ser.heldBuckets()
 		for _, p := range sh.Raw {
 			switch {
 			case p.Sec > maxSec:
@@ -111,7 +111,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			case p.Sec <= minSec:
 				res.TooOld++
 			default:
-				switch ser.backfillPoint(p.Sec, p.Value, made, &ed) {
+				switch ser.backfillPoint(p.Sec, p.Value, &had, &ed) {
 				case addStored:
 					res.Stored++
 					newest = max(newest, p.Sec)
@@ -130,7 +130,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			case end <= minSec:
 				res.TooOld++
 			default:
-				switch ser.backfillBucket(b, made, &ed) {
+				switch ser.backfillBucket(b, &had, &ed) {
 				case addStored:
 					res.Stored++
 					newest = max(newest, end)
@@ -142,6 +142,8 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			}
 		}
 		ed.flush(ser)
+		ser.raw.trim()
+		ser.roll.trim()
 		ser.mu.Unlock()
 	}
 	if newest == 0 {

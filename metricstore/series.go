@@ -164,15 +164,6 @@ func (s *series) bucketFor(b int64, ed *editor) *bucket {
 	return &r.bk[i]
 }
 
-// hasBucket reports whether bucket b has points.
-func (s *series) hasBucket(b int64, ed *editor) bool {
-	if b == s.rollHead {
-		return s.cur.count > 0
-	}
-	r := ed.rollBlock(s, b>>rollShift)
-	return r.mask&(1<<uint((b&(rollSlots-1)))) != 0
-}
-
 // advanceRaw makes sec the newest second: a new minute closes the head's
 // into a block, and minutes the window leaves are dropped.
 func (s *series) advanceRaw(sec int64) {
@@ -355,7 +346,7 @@ type reader struct {
 	rollReads       int
 	rawDecoded      bool
 	rollDecoded     bool
-	rawDec          [minuteSlots]float64 // the decoded values of rawBl
+	rawDec          [minuteSlots]float64  // the decoded values of rawBl
 	dec             [4][rollSlots]float64 // the decoded columns of rollBl
 }
 
@@ -502,43 +493,62 @@ func (s *series) summarize(rd *reader, from, to int64) tripcap.Summary {
 	return sum
 }
 
+// held records which rollup minutes a series had points of when a
+// backfill began: a bitset over the rollup window then.
+type held struct {
+	base int64 // the first bucket of the window
+	bits []uint64
+}
+
+func (h *held) has(b int64) bool {
+	i := b - h.base
+	return i >= 0 && i < int64(len(h.bits))*64 && h.bits[i/64]&(1<<uint(i%64)) != 0
+}
+
+// heldBuckets lists the buckets with points now.
+func (s *series) heldBuckets() held {
+	h := held{base: s.rollHead - s.rollLen + 1, bits: make([]uint64, (s.rollLen+63)/64)}
+	var rd reader
+	s.eachBucket(&rd, h.base, s.rollHead, func(b int64, _ bucket) {
+		i := b - h.base
+		h.bits[i/64] |= 1 << uint(i%64)
+	})
+	return h
+}
+
 // backfillPoint adds a second of history. In the raw window it is Append's
-// add; older, it may only build a rollup minute the store had none of.
-// made records the minutes this backfill began, which later points of the
-// backfill may add to and its rollups may replace.
-func (s *series) backfillPoint(sec int64, v float64, made map[int64]bool, ed *editor) addOutcome {
-	b, _ := minuteOf(sec)
+// add; older, it may only add to a rollup minute the store had none of
+// when the backfill began (had), which this backfill is building.
+func (s *series) backfillPoint(sec int64, v float64, had *held, ed *editor) addOutcome {
 	if sec > s.rawHead-s.rawLen {
-		if b > s.rollHead || (b > s.rollHead-s.rollLen && !s.hasBucket(b, ed)) {
-			made[b] = true
-		}
 		return s.addLocked(sec, v, ed)
 	}
+	b, _ := minuteOf(sec)
 	if b <= s.rollHead-s.rollLen {
 		return addTooOld
 	}
-	if s.hasBucket(b, ed) && !made[b] {
+	if had.has(b) {
 		return addDuplicate
 	}
-	made[b] = true
 	s.bucketFor(b, ed).add(v)
 	return addStored
 }
 
 // backfillBucket takes a rollup minute as given, unless the store had any
-// point of that minute before this backfill (made: the minutes it began
-// from raw seconds, which the whole minute's rollup supersedes).
-func (s *series) backfillBucket(bk RollupBucket, made map[int64]bool, ed *editor) addOutcome {
+// point of that minute when the backfill began; it replaces what the
+// backfill's raw seconds built of the minute, which the whole minute's
+// rollup supersedes.
+func (s *series) backfillBucket(bk RollupBucket, had *held, ed *editor) addOutcome {
 	b := bk.Minute / rollupStep
 	if b <= s.rollHead-s.rollLen {
 		return addTooOld
 	}
+	if had.has(b) {
+		return addDuplicate
+	}
 	if b > s.rollHead {
 		ed.flush(s)
 		s.advanceRoll(b)
-	}
-	if s.hasBucket(b, ed) && !made[b] {
-		return addDuplicate
 	}
 	*s.bucketFor(b, ed) = bucket{count: bk.Count, sum: bk.Sum, min: bk.Min, max: bk.Max}
 	return addStored

@@ -179,6 +179,8 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 		} else {
 			ser.readV2(&d)
 		}
+		ser.raw.trim()
+		ser.roll.trim()
 		if d.err != nil {
 			break
 		}
