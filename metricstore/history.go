@@ -2,6 +2,7 @@ package metricstore
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -45,17 +46,22 @@ type SeriesHistory struct {
 // listed when its minute ends at or after since.
 func (s *Store) History(host string, since time.Time) []SeriesHistory {
 	from := since.Unix()
+	type entry struct {
+		k   Key
+		ser *series
+	}
+	var mine []entry
+	s.mu.RLock()
+	for k, ser := range s.series {
+		if k.Host == host {
+			mine = append(mine, entry{k, ser})
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(mine, func(a, b entry) int { return compareKeys(a.k, b.k) })
 	var out []SeriesHistory
-	for _, k := range s.Keys() {
-		if k.Host != host {
-			continue
-		}
-		s.mu.RLock()
-		ser := s.series[k]
-		s.mu.RUnlock()
-		if ser == nil {
-			continue
-		}
+	for _, e := range mine {
+		k, ser := e.k, e.ser
 		ser.mu.Lock()
 		h := ser.history(from)
 		ser.mu.Unlock()

@@ -155,6 +155,19 @@ func TestSeriesAgreesWithTheRing(t *testing.T) {
 						t.Fatalf("seed %d op %d: (%d, %d]: %+v, ring %+v", seed, op, end-win, end, got, want)
 					}
 				}
+				// Grains of whole minutes in one pass, as summarize per grain.
+				per := int64(1 + rng.IntN(10))
+				last := floorDiv(sec, rollupStep) - int64(rng.IntN(30))
+				first := last - per*int64(1+rng.IntN(40)) + 1
+				grains := map[int64]tripcap.Summary{}
+				var rd reader
+				s.minuteGrains(&rd, first, last, per, func(i int64, sum tripcap.Summary) { grains[i] = sum })
+				for i := int64(0); first+i*per <= last; i++ {
+					want := ref.summarize((first+i*per)*rollupStep+1, (first+(i+1)*per)*rollupStep)
+					if got := grains[i]; !sameSummary(got, want) {
+						t.Fatalf("seed %d op %d: grain %d of %d minutes from minute %d: %+v, ring %+v", seed, op, i, per, first, got, want)
+					}
+				}
 			}
 		}
 		if s.newest() != max(ref.rawHead, ref.rollHead*rollupStep+rollupStep) {

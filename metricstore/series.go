@@ -471,6 +471,27 @@ func (s *series) eachBucket(rd *reader, from, to int64, fn func(b int64, bk buck
 	}
 }
 
+// minuteGrains reduces buckets [first, last] in grains of perGrain
+// buckets from first, calling fn with each grain's index and summary when
+// it has points: the buckets merged in order, as summarize merges them, in
+// one pass.
+func (s *series) minuteGrains(rd *reader, first, last, perGrain int64, fn func(i int64, sum tripcap.Summary)) {
+	var cur tripcap.Summary
+	at := int64(0)
+	s.eachBucket(rd, first, last, func(b int64, bk bucket) {
+		if i := (b - first) / perGrain; i != at {
+			if cur.Count > 0 {
+				fn(at, cur)
+			}
+			cur, at = tripcap.Summary{}, i
+		}
+		cur.Merge(tripcap.Summary{Count: int64(bk.count), Sum: bk.sum, Min: bk.min, Max: bk.max})
+	})
+	if cur.Count > 0 {
+		fn(at, cur)
+	}
+}
+
 // summarize reduces seconds [from, to]: whole minutes from the rollups,
 // the other seconds from the raw window where it still holds them.
 func (s *series) summarize(rd *reader, from, to int64) tripcap.Summary {

@@ -564,17 +564,9 @@ func (s *Store) SummarizeGrain(k Key, end time.Time, window, grain time.Duration
 		// Grains of whole minutes, ending on a minute (rules evaluated on
 		// the minute): each grain is its buckets merged in order, as
 		// summarize would, so one pass over the buckets gives them all.
-		perGrain, first := step/rollupStep, (e-g.Seconds)/rollupStep
-		var cur tripcap.Summary
-		at := int64(0)
-		ser.eachBucket(&rd, first, e/rollupStep-1, func(b int64, bk bucket) {
-			if i := (b - first) / perGrain; i != at {
-				g.addGrain(cur, def.Kind)
-				cur, at = tripcap.Summary{}, i
-			}
-			cur.Merge(tripcap.Summary{Count: int64(bk.count), Sum: bk.sum, Min: bk.min, Max: bk.max})
+		ser.minuteGrains(&rd, (e-g.Seconds)/rollupStep, e/rollupStep-1, step/rollupStep, func(_ int64, sum tripcap.Summary) {
+			g.addGrain(sum, def.Kind)
 		})
-		g.addGrain(cur, def.Kind)
 		return g
 	}
 	for to := e - g.Seconds + step; to <= e; to += step {
@@ -731,15 +723,25 @@ func (s *Store) Query(q Query) (*Result, error) {
 		defer ser.mu.Unlock()
 	}
 	for i := range n {
-		to := start + (i+1)*step
-		res.Points[i].Time = time.Unix(to-step, 0).UTC()
-		if ser == nil {
-			continue
-		}
-		sum := ser.summarize(&rd, to-step+1, to)
+		res.Points[i].Time = time.Unix(start+i*step, 0).UTC()
+	}
+	if ser == nil {
+		return res, nil
+	}
+	set := func(i int64, sum tripcap.Summary) {
 		if v, ok := sum.Value(agg); ok {
 			res.Points[i].Value, res.Points[i].Count = v, sum.Count
 		}
+	}
+	if step%rollupStep == 0 {
+		// Intervals of whole minutes (aligned, as start is): one pass over
+		// the buckets, as SummarizeGrain's.
+		ser.minuteGrains(&rd, start/rollupStep, e/rollupStep-1, step/rollupStep, set)
+		return res, nil
+	}
+	for i := range n {
+		to := start + (i+1)*step
+		set(i, ser.summarize(&rd, to-step+1, to))
 	}
 	return res, nil
 }
