@@ -469,3 +469,42 @@ func TestSummarizeGrainIsAzuresPerMinuteMeaning(t *testing.T) {
 		t.Errorf("a gauge's Maximum at a 1-minute grain = %v, want 5", v)
 	}
 }
+
+// TestLatePointsLand: a second that arrives after later ones lands, in the
+// minute in progress and in a closed minute, counted once in its minute's
+// rollup; repeated, it is a duplicate either way.
+func TestLatePointsLand(t *testing.T) {
+	c := newClock(t0.Add(10 * time.Minute))
+	s := newStore(t, Config{}, c)
+	k := Key{"web.example.com", tripcap.MetricNetworkInBytes, ""}
+	add := func(sec int, v float64) AppendResult {
+		t.Helper()
+		res, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt(k.Host, k.Metric, t0.Add(time.Duration(sec)*time.Second), v)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for sec := 1; sec <= 600; sec++ {
+		if sec != 30 && sec != 590 {
+			add(sec, 1000)
+		}
+	}
+	// 590 is in the minute in progress, 30 in a closed one.
+	for _, sec := range []int{590, 30} {
+		if res := add(sec, 7); res.Stored != 1 {
+			t.Fatalf("late second %d: %+v", sec, res)
+		}
+		if res := add(sec, 8); res.Duplicates != 1 {
+			t.Fatalf("second %d again: %+v", sec, res)
+		}
+		end := t0.Add(time.Duration(sec) * time.Second)
+		if w := s.Summarize(k, end, time.Second); w.Count != 1 || w.Sum != 7 {
+			t.Fatalf("second %d = %+v", sec, w.Summary)
+		}
+		minuteEnd := t0.Add(time.Duration((sec+59)/60*60) * time.Second)
+		if w := s.Summarize(k, minuteEnd, time.Minute); w.Count != 60 || w.Sum != 59*1000+7 {
+			t.Fatalf("the minute of second %d = %+v", sec, w.Summary)
+		}
+	}
+}
