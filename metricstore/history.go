@@ -102,6 +102,24 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 		sh := &h[i]
 		k := sh.Key
 		k.Host = host
+		if !anyWithin(sh, minSec, maxSec) {
+			// Nothing to keep: count it without making a series.
+			for _, p := range sh.Raw {
+				if p.Sec > maxSec {
+					res.TooNew++
+				} else {
+					res.TooOld++
+				}
+			}
+			for _, b := range sh.Rollups {
+				if b.Minute+1 > maxSec {
+					res.TooNew++
+				} else {
+					res.TooOld++
+				}
+			}
+			continue
+		}
 		ser, err := s.seriesFor(k, 0)
 		if err != nil {
 			res.OverLimit += len(sh.Raw) + len(sh.Rollups)
@@ -173,6 +191,22 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// anyWithin reports whether any of a series' history falls in the
+// store's windows (after minSec, by maxSec).
+func anyWithin(sh *SeriesHistory, minSec, maxSec int64) bool {
+	for _, p := range sh.Raw {
+		if p.Sec > minSec && p.Sec <= maxSec {
+			return true
+		}
+	}
+	for _, b := range sh.Rollups {
+		if b.Minute+rollupStep > minSec && b.Minute+1 <= maxSec {
+			return true
+		}
+	}
+	return false
 }
 
 // validateHistory checks one series of a backfill: a metric that exists,

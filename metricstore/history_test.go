@@ -230,10 +230,18 @@ func TestBackfillOutsideTheWindows(t *testing.T) {
 	if hooks != 1 {
 		t.Fatalf("%d hook calls", hooks)
 	}
-	// Nothing stored: no hook.
+	// Nothing stored: no hook, and no series made.
 	res, err = s.Backfill("db.example.com", h[:0])
 	if err != nil || res != (AppendResult{}) || hooks != 1 {
 		t.Fatalf("empty Backfill = %+v, %v (%d hooks)", res, err, hooks)
+	}
+	out := []SeriesHistory{{Key: Key{Metric: tripcap.MetricNetworkInBytes}, Raw: h[0].Raw[:2], Rollups: h[0].Rollups}}
+	res, err = s.Backfill("db.example.com", out)
+	if want := (AppendResult{TooOld: 2, TooNew: 2}); err != nil || res != want || hooks != 1 {
+		t.Fatalf("Backfill of nothing in the windows = %+v, %v (%d hooks), want %+v", res, err, hooks, want)
+	}
+	if st := s.Stats(); st.Series != 1 || st.Hosts != 1 {
+		t.Fatalf("history outside the windows made series: %+v", st)
 	}
 }
 
