@@ -2,6 +2,7 @@ package metricstore
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -45,17 +46,22 @@ type SeriesHistory struct {
 // listed when its minute ends at or after since.
 func (s *Store) History(host string, since time.Time) []SeriesHistory {
 	from := since.Unix()
+	type entry struct {
+		k   Key
+		ser *series
+	}
+	var mine []entry
+	s.mu.RLock()
+	for k, ser := range s.series {
+		if k.Host == host {
+			mine = append(mine, entry{k, ser})
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(mine, func(a, b entry) int { return compareKeys(a.k, b.k) })
 	var out []SeriesHistory
-	for _, k := range s.Keys() {
-		if k.Host != host {
-			continue
-		}
-		s.mu.RLock()
-		ser := s.series[k]
-		s.mu.RUnlock()
-		if ser == nil {
-			continue
-		}
+	for _, e := range mine {
+		k, ser := e.k, e.ser
 		ser.mu.Lock()
 		h := ser.history(from)
 		ser.mu.Unlock()
@@ -72,7 +78,7 @@ func (s *Store) History(host string, since time.Time) []SeriesHistory {
 // minute it has no rollup for. It never overwrites a second or minute it
 // has (those count as Duplicates), keeps raw seconds and rollups consistent
 // (a backfilled second older than the raw window lands in its minute's
-// rollup when this backfill made that rollup), takes rollup minutes as
+// rollup when the store had none of that minute), takes rollup minutes as
 // given, counts what falls outside its windows or limits as Append does,
 // and calls the OnAppend hooks as Append does. AppendResult counts a raw
 // point or a rollup bucket as one each. Every series must be the host's
@@ -96,13 +102,32 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 		sh := &h[i]
 		k := sh.Key
 		k.Host = host
+		if !anyWithin(sh, minSec, maxSec) {
+			// Nothing to keep: count it without making a series.
+			for _, p := range sh.Raw {
+				if p.Sec > maxSec {
+					res.TooNew++
+				} else {
+					res.TooOld++
+				}
+			}
+			for _, b := range sh.Rollups {
+				if b.Minute+1 > maxSec {
+					res.TooNew++
+				} else {
+					res.TooOld++
+				}
+			}
+			continue
+		}
 		ser, err := s.seriesFor(k, 0)
 		if err != nil {
 			res.OverLimit += len(sh.Raw) + len(sh.Rollups)
 			continue
 		}
 		ser.mu.Lock()
-		made := map[int64]bool{} // rollup minutes this backfill began
+		var ed editor
+		had := ser.heldBuckets()
 		for _, p := range sh.Raw {
 			switch {
 			case p.Sec > maxSec:
@@ -110,7 +135,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			case p.Sec <= minSec:
 				res.TooOld++
 			default:
-				switch ser.backfillPoint(p.Sec, p.Value, made) {
+				switch ser.backfillPoint(p.Sec, p.Value, &had, &ed) {
 				case addStored:
 					res.Stored++
 					newest = max(newest, p.Sec)
@@ -129,7 +154,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			case end <= minSec:
 				res.TooOld++
 			default:
-				switch ser.backfillBucket(b, made) {
+				switch ser.backfillBucket(b, &had, &ed) {
 				case addStored:
 					res.Stored++
 					newest = max(newest, end)
@@ -140,6 +165,9 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 				}
 			}
 		}
+		ed.flush(ser)
+		ser.raw.trim()
+		ser.roll.trim()
 		ser.mu.Unlock()
 	}
 	if newest == 0 {
@@ -163,6 +191,22 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// anyWithin reports whether any of a series' history falls in the
+// store's windows (after minSec, by maxSec).
+func anyWithin(sh *SeriesHistory, minSec, maxSec int64) bool {
+	for _, p := range sh.Raw {
+		if p.Sec > minSec && p.Sec <= maxSec {
+			return true
+		}
+	}
+	for _, b := range sh.Rollups {
+		if b.Minute+rollupStep > minSec && b.Minute+1 <= maxSec {
+			return true
+		}
+	}
+	return false
 }
 
 // validateHistory checks one series of a backfill: a metric that exists,

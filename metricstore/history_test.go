@@ -32,7 +32,7 @@ func sameGrainAnswers(t *testing.T, a, b *Store, end time.Time) {
 		}
 		for _, q := range []Query{
 			{Host: k.Host, Metric: k.Metric, Interface: k.Interface, End: end, Window: 5 * time.Minute, Interval: time.Second},
-			{Host: k.Host, Metric: k.Metric, Interface: k.Interface, End: end, Window: 3 * time.Hour, Interval: time.Minute},
+			{Host: k.Host, Metric: k.Metric, Interface: k.Interface, End: end, Window: min(3*time.Hour, a.cfg.Rollup), Interval: time.Minute},
 		} {
 			ra, err := a.Query(q)
 			if err != nil {
@@ -230,10 +230,18 @@ func TestBackfillOutsideTheWindows(t *testing.T) {
 	if hooks != 1 {
 		t.Fatalf("%d hook calls", hooks)
 	}
-	// Nothing stored: no hook.
+	// Nothing stored: no hook, and no series made.
 	res, err = s.Backfill("db.example.com", h[:0])
 	if err != nil || res != (AppendResult{}) || hooks != 1 {
 		t.Fatalf("empty Backfill = %+v, %v (%d hooks)", res, err, hooks)
+	}
+	out := []SeriesHistory{{Key: Key{Metric: tripcap.MetricNetworkInBytes}, Raw: h[0].Raw[:2], Rollups: h[0].Rollups}}
+	res, err = s.Backfill("db.example.com", out)
+	if want := (AppendResult{TooOld: 2, TooNew: 2}); err != nil || res != want || hooks != 1 {
+		t.Fatalf("Backfill of nothing in the windows = %+v, %v (%d hooks), want %+v", res, err, hooks, want)
+	}
+	if st := s.Stats(); st.Series != 1 || st.Hosts != 1 {
+		t.Fatalf("history outside the windows made series: %+v", st)
 	}
 }
 
@@ -295,5 +303,29 @@ func TestBackfillValidation(t *testing.T) {
 	}
 	if st := s.Stats(); st.Series != 0 {
 		t.Fatalf("refused history made %d series", st.Series)
+	}
+}
+
+// BenchmarkBackfill measures a server attaching a host: its live points
+// have arrived for the last 10 s, then the agent's history lands (the raw
+// hour and 24 h of rollups, 31 series).
+func BenchmarkBackfill(b *testing.B) {
+	agent, end := fullStore(b, 1, false)
+	h := agent.History("host-a", time.Time{})
+	live := agent.History("host-a", time.Unix(end-9, 0))
+	c := newClock(time.Unix(end, 0))
+	b.ReportAllocs()
+	defer measureCPU(b)() // includes the stopped part: the live seconds' Backfill
+	for b.Loop() {
+		b.StopTimer()
+		s := newStore(b, Config{}, c)
+		if _, err := s.Backfill("host-a", live); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		res, err := s.Backfill("host-a", h)
+		if err != nil || res.Stored == 0 {
+			b.Fatal(res, err)
+		}
 	}
 }

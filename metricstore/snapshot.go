@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,22 +23,32 @@ import (
 // and reads it back at start (New). The format is tripcap's own, small and
 // checked end to end:
 //
-//	magic "tripcap-metrics\n", uvarint version
+//	magic "tripcap-metrics\n", uvarint version (2; 1 is still read)
 //	uvarint series, then for each: key (three uvarint-length strings),
-//	  varint rawHead, uvarint points, per point uvarint age (rawHead-sec) and float64;
-//	  varint rollHead, uvarint buckets, per bucket uvarint age (rollHead-b),
-//	  uvarint count, float64 sum, min, max
+//	  varint rawHead, the head minute as a uvarint-length block (0: empty),
+//	  the closed minutes: uvarint blocks, per block uvarint age (minutes
+//	  before the head's) and the uvarint-length block;
+//	  varint rollHead, uvarint count of its bucket and, when not 0,
+//	  float64 sum, min, max; the rollup blocks: uvarint blocks, per block
+//	  uvarint age (blocks before rollHead's) and the uvarint-length block
 //	CRC-32 (IEEE) of everything before it, 4 bytes little-endian.
 //
-// Points and buckets are listed newest first, so a reader keeps what fits
-// its own rings (a store restarted with a shorter Raw or Rollup).
+// Blocks are the store's own (chunk.go), written as held, so a snapshot is
+// as compact as memory and is checked block by block when read. Blocks are
+// listed newest first, so a reader keeps what fits its own rings (a store
+// restarted with a shorter Raw or Rollup).
+//
+// Version 1 listed every point (uvarint age from rawHead, float64) and
+// every bucket (uvarint age from rollHead, uvarint count, float64 sum,
+// min, max), newest first.
 const (
 	snapshotMagic   = "tripcap-metrics\n"
-	snapshotVersion = 1
+	snapshotVersion = 2
 	// Bounds a reader holds a snapshot to, so a damaged file cannot ask
 	// for unbounded memory: no key string is longer, no ring larger.
 	maxSnapshotString = 1024
 	maxSnapshotRing   = 400 * 24 * 3600
+	maxSnapshotBlock  = math.MaxUint16
 	// DefaultSnapshotEvery is how often Run writes a snapshot: a crash
 	// loses at most this much history.
 	DefaultSnapshotEvery = time.Minute
@@ -88,38 +99,44 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 }
 
 func (ser *series) writeTo(e *encoder) {
-	rawLen := int64(len(ser.raw))
-	var n uint64
-	for t := ser.rawHead; t > ser.rawHead-rawLen; t-- {
-		if !math.IsNaN(ser.raw[mod(t, rawLen)]) {
-			n++
-		}
-	}
 	e.varint(ser.rawHead)
-	e.uvarint(n)
-	for t := ser.rawHead; t > ser.rawHead-rawLen; t-- {
-		if v := ser.raw[mod(t, rawLen)]; !math.IsNaN(v) {
-			e.uvarint(uint64(ser.rawHead - t))
-			e.float(v)
+	var mask uint64
+	var vals []float64
+	for i, v := range ser.head {
+		if !math.IsNaN(v) {
+			mask |= 1 << uint(i)
+			vals = append(vals, v)
 		}
 	}
-	rollLen := int64(len(ser.count))
-	n = 0
-	for b := ser.rollHead; b > ser.rollHead-rollLen; b-- {
-		if ser.count[mod(b, rollLen)] > 0 {
+	if mask == 0 {
+		e.uvarint(0)
+	} else {
+		e.block(encodeBlock(minuteSlots, mask, vals))
+	}
+	writeRing(e, &ser.raw, ser.headMinute()-1)
+	e.varint(ser.rollHead)
+	e.uvarint(uint64(ser.cur.count))
+	if ser.cur.count > 0 {
+		e.float(ser.cur.sum)
+		e.float(ser.cur.min)
+		e.float(ser.cur.max)
+	}
+	writeRing(e, &ser.roll, ser.rollHead>>rollShift)
+}
+
+// writeRing lists a ring's blocks newest first, by age from head.
+func writeRing(e *encoder, r *blockRing, head int64) {
+	var n uint64
+	for k := head; k > head-int64(len(r.off)); k-- {
+		if r.get(k) != nil {
 			n++
 		}
 	}
-	e.varint(ser.rollHead)
 	e.uvarint(n)
-	for b := ser.rollHead; b > ser.rollHead-rollLen; b-- {
-		i := mod(b, rollLen)
-		if ser.count[i] > 0 {
-			e.uvarint(uint64(ser.rollHead - b))
-			e.uvarint(uint64(ser.count[i]))
-			e.float(ser.sum[i])
-			e.float(ser.min[i])
-			e.float(ser.max[i])
+	for k := head; k > head-int64(len(r.off)); k-- {
+		if b := r.get(k); b != nil {
+			e.uvarint(uint64(head - k))
+			e.block(b)
 		}
 	}
 }
@@ -144,8 +161,9 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 	if string(d.bytes(len(snapshotMagic))) != snapshotMagic {
 		return errors.New("metrics snapshot: not a tripcap metrics snapshot")
 	}
-	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("metrics snapshot: version %d, this server reads %d", v, snapshotVersion)
+	version := d.uvarint()
+	if d.err == nil && version != 1 && version != snapshotVersion {
+		return fmt.Errorf("metrics snapshot: version %d, this server reads 1 and %d", version, snapshotVersion)
 	}
 	type restored struct {
 		key Key
@@ -156,7 +174,13 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 	for i := uint64(0); i < nSeries && d.err == nil; i++ {
 		k := Key{Host: d.string(), Metric: tripcap.MetricID(d.string()), Interface: d.string()}
 		ser := newSeries(s.rawLen, s.rollupLen)
-		ser.readFrom(&d)
+		if version == 1 {
+			ser.readV1(&d)
+		} else {
+			ser.readV2(&d)
+		}
+		ser.raw.trim()
+		ser.roll.trim()
 		if d.err != nil {
 			break
 		}
@@ -199,39 +223,121 @@ func (s *Store) adopt(k Key, ser *series) {
 	}
 }
 
-func (ser *series) readFrom(d *decoder) {
+// readV1 reads a series as version 1 wrote it: every point and bucket.
+func (ser *series) readV1(d *decoder) {
 	head := d.varint()
 	n := d.count()
-	rawLen := int64(len(ser.raw))
 	ser.rawHead = head
+	ser.raw.advance(ser.headMinute() - 1)
+	hm := ser.headMinute()
+	var ed editor
 	for range n {
 		age, v := d.uvarint(), d.float()
 		if d.err != nil {
 			return
 		}
-		if age < uint64(rawLen) {
-			ser.raw[mod(head-int64(age), rawLen)] = v
+		if !finite(v) {
+			d.fail("a point that is not a finite number")
+			return
 		}
+		if age >= uint64(ser.rawLen) {
+			continue
+		}
+		m, slot := minuteOf(head - int64(age))
+		if m == hm {
+			ser.head[slot] = v
+			continue
+		}
+		r := ed.rawMinute(ser, m)
+		r.mask |= 1 << uint(slot)
+		r.vals[slot] = v
+		r.dirty = true
 	}
+	ed.flush(ser)
 	rhead := d.varint()
 	n = d.count()
-	rollLen := int64(len(ser.count))
 	ser.rollHead = rhead
+	ser.roll.advance(rhead >> rollShift)
 	for range n {
 		age, c := d.uvarint(), d.uvarint()
 		sum, lo, hi := d.float(), d.float(), d.float()
 		if d.err != nil {
 			return
 		}
-		if c == 0 || c > math.MaxUint32 {
-			d.err = fmt.Errorf("rollup count %d", c)
+		if c == 0 || c > math.MaxUint32 || !finite(sum) || !finite(lo) || !finite(hi) {
+			d.fail("rollup of count %d, sum %g, min %g, max %g", c, sum, lo, hi)
 			return
 		}
-		if age < uint64(rollLen) {
-			i := mod(rhead-int64(age), rollLen)
-			ser.count[i], ser.sum[i], ser.min[i], ser.max[i] = uint32(c), sum, lo, hi
+		if age < uint64(ser.rollLen) {
+			*ser.bucketFor(rhead-int64(age), &ed) = bucket{count: uint32(c), sum: sum, min: lo, max: hi}
 		}
 	}
+	ed.flush(ser)
+}
+
+// readV2 reads a series as version 2 writes it: its blocks, each checked
+// whole before it is kept.
+func (ser *series) readV2(d *decoder) {
+	ser.rawHead = d.varint()
+	ser.raw.advance(ser.headMinute() - 1)
+	if b := d.block(); len(b) > 0 {
+		var bl block
+		if !d.check(parseBlock(b, minuteSlots, 1, &bl)) || !d.checkValues(&bl, 1) {
+			return
+		}
+		for j, it := 0, bl.mask; it != 0; j, it = j+1, it&(it-1) {
+			ser.head[bits.TrailingZeros64(it)] = bl.cols[0].at(j)
+		}
+	}
+	readRing(d, &ser.raw, ser.headMinute()-1, minuteSlots, 1)
+	ser.rollHead = d.varint()
+	ser.roll.advance(ser.rollHead >> rollShift)
+	if c := d.uvarint(); c > 0 {
+		ser.cur = bucket{count: uint32(c), sum: d.float(), min: d.float(), max: d.float()}
+		if c > math.MaxUint32 || !finite(ser.cur.sum) || !finite(ser.cur.min) || !finite(ser.cur.max) {
+			d.fail("rollup of count %d, sum %g, min %g, max %g", c, ser.cur.sum, ser.cur.min, ser.cur.max)
+		}
+	}
+	readRing(d, &ser.roll, ser.rollHead>>rollShift, rollSlots, 4)
+}
+
+func readRing(d *decoder, r *blockRing, head int64, slots, cols int) {
+	n := d.count()
+	for range n {
+		age := d.uvarint()
+		b := d.block()
+		var bl block
+		if d.err != nil || !d.check(parseBlock(b, slots, cols, &bl)) || !d.checkValues(&bl, cols) {
+			return
+		}
+		if age < uint64(len(r.off)) {
+			r.set(head-int64(age), b)
+		}
+	}
+}
+
+func (d *decoder) check(err error) bool {
+	if err != nil {
+		d.fail("%v", err)
+		return false
+	}
+	return true
+}
+
+// checkValues refuses a block whose values the store could not hold:
+// numbers that are not finite, rollup counts that are not whole.
+func (d *decoder) checkValues(bl *block, cols int) bool {
+	n := bits.OnesCount64(bl.mask)
+	for c := range cols {
+		for j := range n {
+			v := bl.cols[c].at(j)
+			if !finite(v) || (cols == 4 && c == 0 && (v < 1 || v > math.MaxUint32 || v != math.Trunc(v))) {
+				d.fail("a block value %g", v)
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // SaveSnapshot writes the store to path atomically: a temporary file beside
@@ -324,6 +430,7 @@ func (e *encoder) float(v float64) {
 	e.bytes(binary.LittleEndian.AppendUint64(e.buf[:0], math.Float64bits(v)))
 }
 func (e *encoder) string(s string) { e.uvarint(uint64(len(s))); e.bytes([]byte(s)) }
+func (e *encoder) block(b []byte)  { e.uvarint(uint64(len(b))); e.bytes(b) }
 
 type decoder struct {
 	b   []byte
@@ -392,6 +499,16 @@ func (d *decoder) float() float64 {
 		return 0
 	}
 	return math.Float64frombits(binary.LittleEndian.Uint64(b))
+}
+
+// block reads a length-prefixed block, bounded by the largest a block is.
+func (d *decoder) block() []byte {
+	n := d.uvarint()
+	if n > maxSnapshotBlock {
+		d.fail("a block of %d bytes", n)
+		return nil
+	}
+	return d.bytes(int(n))
 }
 
 func (d *decoder) string() string {

@@ -173,6 +173,9 @@ func FuzzReadSnapshot(f *testing.F) {
 	_ = a.WriteSnapshot(&buf)
 	f.Add(buf.Bytes()[:buf.Len()-4])
 	f.Add([]byte(snapshotMagic))
+	if v1, err := os.ReadFile("testdata/snapshot-v1.bin"); err == nil {
+		f.Add(v1[:len(v1)-4])
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s, _ := New(Config{Now: c.Now, Raw: time.Minute, Rollup: time.Hour})
 		whole := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.ChecksumIEEE(body))
@@ -215,4 +218,38 @@ func TestIdleStoreWritesNoSnapshot(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("a new point did not reach the snapshot")
+}
+
+// TestVersion1SnapshotStillLoads reads a snapshot the previous format's
+// code wrote (testdata/snapshot-v1.bin: fill's two hours in a store of
+// Raw 10 min and Rollup 2 h, saved at t0+2h) and answers as a store given
+// the same points does; saved again, it is version 2 and loads the same.
+func TestVersion1SnapshotStillLoads(t *testing.T) {
+	end := t0.Add(2 * time.Hour)
+	c := newClock(end)
+	cfg := Config{Raw: 10 * time.Minute, Rollup: 2 * time.Hour}
+	want := newStore(t, cfg, c)
+	fill(t, want)
+	old := newStore(t, cfg, c)
+	if err := old.LoadSnapshot("testdata/snapshot-v1.bin"); err != nil {
+		t.Fatal(err)
+	}
+	sameAnswers(t, want, old, end)
+	sameGrainAnswers(t, want, old, end)
+	var buf bytes.Buffer
+	if err := old.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := binary.Uvarint(buf.Bytes()[len(snapshotMagic):]); v != snapshotVersion {
+		t.Fatalf("written as version %d", v)
+	}
+	v1, _ := os.ReadFile("testdata/snapshot-v1.bin")
+	if buf.Len()*3 > len(v1) {
+		t.Errorf("version 2 takes %d bytes, version 1 %d", buf.Len(), len(v1))
+	}
+	again := newStore(t, cfg, c)
+	if err := again.ReadSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	sameGrainAnswers(t, want, again, end)
 }

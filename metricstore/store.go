@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tripcap/tripcap"
 )
@@ -34,10 +35,14 @@ const (
 	DefaultMaxFuture      = time.Minute
 	DefaultMaxQueryPoints = 10_000
 	rollupStep            = 60 // seconds per rollup bucket
-	bytesPerRawPoint      = 8  // one float64; NaN marks a missing second
-	bytesPerRollupBucket  = 28 // sum, min, max (float64) and count (uint32)
-	seriesOverheadBytes   = 256
-	defaultPruneEvery     = time.Minute
+	// What a series of moving integer-valued data takes, as
+	// BenchmarkHostMemory measures it (docs/performance.md): millibytes per
+	// 1-second point and per rollup bucket, and bytes for the series itself
+	// (its plain head minute, block indexes, key and map entry).
+	estRawMilliBytes    = 700
+	estRollupMilliBytes = 2800
+	seriesOverheadBytes = 1700
+	defaultPruneEvery   = time.Minute
 )
 
 // Config bounds the store.
@@ -156,12 +161,16 @@ func New(cfg Config) (*Store, error) {
 // Config returns the store's configuration with defaults applied.
 func (s *Store) Config() Config { return s.cfg }
 
-// BytesPerSeries is the memory one series takes once its rings are full.
+// BytesPerSeries estimates the memory one series takes once its windows
+// are full of moving integer-valued data (network counts per second), as
+// BenchmarkHostMemory measures it. It is an estimate: series are encoded,
+// so a constant series takes less and one of arbitrary floating-point
+// values more (up to about 9 bytes a point); Stats reports what is held.
 func BytesPerSeries(cfg Config) int64 {
 	if err := cfg.applyDefaults(); err != nil {
 		return 0
 	}
-	return int64(cfg.Raw/time.Second)*bytesPerRawPoint + int64(cfg.Rollup/time.Minute)*bytesPerRollupBucket + seriesOverheadBytes
+	return (int64(cfg.Raw/time.Second)*estRawMilliBytes+int64(cfg.Rollup/time.Minute)*estRollupMilliBytes)/1000 + seriesOverheadBytes
 }
 
 // OnAppend registers fn to be called after each Append, once per host the
@@ -427,15 +436,30 @@ func (s *Store) Run(ctx context.Context) {
 type Stats struct {
 	Hosts  int `json:"hosts"`
 	Series int `json:"series"`
-	// Bytes is the memory the series' rings take (allocated up front per series).
-	Bytes int64 `json:"bytes"`
+	// Bytes is the memory the series hold: their encoded blocks (with the
+	// room their buffers have), plain head minutes and indexes, keys and
+	// the store's maps. BytesPerHost is its average over the hosts.
+	Bytes        int64 `json:"bytes"`
+	BytesPerHost int64 `json:"bytesPerHost"`
 }
 
-// Stats returns the store's size now.
+// mapEntryBytes is what a map entry of Key to *series costs beyond the
+// key's strings: the key and pointer, and the map's share of buckets.
+const mapEntryBytes = int64(unsafe.Sizeof(Key{})+unsafe.Sizeof(uintptr(0))) * 2
+
+// Stats returns the store's size now. It visits every series (a few
+// milliseconds for a million), so it suits a scrape, not a hot path.
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return Stats{Hosts: len(s.hosts), Series: len(s.series), Bytes: int64(len(s.series)) * BytesPerSeries(s.cfg)}
+	st := Stats{Hosts: len(s.hosts), Series: len(s.series)}
+	for k, ser := range s.series {
+		st.Bytes += ser.bytes() + mapEntryBytes + int64(len(k.Host)+len(k.Metric)+len(k.Interface))
+	}
+	if st.Hosts > 0 {
+		st.BytesPerHost = st.Bytes / int64(st.Hosts)
+	}
+	return st
 }
 
 // Window is the summary of a series over a window (Start, End]: the points
@@ -499,8 +523,9 @@ func (s *Store) Summarize(k Key, end time.Time, window time.Duration) Window {
 	if ser == nil || w.Seconds <= 0 {
 		return w
 	}
+	var rd reader
 	ser.mu.Lock()
-	w.Summary = ser.summarize(e-w.Seconds+1, e)
+	w.Summary = ser.summarize(&rd, e-w.Seconds+1, e)
 	ser.mu.Unlock()
 	return w
 }
@@ -513,40 +538,61 @@ func (s *Store) Summarize(k Key, end time.Time, window time.Duration) Window {
 // not of 300 per-second points. A grain of a second or less, or one that
 // does not divide the window, is Summarize's.
 func (s *Store) SummarizeGrain(k Key, end time.Time, window, grain time.Duration) Grained {
-	g := Grained{Window: s.Summarize(k, end, window), Grain: grain}
+	e := end.Unix()
+	g := Grained{Window: Window{Start: time.Unix(e-int64(window/time.Second), 0).UTC(), End: time.Unix(e, 0).UTC(), Seconds: int64(window / time.Second)}, Grain: grain}
 	if grain <= time.Second || grain%time.Second != 0 || window%grain != 0 {
 		g.Grain = time.Second
-		return g
 	}
 	s.mu.RLock()
 	ser := s.series[k]
 	s.mu.RUnlock()
-	if ser == nil || g.Count == 0 {
+	if ser == nil || g.Seconds <= 0 {
+		return g
+	}
+	// One lock and one reader for the window and its grains, so blocks
+	// are parsed once.
+	var rd reader
+	ser.mu.Lock()
+	defer ser.mu.Unlock()
+	g.Summary = ser.summarize(&rd, e-g.Seconds+1, e)
+	if g.Grain == time.Second || g.Count == 0 {
 		return g
 	}
 	def, _ := k.Metric.Definition()
-	e, step := end.Unix(), int64(grain/time.Second)
-	ser.mu.Lock()
-	defer ser.mu.Unlock()
-	for to := e - int64(window/time.Second) + step; to <= e; to += step {
-		sum := ser.summarize(to-step+1, to)
-		if sum.Count == 0 {
-			continue
-		}
-		v := sum.Sum
-		if def.Kind == tripcap.MetricGauge {
-			v = sum.Sum / float64(sum.Count)
-		}
-		if g.Grains == 0 || v < g.GrainMin {
-			g.GrainMin = v
-		}
-		if g.Grains == 0 || v > g.GrainMax {
-			g.GrainMax = v
-		}
-		g.Grains++
-		g.GrainSum += v
+	step := int64(grain / time.Second)
+	if step%rollupStep == 0 && mod(e, rollupStep) == 0 {
+		// Grains of whole minutes, ending on a minute (rules evaluated on
+		// the minute): each grain is its buckets merged in order, as
+		// summarize would, so one pass over the buckets gives them all.
+		ser.minuteGrains(&rd, (e-g.Seconds)/rollupStep, e/rollupStep-1, step/rollupStep, func(_ int64, sum tripcap.Summary) {
+			g.addGrain(sum, def.Kind)
+		})
+		return g
+	}
+	for to := e - g.Seconds + step; to <= e; to += step {
+		g.addGrain(ser.summarize(&rd, to-step+1, to), def.Kind)
 	}
 	return g
+}
+
+// addGrain counts a grain's summary, if it has points, reduced to one
+// value: a counter's total, a gauge's mean.
+func (g *Grained) addGrain(sum tripcap.Summary, kind tripcap.MetricKind) {
+	if sum.Count == 0 {
+		return
+	}
+	v := sum.Sum
+	if kind == tripcap.MetricGauge {
+		v = sum.Sum / float64(sum.Count)
+	}
+	if g.Grains == 0 || v < g.GrainMin {
+		g.GrainMin = v
+	}
+	if g.Grains == 0 || v > g.GrainMax {
+		g.GrainMax = v
+	}
+	g.Grains++
+	g.GrainSum += v
 }
 
 // Point is one interval of a query. Count 0 means no data: Value is then
@@ -670,234 +716,34 @@ func (s *Store) Query(q Query) (*Result, error) {
 	s.mu.RLock()
 	ser := s.series[Key{q.Host, q.Metric, q.Interface}]
 	s.mu.RUnlock()
-	for i := range n {
-		to := start + (i+1)*step
-		res.Points[i].Time = time.Unix(to-step, 0).UTC()
-		if ser == nil {
-			continue
-		}
+	var rd reader
+	if ser != nil {
+		// One lock for the whole query, so the blocks rd keeps stay current.
 		ser.mu.Lock()
-		sum := ser.summarize(to-step+1, to)
-		ser.mu.Unlock()
+		defer ser.mu.Unlock()
+	}
+	for i := range n {
+		res.Points[i].Time = time.Unix(start+i*step, 0).UTC()
+	}
+	if ser == nil {
+		return res, nil
+	}
+	set := func(i int64, sum tripcap.Summary) {
 		if v, ok := sum.Value(agg); ok {
 			res.Points[i].Value, res.Points[i].Count = v, sum.Count
 		}
 	}
+	if step%rollupStep == 0 {
+		// Intervals of whole minutes (aligned, as start is): one pass over
+		// the buckets, as SummarizeGrain's.
+		ser.minuteGrains(&rd, start/rollupStep, e/rollupStep-1, step/rollupStep, set)
+		return res, nil
+	}
+	for i := range n {
+		to := start + (i+1)*step
+		set(i, ser.summarize(&rd, to-step+1, to))
+	}
 	return res, nil
-}
-
-// series is one time series' two rings.
-type series struct {
-	mu sync.Mutex
-	// raw[sec % len] holds the point of second sec for sec in
-	// (rawHead-len, rawHead]; NaN where the second has none.
-	raw     []float64
-	rawHead int64
-	// rollup bucket b (minute b = sec/60) at index b % len, for b in
-	// (rollHead-len, rollHead].
-	sum, min, max []float64
-	count         []uint32
-	rollHead      int64
-}
-
-func newSeries(rawLen, rollupLen int64) *series {
-	s := &series{
-		raw: make([]float64, rawLen),
-		sum: make([]float64, rollupLen), min: make([]float64, rollupLen), max: make([]float64, rollupLen),
-		count: make([]uint32, rollupLen),
-	}
-	for i := range s.raw {
-		s.raw[i] = math.NaN()
-	}
-	return s
-}
-
-type addOutcome int
-
-const (
-	addStored addOutcome = iota
-	addDuplicate
-	addTooOld
-)
-
-func (s *series) newest() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return max(s.rawHead, s.rollHead*rollupStep+rollupStep)
-}
-
-func (s *series) add(sec int64, v float64) addOutcome {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addLocked(sec, v)
-}
-
-func (s *series) addLocked(sec int64, v float64) addOutcome {
-	s.advanceRaw(sec)
-	inRaw := sec > s.rawHead-int64(len(s.raw))
-	if inRaw {
-		slot := mod(sec, int64(len(s.raw)))
-		if !math.IsNaN(s.raw[slot]) {
-			return addDuplicate
-		}
-		s.raw[slot] = v
-	}
-	// A point at second sec stands for (sec-1, sec]; bucket b holds the
-	// minute (60b, 60b+60], so minute buckets line up with query intervals.
-	b := floorDiv(sec-1, rollupStep)
-	s.advanceRoll(b)
-	if b <= s.rollHead-int64(len(s.count)) {
-		if inRaw {
-			return addStored
-		}
-		return addTooOld
-	}
-	s.addToBucket(b, v)
-	return addStored
-}
-
-// advanceRaw moves the raw ring's head to sec if it is newer: the seconds
-// skipped have no point, so their slots are cleared (at most one lap).
-func (s *series) advanceRaw(sec int64) {
-	if sec <= s.rawHead {
-		return
-	}
-	rawLen := int64(len(s.raw))
-	for t := max(s.rawHead+1, sec-rawLen+1); t <= sec; t++ {
-		s.raw[mod(t, rawLen)] = math.NaN()
-	}
-	s.rawHead = sec
-}
-
-// advanceRoll moves the rollup ring's head to bucket b if it is newer.
-func (s *series) advanceRoll(b int64) {
-	if b <= s.rollHead {
-		return
-	}
-	rollLen := int64(len(s.count))
-	for t := max(s.rollHead+1, b-rollLen+1); t <= b; t++ {
-		i := mod(t, rollLen)
-		s.sum[i], s.min[i], s.max[i], s.count[i] = 0, 0, 0, 0
-	}
-	s.rollHead = b
-}
-
-func (s *series) addToBucket(b int64, v float64) {
-	i := mod(b, int64(len(s.count)))
-	if s.count[i] == 0 || v < s.min[i] {
-		s.min[i] = v
-	}
-	if s.count[i] == 0 || v > s.max[i] {
-		s.max[i] = v
-	}
-	s.count[i]++
-	s.sum[i] += v
-}
-
-// backfillPoint adds a second of history. In the raw window it is Append's
-// add; older, it may only build a rollup minute the store had none of.
-// made records the minutes this backfill began, which later points of the
-// backfill may add to and its rollups may replace.
-func (s *series) backfillPoint(sec int64, v float64, made map[int64]bool) addOutcome {
-	b := floorDiv(sec-1, rollupStep)
-	rollLen := int64(len(s.count))
-	if sec > s.rawHead-int64(len(s.raw)) {
-		if b > s.rollHead || (b > s.rollHead-rollLen && s.count[mod(b, rollLen)] == 0) {
-			made[b] = true
-		}
-		return s.addLocked(sec, v)
-	}
-	if b <= s.rollHead-rollLen {
-		return addTooOld
-	}
-	s.advanceRoll(b)
-	if s.count[mod(b, rollLen)] > 0 && !made[b] {
-		return addDuplicate
-	}
-	made[b] = true
-	s.addToBucket(b, v)
-	return addStored
-}
-
-// backfillBucket takes a rollup minute as given, unless the store had any
-// point of that minute before this backfill (made: the minutes it began
-// from raw seconds, which the whole minute's rollup supersedes).
-func (s *series) backfillBucket(bk RollupBucket, made map[int64]bool) addOutcome {
-	b := bk.Minute / rollupStep
-	rollLen := int64(len(s.count))
-	if b <= s.rollHead-rollLen {
-		return addTooOld
-	}
-	s.advanceRoll(b)
-	i := mod(b, rollLen)
-	if s.count[i] > 0 && !made[b] {
-		return addDuplicate
-	}
-	s.count[i], s.sum[i], s.min[i], s.max[i] = bk.Count, bk.Sum, bk.Min, bk.Max
-	return addStored
-}
-
-// history lists the series' points at or after from: the raw ring's seconds,
-// and the rollups of the minutes before its first whole minute.
-func (s *series) history(from int64) SeriesHistory {
-	var h SeriesHistory
-	rawLen, rollLen := int64(len(s.raw)), int64(len(s.count))
-	firstRaw := s.rollHead + 1 // no raw points: every rollup goes
-	if s.rawHead > 0 {
-		firstRaw = ceilDiv(s.rawHead-rawLen, rollupStep)
-	}
-	for b := max(s.rollHead-rollLen+1, floorDiv(from-1, rollupStep)); b < firstRaw && b <= s.rollHead; b++ {
-		if i := mod(b, rollLen); s.count[i] > 0 {
-			h.Rollups = append(h.Rollups, RollupBucket{Minute: b * rollupStep, Sum: s.sum[i], Min: s.min[i], Max: s.max[i], Count: s.count[i]})
-		}
-	}
-	if s.rawHead > 0 {
-		for t := max(from, s.rawHead-rawLen+1); t <= s.rawHead; t++ {
-			if v := s.raw[mod(t, rawLen)]; !math.IsNaN(v) {
-				h.Raw = append(h.Raw, RawPoint{Sec: t, Value: v})
-			}
-		}
-	}
-	return h
-}
-
-// summarize reduces seconds [from, to]: whole minutes from the rollups,
-// the other seconds from the raw ring where it still holds them.
-func (s *series) summarize(from, to int64) tripcap.Summary {
-	var sum tripcap.Summary
-	if to < from {
-		return sum
-	}
-	firstFull := ceilDiv(from-1, rollupStep) // first bucket whose seconds start at or after from
-	lastFull := floorDiv(to, rollupStep) - 1 // last bucket whose seconds end at or before to
-	if firstFull > lastFull {
-		s.rawRange(&sum, from, to)
-		return sum
-	}
-	s.rawRange(&sum, from, firstFull*rollupStep)
-	rollLen := int64(len(s.count))
-	for b := firstFull; b <= lastFull; b++ {
-		if b > s.rollHead || b <= s.rollHead-rollLen {
-			continue
-		}
-		i := mod(b, rollLen)
-		if s.count[i] > 0 {
-			sum.Merge(tripcap.Summary{Count: int64(s.count[i]), Sum: s.sum[i], Min: s.min[i], Max: s.max[i]})
-		}
-	}
-	s.rawRange(&sum, (lastFull+1)*rollupStep+1, to)
-	return sum
-}
-
-func (s *series) rawRange(sum *tripcap.Summary, from, to int64) {
-	rawLen := int64(len(s.raw))
-	from = max(from, s.rawHead-rawLen+1)
-	to = min(to, s.rawHead)
-	for t := from; t <= to; t++ {
-		if v := s.raw[mod(t, rawLen)]; !math.IsNaN(v) {
-			sum.Add(v)
-		}
-	}
 }
 
 func mod(a, n int64) int64 {

@@ -315,10 +315,44 @@ func TestConcurrent(t *testing.T) {
 }
 
 func TestBytesPerSeries(t *testing.T) {
-	// The documented figure (docs/alerting.md): 3600×8 + 1440×28 + 256.
-	if got := BytesPerSeries(Config{}); got != 69376 {
+	// The documented estimate (docs/alerting.md): 3600×0.7 + 1440×2.8 + 1700.
+	if got := BytesPerSeries(Config{}); got != 8252 {
 		t.Fatalf("BytesPerSeries = %d", got)
 	}
+}
+
+// TestStatsBytes: what Stats reports for a busy host is near the estimate
+// BytesPerSeries gives, and an idle host (every point 0) takes far less.
+func TestStatsBytes(t *testing.T) {
+	cfg := Config{Raw: time.Hour, Rollup: 6 * time.Hour}
+	end := benchStart + 6*3600
+	c := newClock(time.Unix(end, 0))
+	busy, idle := newStore(t, cfg, c), newStore(t, cfg, c)
+	l := newHostLoad("web.example.com", 3)
+	for sec := benchStart + 1; sec <= end; sec++ {
+		pts := l.second(sec)
+		if _, err := busy.Append(tripcap.MetricBatch{Points: pts}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range pts {
+			pts[i].Value = 0
+		}
+		if _, err := idle.Append(tripcap.MetricBatch{Points: pts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, i := busy.Stats(), idle.Stats()
+	est := 31 * BytesPerSeries(cfg)
+	if b.Hosts != 1 || b.Series != 31 || b.BytesPerHost != b.Bytes {
+		t.Fatalf("busy stats %+v", b)
+	}
+	if b.Bytes < est*7/10 || b.Bytes > est*13/10 {
+		t.Errorf("a busy host takes %d bytes; BytesPerSeries estimates %d", b.Bytes, est)
+	}
+	if i.Bytes*3 > b.Bytes {
+		t.Errorf("an idle host takes %d bytes, a busy one %d", i.Bytes, b.Bytes)
+	}
+	t.Logf("busy host %d bytes (estimate %d), idle host %d", b.Bytes, est, i.Bytes)
 }
 
 // BenchmarkAppend measures storing one agent's second (every metric, two interfaces).
@@ -433,5 +467,44 @@ func TestSummarizeGrainIsAzuresPerMinuteMeaning(t *testing.T) {
 	}
 	if v, _ := flows.Value(tripcap.AggregationMaximum); v != 5 {
 		t.Errorf("a gauge's Maximum at a 1-minute grain = %v, want 5", v)
+	}
+}
+
+// TestLatePointsLand: a second that arrives after later ones lands, in the
+// minute in progress and in a closed minute, counted once in its minute's
+// rollup; repeated, it is a duplicate either way.
+func TestLatePointsLand(t *testing.T) {
+	c := newClock(t0.Add(10 * time.Minute))
+	s := newStore(t, Config{}, c)
+	k := Key{"web.example.com", tripcap.MetricNetworkInBytes, ""}
+	add := func(sec int, v float64) AppendResult {
+		t.Helper()
+		res, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt(k.Host, k.Metric, t0.Add(time.Duration(sec)*time.Second), v)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	for sec := 1; sec <= 600; sec++ {
+		if sec != 30 && sec != 590 {
+			add(sec, 1000)
+		}
+	}
+	// 590 is in the minute in progress, 30 in a closed one.
+	for _, sec := range []int{590, 30} {
+		if res := add(sec, 7); res.Stored != 1 {
+			t.Fatalf("late second %d: %+v", sec, res)
+		}
+		if res := add(sec, 8); res.Duplicates != 1 {
+			t.Fatalf("second %d again: %+v", sec, res)
+		}
+		end := t0.Add(time.Duration(sec) * time.Second)
+		if w := s.Summarize(k, end, time.Second); w.Count != 1 || w.Sum != 7 {
+			t.Fatalf("second %d = %+v", sec, w.Summary)
+		}
+		minuteEnd := t0.Add(time.Duration((sec+59)/60*60) * time.Second)
+		if w := s.Summarize(k, minuteEnd, time.Minute); w.Count != 60 || w.Sum != 59*1000+7 {
+			t.Fatalf("the minute of second %d = %+v", sec, w.Summary)
+		}
 	}
 }
