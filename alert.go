@@ -111,6 +111,9 @@ type AlertFencedError struct {
 	Winner   *Alert
 }
 
+// Unwrap makes the error ECONFLICT to ErrorCode and ErrorMessage.
+func (e *AlertFencedError) Unwrap() error { return &Error{Code: ECONFLICT, Message: e.Error()} }
+
 func (e *AlertFencedError) Error() string {
 	if e.WinnerID == e.AlertID {
 		return "alert " + e.AlertID + " is resolved already"
