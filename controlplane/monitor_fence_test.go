@@ -71,3 +71,41 @@ func TestMonitorReplicasFireOnce(t *testing.T) {
 		t.Fatalf("after the clear: %d alerts (history %d), %d deliveries; want 1 (Fired, Resolved), 2", len(as), len(as[0].History), len(rc.Accepted("/w")))
 	}
 }
+
+// TestMonitorReleaseLetsTheNextBreachFire: a rule without autoMitigate
+// leaves its alert Fired when the condition clears, and the store records
+// the release, so the fence lets the next breach's new alert in; the
+// release itself is delivered to no one.
+func TestMonitorReleaseLetsTheNextBreachFire(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	m := startMonitor(t, f)
+	agent, _ := f.enroll(t, "web1")
+	rc := webhooktest.Start(t)
+	if _, err := m.mon.CreateActionGroup(f.admin, &tripcap.ActionGroup{Name: "ops", WebhookReceivers: []tripcap.WebhookReceiver{{Name: "w", ServiceURI: rc.URL + "/w"}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := egressRule("high-egress", "ops", 1000)
+	r.AutoMitigate = new(false)
+	if _, err := m.mon.CreateRule(f.admin, r); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Truncate(time.Second).Add(-2 * time.Minute)
+	next := ingest(t, m.mon, agent, start, repeat(5000, 10)...)
+	eventually(t, "the alert to fire", func() bool { return len(alertsOf(t, f)) == 1 })
+	next = ingest(t, m.mon, agent, next, repeat(100, 10)...)
+	eventually(t, "the release to be stored", func() bool {
+		as := alertsOf(t, f)
+		return len(as) == 1 && as[0].Released
+	})
+	if a := alertsOf(t, f)[0]; a.MonitorCondition != tripcap.ConditionFired || a.Active() {
+		t.Fatalf("released alert: %s active=%v, want Fired and not active", a.MonitorCondition, a.Active())
+	}
+	ingest(t, m.mon, agent, next, repeat(5000, 10)...)
+	eventually(t, "the next breach's alert", func() bool { return len(alertsOf(t, f)) == 2 })
+	eventually(t, "two Fired deliveries", func() bool { return len(rc.Accepted("/w")) == 2 })
+	time.Sleep(300 * time.Millisecond)
+	as := alertsOf(t, f)
+	if len(rc.Accepted("/w")) != 2 || !as[0].Active() || as[1].Active() {
+		t.Fatalf("after two breaches: %d deliveries, newest active=%v, oldest active=%v; want 2, true, false", len(rc.Accepted("/w")), as[0].Active(), as[1].Active())
+	}
+}
