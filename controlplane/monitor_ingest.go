@@ -217,13 +217,14 @@ func (m *MetricIngest) refreshRules(ctx context.Context) error {
 // is stored and not delivered: its receivers heard it fire.
 func (m *MetricIngest) onTransition(ctx context.Context, a tripcap.Alert) error {
 	if a.Released {
-		if err := m.persist(ctx, a); err != nil && !isFenced(err) {
+		err := m.persist(ctx, a)
+		if err != nil && !isFenced(err) {
 			m.persistErrors.Add(1)
 			m.log.Error("persisting a released alert; its rule may not fire again on this host until it is stored", "alert", a.ID, "err", err)
 			return err
 		}
 		m.log.Debug("alert released (the rule does not auto-mitigate; it stays Fired)", "alert", a.ID, "rule", a.RuleName, "host", a.HostName)
-		return nil
+		return err // fenced: the evaluator adopts what the store holds
 	}
 	m.silence(ctx, &a)
 	var fenced *tripcap.AlertFencedError
