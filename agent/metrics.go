@@ -201,6 +201,10 @@ func (s *metricShipper) stream(ctx context.Context) (err error) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	defer pw.Close()
+	// The transport finishes writing a request body before it gives up on
+	// the request: the body must end when the stream does.
+	stopBody := context.AfterFunc(sctx, func() { pw.CloseWithError(sctx.Err()) })
+	defer stopBody()
 	open := time.AfterFunc(streamOpenTimeout, cancel)
 	st, err := s.client.OpenMetricStream(sctx, pr)
 	if !open.Stop() {

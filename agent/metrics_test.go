@@ -5,8 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +20,7 @@ import (
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/hostmetrics"
 	tchttp "github.com/tripcap/tripcap/http"
+	"github.com/tripcap/tripcap/metricwire"
 	"github.com/tripcap/tripcap/sqlite"
 	"github.com/tripcap/tripcap/storetest"
 )
@@ -157,5 +163,65 @@ func TestMetricsSurviveServerRestart(t *testing.T) {
 	}
 	if st := srv2.mon.Stats(); st.Attach.Backfilled == 0 {
 		t.Errorf("no history was backfilled: %+v", st.Attach)
+	}
+}
+
+// TestMetricsThroughHTTP1Proxy: behind a proxy that speaks HTTP/1.1 only
+// the stream cannot be held; the agent POSTs each second's frames instead,
+// and every second arrives.
+func TestMetricsThroughHTTP1Proxy(t *testing.T) {
+	srv := startMonitorServer(t, t.TempDir(), "127.0.0.1:0")
+	backend, _ := url.Parse(srv.url)
+	var frames, streams atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(backend)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/api/v1/agent/metrics/stream":
+			streams.Add(1)
+		case r.URL.Path == "/api/v1/agent/metrics" && r.Header.Get("Content-Type") == metricwire.ContentType:
+			frames.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	jt, err := srv.admin.CreateJoinToken(context.Background(), time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm, err := hostmetrics.New(hostmetrics.Config{Host: "web1", Read: counterSource()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateDir := t.TempDir()
+	a, err := agent.New(agent.Config{Server: proxy.URL, JoinToken: jt.Token, Name: "web1", StateDir: stateDir,
+		CaptureDir: filepath.Join(stateDir, "captures"), Engine: fileEngine{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		HeartbeatInterval: 200 * time.Millisecond, PollWait: 5 * time.Second, Metrics: hm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	waitFor(t, "5 seconds of points posted as frames", 20*time.Second, func() bool {
+		res, err := srv.admin.QueryMetrics(context.Background(), controlplane.MetricsQuery{Host: "web1", Metric: string(tripcap.MetricNetworkInBytes),
+			Interface: "eth0", Window: 30 * time.Second, Interval: time.Second, Aggregation: "Total"})
+		if err != nil {
+			return false
+		}
+		n := 0
+		for _, p := range res.Points {
+			if p.Count == 1 && p.Value == 1000 {
+				n++
+			}
+		}
+		return n >= 5 && frames.Load() >= 5
+	})
+	if streams.Load() == 0 {
+		t.Error("the agent never tried the stream")
+	}
+	if st := srv.mon.Stats(); st.Attach.HistoryEnds == 0 {
+		t.Errorf("the history asked for in a POST's answer never came: %+v", st.Attach)
 	}
 }

@@ -171,6 +171,8 @@ func (s *Server) handleMetricStream(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	if r.ProtoMajor < 2 {
+		// The body never ends: answer without waiting for it.
+		closeUnread(w, r)
 		return tripcap.Errorf(tripcap.EINVALID, "the metric stream needs HTTP/2 (this exchange is %s): POST frames to /api/v1/agent/metrics instead", r.Proto)
 	}
 	if !isMetricWire(r) {
