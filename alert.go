@@ -88,6 +88,37 @@ type Alert struct {
 	// lists the matching silences' ids.
 	Silenced   bool     `json:"silenced,omitempty"`
 	SilencedBy []string `json:"silencedBy,omitempty"`
+	// Released says the alert's instance (rule, host) has let it go while
+	// it stays Fired: the condition cleared under a rule without
+	// autoMitigate (such alerts are closed by hand), so the next breach
+	// fires a new alert. A Fired alert not Released is its instance's
+	// active alert; stores keep at most one per (rule, host).
+	Released bool `json:"released,omitempty"`
+}
+
+// Active says a is its instance's current alert: the one a continuing
+// breach keeps and a clear resolves.
+func (a *Alert) Active() bool { return a.MonitorCondition == ConditionFired && !a.Released }
+
+// AlertFencedError is what UpsertAlert returns when the store kept another
+// write of the instance's alert: a Fired alert whose (rule, host) already
+// has another active alert (another replica fired first), or an alert the
+// store holds Resolved already (another replica resolved it). Winner is
+// the alert the store holds; the caller adopts it and delivers nothing.
+type AlertFencedError struct {
+	AlertID  string // the alert refused
+	WinnerID string
+	Winner   *Alert
+}
+
+// Unwrap makes the error ECONFLICT to ErrorCode and ErrorMessage.
+func (e *AlertFencedError) Unwrap() error { return &Error{Code: ECONFLICT, Message: e.Error()} }
+
+func (e *AlertFencedError) Error() string {
+	if e.WinnerID == e.AlertID {
+		return "alert " + e.AlertID + " is resolved already"
+	}
+	return "alert " + e.AlertID + " lost to alert " + e.WinnerID + ", already active for its rule and host"
 }
 
 // SeverityName is Azure's "Sev0".."Sev4".

@@ -63,8 +63,17 @@ type AlertStore interface {
 	DeleteActionGroup(ctx context.Context, id string) error
 
 	// UpsertAlert stores a, inserting it or replacing the alert with its
-	// id: an alert is written at every transition (Fired, then Resolved).
-	// EINVALID without an id, rule id, host id or monitor condition.
+	// id: an alert is written at every transition (Fired, then Resolved,
+	// or Fired and Released). EINVALID without an id, rule id, host id or
+	// monitor condition.
+	//
+	// The store fences replicas: it keeps at most one active alert
+	// (Alert.Active) per (rule, host), and a Resolved alert stays
+	// resolved. An active a whose (rule, host) has another active alert,
+	// or any a whose id the store holds Resolved, is not written: the
+	// error is an *AlertFencedError with the alert the store holds. A
+	// rewrite of the active alert itself (a retry) is no conflict.
+	// FindAlerts and FindAlert return Released as the store holds it.
 	UpsertAlert(ctx context.Context, a *Alert) error
 	// FindAlerts lists the alerts f selects, newest first (by
 	// firedDateTime, then id), at most f.Limit when it is above 0.

@@ -18,6 +18,7 @@ package alerting
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -57,10 +58,15 @@ type HostFunc func(ctx context.Context, id string) (*tripcap.Host, error)
 type Config struct {
 	Source Source
 	Hosts  HostFunc
-	// OnTransition receives a copy of each alert that fired or resolved. It
-	// is called from the evaluating goroutine, outside locks; it should
-	// queue slow work (deliveries) rather than do it.
-	OnTransition func(ctx context.Context, a tripcap.Alert)
+	// OnTransition receives a copy of each alert that fired or resolved,
+	// and of a Fired alert its instance released (Alert.Released: the
+	// condition cleared under a rule without autoMitigate; it is stored,
+	// not delivered). It is called from the evaluating goroutine, outside
+	// locks, before the instance is evaluated further; it should queue
+	// slow work (deliveries) rather than do it. When it returns an
+	// *tripcap.AlertFencedError (another replica's alert won in the
+	// store), the instance adopts the winner in place of its own alert.
+	OnTransition func(ctx context.Context, a tripcap.Alert) error
 	// MinCoverage is the share of a window's seconds that must have points
 	// for the window to count (default 0.8); below it the window is no data.
 	MinCoverage float64
@@ -170,7 +176,7 @@ func New(cfg Config) (*Evaluator, error) {
 	}
 	cfg.Logger = cfg.Logger.With("component", "alerting")
 	if cfg.OnTransition == nil {
-		cfg.OnTransition = func(context.Context, tripcap.Alert) {}
+		cfg.OnTransition = func(context.Context, tripcap.Alert) error { return nil }
 	}
 	return &Evaluator{
 		cfg: cfg, rules: map[string]*ruleState{}, instances: map[instanceKey]*instance{},
@@ -402,7 +408,28 @@ func (e *Evaluator) EvaluateHost(ctx context.Context, hostID string, newest time
 }
 
 func (e *Evaluator) evaluateInstance(ctx context.Context, in *instance, h *tripcap.Host, newest int64) {
+	for {
+		a, ok := e.evaluateUntilTransition(in, h, newest)
+		if !ok {
+			return
+		}
+		if !a.Released {
+			e.transitions.Add(1)
+		}
+		// One transition at a time: the next evaluation must see the
+		// winner the store chose if this one lost.
+		var fenced *tripcap.AlertFencedError
+		if err := e.cfg.OnTransition(ctx, a); errors.As(err, &fenced) && fenced.Winner != nil {
+			e.adopt(in, a, fenced.Winner)
+		}
+	}
+}
+
+// evaluateUntilTransition runs the instance's due evaluations up to newest
+// and stops after the first that changes the alert, returning it.
+func (e *Evaluator) evaluateUntilTransition(in *instance, h *tripcap.Host, newest int64) (tripcap.Alert, bool) {
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	rs := in.rule
 	last := tripcap.AlignDown(newest, rs.freq)
 	if first := last - (maxCatchUp-1)*rs.freq; in.nextEval == 0 {
@@ -410,19 +437,40 @@ func (e *Evaluator) evaluateInstance(ctx context.Context, in *instance, h *tripc
 	} else if in.nextEval < first {
 		in.nextEval = first
 	}
-	var out []tripcap.Alert
 	for t := in.nextEval; t <= last; t += rs.freq {
-		if a, ok := e.evaluateAt(in, h, t); ok {
-			out = append(out, a)
-		}
+		a, ok := e.evaluateAt(in, h, t)
 		in.nextEval = t + rs.freq
 		e.evaluations.Add(1)
+		if ok {
+			return a, true
+		}
 	}
-	in.mu.Unlock()
-	e.transitions.Add(uint64(len(out)))
-	for _, a := range out {
-		e.cfg.OnTransition(ctx, a)
+	return tripcap.Alert{}, false
+}
+
+// adopt replaces the instance's alert lost with the one the store kept:
+// another replica's active alert (the instance's from now on, which it
+// resolves when the condition clears), or the stored resolution of the
+// same alert. Nothing of lost was delivered.
+func (e *Evaluator) adopt(in *instance, lost tripcap.Alert, winner *tripcap.Alert) {
+	w := cloneAlert(winner)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if w.ID != lost.ID {
+		delete(e.alerts, lost.ID)
 	}
+	if cur := e.alerts[w.ID]; w.MonitorCondition == tripcap.ConditionResolved && (cur == nil || cur.MonitorCondition != tripcap.ConditionResolved) {
+		e.resolved = append(e.resolved, w.ID)
+	}
+	e.alerts[w.ID] = &w
+	switch {
+	case w.Active() && w.RuleID == in.rule.rule.ID && w.HostID == in.host:
+		in.active = w.ID
+	case in.active == lost.ID || in.active == w.ID:
+		in.active = ""
+	}
+	e.cfg.Logger.Info("another replica's alert won; adopted it", "alert", lost.ID, "winner", w.ID, "rule", lost.RuleName, "host", lost.HostName,
+		"monitorCondition", w.MonitorCondition)
 }
 
 // outcome of one criterion at one time.
@@ -477,7 +525,7 @@ func (e *Evaluator) apply(in *instance, h *tripcap.Host, all outcome, eval tripc
 	var a *tripcap.Alert
 	if in.active != "" {
 		a = e.alerts[in.active]
-		if a == nil || a.MonitorCondition != tripcap.ConditionFired {
+		if a == nil || !a.Active() {
 			in.active, a = "", nil
 		}
 	}
@@ -497,10 +545,12 @@ func (e *Evaluator) apply(in *instance, h *tripcap.Host, all outcome, eval tripc
 	case all == notMet && a != nil:
 		if !r.Mitigates() {
 			// Without autoMitigate the alert stays Fired (Azure closes such
-			// alerts by hand); the instance is free to fire a new one on the
-			// next breach.
+			// alerts by hand); the instance releases it, free to fire a new
+			// one on the next breach. The release is stored, so that the
+			// store's fence lets that one in.
+			a.Released = true
 			in.active = ""
-			return tripcap.Alert{}, false
+			return cloneAlert(a), true
 		}
 		eval.MonitorCondition = tripcap.ConditionResolved
 		at := eval.Time
@@ -739,6 +789,9 @@ func (e *Evaluator) Restore(alerts []tripcap.Alert) {
 		if a.MonitorCondition != tripcap.ConditionFired {
 			e.resolved = append(e.resolved, a.ID)
 			continue
+		}
+		if a.Released {
+			continue // stays Fired, closed by hand; not its instance's
 		}
 		k := instanceKey{a.RuleID, a.HostID}
 		in := e.instances[k]

@@ -28,6 +28,8 @@ type lab struct {
 
 	mu          sync.Mutex
 	transitions []tripcap.Alert
+	// store, when set, is what OnTransition returns (a replica's store).
+	storeAlert func(a tripcap.Alert) error
 }
 
 func newLab(t *testing.T, rules ...*tripcap.AlertRule) *lab {
@@ -49,10 +51,15 @@ func newLab(t *testing.T, rules ...*tripcap.AlertRule) *lab {
 			}
 			return nil, tripcap.Errorf(tripcap.ENOTFOUND, "host %s", id)
 		},
-		OnTransition: func(_ context.Context, a tripcap.Alert) {
+		OnTransition: func(_ context.Context, a tripcap.Alert) error {
 			l.mu.Lock()
 			l.transitions = append(l.transitions, a)
+			store := l.storeAlert
 			l.mu.Unlock()
+			if store != nil {
+				return store(a)
+			}
+			return nil
 		},
 		NewID: func() string { seq++; return fmt.Sprintf("alert-%d", seq) },
 		Now:   clock,
@@ -222,7 +229,9 @@ func TestFiredResolvedHistory(t *testing.T) {
 	if list := l.ev.Alerts(tripcap.AlertFilter{}); len(list) != 1 {
 		t.Fatalf("Alerts = %+v", list)
 	}
-	// Without autoMitigate nothing resolves, and a new breach is a new alert.
+	// Without autoMitigate nothing resolves: the clear releases the alert,
+	// still Fired (stored so, for the replicas' fence), and a new breach is
+	// a new alert.
 	r := staticRule("r2", "Network Out Total", tripcap.AggregationMaximum, tripcap.OperatorGreaterThan, 3, "PT1S", "PT1S")
 	r.AutoMitigate = new(bool)
 	l2 := newLab(t, r)
@@ -230,8 +239,13 @@ func TestFiredResolvedHistory(t *testing.T) {
 	l2.feed("h1", tripcap.MetricNetworkOutBytes, "", 1, 5, constant(1))
 	l2.feed("h1", tripcap.MetricNetworkOutBytes, "", 5, 6, constant(10))
 	got = l2.taken()
-	if len(got) != 2 || got[0].ID == got[1].ID || got[0].MonitorCondition != tripcap.ConditionFired || got[1].MonitorCondition != tripcap.ConditionFired {
+	if len(got) != 3 || got[0].ID != got[1].ID || got[0].ID == got[2].ID || got[0].Released || !got[1].Released || got[2].Released {
 		t.Fatalf("autoMitigate false: %+v", got)
+	}
+	for _, a := range got {
+		if a.MonitorCondition != tripcap.ConditionFired {
+			t.Fatalf("autoMitigate false: %+v", got)
+		}
 	}
 }
 
@@ -319,10 +333,11 @@ func TestFiresWithinOnePeriodLive(t *testing.T) {
 	fired := make(chan time.Time, 4)
 	ev, err := New(Config{Source: st,
 		Hosts: func(context.Context, string) (*tripcap.Host, error) { return &tripcap.Host{ID: "h1", Name: "vm1"}, nil },
-		OnTransition: func(_ context.Context, a tripcap.Alert) {
+		OnTransition: func(_ context.Context, a tripcap.Alert) error {
 			if a.MonitorCondition == tripcap.ConditionFired {
 				fired <- time.Now()
 			}
+			return nil
 		}})
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,8 @@ func (e *Evaluator) RestoreHost(hostID string, fired []tripcap.Alert) {
 	}
 	for i := range fired {
 		a := cloneAlert(&fired[i])
-		if a.HostID != hostID || a.MonitorCondition != tripcap.ConditionFired {
+		// A released alert (stays Fired, closed by hand) is no instance's.
+		if a.HostID != hostID || !a.Active() {
 			continue
 		}
 		rs := e.rules[a.RuleID]

@@ -84,7 +84,7 @@ func TestAccessMonitoring(t *testing.T) {
 		for i := range 4 {
 			for j, h := range []string{"a1", "a2", "b1", "x1"} {
 				a := &tripcap.Alert{ID: tripcap.NewID(), RuleID: rule.ID, RuleName: rule.Name, HostID: f.hosts[h].ID, HostName: h,
-					MonitorCondition: tripcap.ConditionFired, FiredAt: base.Add(time.Duration(4*i+j) * time.Minute)}
+					MonitorCondition: tripcap.ConditionFired, FiredAt: base.Add(time.Duration(4*i+j) * time.Minute), Released: i < 3}
 				if err := f.store.UpsertAlert(f.admin, a); err != nil {
 					t.Fatal(err)
 				}

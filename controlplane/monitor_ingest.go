@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -209,23 +210,49 @@ func (m *MetricIngest) refreshRules(ctx context.Context) error {
 // to the rule's action groups in the background. It runs on an evaluator
 // worker: persisting first means a restart finds the alert (and the
 // delivery log has its alert), and delivering in the background keeps a
-// slow receiver from holding up evaluation.
-func (m *MetricIngest) onTransition(ctx context.Context, a tripcap.Alert) {
+// slow receiver from holding up evaluation. The store fences replicas: a
+// transition another replica made first (*tripcap.AlertFencedError) is
+// not delivered, and the error goes back to the evaluator, which adopts
+// the winner. A released alert (stays Fired, see tripcap.Alert.Released)
+// is stored and not delivered: its receivers heard it fire.
+func (m *MetricIngest) onTransition(ctx context.Context, a tripcap.Alert) error {
+	if a.Released {
+		err := m.persist(ctx, a)
+		if err != nil && !isFenced(err) {
+			m.persistErrors.Add(1)
+			m.log.Error("persisting a released alert; its rule may not fire again on this host until it is stored", "alert", a.ID, "err", err)
+			return err
+		}
+		m.log.Debug("alert released (the rule does not auto-mitigate; it stays Fired)", "alert", a.ID, "rule", a.RuleName, "host", a.HostName)
+		return err // fenced: the evaluator adopts what the store holds
+	}
 	m.silence(ctx, &a)
-	m.log.Info("alert "+strings.ToLower(string(a.MonitorCondition)), "alert", a.ID, "rule", a.RuleName, "host", a.HostName,
-		"severity", tripcap.SeverityName(a.Severity), "silenced", a.Silenced)
-	if err := m.persist(ctx, a); err != nil {
+	var fenced *tripcap.AlertFencedError
+	if err := m.persist(ctx, a); errors.As(err, &fenced) {
+		m.log.Info("alert "+strings.ToLower(string(a.MonitorCondition))+" by another replica first; not delivered here", "alert", a.ID,
+			"winner", fenced.WinnerID, "rule", a.RuleName, "host", a.HostName)
+		return err
+	} else if err != nil {
 		m.persistErrors.Add(1)
 		m.log.Error("persisting an alert; it is delivered but will not survive a restart", "alert", a.ID, "err", err)
 	}
+	m.log.Info("alert "+strings.ToLower(string(a.MonitorCondition)), "alert", a.ID, "rule", a.RuleName, "host", a.HostName,
+		"severity", tripcap.SeverityName(a.Severity), "silenced", a.Silenced)
 	if len(a.Actions) == 0 || a.Silenced {
-		return
+		return nil
 	}
 	m.inflight.Add(1)
 	go func() {
 		defer m.inflight.Done()
 		m.notifier.NotifyAlert(m.deliverCtx, a, m.findGroup)
 	}()
+	return nil
+}
+
+// isFenced reports the store's refusal of a transition another replica made first.
+func isFenced(err error) bool {
+	var fe *tripcap.AlertFencedError
+	return errors.As(err, &fe)
 }
 
 // silence marks a transition that silences mute: one an active silence
@@ -277,7 +304,8 @@ func (m *MetricIngest) silence(ctx context.Context, a *tripcap.Alert) {
 	}
 }
 
-// persist writes the alert, trying a few times over a brief outage.
+// persist writes the alert, trying a few times over a brief outage; the
+// store's fence (*tripcap.AlertFencedError, ECONFLICT) is returned at once.
 func (m *MetricIngest) persist(ctx context.Context, a tripcap.Alert) error {
 	// The evaluation's context ends with the server; the write should not.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -68,3 +68,18 @@ func TestCaptureNamesAnyCaseMigration(t *testing.T) {
 	defer s.Close()
 	storetest.CheckNamesAnyCase(t, s, caps)
 }
+
+// The alert fence migration makes the newest Fired alert of each (rule,
+// host) its active one; the older ones (a rule without autoMitigate fires
+// anew each breach) are released.
+func TestAlertFenceMigration(t *testing.T) {
+	dsn, db := migratedTo(t, 14)
+	seed := storetest.SeedBeforeAlertFence(t, db, sqlstore.Rebind, func(t time.Time) any { return t })
+	db.Close()
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckAlertFence(t, s, seed)
+}

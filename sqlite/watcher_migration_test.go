@@ -63,3 +63,19 @@ func TestCaptureNamesAnyCaseMigration(t *testing.T) {
 	defer s.Close()
 	storetest.CheckNamesAnyCase(t, s, caps)
 }
+
+// The alert fence migration makes the newest Fired alert of each (rule,
+// host) its active one; the older ones (a rule without autoMitigate fires
+// anew each breach) are released.
+func TestAlertFenceMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tripcap.db")
+	db := migratedTo(t, path, 14)
+	seed := storetest.SeedBeforeAlertFence(t, db, func(q string) string { return q }, func(t time.Time) any { return t.UTC().Format(timeFormat) })
+	db.Close()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckAlertFence(t, s, seed)
+}

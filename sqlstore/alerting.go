@@ -363,7 +363,10 @@ func checkAlert(a *tripcap.Alert) error {
 	return nil
 }
 
-// UpsertAlert inserts a or replaces the alert with its id.
+// UpsertAlert inserts a or replaces the alert with its id, fenced: the
+// alerts_active index keeps one active alert per (rule, host), and the
+// update leaves a Resolved alert as it is. Either refusal returns an
+// *tripcap.AlertFencedError with the alert the store holds.
 func (s *Store) UpsertAlert(ctx context.Context, a *tripcap.Alert) error {
 	if err := checkAlert(a); err != nil {
 		return err
@@ -372,14 +375,39 @@ func (s *Store) UpsertAlert(ctx context.Context, a *tripcap.Alert) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, `INSERT INTO alerts (id, rule_id, host_id, monitor_condition, fired_at, doc) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET rule_id = excluded.rule_id, host_id = excluded.host_id,
-			monitor_condition = excluded.monitor_condition, fired_at = excluded.fired_at, doc = excluded.doc`,
-		a.ID, a.RuleID, a.HostID, string(a.MonitorCondition), s.t(a.FiredAt), doc)
-	if err != nil {
-		return fmt.Errorf("upsert alert %s: %w", a.ID, err)
+	// A few rounds: the winner a unique violation names may be resolved
+	// or released before it is read, and the write may then succeed.
+	for range 3 {
+		n, err := s.exec(ctx, `INSERT INTO alerts (id, rule_id, host_id, monitor_condition, fired_at, active, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET rule_id = excluded.rule_id, host_id = excluded.host_id,
+				monitor_condition = excluded.monitor_condition, fired_at = excluded.fired_at, active = excluded.active, doc = excluded.doc
+			WHERE alerts.monitor_condition = 'Fired'`,
+			a.ID, a.RuleID, a.HostID, string(a.MonitorCondition), s.t(a.FiredAt), a.Active(), doc)
+		switch {
+		case s.violation(err) == "unique":
+			w, err := s.findAlerts(ctx, `SELECT id, monitor_condition, active, doc FROM alerts WHERE rule_id = ? AND host_id = ? AND active = `+s.d.True, a.RuleID, a.HostID)
+			if err != nil {
+				return fmt.Errorf("upsert alert %s: read the active alert of its rule and host: %w", a.ID, err)
+			}
+			if len(w) > 0 {
+				return &tripcap.AlertFencedError{AlertID: a.ID, WinnerID: w[0].ID, Winner: w[0]}
+			}
+		case err != nil:
+			return fmt.Errorf("upsert alert %s: %w", a.ID, err)
+		case n == 0:
+			w, err := s.FindAlert(ctx, a.ID)
+			if tripcap.ErrorCode(err) == tripcap.ENOTFOUND {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("upsert alert %s: read the resolved alert: %w", a.ID, err)
+			}
+			return &tripcap.AlertFencedError{AlertID: a.ID, WinnerID: w.ID, Winner: w}
+		default:
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("upsert alert %s: the active alert of its rule and host kept changing", a.ID)
 }
 
 // FindAlerts lists the alerts f selects, newest first.
@@ -402,28 +430,37 @@ func (s *Store) FindAlerts(ctx context.Context, f tripcap.AlertFilter) ([]*tripc
 	if f.Limit < 0 {
 		return nil, tripcap.Errorf(tripcap.EINVALID, "limit: %d is negative", f.Limit)
 	}
-	q := `SELECT id, doc FROM alerts` + w.String() + ` ORDER BY fired_at DESC, id DESC`
+	q := `SELECT id, monitor_condition, active, doc FROM alerts` + w.String() + ` ORDER BY fired_at DESC, id DESC`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.query(ctx, q, w.Args...)
-	out, err := collect(rows, err, func(r rowScanner) (*tripcap.Alert, error) {
-		var id string
+	out, err := s.findAlerts(ctx, q, w.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("find alerts: %w", err)
+	}
+	return out, nil
+}
+
+// findAlerts runs a query of id, monitor_condition, active and doc. The
+// active column, not the document, says whether a Fired alert is Released:
+// migration 00015 set it for the alerts older servers wrote.
+func (s *Store) findAlerts(ctx context.Context, q string, args ...any) ([]*tripcap.Alert, error) {
+	rows, err := s.query(ctx, q, args...)
+	return collect(rows, err, func(r rowScanner) (*tripcap.Alert, error) {
+		var id, cond string
+		var active bool
 		var doc []byte
-		if err := r.Scan(&id, &doc); err != nil {
+		if err := r.Scan(&id, &cond, &active, &doc); err != nil {
 			return nil, err
 		}
 		var a tripcap.Alert
 		if err := json.Unmarshal(doc, &a); err != nil {
 			return nil, fmt.Errorf("decode alert %s: %w", id, err)
 		}
-		a.ID = id
+		a.ID, a.MonitorCondition = id, tripcap.MonitorCondition(cond)
+		a.Released = a.MonitorCondition == tripcap.ConditionFired && !active
 		return &a, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("find alerts: %w", err)
-	}
-	return out, nil
 }
 
 // FindAlert returns an alert by id, ENOTFOUND when unknown.

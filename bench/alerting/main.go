@@ -159,7 +159,7 @@ func dynamicRules(n int) []*tripcap.AlertRule {
 }
 
 // fixture is a store with an hour of points for each host and an evaluator.
-func fixture(hosts int, rules []*tripcap.AlertRule, now func() time.Time, onTransition func(context.Context, tripcap.Alert)) (*metricstore.Store, *alerting.Evaluator, []string) {
+func fixture(hosts int, rules []*tripcap.AlertRule, now func() time.Time, onTransition func(context.Context, tripcap.Alert) error) (*metricstore.Store, *alerting.Evaluator, []string) {
 	st, err := metricstore.New(metricstore.Config{Raw: 10 * time.Minute, Rollup: time.Hour, Now: now})
 	if err != nil {
 		panic(err)
