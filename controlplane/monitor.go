@@ -41,6 +41,12 @@ type MonitorConfig struct {
 	// Responder acts on responder receivers (a *responder.Responders); without it
 	// action groups with responder receivers are refused.
 	Responder actiongroup.Responder
+	// Sink, when set, gets a copy of every batch stored (remote write); it
+	// must not block (monitor_remote.go).
+	Sink tripcap.MetricSink
+	// RemoteRead, when set, answers the intervals of chart queries older
+	// than the metric store holds; rules never read it (monitor_remote.go).
+	RemoteRead tripcap.MetricRangeReader
 }
 
 // MonitorStore is what the Monitor keeps in the store: the alerting

@@ -317,6 +317,7 @@ func (m *MetricIngest) IngestMetrics(ctx context.Context, b tripcap.MetricBatch)
 		return res, err
 	}
 	m.ingested.Add(uint64(res.Stored))
+	m.sinkPoints(hostID, b.Points, res)
 	return res, nil
 }
 
@@ -362,6 +363,9 @@ func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metri
 	h, err := m.readableHost(ctx, q.Host)
 	if err != nil {
 		return nil, err
+	}
+	if res, ok, err := m.queryRemote(ctx, h, metric, agg, q); ok {
+		return res, err
 	}
 	res, err := m.metrics.Query(metricstore.Query{Host: h.ID, Metric: metric, Interface: q.Interface, End: q.End,
 		Window: q.Window, Interval: q.Interval, Aggregation: agg})
