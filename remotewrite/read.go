@@ -3,6 +3,7 @@ package remotewrite
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -153,7 +154,7 @@ func (r *Reader) queryRange(ctx context.Context, query string, m tripcap.MetricR
 	}
 	resp, err := r.client.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("query_range: %s", tripcap.RedactURLs(err.Error()))
+		return nil, fmt.Errorf("GET /api/v1/query_range: %w", urlErr(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReadBody+1))
@@ -236,4 +237,14 @@ func (r *Reader) Collectors() []prometheus.Collector {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tripcap_remote_read_errors_total", Help: "Chart queries the remote store could not answer."},
 			func() float64 { return float64(r.errors.Load()) }),
 	}
+}
+
+// urlErr is a client error without its URL (the query string is long, and
+// a URL may carry what should not be logged).
+func urlErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

@@ -405,7 +405,7 @@ func (w *Writer) post(ctx context.Context, body []byte) (wait time.Duration, err
 	w.requests.Add(1)
 	resp, err := w.client.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("post: %s", tripcap.RedactURLs(err.Error()))
+		return 0, fmt.Errorf("post: %w", urlErr(err))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
