@@ -5,71 +5,19 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tripcap/tripcap"
-	"github.com/tripcap/tripcap/internal/testenv"
+	"github.com/tripcap/tripcap/internal/promtest"
 )
-
-// startPrometheus starts Debian's stock Prometheus as a remote-write
-// receiver on a free loopback port and returns its base URL.
-func startPrometheus(t *testing.T) string {
-	t.Helper()
-	bin := testenv.RequireBinary(t, "prometheus")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		out.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(out.Name())
-			t.Logf("--- prometheus ---\n%s", b[max(0, len(b)-4000):])
-		}
-	})
-	base := "http://" + addr
-	waitFor(t, "Prometheus to be ready", func() bool {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return base
-}
 
 // TestPrometheusRoundTrip: points written to a real Prometheus read back,
 // interval by interval and for every aggregation, as the metric store
 // would sum them up (tripcap.Summary).
 func TestPrometheusRoundTrip(t *testing.T) {
-	base := startPrometheus(t)
+	base := promtest.Start(t)
 	w := newTestWriter(t, base+"/api/v1/write", nil)
 	run(t, w)
 	now := time.Now().Truncate(10 * time.Second)
