@@ -29,7 +29,9 @@ func remoteMonitor(t *testing.T, f *fixture, clock *atomic.Int64, writeURL, read
 	if writeURL != "" {
 		var err error
 		w, err = remotewrite.New(remotewrite.Config{URL: writeURL, Logger: log, FlushEvery: 50 * time.Millisecond,
-			Hosts: func(ctx context.Context, id string) (*tripcap.Host, error) { return f.store.FindHost(ctx, tripcap.HostFilter{ID: &id}) }})
+			Hosts: func(ctx context.Context, id string) (*tripcap.Host, error) {
+				return f.store.FindHost(ctx, tripcap.HostFilter{ID: &id})
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
