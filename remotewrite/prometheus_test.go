@@ -160,3 +160,32 @@ func err2s(err error) string {
 	}
 	return fmt.Sprint(err)
 }
+
+// TestOutOfOrderSkipped: a sample older than its series' newest one sent
+// is skipped and counted: Prometheus would refuse it with a 400 and
+// roll back the whole request with it, the batch's good samples too.
+func TestOutOfOrderSkipped(t *testing.T) {
+	base := promtest.Start(t)
+	w := newTestWriter(t, base+"/api/v1/write", func(c *Config) { c.Shards = 1 })
+	run(t, w)
+	now := time.Now().Truncate(time.Second)
+	w.SinkPoints("h-1", []tripcap.MetricPoint{{Metric: tripcap.MetricNetworkInBytes, Time: now.Add(-10 * time.Second), Value: 1}})
+	waitFor(t, "the first sample", func() bool { return w.Stats().Sent == 1 })
+	w.SinkPoints("h-1", []tripcap.MetricPoint{
+		{Metric: tripcap.MetricNetworkInBytes, Time: now.Add(-20 * time.Second), Value: 2}, // out of order
+		{Metric: tripcap.MetricNetworkOutBytes, Time: now.Add(-5 * time.Second), Value: 3},
+	})
+	waitFor(t, "the second batch", func() bool { return w.Stats().Sent == 2 })
+	if st := w.Stats(); st.Retries != 0 || st.Failed != 0 || st.OutOfOrder != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	r, err := NewReader(base, HTTPConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ReadRange(context.Background(), tripcap.MetricRange{HostID: "h-1", Metric: tripcap.MetricNetworkOutBytes, Aggregation: tripcap.AggregationTotal,
+		First: now, Last: now, Step: 10 * time.Second})
+	if err != nil || len(got) != 1 || got[0].Value != 3 {
+		t.Fatalf("the batch's good sample: %+v %v", got, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -40,6 +41,8 @@ const (
 	// hostMissTTL is how long a host that could not be looked up is not
 	// looked up again.
 	hostMissTTL = 10 * time.Second
+	// newestKeep is how long a series' newest sample sent is remembered.
+	newestKeep = time.Hour
 	// maxErrorBody bounds what is read of an error answer, for the log.
 	maxErrorBody = 512
 )
@@ -85,7 +88,7 @@ type Writer struct {
 	hostsMu sync.Mutex
 	hosts   map[string]cachedHost
 
-	sent, failed, dropped, retries, requests atomic.Uint64
+	sent, failed, dropped, retries, requests, outOfOrder atomic.Uint64
 }
 
 type cachedHost struct {
@@ -110,6 +113,12 @@ type shard struct {
 	head int // index of the oldest entry
 	n    int
 	wake chan struct{}
+	// newest is, per series (hash of its key), the newest sample sent.
+	// Only the shard's sender touches it. A sample at or before it is
+	// skipped: Prometheus refuses out-of-order samples, and refuses the
+	// whole request with them, costing the batch's good samples too.
+	newest     map[uint64]int64
+	lastPruned time.Time
 }
 
 // New checks cfg and returns a Writer.
@@ -151,7 +160,7 @@ func New(cfg Config) (*Writer, error) {
 		log: cfg.Logger.With("component", "remotewrite", "url", tripcap.RedactURL(u.String())), hosts: map[string]cachedHost{}}
 	per := cfg.QueueSize / cfg.Shards
 	for range cfg.Shards {
-		w.shards = append(w.shards, &shard{ring: make([]entry, per), wake: make(chan struct{}, 1)})
+		w.shards = append(w.shards, &shard{ring: make([]entry, per), wake: make(chan struct{}, 1), newest: map[uint64]int64{}, lastPruned: time.Now()})
 	}
 	return w, nil
 }
@@ -252,17 +261,20 @@ func (w *Writer) drain(ctx context.Context, sh *shard, all bool) {
 		if batch == nil {
 			return
 		}
-		w.sendBatch(ctx, batch)
+		w.sendBatch(ctx, sh, batch)
 	}
 }
 
 // sendBatch builds a batch's request and sends it, retrying what may be retried.
-func (w *Writer) sendBatch(ctx context.Context, batch []entry) {
-	series, unknown := w.buildSeries(ctx, batch)
+func (w *Writer) sendBatch(ctx context.Context, sh *shard, batch []entry) {
+	series, unknown, stale := w.buildSeries(ctx, sh, batch)
 	if unknown > 0 {
 		w.failed.Add(uint64(unknown))
 	}
-	n := len(batch) - unknown
+	if stale > 0 {
+		w.outOfOrder.Add(uint64(stale))
+	}
+	n := len(batch) - unknown - stale
 	if n == 0 {
 		return
 	}
@@ -282,10 +294,12 @@ type seriesKey struct {
 	iface  string
 }
 
-// buildSeries groups entries into series with their labels; unknown
-// counts the entries of hosts that could not be looked up.
-func (w *Writer) buildSeries(ctx context.Context, batch []entry) (out []timeSeries, unknown int) {
+// buildSeries groups entries into series with their labels, in time
+// order; unknown counts the entries of hosts that could not be looked up,
+// stale those at or before their series' newest sample sent.
+func (w *Writer) buildSeries(ctx context.Context, sh *shard, batch []entry) (out []timeSeries, unknown, stale int) {
 	idx := map[seriesKey]int{}
+	hashes := []uint64{}
 	for _, e := range batch {
 		k := seriesKey{e.host, e.metric, e.iface}
 		i, ok := idx[k]
@@ -300,6 +314,7 @@ func (w *Writer) buildSeries(ctx context.Context, batch []entry) (out []timeSeri
 			i = len(out)
 			idx[k] = i
 			out = append(out, timeSeries{labels: seriesLabels(hl, def, e.iface)})
+			hashes = append(hashes, k.hash())
 		}
 		if i < 0 {
 			unknown++
@@ -307,10 +322,43 @@ func (w *Writer) buildSeries(ctx context.Context, batch []entry) (out []timeSeri
 		}
 		out[i].samples = append(out[i].samples, sample{e.ms, e.value})
 	}
-	for i := range out {
-		slices.SortStableFunc(out[i].samples, func(a, b sample) int { return cmp.Compare(a.ms, b.ms) })
+	kept := out[:0]
+	for i, ts := range out {
+		slices.SortStableFunc(ts.samples, func(a, b sample) int { return cmp.Compare(a.ms, b.ms) })
+		last, seen := sh.newest[hashes[i]]
+		samples := ts.samples[:0]
+		for _, s := range ts.samples {
+			if seen && s.ms <= last {
+				stale++
+				continue
+			}
+			samples = append(samples, s)
+			last, seen = s.ms, true
+		}
+		if len(samples) > 0 {
+			sh.newest[hashes[i]] = last
+			ts.samples = samples
+			kept = append(kept, ts)
+		}
 	}
-	return out, unknown
+	if time.Since(sh.lastPruned) > newestKeep/6 {
+		// Series quiet for newestKeep are forgotten; their next samples
+		// are newer than anything sent anyway.
+		cut := time.Now().Add(-newestKeep).UnixMilli()
+		maps.DeleteFunc(sh.newest, func(_ uint64, ms int64) bool { return ms < cut })
+		sh.lastPruned = time.Now()
+	}
+	return kept, unknown, stale
+}
+
+func (k seriesKey) hash() uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(k.host))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(k.metric))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(k.iface))
+	return h.Sum64()
 }
 
 // hostLabels returns a host's labels, looked up at most once a minute;
@@ -425,13 +473,13 @@ func (w *Writer) post(ctx context.Context, body []byte) (wait time.Duration, err
 
 // Stats are the writer's totals, for /metrics and tests.
 type Stats struct {
-	Sent, Failed, Dropped, Retries, Requests uint64
-	Queued, Capacity                         int
+	Sent, Failed, Dropped, Retries, Requests, OutOfOrder uint64
+	Queued, Capacity                                     int
 }
 
 // Stats returns the totals now.
 func (w *Writer) Stats() Stats {
-	st := Stats{Sent: w.sent.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Retries: w.retries.Load(), Requests: w.requests.Load()}
+	st := Stats{Sent: w.sent.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Retries: w.retries.Load(), Requests: w.requests.Load(), OutOfOrder: w.outOfOrder.Load()}
 	for _, sh := range w.shards {
 		st.Queued += sh.len()
 		st.Capacity += len(sh.ring)
@@ -448,6 +496,7 @@ func (w *Writer) Collectors() []prometheus.Collector {
 		counter("tripcap_remote_write_samples_sent_total", "Samples the remote store accepted.", &w.sent),
 		counter("tripcap_remote_write_samples_failed_total", "Samples given up on: refused by the store (4xx), still failing after the retry time, or of hosts that could not be looked up.", &w.failed),
 		counter("tripcap_remote_write_samples_dropped_total", "Points dropped because the remote-write queue was full.", &w.dropped),
+		counter("tripcap_remote_write_samples_out_of_order_total", "Samples not sent because their series had a newer or equal one sent already (the store would refuse the whole request).", &w.outOfOrder),
 		counter("tripcap_remote_write_retries_total", "Remote-write requests retried.", &w.retries),
 		counter("tripcap_remote_write_requests_total", "Remote-write requests sent.", &w.requests),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_remote_write_queue_length", Help: "Points waiting to be sent to the remote store."},
