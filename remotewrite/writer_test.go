@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -270,4 +271,28 @@ func TestConfigRefuses(t *testing.T) {
 			t.Errorf("%s: the error shows the credentials: %v", name, err)
 		}
 	}
+}
+
+// BenchmarkSinkPoints is the cost remote write adds to ingest: one host's
+// second (31 points) queued, the queue drained as a sender would.
+func BenchmarkSinkPoints(b *testing.B) {
+	w, err := New(Config{URL: "http://127.0.0.1:1/api/v1/write", Hosts: testHosts, QueueSize: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pts := make([]tripcap.MetricPoint, 31)
+	for i := range pts {
+		pts[i] = tripcap.MetricPoint{Metric: tripcap.MetricNetworkInBytes, Interface: "eth0", Time: time.Unix(1_700_000_000, 0), Value: float64(i)}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		w.SinkPoints("host-"+strconv.Itoa(i%1000), pts)
+		if i%1000 == 999 {
+			for _, sh := range w.shards {
+				sh.take(sh.len())
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/point")
 }
