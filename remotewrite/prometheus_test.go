@@ -188,4 +188,25 @@ func TestOutOfOrderSkipped(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Value != 3 {
 		t.Fatalf("the batch's good sample: %+v %v", got, err)
 	}
+
+	// A writer that has not seen the series (another replica, after a
+	// handoff) sends a stale sample with other hosts' good ones:
+	// Prometheus refuses the request whole, the halves get the good ones in.
+	w2 := newTestWriter(t, base+"/api/v1/write", func(c *Config) { c.Shards = 1 })
+	run(t, w2)
+	var batch []tripcap.MetricPoint
+	batch = append(batch, tripcap.MetricPoint{Metric: tripcap.MetricNetworkInBytes, Time: now.Add(-30 * time.Second), Value: 9}) // stale
+	for i := range 6 {
+		batch = append(batch, tripcap.MetricPoint{Metric: tripcap.MetricTCPSegmentsSent, Time: now.Add(time.Duration(i-6) * time.Second), Value: 1})
+	}
+	w2.SinkPoints("h-1", batch)
+	waitFor(t, "the split batch", func() bool { st := w2.Stats(); return st.Sent+st.Failed == 7 })
+	if st := w2.Stats(); st.Sent != 6 || st.Failed != 1 || st.Splits == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	got, err = r.ReadRange(context.Background(), tripcap.MetricRange{HostID: "h-1", Metric: tripcap.MetricTCPSegmentsSent, Aggregation: tripcap.AggregationCount,
+		First: now, Last: now, Step: 10 * time.Second})
+	if err != nil || len(got) != 1 || got[0].Value != 6 {
+		t.Fatalf("the other series: %+v %v", got, err)
+	}
 }

@@ -88,7 +88,7 @@ type Writer struct {
 	hostsMu sync.Mutex
 	hosts   map[string]cachedHost
 
-	sent, failed, dropped, retries, requests, outOfOrder atomic.Uint64
+	sent, failed, dropped, retries, requests, outOfOrder, splits atomic.Uint64
 }
 
 type cachedHost struct {
@@ -274,17 +274,54 @@ func (w *Writer) sendBatch(ctx context.Context, sh *shard, batch []entry) {
 	if stale > 0 {
 		w.outOfOrder.Add(uint64(stale))
 	}
-	n := len(batch) - unknown - stale
-	if n == 0 {
+	if len(series) > 0 {
+		w.sendSeries(ctx, series, 0)
+	}
+}
+
+// maxSplits bounds how often a refused request is halved: at most
+// 2^(maxSplits+1)-1 requests for one batch.
+const maxSplits = 6
+
+// sendSeries sends series as one request. A 400 (Prometheus refuses a
+// request with one bad sample whole, rolling back the good ones) halves
+// the request and sends each half, so a stale sample of a series this
+// writer had not seen (resent by an agent after a handoff, say) costs its
+// own part of the batch, not the other hosts' samples.
+func (w *Writer) sendSeries(ctx context.Context, series []timeSeries, depth int) {
+	n := 0
+	for _, ts := range series {
+		n += len(ts.samples)
+	}
+	err := w.send(ctx, snappy.Encode(nil, appendWriteRequest(nil, series)))
+	if err == nil {
+		w.sent.Add(uint64(n))
 		return
 	}
-	body := snappy.Encode(nil, appendWriteRequest(nil, series))
-	if err := w.send(ctx, body); err != nil {
-		w.failed.Add(uint64(n))
-		w.log.Warn("remote write failed; its samples are dropped", "samples", n, "err", err)
-		return
+	var perm errPermanent
+	if errors.As(err, &perm) && perm.status == http.StatusBadRequest && depth < maxSplits && ctx.Err() == nil {
+		if a, b, ok := halve(series); ok {
+			w.splits.Add(1)
+			w.sendSeries(ctx, a, depth+1)
+			w.sendSeries(ctx, b, depth+1)
+			return
+		}
 	}
-	w.sent.Add(uint64(n))
+	w.failed.Add(uint64(n))
+	w.log.Warn("remote write failed; its samples are dropped", "samples", n, "series", len(series), "err", err)
+}
+
+// halve splits series in two: by series, or one series' samples by time.
+func halve(series []timeSeries) (a, b []timeSeries, ok bool) {
+	if len(series) > 1 {
+		return series[:len(series)/2], series[len(series)/2:], true
+	}
+	if len(series) == 1 && len(series[0].samples) > 1 {
+		ts := series[0]
+		h := len(ts.samples) / 2
+		return []timeSeries{{labels: ts.labels, samples: ts.samples[:h]}}, []timeSeries{{labels: ts.labels, samples: ts.samples[h:]}}, true
+	}
+	return nil, nil, false
 }
 
 // seriesKey groups a batch's entries by series.
@@ -400,7 +437,10 @@ func (w *Writer) hostLabels(ctx context.Context, id string) (hostLabels, bool) {
 }
 
 // errPermanent marks an answer not worth retrying (4xx other than 429).
-type errPermanent struct{ err error }
+type errPermanent struct {
+	err    error
+	status int // the answer's, 0 for none
+}
 
 func (e errPermanent) Error() string { return e.err.Error() }
 
@@ -441,14 +481,14 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 func (w *Writer) post(ctx context.Context, body []byte) (wait time.Duration, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return 0, errPermanent{err}
+		return 0, errPermanent{err: err}
 	}
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
 	req.Header.Set("User-Agent", "tripcap")
 	if err := w.client.authorize(req); err != nil {
-		return 0, errPermanent{err}
+		return 0, errPermanent{err: err}
 	}
 	w.requests.Add(1)
 	resp, err := w.client.http.Do(req)
@@ -468,18 +508,18 @@ func (w *Writer) post(ctx context.Context, body []byte) (wait time.Duration, err
 		}
 		return wait, err
 	}
-	return 0, errPermanent{err}
+	return 0, errPermanent{err, resp.StatusCode}
 }
 
 // Stats are the writer's totals, for /metrics and tests.
 type Stats struct {
-	Sent, Failed, Dropped, Retries, Requests, OutOfOrder uint64
-	Queued, Capacity                                     int
+	Sent, Failed, Dropped, Retries, Requests, OutOfOrder, Splits uint64
+	Queued, Capacity                                             int
 }
 
 // Stats returns the totals now.
 func (w *Writer) Stats() Stats {
-	st := Stats{Sent: w.sent.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Retries: w.retries.Load(), Requests: w.requests.Load(), OutOfOrder: w.outOfOrder.Load()}
+	st := Stats{Sent: w.sent.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Retries: w.retries.Load(), Requests: w.requests.Load(), OutOfOrder: w.outOfOrder.Load(), Splits: w.splits.Load()}
 	for _, sh := range w.shards {
 		st.Queued += sh.len()
 		st.Capacity += len(sh.ring)
@@ -497,6 +537,7 @@ func (w *Writer) Collectors() []prometheus.Collector {
 		counter("tripcap_remote_write_samples_failed_total", "Samples given up on: refused by the store (4xx), still failing after the retry time, or of hosts that could not be looked up.", &w.failed),
 		counter("tripcap_remote_write_samples_dropped_total", "Points dropped because the remote-write queue was full.", &w.dropped),
 		counter("tripcap_remote_write_samples_out_of_order_total", "Samples not sent because their series had a newer or equal one sent already (the store would refuse the whole request).", &w.outOfOrder),
+		counter("tripcap_remote_write_splits_total", "Requests the store refused with a 400 that were halved and sent again, so one bad sample costs only its part of a batch.", &w.splits),
 		counter("tripcap_remote_write_retries_total", "Remote-write requests retried.", &w.retries),
 		counter("tripcap_remote_write_requests_total", "Remote-write requests sent.", &w.requests),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_remote_write_queue_length", Help: "Points waiting to be sent to the remote store."},

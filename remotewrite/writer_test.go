@@ -150,7 +150,9 @@ func TestRetryAfter500(t *testing.T) {
 	}
 }
 
-// TestNoRetryOn400: the store refusing the data is not retried.
+// TestNoRetryOn400: the store refusing the data is not retried; the
+// request is halved down to single samples (Prometheus refuses a request
+// with one bad sample whole), here all refused.
 func TestNoRetryOn400(t *testing.T) {
 	rc := &receiver{t: t, statuses: []int{400}}
 	srv := httptest.NewServer(rc)
@@ -160,7 +162,22 @@ func TestNoRetryOn400(t *testing.T) {
 	w.SinkPoints("h-1", points(4, time.Unix(1_700_000_000, 0)))
 	waitFor(t, "the samples failed", func() bool { return w.Stats().Failed == 4 })
 	time.Sleep(100 * time.Millisecond)
-	if st := w.Stats(); st.Retries != 0 || st.Sent != 0 || rc.requests() != 1 {
+	if st := w.Stats(); st.Retries != 0 || st.Sent != 0 || st.Splits != 3 || rc.requests() != 7 {
+		t.Fatalf("stats %+v, %d requests; want 3 splits, 7 requests", st, rc.requests())
+	}
+}
+
+// TestForbiddenNotSplit: a 4xx other than 400 (auth) is neither retried nor split.
+func TestForbiddenNotSplit(t *testing.T) {
+	rc := &receiver{t: t, statuses: []int{403}}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	w := newTestWriter(t, srv.URL, nil)
+	run(t, w)
+	w.SinkPoints("h-1", points(4, time.Unix(1_700_000_000, 0)))
+	waitFor(t, "the samples failed", func() bool { return w.Stats().Failed == 4 })
+	time.Sleep(100 * time.Millisecond)
+	if st := w.Stats(); st.Retries != 0 || st.Splits != 0 || rc.requests() != 1 {
 		t.Fatalf("stats %+v, %d requests", st, rc.requests())
 	}
 }
