@@ -101,8 +101,8 @@ func (m *MetricIngest) queryRemote(ctx context.Context, h *tripcap.Host, metric 
 	vals, err := m.cfg.RemoteRead.ReadRange(ctx, tripcap.MetricRange{HostID: h.ID, Metric: metric, Interface: q.Interface, Aggregation: agg,
 		First: time.Unix(start+step, 0), Last: time.Unix(start+k*step, 0), Step: interval})
 	if err != nil {
-		return nil, true, tripcap.Errorf(tripcap.ErrorCode(err), "the server holds %s-second intervals in memory since %s; the older ones of this window come from the remote store, which failed: %v",
-			strconv.FormatInt(step, 10), time.Unix(horizon, 0).UTC().Format(time.RFC3339), err)
+		return nil, true, tripcap.Errorf(tripcap.ErrorCode(err), "the server holds %s-second intervals in memory since %s; the older ones of this window come from the remote store, which failed: %s",
+			strconv.FormatInt(step, 10), time.Unix(horizon, 0).UTC().Format(time.RFC3339), tripcap.ErrorMessage(err))
 	}
 	for _, v := range vals {
 		i := (v.End.Unix() - step - start) / step
