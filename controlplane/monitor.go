@@ -41,6 +41,9 @@ type MonitorConfig struct {
 	// Responder acts on responder receivers (a *responder.Responders); without it
 	// action groups with responder receivers are refused.
 	Responder actiongroup.Responder
+	// AttachGap is how long without a host's points makes the next ones an
+	// attach (monitor_attach.go; default DefaultAttachGap).
+	AttachGap time.Duration
 	// Sink, when set, gets a copy of every batch stored (remote write); it
 	// must not block (monitor_remote.go).
 	Sink tripcap.MetricSink
