@@ -19,15 +19,30 @@ type sample struct {
 	value float64
 }
 
-// timeSeries is one series of a WriteRequest: sorted labels, samples in
-// time order.
+// timeSeries is one series of a WriteRequest: its labels, sorted and
+// already encoded (appendLabels: a writer encodes a series' labels once,
+// not once per request), and samples in time order.
 type timeSeries struct {
-	labels  []label
+	labels  []byte
 	samples []sample
 }
 
 func labelSize(l label) int {
 	return protowire.SizeTag(1) + protowire.SizeBytes(len(l.name)) + protowire.SizeTag(2) + protowire.SizeBytes(len(l.value))
+}
+
+// appendLabels appends the TimeSeries fields of labels (repeated Label
+// labels = 1).
+func appendLabels(b []byte, labels []label) []byte {
+	for _, l := range labels {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(labelSize(l)))
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, l.name)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, l.value)
+	}
+	return b
 }
 
 func sampleSize(s sample) int {
@@ -37,10 +52,7 @@ func sampleSize(s sample) int {
 }
 
 func seriesSize(ts timeSeries) int {
-	n := 0
-	for _, l := range ts.labels {
-		n += protowire.SizeTag(1) + protowire.SizeBytes(labelSize(l))
-	}
+	n := len(ts.labels)
 	for _, s := range ts.samples {
 		n += protowire.SizeTag(2) + protowire.SizeBytes(sampleSize(s))
 	}
@@ -52,14 +64,7 @@ func appendWriteRequest(b []byte, series []timeSeries) []byte {
 	for _, ts := range series {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(seriesSize(ts)))
-		for _, l := range ts.labels {
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(labelSize(l)))
-			b = protowire.AppendTag(b, 1, protowire.BytesType)
-			b = protowire.AppendString(b, l.name)
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendString(b, l.value)
-		}
+		b = append(b, ts.labels...)
 		for _, s := range ts.samples {
 			b = protowire.AppendTag(b, 2, protowire.BytesType)
 			b = protowire.AppendVarint(b, uint64(sampleSize(s)))

@@ -14,13 +14,13 @@ import (
 // decodeWriteRequest reads a WriteRequest with protowire alone, field by
 // field, as a receiver would; unknown fields are an error here, so the
 // encoder writes nothing but what the spec names.
-func decodeWriteRequest(b []byte) ([]timeSeries, error) {
-	var out []timeSeries
+func decodeWriteRequest(b []byte) ([]decodedSeries, error) {
+	var out []decodedSeries
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num != 1 || typ != protowire.BytesType {
 			return fmt.Errorf("WriteRequest: field %d type %d", num, typ)
 		}
-		var ts timeSeries
+		var ts decodedSeries
 		err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 			switch {
 			case num == 1 && typ == protowire.BytesType:
@@ -62,6 +62,12 @@ func decodeWriteRequest(b []byte) ([]timeSeries, error) {
 	return out, err
 }
 
+// decodedSeries is a TimeSeries as a receiver reads it.
+type decodedSeries struct {
+	labels  []label
+	samples []sample
+}
+
 // fields calls fn for each field of a message: bytes fields' contents in
 // v, varint and fixed64 fields' values in x.
 func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
@@ -95,12 +101,16 @@ func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte
 }
 
 func TestEncodeWriteRequestDecodes(t *testing.T) {
-	in := []timeSeries{
+	want := []decodedSeries{
 		{labels: []label{{"__name__", "tripcap_network_in_bytes_per_second"}, {"host", "web.example.com"}, {"host_id", "h-1"}, {"interface", "eth0"}},
 			samples: []sample{{1_700_000_000_000, 1500}, {1_700_000_001_000, 0}, {1_700_000_002_000, math.Inf(1)}}},
 		{labels: []label{{"__name__", "tripcap_flows"}, {"direction", "inbound"}, {"host_id", "h-2"}, {"label_team", "é"}},
 			samples: []sample{{0, -2.5}}},
 		{labels: []label{{"__name__", "x"}, {"host_id", ""}}},
+	}
+	var in []timeSeries
+	for _, d := range want {
+		in = append(in, timeSeries{labels: appendLabels(nil, d.labels), samples: d.samples})
 	}
 	raw := appendWriteRequest(nil, in)
 	compressed := snappy.Encode(nil, raw)
@@ -115,8 +125,8 @@ func TestEncodeWriteRequestDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, in) {
-		t.Fatalf("decoded\n%+v\nwant\n%+v", got, in)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
 	}
 	if n := len(appendWriteRequest(nil, nil)); n != 0 {
 		t.Fatalf("empty request: %d bytes", n)

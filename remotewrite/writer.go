@@ -92,9 +92,11 @@ type Writer struct {
 }
 
 type cachedHost struct {
-	labels  hostLabels
-	found   bool
-	fetched time.Time
+	labels hostLabels
+	found  bool
+	// fetched is when these labels were first seen (series encode their
+	// labels again when it changes); checked when they were last looked up.
+	fetched, checked time.Time
 }
 
 // entry is one queued point.
@@ -113,12 +115,23 @@ type shard struct {
 	head int // index of the oldest entry
 	n    int
 	wake chan struct{}
-	// newest is, per series (hash of its key), the newest sample sent.
-	// Only the shard's sender touches it. A sample at or before it is
+	// series are the shard's series sent lately. Only the shard's sender
+	// touches them.
+	series     map[seriesKey]*seriesState
+	lastPruned time.Time
+}
+
+// seriesState is what a shard keeps of a series it sends.
+type seriesState struct {
+	// labels are encoded (appendLabels) from the host's labels looked up
+	// at hostFetched.
+	labels      []byte
+	hostFetched time.Time
+	// newest is the newest sample sent (ms). A sample at or before it is
 	// skipped: Prometheus refuses out-of-order samples, and refuses the
 	// whole request with them, costing the batch's good samples too.
-	newest     map[uint64]int64
-	lastPruned time.Time
+	newest int64
+	sent   bool
 }
 
 // New checks cfg and returns a Writer.
@@ -160,7 +173,7 @@ func New(cfg Config) (*Writer, error) {
 		log: cfg.Logger.With("component", "remotewrite", "url", tripcap.RedactURL(u.String())), hosts: map[string]cachedHost{}}
 	per := cfg.QueueSize / cfg.Shards
 	for range cfg.Shards {
-		w.shards = append(w.shards, &shard{ring: make([]entry, per), wake: make(chan struct{}, 1), newest: map[uint64]int64{}, lastPruned: time.Now()})
+		w.shards = append(w.shards, &shard{ring: make([]entry, per), wake: make(chan struct{}, 1), series: map[seriesKey]*seriesState{}, lastPruned: time.Now()})
 	}
 	return w, nil
 }
@@ -293,7 +306,7 @@ func (w *Writer) sendSeries(ctx context.Context, series []timeSeries, depth int)
 	for _, ts := range series {
 		n += len(ts.samples)
 	}
-	err := w.send(ctx, snappy.Encode(nil, appendWriteRequest(nil, series)))
+	err := w.send(ctx, encodeRequest(series))
 	if err == nil {
 		w.sent.Add(uint64(n))
 		return
@@ -335,45 +348,67 @@ type seriesKey struct {
 // order; unknown counts the entries of hosts that could not be looked up,
 // stale those at or before their series' newest sample sent.
 func (w *Writer) buildSeries(ctx context.Context, sh *shard, batch []entry) (out []timeSeries, unknown, stale int) {
-	idx := map[seriesKey]int{}
-	hashes := []uint64{}
-	for _, e := range batch {
+	idx := make(map[seriesKey]int, len(batch))
+	out = make([]timeSeries, 0, len(batch))
+	states := make([]*seriesState, 0, len(batch))
+	// A batch holds a host's series one after the other: look it up once.
+	var lastHost string
+	var lastLabels cachedHost
+	var lastFound bool
+	seriesOf := make([]int, len(batch))
+	var counts []int
+	for j, e := range batch {
 		k := seriesKey{e.host, e.metric, e.iface}
 		i, ok := idx[k]
 		if !ok {
-			hl, found := w.hostLabels(ctx, e.host)
-			def, known := e.metric.Definition()
-			if !found || !known {
-				idx[k] = -1
+			if e.host != lastHost || lastHost == "" {
+				lastHost = e.host
+				lastLabels, lastFound = w.hostLabels(ctx, e.host)
+			}
+			st := sh.state(k, lastLabels, lastFound)
+			if st == nil {
+				idx[k], seriesOf[j] = -1, -1
 				unknown++
 				continue
 			}
 			i = len(out)
 			idx[k] = i
-			out = append(out, timeSeries{labels: seriesLabels(hl, def, e.iface)})
-			hashes = append(hashes, k.hash())
+			out = append(out, timeSeries{labels: st.labels})
+			states = append(states, st)
+			counts = append(counts, 0)
 		}
+		seriesOf[j] = i
 		if i < 0 {
 			unknown++
 			continue
 		}
-		out[i].samples = append(out[i].samples, sample{e.ms, e.value})
+		counts[i]++
+	}
+	// One array holds every series' samples, each series a slice of it.
+	all := make([]sample, 0, len(batch)-unknown)
+	for i := range out {
+		out[i].samples = all[len(all) : len(all) : len(all)+counts[i]]
+		all = all[:len(all)+counts[i]]
+	}
+	for j, e := range batch {
+		if i := seriesOf[j]; i >= 0 {
+			out[i].samples = append(out[i].samples, sample{e.ms, e.value})
+		}
 	}
 	kept := out[:0]
 	for i, ts := range out {
+		st := states[i]
 		slices.SortStableFunc(ts.samples, func(a, b sample) int { return cmp.Compare(a.ms, b.ms) })
-		last, seen := sh.newest[hashes[i]]
 		samples := ts.samples[:0]
 		for _, s := range ts.samples {
-			if seen && s.ms <= last {
+			if st.sent && s.ms <= st.newest {
 				stale++
 				continue
 			}
 			samples = append(samples, s)
-			last, seen = s.ms, true
+			st.newest, st.sent = s.ms, true
 		}
 		if len(samples) > 0 {
-			sh.newest[hashes[i]] = last
 			ts.samples = samples
 			kept = append(kept, ts)
 		}
@@ -382,27 +417,37 @@ func (w *Writer) buildSeries(ctx context.Context, sh *shard, batch []entry) (out
 		// Series quiet for newestKeep are forgotten; their next samples
 		// are newer than anything sent anyway.
 		cut := time.Now().Add(-newestKeep).UnixMilli()
-		maps.DeleteFunc(sh.newest, func(_ uint64, ms int64) bool { return ms < cut })
+		maps.DeleteFunc(sh.series, func(_ seriesKey, st *seriesState) bool { return st.newest < cut })
 		sh.lastPruned = time.Now()
 	}
 	return kept, unknown, stale
 }
 
-func (k seriesKey) hash() uint64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(k.host))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(k.metric))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(k.iface))
-	return h.Sum64()
+// state returns the shard's state of a series, its labels encoded from
+// the host's current ones; nil when the host could not be looked up or
+// the metric is unknown.
+func (sh *shard) state(k seriesKey, ch cachedHost, found bool) *seriesState {
+	def, known := k.metric.Definition()
+	if !found || !known {
+		return nil
+	}
+	st := sh.series[k]
+	if st == nil {
+		st = &seriesState{}
+		sh.series[k] = st
+	}
+	if st.labels == nil || !st.hostFetched.Equal(ch.fetched) {
+		st.labels = appendLabels(nil, seriesLabels(ch.labels, def, k.iface))
+		st.hostFetched = ch.fetched
+	}
+	return st
 }
 
 // hostLabels returns a host's labels, looked up at most once a minute;
 // found is false for a host that cannot be looked up (its points are
 // counted failed rather than written without a name, which would split
 // its series).
-func (w *Writer) hostLabels(ctx context.Context, id string) (hostLabels, bool) {
+func (w *Writer) hostLabels(ctx context.Context, id string) (cachedHost, bool) {
 	now := time.Now()
 	w.hostsMu.Lock()
 	c, ok := w.hosts[id]
@@ -411,19 +456,23 @@ func (w *Writer) hostLabels(ctx context.Context, id string) (hostLabels, bool) {
 	if ok && !c.found {
 		ttl = hostMissTTL
 	}
-	if ok && now.Sub(c.fetched) < ttl {
-		return c.labels, c.found
+	if ok && now.Sub(c.checked) < ttl {
+		return c, c.found
 	}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	h, err := w.cfg.Hosts(lctx, id)
-	next := cachedHost{fetched: now}
+	next := cachedHost{fetched: now, checked: now}
 	switch {
 	case err == nil && h != nil:
 		next.labels, next.found = newHostLabels(h, w.cfg.LabelKeys), true
+		if ok && c.found && slices.Equal(c.labels.extra, next.labels.extra) && c.labels.name == next.labels.name {
+			next.fetched = c.fetched // unchanged: the series' encoded labels stand
+		}
 	case ok && c.found:
 		// Keep writing under the last known labels while the lookup fails.
-		next.labels, next.found = c.labels, true
+		next = c
+		next.checked = now
 	default:
 		w.log.Warn("remote write: cannot look the host up; its points are dropped", "hostId", id, "err", err)
 	}
@@ -433,7 +482,7 @@ func (w *Writer) hostLabels(ctx context.Context, id string) (hostLabels, bool) {
 	}
 	w.hosts[id] = next
 	w.hostsMu.Unlock()
-	return next.labels, next.found
+	return next, next.found
 }
 
 // errPermanent marks an answer not worth retrying (4xx other than 429).
@@ -545,4 +594,14 @@ func (w *Writer) Collectors() []prometheus.Collector {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tripcap_remote_write_queue_capacity", Help: "Points the remote-write queue holds at most."},
 			func() float64 { return float64(w.Stats().Capacity) }),
 	}
+}
+
+// encodeRequest is the snappy-compressed WriteRequest of series.
+func encodeRequest(series []timeSeries) []byte {
+	size := 0
+	for _, ts := range series {
+		size += 6 + len(ts.labels) + 24*len(ts.samples)
+	}
+	raw := appendWriteRequest(make([]byte, 0, size), series)
+	return snappy.Encode(make([]byte, snappy.MaxEncodedLen(len(raw))), raw)
 }
