@@ -35,9 +35,9 @@ const (
 	DefaultMinBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
 	DefaultMaxRetry     = time.Minute
-	// hostCacheTTL is how long a host's name and labels are used before
-	// they are looked up again (a renamed host's series change then).
-	hostCacheTTL = time.Minute
+	// DefaultHostRefresh is how long a host's name and labels are used
+	// before they are looked up again (a renamed host's series change then).
+	DefaultHostRefresh = time.Minute
 	// hostMissTTL is how long a host that could not be looked up is not
 	// looked up again.
 	hostMissTTL = 10 * time.Second
@@ -72,7 +72,10 @@ type Config struct {
 	// (defaults 100 ms doubling to 5 s); MaxRetry is how long a batch is
 	// retried before it is counted failed (default 1 min).
 	MinBackoff, MaxBackoff, MaxRetry time.Duration
-	Logger                           *slog.Logger
+	// HostRefresh is how often a host's name and labels are looked up
+	// again (default a minute).
+	HostRefresh time.Duration
+	Logger      *slog.Logger
 }
 
 // Writer ships points to a remote-write endpoint. Create it with New,
@@ -152,6 +155,7 @@ func New(cfg Config) (*Writer, error) {
 	def(&cfg.MinBackoff, DefaultMinBackoff)
 	def(&cfg.MaxBackoff, DefaultMaxBackoff)
 	def(&cfg.MaxRetry, DefaultMaxRetry)
+	def(&cfg.HostRefresh, DefaultHostRefresh)
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
 	}
@@ -452,7 +456,7 @@ func (w *Writer) hostLabels(ctx context.Context, id string) (cachedHost, bool) {
 	w.hostsMu.Lock()
 	c, ok := w.hosts[id]
 	w.hostsMu.Unlock()
-	ttl := hostCacheTTL
+	ttl := w.cfg.HostRefresh
 	if ok && !c.found {
 		ttl = hostMissTTL
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -360,4 +361,48 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestHostLabelsChange: a host's new name and labels are written once
+// they are looked up again; series keep their encoded labels meanwhile.
+func TestHostLabelsChange(t *testing.T) {
+	rc := &receiver{t: t, statuses: []int{204}}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	var team atomic.Value
+	team.Store("net")
+	var lookups atomic.Int32
+	w := newTestWriter(t, srv.URL, func(c *Config) {
+		c.HostRefresh = 200 * time.Millisecond
+		c.Hosts = func(_ context.Context, id string) (*tripcap.Host, error) {
+			lookups.Add(1)
+			return &tripcap.Host{ID: id, Name: "web.example.com", Labels: map[string]string{"team": team.Load().(string)}}, nil
+		}
+	})
+	run(t, w)
+	start := time.Unix(1_700_000_000, 0)
+	w.SinkPoints("h-1", points(1, start))
+	waitFor(t, "the first sample", func() bool { return w.Stats().Sent == 1 })
+	w.SinkPoints("h-1", points(1, start.Add(time.Second)))
+	waitFor(t, "the second sample", func() bool { return w.Stats().Sent == 2 })
+	if n := lookups.Load(); n != 1 {
+		t.Fatalf("%d lookups within the refresh, want 1", n)
+	}
+	team.Store("storage")
+	time.Sleep(300 * time.Millisecond)
+	w.SinkPoints("h-1", points(1, start.Add(2*time.Second)))
+	waitFor(t, "the third sample", func() bool { return w.Stats().Sent == 3 })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	label := func(i int) string {
+		for _, l := range rc.bodies[i][0].labels {
+			if l.name == "label_team" {
+				return l.value
+			}
+		}
+		return ""
+	}
+	if a, b, c := label(0), label(1), label(2); a != "net" || b != "net" || c != "storage" {
+		t.Fatalf("label_team: %q, %q, %q", a, b, c)
+	}
 }
