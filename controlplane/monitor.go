@@ -44,6 +44,12 @@ type MonitorConfig struct {
 	// AttachGap is how long without a host's points makes the next ones an
 	// attach (monitor_attach.go; default DefaultAttachGap).
 	AttachGap time.Duration
+	// Sink, when set, gets a copy of every batch stored (remote write); it
+	// must not block (monitor_remote.go).
+	Sink tripcap.MetricSink
+	// RemoteRead, when set, answers the intervals of chart queries older
+	// than the metric store holds; rules never read it (monitor_remote.go).
+	RemoteRead tripcap.MetricRangeReader
 }
 
 // MonitorStore is what the Monitor keeps in the store: the alerting

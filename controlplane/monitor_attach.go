@@ -213,6 +213,7 @@ func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.Metric
 		return out, err
 	}
 	m.count(res)
+	m.sinkPoints(host, b.Points, res)
 	return out, nil
 }
 

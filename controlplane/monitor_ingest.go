@@ -400,6 +400,9 @@ func (m *MetricIngest) QueryMetrics(ctx context.Context, q MetricsQuery) (*metri
 	if err != nil {
 		return nil, err
 	}
+	if res, ok, err := m.queryRemote(ctx, h, metric, agg, q); ok {
+		return res, err
+	}
 	res, err := m.metrics.Query(metricstore.Query{Host: h.ID, Metric: metric, Interface: q.Interface, End: q.End,
 		Window: q.Window, Interval: q.Interval, Aggregation: agg})
 	if err != nil {

@@ -19,7 +19,7 @@ func newMetricsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "metrics HOST METRIC",
 		Short: "Chart a host's metric (e.g. \"Network Out Total\") over a window",
-		Long: "metrics charts one of a host's metrics, one value per interval, from the server's metric store. METRIC is an Azure name " +
+		Long: "metrics charts one of a host's metrics, one value per interval, from the server's metric store (intervals older than it holds from the remote store, when the server has --remote-read-url). METRIC is an Azure name " +
 			"(\"Network Out Total\"), tripcap's id (network_out_bytes) or the Prometheus name. Intervals without data show as '·'.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -27,9 +27,13 @@ import (
 //
 // The metric history is kept across restarts in snapshot (a file in the
 // data directory; each replica has its own).
-func newMonitor(store tripcap.Store, log *slog.Logger, rsp actiongroup.Responder, snapshot string, targets actiongroup.Targets) (*controlplane.Monitor, error) {
-	m, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{SMTP: smtpFromEnv(), Responder: rsp, WebhookTargets: targets,
-		Metrics: metricstore.Config{SnapshotPath: snapshot}})
+func newMonitor(store tripcap.Store, log *slog.Logger, rsp actiongroup.Responder, snapshot string, targets actiongroup.Targets, opts ...func(*controlplane.MonitorConfig)) (*controlplane.Monitor, error) {
+	cfg := controlplane.MonitorConfig{SMTP: smtpFromEnv(), Responder: rsp, WebhookTargets: targets,
+		Metrics: metricstore.Config{SnapshotPath: snapshot}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := controlplane.NewMonitor(store, log, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("TRIPCAP_SMTP_*: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/identity"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/remotewrite"
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/s3"
 	"github.com/tripcap/tripcap/seal"
@@ -61,6 +62,9 @@ type serverOptions struct {
 	armAudiences []string
 	// arm serves the Azure Resource Manager surface (issue 13).
 	arm bool
+	// metrics are the metric store's retention and the remote store's
+	// flags (`server` only; `up` keeps the defaults).
+	metrics metricsOptions
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -154,17 +158,19 @@ func openStorage(ctx context.Context, specs []string, data string) (map[string]t
 // later step fails), Run runs the services under one errgroup until ctx
 // ends or one of them fails, and Close releases what is left, once.
 type controlPlane struct {
-	log        *slog.Logger
-	store      tripcap.Store
-	svc        *controlplane.Service
-	monitor    *controlplane.Monitor
-	responders *responder.Responders
-	audit      *audit.Recorder
-	http       *tchttp.Server
-	console    *console.Console
-	listener   net.Listener
-	adminToken string
-	url        string
+	log     *slog.Logger
+	store   tripcap.Store
+	svc     *controlplane.Service
+	monitor *controlplane.Monitor
+	// remoteWrite ships stored points to the remote store (nil: none).
+	remoteWrite *remotewrite.Writer
+	responders  *responder.Responders
+	audit       *audit.Recorder
+	http        *tchttp.Server
+	console     *console.Console
+	listener    net.Listener
+	adminToken  string
+	url         string
 	// tenantID is the Azure AD-shaped tenant an Azure client signs in to.
 	tenantID string
 	// tls is the serving certificate's source; nil for plain HTTP.
@@ -262,6 +268,11 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		return nil, err
 	}
 	cp.store = store
+	remote, err := o.metrics.open(store, log)
+	if err != nil {
+		return nil, err
+	}
+	cp.remoteWrite = remote.writer
 	blobs, def, err := openStorage(ctx, o.storage, o.data)
 	if err != nil {
 		return nil, err
@@ -306,7 +317,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 	if cp.responders, err = newResponders(cp.svc, log, linkURL, cp.audit, targets, o.keyRate, o.keyBurst); err != nil {
 		return nil, err
 	}
-	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot"), targets); err != nil {
+	if cp.monitor, err = newMonitor(cp.store, log, cp.responders, filepath.Join(o.data, "metrics.snapshot"), targets, remote.configure); err != nil {
 		return nil, err
 	}
 	ids, err := identity.New(cp.store, identity.Config{Issuer: linkURL, Audience: o.jwtAudience, TenantID: o.tenantID, ARMAudiences: o.armAudiences}, log)
@@ -328,6 +339,7 @@ func openControlPlane(ctx context.Context, o *serverOptions, log *slog.Logger) (
 		httpOpts = append(httpOpts, tchttp.WithARM(arm.New(log, arm.Services{Control: cp.svc, Monitor: cp.monitor, Identity: ids, Responders: cp.responders}, armOpts...)))
 	}
 	cp.http = tchttp.NewServer(cp.svc, log, httpOpts...)
+	cp.http.Registry().MustRegister(remote.collectors()...)
 	// The web console, at "/" behind the API's limits and audit.
 	consoleCfg := console.Config{Service: cp.svc, Monitor: cp.monitor, Responders: cp.responders, Identity: ids, Audit: cp.audit,
 		Secure: strings.HasPrefix(linkURL, "https://")}
@@ -348,6 +360,9 @@ func (cp *controlPlane) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return named("control plane", cp.svc.Run(ctx)) })
 	g.Go(func() error { return named("monitor", cp.monitor.Run(ctx)) })
+	if cp.remoteWrite != nil {
+		g.Go(func() error { return named("remote write", cp.remoteWrite.Run(ctx)) })
+	}
 	g.Go(func() error { return named("responders", cp.responders.Run(ctx)) })
 	g.Go(func() error { return named("audit retention", cp.audit.RunRetention(ctx)) })
 	if cp.plaintextBeyondLoopback {
@@ -423,6 +438,7 @@ func newServerCmd() *cobra.Command {
 		},
 	}
 	o.addFlags(cmd)
+	o.metrics.addFlags(cmd)
 	addConfigFlag(cmd, defaultServerConfig)
 	cmd.AddCommand(newRotateMasterKeyCmd())
 	return cmd
