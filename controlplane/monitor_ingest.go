@@ -44,6 +44,7 @@ type MetricIngest struct {
 
 	ingested      atomic.Uint64
 	persistErrors atomic.Uint64
+	ingest        ingestStats // point delay and refusals (ingest_stats.go)
 }
 
 // NewMetricIngest returns the ingest and evaluation of alerts over store.
@@ -293,11 +294,16 @@ type MonitorStats struct {
 	Alerting       alerting.Stats    `json:"alerting"`
 	PointsIngested uint64            `json:"pointsIngested"`
 	PersistErrors  uint64            `json:"persistErrors"`
+	// PointDelay is how late points arrived: the wall clock at ingest
+	// minus the point's second. PointsRefused are those the store did not keep.
+	PointDelay    tripcap.LatencySnapshot `json:"pointDelay"`
+	PointsRefused PointsRefused           `json:"pointsRefused"`
 }
 
 // Stats returns the ingest's sizes and totals now.
 func (m *MetricIngest) Stats() MonitorStats {
-	return MonitorStats{Metrics: m.metrics.Stats(), Alerting: m.eval.Stats(), PointsIngested: m.ingested.Load(), PersistErrors: m.persistErrors.Load()}
+	return MonitorStats{Metrics: m.metrics.Stats(), Alerting: m.eval.Stats(), PointsIngested: m.ingested.Load(), PersistErrors: m.persistErrors.Load(),
+		PointDelay: m.ingest.delay.Snapshot(), PointsRefused: m.ingest.refused()}
 }
 
 // IngestMetrics stores a batch from the calling agent. Every point is set
@@ -316,6 +322,7 @@ func (m *MetricIngest) IngestMetrics(ctx context.Context, b tripcap.MetricBatch)
 	if err != nil {
 		return res, err
 	}
+	m.ingest.record(m.now(), b, res)
 	m.ingested.Add(uint64(res.Stored))
 	return res, nil
 }
