@@ -46,8 +46,12 @@ type Config struct {
 	// MaxBuffered bounds the points kept for shipping while the server is
 	// unreachable; the oldest are dropped beyond it.
 	MaxBuffered int
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Read takes one reading of the counters; nil reads the kernel under
+	// ProcRoot. A benchmark sets it to drive the real collector and
+	// shipper with synthetic values.
+	Read   func(ctx context.Context) (Reading, error)
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Collector samples the kernel and keeps the points for shipping. It is
@@ -76,6 +80,10 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.MaxBuffered == 0 {
 		cfg.MaxBuffered = DefaultMaxBuffered
 	}
+	if cfg.Read == nil {
+		root := cfg.ProcRoot
+		cfg.Read = func(context.Context) (Reading, error) { return read(root) }
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -86,16 +94,16 @@ func New(cfg Config) (*Collector, error) {
 	return &Collector{cfg: cfg, sampled: make(chan struct{}, 1)}, nil
 }
 
-// Sample reads the kernel once, at the current second. The first sample
-// only sets the baseline for counters; later ones buffer one point per
-// series per second elapsed. Two samples in one second: the second is
+// Sample takes one reading (Config.Read; the kernel by default) at the
+// current second. The first sample only sets the baseline for counters;
+// later ones buffer one point per series per second elapsed. Two samples in one second: the second is
 // ignored (nil error).
 func (c *Collector) Sample(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	now := c.cfg.Now()
-	r, err := read(c.cfg.ProcRoot)
+	r, err := c.cfg.Read(ctx)
 	if err != nil {
 		return fmt.Errorf("hostmetrics: %w", err)
 	}

@@ -284,3 +284,46 @@ func TestPrometheusCollector(t *testing.T) {
 		t.Errorf("types %v", types)
 	}
 }
+
+// A Config.Read source replaces the kernel: the collector turns its
+// readings into points as it does /proc's (a benchmark drives it so).
+func TestReadSource(t *testing.T) {
+	now := t0
+	var n uint64
+	c, err := New(Config{
+		Host: "bench-1",
+		Now:  func() time.Time { return now },
+		Read: func(ctx context.Context) (Reading, error) {
+			n++
+			return Reading{
+				Interfaces: map[string]InterfaceCounters{"eth0": {RxBytes: 1000 * n, TxBytes: 10 * n}},
+				TCP:        TCPCounters{OutSegs: 5 * n},
+				Flows:      FlowCount{Inbound: int(n)},
+			}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Sample(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Second)
+	}
+	s := sums(c.Drain(0))
+	if got := s[seriesKey{tripcap.MetricNetworkInBytes, "eth0"}]; got != 2000 {
+		t.Errorf("eth0 in bytes over two seconds = %v, want 2000", got)
+	}
+	if got := s[seriesKey{tripcap.MetricTCPSegmentsSent, ""}]; got != 10 {
+		t.Errorf("tcp segments sent = %v, want 10", got)
+	}
+	if got := s[seriesKey{tripcap.MetricInboundFlows, ""}]; got != 1+2+3 {
+		t.Errorf("inbound flows summed = %v, want 6", got)
+	}
+	boom := errors.New("source down")
+	c2, _ := New(Config{Host: "h", Read: func(context.Context) (Reading, error) { return Reading{}, boom }})
+	if err := c2.Sample(context.Background()); !errors.Is(err, boom) {
+		t.Errorf("Sample with a failing source = %v, want it wrapped", err)
+	}
+}
