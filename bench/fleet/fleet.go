@@ -324,7 +324,7 @@ func (f *fleet) start(i int, joinToken string) (*simAgent, error) {
 		// The real collector and shipper, on simulated counters.
 		sa.gen = newValueGen(uint64(i) + 1)
 		sa.gen.sampled = &f.sampled
-		c, err := hostmetrics.New(hostmetrics.Config{Host: sa.name, Read: sa.gen.Read, Logger: log})
+		c, err := hostmetrics.New(hostmetrics.Config{Host: sa.name, Read: sa.gen.Read, Now: sa.gen.Now, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("agent %s: metrics: %w", sa.name, err)
 		}

@@ -187,3 +187,17 @@ func TestMetricsDelta(t *testing.T) {
 		t.Fatalf("evaluations, refusals, memory: %+v", m)
 	}
 }
+
+// TestValueGenFollowsTheCollectorsClock: a reading is of the second the
+// collector's clock said, however late Read runs after it, so a stalled
+// sampler does not put several seconds' traffic into one point.
+func TestValueGenFollowsTheCollectorsClock(t *testing.T) {
+	g := newValueGen(3)
+	first := g.Now()
+	r0, _ := g.Read(context.Background())
+	time.Sleep(1100 * time.Millisecond) // a stall after the clock was read
+	r1, _ := g.Read(context.Background())
+	if r0.Interfaces["eth0"] != r1.Interfaces["eth0"] {
+		t.Fatalf("a reading after a stall advanced past the collector's second %d", first.Unix())
+	}
+}

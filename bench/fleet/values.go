@@ -55,7 +55,13 @@ type valueGen struct {
 	// a busy machine, a niced agent's timer fires late).
 	sampled *tripcap.LatencyHistogram
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// clock is the collector's clock as it last read it (Now): the second
+	// a reading is the collector's, however late Read runs after it (a
+	// niced process on a busy machine can stall between the two, and a
+	// reading of a later second would put several seconds' traffic in one
+	// point).
+	clock    time.Time
 	last     int64 // the second of the last reading; 0 before the first
 	counters hostmetrics.Reading
 	breaches []span
@@ -74,9 +80,24 @@ func (g *valueGen) setBreaches(b []span) {
 	g.breaches = append([]span(nil), b...)
 }
 
-// Read is hostmetrics.Config.Read: the counters at the current second.
-func (g *valueGen) Read(context.Context) (hostmetrics.Reading, error) {
+// Now is hostmetrics.Config.Now: the wall clock, noted for Read.
+func (g *valueGen) Now() time.Time {
 	now := time.Now()
+	g.mu.Lock()
+	g.clock = now
+	g.mu.Unlock()
+	return now
+}
+
+// Read is hostmetrics.Config.Read: the counters at the second the
+// collector's clock last said (Sample reads the clock, then reads).
+func (g *valueGen) Read(context.Context) (hostmetrics.Reading, error) {
+	g.mu.Lock()
+	now := g.clock
+	g.mu.Unlock()
+	if now.IsZero() {
+		now = time.Now()
+	}
 	if g.sampled != nil {
 		g.sampled.Observe(now.Sub(now.Truncate(time.Second)), 1)
 	}
