@@ -42,7 +42,19 @@ import (
 //     so an agent whose server is at 1 sends no heartbeat while its poll is
 //     open and its inventory unchanged. It replaces OpenPollIsHeartbeat,
 //     which a server sends only to agents at 0.
-const AgentProtocolVersion = 1
+//   - 2: metrics in metricwire's binary frames. An agent whose server is at
+//     2 ships each second's sample as one frame on a single long-lived
+//     streaming request over HTTP/2 (POST /api/v1/agent/metrics/stream),
+//     which the server reads as frames arrive and answers on the same
+//     exchange: an acknowledgement per frame (unacknowledged points are
+//     sent again after a reconnect) and, when it attaches the host (its
+//     points arrive after a gap or for the first time on this server), a
+//     request for the host's history, which the agent keeps and sends back
+//     as frames. Where the stream cannot be held (HTTP/1.1, a buffering
+//     proxy) the agent POSTs each second's frames to /api/v1/agent/metrics
+//     and gets the same answers as frames. To a server below 2 the agent
+//     sends JSON batches as before; a server at 2 takes both.
+const AgentProtocolVersion = 2
 
 // AgentProtocolHeader carries the sender's AgentProtocolVersion: the
 // agent's on its requests, the server's on its answers.

@@ -43,8 +43,13 @@ type MetricIngest struct {
 	inflight      sync.WaitGroup
 
 	ingested      atomic.Uint64
+	refused       refusedCounts
 	persistErrors atomic.Uint64
-	ingest        ingestStats // point delay and refusals (ingest_stats.go)
+	delay         pointDelay // how late points arrive (point_delay.go)
+
+	// feeds, attachGap and attachHold: attaching hosts (monitor_attach.go).
+	feeds                 feeds
+	attachGap, attachHold time.Duration
 }
 
 // NewMetricIngest returns the ingest and evaluation of alerts over store.
@@ -58,7 +63,8 @@ func NewMetricIngest(store tripcap.AlertStore, hosts tripcap.HostFinder, log *sl
 	if cfg.Metrics.Logger == nil {
 		cfg.Metrics.Logger = log
 	}
-	m := &MetricIngest{store: store, hosts: hosts, log: log, cfg: cfg, now: time.Now}
+	m := &MetricIngest{store: store, hosts: hosts, log: log, cfg: cfg, now: time.Now,
+		feeds: feeds{m: map[string]*hostFeed{}}, attachGap: DefaultAttachGap, attachHold: DefaultAttachHold}
 	var err error
 	if m.metrics, err = metricstore.New(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("metric store: %w", err)
@@ -81,7 +87,7 @@ func NewMetricIngest(store tripcap.AlertStore, hosts tripcap.HostFinder, log *sl
 	if err != nil {
 		return nil, fmt.Errorf("alert evaluator: %w", err)
 	}
-	m.metrics.OnAppend(m.eval.Notify)
+	m.metrics.OnAppend(m.notify)
 	m.deliverCtx, m.cancelDeliver = context.WithCancel(context.Background())
 	return m, nil
 }
@@ -293,38 +299,36 @@ type MonitorStats struct {
 	Metrics        metricstore.Stats `json:"metrics"`
 	Alerting       alerting.Stats    `json:"alerting"`
 	PointsIngested uint64            `json:"pointsIngested"`
+	PointsRefused  PointsRefused     `json:"pointsRefused"`
+	Attach         AttachStats       `json:"attach"`
 	PersistErrors  uint64            `json:"persistErrors"`
 	// PointDelay is how late points arrived: the wall clock at ingest
-	// minus the point's second. PointsRefused are those the store did not keep.
-	PointDelay    tripcap.LatencySnapshot `json:"pointDelay"`
-	PointsRefused PointsRefused           `json:"pointsRefused"`
+	// minus the point's second.
+	PointDelay tripcap.LatencySnapshot `json:"pointDelay"`
 }
 
 // Stats returns the ingest's sizes and totals now.
 func (m *MetricIngest) Stats() MonitorStats {
 	return MonitorStats{Metrics: m.metrics.Stats(), Alerting: m.eval.Stats(), PointsIngested: m.ingested.Load(), PersistErrors: m.persistErrors.Load(),
-		PointDelay: m.ingest.delay.Snapshot(), PointsRefused: m.ingest.refused()}
+		PointsRefused: PointsRefused{Duplicates: m.refused.duplicates.Load(), TooOld: m.refused.tooOld.Load(),
+			TooNew: m.refused.tooNew.Load(), OverLimit: m.refused.overLimit.Load()},
+		Attach:     AttachStats{Attaches: m.feeds.attaches.Load(), Backfilled: m.feeds.backfilled.Load(), HistoryEnds: m.feeds.historyEnds.Load()},
+		PointDelay: m.delay.h.Snapshot()}
 }
 
-// IngestMetrics stores a batch from the calling agent. Every point is set
-// to the agent's own host, whatever the batch says: an agent speaks only for
-// its host. Points the store cannot keep (too old, repeated) are counted in
-// the result rather than refused, so one late point does not cost a batch.
+// IngestMetrics stores a batch from the calling agent (the JSON batches
+// of agents below protocol version 2, and tests). Every point is set to
+// the agent's own host, whatever the batch says: an agent speaks only for
+// its host. Points the store cannot keep (too old, repeated) are counted
+// in the result rather than refused, so one late point does not cost a
+// batch. Points that end a gap attach the host (monitor_attach.go).
 func (m *MetricIngest) IngestMetrics(ctx context.Context, b tripcap.MetricBatch) (metricstore.AppendResult, error) {
 	hostID, err := requireAgent(ctx)
 	if err != nil {
 		return metricstore.AppendResult{}, err
 	}
-	for i := range b.Points {
-		b.Points[i].Host = hostID
-	}
-	res, err := m.metrics.Append(b)
-	if err != nil {
-		return res, err
-	}
-	m.ingest.record(m.now(), b, res)
-	m.ingested.Add(uint64(res.Stored))
-	return res, nil
+	res, err := m.ingest(ctx, hostID, b, false)
+	return res.AppendResult, err
 }
 
 // MetricsQuery asks for one series of a host over a window.

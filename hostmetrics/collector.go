@@ -267,6 +267,10 @@ func (c *Collector) Buffered() (waiting int, dropped uint64) {
 	return len(c.buf), c.dropped
 }
 
+// Sampled is signalled when a sample buffered points (coalesced: one
+// signal may stand for several samples), for a shipper other than Ship.
+func (c *Collector) Sampled() <-chan struct{} { return c.sampled }
+
 // Run samples at every whole second until ctx ends. Read errors are
 // logged; the next second tries again.
 func (c *Collector) Run(ctx context.Context) error {

@@ -23,6 +23,7 @@ import (
 	"github.com/tripcap/tripcap/controlplane"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/identity"
+	"github.com/tripcap/tripcap/metricwire"
 )
 
 // The route × identity matrix: every operation of the server's route
@@ -386,6 +387,11 @@ func accessMatrix(m *matrixFixture) map[string]matrixEntry {
 		}},
 		"agentPostMetrics": {access: agentOnly, req: func(*testing.T) mreq {
 			return mreq{method: "POST", path: "/api/v1/agent/metrics", body: `{"points":[]}`}
+		}},
+		// Over the matrix's HTTP/1.1 an agent is told to POST instead (400);
+		// http/metricstream_test.go streams over HTTP/2.
+		"agentMetricStream": {access: agentOnly, ok: 400, req: func(*testing.T) mreq {
+			return mreq{method: "POST", path: "/api/v1/agent/metrics/stream", hdr: []string{"Content-Type", metricwire.ContentType}}
 		}},
 		"agentUploadTarget": {access: agentOnly, agentA: 404, req: func(*testing.T) mreq { return mreq{method: "POST", path: agentFile + "/target", body: `{"size":4}`} }},
 		"agentCompleteUpload": {access: agentOnly, agentA: 404, req: func(*testing.T) mreq {

@@ -36,7 +36,7 @@ func WithAudit(rec *audit.Recorder) Option { return func(s *Server) { s.audit = 
 
 // notAudited are agent calls of the steady traffic (see above).
 var notAudited = map[string]bool{
-	"agentHeartbeat": true, "agentReports": true, "agentUploadTarget": true, "agentPostMetrics": true,
+	"agentHeartbeat": true, "agentReports": true, "agentUploadTarget": true, "agentPostMetrics": true, "agentMetricStream": true,
 }
 
 // auditedReads are GETs recorded as mutations are: file downloads.

@@ -1,7 +1,11 @@
 package http
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,12 +14,102 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/metricstore"
+	"github.com/tripcap/tripcap/metricwire"
 )
 
 // PostMetrics ships a batch of the agent's host metrics. Its signature is
 // what hostmetrics.Collector.Ship sends with.
 func (c *Client) PostMetrics(ctx context.Context, b tripcap.MetricBatch) error {
 	return c.do(ctx, "POST", "/api/v1/agent/metrics", nil, b, nil)
+}
+
+// Metric paths of agent protocol version 2.
+const (
+	metricsPath      = "/api/v1/agent/metrics"
+	metricStreamPath = "/api/v1/agent/metrics/stream"
+	// maxAnswerFrames bounds the frames of one answer to a POST of frames.
+	maxAnswerFrames = 4096
+)
+
+// PostMetricFrames POSTs metricwire frames (agent protocol version 2,
+// when the stream cannot be held) and returns the server's answer frames:
+// acknowledgements, and a request for history when the server attached
+// the host.
+func (c *Client) PostMetricFrames(ctx context.Context, frames []byte) ([]metricwire.Frame, error) {
+	req, err := c.newRequest(ctx, "POST", metricsPath, nil, bytes.NewReader(frames))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", metricwire.ContentType)
+	req.Header.Set("Idempotency-Key", tripcap.NewID())
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", metricsPath, err)
+	}
+	defer resp.Body.Close()
+	c.noteServerProtocol(metricsPath, resp)
+	if resp.StatusCode >= 300 {
+		return nil, decodeError(resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxMetricsBody))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of POST %s: %w", metricsPath, err)
+	}
+	return metricwire.DecodeAll(b, maxAnswerFrames)
+}
+
+// ErrNoMetricStream says the metric stream could not be opened as one
+// full-duplex exchange (HTTP/1.1 on the way, or a server that has none):
+// the agent POSTs its frames instead.
+var ErrNoMetricStream = errors.New("the metric stream cannot be held")
+
+// MetricStream is an open metric stream: the agent writes frames to the
+// request body it gave OpenMetricStream and reads the server's from Frames.
+type MetricStream struct {
+	resp *http.Response
+	dec  *metricwire.Decoder
+}
+
+// Next returns the server's next frame; io.EOF when the server ended the
+// stream.
+func (s *MetricStream) Next() (metricwire.Frame, error) { return s.dec.Next() }
+
+// Close ends the answer's side of the stream.
+func (s *MetricStream) Close() error { return s.resp.Body.Close() }
+
+// OpenMetricStream opens the agent's metric stream (agent protocol
+// version 2): one long-lived POST whose body is body, the frames the agent
+// writes as it samples, and whose answer carries the server's frames as it
+// reads them. It returns once the server has answered the request's
+// headers; over HTTP/1.x, or when the server refuses the stream, the error
+// wraps ErrNoMetricStream. Ending ctx ends the stream.
+func (c *Client) OpenMetricStream(ctx context.Context, body io.Reader) (*MetricStream, error) {
+	req, err := c.newRequest(ctx, "POST", metricStreamPath, nil, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", metricwire.ContentType)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", metricStreamPath, err)
+	}
+	c.noteServerProtocol(metricStreamPath, resp)
+	switch {
+	case resp.StatusCode >= 300:
+		err := decodeError(resp)
+		resp.Body.Close()
+		if tripcap.ErrorCode(err) == tripcap.EUNAUTHORIZED || tripcap.ErrorCode(err) == tripcap.EFORBIDDEN {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNoMetricStream, err)
+	case resp.ProtoMajor < 2:
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: the exchange is %s", ErrNoMetricStream, resp.Proto)
+	case resp.Header.Get("Content-Type") != metricwire.ContentType:
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: the answer is %q", ErrNoMetricStream, resp.Header.Get("Content-Type"))
+	}
+	return &MetricStream{resp: resp, dec: metricwire.NewDecoder(resp.Body)}, nil
 }
 
 // MetricDefinitions lists the host metrics.

@@ -1,7 +1,11 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +16,7 @@ import (
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/metricstore"
+	"github.com/tripcap/tripcap/metricwire"
 )
 
 // MaxMetricsBody bounds a metric batch: tripcap.MaxMetricBatchPoints points
@@ -36,7 +41,8 @@ func (s *Server) monitorRoutes() []route {
 		{"limit", "integer", "at most this many, newest first (default 100, at most 1000)"},
 	}
 	return []route{
-		{Method: "POST", Path: "/api/v1/agent/metrics", ID: "agentPostMetrics", Summary: "Ship a batch of the agent's host metrics (the host is the agent's own).", Auth: "agent", Request: tripcap.MetricBatch{}, Response: metricstore.AppendResult{}, Handler: s.handlePostMetrics},
+		{Method: "POST", Path: "/api/v1/agent/metrics", ID: "agentPostMetrics", Summary: "Ship a batch of the agent's host metrics (the host is the agent's own): JSON, or metricwire frames (Content-Type " + metricwire.ContentType + ", agent protocol 2) answered with frames.", Auth: "agent", Request: tripcap.MetricBatch{}, Response: metricstore.AppendResult{}, Handler: s.handlePostMetrics},
+		{Method: "POST", Path: "/api/v1/agent/metrics/stream", ID: "agentMetricStream", Summary: "The agent's metric stream over HTTP/2 (agent protocol 2): metricwire frames as sampled in the body, the server's frames (acknowledgements, history requests) in the answer, both ways at once.", Auth: "agent", Transfer: transferUpload, Handler: s.handleMetricStream},
 		{Method: "GET", Path: "/api/v1/metric-definitions", ID: "listMetricDefinitions", Summary: "List the host metrics: ids, Azure and Prometheus names, units.", Perm: tripcap.PermRead, Response: List[tripcap.MetricDefinition]{}, Handler: s.handleMetricDefinitions},
 		{Method: "GET", Path: "/api/v1/hosts/{host}/metrics/{metric}", ID: "queryMetrics", Summary: "A host's metric over a window, one value per interval (null without data).", Perm: tripcap.PermRead, Query: metricQuery, Response: &metricstore.Result{}, Handler: s.handleQueryMetrics},
 
@@ -70,11 +76,22 @@ func (s *Server) registerMonitorMetrics() {
 	counter := func(name, help string, f func(controlplane.MonitorStats) float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(m.Stats()) })
 	}
+	refused := func(reason string, f func(controlplane.PointsRefused) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tripcap_metric_points_refused_total",
+			Help: "Metric points from agents the store did not keep, by reason.", ConstLabels: prometheus.Labels{"reason": reason}},
+			func() float64 { return float64(f(m.Stats().PointsRefused)) })
+	}
 	s.registry.MustRegister(
 		gauge("tripcap_metricstore_hosts", "Hosts the metric store holds series of.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Hosts) }),
 		gauge("tripcap_metricstore_series", "Series in the metric store.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Series) }),
 		gauge("tripcap_metricstore_bytes", "Memory the metric store's rings take.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Bytes) }),
 		counter("tripcap_metric_points_ingested_total", "Metric points stored from agents.", func(st controlplane.MonitorStats) float64 { return float64(st.PointsIngested) }),
+		refused("duplicate", func(p controlplane.PointsRefused) uint64 { return p.Duplicates }),
+		refused("too_old", func(p controlplane.PointsRefused) uint64 { return p.TooOld }),
+		refused("too_new", func(p controlplane.PointsRefused) uint64 { return p.TooNew }),
+		refused("over_limit", func(p controlplane.PointsRefused) uint64 { return p.OverLimit }),
+		counter("tripcap_metric_host_attaches_total", "Hosts attached: their points arrived after a gap or for the first time here.", func(st controlplane.MonitorStats) float64 { return float64(st.Attach.Attaches) }),
+		counter("tripcap_metric_history_backfilled_total", "Raw points and rollup buckets stored from agents' history on attach.", func(st controlplane.MonitorStats) float64 { return float64(st.Attach.Backfilled) }),
 		gauge("tripcap_alert_rules", "Enabled alert rules being evaluated.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Rules) }),
 		gauge("tripcap_alert_instances", "Alert instances (rule × host in scope) being evaluated.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Instances) }),
 		gauge("tripcap_alerts_fired", "Alerts currently Fired.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Fired) }),
@@ -82,12 +99,14 @@ func (s *Server) registerMonitorMetrics() {
 		counter("tripcap_alert_transitions_total", "Alerts fired or resolved.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Transitions) }),
 		counter("tripcap_alert_persist_errors_total", "Alert transitions that could not be stored.", func(st controlplane.MonitorStats) float64 { return float64(st.PersistErrors) }),
 		s.latencyHistogram("tripcap_metric_point_delay_seconds", "How late agents' points arrive: the wall clock at ingest minus the point's second.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.PointDelay }),
-		s.refusedPoints(),
 		s.latencyHistogram("tripcap_alert_evaluation_lag_seconds", "From a host's points stored to its rules evaluated, queueing included.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.Alerting.EvaluationLag }),
 	)
 }
 
 func (s *Server) handlePostMetrics(w http.ResponseWriter, r *http.Request) error {
+	if isMetricWire(r) {
+		return s.handlePostFrames(w, r)
+	}
 	var b tripcap.MetricBatch
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxMetricsBody))
 	dec.DisallowUnknownFields()
@@ -100,6 +119,114 @@ func (s *Server) handlePostMetrics(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, 200, res)
 	return nil
+}
+
+// maxPostedFrames bounds the frames of one POST: an hour of seconds, or a
+// host's history (a frame per series) with room to spare.
+const maxPostedFrames = 4096
+
+func isMetricWire(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == metricwire.ContentType
+}
+
+// handlePostFrames takes a POST of metricwire frames and answers with the
+// frames the ingest answers them with.
+func (s *Server) handlePostFrames(w http.ResponseWriter, r *http.Request) error {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxMetricsBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return tripcap.Errorf(tripcap.EINVALID, "body: more than %d bytes", MaxMetricsBody)
+		}
+		return tripcap.Errorf(tripcap.EINVALID, "body: %v", err)
+	}
+	frames, err := metricwire.DecodeAll(b, maxPostedFrames)
+	if err != nil {
+		return err
+	}
+	var out []byte
+	for i := range frames {
+		answers, err := s.monitor.IngestFrame(r.Context(), &frames[i])
+		if err != nil {
+			return err
+		}
+		for _, a := range answers {
+			if out, err = metricwire.AppendFrame(out, a); err != nil {
+				return err
+			}
+		}
+	}
+	w.Header().Set("Content-Type", metricwire.ContentType)
+	w.WriteHeader(200)
+	_, _ = w.Write(out)
+	return nil
+}
+
+// handleMetricStream serves an agent's metric stream: it reads frames as
+// they arrive and writes the answers on the same exchange, which HTTP/2
+// carries both ways at once. Over HTTP/1.x it refuses, so the agent POSTs
+// instead: a proxy that buffers requests would hold the frames back.
+func (s *Server) handleMetricStream(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if err := s.monitor.CheckAgent(ctx); err != nil {
+		return err
+	}
+	if r.ProtoMajor < 2 {
+		return tripcap.Errorf(tripcap.EINVALID, "the metric stream needs HTTP/2 (this exchange is %s): POST frames to /api/v1/agent/metrics instead", r.Proto)
+	}
+	if !isMetricWire(r) {
+		return tripcap.Errorf(tripcap.EINVALID, "Content-Type: %q; the metric stream is %s", r.Header.Get("Content-Type"), metricwire.ContentType)
+	}
+	log := s.log.With("component", "metricstream")
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", metricwire.ContentType)
+	w.WriteHeader(200)
+	// The agent takes the stream as held once it has the answer's headers.
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
+	// Reading the body does not end with the request's context: a server
+	// shutting down ends the stream this way, at once.
+	stop := context.AfterFunc(ctx, func() { _ = r.Body.Close() })
+	defer stop()
+	dec := metricwire.NewDecoder(r.Body)
+	var out []byte
+	for {
+		f, err := dec.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				log.Warn("ending an agent's metric stream", "err", err)
+			}
+			return nil
+		}
+		answers, err := s.monitor.IngestFrame(ctx, &f)
+		if err != nil {
+			if tripcap.ErrorCode(err) != tripcap.EINVALID || f.Kind != metricwire.KindPoints {
+				log.Warn("ending an agent's metric stream", "err", err)
+				return nil
+			}
+			// A frame the store refuses whole is acknowledged as refused,
+			// or the agent would send it again forever.
+			log.Warn("refusing an agent's metric frame", "err", err)
+			answers = []metricwire.Frame{{Kind: metricwire.KindAck, Sec: f.Sec, Refused: uint64(len(f.Points))}}
+		}
+		out = out[:0]
+		for _, a := range answers {
+			if out, err = metricwire.AppendFrame(out, a); err != nil {
+				log.Error("encoding an answer frame", "err", err)
+				return nil
+			}
+		}
+		if len(out) > 0 {
+			if _, err := w.Write(out); err != nil {
+				return nil
+			}
+			if err := rc.Flush(); err != nil {
+				return nil
+			}
+		}
+	}
 }
 
 func (s *Server) handleMetricDefinitions(w http.ResponseWriter, r *http.Request) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/tripcap/tripcap/responder"
 	"github.com/tripcap/tripcap/sqlite"
 	"github.com/tripcap/tripcap/storetest"
+	"github.com/tripcap/tripcap/tlscert"
 )
 
 type fixture struct {
@@ -66,6 +68,9 @@ type fixtureOptions struct {
 	limits *tchttp.Limits
 	// arm serves the ARM surface too.
 	arm bool
+	// tls serves HTTPS (HTTP/2 by ALPN) with a test CA the clients trust;
+	// it implies the server's own Serve.
+	tls bool
 }
 
 func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
@@ -119,12 +124,27 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	base := "http://" + l.Addr().String()
+	var clientOpts []tchttp.ClientOption
+	var serverOpts []tchttp.Option
+	if o.tls {
+		pki, err := tlscert.OpenAuthority(filepath.Join(dir, "tls"), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(pki.Anchor())
+		base, clientOpts = "https://"+l.Addr().String(), []tchttp.ClientOption{tchttp.WithTLSConfig(tlscert.ClientConfig(pool))}
+		if o.limits == nil {
+			o.limits = &tchttp.Limits{}
+		}
+		serverOpts = append(serverOpts, tchttp.WithTLS(tlscert.ServerConfig(pki)))
+	}
 	ids, err := identity.New(store, identity.Config{Issuer: base, Password: testPassword}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.SetIdentities(ids)
-	opts := []tchttp.Option{tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids)}
+	opts := append(serverOpts, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp), tchttp.WithIdentity(ids))
 	if rec != nil {
 		opts = append(opts, tchttp.WithAudit(rec))
 	}
@@ -137,7 +157,7 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 		done := make(chan struct{})
 		go func() { defer close(done); _ = srv.Serve(ctx, l) }()
 		t.Cleanup(func() { cancel(); <-done })
-		return enrolledFixture(t, ctx, base, token, srv, &fixture{store: store, ids: ids, rec: rec})
+		return enrolledFixture(t, ctx, base, token, srv, &fixture{store: store, ids: ids, rec: rec}, clientOpts...)
 	}
 	srv := tchttp.NewServer(svc, log, opts...)
 	ts := httptest.NewUnstartedServer(srv)
@@ -150,9 +170,9 @@ func newFixtureWith(t testing.TB, o fixtureOptions) *fixture {
 
 // enrolledFixture completes f: the admin client of the server at base, and
 // web1 enrolled.
-func enrolledFixture(t testing.TB, ctx context.Context, base, token string, srv *tchttp.Server, f *fixture) *fixture {
+func enrolledFixture(t testing.TB, ctx context.Context, base, token string, srv *tchttp.Server, f *fixture, opts ...tchttp.ClientOption) *fixture {
 	t.Helper()
-	admin, err := tchttp.NewClient(base, token)
+	admin, err := tchttp.NewClient(base, token, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

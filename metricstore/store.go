@@ -729,19 +729,14 @@ func (s *series) newest() int64 {
 func (s *series) add(sec int64, v float64) addOutcome {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rawLen := int64(len(s.raw))
-	if sec > s.rawHead {
-		// Seconds skipped since the head have no point: clear their slots
-		// (at most one lap of the ring).
-		from := max(s.rawHead+1, sec-rawLen+1)
-		for t := from; t <= sec; t++ {
-			s.raw[mod(t, rawLen)] = math.NaN()
-		}
-		s.rawHead = sec
-	}
-	inRaw := sec > s.rawHead-rawLen
+	return s.addLocked(sec, v)
+}
+
+func (s *series) addLocked(sec int64, v float64) addOutcome {
+	s.advanceRaw(sec)
+	inRaw := sec > s.rawHead-int64(len(s.raw))
 	if inRaw {
-		slot := mod(sec, rawLen)
+		slot := mod(sec, int64(len(s.raw)))
 		if !math.IsNaN(s.raw[slot]) {
 			return addDuplicate
 		}
@@ -750,22 +745,45 @@ func (s *series) add(sec int64, v float64) addOutcome {
 	// A point at second sec stands for (sec-1, sec]; bucket b holds the
 	// minute (60b, 60b+60], so minute buckets line up with query intervals.
 	b := floorDiv(sec-1, rollupStep)
-	rollLen := int64(len(s.count))
-	if b > s.rollHead {
-		from := max(s.rollHead+1, b-rollLen+1)
-		for t := from; t <= b; t++ {
-			i := mod(t, rollLen)
-			s.sum[i], s.min[i], s.max[i], s.count[i] = 0, 0, 0, 0
-		}
-		s.rollHead = b
-	}
-	if b <= s.rollHead-rollLen {
+	s.advanceRoll(b)
+	if b <= s.rollHead-int64(len(s.count)) {
 		if inRaw {
 			return addStored
 		}
 		return addTooOld
 	}
-	i := mod(b, rollLen)
+	s.addToBucket(b, v)
+	return addStored
+}
+
+// advanceRaw moves the raw ring's head to sec if it is newer: the seconds
+// skipped have no point, so their slots are cleared (at most one lap).
+func (s *series) advanceRaw(sec int64) {
+	if sec <= s.rawHead {
+		return
+	}
+	rawLen := int64(len(s.raw))
+	for t := max(s.rawHead+1, sec-rawLen+1); t <= sec; t++ {
+		s.raw[mod(t, rawLen)] = math.NaN()
+	}
+	s.rawHead = sec
+}
+
+// advanceRoll moves the rollup ring's head to bucket b if it is newer.
+func (s *series) advanceRoll(b int64) {
+	if b <= s.rollHead {
+		return
+	}
+	rollLen := int64(len(s.count))
+	for t := max(s.rollHead+1, b-rollLen+1); t <= b; t++ {
+		i := mod(t, rollLen)
+		s.sum[i], s.min[i], s.max[i], s.count[i] = 0, 0, 0, 0
+	}
+	s.rollHead = b
+}
+
+func (s *series) addToBucket(b int64, v float64) {
+	i := mod(b, int64(len(s.count)))
 	if s.count[i] == 0 || v < s.min[i] {
 		s.min[i] = v
 	}
@@ -774,7 +792,73 @@ func (s *series) add(sec int64, v float64) addOutcome {
 	}
 	s.count[i]++
 	s.sum[i] += v
+}
+
+// backfillPoint adds a second of history. In the raw window it is Append's
+// add; older, it may only build a rollup minute the store had none of.
+// made records the minutes this backfill began, which later points of the
+// backfill may add to and its rollups may replace.
+func (s *series) backfillPoint(sec int64, v float64, made map[int64]bool) addOutcome {
+	b := floorDiv(sec-1, rollupStep)
+	rollLen := int64(len(s.count))
+	if sec > s.rawHead-int64(len(s.raw)) {
+		if b > s.rollHead || (b > s.rollHead-rollLen && s.count[mod(b, rollLen)] == 0) {
+			made[b] = true
+		}
+		return s.addLocked(sec, v)
+	}
+	if b <= s.rollHead-rollLen {
+		return addTooOld
+	}
+	s.advanceRoll(b)
+	if s.count[mod(b, rollLen)] > 0 && !made[b] {
+		return addDuplicate
+	}
+	made[b] = true
+	s.addToBucket(b, v)
 	return addStored
+}
+
+// backfillBucket takes a rollup minute as given, unless the store had any
+// point of that minute before this backfill (made: the minutes it began
+// from raw seconds, which the whole minute's rollup supersedes).
+func (s *series) backfillBucket(bk RollupBucket, made map[int64]bool) addOutcome {
+	b := bk.Minute / rollupStep
+	rollLen := int64(len(s.count))
+	if b <= s.rollHead-rollLen {
+		return addTooOld
+	}
+	s.advanceRoll(b)
+	i := mod(b, rollLen)
+	if s.count[i] > 0 && !made[b] {
+		return addDuplicate
+	}
+	s.count[i], s.sum[i], s.min[i], s.max[i] = bk.Count, bk.Sum, bk.Min, bk.Max
+	return addStored
+}
+
+// history lists the series' points at or after from: the raw ring's seconds,
+// and the rollups of the minutes before its first whole minute.
+func (s *series) history(from int64) SeriesHistory {
+	var h SeriesHistory
+	rawLen, rollLen := int64(len(s.raw)), int64(len(s.count))
+	firstRaw := s.rollHead + 1 // no raw points: every rollup goes
+	if s.rawHead > 0 {
+		firstRaw = ceilDiv(s.rawHead-rawLen, rollupStep)
+	}
+	for b := max(s.rollHead-rollLen+1, floorDiv(from-1, rollupStep)); b < firstRaw && b <= s.rollHead; b++ {
+		if i := mod(b, rollLen); s.count[i] > 0 {
+			h.Rollups = append(h.Rollups, RollupBucket{Minute: b * rollupStep, Sum: s.sum[i], Min: s.min[i], Max: s.max[i], Count: s.count[i]})
+		}
+	}
+	if s.rawHead > 0 {
+		for t := max(from, s.rawHead-rawLen+1); t <= s.rawHead; t++ {
+			if v := s.raw[mod(t, rawLen)]; !math.IsNaN(v) {
+				h.Raw = append(h.Raw, RawPoint{Sec: t, Value: v})
+			}
+		}
+	}
+	return h
 }
 
 // summarize reduces seconds [from, to]: whole minutes from the rollups,
