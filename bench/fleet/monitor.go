@@ -72,7 +72,9 @@ func monitorRules(groupID string) []*tripcap.AlertRule {
 func (a *adminAPI) setupMonitoring(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	rs, err := a.c.CreateResponder(ctx, &tripcap.Responder{Name: "fleet-capture", NameConflict: tripcap.ConflictUnique,
+	// The limit counts the location's captures (the bench's own -captures
+	// and the probe's among them): the most, so a breach is never skipped.
+	rs, err := a.c.CreateResponder(ctx, &tripcap.Responder{Name: "fleet-capture", NameConflict: tripcap.ConflictUnique, Limit: 10_000,
 		// The stub sessions end at their limit: one final report each, no admin request.
 		Capture: tripcap.ResponderCapture{Name: breachCapture, TimeLimitInSeconds: 30}})
 	if err != nil {
