@@ -90,6 +90,9 @@ func printTable(w io.Writer, res *runResult) {
 	fmt.Fprintln(w, "Agent-protocol routes in the load window, server-side (count; p50 / p99 as histogram bucket bounds, ms; long polls by count only):")
 	fmt.Fprintln(w)
 	routes := []string{"agentHeartbeat", "agentAssignments", "agentReports", "agentEnroll"}
+	if res.Metrics {
+		routes = append(routes, "agentPostMetrics") // per-second POSTs; the metric stream is one long request
+	}
 	fmt.Fprintf(w, "| agents | %s |\n|---:|%s\n", strings.Join(routes, " | "), strings.Repeat("---:|", len(routes)))
 	for _, st := range res.Steps {
 		l := st.Load
