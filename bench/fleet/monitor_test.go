@@ -201,3 +201,31 @@ func TestValueGenFollowsTheCollectorsClock(t *testing.T) {
 		t.Fatalf("a reading after a stall advanced past the collector's second %d", first.Unix())
 	}
 }
+
+// TestBreachCaptureNoted: a host's engine notes the responder's captures
+// only (not the probe's), and a breach's result is the first at or after
+// its first breaching second.
+func TestBreachCaptureNoted(t *testing.T) {
+	f := &fleet{engine: &stubEngine{}}
+	sa := &simAgent{name: agentName(3), index: 3}
+	f.agents = []*simAgent{sa}
+	from := time.Now().Add(-time.Second).Unix()
+	bs := []breach{{Agent: 3, Span: span{From: from, To: from + breachSeconds}}, {Agent: 8, Span: span{From: from, To: from + 1}}}
+	f.setBreaches(bs)
+	eng := hostEngine{f.engine, sa}
+	for _, name := range []string{"probe-s0-000001", breachCapture + "-" + sa.name, breachCapture + "-" + sa.name + "-2"} {
+		s, err := eng.Start(context.Background(), tripcap.CaptureSpec{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Stop(tripcap.StopTimeExceeded)
+	}
+	rs := f.breachResults(bs)
+	if len(rs) != 1 || rs[0].Agent != 3 || rs[0].Started.IsZero() || len(sa.breachStarts) != 2 || !rs[0].Started.Equal(sa.breachStarts[0]) {
+		t.Fatalf("results %+v, starts %v", rs, sa.breachStarts)
+	}
+	f.setBreaches(nil)
+	if len(sa.breachStarts) != 0 {
+		t.Fatal("a new schedule keeps the old captures")
+	}
+}
