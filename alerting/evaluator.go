@@ -107,6 +107,10 @@ type Evaluator struct {
 	queue   []string
 	head    int
 	wake    chan struct{}
+	// notified is when each pending host was first notified since its last
+	// take; lag counts from it to the end of the evaluation (Stats).
+	notified map[string]time.Time
+	lag      tripcap.LatencyHistogram
 }
 
 type cachedHost struct {
@@ -240,9 +244,16 @@ func (e *Evaluator) Rules() []*tripcap.AlertRule {
 // Notify tells the evaluator a host has points up to newest; it is the
 // metric store's OnAppend hook. It never blocks: Run's workers evaluate.
 func (e *Evaluator) Notify(host string, newest time.Time) {
+	now := time.Now()
 	e.pendMu.Lock()
 	if newest.After(e.pending[host]) {
 		e.pending[host] = newest
+	}
+	if e.notified == nil {
+		e.notified = map[string]time.Time{}
+	}
+	if _, ok := e.notified[host]; !ok {
+		e.notified[host] = now
 	}
 	// A host is queued once; a busy host is queued again when its
 	// worker finishes (see done).
@@ -268,7 +279,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for {
-				host, newest, ok := e.take()
+				host, newest, notified, ok := e.take()
 				if !ok {
 					select {
 					case <-ctx.Done():
@@ -280,6 +291,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 				if err := e.EvaluateHost(ctx, host, newest); err != nil && ctx.Err() == nil {
 					e.cfg.Logger.Warn("evaluating host", "host", host, "err", err)
 				}
+				e.lag.Observe(time.Since(notified), 1)
 				e.done(host)
 			}
 		}()
@@ -289,12 +301,13 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	return nil
 }
 
-// take pops the next queued host (FIFO).
-func (e *Evaluator) take() (string, time.Time, bool) {
+// take pops the next queued host (FIFO), with its newest point and when it
+// was first notified of since it was last taken.
+func (e *Evaluator) take() (string, time.Time, time.Time, bool) {
 	e.pendMu.Lock()
 	defer e.pendMu.Unlock()
 	if e.head == len(e.queue) {
-		return "", time.Time{}, false
+		return "", time.Time{}, time.Time{}, false
 	}
 	h := e.queue[e.head]
 	e.queue[e.head] = ""
@@ -309,6 +322,8 @@ func (e *Evaluator) take() (string, time.Time, bool) {
 	delete(e.queued, h)
 	t := e.pending[h]
 	delete(e.pending, h)
+	at := e.notified[h]
+	delete(e.notified, h)
 	e.busy[h] = true
 	if e.head < len(e.queue) {
 		// More work: wake another worker.
@@ -317,7 +332,7 @@ func (e *Evaluator) take() (string, time.Time, bool) {
 		default:
 		}
 	}
-	return h, t, true
+	return h, t, at, true
 }
 
 // done releases a host after its evaluation, queueing it again when it
@@ -821,6 +836,10 @@ type Stats struct {
 	Evaluations uint64 `json:"evaluations"`
 	Transitions uint64 `json:"transitions"`
 	Fired       int    `json:"fired"`
+	// EvaluationLag is the time from a host's notification (its points
+	// stored) to the end of its evaluation, queueing included: the delay
+	// evaluation adds to an alert.
+	EvaluationLag tripcap.LatencySnapshot `json:"evaluationLag"`
 }
 
 // Stats returns the counts so far.
@@ -833,5 +852,6 @@ func (e *Evaluator) Stats() Stats {
 			fired++
 		}
 	}
-	return Stats{Rules: len(e.rules), Instances: len(e.instances), Evaluations: e.evaluations.Load(), Transitions: e.transitions.Load(), Fired: fired}
+	return Stats{Rules: len(e.rules), Instances: len(e.instances), Evaluations: e.evaluations.Load(), Transitions: e.transitions.Load(), Fired: fired,
+		EvaluationLag: e.lag.Snapshot()}
 }

@@ -652,3 +652,50 @@ func TestAzureGrainThresholdMeansTheSameBytes(t *testing.T) {
 		t.Fatalf("a PT1S rule fired on a 20 kB/s mean against 1 MB: %+v", got)
 	}
 }
+
+// TestEvaluationLagCounted: every evaluation Run does is counted in
+// Stats' lag histogram once per take, from the first notification (however
+// many coalesced into it) to the evaluation's end.
+func TestEvaluationLagCounted(t *testing.T) {
+	st, err := metricstore.New(metricstore.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	ev, err := New(Config{Source: st, Workers: 1,
+		Hosts: func(context.Context, string) (*tripcap.Host, error) {
+			<-release // the first evaluation waits, so notifications pile up behind it
+			return &tripcap.Host{ID: "h1", Name: "vm1"}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = ev.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	now := time.Now()
+	ev.Notify("h1", now)
+	time.Sleep(50 * time.Millisecond) // taken: busy in Hosts
+	for i := range 5 {
+		ev.Notify("h1", now.Add(time.Duration(i+1)*time.Second)) // coalesce into one more take
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for ev.Stats().EvaluationLag.Count < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lag counted %d times, want 2", ev.Stats().EvaluationLag.Count)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	lag := ev.Stats().EvaluationLag
+	if lag.Count != 2 {
+		t.Fatalf("lag counted %d times, want 2 (the second take coalesces five notifications)", lag.Count)
+	}
+	// Both waited for the release: at least 100 ms each, well under 5 s.
+	if lag.SumSeconds < 0.2 || lag.SumSeconds > 10 {
+		t.Fatalf("lag sum %.3f s, want about 0.25 s", lag.SumSeconds)
+	}
+}

@@ -214,6 +214,7 @@ func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.Metric
 	}
 	m.count(res)
 	m.sinkPoints(host, b.Points, res)
+	m.delay.record(m.now(), b)
 	return out, nil
 }
 

@@ -46,6 +46,7 @@ type MetricIngest struct {
 	ingested      atomic.Uint64
 	refused       refusedCounts
 	persistErrors atomic.Uint64
+	delay         pointDelay // how late points arrive (point_delay.go)
 
 	// feeds, attachGap and attachHold: attaching hosts (monitor_attach.go).
 	feeds                 feeds
@@ -332,6 +333,9 @@ type MonitorStats struct {
 	PointsRefused  PointsRefused     `json:"pointsRefused"`
 	Attach         AttachStats       `json:"attach"`
 	PersistErrors  uint64            `json:"persistErrors"`
+	// PointDelay is how late points arrived: the wall clock at ingest
+	// minus the point's second.
+	PointDelay tripcap.LatencySnapshot `json:"pointDelay"`
 }
 
 // Stats returns the ingest's sizes and totals now.
@@ -339,7 +343,8 @@ func (m *MetricIngest) Stats() MonitorStats {
 	return MonitorStats{Metrics: m.metrics.Stats(), Alerting: m.eval.Stats(), PointsIngested: m.ingested.Load(), PersistErrors: m.persistErrors.Load(),
 		PointsRefused: PointsRefused{Duplicates: m.refused.duplicates.Load(), TooOld: m.refused.tooOld.Load(),
 			TooNew: m.refused.tooNew.Load(), OverLimit: m.refused.overLimit.Load()},
-		Attach: AttachStats{Attaches: m.feeds.attaches.Load(), Backfilled: m.feeds.backfilled.Load(), HistoryEnds: m.feeds.historyEnds.Load()}}
+		Attach:     AttachStats{Attaches: m.feeds.attaches.Load(), Backfilled: m.feeds.backfilled.Load(), HistoryEnds: m.feeds.historyEnds.Load()},
+		PointDelay: m.delay.h.Snapshot()}
 }
 
 // IngestMetrics stores a batch from the calling agent (the JSON batches

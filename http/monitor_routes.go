@@ -98,6 +98,8 @@ func (s *Server) registerMonitorMetrics() {
 		counter("tripcap_alert_evaluations_total", "Rule evaluations run.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Evaluations) }),
 		counter("tripcap_alert_transitions_total", "Alerts fired or resolved.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Transitions) }),
 		counter("tripcap_alert_persist_errors_total", "Alert transitions that could not be stored.", func(st controlplane.MonitorStats) float64 { return float64(st.PersistErrors) }),
+		s.latencyHistogram("tripcap_metric_point_delay_seconds", "How late agents' points arrive: the wall clock at ingest minus the point's second.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.PointDelay }),
+		s.latencyHistogram("tripcap_alert_evaluation_lag_seconds", "From a host's points stored to its rules evaluated, queueing included.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.Alerting.EvaluationLag }),
 	)
 }
 

@@ -126,3 +126,36 @@ func TestActionGroupSecretShownOnce(t *testing.T) {
 		t.Fatalf("alerts of a quiet rule: %v %v", alerts, err)
 	}
 }
+
+// TestMetricsIngestInstrumented: /metrics says how late points arrived and
+// how many the store refused, and has the evaluator's lag histogram.
+func TestMetricsIngestInstrumented(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Second)
+	b := tripcap.MetricBatch{Points: []tripcap.MetricPoint{
+		{Metric: tripcap.MetricNetworkOutBytes, Time: now, Value: 1},
+		{Metric: tripcap.MetricNetworkInBytes, Time: now, Value: 1},
+		{Metric: tripcap.MetricNetworkInBytes, Time: now.Add(-3 * time.Second), Value: 1},
+	}}
+	if err := f.agent.PostMetrics(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.agent.PostMetrics(ctx, b); err != nil { // every point again: duplicates
+		t.Fatal(err)
+	}
+	r := f.request(t, "GET", "/metrics", f.token, nil)
+	body, _ := io.ReadAll(r.Body)
+	text := string(body)
+	for _, want := range []string{
+		"tripcap_metric_point_delay_seconds_count 6",
+		`tripcap_metric_point_delay_seconds_bucket{le="2"} 4`, // the -3 s point, twice, is later
+		`tripcap_metric_points_refused_total{reason="duplicate"} 3`,
+		`tripcap_metric_points_refused_total{reason="too_old"} 0`,
+		"tripcap_alert_evaluation_lag_seconds_count",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/agent"
+	"github.com/tripcap/tripcap/hostmetrics"
 )
 
 // stubEngine is an in-memory tripcap.CaptureEngine: its sessions count fake
@@ -198,13 +200,38 @@ func (h *agentLog) Handle(_ context.Context, r slog.Record) error {
 func (h *agentLog) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *agentLog) WithGroup(string) slog.Handler      { return h }
 
+// hostEngine is one host's view of the shared stub engine: it notes when
+// the host starts a breach's capture (the responder's, by its name), the
+// moment the capture is Running on the agent.
+type hostEngine struct {
+	*stubEngine
+	sa *simAgent
+}
+
+func (h hostEngine) Start(ctx context.Context, spec tripcap.CaptureSpec) (tripcap.CaptureSession, error) {
+	s, err := h.stubEngine.Start(ctx, spec)
+	if err == nil && strings.HasPrefix(spec.Name, breachCapture) {
+		h.sa.mu.Lock()
+		h.sa.breachStarts = append(h.sa.breachStarts, time.Now())
+		h.sa.mu.Unlock()
+	}
+	return s, err
+}
+
 // simAgent is one simulated host: a real agent.Agent on the stub engine.
 type simAgent struct {
-	name     string
-	once     sync.Once
-	enrolled chan struct{}
-	done     chan struct{}
-	err      error // Run's error, valid once done is closed
+	name  string
+	index int
+	// With -metrics: its values and its collector.
+	gen       *valueGen
+	collector *hostmetrics.Collector
+
+	mu           sync.Mutex
+	breachStarts []time.Time // when the responder's captures started
+	once         sync.Once
+	enrolled     chan struct{}
+	done         chan struct{}
+	err          error // Run's error, valid once done is closed
 }
 
 func (sa *simAgent) markEnrolled() { sa.once.Do(func() { close(sa.enrolled) }) }
@@ -217,17 +244,20 @@ type fleet struct {
 	heartbeat      time.Duration
 	offset, stride int
 	engine         *stubEngine
-	ev             *events
-	log            *slog.Logger
+	// metrics gives every agent a collector of simulated values (-metrics).
+	metrics bool
+	sampled tripcap.LatencyHistogram // the agents' readings' lateness (valueGen.sampled)
+	ev      *events
+	log     *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	agents []*simAgent
 }
 
-func newFleet(server, root string, heartbeat time.Duration, packetRate float64, offset, stride int, log *slog.Logger) *fleet {
+func newFleet(server, root string, heartbeat time.Duration, packetRate float64, offset, stride int, metrics bool, log *slog.Logger) *fleet {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &fleet{server: server, root: root, heartbeat: heartbeat, offset: offset, stride: stride,
+	return &fleet{server: server, root: root, heartbeat: heartbeat, offset: offset, stride: stride, metrics: metrics,
 		engine: &stubEngine{rate: packetRate}, ev: newEvents(), log: log, ctx: ctx, cancel: cancel}
 }
 
@@ -281,14 +311,27 @@ func (f *fleet) grow(ctx context.Context, n int, joinToken string, rate float64,
 }
 
 func (f *fleet) start(i int, joinToken string) (*simAgent, error) {
-	sa := &simAgent{name: agentName(i), enrolled: make(chan struct{}), done: make(chan struct{})}
+	sa := &simAgent{name: agentName(i), index: i, enrolled: make(chan struct{}), done: make(chan struct{})}
 	dir := filepath.Join(f.root, sa.name)
-	a, err := agent.New(agent.Config{
+	log := slog.New(&agentLog{ev: f.ev, sa: sa})
+	cfg := agent.Config{
 		Server: f.server, JoinToken: joinToken, Name: sa.name,
 		StateDir: filepath.Join(dir, "state"), CaptureDir: filepath.Join(dir, "captures"),
-		Engine: f.engine, Logger: slog.New(&agentLog{ev: f.ev, sa: sa}),
+		Engine: hostEngine{f.engine, sa}, Logger: log,
 		HeartbeatInterval: f.heartbeat,
-	})
+	}
+	if f.metrics {
+		// The real collector and shipper, on simulated counters.
+		sa.gen = newValueGen(uint64(i) + 1)
+		sa.gen.sampled = &f.sampled
+		c, err := hostmetrics.New(hostmetrics.Config{Host: sa.name, Read: sa.gen.Read, Now: sa.gen.Now, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: metrics: %w", sa.name, err)
+		}
+		sa.collector, cfg.Metrics = c, c
+		cfg.Labels = map[string]string{fleetLabel: fleetLabelValue}
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", sa.name, err)
 	}
@@ -301,6 +344,63 @@ func (f *fleet) start(i int, joinToken string) (*simAgent, error) {
 		}
 	}()
 	return sa, nil
+}
+
+// setBreaches gives each of this fleet's agents its breaches of bs (by
+// global index) and forgets the captures of earlier ones.
+func (f *fleet) setBreaches(bs []breach) {
+	by := map[int][]span{}
+	for _, b := range bs {
+		by[b.Agent] = append(by[b.Agent], b.Span)
+	}
+	for _, sa := range f.agents {
+		if sa.gen != nil {
+			sa.gen.setBreaches(by[sa.index])
+		}
+		sa.mu.Lock()
+		sa.breachStarts = nil
+		sa.mu.Unlock()
+	}
+}
+
+// breachResults says, for each breach of bs this fleet's agents have, when
+// its capture started: the first breach capture at or after its first
+// breaching second.
+func (f *fleet) breachResults(bs []breach) []breachResult {
+	by := map[int]*simAgent{}
+	for _, sa := range f.agents {
+		by[sa.index] = sa
+	}
+	var out []breachResult
+	for _, b := range bs {
+		sa := by[b.Agent]
+		if sa == nil {
+			continue
+		}
+		r := breachResult{breach: b}
+		from := time.Unix(b.Span.From, 0)
+		sa.mu.Lock()
+		for _, t := range sa.breachStarts {
+			if !t.Before(from) && (r.Started.IsZero() || t.Before(r.Started)) {
+				r.Started = t
+			}
+		}
+		sa.mu.Unlock()
+		out = append(out, r)
+	}
+	return out
+}
+
+// buffered sums the collectors' waiting and dropped points.
+func (f *fleet) buffered() (waiting int, dropped uint64) {
+	for _, sa := range f.agents {
+		if sa.collector != nil {
+			w, d := sa.collector.Buffered()
+			waiting += w
+			dropped += d
+		}
+	}
+	return waiting, dropped
 }
 
 // stop ends every agent (their sessions end as AgentStopped, journaled) and waits for them.

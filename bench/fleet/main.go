@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -72,6 +73,10 @@ type options struct {
 	enrollTimeout time.Duration
 	serverKind    string
 	note          string
+	// metrics: every agent ships its points, the server evaluates rules on
+	// them, and breachRate of the hosts a minute breach (monitor.go).
+	metrics    bool
+	breachRate float64
 }
 
 func main() {
@@ -105,6 +110,8 @@ func main() {
 	flag.IntVar(&o.agentNice, "agent-nice", 0, "run the agent processes at this niceness, so that on a small machine the simulated fleet (standing for other machines) yields the CPU to the server")
 	flag.IntVar(&o.workers, "agent-procs", 0, "processes the agents are spread over (default: one per 3,000 agents of the largest size)")
 	flag.StringVar(&o.serverKind, "server", "binary", "binary: the real `tripcap server`; inproc: the same control plane in a child of this program, with pprof (for -profile)")
+	flag.BoolVar(&o.metrics, "metrics", false, "every agent ships 1-second metrics (host and two interfaces' series) through the real collector and shipper; the server holds 10 rules on every host and a responder captures on breaching hosts")
+	flag.Float64Var(&o.breachRate, "breach-rate", 0.01, "with -metrics: the share of hosts that breach a minute during the load window")
 	flag.StringVar(&o.note, "note", "", "a note kept with the results (run.sh: the tree's commit)")
 	flag.StringVar(&report, "report", "", "print the tables of saved -json results (comma-separated files) and exit")
 	var sc serveConfig
@@ -134,7 +141,7 @@ func main() {
 		return
 	}
 	if *worker {
-		wc.heartbeat, wc.packetRate, wc.sourceAddrs = o.heartbeat, o.packetRate, o.sourceAddrs
+		wc.heartbeat, wc.packetRate, wc.sourceAddrs, wc.metrics = o.heartbeat, o.packetRate, o.sourceAddrs, o.metrics
 		_ = raiseNofile(o.nofile)
 		if err := runWorker(wc, log.With("worker", wc.index)); err != nil {
 			fmt.Fprintln(os.Stderr, "fleet worker:", err)
@@ -198,18 +205,23 @@ func parseRamp(s string, agents int) ([]int, error) {
 
 // runResult is one backend's ramp.
 type runResult struct {
-	Backend   string       `json:"backend"`
-	DB        string       `json:"db"`
-	Command   string       `json:"command"`
-	Note      string       `json:"note,omitempty"`
-	Started   time.Time    `json:"started"`
-	Machine   machine      `json:"machine"`
-	Heartbeat string       `json:"heartbeat"`
-	Captures  int          `json:"captures"`
-	ProbeRate float64      `json:"probeRate"`
-	ListAll   float64      `json:"listAllRate"`
-	Window    string       `json:"window"`
-	Steps     []stepResult `json:"steps"`
+	Backend   string    `json:"backend"`
+	DB        string    `json:"db"`
+	Command   string    `json:"command"`
+	Note      string    `json:"note,omitempty"`
+	Started   time.Time `json:"started"`
+	Machine   machine   `json:"machine"`
+	Heartbeat string    `json:"heartbeat"`
+	Captures  int       `json:"captures"`
+	ProbeRate float64   `json:"probeRate"`
+	ListAll   float64   `json:"listAllRate"`
+	Window    string    `json:"window"`
+	// Metrics says the run's agents shipped metrics under Rules rules
+	// each, BreachRate of the hosts breaching a minute.
+	Metrics    bool         `json:"metrics,omitempty"`
+	Rules      int          `json:"rules,omitempty"`
+	BreachRate float64      `json:"breachRate,omitempty"`
+	Steps      []stepResult `json:"steps"`
 	// Sustained is the largest fleet size that passed with the captures
 	// running and the API probed; SustainedIdle the largest whose idle
 	// fleet passed (0 if none).
@@ -280,6 +292,8 @@ type window struct {
 	Routes            map[string]routeStats `json:"routes"`
 	RequestsPerSecond float64               `json:"requestsPerSecond"`
 	AgentsExited      int                   `json:"agentsExited"`
+	// Metrics is the metric path's window (-metrics).
+	Metrics *metricsWindow `json:"metrics,omitempty"`
 }
 
 func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
@@ -362,7 +376,14 @@ func run(ctx context.Context, o options, log *slog.Logger) (*runResult, error) {
 	if procs < 1 {
 		procs = (slices.Max(o.ramp) + 2999) / 3000
 	}
-	fl, err := startWorkers(workerConfig{server: srv.url, root: root, heartbeat: o.heartbeat, packetRate: o.packetRate, sourceAddrs: o.sourceAddrs, nice: o.agentNice}, procs, log)
+	if o.metrics {
+		if res.Rules, err = api.setupMonitoring(ctx); err != nil {
+			return res, err
+		}
+		res.Metrics, res.BreachRate = true, o.breachRate
+		log.Info("monitoring set up", "rules", res.Rules)
+	}
+	fl, err := startWorkers(workerConfig{server: srv.url, root: root, heartbeat: o.heartbeat, packetRate: o.packetRate, sourceAddrs: o.sourceAddrs, nice: o.agentNice, metrics: o.metrics}, procs, log)
 	if err != nil {
 		return res, err
 	}
@@ -435,7 +456,7 @@ func (b *bench) step(ctx context.Context, index, n int) (*stepResult, error) {
 
 	if b.o.idle > 0 {
 		b.log.Info("measuring the idle fleet", "agents", n, "for", b.o.idle)
-		if st.Idle, err = b.measure(ctx, b.o.idle, names, nil, nil); err != nil {
+		if st.Idle, err = b.measure(ctx, b.o.idle, names, nil, nil, nil); err != nil {
 			return st, err
 		}
 	}
@@ -481,9 +502,22 @@ func (b *bench) step(ctx context.Context, index, n int) (*stepResult, error) {
 		running[i] = &tripcap.PacketCapture{ID: id, Name: capNames[i]}
 	}
 	p := &probe{api: b.api, hosts: names, running: running, prefix: fmt.Sprintf("probe-s%d", index)}
-	b.log.Info("measuring the steady state", "agents", n, "captures", len(ids), "for", b.o.duration)
-	if st.Load, err = b.measure(ctx, b.o.duration, names, ids, p); err != nil {
+	var breaches []breach
+	if b.o.metrics {
+		now := time.Now()
+		breaches = scheduleBreaches(n, b.o.breachRate, now.Add(2*time.Second), now.Add(b.o.duration), rand.New(rand.NewPCG(uint64(index), uint64(n))))
+		if err := b.fleet.setBreaches(breaches); err != nil {
+			return st, err
+		}
+	}
+	b.log.Info("measuring the steady state", "agents", n, "captures", len(ids), "for", b.o.duration, "breaches", len(breaches))
+	if st.Load, err = b.measure(ctx, b.o.duration, names, ids, p, breaches); err != nil {
 		return st, err
+	}
+	if b.o.metrics {
+		if err := b.fleet.setBreaches(nil); err != nil {
+			return st, err
+		}
 	}
 	st.API = p.results()
 	st.ProbeErrors = p.errLog
@@ -513,7 +547,7 @@ func (b *bench) step(ctx context.Context, index, n int) (*stepResult, error) {
 }
 
 // measure samples everything over d, running p (if any) meanwhile.
-func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []string, p *probe) (*window, error) {
+func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []string, p *probe, breaches []breach) (*window, error) {
 	if !b.srv.alive() {
 		return nil, errors.New("the server exited")
 	}
@@ -521,7 +555,7 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 	// of descriptors does not accept the bench's requests either, and the
 	// window is still worth recording (CPU, agents' failures), failed.
 	var unavailable []string
-	routes0, _, err := b.srv.scrapeMetrics(ctx)
+	scrape0, err := b.srv.scrapeMetrics(ctx)
 	if err != nil {
 		unavailable = append(unavailable, err.Error())
 	}
@@ -566,11 +600,20 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 	w.WentOffline, w.ServerErrors, w.AcceptErrors = offline1-offline0, failed1-failed0, emfile1-emfile0
 	w.ServerFDs = procFDs(b.srv.pid())
 
-	if routes1, goroutines, err := b.srv.scrapeMetrics(ctx); err != nil {
+	if scrape1, err := b.srv.scrapeMetrics(ctx); err != nil {
 		unavailable = append(unavailable, err.Error())
-	} else if routes0 != nil {
-		w.Goroutines = goroutines
-		w.Routes = routeDelta(routes0, routes1)
+	} else if scrape0 != nil {
+		w.Goroutines = scrape1.goroutines
+		w.Routes = routeDelta(scrape0.routes, scrape1.routes)
+		if b.o.metrics {
+			w.Metrics = metricsDelta(scrape0, scrape1, w.Seconds, len(names))
+			w.Metrics.AgentDropped, w.Metrics.AgentWaiting = ev1.dropped-ev0.dropped, ev1.waiting
+			w.Metrics.Breaches = summarizeBreaches(ev1.breaches)
+			_, w.Metrics.SampledOver1s, _, w.Metrics.SampledP99ms = histDelta(ev0.sampled, ev1.sampled, 1)
+			if len(names) > 0 {
+				w.Metrics.ServerRSSKiBPerHost = round(float64(procRSS(b.srv.pid())) / 1024 / float64(len(names)))
+			}
+		}
 		var reqs uint64
 		for route, r := range w.Routes {
 			if route != "" {
@@ -592,6 +635,12 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 		"benchCores", round(w.CPU.Bench), "machineBusy", round(w.CPU.Machine), "reqPerSec", w.RequestsPerSecond,
 		"hosts", w.HostStates, "agentFailures", w.AgentFailures, "wentOffline", w.WentOffline, "fds", w.ServerFDs,
 		"acceptErrors", w.AcceptErrors, "unavailable", w.Unavailable)
+	if m := w.Metrics; m != nil {
+		b.log.Info("metrics window", "pointsPerSec", m.PointsPerSecond, "expected", m.ExpectedPerSecond, "late", m.Late,
+			"delayP99LeMs", m.DelayP99ms, "refused", m.Refused, "agentDropped", m.AgentDropped, "evaluations", m.Evaluations,
+			"lagOver1s", m.LagOver1s, "lagP99LeMs", m.LagP99ms, "breaches", m.Breaches.Scheduled, "captured", m.Breaches.Captured,
+			"breachP95Ms", m.Breaches.P95ms, "agentSampledP99LeMs", m.SampledP99ms, "rssKiBPerHost", m.ServerRSSKiBPerHost, "storeKiBPerHost", m.StoreKiBPerHost)
+	}
 	return w, nil
 }
 
@@ -694,6 +743,9 @@ func (b *bench) judge(agents int, w *window, api map[string]latency) []string {
 	}
 	if n := w.CaptureStates[tripcap.StatusRunning]; len(w.CaptureStates) > 0 && n != b.o.captures {
 		failed = append(failed, fmt.Sprintf("%d of %d captures Running (%v)", n, b.o.captures, w.CaptureStates))
+	}
+	if b.o.metrics {
+		failed = append(failed, judgeMetrics(w.Metrics, defaultMetricLimits)...)
 	}
 	if api == nil {
 		return failed

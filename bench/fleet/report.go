@@ -90,6 +90,9 @@ func printTable(w io.Writer, res *runResult) {
 	fmt.Fprintln(w, "Agent-protocol routes in the load window, server-side (count; p50 / p99 as histogram bucket bounds, ms; long polls by count only):")
 	fmt.Fprintln(w)
 	routes := []string{"agentHeartbeat", "agentAssignments", "agentReports", "agentEnroll"}
+	if res.Metrics {
+		routes = append(routes, "agentPostMetrics") // per-second POSTs; the metric stream is one long request
+	}
 	fmt.Fprintf(w, "| agents | %s |\n|---:|%s\n", strings.Join(routes, " | "), strings.Repeat("---:|", len(routes)))
 	for _, st := range res.Steps {
 		l := st.Load
@@ -116,6 +119,9 @@ func printTable(w io.Writer, res *runResult) {
 			fmt.Fprintf(w, "%s |", cell)
 		}
 		fmt.Fprintln(w)
+	}
+	if res.Metrics {
+		printMetricsTable(w, res)
 	}
 	fmt.Fprintf(w, "\nMachine: %d CPUs (%s), %d GiB, Linux %s, %s. %s, started %s. Command: `%s`\n",
 		res.Machine.CPUs, res.Machine.CPUModel, res.Machine.MemoryGiB, res.Machine.Kernel, res.Machine.Go,
@@ -173,4 +179,35 @@ func verdict(ok bool, failed []string) string {
 		return "yes"
 	}
 	return "**no**: " + strings.Join(failed, "; ")
+}
+
+// printMetricsTable prints the metric path's windows (-metrics).
+func printMetricsTable(w io.Writer, res *runResult) {
+	fmt.Fprintf(w, "\nMetric path (-metrics: %d series a host a second, %d rules on every host, %.1f %% of hosts breaching a minute in the load window; delay and lag are server-side histogram bucket bounds, ms):\n\n",
+		seriesPerHost, res.Rules, 100*res.BreachRate)
+	fmt.Fprintln(w, "| agents | window | points/s stored / sent | late > 1 s | delay p50 / p99 | agents' sampling p99 | refused | agent dropped | evaluations | lag > 1 s | lag p50 / p99 | breaches captured | breach → Running p50 / p95 / max ms | server RSS KiB/host | store KiB/host |")
+	fmt.Fprintln(w, "|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, st := range res.Steps {
+		for _, x := range []struct {
+			name string
+			w    *window
+		}{{"idle", st.Idle}, {"load", st.Load}} {
+			if x.w == nil || x.w.Metrics == nil {
+				continue
+			}
+			m := x.w.Metrics
+			var refused uint64
+			for _, v := range m.Refused {
+				refused += v
+			}
+			breach := "–"
+			if m.Breaches.Scheduled > 0 {
+				breach = fmt.Sprintf("%.0f / %.0f / %.0f", m.Breaches.P50ms, m.Breaches.P95ms, m.Breaches.MaxMs)
+			}
+			fmt.Fprintf(w, "| %d | %s | %.0f / %.0f | %d | ≤%s / ≤%s | ≤%s | %d | %d | %d | %d | ≤%s / ≤%s | %d of %d | %s | %.0f | %.1f |\n",
+				st.Agents, x.name, m.PointsPerSecond, m.ExpectedPerSecond, m.Late, bound(m.DelayP50ms), bound(m.DelayP99ms), bound(m.SampledP99ms), refused,
+				m.AgentDropped, m.Evaluations, m.LagOver1s, bound(m.LagP50ms), bound(m.LagP99ms), m.Breaches.Captured, m.Breaches.Scheduled,
+				breach, m.ServerRSSKiBPerHost, m.StoreKiBPerHost)
+		}
+	}
 }

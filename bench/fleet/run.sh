@@ -6,9 +6,11 @@
 #   bench/fleet/run.sh                      # the default ramp on both backends
 #   RAMP=1000,2500 DURATION=30s bench/fleet/run.sh
 #   BACKENDS=sqlite bench/fleet/run.sh -profile /tmp/prof   # extra flags go to every run
+#   METRICS=1 RAMP=1000,2500 bench/fleet/run.sh -agent-nice 10   # agents ship metrics, rules, breaches (issue 16)
 #
 # Environment: RAMP (fleet sizes), DURATION (steady-state window per size),
-# IDLE (idle-fleet window per size), BACKENDS (sqlite postgres), OUT (where
+# IDLE (idle-fleet window per size), METRICS (1: every agent ships 1-second
+# metrics, 10 rules on every host, 1 % of hosts breaching a minute), BACKENDS (sqlite postgres), OUT (where
 # the binaries, JSON results and logs go; default a new temporary directory),
 # TRIPCAP_TEST_POSTGRES (a PostgreSQL cluster URL; default: start the private
 # one with scripts/start-postgres).
@@ -38,6 +40,7 @@ results=()
 for db in $backends; do
 	args=(-tripcap "$out/tripcap" -db "$db" -ramp "$ramp" -duration "$duration" -idle "$idle" -json
 		-note "tree $tree")
+	[[ ${METRICS:-0} == 1 ]] && args+=(-metrics)
 	if [[ $db == postgres ]]; then
 		dsn=${TRIPCAP_TEST_POSTGRES:-$(scripts/start-postgres)} || { say "no PostgreSQL: skipping it"; continue; }
 		args+=(-dsn "$dsn")

@@ -16,10 +16,13 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/actiongroup"
 	"github.com/tripcap/tripcap/controlplane"
 	"github.com/tripcap/tripcap/filestore"
 	tchttp "github.com/tripcap/tripcap/http"
 	"github.com/tripcap/tripcap/postgres"
+	"github.com/tripcap/tripcap/responder"
+	"github.com/tripcap/tripcap/seal"
 	"github.com/tripcap/tripcap/sqlite"
 )
 
@@ -58,6 +61,16 @@ func runServe(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer store.Close()
+	// Action groups hold signing secrets, which the store seals.
+	sealer, err := seal.Load(filepath.Join(c.data, "master.key"), "", log)
+	if err != nil {
+		return err
+	}
+	ss, ok := store.(interface{ SetSealer(tripcap.Sealer) })
+	if !ok {
+		return fmt.Errorf("the %T store takes no sealer", store)
+	}
+	ss.SetSealer(sealer)
 	blobs, err := filestore.Open(filepath.Join(c.data, "storage"))
 	if err != nil {
 		return err
@@ -65,6 +78,20 @@ func runServe(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	svc := controlplane.New(store, controlplane.Config{HeartbeatInterval: c.heartbeat,
 		Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"}, log)
 	if _, err := svc.EnsureAdmin(ctx, c.tokenFile); err != nil {
+		return err
+	}
+	// The monitor and the responders, as the server has them: -metrics
+	// ships points, evaluates rules and captures on breaches.
+	notifier, err := actiongroup.New(actiongroup.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	rsp, err := responder.New(svc.ResponderDeps(), log, responder.Config{PublicURL: "http://" + c.listen, Notifier: notifier})
+	if err != nil {
+		return err
+	}
+	mon, err := controlplane.NewMonitor(store, log, controlplane.MonitorConfig{Responder: rsp})
+	if err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", c.listen)
@@ -88,12 +115,18 @@ func runServe(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	go func() { _ = ps.Serve(pl) }()
 	defer ps.Close()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	go func() { errc <- svc.Run(ctx) }()
-	go func() { errc <- tchttp.NewServer(svc, log).Serve(ctx, l) }()
+	go func() { errc <- mon.Run(ctx) }()
+	go func() { errc <- rsp.Run(ctx) }()
+	go func() {
+		errc <- tchttp.NewServer(svc, log, tchttp.WithMonitor(mon), tchttp.WithResponders(rsp)).Serve(ctx, l)
+	}()
 	err = <-errc
-	if err2 := <-errc; err == nil {
-		err = err2
+	for range 3 {
+		if err2 := <-errc; err == nil {
+			err = err2
+		}
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -200,26 +201,36 @@ type histogram struct {
 	buckets map[float64]uint64 // upper bound (s) → cumulative count
 }
 
+// scrape is one read of the server's /metrics.
+type scrape struct {
+	routes     map[string]*histogram
+	goroutines float64
+	// hists are the label-less histograms (the metric path's); values the
+	// gauges and counters, a labelled one as "name{label=value}".
+	hists  map[string]*histogram
+	values map[string]float64
+}
+
 // scrapeMetrics reads the server's /metrics: the request histogram by route,
-// and its goroutine count.
-func (s *serverProc) scrapeMetrics(ctx context.Context) (map[string]*histogram, float64, error) {
+// its goroutine count, the metric path's histograms and the monitor's gauges.
+func (s *serverProc) scrapeMetrics(ctx context.Context) (*scrape, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+s.adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("scrape metrics: %w", err)
+		return nil, fmt.Errorf("scrape metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, 0, fmt.Errorf("scrape metrics: %s: %s", resp.Status, b)
+		return nil, fmt.Errorf("scrape metrics: %s: %s", resp.Status, b)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return nil, 0, fmt.Errorf("parse metrics: %w", err)
+		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
 	routes := map[string]*histogram{}
 	if fam := fams["tripcap_http_request_duration_seconds"]; fam != nil {
@@ -249,11 +260,69 @@ func (s *serverProc) scrapeMetrics(ctx context.Context) (map[string]*histogram, 
 			}
 		}
 	}
-	var goroutines float64
+	sc := &scrape{routes: routes, hists: map[string]*histogram{}, values: map[string]float64{}}
 	if fam := fams["go_goroutines"]; fam != nil && len(fam.GetMetric()) > 0 {
-		goroutines = fam.GetMetric()[0].GetGauge().GetValue()
+		sc.goroutines = fam.GetMetric()[0].GetGauge().GetValue()
 	}
-	return routes, goroutines, nil
+	for name, fam := range fams {
+		if !strings.HasPrefix(name, "tripcap_") || name == "tripcap_http_request_duration_seconds" {
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			key := name
+			for _, l := range m.GetLabel() {
+				key += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			switch {
+			case m.GetHistogram() != nil:
+				h := &histogram{count: m.GetHistogram().GetSampleCount(), buckets: map[float64]uint64{}}
+				for _, b := range m.GetHistogram().GetBucket() {
+					h.buckets[b.GetUpperBound()] = b.GetCumulativeCount()
+				}
+				sc.hists[key] = h
+			case m.GetGauge() != nil:
+				sc.values[key] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				sc.values[key] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sc, nil
+}
+
+// histDelta is a histogram's observations between two scrapes: their
+// count, how many fell over bound (seconds), and the bucket bounds (ms)
+// p50 and p99 fall under (-1: above the largest).
+func histDelta(before, after *histogram, bound float64) (n, over uint64, p50, p99 float64) {
+	if after == nil {
+		return 0, 0, 0, 0
+	}
+	if before == nil {
+		before = &histogram{buckets: map[float64]uint64{}}
+	}
+	n = after.count - before.count
+	over = n - (after.buckets[bound] - before.buckets[bound])
+	return n, over, after.quantileSince(before, n, 0.5), after.quantileSince(before, n, 0.99)
+}
+
+// quantileSince is the upper bound (ms) of the bucket the q-quantile of
+// the n observations since before falls in; -1 above the largest bucket.
+func (a *histogram) quantileSince(b *histogram, n uint64, q float64) float64 {
+	if n == 0 {
+		return 0
+	}
+	bounds := make([]float64, 0, len(a.buckets))
+	for ub := range a.buckets {
+		bounds = append(bounds, ub)
+	}
+	slices.Sort(bounds)
+	want := uint64(q*float64(n) + 0.999999)
+	for _, ub := range bounds {
+		if a.buckets[ub]-b.buckets[ub] >= want {
+			return ub * 1000
+		}
+	}
+	return -1
 }
 
 // routeDelta turns two scrapes into per-route stats for the window between them.
@@ -268,21 +337,7 @@ func routeDelta(before, after map[string]*histogram) map[string]routeStats {
 		if n == 0 {
 			continue
 		}
-		bounds := make([]float64, 0, len(a.buckets))
-		for ub := range a.buckets {
-			bounds = append(bounds, ub)
-		}
-		slices.Sort(bounds)
-		quantile := func(q float64) float64 {
-			want := uint64(q*float64(n) + 0.999999)
-			for _, ub := range bounds {
-				if a.buckets[ub]-b.buckets[ub] >= want {
-					return ub * 1000
-				}
-			}
-			return -1 // above the largest bucket
-		}
-		out[route] = routeStats{Count: n, Errors: a.errors - b.errors, P50ms: quantile(0.50), P99ms: quantile(0.99)}
+		out[route] = routeStats{Count: n, Errors: a.errors - b.errors, P50ms: a.quantileSince(b, n, 0.50), P99ms: a.quantileSince(b, n, 0.99)}
 	}
 	return out
 }

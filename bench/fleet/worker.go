@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/tripcap/tripcap"
 )
 
 // The simulated agents run in worker processes, this program started with
@@ -36,6 +38,8 @@ type workerRequest struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// profile: start a CPU profile into Path, or stop it when Path is empty
 	Path string `json:"path,omitempty"`
+	// breaches: the window's breaches (every worker gets all; each takes its agents')
+	Breaches []breach `json:"breaches,omitempty"`
 }
 
 // workerAnswer is a worker's answer.
@@ -46,6 +50,12 @@ type workerAnswer struct {
 	Exited  int              `json:"exited"`
 	Agents  int              `json:"agents"`
 	Running int64            `json:"running"` // stub sessions running
+	// With -metrics: the collectors' buffered and dropped points, and the
+	// breaches' captures (snapshot).
+	Waiting  int                      `json:"waiting,omitempty"`
+	Dropped  uint64                   `json:"dropped,omitempty"`
+	Breaches []breachResult           `json:"breaches,omitempty"`
+	Sampled  *tripcap.LatencySnapshot `json:"sampled,omitempty"`
 }
 
 // workerConfig is what a worker is started with.
@@ -58,12 +68,15 @@ type workerConfig struct {
 	sourceAddrs int
 	// nice runs the workers at this niceness (nice(1)), all their threads.
 	nice int
+	// metrics makes every agent ship simulated metrics.
+	metrics bool
 }
 
 func (c workerConfig) args() []string {
 	return []string{"-worker", "-worker-server", c.server, "-worker-root", c.root,
 		"-heartbeat", c.heartbeat.String(), "-packet-rate", strconv.FormatFloat(c.packetRate, 'g', -1, 64),
-		"-worker-index", strconv.Itoa(c.index), "-workers", strconv.Itoa(c.of), "-source-addrs", strconv.Itoa(c.sourceAddrs)}
+		"-worker-index", strconv.Itoa(c.index), "-workers", strconv.Itoa(c.of), "-source-addrs", strconv.Itoa(c.sourceAddrs),
+		"-metrics=" + strconv.FormatBool(c.metrics)}
 }
 
 // runWorker serves the coordinator on stdin and stdout until stdin closes.
@@ -71,7 +84,8 @@ func runWorker(cfg workerConfig, log *slog.Logger) error {
 	if err := spreadLoopbackSources(cfg.sourceAddrs); err != nil {
 		return err
 	}
-	f := newFleet(cfg.server, cfg.root, cfg.heartbeat, cfg.packetRate, cfg.index, cfg.of, log)
+	f := newFleet(cfg.server, cfg.root, cfg.heartbeat, cfg.packetRate, cfg.index, cfg.of, cfg.metrics, log)
+	var breaches []breach
 	defer f.stop(60 * time.Second)
 	var profile *os.File
 	dec := json.NewDecoder(os.Stdin)
@@ -96,6 +110,15 @@ func runWorker(cfg workerConfig, log *slog.Logger) error {
 		case "snapshot":
 			ans.Counts = f.ev.snapshot()
 			ans.Samples = f.ev.sampleLines()
+			ans.Waiting, ans.Dropped = f.buffered()
+			ans.Breaches = f.breachResults(breaches)
+			if f.metrics {
+				s := f.sampled.Snapshot()
+				ans.Sampled = &s
+			}
+		case "breaches":
+			breaches = req.Breaches
+			f.setBreaches(breaches)
 		case "profile":
 			if profile != nil {
 				pprof.StopCPUProfile()
@@ -217,10 +240,14 @@ func (ws *workers) endSessions() error {
 
 // fleetSnapshot is every worker's counts, merged.
 type fleetSnapshot struct {
-	counts  map[string]int64
-	samples []string
-	exited  int
-	running int64
+	counts   map[string]int64
+	samples  []string
+	exited   int
+	running  int64
+	waiting  int
+	dropped  uint64
+	breaches []breachResult
+	sampled  *histogram // the agents' sampling lateness, merged
 }
 
 func (ws *workers) snapshot() (fleetSnapshot, error) {
@@ -233,8 +260,26 @@ func (ws *workers) snapshot() (fleetSnapshot, error) {
 		s.samples = append(s.samples, a.Samples...)
 		s.exited += a.Exited
 		s.running += a.Running
+		s.waiting += a.Waiting
+		s.dropped += a.Dropped
+		s.breaches = append(s.breaches, a.Breaches...)
+		if a.Sampled != nil {
+			if s.sampled == nil {
+				s.sampled = &histogram{buckets: map[float64]uint64{}}
+			}
+			s.sampled.count += a.Sampled.Count
+			for b, c := range a.Sampled.Cumulative() {
+				s.sampled.buckets[b] += c
+			}
+		}
 	}
 	return s, err
+}
+
+// setBreaches sends the window's breaches to every worker.
+func (ws *workers) setBreaches(bs []breach) error {
+	_, err := ws.all(func(int) workerRequest { return workerRequest{Op: "breaches", Breaches: bs} })
+	return err
 }
 
 // profile starts CPU profiles into pathFn(i), or stops them when pathFn is nil.
