@@ -33,10 +33,12 @@ func (s *Service) Assignments(ctx context.Context, known int64, wait time.Durati
 	for {
 		s.heartbeats.add(hostID, s.now())
 		// Take the channel before reading, so a change in between still wakes us.
-		changed := s.waiters.channel(hostID)
-		rev, err := s.store.HostRevision(ctx, hostID)
-		if err != nil {
-			return nil, fmt.Errorf("revision of the agent's host: %w", err)
+		changed, rev, remembered := s.waiters.channel(hostID)
+		if !remembered {
+			if rev, err = s.store.HostRevision(ctx, hostID); err != nil {
+				return nil, fmt.Errorf("revision of the agent's host: %w", err)
+			}
+			s.waiters.remember(hostID, changed, rev)
 		}
 		if rev != known {
 			h, err := s.store.FindHost(ctx, tripcap.HostFilter{ID: &hostID})
