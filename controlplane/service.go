@@ -83,6 +83,7 @@ type Service struct {
 	heartbeats *heartbeatBatch
 	progress   *progressBatch
 	polls      openPolls
+	pollClock  pollClock
 	principals principalCache
 	auth       authState
 	// batching is on while Run flushes batches; without Run every report
