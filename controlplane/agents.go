@@ -28,15 +28,16 @@ func (s *Service) Assignments(ctx context.Context, known int64, wait time.Durati
 	defer s.counters.PollsWaiting.Add(-1)
 	s.polls.open(hostID, s.now())
 	defer s.polls.close(hostID)
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
+	deadline := s.pollClock.after(wait)
 	for {
 		s.heartbeats.add(hostID, s.now())
 		// Take the channel before reading, so a change in between still wakes us.
-		changed := s.waiters.channel(hostID)
-		rev, err := s.store.HostRevision(ctx, hostID)
-		if err != nil {
-			return nil, fmt.Errorf("revision of the agent's host: %w", err)
+		changed, rev, remembered := s.waiters.channel(hostID)
+		if !remembered {
+			if rev, err = s.store.HostRevision(ctx, hostID); err != nil {
+				return nil, fmt.Errorf("revision of the agent's host: %w", err)
+			}
+			s.waiters.remember(hostID, changed, rev)
 		}
 		if rev != known {
 			h, err := s.store.FindHost(ctx, tripcap.HostFilter{ID: &hostID})
@@ -47,7 +48,7 @@ func (s *Service) Assignments(ctx context.Context, known int64, wait time.Durati
 		}
 		select {
 		case <-changed:
-		case <-deadline.C:
+		case <-deadline:
 			return &tripcap.Assignments{Revision: known, Assignments: nil}, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()

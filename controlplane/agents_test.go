@@ -1,11 +1,16 @@
 package controlplane_test
 
 import (
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
+	"github.com/tripcap/tripcap/filestore"
+	"github.com/tripcap/tripcap/sqlite"
+	"github.com/tripcap/tripcap/storetest"
 )
 
 // TestHeartbeatAnswerByAgentProtocol: an agent from before protocol
@@ -50,5 +55,45 @@ func TestHeartbeatAnswerByAgentProtocol(t *testing.T) {
 	}
 	if host, err := f.svc.FindHost(f.admin, h.Name); err != nil || host.State != tripcap.HostOnline {
 		t.Fatalf("after 1.5 s (five times OfflineAfter) with only its poll open the host is %v (%v)", host.State, err)
+	}
+}
+
+// TestPollWithoutWatchReadsRevision: a control plane whose change watch is
+// not running (no Run) hears of no change, so each poll reads its host's
+// revision from the store: a capture made since the last poll is in the
+// next one's answer at once.
+func TestPollWithoutWatchReadsRevision(t *testing.T) {
+	store, err := sqlite.Open(t.Context(), t.TempDir()+"/tripcap.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetSealer(storetest.NewSealer(t))
+	t.Cleanup(func() { store.Close() })
+	blobs, err := filestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := controlplane.New(store, controlplane.Config{Storage: map[string]tripcap.BlobStore{"local": blobs}, DefaultStorage: "local"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := &fixture{svc: svc, store: store, blobs: blobs,
+		admin: tripcap.NewContextWithPrincipal(t.Context(), &tripcap.Principal{Kind: tripcap.PrincipalBootstrap, Assignments: tripcap.OwnerEverywhere()})}
+	agentCtx, _ := f.enroll(t, "web1")
+	as, err := svc.Assignments(agentCtx, -1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle, err := svc.Assignments(agentCtx, as.Revision, 10*time.Millisecond); err != nil || idle.Revision != as.Revision {
+		t.Fatalf("idle poll: %+v, %v", idle, err)
+	}
+	c, err := svc.CreateCapture(f.admin, controlplane.CreateCaptureRequest{Name: "c1", Parameters: tripcap.PacketCaptureParameters{Target: "web1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := svc.Assignments(agentCtx, as.Revision, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Revision == as.Revision || len(next.Assignments) != 1 || next.Assignments[0].ID != c.ID {
+		t.Fatalf("the poll after the create answered %+v, want revision past %d with %s", next, as.Revision, c.ID)
 	}
 }

@@ -83,6 +83,7 @@ type Service struct {
 	heartbeats *heartbeatBatch
 	progress   *progressBatch
 	polls      openPolls
+	pollClock  pollClock
 	principals principalCache
 	auth       authState
 	// batching is on while Run flushes batches; without Run every report
@@ -155,9 +156,9 @@ func (s *Service) Run(ctx context.Context) error {
 		defer wg.Done()
 		for ctx.Err() == nil {
 			err := s.store.WatchHostChanges(ctx, s.hostChanged)
+			s.waiters.watch(false)
 			if ctx.Err() == nil {
 				s.log.Error("watching host changes; retrying", "err", err)
-				s.waiters.wake("")
 				tripcap.Sleep(ctx, time.Second)
 			}
 		}
@@ -198,19 +199,41 @@ func (s *Service) Run(ctx context.Context) error {
 // changes may have been missed, so it does both for every host.
 func (s *Service) hostChanged(hostID string) {
 	s.principals.revokeHost(hostID)
+	if hostID == "" {
+		// The watch is set up (again): from now on every change is signalled.
+		s.waiters.watch(true)
+		return
+	}
 	s.waiters.wake(hostID)
 }
 
-// waiters wakes agents' long polls when their host's desired state changes.
+// waiters wakes agents' long polls when their host's desired state changes,
+// and remembers the revision each host's last poll read, so that a poll
+// whose agent is up to date (most of them: a poll ends after its wait and
+// the next one asks again) waits without reading the database. A revision
+// is remembered only while the store's change watch is live (watching), and
+// only if no change of its host was signalled between taking the channel
+// and reading it: the signal of any later change forgets it, as it wakes the
+// polls already waiting. A poll therefore learns of a change no later than a
+// waiting one does: when its signal arrives.
 type waiters struct {
 	mu sync.Mutex
 	ch map[string]chan struct{}
+	// rev is the revision read under each host's current channel.
+	rev map[string]int64
+	// watching is set by the watch's "" (set up, or reconnected: every
+	// change since is signalled) and cleared when the watch ends.
+	watching bool
 }
 
-func newWaiters() *waiters { return &waiters{ch: map[string]chan struct{}{}} }
+// maxRemembered bounds the remembered revisions: past it, they start over.
+const maxRemembered = 100_000
 
-// channel returns a channel closed at the next change of hostID.
-func (w *waiters) channel(hostID string) <-chan struct{} {
+func newWaiters() *waiters { return &waiters{ch: map[string]chan struct{}{}, rev: map[string]int64{}} }
+
+// channel returns a channel closed at the next change of hostID, and the
+// host's revision if one read since the last change is remembered.
+func (w *waiters) channel(hostID string) (<-chan struct{}, int64, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	c, ok := w.ch[hostID]
@@ -218,10 +241,26 @@ func (w *waiters) channel(hostID string) <-chan struct{} {
 		c = make(chan struct{})
 		w.ch[hostID] = c
 	}
-	return c
+	rev, known := w.rev[hostID]
+	return c, rev, known && w.watching
 }
 
-// wake closes hostID's channel, or every channel for "".
+// remember keeps rev, read from the store after channel returned c, unless
+// c has been closed since (a change was signalled: rev may predate it).
+func (w *waiters) remember(hostID string, c <-chan struct{}, rev int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.watching || w.ch[hostID] != c {
+		return
+	}
+	if len(w.rev) >= maxRemembered {
+		clear(w.rev)
+	}
+	w.rev[hostID] = rev
+}
+
+// wake closes hostID's channel, or every channel for "", and forgets the
+// revisions read under them.
 func (w *waiters) wake(hostID string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -230,12 +269,24 @@ func (w *waiters) wake(hostID string) {
 			close(c)
 			delete(w.ch, id)
 		}
+		clear(w.rev)
 		return
 	}
+	delete(w.rev, hostID)
 	if c, ok := w.ch[hostID]; ok {
 		close(c)
 		delete(w.ch, hostID)
 	}
+}
+
+// watch records whether the store's change watch is live: once it is
+// (the watch's ""), every change is signalled; when it ends, changes may go
+// unsignalled, so nothing remembered is used until it is live again.
+func (w *waiters) watch(live bool) {
+	w.mu.Lock()
+	w.watching = live
+	w.mu.Unlock()
+	w.wake("")
 }
 
 // heartbeatBatch collects last-seen times so that thousands of agents cost

@@ -566,7 +566,15 @@ func (s *Server) withTransfer(kind string, next http.Handler) http.Handler {
 	switch kind {
 	case transferPoll:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(controlplane.MaxPollWait + lim.WriteTimeout))
+			rc := http.NewResponseController(w)
+			_ = rc.SetWriteDeadline(time.Now().Add(controlplane.MaxPollWait + lim.WriteTimeout))
+			if r.ProtoMajor == 2 && r.ContentLength == 0 {
+				// HTTP/2 arms a timer per stream for ReadTimeout, which
+				// bounds reading a body this poll does not have: with
+				// thousands of polls waiting, thousands of timers the
+				// runtime walks through (see controlplane's pollClock).
+				_ = rc.SetReadDeadline(time.Time{})
+			}
 			next.ServeHTTP(w, r)
 		})
 	case transferUpload:
