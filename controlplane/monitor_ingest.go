@@ -47,9 +47,11 @@ type MetricIngest struct {
 	refused       refusedCounts
 	persistErrors atomic.Uint64
 
-	// feeds, attachGap and attachHold: attaching hosts (monitor_attach.go).
+	// feeds, attachGap, attachHold and attachHistories: attaching hosts
+	// (monitor_attach.go).
 	feeds                 feeds
 	attachGap, attachHold time.Duration
+	attachHistories       int
 }
 
 // NewMetricIngest returns the ingest and evaluation of alerts over store.
@@ -63,11 +65,17 @@ func NewMetricIngest(store tripcap.AlertStore, hosts tripcap.HostFinder, log *sl
 	if cfg.AttachGap <= 0 {
 		cfg.AttachGap = DefaultAttachGap
 	}
+	if cfg.AttachHold <= 0 {
+		cfg.AttachHold = DefaultAttachHold
+	}
+	if cfg.AttachHistories <= 0 {
+		cfg.AttachHistories = DefaultAttachHistories
+	}
 	if cfg.Metrics.Logger == nil {
 		cfg.Metrics.Logger = log
 	}
 	m := &MetricIngest{store: store, hosts: hosts, log: log, cfg: cfg, now: time.Now,
-		feeds: feeds{m: map[string]*hostFeed{}}, attachGap: cfg.AttachGap, attachHold: DefaultAttachHold}
+		feeds: newFeeds(), attachGap: cfg.AttachGap, attachHold: cfg.AttachHold, attachHistories: cfg.AttachHistories}
 	var err error
 	if m.metrics, err = metricstore.New(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("metric store: %w", err)
@@ -339,7 +347,7 @@ func (m *MetricIngest) Stats() MonitorStats {
 	return MonitorStats{Metrics: m.metrics.Stats(), Alerting: m.eval.Stats(), PointsIngested: m.ingested.Load(), PersistErrors: m.persistErrors.Load(),
 		PointsRefused: PointsRefused{Duplicates: m.refused.duplicates.Load(), TooOld: m.refused.tooOld.Load(),
 			TooNew: m.refused.tooNew.Load(), OverLimit: m.refused.overLimit.Load()},
-		Attach: AttachStats{Attaches: m.feeds.attaches.Load(), Backfilled: m.feeds.backfilled.Load(), HistoryEnds: m.feeds.historyEnds.Load()}}
+		Attach: m.attachStats()}
 }
 
 // IngestMetrics stores a batch from the calling agent (the JSON batches
