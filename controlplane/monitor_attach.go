@@ -142,10 +142,8 @@ func (m *MetricIngest) attach(host string, wantHistory bool) {
 	m.feeds.mu.Lock()
 	defer m.feeds.mu.Unlock()
 	f := m.feeds.m[host]
-	if _, ok := m.feeds.inflight[host]; ok {
-		// A history asked before the gap is not coming on a stream that broke.
-		delete(m.feeds.inflight, host)
-	}
+	// A history asked before the gap is not coming on a stream that broke.
+	delete(m.feeds.inflight, host)
 	f.restoring, f.held, f.late, f.asked = true, time.Time{}, false, false
 	f.wantHistory, f.storeNewest, f.holdUntil = wantHistory, newest, now.Add(m.attachHold)
 	m.feeds.restoreQ[host] = struct{}{}
