@@ -243,11 +243,13 @@ func (m *MetricIngest) notify(host string, newest time.Time) {
 
 // lateLocked marks a host evaluated without its history, under feeds.mu:
 // counted, and logged as a count at most every lateLogEvery (a storm is a
-// line, not a line per host).
-func (m *MetricIngest) lateLocked(f *hostFeed) {
+// line, not a line per host). It returns the newest point held, for the
+// caller to pass on once the lock is released.
+func (m *MetricIngest) lateLocked(f *hostFeed) (held time.Time) {
 	if f.late {
-		return
+		return time.Time{}
 	}
+	held = f.held
 	f.late, f.held = true, time.Time{}
 	m.feeds.historyLate.Add(1)
 	m.feeds.lateN++
@@ -256,6 +258,11 @@ func (m *MetricIngest) lateLocked(f *hostFeed) {
 			"hosts", m.feeds.lateN, "historiesInFlight", len(m.feeds.inflight), "limit", m.attachHistories)
 		m.feeds.lateN, m.feeds.lateLogged = 0, now
 	}
+	if f.restoring {
+		f.held = held // still held, for the reload
+		return time.Time{}
+	}
+	return held
 }
 
 // askSlot takes a slot for host's history, when it wants one and one is
@@ -263,6 +270,16 @@ func (m *MetricIngest) lateLocked(f *hostFeed) {
 // agent's answer is lost, or it is too slow to wait for).
 func (m *MetricIngest) askSlot(host string) (storeNewest int64, ok bool) {
 	now := m.now()
+	type release struct {
+		host string
+		held time.Time
+	}
+	var releases []release
+	defer func() {
+		for _, r := range releases {
+			m.eval.Notify(r.host, r.held)
+		}
+	}()
 	m.feeds.mu.Lock()
 	defer m.feeds.mu.Unlock()
 	f := m.feeds.m[host]
@@ -278,7 +295,9 @@ func (m *MetricIngest) askSlot(host string) (storeNewest int64, ok bool) {
 			m.feeds.historyExpired.Add(1)
 			if g := m.feeds.m[h]; g != nil {
 				g.wantHistory, g.asked = false, false
-				m.lateLocked(g)
+				if held := m.lateLocked(g); !held.IsZero() {
+					releases = append(releases, release{h, held})
+				}
 			}
 		}
 		if len(m.feeds.inflight) >= m.attachHistories {
@@ -287,6 +306,12 @@ func (m *MetricIngest) askSlot(host string) (storeNewest int64, ok bool) {
 	}
 	m.feeds.inflight[host] = now
 	f.asked = true
+	// A host that waited out its hold for the slot is evaluated without
+	// the history from now on (it still lands); one asked within it holds
+	// for the history as long again.
+	if !f.late && now.After(f.holdUntil) {
+		m.lateLocked(f) // its points being stored notify the evaluator
+	}
 	if !f.late {
 		f.holdUntil = now.Add(m.attachHold)
 	}

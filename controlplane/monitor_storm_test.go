@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -368,4 +369,107 @@ func (ag *stormAgent) checkSince(since int64, dynamic bool) error {
 		return fmt.Errorf("a host of static rules was asked for %s of history; want at most %s", back, controlplane.DefaultMetricWindow)
 	}
 	return nil
+}
+
+// lockedBuffer is a log sink tests read while the monitor writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestAttachHistoryLate: one history at a time. The first host's agent
+// never answers (its stream broke); the second host waits for the slot,
+// and once its hold passes it is evaluated without its history. The next
+// frame after the first host's hold gives its slot up and asks the
+// second, whose history then lands: it is backfilled all the same. The
+// two hosts late are one line of log, and counted.
+func TestAttachHistoryLate(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	logs := &lockedBuffer{}
+	hold := 300 * time.Millisecond
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(logs, nil)),
+		controlplane.MonitorConfig{AttachGap: 5 * time.Second, RuleRefresh: 100 * time.Millisecond, AttachHistories: 1, AttachHold: hold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = mon.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	rule := &tripcap.AlertRule{Name: "egress", Scopes: []tripcap.Scope{tripcap.ScopeAll}, EvaluationFrequency: "PT1S", WindowSize: "PT1M",
+		Criteria: tripcap.Criteria{AllOf: []tripcap.Criterion{{Static: &tripcap.StaticCriterion{
+			MetricCriterion: tripcap.MetricCriterion{MetricName: "Network Out Total", TimeAggregation: tripcap.AggregationAverage},
+			Operator:        tripcap.OperatorGreaterThan, Threshold: 4000}}}}}
+	if _, err := mon.CreateRule(f.admin, rule); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rule to load", func() bool { return mon.Stats().Alerting.Rules == 1 })
+
+	var agents []*stormAgent
+	for _, name := range []string{"mute.example.com", "late.example.com"} {
+		ctx, h := f.enroll(t, name)
+		hist, err := metricstore.New(metricstore.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, &stormAgent{name: h.ID, ctx: tripcap.NewContextWithAgentProtocol(ctx, 2), hist: hist, breach: func(int) bool { return false }})
+	}
+	mute, late := agents[0], agents[1]
+	// The agents' own history: the minutes before they came here.
+	t0 := time.Now().Truncate(time.Second).Add(-3 * time.Minute)
+	for sec := range 60 {
+		for _, ag := range agents {
+			p := tripcap.MetricPoint{Host: "self", Metric: tripcap.MetricNetworkOutBytes, Time: t0.Add(time.Duration(sec) * time.Second), Value: 1}
+			if _, err := ag.hist.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{p}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var outstanding, peak, bytes, smax, dmax atomic.Int64
+	ship := func(ag *stormAgent, sec int) {
+		t.Helper()
+		if err := ag.second(mon, t0.Add(time.Duration(sec)*time.Second), sec, &outstanding, &peak, &bytes, &smax, &dmax, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ship(mute, 60)
+	mute.owed = false // its answer is lost
+	ship(late, 60)
+	if st := mon.Stats().Attach; st.HistoryAsks != 1 || st.HistoriesInFlight != 1 || st.HistoriesWaiting != 1 {
+		t.Fatalf("one slot, two hosts: %+v", st)
+	}
+	evals := mon.Stats().Alerting.Evaluations
+	time.Sleep(hold + 100*time.Millisecond)
+	// Past its hold, the waiting host is evaluated without its history;
+	// the slot the mute one holds is given up, and the late one asked.
+	ship(late, 61)
+	if !late.owed {
+		t.Fatalf("the waiting host was not asked once the slot expired: %+v", mon.Stats().Attach)
+	}
+	eventually(t, "the late host to be evaluated without its history", func() bool { return mon.Stats().Alerting.Evaluations > evals })
+	ship(late, 62) // answers
+	ship(mute, 61)
+	st := mon.Stats().Attach
+	if st.HistoryAsks != 2 || st.HistoryEnds != 1 || st.HistoriesExpired != 1 || st.HistoriesLate != 2 || st.HistoriesInFlight != 0 || st.HistoriesWaiting != 0 {
+		t.Errorf("after the storm: %+v", st)
+	}
+	if st.Backfilled != 60 {
+		t.Errorf("backfilled %d points; want the late host's 60", st.Backfilled)
+	}
+	if n := strings.Count(logs.String(), "did not arrive in time"); n != 1 {
+		t.Errorf("%d log lines of late history; want one for both hosts:\n%s", n, logs.String())
+	}
 }
