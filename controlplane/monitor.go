@@ -44,6 +44,14 @@ type MonitorConfig struct {
 	// AttachGap is how long without a host's points makes the next ones an
 	// attach (monitor_attach.go; default DefaultAttachGap).
 	AttachGap time.Duration
+	// AttachHold bounds how long an attaching host's evaluation waits for
+	// a slot to ask its history, and again for the history once asked
+	// (default DefaultAttachHold).
+	AttachHold time.Duration
+	// AttachHistories is how many agents' histories may be in flight at
+	// once (default DefaultAttachHistories): a storm of attaches waits
+	// its turn rather than asking every agent at once.
+	AttachHistories int
 	// Sink, when set, gets a copy of every batch stored (remote write); it
 	// must not block (monitor_remote.go).
 	Sink tripcap.MetricSink

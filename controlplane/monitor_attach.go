@@ -17,40 +17,91 @@ import (
 // reloads the host's Fired alerts from the database (another replica may
 // have fired or resolved them), asks the agent, which keeps its own
 // history, for what the store lacks, and holds the host's evaluation
-// until that history lands (or AttachHold passes), so the first windows
-// it evaluates are whole; then it resets the host's dynamic baselines so
+// until both are done (or AttachHold passes), so the first windows it
+// evaluates are whole; then it resets the host's dynamic baselines so
 // they learn from the history. Agents below protocol version 2 cannot
 // send history, nor can a JSON batch's answer ask for it: their hosts get
 // the alerts reloaded and nothing more.
+//
+// A storm (a replica died and its thousands of agents attach here at
+// once) is bounded three ways. The Fired alerts of every host attaching
+// within a restoreTick are reloaded by one query. At most
+// AttachHistories histories are in flight; a host attaching while they
+// are is asked on the answer to one of its later frames, once a slot
+// frees (a history lands, or its AttachHold passes). And each history
+// reaches back only as far as the host's rules read (HistoryNeed), at
+// least a chart's default window, the whole rollup window only for a host
+// with a dynamic rule. A host whose history is not in before its hold
+// passes is evaluated without it (counted, logged once a minute at most),
+// and still backfilled when its turn comes.
 const (
 	// DefaultAttachGap is how long without points makes the next ones an
 	// attach: longer than an agent's shipping interval and its first
 	// retry, short enough that a replica that missed a handoff notices.
 	DefaultAttachGap = 5 * time.Second
-	// DefaultAttachHold bounds how long a host's evaluation waits for the
-	// history asked for.
+	// DefaultAttachHold bounds how long a host's evaluation waits for a
+	// slot to ask its history, and again for the history once asked.
 	DefaultAttachHold = 10 * time.Second
+	// DefaultAttachHistories is how many hosts' histories may be in
+	// flight at once: at about 100 KB a host without a dynamic rule and
+	// 1.5 MB one with (docs/alerting.md), a few MB to some 50 MB.
+	DefaultAttachHistories = 32
+	// restoreTick gathers the hosts attaching within it into one reload
+	// of Fired alerts.
+	restoreTick = 100 * time.Millisecond
+	// lateLogEvery: hosts evaluated without their history are logged at
+	// most this often, as a count, not a line per host.
+	lateLogEvery = time.Minute
 )
 
 // hostFeed is what the ingest knows of one host's arriving points.
 type hostFeed struct {
 	last time.Time // wall clock of the host's last points
-	// holding: history was asked for and has not landed; notifications
-	// of new points are held (newest in held) until it does or holdUntil.
-	holding   bool
+	// restoring: the host's Fired alerts wait for the next reload.
+	restoring bool
+	// wantHistory: history is owed (waiting for a slot, or asked when
+	// asked); storeNewest is the newest second the store held of the
+	// host at the attach (0: none).
+	wantHistory bool
+	asked       bool
+	storeNewest int64
+	// Notifications of new points are held (newest in held) while the
+	// host is restoring, or wants history and holdUntil has not passed;
+	// late: it passed, the host is evaluated without its history.
 	holdUntil time.Time
 	held      time.Time
+	late      bool
 }
+
+// holding reports whether the host's evaluation waits.
+func (f *hostFeed) holding() bool { return f.restoring || (f.wantHistory && !f.late) }
 
 // feeds tracks hosts' feeds; its own lock, as the store's OnAppend hook
 // takes it on every append.
 type feeds struct {
 	mu sync.Mutex
 	m  map[string]*hostFeed
+	// inflight: the hosts whose history was asked, and when.
+	inflight map[string]time.Time
+	// restoreQ: the hosts whose Fired alerts the next reload takes;
+	// restoring: a reload loop runs.
+	restoreQ  map[string]struct{}
+	restoring bool
+	// lateN: hosts evaluated without their history since lateLogged.
+	lateN      int
+	lateLogged time.Time
 
-	attaches    atomic.Uint64
-	backfilled  atomic.Uint64
-	historyEnds atomic.Uint64
+	attaches       atomic.Uint64
+	backfilled     atomic.Uint64
+	historyEnds    atomic.Uint64
+	historyAsks    atomic.Uint64
+	historyLate    atomic.Uint64
+	historyExpired atomic.Uint64
+	restoreQueries atomic.Uint64
+}
+
+func newFeeds() feeds {
+	return feeds{m: map[string]*hostFeed{}, inflight: map[string]time.Time{}, restoreQ: map[string]struct{}{}}
 }
 
 // IngestResult is what became of an agent's points, and whether the
@@ -61,10 +112,9 @@ type IngestResult struct {
 	HistorySince int64
 }
 
-// arrive records that host's points arrive now: it reports whether this
-// is an attach and, for one that may ask for history, starts holding the
-// host's evaluation.
-func (m *MetricIngest) arrive(host string, hold bool) bool {
+// arrive records that host's points arrive now and reports whether this
+// is an attach.
+func (m *MetricIngest) arrive(host string) bool {
 	now := m.now()
 	m.feeds.mu.Lock()
 	defer m.feeds.mu.Unlock()
@@ -75,68 +125,249 @@ func (m *MetricIngest) arrive(host string, hold bool) bool {
 	}
 	attach := f.last.IsZero() || now.Sub(f.last) > m.attachGap
 	f.last = now
-	if attach && hold {
-		f.holding, f.holdUntil, f.held = true, now.Add(m.attachHold), time.Time{}
-	}
 	return attach
 }
 
+// attach takes the host over: its evaluation holds until its Fired
+// alerts are reloaded (by the next reload) and, when wantHistory, until
+// its history lands or the hold passes. Call it before the attaching
+// points are stored: the history asked starts after what the store held.
+func (m *MetricIngest) attach(host string, wantHistory bool) {
+	m.feeds.attaches.Add(1)
+	var newest int64
+	if t, ok := m.metrics.Newest(host); ok {
+		newest = t.Unix()
+	}
+	now := m.now()
+	m.feeds.mu.Lock()
+	defer m.feeds.mu.Unlock()
+	f := m.feeds.m[host]
+	// A history asked before the gap is not coming on a stream that broke.
+	delete(m.feeds.inflight, host)
+	f.restoring, f.held, f.late, f.asked = true, time.Time{}, false, false
+	f.wantHistory, f.storeNewest, f.holdUntil = wantHistory, newest, now.Add(m.attachHold)
+	m.feeds.restoreQ[host] = struct{}{}
+	if !m.feeds.restoring {
+		m.feeds.restoring = true
+		go m.restoreLoop()
+	}
+}
+
+// restoreLoop reloads the Fired alerts of the hosts attaching within
+// each restoreTick, until none is left.
+func (m *MetricIngest) restoreLoop() {
+	for {
+		time.Sleep(restoreTick)
+		m.feeds.mu.Lock()
+		if len(m.feeds.restoreQ) == 0 {
+			m.feeds.restoring = false
+			m.feeds.mu.Unlock()
+			return
+		}
+		hosts := make([]string, 0, len(m.feeds.restoreQ))
+		for h := range m.feeds.restoreQ {
+			hosts = append(hosts, h)
+		}
+		clear(m.feeds.restoreQ)
+		m.feeds.mu.Unlock()
+		m.restore(hosts)
+	}
+}
+
+// restore reloads hosts' Fired alerts into the evaluator with one query
+// (by host for one host; all Fired alerts, at most one per rule and host,
+// for more) and releases what their evaluation held for it.
+func (m *MetricIngest) restore(hosts []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m.feeds.restoreQueries.Add(1)
+	fired := tripcap.ConditionFired
+	filter := tripcap.AlertFilter{MonitorCondition: &fired}
+	if len(hosts) == 1 {
+		filter.HostID = &hosts[0]
+	}
+	alerts, err := m.store.FindAlerts(ctx, filter)
+	if err != nil {
+		// The evaluator keeps what it holds; the database fences a
+		// duplicate Fired all the same.
+		m.log.Error("reloading attaching hosts' fired alerts", "hosts", len(hosts), "err", err)
+	} else {
+		byHost := make(map[string][]tripcap.Alert, len(hosts))
+		for _, h := range hosts {
+			byHost[h] = nil
+		}
+		for _, a := range alerts {
+			if as, ok := byHost[a.HostID]; ok {
+				byHost[a.HostID] = append(as, *a)
+			}
+		}
+		for h, as := range byHost {
+			m.eval.RestoreHost(h, as)
+		}
+	}
+	for _, h := range hosts {
+		m.feeds.mu.Lock()
+		f := m.feeds.m[h]
+		var held time.Time
+		if f != nil && f.restoring {
+			f.restoring = false
+			if !f.holding() {
+				held, f.held = f.held, time.Time{}
+			}
+		}
+		m.feeds.mu.Unlock()
+		if !held.IsZero() {
+			m.eval.Notify(h, held)
+		}
+	}
+}
+
 // notify is the store's OnAppend hook: the evaluator hears of new points
-// unless the host is held for its history.
+// unless the host is held.
 func (m *MetricIngest) notify(host string, newest time.Time) {
 	m.feeds.mu.Lock()
 	f := m.feeds.m[host]
-	if f != nil && f.holding {
-		if m.now().Before(f.holdUntil) {
+	if f != nil && f.holding() {
+		if f.restoring || m.now().Before(f.holdUntil) {
 			if newest.After(f.held) {
 				f.held = newest
 			}
 			m.feeds.mu.Unlock()
 			return
 		}
-		f.holding = false
-		m.log.Warn("a host's history did not arrive in time; evaluating without it", "host", host)
+		m.lateLocked(f)
 	}
 	m.feeds.mu.Unlock()
 	m.eval.Notify(host, newest)
 }
 
-// release ends a host's hold and passes on the newest point it held.
-func (m *MetricIngest) release(host string) {
+// lateLocked marks a host evaluated without its history, under feeds.mu:
+// counted, and logged as a count at most every lateLogEvery (a storm is a
+// line, not a line per host). It returns the newest point held, for the
+// caller to pass on once the lock is released.
+func (m *MetricIngest) lateLocked(f *hostFeed) (held time.Time) {
+	if f.late {
+		return time.Time{}
+	}
+	held = f.held
+	f.late, f.held = true, time.Time{}
+	m.feeds.historyLate.Add(1)
+	m.feeds.lateN++
+	if now := m.now(); now.Sub(m.feeds.lateLogged) >= lateLogEvery {
+		m.log.Warn("hosts' history did not arrive in time; they are evaluated without it until it does",
+			"hosts", m.feeds.lateN, "historiesInFlight", len(m.feeds.inflight), "limit", m.attachHistories)
+		m.feeds.lateN, m.feeds.lateLogged = 0, now
+	}
+	if f.restoring {
+		f.held = held // still held, for the reload
+		return time.Time{}
+	}
+	return held
+}
+
+// askSlot takes a slot for host's history, when it wants one and one is
+// free; histories asked longer than the hold ago give theirs up (the
+// agent's answer is lost, or it is too slow to wait for).
+func (m *MetricIngest) askSlot(host string) (storeNewest int64, ok bool) {
+	now := m.now()
+	type release struct {
+		host string
+		held time.Time
+	}
+	var releases []release
+	defer func() {
+		for _, r := range releases {
+			m.eval.Notify(r.host, r.held)
+		}
+	}()
 	m.feeds.mu.Lock()
+	defer m.feeds.mu.Unlock()
+	f := m.feeds.m[host]
+	if f == nil || !f.wantHistory || f.asked {
+		return 0, false
+	}
+	if len(m.feeds.inflight) >= m.attachHistories {
+		for h, at := range m.feeds.inflight {
+			if now.Sub(at) <= m.attachHold {
+				continue
+			}
+			delete(m.feeds.inflight, h)
+			m.feeds.historyExpired.Add(1)
+			if g := m.feeds.m[h]; g != nil {
+				g.wantHistory, g.asked = false, false
+				if held := m.lateLocked(g); !held.IsZero() {
+					releases = append(releases, release{h, held})
+				}
+			}
+		}
+		if len(m.feeds.inflight) >= m.attachHistories {
+			return 0, false
+		}
+	}
+	m.feeds.inflight[host] = now
+	f.asked = true
+	// A host that waited out its hold for the slot is evaluated without
+	// the history from now on (it still lands); one asked within it holds
+	// for the history as long again.
+	if !f.late && now.After(f.holdUntil) {
+		m.lateLocked(f) // its points being stored notify the evaluator
+	}
+	if !f.late {
+		f.holdUntil = now.Add(m.attachHold)
+	}
+	m.feeds.historyAsks.Add(1)
+	return f.storeNewest, true
+}
+
+// unask gives back a slot whose request was not sent; a later frame asks again.
+func (m *MetricIngest) unask(host string) {
+	m.feeds.mu.Lock()
+	defer m.feeds.mu.Unlock()
+	delete(m.feeds.inflight, host)
+	if f := m.feeds.m[host]; f != nil {
+		f.asked = false
+	}
+}
+
+// historySince is where the history asked for host starts: after what
+// the store held, and no further back than the host's rules read
+// (alerting.Evaluator.HistoryNeed) or a chart's default window, whichever
+// is longer; the whole rollup window for a host with a dynamic rule (its
+// baseline learns from all of it) or when the need is unknown.
+func (m *MetricIngest) historySince(ctx context.Context, host string, storeNewest int64) int64 {
+	now := m.now()
+	need, whole, err := m.eval.HistoryNeed(ctx, host, now)
+	if err != nil {
+		m.log.Warn("reading what an attaching host's rules need; asking its whole history", "host", host, "err", err)
+		whole = true
+	}
+	back := m.metrics.Config().Rollup
+	if !whole {
+		back = min(back, max(need, DefaultMetricWindow))
+	}
+	return max(storeNewest+1, now.Add(-back).Unix())
+}
+
+// historyDone ends host's history: frees its slot, resets its dynamic
+// baselines (they learn again from the history) and passes on the newest
+// point its evaluation held.
+func (m *MetricIngest) historyDone(host string) {
+	m.feeds.historyEnds.Add(1)
+	m.eval.ResetBaselines(host)
+	m.feeds.mu.Lock()
+	delete(m.feeds.inflight, host)
 	f := m.feeds.m[host]
 	var held time.Time
-	if f != nil && f.holding {
-		f.holding, held = false, f.held
+	if f != nil && f.wantHistory && f.asked {
+		f.wantHistory, f.asked = false, false
+		if !f.holding() {
+			held, f.held = f.held, time.Time{}
+		}
 	}
 	m.feeds.mu.Unlock()
 	if !held.IsZero() {
 		m.eval.Notify(host, held)
 	}
-}
-
-// attach reloads the host's Fired alerts into the evaluator and says
-// from when the agent should send history: after the newest point the
-// store holds, or the whole rollup window for a host it holds nothing of.
-func (m *MetricIngest) attach(ctx context.Context, host string) int64 {
-	m.feeds.attaches.Add(1)
-	fired := tripcap.ConditionFired
-	alerts, err := m.store.FindAlerts(ctx, tripcap.AlertFilter{HostID: &host, MonitorCondition: &fired})
-	if err != nil {
-		// The evaluator keeps what it holds; the database fences a
-		// duplicate Fired all the same.
-		m.log.Error("reloading a host's fired alerts on attach", "host", host, "err", err)
-	} else {
-		restore := make([]tripcap.Alert, len(alerts))
-		for i, a := range alerts {
-			restore[i] = *a
-		}
-		m.eval.RestoreHost(host, restore)
-	}
-	if newest, ok := m.metrics.Newest(host); ok {
-		return newest.Unix() + 1
-	}
-	return m.now().Add(-m.metrics.Config().Rollup).Unix()
 }
 
 // CheckAgent refuses a caller that is not an agent, before a stream opens.
@@ -148,9 +379,9 @@ func (m *MetricIngest) CheckAgent(ctx context.Context) error {
 // IngestFrame takes one metricwire frame from the calling agent and
 // returns the frames to answer it with: a points frame is stored under
 // the agent's own host (whatever the frame says) and acknowledged, with a
-// request for history when it attached the host; history frames are
-// backfilled; the end of the history resets the host's baselines and
-// releases its evaluation.
+// request for history when the host is owed one and a slot is free;
+// history frames are backfilled; the end of the history resets the
+// host's baselines and releases its evaluation.
 func (m *MetricIngest) IngestFrame(ctx context.Context, f *metricwire.Frame) ([]metricwire.Frame, error) {
 	hostID, err := requireAgent(ctx)
 	if err != nil {
@@ -180,9 +411,7 @@ func (m *MetricIngest) IngestFrame(ctx context.Context, f *metricwire.Frame) ([]
 		m.feeds.backfilled.Add(uint64(res.Stored))
 		return nil, nil
 	case metricwire.KindHistoryEnd:
-		m.feeds.historyEnds.Add(1)
-		m.eval.ResetBaselines(hostID)
-		m.release(hostID)
+		m.historyDone(hostID)
 		return nil, nil
 	}
 	return nil, tripcap.Errorf(tripcap.EINVALID, "frame: a %v frame is the server's to send", f.Kind)
@@ -198,16 +427,20 @@ func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.Metric
 	}
 	var out IngestResult
 	if len(b.Points) > 0 {
-		if m.arrive(host, canAsk) {
-			since := m.attach(ctx, host)
-			out.AskHistory, out.HistorySince = canAsk, since
+		if m.arrive(host) {
+			m.attach(host, canAsk)
+		}
+		if canAsk {
+			if newest, ok := m.askSlot(host); ok {
+				out.AskHistory, out.HistorySince = true, m.historySince(ctx, host, newest)
+			}
 		}
 	}
 	res, err := m.metrics.Append(b)
 	out.AppendResult = res
 	if err != nil {
 		if out.AskHistory {
-			m.release(host)
+			m.unask(host)
 			out.AskHistory = false
 		}
 		return out, err
@@ -248,4 +481,33 @@ type AttachStats struct {
 	// agents' history; HistoryEnds the history answers completed.
 	Backfilled  uint64 `json:"backfilled"`
 	HistoryEnds uint64 `json:"historyEnds"`
+	// HistoryAsks: histories asked for; HistoriesInFlight asked and not
+	// yet in; HistoriesWaiting owed and waiting for a slot.
+	HistoryAsks       uint64 `json:"historyAsks"`
+	HistoriesInFlight int    `json:"historiesInFlight"`
+	HistoriesWaiting  int    `json:"historiesWaiting"`
+	// HistoriesLate: hosts evaluated without their history, which was
+	// not in before their hold passed; HistoriesExpired: histories asked
+	// that never came within the hold (their slot was given up).
+	HistoriesLate    uint64 `json:"historiesLate"`
+	HistoriesExpired uint64 `json:"historiesExpired"`
+	// RestoreQueries: the reloads of Fired alerts attaches took.
+	RestoreQueries uint64 `json:"restoreQueries"`
+}
+
+// attachStats counts the feeds now (a pass over the hosts: /metrics reads
+// it every scrape, not every point).
+func (m *MetricIngest) attachStats() AttachStats {
+	m.feeds.mu.Lock()
+	waiting := 0
+	for _, f := range m.feeds.m {
+		if f.wantHistory && !f.asked {
+			waiting++
+		}
+	}
+	inflight := len(m.feeds.inflight)
+	m.feeds.mu.Unlock()
+	return AttachStats{Attaches: m.feeds.attaches.Load(), Backfilled: m.feeds.backfilled.Load(), HistoryEnds: m.feeds.historyEnds.Load(),
+		HistoryAsks: m.feeds.historyAsks.Load(), HistoriesInFlight: inflight, HistoriesWaiting: waiting,
+		HistoriesLate: m.feeds.historyLate.Load(), HistoriesExpired: m.feeds.historyExpired.Load(), RestoreQueries: m.feeds.restoreQueries.Load()}
 }

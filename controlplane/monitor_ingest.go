@@ -48,9 +48,11 @@ type MetricIngest struct {
 	persistErrors atomic.Uint64
 	delay         pointDelay // how late points arrive (point_delay.go)
 
-	// feeds, attachGap and attachHold: attaching hosts (monitor_attach.go).
+	// feeds, attachGap, attachHold and attachHistories: attaching hosts
+	// (monitor_attach.go).
 	feeds                 feeds
 	attachGap, attachHold time.Duration
+	attachHistories       int
 }
 
 // NewMetricIngest returns the ingest and evaluation of alerts over store.
@@ -64,11 +66,17 @@ func NewMetricIngest(store tripcap.AlertStore, hosts tripcap.HostFinder, log *sl
 	if cfg.AttachGap <= 0 {
 		cfg.AttachGap = DefaultAttachGap
 	}
+	if cfg.AttachHold <= 0 {
+		cfg.AttachHold = DefaultAttachHold
+	}
+	if cfg.AttachHistories <= 0 {
+		cfg.AttachHistories = DefaultAttachHistories
+	}
 	if cfg.Metrics.Logger == nil {
 		cfg.Metrics.Logger = log
 	}
 	m := &MetricIngest{store: store, hosts: hosts, log: log, cfg: cfg, now: time.Now,
-		feeds: feeds{m: map[string]*hostFeed{}}, attachGap: cfg.AttachGap, attachHold: DefaultAttachHold}
+		feeds: newFeeds(), attachGap: cfg.AttachGap, attachHold: cfg.AttachHold, attachHistories: cfg.AttachHistories}
 	var err error
 	if m.metrics, err = metricstore.New(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("metric store: %w", err)
@@ -343,7 +351,7 @@ func (m *MetricIngest) Stats() MonitorStats {
 	return MonitorStats{Metrics: m.metrics.Stats(), Alerting: m.eval.Stats(), PointsIngested: m.ingested.Load(), PersistErrors: m.persistErrors.Load(),
 		PointsRefused: PointsRefused{Duplicates: m.refused.duplicates.Load(), TooOld: m.refused.tooOld.Load(),
 			TooNew: m.refused.tooNew.Load(), OverLimit: m.refused.overLimit.Load()},
-		Attach:     AttachStats{Attaches: m.feeds.attaches.Load(), Backfilled: m.feeds.backfilled.Load(), HistoryEnds: m.feeds.historyEnds.Load()},
+		Attach:     m.attachStats(),
 		PointDelay: m.delay.h.Snapshot()}
 }
 
