@@ -1,6 +1,9 @@
 package http
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tripcap/tripcap"
@@ -21,6 +24,23 @@ func (c latencyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(c.desc, s.Count, s.SumSeconds, s.Cumulative())
 }
 
-func (s *Server) latencyHistogram(name, help string, f func(controlplane.MonitorStats) tripcap.LatencySnapshot) prometheus.Collector {
-	return latencyCollector{desc: prometheus.NewDesc(name, help, nil, nil), snap: func() tripcap.LatencySnapshot { return f(s.monitor.Stats()) }}
+func latencyHistogram(stats func() controlplane.MonitorStats, name, help string, f func(controlplane.MonitorStats) tripcap.LatencySnapshot) prometheus.Collector {
+	return latencyCollector{desc: prometheus.NewDesc(name, help, nil, nil), snap: func() tripcap.LatencySnapshot { return f(stats()) }}
+}
+
+// scrapeStats returns get, called at most once a second: one /metrics
+// scrape asks some 25 collectors, and the monitor's stats walk every
+// series of the metric store under its lock.
+func scrapeStats(get func() controlplane.MonitorStats) func() controlplane.MonitorStats {
+	var mu sync.Mutex
+	var at time.Time
+	var last controlplane.MonitorStats
+	return func() controlplane.MonitorStats {
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); at.IsZero() || now.Sub(at) >= time.Second {
+			last, at = get(), now
+		}
+		return last
+	}
 }

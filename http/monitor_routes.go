@@ -69,22 +69,22 @@ func (s *Server) monitorRoutes() []route {
 
 // registerMonitorMetrics exposes the monitor's sizes and totals on /metrics.
 func (s *Server) registerMonitorMetrics() {
-	m := s.monitor
+	stats := scrapeStats(s.monitor.Stats)
 	gauge := func(name, help string, f func(controlplane.MonitorStats) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(m.Stats()) })
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(stats()) })
 	}
 	counter := func(name, help string, f func(controlplane.MonitorStats) float64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(m.Stats()) })
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(stats()) })
 	}
 	refused := func(reason string, f func(controlplane.PointsRefused) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tripcap_metric_points_refused_total",
 			Help: "Metric points from agents the store did not keep, by reason.", ConstLabels: prometheus.Labels{"reason": reason}},
-			func() float64 { return float64(f(m.Stats().PointsRefused)) })
+			func() float64 { return float64(f(stats().PointsRefused)) })
 	}
 	s.registry.MustRegister(
 		gauge("tripcap_metricstore_hosts", "Hosts the metric store holds series of.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Hosts) }),
 		gauge("tripcap_metricstore_series", "Series in the metric store.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Series) }),
-		gauge("tripcap_metricstore_bytes", "Memory the metric store's rings take.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Bytes) }),
+		gauge("tripcap_metricstore_bytes", "Memory the metric store's series hold.", func(st controlplane.MonitorStats) float64 { return float64(st.Metrics.Bytes) }),
 		counter("tripcap_metric_points_ingested_total", "Metric points stored from agents.", func(st controlplane.MonitorStats) float64 { return float64(st.PointsIngested) }),
 		refused("duplicate", func(p controlplane.PointsRefused) uint64 { return p.Duplicates }),
 		refused("too_old", func(p controlplane.PointsRefused) uint64 { return p.TooOld }),
@@ -104,8 +104,8 @@ func (s *Server) registerMonitorMetrics() {
 		counter("tripcap_alert_evaluations_total", "Rule evaluations run.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Evaluations) }),
 		counter("tripcap_alert_transitions_total", "Alerts fired or resolved.", func(st controlplane.MonitorStats) float64 { return float64(st.Alerting.Transitions) }),
 		counter("tripcap_alert_persist_errors_total", "Alert transitions that could not be stored.", func(st controlplane.MonitorStats) float64 { return float64(st.PersistErrors) }),
-		s.latencyHistogram("tripcap_metric_point_delay_seconds", "How late agents' points arrive: the wall clock at ingest minus the point's second.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.PointDelay }),
-		s.latencyHistogram("tripcap_alert_evaluation_lag_seconds", "From a host's points stored to its rules evaluated, queueing included.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.Alerting.EvaluationLag }),
+		latencyHistogram(stats, "tripcap_metric_point_delay_seconds", "How late agents' points arrive: the wall clock at ingest minus the point's second.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.PointDelay }),
+		latencyHistogram(stats, "tripcap_alert_evaluation_lag_seconds", "From a host's points stored to its rules evaluated, queueing included.", func(st controlplane.MonitorStats) tripcap.LatencySnapshot { return st.Alerting.EvaluationLag }),
 	)
 }
 

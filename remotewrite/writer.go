@@ -522,10 +522,8 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 		}
 		w.retries.Add(1)
 		w.log.Debug("remote write: retrying", "attempt", attempt, "in", wait, "err", err)
-		select {
-		case <-ctx.Done():
+		if !tripcap.Sleep(ctx, wait) {
 			return err
-		case <-time.After(wait):
 		}
 	}
 }

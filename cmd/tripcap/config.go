@@ -41,7 +41,7 @@ const maxConfigBytes = 1 << 20
 // commandEnv is, for each command that takes a config file, the
 // environment it reads besides its flags: names, or prefixes ending in _.
 var commandEnv = map[string][]string{
-	"server":            {"TRIPCAP_SMTP_", seal.EnvVar},
+	"server":            {"TRIPCAP_SMTP_", "TRIPCAP_REMOTE_", seal.EnvVar},
 	"rotate-master-key": {seal.EnvVar},
 	"up":                {"TRIPCAP_SMTP_", "TRIPCAP_CONFIG", seal.EnvVar},
 	"agent":             nil,
