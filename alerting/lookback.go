@@ -3,6 +3,8 @@ package alerting
 import (
 	"context"
 	"time"
+
+	"github.com/tripcap/tripcap"
 )
 
 // HistoryNeed is how far back from now evaluating hostID's rules reads
@@ -24,10 +26,8 @@ func (e *Evaluator) HistoryNeed(ctx context.Context, hostID string, now time.Tim
 	var most int64
 	for _, in := range ins {
 		rs := in.rule
-		for _, c := range rs.rule.Criteria.AllOf {
-			if c.Dynamic != nil {
-				return 0, true, nil
-			}
+		if rs.rule.ConditionType() == tripcap.ConditionTypeDynamic {
+			return 0, true, nil
 		}
 		span := rs.window + rs.freq
 		in.mu.Lock()

@@ -390,6 +390,13 @@ func (m *MetricIngest) IngestFrame(ctx context.Context, f *metricwire.Frame) ([]
 	switch f.Kind {
 	case metricwire.KindPoints:
 		res, err := m.ingest(ctx, hostID, tripcap.MetricBatch{Points: f.Points}, true)
+		if tripcap.ErrorCode(err) == tripcap.EINVALID {
+			// A frame the store refuses whole is acknowledged as refused,
+			// streamed or POSTed alike, or the agent would send it again
+			// forever.
+			m.log.Warn("refusing an agent's metric frame", "host", hostID, "err", err)
+			return []metricwire.Frame{{Kind: metricwire.KindAck, Sec: f.Sec, Refused: uint64(len(f.Points))}}, nil
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -198,3 +198,27 @@ func replicaAttach(t *testing.T, store tripcap.Store) {
 		return len(as) == 1 && as[0].MonitorCondition == tripcap.ConditionResolved
 	})
 }
+
+// A points frame the store refuses whole (here a point no decoder would
+// let through) is acknowledged as refused, not failed: streamed or
+// POSTed, an error would make the agent send it again forever.
+func TestFrameRefusedWholeIsAcknowledged(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCtx, _ := f.enroll(t, "web1.example.com")
+	now := time.Now().Truncate(time.Second)
+	frame := metricwire.Frame{Kind: metricwire.KindPoints, Sec: now.Unix(), Points: []tripcap.MetricPoint{
+		{Metric: tripcap.MetricNetworkOutBytes, Time: now, Value: 1},
+		{Metric: "no_such_metric", Time: now, Value: 2},
+	}}
+	answers, err := mon.IngestFrame(tripcap.NewContextWithAgentProtocol(agentCtx, 2), &frame)
+	if err != nil {
+		t.Fatalf("a frame refused whole failed the exchange: %v", err)
+	}
+	if len(answers) != 1 || answers[0].Kind != metricwire.KindAck || answers[0].Sec != now.Unix() || answers[0].Stored != 0 || answers[0].Refused != 2 {
+		t.Fatalf("answers %+v, want one ack of second %d with 2 refused", answers, now.Unix())
+	}
+}

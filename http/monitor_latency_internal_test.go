@@ -9,7 +9,10 @@ import (
 // One scrape asks every monitor collector; the stats are read once for all.
 func TestScrapeStatsReadsOncePerScrape(t *testing.T) {
 	calls := 0
-	stats := scrapeStats(func() controlplane.MonitorStats { calls++; return controlplane.MonitorStats{PointsIngested: uint64(calls)} })
+	stats := scrapeStats(func() controlplane.MonitorStats {
+		calls++
+		return controlplane.MonitorStats{PointsIngested: uint64(calls)}
+	})
 	for range 25 {
 		if got := stats().PointsIngested; got != 1 {
 			t.Fatalf("stats read %d times within one scrape", got)

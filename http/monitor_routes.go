@@ -210,14 +210,8 @@ func (s *Server) handleMetricStream(w http.ResponseWriter, r *http.Request) erro
 		}
 		answers, err := s.monitor.IngestFrame(ctx, &f)
 		if err != nil {
-			if tripcap.ErrorCode(err) != tripcap.EINVALID || f.Kind != metricwire.KindPoints {
-				log.Warn("ending an agent's metric stream", "err", err)
-				return nil
-			}
-			// A frame the store refuses whole is acknowledged as refused,
-			// or the agent would send it again forever.
-			log.Warn("refusing an agent's metric frame", "err", err)
-			answers = []metricwire.Frame{{Kind: metricwire.KindAck, Sec: f.Sec, Refused: uint64(len(f.Points))}}
+			log.Warn("ending an agent's metric stream", "err", err)
+			return nil
 		}
 		out = out[:0]
 		for _, a := range answers {
