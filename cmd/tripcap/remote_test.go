@@ -27,6 +27,10 @@ func TestMetricsOptionsRefuse(t *testing.T) {
 		"empty queue":            {metricsOptions{writeURL: "http://prom/api/v1/write", queue: 0}, "--remote-write-queue"},
 		"raw not minutes":        {metricsOptions{raw: 90 * time.Second}, "--metrics-raw"},
 		"rollup below raw":       {metricsOptions{raw: time.Hour, rollup: time.Minute}, "--metrics-rollup"},
+		"histories negative":     {metricsOptions{attachHistories: -1}, "--metrics-attach-histories"},
+		"histories too many":     {metricsOptions{attachHistories: 1 << 20}, "--metrics-attach-histories"},
+		"hold under a second":    {metricsOptions{attachHold: 10 * time.Millisecond}, "--metrics-attach-hold"},
+		"hold too long":          {metricsOptions{attachHold: time.Hour}, "--metrics-attach-hold"},
 		"missing token file":     {metricsOptions{writeURL: "http://prom/api/v1/write", queue: 10, tokenFile: "/nonexistent/token"}, "--remote-write-url"},
 	} {
 		_, err := tc.o.open(nil, log)
@@ -42,14 +46,15 @@ func TestMetricsOptionsConfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := metricsOptions{raw: 2 * time.Minute, rollup: time.Hour, writeURL: "https://prom:9090/api/v1/write", readURL: "https://prom:9090",
-		tokenFile: tok, labelKeys: []string{"team"}, queue: 1000}
+		tokenFile: tok, labelKeys: []string{"team"}, queue: 1000, attachHistories: 64, attachHold: 20 * time.Second}
 	p, err := o.open(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var cfg controlplane.MonitorConfig
 	p.configure(&cfg)
-	if cfg.Metrics.Raw != 2*time.Minute || cfg.Metrics.Rollup != time.Hour || cfg.Sink == nil || cfg.RemoteRead == nil || cfg.RemoteRead.Name() != "https://prom:9090" {
+	if cfg.Metrics.Raw != 2*time.Minute || cfg.Metrics.Rollup != time.Hour || cfg.Sink == nil || cfg.RemoteRead == nil || cfg.RemoteRead.Name() != "https://prom:9090" ||
+		cfg.AttachHistories != 64 || cfg.AttachHold != 20*time.Second {
 		t.Fatalf("config %+v", cfg)
 	}
 	if len(p.collectors()) == 0 {
@@ -62,7 +67,7 @@ func TestMetricsOptionsConfigure(t *testing.T) {
 	}
 	cfg = controlplane.MonitorConfig{}
 	p.configure(&cfg)
-	if cfg.Sink != nil || cfg.RemoteRead != nil || cfg.Metrics.Raw != 0 {
+	if cfg.Sink != nil || cfg.RemoteRead != nil || cfg.Metrics.Raw != 0 || cfg.AttachHistories != 0 || cfg.AttachHold != 0 {
 		t.Fatalf("config %+v", cfg)
 	}
 }
