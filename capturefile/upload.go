@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -161,7 +160,7 @@ func (u *Uploader) part(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 	if maxB <= 0 {
 		maxB = DefaultMaxBackoff
 	}
-	backoff := minB
+	backoff := tripcap.Backoff{Min: minB, Max: maxB}
 	var last, lastAnswer error
 	for attempt := 1; ; attempt++ {
 		if time.Now().After(t.ExpiresAt) {
@@ -185,15 +184,9 @@ func (u *Uploader) part(ctx context.Context, t *tripcap.UploadTarget, f *os.File
 		if attempt >= attempts {
 			break
 		}
-		// Full jitter keeps many agents that lost the storage at the same
-		// moment from coming back in step.
-		wait := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
+		if !tripcap.Sleep(ctx, backoff.Next()) {
 			return fmt.Errorf("part %d: %w", n, ctx.Err())
-		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, maxB)
 	}
 	if lastAnswer != nil && lastAnswer != last {
 		return tripcap.Errorf(tripcap.EUNAVAILABLE, "part %d: storage unavailable after %d attempts: %v (its last answer: %v)", n, attempts, last, lastAnswer)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -502,7 +501,7 @@ func (e errPermanent) Error() string { return e.err.Error() }
 // MaxRetry; other 4xx are not retried (the spec: the data is at fault).
 func (w *Writer) send(ctx context.Context, body []byte) error {
 	deadline := time.Now().Add(w.cfg.MaxRetry)
-	backoff := w.cfg.MinBackoff
+	backoff := tripcap.Backoff{Min: w.cfg.MinBackoff, Max: w.cfg.MaxBackoff}
 	for attempt := 1; ; attempt++ {
 		wait, err := w.post(ctx, body)
 		if err == nil {
@@ -513,8 +512,7 @@ func (w *Writer) send(ctx context.Context, body []byte) error {
 			return err
 		}
 		if wait <= 0 {
-			wait = backoff + rand.N(backoff/2+1)
-			backoff = min(2*backoff, w.cfg.MaxBackoff)
+			wait = backoff.Next()
 		}
 		wait = min(wait, w.cfg.MaxBackoff)
 		if time.Now().Add(wait).After(deadline) {
