@@ -10,17 +10,14 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tripcap/tripcap"
 	"github.com/tripcap/tripcap/controlplane"
-	"github.com/tripcap/tripcap/internal/testenv"
+	"github.com/tripcap/tripcap/internal/promtest"
 	"github.com/tripcap/tripcap/metricstore"
 )
 
@@ -33,31 +30,10 @@ const remoteWritePort = "19091"
 // and labels; and a chart of a window that has left memory is answered
 // from Prometheus with the values memory had.
 func TestRemoteWritePrometheus(t *testing.T) {
-	testenv.RequireBinary(t, "prometheus")
 	var promURL string
 	l := newLabWith(t, func(l *lab) {
-		dir := t.TempDir()
-		cfg := filepath.Join(dir, "prometheus.yml")
-		if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1m\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cmd := l.ctl.Command(context.Background(), "prometheus", "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-			"--web.listen-address=0.0.0.0:"+remoteWritePort, "--web.enable-remote-write-receiver")
-		out := l.logFile("prometheus")
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-		promURL = "http://" + l.net.ServiceAddr().String() + ":" + remoteWritePort
-		l.eventually("Prometheus to be ready", 20*time.Second, func() bool {
-			resp, err := http.Get(promURL + "/-/ready")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
+		promURL = promtest.Run(t, promtest.Options{RemoteWrite: true, Command: l.ctl.Command, Log: l.logFile("prometheus"),
+			Listen: "0.0.0.0:" + remoteWritePort, URL: "http://" + l.net.ServiceAddr().String() + ":" + remoteWritePort})
 		local := "http://127.0.0.1:" + remoteWritePort
 		l.serverArgs = append(l.serverArgs, "--remote-write-url", local+"/api/v1/write", "--remote-read-url", local,
 			"--remote-write-label-keys", "team", "--metrics-raw", "1m")

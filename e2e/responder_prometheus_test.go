@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tripcap/tripcap"
+	"github.com/tripcap/tripcap/internal/promtest"
 	"github.com/tripcap/tripcap/internal/testenv"
 	"github.com/tripcap/tripcap/responder/payload"
 )
@@ -66,7 +67,7 @@ func TestResponderPrometheusAlertmanager(t *testing.T) {
     annotations:
       summary: "{{ $labels.host }} sends {{ $value }} B/s"
 `)
-	promCfg := write("prometheus.yml", fmt.Sprintf(`global:
+	promCfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files: [%q]
@@ -78,7 +79,7 @@ alerting:
   alertmanagers:
   - static_configs:
     - targets: ["127.0.0.1:%s"]
-`, rules, tj, alertmanagerPort))
+`, rules, tj, alertmanagerPort)
 	amCfg := write("alertmanager.yml", fmt.Sprintf(`route:
   receiver: tripcap
   group_by: [host]
@@ -105,8 +106,10 @@ receivers:
 	}
 	start("alertmanager", "prometheus-alertmanager", "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am"),
 		"--web.listen-address=127.0.0.1:"+alertmanagerPort, "--cluster.listen-address=")
-	start("prometheus", "prometheus", "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "prom"),
-		"--web.listen-address=127.0.0.1:"+prometheusPort)
+	// Prometheus listens in the control namespace, which the test
+	// reaches through the service address.
+	promtest.Run(t, promtest.Options{Config: promCfg, Command: l.ctl.Command, Log: l.logFile("prometheus"),
+		Listen: "0.0.0.0:" + prometheusPort, URL: "http://" + l.net.ServiceAddr().String() + ":" + prometheusPort})
 	// Let Prometheus see both targets and a few samples before the flood.
 	time.Sleep(5 * time.Second)
 
