@@ -70,58 +70,10 @@ func TestReplicasShareMetricsAndAlerts(t *testing.T) {
 	}
 	web1, web3, web2 := hosts[0], hosts[1], hosts[2]
 
-	tokenFile := filepath.Join(dir, "admin.token")
-	storage := "local=file://" + filepath.Join(dir, "shared-storage")
-	type replica struct {
-		name string
-		cmd  *exec.Cmd
-		url  string
-		log  string
-	}
-	start := func(name string) *replica {
-		r := &replica{name: name, log: filepath.Join(dir, name+".log")}
-		r.cmd = exec.Command(binary, "server", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, name), "--db", dsn,
-			"--admin-token-file", tokenFile, "--master-key-file", filepath.Join(dir, "master.key"), "--storage", storage,
-			"--heartbeat", "1s", "--tls-san", svc.String(), "--log-level", "debug")
-		logf, _ := os.Create(r.log)
-		r.cmd.Stdout, r.cmd.Stderr = logf, logf
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = r.cmd.Process.Signal(syscall.SIGTERM)
-			_ = r.cmd.Wait()
-			if t.Failed() {
-				b, _ := os.ReadFile(r.log)
-				if len(b) > 12000 {
-					b = b[len(b)-12000:]
-				}
-				t.Logf("--- %s (tail) ---\n%s", name, b)
-			}
-		})
-		r.url = waitListening(t, r.log)
-		return r
-	}
-	a := start("replica-a")
-	waitFile(t, tokenFile)
-	// Replicas share the CA (docs/security.md), so agents pinned to it
-	// trust either.
-	caDir := filepath.Join(dir, "replica-a", "tls")
-	if err := os.MkdirAll(filepath.Join(dir, "replica-b", "tls"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{tlscert.CACertFile, tlscert.CAKeyFile} {
-		b, err := os.ReadFile(filepath.Join(caDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "replica-b", "tls", f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tokenBytes, _ := os.ReadFile(tokenFile)
-	token := strings.TrimSpace(string(tokenBytes))
-	caFile := filepath.Join(caDir, tlscert.CACertFile)
+	rs := newReplicaSet(t, dsn, "--heartbeat", "1s", "--tls-san", svc.String(), "--log-level", "debug")
+	a := rs.start("replica-a", "127.0.0.1:0")
+	token := rs.token()
+	caFile := rs.caFile()
 	cli := func(url string, v any, args ...string) {
 		t.Helper()
 		out, err := exec.Command(binary, append([]string{"--server", url, "--token", token, "--ca-file", caFile, "-o", "json"}, args...)...).Output()
@@ -144,7 +96,7 @@ func TestReplicasShareMetricsAndAlerts(t *testing.T) {
 	var rule tripcap.AlertRule
 	cli(a.url, &rule, "rule", "create", "sustained-egress", "--metric", "Network Out Total", "--aggregation", "Minimum",
 		"--operator", "GreaterThan", "--threshold", "100000", "--frequency", "1s", "--window", "1m", "--action-group", "capture")
-	b := start("replica-b")
+	b := rs.start("replica-b", "127.0.0.1:0")
 
 	lb := startBalancer(t, netip.AddrPortFrom(svc, 8443), []string{hostPort(t, a.url), hostPort(t, b.url)})
 	pool, err := tlscert.LoadPool(caFile)

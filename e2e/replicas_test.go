@@ -35,49 +35,14 @@ func TestReplicasOnPostgres(t *testing.T) {
 	ctlLink := lab.Veth(nil, h1, netns.LinkOptions{})
 	data := lab.Veth(peer, h1, netns.LinkOptions{})
 
-	tokenFile := filepath.Join(dir, "admin.token")
-	storage := "local=file://" + filepath.Join(dir, "shared-storage")
-	replica := func(name, listen string) {
-		cmd := exec.Command(binary, "server", "--listen", listen, "--data", filepath.Join(dir, name), "--db", dsn,
-			"--admin-token-file", tokenFile, "--master-key-file", filepath.Join(dir, "master.key"), "--storage", storage, "--heartbeat", "1s")
-		logf, _ := os.Create(filepath.Join(dir, name+".log"))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-			if t.Failed() {
-				b, _ := os.ReadFile(logf.Name())
-				t.Logf("--- %s ---\n%s", name, b)
-			}
-		})
-	}
 	// A listens where the test host can reach it; B on loopback, for the test.
+	rs := newReplicaSet(t, dsn, "--heartbeat", "1s")
 	aAddr := ctlLink.A.Addr.Addr().String() + ":8080"
-	replica("replica-a", aAddr)
-	waitFile(t, tokenFile)
-	// Replicas share the CA (docs/security.md): B gets A's before its
-	// first start, so a join token made on B pins what A presents.
-	caDir := filepath.Join(dir, "replica-a", "tls")
-	if err := os.MkdirAll(filepath.Join(dir, "replica-b", "tls"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{tlscert.CACertFile, tlscert.CAKeyFile} {
-		b, err := os.ReadFile(filepath.Join(caDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "replica-b", "tls", f), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	replica("replica-b", "127.0.0.1:0")
-	tokenBytes, _ := os.ReadFile(tokenFile)
-	token := strings.TrimSpace(string(tokenBytes))
-	bURL := waitListening(t, filepath.Join(dir, "replica-b.log"))
-	pool, err := tlscert.LoadPool(filepath.Join(caDir, tlscert.CACertFile))
+	rs.start("replica-a", aAddr)
+	bURL := rs.start("replica-b", "127.0.0.1:0").url
+	token := rs.token()
+	caFile := rs.caFile()
+	pool, err := tlscert.LoadPool(caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +96,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		return err == nil && c.Status.Terminal() && len(c.Files) == 1 && c.Files[0].Stored
 	})
 	file := filepath.Join(dir, "via-b.cap")
-	out, err := exec.Command(binary, "--server", bURL, "--token", token, "--ca-file", filepath.Join(caDir, tlscert.CACertFile), "capture", "download", "via-b", "-w", file).CombinedOutput()
+	out, err := exec.Command(binary, "--server", bURL, "--token", token, "--ca-file", caFile, "capture", "download", "via-b", "-w", file).CombinedOutput()
 	if err != nil {
 		t.Fatalf("download through B: %v: %s", err, out)
 	}
