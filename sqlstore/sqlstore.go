@@ -74,9 +74,12 @@ type Dialect struct {
 	// Watch implements WatchHostChanges.
 	Watch func(ctx context.Context, fn func(hostID string)) error
 	// TouchHosts, when set, records a batch of heartbeats in tx (ids
-	// sorted, seen[i] for ids[i]) in one round trip; nil: one prepared
-	// UPDATE a host, as cheap as that where the database is in-process.
-	TouchHosts func(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time) error
+	// sorted, seen[i] for ids[i]) in one round trip and returns the ids it
+	// did not write: with skipLocked, those whose rows another transaction
+	// holds (a capture's revision bump, say) and unknown ones; without, none.
+	// nil: one prepared UPDATE a host, as cheap as that where the database
+	// is in-process and has one writer.
+	TouchHosts func(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time, skipLocked bool) (left []string, err error)
 	// WriteCaptures, when set, writes UpdateCaptures' rows in tx in one
 	// round trip; nil: one prepared UPDATE a row.
 	WriteCaptures func(ctx context.Context, tx *Tx, rows []CaptureWrite) error
