@@ -160,24 +160,28 @@ func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error
 		times[i] = seen[id]
 	}
 	now := utcNow()
-	// First the rows no other transaction holds, without waiting: a batch
-	// that waited for one host's row (a capture created on it bumping its
-	// revision) would hold the rows it already locked meanwhile, and every
-	// write to those hosts would queue behind it. The rest, usually none,
-	// follow in a transaction of their own that waits.
-	var left []string
-	err := s.write(ctx, func(tx *Tx) error {
-		var err error
-		left, err = s.touchHosts(ctx, tx, ids, times, now, true)
-		return err
-	})
+	if s.d.TouchHosts == nil {
+		err := s.write(ctx, func(tx *Tx) error { return s.touchHosts(ctx, tx, ids, times, now) })
+		if err != nil {
+			return fmt.Errorf("touch %d hosts: %w", len(seen), err)
+		}
+		return nil
+	}
+	// First the rows no other transaction holds, in one statement that
+	// waits for none and is its own transaction: a batch that waited for
+	// one host's row (a capture created on it bumping its revision) would
+	// hold the rows it had locked meanwhile, and one that committed in a
+	// round trip of its own would hold them that much longer, every write
+	// to those hosts queued behind it. The rest, usually none, follow in a
+	// transaction that waits for them.
+	left, err := s.d.TouchHosts(ctx, s.db, ids, times, now, true)
 	if err == nil && len(left) > 0 {
 		lt := make([]time.Time, len(left))
 		for i, id := range left {
 			lt[i] = seen[id]
 		}
 		err = s.write(ctx, func(tx *Tx) error {
-			_, err := s.touchHosts(ctx, tx, left, lt, now, false)
+			_, err := s.d.TouchHosts(ctx, tx.tx, left, lt, now, false)
 			return err
 		})
 	}
@@ -209,24 +213,20 @@ func (s *Store) DeleteHost(ctx context.Context, id string) error {
 	return s.deleteByID(ctx, "hosts", "host", id, HostNotFound)
 }
 
-// touchHosts writes heartbeats in tx and returns the ids it left (see
-// Dialect.TouchHosts).
-func (s *Store) touchHosts(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time, skipLocked bool) ([]string, error) {
-	if s.d.TouchHosts != nil {
-		return s.d.TouchHosts(ctx, tx, ids, seen, now, skipLocked)
-	}
-	// One writer at a time: no row is ever held by another transaction.
+// touchHosts writes heartbeats in tx, one prepared UPDATE a host: where
+// the database is in-process and has one writer, as cheap as a batch.
+func (s *Store) touchHosts(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time) error {
 	stmt, err := tx.Prepare(ctx, `UPDATE hosts SET last_seen = `+s.d.Greatest+`(last_seen, ?), state = 'Online',
 		updated_at = CASE WHEN state = 'Online' THEN updated_at ELSE ? END WHERE id = ?`)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer stmt.Close()
 	t := s.t(now)
 	for i, id := range ids {
 		if _, err := stmt.ExecContext(ctx, s.t(seen[i]), t, id); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return nil, nil
+	return nil
 }
