@@ -118,17 +118,43 @@ func dialect(w *watcher) sqlstore.Dialect {
 			return err
 		},
 		Watch: w.watch,
-		TouchHosts: func(ctx context.Context, tx *sqlstore.Tx, ids []string, seen []time.Time, now time.Time) error {
-			// Lock in id order first: concurrent batches of several
-			// replicas then queue instead of deadlocking.
-			if _, err := tx.Exec(ctx, `SELECT 1 FROM hosts WHERE id = ANY(?) ORDER BY id FOR NO KEY UPDATE`, ids); err != nil {
-				return err
+		TouchHosts: func(ctx context.Context, c sqlstore.Conn, ids []string, seen []time.Time, now time.Time, skipLocked bool) ([]string, error) {
+			// The rows are locked in id order first: concurrent batches of
+			// several replicas then queue instead of deadlocking.
+			lock := " FOR NO KEY UPDATE"
+			if skipLocked {
+				lock = " FOR NO KEY UPDATE SKIP LOCKED"
 			}
-			_, err := tx.Exec(ctx, `UPDATE hosts h SET last_seen = GREATEST(h.last_seen, v.seen), state = 'Online',
-					updated_at = CASE WHEN h.state = 'Online' THEN h.updated_at ELSE ? END
-				FROM unnest(?::text[], ?::timestamptz[]) AS v (id, seen)
-				WHERE h.id = v.id`, now, ids, seen)
-			return err
+			rows, err := c.QueryContext(ctx, `UPDATE hosts h SET last_seen = GREATEST(h.last_seen, v.seen), state = 'Online',
+					updated_at = CASE WHEN h.state = 'Online' THEN h.updated_at ELSE $1 END
+				FROM unnest($2::text[], $3::timestamptz[]) AS v (id, seen)
+				WHERE h.id = v.id AND h.id IN (SELECT id FROM hosts WHERE id = ANY($2) ORDER BY id`+lock+`)
+				RETURNING h.id`, now, ids, seen)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			done := make(map[string]bool, len(ids))
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return nil, err
+				}
+				done[id] = true
+			}
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+			if !skipLocked || len(done) == len(ids) {
+				return nil, nil
+			}
+			var left []string
+			for _, id := range ids {
+				if !done[id] {
+					left = append(left, id)
+				}
+			}
+			return left, nil
 		},
 		WriteCaptures: func(ctx context.Context, tx *sqlstore.Tx, rows []sqlstore.CaptureWrite) error {
 			n := len(rows)

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -148,5 +149,136 @@ func TestOpenBadDSN(t *testing.T) {
 	_, err := postgres.Open(t.Context(), "postgres://user:s3cret@[::1")
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("Open with a bad DSN: %v; want an error that does not echo the password", err)
+	}
+}
+
+// Replicas creating captures in one watcher at once still keep its limit:
+// the watcher's row serializes them across Stores, not only within one.
+func TestCaptureLimitAcrossReplicas(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := t.Context()
+	const limit, tries = 5, 32
+	w, err := a.EnsureWatcher(ctx, storetest.Subscription, "eastus", limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := make([]*tripcap.Host, 4)
+	for i := range hosts {
+		hosts[i] = &tripcap.Host{ID: tripcap.NewID(), Name: fmt.Sprintf("web-%d", i), Location: "eastus"}
+		if err := a.CreateHost(ctx, hosts[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make([]error, tries)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range errs {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			<-start
+			errs[i] = s.CreateCapture(ctx, &tripcap.PacketCapture{ID: tripcap.NewID(), Name: fmt.Sprintf("cap-%d", i),
+				WatcherID: w.ID, HostID: hosts[i%len(hosts)].ID, Desired: tripcap.DesiredRunning, Status: tripcap.StatusNotStarted})
+		})
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch tripcap.ErrorCode(err) {
+		case "":
+			won++
+		case tripcap.ELIMIT:
+		default:
+			t.Fatalf("concurrent create at the limit: %v", err)
+		}
+	}
+	active, _, err := b.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &w.ID, ActiveOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won != limit || len(active) != limit {
+		t.Fatalf("%d creates won and %d captures active across two replicas under a limit of %d", won, len(active), limit)
+	}
+}
+
+// A heartbeat batch does not wait, holding its other hosts' rows, for a
+// host whose row another transaction holds: it records the others at once,
+// and that host's heartbeat once the row is free.
+func TestTouchHostsAroundHeldRow(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	s := open(t, dsn)
+	ctx := t.Context()
+	hosts := make([]*tripcap.Host, 3)
+	for i := range hosts {
+		hosts[i] = &tripcap.Host{ID: tripcap.NewID(), Name: fmt.Sprintf("web-%d", i), Location: "eastus"}
+		if err := s.CreateHost(ctx, hosts[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	holder, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	held := hosts[1].ID
+	if _, err := holder.Exec(ctx, `UPDATE hosts SET revision = revision + 1 WHERE id = $1`, held); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := time.Now().UTC().Truncate(time.Microsecond)
+	batch := map[string]time.Time{}
+	for _, h := range hosts {
+		batch[h.ID] = seen
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.TouchHosts(ctx, batch) }()
+	// The free hosts are written while the held one is still held.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, h := range []*tripcap.Host{hosts[0], hosts[2]} {
+		for {
+			var online bool
+			if err := admin.QueryRow(ctx, `SELECT state = 'Online' FROM hosts WHERE id = $1`, h.ID).Scan(&online); err != nil {
+				t.Fatal(err)
+			}
+			if online {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("host %s not recorded while another host's row was held: the batch waited for it", h.Name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("TouchHosts returned (%v) before the held host's row was free", err)
+	default:
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		got, err := s.FindHost(ctx, tripcap.HostFilter{ID: &h.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != tripcap.HostOnline || !got.LastSeen.Equal(seen) {
+			t.Fatalf("host %s: %s, last seen %v; want Online, %v", h.Name, got.State, got.LastSeen, seen)
+		}
+	}
+	if got, err := s.HostRevision(ctx, held); err != nil || got != 1 {
+		t.Fatalf("held host's revision %d (%v), want the holder's bump kept (1)", got, err)
 	}
 }

@@ -86,7 +86,9 @@ func (s *Store) createCaptures(ctx context.Context, c *tripcap.PacketCapture, se
 			return err
 		}
 		var taken bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM captures WHERE watcher_id = ? AND name = ? AND deleted_at IS NULL AND scale_set_id = '')`,
+		// In any case, as the live-name index compares them (and so
+		// through it, not through every live capture of the watcher).
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM captures WHERE watcher_id = ? AND lower(name) = lower(?) AND deleted_at IS NULL AND scale_set_id = '')`,
 			c.WatcherID, c.Name).Scan(&taken); err != nil {
 			return err
 		}

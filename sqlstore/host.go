@@ -160,7 +160,32 @@ func (s *Store) TouchHosts(ctx context.Context, seen map[string]time.Time) error
 		times[i] = seen[id]
 	}
 	now := utcNow()
-	if err := s.write(ctx, func(tx *Tx) error { return s.touchHosts(ctx, tx, ids, times, now) }); err != nil {
+	if s.d.TouchHosts == nil {
+		err := s.write(ctx, func(tx *Tx) error { return s.touchHosts(ctx, tx, ids, times, now) })
+		if err != nil {
+			return fmt.Errorf("touch %d hosts: %w", len(seen), err)
+		}
+		return nil
+	}
+	// First the rows no other transaction holds, in one statement that
+	// waits for none and is its own transaction: a batch that waited for
+	// one host's row (a capture created on it bumping its revision) would
+	// hold the rows it had locked meanwhile, and one that committed in a
+	// round trip of its own would hold them that much longer, every write
+	// to those hosts queued behind it. The rest, usually none, follow in a
+	// transaction that waits for them.
+	left, err := s.d.TouchHosts(ctx, s.db, ids, times, now, true)
+	if err == nil && len(left) > 0 {
+		lt := make([]time.Time, len(left))
+		for i, id := range left {
+			lt[i] = seen[id]
+		}
+		err = s.write(ctx, func(tx *Tx) error {
+			_, err := s.d.TouchHosts(ctx, tx.tx, left, lt, now, false)
+			return err
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("touch %d hosts: %w", len(seen), err)
 	}
 	return nil
@@ -188,10 +213,9 @@ func (s *Store) DeleteHost(ctx context.Context, id string) error {
 	return s.deleteByID(ctx, "hosts", "host", id, HostNotFound)
 }
 
+// touchHosts writes heartbeats in tx, one prepared UPDATE a host: where
+// the database is in-process and has one writer, as cheap as a batch.
 func (s *Store) touchHosts(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time) error {
-	if s.d.TouchHosts != nil {
-		return s.d.TouchHosts(ctx, tx, ids, seen, now)
-	}
 	stmt, err := tx.Prepare(ctx, `UPDATE hosts SET last_seen = `+s.d.Greatest+`(last_seen, ?), state = 'Online',
 		updated_at = CASE WHEN state = 'Online' THEN updated_at ELSE ? END WHERE id = ?`)
 	if err != nil {

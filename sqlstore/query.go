@@ -42,7 +42,9 @@ func HostWhere(f tripcap.HostFilter, vm *VMID, position string) *Where {
 		w.Add("id = ?", *f.ID)
 	}
 	if f.Name != nil {
-		w.Add("name = ?", *f.Name)
+		// The exact name, found through the index of lower(name) (names
+		// are unique in any case): "name = ?" alone scans every host.
+		w.Add("lower(name) = lower(?) AND name = ?", *f.Name, *f.Name)
 	}
 	if f.Location != nil {
 		w.Add("location = ?", *f.Location)

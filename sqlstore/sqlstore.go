@@ -73,10 +73,14 @@ type Dialect struct {
 	Committed func(hostID string)
 	// Watch implements WatchHostChanges.
 	Watch func(ctx context.Context, fn func(hostID string)) error
-	// TouchHosts, when set, records a batch of heartbeats in tx (ids
-	// sorted, seen[i] for ids[i]) in one round trip; nil: one prepared
-	// UPDATE a host, as cheap as that where the database is in-process.
-	TouchHosts func(ctx context.Context, tx *Tx, ids []string, seen []time.Time, now time.Time) error
+	// TouchHosts, when set, records a batch of heartbeats (ids sorted,
+	// seen[i] for ids[i]) in one statement of the dialect's own SQL, on
+	// the pool or in a transaction, and returns the ids it did not write:
+	// with skipLocked, those whose rows another transaction holds (a
+	// capture's revision bump, say) and unknown ones; without, none. nil:
+	// one prepared UPDATE a host in a transaction, as cheap as that where
+	// the database is in-process and has one writer.
+	TouchHosts func(ctx context.Context, c Conn, ids []string, seen []time.Time, now time.Time, skipLocked bool) (left []string, err error)
 	// WriteCaptures, when set, writes UpdateCaptures' rows in tx in one
 	// round trip; nil: one prepared UPDATE a row.
 	WriteCaptures func(ctx context.Context, tx *Tx, rows []CaptureWrite) error
@@ -87,6 +91,12 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	Close() error
+}
+
+// Conn runs a query on the pool (a statement of its own) or in a
+// transaction: a *sql.DB or a *sql.Tx.
+type Conn interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // Store is a tripcap.Store on a SQL database. It is safe for concurrent use.
