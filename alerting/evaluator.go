@@ -118,6 +118,9 @@ type cachedHost struct {
 	at        time.Time
 	gen       uint64
 	instances []*instance
+	// stale marks a list to rebuild (RestoreHosts added instances) while
+	// the host's attributes stay cached.
+	stale bool
 }
 
 type ruleState struct {
@@ -362,7 +365,7 @@ func (e *Evaluator) hostInstances(ctx context.Context, id string) (*tripcap.Host
 	now := e.cfg.Now()
 	e.mu.Lock()
 	c, ok := e.hosts[id]
-	if ok && c.gen == e.gen && now.Sub(c.at) < e.cfg.HostCacheTTL && now.Sub(c.at) >= 0 {
+	if ok && c.gen == e.gen && !c.stale && now.Sub(c.at) < e.cfg.HostCacheTTL && now.Sub(c.at) >= 0 {
 		e.mu.Unlock()
 		return c.host, c.instances, nil
 	}
