@@ -281,7 +281,7 @@ func BenchmarkAppendFleet(b *testing.B) {
 		h++
 		return tripcap.MetricBatch{Points: pts}
 	}
-	for range hosts * 150 {
+	for range hosts * 70 {
 		if _, err := s.Append(next()); err != nil {
 			b.Fatal(err)
 		}

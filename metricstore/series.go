@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/tripcap/tripcap"
@@ -55,6 +56,10 @@ type series struct {
 	rollHead int64
 	cur      bucket
 	roll     blockRing // closed buckets, keyed by rollup block
+	// acct is the store's running total of series bytes (nil while the
+	// series is no store's), held what it counts of this series.
+	acct *atomic.Int64
+	held int64
 }
 
 func newSeries(rawLen, rollupLen int64) *series {
@@ -80,11 +85,21 @@ func minuteOf(sec int64) (m int64, slot int) {
 	return m, int(sec - 1 - m*rollupStep)
 }
 
-// bytes is the memory the series holds.
+// bytes is the memory the series holds; s.mu is held.
 func (s *series) bytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return int64(unsafe.Sizeof(*s)) + s.raw.bytes() + s.roll.bytes()
+}
+
+// account brings the store's total up to date after the series changed;
+// s.mu is held. Buffers change size seldom: this is mostly two loads.
+func (s *series) account() {
+	if s.acct == nil {
+		return
+	}
+	if b := s.bytes(); b != s.held {
+		s.acct.Add(b - s.held)
+		s.held = b
+	}
 }
 
 type addOutcome int
@@ -107,6 +122,7 @@ func (s *series) add(sec int64, v float64) addOutcome {
 	var ed editor
 	out := s.addLocked(sec, v, &ed)
 	ed.flush(s)
+	s.account()
 	return out
 }
 

@@ -1,6 +1,7 @@
 package metricstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -506,5 +507,75 @@ func TestLatePointsLand(t *testing.T) {
 		if w := s.Summarize(k, minuteEnd, time.Minute); w.Count != 60 || w.Sum != 59*1000+7 {
 			t.Fatalf("the minute of second %d = %+v", sec, w.Summary)
 		}
+	}
+}
+
+// TestStatsRunningTotal: the series bytes Stats keeps as series change are
+// what a walk of the series adds up to, after appends, late points, a
+// backfill, a snapshot read, a prune and a host's deletion.
+func TestStatsRunningTotal(t *testing.T) {
+	c := newClock(time.Unix(benchStart, 0))
+	s := newStore(t, Config{Raw: 2 * time.Minute, Rollup: 10 * time.Minute}, c)
+	walk := func(what string) {
+		t.Helper()
+		var sum int64
+		s.mu.RLock()
+		for _, h := range s.hosts {
+			h.each(s.metricIDs, func(_ Key, ser *series) {
+				ser.mu.Lock()
+				sum += ser.bytes()
+				ser.mu.Unlock()
+			})
+		}
+		s.mu.RUnlock()
+		if got := s.seriesBytes.Load(); got != sum {
+			t.Fatalf("%s: running total %d, the series hold %d", what, got, sum)
+		}
+	}
+	loads := []*hostLoad{newHostLoad("a", 1), newHostLoad("b", 2)}
+	sec := benchStart
+	for range 400 {
+		sec++
+		c.set(time.Unix(sec, 0))
+		for _, l := range loads {
+			if _, err := s.Append(tripcap.MetricBatch{Points: l.second(sec)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	walk("appends")
+	late := loads[0].second(sec - 90)
+	if _, err := s.Append(tripcap.MetricBatch{Points: late}); err != nil {
+		t.Fatal(err)
+	}
+	walk("late points")
+	h := s.History("a", time.Unix(sec-500, 0))
+	for i := range h {
+		h[i].Key.Host = ""
+	}
+	if _, err := s.Backfill("c", h); err != nil {
+		t.Fatal(err)
+	}
+	walk("backfill")
+	var snap bytes.Buffer
+	if err := s.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	s.DeleteHost("b")
+	walk("delete")
+	if err := s.ReadSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	walk("snapshot read")
+	if st := s.Stats(); st.Hosts != 3 || st.Series != 93 {
+		t.Fatalf("stats %+v", st)
+	}
+	c.set(time.Unix(sec+11*60, 0))
+	if n := s.Prune(); n != 93 {
+		t.Errorf("pruned %d series", n)
+	}
+	walk("prune")
+	if st := s.Stats(); st.Hosts != 0 || st.Series != 0 || st.Bytes != 0 {
+		t.Errorf("stats after pruning all %+v", st)
 	}
 }
