@@ -60,6 +60,21 @@ type series struct {
 	// series is no store's), held what it counts of this series.
 	acct *atomic.Int64
 	held int64
+	// recent is the minute just closed, decoded, once a read needed it:
+	// rules at a 1-second frequency read it every second for a minute
+	// (a window of a minute always reaches into it), which would otherwise
+	// parse and decode its block each time. Series no rule reads have none.
+	recent *decodedMinute
+}
+
+// decodedMinute is a closed minute's present values in slot order, as
+// the raw ring held them at version ver.
+type decodedMinute struct {
+	key  int64
+	ver  uint64
+	mask uint64
+	used bool // read since the last minute closed
+	vals [minuteSlots]float64
 }
 
 func newSeries(rawLen, rollupLen int64) *series {
@@ -87,7 +102,11 @@ func minuteOf(sec int64) (m int64, slot int) {
 
 // bytes is the memory the series holds; s.mu is held.
 func (s *series) bytes() int64 {
-	return int64(unsafe.Sizeof(*s)) + s.raw.bytes() + s.roll.bytes()
+	b := int64(unsafe.Sizeof(*s)) + s.raw.bytes() + s.roll.bytes()
+	if s.recent != nil {
+		b += int64(unsafe.Sizeof(*s.recent))
+	}
+	return b
 }
 
 // account brings the store's total up to date after the series changed;
@@ -190,6 +209,14 @@ func (s *series) advanceRaw(sec int64) {
 		return
 	}
 	s.raw.advance(m - 1)
+	if s.recent != nil {
+		// Kept for the series rules read; given back when none did.
+		if !s.recent.used {
+			s.recent = nil
+		} else {
+			s.recent.used = false
+		}
+	}
 	var mask uint64
 	var vals [minuteSlots]float64
 	n := 0
@@ -363,6 +390,7 @@ type reader struct {
 	rawDecoded      bool
 	rollDecoded     bool
 	rawDec          [minuteSlots]float64  // the decoded values of rawBl
+	rawVals         []float64             // rawDec, or the series' recent minute
 	dec             [4][rollSlots]float64 // the decoded columns of rollBl
 }
 
@@ -375,15 +403,35 @@ const decodeAfter = 16
 func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 	if !rd.rawOK || rd.rawKey != m {
 		rd.rawOK, rd.rawKey, rd.rawDecoded = true, m, false
+		recent := m == s.headMinute()-1
+		if c := s.recent; recent && c != nil && c.key == m && c.ver == s.raw.ver {
+			c.used = true
+			rd.rawBl.mask = c.mask
+			rd.rawHas, rd.rawDecoded, rd.rawVals = true, true, c.vals[:]
+			return &rd.rawBl
+		}
 		b := s.raw.get(m)
 		rd.rawHas = b != nil && parseBlock(b, minuteSlots, 1, &rd.rawBl) == nil
+		if rd.rawHas && recent {
+			// Decoded once for the reads of the coming seconds, however
+			// few this one needs.
+			c := s.recent
+			if c == nil {
+				c = new(decodedMinute)
+				s.recent = c
+			}
+			c.key, c.ver, c.mask, c.used = m, s.raw.ver, rd.rawBl.mask, true
+			rd.rawBl.cols[0].decode(c.vals[:bits.OnesCount64(rd.rawBl.mask)])
+			rd.rawDecoded, rd.rawVals = true, c.vals[:]
+			s.account()
+		}
 	}
 	if !rd.rawHas {
 		return nil
 	}
 	if !rd.rawDecoded && reads >= decodeAfter {
 		rd.rawBl.cols[0].decode(rd.rawDec[:bits.OnesCount64(rd.rawBl.mask)])
-		rd.rawDecoded = true
+		rd.rawDecoded, rd.rawVals = true, rd.rawDec[:]
 	}
 	return &rd.rawBl
 }
@@ -391,7 +439,7 @@ func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 // rawValue is the j-th present value of the block rawBlock returned.
 func (rd *reader) rawValue(j int) float64 {
 	if rd.rawDecoded {
-		return rd.rawDec[j]
+		return rd.rawVals[j]
 	}
 	return rd.rawBl.cols[0].at(j)
 }
@@ -490,8 +538,9 @@ func (s *series) eachBucket(rd *reader, from, to int64, fn func(b int64, bk buck
 // minuteGrains reduces buckets [first, last] in grains of perGrain
 // buckets from first, calling fn with each grain's index and summary when
 // it has points: the buckets merged in order, as summarize merges them, in
-// one pass.
-func (s *series) minuteGrains(rd *reader, first, last, perGrain int64, fn func(i int64, sum tripcap.Summary)) {
+// one pass. All, when not nil, gets every bucket merged in order: what
+// summarize gives for the whole minutes.
+func (s *series) minuteGrains(rd *reader, first, last, perGrain int64, all *tripcap.Summary, fn func(i int64, sum tripcap.Summary)) {
 	var cur tripcap.Summary
 	at := int64(0)
 	s.eachBucket(rd, first, last, func(b int64, bk bucket) {
@@ -501,7 +550,11 @@ func (s *series) minuteGrains(rd *reader, first, last, perGrain int64, fn func(i
 			}
 			cur, at = tripcap.Summary{}, i
 		}
-		cur.Merge(tripcap.Summary{Count: int64(bk.count), Sum: bk.sum, Min: bk.min, Max: bk.max})
+		sum := tripcap.Summary{Count: int64(bk.count), Sum: bk.sum, Min: bk.min, Max: bk.max}
+		cur.Merge(sum)
+		if all != nil {
+			all.Merge(sum)
+		}
 	})
 	if cur.Count > 0 {
 		fn(at, cur)

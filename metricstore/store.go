@@ -752,21 +752,23 @@ func (s *Store) SummarizeGrain(k Key, end time.Time, window, grain time.Duration
 	var rd reader
 	ser.mu.Lock()
 	defer ser.mu.Unlock()
+	step := int64(g.Grain / time.Second)
+	if g.Grain > time.Second && step%rollupStep == 0 && mod(e, rollupStep) == 0 {
+		// Grains of whole minutes, ending on a minute (rules evaluated on
+		// the minute): each grain is its buckets merged in order, as
+		// summarize would, so one pass over the buckets gives them all,
+		// and the window's summary (the same buckets merged in order).
+		def, _ := k.Metric.Definition()
+		ser.minuteGrains(&rd, (e-g.Seconds)/rollupStep, e/rollupStep-1, step/rollupStep, &g.Summary, func(_ int64, sum tripcap.Summary) {
+			g.addGrain(sum, def.Kind)
+		})
+		return g
+	}
 	g.Summary = ser.summarize(&rd, e-g.Seconds+1, e)
 	if g.Grain == time.Second || g.Count == 0 {
 		return g
 	}
 	def, _ := k.Metric.Definition()
-	step := int64(grain / time.Second)
-	if step%rollupStep == 0 && mod(e, rollupStep) == 0 {
-		// Grains of whole minutes, ending on a minute (rules evaluated on
-		// the minute): each grain is its buckets merged in order, as
-		// summarize would, so one pass over the buckets gives them all.
-		ser.minuteGrains(&rd, (e-g.Seconds)/rollupStep, e/rollupStep-1, step/rollupStep, func(_ int64, sum tripcap.Summary) {
-			g.addGrain(sum, def.Kind)
-		})
-		return g
-	}
 	for to := e - g.Seconds + step; to <= e; to += step {
 		g.addGrain(ser.summarize(&rd, to-step+1, to), def.Kind)
 	}
@@ -932,7 +934,7 @@ func (s *Store) Query(q Query) (*Result, error) {
 	if step%rollupStep == 0 {
 		// Intervals of whole minutes (aligned, as start is): one pass over
 		// the buckets, as SummarizeGrain's.
-		ser.minuteGrains(&rd, start/rollupStep, e/rollupStep-1, step/rollupStep, set)
+		ser.minuteGrains(&rd, start/rollupStep, e/rollupStep-1, step/rollupStep, nil, set)
 		return res, nil
 	}
 	for i := range n {

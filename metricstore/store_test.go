@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -578,4 +579,68 @@ func TestStatsRunningTotal(t *testing.T) {
 	if st := s.Stats(); st.Hosts != 0 || st.Series != 0 || st.Bytes != 0 {
 		t.Errorf("stats after pruning all %+v", st)
 	}
+}
+
+// TestRecentMinuteFollowsEdits: the minute just closed, decoded once for
+// the windows that read it every second, answers with what the store holds
+// after a late point lands in it, a backfill fills it and it ages out.
+func TestRecentMinuteFollowsEdits(t *testing.T) {
+	start := time.Unix(benchStart, 0)
+	c := newClock(start.Add(90 * time.Second))
+	s := newStore(t, Config{Raw: 2 * time.Minute, Rollup: 10 * time.Minute}, c)
+	k := Key{"h", tripcap.MetricNetworkOutBytes, ""}
+	var b tripcap.MetricBatch
+	for sec := 1; sec <= 90; sec++ {
+		if sec == 50 || sec == 55 {
+			continue // late, below
+		}
+		b.Points = append(b.Points, pt("h", k.Metric, start.Add(time.Duration(sec)*time.Second), 0.5+float64(sec)))
+	}
+	if _, err := s.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	window := func(end int) Window {
+		return s.Summarize(k, start.Add(time.Duration(end)*time.Second), time.Minute)
+	}
+	want := func(what string, end int, count int64, sum float64) {
+		t.Helper()
+		if w := window(end); w.Count != count || w.Sum != sum {
+			t.Errorf("%s: window to %d: count %d sum %g, want %d and %g", what, end, w.Count, w.Sum, count, sum)
+		}
+	}
+	sumOf := func(from, to int, skip ...int) (int64, float64) {
+		var n int64
+		var sum float64
+		for sec := from; sec <= to; sec++ {
+			if !slices.Contains(skip, sec) {
+				n++
+				sum += 0.5 + float64(sec)
+			}
+		}
+		return n, sum
+	}
+	n, sum := sumOf(31, 90, 50, 55)
+	want("held", 90, n, sum)
+	want("again", 90, n, sum)
+	if _, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt("h", k.Metric, start.Add(50*time.Second), 50.5)}}); err != nil {
+		t.Fatal(err)
+	}
+	n, sum = sumOf(31, 90, 55)
+	want("a late point", 90, n, sum)
+	if _, err := s.Backfill("h", []SeriesHistory{{Key: Key{Metric: k.Metric}, Raw: []RawPoint{{Sec: benchStart + 55, Value: 55.5}}}}); err != nil {
+		t.Fatal(err)
+	}
+	n, sum = sumOf(31, 90)
+	want("a backfill", 90, n, sum)
+	// The next minute closes: its block is the recent one now.
+	b.Points = b.Points[:0]
+	for sec := 91; sec <= 125; sec++ {
+		b.Points = append(b.Points, pt("h", k.Metric, start.Add(time.Duration(sec)*time.Second), 0.5+float64(sec)))
+	}
+	c.set(start.Add(125 * time.Second))
+	if _, err := s.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	n, sum = sumOf(66, 125)
+	want("the next minute", 125, n, sum)
 }
