@@ -390,7 +390,10 @@ type reader struct {
 	rawDecoded      bool
 	rollDecoded     bool
 	rawDec          [minuteSlots]float64  // the decoded values of rawBl
-	rawVals         []float64             // rawDec, or the series' recent minute
+	// rawRecent, when set, holds the values of rawBl in place of rawDec:
+	// the series' recent minute (a pointer to the series, not into rd,
+	// so a reader stays on its caller's stack).
+	rawRecent *decodedMinute
 	dec             [4][rollSlots]float64 // the decoded columns of rollBl
 }
 
@@ -402,12 +405,12 @@ const decodeAfter = 16
 // many of its seconds the caller is about to read) is many.
 func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 	if !rd.rawOK || rd.rawKey != m {
-		rd.rawOK, rd.rawKey, rd.rawDecoded = true, m, false
+		rd.rawOK, rd.rawKey, rd.rawDecoded, rd.rawRecent = true, m, false, nil
 		recent := m == s.headMinute()-1
 		if c := s.recent; recent && c != nil && c.key == m && c.ver == s.raw.ver {
 			c.used = true
 			rd.rawBl.mask = c.mask
-			rd.rawHas, rd.rawDecoded, rd.rawVals = true, true, c.vals[:]
+			rd.rawHas, rd.rawDecoded, rd.rawRecent = true, true, c
 			return &rd.rawBl
 		}
 		b := s.raw.get(m)
@@ -422,7 +425,7 @@ func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 			}
 			c.key, c.ver, c.mask, c.used = m, s.raw.ver, rd.rawBl.mask, true
 			rd.rawBl.cols[0].decode(c.vals[:bits.OnesCount64(rd.rawBl.mask)])
-			rd.rawDecoded, rd.rawVals = true, c.vals[:]
+			rd.rawDecoded, rd.rawRecent = true, c
 			s.account()
 		}
 	}
@@ -431,15 +434,18 @@ func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 	}
 	if !rd.rawDecoded && reads >= decodeAfter {
 		rd.rawBl.cols[0].decode(rd.rawDec[:bits.OnesCount64(rd.rawBl.mask)])
-		rd.rawDecoded, rd.rawVals = true, rd.rawDec[:]
+		rd.rawDecoded = true
 	}
 	return &rd.rawBl
 }
 
 // rawValue is the j-th present value of the block rawBlock returned.
 func (rd *reader) rawValue(j int) float64 {
+	if rd.rawRecent != nil {
+		return rd.rawRecent.vals[j]
+	}
 	if rd.rawDecoded {
-		return rd.rawVals[j]
+		return rd.rawDec[j]
 	}
 	return rd.rawBl.cols[0].at(j)
 }
