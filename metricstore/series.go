@@ -389,12 +389,12 @@ type reader struct {
 	rollReads       int
 	rawDecoded      bool
 	rollDecoded     bool
-	rawDec          [minuteSlots]float64  // the decoded values of rawBl
+	rawDec          [minuteSlots]float64 // the decoded values of rawBl
 	// rawRecent, when set, holds the values of rawBl in place of rawDec:
 	// the series' recent minute (a pointer to the series, not into rd,
 	// so a reader stays on its caller's stack).
 	rawRecent *decodedMinute
-	dec             [4][rollSlots]float64 // the decoded columns of rollBl
+	dec       [4][rollSlots]float64 // the decoded columns of rollBl
 }
 
 // decodeAfter is how many buckets of a block are read one by one before
