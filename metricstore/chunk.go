@@ -385,9 +385,6 @@ type blockRing struct {
 	size []uint16 // 0: the key has no block
 	buf  []byte
 	dead int
-	// ver counts changes of the blocks held (set, advance), so what was
-	// decoded of one can tell it is still current.
-	ver uint64
 }
 
 func newBlockRing(n int) blockRing {
@@ -422,7 +419,6 @@ func (r *blockRing) advance(k int64) {
 		r.size[i] = 0
 	}
 	r.head = k
-	r.ver++
 	r.maybeCompact()
 }
 
@@ -446,7 +442,6 @@ func (r *blockRing) set(k int64, b []byte) {
 	}
 	r.off[i], r.size[i] = uint32(len(r.buf)), uint16(len(b))
 	r.buf = append(r.buf, b...)
-	r.ver++
 	r.maybeCompact()
 }
 

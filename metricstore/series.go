@@ -60,21 +60,56 @@ type series struct {
 	// series is no store's), held what it counts of this series.
 	acct *atomic.Int64
 	held int64
-	// recent is the minute just closed, decoded, once a read needed it:
-	// rules at a 1-second frequency read it every second for a minute
-	// (a window of a minute always reaches into it), which would otherwise
-	// parse and decode its block each time. Series no rule reads have none.
-	recent *decodedMinute
+	// decoded holds the last closed minutes decoded, each once a read
+	// needed it (by minute, modulo decodedMinutes): rules at a 1-second
+	// frequency read them every second (a window of a minute always
+	// reaches into the minute just closed; a dynamic rule's lookback into
+	// the three before), which would otherwise parse and decode their
+	// blocks each time. Series no rule reads have none.
+	decoded []*decodedMinute
 }
 
-// decodedMinute is a closed minute's present values in slot order, as
-// the raw ring held them at version ver.
+// decodedMinutes is how many closed minutes back reads are kept decoded:
+// a 1-second rule with a lookback of four periods of a minute.
+const decodedMinutes = 5
+
+// decodedMinute is a closed minute's present values in slot order.
 type decodedMinute struct {
 	key  int64
-	ver  uint64
 	mask uint64
 	used bool // read since the last minute closed
 	vals [minuteSlots]float64
+}
+
+// setRaw stores closed minute k's block, forgetting what was decoded of it.
+func (s *series) setRaw(k int64, b []byte) {
+	s.raw.set(k, b)
+	if s.decoded != nil {
+		if c := s.decoded[mod(k, decodedMinutes)]; c != nil && c.key == k {
+			s.decoded[mod(k, decodedMinutes)] = nil
+		}
+	}
+}
+
+// ageDecoded gives back, as a minute closes, the decoded minutes no read
+// used during the last one.
+func (s *series) ageDecoded() {
+	if s.decoded == nil {
+		return
+	}
+	left := false
+	for i, c := range s.decoded {
+		switch {
+		case c == nil:
+		case !c.used:
+			s.decoded[i] = nil
+		default:
+			c.used, left = false, true
+		}
+	}
+	if !left {
+		s.decoded = nil
+	}
 }
 
 func newSeries(rawLen, rollupLen int64) *series {
@@ -103,8 +138,13 @@ func minuteOf(sec int64) (m int64, slot int) {
 // bytes is the memory the series holds; s.mu is held.
 func (s *series) bytes() int64 {
 	b := int64(unsafe.Sizeof(*s)) + s.raw.bytes() + s.roll.bytes()
-	if s.recent != nil {
-		b += int64(unsafe.Sizeof(*s.recent))
+	if s.decoded != nil {
+		b += int64(cap(s.decoded)) * int64(unsafe.Sizeof(uintptr(0)))
+		for _, c := range s.decoded {
+			if c != nil {
+				b += int64(unsafe.Sizeof(*c))
+			}
+		}
 	}
 	return b
 }
@@ -209,14 +249,7 @@ func (s *series) advanceRaw(sec int64) {
 		return
 	}
 	s.raw.advance(m - 1)
-	if s.recent != nil {
-		// Kept for the series rules read; given back when none did.
-		if !s.recent.used {
-			s.recent = nil
-		} else {
-			s.recent.used = false
-		}
-	}
+	s.ageDecoded()
 	var mask uint64
 	var vals [minuteSlots]float64
 	n := 0
@@ -230,7 +263,7 @@ func (s *series) advanceRaw(sec int64) {
 	if mask != 0 && s.raw.holds(hm) {
 		var e encBuf
 		e.putBlock(minuteSlots, mask, vals[:n])
-		s.raw.set(hm, e.bytes())
+		s.setRaw(hm, e.bytes())
 	}
 	s.clearHead()
 }
@@ -347,7 +380,7 @@ func (ed *editState) flushRaw(s *series) {
 	}
 	var e encBuf
 	e.putBlock(minuteSlots, ed.raw.mask, vals[:n])
-	s.raw.set(ed.rawKey, e.bytes())
+	s.setRaw(ed.rawKey, e.bytes())
 }
 
 func (ed *editState) flushRoll(s *series) {
@@ -391,7 +424,7 @@ type reader struct {
 	rollDecoded     bool
 	rawDec          [minuteSlots]float64 // the decoded values of rawBl
 	// rawRecent, when set, holds the values of rawBl in place of rawDec:
-	// the series' recent minute (a pointer to the series, not into rd,
+	// the series' decoded minute (a pointer to the series, not into rd,
 	// so a reader stays on its caller's stack).
 	rawRecent *decodedMinute
 	dec       [4][rollSlots]float64 // the decoded columns of rollBl
@@ -406,24 +439,31 @@ const decodeAfter = 16
 func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 	if !rd.rawOK || rd.rawKey != m {
 		rd.rawOK, rd.rawKey, rd.rawDecoded, rd.rawRecent = true, m, false, nil
-		recent := m == s.headMinute()-1
-		if c := s.recent; recent && c != nil && c.key == m && c.ver == s.raw.ver {
-			c.used = true
-			rd.rawBl.mask = c.mask
-			rd.rawHas, rd.rawDecoded, rd.rawRecent = true, true, c
-			return &rd.rawBl
+		hm := s.headMinute()
+		keep := m < hm && m >= hm-decodedMinutes
+		slot := mod(m, decodedMinutes)
+		if keep && s.decoded != nil {
+			if c := s.decoded[slot]; c != nil && c.key == m {
+				c.used = true
+				rd.rawBl.mask = c.mask
+				rd.rawHas, rd.rawDecoded, rd.rawRecent = true, true, c
+				return &rd.rawBl
+			}
 		}
 		b := s.raw.get(m)
 		rd.rawHas = b != nil && parseBlock(b, minuteSlots, 1, &rd.rawBl) == nil
-		if rd.rawHas && recent {
+		if rd.rawHas && keep {
 			// Decoded once for the reads of the coming seconds, however
 			// few this one needs.
-			c := s.recent
+			if s.decoded == nil {
+				s.decoded = make([]*decodedMinute, decodedMinutes)
+			}
+			c := s.decoded[slot]
 			if c == nil {
 				c = new(decodedMinute)
-				s.recent = c
+				s.decoded[slot] = c
 			}
-			c.key, c.ver, c.mask, c.used = m, s.raw.ver, rd.rawBl.mask, true
+			c.key, c.mask, c.used = m, rd.rawBl.mask, true
 			rd.rawBl.cols[0].decode(c.vals[:bits.OnesCount64(rd.rawBl.mask)])
 			rd.rawDecoded, rd.rawRecent = true, c
 			s.account()

@@ -591,7 +591,7 @@ func TestRecentMinuteFollowsEdits(t *testing.T) {
 	k := Key{"h", tripcap.MetricNetworkOutBytes, ""}
 	var b tripcap.MetricBatch
 	for sec := 1; sec <= 90; sec++ {
-		if sec == 50 || sec == 55 {
+		if sec == 20 || sec == 50 || sec == 55 {
 			continue // late, below
 		}
 		b.Points = append(b.Points, pt("h", k.Metric, start.Add(time.Duration(sec)*time.Second), 0.5+float64(sec)))
@@ -621,6 +621,9 @@ func TestRecentMinuteFollowsEdits(t *testing.T) {
 	}
 	n, sum := sumOf(31, 90, 50, 55)
 	want("held", 90, n, sum)
+	if w := window(60); w.Count != 57 {
+		t.Errorf("minute 0 holds %d points, want 57", w.Count)
+	}
 	want("again", 90, n, sum)
 	if _, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt("h", k.Metric, start.Add(50*time.Second), 50.5)}}); err != nil {
 		t.Fatal(err)
@@ -643,6 +646,16 @@ func TestRecentMinuteFollowsEdits(t *testing.T) {
 	}
 	n, sum = sumOf(66, 125)
 	want("the next minute", 125, n, sum)
+	// Minute 0, two back now, is read (and kept decoded) by a longer
+	// window; a late point into its one empty second changes it.
+	two := func() Window { return s.Summarize(k, start.Add(125*time.Second), 2*time.Minute) }
+	before := two()
+	if _, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt("h", k.Metric, start.Add(20*time.Second), 1000)}}); err != nil {
+		t.Fatal(err)
+	}
+	if w := two(); w.Count != before.Count+1 || w.Max != 1000 {
+		t.Errorf("a late point two minutes back: %+v", w)
+	}
 }
 
 // TestAppendValidated: a checked batch is stored as Append stores it; a
