@@ -644,8 +644,9 @@ type Stats struct {
 	Hosts  int `json:"hosts"`
 	Series int `json:"series"`
 	// Bytes is the memory the series hold: their encoded blocks (with the
-	// room their buffers have), plain head minutes and indexes, keys and
-	// the store's maps. BytesPerHost is its average over the hosts.
+	// room their buffers have), plain head minutes, the minutes kept
+	// decoded for rules, indexes, and the hosts' series tables and names.
+	// BytesPerHost is its average over the hosts.
 	Bytes        int64 `json:"bytes"`
 	BytesPerHost int64 `json:"bytesPerHost"`
 }
