@@ -130,6 +130,8 @@ type ruleState struct {
 	// grain is the rule's time grain (tripcap.AlertRule.Grain).
 	grain time.Duration
 	hash  string
+	// metrics is each criterion's metric, resolved from its name once.
+	metrics []tripcap.MetricID
 }
 
 type instanceKey struct{ rule, host string }
@@ -212,7 +214,15 @@ func (e *Evaluator) SetRules(rules []*tripcap.AlertRule) error {
 			continue
 		}
 		js, _ := json.Marshal(&c)
-		next[c.ID] = &ruleState{rule: &c, freq: int64(c.Frequency() / time.Second), window: int64(c.Window() / time.Second), grain: c.Grain(), hash: string(js)}
+		rs := &ruleState{rule: &c, freq: int64(c.Frequency() / time.Second), window: int64(c.Window() / time.Second), grain: c.Grain(), hash: string(js)}
+		for j := range c.Criteria.AllOf {
+			if cr := &c.Criteria.AllOf[j]; cr.Static != nil {
+				rs.metrics = append(rs.metrics, cr.Static.Metric())
+			} else {
+				rs.metrics = append(rs.metrics, cr.Dynamic.Metric())
+			}
+		}
+		next[c.ID] = rs
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -519,7 +529,7 @@ func (e *Evaluator) conditions(in *instance, t int64) (outcome, []outcome, tripc
 	for i := range r.Criteria.AllOf {
 		c := &r.Criteria.AllOf[i]
 		if c.Static != nil {
-			each[i], results[i] = e.static(in, c.Static, t)
+			each[i], results[i] = e.static(in, i, c.Static, t)
 		} else {
 			each[i], results[i] = e.dynamic(in, i, c.Dynamic, t)
 			lookback = max(lookback, rs.window*int64(c.Dynamic.FailingPeriods.NumberOfEvaluationPeriods))
@@ -598,8 +608,7 @@ func cloneAlert(a *tripcap.Alert) tripcap.Alert {
 
 // seriesKeys lists the series a criterion reads for a host: the host's own,
 // or the interfaces its dimension selects.
-func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion) []metricstore.Key {
-	m := b.Metric()
+func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion, m tripcap.MetricID) []metricstore.Key {
 	if len(b.Dimensions) == 0 {
 		return []metricstore.Key{{Host: host, Metric: m}}
 	}
@@ -643,10 +652,11 @@ func baseResult(b *tripcap.MetricCriterion, op tripcap.Operator, k metricstore.K
 
 // static evaluates a static criterion: met when any selected series'
 // window value compares true; no data when no series has data.
-func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (outcome, tripcap.ConditionResult) {
+func (e *Evaluator) static(in *instance, idx int, c *tripcap.StaticCriterion, t int64) (outcome, tripcap.ConditionResult) {
 	o := noData
 	var res tripcap.ConditionResult
-	for _, k := range e.seriesKeys(in.host, &c.MetricCriterion) {
+	m := in.rule.metrics[idx]
+	for _, k := range e.seriesKeys(in.host, &c.MetricCriterion, m) {
 		v, ok := e.value(k, t, in.rule.window, in.rule.grain, c.TimeAggregation)
 		if !ok {
 			continue
@@ -662,7 +672,7 @@ func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (o
 		}
 	}
 	if o == noData {
-		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: c.Metric()})
+		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: m})
 		res.Threshold = c.Threshold
 	}
 	return o, res
@@ -673,7 +683,8 @@ func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (o
 func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, t int64) (outcome, tripcap.ConditionResult) {
 	ws := in.rule.window
 	fp := c.FailingPeriods
-	keys := e.seriesKeys(in.host, &c.MetricCriterion)
+	m := in.rule.metrics[idx]
+	keys := e.seriesKeys(in.host, &c.MetricCriterion, m)
 	o := noData
 	var res tripcap.ConditionResult
 	for _, k := range keys {
@@ -733,7 +744,7 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 		}
 	}
 	if o == noData {
-		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: c.Metric()})
+		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: m})
 		res.AlertSensitivity = c.AlertSensitivity
 	}
 	return o, res
