@@ -166,6 +166,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 		ed.flush(ser)
 		ser.raw.trim()
 		ser.roll.trim()
+		ser.resized = true
 		ser.account()
 		ser.mu.Unlock()
 	}

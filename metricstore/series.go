@@ -42,24 +42,29 @@ func (b *bucket) add(v float64) {
 // (60m, 60m+60], slot sec-60m-1 of its block, so minutes line up with
 // query intervals. Rollup bucket b is minute b, slot b%64 of rollup block
 // b/64.
+//
+// What an append in order touches comes first, so it takes the fewest
+// cache lines: a server appends to every series every second.
 type series struct {
-	mu      sync.Mutex
-	rawLen  int64 // seconds in the raw window
-	rollLen int64 // buckets in the rollup window
+	mu sync.Mutex
 	// rawHead is the newest second; the window is (rawHead-rawLen, rawHead].
 	rawHead int64
-	// head holds the seconds of minute headMinute(); NaN where none.
-	head [minuteSlots]float64
-	raw  blockRing // closed minutes, keyed by minute, up to headMinute()-1
 	// rollHead is the newest bucket, held in cur; the window is
 	// (rollHead-rollLen, rollHead].
 	rollHead int64
+	rawLen   int64 // seconds in the raw window
+	rollLen  int64 // buckets in the rollup window
 	cur      bucket
-	roll     blockRing // closed buckets, keyed by rollup block
 	// acct is the store's running total of series bytes (nil while the
-	// series is no store's), held what it counts of this series.
-	acct *atomic.Int64
-	held int64
+	// series is no store's), held what it counts of this series; resized
+	// says the bytes may have changed since.
+	acct    *atomic.Int64
+	held    int64
+	resized bool
+	// head holds the seconds of minute headMinute(); NaN where none.
+	head [minuteSlots]float64
+	raw  blockRing // closed minutes, keyed by minute, up to headMinute()-1
+	roll blockRing // closed buckets, keyed by rollup block
 	// decoded holds the last closed minutes decoded, each once a read
 	// needed it (by minute, modulo decodedMinutes): rules at a 1-second
 	// frequency read them every second (a window of a minute always
@@ -83,6 +88,7 @@ type decodedMinute struct {
 
 // setRaw stores closed minute k's block, forgetting what was decoded of it.
 func (s *series) setRaw(k int64, b []byte) {
+	s.resized = true
 	s.raw.set(k, b)
 	if s.decoded != nil {
 		if c := s.decoded[mod(k, decodedMinutes)]; c != nil && c.key == k {
@@ -97,6 +103,7 @@ func (s *series) ageDecoded() {
 	if s.decoded == nil {
 		return
 	}
+	s.resized = true
 	left := false
 	for i, c := range s.decoded {
 		switch {
@@ -150,11 +157,12 @@ func (s *series) bytes() int64 {
 }
 
 // account brings the store's total up to date after the series changed;
-// s.mu is held. Buffers change size seldom: this is mostly two loads.
+// s.mu is held. Buffers change size seldom: once a minute, not per point.
 func (s *series) account() {
-	if s.acct == nil {
+	if s.acct == nil || !s.resized {
 		return
 	}
+	s.resized = false
 	if b := s.bytes(); b != s.held {
 		s.acct.Add(b - s.held)
 		s.held = b
@@ -248,6 +256,7 @@ func (s *series) advanceRaw(sec int64) {
 	if m == hm {
 		return
 	}
+	s.resized = true
 	s.raw.advance(m - 1)
 	s.ageDecoded()
 	var mask uint64
@@ -280,6 +289,7 @@ func (s *series) advanceRoll(b int64) {
 		ed.flushRoll(s)
 	}
 	s.rollHead, s.cur = b, bucket{}
+	s.resized = true
 	s.roll.advance(b >> rollShift)
 }
 
@@ -391,6 +401,7 @@ func (ed *editState) flushRoll(s *series) {
 	if !ed.roll.dirty {
 		return
 	}
+	s.resized = true
 	s.roll.advance(ed.rollKey) // a block newer than the head's (a backfilled rollup)
 	if !s.roll.holds(ed.rollKey) {
 		return
@@ -466,6 +477,7 @@ func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 			c.key, c.mask, c.used = m, rd.rawBl.mask, true
 			rd.rawBl.cols[0].decode(c.vals[:bits.OnesCount64(rd.rawBl.mask)])
 			rd.rawDecoded, rd.rawRecent = true, c
+			s.resized = true
 			s.account()
 		}
 	}

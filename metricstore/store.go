@@ -515,7 +515,7 @@ func (s *Store) attach(ser *series) {
 	ser.mu.Lock()
 	defer ser.mu.Unlock()
 	ser.acct = &s.seriesBytes
-	ser.held = 0
+	ser.held, ser.resized = 0, true
 	ser.account()
 }
 
