@@ -606,11 +606,12 @@ func cloneAlert(a *tripcap.Alert) tripcap.Alert {
 	return c
 }
 
-// seriesKeys lists the series a criterion reads for a host: the host's own,
-// or the interfaces its dimension selects.
-func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion, m tripcap.MetricID) []metricstore.Key {
+// seriesKeys appends to dst the series a criterion reads for a host: the
+// host's own, or the interfaces its dimension selects. Callers pass a
+// small array of their own, so an evaluation allocates no list.
+func (e *Evaluator) seriesKeys(dst []metricstore.Key, host string, b *tripcap.MetricCriterion, m tripcap.MetricID) []metricstore.Key {
 	if len(b.Dimensions) == 0 {
-		return []metricstore.Key{{Host: host, Metric: m}}
+		return append(dst, metricstore.Key{Host: host, Metric: m})
 	}
 	d := b.Dimensions[0]
 	var names []string
@@ -624,11 +625,10 @@ func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion, m tripca
 			names = append(names, n)
 		}
 	}
-	keys := make([]metricstore.Key, len(names))
-	for i, n := range names {
-		keys[i] = metricstore.Key{Host: host, Metric: m, Interface: n}
+	for _, n := range names {
+		dst = append(dst, metricstore.Key{Host: host, Metric: m, Interface: n})
 	}
-	return keys
+	return dst
 }
 
 // value reads a window's aggregated value at the rule's grain, or reports no data.
@@ -656,7 +656,8 @@ func (e *Evaluator) static(in *instance, idx int, c *tripcap.StaticCriterion, t 
 	o := noData
 	var res tripcap.ConditionResult
 	m := in.rule.metrics[idx]
-	for _, k := range e.seriesKeys(in.host, &c.MetricCriterion, m) {
+	var buf [4]metricstore.Key
+	for _, k := range e.seriesKeys(buf[:0], in.host, &c.MetricCriterion, m) {
 		v, ok := e.value(k, t, in.rule.window, in.rule.grain, c.TimeAggregation)
 		if !ok {
 			continue
@@ -684,7 +685,8 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 	ws := in.rule.window
 	fp := c.FailingPeriods
 	m := in.rule.metrics[idx]
-	keys := e.seriesKeys(in.host, &c.MetricCriterion, m)
+	var buf [4]metricstore.Key
+	keys := e.seriesKeys(buf[:0], in.host, &c.MetricCriterion, m)
 	o := noData
 	var res tripcap.ConditionResult
 	for _, k := range keys {
