@@ -118,6 +118,9 @@ type cachedHost struct {
 	at        time.Time
 	gen       uint64
 	instances []*instance
+	// stale marks a list to rebuild (RestoreHosts added instances) while
+	// the host's attributes stay cached.
+	stale bool
 }
 
 type ruleState struct {
@@ -127,6 +130,8 @@ type ruleState struct {
 	// grain is the rule's time grain (tripcap.AlertRule.Grain).
 	grain time.Duration
 	hash  string
+	// metrics is each criterion's metric, resolved from its name once.
+	metrics []tripcap.MetricID
 }
 
 type instanceKey struct{ rule, host string }
@@ -209,7 +214,15 @@ func (e *Evaluator) SetRules(rules []*tripcap.AlertRule) error {
 			continue
 		}
 		js, _ := json.Marshal(&c)
-		next[c.ID] = &ruleState{rule: &c, freq: int64(c.Frequency() / time.Second), window: int64(c.Window() / time.Second), grain: c.Grain(), hash: string(js)}
+		rs := &ruleState{rule: &c, freq: int64(c.Frequency() / time.Second), window: int64(c.Window() / time.Second), grain: c.Grain(), hash: string(js)}
+		for j := range c.Criteria.AllOf {
+			if cr := &c.Criteria.AllOf[j]; cr.Static != nil {
+				rs.metrics = append(rs.metrics, cr.Static.Metric())
+			} else {
+				rs.metrics = append(rs.metrics, cr.Dynamic.Metric())
+			}
+		}
+		next[c.ID] = rs
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -362,7 +375,7 @@ func (e *Evaluator) hostInstances(ctx context.Context, id string) (*tripcap.Host
 	now := e.cfg.Now()
 	e.mu.Lock()
 	c, ok := e.hosts[id]
-	if ok && c.gen == e.gen && now.Sub(c.at) < e.cfg.HostCacheTTL && now.Sub(c.at) >= 0 {
+	if ok && c.gen == e.gen && !c.stale && now.Sub(c.at) < e.cfg.HostCacheTTL && now.Sub(c.at) >= 0 {
 		e.mu.Unlock()
 		return c.host, c.instances, nil
 	}
@@ -516,7 +529,7 @@ func (e *Evaluator) conditions(in *instance, t int64) (outcome, []outcome, tripc
 	for i := range r.Criteria.AllOf {
 		c := &r.Criteria.AllOf[i]
 		if c.Static != nil {
-			each[i], results[i] = e.static(in, c.Static, t)
+			each[i], results[i] = e.static(in, i, c.Static, t)
 		} else {
 			each[i], results[i] = e.dynamic(in, i, c.Dynamic, t)
 			lookback = max(lookback, rs.window*int64(c.Dynamic.FailingPeriods.NumberOfEvaluationPeriods))
@@ -593,12 +606,12 @@ func cloneAlert(a *tripcap.Alert) tripcap.Alert {
 	return c
 }
 
-// seriesKeys lists the series a criterion reads for a host: the host's own,
-// or the interfaces its dimension selects.
-func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion) []metricstore.Key {
-	m := b.Metric()
+// seriesKeys appends to dst the series a criterion reads for a host: the
+// host's own, or the interfaces its dimension selects. Callers pass a
+// small array of their own, so an evaluation allocates no list.
+func (e *Evaluator) seriesKeys(dst []metricstore.Key, host string, b *tripcap.MetricCriterion, m tripcap.MetricID) []metricstore.Key {
 	if len(b.Dimensions) == 0 {
-		return []metricstore.Key{{Host: host, Metric: m}}
+		return append(dst, metricstore.Key{Host: host, Metric: m})
 	}
 	d := b.Dimensions[0]
 	var names []string
@@ -612,11 +625,10 @@ func (e *Evaluator) seriesKeys(host string, b *tripcap.MetricCriterion) []metric
 			names = append(names, n)
 		}
 	}
-	keys := make([]metricstore.Key, len(names))
-	for i, n := range names {
-		keys[i] = metricstore.Key{Host: host, Metric: m, Interface: n}
+	for _, n := range names {
+		dst = append(dst, metricstore.Key{Host: host, Metric: m, Interface: n})
 	}
-	return keys
+	return dst
 }
 
 // value reads a window's aggregated value at the rule's grain, or reports no data.
@@ -640,10 +652,12 @@ func baseResult(b *tripcap.MetricCriterion, op tripcap.Operator, k metricstore.K
 
 // static evaluates a static criterion: met when any selected series'
 // window value compares true; no data when no series has data.
-func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (outcome, tripcap.ConditionResult) {
+func (e *Evaluator) static(in *instance, idx int, c *tripcap.StaticCriterion, t int64) (outcome, tripcap.ConditionResult) {
 	o := noData
 	var res tripcap.ConditionResult
-	for _, k := range e.seriesKeys(in.host, &c.MetricCriterion) {
+	m := in.rule.metrics[idx]
+	var buf [4]metricstore.Key
+	for _, k := range e.seriesKeys(buf[:0], in.host, &c.MetricCriterion, m) {
 		v, ok := e.value(k, t, in.rule.window, in.rule.grain, c.TimeAggregation)
 		if !ok {
 			continue
@@ -659,7 +673,7 @@ func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (o
 		}
 	}
 	if o == noData {
-		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: c.Metric()})
+		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: m})
 		res.Threshold = c.Threshold
 	}
 	return o, res
@@ -670,7 +684,9 @@ func (e *Evaluator) static(in *instance, c *tripcap.StaticCriterion, t int64) (o
 func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, t int64) (outcome, tripcap.ConditionResult) {
 	ws := in.rule.window
 	fp := c.FailingPeriods
-	keys := e.seriesKeys(in.host, &c.MetricCriterion)
+	m := in.rule.metrics[idx]
+	var buf [4]metricstore.Key
+	keys := e.seriesKeys(buf[:0], in.host, &c.MetricCriterion, m)
 	o := noData
 	var res tripcap.ConditionResult
 	for _, k := range keys {
@@ -730,7 +746,7 @@ func (e *Evaluator) dynamic(in *instance, idx int, c *tripcap.DynamicCriterion, 
 		}
 	}
 	if o == noData {
-		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: c.Metric()})
+		res = baseResult(&c.MetricCriterion, c.Operator, metricstore.Key{Host: in.host, Metric: m})
 		res.AlertSensitivity = c.AlertSensitivity
 	}
 	return o, res

@@ -3,51 +3,73 @@ package alerting
 import "github.com/tripcap/tripcap"
 
 // RestoreHost replaces the active alerts of hostID's instances with fired,
-// the host's Fired alerts as the database holds them, when a replica
-// attaches the host (its agent's points arrive after a gap, or for the
-// first time here): another replica may have fired or resolved the host's
-// alerts meanwhile, and an alert this one still holds as Fired may be
-// resolved elsewhere. Alerts of other hosts in fired are ignored. An
-// instance with a restored alert evaluates from after the alert's last
-// transition on.
+// the host's Fired alerts as the database holds them: RestoreHosts for one
+// host.
 func (e *Evaluator) RestoreHost(hostID string, fired []tripcap.Alert) {
+	e.RestoreHosts(map[string][]tripcap.Alert{hostID: fired})
+}
+
+// RestoreHosts replaces the active alerts of each host's instances with its
+// Fired alerts as the database holds them (fired[host]; nil or empty when
+// it has none), when a replica attaches hosts (their agents' points arrive
+// after a gap, or for the first time here): another replica may have fired
+// or resolved the hosts' alerts meanwhile, and an alert this one still
+// holds as Fired may be resolved elsewhere. An alert listed under a host
+// other than its own is ignored. An instance with a restored alert
+// evaluates from after the alert's last transition on. Only these hosts'
+// cached instance lists are rebuilt, and the evaluator's alerts are walked
+// once for all of them: a fleet's handoff attaches thousands of hosts.
+func (e *Evaluator) RestoreHosts(fired map[string][]tripcap.Alert) {
+	if len(fired) == 0 {
+		return
+	}
 	type floor struct {
 		in *instance
 		at int64
 	}
 	var floors []floor
 	e.mu.Lock()
-	e.gen++
-	// What this evaluator holds as Fired for the host gives way to the
+	for hostID := range fired {
+		if c, ok := e.hosts[hostID]; ok {
+			c.stale = true
+			e.hosts[hostID] = c
+		}
+	}
+	// What this evaluator holds as Fired for the hosts gives way to the
 	// database's view.
 	for id, a := range e.alerts {
-		if a.HostID != hostID || a.MonitorCondition != tripcap.ConditionFired {
+		if a.MonitorCondition != tripcap.ConditionFired {
 			continue
 		}
-		if in := e.instances[instanceKey{a.RuleID, hostID}]; in != nil && in.active == id {
+		if _, ok := fired[a.HostID]; !ok {
+			continue
+		}
+		if in := e.instances[instanceKey{a.RuleID, a.HostID}]; in != nil && in.active == id {
 			in.active = ""
 		}
 		delete(e.alerts, id)
 	}
-	for i := range fired {
-		a := cloneAlert(&fired[i])
-		// A released alert (stays Fired, closed by hand) is no instance's.
-		if a.HostID != hostID || !a.Active() {
-			continue
+	for hostID, as := range fired {
+		for i := range as {
+			a := cloneAlert(&as[i])
+			// A released alert (stays Fired, closed by hand) is no instance's.
+			if a.HostID != hostID || !a.Active() {
+				continue
+			}
+			rs := e.rules[a.RuleID]
+			if rs == nil {
+				continue
+			}
+			e.alerts[a.ID] = &a
+			k := instanceKey{a.RuleID, hostID}
+			in := e.instances[k]
+			if in == nil {
+				in = &instance{rule: rs, host: hostID, baselines: map[baselineKey]*baseline{}}
+				e.instances[k] = in
+			}
+			in.active = a.ID
+			floors = append(floors, floor{in, tripcap.AlignDown(a.Condition.Time.Unix(), rs.freq) + rs.freq})
 		}
-		rs := e.rules[a.RuleID]
-		if rs == nil {
-			continue
-		}
-		e.alerts[a.ID] = &a
-		k := instanceKey{a.RuleID, hostID}
-		in := e.instances[k]
-		if in == nil {
-			in = &instance{rule: rs, host: hostID, baselines: map[baselineKey]*baseline{}}
-			e.instances[k] = in
-		}
-		in.active = a.ID
-		floors = append(floors, floor{in, tripcap.AlignDown(a.Condition.Time.Unix(), rs.freq) + rs.freq})
 	}
 	e.mu.Unlock()
 	// The times up to the alert's last transition were judged where it
@@ -86,4 +108,14 @@ func (e *Evaluator) ResetBaselines(hostID string) {
 		clear(in.baselines)
 		in.mu.Unlock()
 	}
+}
+
+// ForgetHost drops what the evaluator cached of a host (its attributes and
+// the instances in scope), so its next evaluation looks it up again: the
+// control plane calls it when a host's attributes change or it is deleted,
+// which lets HostCacheTTL be long (a lookup is a database query per host).
+func (e *Evaluator) ForgetHost(hostID string) {
+	e.mu.Lock()
+	delete(e.hosts, hostID)
+	e.mu.Unlock()
 }

@@ -87,3 +87,80 @@ func TestRestoreHost(t *testing.T) {
 		t.Fatalf("resolution: %+v", got)
 	}
 }
+
+// TestRestoreHosts: one call restores several hosts, each from its own
+// list (an empty one drops what the evaluator held as Fired), and leaves
+// other hosts' alerts and cached instance lists alone.
+func TestRestoreHosts(t *testing.T) {
+	l := newLab(t, staticRule("r", "Network Out Total", tripcap.AggregationAverage, tripcap.OperatorGreaterThan, 100, "PT1S", "PT5S"))
+	l.addHost("h2", nil)
+	l.addHost("h3", nil)
+	high := func(int64) (float64, bool) { return 500, true }
+	mine := map[string]tripcap.Alert{}
+	for _, h := range []string{"h1", "h2", "h3"} {
+		l.feed(h, tripcap.MetricNetworkOutBytes, "", 0, 10, high)
+		got := l.taken()
+		if len(got) != 1 || got[0].MonitorCondition != tripcap.ConditionFired {
+			t.Fatalf("%s: transitions %+v", h, got)
+		}
+		mine[h] = got[0]
+	}
+	other := mine["h1"]
+	other.ID, other.Condition.Time = "elsewhere", t0.Add(20*time.Second)
+	stray := mine["h3"]
+	stray.ID = "stray" // h3's, listed under h1: ignored
+	l.ev.RestoreHosts(map[string][]tripcap.Alert{"h1": {other, stray}, "h2": nil})
+	for _, h := range []string{"h1", "h2"} {
+		if _, err := l.ev.Alert(mine[h].ID); err == nil {
+			t.Errorf("%s: this evaluator's own Fired alert survived the restore", h)
+		}
+	}
+	if _, err := l.ev.Alert("stray"); err == nil {
+		t.Error("an alert listed under another host was restored")
+	}
+	if _, err := l.ev.Alert(mine["h3"].ID); err != nil {
+		t.Errorf("h3, not restored, lost its alert: %v", err)
+	}
+	l.ev.mu.Lock()
+	c3, c1 := l.ev.hosts["h3"], l.ev.hosts["h1"]
+	l.ev.mu.Unlock()
+	if c3.stale || c3.gen != l.ev.gen || !c1.stale {
+		t.Errorf("cache: h3 stale %v gen %d (evaluator %d), h1 stale %v", c3.stale, c3.gen, l.ev.gen, c1.stale)
+	}
+	// h1 goes on with the restored alert and resolves it; h2 fires anew.
+	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 10, 25, high)
+	l.feed("h2", tripcap.MetricNetworkOutBytes, "", 10, 12, high)
+	got := l.taken()
+	if len(got) != 1 || got[0].HostID != "h2" || got[0].MonitorCondition != tripcap.ConditionFired {
+		t.Fatalf("after the restore: %+v", got)
+	}
+	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 25, 35, func(int64) (float64, bool) { return 0, true })
+	if got := l.taken(); len(got) != 1 || got[0].ID != "elsewhere" || got[0].MonitorCondition != tripcap.ConditionResolved {
+		t.Fatalf("resolution: %+v", got)
+	}
+}
+
+// TestForgetHost: a host's attributes are cached for HostCacheTTL; once
+// forgotten, its next evaluation looks it up again and sees a change of
+// scope at once.
+func TestForgetHost(t *testing.T) {
+	r := staticRule("r", "Network Out Total", tripcap.AggregationAverage, tripcap.OperatorGreaterThan, 100, "PT1S", "PT5S")
+	r.Scopes = []tripcap.Scope{"label:team=web"}
+	l := newLab(t, r)
+	l.addHost("h1", map[string]string{"team": "db"})
+	high := func(int64) (float64, bool) { return 500, true }
+	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 0, 10, high)
+	if got := l.taken(); len(got) != 0 {
+		t.Fatalf("out of scope: %+v", got)
+	}
+	l.addHost("h1", map[string]string{"team": "web"})
+	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 10, 12, high)
+	if got := l.taken(); len(got) != 0 {
+		t.Fatalf("cached as out of scope, yet: %+v", got)
+	}
+	l.ev.ForgetHost("h1")
+	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 12, 14, high)
+	if got := l.taken(); len(got) != 1 || got[0].MonitorCondition != tripcap.ConditionFired {
+		t.Fatalf("after ForgetHost: %+v", got)
+	}
+}

@@ -1,9 +1,11 @@
 package metricstore
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,5 +245,67 @@ func BenchmarkAppendHost(b *testing.B) {
 		if _, err := s.Append(tripcap.MetricBatch{Points: l.second(sec)}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkAppendFleet measures a server's appends at fleet scale: 5,000
+// hosts of 31 series each (155,000 series, as the server holds at 5,000
+// monitored hosts), one batch per host-second, hosts in turn; an op is one
+// host's second. The store holds a few minutes first, so minutes seal as
+// they do in steady state.
+func BenchmarkAppendFleet(b *testing.B) {
+	const hosts = 5000
+	c := newClock(time.Unix(benchStart, 0))
+	s := newStore(b, Config{}, c)
+	// Two seconds of values per host, alternated, so the points move
+	// without generating them in the loop.
+	batches := make([][2][]tripcap.MetricPoint, hosts)
+	for i := range batches {
+		l := newHostLoad(fmt.Sprintf("host-%05d", i), uint64(i))
+		for j := range 2 {
+			batches[i][j] = slices.Clone(l.second(benchStart + int64(j) + 1))
+		}
+	}
+	sec, h := benchStart, hosts
+	next := func() tripcap.MetricBatch {
+		if h == hosts {
+			h = 0
+			sec++
+			c.set(time.Unix(sec, 0))
+		}
+		pts := batches[h][sec%2]
+		at := time.Unix(sec, 0).UTC()
+		for i := range pts {
+			pts[i].Time = at
+		}
+		h++
+		return tripcap.MetricBatch{Points: pts}
+	}
+	for range hosts * 70 {
+		if _, err := s.Append(next()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Append validates; AppendValidated takes frames metricwire checked.
+	for _, validated := range []bool{false, true} {
+		name := "Append"
+		if validated {
+			name = "AppendValidated"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			defer measureCPU(b)()
+			for b.Loop() {
+				var err error
+				if validated {
+					_, err = s.AppendValidated(next())
+				} else {
+					_, err = s.Append(next())
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

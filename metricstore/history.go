@@ -52,10 +52,8 @@ func (s *Store) History(host string, since time.Time) []SeriesHistory {
 	}
 	var mine []entry
 	s.mu.RLock()
-	for k, ser := range s.series {
-		if k.Host == host {
-			mine = append(mine, entry{k, ser})
-		}
+	if h := s.hosts[host]; h != nil {
+		h.each(s.metricIDs, func(k Key, ser *series) { mine = append(mine, entry{k, ser}) })
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(mine, func(a, b entry) int { return compareKeys(a.k, b.k) })
@@ -120,7 +118,7 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 			}
 			continue
 		}
-		ser, err := s.seriesFor(k, 0)
+		ser, err := s.seriesFor(k)
 		if err != nil {
 			res.OverLimit += len(sh.Raw) + len(sh.Rollups)
 			continue
@@ -168,23 +166,22 @@ func (s *Store) Backfill(host string, h []SeriesHistory) (AppendResult, error) {
 		ed.flush(ser)
 		ser.raw.trim()
 		ser.roll.trim()
+		ser.resized = true
+		ser.account()
 		ser.mu.Unlock()
 	}
 	if newest == 0 {
 		return res, nil
 	}
 	s.appends.Add(1)
-	s.mu.Lock()
+	s.mu.RLock()
 	hs := s.hosts[host]
-	if hs != nil && newest > hs.newest {
-		hs.newest = newest
-	}
 	var at int64
 	if hs != nil {
-		at = hs.newest
+		at = hs.raiseNewest(newest)
 	}
 	hooks := s.hooks
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	if hs != nil {
 		for _, fn := range hooks {
 			fn(host, time.Unix(at, 0).UTC())

@@ -161,7 +161,11 @@ func TestSeriesAgreesWithTheRing(t *testing.T) {
 				first := last - per*int64(1+rng.IntN(40)) + 1
 				grains := map[int64]tripcap.Summary{}
 				var rd reader
-				s.minuteGrains(&rd, first, last, per, func(i int64, sum tripcap.Summary) { grains[i] = sum })
+				var all tripcap.Summary
+				s.minuteGrains(&rd, first, last, per, &all, func(i int64, sum tripcap.Summary) { grains[i] = sum })
+				if want := ref.summarize(first*rollupStep+1, (last+1)*rollupStep); !sameSummary(all, want) {
+					t.Fatalf("seed %d op %d: minutes %d to %d merged: %+v, ring %+v", seed, op, first, last, all, want)
+				}
 				for i := int64(0); first+i*per <= last; i++ {
 					want := ref.summarize((first+i*per)*rollupStep+1, (first+(i+1)*per)*rollupStep)
 					if got := grains[i]; !sameSummary(got, want) {

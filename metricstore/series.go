@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/tripcap/tripcap"
@@ -41,20 +42,81 @@ func (b *bucket) add(v float64) {
 // (60m, 60m+60], slot sec-60m-1 of its block, so minutes line up with
 // query intervals. Rollup bucket b is minute b, slot b%64 of rollup block
 // b/64.
+//
+// What an append in order touches comes first, so it takes the fewest
+// cache lines: a server appends to every series every second.
 type series struct {
-	mu      sync.Mutex
-	rawLen  int64 // seconds in the raw window
-	rollLen int64 // buckets in the rollup window
+	mu sync.Mutex
 	// rawHead is the newest second; the window is (rawHead-rawLen, rawHead].
 	rawHead int64
-	// head holds the seconds of minute headMinute(); NaN where none.
-	head [minuteSlots]float64
-	raw  blockRing // closed minutes, keyed by minute, up to headMinute()-1
 	// rollHead is the newest bucket, held in cur; the window is
 	// (rollHead-rollLen, rollHead].
 	rollHead int64
+	rawLen   int64 // seconds in the raw window
+	rollLen  int64 // buckets in the rollup window
 	cur      bucket
-	roll     blockRing // closed buckets, keyed by rollup block
+	// acct is the store's running total of series bytes (nil while the
+	// series is no store's), held what it counts of this series; resized
+	// says the bytes may have changed since.
+	acct    *atomic.Int64
+	held    int64
+	resized bool
+	// head holds the seconds of minute headMinute(); NaN where none.
+	head [minuteSlots]float64
+	raw  blockRing // closed minutes, keyed by minute, up to headMinute()-1
+	roll blockRing // closed buckets, keyed by rollup block
+	// decoded holds the last closed minutes decoded, each once a read
+	// needed it (by minute, modulo decodedMinutes): rules at a 1-second
+	// frequency read them every second (a window of a minute always
+	// reaches into the minute just closed; a dynamic rule's lookback into
+	// the three before), which would otherwise parse and decode their
+	// blocks each time. Series no rule reads have none.
+	decoded []*decodedMinute
+}
+
+// decodedMinutes is how many closed minutes back reads are kept decoded:
+// a 1-second rule with a lookback of four periods of a minute.
+const decodedMinutes = 5
+
+// decodedMinute is a closed minute's present values in slot order.
+type decodedMinute struct {
+	key  int64
+	mask uint64
+	used bool // read since the last minute closed
+	vals [minuteSlots]float64
+}
+
+// setRaw stores closed minute k's block, forgetting what was decoded of it.
+func (s *series) setRaw(k int64, b []byte) {
+	s.resized = true
+	s.raw.set(k, b)
+	if s.decoded != nil {
+		if c := s.decoded[mod(k, decodedMinutes)]; c != nil && c.key == k {
+			s.decoded[mod(k, decodedMinutes)] = nil
+		}
+	}
+}
+
+// ageDecoded gives back, as a minute closes, the decoded minutes no read
+// used during the last one.
+func (s *series) ageDecoded() {
+	if s.decoded == nil {
+		return
+	}
+	s.resized = true
+	left := false
+	for i, c := range s.decoded {
+		switch {
+		case c == nil:
+		case !c.used:
+			s.decoded[i] = nil
+		default:
+			c.used, left = false, true
+		}
+	}
+	if !left {
+		s.decoded = nil
+	}
 }
 
 func newSeries(rawLen, rollupLen int64) *series {
@@ -80,11 +142,31 @@ func minuteOf(sec int64) (m int64, slot int) {
 	return m, int(sec - 1 - m*rollupStep)
 }
 
-// bytes is the memory the series holds.
+// bytes is the memory the series holds; s.mu is held.
 func (s *series) bytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return int64(unsafe.Sizeof(*s)) + s.raw.bytes() + s.roll.bytes()
+	b := int64(unsafe.Sizeof(*s)) + s.raw.bytes() + s.roll.bytes()
+	if s.decoded != nil {
+		b += int64(cap(s.decoded)) * int64(unsafe.Sizeof(uintptr(0)))
+		for _, c := range s.decoded {
+			if c != nil {
+				b += int64(unsafe.Sizeof(*c))
+			}
+		}
+	}
+	return b
+}
+
+// account brings the store's total up to date after the series changed;
+// s.mu is held. Buffers change size seldom: once a minute, not per point.
+func (s *series) account() {
+	if s.acct == nil || !s.resized {
+		return
+	}
+	s.resized = false
+	if b := s.bytes(); b != s.held {
+		s.acct.Add(b - s.held)
+		s.held = b
+	}
 }
 
 type addOutcome int
@@ -107,6 +189,7 @@ func (s *series) add(sec int64, v float64) addOutcome {
 	var ed editor
 	out := s.addLocked(sec, v, &ed)
 	ed.flush(s)
+	s.account()
 	return out
 }
 
@@ -173,7 +256,9 @@ func (s *series) advanceRaw(sec int64) {
 	if m == hm {
 		return
 	}
+	s.resized = true
 	s.raw.advance(m - 1)
+	s.ageDecoded()
 	var mask uint64
 	var vals [minuteSlots]float64
 	n := 0
@@ -187,7 +272,7 @@ func (s *series) advanceRaw(sec int64) {
 	if mask != 0 && s.raw.holds(hm) {
 		var e encBuf
 		e.putBlock(minuteSlots, mask, vals[:n])
-		s.raw.set(hm, e.bytes())
+		s.setRaw(hm, e.bytes())
 	}
 	s.clearHead()
 }
@@ -204,6 +289,7 @@ func (s *series) advanceRoll(b int64) {
 		ed.flushRoll(s)
 	}
 	s.rollHead, s.cur = b, bucket{}
+	s.resized = true
 	s.roll.advance(b >> rollShift)
 }
 
@@ -304,7 +390,7 @@ func (ed *editState) flushRaw(s *series) {
 	}
 	var e encBuf
 	e.putBlock(minuteSlots, ed.raw.mask, vals[:n])
-	s.raw.set(ed.rawKey, e.bytes())
+	s.setRaw(ed.rawKey, e.bytes())
 }
 
 func (ed *editState) flushRoll(s *series) {
@@ -315,6 +401,7 @@ func (ed *editState) flushRoll(s *series) {
 	if !ed.roll.dirty {
 		return
 	}
+	s.resized = true
 	s.roll.advance(ed.rollKey) // a block newer than the head's (a backfilled rollup)
 	if !s.roll.holds(ed.rollKey) {
 		return
@@ -346,8 +433,12 @@ type reader struct {
 	rollReads       int
 	rawDecoded      bool
 	rollDecoded     bool
-	rawDec          [minuteSlots]float64  // the decoded values of rawBl
-	dec             [4][rollSlots]float64 // the decoded columns of rollBl
+	rawDec          [minuteSlots]float64 // the decoded values of rawBl
+	// rawRecent, when set, holds the values of rawBl in place of rawDec:
+	// the series' decoded minute (a pointer to the series, not into rd,
+	// so a reader stays on its caller's stack).
+	rawRecent *decodedMinute
+	dec       [4][rollSlots]float64 // the decoded columns of rollBl
 }
 
 // decodeAfter is how many buckets of a block are read one by one before
@@ -358,9 +449,37 @@ const decodeAfter = 16
 // many of its seconds the caller is about to read) is many.
 func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 	if !rd.rawOK || rd.rawKey != m {
-		rd.rawOK, rd.rawKey, rd.rawDecoded = true, m, false
+		rd.rawOK, rd.rawKey, rd.rawDecoded, rd.rawRecent = true, m, false, nil
+		hm := s.headMinute()
+		keep := m < hm && m >= hm-decodedMinutes
+		slot := mod(m, decodedMinutes)
+		if keep && s.decoded != nil {
+			if c := s.decoded[slot]; c != nil && c.key == m {
+				c.used = true
+				rd.rawBl.mask = c.mask
+				rd.rawHas, rd.rawDecoded, rd.rawRecent = true, true, c
+				return &rd.rawBl
+			}
+		}
 		b := s.raw.get(m)
 		rd.rawHas = b != nil && parseBlock(b, minuteSlots, 1, &rd.rawBl) == nil
+		if rd.rawHas && keep {
+			// Decoded once for the reads of the coming seconds, however
+			// few this one needs.
+			if s.decoded == nil {
+				s.decoded = make([]*decodedMinute, decodedMinutes)
+			}
+			c := s.decoded[slot]
+			if c == nil {
+				c = new(decodedMinute)
+				s.decoded[slot] = c
+			}
+			c.key, c.mask, c.used = m, rd.rawBl.mask, true
+			rd.rawBl.cols[0].decode(c.vals[:bits.OnesCount64(rd.rawBl.mask)])
+			rd.rawDecoded, rd.rawRecent = true, c
+			s.resized = true
+			s.account()
+		}
 	}
 	if !rd.rawHas {
 		return nil
@@ -374,6 +493,9 @@ func (rd *reader) rawBlock(s *series, m int64, reads int) *block {
 
 // rawValue is the j-th present value of the block rawBlock returned.
 func (rd *reader) rawValue(j int) float64 {
+	if rd.rawRecent != nil {
+		return rd.rawRecent.vals[j]
+	}
 	if rd.rawDecoded {
 		return rd.rawDec[j]
 	}
@@ -474,8 +596,9 @@ func (s *series) eachBucket(rd *reader, from, to int64, fn func(b int64, bk buck
 // minuteGrains reduces buckets [first, last] in grains of perGrain
 // buckets from first, calling fn with each grain's index and summary when
 // it has points: the buckets merged in order, as summarize merges them, in
-// one pass.
-func (s *series) minuteGrains(rd *reader, first, last, perGrain int64, fn func(i int64, sum tripcap.Summary)) {
+// one pass. All, when not nil, gets every bucket merged in order: what
+// summarize gives for the whole minutes.
+func (s *series) minuteGrains(rd *reader, first, last, perGrain int64, all *tripcap.Summary, fn func(i int64, sum tripcap.Summary)) {
 	var cur tripcap.Summary
 	at := int64(0)
 	s.eachBucket(rd, first, last, func(b int64, bk bucket) {
@@ -485,7 +608,11 @@ func (s *series) minuteGrains(rd *reader, first, last, perGrain int64, fn func(i
 			}
 			cur, at = tripcap.Summary{}, i
 		}
-		cur.Merge(tripcap.Summary{Count: int64(bk.count), Sum: bk.sum, Min: bk.min, Max: bk.max})
+		sum := tripcap.Summary{Count: int64(bk.count), Sum: bk.sum, Min: bk.min, Max: bk.max}
+		cur.Merge(sum)
+		if all != nil {
+			all.Merge(sum)
+		}
 	})
 	if cur.Count > 0 {
 		fn(at, cur)

@@ -11,7 +11,6 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/tripcap/tripcap"
@@ -56,13 +55,7 @@ const (
 
 // WriteSnapshot writes the store to w.
 func (s *Store) WriteSnapshot(w io.Writer) error {
-	s.mu.RLock()
-	keys := make([]Key, 0, len(s.series))
-	for k := range s.series {
-		keys = append(keys, k)
-	}
-	s.mu.RUnlock()
-	slices.SortFunc(keys, compareKeys)
+	keys := s.Keys()
 
 	crc := crc32.NewIEEE()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
@@ -71,9 +64,7 @@ func (s *Store) WriteSnapshot(w io.Writer) error {
 	e.uvarint(snapshotVersion)
 	e.uvarint(uint64(len(keys)))
 	for _, k := range keys {
-		s.mu.RLock()
-		ser := s.series[k]
-		s.mu.RUnlock()
+		ser := s.lookup(k)
 		if ser == nil { // deleted meanwhile: write it empty
 			ser = newSeries(1, 1)
 		}
@@ -210,17 +201,10 @@ func (s *Store) ReadSnapshot(r io.Reader) error {
 func (s *Store) adopt(k Key, ser *series) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.series[k] != nil {
+	if s.lookupLocked(k) != nil || !s.installLocked(k, ser) {
 		return
 	}
-	h, ok := s.admitLocked(k)
-	if !ok {
-		return
-	}
-	s.series[k] = ser
-	if sec := ser.newest(); sec > h.newest {
-		h.newest = sec
-	}
+	s.hosts[k.Host].raiseNewest(ser.newest())
 }
 
 // readV1 reads a series as version 1 wrote it: every point and bucket.

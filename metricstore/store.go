@@ -8,7 +8,6 @@
 package metricstore
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,18 +119,146 @@ type Store struct {
 	rawLen    int64 // seconds in the raw ring
 	rollupLen int64 // buckets in the rollup ring
 
-	mu     sync.RWMutex
-	series map[Key]*series
-	hosts  map[string]*hostState
-	hooks  []func(host string, newest time.Time)
+	// metrics indexes the metrics (tripcap.MetricDefinitions), so a host
+	// holds its series in slices by metric.
+	metrics   map[tripcap.MetricID]int
+	metricIDs []tripcap.MetricID
+
+	// mu guards the hosts' tables (not the series, which have their own
+	// locks): an append takes it once per batch, for reading.
+	mu      sync.RWMutex
+	hosts   map[string]*hostState
+	nSeries int
+	hooks   []func(host string, newest time.Time)
 	// appends counts batches that stored a point, so Run writes a
 	// snapshot only when there is something new to keep.
 	appends atomic.Int64
+	// seriesBytes is what the series hold (series.bytes), kept as they
+	// change, so Stats does not visit them.
+	seriesBytes atomic.Int64
 }
 
+// hostState is a host's series table: its own series by metric index and
+// its interfaces' by interface slot and metric index, so a batch finds its
+// series by one lookup of the host and small indexes, not a map of every
+// series keyed by three strings.
 type hostState struct {
-	newest int64 // unix second of the host's newest point
-	ifaces map[tripcap.MetricID]int
+	name   string
+	newest atomic.Int64 // unix second of the host's newest point
+	own    []*series    // by metric index
+	ifaces []hostIface
+	// perIface counts the interface series per metric index (MaxInterfaces).
+	perIface []int
+	n        int // series
+}
+
+// hostIface is one interface's series by metric index.
+type hostIface struct {
+	name string
+	ser  []*series
+}
+
+func (s *Store) newHostState(name string) *hostState {
+	return &hostState{name: name, own: make([]*series, len(s.metricIDs)), perIface: make([]int, len(s.metricIDs))}
+}
+
+// get returns the host's series of metric index mi and interface iface, nil if none.
+func (h *hostState) get(mi int, iface string) *series {
+	if iface == "" {
+		return h.own[mi]
+	}
+	for i := range h.ifaces {
+		if h.ifaces[i].name == iface {
+			return h.ifaces[i].ser[mi]
+		}
+	}
+	return nil
+}
+
+// put installs ser, which the host has none of yet; the store's mu is held.
+func (h *hostState) put(mi int, iface string, ser *series) {
+	h.n++
+	if iface == "" {
+		h.own[mi] = ser
+		return
+	}
+	h.perIface[mi]++
+	for i := range h.ifaces {
+		if h.ifaces[i].name == iface {
+			h.ifaces[i].ser[mi] = ser
+			return
+		}
+	}
+	f := hostIface{name: iface, ser: make([]*series, len(h.own))}
+	f.ser[mi] = ser
+	h.ifaces = append(h.ifaces, f)
+}
+
+// raiseNewest makes sec the host's newest second if it is newer.
+func (h *hostState) raiseNewest(sec int64) int64 {
+	for {
+		cur := h.newest.Load()
+		if sec <= cur {
+			return cur
+		}
+		if h.newest.CompareAndSwap(cur, sec) {
+			return sec
+		}
+	}
+}
+
+// each calls fn for each of the host's series, with its key.
+func (h *hostState) each(metrics []tripcap.MetricID, fn func(k Key, ser *series)) {
+	for mi, ser := range h.own {
+		if ser != nil {
+			fn(Key{h.name, metrics[mi], ""}, ser)
+		}
+	}
+	for _, f := range h.ifaces {
+		for mi, ser := range f.ser {
+			if ser != nil {
+				fn(Key{h.name, metrics[mi], f.name}, ser)
+			}
+		}
+	}
+}
+
+// drop removes the host's series for which fn says so (the store's mu is
+// held) and returns how many it removed.
+func (h *hostState) drop(s *Store, fn func(ser *series) bool) int {
+	n := 0
+	for mi, ser := range h.own {
+		if ser != nil && fn(ser) {
+			s.detach(ser)
+			h.own[mi] = nil
+			n++
+		}
+	}
+	kept := h.ifaces[:0]
+	for _, f := range h.ifaces {
+		left := false
+		for mi, ser := range f.ser {
+			if ser == nil {
+				continue
+			}
+			if fn(ser) {
+				s.detach(ser)
+				f.ser[mi] = nil
+				h.perIface[mi]--
+				n++
+			} else {
+				left = true
+			}
+		}
+		if left {
+			kept = append(kept, f)
+		}
+	}
+	clear(h.ifaces[len(kept):])
+	h.ifaces = kept
+	h.n -= n
+	s.nSeries -= n
+	return n
 }
 
 // New returns an empty store.
@@ -144,8 +270,12 @@ func New(cfg Config) (*Store, error) {
 		cfg:       cfg,
 		rawLen:    int64(cfg.Raw / time.Second),
 		rollupLen: int64(cfg.Rollup / time.Minute),
-		series:    map[Key]*series{},
+		metrics:   map[tripcap.MetricID]int{},
 		hosts:     map[string]*hostState{},
+	}
+	for i, d := range tripcap.MetricDefinitions() {
+		s.metrics[d.ID] = i
+		s.metricIDs = append(s.metricIDs, d.ID)
 	}
 	if cfg.SnapshotPath != "" {
 		// A damaged snapshot costs the history, not the start.
@@ -199,19 +329,46 @@ type AppendResult struct {
 // EINVALID. Points the store cannot keep are counted, not refused, so one
 // late point does not cost an agent its batch.
 func (s *Store) Append(b tripcap.MetricBatch) (AppendResult, error) {
-	var res AppendResult
 	if err := b.Validate(); err != nil {
-		return res, err
+		return AppendResult{}, err
 	}
-	for i, p := range b.Points {
-		if p.Host == "" {
+	return s.appendValid(b)
+}
+
+// AppendValidated is Append for a batch whose points the caller has
+// checked as MetricBatch.Validate does (a known metric; an interface only
+// on a per-interface metric, named as the kernel names them; a time; a
+// finite value): metricwire.Decode's frames are, so the server's stream of
+// frames is not validated twice. Only the points' host is checked here. A
+// point of a metric the store does not know counts as OverLimit.
+func (s *Store) AppendValidated(b tripcap.MetricBatch) (AppendResult, error) {
+	return s.appendValid(b)
+}
+
+// touchedHost is a host a batch stored points of, and its newest second.
+type touchedHost struct {
+	h   *hostState
+	sec int64
+}
+
+// appendValid stores a batch that passed MetricBatch.Validate.
+func (s *Store) appendValid(b tripcap.MetricBatch) (AppendResult, error) {
+	var res AppendResult
+	for i := range b.Points {
+		if b.Points[i].Host == "" {
 			return res, tripcap.Errorf(tripcap.EINVALID, "points[%d].host: required", i)
 		}
 	}
 	now := s.cfg.Now().Unix()
 	maxSec := now + int64(s.cfg.MaxFuture/time.Second)
-	touched := map[string]int64{}
-	for _, p := range b.Points {
+	// A batch is one host's, nearly always: its table is looked up once.
+	var touchedBuf [2]touchedHost
+	touched := touchedBuf[:0]
+	var h *hostState
+	lastMetric, mi := tripcap.MetricID(""), -1
+	s.mu.RLock()
+	for i := range b.Points {
+		p := &b.Points[i]
 		sec := p.Time.Unix()
 		if sec > maxSec {
 			res.TooNew++
@@ -221,16 +378,45 @@ func (s *Store) Append(b tripcap.MetricBatch) (AppendResult, error) {
 			res.TooOld++
 			continue
 		}
-		ser, err := s.seriesFor(Key{p.Host, p.Metric, p.Interface}, sec)
-		if err != nil {
-			res.OverLimit++
-			continue
+		if h == nil || h.name != p.Host {
+			h = s.hosts[p.Host]
+		}
+		if mi < 0 || p.Metric != lastMetric {
+			var ok bool
+			if mi, ok = s.metrics[p.Metric]; !ok {
+				mi = -1
+				res.OverLimit++ // Validate refuses it: not reached
+				continue
+			}
+			lastMetric = p.Metric
+		}
+		var ser *series
+		if h != nil {
+			ser = h.get(mi, p.Interface)
+		}
+		if ser == nil {
+			// A new series: the tables change under the write lock.
+			s.mu.RUnlock()
+			var err error
+			ser, err = s.seriesFor(Key{p.Host, p.Metric, p.Interface})
+			s.mu.RLock()
+			h = s.hosts[p.Host]
+			if err != nil || h == nil {
+				res.OverLimit++
+				continue
+			}
 		}
 		switch ser.add(sec, p.Value) {
 		case addStored:
 			res.Stored++
-			if sec > touched[p.Host] {
-				touched[p.Host] = sec
+			j := 0
+			for j < len(touched) && touched[j].h != h {
+				j++
+			}
+			if j == len(touched) {
+				touched = append(touched, touchedHost{h, sec})
+			} else if sec > touched[j].sec {
+				touched[j].sec = sec
 			}
 		case addDuplicate:
 			res.Duplicates++
@@ -239,29 +425,27 @@ func (s *Store) Append(b tripcap.MetricBatch) (AppendResult, error) {
 		}
 	}
 	if len(touched) == 0 {
+		s.mu.RUnlock()
 		return res, nil
 	}
-	s.appends.Add(1)
-	s.mu.Lock()
-	type call struct {
-		host   string
-		newest int64
-	}
-	calls := make([]call, 0, len(touched))
-	for host, sec := range touched {
-		h := s.hosts[host]
-		if h != nil && sec > h.newest {
-			h.newest = sec
+	for i := range touched {
+		// A host deleted meanwhile is not announced.
+		if s.hosts[touched[i].h.name] != touched[i].h {
+			touched[i].h = nil
+			continue
 		}
-		if h != nil {
-			calls = append(calls, call{host, h.newest})
-		}
+		touched[i].sec = touched[i].h.raiseNewest(touched[i].sec)
 	}
 	hooks := s.hooks
-	s.mu.Unlock()
-	for _, c := range calls {
+	s.mu.RUnlock()
+	s.appends.Add(1)
+	for _, t := range touched {
+		if t.h == nil {
+			continue
+		}
+		at := time.Unix(t.sec, 0).UTC()
 		for _, fn := range hooks {
-			fn(c.host, time.Unix(c.newest, 0).UTC())
+			fn(t.h.name, at)
 		}
 	}
 	return res, nil
@@ -269,44 +453,81 @@ func (s *Store) Append(b tripcap.MetricBatch) (AppendResult, error) {
 
 var errOverLimit = fmt.Errorf("series limit reached")
 
-func (s *Store) seriesFor(k Key, sec int64) (*series, error) {
+// lookupLocked returns series k, nil if the store has none; mu is held.
+func (s *Store) lookupLocked(k Key) *series {
+	h := s.hosts[k.Host]
+	if h == nil {
+		return nil
+	}
+	mi, ok := s.metrics[k.Metric]
+	if !ok {
+		return nil
+	}
+	return h.get(mi, k.Interface)
+}
+
+func (s *Store) lookup(k Key) *series {
 	s.mu.RLock()
-	ser := s.series[k]
-	s.mu.RUnlock()
-	if ser != nil {
+	defer s.mu.RUnlock()
+	return s.lookupLocked(k)
+}
+
+// seriesFor returns series k, making it if the limits let it.
+func (s *Store) seriesFor(k Key) (*series, error) {
+	if ser := s.lookup(k); ser != nil {
 		return ser, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ser = s.series[k]; ser != nil {
+	if ser := s.lookupLocked(k); ser != nil {
 		return ser, nil
 	}
-	if _, ok := s.admitLocked(k); !ok {
+	ser := newSeries(s.rawLen, s.rollupLen)
+	if !s.installLocked(k, ser) {
 		return nil, errOverLimit
 	}
-	ser = newSeries(s.rawLen, s.rollupLen)
-	s.series[k] = ser
 	return ser, nil
 }
 
-// admitLocked counts a new series k against MaxSeries and MaxInterfaces
-// and returns its host's state; false when a limit refuses it. s.mu is held.
-func (s *Store) admitLocked(k Key) (*hostState, bool) {
-	if len(s.series) >= s.cfg.MaxSeries {
-		return nil, false
+// installLocked adds ser as series k, which the store has none of, unless
+// MaxSeries or MaxInterfaces refuse it. s.mu is held.
+func (s *Store) installLocked(k Key, ser *series) bool {
+	mi, ok := s.metrics[k.Metric]
+	if !ok || s.nSeries >= s.cfg.MaxSeries {
+		return false
 	}
 	h := s.hosts[k.Host]
+	if k.Interface != "" && h != nil && h.perIface[mi] >= s.cfg.MaxInterfaces {
+		return false
+	}
 	if h == nil {
-		h = &hostState{ifaces: map[tripcap.MetricID]int{}}
+		h = s.newHostState(k.Host)
 		s.hosts[k.Host] = h
 	}
-	if k.Interface != "" {
-		if h.ifaces[k.Metric] >= s.cfg.MaxInterfaces {
-			return nil, false
-		}
-		h.ifaces[k.Metric]++
+	h.put(mi, k.Interface, ser)
+	s.nSeries++
+	s.attach(ser)
+	return true
+}
+
+// attach counts a series' bytes in the store's total from now on.
+func (s *Store) attach(ser *series) {
+	ser.mu.Lock()
+	defer ser.mu.Unlock()
+	ser.acct = &s.seriesBytes
+	ser.held, ser.resized = 0, true
+	ser.account()
+}
+
+// detach stops counting a series removed from the store (an append may
+// still hold it, and change it, unseen).
+func (s *Store) detach(ser *series) {
+	ser.mu.Lock()
+	defer ser.mu.Unlock()
+	if ser.acct != nil {
+		ser.acct.Add(-ser.held)
 	}
-	return h, true
+	ser.acct, ser.held = nil, 0
 }
 
 // Newest returns the time of the host's newest point.
@@ -314,10 +535,10 @@ func (s *Store) Newest(host string) (time.Time, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	h := s.hosts[host]
-	if h == nil || h.newest == 0 {
+	if h == nil || h.newest.Load() == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(h.newest, 0).UTC(), true
+	return time.Unix(h.newest.Load(), 0).UTC(), true
 }
 
 // Hosts lists the hosts the store has series of.
@@ -336,10 +557,15 @@ func (s *Store) Hosts() []string {
 func (s *Store) Interfaces(host string, metric tripcap.MetricID) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	h := s.hosts[host]
+	mi, ok := s.metrics[metric]
+	if h == nil || !ok {
+		return nil
+	}
 	var out []string
-	for k := range s.series {
-		if k.Host == host && k.Metric == metric && k.Interface != "" {
-			out = append(out, k.Interface)
+	for _, f := range h.ifaces {
+		if f.ser[mi] != nil {
+			out = append(out, f.name)
 		}
 	}
 	sort.Strings(out)
@@ -350,12 +576,10 @@ func (s *Store) Interfaces(host string, metric tripcap.MetricID) []string {
 func (s *Store) DeleteHost(host string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k := range s.series {
-		if k.Host == host {
-			delete(s.series, k)
-		}
+	if h := s.hosts[host]; h != nil {
+		h.drop(s, func(*series) bool { return true })
+		delete(s.hosts, host)
 	}
-	delete(s.hosts, host)
 }
 
 // Prune drops series with no point inside the rollup window, freeing the
@@ -365,27 +589,10 @@ func (s *Store) Prune() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for k, ser := range s.series {
-		if ser.newest() <= cutoff {
-			delete(s.series, k)
-			n++
-			if h := s.hosts[k.Host]; h != nil && k.Interface != "" {
-				h.ifaces[k.Metric]--
-			}
-		}
-	}
 	for host, h := range s.hosts {
-		if h.newest <= cutoff {
-			alive := false
-			for k := range s.series {
-				if k.Host == host {
-					alive = true
-					break
-				}
-			}
-			if !alive {
-				delete(s.hosts, host)
-			}
+		n += h.drop(s, func(ser *series) bool { return ser.newest() <= cutoff })
+		if h.n == 0 && h.newest.Load() <= cutoff {
+			delete(s.hosts, host)
 		}
 	}
 	return n
@@ -437,24 +644,30 @@ type Stats struct {
 	Hosts  int `json:"hosts"`
 	Series int `json:"series"`
 	// Bytes is the memory the series hold: their encoded blocks (with the
-	// room their buffers have), plain head minutes and indexes, keys and
-	// the store's maps. BytesPerHost is its average over the hosts.
+	// room their buffers have), plain head minutes, the minutes kept
+	// decoded for rules, indexes, and the hosts' series tables and names.
+	// BytesPerHost is its average over the hosts.
 	Bytes        int64 `json:"bytes"`
 	BytesPerHost int64 `json:"bytesPerHost"`
 }
 
-// mapEntryBytes is what a map entry of Key to *series costs beyond the
-// key's strings: the key and pointer, and the map's share of buckets.
-const mapEntryBytes = int64(unsafe.Sizeof(Key{})+unsafe.Sizeof(uintptr(0))) * 2
+// seriesEntryBytes is what a series costs in its host's table beyond
+// the series: its slot in a slice by metric.
+const seriesEntryBytes = int64(unsafe.Sizeof(uintptr(0)))
 
-// Stats returns the store's size now. It visits every series (a few
-// milliseconds for a million), so it suits a scrape, not a hot path.
+// Stats returns the store's size now. It visits the hosts, not the series
+// (their bytes are kept as they change).
 func (s *Store) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st := Stats{Hosts: len(s.hosts), Series: len(s.series)}
-	for k, ser := range s.series {
-		st.Bytes += ser.bytes() + mapEntryBytes + int64(len(k.Host)+len(k.Metric)+len(k.Interface))
+	st := Stats{Hosts: len(s.hosts), Series: s.nSeries, Bytes: s.seriesBytes.Load()}
+	for name, h := range s.hosts {
+		// The table: the host's map entry, state and slices, and names.
+		st.Bytes += int64(unsafe.Sizeof(*h)) + 2*int64(len(name)+int(unsafe.Sizeof(name))+int(unsafe.Sizeof(h))) +
+			int64(len(h.own)+len(h.perIface))*seriesEntryBytes
+		for _, f := range h.ifaces {
+			st.Bytes += int64(unsafe.Sizeof(f)+uintptr(len(f.name))) + int64(len(f.ser))*seriesEntryBytes
+		}
 	}
 	if st.Hosts > 0 {
 		st.BytesPerHost = st.Bytes / int64(st.Hosts)
@@ -517,9 +730,7 @@ func (g Grained) Value(a tripcap.Aggregation) (float64, bool) {
 func (s *Store) Summarize(k Key, end time.Time, window time.Duration) Window {
 	e := end.Unix()
 	w := Window{Start: time.Unix(e-int64(window/time.Second), 0).UTC(), End: time.Unix(e, 0).UTC(), Seconds: int64(window / time.Second)}
-	s.mu.RLock()
-	ser := s.series[k]
-	s.mu.RUnlock()
+	ser := s.lookup(k)
 	if ser == nil || w.Seconds <= 0 {
 		return w
 	}
@@ -543,9 +754,7 @@ func (s *Store) SummarizeGrain(k Key, end time.Time, window, grain time.Duration
 	if grain <= time.Second || grain%time.Second != 0 || window%grain != 0 {
 		g.Grain = time.Second
 	}
-	s.mu.RLock()
-	ser := s.series[k]
-	s.mu.RUnlock()
+	ser := s.lookup(k)
 	if ser == nil || g.Seconds <= 0 {
 		return g
 	}
@@ -554,21 +763,23 @@ func (s *Store) SummarizeGrain(k Key, end time.Time, window, grain time.Duration
 	var rd reader
 	ser.mu.Lock()
 	defer ser.mu.Unlock()
+	step := int64(g.Grain / time.Second)
+	if g.Grain > time.Second && step%rollupStep == 0 && mod(e, rollupStep) == 0 {
+		// Grains of whole minutes, ending on a minute (rules evaluated on
+		// the minute): each grain is its buckets merged in order, as
+		// summarize would, so one pass over the buckets gives them all,
+		// and the window's summary (the same buckets merged in order).
+		def, _ := k.Metric.Definition()
+		ser.minuteGrains(&rd, (e-g.Seconds)/rollupStep, e/rollupStep-1, step/rollupStep, &g.Summary, func(_ int64, sum tripcap.Summary) {
+			g.addGrain(sum, def.Kind)
+		})
+		return g
+	}
 	g.Summary = ser.summarize(&rd, e-g.Seconds+1, e)
 	if g.Grain == time.Second || g.Count == 0 {
 		return g
 	}
 	def, _ := k.Metric.Definition()
-	step := int64(grain / time.Second)
-	if step%rollupStep == 0 && mod(e, rollupStep) == 0 {
-		// Grains of whole minutes, ending on a minute (rules evaluated on
-		// the minute): each grain is its buckets merged in order, as
-		// summarize would, so one pass over the buckets gives them all.
-		ser.minuteGrains(&rd, (e-g.Seconds)/rollupStep, e/rollupStep-1, step/rollupStep, func(_ int64, sum tripcap.Summary) {
-			g.addGrain(sum, def.Kind)
-		})
-		return g
-	}
 	for to := e - g.Seconds + step; to <= e; to += step {
 		g.addGrain(ser.summarize(&rd, to-step+1, to), def.Kind)
 	}
@@ -713,9 +924,7 @@ func (s *Store) Query(q Query) (*Result, error) {
 	res := &Result{Host: q.Host, Metric: q.Metric, DisplayName: def.DisplayName, Unit: def.Unit, Interface: q.Interface,
 		Aggregation: agg, Start: time.Unix(start, 0).UTC(), End: time.Unix(e, 0).UTC(),
 		Window: tripcap.FormatISODuration(q.Window), Interval: tripcap.FormatISODuration(q.Interval), Points: make([]Point, n)}
-	s.mu.RLock()
-	ser := s.series[Key{q.Host, q.Metric, q.Interface}]
-	s.mu.RUnlock()
+	ser := s.lookup(Key{q.Host, q.Metric, q.Interface})
 	var rd reader
 	if ser != nil {
 		// One lock for the whole query, so the blocks rd keeps stay current.
@@ -736,7 +945,7 @@ func (s *Store) Query(q Query) (*Result, error) {
 	if step%rollupStep == 0 {
 		// Intervals of whole minutes (aligned, as start is): one pass over
 		// the buckets, as SummarizeGrain's.
-		ser.minuteGrains(&rd, start/rollupStep, e/rollupStep-1, step/rollupStep, set)
+		ser.minuteGrains(&rd, start/rollupStep, e/rollupStep-1, step/rollupStep, nil, set)
 		return res, nil
 	}
 	for i := range n {
@@ -767,13 +976,11 @@ func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 // Keys lists the store's series, sorted, for tests and diagnostics.
 func (s *Store) Keys() []Key {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]Key, 0, len(s.series))
-	for k := range s.series {
-		out = append(out, k)
+	out := make([]Key, 0, s.nSeries)
+	for _, h := range s.hosts {
+		h.each(s.metricIDs, func(k Key, _ *series) { out = append(out, k) })
 	}
-	slices.SortFunc(out, func(a, b Key) int {
-		return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(string(a.Metric), string(b.Metric)), strings.Compare(a.Interface, b.Interface))
-	})
+	s.mu.RUnlock()
+	slices.SortFunc(out, compareKeys)
 	return out
 }

@@ -1,10 +1,12 @@
 package metricstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -506,5 +508,187 @@ func TestLatePointsLand(t *testing.T) {
 		if w := s.Summarize(k, minuteEnd, time.Minute); w.Count != 60 || w.Sum != 59*1000+7 {
 			t.Fatalf("the minute of second %d = %+v", sec, w.Summary)
 		}
+	}
+}
+
+// TestStatsRunningTotal: the series bytes Stats keeps as series change are
+// what a walk of the series adds up to, after appends, late points, a
+// backfill, a snapshot read, a prune and a host's deletion.
+func TestStatsRunningTotal(t *testing.T) {
+	c := newClock(time.Unix(benchStart, 0))
+	s := newStore(t, Config{Raw: 2 * time.Minute, Rollup: 10 * time.Minute}, c)
+	walk := func(what string) {
+		t.Helper()
+		var sum int64
+		s.mu.RLock()
+		for _, h := range s.hosts {
+			h.each(s.metricIDs, func(_ Key, ser *series) {
+				ser.mu.Lock()
+				sum += ser.bytes()
+				ser.mu.Unlock()
+			})
+		}
+		s.mu.RUnlock()
+		if got := s.seriesBytes.Load(); got != sum {
+			t.Fatalf("%s: running total %d, the series hold %d", what, got, sum)
+		}
+	}
+	loads := []*hostLoad{newHostLoad("a", 1), newHostLoad("b", 2)}
+	sec := benchStart
+	for range 400 {
+		sec++
+		c.set(time.Unix(sec, 0))
+		for _, l := range loads {
+			if _, err := s.Append(tripcap.MetricBatch{Points: l.second(sec)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	walk("appends")
+	late := loads[0].second(sec - 90)
+	if _, err := s.Append(tripcap.MetricBatch{Points: late}); err != nil {
+		t.Fatal(err)
+	}
+	walk("late points")
+	h := s.History("a", time.Unix(sec-500, 0))
+	for i := range h {
+		h[i].Key.Host = ""
+	}
+	if _, err := s.Backfill("c", h); err != nil {
+		t.Fatal(err)
+	}
+	walk("backfill")
+	var snap bytes.Buffer
+	if err := s.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	s.DeleteHost("b")
+	walk("delete")
+	if err := s.ReadSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	walk("snapshot read")
+	if st := s.Stats(); st.Hosts != 3 || st.Series != 93 {
+		t.Fatalf("stats %+v", st)
+	}
+	c.set(time.Unix(sec+11*60, 0))
+	if n := s.Prune(); n != 93 {
+		t.Errorf("pruned %d series", n)
+	}
+	walk("prune")
+	if st := s.Stats(); st.Hosts != 0 || st.Series != 0 || st.Bytes != 0 {
+		t.Errorf("stats after pruning all %+v", st)
+	}
+}
+
+// TestRecentMinuteFollowsEdits: the minute just closed, decoded once for
+// the windows that read it every second, answers with what the store holds
+// after a late point lands in it, a backfill fills it and it ages out.
+func TestRecentMinuteFollowsEdits(t *testing.T) {
+	start := time.Unix(benchStart, 0)
+	c := newClock(start.Add(90 * time.Second))
+	s := newStore(t, Config{Raw: 2 * time.Minute, Rollup: 10 * time.Minute}, c)
+	k := Key{"h", tripcap.MetricNetworkOutBytes, ""}
+	var b tripcap.MetricBatch
+	for sec := 1; sec <= 90; sec++ {
+		if sec == 20 || sec == 50 || sec == 55 {
+			continue // late, below
+		}
+		b.Points = append(b.Points, pt("h", k.Metric, start.Add(time.Duration(sec)*time.Second), 0.5+float64(sec)))
+	}
+	if _, err := s.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	window := func(end int) Window {
+		return s.Summarize(k, start.Add(time.Duration(end)*time.Second), time.Minute)
+	}
+	want := func(what string, end int, count int64, sum float64) {
+		t.Helper()
+		if w := window(end); w.Count != count || w.Sum != sum {
+			t.Errorf("%s: window to %d: count %d sum %g, want %d and %g", what, end, w.Count, w.Sum, count, sum)
+		}
+	}
+	sumOf := func(from, to int, skip ...int) (int64, float64) {
+		var n int64
+		var sum float64
+		for sec := from; sec <= to; sec++ {
+			if !slices.Contains(skip, sec) {
+				n++
+				sum += 0.5 + float64(sec)
+			}
+		}
+		return n, sum
+	}
+	n, sum := sumOf(31, 90, 50, 55)
+	want("held", 90, n, sum)
+	if w := window(60); w.Count != 57 {
+		t.Errorf("minute 0 holds %d points, want 57", w.Count)
+	}
+	want("again", 90, n, sum)
+	if _, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt("h", k.Metric, start.Add(50*time.Second), 50.5)}}); err != nil {
+		t.Fatal(err)
+	}
+	n, sum = sumOf(31, 90, 55)
+	want("a late point", 90, n, sum)
+	if _, err := s.Backfill("h", []SeriesHistory{{Key: Key{Metric: k.Metric}, Raw: []RawPoint{{Sec: benchStart + 55, Value: 55.5}}}}); err != nil {
+		t.Fatal(err)
+	}
+	n, sum = sumOf(31, 90)
+	want("a backfill", 90, n, sum)
+	// The next minute closes: its block is the recent one now.
+	b.Points = b.Points[:0]
+	for sec := 91; sec <= 125; sec++ {
+		b.Points = append(b.Points, pt("h", k.Metric, start.Add(time.Duration(sec)*time.Second), 0.5+float64(sec)))
+	}
+	c.set(start.Add(125 * time.Second))
+	if _, err := s.Append(b); err != nil {
+		t.Fatal(err)
+	}
+	n, sum = sumOf(66, 125)
+	want("the next minute", 125, n, sum)
+	// Minute 0, two back now, is read (and kept decoded) by a longer
+	// window; a late point into its one empty second changes it.
+	two := func() Window { return s.Summarize(k, start.Add(125*time.Second), 2*time.Minute) }
+	before := two()
+	if _, err := s.Append(tripcap.MetricBatch{Points: []tripcap.MetricPoint{pt("h", k.Metric, start.Add(20*time.Second), 1000)}}); err != nil {
+		t.Fatal(err)
+	}
+	if w := two(); w.Count != before.Count+1 || w.Max != 1000 {
+		t.Errorf("a late point two minutes back: %+v", w)
+	}
+}
+
+// TestAppendValidated: a checked batch is stored as Append stores it; a
+// point without a host is still refused, and one of a metric the store
+// does not know is counted, not stored.
+func TestAppendValidated(t *testing.T) {
+	c := newClock(t0.Add(time.Minute))
+	a, v := newStore(t, Config{}, c), newStore(t, Config{}, c)
+	var b tripcap.MetricBatch
+	for i := range 30 {
+		b.Points = append(b.Points, pt("h", tripcap.MetricNetworkOutBytes, t0.Add(time.Duration(i)*time.Second), float64(i)),
+			tripcap.MetricPoint{Host: "h", Metric: tripcap.MetricNetworkInBytes, Interface: "eth0", Time: t0.Add(time.Duration(i) * time.Second), Value: 1})
+	}
+	ra, err := a.Append(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := v.AppendValidated(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra != rv || !slices.Equal(a.Keys(), v.Keys()) {
+		t.Errorf("Append %+v %v, AppendValidated %+v %v", ra, a.Keys(), rv, v.Keys())
+	}
+	k := Key{"h", tripcap.MetricNetworkOutBytes, ""}
+	if wa, wv := a.Summarize(k, t0.Add(time.Minute), time.Minute), v.Summarize(k, t0.Add(time.Minute), time.Minute); wa != wv {
+		t.Errorf("Append %+v, AppendValidated %+v", wa, wv)
+	}
+	if _, err := v.AppendValidated(tripcap.MetricBatch{Points: []tripcap.MetricPoint{{Metric: tripcap.MetricNetworkOutBytes, Time: t0}}}); tripcap.ErrorCode(err) != tripcap.EINVALID {
+		t.Errorf("a point without a host: %v", err)
+	}
+	res, err := v.AppendValidated(tripcap.MetricBatch{Points: []tripcap.MetricPoint{{Host: "h", Metric: "no_such_metric", Time: t0.Add(40 * time.Second)}}})
+	if err != nil || res.OverLimit != 1 || res.Stored != 0 {
+		t.Errorf("an unknown metric: %+v %v", res, err)
 	}
 }
