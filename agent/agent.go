@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +60,13 @@ type Config struct {
 	// ApprovalPoll is how often an enrollment that awaits an admin's
 	// approval (the name is an enrolled host's) is tried again (default 10 s).
 	ApprovalPoll time.Duration
+
+	// Inventory, when set, reads the host's inventory (name, OS,
+	// interfaces) instead of the kernel: at every heartbeat, the agent
+	// sending it when it changed. bench/fleet gives each simulated host
+	// its own. The kernel's is read again only when netlink reports a
+	// change of links or addresses, and every few minutes.
+	Inventory func() tripcap.Inventory
 
 	// Metrics, when set, samples the host's network metrics every second
 	// and ships them to the server (metrics.go).
@@ -182,8 +190,7 @@ func (a *Agent) connect(ctx context.Context) error {
 		return tripcap.Errorf(tripcap.EINVALID, "this agent is not enrolled yet: give --server and --join-token (create one with `tripcap host join-token create`)")
 	}
 	if a.cfg.Name == "" {
-		inv := Inventory()
-		a.cfg.Name = inv.Hostname
+		a.cfg.Name = a.readInventory()().Hostname
 	}
 	secret, fingerprint, err := tripcap.ParseJoinToken(a.cfg.JoinToken)
 	if err != nil {
@@ -203,7 +210,7 @@ func (a *Agent) connect(ctx context.Context) error {
 	// memory only: an agent restarted asks anew.
 	var ticket string
 	for attempt := 0; ; attempt++ {
-		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Ticket: ticket, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: a.inventory()})
+		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Ticket: ticket, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: a.inventory(a.readInventory())})
 		if err == nil {
 			break
 		}
@@ -301,16 +308,25 @@ func (a *Agent) recoverFiles(e *journalEntry) tripcap.CaptureStats {
 // to a server at agent protocol version 1 or later, which counts an open
 // poll as a heartbeat: an idle fleet of thousands then costs the server one
 // request per agent per poll wait. An older server gets every heartbeat.
+// A change of the host's interfaces is reported at once (inventorySettle),
+// not at the next heartbeat.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	var sent string
+	inv := &inventoryCache{read: a.readInventory()}
+	if a.cfg.Inventory == nil {
+		inv.watch = watchInterfaces(ctx, a.log)
+	}
+	a.heartbeats(ctx, inv)
+}
+
+func (a *Agent) heartbeats(ctx context.Context, cache *inventoryCache) {
+	var sent *tripcap.Inventory // the inventory the server has
 	interval := a.cfg.HeartbeatInterval
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		hb := tripcap.Heartbeat{}
-		inv := a.inventory()
-		fp := fmt.Sprint(inv)
-		if fp != sent {
+		inv := a.inventory(cache.get)
+		if sent == nil || !reflect.DeepEqual(inv, *sent) {
 			hb.Inventory = &inv
 		}
 		var resp *tripcap.HeartbeatResponse
@@ -323,7 +339,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		case err != nil && ctx.Err() == nil:
 			a.log.Warn("heartbeat failed", "err", err)
 		case err == nil && resp != nil:
-			sent = fp
+			sent = &inv
 			if d := time.Duration(resp.HeartbeatSeconds * float64(time.Second)); d >= 100*time.Millisecond && d != interval {
 				interval = d
 				t.Reset(interval)
@@ -333,6 +349,13 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-cache.changed():
+			tripcap.Sleep(ctx, inventorySettle)
+			select {
+			case <-cache.changed(): // the same burst
+			default:
+			}
+			cache.invalidate()
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,6 +97,8 @@ type metricShipper struct {
 	log    *slog.Logger
 	// noStreamUntil: POST until then (the stream could not be held).
 	noStreamUntil time.Time
+	// histBuf is keep's buffer.
+	histBuf []tripcap.MetricPoint
 }
 
 func (s *metricShipper) run(ctx context.Context) {
@@ -146,17 +149,19 @@ func (s *metricShipper) run(ctx context.Context) {
 }
 
 // keep adds shipped points to the agent's own history, for a server that
-// attaches the host later.
-func (s *metricShipper) keep(b tripcap.MetricBatch) {
-	if s.hist == nil || len(b.Points) == 0 {
+// attaches the host later. The store copies what it keeps, so the points
+// go to it through one buffer reused every second (run ships by one way at
+// a time: keep is never called concurrently).
+func (s *metricShipper) keep(pts []tripcap.MetricPoint) {
+	if s.hist == nil || len(pts) == 0 {
 		return
 	}
-	pts := slices.Clone(b.Points)
-	for i := range pts {
-		pts[i].Host = historyHost
+	s.histBuf = append(s.histBuf[:0], pts...)
+	for i := range s.histBuf {
+		s.histBuf[i].Host = historyHost
 	}
 	// Points shipped twice (requeued) are duplicates the store ignores.
-	if _, err := s.hist.Append(tripcap.MetricBatch{Points: pts}); err != nil {
+	if _, err := s.hist.Append(tripcap.MetricBatch{Points: s.histBuf}); err != nil {
 		s.log.Warn("keeping metric history", "err", err)
 	}
 }
@@ -173,7 +178,7 @@ func (s *metricShipper) history(since int64) ([]byte, error) {
 // post ships one batch as one request: metricwire frames to a server at
 // version 2 (and its history when the answer asks for it), JSON below.
 func (s *metricShipper) post(ctx context.Context, b tripcap.MetricBatch) error {
-	s.keep(b)
+	s.keep(b.Points)
 	if s.client.ServerProtocol() < 2 {
 		return s.client.PostMetrics(ctx, b)
 	}
@@ -202,11 +207,73 @@ func (s *metricShipper) post(ctx context.Context, b tripcap.MetricBatch) error {
 	return nil
 }
 
-// sentFrame is a points frame on the stream, not yet acknowledged.
+// streamCheck is how often the stream looks for acknowledgements that do
+// not come when no sample wakes it (each sample does, every second).
+const streamCheck = 5 * time.Second
+
+// sentFrames are the points sent on a stream and not yet acknowledged,
+// frame by frame. Its buffers are reused, so a second shipped allocates
+// nothing once they have grown.
+type sentFrames struct {
+	pending []tripcap.MetricPoint // every unacknowledged frame's points, in order
+	frames  []sentFrame
+	buf     []byte // the frames being written
+}
+
+// sentFrame is a points frame on the stream, not yet acknowledged: its
+// second, when it was sent, and how many of pending's points are its.
 type sentFrame struct {
 	sec int64
 	at  time.Time
-	pts []tripcap.MetricPoint
+	n   int
+}
+
+// next drains the collector's new points (at most a batch's worth) into
+// pending, keeps them in the history (keep), and returns them encoded as
+// points frames, one per second in time order (several when a second has
+// more than metricwire.MaxSeries series); nil when there are none.
+func (f *sentFrames) next(hm *hostmetrics.Collector, keep func([]tripcap.MetricPoint), now time.Time) ([]byte, error) {
+	from, nf := len(f.pending), len(f.frames)
+	f.pending = hm.DrainTo(f.pending, tripcap.MaxMetricBatchPoints)
+	fresh := f.pending[from:]
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	keep(fresh)
+	// In time order; a sample's points are already, unless it spread an
+	// increase over seconds it missed.
+	bySec := func(x, y tripcap.MetricPoint) int { return cmp.Compare(x.Time.Unix(), y.Time.Unix()) }
+	if !slices.IsSortedFunc(fresh, bySec) {
+		slices.SortStableFunc(fresh, bySec)
+	}
+	f.buf = f.buf[:0]
+	for rest := fresh; len(rest) > 0; {
+		sec := rest[0].Time.Unix()
+		n := 1
+		for n < len(rest) && n < metricwire.MaxSeries && rest[n].Time.Unix() == sec {
+			n++
+		}
+		var err error
+		if f.buf, err = metricwire.AppendPoints(f.buf, sec, rest[:n]); err != nil {
+			// Points the wire refuses are dropped, not sent again.
+			f.pending, f.frames = f.pending[:from], f.frames[:nf]
+			return nil, err
+		}
+		f.frames = append(f.frames, sentFrame{sec: sec, at: now, n: n})
+		rest = rest[n:]
+	}
+	return f.buf, nil
+}
+
+// acked forgets the frames up to and including second sec.
+func (f *sentFrames) acked(sec int64) {
+	k, n := 0, 0
+	for k < len(f.frames) && f.frames[k].sec <= sec {
+		n += f.frames[k].n
+		k++
+	}
+	f.frames = f.frames[:copy(f.frames, f.frames[k:])]
+	f.pending = f.pending[:copy(f.pending, f.pending[n:])]
 }
 
 // stream ships on one streaming request until it breaks or ctx ends. It
@@ -232,19 +299,17 @@ func (s *metricShipper) stream(ctx context.Context) (err error) {
 	defer st.Close()
 	s.log.Debug("metric stream open")
 
-	var unacked []sentFrame
+	var sent sentFrames
 	defer func() {
 		// What the server did not acknowledge goes back, ahead of newer
 		// points, for the next stream or POST.
-		var back tripcap.MetricBatch
-		for _, f := range unacked {
-			back.Points = append(back.Points, f.pts...)
-		}
-		if len(back.Points) > 0 {
-			s.hm.Requeue(back)
+		if len(sent.pending) > 0 {
+			s.hm.Requeue(tripcap.MetricBatch{Points: sent.pending})
 		}
 	}()
 
+	// Acknowledgements are taken when the stream wakes for a sample (or
+	// streamCheck), not each on its own wake-up: 64 hold a minute's.
 	acks := make(chan int64, 64)
 	asks := make(chan int64, 4)
 	readErr := make(chan error, 1)
@@ -277,29 +342,25 @@ func (s *metricShipper) stream(ctx context.Context) (err error) {
 	}()
 
 	// write sends frames; a write the transport does not take in
-	// streamAckTimeout (the server stopped reading) ends the stream.
+	// streamAckTimeout (the server stopped reading) ends the stream. One
+	// timer, armed for each write.
+	stall := time.AfterFunc(time.Hour, func() { pw.CloseWithError(errors.New("the stream stalled")) })
+	stall.Stop()
+	defer stall.Stop()
 	write := func(b []byte) error {
-		stall := time.AfterFunc(streamAckTimeout, func() { pw.CloseWithError(errors.New("the stream stalled")) })
-		defer stall.Stop()
+		stall.Reset(streamAckTimeout)
 		_, err := pw.Write(b)
+		stall.Stop()
 		return err
 	}
-	tick := time.NewTicker(MetricsShipInterval)
+	tick := time.NewTicker(streamCheck)
 	defer tick.Stop()
-	var buf []byte
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-readErr:
 			return err
-		case sec := <-acks:
-			n := 0
-			for n < len(unacked) && unacked[n].sec <= sec {
-				n++
-			}
-			unacked = unacked[n:]
-			continue
 		case since := <-asks:
 			h, err := s.history(since)
 			if err != nil {
@@ -312,32 +373,27 @@ func (s *metricShipper) stream(ctx context.Context) (err error) {
 		case <-s.hm.Sampled():
 		case <-tick.C:
 		}
-		if len(unacked) > 0 && time.Since(unacked[0].at) > streamAckTimeout {
+		for drained := false; !drained; {
+			select {
+			case sec := <-acks:
+				sent.acked(sec)
+			default:
+				drained = true
+			}
+		}
+		if len(sent.frames) > 0 && time.Since(sent.frames[0].at) > streamAckTimeout {
 			// Frames go but no acknowledgement comes back: something on
 			// the way holds the stream's answer.
 			return fmt.Errorf("%w: no acknowledgement in %s", tchttp.ErrNoMetricStream, streamAckTimeout)
 		}
-		b := s.hm.Drain(tripcap.MaxMetricBatchPoints)
-		if len(b.Points) == 0 {
-			continue
-		}
-		s.keep(b)
-		var secs []int64
-		if buf, secs, err = metricwire.AppendBatch(buf[:0], b); err != nil {
+		b, err := sent.next(s.hm, s.keep, time.Now())
+		if err != nil {
 			return err
 		}
-		// Each frame's points, in the order AppendBatch wrote them.
-		slices.SortStableFunc(b.Points, func(x, y tripcap.MetricPoint) int { return x.Time.Compare(y.Time) })
-		now := time.Now()
-		for _, sec := range secs {
-			n := 0
-			for n < len(b.Points) && n < metricwire.MaxSeries && b.Points[n].Time.Unix() == sec {
-				n++
-			}
-			unacked = append(unacked, sentFrame{sec: sec, at: now, pts: b.Points[:n]})
-			b.Points = b.Points[n:]
+		if len(b) == 0 {
+			continue
 		}
-		if err := write(buf); err != nil {
+		if err := write(b); err != nil {
 			return fmt.Errorf("sending frames: %w", err)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -60,10 +60,16 @@ type Collector struct {
 	cfg Config
 
 	mu      sync.Mutex
-	last    *Reading
+	last    Reading
+	hasLast bool
 	lastSec int64
 	buf     []tripcap.MetricPoint
 	dropped uint64
+	// Reused each sample (under mu), so a second's sample allocates
+	// nothing once the buffers have grown: an agent is one process among
+	// the host's, and bench/fleet runs thousands of them on one machine.
+	deltaBuf []delta
+	names    []string
 	// sampled wakes Ship when a sample buffered points, so a second's point
 	// leaves the host as soon as it exists: alert latency starts here.
 	sampled chan struct{}
@@ -115,33 +121,36 @@ func (c *Collector) Sample(ctx context.Context) error {
 // add turns a reading into points; separate from Sample so tests can feed
 // fixture readings at chosen times.
 func (c *Collector) add(sec int64, r *Reading) error {
-	if c.last != nil && sec <= c.lastSec {
+	if c.hasLast && sec <= c.lastSec {
 		return nil
 	}
-	prev, prevSec := c.last, c.lastSec
-	c.last, c.lastSec = r, sec
-	// Gauges are the value now; counters need a previous reading.
-	pts := []tripcap.MetricPoint{
-		{Metric: tripcap.MetricInboundFlows, Time: time.Unix(sec, 0).UTC(), Value: float64(r.Flows.Inbound)},
-		{Metric: tripcap.MetricOutboundFlows, Time: time.Unix(sec, 0).UTC(), Value: float64(r.Flows.Outbound)},
-	}
-	if prev != nil {
+	prev, hadPrev, prevSec := c.last, c.hasLast, c.lastSec
+	c.last, c.hasLast, c.lastSec = *r, true, sec
+	// Points go straight into the buffer: gauges are the value now;
+	// counters need a previous reading.
+	at := time.Unix(sec, 0).UTC()
+	c.buf = append(c.buf,
+		tripcap.MetricPoint{Metric: tripcap.MetricInboundFlows, Time: at, Value: float64(r.Flows.Inbound)},
+		tripcap.MetricPoint{Metric: tripcap.MetricOutboundFlows, Time: at, Value: float64(r.Flows.Outbound)},
+	)
+	if hadPrev {
 		gap := sec - prevSec
 		if gap > maxSpread {
 			c.cfg.Logger.Warn("samples far apart; dropping the increase between them", "seconds", gap)
 		} else {
-			for _, d := range c.deltas(prev, r) {
+			c.deltaBuf = c.deltas(c.deltaBuf[:0], &prev, r)
+			c.buf = slices.Grow(c.buf, len(c.deltaBuf)*int(gap))
+			for _, d := range c.deltaBuf {
 				// Spread an increase over the seconds it covers, so a late
 				// sample does not show as a one-second spike and Total over
 				// any window stays exact.
+				share := d.value / float64(gap)
 				for i := int64(1); i <= gap; i++ {
-					share := d.value / float64(gap)
-					pts = append(pts, tripcap.MetricPoint{Metric: d.metric, Interface: d.iface, Time: time.Unix(prevSec+i, 0).UTC(), Value: share})
+					c.buf = append(c.buf, tripcap.MetricPoint{Metric: d.metric, Interface: d.iface, Time: time.Unix(prevSec+i, 0).UTC(), Value: share})
 				}
 			}
 		}
 	}
-	c.buf = append(c.buf, pts...)
 	if over := len(c.buf) - c.cfg.MaxBuffered; over > 0 {
 		c.buf = append(c.buf[:0], c.buf[over:]...)
 		c.dropped += uint64(over)
@@ -159,66 +168,72 @@ type delta struct {
 	value  float64
 }
 
-// deltas are the counters' increases from prev to cur. A counter that went
-// down (the interface was recreated) yields no point for that interval:
-// missing data, not a guess.
-func (c *Collector) deltas(prev, cur *Reading) []delta {
-	var out []delta
-	add := func(m tripcap.MetricID, iface string, a, b uint64, total *map[tripcap.MetricID]float64, ok *map[tripcap.MetricID]bool) {
-		if b < a {
-			if ok != nil {
-				(*ok)[m] = false
-			}
-			return
-		}
-		v := float64(b - a)
-		if iface == "" || !isLoopback(iface) || c.cfg.IncludeLoopback {
-			out = append(out, delta{m, iface, v})
-		}
-		if total != nil && !isLoopback(iface) {
-			(*total)[m] += v
-		}
+// ifaceMetrics are the per-interface counters' metrics, in the order
+// deltas reports them.
+var ifaceMetrics = [...]tripcap.MetricID{
+	tripcap.MetricNetworkInBytes, tripcap.MetricNetworkOutBytes, tripcap.MetricNetworkInPackets, tripcap.MetricNetworkOutPackets,
+	tripcap.MetricNetworkInDrops, tripcap.MetricNetworkOutDrops, tripcap.MetricNetworkInErrors, tripcap.MetricNetworkOutErrors,
+}
+
+// deltas appends to out the counters' increases from prev to cur. A
+// counter that went down (the interface was recreated) yields no point for
+// that interval: missing data, not a guess.
+func (c *Collector) deltas(out []delta, prev, cur *Reading) []delta {
+	// The host totals of ifaceMetrics, by index, and whether each is whole.
+	var totals [len(ifaceMetrics)]float64
+	var valid [len(ifaceMetrics)]bool
+	for i := range valid {
+		valid[i] = true
 	}
-	totals := map[tripcap.MetricID]float64{}
-	valid := map[tripcap.MetricID]bool{}
-	names := make([]string, 0, len(cur.Interfaces))
+	c.names = c.names[:0]
 	for n := range cur.Interfaces {
-		names = append(names, n)
+		c.names = append(c.names, n)
 	}
-	sort.Strings(names)
-	ifaceMetrics := []tripcap.MetricID{
-		tripcap.MetricNetworkInBytes, tripcap.MetricNetworkOutBytes, tripcap.MetricNetworkInPackets, tripcap.MetricNetworkOutPackets,
-		tripcap.MetricNetworkInDrops, tripcap.MetricNetworkOutDrops, tripcap.MetricNetworkInErrors, tripcap.MetricNetworkOutErrors,
-	}
-	for _, m := range ifaceMetrics {
-		valid[m] = true
-	}
-	for _, n := range names {
+	slices.Sort(c.names)
+	for _, n := range c.names {
 		b := cur.Interfaces[n]
 		a, ok := prev.Interfaces[n]
 		if !ok {
 			// A new interface: its first reading is its baseline.
 			continue
 		}
-		add(tripcap.MetricNetworkInBytes, n, a.RxBytes, b.RxBytes, &totals, &valid)
-		add(tripcap.MetricNetworkOutBytes, n, a.TxBytes, b.TxBytes, &totals, &valid)
-		add(tripcap.MetricNetworkInPackets, n, a.RxPackets, b.RxPackets, &totals, &valid)
-		add(tripcap.MetricNetworkOutPackets, n, a.TxPackets, b.TxPackets, &totals, &valid)
-		add(tripcap.MetricNetworkInDrops, n, a.RxDropped, b.RxDropped, &totals, &valid)
-		add(tripcap.MetricNetworkOutDrops, n, a.TxDropped, b.TxDropped, &totals, &valid)
-		add(tripcap.MetricNetworkInErrors, n, a.RxErrors, b.RxErrors, &totals, &valid)
-		add(tripcap.MetricNetworkOutErrors, n, a.TxErrors, b.TxErrors, &totals, &valid)
-	}
-	for _, m := range ifaceMetrics {
-		if valid[m] {
-			out = append(out, delta{m, "", totals[m]})
+		own := !isLoopback(n) || c.cfg.IncludeLoopback
+		for i, v := range [len(ifaceMetrics)][2]uint64{
+			{a.RxBytes, b.RxBytes}, {a.TxBytes, b.TxBytes}, {a.RxPackets, b.RxPackets}, {a.TxPackets, b.TxPackets},
+			{a.RxDropped, b.RxDropped}, {a.TxDropped, b.TxDropped}, {a.RxErrors, b.RxErrors}, {a.TxErrors, b.TxErrors},
+		} {
+			if v[1] < v[0] {
+				valid[i] = false
+				continue
+			}
+			inc := float64(v[1] - v[0])
+			if own {
+				out = append(out, delta{ifaceMetrics[i], n, inc})
+			}
+			if !isLoopback(n) {
+				totals[i] += inc
+			}
 		}
 	}
-	add(tripcap.MetricTCPSegmentsSent, "", prev.TCP.OutSegs, cur.TCP.OutSegs, nil, nil)
-	add(tripcap.MetricTCPSegmentsReceived, "", prev.TCP.InSegs, cur.TCP.InSegs, nil, nil)
-	add(tripcap.MetricTCPRetransmittedSegment, "", prev.TCP.RetransSegs, cur.TCP.RetransSegs, nil, nil)
-	add(tripcap.MetricTCPResetsSent, "", prev.TCP.OutRsts, cur.TCP.OutRsts, nil, nil)
-	add(tripcap.MetricTCPEstablishedResets, "", prev.TCP.EstabResets, cur.TCP.EstabResets, nil, nil)
+	for i, m := range ifaceMetrics {
+		if valid[i] {
+			out = append(out, delta{m, "", totals[i]})
+		}
+	}
+	for _, v := range [...]struct {
+		m    tripcap.MetricID
+		a, b uint64
+	}{
+		{tripcap.MetricTCPSegmentsSent, prev.TCP.OutSegs, cur.TCP.OutSegs},
+		{tripcap.MetricTCPSegmentsReceived, prev.TCP.InSegs, cur.TCP.InSegs},
+		{tripcap.MetricTCPRetransmittedSegment, prev.TCP.RetransSegs, cur.TCP.RetransSegs},
+		{tripcap.MetricTCPResetsSent, prev.TCP.OutRsts, cur.TCP.OutRsts},
+		{tripcap.MetricTCPEstablishedResets, prev.TCP.EstabResets, cur.TCP.EstabResets},
+	} {
+		if v.b >= v.a {
+			out = append(out, delta{v.m, "", float64(v.b - v.a)})
+		}
+	}
 	return out
 }
 
@@ -226,25 +241,30 @@ func (c *Collector) deltas(prev, cur *Reading) []delta {
 func (c *Collector) Last() (Reading, time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.last == nil {
+	if !c.hasLast {
 		return Reading{}, time.Time{}, false
 	}
-	return *c.last, time.Unix(c.lastSec, 0).UTC(), true
+	return c.last, time.Unix(c.lastSec, 0).UTC(), true
 }
 
 // Drain removes and returns up to max buffered points (all when max <= 0),
 // oldest first, as a batch to ship. Points carry no host: the server sets
 // it from the agent's credential.
 func (c *Collector) Drain(max int) tripcap.MetricBatch {
+	return tripcap.MetricBatch{Points: c.DrainTo(nil, max)}
+}
+
+// DrainTo is Drain appending to dst, for a shipper that reuses its buffer.
+func (c *Collector) DrainTo(dst []tripcap.MetricPoint, max int) []tripcap.MetricPoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(c.buf)
 	if max > 0 && n > max {
 		n = max
 	}
-	b := tripcap.MetricBatch{Points: append([]tripcap.MetricPoint(nil), c.buf[:n]...)}
-	c.buf = append(c.buf[:0], c.buf[n:]...)
-	return b
+	dst = append(dst, c.buf[:n]...)
+	c.buf = c.buf[:copy(c.buf, c.buf[n:])]
+	return dst
 }
 
 // Requeue puts back a batch that could not be shipped, ahead of newer
@@ -274,13 +294,14 @@ func (c *Collector) Sampled() <-chan struct{} { return c.sampled }
 // Run samples at every whole second until ctx ends. Read errors are
 // logged; the next second tries again.
 func (c *Collector) Run(ctx context.Context) error {
+	// One timer, reset each second.
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
 		now := c.cfg.Now()
-		next := now.Truncate(time.Second).Add(time.Second)
-		t := time.NewTimer(next.Sub(now))
+		t.Reset(now.Truncate(time.Second).Add(time.Second).Sub(now))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
 		case <-t.C:
 		}

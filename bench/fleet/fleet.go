@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -310,6 +311,25 @@ func (f *fleet) grow(ctx context.Context, n int, joinToken string, rate float64,
 	return nil
 }
 
+// simInventory is simulated host i's inventory: its own name, interfaces
+// (those valueGen simulates) and addresses (in 198.18.0.0/15 and fd00::/8),
+// not the bench machine's, which each agent would otherwise read from the
+// kernel as its own.
+func simInventory(i int, name string) func() tripcap.Inventory {
+	v4 := netip.AddrFrom4([4]byte{198, 18 + byte(i>>16&1), byte(i >> 8), byte(i)})
+	v6 := netip.AddrFrom16([16]byte{0: 0xfd, 1: 0x00, 2: 0xf1, 3: 0xee, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
+	mac := func(n byte) string {
+		return net.HardwareAddr{0x02, 0xf1, byte(i >> 16), byte(i >> 8), byte(i), n}.String()
+	}
+	inv := tripcap.Inventory{Hostname: name, OS: "Simulated Linux", Kernel: "6.1.0-fleet", AgentVersion: tripcap.Version,
+		Interfaces: []tripcap.Interface{
+			{Name: "lo", Index: 1, MTU: 65536, Up: true, Loopback: true, Addresses: []string{"127.0.0.1/8", "::1/128"}},
+			{Name: "eth0", Index: 2, MAC: mac(0), MTU: 1500, Up: true, Addresses: []string{netip.PrefixFrom(v4, 15).String(), netip.PrefixFrom(v6, 64).String()}},
+			{Name: "eth1", Index: 3, MAC: mac(1), MTU: 1500, Up: true},
+		}}
+	return func() tripcap.Inventory { return inv }
+}
+
 func (f *fleet) start(i int, joinToken string) (*simAgent, error) {
 	sa := &simAgent{name: agentName(i), index: i, enrolled: make(chan struct{}), done: make(chan struct{})}
 	dir := filepath.Join(f.root, sa.name)
@@ -318,7 +338,7 @@ func (f *fleet) start(i int, joinToken string) (*simAgent, error) {
 		Server: f.server, JoinToken: joinToken, Name: sa.name,
 		StateDir: filepath.Join(dir, "state"), CaptureDir: filepath.Join(dir, "captures"),
 		Engine: hostEngine{f.engine, sa}, Logger: log,
-		HeartbeatInterval: f.heartbeat,
+		HeartbeatInterval: f.heartbeat, Inventory: simInventory(i, sa.name),
 	}
 	if f.metrics {
 		// The real collector and shipper, on simulated counters.

@@ -632,7 +632,7 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 	}
 	w.Unavailable = unavailable
 	b.log.Info("window", "agents", len(names), "serverCores", round(w.CPU.Server), "dbCores", round(w.CPU.DB),
-		"benchCores", round(w.CPU.Bench), "machineBusy", round(w.CPU.Machine), "reqPerSec", w.RequestsPerSecond,
+		"benchCores", round(w.CPU.Bench), "coordinatorCores", round(w.CPU.Coordinator), "machineBusy", round(w.CPU.Machine), "reqPerSec", w.RequestsPerSecond,
 		"hosts", w.HostStates, "agentFailures", w.AgentFailures, "wentOffline", w.WentOffline, "fds", w.ServerFDs,
 		"acceptErrors", w.AcceptErrors, "unavailable", w.Unavailable)
 	if m := w.Metrics; m != nil {
@@ -647,8 +647,8 @@ func (b *bench) measure(ctx context.Context, d time.Duration, names, captures []
 func (b *bench) sampleCPU() cpuSample {
 	s := cpuSample{at: time.Now()}
 	s.server, _ = procCPU(b.srv.pid(), true)
-	s.bench, _ = procCPU(os.Getpid(), false)
-	s.bench += b.fleet.cpu()
+	s.coordinator, _ = procCPU(os.Getpid(), false)
+	s.bench = s.coordinator + b.fleet.cpu()
 	if b.db.pid > 0 {
 		s.db, _ = treeCPU(b.db.pid)
 	}

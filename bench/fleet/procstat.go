@@ -142,6 +142,7 @@ func procNofile(pid int) string {
 type cpuSample struct {
 	at                  time.Time
 	server, db, bench   time.Duration
+	coordinator         time.Duration // the bench process itself: part of bench
 	machine, machineAll time.Duration
 }
 
@@ -151,6 +152,9 @@ type cpuUsage struct {
 	// DB is PostgreSQL's processes (zero for SQLite, which runs inside the server).
 	DB    float64 `json:"dbCores"`
 	Bench float64 `json:"benchCores"`
+	// Coordinator is the bench process's own share of Bench (its API
+	// probes, the workers' snapshots); the rest is the simulated agents.
+	Coordinator float64 `json:"coordinatorCores"`
 	// Machine is the fraction of all cores busy, everything included.
 	Machine float64 `json:"machineBusy"`
 }
@@ -158,9 +162,10 @@ type cpuUsage struct {
 func (a cpuSample) until(b cpuSample) cpuUsage {
 	wall := b.at.Sub(a.at).Seconds()
 	u := cpuUsage{
-		Server: (b.server - a.server).Seconds() / wall,
-		DB:     (b.db - a.db).Seconds() / wall,
-		Bench:  (b.bench - a.bench).Seconds() / wall,
+		Server:      (b.server - a.server).Seconds() / wall,
+		DB:          (b.db - a.db).Seconds() / wall,
+		Bench:       (b.bench - a.bench).Seconds() / wall,
+		Coordinator: (b.coordinator - a.coordinator).Seconds() / wall,
 	}
 	if all := b.machineAll - a.machineAll; all > 0 {
 		u.Machine = float64(b.machine-a.machine) / float64(all)

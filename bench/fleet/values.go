@@ -63,15 +63,15 @@ type valueGen struct {
 	// point).
 	clock    time.Time
 	last     int64 // the second of the last reading; 0 before the first
-	counters hostmetrics.Reading
+	ifaces   [len(simIfaces)]hostmetrics.InterfaceCounters
+	tcp      hostmetrics.TCPCounters
 	breaches []span
 }
 
-func newValueGen(seed uint64) *valueGen {
-	return &valueGen{seed: seed, counters: hostmetrics.Reading{Interfaces: map[string]hostmetrics.InterfaceCounters{
-		"lo": {}, "eth0": {}, "eth1": {},
-	}}}
-}
+// simIfaces are a simulated host's interfaces, in valueGen.ifaces' order.
+var simIfaces = [...]string{"eth0", "eth1", "lo"}
+
+func newValueGen(seed uint64) *valueGen { return &valueGen{seed: seed} }
 
 // setBreaches replaces the host's scheduled breaches.
 func (g *valueGen) setBreaches(b []span) {
@@ -119,12 +119,14 @@ func (g *valueGen) at(sec int64) hostmetrics.Reading {
 	if sec > g.last {
 		g.last = sec
 	}
-	r := g.counters
-	r.Interfaces = make(map[string]hostmetrics.InterfaceCounters, len(g.counters.Interfaces))
-	for k, v := range g.counters.Interfaces {
-		r.Interfaces[k] = v
+	// A map of its own, as a reading of the kernel is: the collector
+	// keeps the last one.
+	r := hostmetrics.Reading{Interfaces: make(map[string]hostmetrics.InterfaceCounters, len(simIfaces)), TCP: g.tcp}
+	for i, n := range simIfaces {
+		r.Interfaces[n] = g.ifaces[i]
 	}
-	r.Flows = hostmetrics.FlowCount{Inbound: int(g.level(sec, 10, baseInFlows)), Outbound: int(g.level(sec, 11, baseOutFlows))}
+	cycle := g.cycle(sec)
+	r.Flows = hostmetrics.FlowCount{Inbound: int(g.noisy(cycle, sec, 10, baseInFlows)), Outbound: int(g.noisy(cycle, sec, 11, baseOutFlows))}
 	return r
 }
 
@@ -136,9 +138,9 @@ func (g *valueGen) step(s int64) {
 			breach = true
 		}
 	}
-	add := func(name string, k uint64, share float64, boost bool) {
-		c := g.counters.Interfaces[name]
-		in, out := g.level(s, k, baseInBytes*share), g.level(s, k+1, baseOutBytes*share)
+	cycle := g.cycle(s)
+	add := func(c *hostmetrics.InterfaceCounters, k uint64, share float64, boost bool) {
+		in, out := g.noisy(cycle, s, k, baseInBytes*share), g.noisy(cycle, s, k+1, baseOutBytes*share)
 		if boost {
 			in *= breachFactor
 		}
@@ -153,13 +155,12 @@ func (g *valueGen) step(s int64) {
 		if g.uniform(s, k+3) < 0.002 {
 			c.TxErrors++
 		}
-		g.counters.Interfaces[name] = c
 	}
-	add("eth0", 0, 1, breach)
-	add("eth1", 4, 0.25, false)
-	add("lo", 8, 0.01, false)
-	t := &g.counters.TCP
-	segs := g.level(s, 12, (baseInBytes+baseOutBytes)/1400)
+	add(&g.ifaces[0], 0, 1, breach)   // eth0
+	add(&g.ifaces[1], 4, 0.25, false) // eth1
+	add(&g.ifaces[2], 8, 0.01, false) // lo
+	t := &g.tcp
+	segs := g.noisy(cycle, s, 12, (baseInBytes+baseOutBytes)/1400)
 	t.InSegs += uint64(segs * 0.6)
 	t.OutSegs += uint64(segs * 0.4)
 	t.RetransSegs += uint64(segs * 0.002)
@@ -174,8 +175,18 @@ func (g *valueGen) step(s int64) {
 // level is a rate at second s: base, with the host's daily cycle and
 // series k's noise; never negative.
 func (g *valueGen) level(s int64, k uint64, base float64) float64 {
+	return g.noisy(g.cycle(s), s, k, base)
+}
+
+// cycle is the host's daily cycle at second s (a factor around 1), the
+// same for all its series: computed once a second, not once a series.
+func (g *valueGen) cycle(s int64) float64 {
 	phase := float64(g.seed%day) / day
-	cycle := 1 + dailySwing*math.Sin(2*math.Pi*(float64(s)/day+phase))
+	return 1 + dailySwing*math.Sin(2*math.Pi*(float64(s)/day+phase))
+}
+
+// noisy is level with the cycle given.
+func (g *valueGen) noisy(cycle float64, s int64, k uint64, base float64) float64 {
 	// Two uniforms' sum, centred: a triangular noise of the given SD
 	// (the SD of u1+u2-1 is 1/√6).
 	n := (g.uniform(s, k) + g.uniform(s, k+100) - 1) * math.Sqrt(6) * noiseSD
