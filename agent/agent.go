@@ -209,7 +209,8 @@ func (a *Agent) connect(ctx context.Context) error {
 	// the agent that presents it gets the admin's approval. Kept in
 	// memory only: an agent restarted asks anew.
 	var ticket string
-	for attempt := 0; ; attempt++ {
+	retry := agentBackoff()
+	for {
 		resp, err = c.Enroll(ctx, tripcap.EnrollRequest{JoinToken: secret, Ticket: ticket, Name: a.cfg.Name, Location: a.cfg.Location, Labels: a.cfg.Labels, Inventory: a.inventory(a.readInventory())})
 		if err == nil {
 			break
@@ -230,7 +231,7 @@ func (a *Agent) connect(ctx context.Context) error {
 			return fmt.Errorf("enroll with %s as %s: %w", a.cfg.Server, a.cfg.Name, err)
 		}
 		a.log.Warn("enrolling failed; retrying", "server", a.cfg.Server, "err", err)
-		tripcap.Sleep(ctx, backoff(attempt))
+		tripcap.Sleep(ctx, retry.Next())
 	}
 	if ca := trust.pinned.Load(); ca != nil {
 		// Trusted from now on by the ordinary path, as a CA file would be.
@@ -363,7 +364,8 @@ func (a *Agent) heartbeats(ctx context.Context, cache *inventoryCache) {
 // pollLoop keeps a long poll open and reconciles on every answer.
 func (a *Agent) pollLoop(ctx context.Context) {
 	revision := int64(-1)
-	for attempt := 0; ctx.Err() == nil; {
+	retry := agentBackoff()
+	for ctx.Err() == nil {
 		a.polling.Store(true)
 		as, err := a.client.Assignments(ctx, revision, a.cfg.PollWait)
 		a.polling.Store(false)
@@ -372,11 +374,10 @@ func (a *Agent) pollLoop(ctx context.Context) {
 				return
 			}
 			a.log.Warn("polling the server failed; sessions keep running", "err", err)
-			tripcap.Sleep(ctx, backoff(attempt))
-			attempt++
+			tripcap.Sleep(ctx, retry.Next())
 			continue
 		}
-		attempt = 0
+		retry.Reset()
 		if as.Revision != revision {
 			a.reconcile(ctx, as.Assignments)
 			revision = as.Revision
@@ -822,7 +823,9 @@ func (a *Agent) Sessions() []string {
 	return slices.Sorted(maps.Keys(a.sessions))
 }
 
-func backoff(attempt int) time.Duration {
-	d := 250 * time.Millisecond << min(attempt, 6)
-	return min(d, 15*time.Second)
+// agentBackoff is the wait between an agent's retries of the server
+// (enrolling, polling, uploading): from 250 ms to 15 s, jittered so that
+// a replica's agents do not all come back at once.
+func agentBackoff() tripcap.Backoff {
+	return tripcap.Backoff{Min: 250 * time.Millisecond, Max: 15 * time.Second}
 }

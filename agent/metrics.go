@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -102,7 +101,7 @@ type metricShipper struct {
 }
 
 func (s *metricShipper) run(ctx context.Context) {
-	backoff := time.Second
+	reconnect := tripcap.Backoff{Min: time.Second, Max: maxStreamBackoff}
 	for ctx.Err() == nil {
 		if s.client.ServerProtocol() >= 2 && time.Now().After(s.noStreamUntil) {
 			start := time.Now()
@@ -116,17 +115,16 @@ func (s *metricShipper) run(ctx context.Context) {
 				continue
 			case err != nil:
 				if time.Since(start) > time.Minute {
-					backoff = time.Second // it was up a while: a fresh failure
+					reconnect.Reset() // it was up a while: a fresh failure
 				}
 				// Jittered: the agents of a replica that died all lose
 				// their streams at once, and should not all come back at once.
-				wait := backoff/2 + rand.N(backoff)
+				wait := reconnect.Next()
 				s.log.Warn("metric stream ended; reconnecting", "err", err, "in", wait)
 				tripcap.Sleep(ctx, wait)
-				backoff = min(2*backoff, maxStreamBackoff)
 				continue
 			}
-			backoff = time.Second
+			reconnect.Reset()
 			continue
 		}
 		// POSTs, until the stream is worth trying (again): Ship stops when

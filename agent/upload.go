@@ -61,13 +61,14 @@ func (a *Agent) pendingUploads(e *journalEntry) []tripcap.CaptureFile {
 // uploadLoop uploads finished sessions' files, retrying with backoff; a file
 // stays in the spool until the server has stored it.
 func (a *Agent) uploadLoop(ctx context.Context) {
-	failures := 0
+	retry := agentBackoff()
+	failing := false
 	busy := true // files recovered from the journal
 	for {
 		wait := time.Second
 		switch {
-		case failures > 0:
-			wait = backoff(failures)
+		case failing:
+			wait = retry.Next()
 		case !busy:
 			wait = idleRecheck
 		}
@@ -80,10 +81,11 @@ func (a *Agent) uploadLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			failures++
+			failing = true
 			a.log.Warn("upload failed; will retry", "err", err)
 		} else {
-			failures = 0
+			failing = false
+			retry.Reset()
 		}
 	}
 }

@@ -320,12 +320,13 @@ func (c *Collector) Ship(ctx context.Context, every time.Duration, send func(con
 	if every <= 0 {
 		every = time.Second
 	}
-	wait, backoff := every, every
+	wait, backingOff := every, false
+	retry := tripcap.Backoff{Min: 2 * every, Max: time.Minute}
 	for {
 		timer := time.NewTimer(wait)
 		sampled := c.sampled
-		if wait > every {
-			sampled = nil // backing off
+		if backingOff {
+			sampled = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -335,7 +336,7 @@ func (c *Collector) Ship(ctx context.Context, every time.Duration, send func(con
 		case <-sampled:
 			timer.Stop()
 		}
-		wait = every
+		wait, backingOff = every, false
 		for {
 			b := c.Drain(tripcap.MaxMetricBatchPoints)
 			if len(b.Points) == 0 {
@@ -343,7 +344,7 @@ func (c *Collector) Ship(ctx context.Context, every time.Duration, send func(con
 			}
 			err := send(ctx, b)
 			if err == nil {
-				backoff = every
+				retry.Reset()
 				continue
 			}
 			c.Requeue(b)
@@ -352,8 +353,7 @@ func (c *Collector) Ship(ctx context.Context, every time.Duration, send func(con
 			}
 			waiting, dropped := c.Buffered()
 			c.cfg.Logger.Warn("shipping metrics", "err", err, "waiting", waiting, "dropped", dropped)
-			backoff = min(2*backoff, time.Minute)
-			wait = backoff
+			wait, backingOff = retry.Next(), true
 			break
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tripcap/tripcap"
 )
 
 // Reconnection backoff of WatchHostChanges, and how often an idle listening
@@ -26,7 +28,7 @@ const (
 // When the connection is lost it reconnects, backing off from 100ms to 10s.
 // fn runs on the caller's goroutine, one call at a time.
 func (w *watcher) watch(ctx context.Context, fn func(hostID string)) error {
-	backoff := minBackoff
+	backoff := tripcap.Backoff{Min: minBackoff, Max: maxBackoff}
 	for {
 		// A failure to connect or a lost connection is not returned: the
 		// caller learns of it through the fn("") that follows reconnection.
@@ -38,7 +40,7 @@ func (w *watcher) watch(ctx context.Context, fn func(hostID string)) error {
 			conn.Close(closeCtx)
 			cancel()
 			if time.Since(started) > maxBackoff {
-				backoff = minBackoff
+				backoff.Reset()
 			}
 		}
 		if ctx.Err() != nil {
@@ -47,9 +49,8 @@ func (w *watcher) watch(ctx context.Context, fn func(hostID string)) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(backoff.Next()):
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
