@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,4 +208,110 @@ func TestMetricsFromVersion1Agent(t *testing.T) {
 	if n, _ := outTotal(t, f, now.Add(time.Second)); n != 1 {
 		t.Errorf("web1 holds %d points, want the one posted", n)
 	}
+}
+
+// BenchmarkMetricStream is the server's metric path from an agent's frame
+// to the store: hosts streaming over one h2c connection on loopback, each
+// sending one second of a host with one interface (23 series) per round,
+// as a fleet's agents do each second. It reports the process's CPU per
+// frame (client side included: one process) and allocations per frame;
+// the frames are all acknowledged before the clock stops.
+//
+//	go test ./http/ -run '^$' -bench MetricStream -benchmem -benchtime 20000x -count 6
+func BenchmarkMetricStream(b *testing.B) {
+	const hosts = 100
+	f := newFixtureWith(b, fixtureOptions{limits: &tchttp.Limits{}})
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	jt, err := f.admin.CreateJoinToken(ctx, time.Hour, hosts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type stream struct {
+		pw    *io.PipeWriter
+		acked atomic.Int64
+	}
+	streams := make([]*stream, hosts)
+	for i := range streams {
+		resp, err := f.admin.Enroll(ctx, tripcap.EnrollRequest{JoinToken: jt.Token, Name: "bench" + strconv.Itoa(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		st, err := f.admin.WithToken(resp.Credential).OpenMetricStream(ctx, pr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		s := &stream{pw: pw}
+		streams[i] = s
+		go func() {
+			for {
+				fr, err := st.Next()
+				if err != nil {
+					return
+				}
+				if fr.Kind == metricwire.KindAck {
+					s.acked.Store(max(s.acked.Load(), fr.Sec))
+				}
+			}
+		}()
+	}
+	// A day back: room for the seconds of any b.N within the store's
+	// window, none of them in the future.
+	start := time.Now().Add(-24 * time.Hour).Add(time.Minute).Truncate(time.Second)
+	// The client's part kept small: one frame's points and bytes, reused.
+	var pts []tripcap.MetricPoint
+	for _, d := range tripcap.MetricDefinitions() {
+		p := tripcap.MetricPoint{Metric: d.ID}
+		if d.PerInterface {
+			p.Interface = "eth0"
+		}
+		pts = append(pts, p)
+	}
+	var buf []byte
+	send := func(i int, sec int64) {
+		at := time.Unix(sec, 0)
+		for j := range pts {
+			pts[j].Time, pts[j].Value = at, float64(sec%1000)
+		}
+		if buf, err = metricwire.AppendPoints(buf[:0], sec, pts); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := streams[i].pw.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitAcked := func(sec int64) {
+		for i, s := range streams {
+			for s.acked.Load() < sec {
+				if ctx.Err() != nil {
+					b.Fatalf("host %d: not acknowledged up to %d", i, sec)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	// Every host attached (and asked its history, which it does not send)
+	// before the clock starts.
+	for i := range streams {
+		send(i, start.Unix())
+	}
+	waitAcked(start.Unix())
+	var before, after syscall.Rusage
+	runtime.GC()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ResetTimer()
+	// Not b.Loop: the clock (and -benchmem) must run until the server
+	// has taken every frame.
+	n := b.N
+	for i := range n {
+		send(i%hosts, start.Unix()+1+int64(i/hosts))
+	}
+	waitAcked(start.Unix() + int64(n/hosts))
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/frame")
 }
