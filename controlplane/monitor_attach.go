@@ -383,9 +383,15 @@ func (m *MetricIngest) CheckAgent(ctx context.Context) error {
 // history frames are backfilled; the end of the history resets the
 // host's baselines and releases its evaluation.
 func (m *MetricIngest) IngestFrame(ctx context.Context, f *metricwire.Frame) ([]metricwire.Frame, error) {
+	return m.IngestFrameTo(ctx, f, nil)
+}
+
+// IngestFrameTo is IngestFrame appending the answers to dst, so that a
+// stream reuses one slice for every frame's.
+func (m *MetricIngest) IngestFrameTo(ctx context.Context, f *metricwire.Frame, dst []metricwire.Frame) ([]metricwire.Frame, error) {
 	hostID, err := requireAgent(ctx)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	switch f.Kind {
 	case metricwire.KindPoints:
@@ -395,33 +401,33 @@ func (m *MetricIngest) IngestFrame(ctx context.Context, f *metricwire.Frame) ([]
 			// streamed or POSTed alike, or the agent would send it again
 			// forever.
 			m.log.Warn("refusing an agent's metric frame", "host", hostID, "err", err)
-			return []metricwire.Frame{{Kind: metricwire.KindAck, Sec: f.Sec, Refused: uint64(len(f.Points))}}, nil
+			return append(dst, metricwire.Frame{Kind: metricwire.KindAck, Sec: f.Sec, Refused: uint64(len(f.Points))}), nil
 		}
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		refused := res.Duplicates + res.TooOld + res.TooNew + res.OverLimit
-		out := []metricwire.Frame{{Kind: metricwire.KindAck, Sec: f.Sec, Stored: uint64(res.Stored), Refused: uint64(refused)}}
+		dst = append(dst, metricwire.Frame{Kind: metricwire.KindAck, Sec: f.Sec, Stored: uint64(res.Stored), Refused: uint64(refused)})
 		if res.AskHistory {
-			out = append(out, metricwire.Frame{Kind: metricwire.KindHistoryRequest, Sec: res.HistorySince})
+			dst = append(dst, metricwire.Frame{Kind: metricwire.KindHistoryRequest, Sec: res.HistorySince})
 		}
-		return out, nil
+		return dst, nil
 	case metricwire.KindHistory:
 		for i := range f.History {
 			f.History[i].Key.Host = hostID
 		}
 		res, err := m.metrics.Backfill(hostID, f.History)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		m.count(res)
 		m.feeds.backfilled.Add(uint64(res.Stored))
-		return nil, nil
+		return dst, nil
 	case metricwire.KindHistoryEnd:
 		m.historyDone(hostID)
-		return nil, nil
+		return dst, nil
 	}
-	return nil, tripcap.Errorf(tripcap.EINVALID, "frame: a %v frame is the server's to send", f.Kind)
+	return dst, tripcap.Errorf(tripcap.EINVALID, "frame: a %v frame is the server's to send", f.Kind)
 }
 
 // ingest stores points under host, attaching it first when they end a

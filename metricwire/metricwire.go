@@ -60,7 +60,9 @@ const (
 	// after Since.
 	KindHistoryRequest Kind = 4
 	// KindAck (server → agent): every points frame up to second Sec was
-	// received (Stored and Refused count the points of the frame acked).
+	// received. One ack may cover several frames (a server coalesces
+	// them): Stored and Refused count the points of the frames it covers,
+	// those since the previous ack.
 	KindAck Kind = 5
 )
 
