@@ -179,6 +179,34 @@ type Decoder struct {
 	r   *bufio.Reader
 	buf []byte
 	n   int // frames read, for errors
+	sc  scratch
+}
+
+// scratch is what a Decoder reuses from frame to frame: a points frame's
+// Points, its interface table, and the interface names seen (a host's
+// names are the same every second: reusing them saves a string each).
+type scratch struct {
+	pts    []tripcap.MetricPoint
+	ifaces []string
+	names  []string
+}
+
+// name returns b as a string: one seen before (seen) when there is one.
+func (sc *scratch) name(b []byte) (n string, seen bool) {
+	for _, n := range sc.names {
+		if n == string(b) {
+			return n, true
+		}
+	}
+	return string(b), false
+}
+
+// keep remembers a valid name, within MaxInterfaces: a stream whose names
+// keep changing allocates for the new ones.
+func (sc *scratch) keep(n string) {
+	if len(sc.names) < MaxInterfaces {
+		sc.names = append(sc.names, n)
+	}
 }
 
 // NewDecoder returns a decoder reading r.
@@ -187,8 +215,10 @@ func NewDecoder(r io.Reader) *Decoder {
 }
 
 // Next reads the next frame: io.EOF at a clean end of the stream, an
-// error naming the frame and what is wrong otherwise. The frame's slices
-// are its own (later calls do not reuse them).
+// error naming the frame and what is wrong otherwise. A points frame's
+// Points are valid until the next call (the decoder reuses them, so a
+// stream costs no allocation per frame); a history frame's slices are
+// its own.
 func (d *Decoder) Next() (Frame, error) {
 	n, err := binary.ReadUvarint(d.r)
 	if err != nil {
@@ -207,7 +237,7 @@ func (d *Decoder) Next() (Frame, error) {
 	if _, err := io.ReadFull(d.r, b); err != nil {
 		return Frame{}, d.readError("body", err)
 	}
-	f, err := Decode(b)
+	f, err := decode(b, &d.sc)
 	if err != nil {
 		return Frame{}, d.errorf("%v", err)
 	}
@@ -255,9 +285,13 @@ func DecodeAll(b []byte, max int) ([]Frame, error) {
 	return out, nil
 }
 
-// Decode decodes one frame body (without its length).
-func Decode(b []byte) (Frame, error) {
-	r := reader{b: b}
+// Decode decodes one frame body (without its length); the frame's slices
+// are its own.
+func Decode(b []byte) (Frame, error) { return decode(b, nil) }
+
+// decode decodes a frame body, into sc's slices when sc is not nil.
+func decode(b []byte, sc *scratch) (Frame, error) {
+	r := reader{b: b, sc: sc}
 	if v := r.byte(top("version")); r.err == nil && v != Version {
 		return Frame{}, fmt.Errorf("version: %d; this build reads version %d", v, Version)
 	}
@@ -271,9 +305,20 @@ func Decode(b []byte) (Frame, error) {
 		ifaces := r.ifaces()
 		n := r.count(top("series"), MaxSeries)
 		if r.err == nil {
-			f.Points = make([]tripcap.MetricPoint, 0, n)
+			if sc != nil && sc.pts != nil && cap(sc.pts) >= n {
+				f.Points = sc.pts[:0]
+			} else {
+				f.Points = make([]tripcap.MetricPoint, 0, n)
+				if sc != nil {
+					sc.pts = f.Points
+				}
+			}
 		}
 		t := time.Unix(f.Sec, 0).UTC()
+		if t.IsZero() && r.err == nil {
+			// The one second tripcap.MetricBatch.Validate refuses as no time.
+			r.fail(top("sec"), fmt.Sprintf("%d is no time", f.Sec))
+		}
 		for i := 0; i < n && r.err == nil; i++ {
 			at := elem("series", i)
 			m, iface := r.series(ifaces, at)
@@ -385,6 +430,7 @@ func (f field) String() string {
 type reader struct {
 	b   []byte
 	err error
+	sc  *scratch // nil: nothing reused
 }
 
 func (r *reader) fail(field field, why string) {
@@ -468,6 +514,10 @@ func (r *reader) after(prev, step int64, field field) int64 {
 func (r *reader) ifaces() []string {
 	n := r.count(top("interfaces"), MaxInterfaces)
 	var out []string
+	if r.sc != nil {
+		out = r.sc.ifaces[:0]
+		defer func() { r.sc.ifaces = out[:0] }()
+	}
 	for i := 0; i < n && r.err == nil; i++ {
 		field := elem("interfaces", i)
 		l := r.uvarint(field)
@@ -478,11 +528,22 @@ func (r *reader) ifaces() []string {
 			r.fail(field, fmt.Sprintf("%d bytes, %d left", l, len(r.b)))
 			break
 		}
-		name := string(r.b[:l])
+		var name string
+		seen := false
+		if r.sc != nil {
+			name, seen = r.sc.name(r.b[:l])
+		} else {
+			name = string(r.b[:l])
+		}
 		r.b = r.b[l:]
-		if !validIfaceName(name) {
-			r.fail(field, fmt.Sprintf("%q is not a valid interface name", clip(name)))
-			break
+		if !seen {
+			if !validIfaceName(name) {
+				r.fail(field, fmt.Sprintf("%q is not a valid interface name", clip(name)))
+				break
+			}
+			if r.sc != nil {
+				r.sc.keep(name)
+			}
 		}
 		if slices.Contains(out, name) {
 			r.fail(field, fmt.Sprintf("%q is named twice", name))
