@@ -36,8 +36,9 @@ func AppendPoints(dst []byte, sec int64, pts []tripcap.MetricPoint) ([]byte, err
 	if len(pts) > MaxSeries {
 		return dst, fmt.Errorf("metricwire: %d series in one frame; at most %d", len(pts), MaxSeries)
 	}
-	var ifaces []string
-	body := []byte{Version, byte(KindPoints)}
+	var tbl [4]string // a host's interfaces, without allocating
+	ifaces := tbl[:0]
+	body, start := begin(dst, KindPoints)
 	body = binary.AppendVarint(body, sec)
 	for _, p := range pts {
 		if p.Interface != "" && !slices.Contains(ifaces, p.Interface) {
@@ -59,7 +60,7 @@ func AppendPoints(dst []byte, sec int64, pts []tripcap.MetricPoint) ([]byte, err
 		}
 		body = appendValue(body, p.Value)
 	}
-	return finish(dst, body)
+	return end(body, start)
 }
 
 // AppendHistory appends a KindHistory frame of h (Key.Host is not sent).
@@ -79,7 +80,7 @@ func AppendHistory(dst []byte, h []metricstore.SeriesHistory) ([]byte, error) {
 	if len(ifaces) > MaxInterfaces {
 		return dst, fmt.Errorf("metricwire: %d interfaces in one frame; at most %d", len(ifaces), MaxInterfaces)
 	}
-	body := []byte{Version, byte(KindHistory)}
+	body, start := begin(dst, KindHistory)
 	body = appendIfaces(body, ifaces)
 	body = binary.AppendUvarint(body, uint64(len(h)))
 	for i, s := range h {
@@ -119,27 +120,29 @@ func AppendHistory(dst []byte, h []metricstore.SeriesHistory) ([]byte, error) {
 			body = appendValue(body, r.Max)
 		}
 	}
-	return finish(dst, body)
+	return end(body, start)
 }
 
 // AppendHistoryEnd appends the frame that ends a history answer.
 func AppendHistoryEnd(dst []byte) []byte {
-	b, _ := finish(dst, []byte{Version, byte(KindHistoryEnd)})
+	b, _ := end(begin(dst, KindHistoryEnd))
 	return b
 }
 
 // AppendHistoryRequest appends a request for the history at or after since.
 func AppendHistoryRequest(dst []byte, since int64) []byte {
-	b, _ := finish(dst, binary.AppendVarint([]byte{Version, byte(KindHistoryRequest)}, since))
+	body, start := begin(dst, KindHistoryRequest)
+	b, _ := end(binary.AppendVarint(body, since), start)
 	return b
 }
 
 // AppendAck appends an acknowledgement of the points frames up to sec.
 func AppendAck(dst []byte, sec int64, stored, refused uint64) []byte {
-	body := binary.AppendVarint([]byte{Version, byte(KindAck)}, sec)
+	body, start := begin(dst, KindAck)
+	body = binary.AppendVarint(body, sec)
 	body = binary.AppendUvarint(body, stored)
 	body = binary.AppendUvarint(body, refused)
-	b, _ := finish(dst, body)
+	b, _ := end(body, start)
 	return b
 }
 
@@ -166,12 +169,30 @@ func appendSeries(b []byte, m tripcap.MetricID, iface string, ifaces []string) (
 	return binary.AppendUvarint(b, uint64(slices.Index(ifaces, iface)+1)), nil
 }
 
-func finish(dst, body []byte) ([]byte, error) {
-	if len(body) > MaxFrameBytes {
-		return dst, fmt.Errorf("metricwire: frame of %d bytes; at most %d", len(body), MaxFrameBytes)
+// lenRoom is the room begin leaves for a frame's length: a uvarint of at
+// most MaxFrameBytes.
+const lenRoom = 3
+
+// begin starts a frame of kind at the end of dst, in place: room for its
+// length, then the body's first bytes. end finishes it; start is where it
+// began.
+func begin(dst []byte, kind Kind) (body []byte, start int) {
+	start = len(dst)
+	return append(dst, 0, 0, 0, Version, byte(kind)), start
+}
+
+// end writes the length of the frame begun at start and moves the body up
+// to it; a frame over MaxFrameBytes is taken back off (dst as it was).
+func end(b []byte, start int) ([]byte, error) {
+	n := len(b) - start - lenRoom
+	if n > MaxFrameBytes {
+		return b[:start], fmt.Errorf("metricwire: frame of %d bytes; at most %d", n, MaxFrameBytes)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(body)))
-	return append(dst, body...), nil
+	var l [lenRoom]byte
+	k := binary.PutUvarint(l[:], uint64(n))
+	copy(b[start+k:], b[start+lenRoom:])
+	copy(b[start:], l[:k])
+	return b[:len(b)-(lenRoom-k)], nil
 }
 
 // Decoder reads frames from a stream.

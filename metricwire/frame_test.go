@@ -337,3 +337,36 @@ func BenchmarkHostSecond(b *testing.B) {
 		b.ReportMetric(float64(n)/float64(len(pts)), "B/point")
 	})
 }
+
+// A frame is written in place after what dst holds, whatever its length
+// takes (1 to 3 bytes); one too long is taken back off.
+func TestFrameInPlace(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 16381, 16382, 16383, MaxFrameBytes - 3, MaxFrameBytes - 2} {
+		b, start := begin([]byte("xy"), KindAck)
+		for range n {
+			b = append(b, 0x55)
+		}
+		b, err := end(b, start)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		l, k := binary.Uvarint(b[2:])
+		if string(b[:2]) != "xy" || l != uint64(n+2) || len(b) != 2+k+n+2 || b[2+k] != Version || b[3+k] != byte(KindAck) ||
+			(n > 0 && (b[4+k] != 0x55 || b[len(b)-1] != 0x55)) {
+			t.Fatalf("%d bytes: length %d (%d bytes), frame of %d", n, l, k, len(b))
+		}
+	}
+	b, start := begin([]byte("xy"), KindAck)
+	b = append(b, make([]byte, MaxFrameBytes)...)
+	if b, err := end(b, start); err == nil || string(b) != "xy" {
+		t.Errorf("a frame over MaxFrameBytes: %q… %v, want it taken back off", b[:min(len(b), 8)], err)
+	}
+	buf := make([]byte, 0, 4096)
+	pts := hostSecond(t0.Unix(), 1)
+	if allocs := testing.AllocsPerRun(100, func() {
+		buf, _ = AppendPoints(buf[:0], t0.Unix(), pts)
+		buf = AppendAck(buf, t0.Unix(), 31, 0)
+	}); allocs != 0 {
+		t.Errorf("encoding into room: %v allocations, want none", allocs)
+	}
+}
