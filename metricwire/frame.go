@@ -593,7 +593,7 @@ func (r *reader) series(ifaces []string, at field) (tripcap.MetricID, string) {
 	if idx == 0 {
 		return m, ""
 	}
-	if d, _ := m.Definition(); !d.PerInterface {
+	if !perInterface[c] {
 		r.fail(at.leafed(".interface"), fmt.Sprintf("%s has no per-interface series", m))
 		return "", ""
 	}

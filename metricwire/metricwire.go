@@ -112,6 +112,18 @@ var codeOf = func() map[tripcap.MetricID]byte {
 	return m
 }()
 
+// perInterface[c]: code c's metric has per-interface series (a table:
+// decoding asks it of every interface's point).
+var perInterface = func() []bool {
+	t := make([]bool, len(metricCodes))
+	for c, id := range metricCodes {
+		if d, ok := id.Definition(); ok {
+			t[c] = d.PerInterface
+		}
+	}
+	return t
+}()
+
 // metricCode is m's wire code.
 func metricCode(m tripcap.MetricID) (byte, error) {
 	c, ok := codeOf[m]
