@@ -46,8 +46,9 @@ import (
 //     2 ships each second's sample as one frame on a single long-lived
 //     streaming request over HTTP/2 (POST /api/v1/agent/metrics/stream),
 //     which the server reads as frames arrive and answers on the same
-//     exchange: an acknowledgement per frame (unacknowledged points are
-//     sent again after a reconnect) and, when it attaches the host (its
+//     exchange: acknowledgements, each of every frame up to its second
+//     (the server coalesces them, one every few seconds; unacknowledged
+//     points are sent again after a reconnect) and, when it attaches the host (its
 //     points arrive after a gap or for the first time on this server), a
 //     request for the host's history, which the agent keeps and sends back
 //     as frames. Where the stream cannot be held (HTTP/1.1, a buffering

@@ -71,10 +71,25 @@ type hostFeed struct {
 	holdUntil time.Time
 	held      time.Time
 	late      bool
+	// counted: the feed is in feeds.holding.
+	counted bool
 }
 
 // holding reports whether the host's evaluation waits.
 func (f *hostFeed) holding() bool { return f.restoring || (f.wantHistory && !f.late) }
+
+// recount brings feeds.holding up to date with f, under feeds.mu: call it
+// after changing what holding reads.
+func (fs *feeds) recount(f *hostFeed) {
+	if h := f.holding(); h != f.counted {
+		f.counted = h
+		if h {
+			fs.holding.Add(1)
+		} else {
+			fs.holding.Add(-1)
+		}
+	}
+}
 
 // feeds tracks hosts' feeds; its own lock, as the store's OnAppend hook
 // takes it on every append.
@@ -90,6 +105,9 @@ type feeds struct {
 	// lateN: hosts evaluated without their history since lateLogged.
 	lateN      int
 	lateLogged time.Time
+	// holding counts the feeds whose evaluation holds (recount), so that
+	// the store's hook, on every append, takes mu only when one does.
+	holding atomic.Int64
 
 	attaches       atomic.Uint64
 	backfilled     atomic.Uint64
@@ -113,9 +131,9 @@ type IngestResult struct {
 }
 
 // arrive records that host's points arrive now and reports whether this
-// is an attach.
-func (m *MetricIngest) arrive(host string) bool {
-	now := m.now()
+// is an attach, and whether the host is owed a history not yet asked (so
+// a host attached and asked, the common case, costs one lock a frame).
+func (m *MetricIngest) arrive(host string, now time.Time) (attach, owed bool) {
 	m.feeds.mu.Lock()
 	defer m.feeds.mu.Unlock()
 	f := m.feeds.m[host]
@@ -123,22 +141,21 @@ func (m *MetricIngest) arrive(host string) bool {
 		f = &hostFeed{}
 		m.feeds.m[host] = f
 	}
-	attach := f.last.IsZero() || now.Sub(f.last) > m.attachGap
+	attach = f.last.IsZero() || now.Sub(f.last) > m.attachGap
 	f.last = now
-	return attach
+	return attach, f.wantHistory && !f.asked
 }
 
 // attach takes the host over: its evaluation holds until its Fired
 // alerts are reloaded (by the next reload) and, when wantHistory, until
 // its history lands or the hold passes. Call it before the attaching
 // points are stored: the history asked starts after what the store held.
-func (m *MetricIngest) attach(host string, wantHistory bool) {
+func (m *MetricIngest) attach(host string, wantHistory bool, now time.Time) {
 	m.feeds.attaches.Add(1)
 	var newest int64
 	if t, ok := m.metrics.Newest(host); ok {
 		newest = t.Unix()
 	}
-	now := m.now()
 	m.feeds.mu.Lock()
 	defer m.feeds.mu.Unlock()
 	f := m.feeds.m[host]
@@ -146,6 +163,7 @@ func (m *MetricIngest) attach(host string, wantHistory bool) {
 	delete(m.feeds.inflight, host)
 	f.restoring, f.held, f.late, f.asked = true, time.Time{}, false, false
 	f.wantHistory, f.storeNewest, f.holdUntil = wantHistory, newest, now.Add(m.attachHold)
+	m.feeds.recount(f)
 	m.feeds.restoreQ[host] = struct{}{}
 	if !m.feeds.restoring {
 		m.feeds.restoring = true
@@ -214,6 +232,7 @@ func (m *MetricIngest) restore(hosts []string) {
 			if !f.holding() {
 				held, f.held = f.held, time.Time{}
 			}
+			m.feeds.recount(f)
 		}
 		m.feeds.mu.Unlock()
 		if !held.IsZero() {
@@ -225,6 +244,11 @@ func (m *MetricIngest) restore(hosts []string) {
 // notify is the store's OnAppend hook: the evaluator hears of new points
 // unless the host is held.
 func (m *MetricIngest) notify(host string, newest time.Time) {
+	if m.feeds.holding.Load() == 0 {
+		// No host holds: the common case, without the lock.
+		m.eval.Notify(host, newest)
+		return
+	}
 	m.feeds.mu.Lock()
 	f := m.feeds.m[host]
 	if f != nil && f.holding() {
@@ -251,6 +275,7 @@ func (m *MetricIngest) lateLocked(f *hostFeed) (held time.Time) {
 	}
 	held = f.held
 	f.late, f.held = true, time.Time{}
+	m.feeds.recount(f)
 	m.feeds.historyLate.Add(1)
 	m.feeds.lateN++
 	if now := m.now(); now.Sub(m.feeds.lateLogged) >= lateLogEvery {
@@ -268,8 +293,7 @@ func (m *MetricIngest) lateLocked(f *hostFeed) (held time.Time) {
 // askSlot takes a slot for host's history, when it wants one and one is
 // free; histories asked longer than the hold ago give theirs up (the
 // agent's answer is lost, or it is too slow to wait for).
-func (m *MetricIngest) askSlot(host string) (storeNewest int64, ok bool) {
-	now := m.now()
+func (m *MetricIngest) askSlot(host string, now time.Time) (storeNewest int64, ok bool) {
 	type release struct {
 		host string
 		held time.Time
@@ -298,6 +322,7 @@ func (m *MetricIngest) askSlot(host string) (storeNewest int64, ok bool) {
 				if held := m.lateLocked(g); !held.IsZero() {
 					releases = append(releases, release{h, held})
 				}
+				m.feeds.recount(g)
 			}
 		}
 		if len(m.feeds.inflight) >= m.attachHistories {
@@ -363,6 +388,7 @@ func (m *MetricIngest) historyDone(host string) {
 		if !f.holding() {
 			held, f.held = f.held, time.Time{}
 		}
+		m.feeds.recount(f)
 	}
 	m.feeds.mu.Unlock()
 	if !held.IsZero() {
@@ -383,9 +409,15 @@ func (m *MetricIngest) CheckAgent(ctx context.Context) error {
 // history frames are backfilled; the end of the history resets the
 // host's baselines and releases its evaluation.
 func (m *MetricIngest) IngestFrame(ctx context.Context, f *metricwire.Frame) ([]metricwire.Frame, error) {
+	return m.IngestFrameTo(ctx, f, nil)
+}
+
+// IngestFrameTo is IngestFrame appending the answers to dst, so that a
+// stream reuses one slice for every frame's.
+func (m *MetricIngest) IngestFrameTo(ctx context.Context, f *metricwire.Frame, dst []metricwire.Frame) ([]metricwire.Frame, error) {
 	hostID, err := requireAgent(ctx)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	switch f.Kind {
 	case metricwire.KindPoints:
@@ -395,33 +427,33 @@ func (m *MetricIngest) IngestFrame(ctx context.Context, f *metricwire.Frame) ([]
 			// streamed or POSTed alike, or the agent would send it again
 			// forever.
 			m.log.Warn("refusing an agent's metric frame", "host", hostID, "err", err)
-			return []metricwire.Frame{{Kind: metricwire.KindAck, Sec: f.Sec, Refused: uint64(len(f.Points))}}, nil
+			return append(dst, metricwire.Frame{Kind: metricwire.KindAck, Sec: f.Sec, Refused: uint64(len(f.Points))}), nil
 		}
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		refused := res.Duplicates + res.TooOld + res.TooNew + res.OverLimit
-		out := []metricwire.Frame{{Kind: metricwire.KindAck, Sec: f.Sec, Stored: uint64(res.Stored), Refused: uint64(refused)}}
+		dst = append(dst, metricwire.Frame{Kind: metricwire.KindAck, Sec: f.Sec, Stored: uint64(res.Stored), Refused: uint64(refused)})
 		if res.AskHistory {
-			out = append(out, metricwire.Frame{Kind: metricwire.KindHistoryRequest, Sec: res.HistorySince})
+			dst = append(dst, metricwire.Frame{Kind: metricwire.KindHistoryRequest, Sec: res.HistorySince})
 		}
-		return out, nil
+		return dst, nil
 	case metricwire.KindHistory:
 		for i := range f.History {
 			f.History[i].Key.Host = hostID
 		}
 		res, err := m.metrics.Backfill(hostID, f.History)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		m.count(res)
 		m.feeds.backfilled.Add(uint64(res.Stored))
-		return nil, nil
+		return dst, nil
 	case metricwire.KindHistoryEnd:
 		m.historyDone(hostID)
-		return nil, nil
+		return dst, nil
 	}
-	return nil, tripcap.Errorf(tripcap.EINVALID, "frame: a %v frame is the server's to send", f.Kind)
+	return dst, tripcap.Errorf(tripcap.EINVALID, "frame: a %v frame is the server's to send", f.Kind)
 }
 
 // ingest stores points under host, attaching it first when they end a
@@ -433,12 +465,16 @@ func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.Metric
 		b.Points[i].Host = host
 	}
 	var out IngestResult
+	var now time.Time
 	if len(b.Points) > 0 {
-		if m.arrive(host) {
-			m.attach(host, canAsk)
+		now = m.now()
+		attach, owed := m.arrive(host, now)
+		if attach {
+			m.attach(host, canAsk, now)
+			owed = canAsk
 		}
-		if canAsk {
-			if newest, ok := m.askSlot(host); ok {
+		if canAsk && owed {
+			if newest, ok := m.askSlot(host, now); ok {
 				out.AskHistory, out.HistorySince = true, m.historySince(ctx, host, newest)
 			}
 		}
@@ -454,7 +490,7 @@ func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.Metric
 	}
 	m.count(res)
 	m.sinkPoints(host, b.Points, res)
-	m.delay.record(m.now(), b)
+	m.delay.record(now, b) // the clock at arrival: the store takes microseconds
 	return out, nil
 }
 

@@ -34,12 +34,13 @@ type Limits struct {
 	// new connection, the TLS handshake).
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, body included. An
-	// upload (PUT of a capture file) instead gets ReadTimeout again each
-	// time bytes arrive, so a slow but steady upload is not cut.
+	// upload (PUT of a capture file) instead gets ReadTimeout again as
+	// bytes arrive (at least three quarters of it ahead of the last), so a
+	// slow but steady upload is not cut.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds handling a request and writing its answer. A
 	// long poll gets the most it may wait on top; a download gets
-	// WriteTimeout again each time bytes leave.
+	// WriteTimeout again as bytes leave (likewise).
 	WriteTimeout time.Duration
 	// IdleTimeout closes a kept-alive connection with no request under way.
 	IdleTimeout time.Duration
@@ -558,9 +559,10 @@ const (
 
 // withTransfer extends the deadlines of a route with a transfer: a long
 // poll gets the most it may wait on top of WriteTimeout; an upload gets
-// ReadTimeout (and WriteTimeout) again each time bytes arrive; a download
-// gets WriteTimeout again each time bytes leave. One global timeout long
-// enough for them would let any request hold a connection that long.
+// ReadTimeout (and WriteTimeout) again as bytes arrive; a download gets
+// WriteTimeout again as bytes leave (each at most every extendAfter). One
+// global timeout long enough for them would let any request hold a
+// connection that long.
 func (s *Server) withTransfer(kind string, next http.Handler) http.Handler {
 	lim := s.guard.lim
 	switch kind {
@@ -580,7 +582,7 @@ func (s *Server) withTransfer(kind string, next http.Handler) http.Handler {
 	case transferUpload:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rc := http.NewResponseController(w)
-			r.Body = &progressReader{body: r.Body, extend: func(now time.Time) {
+			r.Body = &progressReader{body: r.Body, every: extendAfter(min(lim.ReadTimeout, lim.WriteTimeout)), extend: func(now time.Time) {
 				_ = rc.SetReadDeadline(now.Add(lim.ReadTimeout))
 				_ = rc.SetWriteDeadline(now.Add(lim.WriteTimeout))
 			}}
@@ -589,7 +591,7 @@ func (s *Server) withTransfer(kind string, next http.Handler) http.Handler {
 	case transferDownload:
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rc := http.NewResponseController(w)
-			next.ServeHTTP(&progressWriter{ResponseWriter: w, extend: func(now time.Time) {
+			next.ServeHTTP(&progressWriter{ResponseWriter: w, every: extendAfter(lim.WriteTimeout), extend: func(now time.Time) {
 				_ = rc.SetWriteDeadline(now.Add(lim.WriteTimeout))
 			}}, r)
 		})
@@ -601,10 +603,22 @@ func (s *Server) withTransfer(kind string, next http.Handler) http.Handler {
 // enough to matter for a timeout of seconds, rarely enough to cost nothing.
 const extendEvery = 250 * time.Millisecond
 
-// progressReader moves the deadlines forward as the body is read.
+// extendAfter is how long a transfer's deadline stands before it is moved
+// on: a quarter of the timeout (at least extendEvery), so the deadline is
+// always at least three quarters of it ahead of the last progress. Moving
+// it costs HTTP/2 a message to the connection's goroutine and a timer
+// reset, for each deadline: a metric stream whose agent writes a frame a
+// second would otherwise pay that every second.
+func extendAfter(timeout time.Duration) time.Duration {
+	return max(extendEvery, timeout/4)
+}
+
+// progressReader moves the deadlines forward as the body is read, once
+// every has passed since it last did.
 type progressReader struct {
 	body   io.ReadCloser
 	extend func(time.Time)
+	every  time.Duration
 	last   time.Time
 	done   bool
 }
@@ -628,7 +642,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 func (p *progressReader) Close() error { return p.body.Close() }
 
 func (p *progressReader) tick() {
-	if now := time.Now(); now.Sub(p.last) >= extendEvery {
+	if now := time.Now(); now.Sub(p.last) >= p.every {
 		p.last = now
 		p.extend(now)
 	}
@@ -638,11 +652,12 @@ func (p *progressReader) tick() {
 type progressWriter struct {
 	http.ResponseWriter
 	extend func(time.Time)
+	every  time.Duration
 	last   time.Time
 }
 
 func (p *progressWriter) Write(b []byte) (int, error) {
-	if now := time.Now(); now.Sub(p.last) >= extendEvery {
+	if now := time.Now(); now.Sub(p.last) >= p.every {
 		p.last = now
 		p.extend(now)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,17 +152,17 @@ func (s *Server) handlePostFrames(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	var out []byte
+	var acks ackRun
+	var answers, others []metricwire.Frame
 	for i := range frames {
-		answers, err := s.monitor.IngestFrame(r.Context(), &frames[i])
-		if err != nil {
+		if answers, err = s.monitor.IngestFrameTo(r.Context(), &frames[i], answers[:0]); err != nil {
 			return err
 		}
-		for _, a := range answers {
-			if out, err = metricwire.AppendFrame(out, a); err != nil {
-				return err
-			}
-		}
+		others = acks.take(answers, others)
+	}
+	out, err := acks.append(nil, others)
+	if err != nil {
+		return err
 	}
 	w.Header().Set("Content-Type", metricwire.ContentType)
 	w.WriteHeader(200)
@@ -198,37 +199,192 @@ func (s *Server) handleMetricStream(w http.ResponseWriter, r *http.Request) erro
 	// shutting down ends the stream this way, at once.
 	stop := context.AfterFunc(ctx, func() { _ = r.Body.Close() })
 	defer stop()
+	acks := newStreamAcks(w, rc, func() { _ = r.Body.Close() })
+	defer acks.close()
 	dec := metricwire.NewDecoder(r.Body)
-	var out []byte
+	var answers []metricwire.Frame
 	for {
 		f, err := dec.Next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil && acks.failed() == nil {
 				log.Warn("ending an agent's metric stream", "err", err)
 			}
 			return nil
 		}
-		answers, err := s.monitor.IngestFrame(ctx, &f)
-		if err != nil {
+		if answers, err = s.monitor.IngestFrameTo(ctx, &f, answers[:0]); err != nil {
 			log.Warn("ending an agent's metric stream", "err", err)
 			return nil
 		}
-		out = out[:0]
-		for _, a := range answers {
-			if out, err = metricwire.AppendFrame(out, a); err != nil {
+		if err := acks.answer(answers); err != nil {
+			if !errors.Is(err, errStreamWrite) {
 				log.Error("encoding an answer frame", "err", err)
-				return nil
 			}
-		}
-		if len(out) > 0 {
-			if _, err := w.Write(out); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
+			return nil
 		}
 	}
+}
+
+// Acknowledgements on the metric stream are coalesced. One acknowledges
+// every points frame up to its second (the agent releases them all:
+// agent/metrics.go), so the server writes one when streamAckDelay has
+// passed since the first frame it covers, or once streamAckFrames wait:
+// an HTTP/2 DATA frame and a write syscall every few host-seconds rather
+// than every host-second. Nothing a user sees waits on it: rules are
+// evaluated on the points stored, not on the acknowledgement. The agent
+// counts the stream stalled when a frame waits streamAckTimeout (15 s)
+// for its acknowledgement, well beyond the delay; a stream that breaks
+// costs the agent a resend of the few seconds not yet acknowledged, which
+// the store refuses as duplicates. A request for history goes at once
+// (the host's evaluation holds until its history lands), with the
+// acknowledgement due written before it.
+const (
+	streamAckDelay  = 3 * time.Second
+	streamAckFrames = 64
+)
+
+// errStreamWrite: the answer's side of a stream could not be written.
+var errStreamWrite = errors.New("writing to the metric stream")
+
+// ackRun folds acknowledgements into one: of the newest second, counting
+// the points of every frame it covers.
+type ackRun struct {
+	ack metricwire.Frame
+	n   int // frames covered
+}
+
+// take folds answers' acknowledgements into the run and appends the
+// other frames to others.
+func (a *ackRun) take(answers, others []metricwire.Frame) []metricwire.Frame {
+	for _, f := range answers {
+		if f.Kind != metricwire.KindAck {
+			others = append(others, f)
+			continue
+		}
+		if a.n == 0 || f.Sec > a.ack.Sec {
+			a.ack.Sec = f.Sec
+		}
+		a.ack.Kind = metricwire.KindAck
+		a.ack.Stored += f.Stored
+		a.ack.Refused += f.Refused
+		a.n++
+	}
+	return others
+}
+
+// append appends the run's acknowledgement, when it covers a frame, then
+// others, and empties the run.
+func (a *ackRun) append(dst []byte, others []metricwire.Frame) ([]byte, error) {
+	if a.n > 0 {
+		dst = metricwire.AppendAck(dst, a.ack.Sec, a.ack.Stored, a.ack.Refused)
+		*a = ackRun{}
+	}
+	var err error
+	for _, f := range others {
+		if dst, err = metricwire.AppendFrame(dst, f); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// streamAcks writes a metric stream's answers: acknowledgements coalesced
+// (streamAckDelay), anything else at once. A timer writes what waits
+// while the handler reads, so mu serializes the writes.
+type streamAcks struct {
+	w     io.Writer
+	rc    *http.ResponseController
+	abort func() // ends the handler's read after a failed write
+	mu    sync.Mutex
+	run   ackRun
+	timer *time.Timer
+	buf   []byte
+	other []metricwire.Frame
+	done  bool
+	err   error
+}
+
+func newStreamAcks(w io.Writer, rc *http.ResponseController, abort func()) *streamAcks {
+	a := &streamAcks{w: w, rc: rc, abort: abort}
+	a.timer = time.AfterFunc(time.Hour, a.due)
+	a.timer.Stop()
+	return a
+}
+
+// answer takes a frame's answers: written at once when they hold more
+// than an acknowledgement or streamAckFrames wait, else within
+// streamAckDelay.
+func (a *streamAcks) answer(answers []metricwire.Frame) error {
+	if len(answers) == 0 {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err != nil {
+		return a.err
+	}
+	first := a.run.n == 0
+	a.other = a.run.take(answers, a.other[:0])
+	switch {
+	case len(a.other) > 0 || a.run.n >= streamAckFrames:
+		a.timer.Stop()
+		return a.writeLocked()
+	case first && a.run.n > 0:
+		a.timer.Reset(streamAckDelay)
+	}
+	return nil
+}
+
+// due is the timer's: the acknowledgement waited streamAckDelay.
+func (a *streamAcks) due() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done || a.err != nil || a.run.n == 0 {
+		return
+	}
+	if a.writeLocked() != nil {
+		a.abort()
+	}
+}
+
+func (a *streamAcks) writeLocked() error {
+	var err error
+	if a.buf, err = a.run.append(a.buf[:0], a.other); err != nil {
+		a.err = err
+		return err
+	}
+	a.other = a.other[:0]
+	if len(a.buf) == 0 {
+		return nil
+	}
+	if _, err := a.w.Write(a.buf); err != nil {
+		a.err = errStreamWrite
+		return a.err
+	}
+	if err := a.rc.Flush(); err != nil {
+		a.err = errStreamWrite
+		return a.err
+	}
+	return nil
+}
+
+// failed is the error that ended the answer's side, if any.
+func (a *streamAcks) failed() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// close writes the acknowledgement still due (the points were stored: the
+// agent need not send them again), best effort, and stops the timer; it
+// runs before the handler returns, as the writer is not to be used after.
+func (a *streamAcks) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.timer.Stop()
+	if !a.done && a.err == nil && a.run.n > 0 {
+		_ = a.writeLocked()
+	}
+	a.done = true
 }
 
 func (s *Server) handleMetricDefinitions(w http.ResponseWriter, r *http.Request) error {

@@ -36,8 +36,9 @@ func AppendPoints(dst []byte, sec int64, pts []tripcap.MetricPoint) ([]byte, err
 	if len(pts) > MaxSeries {
 		return dst, fmt.Errorf("metricwire: %d series in one frame; at most %d", len(pts), MaxSeries)
 	}
-	var ifaces []string
-	body := []byte{Version, byte(KindPoints)}
+	var tbl [4]string // a host's interfaces, without allocating
+	ifaces := tbl[:0]
+	body, start := begin(dst, KindPoints)
 	body = binary.AppendVarint(body, sec)
 	for _, p := range pts {
 		if p.Interface != "" && !slices.Contains(ifaces, p.Interface) {
@@ -59,7 +60,7 @@ func AppendPoints(dst []byte, sec int64, pts []tripcap.MetricPoint) ([]byte, err
 		}
 		body = appendValue(body, p.Value)
 	}
-	return finish(dst, body)
+	return end(body, start)
 }
 
 // AppendHistory appends a KindHistory frame of h (Key.Host is not sent).
@@ -79,7 +80,7 @@ func AppendHistory(dst []byte, h []metricstore.SeriesHistory) ([]byte, error) {
 	if len(ifaces) > MaxInterfaces {
 		return dst, fmt.Errorf("metricwire: %d interfaces in one frame; at most %d", len(ifaces), MaxInterfaces)
 	}
-	body := []byte{Version, byte(KindHistory)}
+	body, start := begin(dst, KindHistory)
 	body = appendIfaces(body, ifaces)
 	body = binary.AppendUvarint(body, uint64(len(h)))
 	for i, s := range h {
@@ -119,27 +120,29 @@ func AppendHistory(dst []byte, h []metricstore.SeriesHistory) ([]byte, error) {
 			body = appendValue(body, r.Max)
 		}
 	}
-	return finish(dst, body)
+	return end(body, start)
 }
 
 // AppendHistoryEnd appends the frame that ends a history answer.
 func AppendHistoryEnd(dst []byte) []byte {
-	b, _ := finish(dst, []byte{Version, byte(KindHistoryEnd)})
+	b, _ := end(begin(dst, KindHistoryEnd))
 	return b
 }
 
 // AppendHistoryRequest appends a request for the history at or after since.
 func AppendHistoryRequest(dst []byte, since int64) []byte {
-	b, _ := finish(dst, binary.AppendVarint([]byte{Version, byte(KindHistoryRequest)}, since))
+	body, start := begin(dst, KindHistoryRequest)
+	b, _ := end(binary.AppendVarint(body, since), start)
 	return b
 }
 
 // AppendAck appends an acknowledgement of the points frames up to sec.
 func AppendAck(dst []byte, sec int64, stored, refused uint64) []byte {
-	body := binary.AppendVarint([]byte{Version, byte(KindAck)}, sec)
+	body, start := begin(dst, KindAck)
+	body = binary.AppendVarint(body, sec)
 	body = binary.AppendUvarint(body, stored)
 	body = binary.AppendUvarint(body, refused)
-	b, _ := finish(dst, body)
+	b, _ := end(body, start)
 	return b
 }
 
@@ -166,12 +169,30 @@ func appendSeries(b []byte, m tripcap.MetricID, iface string, ifaces []string) (
 	return binary.AppendUvarint(b, uint64(slices.Index(ifaces, iface)+1)), nil
 }
 
-func finish(dst, body []byte) ([]byte, error) {
-	if len(body) > MaxFrameBytes {
-		return dst, fmt.Errorf("metricwire: frame of %d bytes; at most %d", len(body), MaxFrameBytes)
+// lenRoom is the room begin leaves for a frame's length: a uvarint of at
+// most MaxFrameBytes.
+const lenRoom = 3
+
+// begin starts a frame of kind at the end of dst, in place: room for its
+// length, then the body's first bytes. end finishes it; start is where it
+// began.
+func begin(dst []byte, kind Kind) (body []byte, start int) {
+	start = len(dst)
+	return append(dst, 0, 0, 0, Version, byte(kind)), start
+}
+
+// end writes the length of the frame begun at start and moves the body up
+// to it; a frame over MaxFrameBytes is taken back off (dst as it was).
+func end(b []byte, start int) ([]byte, error) {
+	n := len(b) - start - lenRoom
+	if n > MaxFrameBytes {
+		return b[:start], fmt.Errorf("metricwire: frame of %d bytes; at most %d", n, MaxFrameBytes)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(body)))
-	return append(dst, body...), nil
+	var l [lenRoom]byte
+	k := binary.PutUvarint(l[:], uint64(n))
+	copy(b[start+k:], b[start+lenRoom:])
+	copy(b[start:], l[:k])
+	return b[:len(b)-(lenRoom-k)], nil
 }
 
 // Decoder reads frames from a stream.
@@ -179,6 +200,34 @@ type Decoder struct {
 	r   *bufio.Reader
 	buf []byte
 	n   int // frames read, for errors
+	sc  scratch
+}
+
+// scratch is what a Decoder reuses from frame to frame: a points frame's
+// Points, its interface table, and the interface names seen (a host's
+// names are the same every second: reusing them saves a string each).
+type scratch struct {
+	pts    []tripcap.MetricPoint
+	ifaces []string
+	names  []string
+}
+
+// name returns b as a string: one seen before (seen) when there is one.
+func (sc *scratch) name(b []byte) (n string, seen bool) {
+	for _, n := range sc.names {
+		if n == string(b) {
+			return n, true
+		}
+	}
+	return string(b), false
+}
+
+// keep remembers a valid name, within MaxInterfaces: a stream whose names
+// keep changing allocates for the new ones.
+func (sc *scratch) keep(n string) {
+	if len(sc.names) < MaxInterfaces {
+		sc.names = append(sc.names, n)
+	}
 }
 
 // NewDecoder returns a decoder reading r.
@@ -187,8 +236,10 @@ func NewDecoder(r io.Reader) *Decoder {
 }
 
 // Next reads the next frame: io.EOF at a clean end of the stream, an
-// error naming the frame and what is wrong otherwise. The frame's slices
-// are its own (later calls do not reuse them).
+// error naming the frame and what is wrong otherwise. A points frame's
+// Points are valid until the next call (the decoder reuses them, so a
+// stream costs no allocation per frame); a history frame's slices are
+// its own.
 func (d *Decoder) Next() (Frame, error) {
 	n, err := binary.ReadUvarint(d.r)
 	if err != nil {
@@ -207,7 +258,7 @@ func (d *Decoder) Next() (Frame, error) {
 	if _, err := io.ReadFull(d.r, b); err != nil {
 		return Frame{}, d.readError("body", err)
 	}
-	f, err := Decode(b)
+	f, err := decode(b, &d.sc)
 	if err != nil {
 		return Frame{}, d.errorf("%v", err)
 	}
@@ -255,9 +306,13 @@ func DecodeAll(b []byte, max int) ([]Frame, error) {
 	return out, nil
 }
 
-// Decode decodes one frame body (without its length).
-func Decode(b []byte) (Frame, error) {
-	r := reader{b: b}
+// Decode decodes one frame body (without its length); the frame's slices
+// are its own.
+func Decode(b []byte) (Frame, error) { return decode(b, nil) }
+
+// decode decodes a frame body, into sc's slices when sc is not nil.
+func decode(b []byte, sc *scratch) (Frame, error) {
+	r := reader{b: b, sc: sc}
 	if v := r.byte(top("version")); r.err == nil && v != Version {
 		return Frame{}, fmt.Errorf("version: %d; this build reads version %d", v, Version)
 	}
@@ -271,9 +326,20 @@ func Decode(b []byte) (Frame, error) {
 		ifaces := r.ifaces()
 		n := r.count(top("series"), MaxSeries)
 		if r.err == nil {
-			f.Points = make([]tripcap.MetricPoint, 0, n)
+			if sc != nil && sc.pts != nil && cap(sc.pts) >= n {
+				f.Points = sc.pts[:0]
+			} else {
+				f.Points = make([]tripcap.MetricPoint, 0, n)
+				if sc != nil {
+					sc.pts = f.Points
+				}
+			}
 		}
 		t := time.Unix(f.Sec, 0).UTC()
+		if t.IsZero() && r.err == nil {
+			// The one second tripcap.MetricBatch.Validate refuses as no time.
+			r.fail(top("sec"), fmt.Sprintf("%d is no time", f.Sec))
+		}
 		for i := 0; i < n && r.err == nil; i++ {
 			at := elem("series", i)
 			m, iface := r.series(ifaces, at)
@@ -385,6 +451,7 @@ func (f field) String() string {
 type reader struct {
 	b   []byte
 	err error
+	sc  *scratch // nil: nothing reused
 }
 
 func (r *reader) fail(field field, why string) {
@@ -468,6 +535,10 @@ func (r *reader) after(prev, step int64, field field) int64 {
 func (r *reader) ifaces() []string {
 	n := r.count(top("interfaces"), MaxInterfaces)
 	var out []string
+	if r.sc != nil {
+		out = r.sc.ifaces[:0]
+		defer func() { r.sc.ifaces = out[:0] }()
+	}
 	for i := 0; i < n && r.err == nil; i++ {
 		field := elem("interfaces", i)
 		l := r.uvarint(field)
@@ -478,11 +549,22 @@ func (r *reader) ifaces() []string {
 			r.fail(field, fmt.Sprintf("%d bytes, %d left", l, len(r.b)))
 			break
 		}
-		name := string(r.b[:l])
+		var name string
+		seen := false
+		if r.sc != nil {
+			name, seen = r.sc.name(r.b[:l])
+		} else {
+			name = string(r.b[:l])
+		}
 		r.b = r.b[l:]
-		if !validIfaceName(name) {
-			r.fail(field, fmt.Sprintf("%q is not a valid interface name", clip(name)))
-			break
+		if !seen {
+			if !validIfaceName(name) {
+				r.fail(field, fmt.Sprintf("%q is not a valid interface name", clip(name)))
+				break
+			}
+			if r.sc != nil {
+				r.sc.keep(name)
+			}
 		}
 		if slices.Contains(out, name) {
 			r.fail(field, fmt.Sprintf("%q is named twice", name))
@@ -511,7 +593,7 @@ func (r *reader) series(ifaces []string, at field) (tripcap.MetricID, string) {
 	if idx == 0 {
 		return m, ""
 	}
-	if d, _ := m.Definition(); !d.PerInterface {
+	if !perInterface[c] {
 		r.fail(at.leafed(".interface"), fmt.Sprintf("%s has no per-interface series", m))
 		return "", ""
 	}

@@ -241,6 +241,66 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// FuzzDecoderReuse: a Decoder reusing its buffers from frame to frame
+// decodes each frame of a stream as Decode does the frame alone, whatever
+// came before it.
+func FuzzDecoderReuse(f *testing.F) {
+	p1, _ := AppendPoints(nil, t0.Unix(), hostSecond(t0.Unix(), 3))
+	p2, _ := AppendPoints(nil, t0.Unix()+1, hostSecond(t0.Unix()+1, 4)[:9])
+	lo, _ := AppendPoints(nil, t0.Unix(), []tripcap.MetricPoint{{Metric: tripcap.MetricNetworkInBytes, Interface: "lo", Time: t0, Value: 1}})
+	body := func(b []byte) []byte { _, k := binary.Uvarint(b); return b[k:] }
+	f.Add(body(p1), body(p2))
+	f.Add(body(p2), body(p1))
+	f.Add(body(lo), body(p1))
+	f.Add(body(p1), body(AppendAck(nil, 5, 1, 2)))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var stream []byte
+		for _, x := range [][]byte{a, b, a} {
+			stream = binary.AppendUvarint(stream, uint64(len(x)))
+			stream = append(stream, x...)
+		}
+		d := NewDecoder(bytes.NewReader(stream))
+		for i, x := range [][]byte{a, b, a} {
+			want, wantErr := Decode(x)
+			got, err := d.Next()
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("frame %d: the decoder says %v, Decode %v", i, err, wantErr)
+			}
+			if err != nil {
+				return // the stream is over at a malformed frame
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("frame %d: decoded in a stream\n%+v\nalone\n%+v", i, got, want)
+			}
+		}
+	})
+}
+
+// TestDecoderReuses: a stream of a host's seconds costs the decoder no
+// allocation per frame once the first is read.
+func TestDecoderReuses(t *testing.T) {
+	var stream []byte
+	for i := range 102 { // one read first, one AllocsPerRun warms up with, 100 counted
+		b, err := AppendPoints(stream, t0.Unix()+int64(i), hostSecond(t0.Unix()+int64(i), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream = b
+	}
+	d := NewDecoder(bytes.NewReader(stream))
+	if _, err := d.Next(); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations a frame, want none", allocs)
+	}
+}
+
 // BenchmarkHostSecond compares one host's sampled second (31 series) as a
 // metricwire frame with today's JSON MetricBatch: encode and decode cost
 // and bytes per point.
@@ -276,4 +336,37 @@ func BenchmarkHostSecond(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)/float64(len(pts)), "B/point")
 	})
+}
+
+// A frame is written in place after what dst holds, whatever its length
+// takes (1 to 3 bytes); one too long is taken back off.
+func TestFrameInPlace(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 16381, 16382, 16383, MaxFrameBytes - 3, MaxFrameBytes - 2} {
+		b, start := begin([]byte("xy"), KindAck)
+		for range n {
+			b = append(b, 0x55)
+		}
+		b, err := end(b, start)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		l, k := binary.Uvarint(b[2:])
+		if string(b[:2]) != "xy" || l != uint64(n+2) || len(b) != 2+k+n+2 || b[2+k] != Version || b[3+k] != byte(KindAck) ||
+			(n > 0 && (b[4+k] != 0x55 || b[len(b)-1] != 0x55)) {
+			t.Fatalf("%d bytes: length %d (%d bytes), frame of %d", n, l, k, len(b))
+		}
+	}
+	b, start := begin([]byte("xy"), KindAck)
+	b = append(b, make([]byte, MaxFrameBytes)...)
+	if b, err := end(b, start); err == nil || string(b) != "xy" {
+		t.Errorf("a frame over MaxFrameBytes: %q… %v, want it taken back off", b[:min(len(b), 8)], err)
+	}
+	buf := make([]byte, 0, 4096)
+	pts := hostSecond(t0.Unix(), 1)
+	if allocs := testing.AllocsPerRun(100, func() {
+		buf, _ = AppendPoints(buf[:0], t0.Unix(), pts)
+		buf = AppendAck(buf, t0.Unix(), 31, 0)
+	}); allocs != 0 {
+		t.Errorf("encoding into room: %v allocations, want none", allocs)
+	}
 }

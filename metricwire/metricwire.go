@@ -60,7 +60,9 @@ const (
 	// after Since.
 	KindHistoryRequest Kind = 4
 	// KindAck (server → agent): every points frame up to second Sec was
-	// received (Stored and Refused count the points of the frame acked).
+	// received. One ack may cover several frames (a server coalesces
+	// them): Stored and Refused count the points of the frames it covers,
+	// those since the previous ack.
 	KindAck Kind = 5
 )
 
@@ -108,6 +110,18 @@ var codeOf = func() map[tripcap.MetricID]byte {
 		}
 	}
 	return m
+}()
+
+// perInterface[c]: code c's metric has per-interface series (a table:
+// decoding asks it of every interface's point).
+var perInterface = func() []bool {
+	t := make([]bool, len(metricCodes))
+	for c, id := range metricCodes {
+		if d, ok := id.Definition(); ok {
+			t[c] = d.PerInterface
+		}
+	}
+	return t
 }()
 
 // metricCode is m's wire code.
