@@ -219,9 +219,7 @@ func (m *MetricIngest) restore(hosts []string) {
 				byHost[a.HostID] = append(as, *a)
 			}
 		}
-		for h, as := range byHost {
-			m.eval.RestoreHost(h, as)
-		}
+		m.eval.RestoreHosts(byHost)
 	}
 	for _, h := range hosts {
 		m.feeds.mu.Lock()
@@ -458,9 +456,11 @@ func (m *MetricIngest) IngestFrameTo(ctx context.Context, f *metricwire.Frame, d
 
 // ingest stores points under host, attaching it first when they end a
 // gap, and counts what became of them.
-// canAsk: the answer can carry a request for history (frames answer
-// frames; a JSON batch's answer cannot).
-func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.MetricBatch, canAsk bool) (IngestResult, error) {
+// framed: the points come from a metricwire frame, and the answer can
+// carry a request for history (frames answer frames; a JSON batch's
+// answer cannot). The store validates every batch, framed or not: the
+// decoder's checks are the same, but IngestFrame takes any Frame.
+func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.MetricBatch, framed bool) (IngestResult, error) {
 	for i := range b.Points {
 		b.Points[i].Host = host
 	}
@@ -470,10 +470,10 @@ func (m *MetricIngest) ingest(ctx context.Context, host string, b tripcap.Metric
 		now = m.now()
 		attach, owed := m.arrive(host, now)
 		if attach {
-			m.attach(host, canAsk, now)
-			owed = canAsk
+			m.attach(host, framed, now)
+			owed = framed
 		}
-		if canAsk && owed {
+		if framed && owed {
 			if newest, ok := m.askSlot(host, now); ok {
 				out.AskHistory, out.HistorySince = true, m.historySince(ctx, host, newest)
 			}

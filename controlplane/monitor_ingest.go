@@ -118,7 +118,8 @@ func (l deliveryLog) RecordDelivery(ctx context.Context, d tripcap.Delivery) err
 // finish; the rest are cancelled (their attempts so far are logged).
 func (m *MetricIngest) Run(ctx context.Context) error {
 	defer m.stopDeliveries()
-	for attempt := 0; ; attempt++ {
+	retry := tripcap.Backoff{Max: 30 * time.Second}
+	for {
 		err := m.start(ctx)
 		if err == nil {
 			break
@@ -127,7 +128,7 @@ func (m *MetricIngest) Run(ctx context.Context) error {
 			return nil
 		}
 		m.log.Error("loading alert rules and fired alerts; retrying", "err", err)
-		tripcap.Sleep(ctx, min(time.Second<<min(attempt, 5), 30*time.Second))
+		tripcap.Sleep(ctx, retry.Next())
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)

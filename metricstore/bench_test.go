@@ -286,26 +286,13 @@ func BenchmarkAppendFleet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// Append validates; AppendValidated takes frames metricwire checked.
-	for _, validated := range []bool{false, true} {
-		name := "Append"
-		if validated {
-			name = "AppendValidated"
-		}
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			defer measureCPU(b)()
-			for b.Loop() {
-				var err error
-				if validated {
-					_, err = s.AppendValidated(next())
-				} else {
-					_, err = s.Append(next())
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
+	b.Run("Append", func(b *testing.B) {
+		b.ReportAllocs()
+		defer measureCPU(b)()
+		for b.Loop() {
+			if _, err := s.Append(next()); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+	})
 }

@@ -335,16 +335,6 @@ func (s *Store) Append(b tripcap.MetricBatch) (AppendResult, error) {
 	return s.appendValid(b)
 }
 
-// AppendValidated is Append for a batch whose points the caller has
-// checked as MetricBatch.Validate does (a known metric; an interface only
-// on a per-interface metric, named as the kernel names them; a time; a
-// finite value): metricwire.Decode's frames are, so the server's stream of
-// frames is not validated twice. Only the points' host is checked here. A
-// point of a metric the store does not know counts as OverLimit.
-func (s *Store) AppendValidated(b tripcap.MetricBatch) (AppendResult, error) {
-	return s.appendValid(b)
-}
-
 // touchedHost is a host a batch stored points of, and its newest second.
 type touchedHost struct {
 	h   *hostState

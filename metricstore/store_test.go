@@ -657,38 +657,3 @@ func TestRecentMinuteFollowsEdits(t *testing.T) {
 		t.Errorf("a late point two minutes back: %+v", w)
 	}
 }
-
-// TestAppendValidated: a checked batch is stored as Append stores it; a
-// point without a host is still refused, and one of a metric the store
-// does not know is counted, not stored.
-func TestAppendValidated(t *testing.T) {
-	c := newClock(t0.Add(time.Minute))
-	a, v := newStore(t, Config{}, c), newStore(t, Config{}, c)
-	var b tripcap.MetricBatch
-	for i := range 30 {
-		b.Points = append(b.Points, pt("h", tripcap.MetricNetworkOutBytes, t0.Add(time.Duration(i)*time.Second), float64(i)),
-			tripcap.MetricPoint{Host: "h", Metric: tripcap.MetricNetworkInBytes, Interface: "eth0", Time: t0.Add(time.Duration(i) * time.Second), Value: 1})
-	}
-	ra, err := a.Append(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rv, err := v.AppendValidated(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ra != rv || !slices.Equal(a.Keys(), v.Keys()) {
-		t.Errorf("Append %+v %v, AppendValidated %+v %v", ra, a.Keys(), rv, v.Keys())
-	}
-	k := Key{"h", tripcap.MetricNetworkOutBytes, ""}
-	if wa, wv := a.Summarize(k, t0.Add(time.Minute), time.Minute), v.Summarize(k, t0.Add(time.Minute), time.Minute); wa != wv {
-		t.Errorf("Append %+v, AppendValidated %+v", wa, wv)
-	}
-	if _, err := v.AppendValidated(tripcap.MetricBatch{Points: []tripcap.MetricPoint{{Metric: tripcap.MetricNetworkOutBytes, Time: t0}}}); tripcap.ErrorCode(err) != tripcap.EINVALID {
-		t.Errorf("a point without a host: %v", err)
-	}
-	res, err := v.AppendValidated(tripcap.MetricBatch{Points: []tripcap.MetricPoint{{Host: "h", Metric: "no_such_metric", Time: t0.Add(40 * time.Second)}}})
-	if err != nil || res.OverLimit != 1 || res.Stored != 0 {
-		t.Errorf("an unknown metric: %+v %v", res, err)
-	}
-}
