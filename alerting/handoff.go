@@ -109,13 +109,3 @@ func (e *Evaluator) ResetBaselines(hostID string) {
 		in.mu.Unlock()
 	}
 }
-
-// ForgetHost drops what the evaluator cached of a host (its attributes and
-// the instances in scope), so its next evaluation looks it up again: the
-// control plane calls it when a host's attributes change or it is deleted,
-// which lets HostCacheTTL be long (a lookup is a database query per host).
-func (e *Evaluator) ForgetHost(hostID string) {
-	e.mu.Lock()
-	delete(e.hosts, hostID)
-	e.mu.Unlock()
-}

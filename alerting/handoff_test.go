@@ -139,28 +139,3 @@ func TestRestoreHosts(t *testing.T) {
 		t.Fatalf("resolution: %+v", got)
 	}
 }
-
-// TestForgetHost: a host's attributes are cached for HostCacheTTL; once
-// forgotten, its next evaluation looks it up again and sees a change of
-// scope at once.
-func TestForgetHost(t *testing.T) {
-	r := staticRule("r", "Network Out Total", tripcap.AggregationAverage, tripcap.OperatorGreaterThan, 100, "PT1S", "PT5S")
-	r.Scopes = []tripcap.Scope{"label:team=web"}
-	l := newLab(t, r)
-	l.addHost("h1", map[string]string{"team": "db"})
-	high := func(int64) (float64, bool) { return 500, true }
-	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 0, 10, high)
-	if got := l.taken(); len(got) != 0 {
-		t.Fatalf("out of scope: %+v", got)
-	}
-	l.addHost("h1", map[string]string{"team": "web"})
-	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 10, 12, high)
-	if got := l.taken(); len(got) != 0 {
-		t.Fatalf("cached as out of scope, yet: %+v", got)
-	}
-	l.ev.ForgetHost("h1")
-	l.feed("h1", tripcap.MetricNetworkOutBytes, "", 12, 14, high)
-	if got := l.taken(); len(got) != 1 || got[0].MonitorCondition != tripcap.ConditionFired {
-		t.Fatalf("after ForgetHost: %+v", got)
-	}
-}

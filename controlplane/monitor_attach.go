@@ -444,6 +444,11 @@ func (m *MetricIngest) IngestFrameTo(ctx context.Context, f *metricwire.Frame, d
 		if err != nil {
 			return dst, err
 		}
+		// A history runs up to the agent's now, so it repeats the seconds
+		// streamed since the attach (and a host that waited for a slot
+		// streamed many): the store keeps what it holds, and those repeats
+		// are overlap the server asked for, not points refused.
+		res.Duplicates = 0
 		m.count(res)
 		m.feeds.backfilled.Add(uint64(res.Stored))
 		return dst, nil

@@ -222,3 +222,38 @@ func TestFrameRefusedWholeIsAcknowledged(t *testing.T) {
 		t.Fatalf("answers %+v, want one ack of second %d with 2 refused", answers, now.Unix())
 	}
 }
+
+// A history answer runs up to the agent's now, so it repeats the seconds
+// the stream brought since the attach: the store keeps what it holds, and
+// the repeats are not counted as points refused (an operator watching
+// tripcap_metric_points_refused_total would see a fault that is none).
+func TestHistoryOverlapIsNotRefused(t *testing.T) {
+	f := newFixture(t, controlplane.Config{})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCtx, _ := f.enroll(t, "web1.example.com")
+	ctx := tripcap.NewContextWithAgentProtocol(agentCtx, 2)
+	now := time.Now().Truncate(time.Second)
+	for i := range 5 {
+		at := now.Add(time.Duration(i-4) * time.Second)
+		frame := metricwire.Frame{Kind: metricwire.KindPoints, Sec: at.Unix(), Points: []tripcap.MetricPoint{{Metric: tripcap.MetricNetworkOutBytes, Time: at, Value: 1}}}
+		if _, err := mon.IngestFrame(ctx, &frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The agent's history: 10 seconds before the stream began, and the 5 it streamed.
+	var raw []metricstore.RawPoint
+	for i := range 15 {
+		raw = append(raw, metricstore.RawPoint{Sec: now.Add(time.Duration(i-14) * time.Second).Unix(), Value: 1})
+	}
+	hist := metricwire.Frame{Kind: metricwire.KindHistory, History: []metricstore.SeriesHistory{{Key: metricstore.Key{Metric: tripcap.MetricNetworkOutBytes}, Raw: raw}}}
+	if _, err := mon.IngestFrame(ctx, &hist); err != nil {
+		t.Fatal(err)
+	}
+	st := mon.Stats()
+	if st.PointsRefused.Duplicates != 0 || st.Attach.Backfilled != 10 {
+		t.Fatalf("refused %+v, backfilled %d: want none refused and the 10 seconds the store lacked backfilled", st.PointsRefused, st.Attach.Backfilled)
+	}
+}
