@@ -50,6 +50,7 @@ func TestRemoteWritePrometheus(t *testing.T) {
 		r := promQuery(t, promURL, `tripcap_network_in_bytes_per_second{host="web.example.com",interface=""}`, time.Now())
 		return len(r) == 1
 	})
+	seen := time.Now() // the host's first points are older than this
 	sel := fmt.Sprintf(`{host="web.example.com",host_id=%q,label_team="net",interface=""}`, host.ID)
 	for _, name := range []string{"tripcap_network_in_bytes_per_second", "tripcap_tcp_segments_sent_per_second"} {
 		if r := promQuery(t, promURL, name+sel, time.Now()); len(r) != 1 {
@@ -122,6 +123,10 @@ func TestRemoteWritePrometheus(t *testing.T) {
 		t.Fatalf("remote reads: %g", v)
 	}
 	// The CLI's chart of the last two minutes has data before the raw window too.
+	// The host's first points must have left the one-minute raw window by
+	// a whole 10 s interval: the wait above ends at a 10 s boundary after
+	// `end`, which may be as little as 55 s after the first points.
+	time.Sleep(time.Until(seen.Add(time.Minute + 15*time.Second)))
 	// (The server's raw window starts after horizon: its clock reads later.)
 	horizon := time.Now().Add(-time.Minute)
 	var chart metricstore.Result
