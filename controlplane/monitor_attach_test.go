@@ -203,18 +203,13 @@ func replicaAttach(t *testing.T, store tripcap.Store) {
 // let through) is acknowledged as refused, not failed: streamed or
 // POSTed, an error would make the agent send it again forever.
 func TestFrameRefusedWholeIsAcknowledged(t *testing.T) {
-	f := newFixture(t, controlplane.Config{})
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentCtx, _ := f.enroll(t, "web1.example.com")
+	mon, ctx := agentMonitor(t)
 	now := time.Now().Truncate(time.Second)
 	frame := metricwire.Frame{Kind: metricwire.KindPoints, Sec: now.Unix(), Points: []tripcap.MetricPoint{
 		{Metric: tripcap.MetricNetworkOutBytes, Time: now, Value: 1},
 		{Metric: "no_such_metric", Time: now, Value: 2},
 	}}
-	answers, err := mon.IngestFrame(tripcap.NewContextWithAgentProtocol(agentCtx, 2), &frame)
+	answers, err := mon.IngestFrame(ctx, &frame)
 	if err != nil {
 		t.Fatalf("a frame refused whole failed the exchange: %v", err)
 	}
@@ -228,13 +223,7 @@ func TestFrameRefusedWholeIsAcknowledged(t *testing.T) {
 // the repeats are not counted as points refused (an operator watching
 // tripcap_metric_points_refused_total would see a fault that is none).
 func TestHistoryOverlapIsNotRefused(t *testing.T) {
-	f := newFixture(t, controlplane.Config{})
-	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentCtx, _ := f.enroll(t, "web1.example.com")
-	ctx := tripcap.NewContextWithAgentProtocol(agentCtx, 2)
+	mon, ctx := agentMonitor(t)
 	now := time.Now().Truncate(time.Second)
 	for i := range 5 {
 		at := now.Add(time.Duration(i-4) * time.Second)
@@ -256,4 +245,17 @@ func TestHistoryOverlapIsNotRefused(t *testing.T) {
 	if st.PointsRefused.Duplicates != 0 || st.Attach.Backfilled != 10 {
 		t.Fatalf("refused %+v, backfilled %d: want none refused and the 10 seconds the store lacked backfilled", st.PointsRefused, st.Attach.Backfilled)
 	}
+}
+
+// agentMonitor is a monitor on a fresh store and the context of an agent
+// (web1.example.com) speaking protocol 2 to it.
+func agentMonitor(t *testing.T) (*controlplane.Monitor, context.Context) {
+	t.Helper()
+	f := newFixture(t, controlplane.Config{})
+	mon, err := controlplane.NewMonitor(f.store, slog.New(slog.NewTextHandler(io.Discard, nil)), controlplane.MonitorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCtx, _ := f.enroll(t, "web1.example.com")
+	return mon, tripcap.NewContextWithAgentProtocol(agentCtx, 2)
 }
