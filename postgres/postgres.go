@@ -156,20 +156,33 @@ func dialect(w *watcher) sqlstore.Dialect {
 			}
 			return left, nil
 		},
-		WriteCaptures: func(ctx context.Context, tx *sqlstore.Tx, rows []sqlstore.CaptureWrite) error {
+		WriteCaptures: func(ctx context.Context, tx *sqlstore.Tx, rows []sqlstore.CaptureWrite) ([]string, error) {
 			n := len(rows)
 			ids, versions, statuses, desired := make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
-			deleted, updated, docs := make([]*time.Time, n), make([]time.Time, n), make([]string, n)
+			deleted, updated, created, docs := make([]*time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]string, n)
 			for i, r := range rows {
 				ids[i], versions[i], statuses[i], desired[i] = r.ID, r.Version, r.Status, r.Desired
-				deleted[i], updated[i], docs[i] = r.DeletedAt, r.UpdatedAt, r.Doc
+				deleted[i], updated[i], created[i], docs[i] = r.DeletedAt, r.UpdatedAt, r.CreatedAt, r.Doc
 			}
-			_, err := tx.Exec(ctx, `UPDATE captures c SET version = v.version, status = v.status, desired = v.desired,
+			q, err := tx.Query(ctx, `UPDATE captures c SET version = v.version, status = v.status, desired = v.desired,
 					deleted_at = v.deleted_at, updated_at = v.updated_at, doc = v.doc::json
-				FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[])
-					AS v (id, version, status, desired, deleted_at, updated_at, doc)
-				WHERE c.id = v.id`, ids, versions, statuses, desired, deleted, updated, docs)
-			return err
+				FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[], ?::timestamptz[], ?::text[], ?::timestamptz[])
+					AS v (id, version, status, desired, deleted_at, updated_at, doc, created_at)
+				WHERE c.id = v.id AND c.version = v.version - 1 AND c.created_at = v.created_at
+				RETURNING c.id`, ids, versions, statuses, desired, deleted, updated, docs, created)
+			if err != nil {
+				return nil, err
+			}
+			defer q.Close()
+			written := make([]string, 0, n)
+			for q.Next() {
+				var id string
+				if err := q.Scan(&id); err != nil {
+					return nil, err
+				}
+				written = append(written, id)
+			}
+			return written, q.Err()
 		},
 	}
 }

@@ -282,3 +282,38 @@ func TestTouchHostsAroundHeldRow(t *testing.T) {
 		t.Fatalf("held host's revision %d (%v), want the holder's bump kept (1)", got, err)
 	}
 }
+
+// TestCaptureProgressAcrossReplicas: two replicas' progress batches on one
+// capture (its agent moved from one to the other and back) each count: a
+// replica's copy of the capture it wrote last is not written over the other's
+// newer row.
+func TestCaptureProgressAcrossReplicas(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := t.Context()
+	w, err := a.EnsureWatcher(ctx, storetest.Subscription, "eastus", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &tripcap.Host{ID: tripcap.NewID(), Name: "web.example.com", Location: "eastus"}
+	if err := a.CreateHost(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	c := &tripcap.PacketCapture{ID: tripcap.NewID(), Name: "cap", WatcherID: w.ID, HostID: h.ID, Desired: tripcap.DesiredRunning, Status: tripcap.StatusRunning}
+	if err := a.CreateCapture(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	count := func(c *tripcap.PacketCapture) bool { c.Stats.Packets++; return true }
+	for _, s := range []*postgres.Store{a, a, b, a, b, b, a} {
+		if _, err := s.UpdateCaptures(ctx, []string{c.ID}, count); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := b.FindCapture(ctx, tripcap.CaptureFilter{ID: &c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Stats.Packets != 7 || got.Version != 8 {
+		t.Errorf("after 7 batches on two replicas: packets %d, version %d; want 7, 8", got.Stats.Packets, got.Version)
+	}
+}

@@ -258,7 +258,15 @@ func (s *Store) UpdateCapture(ctx context.Context, c *tripcap.PacketCapture, exp
 
 const updateCaptureSQL = `UPDATE captures SET version = ?, status = ?, desired = ?, deleted_at = ?, updated_at = ?, doc = ? WHERE id = ?`
 
-// CaptureWrite is a capture's row as UpdateCaptures writes it.
+// writeCaptureSQL is updateCaptureSQL guarded: it writes only the row
+// UpdateCaptures' copy was taken from (the version before this one, the same
+// creation), so a copy kept from an earlier write is never written over a
+// newer row.
+const writeCaptureSQL = updateCaptureSQL + ` AND version = ? AND created_at = ?`
+
+// CaptureWrite is a capture's row as UpdateCaptures writes it: Version is the
+// new version, and the row is written only if it holds Version-1 and was
+// created at CreatedAt.
 type CaptureWrite struct {
 	ID              string
 	Version         int64
@@ -266,24 +274,76 @@ type CaptureWrite struct {
 	DeletedAt       *time.Time
 	UpdatedAt       time.Time
 	Doc             string
+	CreatedAt       time.Time
+}
+
+func captureWrite(c *tripcap.PacketCapture, doc []byte) CaptureWrite {
+	return CaptureWrite{ID: c.ID, Version: c.Version + 1, Status: string(c.Status), Desired: string(c.Desired),
+		DeletedAt: c.DeletedAt, UpdatedAt: c.UpdatedAt, Doc: string(doc), CreatedAt: c.CreatedAt}
 }
 
 // UpdateCaptures calls fn on each capture of ids and writes those it
 // changed, in one transaction, its writes as one batch (Dialect.WriteCaptures) or
 // one prepared statement: a thousand agents' progress reports cost one
-// commit a second. Rows are
-// locked in id order, so concurrent batches of two replicas cannot deadlock.
+// commit a second. A capture this Store wrote last, as its copy says, is not
+// read again (progressCache): fn changes that copy, and only a change of
+// progress (not of files, nor one fn declines or the checks refuse) is
+// written from it; the rest are read, rows locked in id order, so
+// concurrent batches of two replicas cannot deadlock. fn may therefore run
+// twice for a capture, on the copy and on the row: it must change nothing
+// but c.
 func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tripcap.PacketCapture) bool) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	held := s.progress.take(ids, time.Now())
 	var missing []string
+	var written []*tripcap.PacketCapture
 	err := s.write(ctx, func(tx *Tx) error {
-		args := make([]any, len(ids))
-		for i, id := range ids {
+		// Only a first attempt may use the copies: fn has changed them.
+		copies := held
+		held = nil
+		missing, written = missing[:0], written[:0]
+		now := utcNow()
+		read := make([]string, 0, len(ids)-len(copies))
+		var writes []CaptureWrite
+		var from []*tripcap.PacketCapture
+		for _, id := range ids {
+			c := copies[id]
+			if c == nil {
+				read = append(read, id)
+				continue
+			}
+			files := slices.Clone(c.Files)
+			if doc, err := ApplyProgress(c, fn, now); err != nil || doc == nil || !slices.Equal(files, c.Files) {
+				// Judged on the stored row instead.
+				read = append(read, id)
+			} else {
+				writes = append(writes, captureWrite(c, doc))
+				from = append(from, c)
+			}
+		}
+		if len(writes) > 0 {
+			done, err := s.writeCaptures(ctx, tx, writes)
+			if err != nil {
+				return err
+			}
+			for i, c := range from {
+				if done[i] {
+					written = append(written, c)
+				} else {
+					read = append(read, c.ID)
+				}
+			}
+		}
+		if len(read) == 0 {
+			return nil
+		}
+		args := make([]any, len(read))
+		for i, id := range read {
 			args[i] = id
 		}
-		rows, err := tx.Query(ctx, `SELECT `+captureColumns+` FROM captures WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY id`+s.d.Lock, args...)
+		rows, err := tx.Query(ctx, `SELECT `+captureColumns+` FROM captures WHERE id IN (?`+strings.Repeat(", ?", len(read)-1)+`) ORDER BY id`+s.d.Lock, args...)
 		cs, err := collect(rows, err, scanCapture)
 		if err != nil {
 			return err
@@ -292,11 +352,9 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 		for _, c := range cs {
 			found[c.ID] = c
 		}
-		missing = missing[:0]
-		var writes []CaptureWrite
+		writes, from = writes[:0], from[:0]
 		var filesChanged []*tripcap.PacketCapture
-		now := utcNow()
-		for _, id := range ids {
+		for _, id := range read {
 			c, ok := found[id]
 			if !ok {
 				missing = append(missing, id)
@@ -308,7 +366,8 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 				return err
 			}
 			if doc != nil {
-				writes = append(writes, CaptureWrite{c.ID, c.Version + 1, string(c.Status), string(c.Desired), c.DeletedAt, c.UpdatedAt, string(doc)})
+				writes = append(writes, captureWrite(c, doc))
+				from = append(from, c)
 				if !slices.Equal(files, c.Files) {
 					filesChanged = append(filesChanged, c)
 				}
@@ -322,23 +381,63 @@ func (s *Store) UpdateCaptures(ctx context.Context, ids []string, fn func(c *tri
 				return err
 			}
 		}
-		if s.d.WriteCaptures != nil {
-			return s.d.WriteCaptures(ctx, tx, writes)
-		}
-		put, err := tx.Prepare(ctx, updateCaptureSQL)
+		done, err := s.writeCaptures(ctx, tx, writes)
 		if err != nil {
 			return err
 		}
-		defer put.Close()
-		for _, w := range writes {
-			if _, err := put.ExecContext(ctx, w.Version, w.Status, w.Desired, s.tp(w.DeletedAt), s.t(w.UpdatedAt), w.Doc, w.ID); err != nil {
-				return fmt.Errorf("capture %s: %w", w.ID, err)
+		for i, c := range from {
+			if !done[i] {
+				// The row is locked: nothing can have changed it.
+				return fmt.Errorf("capture %s: its locked row changed", c.ID)
 			}
+			written = append(written, c)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, Wrap(err, "update %d captures", len(ids))
 	}
+	for _, c := range written {
+		c.Version++
+	}
+	s.progress.keep(written, time.Now())
 	return missing, nil
+}
+
+// writeCaptures writes rows under writeCaptureSQL's guard, in one batch
+// (Dialect.WriteCaptures) or one prepared statement, and reports which were
+// written.
+func (s *Store) writeCaptures(ctx context.Context, tx *Tx, rows []CaptureWrite) ([]bool, error) {
+	done := make([]bool, len(rows))
+	if s.d.WriteCaptures != nil {
+		ids, err := s.d.WriteCaptures(ctx, tx, rows)
+		if err != nil {
+			return nil, err
+		}
+		wrote := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			wrote[id] = true
+		}
+		for i, r := range rows {
+			done[i] = wrote[r.ID]
+		}
+		return done, nil
+	}
+	put, err := tx.Prepare(ctx, writeCaptureSQL)
+	if err != nil {
+		return nil, err
+	}
+	defer put.Close()
+	for i, w := range rows {
+		res, err := put.ExecContext(ctx, w.Version, w.Status, w.Desired, s.tp(w.DeletedAt), s.t(w.UpdatedAt), w.Doc, w.ID, w.Version-1, s.t(w.CreatedAt))
+		if err != nil {
+			return nil, fmt.Errorf("capture %s: %w", w.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("capture %s: %w", w.ID, err)
+		}
+		done[i] = n == 1
+	}
+	return done, nil
 }

@@ -82,8 +82,10 @@ type Dialect struct {
 	// the database is in-process and has one writer.
 	TouchHosts func(ctx context.Context, c Conn, ids []string, seen []time.Time, now time.Time, skipLocked bool) (left []string, err error)
 	// WriteCaptures, when set, writes UpdateCaptures' rows in tx in one
-	// round trip; nil: one prepared UPDATE a row.
-	WriteCaptures func(ctx context.Context, tx *Tx, rows []CaptureWrite) error
+	// round trip, each only where the row holds the version before its
+	// own and its creation time (CaptureWrite), and returns the ids it
+	// wrote; nil: one prepared UPDATE a row.
+	WriteCaptures func(ctx context.Context, tx *Tx, rows []CaptureWrite) (written []string, err error)
 }
 
 // Querier runs reads: a *sql.DB, or a ReadPool.
@@ -110,6 +112,8 @@ type Store struct {
 	nRebound atomic.Int64 // entries in rebound, bounded by maxRebound
 
 	sealer tripcap.Sealer // encrypts secret columns
+
+	progress progressCache // captures UpdateCaptures wrote, decoded
 }
 
 // maxRebound bounds the query texts kept rewritten; most are constants, a

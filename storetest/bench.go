@@ -63,6 +63,35 @@ func Benchmark(b *testing.B, open func(tb testing.TB) tripcap.Store) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 	})
+	b.Run("ProgressBatch100", func(b *testing.B) {
+		// One flush of the control plane's progress batch: 100 running
+		// captures' counters in one UpdateCaptures (controlplane.flushProgress).
+		s := open(b)
+		ids := createHosts(b, s, 100)
+		w, err := s.EnsureWatcher(b.Context(), Subscription, "eastus", 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var caps []string
+		for i, id := range ids {
+			c := capture(w.ID, id, fmt.Sprintf("cap-%d", i))
+			c.Status = tripcap.StatusRunning
+			if err := s.CreateCapture(b.Context(), c); err != nil {
+				b.Fatal(err)
+			}
+			caps = append(caps, c.ID)
+		}
+		for b.Loop() {
+			if _, err := s.UpdateCaptures(b.Context(), caps, func(c *tripcap.PacketCapture) bool {
+				c.Stats.Packets += 100
+				c.Stats.Bytes += 150000
+				return true
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(caps))/b.Elapsed().Seconds(), "reports/s")
+	})
 	b.Run("FindHost", func(b *testing.B) {
 		s := open(b)
 		ids := createHosts(b, s, 1000)

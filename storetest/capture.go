@@ -452,6 +452,22 @@ func testUpdateCaptures(t *testing.T, s tripcap.Store) {
 	if got := findCapture(t, s, a.ID); got.Stats.Packets != 99 || got.DeletedAt != nil {
 		t.Errorf("live capture after a batch: packets %d, deleted %v", got.Stats.Packets, got.DeletedAt)
 	}
+	// Batches read, modify and write: each one counts, and a write between
+	// two batches (a Store may keep the captures it wrote and apply the next
+	// batch to its copy) is kept, never written over from an older copy.
+	count := func(c *tripcap.PacketCapture) bool { c.Stats.Packets++; return true }
+	for i := range 4 {
+		if i == 2 {
+			c := findCapture(t, s, a.ID)
+			c.Cause = "written between two batches"
+			must(t, s.UpdateCapture(ctx, c, c.Version))
+		}
+		_, err := s.UpdateCaptures(ctx, []string{a.ID}, count)
+		must(t, err)
+	}
+	if got := findCapture(t, s, a.ID); got.Stats.Packets != 103 || got.Cause != "written between two batches" {
+		t.Errorf("after four counting batches and a write between: packets %d (want 103), cause %q", got.Stats.Packets, got.Cause)
+	}
 }
 
 func testFindCaptures(t *testing.T, s tripcap.Store) {

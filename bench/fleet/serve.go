@@ -136,7 +136,7 @@ func runServe(ctx context.Context, c serveConfig, log *slog.Logger) error {
 
 // fetchProfiles saves the profiling server's pprof profiles of the coming d
 // into dir: CPU, block and mutex over d, a 5 s execution trace, and the
-// goroutines at the end.
+// goroutines and the live heap at the end.
 func fetchProfiles(ctx context.Context, pprofURL, dir, tag string, d time.Duration) error {
 	get := func(path, file string, timeout time.Duration) error {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -170,6 +170,7 @@ func fetchProfiles(ctx context.Context, pprofURL, dir, tag string, d time.Durati
 		go func() { defer wg.Done(); errs[i] = get(j[0], j[1], d+time.Minute) }()
 	}
 	wg.Wait()
-	errs = append(errs, get("/debug/pprof/goroutine", "server-goroutine-"+tag+".pprof", time.Minute))
+	errs = append(errs, get("/debug/pprof/goroutine", "server-goroutine-"+tag+".pprof", time.Minute),
+		get("/debug/pprof/heap?gc=1", "server-heap-"+tag+".pprof", time.Minute))
 	return errors.Join(errs...)
 }
