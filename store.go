@@ -115,6 +115,9 @@ type Store interface {
 	CreateCapture(ctx context.Context, c *PacketCapture) error
 	// FindCaptures lists captures ordered by id, and the cursor of the next page.
 	FindCaptures(ctx context.Context, f CaptureFilter) ([]*PacketCapture, string, error)
+	// CountCaptures counts what FindCaptures would list in all its pages
+	// (f.Limit is ignored), without reading the captures.
+	CountCaptures(ctx context.Context, f CaptureFilter) (int, error)
 	// FindCapture returns the one capture f selects, ENOTFOUND when none.
 	FindCapture(ctx context.Context, f CaptureFilter) (*PacketCapture, error)
 	// UpdateCapture writes c if the stored version is expectVersion (else

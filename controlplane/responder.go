@@ -27,8 +27,8 @@ func (c responderCaptures) FindCapture(ctx context.Context, f tripcap.CaptureFil
 	return c.s.store.FindCapture(ctx, f)
 }
 
-func (c responderCaptures) FindCaptures(ctx context.Context, f tripcap.CaptureFilter) ([]*tripcap.PacketCapture, string, error) {
-	return c.s.store.FindCaptures(ctx, f)
+func (c responderCaptures) CountCaptures(ctx context.Context, f tripcap.CaptureFilter) (int, error) {
+	return c.s.store.CountCaptures(ctx, f)
 }
 
 func (c responderCaptures) CreateCapture(ctx context.Context, req responder.CaptureRequest) (*tripcap.PacketCapture, error) {

@@ -238,12 +238,12 @@ func (r *Responders) onFired(ctx context.Context, rs *tripcap.Responder, run *tr
 		}
 	}
 	// Counted as the seed counts them, in the watcher's list (scale-set captures, not their sessions).
-	caps, _, err := r.captures.FindCaptures(ctx, tripcap.CaptureFilter{WatcherID: &w.ID, ScaleSetID: new("")})
+	held, err := r.captures.CountCaptures(ctx, tripcap.CaptureFilter{WatcherID: &w.ID, ScaleSetID: new("")})
 	if err != nil {
 		return fail(err)
 	}
-	if len(caps) >= rs.Limit {
-		return skip(fmt.Sprintf("limit: watcher %s holds %d captures, the responder's limit is %d", w.Name, len(caps), rs.Limit))
+	if held >= rs.Limit {
+		return skip(fmt.Sprintf("limit: watcher %s holds %d captures, the responder's limit is %d", w.Name, held, rs.Limit))
 	}
 	storage := rs.Capture.StorageAccount
 	if t.Overrides.StorageID != "" {

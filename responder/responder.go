@@ -79,7 +79,7 @@ type Captures interface {
 	// its location), made if need be.
 	EnsureWatcher(ctx context.Context, h *tripcap.Host) (*tripcap.NetworkWatcher, error)
 	FindCapture(ctx context.Context, f tripcap.CaptureFilter) (*tripcap.PacketCapture, error)
-	FindCaptures(ctx context.Context, f tripcap.CaptureFilter) ([]*tripcap.PacketCapture, string, error)
+	CountCaptures(ctx context.Context, f tripcap.CaptureFilter) (int, error)
 	CreateCapture(ctx context.Context, req CaptureRequest) (*tripcap.PacketCapture, error)
 	StopCapture(ctx context.Context, id string) (*tripcap.PacketCapture, error)
 	// DeleteCapture removes a capture by id; its files stay.

@@ -190,6 +190,19 @@ func (s *Store) FindCaptures(ctx context.Context, f tripcap.CaptureFilter) ([]*t
 	return cs, next, nil
 }
 
+// CountCaptures counts the captures f selects, in all pages.
+func (s *Store) CountCaptures(ctx context.Context, f tripcap.CaptureFilter) (int, error) {
+	if err := CheckCaptureFilter(f); err != nil {
+		return 0, err
+	}
+	w := CaptureWhere(f)
+	var n int
+	if err := s.queryRow(ctx, `SELECT count(*) FROM captures`+w.String(), w.Args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count captures: %w", err)
+	}
+	return n, nil
+}
+
 // FindCapture returns the first capture (by id) f selects, ENOTFOUND when none.
 func (s *Store) FindCapture(ctx context.Context, f tripcap.CaptureFilter) (*tripcap.PacketCapture, error) {
 	f.Limit = 1

@@ -534,6 +534,11 @@ func testFindCaptures(t *testing.T, s tripcap.Store) {
 		if got := names(cs); !slices.Equal(got, tc.want) || next != "" {
 			t.Errorf("%s: got %v next %q, want %v", tc.what, got, next, tc.want)
 		}
+		// Counted whole whatever the page size.
+		tc.f.Limit = 1
+		if n, err := s.CountCaptures(ctx, tc.f); err != nil || n != len(tc.want) {
+			t.Errorf("%s: CountCaptures = %d, %v; want %d", tc.what, n, err, len(tc.want))
+		}
 	}
 	_, err := s.FindCapture(ctx, tripcap.CaptureFilter{ID: &deleted.ID})
 	wantCode(t, err, tripcap.ENOTFOUND)
