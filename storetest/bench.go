@@ -32,19 +32,7 @@ func Benchmark(b *testing.B, open func(tb testing.TB) tripcap.Store) {
 	})
 	b.Run("UpdateCaptureStatus", func(b *testing.B) {
 		s := open(b)
-		ids := createHosts(b, s, 64)
-		w, err := s.EnsureWatcher(b.Context(), Subscription, "eastus", 1000)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var caps []*tripcap.PacketCapture
-		for i, id := range ids {
-			c := capture(w.ID, id, fmt.Sprintf("cap-%d", i))
-			if err := s.CreateCapture(b.Context(), c); err != nil {
-				b.Fatal(err)
-			}
-			caps = append(caps, c)
-		}
+		caps := benchCaptures(b, s, 64, "")
 		var next atomic.Int64
 		b.SetParallelism(4)
 		b.ResetTimer()
@@ -67,18 +55,8 @@ func Benchmark(b *testing.B, open func(tb testing.TB) tripcap.Store) {
 		// One flush of the control plane's progress batch: 100 running
 		// captures' counters in one UpdateCaptures (controlplane.flushProgress).
 		s := open(b)
-		ids := createHosts(b, s, 100)
-		w, err := s.EnsureWatcher(b.Context(), Subscription, "eastus", 1000)
-		if err != nil {
-			b.Fatal(err)
-		}
 		var caps []string
-		for i, id := range ids {
-			c := capture(w.ID, id, fmt.Sprintf("cap-%d", i))
-			c.Status = tripcap.StatusRunning
-			if err := s.CreateCapture(b.Context(), c); err != nil {
-				b.Fatal(err)
-			}
+		for _, c := range benchCaptures(b, s, 100, tripcap.StatusRunning) {
 			caps = append(caps, c.ID)
 		}
 		for b.Loop() {
@@ -121,4 +99,25 @@ func createHosts(tb testing.TB, s tripcap.Store, n int) []string {
 		ids = append(ids, h.ID)
 	}
 	return ids
+}
+
+// benchCaptures creates n hosts and a capture on each, in status ("": as created).
+func benchCaptures(b *testing.B, s tripcap.Store, n int, status tripcap.PacketCaptureStatus) []*tripcap.PacketCapture {
+	ids := createHosts(b, s, n)
+	w, err := s.EnsureWatcher(b.Context(), Subscription, "eastus", 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	caps := make([]*tripcap.PacketCapture, 0, n)
+	for i, id := range ids {
+		c := capture(w.ID, id, fmt.Sprintf("cap-%d", i))
+		if status != "" {
+			c.Status = status
+		}
+		if err := s.CreateCapture(b.Context(), c); err != nil {
+			b.Fatal(err)
+		}
+		caps = append(caps, c)
+	}
+	return caps
 }
